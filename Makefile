@@ -1,0 +1,44 @@
+# reel — build, train and test. Every target pins the Go toolchain and the SIMD experiment, so a
+# fresh machine (Go 1.26, GOTOOLCHAIN=local) needs nothing else: the go command fetches go1.27.3.
+export GOTOOLCHAIN := go1.27.3
+export GOEXPERIMENT := simd
+export GOFLAGS := -buildvcs=false
+
+GO ?= go
+BIN := bin/reel
+RUNS ?= runs
+
+.PHONY: all build train test test-short lint bench clean
+
+all: build
+
+build:
+	$(GO) build -o $(BIN) ./cmd/reel
+
+# The default tiny recipes end to end on CPU: pretrain, fine-tune on counting, then evaluate both.
+train: build
+	./$(BIN) doctor
+	./$(BIN) train counting-pretrain-tiny --out $(RUNS)/counting-pretrain-tiny --overwrite
+	./$(BIN) train counting-finetune-tiny --out $(RUNS)/counting-finetune-tiny --overwrite \
+		--set train.init_from=$(RUNS)/counting-pretrain-tiny
+	@echo "== before fine-tune (counting-pretrain-tiny) =="
+	@./$(BIN) eval $(RUNS)/counting-pretrain-tiny
+	@echo "== after fine-tune (counting-finetune-tiny) =="
+	@./$(BIN) eval $(RUNS)/counting-finetune-tiny
+
+test: lint
+	$(GO) test -count=1 -timeout 40m ./...
+
+test-short:
+	$(GO) test -count=1 -short ./...
+
+lint:
+	@out=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go')); \
+	if [ -n "$$out" ]; then echo "gofmt needed on:"; echo "$$out"; exit 1; fi
+	$(GO) vet ./...
+
+bench: build
+	@echo "make bench: see issue 9 (CPU/GPU benchmarks against PyTorch) — not implemented yet"
+
+clean:
+	rm -rf bin

@@ -1,0 +1,380 @@
+// Package checkpoints writes and reads reel checkpoints.
+//
+// A run keeps its checkpoints in RUN/checkpoints/step-NNNNNNNN/, each holding
+//
+//	model/       GoMLX checkpoint (ml/model/checkpoint) of every Store variable: weights, optimizer
+//	             moments, global step and the graph RNG state
+//	state.json   step, data position, seed and the SHA-256 of every file (corruption check)
+//	recipe.yaml  the fully resolved recipe that produced it
+//
+// A checkpoint is written into a temporary sibling directory and renamed into place, so a crash
+// never leaves a half-written step directory; RUN/checkpoints/LATEST (written the same way) names
+// the newest one. Loading verifies the checksums first, so truncated or corrupted files give a
+// one-line error instead of garbage weights.
+package checkpoints
+
+import (
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"sort"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/gomlx/gomlx/core/tensors"
+	"github.com/gomlx/gomlx/ml/model"
+	"github.com/gomlx/gomlx/ml/model/checkpoint"
+)
+
+const (
+	// LatestFile names the newest checkpoint directory inside a run's checkpoints directory.
+	LatestFile = "LATEST"
+	stateFile  = "state.json"
+	recipeFile = "recipe.yaml"
+	modelDir   = "model"
+	prefix     = "step-"
+)
+
+// State is what a checkpoint records besides the variables.
+type State struct {
+	Step      int64             `json:"step"`       // optimizer steps completed
+	DataIndex int64             `json:"data_index"` // next training micro-batch index
+	Seed      int64             `json:"seed"`
+	Time      string            `json:"time"`
+	Recipe    string            `json:"recipe"`
+	Files     map[string]string `json:"files"` // relative path → sha256
+}
+
+// DirName returns the directory name of the checkpoint at step.
+func DirName(step int64) string { return fmt.Sprintf("%s%08d", prefix, step) }
+
+// Save writes a checkpoint of store for st.Step under ckptRoot (RUN/checkpoints), updates LATEST,
+// and deletes the oldest checkpoints beyond keep. It returns the checkpoint directory.
+func Save(ckptRoot string, store *model.Store, st State, recipeYAML []byte, keep int) (string, error) {
+	if err := os.MkdirAll(ckptRoot, 0o755); err != nil {
+		return "", fmt.Errorf("checkpoint: %w", err)
+	}
+	final := filepath.Join(ckptRoot, DirName(st.Step))
+	tmp, err := os.MkdirTemp(ckptRoot, ".tmp-"+DirName(st.Step)+"-")
+	if err != nil {
+		return "", fmt.Errorf("checkpoint: %w", err)
+	}
+	defer os.RemoveAll(tmp) // no-op after a successful rename
+	if err := saveStore(filepath.Join(tmp, modelDir), store); err != nil {
+		return "", err
+	}
+	if err := os.WriteFile(filepath.Join(tmp, recipeFile), recipeYAML, 0o644); err != nil {
+		return "", fmt.Errorf("checkpoint: %w", err)
+	}
+	st.Time = time.Now().UTC().Format(time.RFC3339)
+	if st.Files, err = hashTree(tmp); err != nil {
+		return "", err
+	}
+	if err := writeJSON(filepath.Join(tmp, stateFile), st); err != nil {
+		return "", err
+	}
+	if err := syncDir(tmp); err != nil {
+		return "", err
+	}
+	if _, err := os.Stat(final); err == nil { // re-saving the same step: replace it
+		if err := os.RemoveAll(final); err != nil {
+			return "", fmt.Errorf("checkpoint: %w", err)
+		}
+	}
+	if err := os.Rename(tmp, final); err != nil {
+		return "", fmt.Errorf("checkpoint: %w", err)
+	}
+	if err := writeAtomic(filepath.Join(ckptRoot, LatestFile), []byte(DirName(st.Step)+"\n")); err != nil {
+		return "", err
+	}
+	return final, prune(ckptRoot, keep)
+}
+
+func saveStore(dir string, store *model.Store) (err error) {
+	prev := store.Loader()
+	defer store.SetLoader(prev) // the GoMLX handler attaches itself as loader: detach it again
+	defer func() {
+		if r := recover(); r != nil {
+			err = fmt.Errorf("checkpoint: saving variables: %v", r)
+		}
+	}()
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return fmt.Errorf("checkpoint: %w", err)
+	}
+	h, err := checkpoint.Build(store).Dir(dir).Keep(1).WithCompression(checkpoint.BinUncompressed).Done()
+	if err != nil {
+		return fmt.Errorf("checkpoint: %s", firstLine(err))
+	}
+	if err := h.Save(); err != nil {
+		return fmt.Errorf("checkpoint: saving variables: %s", firstLine(err))
+	}
+	return nil
+}
+
+// Verify reads state.json of the checkpoint in dir and checks every file's checksum.
+func Verify(dir string) (State, error) {
+	var st State
+	raw, err := os.ReadFile(filepath.Join(dir, stateFile))
+	if err != nil {
+		return st, fmt.Errorf("checkpoint %s: missing or unreadable %s (not a reel checkpoint, or a truncated one)", dir, stateFile)
+	}
+	if err := json.Unmarshal(raw, &st); err != nil {
+		return st, fmt.Errorf("checkpoint %s: corrupt %s: %v", dir, stateFile, err)
+	}
+	if len(st.Files) == 0 {
+		return st, fmt.Errorf("checkpoint %s: %s lists no files", dir, stateFile)
+	}
+	for rel, want := range st.Files {
+		got, err := hashFile(filepath.Join(dir, rel))
+		if err != nil {
+			return st, fmt.Errorf("checkpoint %s: file %s is missing", dir, rel)
+		}
+		if got != want {
+			return st, fmt.Errorf("checkpoint %s: file %s is corrupt or truncated (checksum mismatch)", dir, rel)
+		}
+	}
+	return st, nil
+}
+
+// Load verifies the checkpoint in dir and loads all its variables into store (creating or
+// overwriting them).
+func Load(dir string, store *model.Store) (State, error) {
+	st, err := Verify(dir)
+	if err != nil {
+		return st, err
+	}
+	return st, loadStore(filepath.Join(dir, modelDir), store)
+}
+
+func loadStore(dir string, store *model.Store) (err error) {
+	prev := store.Loader()
+	defer store.SetLoader(prev)
+	defer func() {
+		if r := recover(); r != nil {
+			err = fmt.Errorf("checkpoint %s: loading variables: %v", dir, r)
+		}
+	}()
+	if _, err := checkpoint.Load(store).Dir(dir).Immediate().Done(); err != nil {
+		return fmt.Errorf("checkpoint %s: loading variables: %s", dir, firstLine(err))
+	}
+	return nil
+}
+
+// LoadVariables verifies the checkpoint in dir and returns its variables by absolute path
+// (e.g. "/vision/patch_embed/weights"), without touching any model.
+func LoadVariables(dir string) (map[string]*tensors.Tensor, State, error) {
+	store := model.NewStore()
+	st, err := Load(dir, store)
+	if err != nil {
+		return nil, st, err
+	}
+	vars := make(map[string]*tensors.Tensor)
+	for v := range store.IterVariables() {
+		t, err := v.Value()
+		if err != nil {
+			return nil, st, fmt.Errorf("checkpoint %s: variable %s: %v", dir, v.Path(), err)
+		}
+		vars[v.Path()] = t
+	}
+	return vars, st, nil
+}
+
+// ReadRecipe returns the resolved recipe YAML saved with the checkpoint in dir.
+func ReadRecipe(dir string) ([]byte, error) {
+	b, err := os.ReadFile(filepath.Join(dir, recipeFile))
+	if err != nil {
+		return nil, fmt.Errorf("checkpoint %s: missing %s", dir, recipeFile)
+	}
+	return b, nil
+}
+
+// List returns the checkpoint directories under ckptRoot in step order (oldest first).
+func List(ckptRoot string) ([]string, error) {
+	entries, err := os.ReadDir(ckptRoot)
+	if err != nil {
+		if errors.Is(err, os.ErrNotExist) {
+			return nil, nil
+		}
+		return nil, err
+	}
+	type item struct {
+		step int64
+		dir  string
+	}
+	var items []item
+	for _, e := range entries {
+		if !e.IsDir() || !strings.HasPrefix(e.Name(), prefix) {
+			continue
+		}
+		step, err := strconv.ParseInt(strings.TrimPrefix(e.Name(), prefix), 10, 64)
+		if err != nil {
+			continue
+		}
+		items = append(items, item{step, filepath.Join(ckptRoot, e.Name())})
+	}
+	sort.Slice(items, func(i, j int) bool { return items[i].step < items[j].step })
+	dirs := make([]string, len(items))
+	for i, it := range items {
+		dirs[i] = it.dir
+	}
+	return dirs, nil
+}
+
+// Newest returns the newest checkpoint under ckptRoot that verifies, starting from the one LATEST
+// names; each checkpoint skipped because it is corrupt is reported through warn. It returns
+// ("", nil) when the run has no checkpoint at all.
+func Newest(ckptRoot string, warn func(string)) (string, State, error) {
+	dirs, err := List(ckptRoot)
+	if err != nil {
+		return "", State{}, fmt.Errorf("checkpoints %s: %v", ckptRoot, err)
+	}
+	if latest, err := os.ReadFile(filepath.Join(ckptRoot, LatestFile)); err == nil {
+		name := strings.TrimSpace(string(latest))
+		// Put LATEST's target first among candidates (it is normally also the highest step).
+		for i, d := range dirs {
+			if filepath.Base(d) == name {
+				dirs = append(append(dirs[:i:i], dirs[i+1:]...), d)
+				break
+			}
+		}
+	}
+	var firstErr error
+	for i := len(dirs) - 1; i >= 0; i-- {
+		st, err := Verify(dirs[i])
+		if err == nil {
+			return dirs[i], st, nil
+		}
+		if firstErr == nil {
+			firstErr = err
+		}
+		if warn != nil {
+			warn(fmt.Sprintf("%v; falling back to the previous checkpoint", err))
+		}
+	}
+	if firstErr != nil {
+		return "", State{}, fmt.Errorf("no valid checkpoint in %s (newest problem: %v)", ckptRoot, firstErr)
+	}
+	return "", State{}, nil
+}
+
+// Resolve maps a run directory, a run's checkpoints directory or a checkpoint directory to a
+// checkpoint directory (the newest valid one for a run).
+func Resolve(path string, warn func(string)) (string, error) {
+	st, err := os.Stat(path)
+	if err != nil {
+		return "", fmt.Errorf("%s: no such run or checkpoint directory", path)
+	}
+	if !st.IsDir() {
+		return "", fmt.Errorf("%s: expected a run or checkpoint directory, got a file", path)
+	}
+	if _, err := os.Stat(filepath.Join(path, stateFile)); err == nil {
+		return path, nil
+	}
+	root := path
+	if _, err := os.Stat(filepath.Join(path, "checkpoints")); err == nil {
+		root = filepath.Join(path, "checkpoints")
+	}
+	dir, _, err := Newest(root, warn)
+	if err != nil {
+		return "", err
+	}
+	if dir == "" {
+		return "", fmt.Errorf("%s: no checkpoints found (expected RUN/checkpoints/step-*/ or a step-* directory)", path)
+	}
+	return dir, nil
+}
+
+func prune(ckptRoot string, keep int) error {
+	if keep <= 0 {
+		return nil
+	}
+	dirs, err := List(ckptRoot)
+	if err != nil {
+		return err
+	}
+	for len(dirs) > keep {
+		if err := os.RemoveAll(dirs[0]); err != nil {
+			return fmt.Errorf("checkpoint: pruning %s: %w", dirs[0], err)
+		}
+		dirs = dirs[1:]
+	}
+	return nil
+}
+
+func hashTree(root string) (map[string]string, error) {
+	files := map[string]string{}
+	err := filepath.Walk(root, func(p string, info os.FileInfo, err error) error {
+		if err != nil || info.IsDir() {
+			return err
+		}
+		rel, _ := filepath.Rel(root, p)
+		if rel == stateFile {
+			return nil
+		}
+		h, err := hashFile(p)
+		files[filepath.ToSlash(rel)] = h
+		return err
+	})
+	if err != nil {
+		return nil, fmt.Errorf("checkpoint: %w", err)
+	}
+	return files, nil
+}
+
+func hashFile(p string) (string, error) {
+	f, err := os.Open(p)
+	if err != nil {
+		return "", err
+	}
+	defer f.Close()
+	h := sha256.New()
+	if _, err := io.Copy(h, f); err != nil {
+		return "", err
+	}
+	return hex.EncodeToString(h.Sum(nil)), nil
+}
+
+func writeJSON(p string, v any) error {
+	b, err := json.MarshalIndent(v, "", "  ")
+	if err != nil {
+		return err
+	}
+	return os.WriteFile(p, append(b, '\n'), 0o644)
+}
+
+// writeAtomic writes data to p through a temporary file and a rename.
+func writeAtomic(p string, data []byte) error {
+	tmp := p + ".tmp"
+	if err := os.WriteFile(tmp, data, 0o644); err != nil {
+		return err
+	}
+	return os.Rename(tmp, p)
+}
+
+func syncDir(dir string) error {
+	return filepath.Walk(dir, func(p string, info os.FileInfo, err error) error {
+		if err != nil || info.IsDir() {
+			return err
+		}
+		f, err := os.Open(p)
+		if err != nil {
+			return err
+		}
+		defer f.Close()
+		return f.Sync()
+	})
+}
+
+func firstLine(err error) string {
+	s := err.Error()
+	if i := strings.IndexByte(s, '\n'); i >= 0 {
+		s = s[:i]
+	}
+	return s
+}

@@ -1,0 +1,81 @@
+// Command reel trains, evaluates and inspects recipe-driven video / VLA models.
+//
+//	reel train NAME|FILE [--out DIR] [--set k=v]... [--resume]
+//	reel eval RUN_DIR|CHECKPOINT_DIR [--set k=v]... [--all]
+//	reel recipes list | show NAME | cp NAME FILE | validate FILE
+//	reel doctor
+package main
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"strings"
+)
+
+const usage = `reel — recipe-driven training of video and VLA models in Go
+
+Usage:
+  reel train NAME|FILE [--out DIR] [--set key=value]... [--resume] [--backend B]
+  reel eval RUN_DIR|CHECKPOINT_DIR [--set key=value]... [--all] [--backend B]
+  reel recipes list
+  reel recipes show NAME|FILE [--set key=value]...
+  reel recipes cp NAME FILE
+  reel recipes validate FILE [--set key=value]...
+  reel doctor
+
+Run 'reel COMMAND --help' for the flags of a command.
+`
+
+// exitError carries an exit status.
+type exitError struct {
+	code int
+	err  error
+}
+
+func (e *exitError) Error() string { return e.err.Error() }
+func (e *exitError) Unwrap() error { return e.err }
+
+func main() {
+	os.Exit(run(os.Args[1:]))
+}
+
+func run(args []string) int {
+	if len(args) == 0 || args[0] == "-h" || args[0] == "--help" || args[0] == "help" {
+		fmt.Print(usage)
+		if len(args) == 0 {
+			return 2
+		}
+		return 0
+	}
+	var err error
+	switch args[0] {
+	case "train":
+		err = cmdTrain(args[1:])
+	case "eval":
+		err = cmdEval(args[1:])
+	case "recipes":
+		err = cmdRecipes(args[1:])
+	case "doctor":
+		err = cmdDoctor(args[1:])
+	default:
+		err = &exitError{2, fmt.Errorf("unknown command %q (commands: train, eval, recipes, doctor)", args[0])}
+	}
+	if err == nil {
+		return 0
+	}
+	fmt.Fprintln(os.Stderr, "reel: "+firstLine(err))
+	var ee *exitError
+	if errors.As(err, &ee) {
+		return ee.code
+	}
+	return 1
+}
+
+func firstLine(err error) string {
+	s := err.Error()
+	if i := strings.IndexByte(s, '\n'); i >= 0 {
+		s = s[:i]
+	}
+	return s
+}

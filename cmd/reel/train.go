@@ -1,0 +1,106 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"syscall"
+
+	"github.com/spf13/pflag"
+	"golang.org/x/term"
+
+	"github.com/reelml/reel/backends"
+	"github.com/reelml/reel/recipes"
+	"github.com/reelml/reel/tasks"
+	"github.com/reelml/reel/train"
+)
+
+func newFlags(name string) *pflag.FlagSet {
+	fs := pflag.NewFlagSet(name, pflag.ContinueOnError)
+	fs.SortFlags = false
+	return fs
+}
+
+// parse parses flags, mapping flag errors to exit status 2.
+func parse(fs *pflag.FlagSet, args []string) error {
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, pflag.ErrHelp) {
+			return &exitError{0, errors.New("help requested")}
+		}
+		return &exitError{2, fmt.Errorf("%s: %v", fs.Name(), err)}
+	}
+	return nil
+}
+
+func cmdTrain(args []string) error {
+	fs := newFlags("train")
+	out := fs.String("out", "", "run directory (default runs/RECIPE_NAME)")
+	sets := fs.StringArray("set", nil, "override a recipe field, e.g. --set train.lr=3e-4 (repeatable)")
+	resume := fs.Bool("resume", false, "continue the run in --out from its newest valid checkpoint")
+	overwrite := fs.Bool("overwrite", false, "delete the checkpoints and metrics already in --out and start over")
+	stopAfter := fs.Int("stop-after", 0, "stop with a checkpoint after this many steps in total (simulates preemption; continue with --resume)")
+	backend := fs.String("backend", "", `compute backend: "go", "xla:/path/to/pjrt_plugin.so" (default: $GOMLX_BACKEND, else auto)`)
+	fs.Usage = func() {
+		fmt.Fprintln(os.Stderr, "Usage: reel train NAME|FILE [flags]\n\nTrains a recipe (embedded name or YAML file).\n\nFlags:")
+		fs.PrintDefaults()
+	}
+	if err := parse(fs, args); err != nil {
+		return err
+	}
+	if fs.NArg() != 1 {
+		return &exitError{2, fmt.Errorf("train: expected one recipe name or file, got %d arguments (see 'reel recipes list')", fs.NArg())}
+	}
+	r, err := recipes.Load(fs.Arg(0), *sets)
+	if err != nil {
+		return err
+	}
+	if *out == "" {
+		*out = filepath.Join("runs", r.Name)
+	}
+	if *resume && *overwrite {
+		return &exitError{2, errors.New("train: --resume and --overwrite exclude each other")}
+	}
+	if *overwrite {
+		for _, p := range []string{"checkpoints", train.MetricsFile, "plots"} {
+			if err := os.RemoveAll(filepath.Join(*out, p)); err != nil {
+				return err
+			}
+		}
+	}
+	yml, err := r.YAML()
+	if err != nil {
+		return err
+	}
+	task, err := tasks.New(r)
+	if err != nil {
+		return err
+	}
+	b, info, err := backends.Select(*backend)
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(os.Stderr, "reel: training %s → %s on %s\n", r.Name, *out, info)
+
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	res, err := train.Run(ctx, task, train.Options{
+		Recipe: r, RecipeYAML: yml, OutDir: *out, Resume: *resume, StopAfter: *stopAfter,
+		Backend: b, Log: os.Stderr, Progress: term.IsTerminal(int(os.Stdout.Fd())),
+	})
+	switch {
+	case errors.Is(err, train.ErrInterrupted):
+		return &exitError{130, err}
+	case errors.Is(err, train.ErrNonFinite):
+		return &exitError{3, err}
+	case err != nil:
+		return err
+	}
+	fmt.Fprintf(os.Stderr, "reel: done: %d steps, final loss %.4f, checkpoint %s\n", res.Steps, res.FinalLoss, res.Checkpoint)
+	if res.Eval != nil {
+		fmt.Fprintf(os.Stderr, "reel: eval: %s\n", train.FormatMetrics(res.Eval))
+	}
+	return nil
+}

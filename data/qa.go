@@ -1,0 +1,93 @@
+package data
+
+import "fmt"
+
+// EncodeQA lays out x = [BOS q... SEP a... EOS PAD...] of length maxLen, the
+// targets y[i] = x[i+1] (PAD at the end), and mask[i] = 1 exactly where y[i]
+// is an answer token or the EOS that follows the answer. Question and answer
+// are split with Tokenize; unknown words map to UNKID. It returns a one-line
+// error if the sequence does not fit in maxLen.
+func EncodeQA(v *Vocab, question, answer string, maxLen int) (x, y []int32, mask []float32, err error) {
+	q := Tokenize(question)
+	a := Tokenize(answer)
+	n := len(q) + len(a) + 3
+	if n > maxLen {
+		return nil, nil, nil, fmt.Errorf("data.EncodeQA: question+answer need %d tokens (with BOS/SEP/EOS), more than maxLen=%d: %q -> %q", n, maxLen, question, answer)
+	}
+	x = make([]int32, maxLen)
+	y = make([]int32, maxLen)
+	mask = make([]float32, maxLen)
+	p := 0
+	x[p] = BOSID
+	p++
+	for _, w := range q {
+		x[p] = int32(v.ID(w))
+		p++
+	}
+	sep := p
+	x[p] = SEPID
+	p++
+	for _, w := range a {
+		x[p] = int32(v.ID(w))
+		p++
+	}
+	x[p] = EOSID
+	eos := p
+	copy(y, x[1:])
+	y[maxLen-1] = PadID
+	// y[i] is an answer token or the EOS for i in [sep, eos-1].
+	for i := sep; i < eos; i++ {
+		mask[i] = 1
+	}
+	return x, y, mask, nil
+}
+
+// VQABatch is a host-side VQA batch, row-major.
+type VQABatch struct {
+	Size, ImageSize, MaxLen int
+	// Images holds Size images of ImageSize×ImageSize×3 (HWC) values in [0,1].
+	Images []float32
+	// Tokens, Targets and Mask are Size×MaxLen, as laid out by EncodeQA.
+	Tokens, Targets []int32
+	Mask            []float32
+	Kinds           []string
+	Answers         []string
+}
+
+// MakeVQABatch encodes examples into one batch. Every image must be
+// imageSize×imageSize×3, and every question/answer must fit in maxLen.
+func MakeVQABatch(v *Vocab, examples []Example, imageSize, maxLen int) (*VQABatch, error) {
+	if len(examples) == 0 {
+		return nil, fmt.Errorf("data.MakeVQABatch: no examples")
+	}
+	if imageSize <= 0 || maxLen <= 0 {
+		return nil, fmt.Errorf("data.MakeVQABatch: imageSize=%d and maxLen=%d must be positive", imageSize, maxLen)
+	}
+	b := len(examples)
+	pix := imageSize * imageSize * 3
+	out := &VQABatch{
+		Size: b, ImageSize: imageSize, MaxLen: maxLen,
+		Images:  make([]float32, b*pix),
+		Tokens:  make([]int32, b*maxLen),
+		Targets: make([]int32, b*maxLen),
+		Mask:    make([]float32, b*maxLen),
+		Kinds:   make([]string, b),
+		Answers: make([]string, b),
+	}
+	for i, ex := range examples {
+		if ex.Size != imageSize || len(ex.Image) != pix {
+			return nil, fmt.Errorf("data.MakeVQABatch: example %d: image is %d×%d (%d values), want %d×%d×3", i, ex.Size, ex.Size, len(ex.Image), imageSize, imageSize)
+		}
+		x, y, m, err := EncodeQA(v, ex.Question, ex.Answer, maxLen)
+		if err != nil {
+			return nil, fmt.Errorf("example %d: %w", i, err)
+		}
+		copy(out.Images[i*pix:], ex.Image)
+		copy(out.Tokens[i*maxLen:], x)
+		copy(out.Targets[i*maxLen:], y)
+		copy(out.Mask[i*maxLen:], m)
+		out.Kinds[i] = ex.Kind
+		out.Answers[i] = ex.Answer
+	}
+	return out, nil
+}

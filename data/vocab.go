@@ -1,0 +1,119 @@
+// Package data provides the data side of training: synthetic counting / VQA
+// scenes, the word vocabulary shared by all scene recipes, question/answer
+// encoding into fixed-length token rows, a loader for real image folders
+// with JSONL questions, and an ordered prefetching Stream that overlaps
+// example generation with compute.
+//
+// The package is pure Go (standard library only) and independent of the
+// graph / model code.
+package data
+
+import (
+	"strconv"
+	"strings"
+)
+
+// Special token ids, identical in every Vocab.
+const (
+	PadID = 0
+	BOSID = 1
+	SEPID = 2
+	EOSID = 3
+	UNKID = 4
+)
+
+var specialWords = []string{"<pad>", "<bos>", "<sep>", "<eos>", "<unk>"}
+
+// Vocab is a word-level vocabulary. The first five ids are the special
+// tokens PadID, BOSID, SEPID, EOSID and UNKID. It is immutable after
+// construction and safe for concurrent use.
+type Vocab struct {
+	words []string
+	ids   map[string]int
+}
+
+// NewVocab returns a vocabulary with the special tokens first, followed by
+// words in the given order; duplicates (and words equal to a special token)
+// are dropped, keeping the first occurrence.
+func NewVocab(words []string) *Vocab {
+	v := &Vocab{ids: make(map[string]int, len(words)+len(specialWords))}
+	for _, w := range specialWords {
+		v.add(w)
+	}
+	for _, w := range words {
+		v.add(w)
+	}
+	return v
+}
+
+func (v *Vocab) add(w string) {
+	if _, ok := v.ids[w]; ok {
+		return
+	}
+	v.ids[w] = len(v.words)
+	v.words = append(v.words, w)
+}
+
+// ID returns the id of word, or UNKID if the word is unknown.
+func (v *Vocab) ID(word string) int {
+	if id, ok := v.ids[word]; ok {
+		return id
+	}
+	return UNKID
+}
+
+// Word returns the word with the given id, or "<unk>" if id is out of range.
+func (v *Vocab) Word(id int) string {
+	if id < 0 || id >= len(v.words) {
+		return specialWords[UNKID]
+	}
+	return v.words[id]
+}
+
+// Size returns the number of ids, specials included.
+func (v *Vocab) Size() int { return len(v.words) }
+
+// Has reports whether word is in the vocabulary.
+func (v *Vocab) Has(word string) bool {
+	_, ok := v.ids[word]
+	return ok
+}
+
+// Words returns a copy of all words in id order, specials included.
+func (v *Vocab) Words() []string { return append([]string(nil), v.words...) }
+
+// MaxCount is the largest number the synthetic generator can answer with.
+const MaxCount = 50
+
+// sceneTemplateWords are all non-attribute words used by the question templates.
+var sceneTemplateWords = []string{
+	"?", "how", "many", "objects", "object", "what", "color", "shape", "is", "the",
+	"or", "there", "a", "an",
+	"yes", "no", "left", "right", "top", "bottom",
+}
+
+// SceneVocab returns the vocabulary of every word the synthetic scene
+// generator can emit in questions and answers, for every possible
+// SceneConfig: template words, all shapes and their plurals, all colours and
+// the number words "0".."50". Its order is fixed, so checkpoints trained on
+// different scene recipes share token ids.
+func SceneVocab() *Vocab {
+	words := append([]string(nil), sceneTemplateWords...)
+	words = append(words, allShapes...)
+	for _, s := range allShapes {
+		words = append(words, plural(s))
+	}
+	words = append(words, allColors...)
+	for i := 0; i <= MaxCount; i++ {
+		words = append(words, strconv.Itoa(i))
+	}
+	return NewVocab(words)
+}
+
+// Tokenize lowercases s, separates "?" into its own token and splits on
+// white space.
+func Tokenize(s string) []string {
+	s = strings.ToLower(s)
+	s = strings.ReplaceAll(s, "?", " ? ")
+	return strings.Fields(s)
+}

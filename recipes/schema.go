@@ -1,0 +1,94 @@
+// Package recipes defines reel's typed YAML recipe schema, loads recipes (embedded or from files),
+// resolves `base:` inheritance and `--set` overrides, and validates every field before any compute.
+package recipes
+
+// Recipe is one fully resolved training recipe.
+//
+// Validation is driven by struct tags:
+//   - yaml:"name"            the YAML key (unknown keys are errors, with a did-you-mean suggestion)
+//   - range:"min,max"        inclusive numeric bounds; either side may be empty ("1," means ≥ 1)
+//   - enum:"a|b|c"           allowed values of a string (or of each element of a []string)
+//   - required:"true"        must be set (non-zero) in the resolved recipe
+//   - doc:"..."              one-line help shown by `reel recipes show --doc` and in error messages
+type Recipe struct {
+	Name        string `yaml:"name" required:"true" doc:"recipe name"`
+	Description string `yaml:"description" doc:"one-line description shown by 'reel recipes list'"`
+	// Base names another recipe (embedded name or a path relative to this file) to inherit from.
+	Base string `yaml:"base,omitempty" doc:"recipe to inherit from; keys here override it"`
+	Task string `yaml:"task" required:"true" enum:"vqa" doc:"what is trained: vqa = image + question -> answer"`
+
+	Model      ModelConfig      `yaml:"model"`
+	Data       DataConfig       `yaml:"data"`
+	Train      TrainConfig      `yaml:"train"`
+	Eval       EvalConfig       `yaml:"eval"`
+	Checkpoint CheckpointConfig `yaml:"checkpoint"`
+}
+
+// ModelConfig describes the architecture.
+type ModelConfig struct {
+	Arch         string  `yaml:"arch" required:"true" enum:"vlm" doc:"architecture: vlm = ViT -> projector -> causal text decoder"`
+	ImageSize    int     `yaml:"image_size" range:"8,1024" doc:"square input image side, pixels"`
+	PatchSize    int     `yaml:"patch_size" range:"2,64" doc:"ViT patch side, pixels; must divide image_size"`
+	VisionDim    int     `yaml:"vision_dim" range:"8,4096" doc:"ViT embedding width"`
+	VisionLayers int     `yaml:"vision_layers" range:"1,64" doc:"ViT blocks"`
+	VisionHeads  int     `yaml:"vision_heads" range:"1,64" doc:"ViT attention heads; must divide vision_dim"`
+	TextDim      int     `yaml:"text_dim" range:"8,8192" doc:"decoder width"`
+	TextLayers   int     `yaml:"text_layers" range:"1,96" doc:"decoder blocks"`
+	TextHeads    int     `yaml:"text_heads" range:"1,128" doc:"decoder heads; must divide text_dim"`
+	MLPRatio     float64 `yaml:"mlp_ratio" range:"0.5,16" doc:"MLP hidden width / model width"`
+	MaxTextLen   int     `yaml:"max_text_len" range:"4,4096" doc:"text tokens per example (question + answer), padded"`
+}
+
+// DataConfig describes where training and evaluation examples come from.
+type DataConfig struct {
+	Source string `yaml:"source" required:"true" enum:"synthetic|folder" doc:"synthetic scenes, or a folder of images + questions.jsonl"`
+	// Folder source.
+	Dir       string `yaml:"dir" doc:"folder source: directory holding the images"`
+	Questions string `yaml:"questions" doc:"folder source: JSONL file with {image, question, answer[, kind]} per line"`
+	// Synthetic source.
+	CountingFraction float64  `yaml:"counting_fraction" range:"0,1" doc:"share of counting questions in training batches"`
+	MinObjects       int      `yaml:"min_objects" range:"0,50" doc:"fewest objects per scene"`
+	MaxObjects       int      `yaml:"max_objects" range:"1,50" doc:"most objects per scene (training)"`
+	Shapes           []string `yaml:"shapes" enum:"circle|square|triangle|diamond|cross" doc:"object shapes used"`
+	Colors           []string `yaml:"colors" enum:"red|green|blue|yellow|purple|orange|white|cyan" doc:"object colours used"`
+	MinSize          float64  `yaml:"min_size" range:"0.02,0.5" doc:"smallest object size, fraction of the image side"`
+	MaxSize          float64  `yaml:"max_size" range:"0.02,0.5" doc:"largest object size, fraction of the image side"`
+	Overlap          bool     `yaml:"overlap" doc:"allow objects to overlap"`
+	Background       string   `yaml:"background" enum:"solid|gradient|noise|mixed" doc:"background style"`
+	Prefetch         int      `yaml:"prefetch" range:"0,256" doc:"batches generated ahead of compute"`
+	Workers          int      `yaml:"workers" range:"0,64" doc:"data goroutines (0 = number of CPUs)"`
+}
+
+// TrainConfig holds the optimisation settings.
+type TrainConfig struct {
+	Steps       int     `yaml:"steps" range:"1," doc:"optimizer steps"`
+	BatchSize   int     `yaml:"batch_size" range:"1,65536" doc:"examples per optimizer step (split over grad_accum micro-batches)"`
+	GradAccum   int     `yaml:"grad_accum" range:"1,1024" doc:"micro-batches per optimizer step; must divide batch_size"`
+	LR          float64 `yaml:"lr" range:"0,10" doc:"peak learning rate"`
+	Schedule    string  `yaml:"schedule" enum:"constant|cosine" doc:"learning-rate schedule after warmup"`
+	WarmupSteps int     `yaml:"warmup_steps" range:"0," doc:"linear warmup steps"`
+	MinLRRatio  float64 `yaml:"min_lr_ratio" range:"0,1" doc:"final lr / peak lr for cosine"`
+	WeightDecay float64 `yaml:"weight_decay" range:"0,1" doc:"AdamW decoupled weight decay"`
+	Beta1       float64 `yaml:"beta1" range:"0,0.99999" doc:"AdamW beta1"`
+	Beta2       float64 `yaml:"beta2" range:"0,0.999999" doc:"AdamW beta2"`
+	GradClip    float64 `yaml:"grad_clip" range:"0," doc:"clip gradients to this global L2 norm (0 = off)"`
+	Seed        int64   `yaml:"seed" doc:"fixes data order, initialisation and noise"`
+	LogEvery    int     `yaml:"log_every" range:"1," doc:"plain log line every N steps when not on a terminal"`
+	EvalEvery   int     `yaml:"eval_every" range:"0," doc:"evaluate every N steps (0 = only at the end)"`
+	InitFrom    string  `yaml:"init_from" doc:"run or checkpoint directory to load weights from (fine-tuning)"`
+}
+
+// EvalConfig describes evaluation.
+type EvalConfig struct {
+	Examples  int      `yaml:"examples" range:"1," doc:"examples per eval set"`
+	BatchSize int      `yaml:"batch_size" range:"1,65536" doc:"eval batch size"`
+	Sets      []string `yaml:"sets" enum:"counting|general|counting_ood" doc:"eval sets: in-distribution counting, general QA, counts above max_objects"`
+	Seed      int64    `yaml:"seed" doc:"seed of the (fixed) eval sets"`
+	OODMax    int      `yaml:"ood_max_objects" range:"1,50" doc:"most objects in the counting_ood set"`
+}
+
+// CheckpointConfig describes checkpointing.
+type CheckpointConfig struct {
+	Every int `yaml:"every" range:"0," doc:"save every N steps (0 = only at the end)"`
+	Keep  int `yaml:"keep" range:"1,1000" doc:"checkpoints kept"`
+}

@@ -1,0 +1,160 @@
+package recipes
+
+import (
+	"errors"
+	"fmt"
+	"math"
+	"reflect"
+	"strconv"
+	"strings"
+)
+
+// Validate checks a decoded recipe: range, enum and required tags, then cross-field rules.
+// The error is a single line; several problems are joined with "; ".
+func Validate(r *Recipe) error {
+	if r == nil {
+		return errors.New("no recipe")
+	}
+	return validate(r, nil)
+}
+
+// validate is Validate with the origin ("FILE:LINE" or "--set ...") of each dotted path, used
+// to prefix messages.
+func validate(r *Recipe, pos map[string]string) error {
+	var errs []string
+	add := func(p, msg string) {
+		errs = append(errs, fmt.Sprintf("%s%s: %s", prefix(pos[p]), p, msg))
+	}
+	checkFields(reflect.ValueOf(r).Elem(), "", add)
+	if len(errs) == 0 {
+		checkCross(r, add)
+	}
+	if len(errs) == 0 {
+		return nil
+	}
+	return errors.New(strings.Join(errs, "; "))
+}
+
+func fmtNum(v reflect.Value) (float64, string) {
+	switch v.Kind() {
+	case reflect.Int, reflect.Int8, reflect.Int16, reflect.Int32, reflect.Int64:
+		return float64(v.Int()), strconv.FormatInt(v.Int(), 10)
+	case reflect.Float32, reflect.Float64:
+		return v.Float(), strconv.FormatFloat(v.Float(), 'g', -1, 64)
+	}
+	return math.NaN(), ""
+}
+
+func checkFields(v reflect.Value, p string, add func(p, msg string)) {
+	t := v.Type()
+	for i := 0; i < t.NumField(); i++ {
+		f := t.Field(i)
+		key := yamlKey(f)
+		if key == "" {
+			continue
+		}
+		fp := joinPath(p, key)
+		fv := v.Field(i)
+		if fv.Kind() == reflect.Struct {
+			checkFields(fv, fp, add)
+			continue
+		}
+		if f.Tag.Get("required") == "true" && fv.IsZero() {
+			add(fp, "is required")
+			continue
+		}
+		if enum := f.Tag.Get("enum"); enum != "" {
+			allowed := strings.Split(enum, "|")
+			check := func(ep, s string) {
+				for _, a := range allowed {
+					if s == a {
+						return
+					}
+				}
+				msg := fmt.Sprintf("%q is not one of %s", s, strings.Join(allowed, ", "))
+				if sg := suggest(s, allowed); sg != "" && s != "" && len(allowed) > 1 {
+					msg += fmt.Sprintf(" (did you mean %q?)", sg)
+				}
+				add(ep, msg)
+			}
+			switch fv.Kind() {
+			case reflect.String:
+				check(fp, fv.String())
+			case reflect.Slice:
+				for j := 0; j < fv.Len(); j++ {
+					check(fmt.Sprintf("%s[%d]", fp, j), fv.Index(j).String())
+				}
+			}
+		}
+		if rng := f.Tag.Get("range"); rng != "" {
+			x, s := fmtNum(fv)
+			if s == "" {
+				continue
+			}
+			lo, hi, _ := strings.Cut(rng, ",")
+			lo, hi = strings.TrimSpace(lo), strings.TrimSpace(hi)
+			bad := false
+			if lo != "" {
+				if b, err := strconv.ParseFloat(lo, 64); err == nil && x < b {
+					bad = true
+				}
+			}
+			if hi != "" {
+				if b, err := strconv.ParseFloat(hi, 64); err == nil && x > b {
+					bad = true
+				}
+			}
+			if bad {
+				switch {
+				case hi == "":
+					add(fp, fmt.Sprintf("%s is out of range (must be >= %s)", s, lo))
+				case lo == "":
+					add(fp, fmt.Sprintf("%s is out of range (must be <= %s)", s, hi))
+				default:
+					add(fp, fmt.Sprintf("%s is out of range [%s, %s]", s, lo, hi))
+				}
+			}
+		}
+	}
+}
+
+func checkCross(r *Recipe, add func(p, msg string)) {
+	m, d, t, e := &r.Model, &r.Data, &r.Train, &r.Eval
+	if m.ImageSize%m.PatchSize != 0 {
+		add("model.patch_size", fmt.Sprintf("%d does not divide model.image_size (%d)", m.PatchSize, m.ImageSize))
+	}
+	if m.VisionDim%m.VisionHeads != 0 {
+		add("model.vision_heads", fmt.Sprintf("%d does not divide model.vision_dim (%d)", m.VisionHeads, m.VisionDim))
+	}
+	if m.TextDim%m.TextHeads != 0 {
+		add("model.text_heads", fmt.Sprintf("%d does not divide model.text_dim (%d)", m.TextHeads, m.TextDim))
+	}
+	if d.MinObjects > d.MaxObjects {
+		add("data.min_objects", fmt.Sprintf("%d is greater than data.max_objects (%d)", d.MinObjects, d.MaxObjects))
+	}
+	if d.MinSize > d.MaxSize {
+		add("data.min_size", fmt.Sprintf("%g is greater than data.max_size (%g)", d.MinSize, d.MaxSize))
+	}
+	if t.BatchSize%t.GradAccum != 0 {
+		add("train.grad_accum", fmt.Sprintf("%d does not divide train.batch_size (%d)", t.GradAccum, t.BatchSize))
+	}
+	if e.OODMax < d.MaxObjects {
+		add("eval.ood_max_objects", fmt.Sprintf("%d is less than data.max_objects (%d)", e.OODMax, d.MaxObjects))
+	}
+	switch d.Source {
+	case "folder":
+		if d.Dir == "" {
+			add("data.dir", "is required when data.source is folder")
+		}
+		if d.Questions == "" {
+			add("data.questions", "is required when data.source is folder")
+		}
+	case "synthetic":
+		if len(d.Shapes) == 0 {
+			add("data.shapes", "must not be empty")
+		}
+		if len(d.Colors) == 0 {
+			add("data.colors", "must not be empty")
+		}
+	}
+}

@@ -1,0 +1,261 @@
+package tasks
+
+import (
+	"encoding/binary"
+	"fmt"
+	"hash/fnv"
+	"math"
+	"math/rand/v2"
+	"strconv"
+	"sync"
+
+	"github.com/gomlx/compute/dtypes"
+	"github.com/gomlx/gomlx/core/graph"
+	"github.com/gomlx/gomlx/core/tensors"
+	"github.com/gomlx/gomlx/ml/model"
+
+	"github.com/reelml/reel/data"
+	"github.com/reelml/reel/losses"
+	"github.com/reelml/reel/models"
+	"github.com/reelml/reel/recipes"
+	"github.com/reelml/reel/train"
+)
+
+// VQA trains a VLM to answer questions about images with next-token loss on the answer.
+// Inputs of a batch: images [B,H,W,3] f32, tokens [B,L] i32, targets [B,L] i32, mask [B,L] f32.
+type VQA struct {
+	r        *recipes.Recipe
+	cfg      models.VLMConfig
+	vocab    *data.Vocab
+	gen      *data.SceneGenerator // synthetic source
+	folder   []data.Example       // folder source
+	micro    int
+	evalMu   sync.Mutex
+	evalSets map[string]*vqaEval
+}
+
+// NewVQA builds the VQA task of a recipe.
+func NewVQA(r *recipes.Recipe) (*VQA, error) {
+	m := r.Model
+	t := &VQA{r: r, vocab: data.SceneVocab(), micro: r.Train.BatchSize / r.Train.GradAccum, evalSets: map[string]*vqaEval{}}
+	t.cfg = models.VLMConfig{
+		Vision: models.ViTConfig{ImageSize: m.ImageSize, PatchSize: m.PatchSize, Dim: m.VisionDim,
+			Layers: m.VisionLayers, Heads: m.VisionHeads, MLPRatio: m.MLPRatio},
+		TextDim: m.TextDim, TextLayers: m.TextLayers, TextHeads: m.TextHeads, MLPRatio: m.MLPRatio,
+		MaxTextLen: m.MaxTextLen, VocabSize: t.vocab.Size(),
+	}
+	d := r.Data
+	switch d.Source {
+	case "synthetic":
+		gen, err := data.NewSceneGenerator(data.SceneConfig{ImageSize: m.ImageSize, MinObjects: d.MinObjects,
+			MaxObjects: d.MaxObjects, Shapes: d.Shapes, Colors: d.Colors, MinSize: d.MinSize, MaxSize: d.MaxSize,
+			Overlap: d.Overlap, Background: d.Background, CountingFraction: d.CountingFraction})
+		if err != nil {
+			return nil, fmt.Errorf("data: %v", err)
+		}
+		t.gen = gen
+	case "folder":
+		ex, err := data.LoadFolder(d.Dir, d.Questions, m.ImageSize)
+		if err != nil {
+			return nil, fmt.Errorf("data: %v", err)
+		}
+		t.folder = ex
+	}
+	return t, nil
+}
+
+// seedFor derives an independent 64-bit seed for (seed, stream, index).
+func seedFor(seed int64, stream string, i int64) uint64 {
+	h := fnv.New64a()
+	var b [16]byte
+	binary.LittleEndian.PutUint64(b[:8], uint64(seed))
+	binary.LittleEndian.PutUint64(b[8:], uint64(i))
+	h.Write(b[:])
+	h.Write([]byte(stream))
+	return h.Sum64()
+}
+
+// MicroBatchSize implements train.Task.
+func (t *VQA) MicroBatchSize() int { return t.micro }
+
+// MicroBatch implements train.Task: synthetic batches come from an RNG seeded by (seed, i);
+// folder batches walk a per-epoch permutation seeded by (seed, epoch).
+func (t *VQA) MicroBatch(i int64) ([]*tensors.Tensor, error) {
+	ex := make([]data.Example, t.micro)
+	if t.gen != nil {
+		rng := data.NewRand(seedFor(t.r.Train.Seed, "train", i))
+		for j := range ex {
+			ex[j] = t.gen.Example(rng, "")
+		}
+	} else {
+		n := int64(len(t.folder))
+		for j := range ex {
+			k := i*int64(t.micro) + int64(j)
+			epoch, pos := k/n, k%n
+			perm := rand.New(rand.NewPCG(seedFor(t.r.Train.Seed, "epoch", epoch), 1)).Perm(int(n))
+			ex[j] = t.folder[perm[pos]]
+		}
+	}
+	b, err := data.MakeVQABatch(t.vocab, ex, t.cfg.Vision.ImageSize, t.cfg.MaxTextLen)
+	if err != nil {
+		return nil, err
+	}
+	return batchTensors(b), nil
+}
+
+func batchTensors(b *data.VQABatch) []*tensors.Tensor {
+	s, l := b.ImageSize, b.MaxLen
+	return []*tensors.Tensor{
+		tensors.FromFlatDataAndDimensions(b.Images, b.Size, s, s, 3),
+		tensors.FromFlatDataAndDimensions(b.Tokens, b.Size, l),
+		tensors.FromFlatDataAndDimensions(b.Targets, b.Size, l),
+		tensors.FromFlatDataAndDimensions(b.Mask, b.Size, l),
+	}
+}
+
+// Loss implements train.Task: masked next-token cross-entropy over the answer tokens.
+func (t *VQA) Loss(scope *model.Scope, in []*graph.Node) *graph.Node {
+	logits := models.VLM(scope, t.cfg, in[0], in[1])
+	return losses.MaskedCrossEntropy(logits, in[2], in[3])
+}
+
+// EvalGraph implements train.Task: per-example exact match, summed answer NLL and the argmax
+// tokens.
+func (t *VQA) EvalGraph(scope *model.Scope, in []*graph.Node) []*graph.Node {
+	logits := models.VLM(scope, t.cfg, in[0], in[1])
+	correct, nll := losses.SequenceExactMatch(logits, in[2], in[3])
+	return []*graph.Node{correct, nll, graph.ArgMax(logits, -1, dtypes.Int32)}
+}
+
+// EvalSets implements train.Task.
+func (t *VQA) EvalSets() []string { return t.r.Eval.Sets }
+
+// EvalSet implements train.Task. Sets are generated once (from eval.seed) and cached.
+func (t *VQA) EvalSet(name string) (train.EvalData, error) {
+	t.evalMu.Lock()
+	defer t.evalMu.Unlock()
+	if s, ok := t.evalSets[name]; ok {
+		return s, nil
+	}
+	var ex []data.Example
+	n := t.r.Eval.Examples
+	if t.gen != nil {
+		rng := data.NewRand(seedFor(t.r.Eval.Seed, "eval/"+name, 0))
+		d := t.r.Data
+		for range n {
+			switch name {
+			case "counting":
+				ex = append(ex, t.gen.CountingExample(rng, d.MinObjects, d.MaxObjects))
+			case "counting_ood":
+				ex = append(ex, t.gen.CountingExample(rng, d.MaxObjects+1, t.r.Eval.OODMax))
+			case "general":
+				ex = append(ex, t.gen.Example(rng, "general"))
+			default:
+				return nil, fmt.Errorf("eval.sets: unknown set %q", name)
+			}
+		}
+	} else {
+		for _, e := range t.folder {
+			if (name == "counting") == (e.Kind == "counting") && name != "counting_ood" {
+				ex = append(ex, e)
+			}
+		}
+		if len(ex) == 0 {
+			return nil, fmt.Errorf("eval.sets: the folder dataset has no %q examples (kind \"counting\" or other)", name)
+		}
+	}
+	s, err := t.newEval(name, ex)
+	if err != nil {
+		return nil, err
+	}
+	t.evalSets[name] = s
+	return s, nil
+}
+
+// vqaEval is a fixed evaluation set cut into equal batches (the last one padded by repeating
+// examples, whose outputs are ignored, so every batch has the same shape and compiles once).
+type vqaEval struct {
+	name     string
+	vocab    *data.Vocab
+	batches  [][]*tensors.Tensor
+	examples []data.Example
+	bs       int
+}
+
+func (t *VQA) newEval(name string, ex []data.Example) (*vqaEval, error) {
+	bs := min(t.r.Eval.BatchSize, len(ex))
+	s := &vqaEval{name: name, vocab: t.vocab, examples: ex, bs: bs}
+	for start := 0; start < len(ex); start += bs {
+		chunk := make([]data.Example, bs)
+		for j := range chunk {
+			chunk[j] = ex[min(start+j, len(ex)-1)]
+		}
+		b, err := data.MakeVQABatch(t.vocab, chunk, t.cfg.Vision.ImageSize, t.cfg.MaxTextLen)
+		if err != nil {
+			return nil, fmt.Errorf("eval set %s: %v", name, err)
+		}
+		s.batches = append(s.batches, batchTensors(b))
+	}
+	return s, nil
+}
+
+func (s *vqaEval) NumBatches() int                { return len(s.batches) }
+func (s *vqaEval) Batch(i int) []*tensors.Tensor { return s.batches[i] }
+
+// Metrics: accuracy (exact match of the answer), loss (mean NLL per answer token), accuracy per
+// question kind, and for counting sets the mean absolute error of the predicted number.
+func (s *vqaEval) Metrics(outs [][]*tensors.Tensor) map[string]float64 {
+	var correct, nll, tokens, absErr, numeric float64
+	kindN, kindOK := map[string]float64{}, map[string]float64{}
+	for bi, o := range outs {
+		c := tensors.MustCopyFlatData[float32](o[0])
+		l := tensors.MustCopyFlatData[float32](o[1])
+		pred := tensors.MustCopyFlatData[int32](o[2])
+		mask := tensors.MustCopyFlatData[float32](s.batches[bi][3])
+		targets := tensors.MustCopyFlatData[int32](s.batches[bi][2])
+		L := len(mask) / s.bs
+		for j := range s.bs {
+			idx := bi*s.bs + j
+			if idx >= len(s.examples) {
+				break
+			}
+			e := s.examples[idx]
+			correct += float64(c[j])
+			nll += float64(l[j])
+			kindN[e.Kind]++
+			kindOK[e.Kind] += float64(c[j])
+			first := -1
+			for p := range L {
+				if mask[j*L+p] > 0 {
+					tokens++
+					if first < 0 {
+						first = p
+					}
+				}
+			}
+			if e.Kind == "counting" && first >= 0 {
+				want, err1 := strconv.Atoi(s.vocab.Word(int(targets[j*L+first])))
+				got, err2 := strconv.Atoi(s.vocab.Word(int(pred[j*L+first])))
+				if err1 == nil {
+					numeric++
+					if err2 == nil {
+						absErr += math.Abs(float64(got - want))
+					} else {
+						absErr += float64(want) // a non-number answer counts as predicting 0
+					}
+				}
+			}
+		}
+	}
+	n := float64(len(s.examples))
+	m := map[string]float64{"accuracy": correct / n, "loss": nll / math.Max(tokens, 1)}
+	if len(kindN) > 1 {
+		for k, v := range kindN {
+			m["accuracy_"+k] = kindOK[k] / v
+		}
+	}
+	if numeric > 0 {
+		m["mae"] = absErr / numeric
+	}
+	return m
+}

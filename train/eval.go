@@ -1,0 +1,35 @@
+package train
+
+import (
+	"fmt"
+
+	"github.com/gomlx/compute"
+
+	"github.com/reelml/reel/checkpoints"
+)
+
+// EvaluateCheckpoint loads the checkpoint in dir and evaluates task on it.
+func EvaluateCheckpoint(backend compute.Backend, task Task, dir string) (metrics map[string]float64, st checkpoints.State, err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			err = fmt.Errorf("evaluating %s: %s", dir, panicLine(r))
+		}
+	}()
+	store, err := NewStore(0)
+	if err != nil {
+		return nil, st, err
+	}
+	if st, err = checkpoints.Load(dir, store); err != nil {
+		return nil, st, err
+	}
+	e, err := NewEvalExec(backend, store, task)
+	if err != nil {
+		return nil, st, err
+	}
+	defer e.Finalize()
+	metrics, err = Evaluate(e, task)
+	if err != nil {
+		return nil, st, fmt.Errorf("evaluating %s: %v (does the recipe still match the checkpoint's model?)", dir, err)
+	}
+	return metrics, st, nil
+}

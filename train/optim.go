@@ -1,0 +1,124 @@
+package train
+
+import (
+	"fmt"
+	"math"
+
+	"github.com/gomlx/compute/dtypes"
+	"github.com/gomlx/compute/shapes"
+	. "github.com/gomlx/gomlx/core/graph"
+	"github.com/gomlx/gomlx/ml/model"
+	"github.com/gomlx/gomlx/ml/model/initializer"
+	gtrain "github.com/gomlx/gomlx/ml/train"
+	"github.com/gomlx/gomlx/ml/train/optimizer"
+
+	"github.com/reelml/reel/recipes"
+)
+
+// accumScope holds the gradient accumulators (non-trainable, zero between optimizer steps).
+const accumScope = "/reel_grad_accum"
+
+// LearningRate returns the learning rate of optimizer step (0-based): linear warmup to the peak,
+// then constant or cosine decay to min_lr_ratio·peak at the last step.
+func LearningRate(c recipes.TrainConfig, step int64) float64 {
+	peak := c.LR
+	if c.WarmupSteps > 0 && step < int64(c.WarmupSteps) {
+		return peak * float64(step+1) / float64(c.WarmupSteps)
+	}
+	if c.Schedule != "cosine" {
+		return peak
+	}
+	span := float64(c.Steps - c.WarmupSteps)
+	if span <= 0 {
+		return peak
+	}
+	frac := math.Min(1, float64(step-int64(c.WarmupSteps))/span)
+	minLR := peak * c.MinLRRatio
+	return minLR + (peak-minLR)*0.5*(1+math.Cos(math.Pi*frac))
+}
+
+// newOptimizer returns GoMLX's Adam configured as AdamW from the recipe.
+func newOptimizer(c recipes.TrainConfig) gtrain.OptimizeWithGradients {
+	opt := optimizer.Adam().Betas(c.Beta1, c.Beta2).Epsilon(1e-8).WeightDecay(c.WeightDecay).Done()
+	withGrads, ok := opt.(gtrain.OptimizeWithGradients)
+	if !ok {
+		panic(fmt.Sprintf("optimizer %T cannot apply precomputed gradients", opt))
+	}
+	return withGrads
+}
+
+// trainableVars lists the trainable variables the graph uses, in Store order (the order of
+// BuildTrainableVariablesGradientsGraph).
+func trainableVars(scope *model.Scope, g *Graph) []*model.Variable {
+	var vars []*model.Variable
+	for v := range scope.IterVariables() {
+		if v.Trainable && v.InUseByGraph(g) {
+			vars = append(vars, v)
+		}
+	}
+	return vars
+}
+
+func accumulator(store *model.Store, v *model.Variable) *model.Variable {
+	return store.Scope(model.JoinPath(accumScope, v.Scope())).
+		WithInitializer(initializer.Zero).
+		VariableWithShape(v.Name(), v.Shape()).
+		SetTrainable(false)
+}
+
+// globalNorm is √(Σ‖g‖²) over all gradients.
+func globalNorm(grads []*Node) *Node {
+	var total *Node
+	for _, gr := range grads {
+		s := ReduceAllSum(Square(gr))
+		if total == nil {
+			total = s
+		} else {
+			total = Add(total, s)
+		}
+	}
+	return Sqrt(total)
+}
+
+// stepGraph builds one training micro-step. inputs[0] is the learning rate (scalar float32),
+// the rest the micro-batch. With accumulate set it only adds the gradients to the accumulators;
+// otherwise it averages accumulated + current gradients over accumSteps, clips them to the
+// recipe's global norm and applies AdamW. Outputs: loss and (on apply steps) the gradient norm.
+func stepGraph(task Task, c recipes.TrainConfig, opt gtrain.OptimizeWithGradients, accumulate bool) model.CanonicalExecGraphFn {
+	return func(scope *model.Scope, g *Graph, inputs []*Node) []*Node {
+		scope.SetTraining(g, true)
+		lr := inputs[0]
+		loss := task.Loss(scope, inputs[1:])
+		vars := trainableVars(scope, g)
+		grads := scope.BuildTrainableVariablesGradientsGraph(loss)
+		store := scope.Store()
+		if accumulate {
+			for i, v := range vars {
+				acc := accumulator(store, v)
+				acc.SetNodeValue(Add(acc.NodeValue(g), grads[i]))
+			}
+			return []*Node{loss, ZerosLike(loss)}
+		}
+		if c.GradAccum > 1 {
+			for i, v := range vars {
+				acc := accumulator(store, v)
+				grads[i] = DivScalar(Add(acc.NodeValue(g), grads[i]), float64(c.GradAccum))
+				acc.SetNodeValue(ZerosLike(grads[i]))
+			}
+		}
+		norm := globalNorm(grads)
+		if c.GradClip > 0 {
+			// Scale all gradients by min(1, clip/‖g‖): the direction is kept, the step bounded.
+			scale := MinScalar(Div(Scalar(g, norm.DType(), c.GradClip), AddScalar(norm, 1e-6)), 1.0)
+			for i := range grads {
+				grads[i] = Mul(grads[i], scale)
+			}
+		}
+		optimizer.LearningRateVar(scope, loss.DType(), c.LR).SetNodeValue(ConvertDType(lr, loss.DType()))
+		opt.UpdateGraphWithGradients(scope, grads, loss.DType())
+		return []*Node{loss, norm}
+	}
+}
+
+// lrTensorShape is the shape of the learning-rate input.
+var lrTensorShape = shapes.Make(dtypes.Float32)

@@ -1,0 +1,115 @@
+package train
+
+import (
+	"fmt"
+	"image/color"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+
+	"gonum.org/v1/plot"
+	"gonum.org/v1/plot/plotter"
+	"gonum.org/v1/plot/plotutil"
+	"gonum.org/v1/plot/vg"
+)
+
+// PlotRun draws RUN/plots/loss.png from RUN/metrics.jsonl: the training loss (raw and smoothed)
+// and every evaluation loss against step.
+func PlotRun(runDir string) error {
+	rows, err := ReadMetrics(filepath.Join(runDir, MetricsFile))
+	if err != nil {
+		return err
+	}
+	var train plotter.XYs
+	evals := map[string]plotter.XYs{}
+	for _, r := range rows {
+		step, _ := r["step"].(float64)
+		switch r["split"] {
+		case "train":
+			if l, ok := r["loss"].(float64); ok {
+				train = append(train, plotter.XY{X: step, Y: l})
+			}
+		case "eval":
+			for k, v := range r {
+				if f, ok := v.(float64); ok && strings.HasSuffix(k, "/loss") {
+					evals[k] = append(evals[k], plotter.XY{X: step, Y: f})
+				}
+			}
+		}
+	}
+	if len(train) == 0 {
+		return nil
+	}
+	p := plot.New()
+	p.Title.Text = filepath.Base(runDir) + ": loss"
+	p.X.Label.Text = "step"
+	p.Y.Label.Text = "loss"
+	raw, err := plotter.NewLine(train)
+	if err != nil {
+		return err
+	}
+	raw.Color = color.RGBA{R: 160, G: 190, B: 230, A: 255}
+	p.Add(raw)
+	p.Legend.Add("train", raw)
+	smooth, err := plotter.NewLine(ema(train, 0.95))
+	if err != nil {
+		return err
+	}
+	smooth.Color = color.RGBA{B: 200, A: 255}
+	smooth.Width = vg.Points(1.5)
+	p.Add(smooth)
+	p.Legend.Add("train (smoothed)", smooth)
+	names := make([]string, 0, len(evals))
+	for k := range evals {
+		names = append(names, k)
+	}
+	sort.Strings(names)
+	for i, k := range names {
+		l, pts, err := plotter.NewLinePoints(evals[k])
+		if err != nil {
+			return err
+		}
+		l.Color = plotutil.Color(i + 1)
+		pts.Color = l.Color
+		p.Add(l, pts)
+		p.Legend.Add("eval "+strings.TrimSuffix(k, "/loss"), l, pts)
+	}
+	p.Legend.Top = true
+	return save(p, filepath.Join(runDir, "plots", "loss.png"))
+}
+
+// PlotSeries draws one metric against step (used by `reel eval --all`).
+func PlotSeries(path, title string, pts plotter.XYs) error {
+	p := plot.New()
+	p.Title.Text = title
+	p.X.Label.Text = "step"
+	p.Y.Label.Text = title
+	l, sc, err := plotter.NewLinePoints(pts)
+	if err != nil {
+		return err
+	}
+	p.Add(l, sc)
+	return save(p, path)
+}
+
+func save(p *plot.Plot, path string) error {
+	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+		return err
+	}
+	tmp := path + ".tmp.png"
+	if err := p.Save(8*vg.Inch, 5*vg.Inch, tmp); err != nil {
+		return fmt.Errorf("plot %s: %v", path, err)
+	}
+	return os.Rename(tmp, path)
+}
+
+func ema(xy plotter.XYs, a float64) plotter.XYs {
+	out := make(plotter.XYs, len(xy))
+	v := xy[0].Y
+	for i, p := range xy {
+		v = a*v + (1-a)*p.Y
+		out[i] = plotter.XY{X: p.X, Y: v}
+	}
+	return out
+}

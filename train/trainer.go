@@ -1,0 +1,414 @@
+package train
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"math"
+	"os"
+	"path/filepath"
+	"time"
+
+	"github.com/gomlx/compute"
+	"github.com/gomlx/gomlx/core/tensors"
+	"github.com/gomlx/gomlx/ml/model"
+
+	"github.com/reelml/reel/checkpoints"
+	"github.com/reelml/reel/data"
+	"github.com/reelml/reel/recipes"
+)
+
+// Options configures one training run.
+type Options struct {
+	Recipe     *recipes.Recipe
+	RecipeYAML []byte // fully resolved recipe, saved in the run directory and every checkpoint
+	OutDir     string
+	Resume     bool
+	// StopAfter, when > 0, stops (with a checkpoint) once this many optimizer steps are done
+	// in total, as a preemption would; a later --resume continues the same run.
+	StopAfter int
+	Backend   compute.Backend
+	Log       io.Writer // human-readable progress (stderr)
+	Progress  bool      // draw a progress bar instead of plain log lines
+}
+
+// Result summarises a finished (or stopped) run.
+type Result struct {
+	Steps       int64
+	FinalLoss   float64
+	Checkpoint  string
+	Eval        map[string]float64
+	Interrupted bool
+}
+
+// ErrInterrupted is returned when a signal stopped the run (after saving a checkpoint).
+var ErrInterrupted = errors.New("interrupted")
+
+// ErrNonFinite is returned when the loss became NaN or Inf.
+var ErrNonFinite = errors.New("non-finite loss")
+
+// Trainer runs a Task under a recipe.
+type Trainer struct {
+	opts      Options
+	task      Task
+	cfg       recipes.TrainConfig
+	store     *model.Store
+	applyExec *model.Exec
+	accumExec *model.Exec
+	metrics   *MetricsLog
+	ckptRoot  string
+}
+
+// NewStore returns an empty variable store whose RNG (initialisation and any graph noise) is
+// seeded from the recipe.
+func NewStore(seed int64) (*model.Store, error) {
+	store := model.NewStore()
+	if err := store.SetRNGStateFromSeed(seed); err != nil {
+		return nil, err
+	}
+	return store, nil
+}
+
+// Run trains task as the options say: fresh, fine-tuned (train.init_from) or resumed.
+func Run(ctx context.Context, task Task, opts Options) (res Result, err error) {
+	t := &Trainer{opts: opts, task: task, cfg: opts.Recipe.Train, ckptRoot: filepath.Join(opts.OutDir, "checkpoints")}
+	if t.opts.Log == nil {
+		t.opts.Log = io.Discard
+	}
+	defer func() {
+		if r := recover(); r != nil {
+			err = fmt.Errorf("training failed: %s", panicLine(r))
+		}
+	}()
+	if err := os.MkdirAll(opts.OutDir, 0o755); err != nil {
+		return res, fmt.Errorf("--out %s: %v", opts.OutDir, err)
+	}
+	if err := os.WriteFile(filepath.Join(opts.OutDir, "recipe.yaml"), opts.RecipeYAML, 0o644); err != nil {
+		return res, fmt.Errorf("--out %s: %v", opts.OutDir, err)
+	}
+	if t.store, err = NewStore(t.cfg.Seed); err != nil {
+		return res, err
+	}
+
+	// Where do we start?
+	var step int64
+	resumed := ""
+	if opts.Resume {
+		dir, st, err := checkpoints.Newest(t.ckptRoot, func(w string) { t.logf("warning: %s", w) })
+		if err != nil {
+			return res, fmt.Errorf("--resume: %v", err)
+		}
+		if dir != "" {
+			if _, err := checkpoints.Load(dir, t.store); err != nil {
+				return res, fmt.Errorf("--resume: %v", err)
+			}
+			step, resumed = st.Step, dir
+			t.logf("resuming from %s (step %d)", dir, step)
+		} else {
+			t.logf("--resume: no checkpoint in %s yet, starting from scratch", t.ckptRoot)
+		}
+	} else if dirs, _ := checkpoints.List(t.ckptRoot); len(dirs) > 0 {
+		return res, fmt.Errorf("--out %s already holds checkpoints: pass --resume to continue that run, or choose another --out", opts.OutDir)
+	}
+	if t.metrics, err = OpenMetrics(opts.OutDir, step, resumed != ""); err != nil {
+		return res, err
+	}
+	defer t.metrics.Close()
+
+	if err := t.buildExecs(); err != nil {
+		return res, err
+	}
+	if resumed == "" {
+		// Create and initialise the model variables (seeded), then optionally load pretrained weights.
+		if err := t.warmUp(); err != nil {
+			return res, err
+		}
+		if t.cfg.InitFrom != "" {
+			if err := t.initFrom(t.cfg.InitFrom); err != nil {
+				return res, err
+			}
+		}
+	}
+	return t.loop(ctx, step)
+}
+
+func (t *Trainer) buildExecs() error {
+	opt := newOptimizer(t.cfg)
+	var err error
+	if t.applyExec, err = model.NewExecCanonical(t.opts.Backend, t.store, stepGraph(t.task, t.cfg, opt, false), -1, -1, false, true, true); err != nil {
+		return err
+	}
+	if t.cfg.GradAccum > 1 {
+		if t.accumExec, err = model.NewExecCanonical(t.opts.Backend, t.store, stepGraph(t.task, t.cfg, opt, true), -1, -1, false, true, true); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// NewEvalExec returns the executor of task.EvalGraph in inference mode.
+func NewEvalExec(backend compute.Backend, store *model.Store, task Task) (*model.Exec, error) {
+	return model.NewExecCanonical(backend, store, func(scope *model.Scope, g *model.Graph, inputs []*model.Node) []*model.Node {
+		scope.SetTraining(g, false)
+		return task.EvalGraph(scope, inputs)
+	}, -1, -1, false, true, true)
+}
+
+// warmUp runs the loss graph once (no update) so every model variable exists and is initialised
+// in a fixed order from the seeded RNG.
+func (t *Trainer) warmUp() error {
+	batch, err := t.task.MicroBatch(0)
+	if err != nil {
+		return err
+	}
+	e, err := model.NewExecCanonical(t.opts.Backend, t.store, func(scope *model.Scope, g *model.Graph, inputs []*model.Node) []*model.Node {
+		scope.SetTraining(g, false)
+		return []*model.Node{t.task.Loss(scope, inputs)}
+	}, -1, -1, false, true, true)
+	if err != nil {
+		return err
+	}
+	defer e.Finalize()
+	_, err = call(e, batch)
+	return err
+}
+
+// initFrom loads the weights (not optimizer state) of a run or checkpoint directory.
+func (t *Trainer) initFrom(path string) error {
+	dir, err := checkpoints.Resolve(path, func(w string) { t.logf("warning: %s", w) })
+	if err != nil {
+		return fmt.Errorf("train.init_from: %v", err)
+	}
+	vars, _, err := checkpoints.LoadVariables(dir)
+	if err != nil {
+		return fmt.Errorf("train.init_from: %v", err)
+	}
+	loaded := 0
+	for v := range t.store.IterVariables() {
+		if !v.Trainable {
+			continue
+		}
+		val, ok := vars[v.Path()]
+		if !ok {
+			t.logf("warning: train.init_from %s has no variable %s; it keeps its fresh initialisation", dir, v.Path())
+			continue
+		}
+		if !val.Shape().Equal(v.Shape()) {
+			return fmt.Errorf("train.init_from %s: variable %s has shape %s in the checkpoint but %s in the model",
+				dir, v.Path(), val.Shape(), v.Shape())
+		}
+		if err := v.SetValue(val); err != nil {
+			return fmt.Errorf("train.init_from %s: variable %s: %v", dir, v.Path(), err)
+		}
+		loaded++
+	}
+	if loaded == 0 {
+		return fmt.Errorf("train.init_from %s: no variable matches this model", dir)
+	}
+	t.logf("initialised %d variables from %s", loaded, dir)
+	return nil
+}
+
+func (t *Trainer) loop(ctx context.Context, step int64) (Result, error) {
+	cfg := t.cfg
+	total := int64(cfg.Steps)
+	stopAt := total
+	if t.opts.StopAfter > 0 && int64(t.opts.StopAfter) < total {
+		stopAt = int64(t.opts.StopAfter)
+	}
+	res := Result{Steps: step}
+	accum := int64(cfg.GradAccum)
+	workers := t.opts.Recipe.Data.Workers
+	stream := data.NewStream(step*accum, t.opts.Recipe.Data.Prefetch, workers, t.task.MicroBatch)
+	defer stream.Close()
+	bar := newProgress(t.opts, total, step)
+	defer bar.Finish()
+
+	lastSaved := step
+	examples := float64(t.task.MicroBatchSize()) * float64(accum)
+	for step < stopAt {
+		if ctx.Err() != nil {
+			dir, err := t.save(step)
+			if err != nil {
+				return res, err
+			}
+			res.Checkpoint, res.Interrupted = dir, true
+			return res, fmt.Errorf("%w at step %d: checkpoint saved to %s; continue with --resume", ErrInterrupted, step, dir)
+		}
+		start := time.Now()
+		lr := LearningRate(cfg, step)
+		lrT := tensors.FromScalar(float32(lr))
+		var lossSum, gnorm float64
+		for micro := int64(0); micro < accum; micro++ {
+			batch, err := stream.Next()
+			if err != nil {
+				return res, fmt.Errorf("data: %v", err)
+			}
+			e := t.applyExec
+			if micro < accum-1 {
+				e = t.accumExec
+			}
+			out, err := call(e, append([]*tensors.Tensor{lrT}, batch...))
+			if err != nil {
+				return res, err
+			}
+			lossSum += scalar(out[0])
+			if micro == accum-1 {
+				gnorm = scalar(out[1])
+			}
+			finalize(out)
+		}
+		loss := lossSum / float64(accum)
+		step++
+		dt := time.Since(start).Seconds()
+		if math.IsNaN(loss) || math.IsInf(loss, 0) || math.IsNaN(gnorm) || math.IsInf(gnorm, 0) {
+			last := "none (no checkpoint was saved yet)"
+			if dirs, _ := checkpoints.List(t.ckptRoot); len(dirs) > 0 {
+				last = dirs[len(dirs)-1]
+			}
+			return res, fmt.Errorf("%w: loss=%v grad_norm=%v at step %d; stopped without saving, last good checkpoint: %s (try a lower train.lr or train.grad_clip)",
+				ErrNonFinite, loss, gnorm, step, last)
+		}
+		res.Steps, res.FinalLoss = step, loss
+		row := map[string]any{"split": "train", "step": step, "loss": loss, "lr": lr, "grad_norm": gnorm,
+			"step_time_s": dt, "examples_per_s": examples / dt}
+		if err := t.metrics.Write(row); err != nil {
+			return res, err
+		}
+		bar.Update(step, loss, dt, examples)
+		if step%int64(cfg.LogEvery) == 0 || step == total {
+			bar.Log(step, total, loss, lr, dt, examples)
+		}
+		isLast := step == total
+		if (cfg.EvalEvery > 0 && step%int64(cfg.EvalEvery) == 0) || isLast {
+			ev, err := t.evaluate(step)
+			if err != nil {
+				return res, err
+			}
+			res.Eval = ev
+		}
+		if ce := t.opts.Recipe.Checkpoint.Every; (ce > 0 && step%int64(ce) == 0) || isLast || step == stopAt {
+			dir, err := t.save(step)
+			if err != nil {
+				return res, err
+			}
+			res.Checkpoint, lastSaved = dir, step
+		}
+	}
+	_ = lastSaved
+	if err := PlotRun(t.opts.OutDir); err != nil {
+		t.logf("warning: plot: %v", err)
+	}
+	return res, nil
+}
+
+func (t *Trainer) save(step int64) (string, error) {
+	st := checkpoints.State{Step: step, DataIndex: step * int64(t.cfg.GradAccum), Seed: t.cfg.Seed, Recipe: t.opts.Recipe.Name}
+	dir, err := checkpoints.Save(t.ckptRoot, t.store, st, t.opts.RecipeYAML, t.opts.Recipe.Checkpoint.Keep)
+	if err != nil {
+		return "", err
+	}
+	return dir, nil
+}
+
+func (t *Trainer) evaluate(step int64) (map[string]float64, error) {
+	// A fresh executor per evaluation: a reused model.Exec (GoMLX v0.28.16, Go backend) was seen
+	// returning results computed with the variable values of its first call.
+	e, err := NewEvalExec(t.opts.Backend, t.store, t.task)
+	if err != nil {
+		return nil, err
+	}
+	ev, err := Evaluate(e, t.task)
+	e.Finalize()
+	if err != nil {
+		return nil, err
+	}
+	row := map[string]any{"split": "eval", "step": step}
+	for k, v := range ev {
+		row[k] = v
+	}
+	if err := t.metrics.Write(row); err != nil {
+		return nil, err
+	}
+	t.logf("eval @ step %d: %s", step, FormatMetrics(ev))
+	if err := PlotRun(t.opts.OutDir); err != nil {
+		t.logf("warning: plot: %v", err)
+	}
+	return ev, nil
+}
+
+// Evaluate runs every evaluation set of task through e and returns "<set>/<metric>" values.
+func Evaluate(e *model.Exec, task Task) (map[string]float64, error) {
+	all := map[string]float64{}
+	for _, name := range task.EvalSets() {
+		set, err := task.EvalSet(name)
+		if err != nil {
+			return nil, err
+		}
+		outs := make([][]*tensors.Tensor, set.NumBatches())
+		for i := range outs {
+			if outs[i], err = call(e, set.Batch(i)); err != nil {
+				return nil, err
+			}
+		}
+		for k, v := range set.Metrics(outs) {
+			all[name+"/"+k] = v
+		}
+		for _, o := range outs {
+			finalize(o)
+		}
+	}
+	return all, nil
+}
+
+func (t *Trainer) logf(format string, args ...any) {
+	fmt.Fprintf(t.opts.Log, format+"\n", args...)
+}
+
+// call executes e, converting GoMLX panics into one-line errors.
+func call(e *model.Exec, inputs []*tensors.Tensor) (out []*tensors.Tensor, err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			err = fmt.Errorf("graph execution failed: %s", panicLine(r))
+		}
+	}()
+	args := make([]any, len(inputs))
+	for i, x := range inputs {
+		args[i] = x
+	}
+	out, err = e.Exec(args...)
+	if err != nil {
+		return nil, fmt.Errorf("graph execution failed: %s", panicLine(err))
+	}
+	return out, nil
+}
+
+func scalar(t *tensors.Tensor) float64 {
+	switch v := t.Value().(type) {
+	case float32:
+		return float64(v)
+	case float64:
+		return v
+	}
+	return math.NaN()
+}
+
+func finalize(ts []*tensors.Tensor) {
+	for _, t := range ts {
+		t.FinalizeAll()
+	}
+}
+
+func panicLine(r any) string {
+	s := fmt.Sprint(r)
+	if err, ok := r.(error); ok {
+		s = err.Error()
+	}
+	for i := 0; i < len(s); i++ {
+		if s[i] == '\n' {
+			return s[:i]
+		}
+	}
+	return s
+}
