@@ -88,12 +88,12 @@ func Attention(scope *model.Scope, x *Node, heads int, mask *Node) *Node {
 	dims := x.Shape().Dimensions
 	b, t, d := dims[0], dims[1], dims[2]
 	hd := d / heads
-	qkv := Linear(scope.In("qkv"), x, 3*d, true)       // [B, T, 3D]
-	qkv = Reshape(qkv, b, t, 3, heads, hd)              // [B, T, 3, H, hd]
+	qkv := Linear(scope.In("qkv"), x, 3*d, true)                       // [B, T, 3D]
+	qkv = Reshape(qkv, b, t, 3, heads, hd)                             // [B, T, 3, H, hd]
 	q := Squeeze(Slice(qkv, AxisRange(), AxisRange(), AxisElem(0)), 2) // [B, T, H, hd]
 	k := Squeeze(Slice(qkv, AxisRange(), AxisRange(), AxisElem(1)), 2)
 	v := Squeeze(Slice(qkv, AxisRange(), AxisRange(), AxisElem(2)), 2)
-	out := AttentionCore(q, k, v, mask)        // [B, T, H, hd]
+	out := AttentionCore(q, k, v, mask) // [B, T, H, hd]
 	out = Reshape(out, b, t, d)
 	return Linear(scope.In("out"), out, d, true)
 }

@@ -199,7 +199,7 @@ func (t *VQA) newEval(name string, ex []data.Example) (*vqaEval, error) {
 	return s, nil
 }
 
-func (s *vqaEval) NumBatches() int                { return len(s.batches) }
+func (s *vqaEval) NumBatches() int               { return len(s.batches) }
 func (s *vqaEval) Batch(i int) []*tensors.Tensor { return s.batches[i] }
 
 // Metrics: accuracy (exact match of the answer), loss (mean NLL per answer token), accuracy per
