@@ -3,6 +3,7 @@ package train
 import (
 	"fmt"
 	"math"
+	"sort"
 
 	"github.com/gomlx/compute/dtypes"
 	"github.com/gomlx/compute/shapes"
@@ -106,7 +107,18 @@ func stepGraph(task Task, c recipes.TrainConfig, opt gtrain.OptimizeWithGradient
 				acc.SetNodeValue(ZerosLike(grads[i]))
 			}
 		}
-		norm := globalNorm(grads)
+		// Sum the squared norms in variable-path order: the Store's order differs between a fresh
+		// and a resumed run, and float32 addition is not associative (resume must be bit-exact).
+		order := make([]int, len(vars))
+		for i := range order {
+			order[i] = i
+		}
+		sort.Slice(order, func(a, b int) bool { return vars[order[a]].Path() < vars[order[b]].Path() })
+		sorted := make([]*Node, len(order))
+		for i, j := range order {
+			sorted[i] = grads[j]
+		}
+		norm := globalNorm(sorted)
 		if c.GradClip > 0 {
 			// Scale all gradients by min(1, clip/‖g‖): the direction is kept, the step bounded.
 			scale := MinScalar(Div(Scalar(g, norm.DType(), c.GradClip), AddScalar(norm, 1e-6)), 1.0)
