@@ -225,7 +225,6 @@ func (t *Trainer) loop(ctx context.Context, step int64) (Result, error) {
 	bar := newProgress(t.opts, total, step)
 	defer bar.Finish()
 
-	lastSaved := step
 	examples := float64(t.task.MicroBatchSize()) * float64(accum)
 	for step < stopAt {
 		if ctx.Err() != nil {
@@ -293,10 +292,9 @@ func (t *Trainer) loop(ctx context.Context, step int64) (Result, error) {
 			if err != nil {
 				return res, err
 			}
-			res.Checkpoint, lastSaved = dir, step
+			res.Checkpoint = dir
 		}
 	}
-	_ = lastSaved
 	if err := PlotRun(t.opts.OutDir); err != nil {
 		t.logf("warning: plot: %v", err)
 	}
