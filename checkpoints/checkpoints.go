@@ -76,7 +76,7 @@ func Save(ckptRoot string, store *model.Store, st State, recipeYAML []byte, keep
 	if st.Files, err = hashTree(tmp); err != nil {
 		return "", err
 	}
-	if err := writeJSON(filepath.Join(tmp, stateFile), st); err != nil {
+	if err := WriteJSON(filepath.Join(tmp, stateFile), st); err != nil {
 		return "", err
 	}
 	if err := syncDir(tmp); err != nil {
@@ -340,12 +340,13 @@ func hashFile(p string) (string, error) {
 	return hex.EncodeToString(h.Sum(nil)), nil
 }
 
-func writeJSON(p string, v any) error {
+// WriteJSON writes v as indented JSON to p atomically (temporary file + rename).
+func WriteJSON(p string, v any) error {
 	b, err := json.MarshalIndent(v, "", "  ")
 	if err != nil {
 		return err
 	}
-	return os.WriteFile(p, append(b, '\n'), 0o644)
+	return writeAtomic(p, append(b, '\n'))
 }
 
 // writeAtomic writes data to p through a temporary file and a rename.

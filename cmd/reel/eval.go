@@ -83,7 +83,7 @@ func cmdEval(args []string) error {
 			return err
 		}
 		res := evalResult{Checkpoint: dir, Step: st.Step, Recipe: r.Name, Metrics: m}
-		if err := writeJSON(filepath.Join(dir, "eval.json"), res); err != nil {
+		if err := checkpoints.WriteJSON(filepath.Join(dir, "eval.json"), res); err != nil {
 			return err
 		}
 		fmt.Fprintf(os.Stderr, "reel: %s (step %d): %s\n", dir, st.Step, train.FormatMetrics(m))
@@ -120,16 +120,4 @@ func plotAll(run string, results []evalResult) error {
 		}
 	}
 	return nil
-}
-
-func writeJSON(p string, v any) error {
-	b, err := json.MarshalIndent(v, "", "  ")
-	if err != nil {
-		return err
-	}
-	tmp := p + ".tmp"
-	if err := os.WriteFile(tmp, append(b, '\n'), 0o644); err != nil {
-		return err
-	}
-	return os.Rename(tmp, p)
 }
