@@ -101,7 +101,7 @@ train:
 	require.Equal(t, "", r.Description)
 	require.Equal(t, 77, r.Train.Steps)       // from parent
 	require.Equal(t, 0.004, r.Train.LR)       // child wins
-	require.Equal(t, 30, r.Train.WarmupSteps) // from counting-pretrain-tiny
+	require.Equal(t, 50, r.Train.WarmupSteps) // from counting-pretrain-tiny
 	require.Equal(t, []string{"circle"}, r.Data.Shapes)
 	require.Equal(t, 64, r.Model.VisionDim)
 

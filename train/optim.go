@@ -38,9 +38,10 @@ func LearningRate(c recipes.TrainConfig, step int64) float64 {
 	return minLR + (peak-minLR)*0.5*(1+math.Cos(math.Pi*frac))
 }
 
-// newOptimizer returns GoMLX's Adam configured as AdamW from the recipe.
+// newOptimizer returns GoMLX's Adam without weight decay: stepGraph applies AdamW's decoupled
+// decay itself, to matrices only (see decayWeights).
 func newOptimizer(c recipes.TrainConfig) gtrain.OptimizeWithGradients {
-	opt := optimizer.Adam().Betas(c.Beta1, c.Beta2).Epsilon(1e-8).WeightDecay(c.WeightDecay).Done()
+	opt := optimizer.Adam().Betas(c.Beta1, c.Beta2).Epsilon(1e-8).Done()
 	withGrads, ok := opt.(gtrain.OptimizeWithGradients)
 	if !ok {
 		panic(fmt.Sprintf("optimizer %T cannot apply precomputed gradients", opt))
@@ -65,6 +66,24 @@ func accumulator(store *model.Store, v *model.Variable) *model.Variable {
 		WithInitializer(initializer.Zero).
 		VariableWithShape(v.Name(), v.Shape()).
 		SetTrainable(false)
+}
+
+// decayWeights applies AdamW's decoupled weight decay (Loshchilov & Hutter, 2019),
+// w ← w·(1 − lr·λ), to the variables of rank ≥ 2 (dense weights, embeddings) before the Adam
+// step reads them. Biases and LayerNorm gains/shifts are not decayed, as in GPT/ViT/torchtune:
+// pulling a LayerNorm gain towards 0 only fights the normalisation. (GoMLX's Adam decays all.)
+func decayWeights(vars []*model.Variable, g *Graph, lr *Node, wd float64) {
+	if wd <= 0 {
+		return
+	}
+	for _, v := range vars {
+		if v.Shape().Rank() < 2 || !v.Shape().DType.IsFloat() {
+			continue
+		}
+		w := v.NodeValue(g)
+		factor := OneMinus(MulScalar(ConvertDType(lr, w.DType()), wd))
+		v.SetNodeValue(Mul(w, factor))
+	}
 }
 
 // globalNorm is √(Σ‖g‖²) over all gradients.
@@ -127,6 +146,7 @@ func stepGraph(task Task, c recipes.TrainConfig, opt gtrain.OptimizeWithGradient
 			}
 		}
 		optimizer.LearningRateVar(scope, loss.DType(), c.LR).SetNodeValue(ConvertDType(lr, loss.DType()))
+		decayWeights(vars, g, lr, c.WeightDecay)
 		opt.UpdateGraphWithGradients(scope, grads, loss.DType())
 		return []*Node{loss, norm}
 	}

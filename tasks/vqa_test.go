@@ -1,0 +1,69 @@
+package tasks
+
+import (
+	"io"
+	"strconv"
+	"testing"
+
+	"github.com/gomlx/compute"
+	_ "github.com/gomlx/compute/gobackend"
+	"github.com/gomlx/gomlx/core/tensors"
+	"github.com/stretchr/testify/require"
+
+	"github.com/reelml/reel/data"
+	"github.com/reelml/reel/recipes"
+	"github.com/reelml/reel/train"
+)
+
+// objectsOnly is the tiny VQA task reduced to one question, "how many objects ?", whose answer
+// (0–5, uniform) only the image can give: the language prior is 1/6.
+type objectsOnly struct{ *VQA }
+
+func (t objectsOnly) examples(seed uint64, n int) []data.Example {
+	rng := data.NewRand(seed)
+	ex := make([]data.Example, n)
+	for i := range ex {
+		e := t.gen.CountingExample(rng, 0, 5)
+		e.Question, e.Answer = "how many objects ?", strconv.Itoa(len(e.Scene.Objects))
+		ex[i] = e
+	}
+	return ex
+}
+
+func (t objectsOnly) MicroBatch(i int64) ([]*tensors.Tensor, error) {
+	b, err := data.MakeVQABatch(t.vocab, t.examples(seedFor(1, "train", i), t.micro), t.cfg.Vision.ImageSize, t.cfg.MaxTextLen)
+	if err != nil {
+		return nil, err
+	}
+	return batchTensors(b), nil
+}
+
+func (t objectsOnly) EvalSets() []string { return []string{"objects"} }
+
+func (t objectsOnly) EvalSet(string) (train.EvalData, error) {
+	return t.newEval("objects", t.examples(seedFor(2, "eval", 0), 256))
+}
+
+// TestVLMReadsItsImage guards against a "blind" VLM: with GPT-style N(0, 0.02²) dense weights the
+// tiny model stayed at the 1/6 prior on this task forever (the decoder's attention never left
+// uniform). A VLM that reads its image prefix gets well above the prior within 400 steps
+// (measured 0.59; 0.36 with the old init).
+func TestVLMReadsItsImage(t *testing.T) {
+	if testing.Short() {
+		t.Skip("trains for ~10 s")
+	}
+	r, err := recipes.Load("counting-pretrain-tiny", []string{
+		"train.steps=400", "train.lr=1e-3", "train.warmup_steps=30", "train.eval_every=400", "checkpoint.every=400",
+	})
+	require.NoError(t, err)
+	vqa, err := NewVQA(r)
+	require.NoError(t, err)
+	backend, err := compute.NewWithConfig("go")
+	require.NoError(t, err)
+	defer backend.Finalize()
+	res, err := train.Run(t.Context(), objectsOnly{vqa}, train.Options{Recipe: r, OutDir: t.TempDir(), Backend: backend, Log: io.Discard})
+	require.NoError(t, err)
+	acc := res.Eval["objects/accuracy"]
+	t.Logf("held-out accuracy on \"how many objects ?\" after 400 steps: %.3f (prior 0.167)", acc)
+	require.Greater(t, acc, 0.45, "the VLM must answer from its image, not from the language prior (1/6)")
+}
