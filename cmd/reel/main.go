@@ -61,12 +61,12 @@ func run(args []string) int {
 	default:
 		err = &exitError{2, fmt.Errorf("unknown command %q (commands: train, eval, recipes, doctor)", args[0])}
 	}
-	if err == nil {
+	var ee *exitError
+	if err == nil || (errors.As(err, &ee) && ee.code == 0) { // success, or --help
 		return 0
 	}
 	fmt.Fprintln(os.Stderr, "reel: "+firstLine(err))
-	var ee *exitError
-	if errors.As(err, &ee) {
+	if ee != nil {
 		return ee.code
 	}
 	return 1
