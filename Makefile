@@ -15,15 +15,14 @@ all: build
 build:
 	$(GO) build -o $(BIN) ./cmd/reel
 
-# The default tiny recipes end to end on CPU: pretrain, fine-tune on counting, then evaluate both.
+# The default tiny recipes end to end on CPU: pretrain, fine-tune on counting, then evaluate the
+# fine-tune against its init_from (before, after and delta on every split; plots/numerosity.png).
 train: build
 	./$(BIN) doctor
 	./$(BIN) train counting-pretrain-tiny --out $(RUNS)/counting-pretrain-tiny --overwrite
 	./$(BIN) train counting-finetune-tiny --out $(RUNS)/counting-finetune-tiny --overwrite \
 		--set train.init_from=$(RUNS)/counting-pretrain-tiny
-	@echo "== before fine-tune (counting-pretrain-tiny) =="
-	@./$(BIN) eval $(RUNS)/counting-pretrain-tiny
-	@echo "== after fine-tune (counting-finetune-tiny) =="
+	@echo "== fine-tune (after) vs its init_from (baseline): metrics, baseline.metrics, delta =="
 	@./$(BIN) eval $(RUNS)/counting-finetune-tiny
 
 test: lint

@@ -50,6 +50,9 @@ type Example struct {
 	Kind string
 	// Scene is the generating scene for synthetic examples, nil otherwise.
 	Scene *Scene
+	// Variant names a sub-population for per-variant metrics, e.g. the distribution shift of an
+	// out-of-distribution counting example (see OODShifts); empty otherwise.
+	Variant string
 }
 
 // SceneConfig configures a SceneGenerator.
@@ -64,7 +67,8 @@ type SceneConfig struct {
 	// Overlap allows objects to overlap; otherwise bounding boxes are kept
 	// at least one pixel apart.
 	Overlap bool
-	// Background: solid|gradient|noise|mixed ("" means mixed).
+	// Background: solid|gradient|noise|mixed ("" means mixed), or checker, which mixed never
+	// draws and is kept for out-of-distribution evaluation.
 	Background string
 	// CountingFraction is the probability that Example(rng, "") asks a
 	// counting question.
@@ -93,8 +97,10 @@ type Object struct {
 // Scene fully describes an image; Render is a pure function of it.
 type Scene struct {
 	Objects []Object
-	// Background is solid|gradient|noise (never mixed).
+	// Background is solid|gradient|noise|checker (never mixed).
 	Background string
+	// Cell is the square side, in pixels, of a checker background.
+	Cell int
 	// Base is the background colour; for gradients it blends into Base2
 	// along the unit direction (GradDX, GradDY).
 	Base, Base2    [3]float32
@@ -169,9 +175,9 @@ func NewSceneGenerator(cfg SceneConfig) (*SceneGenerator, error) {
 		cfg.Background = "mixed"
 	}
 	switch cfg.Background {
-	case "solid", "gradient", "noise", "mixed":
+	case "solid", "gradient", "noise", "mixed", "checker":
 	default:
-		return nil, fmt.Errorf("scene config: unknown background %q (want solid|gradient|noise|mixed)", cfg.Background)
+		return nil, fmt.Errorf("scene config: unknown background %q (want solid|gradient|noise|mixed|checker)", cfg.Background)
 	}
 	if !(cfg.CountingFraction >= 0 && cfg.CountingFraction <= 1) {
 		return nil, fmt.Errorf("scene config: counting fraction %g not in [0, 1]", cfg.CountingFraction)
@@ -279,6 +285,10 @@ func (g *SceneGenerator) sampleBackground(rng *rand.Rand) Scene {
 		s.Base = grey(0.05, 0.25)
 		s.NoiseAmp = 0.05
 		s.NoiseSeed = rng.Uint64()
+	case "checker":
+		s.Base = grey(0, 0.12)
+		s.Base2 = grey(0.18, 0.3)
+		s.Cell = 2 + rng.IntN(max(1, g.cfg.ImageSize/8))
 	}
 	return s
 }
@@ -321,6 +331,17 @@ func (g *SceneGenerator) Render(s Scene) []float32 {
 			p := img[i*3:]
 			for c := 0; c < 3; c++ {
 				p[c] = clamp01(s.Base[c] + d)
+			}
+		}
+	case "checker":
+		cell := max(1, s.Cell)
+		for y := 0; y < n; y++ {
+			for x := 0; x < n; x++ {
+				c := s.Base
+				if (x/cell+y/cell)%2 == 1 {
+					c = s.Base2
+				}
+				copy(img[(y*n+x)*3:], c[:])
 			}
 		}
 	default: // solid
@@ -418,7 +439,7 @@ func (g *SceneGenerator) Example(rng *rand.Rand, kind string) Example {
 // question about it.
 func (g *SceneGenerator) CountingExample(rng *rand.Rand, minObjects, maxObjects int) Example {
 	s := g.Sample(rng, minObjects, maxObjects)
-	q, a := g.countingQA(rng, &s)
+	q, a := g.countingQA(rng, &s, true, true)
 	return g.finish(s, q, a, "counting")
 }
 
@@ -429,9 +450,12 @@ func (g *SceneGenerator) finish(s Scene, q, a, kind string) Example {
 // countingQA: "how many [color] (objects|<shape plural>) ?". Attributes are
 // taken from an object of the scene with probability 0.8 (answer >= 1),
 // otherwise drawn from the config (answer may be 0).
-func (g *SceneGenerator) countingQA(rng *rand.Rand, s *Scene) (q, a string) {
+//
+// colorOK/shapeOK = false never name a colour/shape (out-of-distribution scenes whose colours or
+// shapes were never seen in training, so their words were never trained either).
+func (g *SceneGenerator) countingQA(rng *rand.Rand, s *Scene, colorOK, shapeOK bool) (q, a string) {
 	v := rng.IntN(10)
-	useColor, useShape := v >= 6, v == 4 || v == 5 || v >= 8
+	useColor, useShape := v >= 6 && colorOK, (v == 4 || v == 5 || v >= 8) && shapeOK
 	color, shape := "", ""
 	if useColor || useShape {
 		if len(s.Objects) > 0 && rng.Float64() < 0.8 {

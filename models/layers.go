@@ -86,11 +86,32 @@ func MLP(scope *model.Scope, x *Node, hidden int) *Node {
 	return Linear(scope.In("fc2"), h, d, true)
 }
 
+// Tap observes or rewrites an intermediate activation while a graph is built: at every named
+// site a model calls tap(site, x) and continues with what it returns. Interpretability tools use
+// it to capture activations (return x unchanged), patch them (activation patching) or ablate
+// attention heads; a nil Tap is the identity. Sites are documented where they are tapped.
+type Tap func(site string, x *Node) *Node
+
+// At applies the tap at site (identity for a nil Tap).
+func (t Tap) At(site string, x *Node) *Node {
+	if t == nil {
+		return x
+	}
+	return t(site, x)
+}
+
 // Attention is multi-head self-attention over x [B, T, D].
 //
 // mask, if not nil, is a boolean [T, T] (or [B, T, T]) tensor: mask[q, k] = true lets query q attend
 // to key k. Queries, keys and values come from one fused [D, 3D] projection.
 func Attention(scope *model.Scope, x *Node, heads int, mask *Node) *Node {
+	return AttentionTapped(scope, x, heads, mask, nil, "")
+}
+
+// AttentionTapped is Attention with a Tap at site+"/heads": the per-head outputs [B, T, H, hd]
+// before the output projection (the head's write to the residual stream is heads[..., h, :]
+// times rows h·hd…(h+1)·hd of out/weights).
+func AttentionTapped(scope *model.Scope, x *Node, heads int, mask *Node, tap Tap, site string) *Node {
 	dims := x.Shape().Dimensions
 	b, t, d := dims[0], dims[1], dims[2]
 	hd := d / heads
@@ -100,6 +121,7 @@ func Attention(scope *model.Scope, x *Node, heads int, mask *Node) *Node {
 	k := Squeeze(Slice(qkv, AxisRange(), AxisRange(), AxisElem(1)), 2)
 	v := Squeeze(Slice(qkv, AxisRange(), AxisRange(), AxisElem(2)), 2)
 	out := AttentionCore(q, k, v, mask) // [B, T, H, hd]
+	out = tap.At(site+"/heads", out)
 	out = Reshape(out, b, t, d)
 	return Linear(scope.In("out"), out, d, true)
 }
@@ -128,10 +150,17 @@ func AttentionCore(q, k, v, mask *Node) *Node {
 
 // Block is a pre-norm transformer block: x + Attn(LN(x)), then x + MLP(LN(x)).
 func Block(scope *model.Scope, x *Node, heads int, mlpRatio float64, mask *Node) *Node {
+	return BlockTapped(scope, x, heads, mlpRatio, mask, nil, "")
+}
+
+// BlockTapped is Block with taps at site+"/attn/heads" (see AttentionTapped) and at site: the
+// block's output residual stream [B, T, D].
+func BlockTapped(scope *model.Scope, x *Node, heads int, mlpRatio float64, mask *Node, tap Tap, site string) *Node {
 	d := x.Shape().Dimensions[2]
-	x = Add(x, Attention(scope.In("attn"), LayerNorm(scope.In("ln1"), x), heads, mask))
+	x = Add(x, AttentionTapped(scope.In("attn"), LayerNorm(scope.In("ln1"), x), heads, mask, tap, site+"/attn"))
 	hidden := max(1, int(math.Round(float64(d)*mlpRatio)))
-	return Add(x, MLP(scope.In("mlp"), LayerNorm(scope.In("ln2"), x), hidden))
+	x = Add(x, MLP(scope.In("mlp"), LayerNorm(scope.In("ln2"), x), hidden))
+	return tap.At(site, x)
 }
 
 // Embedding looks up rows of a [vocab, dim] table for integer ids of any shape.

@@ -1,6 +1,8 @@
 package models
 
 import (
+	"fmt"
+
 	. "github.com/gomlx/gomlx/core/graph"
 	"github.com/gomlx/gomlx/ml/model"
 )
@@ -27,12 +29,18 @@ func Patchify(images *Node, patch int) *Node {
 // ViT encodes images [B, H, W, 3] (values in [0, 1]) into patch features [B, N, Dim]:
 // linear patch embedding + learned positions, pre-norm transformer blocks, final LayerNorm.
 func ViT(scope *model.Scope, cfg ViTConfig, images *Node) *Node {
+	return ViTTapped(scope, cfg, images, nil, "")
+}
+
+// ViTTapped is ViT with taps at site+"/block_<i>" (each block's output [B, N, Dim]) and inside
+// each block (see BlockTapped).
+func ViTTapped(scope *model.Scope, cfg ViTConfig, images *Node, tap Tap, site string) *Node {
 	x := Patchify(images, cfg.PatchSize)
 	x = AddScalar(MulScalar(x, 2), -1) // [0,1] → [-1,1]
 	x = Linear(scope.In("patch_embed"), x, cfg.Dim, true)
 	x = PositionEmbedding(scope.In("pos_embed"), x)
 	for i := range cfg.Layers {
-		x = Block(scope.In("block_%d", i), x, cfg.Heads, cfg.MLPRatio, nil)
+		x = BlockTapped(scope.In("block_%d", i), x, cfg.Heads, cfg.MLPRatio, nil, tap, fmt.Sprintf("%s/block_%d", site, i))
 	}
 	return LayerNorm(scope.In("ln_final"), x)
 }

@@ -6,6 +6,7 @@ import (
 	"hash/fnv"
 	"math"
 	"math/rand/v2"
+	"slices"
 	"strconv"
 	"sync"
 
@@ -142,12 +143,21 @@ func (t *VQA) EvalSet(name string) (train.EvalData, error) {
 	if t.gen != nil {
 		rng := data.NewRand(seedFor(t.r.Eval.Seed, "eval/"+name, 0))
 		d := t.r.Data
-		for range n {
+		shifts := t.gen.OODShifts(t.r.Eval.OODMax)
+		if name == "counting_ood" && len(shifts) == 0 {
+			return nil, fmt.Errorf("eval.sets: counting_ood has no distribution shift to test (all shapes and colours used in training and eval.ood_max_objects <= data.max_objects)")
+		}
+		for i := range n {
 			switch name {
 			case "counting":
 				ex = append(ex, t.gen.CountingExample(rng, d.MinObjects, d.MaxObjects))
 			case "counting_ood":
-				ex = append(ex, t.gen.CountingExample(rng, d.MaxObjects+1, t.r.Eval.OODMax))
+				// Shifts in turn, so each gets n/len(shifts) examples.
+				e, err := t.gen.OODCountingExample(rng, shifts[i%len(shifts)], t.r.Eval.OODMax)
+				if err != nil {
+					return nil, fmt.Errorf("eval.sets: counting_ood: %v", err)
+				}
+				ex = append(ex, e)
 			case "general":
 				ex = append(ex, t.gen.Example(rng, "general"))
 			default:
@@ -207,6 +217,7 @@ func (s *vqaEval) Batch(i int) []*tensors.Tensor { return s.batches[i] }
 func (s *vqaEval) Metrics(outs [][]*tensors.Tensor) map[string]float64 {
 	var correct, nll, tokens, absErr, numeric float64
 	kindN, kindOK := map[string]float64{}, map[string]float64{}
+	varN, varOK := map[string]float64{}, map[string]float64{}
 	for bi, o := range outs {
 		c := tensors.MustCopyFlatData[float32](o[0])
 		l := tensors.MustCopyFlatData[float32](o[1])
@@ -224,6 +235,10 @@ func (s *vqaEval) Metrics(outs [][]*tensors.Tensor) map[string]float64 {
 			nll += float64(l[j])
 			kindN[e.Kind]++
 			kindOK[e.Kind] += float64(c[j])
+			if e.Variant != "" {
+				varN[e.Variant]++
+				varOK[e.Variant] += float64(c[j])
+			}
 			first := -1
 			for p := range L {
 				if mask[j*L+p] > 0 {
@@ -254,8 +269,71 @@ func (s *vqaEval) Metrics(outs [][]*tensors.Tensor) map[string]float64 {
 			m["accuracy_"+k] = kindOK[k] / v
 		}
 	}
+	for k, v := range varN {
+		m["accuracy_"+k] = varOK[k] / v
+	}
 	if numeric > 0 {
 		m["mae"] = absErr / numeric
 	}
 	return m
+}
+
+// Groups implements train.Grouper: "by_count" holds the accuracy and mean absolute error of
+// counting questions per true answer (the numerosity curve). In a set with distribution shifts
+// only the more_objects examples are grouped, so that in-distribution and OOD counts can be
+// merged (train.MergeGroups) into one curve without mixing in the appearance shifts.
+func (s *vqaEval) Groups(outs [][]*tensors.Tensor) map[string][]train.Group {
+	type acc struct{ n, ok, absErr float64 }
+	by := map[int]*acc{}
+	for bi, o := range outs {
+		c := tensors.MustCopyFlatData[float32](o[0])
+		pred := tensors.MustCopyFlatData[int32](o[2])
+		mask := tensors.MustCopyFlatData[float32](s.batches[bi][3])
+		L := len(mask) / s.bs
+		for j := range s.bs {
+			idx := bi*s.bs + j
+			if idx >= len(s.examples) {
+				break
+			}
+			e := s.examples[idx]
+			if e.Kind != "counting" || (e.Variant != "" && e.Variant != "more_objects") {
+				continue
+			}
+			want, err := strconv.Atoi(e.Answer)
+			if err != nil {
+				continue
+			}
+			got := 0
+			for p := range L {
+				if mask[j*L+p] > 0 {
+					if v, err := strconv.Atoi(s.vocab.Word(int(pred[j*L+p]))); err == nil {
+						got = v
+					}
+					break
+				}
+			}
+			a := by[want]
+			if a == nil {
+				a = &acc{}
+				by[want] = a
+			}
+			a.n++
+			a.ok += float64(c[j])
+			a.absErr += math.Abs(float64(got - want))
+		}
+	}
+	if len(by) == 0 {
+		return nil
+	}
+	keys := make([]int, 0, len(by))
+	for k := range by {
+		keys = append(keys, k)
+	}
+	slices.Sort(keys)
+	var g []train.Group
+	for _, k := range keys {
+		a := by[k]
+		g = append(g, train.Group{Key: strconv.Itoa(k), N: int(a.n), Metrics: map[string]float64{"accuracy": a.ok / a.n, "mae": a.absErr / a.n}})
+	}
+	return map[string][]train.Group{"by_count": g}
 }

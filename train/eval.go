@@ -9,7 +9,7 @@ import (
 )
 
 // EvaluateCheckpoint loads the checkpoint in dir and evaluates task on it.
-func EvaluateCheckpoint(backend compute.Backend, task Task, dir string) (metrics map[string]float64, st checkpoints.State, err error) {
+func EvaluateCheckpoint(backend compute.Backend, task Task, dir string) (rep Report, st checkpoints.State, err error) {
 	defer func() {
 		if r := recover(); r != nil {
 			err = fmt.Errorf("evaluating %s: %s", dir, panicLine(r))
@@ -17,19 +17,19 @@ func EvaluateCheckpoint(backend compute.Backend, task Task, dir string) (metrics
 	}()
 	store, err := NewStore(0)
 	if err != nil {
-		return nil, st, err
+		return rep, st, err
 	}
 	if st, err = checkpoints.Load(dir, store); err != nil {
-		return nil, st, err
+		return rep, st, err
 	}
 	e, err := NewEvalExec(backend, store, task)
 	if err != nil {
-		return nil, st, err
+		return rep, st, err
 	}
 	defer e.Finalize()
-	metrics, err = Evaluate(e, task)
+	rep, err = EvaluateReport(e, task)
 	if err != nil {
-		return nil, st, fmt.Errorf("evaluating %s: %v (does the recipe still match the checkpoint's model?)", dir, err)
+		return rep, st, fmt.Errorf("evaluating %s: %v (does the recipe still match the checkpoint's model?)", dir, err)
 	}
-	return metrics, st, nil
+	return rep, st, nil
 }

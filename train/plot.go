@@ -6,12 +6,15 @@ import (
 	"os"
 	"path/filepath"
 	"sort"
+	"strconv"
 	"strings"
 
 	"gonum.org/v1/plot"
 	"gonum.org/v1/plot/plotter"
 	"gonum.org/v1/plot/plotutil"
 	"gonum.org/v1/plot/vg"
+	"gonum.org/v1/plot/vg/draw"
+	"gonum.org/v1/plot/vg/vgimg"
 )
 
 // PlotRun draws RUN/plots/loss.png from RUN/metrics.jsonl: the training loss (raw and smoothed)
@@ -112,4 +115,76 @@ func ema(xy plotter.XYs, a float64) plotter.XYs {
 		out[i] = plotter.XY{X: p.X, Y: v}
 	}
 	return out
+}
+
+// GroupSeries is one line of a grouped plot, e.g. the per-count results of one checkpoint.
+type GroupSeries struct {
+	Name   string
+	Groups []Group
+}
+
+// PlotGroups draws one panel per metric, side by side, with one line per series against the
+// groups' numeric keys (e.g. the numerosity plot: accuracy and MAE per true count, before and
+// after fine-tuning). Groups whose key is not a number are skipped.
+func PlotGroups(path, title, xLabel string, metrics []string, series []GroupSeries) error {
+	plots := make([][]*plot.Plot, 1)
+	for _, m := range metrics {
+		p := plot.New()
+		p.Title.Text = title + ": " + m
+		p.X.Label.Text = xLabel
+		p.Y.Label.Text = m
+		for i, s := range series {
+			var pts plotter.XYs
+			for _, g := range s.Groups {
+				x, err := strconv.ParseFloat(g.Key, 64)
+				v, ok := g.Metrics[m]
+				if err == nil && ok {
+					pts = append(pts, plotter.XY{X: x, Y: v})
+				}
+			}
+			if len(pts) == 0 {
+				continue
+			}
+			sort.Slice(pts, func(a, b int) bool { return pts[a].X < pts[b].X })
+			l, sc, err := plotter.NewLinePoints(pts)
+			if err != nil {
+				return err
+			}
+			l.Color = plotutil.Color(i)
+			sc.Color = l.Color
+			sc.Shape = plotutil.Shape(i)
+			p.Add(l, sc)
+			p.Legend.Add(s.Name, l, sc)
+		}
+		p.Legend.Top = true
+		p.Add(plotter.NewGrid())
+		plots[0] = append(plots[0], p)
+	}
+	if len(plots[0]) == 0 {
+		return nil
+	}
+	w, h := vg.Length(len(plots[0]))*6*vg.Inch, 4.5*vg.Inch
+	img := vgimg.New(w, h)
+	dc := draw.New(img)
+	tiles := draw.Tiles{Rows: 1, Cols: len(plots[0]), PadX: vg.Inch / 4, PadTop: vg.Inch / 8, PadBottom: vg.Inch / 8}
+	canvases := plot.Align(plots, tiles, dc)
+	for j, p := range plots[0] {
+		p.Draw(canvases[0][j])
+	}
+	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+		return err
+	}
+	tmp := path + ".tmp.png"
+	f, err := os.Create(tmp)
+	if err != nil {
+		return err
+	}
+	if _, err := (vgimg.PngCanvas{Canvas: img}).WriteTo(f); err != nil {
+		f.Close()
+		return fmt.Errorf("plot %s: %v", path, err)
+	}
+	if err := f.Close(); err != nil {
+		return err
+	}
+	return os.Rename(tmp, path)
 }

@@ -4,6 +4,9 @@
 package train
 
 import (
+	"sort"
+	"strconv"
+
 	"github.com/gomlx/gomlx/core/graph"
 	"github.com/gomlx/gomlx/core/tensors"
 	"github.com/gomlx/gomlx/ml/model"
@@ -32,4 +35,57 @@ type EvalData interface {
 	Batch(i int) []*tensors.Tensor
 	// Metrics reduces the EvalGraph outputs of every batch (outputs[batch][output]) to named values.
 	Metrics(outputs [][]*tensors.Tensor) map[string]float64
+}
+
+// Group is one row of a grouped evaluation breakdown, e.g. the examples whose true count is 3.
+type Group struct {
+	Key     string             `json:"key"`
+	N       int                `json:"n"`
+	Metrics map[string]float64 `json:"metrics"`
+}
+
+// Grouper is an optional EvalData extension: breakdowns by a property of the examples (for
+// example accuracy per true count), reported by `reel eval` in eval.json and plots but not
+// logged at every training evaluation.
+type Grouper interface {
+	// Groups reduces the EvalGraph outputs (as for Metrics) to named breakdowns.
+	Groups(outputs [][]*tensors.Tensor) map[string][]Group
+}
+
+// MergeGroups joins breakdowns of the same kind (e.g. per-count results of two evaluation sets):
+// rows with equal keys are combined, their metrics averaged weighted by N. Numeric keys are
+// sorted numerically, others after them alphabetically.
+func MergeGroups(lists ...[]Group) []Group {
+	byKey := map[string]*Group{}
+	var keys []string
+	for _, l := range lists {
+		for _, g := range l {
+			m := byKey[g.Key]
+			if m == nil {
+				m = &Group{Key: g.Key, Metrics: map[string]float64{}}
+				byKey[g.Key] = m
+				keys = append(keys, g.Key)
+			}
+			for k, v := range g.Metrics {
+				m.Metrics[k] = (m.Metrics[k]*float64(m.N) + v*float64(g.N)) / float64(max(1, m.N+g.N))
+			}
+			m.N += g.N
+		}
+	}
+	sort.Slice(keys, func(a, b int) bool {
+		x, ex := strconv.ParseFloat(keys[a], 64)
+		y, ey := strconv.ParseFloat(keys[b], 64)
+		switch {
+		case ex == nil && ey == nil:
+			return x < y
+		case ex == nil || ey == nil:
+			return ex == nil
+		}
+		return keys[a] < keys[b]
+	})
+	out := make([]Group, len(keys))
+	for i, k := range keys {
+		out[i] = *byKey[k]
+	}
+	return out
 }

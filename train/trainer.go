@@ -338,26 +338,47 @@ func (t *Trainer) evaluate(step int64) (map[string]float64, error) {
 
 // Evaluate runs every evaluation set of task through e and returns "<set>/<metric>" values.
 func Evaluate(e *model.Exec, task Task) (map[string]float64, error) {
-	all := map[string]float64{}
+	r, err := EvaluateReport(e, task)
+	return r.Metrics, err
+}
+
+// Report is a full evaluation: "<set>/<metric>" values and, for sets that implement Grouper,
+// "<set>/<breakdown>" groups.
+type Report struct {
+	Metrics map[string]float64 `json:"metrics"`
+	Groups  map[string][]Group `json:"groups,omitempty"`
+}
+
+// EvaluateReport is Evaluate with the sets' grouped breakdowns.
+func EvaluateReport(e *model.Exec, task Task) (Report, error) {
+	r := Report{Metrics: map[string]float64{}}
 	for _, name := range task.EvalSets() {
 		set, err := task.EvalSet(name)
 		if err != nil {
-			return nil, err
+			return Report{}, err
 		}
 		outs := make([][]*tensors.Tensor, set.NumBatches())
 		for i := range outs {
 			if outs[i], err = call(e, set.Batch(i)); err != nil {
-				return nil, err
+				return Report{}, err
 			}
 		}
 		for k, v := range set.Metrics(outs) {
-			all[name+"/"+k] = v
+			r.Metrics[name+"/"+k] = v
+		}
+		if gr, ok := set.(Grouper); ok {
+			for k, v := range gr.Groups(outs) {
+				if r.Groups == nil {
+					r.Groups = map[string][]Group{}
+				}
+				r.Groups[name+"/"+k] = v
+			}
 		}
 		for _, o := range outs {
 			finalize(o)
 		}
 	}
-	return all, nil
+	return r, nil
 }
 
 func (t *Trainer) logf(format string, args ...any) {

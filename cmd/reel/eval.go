@@ -18,10 +18,15 @@ import (
 )
 
 type evalResult struct {
-	Checkpoint string             `json:"checkpoint"`
-	Step       int64              `json:"step"`
-	Recipe     string             `json:"recipe"`
-	Metrics    map[string]float64 `json:"metrics"`
+	Checkpoint string                   `json:"checkpoint"`
+	Step       int64                    `json:"step"`
+	Recipe     string                   `json:"recipe"`
+	Metrics    map[string]float64       `json:"metrics"`
+	Groups     map[string][]train.Group `json:"groups,omitempty"`
+	// Baseline is the init_from checkpoint evaluated on the same sets, and Delta = Metrics −
+	// Baseline.Metrics: what the fine-tune changed.
+	Baseline *evalResult        `json:"baseline,omitempty"`
+	Delta    map[string]float64 `json:"delta,omitempty"`
 }
 
 func cmdEval(args []string) error {
@@ -29,8 +34,9 @@ func cmdEval(args []string) error {
 	sets := fs.StringArray("set", nil, "override a field of the checkpoint's recipe, e.g. --set eval.examples=1000")
 	all := fs.Bool("all", false, "evaluate every kept checkpoint of the run and plot each metric against step")
 	backend := fs.String("backend", "", `compute backend (default: $GOMLX_BACKEND, else auto)`)
+	baseline := fs.String("baseline", "", `run or checkpoint to compare against (default: the recipe's train.init_from; "none" to skip)`)
 	fs.Usage = func() {
-		fmt.Fprintln(os.Stderr, "Usage: reel eval RUN_DIR|CHECKPOINT_DIR [flags]\n\nPrints one JSON object of metrics and writes eval.json beside the checkpoint.\n\nFlags:")
+		fmt.Fprintln(os.Stderr, "Usage: reel eval RUN_DIR|CHECKPOINT_DIR [flags]\n\nPrints one JSON object of metrics and writes eval.json beside the checkpoint. For a fine-tuned run\nit also evaluates the init_from checkpoint on the same sets and reports the delta, and draws\nRUN/plots/numerosity.png (accuracy and MAE per true count, before and after).\n\nFlags:")
 		fs.PrintDefaults()
 	}
 	if err := parse(fs, args); err != nil {
@@ -78,15 +84,43 @@ func cmdEval(args []string) error {
 		if err != nil {
 			return err
 		}
-		m, st, err := train.EvaluateCheckpoint(b, task, dir)
+		rep, st, err := train.EvaluateCheckpoint(b, task, dir)
 		if err != nil {
 			return err
 		}
-		res := evalResult{Checkpoint: dir, Step: st.Step, Recipe: r.Name, Metrics: m}
+		res := evalResult{Checkpoint: dir, Step: st.Step, Recipe: r.Name, Metrics: rep.Metrics, Groups: rep.Groups}
+		fmt.Fprintf(os.Stderr, "reel: %s (step %d): %s\n", dir, st.Step, train.FormatMetrics(rep.Metrics))
+		if base := baselinePath(*baseline, r); base != "" && !*all {
+			bdir, err := checkpoints.Resolve(base, warn)
+			if err != nil {
+				if *baseline != "" {
+					return fmt.Errorf("--baseline: %v", err)
+				}
+				warn(fmt.Sprintf("baseline: train.init_from %s: %v; skipped (pass --baseline DIR)", base, err))
+			} else {
+				brep, bst, err := train.EvaluateCheckpoint(b, task, bdir)
+				if err != nil {
+					return fmt.Errorf("baseline %s: %v", bdir, err)
+				}
+				res.Baseline = &evalResult{Checkpoint: bdir, Step: bst.Step, Recipe: bst.Recipe, Metrics: brep.Metrics, Groups: brep.Groups}
+				res.Delta = map[string]float64{}
+				for k, v := range rep.Metrics {
+					if bv, ok := brep.Metrics[k]; ok {
+						res.Delta[k] = v - bv
+					}
+				}
+				fmt.Fprintf(os.Stderr, "reel: baseline %s (step %d): %s\n", bdir, bst.Step, train.FormatMetrics(brep.Metrics))
+				fmt.Fprintf(os.Stderr, "reel: delta: %s\n", train.FormatMetrics(res.Delta))
+			}
+		}
 		if err := checkpoints.WriteJSON(filepath.Join(dir, "eval.json"), res); err != nil {
 			return err
 		}
-		fmt.Fprintf(os.Stderr, "reel: %s (step %d): %s\n", dir, st.Step, train.FormatMetrics(m))
+		if !*all {
+			if err := plotNumerosity(dir, res); err != nil {
+				warn("plot: " + err.Error())
+			}
+		}
 		results = append(results, res)
 	}
 	enc := json.NewEncoder(os.Stdout)
@@ -119,5 +153,46 @@ func plotAll(run string, results []evalResult) error {
 			return err
 		}
 	}
+	return nil
+}
+
+// baselinePath is the checkpoint a fine-tuned run is compared against: --baseline, else the
+// recipe's train.init_from; "" for none.
+func baselinePath(flag string, r *recipes.Recipe) string {
+	switch flag {
+	case "none":
+		return ""
+	case "":
+		return r.Train.InitFrom
+	}
+	return flag
+}
+
+// plotNumerosity draws RUN/plots/numerosity.png from the per-count groups of every counting set
+// (in-distribution and the OOD more_objects counts join into one curve), before and after.
+func plotNumerosity(ckpt string, res evalResult) error {
+	merge := func(r *evalResult) []train.Group {
+		var lists [][]train.Group
+		for k, g := range r.Groups {
+			if strings.HasSuffix(k, "/by_count") {
+				lists = append(lists, g)
+			}
+		}
+		return train.MergeGroups(lists...)
+	}
+	after := merge(&res)
+	if len(after) == 0 {
+		return nil
+	}
+	series := []train.GroupSeries{{Name: fmt.Sprintf("after: %s step %d", res.Recipe, res.Step), Groups: after}}
+	if res.Baseline != nil {
+		series = append([]train.GroupSeries{{Name: fmt.Sprintf("before: %s step %d", res.Baseline.Recipe, res.Baseline.Step), Groups: merge(res.Baseline)}}, series...)
+	}
+	run := filepath.Dir(filepath.Dir(ckpt)) // RUN/checkpoints/step-N
+	path := filepath.Join(run, "plots", "numerosity.png")
+	if err := train.PlotGroups(path, "numerosity", "true count", []string{"accuracy", "mae"}, series); err != nil {
+		return err
+	}
+	fmt.Fprintf(os.Stderr, "reel: wrote %s\n", path)
 	return nil
 }
