@@ -66,10 +66,10 @@ func TestEmbeddedInheritance(t *testing.T) {
 	require.NoError(t, err)
 	require.Equal(t, "counting-finetune-tiny", ft.Name)
 	require.Equal(t, 32, ft.Model.ImageSize) // tiny model via counting-pretrain-tiny
-	require.Equal(t, 0.8, ft.Data.CountingFraction)
-	require.Equal(t, 300, ft.Train.Steps)
+	require.Equal(t, 0.6, ft.Data.CountingFraction)
+	require.Equal(t, 600, ft.Train.Steps)
 	require.Equal(t, 25, ft.Train.LogEvery)
-	require.Equal(t, 100, ft.Checkpoint.Every)
+	require.Equal(t, 200, ft.Checkpoint.Every)
 	require.Equal(t, 3, ft.Checkpoint.Keep)
 	require.Equal(t, "runs/counting-pretrain-tiny", ft.Train.InitFrom)
 

@@ -337,3 +337,12 @@ func (s *vqaEval) Groups(outs [][]*tensors.Tensor) map[string][]train.Group {
 	}
 	return map[string][]train.Group{"by_count": g}
 }
+
+// Model returns the task's VLM configuration.
+func (t *VQA) Model() models.VLMConfig { return t.cfg }
+
+// Vocab returns the task's vocabulary.
+func (t *VQA) Vocab() *data.Vocab { return t.vocab }
+
+// Generator returns the synthetic scene generator of the recipe, or nil for folder data.
+func (t *VQA) Generator() *data.SceneGenerator { return t.gen }

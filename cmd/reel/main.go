@@ -3,6 +3,7 @@
 //	reel train NAME|FILE [--out DIR] [--set k=v]... [--resume]
 //	reel eval RUN_DIR|CHECKPOINT_DIR [--set k=v]... [--all]
 //	reel recipes list | show NAME | cp NAME FILE | validate FILE
+//	reel analyze patching|heads RUN_DIR
 //	reel data audit FILE.jsonl [--json]
 //	reel doctor
 package main
@@ -24,6 +25,7 @@ Usage:
   reel recipes cp NAME FILE
   reel recipes validate FILE [--set key=value]...
   reel doctor
+  reel analyze patching|heads RUN_DIR|CHECKPOINT_DIR [flags]
   reel data audit FILE.jsonl [--json]
 
 Run 'reel COMMAND --help' for the flags of a command.
@@ -60,10 +62,12 @@ func run(args []string) int {
 		err = cmdRecipes(args[1:])
 	case "doctor":
 		err = cmdDoctor(args[1:])
+	case "analyze":
+		err = cmdAnalyze(args[1:])
 	case "data":
 		err = cmdData(args[1:])
 	default:
-		err = &exitError{2, fmt.Errorf("unknown command %q (commands: train, eval, recipes, doctor, data)", args[0])}
+		err = &exitError{2, fmt.Errorf("unknown command %q (commands: train, eval, recipes, analyze, data, doctor)", args[0])}
 	}
 	var ee *exitError
 	if err == nil || (errors.As(err, &ee) && ee.code == 0) { // success, or --help
