@@ -36,7 +36,8 @@ type Subject struct {
 }
 
 // Open loads the newest good checkpoint of a run (or a checkpoint directory) for analysis. The
-// recipe must be a synthetic-data VLM recipe: the tools generate their own controlled scenes.
+// tools generate their own controlled scenes: the recipe's synthetic data configuration, or the
+// default scenes (at the model's image size) for a VLM trained on a folder dataset.
 func Open(backend compute.Backend, path string, warn func(string)) (*Subject, error) {
 	dir, err := checkpoints.Resolve(path, warn)
 	if err != nil {
@@ -51,8 +52,18 @@ func Open(backend compute.Backend, path string, warn func(string)) (*Subject, er
 		return nil, err
 	}
 	vqa, ok := task.(*tasks.VQA)
-	if !ok || vqa.Generator() == nil {
-		return nil, fmt.Errorf("%s: analysis needs a VLM trained with data.source: synthetic (recipe %s)", dir, r.Name)
+	if !ok {
+		return nil, fmt.Errorf("%s: analysis needs a VLM checkpoint (recipe %s has task %s)", dir, r.Name, r.Task)
+	}
+	gen := vqa.Generator()
+	if gen == nil {
+		// A VLM trained on a folder dataset shares the scene vocabulary: probe it with the
+		// default synthetic scenes at its image size.
+		c := data.DefaultSceneConfig()
+		c.ImageSize = vqa.Model().Vision.ImageSize
+		if gen, err = data.NewSceneGenerator(c); err != nil {
+			return nil, err
+		}
 	}
 	store, err := train.NewStore(0)
 	if err != nil {
@@ -66,7 +77,7 @@ func Open(backend compute.Backend, path string, warn func(string)) (*Subject, er
 	if err != nil {
 		return nil, err
 	}
-	return &Subject{Dir: dir, Step: st.Step, Recipe: r, Cfg: vqa.Model(), Vocab: vqa.Vocab(), Gen: vqa.Generator(),
+	return &Subject{Dir: dir, Step: st.Step, Recipe: r, Cfg: vqa.Model(), Vocab: vqa.Vocab(), Gen: gen,
 		Weights: weights, backend: backend, store: store}, nil
 }
 

@@ -1,6 +1,7 @@
 package tasks
 
 import (
+	"fmt"
 	"io"
 	"strconv"
 	"testing"
@@ -66,4 +67,35 @@ func TestVLMReadsItsImage(t *testing.T) {
 	acc := res.Eval["objects/accuracy"]
 	t.Logf("held-out accuracy on \"how many objects ?\" after 400 steps: %.3f (prior 0.167)", acc)
 	require.Greater(t, acc, 0.45, "the VLM must answer from its image, not from the language prior (1/6)")
+}
+
+// TestEvalSplitsDisjointFromTraining: evaluation scenes come from seeds that no training
+// micro-batch uses (even when train.seed = eval.seed), and no evaluation image appears in training.
+func TestEvalSplitsDisjointFromTraining(t *testing.T) {
+	r, err := recipes.Load("counting-pretrain-tiny", []string{"train.seed=5", "eval.seed=5", "eval.examples=64"})
+	require.NoError(t, err)
+	vqa, err := NewVQA(r)
+	require.NoError(t, err)
+	trainSeeds := map[uint64]bool{}
+	for i := range int64(200_000) {
+		trainSeeds[seedFor(r.Train.Seed, "train", i)] = true
+	}
+	images := map[string]bool{}
+	for i := range int64(40) {
+		b, err := vqa.MicroBatch(i)
+		require.NoError(t, err)
+		flat := tensors.MustCopyFlatData[float32](b[0])
+		per := len(flat) / vqa.MicroBatchSize()
+		for j := range vqa.MicroBatchSize() {
+			images[fmt.Sprint(flat[j*per:(j+1)*per])] = true
+		}
+	}
+	for _, name := range r.Eval.Sets {
+		require.False(t, trainSeeds[seedFor(r.Eval.Seed, "eval/"+name, 0)], "eval set %s seed collides with a training seed", name)
+		set, err := vqa.EvalSet(name)
+		require.NoError(t, err)
+		for _, e := range set.(*vqaEval).examples {
+			require.False(t, images[fmt.Sprint(e.Image)], "an image of eval set %s appears in training", name)
+		}
+	}
 }
