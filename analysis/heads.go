@@ -57,7 +57,7 @@ type HeadsResult struct {
 	Checkpoint string      `json:"checkpoint"`
 	Step       int64       `json:"step"`
 	Examples   int         `json:"examples"`
-	Scores     []HeadScore `json:"scores"` // highest first
+	Scores     []HeadScore `json:"scores"`   // highest first
 	Accuracy   float64     `json:"accuracy"` // nothing ablated
 	TopK       Ablation    `json:"top_k"`
 	Random     []Ablation  `json:"random"`

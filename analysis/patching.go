@@ -60,8 +60,8 @@ type PatchingResult struct {
 	CleanLD   float64 `json:"clean_ld"`
 	CorruptLD float64 `json:"corrupt_ld"`
 	// CleanAccuracy and CorruptAccuracy: the argmax answer is n (clean) / n−1 (corrupted).
-	CleanAccuracy   float64 `json:"clean_accuracy"`
-	CorruptAccuracy float64 `json:"corrupt_accuracy"`
+	CleanAccuracy   float64  `json:"clean_accuracy"`
+	CorruptAccuracy float64  `json:"corrupt_accuracy"`
 	Sites           []string `json:"sites"`
 	// Restoration[site][pos]: pos < P is one image token, pos = P is all image tokens at once.
 	Restoration [][]float64 `json:"restoration"`
