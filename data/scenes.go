@@ -374,26 +374,34 @@ func insideShape(shape string, dx, dy float64) bool {
 
 func drawObject(img []float32, n int, o Object) {
 	rgb := colorRGB[o.Color]
+	objectPixels(n, o, func(i int) { copy(img[i*3:], rgb[:]) })
+}
+
+// objectPixels calls fn with the index y*n+x of every pixel that o covers on an n×n image:
+// the pixels whose centre lies inside the shape (insideShape), searched only within its
+// bounding box, or its centre pixel alone if there are none. drawObject paints exactly these
+// pixels, so instance masks built with objectPixels agree exactly with the rendered image.
+func objectPixels(n int, o Object, fn func(i int)) {
 	r := o.Size / 2
-	fn := float64(n)
-	x0, x1 := max(0, int(math.Floor((o.X-r)*fn))), min(n-1, int(math.Ceil((o.X+r)*fn)))
-	y0, y1 := max(0, int(math.Floor((o.Y-r)*fn))), min(n-1, int(math.Ceil((o.Y+r)*fn)))
+	side := float64(n)
+	x0, x1 := max(0, int(math.Floor((o.X-r)*side))), min(n-1, int(math.Ceil((o.X+r)*side)))
+	y0, y1 := max(0, int(math.Floor((o.Y-r)*side))), min(n-1, int(math.Ceil((o.Y+r)*side)))
 	painted := false
 	if r > 0 {
 		for y := y0; y <= y1; y++ {
-			dy := ((float64(y)+0.5)/fn - o.Y) / r
+			dy := ((float64(y)+0.5)/side - o.Y) / r
 			for x := x0; x <= x1; x++ {
-				dx := ((float64(x)+0.5)/fn - o.X) / r
+				dx := ((float64(x)+0.5)/side - o.X) / r
 				if insideShape(o.Shape, dx, dy) {
-					copy(img[(y*n+x)*3:], rgb[:])
+					fn(y*n + x)
 					painted = true
 				}
 			}
 		}
 	}
 	if !painted {
-		x, y := min(n-1, max(0, int(o.X*fn))), min(n-1, max(0, int(o.Y*fn)))
-		copy(img[(y*n+x)*3:], rgb[:])
+		x, y := min(n-1, max(0, int(o.X*side))), min(n-1, max(0, int(o.Y*side)))
+		fn(y*n + x)
 	}
 }
 

@@ -175,3 +175,48 @@ func PositionEmbedding(scope *model.Scope, x *Node) *Node {
 	pos := scope.VariableWithShape("positions", shapes.Make(x.DType(), t, d)).NodeValue(x.Graph())
 	return Add(x, InsertAxes(pos, 0))
 }
+
+// Conv2D is a 2-D convolution over x [B, H, W, Cin] (channels last) with a k×k kernel, the given
+// stride and zero padding (k−1)/2 on each side, plus a bias: [B, Ho, Wo, out] with
+// Ho = ⌊(H + 2·⌊(k−1)/2⌋ − k)/stride⌋ + 1. The kernel [k, k, Cin, out] is LeCun-normal,
+// N(0, 1/(k·k·Cin)).
+//
+// It is computed as im2col + one matrix multiplication: the k² shifted (strided) views of the
+// padded input are concatenated on the channel axis and multiplied by the kernel reshaped to
+// [k·k·Cin, out]. On the Go backend that is ~30× faster than its generic convolution (which took
+// 80% of a TrajViT2 step), and XLA fuses it just as well.
+func Conv2D(scope *model.Scope, x *Node, out, k, stride int) *Node {
+	d := x.Shape().Dimensions
+	h, w, in := d[1], d[2], d[3]
+	kernel := scope.WithInitializer(normalInit(scope.Store(), 1/math.Sqrt(float64(k*k*in)))).
+		VariableWithShape("kernel", shapes.Make(x.DType(), k, k, in, out)).NodeValue(x.Graph())
+	bias := scope.WithInitializer(normalInit(scope.Store(), 0)).
+		VariableWithShape("biases", shapes.Make(x.DType(), out)).NodeValue(x.Graph())
+	p := (k - 1) / 2
+	ho, wo := (h+2*p-k)/stride+1, (w+2*p-k)/stride+1
+	xp := x
+	if p > 0 {
+		xp = Pad(x, ScalarZero(x.Graph(), x.DType()), compute.PadAxis{}, compute.PadAxis{Start: p, End: p},
+			compute.PadAxis{Start: p, End: p}, compute.PadAxis{})
+	}
+	views := make([]*Node, 0, k*k)
+	for dy := range k {
+		for dx := range k {
+			views = append(views, Slice(xp, AxisRange(),
+				AxisRange(dy, dy+stride*(ho-1)+1).Stride(stride),
+				AxisRange(dx, dx+stride*(wo-1)+1).Stride(stride), AxisRange()))
+		}
+	}
+	cols := views[0]
+	if len(views) > 1 {
+		cols = Concatenate(views, -1) // [B, Ho, Wo, k·k·Cin], ordered (dy, dx, c) like the kernel
+	}
+	return nn.Dense(cols, Reshape(kernel, k*k*in, out), bias, compute.DenseLayoutInputOutputs)
+}
+
+// KeyMask turns a [B, T] boolean "valid token" mask into the [B, T, T] attention mask of
+// Attention: every query may attend to every valid key.
+func KeyMask(valid *Node) *Node {
+	t := valid.Shape().Dimensions[1]
+	return BroadcastToDims(InsertAxes(valid, 1), valid.Shape().Dimensions[0], t, t)
+}

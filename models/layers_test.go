@@ -306,3 +306,46 @@ func TestPrefixLMMask(t *testing.T) {
 	}
 	require.Equal(t, want, out[0].Value())
 }
+
+// TestConv2DMatchesConvolve: the im2col convolution equals GoMLX's Convolve (same padding and
+// stride), values and input gradients.
+func TestConv2DMatchesConvolve(t *testing.T) {
+	backend := goBackend(t)
+	rng := rand.New(rand.NewPCG(4, 5))
+	for _, c := range []struct{ h, w, in, out, k, stride int }{{8, 8, 3, 5, 3, 1}, {8, 6, 2, 4, 3, 2}, {9, 9, 3, 2, 3, 2}, {6, 6, 4, 3, 1, 1}, {8, 8, 2, 3, 5, 2}} {
+		x := tensors.FromFlatDataAndDimensions(randFlat32(rng, 2*c.h*c.w*c.in), 2, c.h, c.w, c.in)
+		store := model.NewStore()
+		require.NoError(t, store.SetRNGStateFromSeed(1))
+		e, err := model.NewExecCanonical(backend, store, func(scope *model.Scope, g *Graph, in []*Node) []*Node {
+			y := Conv2D(scope, in[0], c.out, c.k, c.stride)
+			kernel := scope.Store().GetVariable("/kernel").NodeValue(g)
+			bias := scope.Store().GetVariable("/biases").NodeValue(g)
+			p := (c.k - 1) / 2
+			ref := Convolve(in[0], kernel).Strides(c.stride).PaddingPerDim([][2]int{{p, p}, {p, p}}).Done()
+			ref = Add(ref, Reshape(bias, 1, 1, 1, c.out))
+			w := Iota(g, y.Shape(), 3)
+			gy := Gradient(ReduceAllSum(Mul(y, ConvertDType(w, y.DType()))), in[0])[0]
+			gr := Gradient(ReduceAllSum(Mul(ref, ConvertDType(w, ref.DType()))), in[0])[0]
+			return []*Node{y, ref, gy, gr}
+		}, -1, -1, false, true, true)
+		require.NoError(t, err)
+		out, err := e.Exec(x)
+		require.NoError(t, err)
+		require.Equal(t, out[1].Shape().Dimensions, out[0].Shape().Dimensions, "%+v", c)
+		for i, pair := range [][2]int{{0, 1}, {2, 3}} {
+			a, b := tensors.MustCopyFlatData[float32](out[pair[0]]), tensors.MustCopyFlatData[float32](out[pair[1]])
+			for j := range a {
+				require.InDelta(t, b[j], a[j], 1e-4, "%+v output %d index %d", c, i, j)
+			}
+		}
+		e.Finalize()
+	}
+}
+
+func randFlat32(rng *rand.Rand, n int) []float32 {
+	v := make([]float32, n)
+	for i := range v {
+		v[i] = float32(rng.NormFloat64())
+	}
+	return v
+}

@@ -15,7 +15,7 @@ type Recipe struct {
 	Description string `yaml:"description" doc:"one-line description shown by 'reel recipes list'"`
 	// Base names another recipe (embedded name or a path relative to this file) to inherit from.
 	Base string `yaml:"base,omitempty" doc:"recipe to inherit from; keys here override it"`
-	Task string `yaml:"task" required:"true" enum:"vqa" doc:"what is trained: vqa = image + question -> answer"`
+	Task string `yaml:"task" required:"true" enum:"vqa|videoclip" doc:"what is trained: vqa = image + question -> answer; videoclip = video-text contrastive (retrieval)"`
 
 	Model      ModelConfig      `yaml:"model"`
 	Data       DataConfig       `yaml:"data"`
@@ -26,7 +26,7 @@ type Recipe struct {
 
 // ModelConfig describes the architecture.
 type ModelConfig struct {
-	Arch         string  `yaml:"arch" required:"true" enum:"vlm" doc:"architecture: vlm = ViT -> projector -> causal text decoder"`
+	Arch         string  `yaml:"arch" required:"true" enum:"vlm|trajvit2|vivit" doc:"architecture: vlm = ViT -> projector -> causal text decoder; trajvit2 = TrajTok trajectory tokens -> video ViT + text encoder; vivit = tubelet tokens -> video ViT + text encoder"`
 	ImageSize    int     `yaml:"image_size" range:"8,1024" doc:"square input image side, pixels"`
 	PatchSize    int     `yaml:"patch_size" range:"2,64" doc:"ViT patch side, pixels; must divide image_size"`
 	VisionDim    int     `yaml:"vision_dim" range:"8,4096" doc:"ViT embedding width"`
@@ -36,15 +36,27 @@ type ModelConfig struct {
 	TextLayers   int     `yaml:"text_layers" range:"1,96" doc:"decoder blocks"`
 	TextHeads    int     `yaml:"text_heads" range:"1,128" doc:"decoder heads; must divide text_dim"`
 	MLPRatio     float64 `yaml:"mlp_ratio" range:"0.5,16" doc:"MLP hidden width / model width"`
-	MaxTextLen   int     `yaml:"max_text_len" range:"4,4096" doc:"text tokens per example (question + answer), padded"`
+	MaxTextLen   int     `yaml:"max_text_len" range:"4,4096" doc:"text tokens per example (question + answer, or caption), padded"`
+	// Video models (trajvit2, vivit). vision_* size the video encoder, text_* the text encoder.
+	Frames          int `yaml:"frames" range:"1,1024" doc:"video frames per clip"`
+	Tubelet         int `yaml:"tubelet" range:"1,64" doc:"vivit: frames per tubelet (spatial extent is patch_size); must divide frames"`
+	Latents         int `yaml:"latents" range:"1,1024" doc:"trajvit2: TrajTok latents K, the most trajectory tokens a video can have"`
+	FeatStride      int `yaml:"feat_stride" range:"1,32" doc:"trajvit2: backbone stride; masks live on an (image_size/feat_stride)^2 grid per frame"`
+	FeatDim         int `yaml:"feat_dim" range:"4,4096" doc:"trajvit2: backbone feature channels"`
+	GroupDim        int `yaml:"group_dim" range:"4,1024" doc:"trajvit2: dimension of the normalised grouping embeddings"`
+	PerceiverLayers int `yaml:"perceiver_layers" range:"1,16" doc:"trajvit2: depth of the grouping Perceiver"`
+	EmbedDim        int `yaml:"embed_dim" range:"4,4096" doc:"video-text shared embedding dimension"`
 }
 
 // DataConfig describes where training and evaluation examples come from.
 type DataConfig struct {
 	Source string `yaml:"source" required:"true" enum:"synthetic|folder" doc:"synthetic scenes, or a folder of images + questions.jsonl"`
 	// Folder source.
-	Dir       string `yaml:"dir" doc:"folder source: directory holding the images"`
-	Questions string `yaml:"questions" doc:"folder source: JSONL file with {image, question, answer[, kind]} per line"`
+	Dir       string  `yaml:"dir" doc:"folder source: directory holding the images"`
+	Questions string  `yaml:"questions" doc:"folder source: JSONL file with {image, question, answer[, kind]} per line"`
+	Captions  string  `yaml:"captions" doc:"folder source, videoclip: JSONL file with {video, caption} per line (paths relative to it)"`
+	FPS       float64 `yaml:"fps" range:"0.1,240" doc:"folder source, videoclip: frames per second sampled from each video"`
+	SkipBad   bool    `yaml:"skip_bad" doc:"folder source, videoclip: skip (and count) videos that fail to decode instead of stopping"`
 	// Synthetic source.
 	CountingFraction float64  `yaml:"counting_fraction" range:"0,1" doc:"share of counting questions in training batches"`
 	MinObjects       int      `yaml:"min_objects" range:"0,50" doc:"fewest objects per scene"`
@@ -55,6 +67,8 @@ type DataConfig struct {
 	MaxSize          float64  `yaml:"max_size" range:"0.02,0.5" doc:"largest object size, fraction of the image side"`
 	Overlap          bool     `yaml:"overlap" doc:"allow objects to overlap"`
 	Background       string   `yaml:"background" enum:"solid|gradient|noise|mixed" doc:"background style"`
+	MaxSpeed         float64  `yaml:"max_speed" range:"0,0.5" doc:"videoclip: fastest object speed, fraction of the side per frame"`
+	AppearLeave      bool     `yaml:"appear_leave" doc:"videoclip: objects may appear after the first frame or leave before the last"`
 	Prefetch         int      `yaml:"prefetch" range:"0,256" doc:"batches generated ahead of compute"`
 	Workers          int      `yaml:"workers" range:"0,64" doc:"data goroutines (0 = number of CPUs)"`
 }
@@ -76,13 +90,18 @@ type TrainConfig struct {
 	LogEvery    int     `yaml:"log_every" range:"1," doc:"plain log line every N steps when not on a terminal"`
 	EvalEvery   int     `yaml:"eval_every" range:"0," doc:"evaluate every N steps (0 = only at the end)"`
 	InitFrom    string  `yaml:"init_from" doc:"run or checkpoint directory to load weights from (fine-tuning)"`
+	// Video-text contrastive training.
+	Temperature      float64 `yaml:"temperature" range:"0.001,10" doc:"videoclip: InfoNCE temperature (initial value if learned)"`
+	LearnTemperature bool    `yaml:"learn_temperature" doc:"videoclip: learn the InfoNCE temperature (CLIP's logit scale)"`
+	DiceWeight       float64 `yaml:"dice_weight" range:"0,100" doc:"trajvit2: weight of the dice loss on Hungarian-matched masks"`
+	FocalWeight      float64 `yaml:"focal_weight" range:"0,100" doc:"trajvit2: weight of the focal loss on Hungarian-matched masks"`
 }
 
 // EvalConfig describes evaluation.
 type EvalConfig struct {
 	Examples  int      `yaml:"examples" range:"1," doc:"examples per eval set"`
 	BatchSize int      `yaml:"batch_size" range:"1,65536" doc:"eval batch size"`
-	Sets      []string `yaml:"sets" enum:"counting|general|counting_ood" doc:"eval sets: in-distribution counting, general QA, counts above max_objects"`
+	Sets      []string `yaml:"sets" enum:"counting|general|counting_ood|retrieval" doc:"eval sets: vqa: counting (in-distribution), general QA, counting_ood (distribution shifts); videoclip: retrieval (held-out video-text pairs)"`
 	Seed      int64    `yaml:"seed" doc:"seed of the (fixed) eval sets"`
 	OODMax    int      `yaml:"ood_max_objects" range:"1,50" doc:"most objects in the counting_ood set"`
 }

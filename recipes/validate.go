@@ -138,11 +138,39 @@ func checkCross(r *Recipe, add func(p, msg string)) {
 	if t.BatchSize%t.GradAccum != 0 {
 		add("train.grad_accum", fmt.Sprintf("%d does not divide train.batch_size (%d)", t.GradAccum, t.BatchSize))
 	}
-	if e.OODMax < d.MaxObjects {
+	video := r.Task == "videoclip"
+	switch {
+	case video && m.Arch == "vlm":
+		add("model.arch", "vlm is an image-question model; task videoclip needs trajvit2 or vivit")
+	case !video && m.Arch != "vlm":
+		add("model.arch", fmt.Sprintf("%s is a video-text model; task %s needs vlm", m.Arch, r.Task))
+	}
+	for _, set := range e.Sets {
+		if (set == "retrieval") != video {
+			add("eval.sets", fmt.Sprintf("%q is not an eval set of task %s (vqa: counting, general, counting_ood; videoclip: retrieval)", set, r.Task))
+		}
+	}
+	if video {
+		if m.Arch == "vivit" && m.Frames%m.Tubelet != 0 {
+			add("model.tubelet", fmt.Sprintf("%d does not divide model.frames (%d)", m.Tubelet, m.Frames))
+		}
+		if m.Arch == "trajvit2" && m.ImageSize%m.FeatStride != 0 {
+			add("model.feat_stride", fmt.Sprintf("%d does not divide model.image_size (%d)", m.FeatStride, m.ImageSize))
+		}
+		if d.Source == "synthetic" && d.MaxObjects > 8 {
+			add("data.max_objects", fmt.Sprintf("%d is above 8, the most objects a synthetic video has", d.MaxObjects))
+		}
+	} else if e.OODMax < d.MaxObjects {
 		add("eval.ood_max_objects", fmt.Sprintf("%d is less than data.max_objects (%d)", e.OODMax, d.MaxObjects))
 	}
 	switch d.Source {
 	case "folder":
+		if video {
+			if d.Captions == "" {
+				add("data.captions", "is required when data.source is folder (task videoclip)")
+			}
+			break
+		}
 		if d.Dir == "" {
 			add("data.dir", "is required when data.source is folder")
 		}

@@ -14,6 +14,8 @@ func New(r *recipes.Recipe) (train.Task, error) {
 	switch r.Task {
 	case "vqa":
 		return NewVQA(r)
+	case "videoclip":
+		return NewVideoCLIP(r)
 	}
 	return nil, fmt.Errorf("task: %q is not a known task", r.Task)
 }

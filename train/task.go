@@ -37,6 +37,15 @@ type EvalData interface {
 	Metrics(outputs [][]*tensors.Tensor) map[string]float64
 }
 
+// BatchPreparer is an optional Task extension for training inputs that depend on the current
+// weights, such as TrajTok's Hungarian matching of predicted to ground-truth masks, which is
+// solved exactly on the host between two graph executions. For every micro-batch the trainer runs
+// PrepareGraph on it with the current weights, then trains on Prepare(batch, outputs).
+type BatchPreparer interface {
+	PrepareGraph(scope *model.Scope, inputs []*graph.Node) []*graph.Node
+	Prepare(batch, outputs []*tensors.Tensor) ([]*tensors.Tensor, error)
+}
+
 // Group is one row of a grouped evaluation breakdown, e.g. the examples whose true count is 3.
 type Group struct {
 	Key     string             `json:"key"`

@@ -56,6 +56,7 @@ type Trainer struct {
 	store     *model.Store
 	applyExec *model.Exec
 	accumExec *model.Exec
+	prepExec  *model.Exec // BatchPreparer tasks only
 	metrics   *MetricsLog
 	ckptRoot  string
 }
@@ -144,7 +145,33 @@ func (t *Trainer) buildExecs() error {
 			return err
 		}
 	}
-	return nil
+	if p, ok := t.task.(BatchPreparer); ok {
+		t.prepExec, err = newPrepExec(t.opts.Backend, t.store, p)
+	}
+	return err
+}
+
+// newPrepExec compiles a BatchPreparer's graph. It is marked as training so that variables are
+// graph parameters that follow the updates (the Go backend embeds them as constants otherwise).
+func newPrepExec(backend compute.Backend, store *model.Store, p BatchPreparer) (*model.Exec, error) {
+	return model.NewExecCanonical(backend, store, func(scope *model.Scope, g *model.Graph, inputs []*model.Node) []*model.Node {
+		scope.SetTraining(g, true)
+		return p.PrepareGraph(scope, inputs)
+	}, -1, -1, false, true, true)
+}
+
+// prepare applies the task's BatchPreparer (if any) to a micro-batch.
+func prepare(e *model.Exec, task Task, batch []*tensors.Tensor) ([]*tensors.Tensor, error) {
+	p, ok := task.(BatchPreparer)
+	if !ok || e == nil {
+		return batch, nil
+	}
+	out, err := call(e, batch)
+	if err != nil {
+		return nil, err
+	}
+	defer finalize(out)
+	return p.Prepare(batch, out)
 }
 
 // NewEvalExec returns the executor of task.EvalGraph in inference mode.
@@ -161,6 +188,17 @@ func (t *Trainer) warmUp() error {
 	batch, err := t.task.MicroBatch(0)
 	if err != nil {
 		return err
+	}
+	if p, ok := t.task.(BatchPreparer); ok {
+		pe, err := newPrepExec(t.opts.Backend, t.store, p)
+		if err != nil {
+			return err
+		}
+		batch, err = prepare(pe, t.task, batch)
+		pe.Finalize()
+		if err != nil {
+			return err
+		}
 	}
 	e, err := model.NewExecCanonical(t.opts.Backend, t.store, func(scope *model.Scope, g *model.Graph, inputs []*model.Node) []*model.Node {
 		scope.SetTraining(g, false)
@@ -243,6 +281,9 @@ func (t *Trainer) loop(ctx context.Context, step int64) (Result, error) {
 			batch, err := stream.Next()
 			if err != nil {
 				return res, fmt.Errorf("data: %v", err)
+			}
+			if batch, err = prepare(t.prepExec, t.task, batch); err != nil {
+				return res, err
 			}
 			e := t.applyExec
 			if micro < accum-1 {

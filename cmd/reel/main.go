@@ -4,6 +4,7 @@
 //	reel eval RUN_DIR|CHECKPOINT_DIR [--set k=v]... [--all]
 //	reel recipes list | show NAME | cp NAME FILE | validate FILE
 //	reel analyze patching|heads RUN_DIR
+//	reel tokenize RUN_DIR VIDEO_FILE [--out DIR]
 //	reel data audit FILE.jsonl [--json]
 //	reel doctor
 package main
@@ -26,7 +27,9 @@ Usage:
   reel recipes validate FILE [--set key=value]...
   reel doctor
   reel analyze patching|heads RUN_DIR|CHECKPOINT_DIR [flags]
+  reel tokenize RUN_DIR|CHECKPOINT_DIR VIDEO_FILE [--out DIR]
   reel data audit FILE.jsonl [--json]
+  reel data gen-video --n N --out DIR [flags]
 
 Run 'reel COMMAND --help' for the flags of a command.
 `
@@ -64,10 +67,12 @@ func run(args []string) int {
 		err = cmdDoctor(args[1:])
 	case "analyze":
 		err = cmdAnalyze(args[1:])
+	case "tokenize":
+		err = cmdTokenize(args[1:])
 	case "data":
 		err = cmdData(args[1:])
 	default:
-		err = &exitError{2, fmt.Errorf("unknown command %q (commands: train, eval, recipes, analyze, data, doctor)", args[0])}
+		err = &exitError{2, fmt.Errorf("unknown command %q (commands: train, eval, recipes, analyze, tokenize, data, doctor)", args[0])}
 	}
 	var ee *exitError
 	if err == nil || (errors.As(err, &ee) && ee.code == 0) { // success, or --help

@@ -1,0 +1,41 @@
+package main
+
+import (
+	"encoding/json"
+	"fmt"
+	"os"
+
+	"github.com/reelml/reel/analysis"
+	"github.com/reelml/reel/backends"
+)
+
+func cmdTokenize(args []string) error {
+	fs := newFlags("tokenize")
+	out := fs.String("out", ".", "directory for the PNG strip")
+	backend := fs.String("backend", "", `compute backend (default: $GOMLX_BACKEND, else auto)`)
+	fs.Usage = func() {
+		fmt.Fprintln(os.Stderr, "Usage: reel tokenize RUN_DIR|CHECKPOINT_DIR VIDEO_FILE [--out DIR]\n\nRuns a trajvit2 checkpoint's TrajTok tokenizer on a video (decoded with ffmpeg at the recipe's\nfps and size). Prints JSON (frames, active tokens, each token's pixel share and frames) and writes\nDIR/VIDEO.tokens.png: the frames above their trajectory masks, one colour per token.\n\nFlags:")
+		fs.PrintDefaults()
+	}
+	if err := parse(fs, args); err != nil {
+		return err
+	}
+	if fs.NArg() != 2 {
+		return &exitError{2, fmt.Errorf("tokenize: expected a checkpoint and a video file, got %d arguments", fs.NArg())}
+	}
+	if _, err := os.Stat(fs.Arg(1)); err != nil {
+		return fmt.Errorf("tokenize: video %s: %v", fs.Arg(1), err)
+	}
+	b, _, err := backends.Select(*backend)
+	if err != nil {
+		return err
+	}
+	res, err := analysis.Tokenize(b, fs.Arg(0), fs.Arg(1), *out, func(w string) { fmt.Fprintln(os.Stderr, "reel: warning: "+w) })
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(os.Stderr, "reel: %s: %d of %d trajectories active; wrote %s\n", res.Video, res.Tokens, res.Latents, res.Strip)
+	enc := json.NewEncoder(os.Stdout)
+	enc.SetIndent("", "  ")
+	return enc.Encode(res)
+}

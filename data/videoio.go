@@ -1,0 +1,440 @@
+package data
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io/fs"
+	"math"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// Real video goes through the ffmpeg program (no cgo): decoding pipes raw rgb24 frames out of
+// it, encoding pipes them in.
+
+// ffmpegTimeout bounds every ffmpeg run, so that a damaged file or a stuck pipe never hangs.
+var ffmpegTimeout = 60 * time.Second
+
+// FFmpeg returns the path of the ffmpeg program, or an error saying how to install it.
+func FFmpeg() (string, error) {
+	p, err := exec.LookPath("ffmpeg")
+	if err != nil {
+		return "", errors.New("ffmpeg not found on PATH: install it (Debian: apt-get install ffmpeg)")
+	}
+	return p, nil
+}
+
+// runFFmpeg runs ffmpeg with args, stdin and stdout, within ffmpegTimeout. Its error is one
+// line: the first line of ffmpeg's stderr (without the "[demuxer @ 0x...] " prefix and
+// without a leading "file:NAME: " naming the input), or how it failed.
+func runFFmpeg(args []string, stdin *bytes.Reader, stdout *bytes.Buffer, input string) error {
+	bin, err := FFmpeg()
+	if err != nil {
+		return err
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), ffmpegTimeout)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, bin, args...)
+	if stdin != nil {
+		cmd.Stdin = stdin
+	}
+	if stdout != nil {
+		cmd.Stdout = stdout
+	}
+	stderr := &cappedBuffer{max: 64 << 10}
+	cmd.Stderr = stderr
+	cmd.WaitDelay = 5 * time.Second
+	err = cmd.Run()
+	if ctx.Err() == context.DeadlineExceeded {
+		return fmt.Errorf("ffmpeg timed out after %v", ffmpegTimeout)
+	}
+	if err == nil {
+		return nil
+	}
+	if msg := ffmpegMessage(stderr.String(), input); msg != "" {
+		return errors.New("ffmpeg: " + msg)
+	}
+	return fmt.Errorf("ffmpeg: %v", err)
+}
+
+// ffmpegMessage returns the first non-empty line of ffmpeg's stderr, cleaned up (see runFFmpeg).
+func ffmpegMessage(stderr, input string) string {
+	for line := range strings.Lines(stderr) {
+		line = strings.TrimSpace(line)
+		if strings.HasPrefix(line, "[") {
+			if i := strings.Index(line, "] "); i > 0 && strings.Contains(line[:i], " @ 0x") {
+				line = strings.TrimSpace(line[i+2:])
+			}
+		}
+		if input != "" {
+			line = strings.TrimPrefix(line, input+": ")
+		}
+		if line != "" {
+			return line
+		}
+	}
+	return ""
+}
+
+// cappedBuffer keeps the first max bytes written to it and discards the rest.
+type cappedBuffer struct {
+	bytes.Buffer
+	max int
+}
+
+func (b *cappedBuffer) Write(p []byte) (int, error) {
+	if room := b.max - b.Len(); room > 0 {
+		b.Buffer.Write(p[:min(len(p), room)])
+	}
+	return len(p), nil
+}
+
+func formatFPS(fps float64) string { return strconv.FormatFloat(fps, 'g', -1, 64) }
+
+func checkFPS(fn string, fps float64) error {
+	if !(fps > 0) || math.IsInf(fps, 0) {
+		return fmt.Errorf("data.%s: fps %g must be positive", fn, fps)
+	}
+	return nil
+}
+
+// DecodeVideo decodes the first video stream of the file at path with ffmpeg, resampled to fps
+// frames per second and stretched to size×size, into a Video of exactly frames frames: a file
+// shorter than that is padded by repeating its last frame. Frames are rgb24 scaled to [0,1];
+// Masks and Scene are nil, Source is path. Each ffmpeg run is limited to 60 s. A missing,
+// empty, corrupt or truncated file gives a one-line error naming it, e.g.
+// `video clips/a.mp4: ffmpeg: moov atom not found`.
+func DecodeVideo(path string, fps float64, size, frames int) (Video, error) {
+	if err := checkFPS("DecodeVideo", fps); err != nil {
+		return Video{}, err
+	}
+	if size < 1 || size > 4096 {
+		return Video{}, fmt.Errorf("data.DecodeVideo: size %d out of range [1, 4096]", size)
+	}
+	if frames < 1 || frames > 1<<16 {
+		return Video{}, fmt.Errorf("data.DecodeVideo: frames %d out of range [1, 65536]", frames)
+	}
+	fail := func(err error) (Video, error) { return Video{}, fmt.Errorf("video %s: %v", path, err) }
+	st, err := os.Stat(path)
+	switch {
+	case err != nil:
+		var pe *fs.PathError
+		if errors.As(err, &pe) {
+			err = pe.Err
+		}
+		return fail(err)
+	case st.IsDir():
+		return fail(errors.New("is a directory"))
+	case st.Size() == 0:
+		return fail(errors.New("empty file"))
+	}
+	if _, err := FFmpeg(); err != nil {
+		return Video{}, err
+	}
+	frameBytes := size * size * 3
+	var out bytes.Buffer
+	out.Grow(frames * frameBytes)
+	input := "file:" + path // never a protocol or an option, whatever the name
+	args := []string{
+		"-nostdin", "-v", "error", "-i", input, "-map", "0:v:0",
+		"-vf", fmt.Sprintf("fps=%s,scale=%d:%d", formatFPS(fps), size, size),
+		"-frames:v", strconv.Itoa(frames), "-f", "rawvideo", "-pix_fmt", "rgb24", "-",
+	}
+	if err := runFFmpeg(args, nil, &out, input); err != nil {
+		return fail(err)
+	}
+	raw := out.Bytes()
+	got := min(frames, len(raw)/frameBytes)
+	if got == 0 {
+		return fail(errors.New("no video frames decoded"))
+	}
+	v := Video{T: frames, Size: size, Frames: make([]float32, frames*frameBytes), Source: path}
+	for i, b := range raw[:got*frameBytes] {
+		v.Frames[i] = float32(b) / 255
+	}
+	last := v.Frames[(got-1)*frameBytes : got*frameBytes]
+	for t := got; t < frames; t++ {
+		copy(v.Frames[t*frameBytes:], last)
+	}
+	return v, nil
+}
+
+var (
+	x264Once    sync.Once
+	haveLibx264 bool
+)
+
+// hasLibx264 reports whether ffmpeg lists the libx264 encoder (checked once).
+func hasLibx264() bool {
+	x264Once.Do(func() {
+		var out bytes.Buffer
+		if runFFmpeg([]string{"-hide_banner", "-nostdin", "-encoders"}, nil, &out, "") == nil {
+			haveLibx264 = strings.Contains(out.String(), " libx264 ")
+		}
+	})
+	return haveLibx264
+}
+
+// EncodeVideo writes v as an mp4 file at path, fps frames per second: H.264 (libx264, crf 15)
+// in yuv420p, or yuv444p for odd sizes, which 4:2:0 cannot hold; MPEG-4 part 2 (mpeg4 -q:v 2)
+// if ffmpeg has no libx264. Frame values are clamped to [0,1] and rounded to 8 bits. The file
+// is written next to path under a temporary name and renamed, so path is never left half
+// written. Like every ffmpeg run here, encoding is limited to 60 s.
+func EncodeVideo(path string, v Video, fps float64) error {
+	return encodeVideo(path, v, fps, hasLibx264())
+}
+
+// encodeVideo is EncodeVideo with libx264 (x264 true) or mpeg4.
+func encodeVideo(path string, v Video, fps float64, x264 bool) error {
+	if err := checkFPS("EncodeVideo", fps); err != nil {
+		return err
+	}
+	if v.T < 1 || v.Size < 1 || len(v.Frames) != v.T*v.Size*v.Size*3 {
+		return fmt.Errorf("data.EncodeVideo %s: video has %d values, want T×Size×Size×3 with positive T = %d, Size = %d",
+			path, len(v.Frames), v.T, v.Size)
+	}
+	if _, err := FFmpeg(); err != nil {
+		return err
+	}
+	raw := make([]byte, len(v.Frames))
+	for i, f := range v.Frames {
+		raw[i] = byte(math.Round(float64(clamp01(f)) * 255))
+	}
+	tmp, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".tmp-*")
+	if err != nil {
+		return fmt.Errorf("video %s: %v", path, err)
+	}
+	tmpName := tmp.Name()
+	tmp.Close()
+	defer os.Remove(tmpName) // after a successful rename, a no-op
+	if err := os.Chmod(tmpName, 0o644); err != nil {
+		return fmt.Errorf("video %s: %v", path, err)
+	}
+	codec := []string{"-c:v", "mpeg4", "-q:v", "2", "-pix_fmt", "yuv420p"}
+	if x264 {
+		pix := "yuv420p"
+		if v.Size%2 == 1 {
+			pix = "yuv444p"
+		}
+		codec = []string{"-c:v", "libx264", "-preset", "medium", "-crf", "15", "-pix_fmt", pix}
+	}
+	size := fmt.Sprintf("%dx%d", v.Size, v.Size)
+	args := []string{
+		"-y", "-v", "error",
+		"-f", "rawvideo", "-pix_fmt", "rgb24", "-s", size, "-r", formatFPS(fps), "-i", "pipe:0",
+	}
+	args = append(args, codec...)
+	args = append(args, "-an", "-f", "mp4", "file:"+tmpName)
+	if err := runFFmpeg(args, bytes.NewReader(raw), nil, ""); err != nil {
+		return fmt.Errorf("video %s: %v", path, err)
+	}
+	if err := os.Rename(tmpName, path); err != nil {
+		return fmt.Errorf("video %s: %v", path, err)
+	}
+	return nil
+}
+
+// VideoText is one line of a video-caption dataset, e.g.
+//
+//	{"video": "videos/000001.mp4", "caption": "a red circle moves left"}
+//
+// with the video path relative to the JSONL file's directory (or absolute).
+type VideoText struct {
+	Video   string `json:"video"`
+	Caption string `json:"caption"`
+}
+
+// LoadVideoDataset reads a video-caption JSONL file (one VideoText per line, blank lines
+// skipped) and decodes every video with DecodeVideo(fps, size, frames), in parallel (at most
+// GOMAXPROCS ffmpeg processes), returning them in file order with their captions. A line that
+// is not valid JSON or lacks a non-empty "video" or "caption" is an error `FILE:LINE: ...`. A
+// video that cannot be decoded is an error `FILE:LINE: video PATH: ...` (the first one in file
+// order), or, with skipBad, is silently left out and counted in skipped. It is an error if no
+// video is left.
+func LoadVideoDataset(captionsJSONL string, fps float64, size, frames int, skipBad bool) (videos []Video, skipped int, err error) {
+	f, err := os.Open(captionsJSONL)
+	if err != nil {
+		return nil, 0, err
+	}
+	defer f.Close()
+	type entry struct {
+		line int
+		rec  VideoText
+		path string
+	}
+	var entries []entry
+	sc := bufio.NewScanner(f)
+	sc.Buffer(make([]byte, 64*1024), 16*1024*1024)
+	line := 0
+	dir := filepath.Dir(captionsJSONL)
+	for sc.Scan() {
+		line++
+		text := bytes.TrimSpace(sc.Bytes())
+		if len(text) == 0 {
+			continue
+		}
+		var rec struct {
+			Video   *string `json:"video"`
+			Caption *string `json:"caption"`
+		}
+		if err := json.Unmarshal(text, &rec); err != nil {
+			return nil, 0, fmt.Errorf("%s:%d: invalid JSON: %v", captionsJSONL, line, err)
+		}
+		for _, fld := range []struct {
+			name string
+			v    *string
+		}{{"video", rec.Video}, {"caption", rec.Caption}} {
+			if fld.v == nil {
+				return nil, 0, fmt.Errorf("%s:%d: missing field %q", captionsJSONL, line, fld.name)
+			}
+			if strings.TrimSpace(*fld.v) == "" {
+				return nil, 0, fmt.Errorf("%s:%d: empty field %q", captionsJSONL, line, fld.name)
+			}
+		}
+		p := filepath.FromSlash(*rec.Video)
+		if !filepath.IsAbs(p) {
+			p = filepath.Join(dir, p)
+		}
+		entries = append(entries, entry{line, VideoText{*rec.Video, *rec.Caption}, p})
+	}
+	if err := sc.Err(); err != nil {
+		return nil, 0, fmt.Errorf("%s:%d: %v", captionsJSONL, line+1, err)
+	}
+	if len(entries) == 0 {
+		return nil, 0, fmt.Errorf("%s: no videos", captionsJSONL)
+	}
+	if _, err := FFmpeg(); err != nil {
+		return nil, 0, err
+	}
+
+	// Decode in parallel. Entries are handed out in file order and, without skipBad, none is
+	// started after a failure, so every entry before a failing one has been decoded: the
+	// reported error is the first bad video in file order.
+	decoded := make([]Video, len(entries))
+	errs := make([]error, len(entries))
+	var next atomic.Int64
+	var failed atomic.Bool
+	var wg sync.WaitGroup
+	for range min(runtime.GOMAXPROCS(0), len(entries)) {
+		wg.Go(func() {
+			for {
+				i := int(next.Add(1) - 1)
+				if i >= len(entries) || (!skipBad && failed.Load()) {
+					return
+				}
+				v, err := DecodeVideo(entries[i].path, fps, size, frames)
+				if err != nil {
+					errs[i] = err
+					failed.Store(true)
+					continue
+				}
+				v.Caption = entries[i].rec.Caption
+				decoded[i] = v
+			}
+		})
+	}
+	wg.Wait()
+	for i, e := range entries {
+		switch {
+		case errs[i] != nil && !skipBad:
+			return nil, 0, fmt.Errorf("%s:%d: %v", captionsJSONL, e.line, errs[i])
+		case errs[i] != nil:
+			skipped++
+		case decoded[i].Frames != nil:
+			videos = append(videos, decoded[i])
+		}
+	}
+	if len(videos) == 0 {
+		return nil, skipped, fmt.Errorf("%s: no video could be decoded (%d skipped)", captionsJSONL, skipped)
+	}
+	return videos, skipped, nil
+}
+
+// VideoSeed is the seed of video i of a synthetic dataset written with seed: video i is
+// g.Sample(NewRand(VideoSeed(seed, i))). Datasets with different seeds share no video seeds
+// (short of a 64-bit hash collision).
+func VideoSeed(seed uint64, i int) uint64 {
+	return mix64(mix64(seed) ^ uint64(i))
+}
+
+// WriteSyntheticDataset writes n videos sampled by g as DIR/videos/%06d.mp4 (i = 0..n-1,
+// video i drawn from NewRand(VideoSeed(seed, i))) encoded with EncodeVideo at fps, and their
+// captions as DIR/captions.jsonl (one VideoText per line, paths relative to DIR), which
+// LoadVideoDataset reads back. Videos are encoded in parallel (at most GOMAXPROCS ffmpeg
+// processes); captions.jsonl is written last, under a temporary name then renamed.
+func WriteSyntheticDataset(dir string, g *VideoGenerator, n int, seed uint64, fps float64) error {
+	if n < 1 {
+		return fmt.Errorf("data.WriteSyntheticDataset: n = %d must be positive", n)
+	}
+	if err := checkFPS("WriteSyntheticDataset", fps); err != nil {
+		return err
+	}
+	if _, err := FFmpeg(); err != nil {
+		return err
+	}
+	if err := os.MkdirAll(filepath.Join(dir, "videos"), 0o755); err != nil {
+		return err
+	}
+	lines := make([][]byte, n)
+	errs := make([]error, n)
+	var next atomic.Int64
+	var failed atomic.Bool
+	var wg sync.WaitGroup
+	for range min(runtime.GOMAXPROCS(0), n) {
+		wg.Go(func() {
+			for {
+				i := int(next.Add(1) - 1)
+				if i >= n || failed.Load() {
+					return
+				}
+				v := g.Sample(NewRand(VideoSeed(seed, i)))
+				rel := fmt.Sprintf("videos/%06d.mp4", i)
+				if err := EncodeVideo(filepath.Join(dir, filepath.FromSlash(rel)), v, fps); err != nil {
+					errs[i] = err
+					failed.Store(true)
+					return
+				}
+				lines[i], errs[i] = json.Marshal(VideoText{Video: rel, Caption: v.Caption})
+			}
+		})
+	}
+	wg.Wait()
+	for _, err := range errs { // the first failure in index order
+		if err != nil {
+			return err
+		}
+	}
+	var b bytes.Buffer
+	for _, l := range lines {
+		b.Write(l)
+		b.WriteByte('\n')
+	}
+	path := filepath.Join(dir, "captions.jsonl")
+	tmp, err := os.CreateTemp(dir, ".captions.jsonl.tmp-*")
+	if err != nil {
+		return err
+	}
+	defer os.Remove(tmp.Name())
+	if _, err := tmp.Write(b.Bytes()); err != nil {
+		tmp.Close()
+		return err
+	}
+	if err := tmp.Close(); err != nil {
+		return err
+	}
+	if err := os.Chmod(tmp.Name(), 0o644); err != nil {
+		return err
+	}
+	return os.Rename(tmp.Name(), path)
+}
