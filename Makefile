@@ -8,7 +8,7 @@ GO ?= go
 BIN := bin/reel
 RUNS ?= runs
 
-.PHONY: all build train test test-short lint bench clean
+.PHONY: all build train test test-short lint bench clean deps
 
 all: build
 
@@ -25,7 +25,14 @@ train: build
 	@echo "== fine-tune (after) vs its init_from (baseline): metrics, baseline.metrics, delta =="
 	@./$(BIN) eval $(RUNS)/counting-finetune-tiny
 
-test: lint
+# ffmpeg (video decoding/encoding) is installed when missing and apt-get can run; otherwise the
+# video tests that need it skip with a message.
+deps:
+	@command -v ffmpeg >/dev/null || { command -v apt-get >/dev/null && [ "$$(id -u)" = 0 ] && \
+		{ apt-get update -qq && apt-get install -y -qq ffmpeg >/dev/null; } ; } || \
+		echo "note: ffmpeg not found and not installable here; video file tests will skip"
+
+test: lint deps
 	$(GO) test -count=1 -timeout 40m ./...
 
 test-short:

@@ -76,3 +76,24 @@ func TestVideoCLIP(t *testing.T) {
 	msg = requireLastLineError(t, reel(t, dir, "tokenize", "vv", "ds/videos/000001.mp4"), 1)
 	require.Contains(t, msg, "needs a trajvit2 checkpoint")
 }
+
+// TestTrajViT2ExactResume: with the host-side Hungarian matching between graph executions, a
+// stopped and resumed run still logs the same loss at every step as an uninterrupted one.
+func TestTrajViT2ExactResume(t *testing.T) {
+	if testing.Short() {
+		t.Skip("trains a tiny video model")
+	}
+	dir := t.TempDir()
+	args := []string{"train", "trajvit2-tiny", "--set", "train.steps=6", "--set", "train.batch_size=4",
+		"--set", "checkpoint.every=3", "--set", "eval.examples=4", "--set", "train.eval_every=0"}
+	a, b := filepath.Join(dir, "a"), filepath.Join(dir, "b")
+	requireOK(t, reel(t, dir, append(args, "--out", a)...))
+	requireOK(t, reel(t, dir, append(args, "--out", b, "--stop-after", "3")...))
+	requireOK(t, reel(t, dir, append(args, "--out", b, "--resume")...))
+	ra, rb := trainRows(t, a), trainRows(t, b)
+	requireSteps(t, ra, 6)
+	requireSteps(t, rb, 6)
+	for s := 1; s <= 6; s++ {
+		require.Equalf(t, ra[s], rb[s], "step %d", s)
+	}
+}
