@@ -43,8 +43,10 @@ lint:
 	if [ -n "$$out" ]; then echo "gofmt needed on:"; echo "$$out"; exit 1; fi
 	$(GO) vet ./...
 
+# Benchmarks print ratios measured in the same run. STTS: training-step time unpruned vs pruned
+# (keep 0.5) at several frame counts. (The PyTorch-anchored benchmarks are issue 9.)
 bench: build
-	@echo "make bench: see issue 9 (CPU/GPU benchmarks against PyTorch) — not implemented yet"
+	./$(BIN) bench stts --frames 16,32,64,128 --steps 3
 
 clean:
 	rm -rf bin

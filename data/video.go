@@ -46,6 +46,10 @@ func DefaultVideoConfig() VideoConfig {
 // VideoObject is one shape moving through a video. Its centre is (X, Y) at frame Start; from
 // then on it moves by its velocity every frame, the velocity turning by Turn radians after
 // each move, and bounces off the borders so that its bounding box stays inside the frame.
+// With MoveEnd > MoveStart it only moves in the frames of [MoveStart, MoveEnd) (frame t moves
+// it from its frame t-1 position), holding its position before and after. With NewColor set,
+// it is drawn in NewColor from frame ChangeAt on. The zero values of MoveStart, MoveEnd,
+// ChangeAt and NewColor leave it moving in every frame, in Color.
 type VideoObject struct {
 	Shape, Color string
 	Size         float64 // side of its bounding box, as a fraction of the frame side
@@ -53,6 +57,28 @@ type VideoObject struct {
 	VX, VY       float64 // velocity per frame, fractions of the side
 	Turn         float64 // change of velocity direction per frame, radians (0 = straight line)
 	Start, End   int     // visible in frames [Start, End)
+	// MoveStart, MoveEnd: when MoveEnd > MoveStart, the object moves only in frames
+	// [MoveStart, MoveEnd); otherwise in every frame after Start.
+	MoveStart, MoveEnd int
+	// ChangeAt, NewColor: when NewColor != "", the object is drawn in NewColor from frame
+	// ChangeAt on (and in Color before).
+	ChangeAt int
+	NewColor string
+}
+
+// movesAt reports whether o moves from its frame t-1 position to a new one at frame t (given
+// t is after its start).
+func (o VideoObject) movesAt(t int) bool {
+	return o.MoveEnd <= o.MoveStart || (t >= o.MoveStart && t < o.MoveEnd)
+}
+
+// ColorAt returns the colour o is drawn in at frame t: NewColor from ChangeAt on when set,
+// Color otherwise.
+func (o VideoObject) ColorAt(t int) string {
+	if o.NewColor != "" && t >= o.ChangeAt {
+		return o.NewColor
+	}
+	return o.Color
 }
 
 // VideoScene fully describes a synthetic video; VideoGenerator.Render is a pure function of it.
@@ -309,7 +335,8 @@ func (g *VideoGenerator) sampleMotion(rng *rand.Rand, o *VideoObject) {
 }
 
 // centres returns the centre of o at every frame in [0, frames); before Start it is the
-// starting centre (a negative Start counts as 0). The centre is kept in [Size/2, 1-Size/2] on
+// starting centre (a negative Start counts as 0), and it only changes in the frames where o
+// moves (see VideoObject.MoveStart). The centre is kept in [Size/2, 1-Size/2] on
 // both axes by reflecting off the borders (an object larger than the frame sits at its middle).
 func (o VideoObject) centres(frames int) [][2]float64 {
 	lo, hi := o.Size/2, 1-o.Size/2
@@ -319,7 +346,7 @@ func (o VideoObject) centres(frames int) [][2]float64 {
 	out := make([][2]float64, max(0, frames))
 	start := max(0, o.Start)
 	for t := range out {
-		if t > start {
+		if t > start && o.movesAt(t) {
 			x, vx = bounce(x+vx, vx, lo, hi)
 			y, vy = bounce(y+vy, vy, lo, hi)
 			vx, vy = vx*cos-vy*sin, vx*sin+vy*cos
@@ -367,9 +394,9 @@ func (o VideoObject) displacement(frames int) (dx, dy float64) {
 
 // Render draws the scene as a video of Config().Frames frames: the background of
 // s.Background in every frame, then each object in its visible frames at its centre for that
-// frame (see VideoObject), later objects on top. Masks record the topmost object of every
-// pixel, covering exactly the pixels painted with its colour. Render is a pure function of s;
-// it panics if s has more than 255 objects (the mask range).
+// frame in its colour for that frame (see VideoObject), later objects on top. Masks record the
+// topmost object of every pixel, covering exactly the pixels painted with its colour. Render is
+// a pure function of s; it panics if s has more than 255 objects (the mask range).
 func (g *VideoGenerator) Render(s VideoScene) Video {
 	if len(s.Objects) > 255 {
 		panic(fmt.Sprintf("data: VideoGenerator.Render: %d objects, at most 255", len(s.Objects)))
@@ -396,7 +423,7 @@ func (g *VideoGenerator) Render(s VideoScene) Video {
 			if start, end := o.visible(frames); t < start || t >= end {
 				continue
 			}
-			rgb, id, c := colorRGB[o.Color], uint8(k+1), paths[k][t]
+			rgb, id, c := colorRGB[o.ColorAt(t)], uint8(k+1), paths[k][t]
 			objectPixels(n, Object{Shape: o.Shape, Color: o.Color, X: c[0], Y: c[1], Size: o.Size}, func(i int) {
 				copy(img[i*3:i*3+3], rgb[:])
 				mask[i] = id
@@ -432,8 +459,10 @@ func VideoVocab() *Vocab {
 // follows the net displacement of the centre between the first and last visible frames:
 // "stays still" if it is under 0.02 of the side, otherwise "moves left", "moves right",
 // "rises" or "falls" along the larger axis, preceded by "turns and" for a turning object
-// (Turn != 0) visible in at least 3 frames. A scene without visible objects is "nothing
-// moves". All words are lower-case and in VideoVocab.
+// (Turn != 0) visible in at least 3 frames. COLOR is the colour of the first visible frame; an
+// object whose colour differs in its last visible frame (VideoObject.NewColor) adds "then turns
+// NEWCOLOR" after its motion, e.g. "a red circle stays still then turns blue". A scene without
+// visible objects is "nothing moves". All words are lower-case and in VideoVocab.
 func Caption(s VideoScene, frames int) string {
 	var clauses []string
 	for _, o := range s.Objects {
@@ -463,14 +492,18 @@ func Caption(s VideoScene, frames int) string {
 			motion = "turns and " + motion
 		}
 		parts = append(parts, motion)
+		first, last := o.ColorAt(start), o.ColorAt(end-1)
+		if last != first {
+			parts = append(parts, "turns "+last)
+		}
 		if end < frames {
 			parts = append(parts, "leaves")
 		}
 		article := "a"
-		if o.Color != "" && strings.ContainsRune("aeiou", rune(o.Color[0])) {
+		if first != "" && strings.ContainsRune("aeiou", rune(first[0])) {
 			article = "an"
 		}
-		clauses = append(clauses, article+" "+o.Color+" "+o.Shape+" "+strings.Join(parts, " then "))
+		clauses = append(clauses, article+" "+first+" "+o.Shape+" "+strings.Join(parts, " then "))
 	}
 	if len(clauses) == 0 {
 		return "nothing moves"

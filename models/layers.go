@@ -108,6 +108,27 @@ func Attention(scope *model.Scope, x *Node, heads int, mask *Node) *Node {
 	return AttentionTapped(scope, x, heads, mask, nil, "")
 }
 
+// AttentionBiased is Attention with an additive key-side bias [B, T] (see AttentionCoreBias).
+func AttentionBiased(scope *model.Scope, x *Node, heads int, mask, keyBias *Node) *Node {
+	dims := x.Shape().Dimensions
+	b, t, d := dims[0], dims[1], dims[2]
+	hd := d / heads
+	qkv := Reshape(Linear(scope.In("qkv"), x, 3*d, true), b, t, 3, heads, hd)
+	q := Squeeze(Slice(qkv, AxisRange(), AxisRange(), AxisElem(0)), 2)
+	k := Squeeze(Slice(qkv, AxisRange(), AxisRange(), AxisElem(1)), 2)
+	v := Squeeze(Slice(qkv, AxisRange(), AxisRange(), AxisElem(2)), 2)
+	out := Reshape(AttentionCoreBias(q, k, v, mask, keyBias), b, t, d)
+	return Linear(scope.In("out"), out, d, true)
+}
+
+// BlockBiased is Block whose attention adds a key-side bias [B, T] to its logits.
+func BlockBiased(scope *model.Scope, x *Node, heads int, mlpRatio float64, mask, keyBias *Node) *Node {
+	d := x.Shape().Dimensions[2]
+	x = Add(x, AttentionBiased(scope.In("attn"), LayerNorm(scope.In("ln1"), x), heads, mask, keyBias))
+	hidden := max(1, int(math.Round(float64(d)*mlpRatio)))
+	return Add(x, MLP(scope.In("mlp"), LayerNorm(scope.In("ln2"), x), hidden))
+}
+
 // AttentionTapped is Attention with a Tap at site+"/heads": the per-head outputs [B, T, H, hd]
 // before the output projection (the head's write to the residual stream is heads[..., h, :]
 // times rows h·hd…(h+1)·hd of out/weights).
@@ -129,9 +150,18 @@ func AttentionTapped(scope *model.Scope, x *Node, heads int, mask *Node, tap Tap
 // AttentionCore is softmax(q·kᵀ/√hd + mask)·v for q, k, v of shape [B, T, H, hd].
 // It is the custom layer whose gradient is checked against finite differences in the tests.
 func AttentionCore(q, k, v, mask *Node) *Node {
+	return AttentionCoreBias(q, k, v, mask, nil)
+}
+
+// AttentionCoreBias is AttentionCore with an additive key-side bias [B, Tk] on the logits
+// (e.g. STTS's log(score): a low-scored key receives less attention from every query).
+func AttentionCoreBias(q, k, v, mask, keyBias *Node) *Node {
 	hd := q.Shape().Dimensions[3]
 	logits := Einsum("bqhd,bkhd->bhqk", q, k)
 	logits = MulScalar(logits, 1/math.Sqrt(float64(hd)))
+	if keyBias != nil {
+		logits = Add(logits, InsertAxes(keyBias, 1, 1)) // [B, 1, 1, Tk]
+	}
 	var probs *Node
 	if mask != nil {
 		m := mask

@@ -26,6 +26,8 @@ func Defaults() Recipe {
 			GroupDim:        32,
 			PerceiverLayers: 2,
 			EmbedDim:        64,
+			ScoreAfter:      3,
+			Group:           3,
 		},
 		Data: DataConfig{
 			Source:           "synthetic",
@@ -41,6 +43,8 @@ func Defaults() Recipe {
 			MaxSpeed:         0.05,
 			AppearLeave:      true,
 			FPS:              8,
+			MotionFrames:     3,
+			QAKinds:          []string{"count", "moved", "direction", "color_change", "appeared"},
 			Prefetch:         8,
 			Workers:          0,
 		},
@@ -74,6 +78,11 @@ func Defaults() Recipe {
 		Checkpoint: CheckpointConfig{
 			Every: 0,
 			Keep:  3,
+		},
+		Pruning: PruningConfig{
+			Method:    "none",
+			Keep:      0.5,
+			AuxWeight: 0.5,
 		},
 	}
 }

@@ -15,18 +15,26 @@ type Recipe struct {
 	Description string `yaml:"description" doc:"one-line description shown by 'reel recipes list'"`
 	// Base names another recipe (embedded name or a path relative to this file) to inherit from.
 	Base string `yaml:"base,omitempty" doc:"recipe to inherit from; keys here override it"`
-	Task string `yaml:"task" required:"true" enum:"vqa|videoclip" doc:"what is trained: vqa = image + question -> answer; videoclip = video-text contrastive (retrieval)"`
+	Task string `yaml:"task" required:"true" enum:"vqa|videoclip|videoqa" doc:"what is trained: vqa = image + question -> answer; videoclip = video-text contrastive (retrieval); videoqa = video + question -> answer"`
 
 	Model      ModelConfig      `yaml:"model"`
 	Data       DataConfig       `yaml:"data"`
 	Train      TrainConfig      `yaml:"train"`
 	Eval       EvalConfig       `yaml:"eval"`
 	Checkpoint CheckpointConfig `yaml:"checkpoint"`
+	Pruning    PruningConfig    `yaml:"pruning"`
+}
+
+// PruningConfig selects how a videovlm drops video tokens inside its vision encoder.
+type PruningConfig struct {
+	Method    string  `yaml:"method" enum:"none|random|stts" doc:"none = keep every token; random = keep a random subset (first frame kept); stts = learned spatio-temporal token scoring"`
+	Keep      float64 `yaml:"keep" range:"0.01,1" doc:"fraction of the video's group tokens kept (random, stts)"`
+	AuxWeight float64 `yaml:"aux_weight" range:"0,100" doc:"stts: weight of the auxiliary MSE(score, 1 - cos(x_t-1, x_t)) loss"`
 }
 
 // ModelConfig describes the architecture.
 type ModelConfig struct {
-	Arch         string  `yaml:"arch" required:"true" enum:"vlm|trajvit2|vivit" doc:"architecture: vlm = ViT -> projector -> causal text decoder; trajvit2 = TrajTok trajectory tokens -> video ViT + text encoder; vivit = tubelet tokens -> video ViT + text encoder"`
+	Arch         string  `yaml:"arch" required:"true" enum:"vlm|trajvit2|vivit|videovlm" doc:"architecture: vlm = ViT -> projector -> causal text decoder; videovlm = per-frame ViT -> token pruning -> projector -> causal text decoder; trajvit2 = TrajTok trajectory tokens -> video ViT + text encoder; vivit = tubelet tokens -> video ViT + text encoder"`
 	ImageSize    int     `yaml:"image_size" range:"8,1024" doc:"square input image side, pixels"`
 	PatchSize    int     `yaml:"patch_size" range:"2,64" doc:"ViT patch side, pixels; must divide image_size"`
 	VisionDim    int     `yaml:"vision_dim" range:"8,4096" doc:"ViT embedding width"`
@@ -46,6 +54,8 @@ type ModelConfig struct {
 	GroupDim        int `yaml:"group_dim" range:"4,1024" doc:"trajvit2: dimension of the normalised grouping embeddings"`
 	PerceiverLayers int `yaml:"perceiver_layers" range:"1,16" doc:"trajvit2: depth of the grouping Perceiver"`
 	EmbedDim        int `yaml:"embed_dim" range:"4,4096" doc:"video-text shared embedding dimension"`
+	ScoreAfter      int `yaml:"score_after" range:"0,64" doc:"videovlm: per-frame ViT blocks before grouping/scoring; the next block is video-wide with the score bias, then tokens are pruned"`
+	Group           int `yaml:"group" range:"1,8" doc:"videovlm: side of the attention-pooled patch groups (3 = 3x3 patches per token)"`
 }
 
 // DataConfig describes where training and evaluation examples come from.
@@ -69,6 +79,8 @@ type DataConfig struct {
 	Background       string   `yaml:"background" enum:"solid|gradient|noise|mixed" doc:"background style"`
 	MaxSpeed         float64  `yaml:"max_speed" range:"0,0.5" doc:"videoclip: fastest object speed, fraction of the side per frame"`
 	AppearLeave      bool     `yaml:"appear_leave" doc:"videoclip: objects may appear after the first frame or leave before the last"`
+	MotionFrames     int      `yaml:"motion_frames" range:"1,1024" doc:"videoqa: frames during which the moving object moves; the rest of the clip is static"`
+	QAKinds          []string `yaml:"qa_kinds" enum:"count|moved|direction|color_change|appeared" doc:"videoqa: question kinds"`
 	Prefetch         int      `yaml:"prefetch" range:"0,256" doc:"batches generated ahead of compute"`
 	Workers          int      `yaml:"workers" range:"0,64" doc:"data goroutines (0 = number of CPUs)"`
 }
@@ -101,7 +113,7 @@ type TrainConfig struct {
 type EvalConfig struct {
 	Examples  int      `yaml:"examples" range:"1," doc:"examples per eval set"`
 	BatchSize int      `yaml:"batch_size" range:"1,65536" doc:"eval batch size"`
-	Sets      []string `yaml:"sets" enum:"counting|general|counting_ood|retrieval" doc:"eval sets: vqa: counting (in-distribution), general QA, counting_ood (distribution shifts); videoclip: retrieval (held-out video-text pairs)"`
+	Sets      []string `yaml:"sets" enum:"counting|general|counting_ood|retrieval|videoqa" doc:"eval sets: vqa: counting (in-distribution), general QA, counting_ood (distribution shifts); videoclip: retrieval (held-out video-text pairs); videoqa: held-out video questions"`
 	Seed      int64    `yaml:"seed" doc:"seed of the (fixed) eval sets"`
 	OODMax    int      `yaml:"ood_max_objects" range:"1,50" doc:"most objects in the counting_ood set"`
 }

@@ -139,15 +139,28 @@ func checkCross(r *Recipe, add func(p, msg string)) {
 		add("train.grad_accum", fmt.Sprintf("%d does not divide train.batch_size (%d)", t.GradAccum, t.BatchSize))
 	}
 	video := r.Task == "videoclip"
-	switch {
-	case video && m.Arch == "vlm":
-		add("model.arch", "vlm is an image-question model; task videoclip needs trajvit2 or vivit")
-	case !video && m.Arch != "vlm":
-		add("model.arch", fmt.Sprintf("%s is a video-text model; task %s needs vlm", m.Arch, r.Task))
+	archs := map[string]string{"vqa": "vlm", "videoclip": "trajvit2|vivit", "videoqa": "videovlm"}
+	setsOf := map[string]string{"vqa": "counting|general|counting_ood", "videoclip": "retrieval", "videoqa": "videoqa"}
+	if !strings.Contains("|"+archs[r.Task]+"|", "|"+m.Arch+"|") {
+		add("model.arch", fmt.Sprintf("%s does not fit task %s (want %s)", m.Arch, r.Task, strings.ReplaceAll(archs[r.Task], "|", " or ")))
 	}
 	for _, set := range e.Sets {
-		if (set == "retrieval") != video {
-			add("eval.sets", fmt.Sprintf("%q is not an eval set of task %s (vqa: counting, general, counting_ood; videoclip: retrieval)", set, r.Task))
+		if !strings.Contains("|"+setsOf[r.Task]+"|", "|"+set+"|") {
+			add("eval.sets", fmt.Sprintf("%q is not an eval set of task %s (vqa: counting, general, counting_ood; videoclip: retrieval; videoqa: videoqa)", set, r.Task))
+		}
+	}
+	if r.Task == "videoqa" {
+		if m.ImageSize%m.PatchSize != 0 || (m.ImageSize/m.PatchSize)%m.Group != 0 {
+			add("model.group", fmt.Sprintf("%d does not divide the patch grid side %d (image_size/patch_size)", m.Group, m.ImageSize/m.PatchSize))
+		}
+		if m.ScoreAfter >= m.VisionLayers {
+			add("model.score_after", fmt.Sprintf("%d must be less than model.vision_layers (%d): the block after scoring is part of the encoder", m.ScoreAfter, m.VisionLayers))
+		}
+		if r.Pruning.Method != "none" && m.Frames < 2 {
+			add("model.frames", "pruning needs at least 2 frames")
+		}
+		if d.MotionFrames >= m.Frames {
+			add("data.motion_frames", fmt.Sprintf("%d must be less than model.frames (%d): the rest of the clip is static", d.MotionFrames, m.Frames))
 		}
 	}
 	if video {
@@ -160,7 +173,7 @@ func checkCross(r *Recipe, add func(p, msg string)) {
 		if d.Source == "synthetic" && d.MaxObjects > 8 {
 			add("data.max_objects", fmt.Sprintf("%d is above 8, the most objects a synthetic video has", d.MaxObjects))
 		}
-	} else if e.OODMax < d.MaxObjects {
+	} else if r.Task == "vqa" && e.OODMax < d.MaxObjects {
 		add("eval.ood_max_objects", fmt.Sprintf("%d is less than data.max_objects (%d)", e.OODMax, d.MaxObjects))
 	}
 	switch d.Source {

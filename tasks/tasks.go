@@ -16,6 +16,8 @@ func New(r *recipes.Recipe) (train.Task, error) {
 		return NewVQA(r)
 	case "videoclip":
 		return NewVideoCLIP(r)
+	case "videoqa":
+		return NewVideoQA(r)
 	}
 	return nil, fmt.Errorf("task: %q is not a known task", r.Task)
 }

@@ -5,6 +5,7 @@
 //	reel recipes list | show NAME | cp NAME FILE | validate FILE
 //	reel analyze patching|heads RUN_DIR
 //	reel tokenize RUN_DIR VIDEO_FILE [--out DIR]
+//	reel bench stts [--frames 16,32,64,128]
 //	reel data audit FILE.jsonl [--json]
 //	reel doctor
 package main
@@ -28,6 +29,7 @@ Usage:
   reel doctor
   reel analyze patching|heads RUN_DIR|CHECKPOINT_DIR [flags]
   reel tokenize RUN_DIR|CHECKPOINT_DIR VIDEO_FILE [--out DIR]
+  reel bench stts [--frames 16,32,64,128] [--steps N]
   reel data audit FILE.jsonl [--json]
   reel data gen-video --n N --out DIR [flags]
 
@@ -69,10 +71,12 @@ func run(args []string) int {
 		err = cmdAnalyze(args[1:])
 	case "tokenize":
 		err = cmdTokenize(args[1:])
+	case "bench":
+		err = cmdBench(args[1:])
 	case "data":
 		err = cmdData(args[1:])
 	default:
-		err = &exitError{2, fmt.Errorf("unknown command %q (commands: train, eval, recipes, analyze, tokenize, data, doctor)", args[0])}
+		err = &exitError{2, fmt.Errorf("unknown command %q (commands: train, eval, recipes, analyze, tokenize, bench, data, doctor)", args[0])}
 	}
 	var ee *exitError
 	if err == nil || (errors.As(err, &ee) && ee.code == 0) { // success, or --help

@@ -1,0 +1,108 @@
+package main
+
+import (
+	"encoding/json"
+	"fmt"
+	"os"
+	"strconv"
+	"strings"
+
+	"github.com/reelml/reel/backends"
+	"github.com/reelml/reel/recipes"
+	"github.com/reelml/reel/tasks"
+	"github.com/reelml/reel/train"
+)
+
+// benchRow is one frame count of `reel bench stts`.
+type benchRow struct {
+	Frames     int     `json:"frames"`
+	Tokens     int     `json:"tokens"`      // group tokens per clip
+	KeptTokens int     `json:"kept_tokens"` // after STTS pruning
+	UnprunedS  float64 `json:"unpruned_s"`  // seconds per training step
+	STTSS      float64 `json:"stts_s"`      // seconds per training step
+	Speedup    float64 `json:"speedup"`     // unpruned / stts
+}
+
+func cmdBench(args []string) error {
+	if len(args) == 0 || args[0] != "stts" {
+		if len(args) > 0 && (args[0] == "-h" || args[0] == "--help") {
+			fmt.Fprintln(os.Stderr, "Usage: reel bench stts [--recipe R] [--frames 16,32,64,128] [--steps N] [--keep 0.5]")
+			return nil
+		}
+		return &exitError{2, fmt.Errorf("bench: expected a benchmark name: stts")}
+	}
+	fs := newFlags("bench stts")
+	recipe := fs.String("recipe", "stts-videoqa-tiny", "videoqa recipe whose model is timed")
+	framesFlag := fs.String("frames", "16,32,64,128", "comma-separated frame counts")
+	steps := fs.Int("steps", 3, "timed training steps per configuration (after 1 warm-up step)")
+	batch := fs.Int("batch", 4, "batch size")
+	keep := fs.Float64("keep", 0.5, "STTS keep ratio")
+	backend := fs.String("backend", "", `compute backend (default: $GOMLX_BACKEND, else auto)`)
+	asJSON := fs.Bool("json", false, "print JSON instead of a table")
+	fs.Usage = func() {
+		fmt.Fprintln(os.Stderr, "Usage: reel bench stts [flags]\n\nTraining-step time of the same video VLM unpruned vs STTS-pruned, per frame count, measured in\none run; prints the speedup (unpruned / STTS).\n\nFlags:")
+		fs.PrintDefaults()
+	}
+	if err := parse(fs, args[1:]); err != nil {
+		return err
+	}
+	var frames []int
+	for _, f := range strings.Split(*framesFlag, ",") {
+		n, err := strconv.Atoi(strings.TrimSpace(f))
+		if err != nil || n < 2 {
+			return &exitError{2, fmt.Errorf("bench stts: --frames: %q is not a frame count ≥ 2", f)}
+		}
+		frames = append(frames, n)
+	}
+	if *steps < 1 || *batch < 1 {
+		return &exitError{2, fmt.Errorf("bench stts: --steps and --batch must be ≥ 1")}
+	}
+	b, info, err := backends.Select(*backend)
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(os.Stderr, "reel: bench stts on %s, recipe %s, batch %d, %d timed steps each\n", info, *recipe, *batch, *steps)
+	var rows []benchRow
+	for _, f := range frames {
+		row := benchRow{Frames: f}
+		for _, method := range []string{"none", "stts"} {
+			r, err := recipes.Load(*recipe, []string{
+				"model.frames=" + strconv.Itoa(f), "pruning.method=" + method, "pruning.keep=" + strconv.FormatFloat(*keep, 'g', -1, 64),
+				"train.batch_size=" + strconv.Itoa(*batch), "train.grad_accum=1", "data.motion_frames=" + strconv.Itoa(min(3, f-1)),
+			})
+			if err != nil {
+				return err
+			}
+			if r.Task != "videoqa" {
+				return fmt.Errorf("bench stts: --recipe %s has task %s, want videoqa", *recipe, r.Task)
+			}
+			task, err := tasks.NewVideoQA(r)
+			if err != nil {
+				return err
+			}
+			sec, err := train.StepTime(task, r, b, 1, *steps)
+			if err != nil {
+				return fmt.Errorf("bench stts (%d frames, %s): %v", f, method, err)
+			}
+			sel := task.Selector()
+			if method == "none" {
+				row.UnprunedS, row.Tokens = sec, sel.Kept()
+			} else {
+				row.STTSS, row.KeptTokens = sec, sel.Kept()
+			}
+		}
+		row.Speedup = row.UnprunedS / row.STTSS
+		fmt.Fprintf(os.Stderr, "reel: %d frames: unpruned %.3fs, stts %.3fs per step → %.2f×\n", f, row.UnprunedS, row.STTSS, row.Speedup)
+		rows = append(rows, row)
+	}
+	if *asJSON {
+		enc := json.NewEncoder(os.Stdout)
+		enc.SetIndent("", "  ")
+		return enc.Encode(rows)
+	}
+	fmt.Printf("%-7s %-14s %-12s %-12s %s\n", "frames", "tokens→kept", "unpruned s", "stts s", "speedup")
+	for _, r := range rows {
+		fmt.Printf("%-7d %-14s %-12.3f %-12.3f %.2f×\n", r.Frames, fmt.Sprintf("%d→%d", r.Tokens, r.KeptTokens), r.UnprunedS, r.STTSS, r.Speedup)
+	}
+	return nil
+}

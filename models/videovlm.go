@@ -1,0 +1,91 @@
+package models
+
+import (
+	"fmt"
+
+	"github.com/gomlx/compute/shapes"
+	. "github.com/gomlx/gomlx/core/graph"
+	"github.com/gomlx/gomlx/ml/layers/activation"
+	"github.com/gomlx/gomlx/ml/model"
+)
+
+// VideoVLMConfig configures a video VLM: a per-frame ViT whose patch tokens are pooled into
+// group tokens and pruned part-way (see TokenSelector), a video-wide encoder over the kept
+// tokens, an MLP projector and a causal text decoder (the foundation's VLM, with a video prefix).
+type VideoVLMConfig struct {
+	Vision     ViTConfig // per-frame patching; Layers counts every encoder block
+	Frames     int
+	ScoreAfter int // per-frame blocks before grouping/scoring (paper: 3)
+	TextDim    int
+	TextLayers int
+	TextHeads  int
+	MLPRatio   float64
+	MaxTextLen int
+	VocabSize  int
+}
+
+// TokenSelector is the token-reduction stage of a video VLM (tokenizers.Selector implements
+// STTS, random pruning and no pruning).
+type TokenSelector interface {
+	// Group pools per-frame patch tokens [B·T, P, D] into group tokens [B·T, G, D].
+	Group(scope *model.Scope, x *Node) *Node
+	// Score sees the group tokens [B, T, G, D]; it returns the key-side attention bias of the next
+	// (video-wide) block [B, T·G] (nil for none) and an auxiliary loss (nil for none).
+	Score(scope *model.Scope, x *Node) (bias, aux *Node)
+	// Select keeps a subset of the tokens x [B, T·G, D] after that block: [B, k, D].
+	Select(x *Node) *Node
+}
+
+// VideoVLM returns next-token logits [B, L, V] for text tokens [B, L] given video [B, T, S, S, 3],
+// and the selector's auxiliary loss (nil if none).
+//
+// Blocks 0…ScoreAfter−1 run per frame on patch tokens; the selector groups and scores; block
+// ScoreAfter runs video-wide with the score bias; the selector prunes; the remaining blocks run
+// video-wide on the kept tokens, which then form the decoder's prefix.
+func VideoVLM(scope *model.Scope, cfg VideoVLMConfig, sel TokenSelector, video, tokens *Node) (logits, aux *Node) {
+	scope = WithInit(scope)
+	g := video.Graph()
+	d := video.Shape().Dimensions
+	b, t, s := d[0], d[1], d[2]
+	vc := cfg.Vision
+	if cfg.ScoreAfter < 0 || cfg.ScoreAfter >= vc.Layers {
+		panic(fmt.Sprintf("models.VideoVLM: score_after %d must be in [0, vision_layers=%d)", cfg.ScoreAfter, vc.Layers))
+	}
+	vis := scope.In("vision")
+	x := Patchify(Reshape(video, b*t, s, s, 3), vc.PatchSize)
+	x = AddScalar(MulScalar(x, 2), -1)
+	x = Linear(vis.In("patch_embed"), x, vc.Dim, true)
+	x = PositionEmbedding(vis.In("pos_embed"), x) // [B·T, P, D]
+	for i := range cfg.ScoreAfter {
+		x = Block(vis.In("block_%d", i), x, vc.Heads, vc.MLPRatio, nil)
+	}
+	x = sel.Group(vis.In("group"), x) // [B·T, G, D]
+	gN := x.Shape().Dimensions[1]
+	x = Reshape(x, b, t, gN, vc.Dim)
+	tpos := vis.VariableWithShape("time_embed", shapes.Make(x.DType(), t, 1, vc.Dim)).NodeValue(g)
+	x = Add(x, InsertAxes(tpos, 0))
+	bias, aux := sel.Score(vis.In("score"), x)
+	x = Reshape(x, b, t*gN, vc.Dim)
+	x = BlockBiased(vis.In("block_%d", cfg.ScoreAfter), x, vc.Heads, vc.MLPRatio, nil, bias)
+	x = sel.Select(x) // [B, k, D]
+	for i := cfg.ScoreAfter + 1; i < vc.Layers; i++ {
+		x = Block(vis.In("block_%d", i), x, vc.Heads, vc.MLPRatio, nil)
+	}
+	x = LayerNorm(vis.In("ln_final"), x)
+
+	proj := scope.In("projector")
+	p := activation.Apply(activation.TypeGelu, Linear(proj.In("fc1"), x, cfg.TextDim, true))
+	p = Linear(proj.In("fc2"), p, cfg.TextDim, true)
+	txt := Embedding(scope.In("tok_embed"), tokens, cfg.VocabSize, cfg.TextDim, video.DType())
+	y := Concatenate([]*Node{p, txt}, 1)
+	y = PositionEmbedding(scope.In("dec_pos_embed"), y)
+	prefix, total := p.Shape().Dimensions[1], y.Shape().Dimensions[1]
+	mask := PrefixLMMask(g, prefix, total)
+	dec := scope.In("decoder")
+	for i := range cfg.TextLayers {
+		y = Block(dec.In("block_%d", i), y, cfg.TextHeads, cfg.MLPRatio, mask)
+	}
+	y = LayerNorm(scope.In("ln_final"), y)
+	y = Slice(y, AxisRange(), AxisRangeToEnd(prefix))
+	return Linear(scope.In("lm_head"), y, cfg.VocabSize, false), aux
+}

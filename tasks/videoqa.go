@@ -1,0 +1,205 @@
+package tasks
+
+import (
+	"fmt"
+	"math/rand/v2"
+	"sync"
+
+	"github.com/gomlx/compute/dtypes"
+	. "github.com/gomlx/gomlx/core/graph"
+	"github.com/gomlx/gomlx/core/tensors"
+	"github.com/gomlx/gomlx/ml/model"
+
+	"github.com/reelml/reel/data"
+	"github.com/reelml/reel/losses"
+	"github.com/reelml/reel/models"
+	"github.com/reelml/reel/recipes"
+	"github.com/reelml/reel/tokenizers"
+	"github.com/reelml/reel/train"
+)
+
+// VideoQA trains a video VLM (per-frame ViT → token pruning → projector → causal decoder) to answer
+// questions about synthetic, mostly static clips. Inputs: video [B, T, S, S, 3] f32, tokens,
+// targets [B, L] i32, mask [B, L] f32 and random ranks [B, T·G] f32 (used by pruning.method
+// random only; derived from the seed so runs stay reproducible).
+type VideoQA struct {
+	r      *recipes.Recipe
+	cfg    models.VideoVLMConfig
+	vocab  *data.Vocab
+	gen    *data.VideoQAGenerator
+	micro  int
+	evalMu sync.Mutex
+	evals  map[string]*videoQAEval
+}
+
+// NewVideoQA builds the videoqa task of a recipe.
+func NewVideoQA(r *recipes.Recipe) (*VideoQA, error) {
+	m, d := r.Model, r.Data
+	if d.Source != "synthetic" {
+		return nil, fmt.Errorf("data.source: task videoqa supports synthetic data only (got %s)", d.Source)
+	}
+	t := &VideoQA{r: r, vocab: data.VideoQAVocab(), micro: r.Train.BatchSize / r.Train.GradAccum, evals: map[string]*videoQAEval{}}
+	t.cfg = models.VideoVLMConfig{
+		Vision: models.ViTConfig{ImageSize: m.ImageSize, PatchSize: m.PatchSize, Dim: m.VisionDim, Layers: m.VisionLayers,
+			Heads: m.VisionHeads, MLPRatio: m.MLPRatio},
+		Frames: m.Frames, ScoreAfter: m.ScoreAfter, TextDim: m.TextDim, TextLayers: m.TextLayers, TextHeads: m.TextHeads,
+		MLPRatio: m.MLPRatio, MaxTextLen: m.MaxTextLen, VocabSize: t.vocab.Size(),
+	}
+	gen, err := data.NewVideoQAGenerator(data.VideoQAConfig{
+		Video: data.VideoConfig{Size: m.ImageSize, Frames: m.Frames, MinObjects: max(1, d.MinObjects), MaxObjects: d.MaxObjects,
+			Shapes: d.Shapes, Colors: d.Colors, MinSize: d.MinSize, MaxSize: d.MaxSize, Background: d.Background,
+			MaxSpeed: d.MaxSpeed, AppearLeave: d.AppearLeave},
+		MotionFrames: d.MotionFrames, Kinds: d.QAKinds,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("data: %v", err)
+	}
+	t.gen = gen
+	return t, nil
+}
+
+// Model returns the video VLM configuration.
+func (t *VideoQA) Model() models.VideoVLMConfig { return t.cfg }
+
+// Selector returns the recipe's token selector (a fresh one per graph).
+func (t *VideoQA) Selector() *tokenizers.Selector {
+	p := t.r.Pruning
+	return &tokenizers.Selector{Mode: p.Method, Group: t.r.Model.Group, Grid: t.r.Model.ImageSize / t.r.Model.PatchSize,
+		Frames: t.r.Model.Frames, Keep: p.Keep}
+}
+
+// MicroBatchSize implements train.Task.
+func (t *VideoQA) MicroBatchSize() int { return t.micro }
+
+// MicroBatch implements train.Task.
+func (t *VideoQA) MicroBatch(i int64) ([]*tensors.Tensor, error) {
+	rng := data.NewRand(seedFor(t.r.Train.Seed, "train", i))
+	ex := make([]data.VideoQAExample, t.micro)
+	for j := range ex {
+		ex[j] = t.gen.Example(rng, "")
+	}
+	return t.tensors(ex, seedFor(t.r.Train.Seed, "random-rank", i))
+}
+
+func (t *VideoQA) tensors(ex []data.VideoQAExample, rankSeed uint64) ([]*tensors.Tensor, error) {
+	m := t.r.Model
+	b, f, s, L := len(ex), m.Frames, m.ImageSize, m.MaxTextLen
+	pix := f * s * s * 3
+	video := make([]float32, b*pix)
+	tok, tgt := make([]int32, b*L), make([]int32, b*L)
+	msk := make([]float32, b*L)
+	for i, e := range ex {
+		copy(video[i*pix:], e.Video.Frames)
+		x, y, mm, err := data.EncodeQA(t.vocab, e.Question, e.Answer, L)
+		if err != nil {
+			return nil, err
+		}
+		copy(tok[i*L:], x)
+		copy(tgt[i*L:], y)
+		copy(msk[i*L:], mm)
+	}
+	n := f * t.Selector().GroupTokens()
+	rank := make([]float32, b*n)
+	rng := rand.New(rand.NewPCG(rankSeed, 7))
+	for i := range rank {
+		rank[i] = rng.Float32()
+	}
+	return []*tensors.Tensor{tensors.FromFlatDataAndDimensions(video, b, f, s, s, 3), tensors.FromFlatDataAndDimensions(tok, b, L),
+		tensors.FromFlatDataAndDimensions(tgt, b, L), tensors.FromFlatDataAndDimensions(msk, b, L),
+		tensors.FromFlatDataAndDimensions(rank, b, n)}, nil
+}
+
+func (t *VideoQA) forward(scope *model.Scope, in []*Node) (logits, aux *Node) {
+	sel := t.Selector()
+	sel.RandomRank = in[4]
+	return models.VideoVLM(scope, t.cfg, sel.TokenSelector(), in[0], in[1])
+}
+
+// Loss implements train.Task: answer cross-entropy (+ aux_weight · STTS auxiliary loss).
+func (t *VideoQA) Loss(scope *model.Scope, in []*Node) *Node {
+	logits, aux := t.forward(scope, in)
+	loss := losses.MaskedCrossEntropy(logits, in[2], in[3])
+	if aux != nil {
+		loss = Add(loss, MulScalar(aux, t.r.Pruning.AuxWeight))
+	}
+	return loss
+}
+
+// EvalGraph implements train.Task: per-example exact match.
+func (t *VideoQA) EvalGraph(scope *model.Scope, in []*Node) []*Node {
+	logits, _ := t.forward(scope, in)
+	correct, _ := losses.SequenceExactMatch(logits, in[2], in[3])
+	return []*Node{ConvertDType(correct, dtypes.Float32)}
+}
+
+// EvalSets implements train.Task.
+func (t *VideoQA) EvalSets() []string { return t.r.Eval.Sets }
+
+// EvalSet implements train.Task: held-out questions of every configured kind, in turn.
+func (t *VideoQA) EvalSet(name string) (train.EvalData, error) {
+	if name != "videoqa" {
+		return nil, fmt.Errorf("eval.sets: unknown set %q for task videoqa (want videoqa)", name)
+	}
+	t.evalMu.Lock()
+	defer t.evalMu.Unlock()
+	if e, ok := t.evals[name]; ok {
+		return e, nil
+	}
+	rng := data.NewRand(seedFor(t.r.Eval.Seed, "eval/"+name, 0))
+	kinds := t.gen.Config().Kinds
+	ex := make([]data.VideoQAExample, t.r.Eval.Examples)
+	for i := range ex {
+		ex[i] = t.gen.Example(rng, kinds[i%len(kinds)])
+	}
+	bs := min(t.r.Eval.BatchSize, len(ex))
+	e := &videoQAEval{bs: bs}
+	for start := 0; start < len(ex); start += bs {
+		chunk := make([]data.VideoQAExample, bs)
+		for j := range chunk {
+			chunk[j] = ex[min(start+j, len(ex)-1)]
+		}
+		b, err := t.tensors(chunk, seedFor(t.r.Eval.Seed, "eval-rank", int64(start)))
+		if err != nil {
+			return nil, fmt.Errorf("eval set %s: %v", name, err)
+		}
+		e.batches = append(e.batches, b)
+	}
+	for _, x := range ex {
+		e.kinds = append(e.kinds, x.Kind)
+	}
+	t.evals[name] = e
+	return e, nil
+}
+
+type videoQAEval struct {
+	bs      int
+	batches [][]*tensors.Tensor
+	kinds   []string
+}
+
+func (e *videoQAEval) NumBatches() int               { return len(e.batches) }
+func (e *videoQAEval) Batch(i int) []*tensors.Tensor { return e.batches[i] }
+
+// Metrics: accuracy (exact match) overall and per question kind.
+func (e *videoQAEval) Metrics(outs [][]*tensors.Tensor) map[string]float64 {
+	n, ok := map[string]float64{}, map[string]float64{}
+	total, correct := 0.0, 0.0
+	for bi, o := range outs {
+		c := tensors.MustCopyFlatData[float32](o[0])
+		for j := range e.bs {
+			idx := bi*e.bs + j
+			if idx >= len(e.kinds) {
+				break
+			}
+			n[e.kinds[idx]]++
+			ok[e.kinds[idx]] += float64(c[j])
+			total++
+			correct += float64(c[j])
+		}
+	}
+	m := map[string]float64{"accuracy": correct / total}
+	for k, v := range n {
+		m["accuracy_"+k] = ok[k] / v
+	}
+	return m
+}
