@@ -3,8 +3,6 @@ package analysis
 import (
 	"fmt"
 	"image/color"
-	"os"
-	"path/filepath"
 	"strconv"
 
 	"gonum.org/v1/plot"
@@ -13,6 +11,8 @@ import (
 	"gonum.org/v1/plot/vg"
 	"gonum.org/v1/plot/vg/draw"
 	"gonum.org/v1/plot/vg/vgimg"
+
+	"github.com/reelml/reel/train"
 )
 
 // grid adapts a [row][col] matrix to plotter.GridXYZ.
@@ -78,7 +78,7 @@ func PlotPatching(path string, r *PatchingResult) error {
 	right := draw.Crop(dc, w-1.2*vg.Inch, 0, 0, 0)
 	p.Draw(left)
 	bar.Draw(right)
-	return writePNG(path, img)
+	return train.WritePNG(path, img)
 }
 
 // PlotHeads draws the head scores (sorted) and the ablation accuracies side by side.
@@ -118,24 +118,5 @@ func PlotHeads(path string, r *HeadsResult) error {
 	c := plot.Align([][]*plot.Plot{{scores, abl}}, tiles, dc)
 	scores.Draw(c[0][0])
 	abl.Draw(c[0][1])
-	return writePNG(path, img)
-}
-
-func writePNG(path string, img *vgimg.Canvas) error {
-	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
-		return err
-	}
-	tmp := path + ".tmp.png"
-	f, err := os.Create(tmp)
-	if err != nil {
-		return err
-	}
-	if _, err := (vgimg.PngCanvas{Canvas: img}).WriteTo(f); err != nil {
-		f.Close()
-		return fmt.Errorf("plot %s: %v", path, err)
-	}
-	if err := f.Close(); err != nil {
-		return err
-	}
-	return os.Rename(tmp, path)
+	return train.WritePNG(path, img)
 }

@@ -171,6 +171,12 @@ func PlotGroups(path, title, xLabel string, metrics []string, series []GroupSeri
 	for j, p := range plots[0] {
 		p.Draw(canvases[0][j])
 	}
+	return WritePNG(path, img)
+}
+
+// WritePNG writes a drawn canvas to path atomically (temporary file + rename), creating the
+// directory.
+func WritePNG(path string, img *vgimg.Canvas) error {
 	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
 		return err
 	}
