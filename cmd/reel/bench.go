@@ -39,6 +39,7 @@ func cmdBench(args []string) error {
 	keep := fs.Float64("keep", 0.5, "STTS keep ratio")
 	backend := fs.String("backend", "", `compute backend (default: $GOMLX_BACKEND, else auto)`)
 	asJSON := fs.Bool("json", false, "print JSON instead of a table")
+	sets := fs.StringArray("set", nil, "override a field of the recipe, e.g. --set model.vision_layers=8 (repeatable)")
 	fs.Usage = func() {
 		fmt.Fprintln(os.Stderr, "Usage: reel bench stts [flags]\n\nTraining-step time of the same video VLM unpruned vs STTS-pruned, per frame count, measured in\none run; prints the speedup (unpruned / STTS).\n\nFlags:")
 		fs.PrintDefaults()
@@ -66,10 +67,10 @@ func cmdBench(args []string) error {
 	for _, f := range frames {
 		row := benchRow{Frames: f}
 		for _, method := range []string{"none", "stts"} {
-			r, err := recipes.Load(*recipe, []string{
-				"model.frames=" + strconv.Itoa(f), "pruning.method=" + method, "pruning.keep=" + strconv.FormatFloat(*keep, 'g', -1, 64),
-				"train.batch_size=" + strconv.Itoa(*batch), "train.grad_accum=1", "data.motion_frames=" + strconv.Itoa(min(3, f-1)),
-			})
+			r, err := recipes.Load(*recipe, append(append([]string{}, *sets...),
+				"model.frames="+strconv.Itoa(f), "pruning.method="+method, "pruning.keep="+strconv.FormatFloat(*keep, 'g', -1, 64),
+				"train.batch_size="+strconv.Itoa(*batch), "train.grad_accum=1", "data.motion_frames="+strconv.Itoa(min(3, f-1)),
+			))
 			if err != nil {
 				return err
 			}
