@@ -110,15 +110,7 @@ func Attention(scope *model.Scope, x *Node, heads int, mask *Node) *Node {
 
 // AttentionBiased is Attention with an additive key-side bias [B, T] (see AttentionCoreBias).
 func AttentionBiased(scope *model.Scope, x *Node, heads int, mask, keyBias *Node) *Node {
-	dims := x.Shape().Dimensions
-	b, t, d := dims[0], dims[1], dims[2]
-	hd := d / heads
-	qkv := Reshape(Linear(scope.In("qkv"), x, 3*d, true), b, t, 3, heads, hd)
-	q := Squeeze(Slice(qkv, AxisRange(), AxisRange(), AxisElem(0)), 2)
-	k := Squeeze(Slice(qkv, AxisRange(), AxisRange(), AxisElem(1)), 2)
-	v := Squeeze(Slice(qkv, AxisRange(), AxisRange(), AxisElem(2)), 2)
-	out := Reshape(AttentionCoreBias(q, k, v, mask, keyBias), b, t, d)
-	return Linear(scope.In("out"), out, d, true)
+	return attention(scope, x, heads, mask, keyBias, nil, "")
 }
 
 // BlockBiased is Block whose attention adds a key-side bias [B, T] to its logits.
@@ -133,6 +125,12 @@ func BlockBiased(scope *model.Scope, x *Node, heads int, mlpRatio float64, mask,
 // before the output projection (the head's write to the residual stream is heads[..., h, :]
 // times rows h·hd…(h+1)·hd of out/weights).
 func AttentionTapped(scope *model.Scope, x *Node, heads int, mask *Node, tap Tap, site string) *Node {
+	return attention(scope, x, heads, mask, nil, tap, site)
+}
+
+// attention is multi-head self-attention with an optional key bias and a tap on the per-head
+// outputs: one fused [D, 3D] projection, AttentionCoreBias, the output projection.
+func attention(scope *model.Scope, x *Node, heads int, mask, keyBias *Node, tap Tap, site string) *Node {
 	dims := x.Shape().Dimensions
 	b, t, d := dims[0], dims[1], dims[2]
 	hd := d / heads
@@ -141,7 +139,7 @@ func AttentionTapped(scope *model.Scope, x *Node, heads int, mask *Node, tap Tap
 	q := Squeeze(Slice(qkv, AxisRange(), AxisRange(), AxisElem(0)), 2) // [B, T, H, hd]
 	k := Squeeze(Slice(qkv, AxisRange(), AxisRange(), AxisElem(1)), 2)
 	v := Squeeze(Slice(qkv, AxisRange(), AxisRange(), AxisElem(2)), 2)
-	out := AttentionCore(q, k, v, mask) // [B, T, H, hd]
+	out := AttentionCoreBias(q, k, v, mask, keyBias) // [B, T, H, hd]
 	out = tap.At(site+"/heads", out)
 	out = Reshape(out, b, t, d)
 	return Linear(scope.In("out"), out, d, true)
