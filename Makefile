@@ -43,10 +43,12 @@ lint:
 	if [ -n "$$out" ]; then echo "gofmt needed on:"; echo "$$out"; exit 1; fi
 	$(GO) vet ./...
 
-# Benchmarks print ratios measured in the same run. STTS: training-step time unpruned vs pruned
+# Benchmarks print ratios measured in the same run. ViT: reel vs PyTorch (bench/vit_torch.py with
+# Debian's python3-torch, skipped with a note when missing) on the same model and shapes. STTS: training-step time unpruned vs pruned
 # (keep 0.5) at several frame counts, on the tiny model deepened to 12 ViT blocks so that, as in
-# the paper, most of the encoder runs after the pruning point. (PyTorch-anchored benchmarks: issue 9.)
+# the paper, most of the encoder runs after the pruning point. (GPU benchmarks: issue 9.)
 bench: build
+	./$(BIN) bench vit --size tiny
 	./$(BIN) bench stts --frames 16,32,64,128 --steps 3 --set model.vision_layers=12 --set model.text_layers=4
 
 clean:

@@ -4,10 +4,12 @@ import (
 	"encoding/json"
 	"fmt"
 	"os"
+	"os/exec"
 	"strconv"
 	"strings"
 
 	"github.com/reelml/reel/backends"
+	"github.com/reelml/reel/models"
 	"github.com/reelml/reel/recipes"
 	"github.com/reelml/reel/tasks"
 	"github.com/reelml/reel/train"
@@ -24,12 +26,15 @@ type benchRow struct {
 }
 
 func cmdBench(args []string) error {
+	if len(args) > 0 && args[0] == "vit" {
+		return benchViT(args[1:])
+	}
 	if len(args) == 0 || args[0] != "stts" {
 		if len(args) > 0 && (args[0] == "-h" || args[0] == "--help") {
-			fmt.Fprintln(os.Stderr, "Usage: reel bench stts [--recipe R] [--frames 16,32,64,128] [--steps N] [--keep 0.5]")
+			fmt.Fprintln(os.Stderr, "Usage: reel bench stts|vit [flags]  (reel bench stts --help, reel bench vit --help)")
 			return nil
 		}
-		return &exitError{2, fmt.Errorf("bench: expected a benchmark name: stts")}
+		return &exitError{2, fmt.Errorf("bench: expected a benchmark name: stts or vit")}
 	}
 	fs := newFlags("bench stts")
 	recipe := fs.String("recipe", "stts-videoqa-tiny", "videoqa recipe whose model is timed")
@@ -104,6 +109,91 @@ func cmdBench(args []string) error {
 	fmt.Printf("%-7s %-14s %-12s %-12s %s\n", "frames", "tokens→kept", "unpruned s", "stts s", "speedup")
 	for _, r := range rows {
 		fmt.Printf("%-7d %-14s %-12.3f %-12.3f %.2f×\n", r.Frames, fmt.Sprintf("%d→%d", r.Tokens, r.KeptTokens), r.UnprunedS, r.STTSS, r.Speedup)
+	}
+	return nil
+}
+
+// vitSizes are the reference ViTs of `reel bench vit`.
+var vitSizes = map[string]struct {
+	cfg   models.ViTConfig
+	batch int
+}{
+	"tiny": {models.ViTConfig{ImageSize: 64, PatchSize: 8, Dim: 192, Layers: 6, Heads: 3, MLPRatio: 4}, 32},
+	"s":    {models.ViTConfig{ImageSize: 224, PatchSize: 16, Dim: 384, Layers: 12, Heads: 6, MLPRatio: 4}, 32},
+}
+
+// benchViT times one AdamW training step of the same ViT classifier in reel and in PyTorch
+// (bench/vit_torch.py, when python3 with torch is available), in one run.
+func benchViT(args []string) error {
+	fs := newFlags("bench vit")
+	size := fs.String("size", "tiny", "reference ViT: tiny (64px, 8px patches, D192×6) or s (ViT-S/16 at 224px)")
+	batch := fs.Int("batch", 0, "batch size (default: 32)")
+	steps := fs.Int("steps", 5, "timed steps (after 2 warm-up steps)")
+	python := fs.String("python", "auto", "Python with torch for the reference (auto: /usr/bin/python3, then python3; \"\" to skip)")
+	backend := fs.String("backend", "", `compute backend (default: $GOMLX_BACKEND, else auto)`)
+	fs.Usage = func() {
+		fmt.Fprintln(os.Stderr, "Usage: reel bench vit [flags]\n\nTraining-step time (AdamW, fixed random batch) of the same ViT classifier in reel and in PyTorch\n(bench/vit_torch.py), measured in one run, and the ratio reel / PyTorch.\n\nFlags:")
+		fs.PrintDefaults()
+	}
+	if err := parse(fs, args); err != nil {
+		return err
+	}
+	ref, ok := vitSizes[*size]
+	if !ok {
+		return &exitError{2, fmt.Errorf("bench vit: --size %q (want tiny or s)", *size)}
+	}
+	if *batch > 0 {
+		ref.batch = *batch
+	}
+	if *steps < 1 {
+		return &exitError{2, fmt.Errorf("bench vit: --steps must be ≥ 1")}
+	}
+	b, info, err := backends.Select(*backend)
+	if err != nil {
+		return err
+	}
+	task := tasks.NewViTClassifier(ref.cfg, ref.batch, 10)
+	r := recipes.Defaults()
+	r.Name = "bench-vit"
+	r.Train.BatchSize, r.Train.GradAccum, r.Train.LR, r.Train.WeightDecay, r.Train.GradClip = ref.batch, 1, 1e-3, 0.01, 1.0
+	fmt.Fprintf(os.Stderr, "reel: bench vit-%s on %s: batch %d, %d timed steps\n", *size, info, ref.batch, *steps)
+	reelS, err := train.StepTime(task, &r, b, 2, *steps)
+	if err != nil {
+		return err
+	}
+	c := ref.cfg
+	fmt.Printf("%-10s %-9s %-14s %-16s %s\n", "model", "params", "reel s/step", "pytorch s/step", "reel / pytorch")
+	torchS, torchNote := 0.0, ""
+	if *python == "auto" {
+		*python = "python3"
+		if err := exec.Command("/usr/bin/python3", "-c", "import torch").Run(); err == nil {
+			*python = "/usr/bin/python3" // Debian's python3-torch (pyenv shims may shadow it)
+		}
+	}
+	if *python != "" {
+		out, err := exec.Command(*python, "bench/vit_torch.py", strconv.Itoa(c.ImageSize), strconv.Itoa(c.PatchSize),
+			strconv.Itoa(c.Dim), strconv.Itoa(c.Layers), strconv.Itoa(c.Heads), strconv.Itoa(ref.batch), "10", "2",
+			strconv.Itoa(*steps)).Output()
+		var res struct {
+			StepS float64 `json:"step_s"`
+			Torch string  `json:"torch"`
+		}
+		if err == nil {
+			err = json.Unmarshal(out, &res)
+		}
+		if err != nil {
+			torchNote = "PyTorch reference unavailable (" + firstLine(err) + "; Debian: apt-get install python3-torch libopenblas0-pthread)"
+		} else {
+			torchS, torchNote = res.StepS, "torch "+res.Torch
+		}
+	}
+	torchCol, ratio := "-", "-"
+	if torchS > 0 {
+		torchCol, ratio = fmt.Sprintf("%.4f", torchS), fmt.Sprintf("%.2f×", reelS/torchS)
+	}
+	fmt.Printf("%-10s %-9s %-14.4f %-16s %s\n", "vit-"+*size, fmt.Sprintf("%.1fM", float64(task.Params())/1e6), reelS, torchCol, ratio)
+	if torchNote != "" {
+		fmt.Fprintln(os.Stderr, "reel: "+torchNote)
 	}
 	return nil
 }

@@ -40,3 +40,15 @@ func TestSTTSVideoQA(t *testing.T) {
 	msg := requireUserError(t, reel(t, dir, "train", "stts-videoqa-tiny", "--set", "model.group=2"), 1)
 	require.Contains(t, msg, "model.group")
 }
+
+func TestBenchViT(t *testing.T) {
+	if testing.Short() {
+		t.Skip("times a ViT")
+	}
+	dir := t.TempDir()
+	r := reel(t, dir, "bench", "vit", "--size", "tiny", "--batch", "2", "--steps", "1", "--python", "")
+	requireOK(t, r)
+	require.Contains(t, r.stdout, "vit-tiny")
+	require.Contains(t, r.stdout, "2.7M")
+	requireUserError(t, reel(t, dir, "bench", "vit", "--size", "huge"), 2)
+}

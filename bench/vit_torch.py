@@ -1,0 +1,85 @@
+#!/usr/bin/env python3
+"""PyTorch reference for `reel bench vit`: the same ViT classifier as reel's models.ViT (patch
+embedding as a linear layer on patchified pixels, learned positions, pre-norm blocks with a fused
+qkv projection, GELU MLP, final LayerNorm, mean pool, linear head), trained with AdamW on the
+same shapes. Prints one JSON line: {"step_s": ..., "params": ..., "threads": ...}.
+
+Usage: python3 bench/vit_torch.py IMAGE PATCH DIM LAYERS HEADS BATCH CLASSES WARM STEPS
+"""
+import json
+import os
+import sys
+import time
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+
+class Block(nn.Module):
+    def __init__(self, d, heads, ratio=4):
+        super().__init__()
+        self.ln1, self.ln2 = nn.LayerNorm(d), nn.LayerNorm(d)
+        self.qkv, self.out = nn.Linear(d, 3 * d), nn.Linear(d, d)
+        self.fc1, self.fc2 = nn.Linear(d, ratio * d), nn.Linear(ratio * d, d)
+        self.heads = heads
+
+    def forward(self, x):
+        b, t, d = x.shape
+        h = self.ln1(x)
+        q, k, v = self.qkv(h).view(b, t, 3, self.heads, d // self.heads).permute(2, 0, 3, 1, 4)
+        a = torch.softmax(q @ k.transpose(-1, -2) / (d // self.heads) ** 0.5, dim=-1) @ v
+        x = x + self.out(a.transpose(1, 2).reshape(b, t, d))
+        return x + self.fc2(F.gelu(self.fc1(self.ln2(x))))
+
+
+class ViT(nn.Module):
+    def __init__(self, image, patch, d, layers, heads, classes):
+        super().__init__()
+        self.patch = patch
+        n = (image // patch) ** 2
+        self.embed = nn.Linear(patch * patch * 3, d)
+        self.pos = nn.Parameter(torch.randn(n, d) * 0.02)
+        self.blocks = nn.ModuleList([Block(d, heads) for _ in range(layers)])
+        self.ln = nn.LayerNorm(d)
+        self.head = nn.Linear(d, classes)
+
+    def forward(self, img):  # img [B, H, W, 3]
+        b, h, w, c = img.shape
+        p = self.patch
+        x = img.view(b, h // p, p, w // p, p, c).permute(0, 1, 3, 2, 4, 5).reshape(b, -1, p * p * c)
+        x = self.embed(x * 2 - 1) + self.pos
+        for blk in self.blocks:
+            x = blk(x)
+        return self.head(self.ln(x).mean(1))
+
+
+def main():
+    image, patch, d, layers, heads, batch, classes, warm, steps = map(int, sys.argv[1:10])
+    threads = os.cpu_count() or 1
+    torch.set_num_threads(threads)
+    torch.manual_seed(0)
+    model = ViT(image, patch, d, layers, heads, classes)
+    opt = torch.optim.AdamW(model.parameters(), lr=1e-3, weight_decay=0.01)
+    x = torch.rand(batch, image, image, 3)
+    y = torch.randint(0, classes, (batch,))
+
+    def step():
+        opt.zero_grad(set_to_none=True)
+        loss = F.cross_entropy(model(x), y)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+        opt.step()
+
+    for _ in range(warm):
+        step()
+    start = time.perf_counter()
+    for _ in range(steps):
+        step()
+    dt = (time.perf_counter() - start) / steps
+    params = sum(p.numel() for p in model.parameters())
+    print(json.dumps({"step_s": dt, "params": params, "threads": threads, "torch": torch.__version__}))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,63 @@
+package tasks
+
+import (
+	"math/rand/v2"
+
+	"github.com/gomlx/compute/dtypes"
+	. "github.com/gomlx/gomlx/core/graph"
+	"github.com/gomlx/gomlx/core/tensors"
+	"github.com/gomlx/gomlx/ml/model"
+
+	"github.com/reelml/reel/losses"
+	"github.com/reelml/reel/models"
+	"github.com/reelml/reel/train"
+)
+
+// ViTClassifier is the reference model of `reel bench vit`: models.ViT, mean-pooled, a linear
+// head, cross-entropy on fixed random images and labels (the PyTorch twin is bench/vit_torch.py).
+type ViTClassifier struct {
+	Cfg            models.ViTConfig
+	Batch, Classes int
+	batch          []*tensors.Tensor
+}
+
+// NewViTClassifier builds the benchmark task with one fixed random batch.
+func NewViTClassifier(cfg models.ViTConfig, batch, classes int) *ViTClassifier {
+	rng := rand.New(rand.NewPCG(1, 2))
+	img := make([]float32, batch*cfg.ImageSize*cfg.ImageSize*3)
+	for i := range img {
+		img[i] = rng.Float32()
+	}
+	lab := make([]int32, batch)
+	for i := range lab {
+		lab[i] = int32(rng.IntN(classes))
+	}
+	return &ViTClassifier{Cfg: cfg, Batch: batch, Classes: classes, batch: []*tensors.Tensor{
+		tensors.FromFlatDataAndDimensions(img, batch, cfg.ImageSize, cfg.ImageSize, 3),
+		tensors.FromFlatDataAndDimensions(lab, batch)}}
+}
+
+func (t *ViTClassifier) MicroBatch(int64) ([]*tensors.Tensor, error) { return t.batch, nil }
+func (t *ViTClassifier) MicroBatchSize() int                       { return t.Batch }
+func (t *ViTClassifier) EvalSets() []string                        { return nil }
+func (t *ViTClassifier) EvalSet(string) (train.EvalData, error)    { return nil, nil }
+func (t *ViTClassifier) EvalGraph(*model.Scope, []*Node) []*Node   { return nil }
+
+// Loss implements train.Task.
+func (t *ViTClassifier) Loss(scope *model.Scope, in []*Node) *Node {
+	scope = models.WithInit(scope)
+	x := ReduceMean(models.ViT(scope.In("vit"), t.Cfg, in[0]), 1)
+	logits := models.Linear(scope.In("head"), x, t.Classes, true) // [B, C]
+	ones := OnesLike(ConvertDType(in[1], dtypes.Float32))
+	return losses.MaskedCrossEntropy(logits, in[1], ones)
+}
+
+// Params is the number of trainable parameters (for the table).
+func (t *ViTClassifier) Params() int {
+	c := t.Cfg
+	d, p := c.Dim, c.PatchSize
+	n := (c.ImageSize / p) * (c.ImageSize / p)
+	h := int(float64(d) * c.MLPRatio)
+	block := 4*d + (d*3*d + 3*d) + (d*d + d) + (d*h + h) + (h*d + d)
+	return (p*p*3*d + d) + n*d + c.Layers*block + 2*d + (d*t.Classes + t.Classes)
+}
