@@ -38,10 +38,10 @@ func NewViTClassifier(cfg models.ViTConfig, batch, classes int) *ViTClassifier {
 }
 
 func (t *ViTClassifier) MicroBatch(int64) ([]*tensors.Tensor, error) { return t.batch, nil }
-func (t *ViTClassifier) MicroBatchSize() int                       { return t.Batch }
-func (t *ViTClassifier) EvalSets() []string                        { return nil }
-func (t *ViTClassifier) EvalSet(string) (train.EvalData, error)    { return nil, nil }
-func (t *ViTClassifier) EvalGraph(*model.Scope, []*Node) []*Node   { return nil }
+func (t *ViTClassifier) MicroBatchSize() int                         { return t.Batch }
+func (t *ViTClassifier) EvalSets() []string                          { return nil }
+func (t *ViTClassifier) EvalSet(string) (train.EvalData, error)      { return nil, nil }
+func (t *ViTClassifier) EvalGraph(*model.Scope, []*Node) []*Node     { return nil }
 
 // Loss implements train.Task.
 func (t *ViTClassifier) Loss(scope *model.Scope, in []*Node) *Node {
