@@ -3,7 +3,8 @@
 //
 // Layers are written for the CPU (Go SIMD backend) as much as for XLA: attention is a plain
 // einsum over a [batch, heads, tokens, head_dim] layout (measured 2.5× faster than GoMLX's
-// generic MultiHeadAttention on the Go backend), and dense layers use GoMLX's fused nn.Dense.
+// generic MultiHeadAttention on the Go backend), and dense layers are a DotGeneral + bias add
+// (faster to train there than GoMLX's fused nn.Dense; see Linear).
 package models
 
 import (
@@ -43,15 +44,20 @@ func WithInit(scope *model.Scope) *model.Scope {
 
 // Linear is y = x·W + b over the last axis of x. W has shape [in, out], initialised
 // LeCun-normal N(0, 1/in) so activations keep their scale at any width; b starts at zero.
+//
+// It is a DotGeneral plus a broadcast add rather than GoMLX's fused nn.Dense: on the Go backend
+// the fused layer's backward pass transposes its input explicitly (20% of a ViT step); with
+// DotGeneral a ViT-tiny training step is 29% faster (0.395 → 0.280 s, `reel bench vit`).
 func Linear(scope *model.Scope, x *Node, out int, bias bool) *Node {
 	in := x.Shape().Dimensions[x.Rank()-1]
 	w := scope.WithInitializer(normalInit(scope.Store(), 1/math.Sqrt(float64(in)))).
 		VariableWithShape("weights", shapes.Make(x.DType(), in, out)).NodeValue(x.Graph())
-	var b *Node
+	y := DotGeneral(x, []int{x.Rank() - 1}, nil, w, []int{0}, nil)
 	if bias {
-		b = scope.VariableWithShape("biases", shapes.Make(x.DType(), out)).NodeValue(x.Graph())
+		b := scope.VariableWithShape("biases", shapes.Make(x.DType(), out)).NodeValue(x.Graph())
+		y = Add(y, ExpandLeftToRank(b, y.Rank()))
 	}
-	return nn.Dense(x, w, b, compute.DenseLayoutInputOutputs)
+	return y
 }
 
 // LayerNorm normalises the last axis and applies a learned scale (init 1) and shift (init 0).
@@ -239,7 +245,8 @@ func Conv2D(scope *model.Scope, x *Node, out, k, stride int) *Node {
 	if len(views) > 1 {
 		cols = Concatenate(views, -1) // [B, Ho, Wo, k·k·Cin], ordered (dy, dx, c) like the kernel
 	}
-	return nn.Dense(cols, Reshape(kernel, k*k*in, out), bias, compute.DenseLayoutInputOutputs)
+	y := DotGeneral(cols, []int{3}, nil, Reshape(kernel, k*k*in, out), []int{0}, nil)
+	return Add(y, ExpandLeftToRank(bias, 4))
 }
 
 // KeyMask turns a [B, T] boolean "valid token" mask into the [B, T, T] attention mask of
