@@ -45,6 +45,30 @@ type TokenSelector interface {
 func VideoVLM(scope *model.Scope, cfg VideoVLMConfig, sel TokenSelector, video, tokens *Node) (logits, aux *Node) {
 	scope = WithInit(scope)
 	g := video.Graph()
+	x, aux := VideoVisionTokens(scope, cfg, sel, video)
+
+	proj := scope.In("projector")
+	p := activation.Apply(activation.TypeGelu, Linear(proj.In("fc1"), x, cfg.TextDim, true))
+	p = Linear(proj.In("fc2"), p, cfg.TextDim, true)
+	txt := Embedding(scope.In("tok_embed"), tokens, cfg.VocabSize, cfg.TextDim, video.DType())
+	y := Concatenate([]*Node{p, txt}, 1)
+	y = PositionEmbedding(scope.In("dec_pos_embed"), y)
+	prefix, total := p.Shape().Dimensions[1], y.Shape().Dimensions[1]
+	mask := PrefixLMMask(g, prefix, total)
+	dec := scope.In("decoder")
+	for i := range cfg.TextLayers {
+		y = Block(dec.In("block_%d", i), y, cfg.TextHeads, cfg.MLPRatio, mask)
+	}
+	y = LayerNorm(scope.In("ln_final"), y)
+	y = Slice(y, AxisRange(), AxisRangeToEnd(prefix))
+	return Linear(scope.In("lm_head"), y, cfg.VocabSize, false), aux
+}
+
+// VideoVisionTokens is the vision side of VideoVLM: the kept, encoded video tokens [B, k, D]
+// (after the final LayerNorm) and the selector's auxiliary loss. scope must already carry the
+// model's initialiser (WithInit).
+func VideoVisionTokens(scope *model.Scope, cfg VideoVLMConfig, sel TokenSelector, video *Node) (tokens, aux *Node) {
+	g := video.Graph()
 	d := video.Shape().Dimensions
 	b, t, s := d[0], d[1], d[2]
 	vc := cfg.Vision
@@ -71,21 +95,6 @@ func VideoVLM(scope *model.Scope, cfg VideoVLMConfig, sel TokenSelector, video, 
 	for i := cfg.ScoreAfter + 1; i < vc.Layers; i++ {
 		x = Block(vis.In("block_%d", i), x, vc.Heads, vc.MLPRatio, nil)
 	}
-	x = LayerNorm(vis.In("ln_final"), x)
+	return LayerNorm(vis.In("ln_final"), x), aux
 
-	proj := scope.In("projector")
-	p := activation.Apply(activation.TypeGelu, Linear(proj.In("fc1"), x, cfg.TextDim, true))
-	p = Linear(proj.In("fc2"), p, cfg.TextDim, true)
-	txt := Embedding(scope.In("tok_embed"), tokens, cfg.VocabSize, cfg.TextDim, video.DType())
-	y := Concatenate([]*Node{p, txt}, 1)
-	y = PositionEmbedding(scope.In("dec_pos_embed"), y)
-	prefix, total := p.Shape().Dimensions[1], y.Shape().Dimensions[1]
-	mask := PrefixLMMask(g, prefix, total)
-	dec := scope.In("decoder")
-	for i := range cfg.TextLayers {
-		y = Block(dec.In("block_%d", i), y, cfg.TextHeads, cfg.MLPRatio, mask)
-	}
-	y = LayerNorm(scope.In("ln_final"), y)
-	y = Slice(y, AxisRange(), AxisRangeToEnd(prefix))
-	return Linear(scope.In("lm_head"), y, cfg.VocabSize, false), aux
 }
