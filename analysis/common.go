@@ -118,29 +118,27 @@ func (s *Subject) prompts(ex []data.Example) (*Prompt, error) {
 	if err != nil {
 		return nil, err
 	}
+	pr := newPrompt(b)
 	L := b.MaxLen
-	pos := -1
 	for i := range b.Size {
-		first := -1
-		for p := range L {
-			if b.Mask[i*L+p] > 0 {
-				first = p
-				break
-			}
+		first := data.AnswerPos(b.Mask[i*L : (i+1)*L])
+		if i > 0 && first != pr.AnsPos {
+			return nil, fmt.Errorf("analysis: examples must share the answer position (%d vs %d)", pr.AnsPos, first)
 		}
-		if pos >= 0 && first != pos {
-			return nil, fmt.Errorf("analysis: examples must share the answer position (%d vs %d)", pos, first)
-		}
-		pos = first
+		pr.AnsPos = first
 	}
-	sz := b.ImageSize
+	return pr, nil
+}
+
+// newPrompt wraps a host batch as graph inputs (AnsPos unset).
+func newPrompt(b *data.VQABatch) *Prompt {
+	sz, L := b.ImageSize, b.MaxLen
 	return &Prompt{
 		Images:  tensors.FromFlatDataAndDimensions(b.Images, b.Size, sz, sz, 3),
 		Tokens:  tensors.FromFlatDataAndDimensions(b.Tokens, b.Size, L),
 		Targets: tensors.FromFlatDataAndDimensions(b.Targets, b.Size, L),
 		Mask:    tensors.FromFlatDataAndDimensions(b.Mask, b.Size, L),
-		AnsPos:  pos,
-	}, nil
+	}
 }
 
 // answerLogits slices logits [B, L, V] at text position pos → [B, V].

@@ -84,23 +84,11 @@ func (s *Subject) countingBatch(n int, seed uint64) (*headsBatch, error) {
 		return nil, err
 	}
 	L := b.MaxLen
-	hb := &headsBatch{answer: make([]int32, n)}
+	hb := &headsBatch{p: newPrompt(b), answer: make([]int32, n)}
 	pos := make([]int32, n)
 	for i := range n {
-		for p := range L {
-			if b.Mask[i*L+p] > 0 {
-				pos[i] = int32(p)
-				hb.answer[i] = b.Targets[i*L+p]
-				break
-			}
-		}
-	}
-	sz := b.ImageSize
-	hb.p = &Prompt{
-		Images:  tensors.FromFlatDataAndDimensions(b.Images, n, sz, sz, 3),
-		Tokens:  tensors.FromFlatDataAndDimensions(b.Tokens, n, L),
-		Targets: tensors.FromFlatDataAndDimensions(b.Targets, n, L),
-		Mask:    tensors.FromFlatDataAndDimensions(b.Mask, n, L),
+		p := data.AnswerPos(b.Mask[i*L : (i+1)*L])
+		pos[i], hb.answer[i] = int32(p), b.Targets[i*L+p]
 	}
 	hb.pos = tensors.FromFlatDataAndDimensions(pos, n)
 	return hb, nil

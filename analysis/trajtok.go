@@ -16,6 +16,7 @@ import (
 	"github.com/reelml/reel/checkpoints"
 	"github.com/reelml/reel/data"
 	"github.com/reelml/reel/recipes"
+	"github.com/reelml/reel/tasks"
 	"github.com/reelml/reel/tokenizers"
 	"github.com/reelml/reel/train"
 )
@@ -60,8 +61,7 @@ func Tokenize(backend compute.Backend, ckptPath, videoPath, outDir string, warn 
 	if err != nil {
 		return nil, err
 	}
-	cfg := tokenizers.TrajTokConfig{Frames: m.Frames, ImageSize: m.ImageSize, Stride: m.FeatStride, FeatDim: m.FeatDim,
-		Latents: m.Latents, GroupDim: m.GroupDim, Heads: m.VisionHeads, Layers: m.PerceiverLayers}
+	cfg := tasks.TrajTokConfig(m)
 	store, err := train.NewStore(0)
 	if err != nil {
 		return nil, err

@@ -91,3 +91,14 @@ func MakeVQABatch(v *Vocab, examples []Example, imageSize, maxLen int) (*VQABatc
 	}
 	return out, nil
 }
+
+// AnswerPos returns the first position of one example's mask row (as laid out by EncodeQA) that
+// is part of the answer — the position whose logits predict the answer's first token — or -1.
+func AnswerPos(mask []float32) int {
+	for p, m := range mask {
+		if m > 0 {
+			return p
+		}
+	}
+	return -1
+}

@@ -139,34 +139,9 @@ func NewSceneGenerator(cfg SceneConfig) (*SceneGenerator, error) {
 	if cfg.MinObjects < 0 || cfg.MaxObjects < cfg.MinObjects || cfg.MaxObjects > MaxCount {
 		return nil, fmt.Errorf("scene config: objects range [%d, %d] invalid: need 0 <= min <= max <= %d", cfg.MinObjects, cfg.MaxObjects, MaxCount)
 	}
-	if len(cfg.Shapes) == 0 {
-		cfg.Shapes = AllShapes()
-	} else {
-		cfg.Shapes = slices.Clone(cfg.Shapes)
-	}
-	if len(cfg.Colors) == 0 {
-		cfg.Colors = AllColors()
-	} else {
-		cfg.Colors = slices.Clone(cfg.Colors)
-	}
-	seen := map[string]bool{}
-	for _, s := range cfg.Shapes {
-		if !slices.Contains(allShapes, s) {
-			return nil, fmt.Errorf("scene config: unknown shape %q (known: %v)", s, allShapes)
-		}
-		if seen[s] {
-			return nil, fmt.Errorf("scene config: duplicate shape %q", s)
-		}
-		seen[s] = true
-	}
-	for _, c := range cfg.Colors {
-		if _, ok := colorRGB[c]; !ok {
-			return nil, fmt.Errorf("scene config: unknown color %q (known: %v)", c, allColors)
-		}
-		if seen[c] {
-			return nil, fmt.Errorf("scene config: duplicate color %q", c)
-		}
-		seen[c] = true
+	var err error
+	if cfg.Shapes, cfg.Colors, err = resolvePalette(cfg.Shapes, cfg.Colors, "scene config: ", "scene config: "); err != nil {
+		return nil, err
 	}
 	if !(cfg.MinSize > 0) || cfg.MaxSize < cfg.MinSize || cfg.MaxSize > 1 {
 		return nil, fmt.Errorf("scene config: object size range [%g, %g] invalid: need 0 < min <= max <= 1", cfg.MinSize, cfg.MaxSize)
@@ -183,6 +158,35 @@ func NewSceneGenerator(cfg SceneConfig) (*SceneGenerator, error) {
 		return nil, fmt.Errorf("scene config: counting fraction %g not in [0, 1]", cfg.CountingFraction)
 	}
 	return &SceneGenerator{cfg: cfg}, nil
+}
+
+// resolvePalette returns copies of shapes and colors, an empty list meaning all of them, after
+// checking that every entry is known and listed once. shapeErr and colorErr prefix the errors.
+func resolvePalette(shapes, colors []string, shapeErr, colorErr string) ([]string, []string, error) {
+	shapes, colors = slices.Clone(shapes), slices.Clone(colors)
+	if len(shapes) == 0 {
+		shapes = AllShapes()
+	}
+	if len(colors) == 0 {
+		colors = AllColors()
+	}
+	for i, s := range shapes {
+		if !slices.Contains(allShapes, s) {
+			return nil, nil, fmt.Errorf("%sunknown shape %q (known: %v)", shapeErr, s, allShapes)
+		}
+		if slices.Contains(shapes[:i], s) {
+			return nil, nil, fmt.Errorf("%sduplicate shape %q", shapeErr, s)
+		}
+	}
+	for i, c := range colors {
+		if _, ok := colorRGB[c]; !ok {
+			return nil, nil, fmt.Errorf("%sunknown color %q (known: %v)", colorErr, c, allColors)
+		}
+		if slices.Contains(colors[:i], c) {
+			return nil, nil, fmt.Errorf("%sduplicate color %q", colorErr, c)
+		}
+	}
+	return shapes, colors, nil
 }
 
 // Config returns the (defaulted) configuration.

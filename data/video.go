@@ -152,31 +152,9 @@ func NewVideoGenerator(cfg VideoConfig) (*VideoGenerator, error) {
 		return nil, fmt.Errorf("video config: MinObjects, MaxObjects = %d, %d invalid: need 1 <= min <= max <= %d",
 			cfg.MinObjects, cfg.MaxObjects, MaxVideoObjects)
 	}
-	if len(cfg.Shapes) == 0 {
-		cfg.Shapes = AllShapes()
-	} else {
-		cfg.Shapes = slices.Clone(cfg.Shapes)
-	}
-	if len(cfg.Colors) == 0 {
-		cfg.Colors = AllColors()
-	} else {
-		cfg.Colors = slices.Clone(cfg.Colors)
-	}
-	for i, s := range cfg.Shapes {
-		if !slices.Contains(allShapes, s) {
-			return nil, fmt.Errorf("video config: Shapes: unknown shape %q (known: %v)", s, allShapes)
-		}
-		if slices.Contains(cfg.Shapes[:i], s) {
-			return nil, fmt.Errorf("video config: Shapes: duplicate shape %q", s)
-		}
-	}
-	for i, c := range cfg.Colors {
-		if _, ok := colorRGB[c]; !ok {
-			return nil, fmt.Errorf("video config: Colors: unknown color %q (known: %v)", c, allColors)
-		}
-		if slices.Contains(cfg.Colors[:i], c) {
-			return nil, fmt.Errorf("video config: Colors: duplicate color %q", c)
-		}
+	var err error
+	if cfg.Shapes, cfg.Colors, err = resolvePalette(cfg.Shapes, cfg.Colors, "video config: Shapes: ", "video config: Colors: "); err != nil {
+		return nil, err
 	}
 	if !(cfg.MinSize > 0) || !(cfg.MaxSize >= cfg.MinSize) || cfg.MaxSize > 1 {
 		return nil, fmt.Errorf("video config: MinSize, MaxSize = %g, %g invalid: need 0 < min <= max <= 1",

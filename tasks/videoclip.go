@@ -48,8 +48,7 @@ const gtSlots = 9
 func NewVideoCLIP(r *recipes.Recipe) (train.Task, error) {
 	m, d := r.Model, r.Data
 	t := &VideoCLIP{r: r, arch: m.Arch, vocab: data.VideoVocab(), micro: r.Train.BatchSize / r.Train.GradAccum}
-	t.traj = tokenizers.TrajTokConfig{Frames: m.Frames, ImageSize: m.ImageSize, Stride: m.FeatStride, FeatDim: m.FeatDim,
-		Latents: m.Latents, GroupDim: m.GroupDim, Heads: m.VisionHeads, Layers: m.PerceiverLayers}
+	t.traj = TrajTokConfig(m)
 	t.tub = tokenizers.TubeletConfig{Frames: m.Frames, ImageSize: m.ImageSize, Tubelet: m.Tubelet, Patch: m.PatchSize, Dim: m.VisionDim}
 	t.clip = models.VideoCLIPConfig{VideoDim: m.VisionDim, VideoLayers: m.VisionLayers, VideoHeads: m.VisionHeads,
 		TextDim: m.TextDim, TextLayers: m.TextLayers, TextHeads: m.TextHeads, MLPRatio: m.MLPRatio,
@@ -85,6 +84,13 @@ func NewVideoCLIP(r *recipes.Recipe) (train.Task, error) {
 		return &trajCLIP{t}, nil
 	}
 	return t, nil
+}
+
+// TrajTokConfig is the TrajTok tokenizer a trajvit2 recipe's model section describes (the
+// Perceiver uses the video encoder's head count).
+func TrajTokConfig(m recipes.ModelConfig) tokenizers.TrajTokConfig {
+	return tokenizers.TrajTokConfig{Frames: m.Frames, ImageSize: m.ImageSize, Stride: m.FeatStride, FeatDim: m.FeatDim,
+		Latents: m.Latents, GroupDim: m.GroupDim, Heads: m.VisionHeads, Layers: m.PerceiverLayers}
 }
 
 // MicroBatchSize implements train.Task.

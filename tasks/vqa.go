@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"hash/fnv"
 	"math"
-	"math/rand/v2"
 	"slices"
 	"strconv"
 	"sync"
@@ -93,7 +92,7 @@ func (t *VQA) MicroBatch(i int64) ([]*tensors.Tensor, error) {
 		for j := range ex {
 			k := i*int64(t.micro) + int64(j)
 			epoch, pos := k/n, k%n
-			perm := rand.New(rand.NewPCG(seedFor(t.r.Train.Seed, "epoch", epoch), 1)).Perm(int(n))
+			perm := permutation(seedFor(t.r.Train.Seed, "epoch", epoch), int(n))
 			ex[j] = t.folder[perm[pos]]
 		}
 	}
@@ -239,25 +238,16 @@ func (s *vqaEval) Metrics(outs [][]*tensors.Tensor) map[string]float64 {
 				varN[e.Variant]++
 				varOK[e.Variant] += float64(c[j])
 			}
-			first := -1
-			for p := range L {
-				if mask[j*L+p] > 0 {
+			row := mask[j*L : (j+1)*L]
+			for _, m := range row {
+				if m > 0 {
 					tokens++
-					if first < 0 {
-						first = p
-					}
 				}
 			}
-			if e.Kind == "counting" && first >= 0 {
-				want, err1 := strconv.Atoi(s.vocab.Word(int(targets[j*L+first])))
-				got, err2 := strconv.Atoi(s.vocab.Word(int(pred[j*L+first])))
-				if err1 == nil {
+			if first := data.AnswerPos(row); e.Kind == "counting" && first >= 0 {
+				if want, err := strconv.Atoi(s.vocab.Word(int(targets[j*L+first]))); err == nil {
 					numeric++
-					if err2 == nil {
-						absErr += math.Abs(float64(got - want))
-					} else {
-						absErr += float64(want) // a non-number answer counts as predicting 0
-					}
+					absErr += math.Abs(float64(s.predictedCount(pred, row, j*L) - want))
 				}
 			}
 		}
@@ -276,6 +266,17 @@ func (s *vqaEval) Metrics(outs [][]*tensors.Tensor) map[string]float64 {
 		m["mae"] = absErr / numeric
 	}
 	return m
+}
+
+// predictedCount is the number an example's argmax tokens pred[base:] answer at its first answer
+// position (mask is its mask row); a non-number answer counts as predicting 0.
+func (s *vqaEval) predictedCount(pred []int32, mask []float32, base int) int {
+	if p := data.AnswerPos(mask); p >= 0 {
+		if v, err := strconv.Atoi(s.vocab.Word(int(pred[base+p]))); err == nil {
+			return v
+		}
+	}
+	return 0
 }
 
 // Groups implements train.Grouper: "by_count" holds the accuracy and mean absolute error of
@@ -303,15 +304,7 @@ func (s *vqaEval) Groups(outs [][]*tensors.Tensor) map[string][]train.Group {
 			if err != nil {
 				continue
 			}
-			got := 0
-			for p := range L {
-				if mask[j*L+p] > 0 {
-					if v, err := strconv.Atoi(s.vocab.Word(int(pred[j*L+p]))); err == nil {
-						got = v
-					}
-					break
-				}
-			}
+			got := s.predictedCount(pred, mask[j*L:(j+1)*L], j*L)
 			a := by[want]
 			if a == nil {
 				a = &acc{}

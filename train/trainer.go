@@ -189,16 +189,8 @@ func (t *Trainer) warmUp() error {
 	if err != nil {
 		return err
 	}
-	if p, ok := t.task.(BatchPreparer); ok {
-		pe, err := newPrepExec(t.opts.Backend, t.store, p)
-		if err != nil {
-			return err
-		}
-		batch, err = prepare(pe, t.task, batch)
-		pe.Finalize()
-		if err != nil {
-			return err
-		}
+	if batch, err = prepare(t.prepExec, t.task, batch); err != nil { // built by buildExecs
+		return err
 	}
 	e, err := model.NewExecCanonical(t.opts.Backend, t.store, func(scope *model.Scope, g *model.Graph, inputs []*model.Node) []*model.Node {
 		scope.SetTraining(g, false)

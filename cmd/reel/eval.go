@@ -188,8 +188,7 @@ func plotNumerosity(ckpt string, res evalResult) error {
 	if res.Baseline != nil {
 		series = append([]train.GroupSeries{{Name: fmt.Sprintf("before: %s step %d", res.Baseline.Recipe, res.Baseline.Step), Groups: merge(res.Baseline)}}, series...)
 	}
-	run := filepath.Dir(filepath.Dir(ckpt)) // RUN/checkpoints/step-N
-	path := filepath.Join(run, "plots", "numerosity.png")
+	path := filepath.Join(runOf(ckpt), "plots", "numerosity.png")
 	if err := train.PlotGroups(path, "numerosity", "true count", []string{"accuracy", "mae"}, series); err != nil {
 		return err
 	}
