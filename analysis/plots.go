@@ -78,7 +78,7 @@ func PlotPatching(path string, r *PatchingResult) error {
 	right := draw.Crop(dc, w-1.2*vg.Inch, 0, 0, 0)
 	p.Draw(left)
 	bar.Draw(right)
-	return train.WritePNG(path, img)
+	return train.WritePNG(path, img.Image())
 }
 
 // PlotHeads draws the head scores (sorted) and the ablation accuracies side by side.
@@ -118,5 +118,5 @@ func PlotHeads(path string, r *HeadsResult) error {
 	c := plot.Align([][]*plot.Plot{{scores, abl}}, tiles, dc)
 	scores.Draw(c[0][0])
 	abl.Draw(c[0][1])
-	return train.WritePNG(path, img)
+	return train.WritePNG(path, img.Image())
 }

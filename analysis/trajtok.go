@@ -4,8 +4,6 @@ import (
 	"fmt"
 	"image"
 	"image/color"
-	"image/png"
-	"os"
 	"path/filepath"
 
 	"github.com/gomlx/compute"
@@ -145,22 +143,7 @@ func writeStrip(path string, v data.Video, assign []int, gs int) error {
 			}
 		}
 	}
-	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
-		return err
-	}
-	tmp := path + ".tmp"
-	fh, err := os.Create(tmp)
-	if err != nil {
-		return err
-	}
-	if err := png.Encode(fh, img); err != nil {
-		fh.Close()
-		return err
-	}
-	if err := fh.Close(); err != nil {
-		return err
-	}
-	return os.Rename(tmp, path)
+	return train.WritePNG(path, img)
 }
 
 // trajColor is a fixed, well-spread colour per trajectory id (golden-angle hues).

@@ -2,7 +2,9 @@ package train
 
 import (
 	"fmt"
+	"image"
 	"image/color"
+	"image/png"
 	"os"
 	"path/filepath"
 	"sort"
@@ -171,12 +173,12 @@ func PlotGroups(path, title, xLabel string, metrics []string, series []GroupSeri
 	for j, p := range plots[0] {
 		p.Draw(canvases[0][j])
 	}
-	return WritePNG(path, img)
+	return WritePNG(path, img.Image())
 }
 
-// WritePNG writes a drawn canvas to path atomically (temporary file + rename), creating the
+// WritePNG writes an image to path as PNG atomically (temporary file + rename), creating the
 // directory.
-func WritePNG(path string, img *vgimg.Canvas) error {
+func WritePNG(path string, img image.Image) error {
 	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
 		return err
 	}
@@ -185,7 +187,7 @@ func WritePNG(path string, img *vgimg.Canvas) error {
 	if err != nil {
 		return err
 	}
-	if _, err := (vgimg.PngCanvas{Canvas: img}).WriteTo(f); err != nil {
+	if err := png.Encode(f, img); err != nil {
 		f.Close()
 		return fmt.Errorf("plot %s: %v", path, err)
 	}
