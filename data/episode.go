@@ -1,0 +1,22 @@
+package data
+
+// Episode is one recorded robot trajectory, the unit of a LeRobot-style dataset: at every step
+// t the camera images and robot state the policy saw, and the action that was executed.
+type Episode struct {
+	Index  int    // position in its dataset
+	Seed   uint64 // procedural seed of the scene (0 when unknown)
+	Task   string // natural-language instruction, e.g. "put the red square in the blue bowl"
+	Family string // task family, e.g. "pick", "place", "push", "pick_any"
+	// Size is the side of the square camera images, in pixels.
+	Size int
+	// Cameras names the camera streams ("scene", optionally "wrist"); Frames[c] belongs to
+	// Cameras[c] and holds T×Size×Size×3 values in [0,1] (frame-major, HWC).
+	Cameras []string
+	Frames  [][]float32
+	State   [][]float32 // T × state dimension
+	Action  [][]float32 // T × action dimension: the action executed after observing step t
+	Success bool        // whether the episode ended with the task solved
+}
+
+// Len is the number of steps T.
+func (e *Episode) Len() int { return len(e.State) }

@@ -1,0 +1,17 @@
+package sim
+
+// Observation is what a policy sees at one control step.
+type Observation struct {
+	// Images maps a camera name ("scene", "wrist") to a Size×Size×3 image (HWC, values in [0,1]).
+	Images      map[string][]float32
+	Size        int
+	State       []float32 // robot state, StateDim values
+	Instruction string
+}
+
+// Policy maps a batch of observations to one action chunk each: chunks[i][k] is the k-th
+// future action (ActionDim values) for observation i. Implementations: a trained checkpoint
+// (tasks), a remote policy server (serve.Client), the scripted expert (tests).
+type Policy interface {
+	Act(obs []Observation) (chunks [][][]float32, err error)
+}
