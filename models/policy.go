@@ -1,0 +1,176 @@
+package models
+
+// A MolmoBot-style vision-language-action policy (MolmoBot; pi0 in openpi): a VLM backbone reads
+// the camera images and the instruction, and an action expert — a small DiT — turns noise into
+// an action chunk by flow matching, cross-attending to the backbone's hidden state at every layer.
+//
+//   backbone:  ViT per camera → MLP projector → [image tokens ‖ instruction tokens] → L
+//              bidirectional blocks; h_l is the output of block l (the "per layer" context).
+//   expert:    tokens [robot-state token ‖ H noisy action tokens x_t], per layer l:
+//                x += g₁·SelfAttn(LN(x)·(1+s₁) + b₁)        (AdaLN-Zero, DiT: Peebles & Xie 2023)
+//                x += g₂·CrossAttn(LN(x)·(1+s₂) + b₂, h_l)
+//                x += g₃·MLP(LN(x)·(1+s₃) + b₃)
+//              where (b, s, g)₁…₃ = Linear(SiLU(c)) with zero-initialised weights and c an MLP of
+//              the sinusoidal embedding of the flow time t; the gates start at 0, so every
+//              expert block starts as the identity. A final AdaLN and a zero-initialised linear
+//              read out the velocity v_θ(x_t, t) for each action token.
+//
+// The same expert with x_t = 0 and t = 0 is the regression baseline (MSE on the chunk).
+
+import (
+	"fmt"
+	"math"
+
+	"github.com/gomlx/compute/dtypes"
+	"github.com/gomlx/compute/shapes"
+	. "github.com/gomlx/gomlx/core/graph"
+	"github.com/gomlx/gomlx/ml/layers/activation"
+	"github.com/gomlx/gomlx/ml/model"
+	"github.com/gomlx/gomlx/ml/nn"
+)
+
+// PolicyConfig sizes a VLA policy.
+type PolicyConfig struct {
+	Vision      ViTConfig // shared by all cameras
+	Cameras     int
+	Dim         int // backbone width
+	Layers      int // backbone blocks after the projector; the expert has as many
+	Heads       int
+	MLPRatio    float64
+	MaxTextLen  int
+	VocabSize   int
+	StateDim    int
+	ActionDim   int
+	Horizon     int // actions per chunk
+	ExpertDim   int
+	ExpertHeads int
+}
+
+// Validate checks the sizes that the graph code relies on.
+func (c PolicyConfig) Validate() error {
+	switch {
+	case c.Dim%c.Heads != 0:
+		return fmt.Errorf("policy: width %d is not divisible by %d heads", c.Dim, c.Heads)
+	case c.ExpertDim%c.ExpertHeads != 0:
+		return fmt.Errorf("policy: expert width %d is not divisible by %d heads", c.ExpertDim, c.ExpertHeads)
+	case c.Cameras < 1 || c.StateDim < 1 || c.ActionDim < 1 || c.Horizon < 1:
+		return fmt.Errorf("policy: cameras, state, action and horizon sizes must be ≥ 1")
+	}
+	return nil
+}
+
+// PolicyContext runs the backbone on images [B, C, S, S, 3] and instruction tokens [B, L] int32
+// (0 = padding). It returns the hidden states after each block, [B, N, Dim] with N = C·P + L, and
+// the keys the expert may read [B, N] (padding tokens are not).
+func PolicyContext(scope *model.Scope, cfg PolicyConfig, images, tokens *Node) (hidden []*Node, valid *Node) {
+	scope = WithInit(scope)
+	g := images.Graph()
+	d := images.Shape().Dimensions
+	b, cams, s := d[0], d[1], d[2]
+	vis := ViT(scope.In("vision"), cfg.Vision, Reshape(images, b*cams, s, s, 3)) // [B·C, P, Dv]
+	p := vis.Shape().Dimensions[1]
+	vis = Reshape(vis, b, cams*p, cfg.Vision.Dim)
+	proj := scope.In("projector")
+	x := Linear(proj.In("fc1"), vis, cfg.Dim, true)
+	x = Linear(proj.In("fc2"), activation.Apply(activation.TypeGelu, x), cfg.Dim, true)
+	txt := Embedding(scope.In("tok_embed"), tokens, cfg.VocabSize, cfg.Dim, images.DType())
+	x = PositionEmbedding(scope.In("pos_embed"), Concatenate([]*Node{x, txt}, 1))
+	valid = Concatenate([]*Node{Ones(g, shapes.Make(dtypes.Bool, b, cams*p)), NotEqual(tokens, ZerosLike(tokens))}, 1)
+	mask := KeyMask(valid)
+	bb := scope.In("backbone")
+	for i := range cfg.Layers {
+		x = Block(bb.In("block_%d", i), x, cfg.Heads, cfg.MLPRatio, mask)
+		hidden = append(hidden, x)
+	}
+	return hidden, valid
+}
+
+// ActionExpert returns the velocity field v_θ [B, K, H, A] at noisy chunks xt [B, K, H, A] and
+// flow times t [B, K]: K time samples share one backbone pass (MolmoBot trains with 8). state is
+// [B, StateDim] (normalised); hidden and valid come from PolicyContext. To call it again in the
+// same graph (Euler steps), pass the parent's Shared scope of the same name.
+func ActionExpert(scope *model.Scope, cfg PolicyConfig, hidden []*Node, valid, state, xt, t *Node) *Node {
+	scope = WithInit(scope)
+	d := xt.Shape().Dimensions
+	b, k, h, a := d[0], d[1], d[2], d[3]
+	e := cfg.ExpertDim
+	n := b * k
+	// Tokens: the robot state, then the H noisy actions.
+	st := Linear(scope.In("state_in"), state, e, true)                              // [B, E]
+	st = Reshape(BroadcastToDims(InsertAxes(st, 1), b, k, e), n, 1, e)              // [B·K, 1, E]
+	act := Linear(scope.In("action_in"), Reshape(xt, n, h, a), e, true)             // [B·K, H, E]
+	x := PositionEmbedding(scope.In("pos_embed"), Concatenate([]*Node{st, act}, 1)) // [B·K, 1+H, E]
+	// Time conditioning c [B·K, E]: sinusoidal features of t, then an MLP.
+	c := TimeEmbedding(Reshape(t, n), e)
+	tm := scope.In("time_mlp")
+	c = Linear(tm.In("fc1"), c, e, true)
+	c = Linear(tm.In("fc2"), activation.Apply(activation.TypeSilu, c), e, true)
+	cs := activation.Apply(activation.TypeSilu, c)
+	mlpHidden := max(1, int(math.Round(float64(e)*cfg.MLPRatio)))
+	crossMask := BroadcastToDims(InsertAxes(valid, 1), b, k*(1+h), valid.Shape().Dimensions[1]) // [B, K·(1+H), N]
+	for i, ctx := range hidden {
+		blk := scope.In("block_%d", i)
+		mod := zeroLinear(blk.In("adaln"), cs, 9*e) // [B·K, 9E]
+		part := func(j int) *Node { return InsertAxes(Slice(mod, AxisRange(), AxisRange(j*e, (j+1)*e)), 1) }
+		// Self-attention among the chunk's tokens.
+		y := Attention(blk.In("attn"), modulate(x, part(0), part(1)), cfg.ExpertHeads, nil)
+		x = Add(x, Mul(part(2), y))
+		// Cross-attention to backbone layer i: all K samples of an example query the same keys.
+		q := Reshape(modulate(x, part(3), part(4)), b, k*(1+h), e)
+		y = Reshape(CrossAttention(blk.In("cross"), q, ctx, cfg.ExpertHeads, crossMask), n, 1+h, e)
+		x = Add(x, Mul(part(5), y))
+		x = Add(x, Mul(part(8), MLP(blk.In("mlp"), modulate(x, part(6), part(7)), mlpHidden)))
+	}
+	mod := zeroLinear(scope.In("final_adaln"), cs, 2*e)
+	x = modulate(x, InsertAxes(Slice(mod, AxisRange(), AxisRange(0, e)), 1), InsertAxes(Slice(mod, AxisRange(), AxisRange(e, 2*e)), 1))
+	x = Slice(x, AxisRange(), AxisRangeToEnd(1)) // the action tokens
+	v := zeroLinear(scope.In("action_out"), x, a)
+	return Reshape(v, b, k, h, a)
+}
+
+// modulate is AdaLN: LayerNorm without affine parameters, then x·(1 + scale) + shift.
+func modulate(x, shift, scale *Node) *Node {
+	return Add(Mul(nn.LayerNorm(x, []int{-1}, 1e-6, nil, nil, nil), OnePlus(scale)), shift)
+}
+
+// zeroLinear is a Linear layer whose weights and bias start at zero (AdaLN-Zero, DiT).
+func zeroLinear(scope *model.Scope, x *Node, out int) *Node {
+	in := x.Shape().Dimensions[x.Rank()-1]
+	zs := scope.WithInitializer(func(g *Graph, s shapes.Shape) *Node { return Zeros(g, s) })
+	w := zs.VariableWithShape("weights", shapes.Make(x.DType(), in, out)).NodeValue(x.Graph())
+	bias := zs.VariableWithShape("biases", shapes.Make(x.DType(), out)).NodeValue(x.Graph())
+	return Add(DotGeneral(x, []int{x.Rank() - 1}, nil, w, []int{0}, nil), ExpandLeftToRank(bias, x.Rank()))
+}
+
+// TimeEmbedding maps times t [N] (in [0, 1]) to [N, dim] sinusoidal features
+// (sin(1000·t·ω_j), cos(1000·t·ω_j)) with ω_j = 10000^(−j/(dim/2)), as for diffusion timesteps.
+func TimeEmbedding(t *Node, dim int) *Node {
+	half := dim / 2
+	g := t.Graph()
+	freqs := make([]float64, half)
+	for j := range freqs {
+		freqs[j] = 1000 * math.Pow(10000, -float64(j)/float64(half))
+	}
+	w := ConvertDType(Const(g, freqs), t.DType())
+	arg := Mul(InsertAxes(t, -1), InsertAxes(w, 0)) // [N, half]
+	emb := Concatenate([]*Node{Sin(arg), Cos(arg)}, -1)
+	if dim%2 == 1 {
+		emb = Concatenate([]*Node{emb, ZerosLike(Slice(emb, AxisRange(), AxisRange(0, 1)))}, -1)
+	}
+	return emb
+}
+
+// CrossAttention lets queries x [B, Tq, D] attend to context [B, Tk, Dc] (projected to D);
+// mask [B, Tq, Tk] (true = may attend) may be nil.
+func CrossAttention(scope *model.Scope, x, context *Node, heads int, mask *Node) *Node {
+	dims := x.Shape().Dimensions
+	b, tq, d := dims[0], dims[1], dims[2]
+	tk := context.Shape().Dimensions[1]
+	hd := d / heads
+	q := Reshape(Linear(scope.In("q"), x, d, true), b, tq, heads, hd)
+	kv := Reshape(Linear(scope.In("kv"), context, 2*d, true), b, tk, 2, heads, hd)
+	k := Squeeze(Slice(kv, AxisRange(), AxisRange(), AxisElem(0)), 2)
+	v := Squeeze(Slice(kv, AxisRange(), AxisRange(), AxisElem(1)), 2)
+	out := Reshape(AttentionCore(q, k, v, mask), b, tq, d)
+	return Linear(scope.In("out"), out, d, true)
+}
