@@ -20,3 +20,9 @@ type Episode struct {
 
 // Len is the number of steps T.
 func (e *Episode) Len() int { return len(e.State) }
+
+// ComputeStats returns the per-dimension statistics of rows (all of one length; at least one).
+func ComputeStats(rows [][]float32) Stats {
+	s := newVectorStats(rows)
+	return s.stats()
+}

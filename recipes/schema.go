@@ -15,7 +15,7 @@ type Recipe struct {
 	Description string `yaml:"description" doc:"one-line description shown by 'reel recipes list'"`
 	// Base names another recipe (embedded name or a path relative to this file) to inherit from.
 	Base string `yaml:"base,omitempty" doc:"recipe to inherit from; keys here override it"`
-	Task string `yaml:"task" required:"true" enum:"vqa|videoclip|videoqa" doc:"what is trained: vqa = image + question -> answer; videoclip = video-text contrastive (retrieval); videoqa = video + question -> answer"`
+	Task string `yaml:"task" required:"true" enum:"vqa|videoclip|videoqa|vla" doc:"what is trained: vqa = image + question -> answer; videoclip = video-text contrastive (retrieval); videoqa = video + question -> answer; vla = camera images + instruction + robot state -> action chunk"`
 
 	Model      ModelConfig      `yaml:"model"`
 	Data       DataConfig       `yaml:"data"`
@@ -23,6 +23,19 @@ type Recipe struct {
 	Eval       EvalConfig       `yaml:"eval"`
 	Checkpoint CheckpointConfig `yaml:"checkpoint"`
 	Pruning    PruningConfig    `yaml:"pruning"`
+	Policy     PolicyConfig     `yaml:"policy"`
+}
+
+// PolicyConfig describes a VLA policy's action head (task vla).
+type PolicyConfig struct {
+	Head        string `yaml:"head" enum:"flow|mse" doc:"flow = flow-matching action expert (MolmoBot/pi0); mse = the same expert regressing the chunk directly (baseline)"`
+	Flow        string `yaml:"flow" enum:"molmobot|pi0" doc:"flow-matching time convention: molmobot = t=0 noise, x_t=(1-t)e+t*a, target a-e, t=0.999*Beta(1,1.5); pi0 = t=1 noise, target e-a, t=0.999*Beta(1.5,1)+0.001"`
+	Horizon     int    `yaml:"horizon" range:"1,256" doc:"actions per predicted chunk"`
+	Execute     int    `yaml:"execute" range:"1,256" doc:"actions of each chunk executed before the policy is queried again; at most horizon"`
+	EulerSteps  int    `yaml:"euler_steps" range:"1,1000" doc:"flow: Euler integration steps at inference"`
+	TimeSamples int    `yaml:"time_samples" range:"1,64" doc:"flow: flow times sampled per example and backbone pass in training"`
+	ExpertDim   int    `yaml:"expert_dim" range:"8,4096" doc:"action expert width"`
+	ExpertHeads int    `yaml:"expert_heads" range:"1,64" doc:"action expert heads; must divide expert_dim"`
 }
 
 // PruningConfig selects how a videovlm drops video tokens inside its vision encoder.
@@ -34,7 +47,7 @@ type PruningConfig struct {
 
 // ModelConfig describes the architecture.
 type ModelConfig struct {
-	Arch         string  `yaml:"arch" required:"true" enum:"vlm|trajvit2|vivit|videovlm" doc:"architecture: vlm = ViT -> projector -> causal text decoder; videovlm = per-frame ViT -> token pruning -> projector -> causal text decoder; trajvit2 = TrajTok trajectory tokens -> video ViT + text encoder; vivit = tubelet tokens -> video ViT + text encoder"`
+	Arch         string  `yaml:"arch" required:"true" enum:"vlm|trajvit2|vivit|videovlm|policy" doc:"architecture: policy = ViT + instruction backbone with an action expert (task vla); vlm = ViT -> projector -> causal text decoder; videovlm = per-frame ViT -> token pruning -> projector -> causal text decoder; trajvit2 = TrajTok trajectory tokens -> video ViT + text encoder; vivit = tubelet tokens -> video ViT + text encoder"`
 	ImageSize    int     `yaml:"image_size" range:"8,1024" doc:"square input image side, pixels"`
 	PatchSize    int     `yaml:"patch_size" range:"2,64" doc:"ViT patch side, pixels; must divide image_size"`
 	VisionDim    int     `yaml:"vision_dim" range:"8,4096" doc:"ViT embedding width"`
@@ -60,7 +73,7 @@ type ModelConfig struct {
 
 // DataConfig describes where training and evaluation examples come from.
 type DataConfig struct {
-	Source string `yaml:"source" required:"true" enum:"synthetic|folder" doc:"synthetic scenes, or a folder of images + questions.jsonl"`
+	Source string `yaml:"source" required:"true" enum:"synthetic|folder|lerobot" doc:"synthetic scenes, a folder of images + questions.jsonl, or (task vla) a LeRobot v2 dataset in data.dir written by 'reel data gen-sim'"`
 	// Folder source.
 	Dir       string  `yaml:"dir" doc:"folder source: directory holding the images"`
 	Questions string  `yaml:"questions" doc:"folder source: JSONL file with {image, question, answer[, kind]} per line"`
@@ -81,8 +94,15 @@ type DataConfig struct {
 	AppearLeave      bool     `yaml:"appear_leave" doc:"videoclip: objects may appear after the first frame or leave before the last"`
 	MotionFrames     int      `yaml:"motion_frames" range:"1,1024" doc:"videoqa: frames during which the moving object moves; the rest of the clip is static"`
 	QAKinds          []string `yaml:"qa_kinds" enum:"count|moved|direction|color_change|appeared" doc:"videoqa: question kinds"`
-	Prefetch         int      `yaml:"prefetch" range:"0,256" doc:"batches generated ahead of compute"`
-	Workers          int      `yaml:"workers" range:"0,64" doc:"data goroutines (0 = number of CPUs)"`
+	// Simulated robot world (task vla).
+	Families    []string `yaml:"families" enum:"pick|place|push|pick_any" doc:"vla: task families (pick_any has two equally valid targets)"`
+	Variation   float64  `yaml:"variation" range:"0,1" doc:"vla: procedural variation of backgrounds, lighting and camera pose (0 = none)"`
+	Wrist       bool     `yaml:"wrist" doc:"vla: also render a wrist camera"`
+	Bowls       int      `yaml:"bowls" range:"1,4" doc:"vla: bowls (receptacles) per scene"`
+	MaxSteps    int      `yaml:"max_steps" range:"5,10000" doc:"vla: control steps before an episode is cut off"`
+	ExpertNoise float64  `yaml:"expert_noise" range:"0,2" doc:"vla: std of the scripted expert's executed motion noise"`
+	Prefetch    int      `yaml:"prefetch" range:"0,256" doc:"batches generated ahead of compute"`
+	Workers     int      `yaml:"workers" range:"0,64" doc:"data goroutines (0 = number of CPUs)"`
 }
 
 // TrainConfig holds the optimisation settings.
@@ -113,7 +133,9 @@ type TrainConfig struct {
 type EvalConfig struct {
 	Examples  int      `yaml:"examples" range:"1," doc:"examples per eval set"`
 	BatchSize int      `yaml:"batch_size" range:"1,65536" doc:"eval batch size"`
-	Sets      []string `yaml:"sets" enum:"counting|general|counting_ood|retrieval|videoqa" doc:"eval sets: vqa: counting (in-distribution), general QA, counting_ood (distribution shifts); videoclip: retrieval (held-out video-text pairs); videoqa: held-out video questions"`
+	Sets      []string `yaml:"sets" enum:"counting|general|counting_ood|retrieval|videoqa|actions" doc:"eval sets: vqa: counting (in-distribution), general QA, counting_ood (distribution shifts); videoclip: retrieval (held-out video-text pairs); videoqa: held-out video questions; vla: actions (held-out expert chunks, offline)"`
+	Episodes  int      `yaml:"episodes" range:"1," doc:"vla: closed-loop episodes 'reel eval' rolls out in held-out scenes"`
+	Videos    int      `yaml:"videos" range:"0," doc:"vla: rollout videos 'reel eval' writes (first N episodes)"`
 	Seed      int64    `yaml:"seed" doc:"seed of the (fixed) eval sets"`
 	OODMax    int      `yaml:"ood_max_objects" range:"1,50" doc:"most objects in the counting_ood set"`
 }

@@ -139,14 +139,14 @@ func checkCross(r *Recipe, add func(p, msg string)) {
 		add("train.grad_accum", fmt.Sprintf("%d does not divide train.batch_size (%d)", t.GradAccum, t.BatchSize))
 	}
 	video := r.Task == "videoclip"
-	archs := map[string]string{"vqa": "vlm", "videoclip": "trajvit2|vivit", "videoqa": "videovlm"}
-	setsOf := map[string]string{"vqa": "counting|general|counting_ood", "videoclip": "retrieval", "videoqa": "videoqa"}
+	archs := map[string]string{"vqa": "vlm", "videoclip": "trajvit2|vivit", "videoqa": "videovlm", "vla": "policy"}
+	setsOf := map[string]string{"vqa": "counting|general|counting_ood", "videoclip": "retrieval", "videoqa": "videoqa", "vla": "actions"}
 	if !strings.Contains("|"+archs[r.Task]+"|", "|"+m.Arch+"|") {
 		add("model.arch", fmt.Sprintf("%s does not fit task %s (want %s)", m.Arch, r.Task, strings.ReplaceAll(archs[r.Task], "|", " or ")))
 	}
 	for _, set := range e.Sets {
 		if !strings.Contains("|"+setsOf[r.Task]+"|", "|"+set+"|") {
-			add("eval.sets", fmt.Sprintf("%q is not an eval set of task %s (vqa: counting, general, counting_ood; videoclip: retrieval; videoqa: videoqa)", set, r.Task))
+			add("eval.sets", fmt.Sprintf("%q is not an eval set of task %s (vqa: counting, general, counting_ood; videoclip: retrieval; videoqa: videoqa; vla: actions)", set, r.Task))
 		}
 	}
 	if r.Task == "videoqa" {
@@ -163,6 +163,26 @@ func checkCross(r *Recipe, add func(p, msg string)) {
 			add("data.motion_frames", fmt.Sprintf("%d must be less than model.frames (%d): the rest of the clip is static", d.MotionFrames, m.Frames))
 		}
 	}
+	if r.Task == "vla" {
+		pc := &r.Policy
+		if pc.Execute > pc.Horizon {
+			add("policy.execute", fmt.Sprintf("%d is more than policy.horizon (%d)", pc.Execute, pc.Horizon))
+		}
+		if pc.ExpertDim%pc.ExpertHeads != 0 {
+			add("policy.expert_heads", fmt.Sprintf("%d does not divide policy.expert_dim (%d)", pc.ExpertHeads, pc.ExpertDim))
+		}
+		if d.Source == "lerobot" && d.Dir == "" {
+			add("data.dir", "is required when data.source is lerobot (a dataset written by 'reel data gen-sim')")
+		}
+		if d.Source == "folder" {
+			add("data.source", "folder is not a vla source (use synthetic or lerobot)")
+		}
+		if d.Source == "synthetic" && len(d.Families) == 0 {
+			add("data.families", "must not be empty")
+		}
+	} else if d.Source == "lerobot" {
+		add("data.source", "lerobot datasets are for task vla")
+	}
 	if video {
 		if m.Arch == "vivit" && m.Frames%m.Tubelet != 0 {
 			add("model.tubelet", fmt.Sprintf("%d does not divide model.frames (%d)", m.Tubelet, m.Frames))
@@ -178,6 +198,9 @@ func checkCross(r *Recipe, add func(p, msg string)) {
 	}
 	switch d.Source {
 	case "folder":
+		if r.Task == "vla" {
+			break
+		}
 		if video {
 			if d.Captions == "" {
 				add("data.captions", "is required when data.source is folder (task videoclip)")

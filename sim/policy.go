@@ -15,3 +15,14 @@ type Observation struct {
 type Policy interface {
 	Act(obs []Observation) (chunks [][][]float32, err error)
 }
+
+// EpisodePolicy is an optional extension of Policy for policies that keep state per episode
+// (a remote policy server buffers each connection's action chunk). Evaluate calls
+// StartEpisodes(n) once before the first round of n episodes and then ActEpisodes instead of
+// Act, where episodes[i] is the episode obs[i] comes from (finished episodes drop out of the
+// batch, so positions alone do not identify them).
+type EpisodePolicy interface {
+	Policy
+	StartEpisodes(n int) error
+	ActEpisodes(episodes []int, obs []Observation) (chunks [][][]float32, err error)
+}

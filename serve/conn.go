@@ -1,0 +1,176 @@
+package serve
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"net/http"
+	"runtime/debug"
+	"strconv"
+
+	"github.com/coder/websocket"
+)
+
+// session is the state of one connection: the actions left of the last chunk.
+type session struct {
+	id     string
+	buffer [][]float32
+}
+
+// serveWebSocket runs one connection: messages are handled one at a time, in order, and every
+// observation and malformed message gets exactly one reply.
+func (s *Server) serveWebSocket(w http.ResponseWriter, r *http.Request) {
+	if !s.track() {
+		http.Error(w, "server shutting down", http.StatusServiceUnavailable)
+		return
+	}
+	defer s.active.Done()
+	c, err := websocket.Accept(w, r, &websocket.AcceptOptions{CompressionMode: websocket.CompressionDisabled})
+	if err != nil {
+		s.cfg.Logf("serve: websocket handshake from %s: %v", r.RemoteAddr, err)
+		return
+	}
+	defer c.CloseNow()
+	// Limits are enforced below without closing the connection, so lift the library's.
+	c.SetReadLimit(-1)
+	ctx, cancel := context.WithCancel(s.ctx)
+	defer cancel()
+	stop := context.AfterFunc(r.Context(), cancel)
+	defer stop()
+
+	sess := &session{id: strconv.FormatInt(s.nextID.Add(1), 10)}
+	s.cfg.Logf("serve: session %s connected from %s", sess.id, r.RemoteAddr)
+	defer s.cfg.Logf("serve: session %s closed", sess.id)
+	for {
+		_, rd, err := c.Reader(ctx)
+		if err != nil {
+			if st := websocket.CloseStatus(err); st != websocket.StatusNormalClosure && st != websocket.StatusGoingAway && ctx.Err() == nil {
+				s.cfg.Logf("serve: session %s: %v", sess.id, err)
+			}
+			return
+		}
+		data, err := io.ReadAll(io.LimitReader(rd, s.cfg.MaxMessageBytes+1))
+		if err != nil {
+			return
+		}
+		var reply Message
+		var send bool
+		if int64(len(data)) > s.cfg.MaxMessageBytes {
+			n, err := io.Copy(io.Discard, rd)
+			if err != nil {
+				return
+			}
+			reply, send = ErrorMessage(0, fmt.Errorf("message of %d bytes exceeds the server's limit of %d bytes", int64(len(data))+n, s.cfg.MaxMessageBytes)), true
+		} else {
+			reply, send = s.handle(ctx, sess, data)
+		}
+		if !send {
+			continue
+		}
+		if reply.Type == TypeError {
+			s.cfg.Logf("serve: session %s: replying error: %s", sess.id, reply.Payload["error"])
+		}
+		if err := s.write(ctx, c, reply); err != nil {
+			if ctx.Err() == nil {
+				s.cfg.Logf("serve: session %s: write: %v", sess.id, err)
+			}
+			return
+		}
+	}
+}
+
+// write encodes and sends one message.
+func (s *Server) write(ctx context.Context, c *websocket.Conn, m Message) error {
+	data, err := Encode(m)
+	if err != nil {
+		data, err = Encode(ErrorMessage(m.Seq, fmt.Errorf("encode reply: %w", err)))
+		if err != nil {
+			return err
+		}
+	}
+	ctx, cancel := context.WithTimeout(ctx, writeTimeout)
+	defer cancel()
+	return c.Write(ctx, websocket.MessageBinary, data)
+}
+
+// handle processes one message and returns the reply, if any. It never panics: a panic in the
+// handling becomes an error reply.
+func (s *Server) handle(ctx context.Context, sess *session, data []byte) (reply Message, send bool) {
+	var seq int64
+	defer func() {
+		if r := recover(); r != nil {
+			s.cfg.Logf("serve: session %s: panic handling a message: %v\n%s", sess.id, r, debug.Stack())
+			reply, send = ErrorMessage(seq, fmt.Errorf("internal server error: %v", r)), true
+		}
+	}()
+	msg, err := Decode(data)
+	seq = msg.Seq
+	if err != nil {
+		return ErrorMessage(seq, err), true
+	}
+	switch msg.Type {
+	case TypeHello:
+		return s.hello(sess, msg)
+	case TypeEpisodeStart, TypeEpisodeEnd:
+		sess.buffer = nil
+		return Message{}, false
+	case TypeObservation:
+		return s.observe(ctx, sess, msg)
+	case TypeError:
+		s.cfg.Logf("serve: session %s: client error: %v", sess.id, msg.Payload["error"])
+		return Message{}, false
+	}
+	return ErrorMessage(seq, fmt.Errorf("a server does not accept %q messages (expected hello, episode_start, observation or episode_end)", msg.Type)), true
+}
+
+// hello answers a client's hello with the protocol version and what the server expects.
+func (s *Server) hello(sess *session, msg Message) (Message, bool) {
+	if v, ok := msg.Payload["protocol_version"]; ok {
+		if n, ok := asInt(v); !ok || n != ProtocolVersion {
+			return ErrorMessage(msg.Seq, fmt.Errorf("hello: protocol_version %v is not supported (this server speaks %d)", v, ProtocolVersion)), true
+		}
+	}
+	cameras := s.cfg.Cameras
+	if cameras == nil {
+		cameras = []string{}
+	}
+	return NewMessage(TypeHello, msg.Seq, map[string]any{
+		"protocol_version": ProtocolVersion,
+		"harness_version":  harnessVersion,
+		"model_server":     s.cfg.Name,
+		"session_id":       sess.id,
+		"capabilities": map[string]any{
+			"batching":        s.cfg.MaxBatch > 1,
+			"max_batch_size":  s.cfg.MaxBatch,
+			"action_chunking": true,
+		},
+		"action_dim": s.cfg.ActionDim,
+		"chunk_size": s.cfg.Horizon,
+		"execute":    s.cfg.Execute,
+		"image_size": s.cfg.ImageSize,
+		"state_dim":  s.cfg.StateDim,
+		"cameras":    cameras,
+	}), true
+}
+
+// observe answers an observation with the next buffered action, querying the policy when the
+// buffer is empty. The observation is validated even when the answer comes from the buffer.
+func (s *Server) observe(ctx context.Context, sess *session, msg Message) (Message, bool) {
+	obs, err := ParseObservation(msg.Payload, s.spec)
+	if err != nil {
+		return ErrorMessage(msg.Seq, err), true
+	}
+	if len(sess.buffer) == 0 {
+		chunk, err := s.query(ctx, obs)
+		if err != nil {
+			return ErrorMessage(msg.Seq, err), true
+		}
+		sess.buffer = chunk
+	}
+	action := sess.buffer[0]
+	sess.buffer = sess.buffer[1:]
+	return NewMessage(TypeAction, msg.Seq, ActionPayload(action)), true
+}
+
+// harnessVersion is what this package reports as "harness_version" in hello messages.
+const harnessVersion = "reel-serve"

@@ -1,0 +1,226 @@
+package serve
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/reelml/reel/sim"
+)
+
+// Config configures a Server. Zero fields take the defaults noted.
+type Config struct {
+	Addr string // listen address for Listen/ListenAndServe, e.g. ":8000" or "127.0.0.1:0" (default ":8000")
+
+	// MaxBatch is the most observations, from different connections, sent to the policy in one
+	// Act call (default 8). BatchWindow is how long the first observation of a batch waits for
+	// others before the batch is sent anyway (default 5ms).
+	MaxBatch    int
+	BatchWindow time.Duration
+
+	// Execute is how many actions of each chunk a connection uses before the policy is queried
+	// again (execute-k); 0 uses the whole chunk.
+	Execute int
+
+	// MaxMessageBytes bounds an incoming message; larger ones are skipped and answered with an
+	// error (default 16 MiB).
+	MaxMessageBytes int64
+
+	// ImageSize, StateDim and Cameras are what observations must hold; zero values accept any.
+	ImageSize int
+	StateDim  int
+	Cameras   []string
+
+	// ActionDim, when positive, is checked against every action the policy returns. It and
+	// Horizon (the policy's chunk length) are reported in the hello reply.
+	ActionDim int
+	Horizon   int
+
+	Name string                        // reported as "model_server" (default "reel")
+	Logf func(format string, a ...any) // connection and error log (default: none)
+}
+
+// Defaults of Config.
+const (
+	DefaultAddr            = ":8000"
+	DefaultMaxBatch        = 8
+	DefaultBatchWindow     = 5 * time.Millisecond
+	DefaultMaxMessageBytes = 16 << 20
+)
+
+// writeTimeout bounds one reply's write to a slow or stuck client.
+const writeTimeout = 30 * time.Second
+
+// withDefaults fills in zero fields.
+func (c Config) withDefaults() Config {
+	if c.Addr == "" {
+		c.Addr = DefaultAddr
+	}
+	if c.MaxBatch <= 0 {
+		c.MaxBatch = DefaultMaxBatch
+	}
+	if c.BatchWindow <= 0 {
+		c.BatchWindow = DefaultBatchWindow
+	}
+	if c.Execute < 0 {
+		c.Execute = 0
+	}
+	if c.MaxMessageBytes <= 0 {
+		c.MaxMessageBytes = DefaultMaxMessageBytes
+	}
+	if c.Name == "" {
+		c.Name = "reel"
+	}
+	if c.Logf == nil {
+		c.Logf = func(string, ...any) {}
+	}
+	return c
+}
+
+// Server serves a sim.Policy over the vla-eval WebSocket protocol. Each connection is one
+// evaluation session with its own action-chunk buffer; observations from concurrent
+// connections are batched into one Act call, and Act is never called concurrently.
+type Server struct {
+	policy sim.Policy
+	cfg    Config
+	spec   ObservationSpec
+
+	reqs         chan *request
+	ctx          context.Context // cancelled by Close
+	cancel       context.CancelFunc
+	dispatchDone chan struct{}
+
+	mu        sync.Mutex
+	ln        net.Listener
+	closed    bool
+	active    sync.WaitGroup // open connections
+	closeOnce sync.Once
+	nextID    atomic.Int64
+}
+
+// NewServer returns a server for p and starts its batching goroutine; Close (or the end of
+// ListenAndServe/Serve) stops it.
+func NewServer(p sim.Policy, cfg Config) *Server {
+	cfg = cfg.withDefaults()
+	ctx, cancel := context.WithCancel(context.Background())
+	s := &Server{
+		policy:       p,
+		cfg:          cfg,
+		spec:         ObservationSpec{ImageSize: cfg.ImageSize, StateDim: cfg.StateDim, Cameras: cfg.Cameras},
+		reqs:         make(chan *request),
+		ctx:          ctx,
+		cancel:       cancel,
+		dispatchDone: make(chan struct{}),
+	}
+	go s.dispatch()
+	return s
+}
+
+// Handler routes GET /health to a JSON status and every other path to the WebSocket endpoint.
+func (s *Server) Handler() http.Handler {
+	mux := http.NewServeMux()
+	mux.HandleFunc("/health", s.health)
+	mux.HandleFunc("/", s.serveWebSocket)
+	return mux
+}
+
+func (s *Server) health(w http.ResponseWriter, r *http.Request) {
+	w.Header().Set("Content-Type", "application/json")
+	_ = json.NewEncoder(w).Encode(map[string]any{
+		"status":           "ok",
+		"protocol_version": ProtocolVersion,
+		"model_server":     s.cfg.Name,
+	})
+}
+
+// Listen binds the configured address; Addr then reports it (useful with port 0).
+func (s *Server) Listen() error {
+	ln, err := net.Listen("tcp", s.cfg.Addr)
+	if err != nil {
+		return fmt.Errorf("serve: listen on %s: %w", s.cfg.Addr, err)
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.ln != nil {
+		ln.Close()
+		return fmt.Errorf("serve: already listening on %s", s.ln.Addr())
+	}
+	s.ln = ln
+	return nil
+}
+
+// Addr is the address the server listens on ("" before Listen).
+func (s *Server) Addr() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.ln == nil {
+		return ""
+	}
+	return s.ln.Addr().String()
+}
+
+// Serve serves HTTP and WebSocket requests on the listener of Listen until ctx is cancelled,
+// then stops accepting connections, closes the open ones and returns nil after Close.
+func (s *Server) Serve(ctx context.Context) error {
+	s.mu.Lock()
+	ln := s.ln
+	s.mu.Unlock()
+	if ln == nil {
+		return errors.New("serve: Serve called before Listen")
+	}
+	srv := &http.Server{Handler: s.Handler(), ReadHeaderTimeout: 30 * time.Second}
+	errc := make(chan error, 1)
+	go func() { errc <- srv.Serve(ln) }()
+	s.cfg.Logf("serve: listening on %s", ln.Addr())
+	select {
+	case err := <-errc:
+		s.Close()
+		return fmt.Errorf("serve: %w", err)
+	case <-ctx.Done():
+	}
+	shutdownCtx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	_ = srv.Shutdown(shutdownCtx) // closes the listener; WebSocket connections are hijacked
+	s.Close()
+	<-errc
+	return nil
+}
+
+// ListenAndServe is Listen followed by Serve.
+func (s *Server) ListenAndServe(ctx context.Context) error {
+	if err := s.Listen(); err != nil {
+		return err
+	}
+	return s.Serve(ctx)
+}
+
+// Close closes every open connection, stops the batching goroutine (after any Act in progress
+// returns) and refuses new connections. It is safe to call more than once.
+func (s *Server) Close() error {
+	s.closeOnce.Do(func() {
+		s.mu.Lock()
+		s.closed = true
+		s.mu.Unlock()
+		s.cancel()
+		s.active.Wait()
+		<-s.dispatchDone
+	})
+	return nil
+}
+
+// track registers a new connection unless the server is closed.
+func (s *Server) track() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closed {
+		return false
+	}
+	s.active.Add(1)
+	return true
+}

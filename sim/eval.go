@@ -1,0 +1,212 @@
+package sim
+
+import (
+	"fmt"
+	"math"
+	"runtime"
+	"slices"
+	"sync"
+	"sync/atomic"
+
+	"github.com/reelml/reel/data"
+)
+
+// EvalConfig describes a closed-loop evaluation.
+type EvalConfig struct {
+	Episodes int    // number of held-out worlds, EvalSeed(Seed, 0..Episodes-1)
+	Seed     uint64 // base of the evaluation seeds
+	Horizon  int    // length of the action chunks the policy returns
+	Execute  int    // actions of each chunk executed before the policy is asked again (≤ Horizon)
+	Workers  int    // goroutines rendering and stepping the worlds; 0 means GOMAXPROCS
+	Videos   int    // record the scene frames of the first Videos episodes
+}
+
+// Validate checks every field and returns a one-line error naming the first bad one.
+func (c EvalConfig) Validate() error {
+	switch {
+	case c.Episodes < 1:
+		return fmt.Errorf("sim eval config: Episodes must be at least 1, got %d", c.Episodes)
+	case c.Horizon < 1:
+		return fmt.Errorf("sim eval config: Horizon must be at least 1, got %d", c.Horizon)
+	case c.Execute < 1 || c.Execute > c.Horizon:
+		return fmt.Errorf("sim eval config: Execute must be in [1, Horizon=%d], got %d", c.Horizon, c.Execute)
+	case c.Workers < 0:
+		return fmt.Errorf("sim eval config: Workers must be ≥ 0 (0 = GOMAXPROCS), got %d", c.Workers)
+	case c.Videos < 0 || c.Videos > c.Episodes:
+		return fmt.Errorf("sim eval config: Videos must be in [0, Episodes=%d], got %d", c.Episodes, c.Videos)
+	}
+	return nil
+}
+
+// FamilyResult is the outcome of the episodes of one task family.
+type FamilyResult struct {
+	Success   float64 `json:"success"` // success rate
+	Low       float64 `json:"low"`     // 95% Wilson interval of the success rate
+	High      float64 `json:"high"`
+	N         int     `json:"n"`          // episodes
+	MeanSteps float64 `json:"mean_steps"` // actions executed per episode
+}
+
+// EvalResult is the outcome of Evaluate: the overall success rate with its 95% Wilson
+// interval, episodes and mean steps (the embedded FamilyResult, flattened in JSON), the same
+// per task family, and the recorded videos.
+type EvalResult struct {
+	FamilyResult
+	Families map[string]FamilyResult `json:"families"`
+	// Videos holds the first EvalConfig.Videos episodes as played by the policy (scene
+	// camera only).
+	Videos []data.Episode `json:"-"`
+}
+
+// Wilson returns the 95% Wilson score interval of k successes out of n trials ([0, 1] when
+// n = 0).
+func Wilson(k, n int) (low, high float64) {
+	if n == 0 {
+		return 0, 1
+	}
+	const z = 1.959963984540054
+	p, fn := float64(k)/float64(n), float64(n)
+	den := 1 + z*z/fn
+	c := (p + z*z/(2*fn)) / den
+	h := z / den * math.Sqrt(p*(1-p)/fn+z*z/(4*fn*fn))
+	return max(0, c-h), min(1, c+h)
+}
+
+// parallel runs fn(0..n-1) on up to workers goroutines.
+func parallel(n, workers int, fn func(i int)) {
+	var wg sync.WaitGroup
+	var next atomic.Int64
+	for range min(n, workers) {
+		wg.Go(func() {
+			for i := int(next.Add(1)) - 1; i < n; i = int(next.Add(1)) - 1 {
+				fn(i)
+			}
+		})
+	}
+	wg.Wait()
+}
+
+// Evaluate runs p closed-loop in ec.Episodes held-out worlds of cfg, in lockstep: each round
+// it observes every unfinished world, asks p for all their action chunks in one batched Act
+// call, and executes up to ec.Execute actions of each chunk (fewer when the world finishes).
+// Policy errors and malformed chunks are returned as errors.
+func Evaluate(cfg Config, ec EvalConfig, p Policy) (EvalResult, error) {
+	if err := ec.Validate(); err != nil {
+		return EvalResult{}, err
+	}
+	if err := cfg.Validate(); err != nil {
+		return EvalResult{}, err
+	}
+	workers := ec.Workers
+	if workers == 0 {
+		workers = runtime.GOMAXPROCS(0)
+	}
+	worlds, errs := make([]*World, ec.Episodes), make([]error, ec.Episodes)
+	parallel(ec.Episodes, workers, func(i int) { worlds[i], errs[i] = NewWorld(cfg, EvalSeed(ec.Seed, int64(i))) })
+	for _, err := range errs {
+		if err != nil {
+			return EvalResult{}, err
+		}
+	}
+	videos := make([]data.Episode, ec.Videos)
+	for i := range videos {
+		w := worlds[i]
+		videos[i] = data.Episode{Index: i, Seed: w.seed, Task: w.instr, Family: w.family, Size: cfg.ImageSize,
+			Cameras: []string{CameraScene}, Frames: make([][]float32, 1)}
+	}
+	fs := cfg.ImageSize * cfg.ImageSize * 3
+	ep, _ := p.(EpisodePolicy)
+	if ep != nil {
+		if err := ep.StartEpisodes(ec.Episodes); err != nil {
+			return EvalResult{}, fmt.Errorf("sim: evaluate: policy: %w", err)
+		}
+	}
+	var err error
+	for {
+		var active []int
+		for i, w := range worlds {
+			if !w.Done() {
+				active = append(active, i)
+			}
+		}
+		if len(active) == 0 {
+			break
+		}
+		obs := make([]Observation, len(active))
+		parallel(len(active), workers, func(k int) { obs[k] = worlds[active[k]].Observe() })
+		var chunks [][][]float32
+		if ep != nil {
+			chunks, err = ep.ActEpisodes(active, obs)
+		} else {
+			chunks, err = p.Act(obs)
+		}
+		if err != nil {
+			return EvalResult{}, fmt.Errorf("sim: evaluate: policy: %w", err)
+		}
+		if len(chunks) != len(active) {
+			return EvalResult{}, fmt.Errorf("sim: evaluate: policy returned %d action chunks for %d observations", len(chunks), len(active))
+		}
+		for k, ch := range chunks {
+			if len(ch) == 0 {
+				return EvalResult{}, fmt.Errorf("sim: evaluate: policy returned an empty action chunk for observation %d", k)
+			}
+			for t, a := range ch[:min(len(ch), ec.Execute)] {
+				if len(a) != ActionDim {
+					return EvalResult{}, fmt.Errorf("sim: evaluate: policy action %d of chunk %d has %d values, want %d", t, k, len(a), ActionDim)
+				}
+			}
+		}
+		parallel(len(active), workers, func(k int) {
+			i, w := active[k], worlds[active[k]]
+			for _, a := range chunks[k][:min(len(chunks[k]), ec.Execute)] {
+				if w.Done() {
+					break
+				}
+				if i < len(videos) {
+					v := &videos[i]
+					n := len(v.Frames[0])
+					v.Frames[0] = slices.Grow(v.Frames[0], fs)[:n+fs]
+					w.Render(v.Frames[0][n:], CameraScene)
+					v.State, v.Action = append(v.State, w.State()), append(v.Action, slices.Clone(a))
+				}
+				w.Step(a)
+			}
+		})
+	}
+	for i := range videos {
+		videos[i].Success = worlds[i].Success()
+	}
+	res := summarize(worlds)
+	res.Videos = videos
+	return res, nil
+}
+
+// summarize computes the overall and per-family results of finished worlds.
+func summarize(worlds []*World) EvalResult {
+	type tally struct{ n, ok, steps int }
+	fam := map[string]*tally{}
+	var all tally
+	for _, w := range worlds {
+		t := fam[w.family]
+		if t == nil {
+			t = &tally{}
+			fam[w.family] = t
+		}
+		for _, t := range []*tally{t, &all} {
+			t.n++
+			t.steps += w.steps
+			if w.Success() {
+				t.ok++
+			}
+		}
+	}
+	rate := func(t *tally) FamilyResult {
+		lo, hi := Wilson(t.ok, t.n)
+		return FamilyResult{float64(t.ok) / float64(t.n), lo, hi, t.n, float64(t.steps) / float64(t.n)}
+	}
+	res := EvalResult{FamilyResult: rate(&all), Families: map[string]FamilyResult{}}
+	for f, t := range fam {
+		res.Families[f] = rate(t)
+	}
+	return res
+}

@@ -1,0 +1,165 @@
+package sim
+
+import (
+	"fmt"
+	"math"
+	"math/rand/v2"
+	"slices"
+
+	"github.com/reelml/reel/data"
+)
+
+// Expert returns the scripted expert's next action (dx, dy, grip ±1) for the current state,
+// with Gaussian noise of standard deviation Config.ExpertNoise on dx and dy. It heads for its
+// goal at full speed without overshooting: to the target object, closing on arrival, then
+// (place) to the bowl centre, opening on arrival; for push it goes around the object to the
+// side opposite the goal edge and pushes it there. For pick_any it commits to one of the two
+// valid objects, drawn from rng on its first call, and keeps it.
+func (w *World) Expert(rng *rand.Rand) []float32 {
+	if w.family == "pick_any" && w.choice < 0 {
+		w.choice = []int{w.target, w.twin}[rng.IntN(2)]
+	}
+	a := w.expertAction()
+	s := w.cfg.ExpertNoise
+	a[0] = float32(clamp(float64(a[0])+s*rng.NormFloat64(), -1, 1))
+	a[1] = float32(clamp(float64(a[1])+s*rng.NormFloat64(), -1, 1))
+	return a
+}
+
+// toward returns the clipped move (in action units) from the gripper towards (x, y) and the
+// gripper position it leads to.
+func (w *World) toward(x, y float64) (dx, dy, nx, ny float64) {
+	dx, dy = (x-w.gx)/MaxStep, (y-w.gy)/MaxStep
+	if m := math.Hypot(dx, dy); m > 1 {
+		dx, dy = dx/m, dy/m
+	}
+	return dx, dy, w.gx + dx*MaxStep, w.gy + dy*MaxStep
+}
+
+func act(dx, dy float64, closeGrip bool) []float32 {
+	return []float32{float32(dx), float32(dy), 2*b2f(closeGrip) - 1}
+}
+
+// expertAction is the noise-free expert action.
+func (w *World) expertAction() []float32 {
+	switch w.family {
+	case "pick_any":
+		if w.choice >= 0 {
+			return w.expertPick(w.choice)
+		}
+	case "place":
+		if w.held == w.target {
+			b := w.bowls[w.bowl]
+			dx, dy, nx, ny := w.toward(b.X, b.Y)
+			return act(dx, dy, math.Hypot(b.X-nx, b.Y-ny) >= 0.3*b.R)
+		}
+	case "push":
+		return w.expertPush()
+	}
+	return w.expertPick(w.target)
+}
+
+// expertPick goes to object i and closes once the move ends within reach of it.
+func (w *World) expertPick(i int) []float32 {
+	if w.held >= 0 {
+		return act(0, 0, w.held == i) // keep it, or drop the wrong one
+	}
+	o := w.objs[i]
+	dx, dy, nx, ny := w.toward(o.X, o.Y)
+	return act(dx, dy, math.Hypot(o.X-nx, o.Y-ny) < o.R+Reach/2)
+}
+
+// edgeDir is the unit vector pointing to edge.
+func edgeDir(edge string) (ex, ey float64) {
+	switch edge {
+	case "left":
+		return -1, 0
+	case "right":
+		return 1, 0
+	case "top":
+		return 0, -1
+	}
+	return 0, 1
+}
+
+// expertPush works in the target's frame: a along the push direction e, b across it (p).
+// In contact behind the object it pushes along e; otherwise it moves sideways out of the
+// object's way, back past it, and across to the contact point behind it.
+func (w *World) expertPush() []float32 {
+	if w.held >= 0 {
+		return act(0, 0, false)
+	}
+	o := w.objs[w.target]
+	ex, ey := edgeDir(w.edge)
+	px, py := -ey, ex
+	rx, ry := w.gx-o.X, w.gy-o.Y
+	a, b, r := rx*ex+ry*ey, rx*px+ry*py, o.R
+	s := 1.0
+	if b < 0 {
+		s = -1
+	}
+	at := func(a, b float64) (float64, float64) { return o.X + a*ex + b*px, o.Y + a*ey + b*py }
+	var gx, gy float64
+	switch {
+	case a < 0 && math.Abs(b) < r/2 && math.Hypot(rx, ry) < r+0.05:
+		return act(ex, ey, false) // push
+	case a < -(r + 0.01):
+		gx, gy = at(-(r + 0.02), 0) // the contact point behind the object
+	case math.Abs(b) < r+0.05:
+		if x, y := at(a, s*(r+0.065)); a > r+0.02 && (x < 0.01 || x > 0.99 || y < 0.01 || y > 0.99) {
+			s = -s // ahead of the object: pass it on the side with room
+		}
+		gx, gy = at(a, s*(r+0.065)) // sideways, out of its way
+	default:
+		gx, gy = at(-(r + 0.03), b) // back past it, keeping clear
+	}
+	dx, dy, _, _ := w.toward(gx, gy)
+	return act(dx, dy, false)
+}
+
+// RecordEpisode runs the noisy expert in the world of seed until Done and records, at every
+// step, the images of every camera, the state and the executed action. It is a deterministic
+// function of (cfg, seed).
+func RecordEpisode(cfg Config, seed uint64, index int) (data.Episode, error) {
+	w, err := NewWorld(cfg, seed)
+	if err != nil {
+		return data.Episode{}, fmt.Errorf("sim: record episode %d: %w", index, err)
+	}
+	rng := data.NewRand(seed ^ 0xe4be47c0ffee)
+	cams := w.Cameras()
+	ep := data.Episode{Index: index, Seed: seed, Task: w.instr, Family: w.family, Size: cfg.ImageSize,
+		Cameras: cams, Frames: make([][]float32, len(cams))}
+	fs := cfg.ImageSize * cfg.ImageSize * 3
+	for !w.Done() {
+		for c, cam := range cams {
+			n := len(ep.Frames[c])
+			ep.Frames[c] = slices.Grow(ep.Frames[c], fs)[:n+fs]
+			w.Render(ep.Frames[c][n:], cam)
+		}
+		a := w.Expert(rng)
+		ep.State = append(ep.State, w.State())
+		ep.Action = append(ep.Action, a)
+		w.Step(a)
+	}
+	ep.Success = w.Success()
+	return ep, nil
+}
+
+const evalBit = 1 << 63
+
+// mix is the splitmix64 finaliser.
+func mix(x uint64) uint64 {
+	x += 0x9e3779b97f4a7c15
+	x = (x ^ x>>30) * 0xbf58476d1ce4e5b9
+	x = (x ^ x>>27) * 0x94d049bb133111eb
+	return x ^ x>>31
+}
+
+// TrainSeed is the seed of the i-th training world of base; its top bit is always 0.
+func TrainSeed(base uint64, i int64) uint64 { return mix(base^mix(uint64(i))) &^ evalBit }
+
+// EvalSeed is the seed of the i-th evaluation world of base; its top bit is always 1, so
+// evaluation worlds never share a seed with training worlds.
+func EvalSeed(base uint64, i int64) uint64 {
+	return mix(base^mix(uint64(i)^0x5851f42d4c957f2d)) | evalBit
+}
