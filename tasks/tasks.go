@@ -18,6 +18,8 @@ func New(r *recipes.Recipe) (train.Task, error) {
 		return NewVideoCLIP(r)
 	case "videoqa":
 		return NewVideoQA(r)
+	case "vla":
+		return NewVLA(r)
 	}
 	return nil, fmt.Errorf("task: %q is not a known task", r.Task)
 }

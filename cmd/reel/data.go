@@ -17,6 +17,7 @@ import (
 const dataUsage = `Usage:
   reel data audit FILE.jsonl [--json]
   reel data gen-video --n N --out DIR [--frames 8] [--size 32] [--seed 1] [--fps 8]
+  reel data gen-sim --episodes N --out DIR [--recipe molmobot-tiny] [--workers W] [--seed 1]
 
 Run 'reel data SUBCOMMAND --help' for details.
 `
@@ -40,7 +41,7 @@ Needs the ffmpeg program. The same flags always give the same videos.
 
 func cmdData(args []string) error {
 	if len(args) == 0 {
-		return &exitError{2, errors.New("data: expected a subcommand: audit, gen-video")}
+		return &exitError{2, errors.New("data: expected a subcommand: audit, gen-video, gen-sim")}
 	}
 	switch args[0] {
 	case "-h", "--help", "help":
@@ -50,8 +51,10 @@ func cmdData(args []string) error {
 		return cmdDataAudit(args[1:])
 	case "gen-video":
 		return cmdDataGenVideo(args[1:])
+	case "gen-sim":
+		return cmdDataGenSim(args[1:])
 	}
-	return &exitError{2, fmt.Errorf("data: unknown subcommand %q (audit, gen-video)", args[0])}
+	return &exitError{2, fmt.Errorf("data: unknown subcommand %q (audit, gen-video, gen-sim)", args[0])}
 }
 
 func cmdDataAudit(args []string) error {

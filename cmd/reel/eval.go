@@ -27,6 +27,8 @@ type evalResult struct {
 	// Baseline.Metrics: what the fine-tune changed.
 	Baseline *evalResult        `json:"baseline,omitempty"`
 	Delta    map[string]float64 `json:"delta,omitempty"`
+	// ClosedLoop is a policy's closed-loop evaluation in held-out simulated scenes (task vla).
+	ClosedLoop *vlaEval `json:"closed_loop,omitempty"`
 }
 
 func cmdEval(args []string) error {
@@ -35,8 +37,9 @@ func cmdEval(args []string) error {
 	all := fs.Bool("all", false, "evaluate every kept checkpoint of the run and plot each metric against step")
 	backend := fs.String("backend", "", `compute backend (default: $GOMLX_BACKEND, else auto)`)
 	baseline := fs.String("baseline", "", `run or checkpoint to compare against (default: the recipe's train.init_from; "none" to skip)`)
+	remote := fs.String("remote", "", "vla: evaluate the policy served at this ws:// URL (reel serve) instead of the checkpoint's weights")
 	fs.Usage = func() {
-		fmt.Fprintln(os.Stderr, "Usage: reel eval RUN_DIR|CHECKPOINT_DIR [flags]\n\nPrints one JSON object of metrics and writes eval.json beside the checkpoint. For a fine-tuned run\nit also evaluates the init_from checkpoint on the same sets and reports the delta, and draws\nRUN/plots/numerosity.png (accuracy and MAE per true count, before and after).\n\nFlags:")
+		fmt.Fprintln(os.Stderr, "Usage: reel eval RUN_DIR|CHECKPOINT_DIR [flags]\n\nPrints one JSON object of metrics and writes eval.json beside the checkpoint. A policy (task vla)\nis also rolled out closed-loop in held-out simulated scenes (eval.episodes), reporting success\nwith a 95% interval per task family and writing eval.videos rollout videos to RUN/rollouts/;\nwith --remote ws://HOST:PORT the policy served there (reel serve) is evaluated instead. For a fine-tuned run\nit also evaluates the init_from checkpoint on the same sets and reports the delta, and draws\nRUN/plots/numerosity.png (accuracy and MAE per true count, before and after).\n\nFlags:")
 		fs.PrintDefaults()
 	}
 	if err := parse(fs, args); err != nil {
@@ -83,6 +86,19 @@ func cmdEval(args []string) error {
 		task, err := tasks.New(r)
 		if err != nil {
 			return err
+		}
+		if vt, ok := task.(*tasks.VLA); ok {
+			res, err := evalVLA(b, vt, dir, *remote)
+			if err != nil {
+				return err
+			}
+			if err := checkpoints.WriteJSON(filepath.Join(dir, "eval.json"), res); err != nil {
+				return err
+			}
+			results = append(results, res)
+			continue
+		} else if *remote != "" {
+			return &exitError{2, fmt.Errorf("eval: --remote is for policies (task vla); %s is task %s", dir, r.Task)}
 		}
 		rep, st, err := train.EvaluateCheckpoint(b, task, dir)
 		if err != nil {

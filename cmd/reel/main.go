@@ -7,6 +7,9 @@
 //	reel tokenize RUN_DIR VIDEO_FILE [--out DIR]
 //	reel bench stts [--frames 16,32,64,128]
 //	reel data audit FILE.jsonl [--json]
+//	reel data gen-sim --episodes N --out DIR [--workers W]
+//	reel serve RUN_DIR [--addr HOST:PORT]
+//	reel export RUN_DIR --format safetensors
 //	reel doctor
 package main
 
@@ -32,6 +35,10 @@ Usage:
   reel bench stts [--frames 16,32,64,128] [--steps N]
   reel data audit FILE.jsonl [--json]
   reel data gen-video --n N --out DIR [flags]
+  reel data gen-sim --episodes N --out DIR [--workers W] [flags]
+  reel serve RUN_DIR|CHECKPOINT_DIR [--addr 127.0.0.1:8000]
+  reel eval RUN_DIR --remote ws://HOST:PORT
+  reel export RUN_DIR|CHECKPOINT_DIR --format safetensors [--out FILE]
 
 Run 'reel COMMAND --help' for the flags of a command.
 `
@@ -75,8 +82,12 @@ func run(args []string) int {
 		err = cmdBench(args[1:])
 	case "data":
 		err = cmdData(args[1:])
+	case "serve":
+		err = cmdServe(args[1:])
+	case "export":
+		err = cmdExport(args[1:])
 	default:
-		err = &exitError{2, fmt.Errorf("unknown command %q (commands: train, eval, recipes, analyze, tokenize, bench, data, doctor)", args[0])}
+		err = &exitError{2, fmt.Errorf("unknown command %q (commands: train, eval, serve, export, recipes, analyze, tokenize, bench, data, doctor)", args[0])}
 	}
 	var ee *exitError
 	if err == nil || (errors.As(err, &ee) && ee.code == 0) { // success, or --help

@@ -1,0 +1,404 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"runtime"
+	"sort"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/gomlx/compute"
+	"github.com/schollz/progressbar/v3"
+
+	"github.com/gomlx/gomlx/core/tensors"
+
+	"github.com/reelml/reel/backends"
+	"github.com/reelml/reel/checkpoints"
+	"github.com/reelml/reel/data"
+	"github.com/reelml/reel/recipes"
+	"github.com/reelml/reel/serve"
+	"github.com/reelml/reel/sim"
+	"github.com/reelml/reel/tasks"
+	"github.com/reelml/reel/train"
+)
+
+const dataGenSimUsage = `Usage: reel data gen-sim --episodes N --out DIR [flags]
+
+Generates N expert episodes in procedural simulated tabletop scenes (the data engine of the
+recipe: layouts, objects, task families, variation, expert noise) and writes them as a LeRobot
+v2 dataset: meta/info.json, meta/episodes.jsonl, meta/tasks.jsonl, meta/stats.json,
+data/chunk-000/episode_NNNNNN.parquet and one mp4 per camera and episode (needs ffmpeg).
+Episode i is drawn from seed sim.TrainSeed(--seed, i): the same flags give the same dataset.
+Train on it with: reel train molmobot-tiny --set data.source=lerobot --set data.dir=DIR
+`
+
+func cmdDataGenSim(args []string) error {
+	fs := newFlags("data gen-sim")
+	n := fs.Int("episodes", 0, "number of episodes (required)")
+	out := fs.String("out", "", "output directory (required)")
+	recipe := fs.String("recipe", "molmobot-tiny", "recipe (name or file) whose data section describes the scenes")
+	sets := fs.StringArray("set", nil, "override a recipe field, e.g. --set data.variation=1")
+	workers := fs.Int("workers", 0, "generator goroutines (0 = number of CPUs)")
+	seed := fs.Uint64("seed", 1, "base seed of the episodes")
+	fps := fs.Float64("fps", 10, "frames per second recorded in the dataset and its videos")
+	overwrite := fs.Bool("overwrite", false, "replace an existing dataset in DIR")
+	fs.Usage = func() {
+		fmt.Fprint(os.Stderr, dataGenSimUsage+"\nFlags:\n")
+		fs.PrintDefaults()
+	}
+	if err := parse(fs, args); err != nil {
+		return err
+	}
+	usageErr := func(format string, a ...any) error {
+		return &exitError{2, fmt.Errorf("data gen-sim: "+format, a...)}
+	}
+	switch {
+	case fs.NArg() != 0:
+		return usageErr("unexpected argument %q", fs.Arg(0))
+	case *n < 1:
+		return usageErr("--episodes must be a positive number, got %d", *n)
+	case *out == "":
+		return usageErr("--out DIR is required")
+	case !(*fps > 0):
+		return usageErr("--fps must be positive, got %g", *fps)
+	case *workers < 0:
+		return usageErr("--workers must be ≥ 0, got %d", *workers)
+	}
+	r, err := recipes.Load(*recipe, *sets)
+	if err != nil {
+		return err
+	}
+	cfg, err := tasks.SimConfig(r)
+	if err != nil {
+		return err
+	}
+	if *workers == 0 {
+		*workers = runtime.NumCPU()
+	}
+	w, err := data.CreateLeRobot(*out, *fps, *overwrite)
+	if err != nil {
+		return fmt.Errorf("data gen-sim: %v", err)
+	}
+	start := time.Now()
+	bar := progressbar.NewOptions(*n, progressbar.OptionSetDescription("episodes"), progressbar.OptionSetWriter(os.Stderr),
+		progressbar.OptionShowCount(), progressbar.OptionSetItsString("ep"), progressbar.OptionShowIts(), progressbar.OptionClearOnFinish())
+	jobs := make(chan int)
+	var (
+		mu       sync.Mutex
+		firstErr error
+		ok       int
+		wg       sync.WaitGroup
+	)
+	for range *workers {
+		wg.Go(func() {
+			for i := range jobs {
+				ep, err := sim.RecordEpisode(cfg, sim.TrainSeed(*seed, int64(i)), i)
+				if err == nil {
+					err = w.Write(ep)
+				}
+				mu.Lock()
+				if err != nil && firstErr == nil {
+					firstErr = err
+				}
+				if ep.Success {
+					ok++
+				}
+				mu.Unlock()
+				_ = bar.Add(1)
+			}
+		})
+	}
+	for i := range *n {
+		mu.Lock()
+		stop := firstErr != nil
+		mu.Unlock()
+		if stop {
+			break
+		}
+		jobs <- i
+	}
+	close(jobs)
+	wg.Wait()
+	_ = bar.Finish()
+	if firstErr != nil {
+		return fmt.Errorf("data gen-sim: %v", firstErr)
+	}
+	if err := w.Close(); err != nil {
+		return fmt.Errorf("data gen-sim: %v", err)
+	}
+	fmt.Printf("wrote %d episodes (%d solved by the expert, %d-px cameras) to %s in %.1fs\n",
+		*n, ok, cfg.ImageSize, *out, time.Since(start).Seconds())
+	return nil
+}
+
+// vlaEval is the closed-loop part of `reel eval` for a policy: the checkpoint (or a remote
+// policy server) drives the simulator in held-out scenes.
+type vlaEval struct {
+	Success   float64                     `json:"success"`
+	Low       float64                     `json:"success_low"`
+	High      float64                     `json:"success_high"`
+	Episodes  int                         `json:"episodes"`
+	MeanSteps float64                     `json:"mean_steps"`
+	Families  map[string]sim.FamilyResult `json:"families"`
+	Remote    string                      `json:"remote,omitempty"`
+	Videos    []string                    `json:"videos,omitempty"`
+	Seconds   float64                     `json:"seconds"`
+}
+
+// evalPolicy rolls a VLA policy out closed-loop and adds its success rates to res.
+func evalPolicy(res *evalResult, task *tasks.VLA, dir string, policy sim.Policy, remote string, serverChunks bool) error {
+	start := time.Now()
+	ec := task.EvalConfig()
+	if serverChunks { // the server buffers chunks and does execute-k: one action per call
+		ec.Horizon, ec.Execute = 1, 1
+	}
+	sr, err := sim.Evaluate(task.Sim(), ec, policy)
+	if err != nil {
+		return err
+	}
+	ev := &vlaEval{Success: sr.Success, Low: sr.Low, High: sr.High, Episodes: sr.N, MeanSteps: sr.MeanSteps,
+		Families: sr.Families, Remote: remote, Seconds: time.Since(start).Seconds()}
+	if res.Metrics == nil {
+		res.Metrics = map[string]float64{}
+	}
+	res.Metrics["closed_loop/success"] = sr.Success
+	fams := make([]string, 0, len(sr.Families))
+	for f := range sr.Families {
+		fams = append(fams, f)
+	}
+	sort.Strings(fams)
+	for _, f := range fams {
+		res.Metrics["closed_loop/success_"+f] = sr.Families[f].Success
+	}
+	runDir := runOf(dir)
+	for i, v := range sr.Videos {
+		outcome := "fail"
+		if v.Success {
+			outcome = "success"
+		}
+		p := filepath.Join(runDir, "rollouts", filepath.Base(dir), fmt.Sprintf("episode_%03d_%s_%s.mp4", i, v.Family, outcome))
+		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+			return err
+		}
+		vid := data.Video{T: v.Len(), Size: v.Size, Frames: v.Frames[0], Caption: v.Task}
+		if err := data.EncodeVideo(p, vid, 10); err != nil {
+			fmt.Fprintf(os.Stderr, "reel: warning: rollout video: %v\n", err)
+			break
+		}
+		ev.Videos = append(ev.Videos, p)
+	}
+	res.ClosedLoop = ev
+	fmt.Fprintf(os.Stderr, "reel: closed loop: success %.3f [%.3f, %.3f] over %d held-out episodes (%s) in %.1fs\n",
+		sr.Success, sr.Low, sr.High, sr.N, familyLine(sr.Families), ev.Seconds)
+	return nil
+}
+
+func familyLine(f map[string]sim.FamilyResult) string {
+	keys := make([]string, 0, len(f))
+	for k := range f {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	parts := make([]string, len(keys))
+	for i, k := range keys {
+		parts[i] = fmt.Sprintf("%s %.2f (n=%d)", k, f[k].Success, f[k].N)
+	}
+	return strings.Join(parts, ", ")
+}
+
+// evalVLA evaluates a policy checkpoint: the offline action error on held-out expert chunks and
+// closed-loop success in held-out scenes, with a local policy or the one behind --remote.
+func evalVLA(b compute.Backend, task *tasks.VLA, dir, remote string) (evalResult, error) {
+	st, err := checkpoints.Verify(dir)
+	if err != nil {
+		return evalResult{}, err
+	}
+	res := evalResult{Checkpoint: dir, Step: st.Step, Recipe: st.Recipe}
+	if remote != "" {
+		rp, err := dialRemote(remote, task)
+		if err != nil {
+			return res, err
+		}
+		defer rp.Close()
+		return res, evalPolicy(&res, task, dir, rp, remote, true)
+	}
+	rep, _, err := train.EvaluateCheckpoint(b, task, dir)
+	if err != nil {
+		return res, err
+	}
+	res.Metrics = rep.Metrics
+	p, err := task.LoadPolicy(b, dir, uint64(task.EvalConfig().Seed))
+	if err != nil {
+		return res, err
+	}
+	defer p.Close()
+	if err := evalPolicy(&res, task, dir, p, "", false); err != nil {
+		return res, err
+	}
+	return res, nil
+}
+
+// dialRemote connects to a policy server for `reel eval --remote`: one connection per episode,
+// the server doing execute-k with its own per-connection action buffer.
+func dialRemote(url string, task *tasks.VLA) (*serve.RemotePolicy, error) {
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	rp, err := serve.NewRemotePolicy(ctx, url, 1)
+	if err != nil {
+		return nil, fmt.Errorf("eval --remote: %v", err)
+	}
+	return rp, nil
+}
+
+const serveUsage = `Usage: reel serve RUN_DIR|CHECKPOINT_DIR [--addr 127.0.0.1:8000] [flags]
+
+Serves a trained policy (task vla) over the vla-eval protocol: a WebSocket endpoint (msgpack
+messages hello / observation / action / episode_start / episode_end / error, protocol version 1,
+images as PNG, arrays as ndarrays) and GET /health. Each connection gets its own action-chunk
+buffer (the policy is queried every policy.execute steps; episode_start clears it), and
+observations arriving together from several connections are batched into one policy call.
+Stop with Ctrl-C.
+`
+
+func cmdServe(args []string) error {
+	fs := newFlags("serve")
+	addr := fs.String("addr", "127.0.0.1:8000", "listen address (host:port; port 0 picks a free one)")
+	backend := fs.String("backend", "", `compute backend (default: $GOMLX_BACKEND, else auto)`)
+	maxBatch := fs.Int("max-batch", 16, "most observations per policy call")
+	window := fs.Duration("batch-window", 5*time.Millisecond, "how long an observation waits for others to batch with")
+	maxBytes := fs.Int64("max-message-bytes", 16<<20, "largest accepted message")
+	quiet := fs.Bool("quiet", false, "do not log connections")
+	fs.Usage = func() {
+		fmt.Fprint(os.Stderr, serveUsage+"\nFlags:\n")
+		fs.PrintDefaults()
+	}
+	if err := parse(fs, args); err != nil {
+		return err
+	}
+	if fs.NArg() != 1 {
+		return &exitError{2, fmt.Errorf("serve: expected one run or checkpoint directory, got %d arguments", fs.NArg())}
+	}
+	task, dir, err := loadVLA(fs.Arg(0))
+	if err != nil {
+		return err
+	}
+	b, info, err := backends.Select(*backend)
+	if err != nil {
+		return err
+	}
+	p, err := task.LoadPolicy(b, dir, uint64(task.EvalConfig().Seed))
+	if err != nil {
+		return err
+	}
+	defer p.Close()
+	cfg := task.ServeConfig()
+	cfg.Addr, cfg.MaxBatch, cfg.BatchWindow, cfg.MaxMessageBytes = *addr, *maxBatch, *window, *maxBytes
+	if !*quiet {
+		cfg.Logf = func(format string, a ...any) { fmt.Fprintf(os.Stderr, "reel: serve: "+format+"\n", a...) }
+	}
+	srv := serve.NewServer(p, cfg)
+	defer srv.Close()
+	if err := srv.Listen(); err != nil {
+		return fmt.Errorf("serve: %v", err)
+	}
+	fmt.Fprintf(os.Stderr, "reel: serving %s (step %d) on ws://%s (health: http://%s/health) with %s\n", dir, p.Step, srv.Addr(), srv.Addr(), info)
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	return srv.Serve(ctx)
+}
+
+// loadVLA resolves a run or checkpoint directory of a policy and builds its task from the
+// checkpoint's recipe.
+func loadVLA(path string) (*tasks.VLA, string, error) {
+	dir, err := checkpoints.Resolve(path, func(w string) { fmt.Fprintln(os.Stderr, "reel: warning: "+w) })
+	if err != nil {
+		return nil, "", err
+	}
+	if _, err := checkpoints.Verify(dir); err != nil {
+		return nil, "", err
+	}
+	r, err := recipes.Load(filepath.Join(dir, "recipe.yaml"), nil)
+	if err != nil {
+		return nil, "", err
+	}
+	if r.Task != "vla" {
+		return nil, "", fmt.Errorf("%s is a %s checkpoint; only policies (task vla) can be served", dir, r.Task)
+	}
+	task, err := tasks.NewVLA(r)
+	if err != nil {
+		return nil, "", err
+	}
+	return task, dir, nil
+}
+
+const exportUsage = `Usage: reel export RUN_DIR|CHECKPOINT_DIR --format safetensors [--out FILE]
+
+Writes the model's weights (optimizer state left out) to one safetensors file, tensor names
+being the variable paths ("policy/vision/patch_embed/weights"). A policy's normalisation
+statistics are tensors too ("norm/state_mean", "norm/state_std", "norm/action_mean",
+"norm/action_std"); the metadata holds the recipe YAML, the step and the reel format version.
+`
+
+func cmdExport(args []string) error {
+	fs := newFlags("export")
+	format := fs.String("format", "safetensors", "output format (safetensors)")
+	out := fs.String("out", "", "output file (default: CHECKPOINT_DIR/model.safetensors)")
+	fs.Usage = func() {
+		fmt.Fprint(os.Stderr, exportUsage+"\nFlags:\n")
+		fs.PrintDefaults()
+	}
+	if err := parse(fs, args); err != nil {
+		return err
+	}
+	if fs.NArg() != 1 {
+		return &exitError{2, fmt.Errorf("export: expected one run or checkpoint directory, got %d arguments", fs.NArg())}
+	}
+	if *format != "safetensors" {
+		return &exitError{2, fmt.Errorf("export: --format %q is not supported (want safetensors)", *format)}
+	}
+	dir, err := checkpoints.Resolve(fs.Arg(0), func(w string) { fmt.Fprintln(os.Stderr, "reel: warning: "+w) })
+	if err != nil {
+		return err
+	}
+	vars, st, err := checkpoints.LoadVariables(dir)
+	if err != nil {
+		return err
+	}
+	recipe, err := checkpoints.ReadRecipe(dir)
+	if err != nil {
+		return err
+	}
+	weights := map[string]*tensors.Tensor{}
+	for path, t := range vars {
+		if name, ok := exportName(path); ok {
+			weights[name] = t
+		}
+	}
+	if *out == "" {
+		*out = filepath.Join(dir, "model.safetensors")
+	}
+	meta := map[string]string{"format": "reel-safetensors-1", "recipe": string(recipe), "step": strconv.FormatInt(st.Step, 10)}
+	if err := checkpoints.WriteSafetensors(*out, weights, meta); err != nil {
+		return fmt.Errorf("export: %v", err)
+	}
+	fmt.Printf("wrote %d tensors of %s (step %d) to %s\n", len(weights), dir, st.Step, *out)
+	return nil
+}
+
+// exportName maps a variable path to its exported name, or false for training state (the
+// optimizer's moments and step counters, gradient accumulators, the RNG state).
+func exportName(path string) (string, bool) {
+	name := strings.TrimPrefix(path, "/")
+	first, _, _ := strings.Cut(name, "/")
+	if strings.HasPrefix(first, "#") || strings.HasPrefix(first, "_") || strings.Contains(strings.ToLower(first), "optimizer") || strings.Contains(name, "rngstate") {
+		return "", false
+	}
+	return name, true
+}

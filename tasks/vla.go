@@ -1,0 +1,445 @@
+package tasks
+
+import (
+	"fmt"
+	"math/rand/v2"
+	"sync"
+
+	"github.com/gomlx/compute/shapes"
+	. "github.com/gomlx/gomlx/core/graph"
+	"github.com/gomlx/gomlx/core/tensors"
+	"github.com/gomlx/gomlx/ml/model"
+
+	"github.com/reelml/reel/data"
+	"github.com/reelml/reel/losses"
+	"github.com/reelml/reel/models"
+	"github.com/reelml/reel/recipes"
+	"github.com/reelml/reel/sim"
+	"github.com/reelml/reel/train"
+)
+
+// VLA trains a MolmoBot-style policy (models/policy.go) on expert demonstrations from the
+// procedural simulator, generated on the fly (data.source synthetic) or read from a LeRobot
+// dataset written by `reel data gen-sim` (data.source lerobot).
+//
+// Training inputs: images [B, C, S, S, 3], instruction tokens [B, L] i32, robot state [B, Sd],
+// the expert's next H actions [B, H, A] (raw units), flow noise ε [B, K, H, A] and flow times
+// [B, K] (all drawn on the host from the seed, so a resumed run reproduces the same noise).
+// States and actions are normalised inside the graph with mean/std statistics kept as
+// non-trainable variables: they are saved in every checkpoint and applied at inference.
+type VLA struct {
+	r      *recipes.Recipe
+	cfg    models.PolicyConfig
+	sim    sim.Config
+	conv   losses.FlowConvention
+	vocab  *data.Vocab
+	cams   []string
+	stats  data.DatasetStats
+	micro  int
+	ds     *data.LeRobotDataset
+	eps    []data.Episode // lerobot source, loaded once
+	evalMu sync.Mutex
+	evals  map[string]*vlaEval
+}
+
+// statsEpisodes is how many training episodes the synthetic source's normalisation statistics
+// are computed from.
+const statsEpisodes = 64
+
+// NewVLA builds the vla task of a recipe.
+func NewVLA(r *recipes.Recipe) (*VLA, error) {
+	m, d, p := r.Model, r.Data, r.Policy
+	conv, err := losses.ParseFlowConvention(p.Flow)
+	if err != nil {
+		return nil, fmt.Errorf("policy.flow: %v", err)
+	}
+	t := &VLA{r: r, conv: conv, micro: r.Train.BatchSize / r.Train.GradAccum, evals: map[string]*vlaEval{}}
+	if t.sim, err = SimConfig(r); err != nil {
+		return nil, err
+	}
+	t.cams = []string{"scene"}
+	if d.Wrist {
+		t.cams = append(t.cams, "wrist")
+	}
+	t.vocab = data.NewVocab(sim.Words())
+	switch d.Source {
+	case "lerobot":
+		if err := t.openDataset(d.Dir); err != nil {
+			return nil, err
+		}
+	default:
+		t.stats = t.syntheticStats()
+	}
+	t.stats.State.Std = floorStd(t.stats.State.Std)
+	t.stats.Action.Std = floorStd(t.stats.Action.Std)
+	t.cfg = models.PolicyConfig{
+		Vision: models.ViTConfig{ImageSize: m.ImageSize, PatchSize: m.PatchSize, Dim: m.VisionDim, Layers: m.VisionLayers,
+			Heads: m.VisionHeads, MLPRatio: m.MLPRatio},
+		Cameras: len(t.cams), Dim: m.TextDim, Layers: m.TextLayers, Heads: m.TextHeads, MLPRatio: m.MLPRatio,
+		MaxTextLen: m.MaxTextLen, VocabSize: t.vocab.Size(), StateDim: sim.StateDim, ActionDim: sim.ActionDim,
+		Horizon: p.Horizon, ExpertDim: p.ExpertDim, ExpertHeads: p.ExpertHeads,
+	}
+	if err := t.cfg.Validate(); err != nil {
+		return nil, err
+	}
+	return t, nil
+}
+
+// SimConfig is the simulator configuration of a vla recipe's data section.
+func SimConfig(r *recipes.Recipe) (sim.Config, error) {
+	d := r.Data
+	c := sim.DefaultConfig()
+	c.ImageSize = r.Model.ImageSize
+	c.MinObjects, c.MaxObjects = d.MinObjects, d.MaxObjects
+	c.Bowls, c.Families, c.Wrist = d.Bowls, d.Families, d.Wrist
+	c.Variation, c.MaxSteps, c.ExpertNoise = d.Variation, d.MaxSteps, d.ExpertNoise
+	c.Shapes, c.Colors = d.Shapes, d.Colors
+	if err := c.Validate(); err != nil {
+		return c, fmt.Errorf("data: %v", err)
+	}
+	return c, nil
+}
+
+// openDataset loads a LeRobot dataset and checks it fits the recipe.
+func (t *VLA) openDataset(dir string) error {
+	ds, err := data.OpenLeRobot(dir)
+	if err != nil {
+		return fmt.Errorf("data.dir: %v", err)
+	}
+	if ds.NumEpisodes() == 0 {
+		return fmt.Errorf("data.dir: %s has no episodes", dir)
+	}
+	t.ds, t.stats = ds, ds.Stats()
+	for i := range ds.NumEpisodes() {
+		ep, err := ds.Episode(i)
+		if err != nil {
+			return fmt.Errorf("data.dir: %v", err)
+		}
+		if ep.Size != t.r.Model.ImageSize {
+			return fmt.Errorf("data.dir: %s has %d-pixel images but model.image_size is %d", dir, ep.Size, t.r.Model.ImageSize)
+		}
+		if len(ep.Cameras) < len(t.cams) {
+			return fmt.Errorf("data.dir: %s has cameras %v but the recipe needs %v (data.wrist)", dir, ep.Cameras, t.cams)
+		}
+		if len(ep.State) == 0 || len(ep.State[0]) != sim.StateDim || len(ep.Action[0]) != sim.ActionDim {
+			return fmt.Errorf("data.dir: %s episode %d: expected %d state and %d action values per step", dir, i, sim.StateDim, sim.ActionDim)
+		}
+		t.eps = append(t.eps, ep)
+	}
+	return nil
+}
+
+// syntheticStats computes per-dimension mean and std of states and actions over the first
+// statsEpisodes training episodes (a fixed set: the statistics depend only on the recipe).
+func (t *VLA) syntheticStats() data.DatasetStats {
+	var states, actions [][]float32
+	for i := range int64(statsEpisodes) {
+		ep, err := sim.RecordEpisode(t.sim, sim.TrainSeed(uint64(t.r.Train.Seed), i), int(i))
+		if err != nil {
+			continue
+		}
+		states = append(states, ep.State...)
+		actions = append(actions, ep.Action...)
+	}
+	return data.DatasetStats{State: data.ComputeStats(states), Action: data.ComputeStats(actions)}
+}
+
+// minStd floors the normalisation std of a dimension: a feature that never varies in the training
+// data (say, a gripper flag in a dataset without grasps) must not be scaled up 10⁶× at inference.
+const minStd = 1e-2
+
+func floorStd(std []float32) []float32 {
+	out := make([]float32, len(std))
+	for i, s := range std {
+		out[i] = max(s, minStd)
+	}
+	return out
+}
+
+// Model returns the policy configuration.
+func (t *VLA) Model() models.PolicyConfig { return t.cfg }
+
+// Sim returns the simulator configuration the recipe trains and evaluates on.
+func (t *VLA) Sim() sim.Config { return t.sim }
+
+// Stats returns the normalisation statistics the task starts from (a checkpoint carries its own).
+func (t *VLA) Stats() data.DatasetStats { return t.stats }
+
+// MicroBatchSize implements train.Task.
+func (t *VLA) MicroBatchSize() int { return t.micro }
+
+// vlaExample is one training or evaluation example: the observation at step `step` of an
+// expert episode and the expert's next H actions.
+type vlaExample struct {
+	obs   sim.Observation
+	chunk [][]float32
+}
+
+// example draws an observation and its action chunk from episode ep at step.
+func (t *VLA) example(ep *data.Episode, step int) vlaExample {
+	s := ep.Size
+	px := s * s * 3
+	obs := sim.Observation{Images: map[string][]float32{}, Size: s, State: ep.State[step], Instruction: ep.Task}
+	for c, name := range ep.Cameras {
+		obs.Images[name] = ep.Frames[c][step*px : (step+1)*px]
+	}
+	return vlaExample{obs: obs, chunk: ChunkAt(ep.Action, step, t.r.Policy.Horizon)}
+}
+
+// ChunkAt returns actions[step : step+h]; past the episode's end it repeats "stay": no motion,
+// the last gripper command (the robot should rest once the task is done).
+func ChunkAt(actions [][]float32, step, h int) [][]float32 {
+	out := make([][]float32, h)
+	last := actions[len(actions)-1]
+	for k := range out {
+		if step+k < len(actions) {
+			out[k] = actions[step+k]
+			continue
+		}
+		rest := make([]float32, len(last))
+		rest[len(rest)-1] = last[len(last)-1]
+		out[k] = rest
+	}
+	return out
+}
+
+// sample draws one example with rng: a fresh simulated expert episode (synthetic) or a stored one.
+func (t *VLA) sample(rng *rand.Rand, seed uint64) (vlaExample, error) {
+	var ep data.Episode
+	if t.eps != nil {
+		ep = t.eps[rng.IntN(len(t.eps))]
+	} else {
+		var err error
+		if ep, err = sim.RecordEpisode(t.sim, seed, 0); err != nil {
+			return vlaExample{}, err
+		}
+	}
+	return t.example(&ep, rng.IntN(ep.Len())), nil
+}
+
+// MicroBatch implements train.Task.
+func (t *VLA) MicroBatch(i int64) ([]*tensors.Tensor, error) {
+	rng := data.NewRand(seedFor(t.r.Train.Seed, "vla/train", i))
+	ex := make([]vlaExample, t.micro)
+	for j := range ex {
+		var err error
+		if ex[j], err = t.sample(rng, sim.TrainSeed(uint64(t.r.Train.Seed), i*int64(t.micro)+int64(j))); err != nil {
+			return nil, err
+		}
+	}
+	return t.tensors(ex, rng, t.r.Policy.TimeSamples)
+}
+
+// tensors lays out a batch: observation inputs (see ObservationTensors), actions, noise, times.
+func (t *VLA) tensors(ex []vlaExample, rng *rand.Rand, k int) ([]*tensors.Tensor, error) {
+	obs := make([]sim.Observation, len(ex))
+	for i := range ex {
+		obs[i] = ex[i].obs
+	}
+	in, err := t.ObservationTensors(obs)
+	if err != nil {
+		return nil, err
+	}
+	b, h, a := len(ex), t.cfg.Horizon, t.cfg.ActionDim
+	act := make([]float32, 0, b*h*a)
+	for _, e := range ex {
+		for _, row := range e.chunk {
+			act = append(act, row...)
+		}
+	}
+	noise := make([]float32, b*k*h*a)
+	for i := range noise {
+		noise[i] = float32(rng.NormFloat64())
+	}
+	times := make([]float32, b*k)
+	for i := range times {
+		times[i] = float32(t.conv.SampleTime(rng))
+	}
+	return append(in, tensors.FromFlatDataAndDimensions(act, b, h, a),
+		tensors.FromFlatDataAndDimensions(noise, b, k, h, a), tensors.FromFlatDataAndDimensions(times, b, k)), nil
+}
+
+// ObservationTensors encodes observations as the policy's first three inputs: images
+// [B, C, S, S, 3], instruction tokens [B, L] (0-padded) and raw states [B, StateDim].
+func (t *VLA) ObservationTensors(obs []sim.Observation) ([]*tensors.Tensor, error) {
+	s, L := t.r.Model.ImageSize, t.r.Model.MaxTextLen
+	px := s * s * 3
+	b, c := len(obs), len(t.cams)
+	img := make([]float32, b*c*px)
+	tok := make([]int32, b*L)
+	st := make([]float32, b*sim.StateDim)
+	for i, o := range obs {
+		for j, cam := range t.cams {
+			im, ok := o.Images[cam]
+			if !ok || len(im) != px {
+				return nil, fmt.Errorf("observation %d: camera %q: expected a %d×%d×3 image, got %d values", i, cam, s, s, len(im))
+			}
+			copy(img[(i*c+j)*px:], im)
+		}
+		if len(o.State) != sim.StateDim {
+			return nil, fmt.Errorf("observation %d: expected %d state values, got %d", i, sim.StateDim, len(o.State))
+		}
+		copy(st[i*sim.StateDim:], o.State)
+		words := data.Tokenize(o.Instruction)
+		if len(words) > L {
+			return nil, fmt.Errorf("observation %d: instruction has %d words, more than model.max_text_len (%d)", i, len(words), L)
+		}
+		for j, w := range words {
+			tok[i*L+j] = int32(t.vocab.ID(w))
+		}
+	}
+	return []*tensors.Tensor{tensors.FromFlatDataAndDimensions(img, b, c, s, s, 3),
+		tensors.FromFlatDataAndDimensions(tok, b, L), tensors.FromFlatDataAndDimensions(st, b, sim.StateDim)}, nil
+}
+
+// vlaNorm maps states and actions to and from normalised units, (x − mean)/std, with the
+// statistics held in non-trainable variables: initialised from the task's stats, then saved in
+// and restored from checkpoints, so a policy always acts with the statistics it was trained on.
+type vlaNorm struct {
+	state, action, actionInv func(*Node) *Node
+}
+
+func (t *VLA) norms(scope *model.Scope, g *Graph) vlaNorm {
+	ns := scope.In("norm")
+	pair := func(name string, st data.Stats) (*Node, *Node) {
+		mean := ns.VariableWithValue(name+"_mean", st.Mean).SetTrainable(false).NodeValue(g)
+		std := ns.VariableWithValue(name+"_std", st.Std).SetTrainable(false).NodeValue(g)
+		return mean, std
+	}
+	sm, ss := pair("state", t.stats.State)
+	am, as := pair("action", t.stats.Action)
+	b := func(v, x *Node) *Node { return ExpandLeftToRank(v, x.Rank()) }
+	return vlaNorm{
+		state:     func(x *Node) *Node { return Div(Sub(x, b(sm, x)), b(ss, x)) },
+		action:    func(x *Node) *Node { return Div(Sub(x, b(am, x)), b(as, x)) },
+		actionInv: func(x *Node) *Node { return Add(Mul(x, b(as, x)), b(am, x)) },
+	}
+}
+
+// Loss implements train.Task: the flow-matching loss on K time samples per backbone pass, or the
+// MSE of the chunk for the regression head, in normalised action units.
+func (t *VLA) Loss(scope *model.Scope, in []*Node) *Node {
+	n := t.norms(scope, in[0].Graph())
+	policy := scope.In("policy")
+	hidden, valid := models.PolicyContext(policy, t.cfg, in[0], in[1])
+	state := n.state(in[2])
+	a := n.action(in[3]) // [B, H, A]
+	expert := policy.In("expert")
+	if t.r.Policy.Head == "mse" {
+		pred := models.ActionExpert(expert, t.cfg, hidden, valid, state, ZerosLike(InsertAxes(a, 1)), ZerosLike(Slice(in[5], AxisRange(), AxisRange(0, 1))))
+		return losses.FlowLoss(Squeeze(pred, 1), a)
+	}
+	noise, times := in[4], in[5]
+	k := noise.Shape().Dimensions[1]
+	ak := BroadcastToDims(InsertAxes(a, 1), a.Shape().Dimensions[0], k, t.cfg.Horizon, t.cfg.ActionDim)
+	xt, target := t.conv.Interpolate(ak, noise, times)
+	v := models.ActionExpert(expert, t.cfg, hidden, valid, state, xt, times)
+	return losses.FlowLoss(v, target)
+}
+
+// ActGraph returns the policy's action chunks [B, H, A] in raw units for observation inputs
+// (images, tokens, state) and initial noise [B, H, A]: for the flow head, EulerSteps Euler steps
+// of the learned velocity field from the noise end of the convention (one backbone pass); for the
+// regression head, the predicted chunk (noise unused).
+func (t *VLA) ActGraph(scope *model.Scope, images, tokens, state, noise *Node) *Node {
+	chunk, n := t.act(scope, images, tokens, state, noise)
+	return n.actionInv(chunk)
+}
+
+// act is ActGraph in normalised action units.
+func (t *VLA) act(scope *model.Scope, images, tokens, state, noise *Node) (*Node, vlaNorm) {
+	g := images.Graph()
+	n := t.norms(scope, g)
+	policy := scope.In("policy")
+	hidden, valid := models.PolicyContext(policy, t.cfg, images, tokens)
+	st := n.state(state)
+	b := images.Shape().Dimensions[0]
+	x0 := InsertAxes(noise, 1) // [B, 1, H, A]
+	if t.r.Policy.Head == "mse" {
+		zero := Zeros(g, shapes.Make(noise.DType(), b, 1))
+		return Squeeze(models.ActionExpert(policy.In("expert"), t.cfg, hidden, valid, st, ZerosLike(x0), zero), 1), n
+	}
+	calls := 0
+	x := t.conv.EulerSample(x0, t.r.Policy.EulerSteps, func(x, tt *Node) *Node {
+		expert := policy.In
+		if calls > 0 {
+			expert = policy.Shared // the same weights at every Euler step
+		}
+		calls++
+		return models.ActionExpert(expert("expert"), t.cfg, hidden, valid, st, x, BroadcastToDims(Reshape(tt, 1, 1), b, 1))
+	})
+	return Squeeze(x, 1), n
+}
+
+// EvalSets implements train.Task.
+func (t *VLA) EvalSets() []string { return t.r.Eval.Sets }
+
+// EvalGraph implements train.Task: for held-out expert chunks, the per-example mean squared
+// error (normalised units) of the sampled chunk and of its first action.
+func (t *VLA) EvalGraph(scope *model.Scope, in []*Node) []*Node {
+	pred, n := t.act(scope, in[0], in[1], in[2], Squeeze(Slice(in[4], AxisRange(), AxisRange(0, 1)), 1))
+	d := Square(Sub(pred, n.action(in[3]))) // [B, H, A]
+	first := ReduceMean(Slice(d, AxisRange(), AxisRange(0, 1)), 1, 2)
+	return []*Node{ReduceMean(d, 1, 2), first}
+}
+
+// EvalSet implements train.Task: "actions", expert chunks at random steps of held-out episodes.
+func (t *VLA) EvalSet(name string) (train.EvalData, error) {
+	if name != "actions" {
+		return nil, fmt.Errorf("eval.sets: unknown set %q for task vla (want actions)", name)
+	}
+	t.evalMu.Lock()
+	defer t.evalMu.Unlock()
+	if e, ok := t.evals[name]; ok {
+		return e, nil
+	}
+	rng := data.NewRand(seedFor(t.r.Eval.Seed, "vla/eval/"+name, 0))
+	n := t.r.Eval.Examples
+	bs := min(t.r.Eval.BatchSize, n)
+	e := &vlaEval{bs: bs, n: n}
+	var ex []vlaExample
+	for i := range n {
+		ep, err := sim.RecordEpisode(t.sim, sim.EvalSeed(uint64(t.r.Eval.Seed), int64(i)), i)
+		if err != nil {
+			return nil, fmt.Errorf("eval set %s: %v", name, err)
+		}
+		ex = append(ex, t.example(&ep, rng.IntN(ep.Len())))
+	}
+	for start := 0; start < n; start += bs {
+		chunk := make([]vlaExample, bs)
+		for j := range chunk {
+			chunk[j] = ex[min(start+j, n-1)]
+		}
+		b, err := t.tensors(chunk, rng, 1)
+		if err != nil {
+			return nil, fmt.Errorf("eval set %s: %v", name, err)
+		}
+		e.batches = append(e.batches, b)
+	}
+	t.evals[name] = e
+	return e, nil
+}
+
+type vlaEval struct {
+	bs, n   int
+	batches [][]*tensors.Tensor
+}
+
+func (e *vlaEval) NumBatches() int               { return len(e.batches) }
+func (e *vlaEval) Batch(i int) []*tensors.Tensor { return e.batches[i] }
+
+// Metrics: mean squared error of the chunk and of its first action, normalised units.
+func (e *vlaEval) Metrics(outs [][]*tensors.Tensor) map[string]float64 {
+	var chunk, first float64
+	for bi, o := range outs {
+		c, f := tensors.MustCopyFlatData[float32](o[0]), tensors.MustCopyFlatData[float32](o[1])
+		for j := range e.bs {
+			if bi*e.bs+j >= e.n {
+				break
+			}
+			chunk += float64(c[j])
+			first += float64(f[j])
+		}
+	}
+	return map[string]float64{"chunk_mse": chunk / float64(e.n), "first_mse": first / float64(e.n)}
+}
