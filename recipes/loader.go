@@ -606,7 +606,8 @@ func (l *loader) decode(n *yaml.Node, v reflect.Value, p string, pos map[string]
 			l.decode(val, v.FieldByIndex(f.Index), joinPath(p, k.Value), pos, errs)
 		}
 	case reflect.Slice:
-		if v.Type().Elem().Kind() != reflect.String {
+		ek := v.Type().Elem().Kind()
+		if ek != reflect.String && ek != reflect.Int {
 			fail("unsupported field type " + v.Type().String())
 			return
 		}
@@ -624,7 +625,16 @@ func (l *loader) decode(n *yaml.Node, v reflect.Value, p string, pos map[string]
 			ep := fmt.Sprintf("%s[%d]", p, i)
 			pos[ep] = l.where(e)
 			if e.Kind != yaml.ScalarNode || isNull(e) {
-				*errs = append(*errs, fmt.Sprintf("%s%s: expected a string, got %s", prefix(l.where(e)), ep, describe(e)))
+				*errs = append(*errs, fmt.Sprintf("%s%s: expected a %s, got %s", prefix(l.where(e)), ep, map[bool]string{true: "string", false: "whole number"}[ek == reflect.String], describe(e)))
+				continue
+			}
+			if ek == reflect.Int {
+				x, err := strconv.Atoi(e.Value)
+				if err != nil {
+					*errs = append(*errs, fmt.Sprintf("%s%s: expected a whole number, got %q", prefix(l.where(e)), ep, e.Value))
+					continue
+				}
+				out = reflect.Append(out, reflect.ValueOf(x))
 				continue
 			}
 			out = reflect.Append(out, reflect.ValueOf(e.Value).Convert(v.Type().Elem()))

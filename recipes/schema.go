@@ -36,6 +36,12 @@ type PolicyConfig struct {
 	TimeSamples int    `yaml:"time_samples" range:"1,64" doc:"flow: flow times sampled per example and backbone pass in training"`
 	ExpertDim   int    `yaml:"expert_dim" range:"8,4096" doc:"action expert width"`
 	ExpertHeads int    `yaml:"expert_heads" range:"1,64" doc:"action expert heads; must divide expert_dim"`
+	// Recurrent-depth head (model.arch rdvla).
+	MeanDepth     float64 `yaml:"mean_depth" range:"1,64" doc:"rdvla: mean training depth r̄: r = Poisson(exp(τ)) + 1, τ ~ N(ln r̄ − 0.125, 0.5), clamped to [1, 64]"`
+	BPTT          int     `yaml:"bptt" range:"1,64" doc:"rdvla: iterations backpropagated through (truncated BPTT); earlier ones run without gradient"`
+	CoreLayers    int     `yaml:"core_layers" range:"1,16" doc:"rdvla: transformer blocks in the weight-tied recurrent core"`
+	MaxDepth      int     `yaml:"max_depth" range:"1,256" doc:"rdvla: most iterations at inference (adaptive stopping cap)"`
+	StopThreshold float64 `yaml:"stop_threshold" range:"0,10" doc:"rdvla: adaptive stopping: stop once MSE(a_k, a_k-1) (normalised units) is below this"`
 }
 
 // PruningConfig selects how a videovlm drops video tokens inside its vision encoder.
@@ -47,7 +53,7 @@ type PruningConfig struct {
 
 // ModelConfig describes the architecture.
 type ModelConfig struct {
-	Arch         string  `yaml:"arch" required:"true" enum:"vlm|trajvit2|vivit|videovlm|policy" doc:"architecture: policy = ViT + instruction backbone with an action expert (task vla); vlm = ViT -> projector -> causal text decoder; videovlm = per-frame ViT -> token pruning -> projector -> causal text decoder; trajvit2 = TrajTok trajectory tokens -> video ViT + text encoder; vivit = tubelet tokens -> video ViT + text encoder"`
+	Arch         string  `yaml:"arch" required:"true" enum:"vlm|trajvit2|vivit|videovlm|policy|rdvla" doc:"architecture: policy = ViT + instruction backbone with an action expert (task vla); rdvla = the same backbone with a recurrent-depth action head (task vla); vlm = ViT -> projector -> causal text decoder; videovlm = per-frame ViT -> token pruning -> projector -> causal text decoder; trajvit2 = TrajTok trajectory tokens -> video ViT + text encoder; vivit = tubelet tokens -> video ViT + text encoder"`
 	ImageSize    int     `yaml:"image_size" range:"8,1024" doc:"square input image side, pixels"`
 	PatchSize    int     `yaml:"patch_size" range:"2,64" doc:"ViT patch side, pixels; must divide image_size"`
 	VisionDim    int     `yaml:"vision_dim" range:"8,4096" doc:"ViT embedding width"`
@@ -136,6 +142,7 @@ type EvalConfig struct {
 	Sets      []string `yaml:"sets" enum:"counting|general|counting_ood|retrieval|videoqa|actions" doc:"eval sets: vqa: counting (in-distribution), general QA, counting_ood (distribution shifts); videoclip: retrieval (held-out video-text pairs); videoqa: held-out video questions; vla: actions (held-out expert chunks, offline)"`
 	Episodes  int      `yaml:"episodes" range:"1," doc:"vla: closed-loop episodes 'reel eval' rolls out in held-out scenes"`
 	Videos    int      `yaml:"videos" range:"0," doc:"vla: rollout videos 'reel eval' writes (first N episodes)"`
+	Depths    []int    `yaml:"depths" doc:"rdvla: fixed depths 'reel eval' sweeps (besides adaptive stopping)"`
 	Seed      int64    `yaml:"seed" doc:"seed of the (fixed) eval sets"`
 	OODMax    int      `yaml:"ood_max_objects" range:"1,50" doc:"most objects in the counting_ood set"`
 }

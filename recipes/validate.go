@@ -139,7 +139,7 @@ func checkCross(r *Recipe, add func(p, msg string)) {
 		add("train.grad_accum", fmt.Sprintf("%d does not divide train.batch_size (%d)", t.GradAccum, t.BatchSize))
 	}
 	video := r.Task == "videoclip"
-	archs := map[string]string{"vqa": "vlm", "videoclip": "trajvit2|vivit", "videoqa": "videovlm", "vla": "policy"}
+	archs := map[string]string{"vqa": "vlm", "videoclip": "trajvit2|vivit", "videoqa": "videovlm", "vla": "policy|rdvla"}
 	setsOf := map[string]string{"vqa": "counting|general|counting_ood", "videoclip": "retrieval", "videoqa": "videoqa", "vla": "actions"}
 	if !strings.Contains("|"+archs[r.Task]+"|", "|"+m.Arch+"|") {
 		add("model.arch", fmt.Sprintf("%s does not fit task %s (want %s)", m.Arch, r.Task, strings.ReplaceAll(archs[r.Task], "|", " or ")))
@@ -176,6 +176,11 @@ func checkCross(r *Recipe, add func(p, msg string)) {
 		}
 		if d.Source == "folder" {
 			add("data.source", "folder is not a vla source (use synthetic or lerobot)")
+		}
+		for i, dep := range e.Depths {
+			if dep < 1 || dep > 256 {
+				add(fmt.Sprintf("eval.depths[%d]", i), fmt.Sprintf("%d is out of range [1, 256]", dep))
+			}
 		}
 		if d.Source == "synthetic" && len(d.Families) == 0 {
 			add("data.families", "must not be empty")

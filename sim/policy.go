@@ -1,5 +1,7 @@
 package sim
 
+import "strings"
+
 // Observation is what a policy sees at one control step.
 type Observation struct {
 	// Images maps a camera name ("scene", "wrist") to a Size×Size×3 image (HWC, values in [0,1]).
@@ -25,4 +27,19 @@ type EpisodePolicy interface {
 	Policy
 	StartEpisodes(n int) error
 	ActEpisodes(episodes []int, obs []Observation) (chunks [][][]float32, err error)
+}
+
+// FamilyOf returns the task family of an instruction made by NewWorld ("" if it is none of them).
+func FamilyOf(instruction string) string {
+	switch {
+	case strings.HasPrefix(instruction, "pick up the "):
+		return "pick"
+	case strings.HasPrefix(instruction, "pick up a "):
+		return "pick_any"
+	case strings.HasPrefix(instruction, "put the "):
+		return "place"
+	case strings.HasPrefix(instruction, "push the "):
+		return "push"
+	}
+	return ""
 }

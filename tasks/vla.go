@@ -2,6 +2,7 @@ package tasks
 
 import (
 	"fmt"
+	"math"
 	"math/rand/v2"
 	"sync"
 
@@ -36,6 +37,7 @@ type VLA struct {
 	cams   []string
 	stats  data.DatasetStats
 	micro  int
+	rd     *models.RDConfig // model.arch rdvla: the recurrent-depth head
 	ds     *data.LeRobotDataset
 	eps    []data.Episode // lerobot source, loaded once
 	evalMu sync.Mutex
@@ -81,6 +83,9 @@ func NewVLA(r *recipes.Recipe) (*VLA, error) {
 	}
 	if err := t.cfg.Validate(); err != nil {
 		return nil, err
+	}
+	if m.Arch == "rdvla" {
+		t.rd = &models.RDConfig{Policy: t.cfg, CoreLayers: p.CoreLayers, BPTT: p.BPTT}
 	}
 	return t, nil
 }
@@ -227,11 +232,13 @@ func (t *VLA) MicroBatch(i int64) ([]*tensors.Tensor, error) {
 			return nil, err
 		}
 	}
-	return t.tensors(ex, rng, t.r.Policy.TimeSamples)
+	return t.tensors(ex, rng, t.r.Policy.TimeSamples, 0)
 }
 
-// tensors lays out a batch: observation inputs (see ObservationTensors), actions, noise, times.
-func (t *VLA) tensors(ex []vlaExample, rng *rand.Rand, k int) ([]*tensors.Tensor, error) {
+// tensors lays out a batch: observation inputs (see ObservationTensors), actions, then flow noise
+// and times (k samples each), or for the recurrent head its initial state and depth masks
+// (depth 0: sampled).
+func (t *VLA) tensors(ex []vlaExample, rng *rand.Rand, k, depth int) ([]*tensors.Tensor, error) {
 	obs := make([]sim.Observation, len(ex))
 	for i := range ex {
 		obs[i] = ex[i].obs
@@ -247,6 +254,10 @@ func (t *VLA) tensors(ex []vlaExample, rng *rand.Rand, k int) ([]*tensors.Tensor
 			act = append(act, row...)
 		}
 	}
+	actions := tensors.FromFlatDataAndDimensions(act, b, h, a)
+	if t.rd != nil {
+		return append(append(in, actions), t.rdInputs(rng, b, depth)...), nil
+	}
 	noise := make([]float32, b*k*h*a)
 	for i := range noise {
 		noise[i] = float32(rng.NormFloat64())
@@ -255,8 +266,7 @@ func (t *VLA) tensors(ex []vlaExample, rng *rand.Rand, k int) ([]*tensors.Tensor
 	for i := range times {
 		times[i] = float32(t.conv.SampleTime(rng))
 	}
-	return append(in, tensors.FromFlatDataAndDimensions(act, b, h, a),
-		tensors.FromFlatDataAndDimensions(noise, b, k, h, a), tensors.FromFlatDataAndDimensions(times, b, k)), nil
+	return append(in, actions, tensors.FromFlatDataAndDimensions(noise, b, k, h, a), tensors.FromFlatDataAndDimensions(times, b, k)), nil
 }
 
 // ObservationTensors encodes observations as the policy's first three inputs: images
@@ -324,6 +334,10 @@ func (t *VLA) Loss(scope *model.Scope, in []*Node) *Node {
 	hidden, valid := models.PolicyContext(policy, t.cfg, in[0], in[1])
 	state := n.state(in[2])
 	a := n.action(in[3]) // [B, H, A]
+	if t.rd != nil { // regression through the recurrent-depth head, truncated BPTT
+		pred := models.NewRDHead(policy.In("rd"), *t.rd, hidden, valid, state).Train(in[4], in[5], in[6])
+		return losses.FlowLoss(pred, a)
+	}
 	expert := policy.In("expert")
 	if t.r.Policy.Head == "mse" {
 		pred := models.ActionExpert(expert, t.cfg, hidden, valid, state, ZerosLike(InsertAxes(a, 1)), ZerosLike(Slice(in[5], AxisRange(), AxisRange(0, 1))))
@@ -377,7 +391,16 @@ func (t *VLA) EvalSets() []string { return t.r.Eval.Sets }
 // EvalGraph implements train.Task: for held-out expert chunks, the per-example mean squared
 // error (normalised units) of the sampled chunk and of its first action.
 func (t *VLA) EvalGraph(scope *model.Scope, in []*Node) []*Node {
-	pred, n := t.act(scope, in[0], in[1], in[2], Squeeze(Slice(in[4], AxisRange(), AxisRange(0, 1)), 1))
+	var pred *Node
+	var n vlaNorm
+	if t.rd != nil { // at the depth of the eval batch's masks
+		n = t.norms(scope, in[0].Graph())
+		policy := scope.In("policy")
+		hidden, valid := models.PolicyContext(policy, t.cfg, in[0], in[1])
+		pred = models.NewRDHead(policy.In("rd"), *t.rd, hidden, valid, n.state(in[2])).Train(in[4], in[5], in[6])
+	} else {
+		pred, n = t.act(scope, in[0], in[1], in[2], Squeeze(Slice(in[4], AxisRange(), AxisRange(0, 1)), 1))
+	}
 	d := Square(Sub(pred, n.action(in[3]))) // [B, H, A]
 	first := ReduceMean(Slice(d, AxisRange(), AxisRange(0, 1)), 1, 2)
 	return []*Node{ReduceMean(d, 1, 2), first}
@@ -410,7 +433,7 @@ func (t *VLA) EvalSet(name string) (train.EvalData, error) {
 		for j := range chunk {
 			chunk[j] = ex[min(start+j, n-1)]
 		}
-		b, err := t.tensors(chunk, rng, 1)
+		b, err := t.tensors(chunk, rng, 1, int(math.Round(t.r.Policy.MeanDepth)))
 		if err != nil {
 			return nil, fmt.Errorf("eval set %s: %v", name, err)
 		}

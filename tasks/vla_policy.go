@@ -2,7 +2,6 @@ package tasks
 
 import (
 	"fmt"
-	"math/bits"
 	"math/rand/v2"
 	"sync"
 
@@ -24,13 +23,28 @@ type Policy struct {
 	exec  *model.Exec
 	mu    sync.Mutex
 	rng   *rand.Rand
-	Step  int64 // the checkpoint's training step
-	Calls int   // number of Act calls (batches) served
+	step  int64
+	Calls int // number of Act calls (batches) served
+}
+
+// CheckpointPolicy is a policy loaded from a checkpoint: a Policy or an RDPolicy.
+type CheckpointPolicy interface {
+	sim.Policy
+	Close()
+	TrainingStep() int64
 }
 
 // LoadPolicy loads the checkpoint in dir (its own normalisation statistics included) for
-// inference on backend; seed fixes the flow-matching noise of successive calls.
-func (t *VLA) LoadPolicy(backend compute.Backend, dir string, seed uint64) (p *Policy, err error) {
+// inference on backend; seed fixes the noise (flow matching, the recurrent head's initial
+// state) of successive calls.
+func (t *VLA) LoadPolicy(backend compute.Backend, dir string, seed uint64) (CheckpointPolicy, error) {
+	if t.rd != nil {
+		return t.LoadRDPolicy(backend, dir, seed)
+	}
+	return t.loadFlowPolicy(backend, dir, seed)
+}
+
+func (t *VLA) loadFlowPolicy(backend compute.Backend, dir string, seed uint64) (p *Policy, err error) {
 	store, err := train.NewStore(0)
 	if err != nil {
 		return nil, err
@@ -46,11 +60,14 @@ func (t *VLA) LoadPolicy(backend compute.Backend, dir string, seed uint64) (p *P
 	if err != nil {
 		return nil, err
 	}
-	return &Policy{task: t, exec: exec, rng: rand.New(rand.NewPCG(seed, 0x5eed)), Step: st.Step}, nil
+	return &Policy{task: t, exec: exec, rng: rand.New(rand.NewPCG(seed, 0x5eed)), step: st.Step}, nil
 }
 
 // Close releases the compiled graphs.
 func (p *Policy) Close() { p.exec.Finalize() }
+
+// TrainingStep is the checkpoint's training step.
+func (p *Policy) TrainingStep() int64 { return p.step }
 
 // Horizon is the chunk length Act returns.
 func (p *Policy) Horizon() int { return p.task.cfg.Horizon }
@@ -62,12 +79,8 @@ func (p *Policy) Act(obs []sim.Observation) (chunks [][][]float32, err error) {
 	}
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	n := len(obs)
-	padded := 1 << bits.Len(uint(n-1)) // next power of two ≥ n
-	batch := append(append([]sim.Observation(nil), obs...), make([]sim.Observation, padded-n)...)
-	for i := n; i < padded; i++ {
-		batch[i] = obs[0]
-	}
+	batch, n := padBatch(obs)
+	padded := len(batch)
 	in, err := p.task.ObservationTensors(batch)
 	if err != nil {
 		return nil, err

@@ -98,6 +98,32 @@ func PlotSeries(path, title string, pts plotter.XYs) error {
 	return save(p, path)
 }
 
+// PlotLines draws named point series (each a line with markers, x sorted as given) on one plot.
+func PlotLines(path, title, xLabel, yLabel string, series map[string][]plotter.XY) error {
+	p := plot.New()
+	p.Title.Text = title
+	p.X.Label.Text = xLabel
+	p.Y.Label.Text = yLabel
+	p.Legend.Top = true
+	names := make([]string, 0, len(series))
+	for k := range series {
+		names = append(names, k)
+	}
+	sort.Strings(names)
+	for i, name := range names {
+		l, sc, err := plotter.NewLinePoints(plotter.XYs(series[name]))
+		if err != nil {
+			return err
+		}
+		l.Color = plotutil.Color(i)
+		sc.Color = plotutil.Color(i)
+		sc.Shape = plotutil.Shape(i)
+		p.Add(l, sc)
+		p.Legend.Add(name, l, sc)
+	}
+	return save(p, path)
+}
+
 func save(p *plot.Plot, path string) error {
 	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
 		return err

@@ -18,6 +18,7 @@ import (
 	"github.com/schollz/progressbar/v3"
 
 	"github.com/gomlx/gomlx/core/tensors"
+	"gonum.org/v1/plot/plotter"
 
 	"github.com/reelml/reel/backends"
 	"github.com/reelml/reel/checkpoints"
@@ -150,6 +151,19 @@ type vlaEval struct {
 	Remote    string                      `json:"remote,omitempty"`
 	Videos    []string                    `json:"videos,omitempty"`
 	Seconds   float64                     `json:"seconds"`
+	// Recurrent-depth policies: the adaptive run above, then a sweep of fixed depths.
+	AdaptiveIterations map[string]float64 `json:"adaptive_iterations,omitempty"`
+	Depths             []depthResult      `json:"depths,omitempty"`
+}
+
+// depthResult is the closed-loop result of a recurrent-depth policy at one fixed depth.
+type depthResult struct {
+	Depth     int                         `json:"depth"`
+	Success   float64                     `json:"success"`
+	Low       float64                     `json:"success_low"`
+	High      float64                     `json:"success_high"`
+	Families  map[string]sim.FamilyResult `json:"families"`
+	LatencyMS float64                     `json:"latency_ms_per_call"`
 }
 
 // evalPolicy rolls a VLA policy out closed-loop and adds its success rates to res.
@@ -242,6 +256,11 @@ func evalVLA(b compute.Backend, task *tasks.VLA, dir, remote string) (evalResult
 	if err := evalPolicy(&res, task, dir, p, "", false); err != nil {
 		return res, err
 	}
+	if rp, ok := p.(*tasks.RDPolicy); ok {
+		if err := depthSweep(&res, task, rp); err != nil {
+			return res, err
+		}
+	}
 	return res, nil
 }
 
@@ -308,7 +327,7 @@ func cmdServe(args []string) error {
 	if err := srv.Listen(); err != nil {
 		return fmt.Errorf("serve: %v", err)
 	}
-	fmt.Fprintf(os.Stderr, "reel: serving %s (step %d) on ws://%s (health: http://%s/health) with %s\n", dir, p.Step, srv.Addr(), srv.Addr(), info)
+	fmt.Fprintf(os.Stderr, "reel: serving %s (step %d) on ws://%s (health: http://%s/health) with %s\n", dir, p.TrainingStep(), srv.Addr(), srv.Addr(), info)
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	return srv.Serve(ctx)
@@ -401,4 +420,69 @@ func exportName(path string) (string, bool) {
 		return "", false
 	}
 	return name, true
+}
+
+// timedPolicy measures the mean latency of Act calls.
+type timedPolicy struct {
+	sim.Policy
+	calls int
+	total time.Duration
+}
+
+func (p *timedPolicy) Act(obs []sim.Observation) ([][][]float32, error) {
+	start := time.Now()
+	c, err := p.Policy.Act(obs)
+	p.total += time.Since(start)
+	p.calls++
+	return c, err
+}
+
+// depthSweep evaluates a recurrent-depth policy at every eval.depths fixed depth, records the
+// iterations its adaptive run (just done) used, and plots success against iterations.
+func depthSweep(res *evalResult, task *tasks.VLA, p *tasks.RDPolicy) error {
+	ev := res.ClosedLoop
+	ev.AdaptiveIterations = p.Iterations()
+	ec := task.EvalConfig()
+	ec.Videos = 0
+	var fixed []plotter.XY
+	for _, d := range task.Depths() {
+		p.SetDepth(d)
+		tp := &timedPolicy{Policy: p}
+		sr, err := sim.Evaluate(task.Sim(), ec, tp)
+		if err != nil {
+			return err
+		}
+		p.Iterations()
+		lat := tp.total.Seconds() * 1000 / float64(max(1, tp.calls))
+		ev.Depths = append(ev.Depths, depthResult{Depth: d, Success: sr.Success, Low: sr.Low, High: sr.High, Families: sr.Families, LatencyMS: lat})
+		res.Metrics[fmt.Sprintf("closed_loop/success_depth_%d", d)] = sr.Success
+		fixed = append(fixed, plotter.XY{X: float64(d), Y: sr.Success})
+		fmt.Fprintf(os.Stderr, "reel: depth %2d: success %.3f [%.3f, %.3f], %.1f ms per batched call\n", d, sr.Success, sr.Low, sr.High, lat)
+	}
+	p.SetDepth(0)
+	fmt.Fprintf(os.Stderr, "reel: adaptive: success %.3f with %.2f iterations on average (%s)\n", ev.Success, ev.AdaptiveIterations["all"], iterLine(ev.AdaptiveIterations))
+	path := filepath.Join(runOf(res.Checkpoint), "plots", "depth.png")
+	adaptive := []plotter.XY{{X: ev.AdaptiveIterations["all"], Y: ev.Success}}
+	if err := train.PlotLines(path, "closed-loop success vs iterations", "core iterations", "success",
+		map[string][]plotter.XY{"fixed depth": fixed, "adaptive stopping (mean iterations)": adaptive}); err != nil {
+		fmt.Fprintf(os.Stderr, "reel: warning: plot: %v\n", err)
+	} else {
+		fmt.Fprintf(os.Stderr, "reel: wrote %s\n", path)
+	}
+	return nil
+}
+
+func iterLine(m map[string]float64) string {
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		if k != "all" {
+			keys = append(keys, k)
+		}
+	}
+	sort.Strings(keys)
+	parts := make([]string, len(keys))
+	for i, k := range keys {
+		parts[i] = fmt.Sprintf("%s %.2f", k, m[k])
+	}
+	return strings.Join(parts, ", ")
 }
