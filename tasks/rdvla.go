@@ -221,6 +221,5 @@ func finalize(ts []*tensors.Tensor) {
 	}
 }
 
-
 // Depths are the fixed depths `reel eval` sweeps (eval.depths).
 func (t *VLA) Depths() []int { return t.r.Eval.Depths }

@@ -334,7 +334,7 @@ func (t *VLA) Loss(scope *model.Scope, in []*Node) *Node {
 	hidden, valid := models.PolicyContext(policy, t.cfg, in[0], in[1])
 	state := n.state(in[2])
 	a := n.action(in[3]) // [B, H, A]
-	if t.rd != nil { // regression through the recurrent-depth head, truncated BPTT
+	if t.rd != nil {     // regression through the recurrent-depth head, truncated BPTT
 		pred := models.NewRDHead(policy.In("rd"), *t.rd, hidden, valid, state).Train(in[4], in[5], in[6])
 		return losses.FlowLoss(pred, a)
 	}
