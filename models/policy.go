@@ -105,6 +105,8 @@ func ActionExpert(scope *model.Scope, cfg PolicyConfig, hidden []*Node, valid, s
 	tm := scope.In("time_mlp")
 	c = Linear(tm.In("fc1"), c, e, true)
 	c = Linear(tm.In("fc2"), activation.Apply(activation.TypeSilu, c), e, true)
+	instr := Linear(scope.In("instruction_in"), InstructionSummary(cfg, hidden[len(hidden)-1], valid), e, true) // [B, E]
+	c = Add(c, Reshape(BroadcastToDims(InsertAxes(instr, 1), b, k, e), n, e))
 	cs := activation.Apply(activation.TypeSilu, c)
 	mlpHidden := max(1, int(math.Round(float64(e)*cfg.MLPRatio)))
 	crossMask := BroadcastToDims(InsertAxes(valid, 1), b, k*(1+h), valid.Shape().Dimensions[1]) // [B, K·(1+H), N]
@@ -126,6 +128,44 @@ func ActionExpert(scope *model.Scope, cfg PolicyConfig, hidden []*Node, valid, s
 	x = Slice(x, AxisRange(), AxisRangeToEnd(1)) // the action tokens
 	v := zeroLinear(scope.In("action_out"), x, a)
 	return Reshape(v, b, k, h, a)
+}
+
+// PointHead points at the image location the instruction is about (Molmo-style pointing): a
+// query made from the instruction summary attends over the first camera's tokens of the last
+// hidden state, and the point is the attention-weighted mean of the tokens' patch centres
+// (a spatial soft-argmax), (x, y) in [0, 1] image coordinates, [B, 2]. Policies feed it to their
+// action head next to the robot state, so steering towards the target is a difference of two
+// coordinates; trained with the simulator's focus points it binds words to objects quickly.
+func PointHead(scope *model.Scope, cfg PolicyConfig, last, valid *Node) *Node {
+	g := last.Graph()
+	d := last.Shape().Dimensions[2]
+	p := cfg.Vision.NumPatches()
+	grid := cfg.Vision.ImageSize / cfg.Vision.PatchSize
+	q := Linear(scope.In("query"), InstructionSummary(cfg, last, valid), d, true) // [B, D]
+	img := Slice(last, AxisRange(), AxisRange(0, p))                              // [B, P, D]
+	k := Linear(scope.In("key"), LayerNorm(scope.In("ln"), img), d, true)
+	logits := MulScalar(Einsum("bd,bpd->bp", q, k), 1/math.Sqrt(float64(d)))
+	w := Softmax(logits, -1) // [B, P]
+	xy := make([][]float64, p)
+	for i := range xy {
+		xy[i] = []float64{(float64(i%grid) + 0.5) / float64(grid), (float64(i/grid) + 0.5) / float64(grid)}
+	}
+	centres := ConvertDType(Const(g, xy), last.DType()) // [P, 2]
+	return Einsum("bp,pc->bc", w, centres)
+}
+
+// InstructionSummary is the mean of the backbone's last hidden state over the instruction's
+// (non-padding) tokens, [B, D]. The action expert adds it to its AdaLN conditioning, so that its
+// queries know what the task asks for before they cross-attend to the image tokens; without it
+// the tiny policy went to an object but rarely to the one named in the instruction.
+func InstructionSummary(cfg PolicyConfig, last, valid *Node) *Node {
+	n := last.Shape().Dimensions[1]
+	first := cfg.Cameras * cfg.Vision.NumPatches() // text tokens follow the image tokens
+	pos := Iota(last.Graph(), shapes.Make(dtypes.Int32, n), 0)
+	text := LogicalAnd(valid, ExpandLeftToRank(GreaterOrEqual(pos, Scalar(last.Graph(), dtypes.Int32, first)), 2))
+	w := ConvertDType(text, last.DType())                          // [B, N]
+	sum := ReduceSum(Mul(last, InsertAxes(w, -1)), 1)              // [B, D]
+	return Div(sum, InsertAxes(MaxScalar(ReduceSum(w, 1), 1), -1)) // mean over text tokens
 }
 
 // modulate is AdaLN: LayerNorm without affine parameters, then x·(1 + scale) + shift.

@@ -1,6 +1,7 @@
 package models
 
 import (
+	"math"
 	"math/rand/v2"
 	"testing"
 
@@ -83,4 +84,47 @@ func TestCrossAttentionMask(t *testing.T) {
 	seen := append([]float64(nil), ctx...)
 	seen[0] += 5
 	require.NotEqual(t, base, run(seen))
+}
+
+// The point is a soft-argmax over the first camera's patch centres: inside the image, and equal
+// to a patch centre when the attention is one-hot on it.
+func TestPointHeadAndSinCos(t *testing.T) {
+	backend := goBackend(t)
+	cfg := tinyPolicy()
+	rng := rand.New(rand.NewPCG(9, 9))
+	b := 3
+	last := tensors.FromFlatDataAndDimensions(randFlat(rng, b*(8+3)*8), b, 8+3, 8)
+	valid := tensors.FromFlatDataAndDimensions([]bool{
+		true, true, true, true, true, true, true, true, true, true, false,
+		true, true, true, true, true, true, true, true, true, false, false,
+		true, true, true, true, true, true, true, true, true, true, true}, b, 11)
+	store := model.NewStore()
+	out := model.MustCallOnce(backend, store, func(scope *model.Scope, last, valid *Node) *Node {
+		return PointHead(WithInit(scope.In("point")), cfg, last, valid)
+	}, last, valid)
+	pts := flat(t, out)
+	require.Len(t, pts, b*2)
+	for _, v := range pts {
+		require.Greater(t, v, 0.25-1e-9) // 2×2 patch grid: centres at 0.25 and 0.75
+		require.Less(t, v, 0.75+1e-9)
+	}
+	// SinCos2D: row/column 0 encode as sin 0 = 0, cos 0 = 1; rows differ, columns differ.
+	sc := SinCos2D(4, 8)
+	require.Len(t, sc, 16)
+	require.Equal(t, []float64{0, 0, 1, 1, 0, 0, 1, 1}, sc[0])
+	require.NotEqual(t, sc[1], sc[4])
+	require.InDelta(t, math.Sin(1), sc[1][4], 1e-12) // column 1, first frequency
+	require.InDelta(t, math.Sin(1), sc[4][0], 1e-12) // row 1
+}
+
+// The convolutional stem gives one token per patch at the model width.
+func TestConvStemShape(t *testing.T) {
+	backend := goBackend(t)
+	cfg := ViTConfig{ImageSize: 16, PatchSize: 4, Dim: 12, Layers: 1, Heads: 2, MLPRatio: 2, ConvStem: true, SinCos: true}
+	rng := rand.New(rand.NewPCG(1, 3))
+	img := tensors.FromFlatDataAndDimensions(randFlat(rng, 2*16*16*3), 2, 16, 16, 3)
+	out := model.MustCallOnce(backend, model.NewStore(), func(scope *model.Scope, x *Node) *Node {
+		return ViT(WithInit(scope), cfg, x)
+	}, img)
+	require.Equal(t, []int{2, 16, 12}, out.Shape().Dimensions)
 }

@@ -184,15 +184,16 @@ type RDHead struct {
 	codaBuilt bool
 }
 
-// NewRDHead runs the prelude: robot-state token + H learned action queries, one block that
-// cross-attends to the backbone's last hidden state.
+// NewRDHead runs the prelude: a token of the robot state plus the instruction summary, H learned
+// action queries, and one block that cross-attends to the backbone's last hidden state.
 func NewRDHead(scope *model.Scope, cfg RDConfig, hidden []*Node, valid, state *Node) *RDHead {
 	scope = WithInit(scope)
 	p := cfg.Policy
 	e, h := p.ExpertDim, p.Horizon
 	b := state.Shape().Dimensions[0]
 	ctx := hidden[len(hidden)-1]
-	st := InsertAxes(Linear(scope.In("state_in"), state, e, true), 1) // [B, 1, E]
+	st := Linear(scope.In("state_in"), state, e, true) // [B, E], plus the instruction (see InstructionSummary)
+	st = InsertAxes(Add(st, Linear(scope.In("instruction_in"), InstructionSummary(p, ctx, valid), e, true)), 1)
 	q := scope.VariableWithShape("action_queries", shapes.Make(state.DType(), h, e)).NodeValue(state.Graph())
 	x := Concatenate([]*Node{st, BroadcastToDims(InsertAxes(q, 0), b, h, e)}, 1)
 	x = PositionEmbedding(scope.In("pos_embed"), x)

@@ -94,6 +94,7 @@ func Defaults() Recipe {
 			TimeSamples:   4,
 			ExpertDim:     64,
 			ExpertHeads:   4,
+			PointWeight:   10,
 			MeanDepth:     8,
 			BPTT:          8,
 			CoreLayers:    2,

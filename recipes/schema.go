@@ -28,14 +28,15 @@ type Recipe struct {
 
 // PolicyConfig describes a VLA policy's action head (task vla).
 type PolicyConfig struct {
-	Head        string `yaml:"head" enum:"flow|mse" doc:"flow = flow-matching action expert (MolmoBot/pi0); mse = the same expert regressing the chunk directly (baseline)"`
-	Flow        string `yaml:"flow" enum:"molmobot|pi0" doc:"flow-matching time convention: molmobot = t=0 noise, x_t=(1-t)e+t*a, target a-e, t=0.999*Beta(1,1.5); pi0 = t=1 noise, target e-a, t=0.999*Beta(1.5,1)+0.001"`
-	Horizon     int    `yaml:"horizon" range:"1,256" doc:"actions per predicted chunk"`
-	Execute     int    `yaml:"execute" range:"1,256" doc:"actions of each chunk executed before the policy is queried again; at most horizon"`
-	EulerSteps  int    `yaml:"euler_steps" range:"1,1000" doc:"flow: Euler integration steps at inference"`
-	TimeSamples int    `yaml:"time_samples" range:"1,64" doc:"flow: flow times sampled per example and backbone pass in training"`
-	ExpertDim   int    `yaml:"expert_dim" range:"8,4096" doc:"action expert width"`
-	ExpertHeads int    `yaml:"expert_heads" range:"1,64" doc:"action expert heads; must divide expert_dim"`
+	Head        string  `yaml:"head" enum:"flow|mse" doc:"flow = flow-matching action expert (MolmoBot/pi0); mse = the same expert regressing the chunk directly (baseline)"`
+	Flow        string  `yaml:"flow" enum:"molmobot|pi0" doc:"flow-matching time convention: molmobot = t=0 noise, x_t=(1-t)e+t*a, target a-e, t=0.999*Beta(1,1.5); pi0 = t=1 noise, target e-a, t=0.999*Beta(1.5,1)+0.001"`
+	Horizon     int     `yaml:"horizon" range:"1,256" doc:"actions per predicted chunk"`
+	Execute     int     `yaml:"execute" range:"1,256" doc:"actions of each chunk executed before the policy is queried again; at most horizon"`
+	EulerSteps  int     `yaml:"euler_steps" range:"1,1000" doc:"flow: Euler integration steps at inference"`
+	TimeSamples int     `yaml:"time_samples" range:"1,64" doc:"flow: flow times sampled per example and backbone pass in training"`
+	ExpertDim   int     `yaml:"expert_dim" range:"8,4096" doc:"action expert width"`
+	ExpertHeads int     `yaml:"expert_heads" range:"1,64" doc:"action expert heads; must divide expert_dim"`
+	PointWeight float64 `yaml:"point_weight" range:"0,100" doc:"weight of the pointing loss: the backbone points (spatial soft-argmax) at the simulator's focus point (the object or bowl the task is about); synthetic data only"`
 	// Recurrent-depth head (model.arch rdvla).
 	MeanDepth     float64 `yaml:"mean_depth" range:"1,64" doc:"rdvla: mean training depth r̄: r = Poisson(exp(τ)) + 1, τ ~ N(ln r̄ − 0.125, 0.5), clamped to [1, 64]"`
 	BPTT          int     `yaml:"bptt" range:"1,64" doc:"rdvla: iterations backpropagated through (truncated BPTT); earlier ones run without gradient"`

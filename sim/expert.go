@@ -26,6 +26,33 @@ func (w *World) Expert(rng *rand.Rand) []float32 {
 	return a
 }
 
+// Focus is the point the task is about at this step, in table coordinates (x right, y down):
+// the object to pick or push (pick_any: the twin the expert committed to, or the first one
+// before it chose), and for place the object until it is held, then the bowl. Recorded with
+// expert episodes, it supervises a policy's pointing head (Molmo-style pointing).
+func (w *World) Focus() (x, y float64) {
+	i := w.target
+	if w.family == "pick_any" && w.choice >= 0 {
+		i = w.choice
+	}
+	if w.family == "place" && w.held == w.target {
+		b := w.bowls[w.bowl]
+		return b.X, b.Y
+	}
+	return w.objs[i].X, w.objs[i].Y
+}
+
+// FocusPoints lists every point the task could be about now: both twins for pick_any while
+// neither is held (either solves the task), else just Focus.
+func (w *World) FocusPoints() [][2]float64 {
+	if w.family == "pick_any" && w.held < 0 {
+		a, b := w.objs[w.target], w.objs[w.twin]
+		return [][2]float64{{a.X, a.Y}, {b.X, b.Y}}
+	}
+	x, y := w.Focus()
+	return [][2]float64{{x, y}}
+}
+
 // toward returns the clipped move (in action units) from the gripper towards (x, y) and the
 // gripper position it leads to.
 func (w *World) toward(x, y float64) (dx, dy, nx, ny float64) {
@@ -137,6 +164,9 @@ func RecordEpisode(cfg Config, seed uint64, index int) (data.Episode, error) {
 			w.Render(ep.Frames[c][n:], cam)
 		}
 		a := w.Expert(rng)
+		pts := w.FocusPoints()
+		alt := pts[len(pts)-1]
+		ep.Focus = append(ep.Focus, []float32{float32(pts[0][0]), float32(pts[0][1]), float32(alt[0]), float32(alt[1])})
 		ep.State = append(ep.State, w.State())
 		ep.Action = append(ep.Action, a)
 		w.Step(a)

@@ -88,8 +88,8 @@ func (t *VLA) LoadRDPolicy(backend compute.Backend, dir string, seed uint64) (*R
 		scope.SetTraining(g, false)
 		n := t.norms(scope, g)
 		policy := scope.In("policy")
-		hidden, valid := models.PolicyContext(policy, t.cfg, in[0], in[1])
-		e, ctx, mask := models.NewRDHead(policy.In("rd"), *t.rd, hidden, valid, n.state(in[2])).Prelude()
+		hidden, valid, st, _ := t.backbone(policy, n, in[0], in[1], in[2])
+		e, ctx, mask := models.NewRDHead(policy.In("rd"), *t.rd, hidden, valid, st).Prelude()
 		return []*model.Node{e, ctx, mask}
 	}, -1, -1, false, true, true)
 	if err != nil {
@@ -223,3 +223,15 @@ func finalize(ts []*tensors.Tensor) {
 
 // Depths are the fixed depths `reel eval` sweeps (eval.depths).
 func (t *VLA) Depths() []int { return t.r.Eval.Depths }
+
+// MicroBatchAtDepth is MicroBatch with the recurrent depth fixed (benchmarks).
+func (t *VLA) MicroBatchAtDepth(i int64, depth int) ([]*tensors.Tensor, error) {
+	return t.microBatch(i, depth)
+}
+
+// DepthSlots is the number of gradient-stopped and backpropagated unrolled core slots the
+// training graph has for a depth (see models.RecurTruncated).
+func (t *VLA) DepthSlots(depth int) (noGrad, grad int) {
+	ng, g := models.DepthMasks(depth, t.rd.BPTT)
+	return len(ng), len(g)
+}

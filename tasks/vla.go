@@ -76,7 +76,7 @@ func NewVLA(r *recipes.Recipe) (*VLA, error) {
 	t.stats.Action.Std = floorStd(t.stats.Action.Std)
 	t.cfg = models.PolicyConfig{
 		Vision: models.ViTConfig{ImageSize: m.ImageSize, PatchSize: m.PatchSize, Dim: m.VisionDim, Layers: m.VisionLayers,
-			Heads: m.VisionHeads, MLPRatio: m.MLPRatio},
+			Heads: m.VisionHeads, MLPRatio: m.MLPRatio, SinCos: true, ConvStem: m.PatchSize&(m.PatchSize-1) == 0},
 		Cameras: len(t.cams), Dim: m.TextDim, Layers: m.TextLayers, Heads: m.TextHeads, MLPRatio: m.MLPRatio,
 		MaxTextLen: m.MaxTextLen, VocabSize: t.vocab.Size(), StateDim: sim.StateDim, ActionDim: sim.ActionDim,
 		Horizon: p.Horizon, ExpertDim: p.ExpertDim, ExpertHeads: p.ExpertHeads,
@@ -178,6 +178,7 @@ func (t *VLA) MicroBatchSize() int { return t.micro }
 type vlaExample struct {
 	obs   sim.Observation
 	chunk [][]float32
+	focus []float32 // the simulator's two focus points x1 y1 x2 y2 (nil for datasets from disk)
 }
 
 // example draws an observation and its action chunk from episode ep at step.
@@ -188,7 +189,11 @@ func (t *VLA) example(ep *data.Episode, step int) vlaExample {
 	for c, name := range ep.Cameras {
 		obs.Images[name] = ep.Frames[c][step*px : (step+1)*px]
 	}
-	return vlaExample{obs: obs, chunk: ChunkAt(ep.Action, step, t.r.Policy.Horizon)}
+	ex := vlaExample{obs: obs, chunk: ChunkAt(ep.Action, step, t.r.Policy.Horizon)}
+	if step < len(ep.Focus) {
+		ex.focus = ep.Focus[step]
+	}
+	return ex
 }
 
 // ChunkAt returns actions[step : step+h]; past the episode's end it repeats "stay": no motion,
@@ -223,7 +228,10 @@ func (t *VLA) sample(rng *rand.Rand, seed uint64) (vlaExample, error) {
 }
 
 // MicroBatch implements train.Task.
-func (t *VLA) MicroBatch(i int64) ([]*tensors.Tensor, error) {
+func (t *VLA) MicroBatch(i int64) ([]*tensors.Tensor, error) { return t.microBatch(i, 0) }
+
+// microBatch draws training micro-batch i; depth > 0 fixes the recurrent head's depth.
+func (t *VLA) microBatch(i int64, depth int) ([]*tensors.Tensor, error) {
 	rng := data.NewRand(seedFor(t.r.Train.Seed, "vla/train", i))
 	ex := make([]vlaExample, t.micro)
 	for j := range ex {
@@ -232,7 +240,7 @@ func (t *VLA) MicroBatch(i int64) ([]*tensors.Tensor, error) {
 			return nil, err
 		}
 	}
-	return t.tensors(ex, rng, t.r.Policy.TimeSamples, 0)
+	return t.tensors(ex, rng, t.r.Policy.TimeSamples, depth)
 }
 
 // tensors lays out a batch: observation inputs (see ObservationTensors), actions, then flow noise
@@ -255,8 +263,16 @@ func (t *VLA) tensors(ex []vlaExample, rng *rand.Rand, k, depth int) ([]*tensors
 		}
 	}
 	actions := tensors.FromFlatDataAndDimensions(act, b, h, a)
+	focus := make([]float32, 0, 4*b)
+	for _, e := range ex {
+		if e.focus == nil {
+			e.focus = make([]float32, 4)
+		}
+		focus = append(focus, e.focus...)
+	}
+	last := tensors.FromFlatDataAndDimensions(focus, b, 4)
 	if t.rd != nil {
-		return append(append(in, actions), t.rdInputs(rng, b, depth)...), nil
+		return append(append(append(in, actions), t.rdInputs(rng, b, depth)...), last), nil
 	}
 	noise := make([]float32, b*k*h*a)
 	for i := range noise {
@@ -266,7 +282,7 @@ func (t *VLA) tensors(ex []vlaExample, rng *rand.Rand, k, depth int) ([]*tensors
 	for i := range times {
 		times[i] = float32(t.conv.SampleTime(rng))
 	}
-	return append(in, actions, tensors.FromFlatDataAndDimensions(noise, b, k, h, a), tensors.FromFlatDataAndDimensions(times, b, k)), nil
+	return append(in, actions, tensors.FromFlatDataAndDimensions(noise, b, k, h, a), tensors.FromFlatDataAndDimensions(times, b, k), last), nil
 }
 
 // ObservationTensors encodes observations as the policy's first three inputs: images
@@ -331,24 +347,47 @@ func (t *VLA) norms(scope *model.Scope, g *Graph) vlaNorm {
 func (t *VLA) Loss(scope *model.Scope, in []*Node) *Node {
 	n := t.norms(scope, in[0].Graph())
 	policy := scope.In("policy")
-	hidden, valid := models.PolicyContext(policy, t.cfg, in[0], in[1])
-	state := n.state(in[2])
+	hidden, valid, state, point := t.backbone(policy, n, in[0], in[1], in[2])
 	a := n.action(in[3]) // [B, H, A]
-	if t.rd != nil {     // regression through the recurrent-depth head, truncated BPTT
+	var loss *Node
+	switch {
+	case t.rd != nil: // regression through the recurrent-depth head, truncated BPTT
 		pred := models.NewRDHead(policy.In("rd"), *t.rd, hidden, valid, state).Train(in[4], in[5], in[6])
-		return losses.FlowLoss(pred, a)
+		loss = losses.FlowLoss(pred, a)
+	case t.r.Policy.Head == "mse":
+		pred := models.ActionExpert(policy.In("expert"), t.cfg, hidden, valid, state, ZerosLike(InsertAxes(a, 1)), ZerosLike(Slice(in[5], AxisRange(), AxisRange(0, 1))))
+		loss = losses.FlowLoss(Squeeze(pred, 1), a)
+	default:
+		noise, times := in[4], in[5]
+		k := noise.Shape().Dimensions[1]
+		ak := BroadcastToDims(InsertAxes(a, 1), a.Shape().Dimensions[0], k, t.cfg.Horizon, t.cfg.ActionDim)
+		xt, target := t.conv.Interpolate(ak, noise, times)
+		loss = losses.FlowLoss(models.ActionExpert(policy.In("expert"), t.cfg, hidden, valid, state, xt, times), target)
 	}
-	expert := policy.In("expert")
-	if t.r.Policy.Head == "mse" {
-		pred := models.ActionExpert(expert, t.cfg, hidden, valid, state, ZerosLike(InsertAxes(a, 1)), ZerosLike(Slice(in[5], AxisRange(), AxisRange(0, 1))))
-		return losses.FlowLoss(Squeeze(pred, 1), a)
+	if w := t.pointWeight(); w > 0 { // pointing: squared distance to the nearest valid focus point
+		focus := in[len(in)-1] // [B, 4]: two valid points
+		d1 := ReduceSum(Square(Sub(point, Slice(focus, AxisRange(), AxisRange(0, 2)))), -1)
+		d2 := ReduceSum(Square(Sub(point, Slice(focus, AxisRange(), AxisRange(2, 4)))), -1)
+		loss = Add(loss, MulScalar(ReduceAllMean(Min(d1, d2)), w/2))
 	}
-	noise, times := in[4], in[5]
-	k := noise.Shape().Dimensions[1]
-	ak := BroadcastToDims(InsertAxes(a, 1), a.Shape().Dimensions[0], k, t.cfg.Horizon, t.cfg.ActionDim)
-	xt, target := t.conv.Interpolate(ak, noise, times)
-	v := models.ActionExpert(expert, t.cfg, hidden, valid, state, xt, times)
-	return losses.FlowLoss(v, target)
+	return loss
+}
+
+// pointWeight is the weight of the pointing loss: policy.point_weight with synthetic data (the
+// simulator provides focus points), 0 for datasets from disk.
+func (t *VLA) pointWeight() float64 {
+	if t.eps != nil {
+		return 0
+	}
+	return t.r.Policy.PointWeight
+}
+
+// backbone runs the policy backbone and its pointing head: the per-layer hidden states and key
+// mask, the action head's state input (the normalised robot state and the point) and the point.
+func (t *VLA) backbone(policy *model.Scope, n vlaNorm, images, tokens, state *Node) (hidden []*Node, valid, headState, point *Node) {
+	hidden, valid = models.PolicyContext(policy, t.cfg, images, tokens)
+	point = models.PointHead(policy.In("point"), t.cfg, hidden[len(hidden)-1], valid)
+	return hidden, valid, Concatenate([]*Node{n.state(state), point}, -1), point
 }
 
 // ActGraph returns the policy's action chunks [B, H, A] in raw units for observation inputs
@@ -365,8 +404,7 @@ func (t *VLA) act(scope *model.Scope, images, tokens, state, noise *Node) (*Node
 	g := images.Graph()
 	n := t.norms(scope, g)
 	policy := scope.In("policy")
-	hidden, valid := models.PolicyContext(policy, t.cfg, images, tokens)
-	st := n.state(state)
+	hidden, valid, st, _ := t.backbone(policy, n, images, tokens, state)
 	b := images.Shape().Dimensions[0]
 	x0 := InsertAxes(noise, 1) // [B, 1, H, A]
 	if t.r.Policy.Head == "mse" {
@@ -396,8 +434,8 @@ func (t *VLA) EvalGraph(scope *model.Scope, in []*Node) []*Node {
 	if t.rd != nil { // at the depth of the eval batch's masks
 		n = t.norms(scope, in[0].Graph())
 		policy := scope.In("policy")
-		hidden, valid := models.PolicyContext(policy, t.cfg, in[0], in[1])
-		pred = models.NewRDHead(policy.In("rd"), *t.rd, hidden, valid, n.state(in[2])).Train(in[4], in[5], in[6])
+		hidden, valid, st, _ := t.backbone(policy, n, in[0], in[1], in[2])
+		pred = models.NewRDHead(policy.In("rd"), *t.rd, hidden, valid, st).Train(in[4], in[5], in[6])
 	} else {
 		pred, n = t.act(scope, in[0], in[1], in[2], Squeeze(Slice(in[4], AxisRange(), AxisRange(0, 1)), 1))
 	}

@@ -29,12 +29,15 @@ func cmdBench(args []string) error {
 	if len(args) > 0 && args[0] == "vit" {
 		return benchViT(args[1:])
 	}
+	if len(args) > 0 && args[0] == "rdvla" {
+		return benchRDVLA(args[1:])
+	}
 	if len(args) == 0 || args[0] != "stts" {
 		if len(args) > 0 && (args[0] == "-h" || args[0] == "--help") {
-			fmt.Fprintln(os.Stderr, "Usage: reel bench stts|vit [flags]  (reel bench stts --help, reel bench vit --help)")
+			fmt.Fprintln(os.Stderr, "Usage: reel bench stts|vit|rdvla [flags]  (reel bench NAME --help)")
 			return nil
 		}
-		return &exitError{2, fmt.Errorf("bench: expected a benchmark name: stts or vit")}
+		return &exitError{2, fmt.Errorf("bench: expected a benchmark name: stts, vit or rdvla")}
 	}
 	fs := newFlags("bench stts")
 	recipe := fs.String("recipe", "stts-videoqa-tiny", "videoqa recipe whose model is timed")

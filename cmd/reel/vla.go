@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"fmt"
+	"io"
 	"os"
 	"os/signal"
 	"path/filepath"
@@ -16,6 +17,7 @@ import (
 
 	"github.com/gomlx/compute"
 	"github.com/schollz/progressbar/v3"
+	"golang.org/x/term"
 
 	"github.com/gomlx/gomlx/core/tensors"
 	"gonum.org/v1/plot/plotter"
@@ -88,7 +90,11 @@ func cmdDataGenSim(args []string) error {
 		return fmt.Errorf("data gen-sim: %v", err)
 	}
 	start := time.Now()
-	bar := progressbar.NewOptions(*n, progressbar.OptionSetDescription("episodes"), progressbar.OptionSetWriter(os.Stderr),
+	barOut := io.Writer(os.Stderr)
+	if !term.IsTerminal(int(os.Stderr.Fd())) {
+		barOut = io.Discard // no bar in logs; the summary line below says what was done
+	}
+	bar := progressbar.NewOptions(*n, progressbar.OptionSetDescription("episodes"), progressbar.OptionSetWriter(barOut),
 		progressbar.OptionShowCount(), progressbar.OptionSetItsString("ep"), progressbar.OptionShowIts(), progressbar.OptionClearOnFinish())
 	jobs := make(chan int)
 	var (
