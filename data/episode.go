@@ -16,6 +16,9 @@ type Episode struct {
 	State   [][]float32 // T × state dimension
 	Action  [][]float32 // T × action dimension: the action executed after observing step t
 	Success bool        // whether the episode ended with the task solved
+	// Intended is optional: the expert's noise-free action at each step (the label a policy
+	// imitates; Action is what was executed, noise included). Datasets on disk do not carry it.
+	Intended [][]float32
 	// Focus is optional privileged information from the simulator: at each step two (x, y)
 	// table points the task is about, x1 y1 x2 y2 (equal when only one object is; see
 	// sim.World.FocusPoints). Datasets on disk do not carry it.

@@ -16,14 +16,28 @@ import (
 // side opposite the goal edge and pushes it there. For pick_any it commits to one of the two
 // valid objects, drawn from rng on its first call, and keeps it.
 func (w *World) Expert(rng *rand.Rand) []float32 {
+	a, _ := w.ExpertWithIntent(rng)
+	return a
+}
+
+// ExpertWithIntent is Expert that also returns the noise-free action the expert intended. The
+// executed action has Gaussian noise on dx, dy and, with probability ExpertNoise/2, a flipped
+// gripper command, so recorded episodes also show the expert recovering from slips (a dropped
+// object is picked up again); the intended actions are the clean labels to imitate (DART,
+// Laskey et al. 2017).
+func (w *World) ExpertWithIntent(rng *rand.Rand) (executed, intended []float32) {
 	if w.family == "pick_any" && w.choice < 0 {
 		w.choice = []int{w.target, w.twin}[rng.IntN(2)]
 	}
-	a := w.expertAction()
+	intended = w.expertAction()
+	a := slices.Clone(intended)
 	s := w.cfg.ExpertNoise
 	a[0] = float32(clamp(float64(a[0])+s*rng.NormFloat64(), -1, 1))
 	a[1] = float32(clamp(float64(a[1])+s*rng.NormFloat64(), -1, 1))
-	return a
+	if rng.Float64() < s/2 {
+		a[2] = -a[2]
+	}
+	return a, intended
 }
 
 // Focus is the point the task is about at this step, in table coordinates (x right, y down):
@@ -163,7 +177,8 @@ func RecordEpisode(cfg Config, seed uint64, index int) (data.Episode, error) {
 			ep.Frames[c] = slices.Grow(ep.Frames[c], fs)[:n+fs]
 			w.Render(ep.Frames[c][n:], cam)
 		}
-		a := w.Expert(rng)
+		a, intent := w.ExpertWithIntent(rng)
+		ep.Intended = append(ep.Intended, intent)
 		pts := w.FocusPoints()
 		alt := pts[len(pts)-1]
 		ep.Focus = append(ep.Focus, []float32{float32(pts[0][0]), float32(pts[0][1]), float32(alt[0]), float32(alt[1])})

@@ -189,7 +189,11 @@ func (t *VLA) example(ep *data.Episode, step int) vlaExample {
 	for c, name := range ep.Cameras {
 		obs.Images[name] = ep.Frames[c][step*px : (step+1)*px]
 	}
-	ex := vlaExample{obs: obs, chunk: ChunkAt(ep.Action, step, t.r.Policy.Horizon)}
+	labels := ep.Action
+	if len(ep.Intended) == len(ep.Action) {
+		labels = ep.Intended // the expert's noise-free intent (DART labels)
+	}
+	ex := vlaExample{obs: obs, chunk: ChunkAt(labels, step, t.r.Policy.Horizon)}
 	if step < len(ep.Focus) {
 		ex.focus = ep.Focus[step]
 	}
