@@ -172,6 +172,16 @@ func TestGenSimTrainFromDataset(t *testing.T) {
 		"--set", "data.dir=ds"}, quickVLA...)...)
 	requireOK(t, r)
 	require.Contains(t, r.stderr, "actions/chunk_mse=")
+	// The policy fits a handful of stored episodes: the regression loss must fall well below its
+	// start (it cannot by accident: the targets are the expert's actions, normalised to unit
+	// variance).
+	requireOK(t, reel(t, dir, "train", "molmobot-mse-tiny", "--out", "fit", "--set", "data.source=lerobot", "--set", "data.dir=ds",
+		"--set", "train.steps=120", "--set", "train.batch_size=16", "--set", "train.warmup_steps=10", "--set", "eval.examples=4",
+		"--set", "eval.batch_size=4", "--set", "train.eval_every=0"))
+	rows := trainRows(t, filepath.Join(dir, "fit"))
+	first, last := (rows[1]+rows[2]+rows[3])/3, (rows[118]+rows[119]+rows[120])/3
+	require.Less(t, last, 0.4*first, "loss %.3f → %.3f", first, last)
+
 	msg := requireUserError(t, reel(t, dir, append([]string{"train", "molmobot-tiny", "--out", "run2", "--set", "data.source=lerobot",
 		"--set", "data.dir=nope"}, quickVLA...)...), 1)
 	require.Contains(t, msg, "data.dir")
@@ -200,4 +210,11 @@ func TestRDVLA(t *testing.T) {
 	require.FileExists(t, filepath.Join(dir, "run", "plots", "depth.png"))
 	msg := requireUserError(t, reel(t, dir, "train", "rdvla-tiny", "--set", "eval.depths=[0]"), 1)
 	require.Contains(t, msg, "eval.depths[0]")
+
+	// A recurrent-depth policy serves like any other.
+	addr, stop := startServer(t, dir, "run")
+	r = reel(t, dir, "eval", "run", "--remote", "ws://"+addr, "--set", "eval.episodes=2", "--set", "eval.videos=0")
+	requireOK(t, r)
+	require.Equal(t, 2, parseClosedLoop(t, r).ClosedLoop.Episodes)
+	stop()
 }
