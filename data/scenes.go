@@ -24,6 +24,10 @@ var colorRGB = map[string][3]float32{
 	"cyan":   {0.00, 1.00, 1.00},
 }
 
+// ColorRGB returns the RGB value of a colour name of AllColors (shared by every renderer, so a
+// colour word means the same pixels in scenes, videos and the robot simulator).
+func ColorRGB(name string) [3]float32 { return colorRGB[name] }
+
 // AllShapes returns every shape the generator knows, in a fixed order.
 func AllShapes() []string { return slices.Clone(allShapes) }
 

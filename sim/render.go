@@ -6,18 +6,6 @@ import (
 	"github.com/reelml/reel/data"
 )
 
-// High-contrast object and bowl colours (the names of data.AllColors()).
-var palette = map[string][3]float32{
-	"red":    {1.00, 0.10, 0.10},
-	"green":  {0.10, 0.90, 0.10},
-	"blue":   {0.20, 0.40, 1.00},
-	"yellow": {1.00, 1.00, 0.10},
-	"purple": {0.75, 0.15, 0.95},
-	"orange": {1.00, 0.55, 0.00},
-	"white":  {1.00, 1.00, 1.00},
-	"cyan":   {0.00, 1.00, 1.00},
-}
-
 var (
 	tableColor   = [3]float32{0.42, 0.40, 0.38}
 	floorColor   = [3]float32{0.08, 0.08, 0.08}
@@ -148,8 +136,8 @@ func (w *World) Render(dst []float32, camera string) {
 	}
 	for _, b := range w.bowls {
 		d := func(x, y float64) float64 { return math.Hypot(x-b.X, y-b.Y) }
-		w.paint(dst, v, b.X, b.Y, b.R, palette[b.Color], 0.3, func(x, y float64) bool { return d(x, y) <= b.R-ringWidth })
-		w.paint(dst, v, b.X, b.Y, b.R, palette[b.Color], 1, func(x, y float64) bool {
+		w.paint(dst, v, b.X, b.Y, b.R, data.ColorRGB(b.Color), 0.3, func(x, y float64) bool { return d(x, y) <= b.R-ringWidth })
+		w.paint(dst, v, b.X, b.Y, b.R, data.ColorRGB(b.Color), 1, func(x, y float64) bool {
 			r := d(x, y)
 			return r <= b.R && r > b.R-ringWidth
 		})
@@ -179,7 +167,7 @@ func (w *World) Render(dst []float32, camera string) {
 }
 
 func (w *World) paintObject(dst []float32, v view, o object) {
-	w.paint(dst, v, o.X, o.Y, o.R, palette[o.Color], 1, func(x, y float64) bool {
+	w.paint(dst, v, o.X, o.Y, o.R, data.ColorRGB(o.Color), 1, func(x, y float64) bool {
 		return insideShape(o.Shape, (x-o.X)/o.R, (y-o.Y)/o.R)
 	})
 }

@@ -1,6 +1,8 @@
 package sim
 
 import (
+	"github.com/reelml/reel/data"
+
 	"testing"
 
 	"github.com/stretchr/testify/assert"
@@ -24,13 +26,13 @@ func TestRenderScene(t *testing.T) {
 	require.Len(t, obs.Images, 1)
 	img := obs.Images[CameraScene]
 	require.Len(t, img, n*n*3)
-	assert.Equal(t, rgb(palette["red"]), pixel(img, n, 8, 8), "object centre")
+	assert.Equal(t, rgb(data.ColorRGB("red")), pixel(img, n, 8, 8), "object centre")
 	assert.Equal(t, tableColor[:], pixel(img, n, 31, 0), "flat background")
 	assert.Equal(t, tableColor[:], pixel(img, n, 24, 24), "between the open fingers")
 	assert.True(t, dark(pixel(img, n, 22, 24)), "left finger at x = 0.70: %v", pixel(img, n, 22, 24))
 	assert.True(t, dark(pixel(img, n, 25, 24)), "right finger at x = 0.80: %v", pixel(img, n, 25, 24))
 	ring := pixel(img, n, 8, 24+3) // the bowl's rim, below its centre
-	assert.InDelta(t, palette["blue"][2], ring[2], 0.25)
+	assert.InDelta(t, data.ColorRGB("blue")[2], ring[2], 0.25)
 	assert.Greater(t, ring[2], ring[0]+0.3, "blue rim: %v", ring)
 
 	w.closed = true
@@ -44,7 +46,7 @@ func TestRenderScene(t *testing.T) {
 	w.Step([]float32{0, 0, 1})
 	img = w.Observe().Images[CameraScene]
 	assert.True(t, dark(pixel(img, n, 30, 32)), "finger over the object")
-	assert.Equal(t, rgb(palette["red"]), pixel(img, n, 31, 35), "object below the fingers")
+	assert.Equal(t, rgb(data.ColorRGB("red")), pixel(img, n, 31, 35), "object below the fingers")
 }
 
 func TestRenderWrist(t *testing.T) {

@@ -5,6 +5,8 @@ package tasks
 import (
 	"fmt"
 
+	"github.com/gomlx/gomlx/core/tensors"
+
 	"github.com/reelml/reel/recipes"
 	"github.com/reelml/reel/train"
 )
@@ -22,4 +24,24 @@ func New(r *recipes.Recipe) (train.Task, error) {
 		return NewVLA(r)
 	}
 	return nil, fmt.Errorf("task: %q is not a known task", r.Task)
+}
+
+// evalBatches splits a fixed evaluation set into batches of bs examples (bs ≤ len(items)); the
+// last batch is padded by repeating the last example, so every batch has one shape and one
+// compiled graph serves them all (Metrics ignores the padding). build turns one batch of
+// examples into graph inputs; start is the index of its first example.
+func evalBatches[T any](items []T, bs int, build func(chunk []T, start int) ([]*tensors.Tensor, error)) ([][]*tensors.Tensor, error) {
+	var out [][]*tensors.Tensor
+	for start := 0; start < len(items); start += bs {
+		chunk := make([]T, bs)
+		for j := range chunk {
+			chunk[j] = items[min(start+j, len(items)-1)]
+		}
+		b, err := build(chunk, start)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, b)
+	}
+	return out, nil
 }

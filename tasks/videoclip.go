@@ -260,16 +260,10 @@ func (t *VideoCLIP) EvalSet(name string) (train.EvalData, error) {
 	}
 	bs := min(t.r.Eval.BatchSize, len(vs))
 	e := &clipEval{n: len(vs), bs: bs}
-	for start := 0; start < len(vs); start += bs {
-		chunk := make([]data.Video, bs)
-		for j := range chunk {
-			chunk[j] = vs[min(start+j, len(vs)-1)]
-		}
-		b, err := t.tensors(chunk, false)
-		if err != nil {
-			return nil, fmt.Errorf("eval set retrieval: %v", err)
-		}
-		e.batches = append(e.batches, b)
+	var err error
+	e.batches, err = evalBatches(vs, bs, func(chunk []data.Video, _ int) ([]*tensors.Tensor, error) { return t.tensors(chunk, false) })
+	if err != nil {
+		return nil, fmt.Errorf("eval set retrieval: %v", err)
 	}
 	for _, v := range vs {
 		e.objects = append(e.objects, float64(v.NumObjects()))

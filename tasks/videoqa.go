@@ -153,16 +153,12 @@ func (t *VideoQA) EvalSet(name string) (train.EvalData, error) {
 	}
 	bs := min(t.r.Eval.BatchSize, len(ex))
 	e := &videoQAEval{bs: bs}
-	for start := 0; start < len(ex); start += bs {
-		chunk := make([]data.VideoQAExample, bs)
-		for j := range chunk {
-			chunk[j] = ex[min(start+j, len(ex)-1)]
-		}
-		b, err := t.tensors(chunk, seedFor(t.r.Eval.Seed, "eval-rank", int64(start)))
-		if err != nil {
-			return nil, fmt.Errorf("eval set %s: %v", name, err)
-		}
-		e.batches = append(e.batches, b)
+	var err error
+	e.batches, err = evalBatches(ex, bs, func(chunk []data.VideoQAExample, start int) ([]*tensors.Tensor, error) {
+		return t.tensors(chunk, seedFor(t.r.Eval.Seed, "eval-rank", int64(start)))
+	})
+	if err != nil {
+		return nil, fmt.Errorf("eval set %s: %v", name, err)
 	}
 	for _, x := range ex {
 		e.kinds = append(e.kinds, x.Kind)

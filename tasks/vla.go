@@ -470,16 +470,12 @@ func (t *VLA) EvalSet(name string) (train.EvalData, error) {
 		}
 		ex = append(ex, t.example(&ep, rng.IntN(ep.Len())))
 	}
-	for start := 0; start < n; start += bs {
-		chunk := make([]vlaExample, bs)
-		for j := range chunk {
-			chunk[j] = ex[min(start+j, n-1)]
-		}
-		b, err := t.tensors(chunk, rng, 1, int(math.Round(t.r.Policy.MeanDepth)))
-		if err != nil {
-			return nil, fmt.Errorf("eval set %s: %v", name, err)
-		}
-		e.batches = append(e.batches, b)
+	var err error
+	e.batches, err = evalBatches(ex, bs, func(chunk []vlaExample, _ int) ([]*tensors.Tensor, error) {
+		return t.tensors(chunk, rng, 1, int(math.Round(t.r.Policy.MeanDepth)))
+	})
+	if err != nil {
+		return nil, fmt.Errorf("eval set %s: %v", name, err)
 	}
 	t.evals[name] = e
 	return e, nil

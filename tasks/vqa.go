@@ -194,16 +194,16 @@ type vqaEval struct {
 func (t *VQA) newEval(name string, ex []data.Example) (*vqaEval, error) {
 	bs := min(t.r.Eval.BatchSize, len(ex))
 	s := &vqaEval{name: name, vocab: t.vocab, examples: ex, bs: bs}
-	for start := 0; start < len(ex); start += bs {
-		chunk := make([]data.Example, bs)
-		for j := range chunk {
-			chunk[j] = ex[min(start+j, len(ex)-1)]
-		}
+	var err error
+	s.batches, err = evalBatches(ex, bs, func(chunk []data.Example, _ int) ([]*tensors.Tensor, error) {
 		b, err := data.MakeVQABatch(t.vocab, chunk, t.cfg.Vision.ImageSize, t.cfg.MaxTextLen)
 		if err != nil {
-			return nil, fmt.Errorf("eval set %s: %v", name, err)
+			return nil, err
 		}
-		s.batches = append(s.batches, batchTensors(b))
+		return batchTensors(b), nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("eval set %s: %v", name, err)
 	}
 	return s, nil
 }
