@@ -19,15 +19,17 @@ import (
 	"github.com/reelml/reel/train"
 )
 
-// VLA trains a MolmoBot-style policy (models/policy.go) on expert demonstrations from the
-// procedural simulator, generated on the fly (data.source synthetic) or read from a LeRobot
-// dataset written by `reel data gen-sim` (data.source lerobot).
+// VLA trains a MolmoBot-style policy (models/policy.go) or an RD-VLA policy (models/rdvla.go) on
+// expert demonstrations from the procedural simulator, generated on the fly (data.source
+// synthetic) or read from a LeRobot dataset written by `reel data gen-sim` (data.source lerobot).
 //
 // Training inputs: images [B, C, S, S, 3], instruction tokens [B, L] i32, robot state [B, Sd],
-// the expert's next H actions [B, H, A] (raw units), flow noise ε [B, K, H, A] and flow times
-// [B, K] (all drawn on the host from the seed, so a resumed run reproduces the same noise).
-// States and actions are normalised inside the graph with mean/std statistics kept as
-// non-trainable variables: they are saved in every checkpoint and applied at inference.
+// the expert's next H actions [B, H, A] (raw units); then the head's own inputs — flow noise ε
+// [B, K, H, A] and flow times [B, K], or the recurrent head's initial state and depth masks —
+// and last the simulator's two focus points [B, 4] for the pointing loss. Everything random is
+// drawn on the host from the seed, so a resumed run reproduces the same noise. States and
+// actions are normalised inside the graph with mean/std statistics kept as non-trainable
+// variables: they are saved in every checkpoint and applied at inference.
 type VLA struct {
 	r      *recipes.Recipe
 	cfg    models.PolicyConfig
