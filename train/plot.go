@@ -98,9 +98,11 @@ func PlotSeries(path, title string, pts plotter.XYs) error {
 	return save(p, path)
 }
 
-// PlotLines draws named point series (each a line with markers, x sorted as given) on one plot.
+// PlotLines draws named point series (each a line with markers, x sorted as given) on one plot,
+// with the y axis starting at 0 (and reaching at least 1), so rates are drawn to scale.
 func PlotLines(path, title, xLabel, yLabel string, series map[string][]plotter.XY) error {
 	p := plot.New()
+	p.Y.Min, p.Y.Max = 0, 1
 	p.Title.Text = title
 	p.X.Label.Text = xLabel
 	p.Y.Label.Text = yLabel
