@@ -29,7 +29,9 @@ import (
 
 	"github.com/gomlx/gomlx/core/tensors"
 	"github.com/gomlx/gomlx/ml/model"
+
 	"github.com/gomlx/gomlx/ml/model/checkpoint"
+	"github.com/reelml/reel/internal/atomicfile"
 )
 
 const (
@@ -90,7 +92,7 @@ func Save(ckptRoot string, store *model.Store, st State, recipeYAML []byte, keep
 	if err := os.Rename(tmp, final); err != nil {
 		return "", fmt.Errorf("checkpoint: %w", err)
 	}
-	if err := writeAtomic(filepath.Join(ckptRoot, LatestFile), []byte(DirName(st.Step)+"\n")); err != nil {
+	if err := atomicfile.WriteFile(filepath.Join(ckptRoot, LatestFile), []byte(DirName(st.Step)+"\n")); err != nil {
 		return "", err
 	}
 	return final, prune(ckptRoot, keep)
@@ -346,17 +348,10 @@ func WriteJSON(p string, v any) error {
 	if err != nil {
 		return err
 	}
-	return writeAtomic(p, append(b, '\n'))
+	return atomicfile.WriteFile(p, append(b, '\n'))
 }
 
 // writeAtomic writes data to p through a temporary file and a rename.
-func writeAtomic(p string, data []byte) error {
-	tmp := p + ".tmp"
-	if err := os.WriteFile(tmp, data, 0o644); err != nil {
-		return err
-	}
-	return os.Rename(tmp, p)
-}
 
 func syncDir(dir string) error {
 	return filepath.Walk(dir, func(p string, info os.FileInfo, err error) error {

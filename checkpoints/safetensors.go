@@ -12,12 +12,13 @@ import (
 	"maps"
 	"math"
 	"os"
-	"path/filepath"
 	"slices"
 
 	"github.com/gomlx/compute/dtypes"
 	"github.com/gomlx/compute/shapes"
 	"github.com/gomlx/gomlx/core/tensors"
+
+	"github.com/reelml/reel/internal/atomicfile"
 )
 
 // The safetensors format (https://github.com/huggingface/safetensors):
@@ -120,35 +121,18 @@ func WriteSafetensors(path string, named map[string]*tensors.Tensor, metadata ma
 		return fail("%v", err)
 	}
 
-	tmp, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".tmp-*")
-	if err != nil {
-		return fail("%v", err)
-	}
-	defer os.Remove(tmp.Name()) // after a successful rename, a no-op
-	bw := bufio.NewWriterSize(tmp, 1<<20)
-	var lenBytes [8]byte
-	binary.LittleEndian.PutUint64(lenBytes[:], uint64(len(header)))
-	bw.Write(lenBytes[:])
-	bw.Write(header)
-	for _, name := range names {
-		if err := writeTensorData(bw, named[name]); err != nil {
-			tmp.Close()
-			return fail("tensor %q: %v", name, err)
+	err = atomicfile.Write(path, func(bw *bufio.Writer) error {
+		var lenBytes [8]byte
+		binary.LittleEndian.PutUint64(lenBytes[:], uint64(len(header)))
+		bw.Write(lenBytes[:])
+		bw.Write(header)
+		for _, name := range names {
+			if err := writeTensorData(bw, named[name]); err != nil {
+				return fmt.Errorf("tensor %q: %v", name, err)
+			}
 		}
-	}
-	err = bw.Flush()
-	if err == nil {
-		err = tmp.Sync()
-	}
-	if cerr := tmp.Close(); err == nil {
-		err = cerr
-	}
-	if err == nil {
-		err = os.Chmod(tmp.Name(), 0o644)
-	}
-	if err == nil {
-		err = os.Rename(tmp.Name(), path)
-	}
+		return nil
+	})
 	if err != nil {
 		return fail("%v", err)
 	}

@@ -19,6 +19,8 @@ import (
 	"sync"
 
 	"github.com/parquet-go/parquet-go"
+
+	"github.com/reelml/reel/internal/atomicfile"
 )
 
 // LeRobot v2 datasets (https://github.com/huggingface/lerobot, codebase_version "v2.0"):
@@ -290,30 +292,6 @@ func (s *vectorStats) stats() Stats {
 		out.Std[j] = float32(max(math.Sqrt(s.m2[j]/float64(s.n)), lerobotStdFloor))
 	}
 	return out
-}
-
-// lerobotWriteFile writes data to path through a temporary file in the same directory and a
-// rename, so that path is either absent, its old content or complete.
-func lerobotWriteFile(path string, data []byte) error {
-	tmp, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".tmp-*")
-	if err != nil {
-		return err
-	}
-	defer os.Remove(tmp.Name()) // after a successful rename, a no-op
-	_, err = tmp.Write(data)
-	if err == nil {
-		err = tmp.Sync()
-	}
-	if cerr := tmp.Close(); err == nil {
-		err = cerr
-	}
-	if err == nil {
-		err = os.Chmod(tmp.Name(), 0o644)
-	}
-	if err == nil {
-		err = os.Rename(tmp.Name(), path)
-	}
-	return err
 }
 
 // lerobotMarshalJSONL encodes one JSON value per line.
@@ -676,7 +654,7 @@ func (w *LeRobotWriter) writeParquet(j *lerobotParquetJob) error {
 	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
 		return err
 	}
-	if err := lerobotWriteFile(path, b.Bytes()); err != nil {
+	if err := atomicfile.WriteFile(path, b.Bytes()); err != nil {
 		return fmt.Errorf("episode parquet %s: %v", path, err)
 	}
 	return nil
@@ -742,7 +720,7 @@ func (w *LeRobotWriter) Close() error {
 			}
 			data = append(data, '\n')
 		}
-		if err := lerobotWriteFile(filepath.Join(w.dir, filepath.FromSlash(f.name)), data); err != nil {
+		if err := atomicfile.WriteFile(filepath.Join(w.dir, filepath.FromSlash(f.name)), data); err != nil {
 			return fail("%v", err)
 		}
 	}

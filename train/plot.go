@@ -1,11 +1,11 @@
 package train
 
 import (
+	"bufio"
 	"fmt"
 	"image"
 	"image/color"
 	"image/png"
-	"os"
 	"path/filepath"
 	"sort"
 	"strconv"
@@ -17,6 +17,8 @@ import (
 	"gonum.org/v1/plot/vg"
 	"gonum.org/v1/plot/vg/draw"
 	"gonum.org/v1/plot/vg/vgimg"
+
+	"github.com/reelml/reel/internal/atomicfile"
 )
 
 // PlotRun draws RUN/plots/loss.png from RUN/metrics.jsonl: the training loss (raw and smoothed)
@@ -127,14 +129,14 @@ func PlotLines(path, title, xLabel, yLabel string, series map[string][]plotter.X
 }
 
 func save(p *plot.Plot, path string) error {
-	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
-		return err
+	wt, err := p.WriterTo(8*vg.Inch, 5*vg.Inch, "png")
+	if err == nil {
+		err = atomicfile.Write(path, func(w *bufio.Writer) error { _, err := wt.WriteTo(w); return err })
 	}
-	tmp := path + ".tmp.png"
-	if err := p.Save(8*vg.Inch, 5*vg.Inch, tmp); err != nil {
+	if err != nil {
 		return fmt.Errorf("plot %s: %v", path, err)
 	}
-	return os.Rename(tmp, path)
+	return nil
 }
 
 func ema(xy plotter.XYs, a float64) plotter.XYs {
@@ -207,20 +209,8 @@ func PlotGroups(path, title, xLabel string, metrics []string, series []GroupSeri
 // WritePNG writes an image to path as PNG atomically (temporary file + rename), creating the
 // directory.
 func WritePNG(path string, img image.Image) error {
-	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
-		return err
-	}
-	tmp := path + ".tmp.png"
-	f, err := os.Create(tmp)
-	if err != nil {
-		return err
-	}
-	if err := png.Encode(f, img); err != nil {
-		f.Close()
+	if err := atomicfile.Write(path, func(w *bufio.Writer) error { return png.Encode(w, img) }); err != nil {
 		return fmt.Errorf("plot %s: %v", path, err)
 	}
-	if err := f.Close(); err != nil {
-		return err
-	}
-	return os.Rename(tmp, path)
+	return nil
 }
