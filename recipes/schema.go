@@ -64,6 +64,8 @@ type ModelConfig struct {
 	TextLayers   int     `yaml:"text_layers" range:"1,96" doc:"decoder blocks"`
 	TextHeads    int     `yaml:"text_heads" range:"1,128" doc:"decoder heads; must divide text_dim"`
 	MLPRatio     float64 `yaml:"mlp_ratio" range:"0.5,16" doc:"MLP hidden width / model width"`
+	SinCosPos    bool    `yaml:"sincos_pos" doc:"add fixed 2-D sine-cosine position features to the ViT's learned positions (vlm, videovlm, policy, rdvla)"`
+	ConvStem     bool    `yaml:"conv_stem" doc:"ViT patch embedding by stride-2 3x3 convolutions instead of a linear map (patch_size must be a power of two)"`
 	MaxTextLen   int     `yaml:"max_text_len" range:"4,4096" doc:"text tokens per example (question + answer, or caption), padded"`
 	// Video models (trajvit2, vivit). vision_* size the video encoder, text_* the text encoder.
 	Frames          int `yaml:"frames" range:"1,1024" doc:"video frames per clip"`

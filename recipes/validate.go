@@ -123,6 +123,9 @@ func checkCross(r *Recipe, add func(p, msg string)) {
 	if m.ImageSize%m.PatchSize != 0 {
 		add("model.patch_size", fmt.Sprintf("%d does not divide model.image_size (%d)", m.PatchSize, m.ImageSize))
 	}
+	if m.ConvStem && m.PatchSize&(m.PatchSize-1) != 0 {
+		add("model.conv_stem", fmt.Sprintf("needs a power-of-two model.patch_size (got %d)", m.PatchSize))
+	}
 	if m.VisionDim%m.VisionHeads != 0 {
 		add("model.vision_heads", fmt.Sprintf("%d does not divide model.vision_dim (%d)", m.VisionHeads, m.VisionDim))
 	}

@@ -41,7 +41,7 @@ func NewVideoQA(r *recipes.Recipe) (*VideoQA, error) {
 	t := &VideoQA{r: r, vocab: data.VideoQAVocab(), micro: r.Train.BatchSize / r.Train.GradAccum, evals: map[string]*videoQAEval{}}
 	t.cfg = models.VideoVLMConfig{
 		Vision: models.ViTConfig{ImageSize: m.ImageSize, PatchSize: m.PatchSize, Dim: m.VisionDim, Layers: m.VisionLayers,
-			Heads: m.VisionHeads, MLPRatio: m.MLPRatio},
+			Heads: m.VisionHeads, MLPRatio: m.MLPRatio, SinCos: m.SinCosPos, ConvStem: m.ConvStem},
 		Frames: m.Frames, ScoreAfter: m.ScoreAfter, TextDim: m.TextDim, TextLayers: m.TextLayers, TextHeads: m.TextHeads,
 		MLPRatio: m.MLPRatio, MaxTextLen: m.MaxTextLen, VocabSize: t.vocab.Size(),
 	}

@@ -78,7 +78,7 @@ func NewVLA(r *recipes.Recipe) (*VLA, error) {
 	t.stats.Action.Std = floorStd(t.stats.Action.Std)
 	t.cfg = models.PolicyConfig{
 		Vision: models.ViTConfig{ImageSize: m.ImageSize, PatchSize: m.PatchSize, Dim: m.VisionDim, Layers: m.VisionLayers,
-			Heads: m.VisionHeads, MLPRatio: m.MLPRatio, SinCos: true, ConvStem: m.PatchSize&(m.PatchSize-1) == 0},
+			Heads: m.VisionHeads, MLPRatio: m.MLPRatio, SinCos: m.SinCosPos, ConvStem: m.ConvStem},
 		Cameras: len(t.cams), Dim: m.TextDim, Layers: m.TextLayers, Heads: m.TextHeads, MLPRatio: m.MLPRatio,
 		MaxTextLen: m.MaxTextLen, VocabSize: t.vocab.Size(), StateDim: sim.StateDim, ActionDim: sim.ActionDim,
 		Horizon: p.Horizon, ExpertDim: p.ExpertDim, ExpertHeads: p.ExpertHeads,

@@ -40,7 +40,7 @@ func NewVQA(r *recipes.Recipe) (*VQA, error) {
 	t := &VQA{r: r, vocab: data.SceneVocab(), micro: r.Train.BatchSize / r.Train.GradAccum, evalSets: map[string]*vqaEval{}}
 	t.cfg = models.VLMConfig{
 		Vision: models.ViTConfig{ImageSize: m.ImageSize, PatchSize: m.PatchSize, Dim: m.VisionDim,
-			Layers: m.VisionLayers, Heads: m.VisionHeads, MLPRatio: m.MLPRatio},
+			Layers: m.VisionLayers, Heads: m.VisionHeads, MLPRatio: m.MLPRatio, SinCos: m.SinCosPos, ConvStem: m.ConvStem},
 		TextDim: m.TextDim, TextLayers: m.TextLayers, TextHeads: m.TextHeads, MLPRatio: m.MLPRatio,
 		MaxTextLen: m.MaxTextLen, VocabSize: t.vocab.Size(),
 	}
