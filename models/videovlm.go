@@ -76,10 +76,7 @@ func VideoVisionTokens(scope *model.Scope, cfg VideoVLMConfig, sel TokenSelector
 		panic(fmt.Sprintf("models.VideoVLM: score_after %d must be in [0, vision_layers=%d)", cfg.ScoreAfter, vc.Layers))
 	}
 	vis := scope.In("vision")
-	x := Patchify(Reshape(video, b*t, s, s, 3), vc.PatchSize)
-	x = AddScalar(MulScalar(x, 2), -1)
-	x = Linear(vis.In("patch_embed"), x, vc.Dim, true)
-	x = PositionEmbedding(vis.In("pos_embed"), x) // [B·T, P, D]
+	x := PatchEmbed(vis, vc, Reshape(video, b*t, s, s, 3)) // [B·T, P, D]
 	for i := range cfg.ScoreAfter {
 		x = Block(vis.In("block_%d", i), x, vc.Heads, vc.MLPRatio, nil)
 	}

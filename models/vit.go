@@ -47,6 +47,18 @@ func ViT(scope *model.Scope, cfg ViTConfig, images *Node) *Node {
 // ViTTapped is ViT with taps at site+"/block_<i>" (each block's output [B, N, Dim]) and inside
 // each block (see BlockTapped).
 func ViTTapped(scope *model.Scope, cfg ViTConfig, images *Node, tap Tap, site string) *Node {
+	x := PatchEmbed(scope, cfg, images)
+	for i := range cfg.Layers {
+		x = BlockTapped(scope.In("block_%d", i), x, cfg.Heads, cfg.MLPRatio, nil, tap, fmt.Sprintf("%s/block_%d", site, i))
+	}
+	return LayerNorm(scope.In("ln_final"), x)
+}
+
+// PatchEmbed maps images [B, H, W, 3] (values in [0, 1]) to position-encoded patch tokens
+// [B, N, Dim]: a linear patch embedding (or the convolutional stem), learned positions and,
+// with SinCos, fixed 2-D sine-cosine positions. Its variables live in scope's "patch_embed" (or
+// "conv_stem") and "pos_embed".
+func PatchEmbed(scope *model.Scope, cfg ViTConfig, images *Node) *Node {
 	var x *Node
 	if cfg.ConvStem {
 		x = convStem(scope.In("conv_stem"), cfg, AddScalar(MulScalar(images, 2), -1))
@@ -59,10 +71,7 @@ func ViTTapped(scope *model.Scope, cfg ViTConfig, images *Node, tap Tap, site st
 	if cfg.SinCos {
 		x = Add(x, InsertAxes(ConvertDType(Const(x.Graph(), SinCos2D(cfg.ImageSize/cfg.PatchSize, cfg.Dim)), x.DType()), 0))
 	}
-	for i := range cfg.Layers {
-		x = BlockTapped(scope.In("block_%d", i), x, cfg.Heads, cfg.MLPRatio, nil, tap, fmt.Sprintf("%s/block_%d", site, i))
-	}
-	return LayerNorm(scope.In("ln_final"), x)
+	return x
 }
 
 // SinCos2D returns the fixed [grid², dim] 2-D sine-cosine position features of a grid×grid patch
