@@ -374,3 +374,35 @@ func firstLine(err error) string {
 	}
 	return s
 }
+
+// Paths lists the variables a store holds (after Load: the checkpoint's).
+func Paths(store *model.Store) map[string]bool {
+	out := map[string]bool{}
+	for v := range store.IterVariables() {
+		out[v.Path()] = true
+	}
+	return out
+}
+
+// CheckNoNewVariables fails when building a model on a loaded checkpoint created variables the
+// checkpoint does not have (they would silently start from their initialisation): the recipe
+// in use describes a different model from the one that was trained. loaded is Paths after Load.
+func CheckNoNewVariables(dir string, store *model.Store, loaded map[string]bool) error {
+	var missing []string
+	for v := range store.IterVariables() {
+		if !loaded[v.Path()] {
+			missing = append(missing, v.Path())
+		}
+	}
+	if len(missing) == 0 {
+		return nil
+	}
+	sort.Strings(missing)
+	more := ""
+	if len(missing) > 3 {
+		more = fmt.Sprintf(" and %d more", len(missing)-3)
+		missing = missing[:3]
+	}
+	return fmt.Errorf("checkpoint %s has no %s%s: the recipe describes a different model from the one trained (check the model: section and --set overrides)",
+		dir, strings.Join(missing, ", "), more)
+}

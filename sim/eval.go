@@ -210,3 +210,50 @@ func summarize(worlds []*World) EvalResult {
 	}
 	return res
 }
+
+// Modes measures how a policy handles a task with two valid solutions: in the first `scenes`
+// held-out pick_any worlds (EvalSeed(ec.Seed, ·)), it asks the policy `samples` times for the
+// first action at the start and checks whether the move heads for one of the twins (cosine
+// > 0.9 with the direction to it). hit is the fraction of samples that head for a twin;
+// both is the fraction of scenes whose samples go to both twins. A regressor that averages
+// the two solutions heads for neither; a generative policy should cover both.
+func Modes(cfg Config, ec EvalConfig, p Policy, scenes, samples int) (hit, both float64, err error) {
+	cfg.Families = []string{"pick_any"}
+	var hits, total, covered int
+	for i := range scenes {
+		w, err := NewWorld(cfg, EvalSeed(ec.Seed, int64(i)))
+		if err != nil {
+			return 0, 0, err
+		}
+		obs := w.Observe()
+		batch := make([]Observation, samples)
+		for j := range batch {
+			batch[j] = obs
+		}
+		chunks, err := p.Act(batch)
+		if err != nil {
+			return 0, 0, fmt.Errorf("sim: modes: policy: %w", err)
+		}
+		twins := w.FocusPoints()
+		var seen [2]bool
+		for _, ch := range chunks {
+			if len(ch) == 0 || len(ch[0]) < 2 {
+				return 0, 0, fmt.Errorf("sim: modes: policy returned an empty action")
+			}
+			dx, dy := float64(ch[0][0]), float64(ch[0][1])
+			for k, t := range twins {
+				tx, ty := t[0]-w.gx, t[1]-w.gy
+				if c := (dx*tx + dy*ty) / (math.Hypot(dx, dy)*math.Hypot(tx, ty) + 1e-12); c > 0.9 {
+					seen[k] = true
+					hits++
+					break
+				}
+			}
+			total++
+		}
+		if seen[0] && seen[1] {
+			covered++
+		}
+	}
+	return float64(hits) / float64(max(1, total)), float64(covered) / float64(max(1, scenes)), nil
+}

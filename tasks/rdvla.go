@@ -72,6 +72,7 @@ func (t *VLA) LoadRDPolicy(backend compute.Backend, dir string, seed uint64) (*R
 	if err != nil {
 		return nil, err
 	}
+	loaded := checkpoints.Paths(store)
 	p := &RDPolicy{task: t, rng: rand.New(rand.NewPCG(seed, 0x7d)), step0: st.Step, iters: map[string][2]float64{}}
 	for name, dst := range map[string]*[]float32{"/norm/action_mean": &p.mean, "/norm/action_std": &p.std} {
 		v := store.GetVariable(name)
@@ -104,6 +105,11 @@ func (t *VLA) LoadRDPolicy(backend compute.Backend, dir string, seed uint64) (*R
 		p.prelude.Finalize()
 		return nil, err
 	}
+	if err := t.checkLoaded(p, dir, store, loaded); err != nil {
+		p.Close()
+		return nil, err
+	}
+	p.rng, p.iters = rand.New(rand.NewPCG(seed, 0x7d)), map[string][2]float64{} // the check does not count
 	return p, nil
 }
 

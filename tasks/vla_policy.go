@@ -38,10 +38,30 @@ type CheckpointPolicy interface {
 // inference on backend; seed fixes the noise (flow matching, the recurrent head's initial
 // state) of successive calls.
 func (t *VLA) LoadPolicy(backend compute.Backend, dir string, seed uint64) (CheckpointPolicy, error) {
+	var p CheckpointPolicy
+	var err error
 	if t.rd != nil {
-		return t.LoadRDPolicy(backend, dir, seed)
+		p, err = t.LoadRDPolicy(backend, dir, seed)
+	} else {
+		p, err = t.loadFlowPolicy(backend, dir, seed)
 	}
-	return t.loadFlowPolicy(backend, dir, seed)
+	if err != nil {
+		return nil, err
+	}
+	return p, nil
+}
+
+// checkLoaded builds a freshly loaded policy's graphs with one observation and fails if that
+// created variables the checkpoint lacks (the recipe then describes another model).
+func (t *VLA) checkLoaded(p sim.Policy, dir string, store *model.Store, loaded map[string]bool) error {
+	w, err := sim.NewWorld(t.sim, sim.EvalSeed(0, 0))
+	if err != nil {
+		return err
+	}
+	if _, err := p.Act([]sim.Observation{w.Observe()}); err != nil {
+		return err
+	}
+	return checkpoints.CheckNoNewVariables(dir, store, loaded)
 }
 
 func (t *VLA) loadFlowPolicy(backend compute.Backend, dir string, seed uint64) (p *Policy, err error) {
@@ -53,6 +73,7 @@ func (t *VLA) loadFlowPolicy(backend compute.Backend, dir string, seed uint64) (
 	if err != nil {
 		return nil, err
 	}
+	loaded := checkpoints.Paths(store)
 	exec, err := model.NewExecCanonical(backend, store, func(scope *model.Scope, g *model.Graph, in []*model.Node) []*model.Node {
 		scope.SetTraining(g, false)
 		return []*model.Node{t.ActGraph(scope, in[0], in[1], in[2], in[3])}
@@ -60,7 +81,13 @@ func (t *VLA) loadFlowPolicy(backend compute.Backend, dir string, seed uint64) (
 	if err != nil {
 		return nil, err
 	}
-	return &Policy{task: t, exec: exec, rng: rand.New(rand.NewPCG(seed, 0x5eed)), step: st.Step}, nil
+	p = &Policy{task: t, exec: exec, rng: rand.New(rand.NewPCG(seed, 0x5eed)), step: st.Step}
+	if err := t.checkLoaded(p, dir, store, loaded); err != nil {
+		p.Close()
+		return nil, err
+	}
+	p.rng, p.Calls = rand.New(rand.NewPCG(seed, 0x5eed)), 0 // the check's draw does not count
+	return p, nil
 }
 
 // Close releases the compiled graphs.

@@ -22,6 +22,7 @@ func EvaluateCheckpoint(backend compute.Backend, task Task, dir string) (rep Rep
 	if st, err = checkpoints.Load(dir, store); err != nil {
 		return rep, st, err
 	}
+	loaded := checkpoints.Paths(store)
 	e, err := NewEvalExec(backend, store, task)
 	if err != nil {
 		return rep, st, err
@@ -31,5 +32,5 @@ func EvaluateCheckpoint(backend compute.Backend, task Task, dir string) (rep Rep
 	if err != nil {
 		return rep, st, fmt.Errorf("evaluating %s: %v (does the recipe still match the checkpoint's model?)", dir, err)
 	}
-	return rep, st, nil
+	return rep, st, checkpoints.CheckNoNewVariables(dir, store, loaded)
 }

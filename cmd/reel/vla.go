@@ -8,6 +8,7 @@ import (
 	"os/signal"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -233,6 +234,9 @@ func familyLine(f map[string]sim.FamilyResult) string {
 	return strings.Join(parts, ", ")
 }
 
+// modeScenes × modeSamples first actions probe how a policy handles two valid solutions.
+const modeScenes, modeSamples = 50, 16
+
 // evalVLA evaluates a policy checkpoint: the offline action error on held-out expert chunks and
 // closed-loop success in held-out scenes, with a local policy or the one behind --remote.
 func evalVLA(b compute.Backend, task *tasks.VLA, dir, remote string) (evalResult, error) {
@@ -261,6 +265,15 @@ func evalVLA(b compute.Backend, task *tasks.VLA, dir, remote string) (evalResult
 	defer p.Close()
 	if err := evalPolicy(&res, task, dir, p, "", false); err != nil {
 		return res, err
+	}
+	if slices.Contains(task.Sim().Families, "pick_any") || len(task.Sim().Families) == 0 {
+		hit, both, err := sim.Modes(task.Sim(), task.EvalConfig(), p, modeScenes, modeSamples)
+		if err != nil {
+			return res, err
+		}
+		res.Metrics["pick_any/mode_hit"], res.Metrics["pick_any/both_modes"] = hit, both
+		fmt.Fprintf(os.Stderr, "reel: two-solution scenes: %.2f of first moves head for a valid twin; %.2f of scenes see both twins chosen (%d scenes × %d samples)\n",
+			hit, both, modeScenes, modeSamples)
 	}
 	if rp, ok := p.(*tasks.RDPolicy); ok {
 		if err := depthSweep(&res, task, rp); err != nil {

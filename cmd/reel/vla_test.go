@@ -76,6 +76,12 @@ func TestVLAPolicyLifecycle(t *testing.T) {
 	require.NoError(t, err, "the rollout video decodes")
 	require.Equal(t, 2, v.T)
 
+	require.Contains(t, ev.Metrics, "pick_any/both_modes")
+	// A recipe that describes another model than the checkpoint's is refused, not silently
+	// evaluated with freshly initialised layers.
+	msg := requireLastLineError(t, reel(t, dir, "eval", "run", "--set", "model.conv_stem=false"), 1)
+	require.Contains(t, msg, "different model")
+
 	// Export: weights and normalisation statistics, no optimizer state.
 	r = reel(t, dir, "export", "run", "--format", "safetensors", "--out", "policy.safetensors")
 	requireOK(t, r)
@@ -104,7 +110,7 @@ func TestVLAPolicyLifecycle(t *testing.T) {
 	require.Equal(t, "ws://"+addr, ev.ClosedLoop.Remote)
 	stop()
 
-	msg := requireLastLineError(t, reel(t, dir, "eval", "run", "--remote", "ws://127.0.0.1:1"), 1)
+	msg = requireLastLineError(t, reel(t, dir, "eval", "run", "--remote", "ws://127.0.0.1:1"), 1)
 	require.Contains(t, msg, "remote")
 }
 
