@@ -266,6 +266,11 @@ func evalVLA(b compute.Backend, task *tasks.VLA, dir, remote string) (evalResult
 	if err := evalPolicy(&res, task, dir, p, "", false); err != nil {
 		return res, err
 	}
+	if rp, ok := p.(*tasks.RDPolicy); ok {
+		if err := depthSweep(&res, task, rp); err != nil {
+			return res, err
+		}
+	}
 	if slices.Contains(task.Sim().Families, "pick_any") || len(task.Sim().Families) == 0 {
 		hit, both, err := sim.Modes(task.Sim(), task.EvalConfig(), p, modeScenes, modeSamples)
 		if err != nil {
@@ -274,11 +279,6 @@ func evalVLA(b compute.Backend, task *tasks.VLA, dir, remote string) (evalResult
 		res.Metrics["pick_any/mode_hit"], res.Metrics["pick_any/both_modes"] = hit, both
 		fmt.Fprintf(os.Stderr, "reel: two-solution scenes: %.2f of first moves head for a valid twin; %.2f of scenes see both twins chosen (%d scenes × %d samples)\n",
 			hit, both, modeScenes, modeSamples)
-	}
-	if rp, ok := p.(*tasks.RDPolicy); ok {
-		if err := depthSweep(&res, task, rp); err != nil {
-			return res, err
-		}
 	}
 	return res, nil
 }
