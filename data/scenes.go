@@ -363,7 +363,9 @@ func (g *SceneGenerator) Render(s Scene) []float32 {
 	return img
 }
 
-func insideShape(shape string, dx, dy float64) bool {
+// InsideShape reports whether offset (dx, dy), in units of the object radius, is inside shape
+// (triangles point up). Every renderer draws shapes with it.
+func InsideShape(shape string, dx, dy float64) bool {
 	ax, ay := math.Abs(dx), math.Abs(dy)
 	switch shape {
 	case "circle":
@@ -400,7 +402,7 @@ func objectPixels(n int, o Object, fn func(i int)) {
 			dy := ((float64(y)+0.5)/side - o.Y) / r
 			for x := x0; x <= x1; x++ {
 				dx := ((float64(x)+0.5)/side - o.X) / r
-				if insideShape(o.Shape, dx, dy) {
+				if InsideShape(o.Shape, dx, dy) {
 					fn(y*n + x)
 					painted = true
 				}

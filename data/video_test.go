@@ -51,7 +51,7 @@ func expectedMasks(v Video) []uint8 {
 				for x := range n {
 					dx := ((float64(x)+0.5)/float64(n) - c[t][0]) / r
 					dy := ((float64(y)+0.5)/float64(n) - c[t][1]) / r
-					if insideShape(o.Shape, dx, dy) {
+					if InsideShape(o.Shape, dx, dy) {
 						out[(t*n+y)*n+x] = uint8(k + 1)
 					}
 				}

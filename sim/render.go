@@ -168,7 +168,7 @@ func (w *World) Render(dst []float32, camera string) {
 
 func (w *World) paintObject(dst []float32, v view, o object) {
 	w.paint(dst, v, o.X, o.Y, o.R, data.ColorRGB(o.Color), 1, func(x, y float64) bool {
-		return insideShape(o.Shape, (x-o.X)/o.R, (y-o.Y)/o.R)
+		return data.InsideShape(o.Shape, (x-o.X)/o.R, (y-o.Y)/o.R)
 	})
 }
 
@@ -206,23 +206,4 @@ func (w *World) paint(dst []float32, v view, cx, cy, half float64, c [3]float32,
 			}
 		}
 	}
-}
-
-// insideShape reports whether offset (dx, dy), in units of the object radius, is inside shape
-// (the same shapes as the data package's scenes; triangles point up).
-func insideShape(shape string, dx, dy float64) bool {
-	ax, ay := math.Abs(dx), math.Abs(dy)
-	switch shape {
-	case "circle":
-		return dx*dx+dy*dy <= 1
-	case "square":
-		return ax <= 0.85 && ay <= 0.85
-	case "triangle":
-		return ay <= 1 && ax <= (dy+1)/2
-	case "diamond":
-		return ax+ay <= 1
-	case "cross":
-		return (ax <= 0.34 && ay <= 1) || (ay <= 0.34 && ax <= 1)
-	}
-	return false
 }

@@ -10,10 +10,8 @@ import (
 	"github.com/gomlx/gomlx/core/tensors"
 	"github.com/gomlx/gomlx/ml/model"
 
-	"github.com/reelml/reel/checkpoints"
 	"github.com/reelml/reel/models"
 	"github.com/reelml/reel/sim"
-	"github.com/reelml/reel/train"
 )
 
 // Recurrent reports whether the policy has the RD-VLA recurrent-depth head (model.arch rdvla).
@@ -64,15 +62,10 @@ func (t *VLA) LoadRDPolicy(backend compute.Backend, dir string, seed uint64) (*R
 	if t.rd == nil {
 		return nil, fmt.Errorf("%s: not a recurrent-depth policy (model.arch %s)", dir, t.r.Model.Arch)
 	}
-	store, err := train.NewStore(0)
+	store, st, loaded, err := loadStore(dir)
 	if err != nil {
 		return nil, err
 	}
-	st, err := checkpoints.Load(dir, store)
-	if err != nil {
-		return nil, err
-	}
-	loaded := checkpoints.Paths(store)
 	p := &RDPolicy{task: t, rng: rand.New(rand.NewPCG(seed, 0x7d)), step0: st.Step, iters: map[string][2]float64{}}
 	for name, dst := range map[string]*[]float32{"/norm/action_mean": &p.mean, "/norm/action_std": &p.std} {
 		v := store.GetVariable(name)

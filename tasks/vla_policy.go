@@ -64,16 +64,22 @@ func (t *VLA) checkLoaded(p sim.Policy, dir string, store *model.Store, loaded m
 	return checkpoints.CheckNoNewVariables(dir, store, loaded)
 }
 
+// loadStore loads a checkpoint into a fresh store and lists the variables it brought.
+func loadStore(dir string) (store *model.Store, st checkpoints.State, loaded map[string]bool, err error) {
+	if store, err = train.NewStore(0); err != nil {
+		return nil, st, nil, err
+	}
+	if st, err = checkpoints.Load(dir, store); err != nil {
+		return nil, st, nil, err
+	}
+	return store, st, checkpoints.Paths(store), nil
+}
+
 func (t *VLA) loadFlowPolicy(backend compute.Backend, dir string, seed uint64) (p *Policy, err error) {
-	store, err := train.NewStore(0)
+	store, st, loaded, err := loadStore(dir)
 	if err != nil {
 		return nil, err
 	}
-	st, err := checkpoints.Load(dir, store)
-	if err != nil {
-		return nil, err
-	}
-	loaded := checkpoints.Paths(store)
 	exec, err := model.NewExecCanonical(backend, store, func(scope *model.Scope, g *model.Graph, in []*model.Node) []*model.Node {
 		scope.SetTraining(g, false)
 		return []*model.Node{t.ActGraph(scope, in[0], in[1], in[2], in[3])}
