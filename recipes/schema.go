@@ -107,7 +107,7 @@ type DataConfig struct {
 	Families    []string `yaml:"families" enum:"pick|place|push|pick_any" doc:"vla: task families (pick_any has two equally valid targets)"`
 	Variation   float64  `yaml:"variation" range:"0,1" doc:"vla: procedural variation of backgrounds, lighting and camera pose (0 = none)"`
 	Wrist       bool     `yaml:"wrist" doc:"vla: also render a wrist camera"`
-	Bowls       int      `yaml:"bowls" range:"1,4" doc:"vla: bowls (receptacles) per scene"`
+	Bowls       int      `yaml:"bowls" range:"1,2" doc:"vla: bowls (receptacles) per scene"`
 	MaxSteps    int      `yaml:"max_steps" range:"5,10000" doc:"vla: control steps before an episode is cut off"`
 	ExpertNoise float64  `yaml:"expert_noise" range:"0,2" doc:"vla: std of the scripted expert's executed motion noise"`
 	Prefetch    int      `yaml:"prefetch" range:"0,256" doc:"batches generated ahead of compute"`
