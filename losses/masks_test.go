@@ -12,6 +12,8 @@ import (
 	"github.com/gomlx/gomlx/core/tensors"
 	"github.com/gomlx/gomlx/ml/model"
 	"github.com/stretchr/testify/require"
+
+	"github.com/reelml/reel/internal/gradcheck"
 )
 
 const (
@@ -291,8 +293,8 @@ func TestInfoNCE(t *testing.T) {
 	// Gradient (graph.Gradient) w.r.t. a and τ against central differences of the graph's loss.
 	tauS := []float64{tau}
 	lossAt := func() float64 { return scalarOf(t, run(a, b, tauS[0])[0]) }
-	requireGradClose(t, "dInfoNCE/da", flatOf(t, outs[1]), numericGrad(a, lossAt))
-	requireGradClose(t, "dInfoNCE/dτ", []float64{scalarOf(t, outs[2])}, numericGrad(tauS, lossAt))
+	requireGradClose(t, "dInfoNCE/da", flatOf(t, outs[1]), gradcheck.Numeric(a, fdEps, lossAt))
+	requireGradClose(t, "dInfoNCE/dτ", []float64{scalarOf(t, outs[2])}, gradcheck.Numeric(tauS, fdEps, lossAt))
 }
 
 func TestLearnableTemperature(t *testing.T) {
@@ -335,33 +337,7 @@ func TestLearnableTemperature(t *testing.T) {
 	require.InDelta(t, -0.07, scalarOf(t, out[0]), 1e-12, "dτ/d logit_scale = −τ")
 }
 
-// requireGradClose compares analytic and numeric gradients element-wise.
 func requireGradClose(t *testing.T, name string, analytic, numeric []float64) {
 	t.Helper()
-	require.Len(t, analytic, len(numeric), name)
-	nonZero := 0
-	for i := range analytic {
-		a, n := analytic[i], numeric[i]
-		tol := gradRelTol*math.Max(math.Abs(a), math.Abs(n)) + gradAbsTol
-		require.LessOrEqualf(t, math.Abs(a-n), tol, "%s[%d]: analytic %.12g, numeric %.12g", name, i, a, n)
-		if math.Abs(a) > 1e-6 {
-			nonZero++
-		}
-	}
-	require.Positivef(t, nonZero, "%s: all gradients are zero; the check is vacuous", name)
-}
-
-// numericGrad returns ∂loss/∂x[i] by central differences, calling loss with x perturbed in place.
-func numericGrad(x []float64, loss func() float64) []float64 {
-	g := make([]float64, len(x))
-	for i := range x {
-		orig := x[i]
-		x[i] = orig + fdEps
-		lp := loss()
-		x[i] = orig - fdEps
-		lm := loss()
-		x[i] = orig
-		g[i] = (lp - lm) / (2 * fdEps)
-	}
-	return g
+	gradcheck.RequireClose(t, name, analytic, numeric, gradcheck.Tolerance{Rel: gradRelTol, Abs: gradAbsTol})
 }

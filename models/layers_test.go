@@ -14,6 +14,8 @@ import (
 	"github.com/gomlx/gomlx/core/tensors"
 	"github.com/gomlx/gomlx/ml/model"
 	"github.com/stretchr/testify/require"
+
+	"github.com/reelml/reel/internal/gradcheck"
 )
 
 // Tiny attention shapes for the gradient checks.
@@ -55,36 +57,9 @@ func flat(t *testing.T, x *tensors.Tensor) []float64 {
 	return v
 }
 
-// requireGradClose compares analytic and numeric gradients element-wise.
 func requireGradClose(t *testing.T, name string, analytic, numeric []float64) {
 	t.Helper()
-	require.Len(t, analytic, len(numeric), name)
-	nonZero := 0
-	for i := range analytic {
-		a, n := analytic[i], numeric[i]
-		tol := gradRelTol*math.Max(math.Abs(a), math.Abs(n)) + gradAbsTol
-		require.LessOrEqualf(t, math.Abs(a-n), tol, "%s[%d]: analytic %.12g, numeric %.12g", name, i, a, n)
-		if math.Abs(a) > 1e-6 {
-			nonZero++
-		}
-	}
-	require.Positivef(t, nonZero, "%s: all gradients are zero; the check is vacuous", name)
-}
-
-// numericGrad returns ∂loss/∂x[i] by central differences, calling loss with x perturbed in place.
-func numericGrad(t *testing.T, x []float64, loss func() float64) []float64 {
-	t.Helper()
-	g := make([]float64, len(x))
-	for i := range x {
-		orig := x[i]
-		x[i] = orig + fdEps
-		lp := loss()
-		x[i] = orig - fdEps
-		lm := loss()
-		x[i] = orig
-		g[i] = (lp - lm) / (2 * fdEps)
-	}
-	return g
+	gradcheck.RequireClose(t, name, analytic, numeric, gradcheck.Tolerance{Rel: gradRelTol, Abs: gradAbsTol})
 }
 
 func TestAttentionCoreGradient(t *testing.T) {
@@ -131,9 +106,9 @@ func TestAttentionCoreGradient(t *testing.T) {
 			require.Zerof(t, g0[i], "%s[%d] of query 0's loss w.r.t. a later position must be 0 (causal mask)", name, i)
 		}
 	}
-	requireGradClose(t, "dq", flat(t, outs[2]), numericGrad(t, q, lossOf))
-	requireGradClose(t, "dk", flat(t, outs[3]), numericGrad(t, k, lossOf))
-	requireGradClose(t, "dv", flat(t, outs[4]), numericGrad(t, v, lossOf))
+	requireGradClose(t, "dq", flat(t, outs[2]), gradcheck.Numeric(q, fdEps, lossOf))
+	requireGradClose(t, "dk", flat(t, outs[3]), gradcheck.Numeric(k, fdEps, lossOf))
+	requireGradClose(t, "dv", flat(t, outs[4]), gradcheck.Numeric(v, fdEps, lossOf))
 }
 
 func TestAttentionCoreNoMaskAndBatchMask(t *testing.T) {
@@ -241,12 +216,12 @@ func TestAttentionGradient(t *testing.T) {
 	exec := newExec()
 	defer exec.Finalize()
 	outs := runWith(exec)
-	requireGradClose(t, "dx", flat(t, outs[1]), numericGrad(t, x, func() float64 { return runWith(exec)[0].Value().(float64) }))
+	requireGradClose(t, "dx", flat(t, outs[1]), gradcheck.Numeric(x, fdEps, func() float64 { return runWith(exec)[0].Value().(float64) }))
 
 	// Variables: set the perturbed value and re-run (training mode, so they are graph parameters).
 	for i, av := range attentionVars {
 		analytic := flat(t, outs[2+i])
-		numeric := numericGrad(t, params[i], func() float64 {
+		numeric := gradcheck.Numeric(params[i], fdEps, func() float64 {
 			setParams()
 			return runWith(exec)[0].Value().(float64)
 		})
