@@ -31,19 +31,21 @@ import (
 // actions are normalised inside the graph with mean/std statistics kept as non-trainable
 // variables: they are saved in every checkpoint and applied at inference.
 type VLA struct {
-	r      *recipes.Recipe
-	cfg    models.PolicyConfig
-	sim    sim.Config
-	conv   losses.FlowConvention
-	vocab  *data.Vocab
-	cams   []string
-	stats  data.DatasetStats
-	micro  int
-	rd     *models.RDConfig // model.arch rdvla: the recurrent-depth head
-	ds     *data.LeRobotDataset
-	eps    []data.Episode // lerobot source, loaded once
-	evalMu sync.Mutex
-	evals  map[string]*vlaEval
+	r       *recipes.Recipe
+	cfg     models.PolicyConfig
+	sim     sim.Config
+	conv    losses.FlowConvention
+	vocab   *data.Vocab
+	cams    []string
+	stats   data.DatasetStats
+	micro   int
+	rd      *models.RDConfig // model.arch rdvla: the recurrent-depth head
+	ds      *data.LeRobotDataset
+	eps     []data.Episode // lerobot source, decoded on first use
+	epsOnce sync.Once
+	epsErr  error
+	evalMu  sync.Mutex
+	evals   map[string]*vlaEval
 }
 
 // statsEpisodes is how many training episodes the synthetic source's normalisation statistics
@@ -107,7 +109,9 @@ func SimConfig(r *recipes.Recipe) (sim.Config, error) {
 	return c, nil
 }
 
-// openDataset loads a LeRobot dataset and checks it fits the recipe.
+// openDataset opens a LeRobot dataset (its meta files are validated, its statistics read) and
+// checks that its first episode fits the recipe. The episodes themselves are decoded only when
+// training first needs them (episodes), not when the task is built for eval or serve.
 func (t *VLA) openDataset(dir string) error {
 	ds, err := data.OpenLeRobot(dir)
 	if err != nil {
@@ -117,23 +121,43 @@ func (t *VLA) openDataset(dir string) error {
 		return fmt.Errorf("data.dir: %s has no episodes", dir)
 	}
 	t.ds, t.stats = ds, ds.Stats()
-	for i := range ds.NumEpisodes() {
-		ep, err := ds.Episode(i)
-		if err != nil {
-			return fmt.Errorf("data.dir: %v", err)
-		}
-		if ep.Size != t.r.Model.ImageSize {
-			return fmt.Errorf("data.dir: %s has %d-pixel images but model.image_size is %d", dir, ep.Size, t.r.Model.ImageSize)
-		}
-		if len(ep.Cameras) < len(t.cams) {
-			return fmt.Errorf("data.dir: %s has cameras %v but the recipe needs %v (data.wrist)", dir, ep.Cameras, t.cams)
-		}
-		if len(ep.State) == 0 || len(ep.State[0]) != sim.StateDim || len(ep.Action[0]) != sim.ActionDim {
-			return fmt.Errorf("data.dir: %s episode %d: expected %d state and %d action values per step", dir, i, sim.StateDim, sim.ActionDim)
-		}
-		t.eps = append(t.eps, ep)
+	ep, err := ds.Episode(0)
+	if err != nil {
+		return fmt.Errorf("data.dir: %v", err)
+	}
+	return t.checkEpisode(&ep, 0)
+}
+
+// checkEpisode checks that a stored episode fits the recipe's model.
+func (t *VLA) checkEpisode(ep *data.Episode, i int) error {
+	dir := t.r.Data.Dir
+	switch {
+	case ep.Size != t.r.Model.ImageSize:
+		return fmt.Errorf("data.dir: %s has %d-pixel images but model.image_size is %d", dir, ep.Size, t.r.Model.ImageSize)
+	case len(ep.Cameras) < len(t.cams):
+		return fmt.Errorf("data.dir: %s has cameras %v but the recipe needs %v (data.wrist)", dir, ep.Cameras, t.cams)
+	case len(ep.State) == 0 || len(ep.State[0]) != sim.StateDim || len(ep.Action[0]) != sim.ActionDim:
+		return fmt.Errorf("data.dir: %s episode %d: expected %d state and %d action values per step", dir, i, sim.StateDim, sim.ActionDim)
 	}
 	return nil
+}
+
+// episodes decodes every stored episode once (safe for the concurrent data workers).
+func (t *VLA) episodes() ([]data.Episode, error) {
+	t.epsOnce.Do(func() {
+		for i := range t.ds.NumEpisodes() {
+			ep, err := t.ds.Episode(i)
+			if err != nil {
+				t.epsErr = fmt.Errorf("data.dir: %v", err)
+				return
+			}
+			if t.epsErr = t.checkEpisode(&ep, i); t.epsErr != nil {
+				return
+			}
+			t.eps = append(t.eps, ep)
+		}
+	})
+	return t.eps, t.epsErr
 }
 
 // syntheticStats computes per-dimension mean and std of states and actions over the first
@@ -222,8 +246,12 @@ func ChunkAt(actions [][]float32, step, h int) [][]float32 {
 // sample draws one example with rng: a fresh simulated expert episode (synthetic) or a stored one.
 func (t *VLA) sample(rng *rand.Rand, seed uint64) (vlaExample, error) {
 	var ep data.Episode
-	if t.eps != nil {
-		ep = t.eps[rng.IntN(len(t.eps))]
+	if t.ds != nil {
+		eps, err := t.episodes()
+		if err != nil {
+			return vlaExample{}, err
+		}
+		ep = eps[rng.IntN(len(eps))]
 	} else {
 		var err error
 		if ep, err = sim.RecordEpisode(t.sim, seed, 0); err != nil {
@@ -382,7 +410,7 @@ func (t *VLA) Loss(scope *model.Scope, in []*Node) *Node {
 // pointWeight is the weight of the pointing loss: policy.point_weight with synthetic data (the
 // simulator provides focus points), 0 for datasets from disk.
 func (t *VLA) pointWeight() float64 {
-	if t.eps != nil {
+	if t.ds != nil {
 		return 0
 	}
 	return t.r.Policy.PointWeight
