@@ -4,12 +4,12 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"maps"
 	"os"
 	"os/signal"
 	"path/filepath"
 	"runtime"
 	"slices"
-	"sort"
 	"strconv"
 	"strings"
 	"sync"
@@ -190,13 +190,8 @@ func evalPolicy(res *evalResult, task *tasks.VLA, dir string, policy sim.Policy,
 		res.Metrics = map[string]float64{}
 	}
 	res.Metrics["closed_loop/success"] = sr.Success
-	fams := make([]string, 0, len(sr.Families))
-	for f := range sr.Families {
-		fams = append(fams, f)
-	}
-	sort.Strings(fams)
-	for _, f := range fams {
-		res.Metrics["closed_loop/success_"+f] = sr.Families[f].Success
+	for f, r := range sr.Families {
+		res.Metrics["closed_loop/success_"+f] = r.Success
 	}
 	runDir := runOf(dir)
 	for i, v := range sr.Videos {
@@ -221,17 +216,20 @@ func evalPolicy(res *evalResult, task *tasks.VLA, dir string, policy sim.Policy,
 	return nil
 }
 
-func familyLine(f map[string]sim.FamilyResult) string {
-	keys := make([]string, 0, len(f))
-	for k := range f {
-		keys = append(keys, k)
-	}
-	sort.Strings(keys)
-	parts := make([]string, len(keys))
-	for i, k := range keys {
-		parts[i] = fmt.Sprintf("%s %.2f (n=%d)", k, f[k].Success, f[k].N)
+// keyedLine formats a map as "k1 …, k2 …" in key order (keys for which item returns "" are
+// left out).
+func keyedLine[V any](m map[string]V, item func(k string, v V) string) string {
+	var parts []string
+	for _, k := range slices.Sorted(maps.Keys(m)) {
+		if s := item(k, m[k]); s != "" {
+			parts = append(parts, s)
+		}
 	}
 	return strings.Join(parts, ", ")
+}
+
+func familyLine(f map[string]sim.FamilyResult) string {
+	return keyedLine(f, func(k string, r sim.FamilyResult) string { return fmt.Sprintf("%s %.2f (n=%d)", k, r.Success, r.N) })
 }
 
 // modeScenes × modeSamples first actions probe how a policy handles two valid solutions.
@@ -492,16 +490,10 @@ func depthSweep(res *evalResult, task *tasks.VLA, p *tasks.RDPolicy) error {
 }
 
 func iterLine(m map[string]float64) string {
-	keys := make([]string, 0, len(m))
-	for k := range m {
-		if k != "all" {
-			keys = append(keys, k)
+	return keyedLine(m, func(k string, v float64) string {
+		if k == "all" {
+			return ""
 		}
-	}
-	sort.Strings(keys)
-	parts := make([]string, len(keys))
-	for i, k := range keys {
-		parts[i] = fmt.Sprintf("%s %.2f", k, m[k])
-	}
-	return strings.Join(parts, ", ")
+		return fmt.Sprintf("%s %.2f", k, v)
+	})
 }
