@@ -202,9 +202,6 @@ func NewRDHead(scope *model.Scope, cfg RDConfig, hidden []*Node, valid, state *N
 	return &RDHead{cfg: cfg, scope: scope, ctx: ctx, mask: mask, e: x}
 }
 
-// StateShape is the shape of the latent state s: [B, 1+H, E].
-func (r *RDHead) StateShape() shapes.Shape { return r.e.Shape() }
-
 // Step is one core iteration s ↦ Core(s, e, h): an adapter Linear(concat(s, e)) then CoreLayers
 // blocks, all weight-tied across iterations.
 func (r *RDHead) Step(s *Node) *Node {

@@ -187,14 +187,8 @@ func floorStd(std []float32) []float32 {
 	return out
 }
 
-// Model returns the policy configuration.
-func (t *VLA) Model() models.PolicyConfig { return t.cfg }
-
 // Sim returns the simulator configuration the recipe trains and evaluates on.
 func (t *VLA) Sim() sim.Config { return t.sim }
-
-// Stats returns the normalisation statistics the task starts from (a checkpoint carries its own).
-func (t *VLA) Stats() data.DatasetStats { return t.stats }
 
 // MicroBatchSize implements train.Task.
 func (t *VLA) MicroBatchSize() int { return t.micro }

@@ -19,12 +19,11 @@ import (
 // (raw units, Horizon actions each) out. Batches are padded to a power of two so that the
 // inference graph compiles for a handful of shapes only. It is safe for concurrent use.
 type Policy struct {
-	task  *VLA
-	exec  *model.Exec
-	mu    sync.Mutex
-	rng   *rand.Rand
-	step  int64
-	Calls int // number of Act calls (batches) served
+	task *VLA
+	exec *model.Exec
+	mu   sync.Mutex
+	rng  *rand.Rand
+	step int64
 }
 
 // CheckpointPolicy is a policy loaded from a checkpoint: a Policy or an RDPolicy.
@@ -92,7 +91,7 @@ func (t *VLA) loadFlowPolicy(backend compute.Backend, dir string, seed uint64) (
 		p.Close()
 		return nil, err
 	}
-	p.rng, p.Calls = rand.New(rand.NewPCG(seed, 0x5eed)), 0 // the check's draw does not count
+	p.rng = rand.New(rand.NewPCG(seed, 0x5eed)) // the check's draw does not count
 	return p, nil
 }
 
@@ -101,9 +100,6 @@ func (p *Policy) Close() { p.exec.Finalize() }
 
 // TrainingStep is the checkpoint's training step.
 func (p *Policy) TrainingStep() int64 { return p.step }
-
-// Horizon is the chunk length Act returns.
-func (p *Policy) Horizon() int { return p.task.cfg.Horizon }
 
 // Act implements sim.Policy.
 func (p *Policy) Act(obs []sim.Observation) (chunks [][][]float32, err error) {
@@ -142,7 +138,6 @@ func (p *Policy) Act(obs []sim.Observation) (chunks [][][]float32, err error) {
 	}
 	flat := tensors.MustCopyFlatData[float32](out[0])
 	out[0].FinalizeAll()
-	p.Calls++
 	chunks = make([][][]float32, n)
 	for i := range chunks {
 		chunks[i] = make([][]float32, h)
