@@ -3,6 +3,7 @@ package models
 import (
 	"fmt"
 
+	"github.com/gomlx/compute/dtypes"
 	"github.com/gomlx/compute/shapes"
 	. "github.com/gomlx/gomlx/core/graph"
 	"github.com/gomlx/gomlx/ml/layers/activation"
@@ -16,6 +17,9 @@ type VideoVLMConfig struct {
 	Vision     ViTConfig // per-frame patching; Layers counts every encoder block
 	Frames     int
 	ScoreAfter int // per-frame blocks before grouping/scoring (paper: 3)
+	// Motion adds a learned projection of each group token's change since the previous frame,
+	// x_{t,i} − x_{t−1,i} (zero in frame 0), to the token before the video-wide blocks.
+	Motion     bool
 	TextDim    int
 	TextLayers int
 	TextHeads  int
@@ -32,8 +36,13 @@ type TokenSelector interface {
 	// Score sees the group tokens [B, T, G, D]; it returns the key-side attention bias of the next
 	// (video-wide) block [B, T·G] (nil for none) and an auxiliary loss (nil for none).
 	Score(scope *model.Scope, x *Node) (bias, aux *Node)
-	// Select keeps a subset of the tokens x [B, T·G, D] after that block: [B, k, D].
-	Select(x *Node) *Node
+	// Select keeps a subset of the tokens x [B, T·G, D] after that block and lays them out in
+	// rows [R, L, D] for the remaining blocks, with their attention mask [R, L, L] (nil: every
+	// row is one video and attends fully, e.g. [B, k, D] for a fixed keep count).
+	Select(x *Node) (rows, mask *Node)
+	// Unpack brings the rows [R, L, D] back to per-video tokens [B, K, D] with their valid flags
+	// [B, K] (nil: all valid).
+	Unpack(rows *Node) (tokens, valid *Node)
 }
 
 // VideoVLM returns next-token logits [B, L, V] for text tokens [B, L] given video [B, T, S, S, 3],
@@ -45,16 +54,24 @@ type TokenSelector interface {
 func VideoVLM(scope *model.Scope, cfg VideoVLMConfig, sel TokenSelector, video, tokens *Node) (logits, aux *Node) {
 	scope = WithInit(scope)
 	g := video.Graph()
-	x, aux := VideoVisionTokens(scope, cfg, sel, video)
+	x, valid, aux := VideoVisionTokens(scope, cfg, sel, video)
 
 	proj := scope.In("projector")
 	p := activation.Apply(activation.TypeGelu, Linear(proj.In("fc1"), x, cfg.TextDim, true))
 	p = Linear(proj.In("fc2"), p, cfg.TextDim, true)
 	txt := Embedding(scope.In("tok_embed"), tokens, cfg.VocabSize, cfg.TextDim, video.DType())
+	// Video tokens carry their own space-time positions; learned decoder positions are for the
+	// text only, so the prefix length may change with pruning.
+	txt = PositionEmbedding(scope.In("dec_pos_embed"), txt)
 	y := Concatenate([]*Node{p, txt}, 1)
-	y = PositionEmbedding(scope.In("dec_pos_embed"), y)
 	prefix, total := p.Shape().Dimensions[1], y.Shape().Dimensions[1]
 	mask := PrefixLMMask(g, prefix, total)
+	if valid != nil { // no query attends to a padding video token
+		b := valid.Shape().Dimensions[0]
+		keys := Concatenate([]*Node{valid, Ones(g, shapes.Make(dtypes.Bool, b, total-prefix))}, 1) // [B, total]
+		mask = LogicalAnd(BroadcastToDims(InsertAxes(mask, 0), b, total, total),
+			BroadcastToDims(InsertAxes(keys, 1), b, total, total))
+	}
 	dec := scope.In("decoder")
 	for i := range cfg.TextLayers {
 		y = Block(dec.In("block_%d", i), y, cfg.TextHeads, cfg.MLPRatio, mask)
@@ -64,10 +81,10 @@ func VideoVLM(scope *model.Scope, cfg VideoVLMConfig, sel TokenSelector, video, 
 	return Linear(scope.In("lm_head"), y, cfg.VocabSize, false), aux
 }
 
-// VideoVisionTokens is the vision side of VideoVLM: the kept, encoded video tokens [B, k, D]
-// (after the final LayerNorm) and the selector's auxiliary loss. scope must already carry the
-// model's initialiser (WithInit).
-func VideoVisionTokens(scope *model.Scope, cfg VideoVLMConfig, sel TokenSelector, video *Node) (tokens, aux *Node) {
+// VideoVisionTokens is the vision side of VideoVLM: the kept, encoded video tokens [B, K, D]
+// (after the final LayerNorm), their valid flags [B, K] (nil: all valid) and the selector's
+// auxiliary loss. scope must already carry the model's initialiser (WithInit).
+func VideoVisionTokens(scope *model.Scope, cfg VideoVLMConfig, sel TokenSelector, video *Node) (tokens, valid, aux *Node) {
 	g := video.Graph()
 	d := video.Shape().Dimensions
 	b, t, s := d[0], d[1], d[2]
@@ -83,15 +100,25 @@ func VideoVisionTokens(scope *model.Scope, cfg VideoVLMConfig, sel TokenSelector
 	x = sel.Group(vis.In("group"), x) // [B·T, G, D]
 	gN := x.Shape().Dimensions[1]
 	x = Reshape(x, b, t, gN, vc.Dim)
+	var motion *Node
+	if cfg.Motion { // content change only: taken before the time embedding
+		diff := Sub(Slice(x, AxisRange(), AxisRangeToEnd(1)), Slice(x, AxisRange(), AxisRange(0, t-1)))
+		diff = Concatenate([]*Node{ZerosLike(Slice(x, AxisRange(), AxisRange(0, 1))), diff}, 1)
+		motion = Linear(vis.In("motion"), diff, vc.Dim, false)
+	}
 	tpos := vis.VariableWithShape("time_embed", shapes.Make(x.DType(), t, 1, vc.Dim)).NodeValue(g)
 	x = Add(x, InsertAxes(tpos, 0))
+	if motion != nil {
+		x = Add(x, motion)
+	}
 	bias, aux := sel.Score(vis.In("score"), x)
 	x = Reshape(x, b, t*gN, vc.Dim)
 	x = BlockBiased(vis.In("block_%d", cfg.ScoreAfter), x, vc.Heads, vc.MLPRatio, nil, bias)
-	x = sel.Select(x) // [B, k, D]
+	x, mask := sel.Select(x) // [R, L, D]: e.g. [B, k, D], or packed rows
 	for i := cfg.ScoreAfter + 1; i < vc.Layers; i++ {
-		x = Block(vis.In("block_%d", i), x, vc.Heads, vc.MLPRatio, nil)
+		x = Block(vis.In("block_%d", i), x, vc.Heads, vc.MLPRatio, mask)
 	}
-	return LayerNorm(vis.In("ln_final"), x), aux
+	tokens, valid = sel.Unpack(LayerNorm(vis.In("ln_final"), x))
+	return tokens, valid, aux
 
 }

@@ -47,8 +47,8 @@ type PolicyConfig struct {
 
 // PruningConfig selects how a videovlm drops video tokens inside its vision encoder.
 type PruningConfig struct {
-	Method    string  `yaml:"method" enum:"none|random|stts" doc:"none = keep every token; random = keep a random subset (first frame kept); stts = learned spatio-temporal token scoring"`
-	Keep      float64 `yaml:"keep" range:"0.01,1" doc:"fraction of the video's group tokens kept (random, stts)"`
+	Method    string  `yaml:"method" enum:"none|random|stts|exevrm" doc:"none = keep every token; random = keep a random subset (first frame kept); stts = learned spatio-temporal token scoring; exevrm = training-free raw-pixel heuristic (large uniform regions and tokens unchanged since their last kept frame are dropped; a different count per video, packed)"`
+	Keep      float64 `yaml:"keep" range:"0.01,1" doc:"fraction of the video's group tokens kept (random, stts; exevrm decides by itself)"`
 	AuxWeight float64 `yaml:"aux_weight" range:"0,100" doc:"stts: weight of the auxiliary MSE(score, 1 - cos(x_t-1, x_t)) loss"`
 }
 
@@ -68,16 +68,17 @@ type ModelConfig struct {
 	ConvStem     bool    `yaml:"conv_stem" doc:"ViT patch embedding by stride-2 3x3 convolutions instead of a linear map (patch_size must be a power of two)"`
 	MaxTextLen   int     `yaml:"max_text_len" range:"4,4096" doc:"text tokens per example (question + answer, or caption), padded"`
 	// Video models (trajvit2, vivit). vision_* size the video encoder, text_* the text encoder.
-	Frames          int `yaml:"frames" range:"1,1024" doc:"video frames per clip"`
-	Tubelet         int `yaml:"tubelet" range:"1,64" doc:"vivit: frames per tubelet (spatial extent is patch_size); must divide frames"`
-	Latents         int `yaml:"latents" range:"1,1024" doc:"trajvit2: TrajTok latents K, the most trajectory tokens a video can have"`
-	FeatStride      int `yaml:"feat_stride" range:"1,32" doc:"trajvit2: backbone stride; masks live on an (image_size/feat_stride)^2 grid per frame"`
-	FeatDim         int `yaml:"feat_dim" range:"4,4096" doc:"trajvit2: backbone feature channels"`
-	GroupDim        int `yaml:"group_dim" range:"4,1024" doc:"trajvit2: dimension of the normalised grouping embeddings"`
-	PerceiverLayers int `yaml:"perceiver_layers" range:"1,16" doc:"trajvit2: depth of the grouping Perceiver"`
-	EmbedDim        int `yaml:"embed_dim" range:"4,4096" doc:"video-text shared embedding dimension"`
-	ScoreAfter      int `yaml:"score_after" range:"0,64" doc:"videovlm: per-frame ViT blocks before grouping/scoring; the next block is video-wide with the score bias, then tokens are pruned"`
-	Group           int `yaml:"group" range:"1,8" doc:"videovlm: side of the attention-pooled patch groups (3 = 3x3 patches per token)"`
+	Frames          int  `yaml:"frames" range:"1,1024" doc:"video frames per clip"`
+	Tubelet         int  `yaml:"tubelet" range:"1,64" doc:"vivit: frames per tubelet (spatial extent is patch_size); must divide frames"`
+	Latents         int  `yaml:"latents" range:"1,1024" doc:"trajvit2: TrajTok latents K, the most trajectory tokens a video can have"`
+	FeatStride      int  `yaml:"feat_stride" range:"1,32" doc:"trajvit2: backbone stride; masks live on an (image_size/feat_stride)^2 grid per frame"`
+	FeatDim         int  `yaml:"feat_dim" range:"4,4096" doc:"trajvit2: backbone feature channels"`
+	GroupDim        int  `yaml:"group_dim" range:"4,1024" doc:"trajvit2: dimension of the normalised grouping embeddings"`
+	PerceiverLayers int  `yaml:"perceiver_layers" range:"1,16" doc:"trajvit2: depth of the grouping Perceiver"`
+	EmbedDim        int  `yaml:"embed_dim" range:"4,4096" doc:"video-text shared embedding dimension"`
+	ScoreAfter      int  `yaml:"score_after" range:"0,64" doc:"videovlm: per-frame ViT blocks before grouping/scoring; the next block is video-wide with the score bias, then tokens are pruned"`
+	Motion          bool `yaml:"motion" doc:"videovlm: add a learned projection of each group token's change since the previous frame before the video-wide blocks"`
+	Group           int  `yaml:"group" range:"1,8" doc:"videovlm: side of the attention-pooled patch groups (3 = 3x3 patches per token)"`
 }
 
 // DataConfig describes where training and evaluation examples come from.

@@ -3,6 +3,7 @@ package tasks
 import (
 	"fmt"
 	"math/rand/v2"
+	"slices"
 	"sync"
 
 	"github.com/gomlx/compute/dtypes"
@@ -21,7 +22,9 @@ import (
 // VideoQA trains a video VLM (per-frame ViT → token pruning → projector → causal decoder) to answer
 // questions about synthetic, mostly static clips. Inputs: video [B, T, S, S, 3] f32, tokens,
 // targets [B, L] i32, mask [B, L] f32 and random ranks [B, T·G] f32 (used by pruning.method
-// random only; derived from the seed so runs stay reproducible).
+// random only; derived from the seed so runs stay reproducible); with pruning.method exevrm, the
+// five packing inputs of tokenizers.PackedBatch follow (the ExeVRM keep decisions, made on the
+// raw pixels of each group token's patch, packed into rows).
 type VideoQA struct {
 	r      *recipes.Recipe
 	cfg    models.VideoVLMConfig
@@ -42,7 +45,7 @@ func NewVideoQA(r *recipes.Recipe) (*VideoQA, error) {
 	t.cfg = models.VideoVLMConfig{
 		Vision: models.ViTConfig{ImageSize: m.ImageSize, PatchSize: m.PatchSize, Dim: m.VisionDim, Layers: m.VisionLayers,
 			Heads: m.VisionHeads, MLPRatio: m.MLPRatio, SinCos: m.SinCosPos, ConvStem: m.ConvStem},
-		Frames: m.Frames, ScoreAfter: m.ScoreAfter, TextDim: m.TextDim, TextLayers: m.TextLayers, TextHeads: m.TextHeads,
+		Frames: m.Frames, ScoreAfter: m.ScoreAfter, Motion: m.Motion, TextDim: m.TextDim, TextLayers: m.TextLayers, TextHeads: m.TextHeads,
 		MLPRatio: m.MLPRatio, MaxTextLen: m.MaxTextLen, VocabSize: t.vocab.Size(),
 	}
 	gen, err := data.NewVideoQAGenerator(data.VideoQAConfig{
@@ -104,14 +107,42 @@ func (t *VideoQA) tensors(ex []data.VideoQAExample, rankSeed uint64) ([]*tensors
 	for i := range rank {
 		rank[i] = rng.Float32()
 	}
-	return []*tensors.Tensor{tensors.FromFlatDataAndDimensions(video, b, f, s, s, 3), tensors.FromFlatDataAndDimensions(tok, b, L),
+	out := []*tensors.Tensor{tensors.FromFlatDataAndDimensions(video, b, f, s, s, 3), tensors.FromFlatDataAndDimensions(tok, b, L),
 		tensors.FromFlatDataAndDimensions(tgt, b, L), tensors.FromFlatDataAndDimensions(msk, b, L),
-		tensors.FromFlatDataAndDimensions(rank, b, n)}, nil
+		tensors.FromFlatDataAndDimensions(rank, b, n)}
+	if t.r.Pruning.Method == "exevrm" {
+		pb, err := tokenizers.PackKept(t.exeVRMKeep(ex))
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, pb.Tensors()...)
+	}
+	return out, nil
+}
+
+// exeVRMKeep applies the ExeVRM rules to each video's group tokens: a token's "patch" is the raw
+// pixels of its Group×Group patch block. A video left with no token keeps its first.
+func (t *VideoQA) exeVRMKeep(ex []data.VideoQAExample) [][]bool {
+	m := t.r.Model
+	side := m.PatchSize * m.Group
+	keep := make([][]bool, len(ex))
+	for i, e := range ex {
+		k := slices.Concat(tokenizers.ExeVRMKeep(tokenizers.RawPatches(e.Video.Frames, m.Frames, m.ImageSize, side),
+			m.ImageSize/side, tokenizers.DefaultExeVRM())...)
+		if !slices.Contains(k, true) {
+			k[0] = true
+		}
+		keep[i] = k
+	}
+	return keep
 }
 
 func (t *VideoQA) forward(scope *model.Scope, in []*Node) (logits, aux *Node) {
 	sel := t.Selector()
 	sel.RandomRank = in[4]
+	if sel.Mode == "exevrm" {
+		sel.Packed = &tokenizers.PackedNodes{Gather: in[5], SlotValid: in[6], Mask: in[7], UnpackIdx: in[8], Valid: in[9]}
+	}
 	return models.VideoVLM(scope, t.cfg, sel.TokenSelector(), in[0], in[1])
 }
 
@@ -163,6 +194,19 @@ func (t *VideoQA) EvalSet(name string) (train.EvalData, error) {
 	for _, x := range ex {
 		e.kinds = append(e.kinds, x.Kind)
 	}
+	n := float64(t.r.Model.Frames * t.Selector().GroupTokens())
+	e.kept = float64(t.Selector().Kept()) / n
+	if t.r.Pruning.Method == "exevrm" {
+		kept := 0
+		for _, k := range t.exeVRMKeep(ex) {
+			for _, f := range k {
+				if f {
+					kept++
+				}
+			}
+		}
+		e.kept = float64(kept) / float64(len(ex)) / n
+	}
 	t.evals[name] = e
 	return e, nil
 }
@@ -171,12 +215,30 @@ type videoQAEval struct {
 	bs      int
 	batches [][]*tensors.Tensor
 	kinds   []string
+	kept    float64 // mean share of a video's tokens the pruned blocks see
+}
+
+// KeptTokens is the mean number of tokens per video that the blocks after pruning see in a batch
+// of this task (exevrm: counted from the batch's packing; otherwise fixed by the recipe).
+func (t *VideoQA) KeptTokens(batch []*tensors.Tensor) float64 {
+	if t.r.Pruning.Method != "exevrm" {
+		return float64(t.Selector().Kept())
+	}
+	valid := tensors.MustCopyFlatData[bool](batch[9])
+	n := 0
+	for _, v := range valid {
+		if v {
+			n++
+		}
+	}
+	return float64(n) / float64(batch[9].Shape().Dimensions[0])
 }
 
 func (e *videoQAEval) NumBatches() int               { return len(e.batches) }
 func (e *videoQAEval) Batch(i int) []*tensors.Tensor { return e.batches[i] }
 
-// Metrics: accuracy (exact match) overall and per question kind.
+// Metrics: accuracy (exact match) overall and per question kind, and the share of each video's
+// tokens kept by pruning.
 func (e *videoQAEval) Metrics(outs [][]*tensors.Tensor) map[string]float64 {
 	n, ok := map[string]float64{}, map[string]float64{}
 	total, correct := 0.0, 0.0
@@ -193,7 +255,7 @@ func (e *videoQAEval) Metrics(outs [][]*tensors.Tensor) map[string]float64 {
 			correct += float64(c[j])
 		}
 	}
-	m := map[string]float64{"accuracy": correct / total}
+	m := map[string]float64{"accuracy": correct / total, "kept": e.kept}
 	for k, v := range n {
 		m["accuracy_"+k] = ok[k] / v
 	}

@@ -12,6 +12,8 @@ package tokenizers
 import (
 	"fmt"
 	"slices"
+
+	"github.com/gomlx/gomlx/core/tensors"
 )
 
 // Packing places sequences (e.g. the kept tokens of each video) into rows of RowLen slots.
@@ -153,4 +155,91 @@ func (p Packing) Utilization() float64 {
 		total += l
 	}
 	return float64(total) / float64(p.Rows*p.RowLen)
+}
+
+// PackedBatch holds the host-side inputs of a packed video-wide encoder stage for one batch of B
+// videos of N tokens each, of which each video keeps a subset (its kept flags): the kept tokens
+// are packed first-fit-decreasing into Rows rows of RowLen = N slots (so any video fits in one
+// row), the encoder blocks run on the rows under the block-diagonal Mask, and Unpack brings each
+// video's kept tokens back, in their original order, padded to K per video.
+//
+// Shapes are bucketed so that a training run compiles only a few graphs: Rows is rounded up to
+// a power of two (at most B) with all-padding rows, K up to a multiple of ⌈N/4⌉ (at most N).
+type PackedBatch struct {
+	B, N, Rows, RowLen, K int
+	Lengths               []int     // kept tokens per video
+	Gather                []int32   // [Rows·RowLen]: flat index into the [B·N] tokens (0 for padding)
+	SlotValid             []float32 // [Rows·RowLen]: 1 for a slot holding a token, 0 for padding
+	Mask                  []bool    // [Rows, RowLen, RowLen] block-diagonal attention mask
+	Unpack                []int32   // [B·K]: flat slot index of video b's j-th kept token (0 past its length)
+	Valid                 []bool    // [B·K]: whether video b has a j-th kept token
+}
+
+// PackKept builds the PackedBatch of kept flags keep[b][i] (B videos of N tokens each). Every
+// video must keep at least one token.
+func PackKept(keep [][]bool) (PackedBatch, error) {
+	b := len(keep)
+	if b == 0 {
+		return PackedBatch{}, fmt.Errorf("PackKept: no videos")
+	}
+	n := len(keep[0])
+	lengths := make([]int, b)
+	kmax := 0
+	for v, k := range keep {
+		if len(k) != n {
+			return PackedBatch{}, fmt.Errorf("PackKept: video %d has %d tokens, video 0 has %d", v, len(k), n)
+		}
+		for _, f := range k {
+			if f {
+				lengths[v]++
+			}
+		}
+		if lengths[v] == 0 {
+			return PackedBatch{}, fmt.Errorf("PackKept: video %d keeps no token", v)
+		}
+		kmax = max(kmax, lengths[v])
+	}
+	p, err := PackFFD(lengths, n)
+	if err != nil {
+		return PackedBatch{}, err
+	}
+	rows := 1
+	for rows < p.Rows {
+		rows *= 2
+	}
+	rows = min(rows, b)
+	step := (n + 3) / 4
+	kb := min(n, (kmax+step-1)/step*step)
+	pb := PackedBatch{B: b, N: n, Rows: rows, RowLen: n, K: kb, Lengths: lengths,
+		Gather: make([]int32, rows*n), SlotValid: make([]float32, rows*n), Unpack: make([]int32, b*kb), Valid: make([]bool, b*kb)}
+	// Source token j of video v (in order) is flat token v·N + (index of its j-th kept flag).
+	for v, k := range keep {
+		slot, j := p.Row[v]*n+p.Offset[v], 0
+		for i, f := range k {
+			if !f {
+				continue
+			}
+			pb.Gather[slot+j] = int32(v*n + i)
+			pb.SlotValid[slot+j] = 1
+			pb.Unpack[v*kb+j] = int32(slot + j)
+			pb.Valid[v*kb+j] = true
+			j++
+		}
+	}
+	p.Rows = rows // the extra rows are all padding
+	pb.Mask = p.Mask()
+	return pb, nil
+}
+
+// Tensors returns the graph inputs of the packing, in PackedNodes order: gather [Rows·RowLen]
+// int32, slot valid [Rows·RowLen] f32, mask [Rows, RowLen, RowLen] bool, unpack [B·K] int32 and
+// valid [B, K] bool.
+func (pb PackedBatch) Tensors() []*tensors.Tensor {
+	return []*tensors.Tensor{
+		tensors.FromFlatDataAndDimensions(pb.Gather, len(pb.Gather)),
+		tensors.FromFlatDataAndDimensions(pb.SlotValid, len(pb.SlotValid)),
+		tensors.FromFlatDataAndDimensions(pb.Mask, pb.Rows, pb.RowLen, pb.RowLen),
+		tensors.FromFlatDataAndDimensions(pb.Unpack, len(pb.Unpack)),
+		tensors.FromFlatDataAndDimensions(pb.Valid, pb.B, pb.K),
+	}
 }

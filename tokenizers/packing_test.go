@@ -5,7 +5,12 @@ import (
 	"math/rand/v2"
 	"testing"
 
+	. "github.com/gomlx/gomlx/core/graph"
+	"github.com/gomlx/gomlx/core/tensors"
+	"github.com/gomlx/gomlx/ml/model"
 	"github.com/stretchr/testify/require"
+
+	"github.com/reelml/reel/models"
 )
 
 // checkPacking verifies the invariants of a packing of lengths: every sequence is placed exactly
@@ -302,4 +307,93 @@ func TestPackFFDAttentionEquivalence(t *testing.T) {
 		}
 	}
 	require.True(t, differs, "the test must be sensitive to the mask")
+}
+
+// TestPackedBlocksMatchEachVideoAlone: the kept tokens of several videos, packed into rows
+// (PackKept) and run through two real encoder blocks under the block-diagonal mask, then unpacked,
+// equal running each video's kept tokens through the same blocks alone; padding stays zero.
+func TestPackedBlocksMatchEachVideoAlone(t *testing.T) {
+	const B, N, D, heads = 5, 12, 8, 2
+	rng := rand.New(rand.NewPCG(9, 2))
+	keep := make([][]bool, B)
+	for v := range keep {
+		keep[v] = make([]bool, N)
+		for i := range N {
+			keep[v][i] = rng.Float64() < 0.1+0.2*float64(v) // lengths from ~1 to ~11
+		}
+		keep[v][v] = true
+	}
+	pb, err := PackKept(keep)
+	require.NoError(t, err)
+	require.Less(t, pb.Rows, B, "some videos must share a row")
+	x := randTensor(rng, B, N, D)
+
+	store := model.NewStore()
+	require.NoError(t, store.SetRNGStateFromSeed(4))
+	blocks := func(scope *model.Scope, x, mask *Node) *Node {
+		scope = models.WithInit(scope)
+		for i := range 2 {
+			x = models.Block(scope.In("block_%d", i), x, heads, 2, mask)
+		}
+		return x
+	}
+	packed, err := model.NewExecCanonical(backend(t), store, func(scope *model.Scope, g *Graph, in []*Node) []*Node {
+		p := &PackedNodes{Gather: in[1], SlotValid: in[2], Mask: in[3], UnpackIdx: in[4], Valid: in[5]}
+		rows, mask := p.Pack(in[0])
+		tokens, valid := p.Unpack(blocks(scope, rows, mask))
+		return []*Node{tokens, valid}
+	}, -1, -1, false, true, true)
+	require.NoError(t, err)
+	defer packed.Finalize()
+	args := []any{x}
+	for _, a := range pb.Tensors() {
+		args = append(args, a)
+	}
+	out, err := packed.Exec(args...)
+	require.NoError(t, err)
+	got := tensors.MustCopyFlatData[float32](out[0])
+	valid := tensors.MustCopyFlatData[bool](out[1])
+
+	alone, err := model.NewExecCanonical(backend(t), store, func(scope *model.Scope, g *Graph, in []*Node) []*Node {
+		return []*Node{blocks(scope, in[0], nil)}
+	}, -1, -1, false, true, true)
+	require.NoError(t, err)
+	defer alone.Finalize()
+	xs := tensors.MustCopyFlatData[float32](x)
+	for v := range B {
+		var seq []float32
+		for i, k := range keep[v] {
+			if k {
+				seq = append(seq, xs[(v*N+i)*D:(v*N+i+1)*D]...)
+			}
+		}
+		l := len(seq) / D
+		o, err := alone.Exec(tensors.FromFlatDataAndDimensions(seq, 1, l, D))
+		require.NoError(t, err)
+		want := tensors.MustCopyFlatData[float32](o[0])
+		for j := range pb.K {
+			require.Equal(t, j < l, valid[v*pb.K+j], "video %d token %d valid", v, j)
+			for c := range D {
+				g := got[(v*pb.K+j)*D+c]
+				if j < l {
+					require.InDelta(t, want[j*D+c], g, 1e-5, "video %d token %d channel %d", v, j, c)
+				} else {
+					require.Zero(t, g, "padding")
+				}
+			}
+		}
+	}
+}
+
+func TestPackKeptBucketsAndErrors(t *testing.T) {
+	keep := [][]bool{{true, false, false, false, false, false, false, false}, {true, true, true, false, false, false, false, false}, {true, false, false, false, false, false, false, false}}
+	pb, err := PackKept(keep)
+	require.NoError(t, err)
+	require.Equal(t, []int{1, 3, 1}, pb.Lengths)
+	require.Equal(t, 1, pb.Rows, "5 tokens fit one row of 8")
+	require.Equal(t, 4, pb.K, "3 rounded up to a multiple of ⌈8/4⌉ = 2")
+	_, err = PackKept([][]bool{{true, false}, {false, false}})
+	require.ErrorContains(t, err, "video 1 keeps no token")
+	_, err = PackKept([][]bool{{true, false}, {true}})
+	require.ErrorContains(t, err, "video 1 has 1 tokens")
 }

@@ -19,7 +19,10 @@ package tokenizers
 //     see them — that is where the compute goes down.
 //
 // Random pruning (the baseline) ranks by random scores instead, with the same k and first-frame
-// rule, and no bias.
+// rule, and no bias. ExeVRM pruning (the training-free baseline, exevrm.go) decides on raw pixels
+// before the network runs, so each video keeps a different number of tokens: those are packed
+// into rows with a block-diagonal mask (packing.go, PackedBatch) for the remaining blocks and
+// unpacked, padded, for the language model.
 
 import (
 	"math"
@@ -111,14 +114,16 @@ func Prune(x, rank *Node, k, firstFrame int) (kept, keptMask *Node) {
 	return Einsum("bnk,bnd->bkd", sel, x), keptMask
 }
 
-// Selector implements models.TokenSelector for the pruning modes "none", "random" and "stts".
+// Selector implements models.TokenSelector for the pruning modes "none", "random", "stts" and
+// "exevrm".
 type Selector struct {
-	Mode       string  // none | random | stts
-	Group      int     // group side (paper: 3)
-	Grid       int     // patch grid side per frame
-	Frames     int     // T
-	Keep       float64 // keep ratio (random, stts)
-	RandomRank *Node   // [B, T·G] random scores (mode random), supplied with the batch
+	Mode       string       // none | random | stts | exevrm
+	Group      int          // group side (paper: 3)
+	Grid       int          // patch grid side per frame
+	Frames     int          // T
+	Keep       float64      // keep ratio (random, stts)
+	RandomRank *Node        // [B, T·G] random scores (mode random), supplied with the batch
+	Packed     *PackedNodes // mode exevrm: the batch's PackedBatch as graph inputs
 
 	scores *Node // STTS scores of the graph being built, from Score to Select
 }
@@ -126,7 +131,8 @@ type Selector struct {
 // GroupTokens is the number of group tokens per frame.
 func (s *Selector) GroupTokens() int { n := s.Grid / s.Group; return n * n }
 
-// Kept is the number of tokens the video-wide blocks after pruning see.
+// Kept is the number of tokens the video-wide blocks after pruning see (mode exevrm: varies per
+// video; the keep-ratio count is returned).
 func (s *Selector) Kept() int {
 	n := s.Frames * s.GroupTokens()
 	if s.Mode == "none" {
@@ -157,14 +163,53 @@ func (s selector) Score(scope *model.Scope, x *Node) (bias, aux *Node) {
 	return Log(s.scores), AuxLoss(raw, x)
 }
 
-func (s selector) Select(x *Node) *Node {
+func (s selector) Select(x *Node) (rows, mask *Node) {
 	switch s.Mode {
 	case "stts":
 		kept, _ := Prune(x, s.scores, s.Kept(), s.GroupTokens())
-		return kept
+		return kept, nil
 	case "random":
 		kept, _ := Prune(x, s.RandomRank, s.Kept(), s.GroupTokens())
-		return kept
+		return kept, nil
+	case "exevrm":
+		return s.Packed.Pack(x)
 	}
-	return x
+	return x, nil
+}
+
+func (s selector) Unpack(rows *Node) (tokens, valid *Node) {
+	if s.Mode == "exevrm" {
+		return s.Packed.Unpack(rows)
+	}
+	return rows, nil
+}
+
+// PackedNodes are a PackedBatch's index maps and masks as graph inputs (see PackedBatch.Tensors).
+type PackedNodes struct {
+	Gather    *Node // [Rows·RowLen] int32
+	SlotValid *Node // [Rows·RowLen] float
+	Mask      *Node // [Rows, RowLen, RowLen] bool
+	UnpackIdx *Node // [B·K] int32
+	Valid     *Node // [B, K] bool
+}
+
+// Pack moves the kept tokens of x [B, N, D] into rows [Rows, RowLen, D] (padding slots zero) and
+// returns them with the block-diagonal mask.
+func (p *PackedNodes) Pack(x *Node) (rows, mask *Node) {
+	d := x.Shape().Dimensions
+	flat := Reshape(x, d[0]*d[1], d[2])
+	m := p.Mask.Shape().Dimensions
+	rows = Gather(flat, InsertAxes(p.Gather, -1)) // [Rows·RowLen, D]
+	rows = Mul(rows, InsertAxes(ConvertDType(p.SlotValid, x.DType()), -1))
+	return Reshape(rows, m[0], m[1], d[2]), p.Mask
+}
+
+// Unpack brings packed rows [Rows, RowLen, D] back to per-video tokens [B, K, D] (zero past each
+// video's length) and their valid flags [B, K].
+func (p *PackedNodes) Unpack(rows *Node) (tokens, valid *Node) {
+	d := rows.Shape().Dimensions
+	v := p.Valid.Shape().Dimensions
+	out := Gather(Reshape(rows, d[0]*d[1], d[2]), InsertAxes(p.UnpackIdx, -1)) // [B·K, D]
+	out = Reshape(out, v[0], v[1], d[2])
+	return Mul(out, InsertAxes(ConvertDType(p.Valid, rows.DType()), -1)), p.Valid
 }

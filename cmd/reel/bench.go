@@ -17,12 +17,15 @@ import (
 
 // benchRow is one frame count of `reel bench stts`.
 type benchRow struct {
-	Frames     int     `json:"frames"`
-	Tokens     int     `json:"tokens"`      // group tokens per clip
-	KeptTokens int     `json:"kept_tokens"` // after STTS pruning
-	UnprunedS  float64 `json:"unpruned_s"`  // seconds per training step
-	STTSS      float64 `json:"stts_s"`      // seconds per training step
-	Speedup    float64 `json:"speedup"`     // unpruned / stts
+	Frames        int     `json:"frames"`
+	Tokens        int     `json:"tokens"`         // group tokens per clip
+	KeptTokens    int     `json:"kept_tokens"`    // after STTS pruning
+	UnprunedS     float64 `json:"unpruned_s"`     // seconds per training step
+	STTSS         float64 `json:"stts_s"`         // seconds per training step
+	Speedup       float64 `json:"speedup"`        // unpruned / stts
+	ExeVRMKept    float64 `json:"exevrm_kept"`    // mean tokens per clip kept by ExeVRM (packed)
+	ExeVRMS       float64 `json:"exevrm_s"`       // seconds per training step
+	ExeVRMSpeedup float64 `json:"exevrm_speedup"` // unpruned / exevrm
 }
 
 func cmdBench(args []string) error {
@@ -49,7 +52,7 @@ func cmdBench(args []string) error {
 	asJSON := fs.Bool("json", false, "print JSON instead of a table")
 	sets := fs.StringArray("set", nil, "override a field of the recipe, e.g. --set model.vision_layers=8 (repeatable)")
 	fs.Usage = func() {
-		fmt.Fprintln(os.Stderr, "Usage: reel bench stts [flags]\n\nTraining-step time of the same video VLM unpruned vs STTS-pruned, per frame count, measured in\none run; prints the speedup (unpruned / STTS).\n\nFlags:")
+		fmt.Fprintln(os.Stderr, "Usage: reel bench stts [flags]\n\nTraining-step time of the same video VLM unpruned, STTS-pruned and ExeVRM-pruned (packed), per\nframe count, measured in one run; prints the speedups (unpruned / pruned).\n\nFlags:")
 		fs.PrintDefaults()
 	}
 	if err := parse(fs, args[1:]); err != nil {
@@ -74,7 +77,7 @@ func cmdBench(args []string) error {
 	var rows []benchRow
 	for _, f := range frames {
 		row := benchRow{Frames: f}
-		for _, method := range []string{"none", "stts"} {
+		for _, method := range []string{"none", "stts", "exevrm"} {
 			r, err := recipes.Load(*recipe, append(append([]string{}, *sets...),
 				"model.frames="+strconv.Itoa(f), "pruning.method="+method, "pruning.keep="+strconv.FormatFloat(*keep, 'g', -1, 64),
 				"train.batch_size="+strconv.Itoa(*batch), "train.grad_accum=1", "data.motion_frames="+strconv.Itoa(min(3, f-1)),
@@ -94,14 +97,22 @@ func cmdBench(args []string) error {
 				return fmt.Errorf("bench stts (%d frames, %s): %v", f, method, err)
 			}
 			sel := task.Selector()
-			if method == "none" {
+			switch method {
+			case "none":
 				row.UnprunedS, row.Tokens = sec, sel.Kept()
-			} else {
+			case "stts":
 				row.STTSS, row.KeptTokens = sec, sel.Kept()
+			case "exevrm":
+				batch, err := task.MicroBatch(0) // the batch StepTime timed
+				if err != nil {
+					return err
+				}
+				row.ExeVRMS, row.ExeVRMKept = sec, task.KeptTokens(batch)
 			}
 		}
-		row.Speedup = row.UnprunedS / row.STTSS
-		fmt.Fprintf(os.Stderr, "reel: %d frames: unpruned %.3fs, stts %.3fs per step → %.2f×\n", f, row.UnprunedS, row.STTSS, row.Speedup)
+		row.Speedup, row.ExeVRMSpeedup = row.UnprunedS/row.STTSS, row.UnprunedS/row.ExeVRMS
+		fmt.Fprintf(os.Stderr, "reel: %d frames: unpruned %.3fs, stts %.3fs (%.2f×), exevrm %.3fs (%.2f×) per step\n",
+			f, row.UnprunedS, row.STTSS, row.Speedup, row.ExeVRMS, row.ExeVRMSpeedup)
 		rows = append(rows, row)
 	}
 	if *asJSON {
@@ -109,9 +120,11 @@ func cmdBench(args []string) error {
 		enc.SetIndent("", "  ")
 		return enc.Encode(rows)
 	}
-	fmt.Printf("%-7s %-14s %-12s %-12s %s\n", "frames", "tokens→kept", "unpruned s", "stts s", "speedup")
+	fmt.Printf("%-7s %-14s %-11s %-9s %-8s %-13s %-10s %s\n", "frames", "tokens→kept", "unpruned s", "stts s", "speedup",
+		"exevrm kept", "exevrm s", "speedup")
 	for _, r := range rows {
-		fmt.Printf("%-7d %-14s %-12.3f %-12.3f %.2f×\n", r.Frames, fmt.Sprintf("%d→%d", r.Tokens, r.KeptTokens), r.UnprunedS, r.STTSS, r.Speedup)
+		fmt.Printf("%-7d %-14s %-11.3f %-9.3f %-8s %-13.1f %-10.3f %.2f×\n", r.Frames, fmt.Sprintf("%d→%d", r.Tokens, r.KeptTokens),
+			r.UnprunedS, r.STTSS, fmt.Sprintf("%.2f×", r.Speedup), r.ExeVRMKept, r.ExeVRMS, r.ExeVRMSpeedup)
 	}
 	return nil
 }
