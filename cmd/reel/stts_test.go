@@ -20,7 +20,7 @@ func TestSTTSVideoQA(t *testing.T) {
 		r := reel(t, dir, append([]string{"train", "stts-videoqa-tiny", "--out", m, "--set", "pruning.method=" + m}, quick...)...)
 		requireOK(t, r)
 		require.Contains(t, r.stderr, "videoqa/accuracy=")
-		require.Contains(t, r.stderr, "videoqa/accuracy_direction=")
+		require.Contains(t, r.stderr, "videoqa/accuracy_moved=")
 		require.Contains(t, r.stderr, "videoqa/kept=")
 	}
 	// The eval of a packed (exevrm) run from its directory, as a user would.
