@@ -194,19 +194,15 @@ func (t *VideoQA) EvalSet(name string) (train.EvalData, error) {
 	for _, x := range ex {
 		e.kinds = append(e.kinds, x.Kind)
 	}
-	n := float64(t.r.Model.Frames * t.Selector().GroupTokens())
-	e.kept = float64(t.Selector().Kept()) / n
-	if t.r.Pruning.Method == "exevrm" {
-		kept := 0
-		for _, k := range t.exeVRMKeep(ex) {
-			for _, f := range k {
-				if f {
-					kept++
-				}
+	kept := 0
+	for bi, b := range e.batches {
+		for j, k := range t.keptPerVideo(b) {
+			if bi*bs+j < len(ex) { // not the last batch's padding
+				kept += k
 			}
 		}
-		e.kept = float64(kept) / float64(len(ex)) / n
 	}
+	e.kept = float64(kept) / float64(len(ex)) / float64(t.r.Model.Frames*t.Selector().GroupTokens())
 	t.evals[name] = e
 	return e, nil
 }
@@ -219,19 +215,33 @@ type videoQAEval struct {
 }
 
 // KeptTokens is the mean number of tokens per video that the blocks after pruning see in a batch
-// of this task (exevrm: counted from the batch's packing; otherwise fixed by the recipe).
+// of this task.
 func (t *VideoQA) KeptTokens(batch []*tensors.Tensor) float64 {
-	if t.r.Pruning.Method != "exevrm" {
-		return float64(t.Selector().Kept())
+	kept := t.keptPerVideo(batch)
+	total := 0
+	for _, k := range kept {
+		total += k
 	}
-	valid := tensors.MustCopyFlatData[bool](batch[9])
-	n := 0
-	for _, v := range valid {
+	return float64(total) / float64(len(kept))
+}
+
+// keptPerVideo counts the tokens each video of a batch keeps: from the batch's packing (exevrm),
+// otherwise fixed by the recipe.
+func (t *VideoQA) keptPerVideo(batch []*tensors.Tensor) []int {
+	kept := make([]int, batch[0].Shape().Dimensions[0])
+	if t.r.Pruning.Method != "exevrm" {
+		for i := range kept {
+			kept[i] = t.Selector().Kept()
+		}
+		return kept
+	}
+	valid, k := tensors.MustCopyFlatData[bool](batch[9]), batch[9].Shape().Dimensions[1]
+	for i, v := range valid {
 		if v {
-			n++
+			kept[i/k]++
 		}
 	}
-	return float64(n) / float64(batch[9].Shape().Dimensions[0])
+	return kept
 }
 
 func (e *videoQAEval) NumBatches() int               { return len(e.batches) }
