@@ -210,23 +210,31 @@ func PackKept(keep [][]bool) (PackedBatch, error) {
 	rows = min(rows, b)
 	step := (n + 3) / 4
 	kb := min(n, (kmax+step-1)/step*step)
+	p.Rows = rows // the extra rows are all padding
 	pb := PackedBatch{B: b, N: n, Rows: rows, RowLen: n, K: kb, Lengths: lengths,
 		Gather: make([]int32, rows*n), SlotValid: make([]float32, rows*n), Unpack: make([]int32, b*kb), Valid: make([]bool, b*kb)}
-	// Source token j of video v (in order) is flat token v·N + (index of its j-th kept flag).
+	// The packing's index maps number the kept tokens 0…ΣLengths−1, video by video in order;
+	// ids maps that number to the token's flat index v·N + i in the [B·N] tokens.
+	ids := make([]int32, 0, len(keep)*n)
 	for v, k := range keep {
-		slot, j := p.Row[v]*n+p.Offset[v], 0
 		for i, f := range k {
-			if !f {
-				continue
+			if f {
+				ids = append(ids, int32(v*n+i))
 			}
-			pb.Gather[slot+j] = int32(v*n + i)
-			pb.SlotValid[slot+j] = 1
-			pb.Unpack[v*kb+j] = int32(slot + j)
-			pb.Valid[v*kb+j] = true
-			j++
 		}
 	}
-	p.Rows = rows // the extra rows are all padding
+	for slot, src := range p.GatherIndex() {
+		if src >= 0 {
+			pb.Gather[slot], pb.SlotValid[slot] = ids[src], 1
+		}
+	}
+	scatter, base := p.ScatterIndex(), 0
+	for v, l := range lengths {
+		for j := range l {
+			pb.Unpack[v*kb+j], pb.Valid[v*kb+j] = int32(scatter[base+j]), true
+		}
+		base += l
+	}
 	pb.Mask = p.Mask()
 	return pb, nil
 }
