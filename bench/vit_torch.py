@@ -2,12 +2,17 @@
 """PyTorch reference for `reel bench vit`: the same ViT classifier as reel's models.ViT (patch
 embedding as a linear layer on patchified pixels, learned positions, pre-norm blocks with a fused
 qkv projection, GELU MLP, final LayerNorm, mean pool, linear head), trained with AdamW on the
-same shapes. Prints one JSON line: {"step_s": ..., "params": ..., "threads": ...}.
+same shapes. Prints one JSON line: {"step_s": ..., "first_s": ..., "peak_mib": ..., "params": ...,
+"threads": ...}. peak_mib is the growth of the process's peak RSS over the run on CPU, and
+torch.cuda.max_memory_allocated on GPU.
 
-Usage: python3 bench/vit_torch.py IMAGE PATCH DIM LAYERS HEADS BATCH CLASSES WARM STEPS
+Usage: python3 bench/vit_torch.py IMAGE PATCH DIM LAYERS HEADS BATCH CLASSES WARM STEPS [DEVICE [PRECISION]]
+  DEVICE: cpu (default) or cuda; PRECISION: f32 (default) or bf16 (autocast: matmuls in bf16,
+  parameters and optimizer state in f32, as reel's train.precision: bf16).
 """
 import json
 import os
+import resource
 import sys
 import time
 
@@ -56,29 +61,45 @@ class ViT(nn.Module):
 
 def main():
     image, patch, d, layers, heads, batch, classes, warm, steps = map(int, sys.argv[1:10])
+    device = sys.argv[10] if len(sys.argv) > 10 else "cpu"
+    precision = sys.argv[11] if len(sys.argv) > 11 else "f32"
     threads = os.cpu_count() or 1
     torch.set_num_threads(threads)
     torch.manual_seed(0)
-    model = ViT(image, patch, d, layers, heads, classes)
+    rss0 = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    model = ViT(image, patch, d, layers, heads, classes).to(device)
     opt = torch.optim.AdamW(model.parameters(), lr=1e-3, weight_decay=0.01)
-    x = torch.rand(batch, image, image, 3)
-    y = torch.randint(0, classes, (batch,))
+    x = torch.rand(batch, image, image, 3, device=device)
+    y = torch.randint(0, classes, (batch,), device=device)
+    sync = torch.cuda.synchronize if device == "cuda" else (lambda: None)
 
     def step():
         opt.zero_grad(set_to_none=True)
-        loss = F.cross_entropy(model(x), y)
+        with torch.autocast(device_type=device, dtype=torch.bfloat16, enabled=precision == "bf16"):
+            loss = F.cross_entropy(model(x), y)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
         opt.step()
 
-    for _ in range(warm):
+    start = time.perf_counter()
+    step()
+    sync()
+    first = time.perf_counter() - start
+    for _ in range(warm - 1):
         step()
+    sync()
     start = time.perf_counter()
     for _ in range(steps):
         step()
+    sync()
     dt = (time.perf_counter() - start) / steps
+    if device == "cuda":
+        peak = torch.cuda.max_memory_allocated() / 2**20
+    else:
+        peak = (resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - rss0) / 1024
     params = sum(p.numel() for p in model.parameters())
-    print(json.dumps({"step_s": dt, "params": params, "threads": threads, "torch": torch.__version__}))
+    print(json.dumps({"step_s": dt, "first_s": first, "peak_mib": peak, "params": params, "threads": threads,
+                      "torch": torch.__version__}))
 
 
 if __name__ == "__main__":

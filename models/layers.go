@@ -42,6 +42,44 @@ func WithInit(scope *model.Scope) *model.Scope {
 	return scope.WithInitializer(normalInit(scope.Store(), InitStd))
 }
 
+// precisionKey is the graph state key of the matmul precision (see SetPrecision).
+type precisionKey struct{}
+
+// SetPrecision selects the precision of g's matrix products (Linear, attention): "f32" (the
+// default) or "bf16" mixed precision, as in the recipe's train.precision. Under bf16 both
+// operands of each product are rounded to bf16 and the product, accumulated in f32 by the
+// backends (XLA/cuBLAS, the Go backend's bf16 kernels), is returned in bf16 and converted back to
+// f32 — what PyTorch's autocast does. GoMLX differentiates a DotGeneral in its output dtype, so
+// the two backward products of each matmul run in bf16 too. Parameters, optimizer state, norms,
+// softmax, residual adds and losses stay f32; bf16's f32-sized exponent needs no loss scaling.
+func SetPrecision(g *Graph, precision string) {
+	if precision == "bf16" {
+		g.AttachState(precisionKey{}, dtypes.BFloat16)
+	} else {
+		g.AttachState(precisionKey{}, nil)
+	}
+}
+
+// lowPrecision returns the dtype of g's matrix products if SetPrecision lowered it.
+func lowPrecision(g *Graph) (dtypes.DType, bool) {
+	dt, ok := g.State(precisionKey{}).(dtypes.DType)
+	return dt, ok
+}
+
+// mixedDotGeneral is DotGeneral in the graph's precision (see SetPrecision), returned in lhs's
+// dtype. (GoMLX's Einsum drops a DotBuilder's dtype configuration, so reel's products are written
+// as DotGenerals.)
+func mixedDotGeneral(lhs *Node, lhsContracting, lhsBatch []int, rhs *Node, rhsContracting, rhsBatch []int) *Node {
+	dt, ok := lowPrecision(lhs.Graph())
+	if !ok || lhs.DType() == dt {
+		return DotGeneral(lhs, lhsContracting, lhsBatch, rhs, rhsContracting, rhsBatch)
+	}
+	out := Dot(ConvertDType(lhs, dt), ConvertDType(rhs, dt)).
+		WithAccumulatorDType(dtypes.InvalidDType).WithOutputDType(dt).
+		General(lhsContracting, lhsBatch, rhsContracting, rhsBatch)
+	return ConvertDType(out, lhs.DType())
+}
+
 // Linear is y = x·W + b over the last axis of x. W has shape [in, out], initialised
 // LeCun-normal N(0, 1/in) so activations keep their scale at any width; b starts at zero.
 //
@@ -52,7 +90,7 @@ func Linear(scope *model.Scope, x *Node, out int, bias bool) *Node {
 	in := x.Shape().Dimensions[x.Rank()-1]
 	w := scope.WithInitializer(normalInit(scope.Store(), 1/math.Sqrt(float64(in)))).
 		VariableWithShape("weights", shapes.Make(x.DType(), in, out)).NodeValue(x.Graph())
-	y := DotGeneral(x, []int{x.Rank() - 1}, nil, w, []int{0}, nil)
+	y := mixedDotGeneral(x, []int{x.Rank() - 1}, nil, w, []int{0}, nil)
 	if bias {
 		b := scope.VariableWithShape("biases", shapes.Make(x.DType(), out)).NodeValue(x.Graph())
 		y = Add(y, ExpandLeftToRank(b, y.Rank()))
@@ -161,7 +199,7 @@ func AttentionCore(q, k, v, mask *Node) *Node {
 // (e.g. STTS's log(score): a low-scored key receives less attention from every query).
 func AttentionCoreBias(q, k, v, mask, keyBias *Node) *Node {
 	hd := q.Shape().Dimensions[3]
-	logits := Einsum("bqhd,bkhd->bhqk", q, k)
+	logits := mixedDotGeneral(q, []int{3}, []int{0, 2}, k, []int{3}, []int{0, 2}) // bqhd,bkhd->bhqk
 	logits = MulScalar(logits, 1/math.Sqrt(float64(hd)))
 	if keyBias != nil {
 		logits = Add(logits, InsertAxes(keyBias, 1, 1)) // [B, 1, 1, Tk]
@@ -179,7 +217,8 @@ func AttentionCoreBias(q, k, v, mask, keyBias *Node) *Node {
 	} else {
 		probs = Softmax(logits, -1)
 	}
-	return Einsum("bhqk,bkhd->bqhd", probs, v)
+	out := mixedDotGeneral(probs, []int{3}, []int{0, 1}, v, []int{1}, []int{0, 2}) // bhqk,bkhd->bhqd
+	return TransposeAllAxes(out, 0, 2, 1, 3)                                       // → bqhd
 }
 
 // Block is a pre-norm transformer block: x + Attn(LN(x)), then x + MLP(LN(x)).

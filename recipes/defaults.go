@@ -64,6 +64,7 @@ func Defaults() Recipe {
 			Beta1:            0.9,
 			Beta2:            0.999,
 			GradClip:         1.0,
+			Precision:        "f32",
 			Seed:             1,
 			LogEvery:         10,
 			EvalEvery:        0,

@@ -132,6 +132,8 @@ type TrainConfig struct {
 	LogEvery    int     `yaml:"log_every" range:"1," doc:"plain log line every N steps when not on a terminal"`
 	EvalEvery   int     `yaml:"eval_every" range:"0," doc:"evaluate every N steps (0 = only at the end)"`
 	InitFrom    string  `yaml:"init_from" doc:"run or checkpoint directory to load weights from (fine-tuning)"`
+	Precision   string  `yaml:"precision" enum:"f32|bf16" doc:"matmul/attention precision: f32, or bf16 mixed precision (parameters, optimizer state and reductions stay f32)"`
+	Devices     int     `yaml:"devices" range:"0,4096" doc:"data-parallel devices: the batch is sharded over this many devices and gradients all-reduced (0 = all visible devices)"`
 	// Video-text contrastive training.
 	Temperature      float64 `yaml:"temperature" range:"0.001,10" doc:"videoclip: InfoNCE temperature (initial value if learned)"`
 	LearnTemperature bool    `yaml:"learn_temperature" doc:"videoclip: learn the InfoNCE temperature (CLIP's logit scale)"`

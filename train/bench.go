@@ -10,11 +10,28 @@ import (
 	"github.com/reelml/reel/recipes"
 )
 
+// StepStats is what StepTime measures.
+type StepStats struct {
+	StepS     float64 // mean wall time of a timed step
+	CompileS  float64 // first step's extra time over a timed step: graph building and compilation
+	FLOPs     float64 // model FLOPs of one step (see GraphFLOPs)
+	HalfFLOPs float64 // of which in bf16/f16 products (train.precision: bf16)
+	Peak      Peak    // the backend's peak (see PeakFLOPS)
+}
+
+// MFU is the model-FLOPs utilisation of the timed steps (0 when the peak is unknown).
+func (s StepStats) MFU() float64 {
+	if s.Peak.FLOPS <= 0 || s.StepS <= 0 {
+		return 0
+	}
+	return s.FLOPs / s.StepS / s.Peak.FLOPS
+}
+
 // StepTime measures a task's training step: it initialises the model, runs warm optimizer steps
-// (which include compilation) and returns the mean wall time of the next `steps` steps on
+// (the first includes compilation) and returns the mean wall time of the next `steps` steps on
 // micro-batch 0 (data generation excluded: only the graph executions, including a
 // BatchPreparer's).
-func StepTime(task Task, r *recipes.Recipe, backend compute.Backend, warm, steps int) (seconds float64, err error) {
+func StepTime(task Task, r *recipes.Recipe, backend compute.Backend, warm, steps int) (st StepStats, err error) {
 	defer func() {
 		if rec := recover(); rec != nil {
 			err = fmt.Errorf("benchmark failed: %s", panicLine(rec))
@@ -22,41 +39,51 @@ func StepTime(task Task, r *recipes.Recipe, backend compute.Backend, warm, steps
 	}()
 	t := &Trainer{opts: Options{Recipe: r, Backend: backend}, task: task, cfg: r.Train}
 	if t.store, err = NewStore(r.Train.Seed); err != nil {
-		return 0, err
+		return st, err
 	}
 	if err := t.buildExecs(); err != nil {
-		return 0, err
+		return st, err
 	}
 	if err := t.warmUp(); err != nil {
-		return 0, err
+		return st, err
 	}
 	batch, err := task.MicroBatch(0)
 	if err != nil {
-		return 0, err
+		return st, err
 	}
 	lr := tensors.FromScalar(float32(r.Train.LR))
-	step := func() error {
-		in, err := prepare(t.prepExec, task, batch)
+	step := func() (flopCount, error) {
+		in, f1, err := prepareFLOPs(t.prepExec, task, batch)
 		if err != nil {
-			return err
+			return flopCount{}, err
 		}
-		out, err := call(t.applyExec, append([]*tensors.Tensor{lr}, in...))
+		out, f2, err := callFLOPs(t.applyExec, append([]*tensors.Tensor{lr}, in...))
 		if err != nil {
-			return err
+			return flopCount{}, err
 		}
 		finalize(out)
-		return nil
+		return flopCount{f1.total + f2.total, f1.half + f2.half}, nil
 	}
-	for range warm {
-		if err := step(); err != nil {
-			return 0, err
+	first := 0.0
+	for i := range max(1, warm) {
+		start := time.Now()
+		c, err := step()
+		if err != nil {
+			return st, err
+		}
+		st.FLOPs, st.HalfFLOPs = c.total, c.half
+		if i == 0 {
+			first = time.Since(start).Seconds()
 		}
 	}
 	start := time.Now()
 	for range steps {
-		if err := step(); err != nil {
-			return 0, err
+		if _, err := step(); err != nil {
+			return st, err
 		}
 	}
-	return time.Since(start).Seconds() / float64(max(1, steps)), nil
+	st.StepS = time.Since(start).Seconds() / float64(max(1, steps))
+	st.CompileS = max(0, first-st.StepS)
+	st.Peak = PeakFLOPS(backend, r.Train.Precision)
+	return st, nil
 }

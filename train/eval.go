@@ -8,8 +8,9 @@ import (
 	"github.com/reelml/reel/checkpoints"
 )
 
-// EvaluateCheckpoint loads the checkpoint in dir and evaluates task on it.
-func EvaluateCheckpoint(backend compute.Backend, task Task, dir string) (rep Report, st checkpoints.State, err error) {
+// EvaluateCheckpoint loads the checkpoint in dir and evaluates task on it, its products in the
+// given precision (the recipe's train.precision).
+func EvaluateCheckpoint(backend compute.Backend, task Task, dir, precision string) (rep Report, st checkpoints.State, err error) {
 	defer func() {
 		if r := recover(); r != nil {
 			err = fmt.Errorf("evaluating %s: %s", dir, panicLine(r))
@@ -23,7 +24,7 @@ func EvaluateCheckpoint(backend compute.Backend, task Task, dir string) (rep Rep
 		return rep, st, err
 	}
 	loaded := checkpoints.Paths(store)
-	e, err := NewEvalExec(backend, store, task)
+	e, err := NewEvalExec(backend, store, task, precision)
 	if err != nil {
 		return rep, st, err
 	}

@@ -1,6 +1,8 @@
 package train
 
 import (
+	"github.com/reelml/reel/models"
+
 	"fmt"
 	"math"
 	"sort"
@@ -107,6 +109,7 @@ func globalNorm(grads []*Node) *Node {
 func stepGraph(task Task, c recipes.TrainConfig, opt gtrain.OptimizeWithGradients, accumulate bool) model.CanonicalExecGraphFn {
 	return func(scope *model.Scope, g *Graph, inputs []*Node) []*Node {
 		scope.SetTraining(g, true)
+		models.SetPrecision(g, c.Precision)
 		lr := inputs[0]
 		loss := task.Loss(scope, inputs[1:])
 		vars := trainableVars(scope, g)

@@ -47,15 +47,19 @@ func (p *progress) Update(step int64, loss, dt, examples float64) {
 }
 
 // Log prints a plain progress line (only when no bar is drawn).
-func (p *progress) Log(step, total int64, loss, lr, dt, examples float64) {
+func (p *progress) Log(step, total int64, loss, lr, dt, examples, mfu float64) {
 	if p.bar != nil {
 		return
 	}
 	elapsed := time.Since(p.start).Seconds()
 	rate := float64(step-p.first) / max(elapsed, 1e-9)
 	eta := time.Duration(float64(total-step)/max(rate, 1e-9)) * time.Second
-	fmt.Fprintf(p.opts.Log, "step %d/%d loss %.4f lr %.3g %.1f steps/s %.0f ex/s ETA %s\n",
-		step, total, loss, lr, rate, rate*examples, eta.Round(time.Second))
+	m := ""
+	if mfu > 0 {
+		m = fmt.Sprintf(" MFU %.1f%%", 100*mfu)
+	}
+	fmt.Fprintf(p.opts.Log, "step %d/%d loss %.4f lr %.3g %.1f steps/s %.0f ex/s%s ETA %s\n",
+		step, total, loss, lr, rate, rate*examples, m, eta.Round(time.Second))
 }
 
 func (p *progress) Finish() {

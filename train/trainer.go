@@ -16,6 +16,7 @@ import (
 
 	"github.com/reelml/reel/checkpoints"
 	"github.com/reelml/reel/data"
+	"github.com/reelml/reel/models"
 	"github.com/reelml/reel/recipes"
 )
 
@@ -59,6 +60,7 @@ type Trainer struct {
 	prepExec  *model.Exec // BatchPreparer tasks only
 	metrics   *MetricsLog
 	ckptRoot  string
+	peak      Peak // MFU denominator
 }
 
 // NewStore returns an empty variable store whose RNG (initialisation and any graph noise) is
@@ -137,47 +139,57 @@ func Run(ctx context.Context, task Task, opts Options) (res Result, err error) {
 func (t *Trainer) buildExecs() error {
 	opt := newOptimizer(t.cfg)
 	var err error
-	if t.applyExec, err = model.NewExecCanonical(t.opts.Backend, t.store, stepGraph(t.task, t.cfg, opt, false), -1, -1, false, true, true); err != nil {
+	if t.applyExec, err = model.NewExecCanonical(t.opts.Backend, t.store, counted(stepGraph(t.task, t.cfg, opt, false)), -1, -1, false, true, true); err != nil {
 		return err
 	}
 	if t.cfg.GradAccum > 1 {
-		if t.accumExec, err = model.NewExecCanonical(t.opts.Backend, t.store, stepGraph(t.task, t.cfg, opt, true), -1, -1, false, true, true); err != nil {
+		if t.accumExec, err = model.NewExecCanonical(t.opts.Backend, t.store, counted(stepGraph(t.task, t.cfg, opt, true)), -1, -1, false, true, true); err != nil {
 			return err
 		}
 	}
 	if p, ok := t.task.(BatchPreparer); ok {
-		t.prepExec, err = newPrepExec(t.opts.Backend, t.store, p)
+		t.prepExec, err = newPrepExec(t.opts.Backend, t.store, p, t.cfg.Precision)
 	}
 	return err
 }
 
 // newPrepExec compiles a BatchPreparer's graph. It is marked as training so that variables are
 // graph parameters that follow the updates (the Go backend embeds them as constants otherwise).
-func newPrepExec(backend compute.Backend, store *model.Store, p BatchPreparer) (*model.Exec, error) {
-	return model.NewExecCanonical(backend, store, func(scope *model.Scope, g *model.Graph, inputs []*model.Node) []*model.Node {
+func newPrepExec(backend compute.Backend, store *model.Store, p BatchPreparer, precision string) (*model.Exec, error) {
+	return model.NewExecCanonical(backend, store, counted(func(scope *model.Scope, g *model.Graph, inputs []*model.Node) []*model.Node {
 		scope.SetTraining(g, true)
+		models.SetPrecision(g, precision)
 		return p.PrepareGraph(scope, inputs)
-	}, -1, -1, false, true, true)
+	}), -1, -1, false, true, true)
 }
 
 // prepare applies the task's BatchPreparer (if any) to a micro-batch.
 func prepare(e *model.Exec, task Task, batch []*tensors.Tensor) ([]*tensors.Tensor, error) {
-	p, ok := task.(BatchPreparer)
-	if !ok || e == nil {
-		return batch, nil
-	}
-	out, err := call(e, batch)
-	if err != nil {
-		return nil, err
-	}
-	defer finalize(out)
-	return p.Prepare(batch, out)
+	in, _, err := prepareFLOPs(e, task, batch)
+	return in, err
 }
 
-// NewEvalExec returns the executor of task.EvalGraph in inference mode.
-func NewEvalExec(backend compute.Backend, store *model.Store, task Task) (*model.Exec, error) {
+// prepareFLOPs is prepare that also returns the model FLOPs of the preparer's graph.
+func prepareFLOPs(e *model.Exec, task Task, batch []*tensors.Tensor) ([]*tensors.Tensor, flopCount, error) {
+	p, ok := task.(BatchPreparer)
+	if !ok || e == nil {
+		return batch, flopCount{}, nil
+	}
+	out, flops, err := callFLOPs(e, batch)
+	if err != nil {
+		return nil, flopCount{}, err
+	}
+	defer finalize(out)
+	in, err := p.Prepare(batch, out)
+	return in, flops, err
+}
+
+// NewEvalExec returns the executor of task.EvalGraph in inference mode, its products in the
+// given precision (train.precision: "f32", "bf16"; "" is f32).
+func NewEvalExec(backend compute.Backend, store *model.Store, task Task, precision string) (*model.Exec, error) {
 	return model.NewExecCanonical(backend, store, func(scope *model.Scope, g *model.Graph, inputs []*model.Node) []*model.Node {
 		scope.SetTraining(g, false)
+		models.SetPrecision(g, precision)
 		return task.EvalGraph(scope, inputs)
 	}, -1, -1, false, true, true)
 }
@@ -256,6 +268,12 @@ func (t *Trainer) loop(ctx context.Context, step int64) (Result, error) {
 	defer bar.Finish()
 
 	examples := float64(t.task.MicroBatchSize()) * float64(accum)
+	t.peak = PeakFLOPS(t.opts.Backend, cfg.Precision)
+	if t.peak.FLOPS > 0 {
+		t.logf("MFU against the %s", t.peak.Source)
+	} else if t.peak.Source != "" {
+		t.logf("MFU: %s", t.peak.Source)
+	}
 	for step < stopAt {
 		if ctx.Err() != nil {
 			dir, err := t.save(step)
@@ -268,23 +286,26 @@ func (t *Trainer) loop(ctx context.Context, step int64) (Result, error) {
 		start := time.Now()
 		lr := LearningRate(cfg, step)
 		lrT := tensors.FromScalar(float32(lr))
-		var lossSum, gnorm float64
+		var lossSum, gnorm, flops float64
 		for micro := int64(0); micro < accum; micro++ {
 			batch, err := stream.Next()
 			if err != nil {
 				return res, fmt.Errorf("data: %v", err)
 			}
-			if batch, err = prepare(t.prepExec, t.task, batch); err != nil {
+			var f flopCount
+			if batch, f, err = prepareFLOPs(t.prepExec, t.task, batch); err != nil {
 				return res, err
 			}
+			flops += f.total
 			e := t.applyExec
 			if micro < accum-1 {
 				e = t.accumExec
 			}
-			out, err := call(e, append([]*tensors.Tensor{lrT}, batch...))
+			out, f, err := callFLOPs(e, append([]*tensors.Tensor{lrT}, batch...))
 			if err != nil {
 				return res, err
 			}
+			flops += f.total
 			lossSum += scalar(out[0])
 			if micro == accum-1 {
 				gnorm = scalar(out[1])
@@ -304,13 +325,18 @@ func (t *Trainer) loop(ctx context.Context, step int64) (Result, error) {
 		}
 		res.Steps, res.FinalLoss = step, loss
 		row := map[string]any{"split": "train", "step": step, "loss": loss, "lr": lr, "grad_norm": gnorm,
-			"step_time_s": dt, "examples_per_s": examples / dt}
+			"step_time_s": dt, "examples_per_s": examples / dt, "model_flops": flops}
+		mfu := 0.0
+		if t.peak.FLOPS > 0 {
+			mfu = flops / dt / t.peak.FLOPS
+			row["mfu"] = mfu
+		}
 		if err := t.metrics.Write(row); err != nil {
 			return res, err
 		}
 		bar.Update(step, loss, dt, examples)
 		if step%int64(cfg.LogEvery) == 0 || step == total {
-			bar.Log(step, total, loss, lr, dt, examples)
+			bar.Log(step, total, loss, lr, dt, examples, mfu)
 		}
 		isLast := step == total
 		if (cfg.EvalEvery > 0 && step%int64(cfg.EvalEvery) == 0) || isLast {
@@ -346,7 +372,7 @@ func (t *Trainer) save(step int64) (string, error) {
 func (t *Trainer) evaluate(step int64) (map[string]float64, error) {
 	// A fresh executor per evaluation: a reused model.Exec (GoMLX v0.28.16, Go backend) was seen
 	// returning results computed with the variable values of its first call.
-	e, err := NewEvalExec(t.opts.Backend, t.store, t.task)
+	e, err := NewEvalExec(t.opts.Backend, t.store, t.task, t.cfg.Precision)
 	if err != nil {
 		return nil, err
 	}
@@ -420,6 +446,12 @@ func (t *Trainer) logf(format string, args ...any) {
 
 // call executes e, converting GoMLX panics into one-line errors.
 func call(e *model.Exec, inputs []*tensors.Tensor) (out []*tensors.Tensor, err error) {
+	out, _, err = callFLOPs(e, inputs)
+	return out, err
+}
+
+// callFLOPs is call that also returns the model FLOPs (see GraphFLOPs) of the graph it ran.
+func callFLOPs(e *model.Exec, inputs []*tensors.Tensor) (out []*tensors.Tensor, flops flopCount, err error) {
 	defer func() {
 		if r := recover(); r != nil {
 			err = fmt.Errorf("graph execution failed: %s", panicLine(r))
@@ -429,11 +461,11 @@ func call(e *model.Exec, inputs []*tensors.Tensor) (out []*tensors.Tensor, err e
 	for i, x := range inputs {
 		args[i] = x
 	}
-	out, err = e.Exec(args...)
+	out, g, err := e.CallWithGraph(args...)
 	if err != nil {
-		return nil, fmt.Errorf("graph execution failed: %s", panicLine(err))
+		return nil, flopCount{}, fmt.Errorf("graph execution failed: %s", panicLine(err))
 	}
-	return out, nil
+	return out, flopsOf(g), nil
 }
 
 func scalar(t *tensors.Tensor) float64 {

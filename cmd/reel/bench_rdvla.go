@@ -118,7 +118,8 @@ func benchRDVLA(args []string) error {
 		}
 		base := idleHeap()
 		stop := heapPeak()
-		sec, err := train.StepTime(fixedDepth{task, depth}, r, b, 1, *steps)
+		st, err := train.StepTime(fixedDepth{task, depth}, r, b, 1, *steps)
+		sec := st.StepS
 		peak := stop()
 		if err != nil {
 			return fmt.Errorf("bench rdvla (depth %d): %v", depth, err)

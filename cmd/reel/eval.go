@@ -88,7 +88,7 @@ func cmdEval(args []string) error {
 			return err
 		}
 		if vt, ok := task.(*tasks.VLA); ok {
-			res, err := evalVLA(b, vt, dir, *remote)
+			res, err := evalVLA(b, vt, dir, *remote, r.Train.Precision)
 			if err != nil {
 				return err
 			}
@@ -100,7 +100,7 @@ func cmdEval(args []string) error {
 		} else if *remote != "" {
 			return &exitError{2, fmt.Errorf("eval: --remote is for policies (task vla); %s is task %s", dir, r.Task)}
 		}
-		rep, st, err := train.EvaluateCheckpoint(b, task, dir)
+		rep, st, err := train.EvaluateCheckpoint(b, task, dir, r.Train.Precision)
 		if err != nil {
 			return err
 		}
@@ -114,7 +114,7 @@ func cmdEval(args []string) error {
 				}
 				warn(fmt.Sprintf("baseline: train.init_from %s: %v; skipped (pass --baseline DIR)", base, err))
 			} else {
-				brep, bst, err := train.EvaluateCheckpoint(b, task, bdir)
+				brep, bst, err := train.EvaluateCheckpoint(b, task, bdir, r.Train.Precision)
 				if err != nil {
 					return fmt.Errorf("baseline %s: %v", bdir, err)
 				}

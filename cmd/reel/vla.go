@@ -237,7 +237,7 @@ const modeScenes, modeSamples = 50, 16
 
 // evalVLA evaluates a policy checkpoint: the offline action error on held-out expert chunks and
 // closed-loop success in held-out scenes, with a local policy or the one behind --remote.
-func evalVLA(b compute.Backend, task *tasks.VLA, dir, remote string) (evalResult, error) {
+func evalVLA(b compute.Backend, task *tasks.VLA, dir, remote, precision string) (evalResult, error) {
 	st, err := checkpoints.Verify(dir)
 	if err != nil {
 		return evalResult{}, err
@@ -251,7 +251,7 @@ func evalVLA(b compute.Backend, task *tasks.VLA, dir, remote string) (evalResult
 		defer rp.Close()
 		return res, evalPolicy(&res, task, dir, rp, remote, true)
 	}
-	rep, _, err := train.EvaluateCheckpoint(b, task, dir)
+	rep, _, err := train.EvaluateCheckpoint(b, task, dir, precision)
 	if err != nil {
 		return res, err
 	}
