@@ -9,6 +9,7 @@ package backends
 import (
 	"fmt"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"runtime"
 	"sort"
@@ -166,3 +167,19 @@ func oneLine(err error) string {
 
 // Cores returns the number of CPU cores the Go runtime uses.
 func Cores() int { return runtime.GOMAXPROCS(0) }
+
+// GPUs lists the machine's NVIDIA GPUs as "name, total memory" lines read from nvidia-smi (nil
+// when it is absent or fails): the PJRT plugin does not report device memory.
+func GPUs() []string {
+	out, err := exec.Command("nvidia-smi", "--query-gpu=index,name,memory.total", "--format=csv,noheader").Output()
+	if err != nil {
+		return nil
+	}
+	var gpus []string
+	for _, l := range strings.Split(strings.TrimSpace(string(out)), "\n") {
+		if l = strings.TrimSpace(l); l != "" {
+			gpus = append(gpus, l)
+		}
+	}
+	return gpus
+}

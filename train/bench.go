@@ -2,6 +2,7 @@ package train
 
 import (
 	"fmt"
+	"io"
 	"time"
 
 	"github.com/gomlx/compute"
@@ -37,7 +38,7 @@ func StepTime(task Task, r *recipes.Recipe, backend compute.Backend, warm, steps
 			err = fmt.Errorf("benchmark failed: %s", panicLine(rec))
 		}
 	}()
-	t := &Trainer{opts: Options{Recipe: r, Backend: backend}, task: task, cfg: r.Train}
+	t := &Trainer{opts: Options{Recipe: r, Backend: backend, Log: io.Discard}, task: task, cfg: r.Train}
 	if t.store, err = NewStore(r.Train.Seed); err != nil {
 		return st, err
 	}
@@ -57,7 +58,7 @@ func StepTime(task Task, r *recipes.Recipe, backend compute.Backend, warm, steps
 		if err != nil {
 			return flopCount{}, err
 		}
-		out, f2, err := callFLOPs(t.applyExec, append([]*tensors.Tensor{lr}, in...))
+		out, f2, err := t.dp.call(t.applyExec, append([]*tensors.Tensor{lr}, in...))
 		if err != nil {
 			return flopCount{}, err
 		}

@@ -60,7 +60,8 @@ type Trainer struct {
 	prepExec  *model.Exec // BatchPreparer tasks only
 	metrics   *MetricsLog
 	ckptRoot  string
-	peak      Peak // MFU denominator
+	peak      Peak          // MFU denominator
+	dp        *dataParallel // device layout of the training step
 }
 
 // NewStore returns an empty variable store whose RNG (initialisation and any graph noise) is
@@ -84,6 +85,10 @@ func Run(ctx context.Context, task Task, opts Options) (res Result, err error) {
 			err = fmt.Errorf("training failed: %s", panicLine(r))
 		}
 	}()
+	// Check the device layout before anything is written.
+	if t.dp, err = newDataParallel(opts.Backend, t.cfg.Devices, task.MicroBatchSize()); err != nil {
+		return res, err
+	}
 	if err := os.MkdirAll(opts.OutDir, 0o755); err != nil {
 		return res, fmt.Errorf("--out %s: %v", opts.OutDir, err)
 	}
@@ -139,6 +144,14 @@ func Run(ctx context.Context, task Task, opts Options) (res Result, err error) {
 func (t *Trainer) buildExecs() error {
 	opt := newOptimizer(t.cfg)
 	var err error
+	if t.dp == nil {
+		if t.dp, err = newDataParallel(t.opts.Backend, t.cfg.Devices, t.task.MicroBatchSize()); err != nil {
+			return err
+		}
+	}
+	if t.dp.devices > 1 {
+		t.logf("data-parallel over %d devices: micro-batch of %d, %d examples per device", t.dp.devices, t.dp.micro, t.dp.micro/t.dp.devices)
+	}
 	if t.applyExec, err = model.NewExecCanonical(t.opts.Backend, t.store, counted(stepGraph(t.task, t.cfg, opt, false)), -1, -1, false, true, true); err != nil {
 		return err
 	}
@@ -301,7 +314,7 @@ func (t *Trainer) loop(ctx context.Context, step int64) (Result, error) {
 			if micro < accum-1 {
 				e = t.accumExec
 			}
-			out, f, err := callFLOPs(e, append([]*tensors.Tensor{lrT}, batch...))
+			out, f, err := t.dp.call(e, append([]*tensors.Tensor{lrT}, batch...))
 			if err != nil {
 				return res, err
 			}

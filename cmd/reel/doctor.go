@@ -10,6 +10,7 @@ import (
 	"github.com/gomlx/compute"
 
 	"github.com/reelml/reel/backends"
+	"github.com/reelml/reel/train"
 )
 
 func cmdDoctor(args []string) error {
@@ -28,6 +29,9 @@ func cmdDoctor(args []string) error {
 	avail := compute.List()
 	sort.Strings(avail)
 	fmt.Printf("backends:  %s (compiled in)\n", strings.Join(avail, ", "))
+	for _, g := range backends.GPUs() {
+		fmt.Printf("gpu:       %s (nvidia-smi: index, name, memory)\n", g)
+	}
 	if p := backends.FindCUDAPlugin(); p != "" {
 		fmt.Printf("plugin:    %s\n", p)
 	} else {
@@ -45,6 +49,10 @@ func cmdDoctor(args []string) error {
 	fmt.Printf("selected:  %s\n", info)
 	for i := 0; i < info.Devices; i++ {
 		fmt.Printf("device %d:  %s\n", i, b.DeviceDescription(compute.DeviceNum(i)))
+	}
+	for _, prec := range []string{"f32", "bf16"} {
+		p := train.PeakFLOPS(b, prec)
+		fmt.Printf("%-11s%s (MFU denominator under train.precision: %s)\n", "peak "+prec+":", p.Source, prec)
 	}
 	return nil
 }
