@@ -6,6 +6,7 @@ import (
 	"math"
 	"os"
 	"os/exec"
+	"runtime/pprof"
 	"strconv"
 	"strings"
 
@@ -174,6 +175,7 @@ func benchViT(args []string) error {
 	python := fs.String("python", "auto", "Python with torch for the reference (auto: /usr/bin/python3, then python3; \"\" to skip)")
 	backend := fs.String("backend", "", `compute backend (default: $GOMLX_BACKEND, else auto)`)
 	asJSON := fs.Bool("json", false, "print JSON instead of a table")
+	cpuProfile := fs.String("cpuprofile", "", "write a CPU profile (pprof) of reel's timed steps to this file")
 	fs.Usage = func() {
 		fmt.Fprintln(os.Stderr, "Usage: reel bench vit [flags]\n\nTraining-step time (AdamW, fixed random batch) of the same ViT classifier in reel and in PyTorch\n(bench/vit_torch.py), measured in one run: step time, the ratio reel / PyTorch, compile time, model\nFLOPs, MFU and peak memory; with --tokens, how the step time grows with the sequence length.\n\nFlags:")
 		fs.PrintDefaults()
@@ -243,7 +245,20 @@ func benchViT(args []string) error {
 		r.Train.Precision = *precision
 		base := idleHeap()
 		stop := heapPeak()
+		if *cpuProfile != "" && i == 0 {
+			f, err := os.Create(*cpuProfile)
+			if err != nil {
+				return fmt.Errorf("bench vit: --cpuprofile: %v", err)
+			}
+			defer f.Close()
+			if err := pprof.StartCPUProfile(f); err != nil {
+				return fmt.Errorf("bench vit: --cpuprofile: %v", err)
+			}
+		}
 		st, err := train.StepTime(task, &r, b, 2, *steps)
+		if *cpuProfile != "" && i == 0 {
+			pprof.StopCPUProfile()
+		}
 		peak := stop()
 		if err != nil {
 			return err
