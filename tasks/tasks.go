@@ -4,6 +4,7 @@ package tasks
 
 import (
 	"fmt"
+	"sync"
 
 	"github.com/gomlx/gomlx/core/tensors"
 
@@ -24,6 +25,31 @@ func New(r *recipes.Recipe) (train.Task, error) {
 		return NewVLA(r)
 	}
 	return nil, fmt.Errorf("task: %q is not a known task", r.Task)
+}
+
+// evalCache holds a task's evaluation sets, each built once (they are fixed: generated from
+// eval.seed or read from disk) and reused by every evaluation, also from concurrent callers.
+type evalCache struct {
+	mu   sync.Mutex
+	sets map[string]train.EvalData
+}
+
+// get returns the set called name, building it with build the first time.
+func (c *evalCache) get(name string, build func() (train.EvalData, error)) (train.EvalData, error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if s, ok := c.sets[name]; ok {
+		return s, nil
+	}
+	s, err := build()
+	if err != nil {
+		return nil, err
+	}
+	if c.sets == nil {
+		c.sets = map[string]train.EvalData{}
+	}
+	c.sets[name] = s
+	return s, nil
 }
 
 // evalBatches splits a fixed evaluation set into batches of bs examples (bs ≤ len(items)); the

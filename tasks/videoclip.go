@@ -6,7 +6,6 @@ import (
 	"math/rand/v2"
 	"slices"
 	"sort"
-	"sync"
 
 	"github.com/gomlx/compute/dtypes"
 	. "github.com/gomlx/gomlx/core/graph"
@@ -27,18 +26,17 @@ import (
 // background + up to 8 objects; each cell holds the fraction of its pixels with that label), and
 // after Prepare the Hungarian-matched targets [B, K, N] and weights [B, K].
 type VideoCLIP struct {
-	r      *recipes.Recipe
-	arch   string
-	traj   tokenizers.TrajTokConfig
-	tub    tokenizers.TubeletConfig
-	clip   models.VideoCLIPConfig
-	vocab  *data.Vocab
-	gen    *data.VideoGenerator
-	train  []data.Video // folder source
-	eval   []data.Video // folder source: held out
-	micro  int
-	evalMu sync.Mutex
-	evalDS *clipEval
+	r     *recipes.Recipe
+	arch  string
+	traj  tokenizers.TrajTokConfig
+	tub   tokenizers.TubeletConfig
+	clip  models.VideoCLIPConfig
+	vocab *data.Vocab
+	gen   *data.VideoGenerator
+	train []data.Video // folder source
+	eval  []data.Video // folder source: held out
+	micro int
+	evals evalCache
 }
 
 // gtSlots is the number of ground-truth trajectories a batch carries: background + 8 objects.
@@ -245,11 +243,10 @@ func (t *VideoCLIP) EvalSet(name string) (train.EvalData, error) {
 	if name != "retrieval" {
 		return nil, fmt.Errorf("eval.sets: unknown set %q for task videoclip (want retrieval)", name)
 	}
-	t.evalMu.Lock()
-	defer t.evalMu.Unlock()
-	if t.evalDS != nil {
-		return t.evalDS, nil
-	}
+	return t.evals.get(name, t.buildEvalSet)
+}
+
+func (t *VideoCLIP) buildEvalSet() (train.EvalData, error) {
 	vs := t.eval
 	if t.gen != nil {
 		rng := data.NewRand(seedFor(t.r.Eval.Seed, "eval/retrieval", 0))
@@ -268,7 +265,6 @@ func (t *VideoCLIP) EvalSet(name string) (train.EvalData, error) {
 	for _, v := range vs {
 		e.objects = append(e.objects, float64(v.NumObjects()))
 	}
-	t.evalDS = e
 	return e, nil
 }
 

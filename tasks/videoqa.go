@@ -4,7 +4,6 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"slices"
-	"sync"
 
 	"github.com/gomlx/compute/dtypes"
 	. "github.com/gomlx/gomlx/core/graph"
@@ -26,13 +25,12 @@ import (
 // five packing inputs of tokenizers.PackedBatch follow (the ExeVRM keep decisions, made on the
 // raw pixels of each group token's patch, packed into rows).
 type VideoQA struct {
-	r      *recipes.Recipe
-	cfg    models.VideoVLMConfig
-	vocab  *data.Vocab
-	gen    *data.VideoQAGenerator
-	micro  int
-	evalMu sync.Mutex
-	evals  map[string]*videoQAEval
+	r     *recipes.Recipe
+	cfg   models.VideoVLMConfig
+	vocab *data.Vocab
+	gen   *data.VideoQAGenerator
+	micro int
+	evals evalCache
 }
 
 // NewVideoQA builds the videoqa task of a recipe.
@@ -41,7 +39,7 @@ func NewVideoQA(r *recipes.Recipe) (*VideoQA, error) {
 	if d.Source != "synthetic" {
 		return nil, fmt.Errorf("data.source: task videoqa supports synthetic data only (got %s)", d.Source)
 	}
-	t := &VideoQA{r: r, vocab: data.VideoQAVocab(), micro: r.Train.BatchSize / r.Train.GradAccum, evals: map[string]*videoQAEval{}}
+	t := &VideoQA{r: r, vocab: data.VideoQAVocab(), micro: r.Train.BatchSize / r.Train.GradAccum}
 	t.cfg = models.VideoVLMConfig{
 		Vision: models.ViTConfig{ImageSize: m.ImageSize, PatchSize: m.PatchSize, Dim: m.VisionDim, Layers: m.VisionLayers,
 			Heads: m.VisionHeads, MLPRatio: m.MLPRatio, SinCos: m.SinCosPos, ConvStem: m.ConvStem},
@@ -171,11 +169,10 @@ func (t *VideoQA) EvalSet(name string) (train.EvalData, error) {
 	if name != "videoqa" {
 		return nil, fmt.Errorf("eval.sets: unknown set %q for task videoqa (want videoqa)", name)
 	}
-	t.evalMu.Lock()
-	defer t.evalMu.Unlock()
-	if e, ok := t.evals[name]; ok {
-		return e, nil
-	}
+	return t.evals.get(name, func() (train.EvalData, error) { return t.buildEvalSet(name) })
+}
+
+func (t *VideoQA) buildEvalSet(name string) (train.EvalData, error) {
 	rng := data.NewRand(seedFor(t.r.Eval.Seed, "eval/"+name, 0))
 	kinds := t.gen.Config().Kinds
 	ex := make([]data.VideoQAExample, t.r.Eval.Examples)
@@ -203,7 +200,6 @@ func (t *VideoQA) EvalSet(name string) (train.EvalData, error) {
 		}
 	}
 	e.kept = float64(kept) / float64(len(ex)) / float64(t.r.Model.Frames*t.Selector().GroupTokens())
-	t.evals[name] = e
 	return e, nil
 }
 

@@ -44,8 +44,7 @@ type VLA struct {
 	eps     []data.Episode // lerobot source, decoded on first use
 	epsOnce sync.Once
 	epsErr  error
-	evalMu  sync.Mutex
-	evals   map[string]*vlaEval
+	evals   evalCache
 }
 
 // statsEpisodes is how many training episodes the synthetic source's normalisation statistics
@@ -59,7 +58,7 @@ func NewVLA(r *recipes.Recipe) (*VLA, error) {
 	if err != nil {
 		return nil, fmt.Errorf("policy.flow: %v", err)
 	}
-	t := &VLA{r: r, conv: conv, micro: r.Train.BatchSize / r.Train.GradAccum, evals: map[string]*vlaEval{}}
+	t := &VLA{r: r, conv: conv, micro: r.Train.BatchSize / r.Train.GradAccum}
 	if t.sim, err = SimConfig(r); err != nil {
 		return nil, err
 	}
@@ -477,11 +476,10 @@ func (t *VLA) EvalSet(name string) (train.EvalData, error) {
 	if name != "actions" {
 		return nil, fmt.Errorf("eval.sets: unknown set %q for task vla (want actions)", name)
 	}
-	t.evalMu.Lock()
-	defer t.evalMu.Unlock()
-	if e, ok := t.evals[name]; ok {
-		return e, nil
-	}
+	return t.evals.get(name, func() (train.EvalData, error) { return t.buildEvalSet(name) })
+}
+
+func (t *VLA) buildEvalSet(name string) (train.EvalData, error) {
 	rng := data.NewRand(seedFor(t.r.Eval.Seed, "vla/eval/"+name, 0))
 	n := t.r.Eval.Examples
 	bs := min(t.r.Eval.BatchSize, n)
@@ -501,7 +499,6 @@ func (t *VLA) EvalSet(name string) (train.EvalData, error) {
 	if err != nil {
 		return nil, fmt.Errorf("eval set %s: %v", name, err)
 	}
-	t.evals[name] = e
 	return e, nil
 }
 

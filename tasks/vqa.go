@@ -7,7 +7,6 @@ import (
 	"math"
 	"slices"
 	"strconv"
-	"sync"
 
 	"github.com/gomlx/compute/dtypes"
 	"github.com/gomlx/gomlx/core/graph"
@@ -30,14 +29,13 @@ type VQA struct {
 	gen      *data.SceneGenerator // synthetic source
 	folder   []data.Example       // folder source
 	micro    int
-	evalMu   sync.Mutex
-	evalSets map[string]*vqaEval
+	evalSets evalCache
 }
 
 // NewVQA builds the VQA task of a recipe.
 func NewVQA(r *recipes.Recipe) (*VQA, error) {
 	m := r.Model
-	t := &VQA{r: r, vocab: data.SceneVocab(), micro: r.Train.BatchSize / r.Train.GradAccum, evalSets: map[string]*vqaEval{}}
+	t := &VQA{r: r, vocab: data.SceneVocab(), micro: r.Train.BatchSize / r.Train.GradAccum}
 	t.cfg = models.VLMConfig{
 		Vision: models.ViTConfig{ImageSize: m.ImageSize, PatchSize: m.PatchSize, Dim: m.VisionDim,
 			Layers: m.VisionLayers, Heads: m.VisionHeads, MLPRatio: m.MLPRatio, SinCos: m.SinCosPos, ConvStem: m.ConvStem},
@@ -132,11 +130,10 @@ func (t *VQA) EvalSets() []string { return t.r.Eval.Sets }
 
 // EvalSet implements train.Task. Sets are generated once (from eval.seed) and cached.
 func (t *VQA) EvalSet(name string) (train.EvalData, error) {
-	t.evalMu.Lock()
-	defer t.evalMu.Unlock()
-	if s, ok := t.evalSets[name]; ok {
-		return s, nil
-	}
+	return t.evalSets.get(name, func() (train.EvalData, error) { return t.buildEvalSet(name) })
+}
+
+func (t *VQA) buildEvalSet(name string) (train.EvalData, error) {
 	var ex []data.Example
 	n := t.r.Eval.Examples
 	if t.gen != nil {
@@ -177,7 +174,6 @@ func (t *VQA) EvalSet(name string) (train.EvalData, error) {
 	if err != nil {
 		return nil, err
 	}
-	t.evalSets[name] = s
 	return s, nil
 }
 
