@@ -71,10 +71,9 @@ def rss_kib(field="VmRSS"):
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
 
 
-def main():
-    image, patch, d, layers, heads, batch, classes, warm, steps = map(int, sys.argv[1:10])
-    device = sys.argv[10] if len(sys.argv) > 10 else "cpu"
-    precision = sys.argv[11] if len(sys.argv) > 11 else "f32"
+def measure(build, device, precision, warm, steps):
+    """Times AdamW training steps of the model build() returns (with its fixed batch x, y): the
+    first step, then the mean of `steps` steps after `warm` warm-up steps in all; peak memory."""
     threads = os.cpu_count() or 1
     torch.set_num_threads(threads)
     torch.manual_seed(0)
@@ -84,10 +83,9 @@ def main():
     except OSError:
         pass
     rss0 = rss_kib()
-    model = ViT(image, patch, d, layers, heads, classes).to(device)
+    model, x, y = build()
+    model, x, y = model.to(device), x.to(device), y.to(device)
     opt = torch.optim.AdamW(model.parameters(), lr=1e-3, weight_decay=0.01)
-    x = torch.rand(batch, image, image, 3, device=device)
-    y = torch.randint(0, classes, (batch,), device=device)
     sync = torch.cuda.synchronize if device == "cuda" else (lambda: None)
 
     def step():
@@ -115,8 +113,20 @@ def main():
     else:
         peak = (rss_kib("VmHWM") - rss0) / 1024  # growth of the peak RSS over the run
     params = sum(p.numel() for p in model.parameters())
-    print(json.dumps({"step_s": dt, "first_s": first, "peak_mib": peak, "params": params, "threads": threads,
-                      "torch": torch.__version__}))
+    return {"step_s": dt, "first_s": first, "peak_mib": peak, "params": params, "threads": threads,
+            "torch": torch.__version__}
+
+
+def main():
+    image, patch, d, layers, heads, batch, classes, warm, steps = map(int, sys.argv[1:10])
+    device = sys.argv[10] if len(sys.argv) > 10 else "cpu"
+    precision = sys.argv[11] if len(sys.argv) > 11 else "f32"
+
+    def build():
+        model = ViT(image, patch, d, layers, heads, classes)
+        return model, torch.rand(batch, image, image, 3), torch.randint(0, classes, (batch,))
+
+    print(json.dumps(measure(build, device, precision, warm, steps)))
 
 
 if __name__ == "__main__":

@@ -59,4 +59,33 @@ func TestBenchViT(t *testing.T) {
 	require.Contains(t, r.stdout, "vit-tiny")
 	require.Contains(t, r.stdout, "2.7M")
 	requireUserError(t, reel(t, dir, "bench", "vit", "--size", "huge"), 2)
+	requireUserError(t, reel(t, dir, "bench", "vit", "--tokens", "63"), 2)
+	requireUserError(t, reel(t, dir, "bench", "vit", "--precision", "fp8"), 2)
+}
+
+// reel bench video: the video encoder's step with its FLOPs, MFU and a frames sweep whose tokens
+// per video grow with the clip.
+func TestBenchVideo(t *testing.T) {
+	if testing.Short() {
+		t.Skip("times a video encoder")
+	}
+	dir := t.TempDir()
+	r := reel(t, dir, "bench", "video", "--batch", "1", "--steps", "1", "--frames", "2,4", "--sweep-batch", "1",
+		"--python", "", "--json")
+	requireOK(t, r)
+	var rows []struct {
+		Model  string  `json:"model"`
+		Tokens int     `json:"tokens"`
+		GFLOPs float64 `json:"gflops_per_step"`
+		MFU    float64 `json:"mfu"`
+		Growth float64 `json:"time_growth"`
+	}
+	require.NoError(t, json.Unmarshal([]byte(r.stdout), &rows), r.stdout)
+	require.Len(t, rows, 3)
+	require.Equal(t, "video-tiny", rows[0].Model)
+	require.Equal(t, []int{513, 65, 129}, []int{rows[0].Tokens, rows[1].Tokens, rows[2].Tokens})
+	require.Greater(t, rows[2].GFLOPs, 1.9*rows[1].GFLOPs, "twice the frames, at least twice the FLOPs")
+	require.Greater(t, rows[0].MFU, 0.0)
+	require.NotZero(t, rows[2].Growth)
+	requireUserError(t, reel(t, dir, "bench", "video", "--frames", "3"), 2)
 }

@@ -1,0 +1,339 @@
+package main
+
+import (
+	"encoding/json"
+	"fmt"
+	"math"
+	"os"
+	"os/exec"
+	"runtime/pprof"
+	"strconv"
+	"strings"
+
+	"github.com/reelml/reel/backends"
+	"github.com/reelml/reel/models"
+	"github.com/reelml/reel/recipes"
+	"github.com/reelml/reel/tasks"
+	"github.com/reelml/reel/tokenizers"
+	"github.com/reelml/reel/train"
+)
+
+// `reel bench vit` and `reel bench video` time one AdamW training step of the same model in reel
+// and in PyTorch (bench/vit_torch.py, bench/video_torch.py), in one run, optionally over a sweep
+// of sequence lengths.
+
+// vitSizes are the reference ViTs of `reel bench vit`.
+var vitSizes = map[string]struct {
+	cfg   models.ViTConfig
+	batch int
+}{
+	"tiny": {models.ViTConfig{ImageSize: 64, PatchSize: 8, Dim: 192, Layers: 6, Heads: 3, MLPRatio: 4}, 32},
+	"s":    {models.ViTConfig{ImageSize: 224, PatchSize: 16, Dim: 384, Layers: 12, Heads: 6, MLPRatio: 4}, 32},
+	"b":    {models.ViTConfig{ImageSize: 224, PatchSize: 16, Dim: 768, Layers: 12, Heads: 12, MLPRatio: 4}, 64},
+}
+
+// videoSizes are the reference video encoders of `reel bench video` (ViViT tubelets, 2×p×p).
+var videoSizes = map[string]struct {
+	tub           tokenizers.TubeletConfig
+	layers, heads int
+	batch         int
+}{
+	"tiny": {tokenizers.TubeletConfig{Frames: 16, ImageSize: 64, Tubelet: 2, Patch: 8, Dim: 192}, 6, 3, 4},
+	"b":    {tokenizers.TubeletConfig{Frames: 16, ImageSize: 224, Tubelet: 2, Patch: 16, Dim: 768}, 12, 12, 16},
+}
+
+// modelRow is one line of the table.
+type modelRow struct {
+	Model      string  `json:"model"`
+	Tokens     int     `json:"tokens"`
+	Batch      int     `json:"batch"`
+	Params     int     `json:"params"`
+	GFLOPs     float64 `json:"gflops_per_step"`
+	CompileS   float64 `json:"compile_s"`
+	StepS      float64 `json:"step_s"`
+	MFU        float64 `json:"mfu"`
+	PeakMiB    float64 `json:"peak_mib"`
+	TorchS     float64 `json:"torch_step_s,omitempty"`
+	TorchMFU   float64 `json:"torch_mfu,omitempty"`
+	TorchMiB   float64 `json:"torch_peak_mib,omitempty"`
+	Ratio      float64 `json:"ratio,omitempty"`       // reel / pytorch step time
+	TimeGrowth float64 `json:"time_growth,omitempty"` // d log(step time) / d log(tokens) vs the previous sweep row
+}
+
+// benchJob is one model and batch to time in both frameworks.
+type benchJob struct {
+	name   string
+	tokens int
+	batch  int
+	task   interface {
+		train.Task
+		Params() int
+	}
+	script string   // PyTorch twin, run from the repository root
+	args   []string // its arguments before WARM STEPS DEVICE PRECISION
+}
+
+// benchFlags are the flags `reel bench vit` and `reel bench video` share.
+type benchFlags struct {
+	steps                          *int
+	precision, device, python, cpu *string
+	backend                        *string
+	asJSON                         *bool
+}
+
+func addBenchFlags(fs interface {
+	Int(string, int, string) *int
+	String(string, string, string) *string
+	Bool(string, bool, string) *bool
+}) benchFlags {
+	return benchFlags{
+		steps:     fs.Int("steps", 5, "timed steps (after 2 warm-up steps)"),
+		precision: fs.String("precision", "f32", "f32 or bf16 (reel: train.precision; PyTorch: autocast)"),
+		device:    fs.String("torch-device", "auto", "PyTorch device: cpu, cuda, or auto (cuda when reel runs on XLA CUDA)"),
+		python:    fs.String("python", "auto", "Python with torch for the reference (auto: /usr/bin/python3, then python3; \"\" to skip)"),
+		cpu:       fs.String("cpuprofile", "", "write a CPU profile (pprof) of reel's first timed model to this file"),
+		backend:   fs.String("backend", "", `compute backend (default: $GOMLX_BACKEND, else auto)`),
+		asJSON:    fs.Bool("json", false, "print JSON instead of a table"),
+	}
+}
+
+func (f benchFlags) check(cmd string) error {
+	if *f.steps < 1 {
+		return &exitError{2, fmt.Errorf("%s: --steps must be ≥ 1", cmd)}
+	}
+	if *f.precision != "f32" && *f.precision != "bf16" {
+		return &exitError{2, fmt.Errorf("%s: --precision %q (want f32 or bf16)", cmd, *f.precision)}
+	}
+	return nil
+}
+
+// intList parses a comma-separated list of integers accepted by ok.
+func intList(cmd, flag, s string, ok func(int) bool, want string) ([]int, error) {
+	var out []int
+	if s == "" {
+		return nil, nil
+	}
+	for _, f := range strings.Split(s, ",") {
+		n, err := strconv.Atoi(strings.TrimSpace(f))
+		if err != nil || !ok(n) {
+			return nil, &exitError{2, fmt.Errorf("%s: %s: %q is not %s", cmd, flag, f, want)}
+		}
+		out = append(out, n)
+	}
+	return out, nil
+}
+
+func benchViT(args []string) error {
+	fs := newFlags("bench vit")
+	size := fs.String("size", "tiny", "reference ViT: tiny (64px, 8px patches, D192×6), s (ViT-S/16 at 224px) or b (ViT-B/16 at 224px)")
+	batch := fs.Int("batch", 0, "batch size (default: 32 for tiny and s, 64 for b)")
+	tokensFlag := fs.String("tokens", "", "also sweep these tokens per image (perfect squares, e.g. 64,256,1024), changing the image size")
+	sweepBatch := fs.Int("sweep-batch", 4, "batch size of the --tokens sweep")
+	bf := addBenchFlags(fs)
+	fs.Usage = func() {
+		fmt.Fprintln(os.Stderr, "Usage: reel bench vit [flags]\n\nTraining-step time (AdamW, fixed random batch) of the same ViT classifier in reel and in PyTorch\n(bench/vit_torch.py), measured in one run: step time, the ratio reel / PyTorch, compile time, model\nFLOPs, MFU and peak memory; with --tokens, how the step time grows with the sequence length.\n\nFlags:")
+		fs.PrintDefaults()
+	}
+	if err := parse(fs, args); err != nil {
+		return err
+	}
+	ref, ok := vitSizes[*size]
+	if !ok {
+		return &exitError{2, fmt.Errorf("bench vit: --size %q (want tiny, s or b)", *size)}
+	}
+	if *batch > 0 {
+		ref.batch = *batch
+	}
+	if err := bf.check("bench vit"); err != nil {
+		return err
+	}
+	if *sweepBatch < 1 {
+		return &exitError{2, fmt.Errorf("bench vit: --sweep-batch must be ≥ 1")}
+	}
+	sweep, err := intList("bench vit", "--tokens", *tokensFlag, func(n int) bool {
+		side := int(math.Round(math.Sqrt(float64(n))))
+		return n >= 1 && side*side == n
+	}, "a perfect square ≥ 1")
+	if err != nil {
+		return err
+	}
+	job := func(c models.ViTConfig, batch int) benchJob {
+		return benchJob{name: "vit-" + *size, tokens: c.NumPatches(), batch: batch, task: tasks.NewViTClassifier(c, batch, 10),
+			script: "bench/vit_torch.py", args: []string{strconv.Itoa(c.ImageSize), strconv.Itoa(c.PatchSize), strconv.Itoa(c.Dim),
+				strconv.Itoa(c.Layers), strconv.Itoa(c.Heads), strconv.Itoa(batch), "10"}}
+	}
+	jobs := []benchJob{job(ref.cfg, ref.batch)}
+	for _, n := range sweep {
+		c := ref.cfg
+		c.ImageSize = c.PatchSize * int(math.Round(math.Sqrt(float64(n))))
+		jobs = append(jobs, job(c, *sweepBatch))
+	}
+	return runModelBench("bench vit-"+*size, bf, jobs, fmt.Sprintf("sequence-length sweep (batch %d)", *sweepBatch))
+}
+
+func benchVideo(args []string) error {
+	fs := newFlags("bench video")
+	size := fs.String("size", "tiny", "reference video encoder: tiny (16×64² clips, 2×8² tubelets, D192×6) or b (16×224², 2×16², D768×12)")
+	batch := fs.Int("batch", 0, "batch size (default: 4 for tiny, 16 for b)")
+	framesFlag := fs.String("frames", "", "also sweep these clip lengths (even frame counts, e.g. 4,8,16,32): tokens per video grow with them")
+	sweepBatch := fs.Int("sweep-batch", 2, "batch size of the --frames sweep")
+	bf := addBenchFlags(fs)
+	fs.Usage = func() {
+		fmt.Fprintln(os.Stderr, "Usage: reel bench video [flags]\n\nTraining-step time (AdamW, fixed random clips) of the same video classifier in reel and in PyTorch\n(bench/video_torch.py): ViViT tubelets and the TrajViT2/ViViT encoder tower. Same columns as\n`reel bench vit`; with --frames, how the step time grows with the tokens per video.\n\nFlags:")
+		fs.PrintDefaults()
+	}
+	if err := parse(fs, args); err != nil {
+		return err
+	}
+	ref, ok := videoSizes[*size]
+	if !ok {
+		return &exitError{2, fmt.Errorf("bench video: --size %q (want tiny or b)", *size)}
+	}
+	if *batch > 0 {
+		ref.batch = *batch
+	}
+	if err := bf.check("bench video"); err != nil {
+		return err
+	}
+	if *sweepBatch < 1 {
+		return &exitError{2, fmt.Errorf("bench video: --sweep-batch must be ≥ 1")}
+	}
+	sweep, err := intList("bench video", "--frames", *framesFlag, func(n int) bool { return n >= 2 && n%ref.tub.Tubelet == 0 },
+		fmt.Sprintf("a frame count ≥ 2 divisible by the tubelet length %d", ref.tub.Tubelet))
+	if err != nil {
+		return err
+	}
+	job := func(tub tokenizers.TubeletConfig, batch int) benchJob {
+		return benchJob{name: "video-" + *size, tokens: tub.NumTokens() + 1, batch: batch,
+			task:   tasks.NewVideoClassifier(tub, ref.layers, ref.heads, batch, 10),
+			script: "bench/video_torch.py", args: []string{strconv.Itoa(tub.Frames), strconv.Itoa(tub.ImageSize),
+				strconv.Itoa(tub.Tubelet), strconv.Itoa(tub.Patch), strconv.Itoa(tub.Dim), strconv.Itoa(ref.layers),
+				strconv.Itoa(ref.heads), strconv.Itoa(batch), "10"}}
+	}
+	jobs := []benchJob{job(ref.tub, ref.batch)}
+	for _, f := range sweep {
+		t := ref.tub
+		t.Frames = f
+		jobs = append(jobs, job(t, *sweepBatch))
+	}
+	return runModelBench("bench video-"+*size, bf, jobs, fmt.Sprintf("frames sweep (batch %d)", *sweepBatch))
+}
+
+// runModelBench times every job in reel and PyTorch and prints the table.
+func runModelBench(title string, bf benchFlags, jobs []benchJob, sweepTitle string) error {
+	b, info, err := backends.Select(*bf.backend)
+	if err != nil {
+		return err
+	}
+	device, python := *bf.device, *bf.python
+	if device == "auto" {
+		device = "cpu"
+		if info.Name != "go" {
+			device = "cuda"
+		}
+	}
+	if python == "auto" {
+		python = "python3"
+		if err := exec.Command("/usr/bin/python3", "-c", "import torch").Run(); err == nil {
+			python = "/usr/bin/python3" // Debian's python3-torch (pyenv shims may shadow it)
+		}
+	}
+	fmt.Fprintf(os.Stderr, "reel: %s on %s, %s, %d timed steps\n", title, info, *bf.precision, *bf.steps)
+	var rows []modelRow
+	torchNote := ""
+	for i, j := range jobs {
+		r := recipes.Defaults()
+		r.Name = "bench"
+		r.Train.BatchSize, r.Train.GradAccum, r.Train.LR, r.Train.WeightDecay, r.Train.GradClip = j.batch, 1, 1e-3, 0.01, 1.0
+		r.Train.Precision = *bf.precision
+		base := idleHeap()
+		stop := heapPeak()
+		if *bf.cpu != "" && i == 0 {
+			f, err := os.Create(*bf.cpu)
+			if err != nil {
+				return fmt.Errorf("%s: --cpuprofile: %v", title, err)
+			}
+			defer f.Close()
+			if err := pprof.StartCPUProfile(f); err != nil {
+				return fmt.Errorf("%s: --cpuprofile: %v", title, err)
+			}
+		}
+		st, err := train.StepTime(j.task, &r, b, 2, *bf.steps)
+		if *bf.cpu != "" && i == 0 {
+			pprof.StopCPUProfile()
+		}
+		peak := stop()
+		if err != nil {
+			return err
+		}
+		row := modelRow{Model: j.name, Tokens: j.tokens, Batch: j.batch, Params: j.task.Params(), GFLOPs: st.FLOPs / 1e9,
+			CompileS: st.CompileS, StepS: st.StepS, MFU: st.MFU(), PeakMiB: float64(peak-min(peak, base)) / (1 << 20)}
+		if i == 0 {
+			fmt.Fprintf(os.Stderr, "reel: MFU against the %s\n", st.Peak.Source)
+		}
+		if python != "" {
+			out, err := exec.Command(python, append(append([]string{j.script}, j.args...),
+				"2", strconv.Itoa(*bf.steps), device, *bf.precision)...).Output()
+			var res struct {
+				StepS   float64 `json:"step_s"`
+				PeakMiB float64 `json:"peak_mib"`
+				Params  int     `json:"params"`
+				Torch   string  `json:"torch"`
+			}
+			if err == nil {
+				err = json.Unmarshal(out, &res)
+			}
+			if err != nil {
+				torchNote = "PyTorch reference unavailable (" + firstLine(err) + "; Debian: apt-get install python3-torch libopenblas0-pthread)"
+			} else {
+				torchNote = "torch " + res.Torch + " on " + device
+				if res.Params != row.Params {
+					torchNote += fmt.Sprintf("; WARNING: its model has %d parameters, reel's %d", res.Params, row.Params)
+				}
+				row.TorchS, row.TorchMiB, row.Ratio = res.StepS, res.PeakMiB, st.StepS/res.StepS
+				if st.Peak.FLOPS > 0 {
+					row.TorchMFU = st.FLOPs / res.StepS / st.Peak.FLOPS
+				}
+			}
+		}
+		if i > 1 {
+			prev := rows[i-1]
+			row.TimeGrowth = math.Log(row.StepS/prev.StepS) / math.Log(float64(row.Tokens)/float64(prev.Tokens))
+		}
+		rows = append(rows, row)
+	}
+	if torchNote != "" {
+		fmt.Fprintln(os.Stderr, "reel: "+torchNote)
+	}
+	if *bf.asJSON {
+		enc := json.NewEncoder(os.Stdout)
+		enc.SetIndent("", "  ")
+		return enc.Encode(rows)
+	}
+	fmt.Printf("%-10s %-7s %-6s %-7s %-8s %-10s %-9s %-7s %-9s %-10s %-8s %-9s %-8s %s\n", "model", "tokens", "batch", "params",
+		"GFLOP", "compile s", "reel s", "MFU", "heap MiB", "torch s", "MFU", "RSS MiB", "ratio", "growth")
+	for i, r := range rows {
+		if i == 1 {
+			fmt.Printf("-- %s: growth = d log(step time) / d log(tokens) --\n", sweepTitle)
+		}
+		torchS, torchMFU, torchMiB, ratio, growth := "-", "-", "-", "-", "-"
+		if r.TorchS > 0 {
+			torchS, torchMFU, torchMiB = fmt.Sprintf("%.4f", r.TorchS), pct(r.TorchMFU), fmt.Sprintf("%.0f", r.TorchMiB)
+			ratio = fmt.Sprintf("%.2f×", r.Ratio)
+		}
+		if r.TimeGrowth != 0 {
+			growth = fmt.Sprintf("%.2f", r.TimeGrowth)
+		}
+		fmt.Printf("%-10s %-7d %-6d %-7s %-8.1f %-10.2f %-9.4f %-7s %-9.0f %-10s %-8s %-9s %-8s %s\n", r.Model, r.Tokens, r.Batch,
+			fmt.Sprintf("%.1fM", float64(r.Params)/1e6), r.GFLOPs, r.CompileS, r.StepS, pct(r.MFU), r.PeakMiB,
+			torchS, torchMFU, torchMiB, ratio, growth)
+	}
+	return nil
+}
+
+func pct(f float64) string {
+	if f <= 0 {
+		return "-"
+	}
+	return fmt.Sprintf("%.1f%%", 100*f)
+}
