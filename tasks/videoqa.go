@@ -20,8 +20,8 @@ import (
 
 // VideoQA trains a video VLM (per-frame ViT → token pruning → projector → causal decoder) to answer
 // questions about synthetic, mostly static clips. Inputs: video [B, T, S, S, 3] f32, tokens,
-// targets [B, L] i32, mask [B, L] f32 and random ranks [B, T·G] f32 (used by pruning.method
-// random only; derived from the seed so runs stay reproducible); with pruning.method exevrm, the
+// targets [B, L] i32, mask [B, L] f32 and random ranks [B, T·G] f32 (drawn, from the seed so runs
+// stay reproducible, for pruning.method random only; zeros otherwise); with pruning.method exevrm, the
 // five packing inputs of tokenizers.PackedBatch follow (the ExeVRM keep decisions, made on the
 // raw pixels of each group token's patch, packed into rows).
 type VideoQA struct {
@@ -100,10 +100,12 @@ func (t *VideoQA) tensors(ex []data.VideoQAExample, rankSeed uint64) ([]*tensors
 		copy(msk[i*L:], mm)
 	}
 	n := f * t.Selector().GroupTokens()
-	rank := make([]float32, b*n)
-	rng := rand.New(rand.NewPCG(rankSeed, 7))
-	for i := range rank {
-		rank[i] = rng.Float32()
+	rank := make([]float32, b*n) // read by random pruning only; zeros otherwise
+	if t.r.Pruning.Method == "random" {
+		rng := rand.New(rand.NewPCG(rankSeed, 7))
+		for i := range rank {
+			rank[i] = rng.Float32()
+		}
 	}
 	out := []*tensors.Tensor{tensors.FromFlatDataAndDimensions(video, b, f, s, s, 3), tensors.FromFlatDataAndDimensions(tok, b, L),
 		tensors.FromFlatDataAndDimensions(tgt, b, L), tensors.FromFlatDataAndDimensions(msk, b, L),

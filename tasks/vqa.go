@@ -207,12 +207,16 @@ func (t *VQA) newEval(name string, ex []data.Example) (*vqaEval, error) {
 func (s *vqaEval) NumBatches() int               { return len(s.batches) }
 func (s *vqaEval) Batch(i int) []*tensors.Tensor { return s.batches[i] }
 
-// Metrics: accuracy (exact match of the answer), loss (mean NLL per answer token), accuracy per
-// question kind, and for counting sets the mean absolute error of the predicted number.
-func (s *vqaEval) Metrics(outs [][]*tensors.Tensor) map[string]float64 {
-	var correct, nll, tokens, absErr, numeric float64
-	kindN, kindOK := map[string]float64{}, map[string]float64{}
-	varN, varOK := map[string]float64{}, map[string]float64{}
+// vqaRow is one evaluated example with its outputs and its rows of the batch.
+type vqaRow struct {
+	ex            data.Example
+	correct, nll  float64
+	pred, targets []int32   // argmax and target tokens
+	mask          []float32 // answer mask
+}
+
+// rows calls fn for every example of the set (not the last batch's padding) with its outputs.
+func (s *vqaEval) rows(outs [][]*tensors.Tensor, fn func(r vqaRow)) {
 	for bi, o := range outs {
 		c := tensors.MustCopyFlatData[float32](o[0])
 		l := tensors.MustCopyFlatData[float32](o[1])
@@ -225,29 +229,40 @@ func (s *vqaEval) Metrics(outs [][]*tensors.Tensor) map[string]float64 {
 			if idx >= len(s.examples) {
 				break
 			}
-			e := s.examples[idx]
-			correct += float64(c[j])
-			nll += float64(l[j])
-			kindN[e.Kind]++
-			kindOK[e.Kind] += float64(c[j])
-			if e.Variant != "" {
-				varN[e.Variant]++
-				varOK[e.Variant] += float64(c[j])
-			}
-			row := mask[j*L : (j+1)*L]
-			for _, m := range row {
-				if m > 0 {
-					tokens++
-				}
-			}
-			if first := data.AnswerPos(row); e.Kind == "counting" && first >= 0 {
-				if want, err := strconv.Atoi(s.vocab.Word(int(targets[j*L+first]))); err == nil {
-					numeric++
-					absErr += math.Abs(float64(s.predictedCount(pred, row, j*L) - want))
-				}
-			}
+			fn(vqaRow{ex: s.examples[idx], correct: float64(c[j]), nll: float64(l[j]), pred: pred[j*L : (j+1)*L],
+				targets: targets[j*L : (j+1)*L], mask: mask[j*L : (j+1)*L]})
 		}
 	}
+}
+
+// Metrics: accuracy (exact match of the answer), loss (mean NLL per answer token), accuracy per
+// question kind, and for counting sets the mean absolute error of the predicted number.
+func (s *vqaEval) Metrics(outs [][]*tensors.Tensor) map[string]float64 {
+	var correct, nll, tokens, absErr, numeric float64
+	kindN, kindOK := map[string]float64{}, map[string]float64{}
+	varN, varOK := map[string]float64{}, map[string]float64{}
+	s.rows(outs, func(r vqaRow) {
+		e := r.ex
+		correct += r.correct
+		nll += r.nll
+		kindN[e.Kind]++
+		kindOK[e.Kind] += r.correct
+		if e.Variant != "" {
+			varN[e.Variant]++
+			varOK[e.Variant] += r.correct
+		}
+		for _, m := range r.mask {
+			if m > 0 {
+				tokens++
+			}
+		}
+		if first := data.AnswerPos(r.mask); e.Kind == "counting" && first >= 0 {
+			if want, err := strconv.Atoi(s.vocab.Word(int(r.targets[first]))); err == nil {
+				numeric++
+				absErr += math.Abs(float64(s.predictedCount(r) - want))
+			}
+		}
+	})
 	n := float64(len(s.examples))
 	m := map[string]float64{"accuracy": correct / n, "loss": nll / math.Max(tokens, 1)}
 	if len(kindN) > 1 {
@@ -264,11 +279,11 @@ func (s *vqaEval) Metrics(outs [][]*tensors.Tensor) map[string]float64 {
 	return m
 }
 
-// predictedCount is the number an example's argmax tokens pred[base:] answer at its first answer
-// position (mask is its mask row); a non-number answer counts as predicting 0.
-func (s *vqaEval) predictedCount(pred []int32, mask []float32, base int) int {
-	if p := data.AnswerPos(mask); p >= 0 {
-		if v, err := strconv.Atoi(s.vocab.Word(int(pred[base+p]))); err == nil {
+// predictedCount is the number an example's argmax tokens answer at its first answer position; a
+// non-number answer counts as predicting 0.
+func (s *vqaEval) predictedCount(r vqaRow) int {
+	if p := data.AnswerPos(r.mask); p >= 0 {
+		if v, err := strconv.Atoi(s.vocab.Word(int(r.pred[p]))); err == nil {
 			return v
 		}
 	}
@@ -282,35 +297,24 @@ func (s *vqaEval) predictedCount(pred []int32, mask []float32, base int) int {
 func (s *vqaEval) Groups(outs [][]*tensors.Tensor) map[string][]train.Group {
 	type acc struct{ n, ok, absErr float64 }
 	by := map[int]*acc{}
-	for bi, o := range outs {
-		c := tensors.MustCopyFlatData[float32](o[0])
-		pred := tensors.MustCopyFlatData[int32](o[2])
-		mask := tensors.MustCopyFlatData[float32](s.batches[bi][3])
-		L := len(mask) / s.bs
-		for j := range s.bs {
-			idx := bi*s.bs + j
-			if idx >= len(s.examples) {
-				break
-			}
-			e := s.examples[idx]
-			if e.Kind != "counting" || (e.Variant != "" && e.Variant != "more_objects") {
-				continue
-			}
-			want, err := strconv.Atoi(e.Answer)
-			if err != nil {
-				continue
-			}
-			got := s.predictedCount(pred, mask[j*L:(j+1)*L], j*L)
-			a := by[want]
-			if a == nil {
-				a = &acc{}
-				by[want] = a
-			}
-			a.n++
-			a.ok += float64(c[j])
-			a.absErr += math.Abs(float64(got - want))
+	s.rows(outs, func(r vqaRow) {
+		e := r.ex
+		if e.Kind != "counting" || (e.Variant != "" && e.Variant != "more_objects") {
+			return
 		}
-	}
+		want, err := strconv.Atoi(e.Answer)
+		if err != nil {
+			return
+		}
+		a := by[want]
+		if a == nil {
+			a = &acc{}
+			by[want] = a
+		}
+		a.n++
+		a.ok += r.correct
+		a.absErr += math.Abs(float64(s.predictedCount(r) - want))
+	})
 	if len(by) == 0 {
 		return nil
 	}
