@@ -36,7 +36,7 @@ type dataParallel struct {
 	mesh       *distributed.DeviceMesh
 	replicated *distributed.ShardingSpec
 	sharded    *distributed.ShardingSpec // leading axis over the mesh
-	configured map[*model.Exec]bool
+	configured map[*model.Exec][]*distributed.ShardingSpec
 }
 
 // newDataParallel checks train.devices (0 = all of the backend's devices) against the backend
@@ -65,7 +65,7 @@ func newDataParallel(b compute.Backend, devices, micro int) (*dataParallel, erro
 		return nil, fmt.Errorf("train.devices: %v", err)
 	}
 	return &dataParallel{devices: n, micro: micro, mesh: mesh, replicated: distributed.NewReplicatedShardingSpec(mesh),
-		sharded: sharded, configured: map[*model.Exec]bool{}}, nil
+		sharded: sharded, configured: map[*model.Exec][]*distributed.ShardingSpec{}}, nil
 }
 
 // specs returns each input's sharding: the micro-batch axis over the mesh, else replicated.
@@ -88,12 +88,18 @@ func (dp *dataParallel) call(e *model.Exec, inputs []*tensors.Tensor) (out []*te
 			err = fmt.Errorf("graph execution failed: %s", panicLine(r))
 		}
 	}()
-	specs := dp.specs(inputs)
-	if !dp.configured[e] {
+	// An executor's input shardings are fixed by its first call (an input that is sharded stays
+	// sharded even if a later batch's leading axis differs, e.g. a packing input's row count).
+	specs, ok := dp.configured[e]
+	if !ok {
+		specs = dp.specs(inputs)
 		if dp.devices > 1 {
 			e.AutoSharding(dp.mesh).WithInputShardingSpecs(specs...).WithOutputShardingSpecs(dp.replicated)
 		}
-		dp.configured[e] = true
+		dp.configured[e] = specs
+	}
+	if len(specs) != len(inputs) {
+		return nil, flopCount{}, fmt.Errorf("data-parallel step: %d inputs, but the step was configured with %d", len(inputs), len(specs))
 	}
 	args := make([]any, len(inputs))
 	for i, x := range inputs {
