@@ -11,7 +11,6 @@ import (
 	"github.com/reelml/reel/losses"
 	"github.com/reelml/reel/models"
 	"github.com/reelml/reel/tokenizers"
-	"github.com/reelml/reel/train"
 )
 
 // VideoClassifier is the video reference model of `reel bench video`: the ViViT baseline's
@@ -19,10 +18,10 @@ import (
 // projection, CLS token, masked pre-norm blocks, final LayerNorm, CLS projected to the classes),
 // cross-entropy on fixed random clips and labels. The PyTorch twin is bench/video_torch.py.
 type VideoClassifier struct {
+	fixedBatch
 	Tub            tokenizers.TubeletConfig
 	Enc            models.VideoCLIPConfig // video tower only; EmbedDim = classes
 	Batch, Classes int
-	batch          []*tensors.Tensor
 }
 
 // NewVideoClassifier builds the benchmark task with one fixed random batch of clips
@@ -38,16 +37,10 @@ func NewVideoClassifier(tub tokenizers.TubeletConfig, layers, heads, batch, clas
 		lab[i] = int32(rng.IntN(classes))
 	}
 	enc := models.VideoCLIPConfig{VideoDim: tub.Dim, VideoLayers: layers, VideoHeads: heads, MLPRatio: 4, EmbedDim: classes}
-	return &VideoClassifier{Tub: tub, Enc: enc, Batch: batch, Classes: classes, batch: []*tensors.Tensor{
+	return &VideoClassifier{Tub: tub, Enc: enc, Batch: batch, Classes: classes, fixedBatch: fixedBatch{[]*tensors.Tensor{
 		tensors.FromFlatDataAndDimensions(vid, batch, tub.Frames, tub.ImageSize, tub.ImageSize, 3),
-		tensors.FromFlatDataAndDimensions(lab, batch)}}
+		tensors.FromFlatDataAndDimensions(lab, batch)}}}
 }
-
-func (t *VideoClassifier) MicroBatch(int64) ([]*tensors.Tensor, error) { return t.batch, nil }
-func (t *VideoClassifier) MicroBatchSize() int                         { return t.Batch }
-func (t *VideoClassifier) EvalSets() []string                          { return nil }
-func (t *VideoClassifier) EvalSet(string) (train.EvalData, error)      { return nil, nil }
-func (t *VideoClassifier) EvalGraph(*model.Scope, []*Node) []*Node     { return nil }
 
 // Loss implements train.Task.
 func (t *VideoClassifier) Loss(scope *model.Scope, in []*Node) *Node {

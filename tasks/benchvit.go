@@ -16,9 +16,9 @@ import (
 // ViTClassifier is the reference model of `reel bench vit`: models.ViT, mean-pooled, a linear
 // head, cross-entropy on fixed random images and labels (the PyTorch twin is bench/vit_torch.py).
 type ViTClassifier struct {
+	fixedBatch
 	Cfg            models.ViTConfig
 	Batch, Classes int
-	batch          []*tensors.Tensor
 }
 
 // NewViTClassifier builds the benchmark task with one fixed random batch.
@@ -32,16 +32,20 @@ func NewViTClassifier(cfg models.ViTConfig, batch, classes int) *ViTClassifier {
 	for i := range lab {
 		lab[i] = int32(rng.IntN(classes))
 	}
-	return &ViTClassifier{Cfg: cfg, Batch: batch, Classes: classes, batch: []*tensors.Tensor{
+	return &ViTClassifier{Cfg: cfg, Batch: batch, Classes: classes, fixedBatch: fixedBatch{[]*tensors.Tensor{
 		tensors.FromFlatDataAndDimensions(img, batch, cfg.ImageSize, cfg.ImageSize, 3),
-		tensors.FromFlatDataAndDimensions(lab, batch)}}
+		tensors.FromFlatDataAndDimensions(lab, batch)}}}
 }
 
-func (t *ViTClassifier) MicroBatch(int64) ([]*tensors.Tensor, error) { return t.batch, nil }
-func (t *ViTClassifier) MicroBatchSize() int                         { return t.Batch }
-func (t *ViTClassifier) EvalSets() []string                          { return nil }
-func (t *ViTClassifier) EvalSet(string) (train.EvalData, error)      { return nil, nil }
-func (t *ViTClassifier) EvalGraph(*model.Scope, []*Node) []*Node     { return nil }
+// fixedBatch is the data side of the benchmark tasks: one fixed batch, trained on at every step,
+// and no evaluation sets.
+type fixedBatch struct{ batch []*tensors.Tensor }
+
+func (f fixedBatch) MicroBatch(int64) ([]*tensors.Tensor, error) { return f.batch, nil }
+func (f fixedBatch) MicroBatchSize() int                         { return f.batch[0].Shape().Dimensions[0] }
+func (fixedBatch) EvalSets() []string                            { return nil }
+func (fixedBatch) EvalSet(string) (train.EvalData, error)        { return nil, nil }
+func (fixedBatch) EvalGraph(*model.Scope, []*Node) []*Node       { return nil }
 
 // Loss implements train.Task.
 func (t *ViTClassifier) Loss(scope *model.Scope, in []*Node) *Node {
