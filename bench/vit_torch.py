@@ -87,6 +87,9 @@ def measure(build, device, precision, warm, steps):
     model, x, y = model.to(device), x.to(device), y.to(device)
     opt = torch.optim.AdamW(model.parameters(), lr=1e-3, weight_decay=0.01)
     sync = torch.cuda.synchronize if device == "cuda" else (lambda: None)
+    if device == "cuda":  # f32 products as TF32, as XLA (go-xla) runs them on CUDA by default
+        torch.backends.cuda.matmul.allow_tf32 = True
+        torch.backends.cudnn.allow_tf32 = True
 
     def step():
         opt.zero_grad(set_to_none=True)

@@ -62,3 +62,16 @@ func TestStepFLOPsOfViTMatchAnalyticCount(t *testing.T) {
 	require.InEpsilon(t, st.FLOPs, st16.FLOPs, 0.02)
 	require.InEpsilon(t, st16.FLOPs, st16.HalfFLOPs, 0.01, "all but the classifier head's products in bf16")
 }
+
+// Known GPUs get their data-sheet peak for the run's precision; the more specific name wins.
+func TestGPUPeakTable(t *testing.T) {
+	p, ok := train.GPUPeak("NVIDIA H200", "bf16")
+	require.True(t, ok)
+	require.Equal(t, 989e12, p.FLOPS)
+	p, _ = train.GPUPeak("NVIDIA H100 PCIe", "f32")
+	require.Equal(t, 378e12, p.FLOPS)
+	p, _ = train.GPUPeak("NVIDIA L40S", "bf16")
+	require.Equal(t, 362e12, p.FLOPS)
+	_, ok = train.GPUPeak("device#0", "f32")
+	require.False(t, ok)
+}

@@ -19,7 +19,8 @@ type Peak struct {
 }
 
 // gpuPeaks lists dense (no sparsity) tensor-core peaks of known GPUs, from the vendors' data
-// sheets: bf16 and, for f32 matmuls (which XLA runs as TF32 on these GPUs by default), TF32.
+// sheets: bf16 and, for f32 matmuls, TF32 (go-xla runs f32 products as TF32 on CUDA by default;
+// its backend option "notf32" turns that off, and MFU is then understated).
 // The first entry whose key occurs in the device description wins, so more specific names come
 // first.
 var gpuPeaks = []struct {
@@ -36,8 +37,8 @@ var gpuPeaks = []struct {
 	{"A100", 312e12, 156e12},
 	{"A800", 312e12, 156e12},
 	{"L40S", 362e12, 183e12},
+	{"L40", 181e12, 90.5e12},
 	{"L4", 121e12, 60e12},
-	{"A10", 125e12, 62.5e12},
 }
 
 // GPUPeak returns the table peak of the GPU whose description is desc, for precision "bf16"
