@@ -8,7 +8,7 @@ GO ?= go
 BIN := bin/reel
 RUNS ?= runs
 
-.PHONY: all build train test test-short lint bench clean deps
+.PHONY: all build train test test-short lint bench bench-deps clean deps
 
 all: build
 
@@ -52,11 +52,18 @@ lint:
 # (keep 0.5) at several frame counts, on the tiny model deepened to 12 ViT blocks so that, as in
 # the paper, most of the encoder runs after the pruning point. RD-VLA: step time and peak memory per
 # recurrent depth, truncated vs full BPTT.
-bench: build
+bench: build bench-deps
 	./$(BIN) bench vit --size tiny --tokens 16,64,256,1024
 	./$(BIN) bench video --size tiny --frames 4,8,16,32
 	./$(BIN) bench stts --frames 16,32,64,128 --steps 3 --set model.vision_layers=12 --set model.text_layers=4
 	./$(BIN) bench rdvla --depths 4,32,64 --steps 2
+
+# The CPU reference of the benchmarks: Debian's python3-torch with OpenBLAS, installed when missing
+# and apt-get can run; otherwise the benchmarks print reel's side and a note.
+bench-deps:
+	@/usr/bin/python3 -c 'import torch' 2>/dev/null || { command -v apt-get >/dev/null && [ "$$(id -u)" = 0 ] && \
+		{ apt-get update -qq && apt-get install -y -qq python3-torch libopenblas0-pthread >/dev/null; } ; } || \
+		echo "note: python3-torch not found and not installable here; benchmarks run without the PyTorch reference"
 
 clean:
 	rm -rf bin
