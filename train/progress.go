@@ -34,14 +34,18 @@ func newProgress(opts Options, total, step int64) *progress {
 	return p
 }
 
-func (p *progress) Update(step int64, loss, dt, examples float64) {
+func (p *progress) Update(step int64, loss, dt, examples, mfu float64) {
 	if !p.emaInit {
 		p.ema, p.emaInit = loss, true
 	} else {
 		p.ema = 0.9*p.ema + 0.1*loss
 	}
 	if p.bar != nil {
-		p.bar.Describe(fmt.Sprintf("%s loss %.4f %.1f steps/s %.0f ex/s", p.opts.Recipe.Name, p.ema, 1/dt, examples/dt))
+		m := ""
+		if mfu > 0 {
+			m = fmt.Sprintf(" MFU %.0f%%", 100*mfu)
+		}
+		p.bar.Describe(fmt.Sprintf("%s loss %.4f %.1f steps/s %.0f ex/s%s", p.opts.Recipe.Name, p.ema, 1/dt, examples/dt, m))
 		_ = p.bar.Set64(step)
 	}
 }

@@ -347,7 +347,7 @@ func (t *Trainer) loop(ctx context.Context, step int64) (Result, error) {
 		if err := t.metrics.Write(row); err != nil {
 			return res, err
 		}
-		bar.Update(step, loss, dt, examples)
+		bar.Update(step, loss, dt, examples, mfu)
 		if step%int64(cfg.LogEvery) == 0 || step == total {
 			bar.Log(step, total, loss, lr, dt, examples, mfu)
 		}
