@@ -94,7 +94,12 @@ def measure(build, device, precision, warm, steps):
     def step():
         opt.zero_grad(set_to_none=True)
         with torch.autocast(device_type=device, dtype=torch.bfloat16, enabled=precision == "bf16"):
-            loss = F.cross_entropy(model(x), y)
+            out = model(x)
+            if isinstance(out, tuple):  # (logits, auxiliary loss)
+                out, aux = out
+                loss = F.cross_entropy(out, y) + aux
+            else:
+                loss = F.cross_entropy(out, y)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
         opt.step()

@@ -58,3 +58,49 @@ func (t *VideoClassifier) Params() int {
 	block := 4*d + (d*3*d + 3*d) + (d*d + d) + (d*h + h) + (h*d + d)
 	return (in*d + d) + n*d + (d*d + d) + d + t.Enc.VideoLayers*block + 2*d + d*t.Classes
 }
+
+// STTSClassifier is the STTS reference model of `reel bench video --arch stts`: the video VLM's
+// vision side (models.VideoVisionTokens: per-frame ViT blocks, 3×3 attention pooling into group
+// tokens, time embedding, then with pruning "stts" the scorer, the score-biased video-wide block
+// and top-k pruning, and the remaining video-wide blocks on the kept tokens), mean-pooled into a
+// linear classifier; cross-entropy plus 0.5 × the STTS auxiliary loss on fixed random clips. The
+// PyTorch twin is bench/stts_torch.py.
+type STTSClassifier struct {
+	fixedBatch
+	Cfg     models.VideoVLMConfig
+	Sel     tokenizers.Selector // Mode none or stts
+	Classes int
+}
+
+// NewSTTSClassifier builds the benchmark task with one fixed random batch of clips.
+func NewSTTSClassifier(cfg models.VideoVLMConfig, sel tokenizers.Selector, batch, classes int) *STTSClassifier {
+	rng := rand.New(rand.NewPCG(5, 6))
+	s := cfg.Vision.ImageSize
+	vid := make([]float32, batch*cfg.Frames*s*s*3)
+	for i := range vid {
+		vid[i] = rng.Float32()
+	}
+	lab := make([]int32, batch)
+	for i := range lab {
+		lab[i] = int32(rng.IntN(classes))
+	}
+	return &STTSClassifier{Cfg: cfg, Sel: sel, Classes: classes, fixedBatch: fixedBatch{[]*tensors.Tensor{
+		tensors.FromFlatDataAndDimensions(vid, batch, cfg.Frames, s, s, 3),
+		tensors.FromFlatDataAndDimensions(lab, batch)}}}
+}
+
+// Loss implements train.Task.
+func (t *STTSClassifier) Loss(scope *model.Scope, in []*Node) *Node {
+	scope = models.WithInit(scope)
+	sel := t.Sel // a fresh selector per graph (it carries the graph's scores)
+	tokens, _, aux := models.VideoVisionTokens(scope, t.Cfg, sel.TokenSelector(), in[0])
+	logits := models.Linear(scope.In("head"), ReduceMean(tokens, 1), t.Classes, true)
+	loss := losses.MaskedCrossEntropy(logits, in[1], OnesLike(ConvertDType(in[1], dtypes.Float32)))
+	if aux != nil {
+		loss = Add(loss, MulScalar(aux, 0.5))
+	}
+	return loss
+}
+
+// Tokens is the number of group tokens per clip (before pruning).
+func (t *STTSClassifier) Tokens() int { return t.Cfg.Frames * t.Sel.GroupTokens() }

@@ -18,6 +18,7 @@ type StepStats struct {
 	FLOPs     float64 // model FLOPs of one step (see GraphFLOPs)
 	HalfFLOPs float64 // of which in bf16/f16 products (train.precision: bf16)
 	Peak      Peak    // the backend's peak (see PeakFLOPS)
+	Params    int     // trainable parameters of the model
 }
 
 // MFU is the model-FLOPs utilisation of the timed steps (0 when the peak is unknown).
@@ -47,6 +48,11 @@ func StepTime(task Task, r *recipes.Recipe, backend compute.Backend, warm, steps
 	}
 	if err := t.warmUp(); err != nil {
 		return st, err
+	}
+	for v := range t.store.IterVariables() {
+		if v.Trainable {
+			st.Params += v.Shape().Size()
+		}
 	}
 	batch, err := task.MicroBatch(0)
 	if err != nil {

@@ -42,6 +42,18 @@ var videoSizes = map[string]struct {
 	"b":    {tokenizers.TubeletConfig{Frames: 16, ImageSize: 224, Tubelet: 2, Patch: 16, Dim: 768}, 12, 12, 16},
 }
 
+// sttsSizes are the reference STTS encoders of `reel bench video --arch stts`.
+var sttsSizes = map[string]struct {
+	cfg   models.VideoVLMConfig
+	group int
+	batch int
+}{
+	"tiny": {models.VideoVLMConfig{Vision: models.ViTConfig{ImageSize: 48, PatchSize: 4, Dim: 192, Layers: 6, Heads: 3, MLPRatio: 4},
+		Frames: 16, ScoreAfter: 2}, 3, 4},
+	"b": {models.VideoVLMConfig{Vision: models.ViTConfig{ImageSize: 216, PatchSize: 8, Dim: 768, Layers: 12, Heads: 12, MLPRatio: 4},
+		Frames: 32, ScoreAfter: 3}, 3, 8},
+}
+
 // modelRow is one line of the table.
 type modelRow struct {
 	Model      string  `json:"model"`
@@ -65,10 +77,7 @@ type benchJob struct {
 	name   string
 	tokens int
 	batch  int
-	task   interface {
-		train.Task
-		Params() int
-	}
+	task   train.Task
 	script string   // PyTorch twin, run from the repository root
 	args   []string // its arguments before WARM STEPS DEVICE PRECISION
 }
@@ -173,24 +182,19 @@ func benchViT(args []string) error {
 
 func benchVideo(args []string) error {
 	fs := newFlags("bench video")
-	size := fs.String("size", "tiny", "reference video encoder: tiny (16×64² clips, 2×8² tubelets, D192×6) or b (16×224², 2×16², D768×12)")
-	batch := fs.Int("batch", 0, "batch size (default: 4 for tiny, 16 for b)")
-	framesFlag := fs.String("frames", "", "also sweep these clip lengths (even frame counts, e.g. 4,8,16,32): tokens per video grow with them")
+	arch := fs.String("arch", "vivit", "vivit (ViViT tubelets + the TrajViT2/ViViT encoder tower) or stts (the STTS video encoder: per-frame blocks, group pooling, scorer, pruning)")
+	size := fs.String("size", "tiny", "vivit: tiny (16×64² clips, 2×8² tubelets, D192×6) or b (16×224², 2×16², D768×12); stts: tiny (16×48², 4² patches, 3×3 groups, D192×6) or b (32×216², 8², 3×3, D768×12)")
+	keep := fs.Float64("keep", 0.5, "stts: kept share of the group tokens (1 = no pruning)")
+	batch := fs.Int("batch", 0, "batch size (default: vivit 4 / 16, stts 4 / 8 for tiny / b)")
+	framesFlag := fs.String("frames", "", "also sweep these clip lengths (e.g. 4,8,16,32): tokens per video grow with them")
 	sweepBatch := fs.Int("sweep-batch", 2, "batch size of the --frames sweep")
 	bf := addBenchFlags(fs)
 	fs.Usage = func() {
-		fmt.Fprintln(os.Stderr, "Usage: reel bench video [flags]\n\nTraining-step time (AdamW, fixed random clips) of the same video classifier in reel and in PyTorch\n(bench/video_torch.py): ViViT tubelets and the TrajViT2/ViViT encoder tower. Same columns as\n`reel bench vit`; with --frames, how the step time grows with the tokens per video.\n\nFlags:")
+		fmt.Fprintln(os.Stderr, "Usage: reel bench video [flags]\n\nTraining-step time (AdamW, fixed random clips) of the same video classifier in reel and in PyTorch\n(bench/video_torch.py, bench/stts_torch.py): ViViT tubelets and the TrajViT2/ViViT encoder tower, or\nthe STTS video encoder. Same columns as `reel bench vit`; with --frames, how the step time grows\nwith the tokens per video.\n\nFlags:")
 		fs.PrintDefaults()
 	}
 	if err := parse(fs, args); err != nil {
 		return err
-	}
-	ref, ok := videoSizes[*size]
-	if !ok {
-		return &exitError{2, fmt.Errorf("bench video: --size %q (want tiny or b)", *size)}
-	}
-	if *batch > 0 {
-		ref.batch = *batch
 	}
 	if err := bf.check("bench video"); err != nil {
 		return err
@@ -198,25 +202,73 @@ func benchVideo(args []string) error {
 	if *sweepBatch < 1 {
 		return &exitError{2, fmt.Errorf("bench video: --sweep-batch must be ≥ 1")}
 	}
-	sweep, err := intList("bench video", "--frames", *framesFlag, func(n int) bool { return n >= 2 && n%ref.tub.Tubelet == 0 },
-		fmt.Sprintf("a frame count ≥ 2 divisible by the tubelet length %d", ref.tub.Tubelet))
-	if err != nil {
-		return err
+	var jobs []benchJob
+	switch *arch {
+	case "vivit":
+		ref, ok := videoSizes[*size]
+		if !ok {
+			return &exitError{2, fmt.Errorf("bench video: --size %q (want tiny or b)", *size)}
+		}
+		if *batch > 0 {
+			ref.batch = *batch
+		}
+		sweep, err := intList("bench video", "--frames", *framesFlag, func(n int) bool { return n >= 2 && n%ref.tub.Tubelet == 0 },
+			fmt.Sprintf("a frame count ≥ 2 divisible by the tubelet length %d", ref.tub.Tubelet))
+		if err != nil {
+			return err
+		}
+		job := func(tub tokenizers.TubeletConfig, batch int) benchJob {
+			return benchJob{name: "video-" + *size, tokens: tub.NumTokens() + 1, batch: batch,
+				task:   tasks.NewVideoClassifier(tub, ref.layers, ref.heads, batch, 10),
+				script: "bench/video_torch.py", args: []string{strconv.Itoa(tub.Frames), strconv.Itoa(tub.ImageSize),
+					strconv.Itoa(tub.Tubelet), strconv.Itoa(tub.Patch), strconv.Itoa(tub.Dim), strconv.Itoa(ref.layers),
+					strconv.Itoa(ref.heads), strconv.Itoa(batch), "10"}}
+		}
+		jobs = append(jobs, job(ref.tub, ref.batch))
+		for _, f := range sweep {
+			t := ref.tub
+			t.Frames = f
+			jobs = append(jobs, job(t, *sweepBatch))
+		}
+	case "stts":
+		ref, ok := sttsSizes[*size]
+		if !ok {
+			return &exitError{2, fmt.Errorf("bench video: --size %q (want tiny or b)", *size)}
+		}
+		if *keep <= 0 || *keep > 1 {
+			return &exitError{2, fmt.Errorf("bench video: --keep %v (want a share in (0, 1])", *keep)}
+		}
+		if *batch > 0 {
+			ref.batch = *batch
+		}
+		sweep, err := intList("bench video", "--frames", *framesFlag, func(n int) bool { return n >= 2 }, "a frame count ≥ 2")
+		if err != nil {
+			return err
+		}
+		mode := "stts"
+		if *keep >= 1 {
+			mode = "none"
+		}
+		job := func(cfg models.VideoVLMConfig, batch int) benchJob {
+			v := cfg.Vision
+			sel := tokenizers.Selector{Mode: mode, Group: ref.group, Grid: v.ImageSize / v.PatchSize, Frames: cfg.Frames, Keep: *keep}
+			task := tasks.NewSTTSClassifier(cfg, sel, batch, 10)
+			return benchJob{name: fmt.Sprintf("stts-%s@%g", *size, *keep), tokens: task.Tokens(), batch: batch, task: task,
+				script: "bench/stts_torch.py", args: []string{strconv.Itoa(cfg.Frames), strconv.Itoa(v.ImageSize),
+					strconv.Itoa(v.PatchSize), strconv.Itoa(ref.group), strconv.Itoa(v.Dim), strconv.Itoa(v.Layers),
+					strconv.Itoa(v.Heads), strconv.Itoa(cfg.ScoreAfter), strconv.FormatFloat(*keep, 'g', -1, 64), mode,
+					strconv.Itoa(batch), "10"}}
+		}
+		jobs = append(jobs, job(ref.cfg, ref.batch))
+		for _, f := range sweep {
+			c := ref.cfg
+			c.Frames = f
+			jobs = append(jobs, job(c, *sweepBatch))
+		}
+	default:
+		return &exitError{2, fmt.Errorf("bench video: --arch %q (want vivit or stts)", *arch)}
 	}
-	job := func(tub tokenizers.TubeletConfig, batch int) benchJob {
-		return benchJob{name: "video-" + *size, tokens: tub.NumTokens() + 1, batch: batch,
-			task:   tasks.NewVideoClassifier(tub, ref.layers, ref.heads, batch, 10),
-			script: "bench/video_torch.py", args: []string{strconv.Itoa(tub.Frames), strconv.Itoa(tub.ImageSize),
-				strconv.Itoa(tub.Tubelet), strconv.Itoa(tub.Patch), strconv.Itoa(tub.Dim), strconv.Itoa(ref.layers),
-				strconv.Itoa(ref.heads), strconv.Itoa(batch), "10"}}
-	}
-	jobs := []benchJob{job(ref.tub, ref.batch)}
-	for _, f := range sweep {
-		t := ref.tub
-		t.Frames = f
-		jobs = append(jobs, job(t, *sweepBatch))
-	}
-	return runModelBench("bench video-"+*size, bf, jobs, fmt.Sprintf("frames sweep (batch %d)", *sweepBatch))
+	return runModelBench("bench video ("+*arch+"-"+*size+")", bf, jobs, fmt.Sprintf("frames sweep (batch %d)", *sweepBatch))
 }
 
 // runModelBench times every job in reel and PyTorch and prints the table.
@@ -266,7 +318,7 @@ func runModelBench(title string, bf benchFlags, jobs []benchJob, sweepTitle stri
 		if err != nil {
 			return err
 		}
-		row := modelRow{Model: j.name, Tokens: j.tokens, Batch: j.batch, Params: j.task.Params(), GFLOPs: st.FLOPs / 1e9,
+		row := modelRow{Model: j.name, Tokens: j.tokens, Batch: j.batch, Params: st.Params, GFLOPs: st.FLOPs / 1e9,
 			CompileS: st.CompileS, StepS: st.StepS, MFU: st.MFU(), PeakMiB: float64(peak-min(peak, base)) / (1 << 20)}
 		if i == 0 {
 			fmt.Fprintf(os.Stderr, "reel: MFU against the %s\n", st.Peak.Source)
@@ -310,7 +362,7 @@ func runModelBench(title string, bf benchFlags, jobs []benchJob, sweepTitle stri
 		enc.SetIndent("", "  ")
 		return enc.Encode(rows)
 	}
-	fmt.Printf("%-10s %-7s %-6s %-7s %-8s %-10s %-9s %-7s %-9s %-10s %-8s %-9s %-8s %s\n", "model", "tokens", "batch", "params",
+	fmt.Printf("%-14s %-7s %-6s %-7s %-8s %-10s %-9s %-7s %-9s %-10s %-8s %-9s %-8s %s\n", "model", "tokens", "batch", "params",
 		"GFLOP", "compile s", "reel s", "MFU", "heap MiB", "torch s", "MFU", "RSS MiB", "ratio", "growth")
 	for i, r := range rows {
 		if i == 1 {
@@ -324,7 +376,7 @@ func runModelBench(title string, bf benchFlags, jobs []benchJob, sweepTitle stri
 		if r.TimeGrowth != 0 {
 			growth = fmt.Sprintf("%.2f", r.TimeGrowth)
 		}
-		fmt.Printf("%-10s %-7d %-6d %-7s %-8.1f %-10.2f %-9.4f %-7s %-9.0f %-10s %-8s %-9s %-8s %s\n", r.Model, r.Tokens, r.Batch,
+		fmt.Printf("%-14s %-7d %-6d %-7s %-8.1f %-10.2f %-9.4f %-7s %-9.0f %-10s %-8s %-9s %-8s %s\n", r.Model, r.Tokens, r.Batch,
 			fmt.Sprintf("%.1fM", float64(r.Params)/1e6), r.GFLOPs, r.CompileS, r.StepS, pct(r.MFU), r.PeakMiB,
 			torchS, torchMFU, torchMiB, ratio, growth)
 	}

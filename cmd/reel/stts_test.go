@@ -88,4 +88,15 @@ func TestBenchVideo(t *testing.T) {
 	require.Greater(t, rows[0].MFU, 0.0)
 	require.NotZero(t, rows[2].Growth)
 	requireUserError(t, reel(t, dir, "bench", "video", "--frames", "3"), 2)
+
+	// The STTS encoder: pruning to half the group tokens; the model is the same with keep 1.
+	r = reel(t, dir, "bench", "video", "--arch", "stts", "--batch", "1", "--steps", "1", "--python", "", "--json")
+	requireOK(t, r)
+	rows = nil
+	require.NoError(t, json.Unmarshal([]byte(r.stdout), &rows), r.stdout)
+	require.Len(t, rows, 1)
+	require.Equal(t, "stts-tiny@0.5", rows[0].Model)
+	require.Equal(t, 256, rows[0].Tokens)
+	requireUserError(t, reel(t, dir, "bench", "video", "--arch", "stts", "--keep", "0"), 2)
+	requireUserError(t, reel(t, dir, "bench", "video", "--arch", "mamba"), 2)
 }
