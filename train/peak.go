@@ -10,6 +10,8 @@ import (
 	"github.com/gomlx/compute/dtypes"
 	"github.com/gomlx/gomlx/core/graph"
 	"github.com/gomlx/gomlx/core/tensors"
+
+	"github.com/reelml/reel/backends"
 )
 
 // Peak is the peak FLOP/s that MFU is measured against.
@@ -72,6 +74,12 @@ func PeakFLOPS(b compute.Backend, precision string) Peak {
 		}
 		if p, ok := GPUPeak(desc, precision); ok {
 			return p
+		}
+		// PJRT's device description is often just "CudaDevice(id=0)": ask the driver.
+		for _, g := range backends.GPUs() {
+			if p, ok := GPUPeak(g, precision); ok {
+				return p
+			}
 		}
 		return Peak{0, fmt.Sprintf("unknown device %q: no peak, MFU not reported", desc)}
 	}
