@@ -68,6 +68,7 @@ func StepTime(task Task, r *recipes.Recipe, backend compute.Backend, warm, steps
 		if err != nil {
 			return flopCount{}, err
 		}
+		_ = scalar(out[0]) // read the loss, as the training loop does: on XLA this waits for the step
 		finalize(out)
 		return flopCount{f1.total + f2.total, f1.half + f2.half}, nil
 	}
