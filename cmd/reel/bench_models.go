@@ -84,7 +84,7 @@ type benchJob struct {
 
 // benchFlags are the flags `reel bench vit` and `reel bench video` share.
 type benchFlags struct {
-	steps                          *int
+	steps, sweepBatch              *int
 	precision, device, python, cpu *string
 	backend                        *string
 	asJSON                         *bool
@@ -94,21 +94,22 @@ func addBenchFlags(fs interface {
 	Int(string, int, string) *int
 	String(string, string, string) *string
 	Bool(string, bool, string) *bool
-}) benchFlags {
+}, sweepBatch int) benchFlags {
 	return benchFlags{
-		steps:     fs.Int("steps", 5, "timed steps (after 2 warm-up steps)"),
-		precision: fs.String("precision", "f32", "f32 or bf16 (reel: train.precision; PyTorch: autocast)"),
-		device:    fs.String("torch-device", "auto", "PyTorch device: cpu, cuda, or auto (cuda when reel runs on XLA CUDA)"),
-		python:    fs.String("python", "auto", "Python with torch for the reference (auto: /usr/bin/python3, then python3; \"\" to skip)"),
-		cpu:       fs.String("cpuprofile", "", "write a CPU profile (pprof) of reel's first timed model to this file"),
-		backend:   fs.String("backend", "", `compute backend (default: $GOMLX_BACKEND, else auto)`),
-		asJSON:    fs.Bool("json", false, "print JSON instead of a table"),
+		steps:      fs.Int("steps", 5, "timed steps (after 2 warm-up steps)"),
+		sweepBatch: fs.Int("sweep-batch", sweepBatch, "batch size of the sweep's models"),
+		precision:  fs.String("precision", "f32", "f32 or bf16 (reel: train.precision; PyTorch: autocast)"),
+		device:     fs.String("torch-device", "auto", "PyTorch device: cpu, cuda, or auto (cuda when reel runs on XLA CUDA)"),
+		python:     fs.String("python", "auto", "Python with torch for the reference (auto: /usr/bin/python3, then python3; \"\" to skip)"),
+		cpu:        fs.String("cpuprofile", "", "write a CPU profile (pprof) of reel's first timed model to this file"),
+		backend:    fs.String("backend", "", `compute backend (default: $GOMLX_BACKEND, else auto)`),
+		asJSON:     fs.Bool("json", false, "print JSON instead of a table"),
 	}
 }
 
 func (f benchFlags) check(cmd string) error {
-	if *f.steps < 1 {
-		return &exitError{2, fmt.Errorf("%s: --steps must be ≥ 1", cmd)}
+	if *f.steps < 1 || *f.sweepBatch < 1 {
+		return &exitError{2, fmt.Errorf("%s: --steps and --sweep-batch must be ≥ 1", cmd)}
 	}
 	if *f.precision != "f32" && *f.precision != "bf16" {
 		return &exitError{2, fmt.Errorf("%s: --precision %q (want f32 or bf16)", cmd, *f.precision)}
@@ -137,8 +138,7 @@ func benchViT(args []string) error {
 	size := fs.String("size", "tiny", "reference ViT: tiny (64px, 8px patches, D192×6), s (ViT-S/16 at 224px) or b (ViT-B/16 at 224px)")
 	batch := fs.Int("batch", 0, "batch size (default: 32 for tiny and s, 64 for b)")
 	tokensFlag := fs.String("tokens", "", "also sweep these tokens per image (perfect squares, e.g. 64,256,1024), changing the image size")
-	sweepBatch := fs.Int("sweep-batch", 4, "batch size of the --tokens sweep")
-	bf := addBenchFlags(fs)
+	bf := addBenchFlags(fs, 4)
 	fs.Usage = func() {
 		fmt.Fprintln(os.Stderr, "Usage: reel bench vit [flags]\n\nTraining-step time (AdamW, fixed random batch) of the same ViT classifier in reel and in PyTorch\n(bench/vit_torch.py), measured in one run: step time, the ratio reel / PyTorch, compile time, model\nFLOPs, MFU and peak memory; with --tokens, how the step time grows with the sequence length.\n\nFlags:")
 		fs.PrintDefaults()
@@ -156,9 +156,6 @@ func benchViT(args []string) error {
 	if err := bf.check("bench vit"); err != nil {
 		return err
 	}
-	if *sweepBatch < 1 {
-		return &exitError{2, fmt.Errorf("bench vit: --sweep-batch must be ≥ 1")}
-	}
 	sweep, err := intList("bench vit", "--tokens", *tokensFlag, func(n int) bool {
 		side := int(math.Round(math.Sqrt(float64(n))))
 		return n >= 1 && side*side == n
@@ -175,9 +172,9 @@ func benchViT(args []string) error {
 	for _, n := range sweep {
 		c := ref.cfg
 		c.ImageSize = c.PatchSize * int(math.Round(math.Sqrt(float64(n))))
-		jobs = append(jobs, job(c, *sweepBatch))
+		jobs = append(jobs, job(c, *bf.sweepBatch))
 	}
-	return runModelBench("bench vit-"+*size, bf, jobs, fmt.Sprintf("sequence-length sweep (batch %d)", *sweepBatch))
+	return runModelBench("bench vit-"+*size, bf, jobs, fmt.Sprintf("sequence-length sweep (batch %d)", *bf.sweepBatch))
 }
 
 func benchVideo(args []string) error {
@@ -187,8 +184,7 @@ func benchVideo(args []string) error {
 	keep := fs.Float64("keep", 0.5, "stts: kept share of the group tokens (1 = no pruning)")
 	batch := fs.Int("batch", 0, "batch size (default: vivit 4 / 16, stts 4 / 8 for tiny / b)")
 	framesFlag := fs.String("frames", "", "also sweep these clip lengths (e.g. 4,8,16,32): tokens per video grow with them")
-	sweepBatch := fs.Int("sweep-batch", 2, "batch size of the --frames sweep")
-	bf := addBenchFlags(fs)
+	bf := addBenchFlags(fs, 2)
 	fs.Usage = func() {
 		fmt.Fprintln(os.Stderr, "Usage: reel bench video [flags]\n\nTraining-step time (AdamW, fixed random clips) of the same video classifier in reel and in PyTorch\n(bench/video_torch.py, bench/stts_torch.py): ViViT tubelets and the TrajViT2/ViViT encoder tower, or\nthe STTS video encoder. Same columns as `reel bench vit`; with --frames, how the step time grows\nwith the tokens per video.\n\nFlags:")
 		fs.PrintDefaults()
@@ -198,9 +194,6 @@ func benchVideo(args []string) error {
 	}
 	if err := bf.check("bench video"); err != nil {
 		return err
-	}
-	if *sweepBatch < 1 {
-		return &exitError{2, fmt.Errorf("bench video: --sweep-batch must be ≥ 1")}
 	}
 	var jobs []benchJob
 	switch *arch {
@@ -228,7 +221,7 @@ func benchVideo(args []string) error {
 		for _, f := range sweep {
 			t := ref.tub
 			t.Frames = f
-			jobs = append(jobs, job(t, *sweepBatch))
+			jobs = append(jobs, job(t, *bf.sweepBatch))
 		}
 	case "stts":
 		ref, ok := sttsSizes[*size]
@@ -263,12 +256,12 @@ func benchVideo(args []string) error {
 		for _, f := range sweep {
 			c := ref.cfg
 			c.Frames = f
-			jobs = append(jobs, job(c, *sweepBatch))
+			jobs = append(jobs, job(c, *bf.sweepBatch))
 		}
 	default:
 		return &exitError{2, fmt.Errorf("bench video: --arch %q (want vivit or stts)", *arch)}
 	}
-	return runModelBench("bench video ("+*arch+"-"+*size+")", bf, jobs, fmt.Sprintf("frames sweep (batch %d)", *sweepBatch))
+	return runModelBench("bench video ("+*arch+"-"+*size+")", bf, jobs, fmt.Sprintf("frames sweep (batch %d)", *bf.sweepBatch))
 }
 
 // runModelBench times every job in reel and PyTorch and prints the table.
