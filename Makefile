@@ -48,7 +48,7 @@ lint:
 # time, ratio, compile time, model FLOPs, MFU and peak memory, then a sequence-length sweep (how
 # the step time grows with tokens per image, attention's quadratic term). On a GPU machine run
 # `reel bench vit --size b --precision bf16` for the GPU figures. Video: the same for the ViViT
-# tubelet tokenizer + TrajViT2/ViViT encoder tower, and for the STTS video encoder (pruning to half
+# tubelet tokenizer + TrajViT2/ViViT encoder tower, TrajTok + that tower, and the STTS video encoder (pruning to half
 # the tokens), sweeping clip length (tokens per video). STTS: training-step time unpruned vs pruned
 # (keep 0.5) at several frame counts, on the tiny model deepened to 12 ViT blocks so that, as in
 # the paper, most of the encoder runs after the pruning point. RD-VLA: step time and peak memory per
@@ -56,6 +56,7 @@ lint:
 bench: build bench-deps
 	./$(BIN) bench vit --size tiny --tokens 16,64,256,1024
 	./$(BIN) bench video --size tiny --frames 4,8,16,32
+	./$(BIN) bench video --arch trajvit2 --frames 4,8,16,32
 	./$(BIN) bench video --arch stts --keep 0.5 --frames 8,16,32
 	./$(BIN) bench stts --frames 16,32,64,128 --steps 3 --set model.vision_layers=12 --set model.text_layers=4
 	./$(BIN) bench rdvla --depths 4,32,64 --steps 2

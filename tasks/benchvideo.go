@@ -104,3 +104,41 @@ func (t *STTSClassifier) Loss(scope *model.Scope, in []*Node) *Node {
 
 // Tokens is the number of group tokens per clip (before pruning).
 func (t *STTSClassifier) Tokens() int { return t.Cfg.Frames * t.Sel.GroupTokens() }
+
+// TrajViTClassifier is the TrajViT2 reference model of `reel bench video --arch trajvit2`: the
+// TrajTok tokenizer (conv backbone, Perceiver grouping over the detached features, soft masks,
+// mask-weighted tokens with motion descriptors, active flags) and the video encoder tower over the
+// active tokens, as a classifier trained with cross-entropy (without TrajViT2's mask losses, whose
+// Hungarian matching runs on the host) on fixed random clips. The PyTorch twin is
+// bench/trajvit_torch.py.
+type TrajViTClassifier struct {
+	fixedBatch
+	Tok tokenizers.TrajTokConfig
+	Enc models.VideoCLIPConfig // video tower only; EmbedDim = classes
+}
+
+// NewTrajViTClassifier builds the benchmark task with one fixed random batch of clips; the
+// encoder has `layers` blocks of width dim, and tokenizer and encoder use `heads` heads.
+func NewTrajViTClassifier(tok tokenizers.TrajTokConfig, dim, layers, batch, classes int) *TrajViTClassifier {
+	rng := rand.New(rand.NewPCG(7, 8))
+	s := tok.ImageSize
+	vid := make([]float32, batch*tok.Frames*s*s*3)
+	for i := range vid {
+		vid[i] = rng.Float32()
+	}
+	lab := make([]int32, batch)
+	for i := range lab {
+		lab[i] = int32(rng.IntN(classes))
+	}
+	enc := models.VideoCLIPConfig{VideoDim: dim, VideoLayers: layers, VideoHeads: tok.Heads, MLPRatio: 4, EmbedDim: classes}
+	return &TrajViTClassifier{Tok: tok, Enc: enc, fixedBatch: fixedBatch{[]*tensors.Tensor{
+		tensors.FromFlatDataAndDimensions(vid, batch, tok.Frames, s, s, 3),
+		tensors.FromFlatDataAndDimensions(lab, batch)}}}
+}
+
+// Loss implements train.Task.
+func (t *TrajViTClassifier) Loss(scope *model.Scope, in []*Node) *Node {
+	out := tokenizers.TrajTok(scope.In("trajtok"), t.Tok, in[0])
+	logits := models.VideoEncoder(scope.In("video"), t.Enc, out.Tokens, out.Active)
+	return losses.MaskedCrossEntropy(logits, in[1], OnesLike(ConvertDType(in[1], dtypes.Float32)))
+}

@@ -54,6 +54,18 @@ var sttsSizes = map[string]struct {
 		Frames: 32, ScoreAfter: 3}, 3, 8},
 }
 
+// trajSizes are the reference TrajViT2 classifiers of `reel bench video --arch trajvit2`.
+var trajSizes = map[string]struct {
+	tok         tokenizers.TrajTokConfig
+	dim, layers int
+	batch       int
+}{
+	"tiny": {tokenizers.TrajTokConfig{Frames: 8, ImageSize: 64, Stride: 4, FeatDim: 96, Latents: 32, GroupDim: 32, Heads: 3, Layers: 1},
+		192, 6, 4},
+	"b": {tokenizers.TrajTokConfig{Frames: 16, ImageSize: 128, Stride: 4, FeatDim: 192, Latents: 128, GroupDim: 64, Heads: 12, Layers: 2},
+		768, 12, 16},
+}
+
 // modelRow is one line of the table.
 type modelRow struct {
 	Model      string  `json:"model"`
@@ -179,10 +191,10 @@ func benchViT(args []string) error {
 
 func benchVideo(args []string) error {
 	fs := newFlags("bench video")
-	arch := fs.String("arch", "vivit", "vivit (ViViT tubelets + the TrajViT2/ViViT encoder tower) or stts (the STTS video encoder: per-frame blocks, group pooling, scorer, pruning)")
-	size := fs.String("size", "tiny", "vivit: tiny (16×64² clips, 2×8² tubelets, D192×6) or b (16×224², 2×16², D768×12); stts: tiny (16×48², 4² patches, 3×3 groups, D192×6) or b (32×216², 8², 3×3, D768×12)")
+	arch := fs.String("arch", "vivit", "vivit (ViViT tubelets + the TrajViT2/ViViT encoder tower), trajvit2 (TrajTok + the encoder tower) or stts (the STTS video encoder: per-frame blocks, group pooling, scorer, pruning)")
+	size := fs.String("size", "tiny", "vivit: tiny (16×64² clips, 2×8² tubelets, D192×6) or b (16×224², 2×16², D768×12); trajvit2: tiny (8×64², stride 4, 32 latents, D192×6) or b (16×128², stride 4, 128 latents, D768×12); stts: tiny (16×48², 4² patches, 3×3 groups, D192×6) or b (32×216², 8², 3×3, D768×12)")
 	keep := fs.Float64("keep", 0.5, "stts: kept share of the group tokens (1 = no pruning)")
-	batch := fs.Int("batch", 0, "batch size (default: vivit 4 / 16, stts 4 / 8 for tiny / b)")
+	batch := fs.Int("batch", 0, "batch size (default: vivit 4 / 16, trajvit2 4 / 16, stts 4 / 8 for tiny / b)")
 	framesFlag := fs.String("frames", "", "also sweep these clip lengths (e.g. 4,8,16,32): tokens per video grow with them")
 	bf := addBenchFlags(fs, 2)
 	fs.Usage = func() {
@@ -223,6 +235,33 @@ func benchVideo(args []string) error {
 			t.Frames = f
 			jobs = append(jobs, job(t, *bf.sweepBatch))
 		}
+	case "trajvit2":
+		ref, ok := trajSizes[*size]
+		if !ok {
+			return &exitError{2, fmt.Errorf("bench video: --size %q (want tiny or b)", *size)}
+		}
+		if *batch > 0 {
+			ref.batch = *batch
+		}
+		sweep, err := intList("bench video", "--frames", *framesFlag, func(n int) bool { return n >= 1 }, "a frame count ≥ 1")
+		if err != nil {
+			return err
+		}
+		job := func(tok tokenizers.TrajTokConfig, batch int) benchJob {
+			// tokens: the feature pixels the grouping reads (the encoder sees at most Latents+1)
+			return benchJob{name: "trajvit2-" + *size, tokens: tok.Pixels(), batch: batch,
+				task:   tasks.NewTrajViTClassifier(tok, ref.dim, ref.layers, batch, 10),
+				script: "bench/trajvit_torch.py", args: []string{strconv.Itoa(tok.Frames), strconv.Itoa(tok.ImageSize),
+					strconv.Itoa(tok.Stride), strconv.Itoa(tok.FeatDim), strconv.Itoa(tok.Latents), strconv.Itoa(tok.GroupDim),
+					strconv.Itoa(tok.Layers), strconv.Itoa(ref.dim), strconv.Itoa(ref.layers), strconv.Itoa(tok.Heads),
+					strconv.Itoa(batch), "10"}}
+		}
+		jobs = append(jobs, job(ref.tok, ref.batch))
+		for _, f := range sweep {
+			t := ref.tok
+			t.Frames = f
+			jobs = append(jobs, job(t, *bf.sweepBatch))
+		}
 	case "stts":
 		ref, ok := sttsSizes[*size]
 		if !ok {
@@ -259,7 +298,7 @@ func benchVideo(args []string) error {
 			jobs = append(jobs, job(c, *bf.sweepBatch))
 		}
 	default:
-		return &exitError{2, fmt.Errorf("bench video: --arch %q (want vivit or stts)", *arch)}
+		return &exitError{2, fmt.Errorf("bench video: --arch %q (want vivit, trajvit2 or stts)", *arch)}
 	}
 	return runModelBench("bench video ("+*arch+"-"+*size+")", bf, jobs, fmt.Sprintf("frames sweep (batch %d)", *bf.sweepBatch))
 }
@@ -347,7 +386,7 @@ func runModelBench(title string, bf benchFlags, jobs []benchJob, sweepTitle stri
 				}
 			}
 		}
-		if i > 1 {
+		if i > 1 && rows[i-1].Tokens != row.Tokens {
 			prev := rows[i-1]
 			row.TimeGrowth = math.Log(row.StepS/prev.StepS) / math.Log(float64(row.Tokens)/float64(prev.Tokens))
 		}

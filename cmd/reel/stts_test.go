@@ -98,5 +98,15 @@ func TestBenchVideo(t *testing.T) {
 	require.Equal(t, "stts-tiny@0.5", rows[0].Model)
 	require.Equal(t, 256, rows[0].Tokens)
 	requireUserError(t, reel(t, dir, "bench", "video", "--arch", "stts", "--keep", "0"), 2)
+
+	// TrajViT2: TrajTok + the encoder tower; its sequence is the feature pixels the grouping reads.
+	r = reel(t, dir, "bench", "video", "--arch", "trajvit2", "--batch", "1", "--steps", "1", "--python", "", "--json")
+	requireOK(t, r)
+	rows = nil
+	require.NoError(t, json.Unmarshal([]byte(r.stdout), &rows), r.stdout)
+	require.Len(t, rows, 1)
+	require.Equal(t, "trajvit2-tiny", rows[0].Model)
+	require.Equal(t, 8*16*16, rows[0].Tokens)
+	require.Greater(t, rows[0].GFLOPs, 0.0)
 	requireUserError(t, reel(t, dir, "bench", "video", "--arch", "mamba"), 2)
 }
