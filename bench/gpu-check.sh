@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The GPU checks of issue 9 as one short script for a device lease (about 10 minutes).
+# The GPU checks of issue 9 as one short script for a device lease (at most 10 minutes).
 #
 # Build here (`make build`), then run on the GPU machine from the repository root with bin/reel
 # carried: run(command="bash bench/gpu-check.sh", carry=["bin/reel"], timeout_s=600).
@@ -24,11 +24,15 @@ timeout 120 bin/reel train counting-pretrain-tiny --out /tmp/gpu-run --set train
   --set train.precision=bf16 --set train.devices=0 --set train.eval_every=0 --set eval.examples=64 \
   --set train.log_every=20 2>&1 | tee "$OUT/train.txt"
 
-for prec in bf16 f32; do
-  step "bench vit-b $prec"
-  timeout 150 bin/reel bench vit --size b --precision "$prec" --steps 10 --tokens 196,784 --sweep-batch 16 \
-    --python "$PY" 2>&1 | tee "$OUT/bench-vit-b-$prec.txt"
-done
-step "bench video-b bf16"
-timeout 150 bin/reel bench video --size b --precision bf16 --steps 10 --frames 8,32 --sweep-batch 8 \
+step "bench vit-b bf16"
+timeout 120 bin/reel bench vit --size b --precision bf16 --steps 10 --tokens 196,784 --sweep-batch 16 \
+  --python "$PY" 2>&1 | tee "$OUT/bench-vit-b-bf16.txt"
+step "bench video-b bf16 (ViViT tower)"
+timeout 120 bin/reel bench video --size b --precision bf16 --steps 10 --frames 8,32 --sweep-batch 8 \
   --python "$PY" 2>&1 | tee "$OUT/bench-video-b-bf16.txt"
+step "bench trajvit2-b bf16"
+timeout 90 bin/reel bench video --arch trajvit2 --size b --precision bf16 --steps 10 \
+  --python "$PY" 2>&1 | tee "$OUT/bench-trajvit2-b-bf16.txt"
+step "bench stts-b bf16"
+timeout 90 bin/reel bench video --arch stts --size b --precision bf16 --steps 10 \
+  --python "$PY" 2>&1 | tee "$OUT/bench-stts-b-bf16.txt"
