@@ -45,7 +45,7 @@ func WithInit(scope *model.Scope) *model.Scope {
 // precisionKey is the graph state key of the matmul precision (see SetPrecision).
 type precisionKey struct{}
 
-// SetPrecision selects the precision of g's matrix products (Linear, attention): "f32" (the
+// SetPrecision selects the precision of g's matrix products (Linear, attention, Conv2D): "f32" (the
 // default) or "bf16" mixed precision, as in the recipe's train.precision. Under bf16 both
 // operands of each product are rounded to bf16 and the product, accumulated in f32 by the
 // backends (XLA/cuBLAS, the Go backend's bf16 kernels), is returned in bf16 and converted back to
@@ -284,7 +284,7 @@ func Conv2D(scope *model.Scope, x *Node, out, k, stride int) *Node {
 	if len(views) > 1 {
 		cols = Concatenate(views, -1) // [B, Ho, Wo, k·k·Cin], ordered (dy, dx, c) like the kernel
 	}
-	y := DotGeneral(cols, []int{3}, nil, Reshape(kernel, k*k*in, out), []int{0}, nil)
+	y := mixedDotGeneral(cols, []int{3}, nil, Reshape(kernel, k*k*in, out), []int{0}, nil)
 	return Add(y, ExpandLeftToRank(bias, 4))
 }
 

@@ -82,6 +82,7 @@ type modelRow struct {
 	TorchMiB   float64 `json:"torch_peak_mib,omitempty"`
 	Ratio      float64 `json:"ratio,omitempty"`       // reel / pytorch step time
 	TimeGrowth float64 `json:"time_growth,omitempty"` // d log(step time) / d log(tokens) vs the previous sweep row
+	HalfShare  float64 `json:"bf16_share,omitempty"`  // share of the FLOPs in bf16 products (--precision bf16)
 }
 
 // benchJob is one model and batch to time in both frameworks.
@@ -352,6 +353,12 @@ func runModelBench(title string, bf benchFlags, jobs []benchJob, sweepTitle stri
 		}
 		row := modelRow{Model: j.name, Tokens: j.tokens, Batch: j.batch, Params: st.Params, GFLOPs: st.FLOPs / 1e9,
 			CompileS: st.CompileS, StepS: st.StepS, MFU: st.MFU(), PeakMiB: float64(peak-min(peak, base)) / (1 << 20)}
+		if st.FLOPs > 0 {
+			row.HalfShare = st.HalfFLOPs / st.FLOPs
+		}
+		if *bf.precision == "bf16" {
+			fmt.Fprintf(os.Stderr, "reel: %s, %d tokens: %.1f%% of the FLOPs in bf16 products\n", j.name, j.tokens, 100*row.HalfShare)
+		}
 		if info.Name != "go" { // the Go heap says nothing about device memory, which PJRT does not report here
 			row.PeakMiB = 0
 		}
