@@ -1,11 +1,8 @@
 package tasks
 
 import (
-	"math/rand/v2"
-
 	"github.com/gomlx/compute/dtypes"
 	. "github.com/gomlx/gomlx/core/graph"
-	"github.com/gomlx/gomlx/core/tensors"
 	"github.com/gomlx/gomlx/ml/model"
 
 	"github.com/reelml/reel/losses"
@@ -27,19 +24,9 @@ type VideoClassifier struct {
 // NewVideoClassifier builds the benchmark task with one fixed random batch of clips
 // [B, Frames, S, S, 3]; the encoder has dim Tub.Dim, `layers` blocks of `heads` heads.
 func NewVideoClassifier(tub tokenizers.TubeletConfig, layers, heads, batch, classes int) *VideoClassifier {
-	rng := rand.New(rand.NewPCG(3, 4))
-	vid := make([]float32, batch*tub.Frames*tub.ImageSize*tub.ImageSize*3)
-	for i := range vid {
-		vid[i] = rng.Float32()
-	}
-	lab := make([]int32, batch)
-	for i := range lab {
-		lab[i] = int32(rng.IntN(classes))
-	}
 	enc := models.VideoCLIPConfig{VideoDim: tub.Dim, VideoLayers: layers, VideoHeads: heads, MLPRatio: 4, EmbedDim: classes}
-	return &VideoClassifier{Tub: tub, Enc: enc, Batch: batch, Classes: classes, fixedBatch: fixedBatch{[]*tensors.Tensor{
-		tensors.FromFlatDataAndDimensions(vid, batch, tub.Frames, tub.ImageSize, tub.ImageSize, 3),
-		tensors.FromFlatDataAndDimensions(lab, batch)}}}
+	return &VideoClassifier{Tub: tub, Enc: enc, Batch: batch, Classes: classes,
+		fixedBatch: randomBatch(3, classes, batch, tub.Frames, tub.ImageSize, tub.ImageSize, 3)}
 }
 
 // Loss implements train.Task.
@@ -74,19 +61,8 @@ type STTSClassifier struct {
 
 // NewSTTSClassifier builds the benchmark task with one fixed random batch of clips.
 func NewSTTSClassifier(cfg models.VideoVLMConfig, sel tokenizers.Selector, batch, classes int) *STTSClassifier {
-	rng := rand.New(rand.NewPCG(5, 6))
 	s := cfg.Vision.ImageSize
-	vid := make([]float32, batch*cfg.Frames*s*s*3)
-	for i := range vid {
-		vid[i] = rng.Float32()
-	}
-	lab := make([]int32, batch)
-	for i := range lab {
-		lab[i] = int32(rng.IntN(classes))
-	}
-	return &STTSClassifier{Cfg: cfg, Sel: sel, Classes: classes, fixedBatch: fixedBatch{[]*tensors.Tensor{
-		tensors.FromFlatDataAndDimensions(vid, batch, cfg.Frames, s, s, 3),
-		tensors.FromFlatDataAndDimensions(lab, batch)}}}
+	return &STTSClassifier{Cfg: cfg, Sel: sel, Classes: classes, fixedBatch: randomBatch(5, classes, batch, cfg.Frames, s, s, 3)}
 }
 
 // Loss implements train.Task.
@@ -120,20 +96,9 @@ type TrajViTClassifier struct {
 // NewTrajViTClassifier builds the benchmark task with one fixed random batch of clips; the
 // encoder has `layers` blocks of width dim, and tokenizer and encoder use `heads` heads.
 func NewTrajViTClassifier(tok tokenizers.TrajTokConfig, dim, layers, batch, classes int) *TrajViTClassifier {
-	rng := rand.New(rand.NewPCG(7, 8))
 	s := tok.ImageSize
-	vid := make([]float32, batch*tok.Frames*s*s*3)
-	for i := range vid {
-		vid[i] = rng.Float32()
-	}
-	lab := make([]int32, batch)
-	for i := range lab {
-		lab[i] = int32(rng.IntN(classes))
-	}
 	enc := models.VideoCLIPConfig{VideoDim: dim, VideoLayers: layers, VideoHeads: tok.Heads, MLPRatio: 4, EmbedDim: classes}
-	return &TrajViTClassifier{Tok: tok, Enc: enc, fixedBatch: fixedBatch{[]*tensors.Tensor{
-		tensors.FromFlatDataAndDimensions(vid, batch, tok.Frames, s, s, 3),
-		tensors.FromFlatDataAndDimensions(lab, batch)}}}
+	return &TrajViTClassifier{Tok: tok, Enc: enc, fixedBatch: randomBatch(7, classes, batch, tok.Frames, s, s, 3)}
 }
 
 // Loss implements train.Task.

@@ -23,23 +23,32 @@ type ViTClassifier struct {
 
 // NewViTClassifier builds the benchmark task with one fixed random batch.
 func NewViTClassifier(cfg models.ViTConfig, batch, classes int) *ViTClassifier {
-	rng := rand.New(rand.NewPCG(1, 2))
-	img := make([]float32, batch*cfg.ImageSize*cfg.ImageSize*3)
-	for i := range img {
-		img[i] = rng.Float32()
-	}
-	lab := make([]int32, batch)
-	for i := range lab {
-		lab[i] = int32(rng.IntN(classes))
-	}
-	return &ViTClassifier{Cfg: cfg, Batch: batch, Classes: classes, fixedBatch: fixedBatch{[]*tensors.Tensor{
-		tensors.FromFlatDataAndDimensions(img, batch, cfg.ImageSize, cfg.ImageSize, 3),
-		tensors.FromFlatDataAndDimensions(lab, batch)}}}
+	return &ViTClassifier{Cfg: cfg, Batch: batch, Classes: classes,
+		fixedBatch: randomBatch(1, classes, batch, cfg.ImageSize, cfg.ImageSize, 3)}
 }
 
 // fixedBatch is the data side of the benchmark tasks: one fixed batch, trained on at every step,
 // and no evaluation sets.
 type fixedBatch struct{ batch []*tensors.Tensor }
+
+// randomBatch is a fixed batch of uniform [0, 1) inputs of the given dimensions (the first is the
+// batch size) and labels in [0, classes), drawn from a PCG stream seeded by (seed, seed+1).
+func randomBatch(seed uint64, classes int, dims ...int) fixedBatch {
+	rng := rand.New(rand.NewPCG(seed, seed+1))
+	n := 1
+	for _, d := range dims {
+		n *= d
+	}
+	x := make([]float32, n)
+	for i := range x {
+		x[i] = rng.Float32()
+	}
+	lab := make([]int32, dims[0])
+	for i := range lab {
+		lab[i] = int32(rng.IntN(classes))
+	}
+	return fixedBatch{[]*tensors.Tensor{tensors.FromFlatDataAndDimensions(x, dims...), tensors.FromFlatDataAndDimensions(lab, dims[0])}}
+}
 
 func (f fixedBatch) MicroBatch(int64) ([]*tensors.Tensor, error) { return f.batch, nil }
 func (f fixedBatch) MicroBatchSize() int                         { return f.batch[0].Shape().Dimensions[0] }
