@@ -176,17 +176,14 @@ func benchViT(args []string) error {
 	if err != nil {
 		return err
 	}
-	job := func(c models.ViTConfig, batch int) benchJob {
+	job := func(tokens, batch int) benchJob {
+		c := ref.cfg
+		c.ImageSize = c.PatchSize * int(math.Round(math.Sqrt(float64(tokens))))
 		return benchJob{name: "vit-" + *size, tokens: c.NumPatches(), batch: batch, task: tasks.NewViTClassifier(c, batch, 10),
 			script: "bench/vit_torch.py", args: []string{strconv.Itoa(c.ImageSize), strconv.Itoa(c.PatchSize), strconv.Itoa(c.Dim),
 				strconv.Itoa(c.Layers), strconv.Itoa(c.Heads), strconv.Itoa(batch), "10"}}
 	}
-	jobs := []benchJob{job(ref.cfg, ref.batch)}
-	for _, n := range sweep {
-		c := ref.cfg
-		c.ImageSize = c.PatchSize * int(math.Round(math.Sqrt(float64(n))))
-		jobs = append(jobs, job(c, *bf.sweepBatch))
-	}
+	jobs := sweepJobs(job, ref.cfg.NumPatches(), ref.batch, sweep, *bf.sweepBatch)
 	return runModelBench("bench vit-"+*size, bf, jobs, fmt.Sprintf("sequence-length sweep (batch %d)", *bf.sweepBatch))
 }
 
@@ -209,11 +206,12 @@ func benchVideo(args []string) error {
 		return err
 	}
 	var jobs []benchJob
+	badSize := &exitError{2, fmt.Errorf("bench video: --size %q (want tiny or b)", *size)}
 	switch *arch {
 	case "vivit":
 		ref, ok := videoSizes[*size]
 		if !ok {
-			return &exitError{2, fmt.Errorf("bench video: --size %q (want tiny or b)", *size)}
+			return badSize
 		}
 		if *batch > 0 {
 			ref.batch = *batch
@@ -223,23 +221,20 @@ func benchVideo(args []string) error {
 		if err != nil {
 			return err
 		}
-		job := func(tub tokenizers.TubeletConfig, batch int) benchJob {
+		job := func(frames, batch int) benchJob {
+			tub := ref.tub
+			tub.Frames = frames
 			return benchJob{name: "video-" + *size, tokens: tub.NumTokens() + 1, batch: batch,
 				task:   tasks.NewVideoClassifier(tub, ref.layers, ref.heads, batch, 10),
 				script: "bench/video_torch.py", args: []string{strconv.Itoa(tub.Frames), strconv.Itoa(tub.ImageSize),
 					strconv.Itoa(tub.Tubelet), strconv.Itoa(tub.Patch), strconv.Itoa(tub.Dim), strconv.Itoa(ref.layers),
 					strconv.Itoa(ref.heads), strconv.Itoa(batch), "10"}}
 		}
-		jobs = append(jobs, job(ref.tub, ref.batch))
-		for _, f := range sweep {
-			t := ref.tub
-			t.Frames = f
-			jobs = append(jobs, job(t, *bf.sweepBatch))
-		}
+		jobs = sweepJobs(job, ref.tub.Frames, ref.batch, sweep, *bf.sweepBatch)
 	case "trajvit2":
 		ref, ok := trajSizes[*size]
 		if !ok {
-			return &exitError{2, fmt.Errorf("bench video: --size %q (want tiny or b)", *size)}
+			return badSize
 		}
 		if *batch > 0 {
 			ref.batch = *batch
@@ -248,7 +243,9 @@ func benchVideo(args []string) error {
 		if err != nil {
 			return err
 		}
-		job := func(tok tokenizers.TrajTokConfig, batch int) benchJob {
+		job := func(frames, batch int) benchJob {
+			tok := ref.tok
+			tok.Frames = frames
 			// tokens: the feature pixels the grouping reads (the encoder sees at most Latents+1)
 			return benchJob{name: "trajvit2-" + *size, tokens: tok.Pixels(), batch: batch,
 				task:   tasks.NewTrajViTClassifier(tok, ref.dim, ref.layers, batch, 10),
@@ -257,16 +254,11 @@ func benchVideo(args []string) error {
 					strconv.Itoa(tok.Layers), strconv.Itoa(ref.dim), strconv.Itoa(ref.layers), strconv.Itoa(tok.Heads),
 					strconv.Itoa(batch), "10"}}
 		}
-		jobs = append(jobs, job(ref.tok, ref.batch))
-		for _, f := range sweep {
-			t := ref.tok
-			t.Frames = f
-			jobs = append(jobs, job(t, *bf.sweepBatch))
-		}
+		jobs = sweepJobs(job, ref.tok.Frames, ref.batch, sweep, *bf.sweepBatch)
 	case "stts":
 		ref, ok := sttsSizes[*size]
 		if !ok {
-			return &exitError{2, fmt.Errorf("bench video: --size %q (want tiny or b)", *size)}
+			return badSize
 		}
 		if *keep <= 0 || *keep > 1 {
 			return &exitError{2, fmt.Errorf("bench video: --keep %v (want a share in (0, 1])", *keep)}
@@ -282,7 +274,9 @@ func benchVideo(args []string) error {
 		if *keep >= 1 {
 			mode = "none"
 		}
-		job := func(cfg models.VideoVLMConfig, batch int) benchJob {
+		job := func(frames, batch int) benchJob {
+			cfg := ref.cfg
+			cfg.Frames = frames
 			v := cfg.Vision
 			sel := tokenizers.Selector{Mode: mode, Group: ref.group, Grid: v.ImageSize / v.PatchSize, Frames: cfg.Frames, Keep: *keep}
 			task := tasks.NewSTTSClassifier(cfg, sel, batch, 10)
@@ -292,16 +286,21 @@ func benchVideo(args []string) error {
 					strconv.Itoa(v.Heads), strconv.Itoa(cfg.ScoreAfter), strconv.FormatFloat(*keep, 'g', -1, 64), mode,
 					strconv.Itoa(batch), "10"}}
 		}
-		jobs = append(jobs, job(ref.cfg, ref.batch))
-		for _, f := range sweep {
-			c := ref.cfg
-			c.Frames = f
-			jobs = append(jobs, job(c, *bf.sweepBatch))
-		}
+		jobs = sweepJobs(job, ref.cfg.Frames, ref.batch, sweep, *bf.sweepBatch)
 	default:
 		return &exitError{2, fmt.Errorf("bench video: --arch %q (want vivit, trajvit2 or stts)", *arch)}
 	}
 	return runModelBench("bench video ("+*arch+"-"+*size+")", bf, jobs, fmt.Sprintf("frames sweep (batch %d)", *bf.sweepBatch))
+}
+
+// sweepJobs is the reference job (sequence parameter ref, at its batch) followed by one job per
+// swept value at the sweep's batch.
+func sweepJobs(job func(value, batch int) benchJob, ref, batch int, sweep []int, sweepBatch int) []benchJob {
+	jobs := []benchJob{job(ref, batch)}
+	for _, v := range sweep {
+		jobs = append(jobs, job(v, sweepBatch))
+	}
+	return jobs
 }
 
 // runModelBench times every job in reel and PyTorch and prints the table.
