@@ -22,19 +22,6 @@ from vit_torch import measure, Block
 MIN_SCORE = math.exp(-2)
 
 
-class BiasedBlock(Block):
-    def forward(self, x, key_bias=None):  # key_bias [B, N]: added to every query's logit of that key
-        b, t, d = x.shape
-        h = self.ln1(x)
-        q, k, v = self.qkv(h).view(b, t, 3, self.heads, d // self.heads).permute(2, 0, 3, 1, 4)
-        logits = q @ k.transpose(-1, -2) / (d // self.heads) ** 0.5
-        if key_bias is not None:
-            logits = logits + key_bias[:, None, None, :]
-        a = torch.softmax(logits, dim=-1) @ v
-        x = x + self.out(a.transpose(1, 2).reshape(b, t, d))
-        return x + self.fc2(F.gelu(self.fc1(self.ln2(x))))
-
-
 class STTSClassifier(nn.Module):
     def __init__(self, frames, size, patch, group, d, layers, heads, score_after, keep, mode, classes):
         super().__init__()
@@ -45,7 +32,7 @@ class STTSClassifier(nn.Module):
         self.k = n if mode == "none" else min(n, max(self.groups, math.ceil(keep * n)))
         self.embed = nn.Linear(patch * patch * 3, d)
         self.pos = nn.Parameter(torch.randn(self.grid ** 2, d) * 0.02)
-        self.blocks = nn.ModuleList([BiasedBlock(d, heads) for _ in range(layers)])
+        self.blocks = nn.ModuleList([Block(d, heads) for _ in range(layers)])
         self.key = nn.Linear(d, d, bias=False)
         self.value = nn.Linear(d, d)
         self.query = nn.Parameter(torch.randn(d) * 0.02)
@@ -78,7 +65,7 @@ class STTSClassifier(nn.Module):
             target = (1 - (F.normalize(prev, dim=-1) * F.normalize(cur, dim=-1)).sum(-1)).detach()
             aux = 0.5 * ((raw - target) ** 2).mean()
         x = x.reshape(b, t * n * n, d)
-        x = self.blocks[self.score_after](x, bias)
+        x = self.blocks[self.score_after](x, key_bias=bias)
         if self.mode == "stts":
             first = (torch.arange(x.shape[1], device=x.device) < self.groups).to(scores.dtype)
             keep = (scores.detach() + 2 * first).topk(self.k, dim=1).indices.sort(dim=1).values

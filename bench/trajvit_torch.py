@@ -19,7 +19,6 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from vit_torch import measure, Block
-from video_torch import MaskedBlock
 
 
 def mlp(d_in, hidden, d_out):
@@ -63,7 +62,7 @@ class TrajViT(nn.Module):
         self.register_buffer("coords", coords.float())
         self.inp = nn.Linear(c, d)
         self.cls = nn.Parameter(torch.zeros(1, 1, d))
-        self.blocks = nn.ModuleList([MaskedBlock(d, heads) for _ in range(layers)])
+        self.blocks = nn.ModuleList([Block(d, heads) for _ in range(layers)])
         self.ln_final = nn.LayerNorm(d)
         self.head = nn.Linear(d, classes, bias=False)
 

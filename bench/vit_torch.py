@@ -29,11 +29,18 @@ class Block(nn.Module):
         self.fc1, self.fc2 = nn.Linear(d, ratio * d), nn.Linear(ratio * d, d)
         self.heads = heads
 
-    def forward(self, x):
+    def forward(self, x, valid=None, key_bias=None):
+        """valid [B, T] bool: keys a query may attend to (reel's KeyMask); key_bias [B, T]: added to
+        every query's logit of that key (STTS's log-score bias)."""
         b, t, d = x.shape
         h = self.ln1(x)
         q, k, v = self.qkv(h).view(b, t, 3, self.heads, d // self.heads).permute(2, 0, 3, 1, 4)
-        a = torch.softmax(q @ k.transpose(-1, -2) / (d // self.heads) ** 0.5, dim=-1) @ v
+        logits = q @ k.transpose(-1, -2) / (d // self.heads) ** 0.5
+        if key_bias is not None:
+            logits = logits + key_bias[:, None, None, :]
+        if valid is not None:
+            logits = logits.masked_fill(~valid[:, None, None, :], float("-inf"))
+        a = torch.softmax(logits, dim=-1) @ v
         x = x + self.out(a.transpose(1, 2).reshape(b, t, d))
         return x + self.fc2(F.gelu(self.fc1(self.ln2(x))))
 
