@@ -83,11 +83,6 @@ func (dp *dataParallel) specs(inputs []*tensors.Tensor) []*distributed.ShardingS
 // call runs the training-step executor e on inputs over the mesh and returns device 0's
 // (replicated) outputs and the step's model FLOPs (counted once: the logical program's).
 func (dp *dataParallel) call(e *model.Exec, inputs []*tensors.Tensor) (out []*tensors.Tensor, flops flopCount, err error) {
-	defer func() {
-		if r := recover(); r != nil {
-			err = fmt.Errorf("graph execution failed: %s", panicLine(r))
-		}
-	}()
 	// An executor's input shardings are fixed by its first call (an input that is sharded stays
 	// sharded even if a later batch's leading axis differs, e.g. a packing input's row count).
 	specs, ok := dp.configured[e]
@@ -108,20 +103,22 @@ func (dp *dataParallel) call(e *model.Exec, inputs []*tensors.Tensor) (out []*te
 			d, err = dtensor.NewTensor(specs[i], []*tensors.Tensor{x}) // the input itself is the one shard
 		} else {
 			d, err = dtensor.ShardTensor(specs[i], x) // host copies, one per device
-			defer func() { _ = d.FinalizeAll() }()
 		}
 		if err != nil {
 			return nil, flopCount{}, fmt.Errorf("sharding input %d %s over %d devices: %v", i, x.Shape(), dp.devices, err)
 		}
+		if dp.devices > 1 {
+			defer func() { _ = d.FinalizeAll() }()
+		}
 		args[i] = d
 	}
-	outs, g, err := e.CallWithGraph(args...)
+	outs, flops, err := execArgs(e, args)
 	if err != nil {
-		return nil, flopCount{}, fmt.Errorf("graph execution failed: %s", panicLine(err))
+		return nil, flopCount{}, err
 	}
 	perDevice := len(outs) / dp.devices
 	for _, o := range outs[perDevice:] { // replicas of device 0's outputs
 		o.FinalizeAll()
 	}
-	return outs[:perDevice], flopsOf(g), nil
+	return outs[:perDevice], flops, nil
 }

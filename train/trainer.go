@@ -465,15 +465,21 @@ func call(e *model.Exec, inputs []*tensors.Tensor) (out []*tensors.Tensor, err e
 
 // callFLOPs is call that also returns the model FLOPs (see GraphFLOPs) of the graph it ran.
 func callFLOPs(e *model.Exec, inputs []*tensors.Tensor) (out []*tensors.Tensor, flops flopCount, err error) {
+	args := make([]any, len(inputs))
+	for i, x := range inputs {
+		args[i] = x
+	}
+	return execArgs(e, args)
+}
+
+// execArgs executes e on args (tensors, or distributed tensors), converting GoMLX panics into
+// one-line errors, and returns the outputs and the FLOPs of the graph it ran.
+func execArgs(e *model.Exec, args []any) (out []*tensors.Tensor, flops flopCount, err error) {
 	defer func() {
 		if r := recover(); r != nil {
 			err = fmt.Errorf("graph execution failed: %s", panicLine(r))
 		}
 	}()
-	args := make([]any, len(inputs))
-	for i, x := range inputs {
-		args[i] = x
-	}
 	out, g, err := e.CallWithGraph(args...)
 	if err != nil {
 		return nil, flopCount{}, fmt.Errorf("graph execution failed: %s", panicLine(err))
