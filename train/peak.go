@@ -112,17 +112,17 @@ func measureMatmulPeak(b compute.Backend, bf16 bool) (peak Peak) {
 	}
 	x := tensors.FromFlatDataAndDimensions(vals, n, n)
 	y := tensors.FromFlatDataAndDimensions(vals, n, n)
-	name := "f32"
-	exec := graph.MustNewExec(b, func(x, y *graph.Node) *graph.Node { return graph.MatMul(x, y) })
+	name, product := "f32", func(x, y *graph.Node) *graph.Node { return graph.MatMul(x, y) }
 	if bf16 { // operands converted outside the timed product, as a bf16 step's are mostly
 		name = "bf16"
+		product = func(x, y *graph.Node) *graph.Node {
+			return graph.Dot(x, y).WithAccumulatorDType(dtypes.InvalidDType).WithOutputDType(dtypes.BFloat16).Product()
+		}
 		conv := graph.MustNewExec(b, func(x *graph.Node) *graph.Node { return graph.ConvertDType(x, dtypes.BFloat16) })
 		x, y = conv.MustExec(x)[0], conv.MustExec(y)[0]
 		conv.Finalize()
-		exec = graph.MustNewExec(b, func(x, y *graph.Node) *graph.Node {
-			return graph.Dot(x, y).WithAccumulatorDType(dtypes.InvalidDType).WithOutputDType(dtypes.BFloat16).Product()
-		})
 	}
+	exec := graph.MustNewExec(b, product)
 	defer exec.Finalize()
 	best := time.Duration(1 << 62)
 	for i := range 11 {
