@@ -1,7 +1,9 @@
 package backends
 
 import (
+	"fmt"
 	"os"
+	"runtime"
 	"strings"
 	"testing"
 
@@ -42,13 +44,29 @@ func TestSelectAutoGo(t *testing.T) {
 	require.NoError(t, err)
 	require.NotNil(t, b)
 	require.Equal(t, "go", info.Name)
-	require.Equal(t, "go", info.Config)
+	require.Equal(t, tuneGo("go"), info.Config)
 	require.Contains(t, info.Reason, "auto")
 	require.GreaterOrEqual(t, info.Devices, 1)
 	require.Equal(t, info.Devices, b.NumDevices())
 	s := info.String()
 	require.Contains(t, s, "backend go")
 	require.Equal(t, !SIMD, strings.Contains(s, "GOEXPERIMENT=simd"), "the SIMD warning must appear exactly when built without SIMD")
+}
+
+func TestTuneGo(t *testing.T) {
+	n := min(max(runtime.GOMAXPROCS(0), 2), 8)
+	require.Equal(t, fmt.Sprintf("go:num_executors=%d", n), tuneGo("go"))
+	require.Equal(t, fmt.Sprintf("go:parallelism=-1,num_executors=%d", n), tuneGo("go:parallelism=-1"))
+	require.Equal(t, "go:num_executors=5", tuneGo("go:num_executors=5"), "a user's setting is kept")
+	require.Equal(t, "go:ops_sequential,num_executors=1", tuneGo("go:ops_sequential,num_executors=1"))
+
+	// An explicit configuration is tuned too, and the backend accepts the result.
+	clearEnv(t)
+	b, info, err := selectNoPanic(t, "go:ops_parallel")
+	require.NoError(t, err)
+	require.NotNil(t, b)
+	require.Equal(t, fmt.Sprintf("go:ops_parallel,num_executors=%d", n), info.Config)
+	require.Contains(t, info.String(), "["+info.Config+"]")
 }
 
 func TestSelectUnknown(t *testing.T) {
