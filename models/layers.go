@@ -9,6 +9,7 @@ package models
 
 import (
 	"math"
+	"slices"
 
 	"github.com/gomlx/compute"
 	"github.com/gomlx/compute/dtypes"
@@ -85,15 +86,58 @@ func mixedDotGeneral(lhs *Node, lhsContracting, lhsBatch []int, rhs *Node, rhsCo
 //
 // It is a DotGeneral plus a broadcast add rather than GoMLX's fused nn.Dense: on the Go backend
 // the fused layer's backward pass transposes its input explicitly (20% of a ViT step); with
-// DotGeneral a ViT-tiny training step is 29% faster (0.395 → 0.280 s, `reel bench vit`).
+// DotGeneral a ViT-tiny training step is 29% faster (0.395 → 0.280 s, `reel bench vit`). Its
+// weight gradient is matmulWeight's.
 func Linear(scope *model.Scope, x *Node, out int, bias bool) *Node {
 	in := x.Shape().Dimensions[x.Rank()-1]
 	w := scope.WithInitializer(normalInit(scope.Store(), 1/math.Sqrt(float64(in)))).
 		VariableWithShape("weights", shapes.Make(x.DType(), in, out)).NodeValue(x.Graph())
-	y := mixedDotGeneral(x, []int{x.Rank() - 1}, nil, w, []int{0}, nil)
+	y := matmulWeight(x, w)
 	if bias {
 		b := scope.VariableWithShape("biases", shapes.Make(x.DType(), out)).NodeValue(x.Graph())
 		y = Add(y, ExpandLeftToRank(b, y.Rank()))
+	}
+	return y
+}
+
+// matmulWeight is x·W over the last axis of x, for a weight W [in, out], with a weight gradient
+// that transposes one activation instead of two.
+//
+// x is flattened to [N, in] first, so every transpose its gradients need is a 2-D one. The Go
+// backend's GEMM wants the left operand's contracting axis last; the weight gradient xᵀ·dy
+// contracts N, the leading axis of both, and the backend then transposes both x and dy with its
+// generic element-by-element transpose (3-D inputs) or its tiled 2-D one. Here the gradient is
+// written out instead: whichever of x [N, in] and dy [N, out] is narrower is transposed explicitly
+// (2-D, tiled, parallel) and becomes the left operand (contracting axis last); the other is used
+// as stored ([N, ·], contracting axis first, a layout the GEMM takes). For a ViT block that
+// moves 4·D columns of N instead of 17·D. The activation gradient dy·Wᵀ needs no transpose.
+//
+// GoMLX has custom gradients only for identities, so W passes through one whose gradient returns
+// the product above, and y through one that records dy for it: the reverse pass visits y's
+// identity (created last) before W's. GoMLX's own weight-gradient product is then left unused, and
+// both backends drop it.
+func matmulWeight(x, w *Node) *Node {
+	if x.Rank() < 2 {
+		return mixedDotGeneral(x, []int{x.Rank() - 1}, nil, w, []int{0}, nil)
+	}
+	in, out := w.Shape().Dimensions[0], w.Shape().Dimensions[1]
+	x2 := x
+	if x.Rank() > 2 {
+		x2 = Reshape(x, -1, in)
+	}
+	var dy *Node // set by y's identity, read by w's: the reverse pass visits y's first
+	wc := IdentityWithCustomGradient(w, func(_, _ *Node) *Node {
+		if in <= out { // dW = (xᵀ) · dy
+			return mixedDotGeneral(Transpose(x2, 0, 1), []int{1}, nil, dy, []int{0}, nil)
+		} // dW = ((dyᵀ) · x)ᵀ, the last transpose weight-sized
+		return Transpose(mixedDotGeneral(Transpose(dy, 0, 1), []int{1}, nil, x2, []int{0}, nil), 0, 1)
+	})
+	y := mixedDotGeneral(x2, []int{1}, nil, wc, []int{0}, nil)
+	y = IdentityWithCustomGradient(y, func(_, v *Node) *Node { dy = v; return v })
+	if x.Rank() > 2 {
+		dims := slices.Clone(x.Shape().Dimensions)
+		dims[len(dims)-1] = out
+		y = Reshape(y, dims...)
 	}
 	return y
 }
@@ -284,7 +328,7 @@ func Conv2D(scope *model.Scope, x *Node, out, k, stride int) *Node {
 	if len(views) > 1 {
 		cols = Concatenate(views, -1) // [B, Ho, Wo, k·k·Cin], ordered (dy, dx, c) like the kernel
 	}
-	y := mixedDotGeneral(cols, []int{3}, nil, Reshape(kernel, k*k*in, out), []int{0}, nil)
+	y := matmulWeight(cols, Reshape(kernel, k*k*in, out))
 	return Add(y, ExpandLeftToRank(bias, 4))
 }
 

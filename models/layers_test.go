@@ -163,6 +163,50 @@ var attentionVars = []struct {
 	{"/attn/out/biases", []int{gcD}},
 }
 
+// TestMatmulWeightGradient checks matmulWeight's hand-written weight gradient (both branches:
+// x transposed when in ≤ out, dy when in > out) and its input gradient against central
+// differences, for inputs of rank 2 and 3, and that no gradient comes from a stale dy: two
+// products in one graph, each with its own.
+func TestMatmulWeightGradient(t *testing.T) {
+	backend := goBackend(t)
+	for _, c := range []struct {
+		xDims []int
+		out   int
+	}{
+		{[]int{2, 3, 3}, 5}, // in ≤ out
+		{[]int{2, 3, 5}, 2}, // in > out
+		{[]int{4, 3}, 3},    // rank 2, in = out
+	} {
+		t.Run(fmt.Sprint(c.xDims, c.out), func(t *testing.T) {
+			rng := rand.New(rand.NewPCG(11, uint64(c.out)))
+			in := c.xDims[len(c.xDims)-1]
+			n := 1
+			for _, d := range c.xDims {
+				n *= d
+			}
+			x, w, w2 := randFlat(rng, n), randFlat(rng, in*c.out), randFlat(rng, c.out*in)
+			r := randFlat(rng, n/in*in)
+			exec := MustNewExec(backend, func(xn, wn, w2n, rn *Node) []*Node {
+				h := matmulWeight(xn, wn)       // [..., out]
+				y := matmulWeight(Tanh(h), w2n) // [..., in]: the second product's dy differs
+				loss := ReduceAllSum(Mul(y, rn))
+				return append([]*Node{loss}, Gradient(loss, xn, wn, w2n)...)
+			})
+			defer exec.Finalize()
+			args := func() []any {
+				return []any{tensors.FromFlatDataAndDimensions(x, c.xDims...),
+					tensors.FromFlatDataAndDimensions(w, in, c.out), tensors.FromFlatDataAndDimensions(w2, c.out, in),
+					tensors.FromFlatDataAndDimensions(r, c.xDims...)}
+			}
+			lossOf := func() float64 { return exec.MustExec(args()...)[0].Value().(float64) }
+			outs := exec.MustExec(args()...)
+			requireGradClose(t, "dx", flat(t, outs[1]), gradcheck.Numeric(x, fdEps, lossOf))
+			requireGradClose(t, "dW", flat(t, outs[2]), gradcheck.Numeric(w, fdEps, lossOf))
+			requireGradClose(t, "dW2", flat(t, outs[3]), gradcheck.Numeric(w2, fdEps, lossOf))
+		})
+	}
+}
+
 func TestAttentionGradient(t *testing.T) {
 	backend := goBackend(t)
 	rng := rand.New(rand.NewPCG(5, 6))
