@@ -241,12 +241,24 @@ func AttentionCore(q, k, v, mask *Node) *Node {
 
 // AttentionCoreBias is AttentionCore with an additive key-side bias [B, Tk] on the logits
 // (e.g. STTS's log(score): a low-scored key receives less attention from every query).
+//
+// Its backward pass is written out (attentionBackward) rather than left to autodiff; see there.
 func AttentionCoreBias(q, k, v, mask, keyBias *Node) *Node {
 	hd := q.Shape().Dimensions[3]
-	logits := mixedDotGeneral(q, []int{3}, []int{0, 2}, k, []int{3}, []int{0, 2}) // bqhd,bkhd->bhqk
-	logits = MulScalar(logits, 1/math.Sqrt(float64(hd)))
+	scale := 1 / math.Sqrt(float64(hd))
+	// Custom gradients exist in GoMLX only for identities: q, k, v and the bias pass through ones
+	// that return the gradients attentionBackward computes when the reverse pass reaches the
+	// output's identity, which it visits first (created last). Autodiff's own backward of the
+	// products and the softmax is then left unused, and the backends drop it.
+	var grads attentionGrads
+	qc := IdentityWithCustomGradient(q, func(_, _ *Node) *Node { return grads.q })
+	kc := IdentityWithCustomGradient(k, func(_, _ *Node) *Node { return grads.k })
+	vc := IdentityWithCustomGradient(v, func(_, _ *Node) *Node { return grads.v })
+	logits := mixedDotGeneral(qc, []int{3}, []int{0, 2}, kc, []int{3}, []int{0, 2}) // bqhd,bkhd->bhqk
+	logits = MulScalar(logits, scale)
 	if keyBias != nil {
-		logits = Add(logits, InsertAxes(keyBias, 1, 1)) // [B, 1, 1, Tk]
+		bc := IdentityWithCustomGradient(keyBias, func(_, _ *Node) *Node { return grads.bias })
+		logits = Add(logits, InsertAxes(bc, 1, 1)) // [B, 1, 1, Tk]
 	}
 	var probs *Node
 	if mask != nil {
@@ -261,8 +273,56 @@ func AttentionCoreBias(q, k, v, mask, keyBias *Node) *Node {
 	} else {
 		probs = Softmax(logits, -1)
 	}
-	out := mixedDotGeneral(probs, []int{3}, []int{0, 1}, v, []int{1}, []int{0, 2}) // bhqk,bkhd->bhqd
-	return TransposeAllAxes(out, 0, 2, 1, 3)                                       // → bqhd
+	// v head-major first: as [B, Tk, H, hd] the backend would transpose it to [B, H, hd, Tk] element
+	// by element; bkhd → bhkd is one of its fast paths and leaves the layout its GEMM takes.
+	vh := TransposeAllAxes(vc, 0, 2, 1, 3)
+	out := mixedDotGeneral(probs, []int{3}, []int{0, 1}, vh, []int{2}, []int{0, 1}) // bhqk,bhkd->bhqd
+	out = TransposeAllAxes(out, 0, 2, 1, 3)                                         // → bqhd
+	return IdentityWithCustomGradient(out, func(_, dOut *Node) *Node {
+		grads = attentionBackward(q, k, v, probs, dOut, scale, keyBias != nil)
+		return dOut
+	})
+}
+
+type attentionGrads struct{ q, k, v, bias *Node }
+
+// attentionBackward returns the gradients of O = softmax(q·kᵀ·s + bias + mask)·v for q, k, v
+// [B, T, H, hd], given the probabilities P [B, H, Tq, Tk] and dO [B, Tq, H, hd]:
+//
+//	dP = dO·vᵀ,  dL = P ⊙ (dP − Σ_k P ⊙ dP)   (softmax backward; masked entries have P = 0)
+//	dq = s·dL·k,  dk = s·dLᵀ·q,  dv = Pᵀ·dO,  dbias = Σ_{h,q} dL
+//
+// Every product is laid out head-major with its left operand contracting its last axis, the
+// layouts the Go backend's GEMM takes without copying; the two transposed [Tk, Tq] operands are
+// made by swapLast's two fast transposes. Autodiff's version of the same backward made the
+// backend transpose six [B, H, T, ·] tensors element by element in each attention layer (10% of
+// a ViT-tiny step).
+func attentionBackward(q, k, v, probs, dOut *Node, scale float64, bias bool) attentionGrads {
+	headMajor := func(x *Node) *Node { return TransposeAllAxes(x, 0, 2, 1, 3) } // bthd ↔ bhtd
+	qh, kh, vh, dOh := headMajor(q), headMajor(k), headMajor(v), headMajor(dOut)
+	dP := mixedDotGeneral(dOh, []int{3}, []int{0, 1}, vh, []int{3}, []int{0, 1}) // bhqd,bhkd->bhqk
+	dL := Mul(probs, Sub(dP, ReduceAndKeep(Mul(dP, probs), ReduceSum, -1)))
+	dS := MulScalar(dL, scale)
+	g := attentionGrads{
+		q: headMajor(mixedDotGeneral(dS, []int{3}, []int{0, 1}, kh, []int{2}, []int{0, 1})),               // bhqk,bhkd->bhqd
+		k: headMajor(mixedDotGeneral(swapLast(dS), []int{3}, []int{0, 1}, qh, []int{2}, []int{0, 1})),     // bhkq,bhqd->bhkd
+		v: headMajor(mixedDotGeneral(swapLast(probs), []int{3}, []int{0, 1}, dOh, []int{2}, []int{0, 1})), // bhkq,bhqd->bhkd
+	}
+	if bias {
+		g.bias = ReduceSum(dL, 1, 2)
+	}
+	return g
+}
+
+// swapLast transposes the last two axes of x [B, H, M, N] as a 2-D transpose of [B·H·M, N]
+// followed by a transpose that keeps the last axis: the Go backend runs both with its fast paths
+// (tiled; row copies), where it would swap the two axes of a 4-D tensor element by element.
+func swapLast(x *Node) *Node {
+	d := x.Shape().Dimensions
+	b, h, m, n := d[0], d[1], d[2], d[3]
+	t := Transpose(Reshape(x, b*h*m, n), 0, 1)           // [N, B·H·M]
+	t = TransposeAllAxes(Reshape(t, n, b*h, m), 1, 0, 2) // [B·H, N, M]
+	return Reshape(t, b, h, n, m)
 }
 
 // Block is a pre-norm transformer block: x + Attn(LN(x)), then x + MLP(LN(x)).

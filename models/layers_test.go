@@ -111,6 +111,41 @@ func TestAttentionCoreGradient(t *testing.T) {
 	requireGradClose(t, "dv", flat(t, outs[4]), gradcheck.Numeric(v, fdEps, lossOf))
 }
 
+// TestAttentionCoreBiasGradient checks the written-out attention backward with a key bias and a
+// per-example key mask (two examples, one key of the second masked) against central differences,
+// the bias's gradient included.
+func TestAttentionCoreBiasGradient(t *testing.T) {
+	backend := goBackend(t)
+	rng := rand.New(rand.NewPCG(7, 8))
+	const b = 2
+	n := b * gcT * gcH * gcHD
+	q, k, v, w, bias := randFlat(rng, n), randFlat(rng, n), randFlat(rng, n), randFlat(rng, n), randFlat(rng, b*gcT)
+	dims := []int{b, gcT, gcH, gcHD}
+	valid := []bool{true, true, true, true, false, true} // [B, T]
+	exec := MustNewExec(backend, func(q, k, v, w, bias, valid *Node) []*Node {
+		out := AttentionCoreBias(q, k, v, KeyMask(valid), bias)
+		loss := ReduceAllSum(Mul(out, w))
+		return append([]*Node{loss}, Gradient(loss, q, k, v, bias)...)
+	})
+	defer exec.Finalize()
+	run := func() []*tensors.Tensor {
+		return exec.MustExec(tensors.FromFlatDataAndDimensions(q, dims...), tensors.FromFlatDataAndDimensions(k, dims...),
+			tensors.FromFlatDataAndDimensions(v, dims...), tensors.FromFlatDataAndDimensions(w, dims...),
+			tensors.FromFlatDataAndDimensions(bias, b, gcT), tensors.FromFlatDataAndDimensions(valid, b, gcT))
+	}
+	lossOf := func() float64 { return run()[0].Value().(float64) }
+	outs := run()
+	for i, c := range []struct {
+		name string
+		x    []float64
+	}{{"dq", q}, {"dk", k}, {"dv", v}, {"dbias", bias}} {
+		requireGradClose(t, c.name, flat(t, outs[1+i]), gradcheck.Numeric(c.x, fdEps, lossOf))
+	}
+	db := flat(t, outs[4])
+	require.Zero(t, db[gcT+1], "a masked key's bias gets no gradient")
+	require.NotZero(t, db[gcT])
+}
+
 func TestAttentionCoreNoMaskAndBatchMask(t *testing.T) {
 	// Without a mask AttentionCore is plain softmax attention; a [B, T, T] all-true mask must give
 	// the same result.
