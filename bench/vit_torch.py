@@ -81,7 +81,10 @@ def rss_kib(field="VmRSS"):
 def measure(build, device, precision, warm, steps):
     """Times AdamW training steps of the model build() returns (with its fixed batch x, y): the
     first step, then the mean of `steps` steps after `warm` warm-up steps in all; peak memory."""
-    threads = os.cpu_count() or 1
+    # PyTorch's intra-op threads ($REEL_TORCH_THREADS, default: all cores). On the CPU, reel runs
+    # each reference with all cores and with 1 and keeps the faster: Debian's torch calls an
+    # OpenBLAS that starts its own threads, and with both at full count they oversubscribe the cores.
+    threads = int(os.environ.get("REEL_TORCH_THREADS") or 0) or os.cpu_count() or 1
     torch.set_num_threads(threads)
     torch.manual_seed(0)
     try:  # reset the peak RSS (VmHWM) left by the imports, so the peak below is the run's
