@@ -198,21 +198,24 @@ var attentionVars = []struct {
 	{"/attn/out/biases", []int{gcD}},
 }
 
-// TestMatmulWeightGradient checks matmulWeight's hand-written weight gradient (both branches:
-// x transposed when in ≤ out, dy when in > out) and its input gradient against central
-// differences, for inputs of rank 2 and 3, and that no gradient comes from a stale dy: two
-// products in one graph, each with its own.
+// TestMatmulWeightGradient checks matmulWeights' hand-written weight gradient (both branches:
+// x transposed when in ≤ out/parts, dy when in > out/parts; one part and three) and its input
+// gradient against central differences, for inputs of rank 1 to 3, and that no gradient comes
+// from a stale dy: two products in one graph, each with its own.
 func TestMatmulWeightGradient(t *testing.T) {
 	backend := goBackend(t)
 	for _, c := range []struct {
-		xDims []int
-		out   int
+		xDims      []int
+		out, parts int
 	}{
-		{[]int{2, 3, 3}, 5}, // in ≤ out
-		{[]int{2, 3, 5}, 2}, // in > out
-		{[]int{4, 3}, 3},    // rank 2, in = out
+		{[]int{2, 3, 3}, 5, 1}, // in ≤ out
+		{[]int{2, 3, 5}, 2, 1}, // in > out
+		{[]int{4, 3}, 3, 1},    // rank 2, in = out
+		{[]int{3}, 4, 1},       // rank 1
+		{[]int{2, 3, 2}, 6, 3}, // three parts, in ≤ out/3
+		{[]int{2, 3, 4}, 6, 3}, // three parts, in > out/3
 	} {
-		t.Run(fmt.Sprint(c.xDims, c.out), func(t *testing.T) {
+		t.Run(fmt.Sprint(c.xDims, c.out, c.parts), func(t *testing.T) {
 			rng := rand.New(rand.NewPCG(11, uint64(c.out)))
 			in := c.xDims[len(c.xDims)-1]
 			n := 1
@@ -220,12 +223,12 @@ func TestMatmulWeightGradient(t *testing.T) {
 				n *= d
 			}
 			x, w, w2 := randFlat(rng, n), randFlat(rng, in*c.out), randFlat(rng, c.out*in)
-			r := randFlat(rng, n/in*in)
+			r := randFlat(rng, n)
 			exec := MustNewExec(backend, func(xn, wn, w2n, rn *Node) []*Node {
-				h := matmulWeight(xn, wn)       // [..., out]
-				y := matmulWeight(Tanh(h), w2n) // [..., in]: the second product's dy differs
+				h := Concatenate(matmulWeights(xn, wn, c.parts), -1) // [..., out]
+				y := matmulWeight(Tanh(h), w2n)                      // [..., in]: the second product's dy differs
 				loss := ReduceAllSum(Mul(y, rn))
-				return append([]*Node{loss}, Gradient(loss, xn, wn, w2n)...)
+				return append([]*Node{loss, h}, Gradient(loss, xn, wn, w2n)...)
 			})
 			defer exec.Finalize()
 			args := func() []any {
@@ -235,9 +238,20 @@ func TestMatmulWeightGradient(t *testing.T) {
 			}
 			lossOf := func() float64 { return exec.MustExec(args()...)[0].Value().(float64) }
 			outs := exec.MustExec(args()...)
-			requireGradClose(t, "dx", flat(t, outs[1]), gradcheck.Numeric(x, fdEps, lossOf))
-			requireGradClose(t, "dW", flat(t, outs[2]), gradcheck.Numeric(w, fdEps, lossOf))
-			requireGradClose(t, "dW2", flat(t, outs[3]), gradcheck.Numeric(w2, fdEps, lossOf))
+			// The parts, side by side, are x·W.
+			h := flat(t, outs[1])
+			for row := range n / in {
+				for j := range c.out {
+					var want float64
+					for i := range in {
+						want += x[row*in+i] * w[i*c.out+j]
+					}
+					require.InDelta(t, want, h[row*c.out+j], 1e-12)
+				}
+			}
+			requireGradClose(t, "dx", flat(t, outs[2]), gradcheck.Numeric(x, fdEps, lossOf))
+			requireGradClose(t, "dW", flat(t, outs[3]), gradcheck.Numeric(w, fdEps, lossOf))
+			requireGradClose(t, "dW2", flat(t, outs[4]), gradcheck.Numeric(w2, fdEps, lossOf))
 		})
 	}
 }
