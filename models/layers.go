@@ -287,7 +287,9 @@ func AttentionCoreBias(q, k, v, mask, keyBias *Node) *Node {
 	// Custom gradients exist in GoMLX only for identities: q, k, v and the bias pass through ones
 	// that return the gradients attentionBackward computes when the reverse pass reaches the
 	// output's identity, which it visits first (created last). Autodiff's own backward of the
-	// products and the softmax is then left unused, and the backends drop it.
+	// products and the softmax is then left unused, and the backends drop it. The backward reads
+	// the identities' outputs, so that each input has one use and the Go backend hands its buffer
+	// through instead of copying it.
 	var grads attentionGrads
 	qc := IdentityWithCustomGradient(q, func(_, _ *Node) *Node { return grads.q })
 	kc := IdentityWithCustomGradient(k, func(_, _ *Node) *Node { return grads.k })
@@ -317,7 +319,7 @@ func AttentionCoreBias(q, k, v, mask, keyBias *Node) *Node {
 	out := mixedDotGeneral(probs, []int{3}, []int{0, 1}, vh, []int{2}, []int{0, 1}) // bhqk,bhkd->bhqd
 	out = TransposeAllAxes(out, 0, 2, 1, 3)                                         // → bqhd
 	return IdentityWithCustomGradient(out, func(_, dOut *Node) *Node {
-		grads = attentionBackward(q, k, v, probs, dOut, scale, keyBias != nil)
+		grads = attentionBackward(qc, kc, vc, probs, dOut, scale, keyBias != nil)
 		return dOut
 	})
 }
