@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"os"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"testing"
 
@@ -86,4 +87,33 @@ func TestGPUTrainingBF16(t *testing.T) {
 	rows := trainRows(t, out)
 	requireSteps(t, rows, 60)
 	require.Less(t, rows[60], 0.7*rows[1], "the loss should drop during bf16 GPU training")
+}
+
+// runTorch times the PyTorch twin at the core count and at one intra-op thread and keeps the
+// faster, passing the setting through $REEL_TORCH_THREADS; a failing script is an error.
+func TestRunTorchKeepsFasterThreadSetting(t *testing.T) {
+	if runtime.NumCPU() < 2 {
+		t.Skip("one core: there is one setting")
+	}
+	dir := t.TempDir()
+	fake := filepath.Join(dir, "python")
+	// A stand-in for python: 0.5 s per step with one thread, 0.9 s with more.
+	require.NoError(t, os.WriteFile(fake, []byte(`#!/bin/sh
+n=${REEL_TORCH_THREADS:-0}
+s=0.9; [ "$n" = 1 ] && s=0.5
+echo "{\"step_s\": $s, \"peak_mib\": 1, \"params\": 7, \"threads\": $n, \"torch\": \"fake\"}"
+`), 0o755))
+	res, err := runTorch(fake, benchJob{script: "x.py"}, "cpu", "f32", 1)
+	require.NoError(t, err)
+	require.Equal(t, 0.5, res.StepS)
+	require.Equal(t, 1, res.Threads)
+
+	// On CUDA it runs once, with PyTorch's default threads.
+	res, err = runTorch(fake, benchJob{script: "x.py"}, "cuda", "f32", 1)
+	require.NoError(t, err)
+	require.Equal(t, 0.9, res.StepS)
+
+	require.NoError(t, os.WriteFile(fake, []byte("#!/bin/sh\nexit 3\n"), 0o755))
+	_, err = runTorch(fake, benchJob{script: "x.py"}, "cpu", "f32", 1)
+	require.Error(t, err)
 }
