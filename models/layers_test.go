@@ -392,21 +392,40 @@ func TestConv2DMatchesConvolve(t *testing.T) {
 			ref := Convolve(in[0], kernel).Strides(c.stride).PaddingPerDim([][2]int{{p, p}, {p, p}}).Done()
 			ref = Add(ref, Reshape(bias, 1, 1, 1, c.out))
 			w := Iota(g, y.Shape(), 3)
-			gy := Gradient(ReduceAllSum(Mul(y, ConvertDType(w, y.DType()))), in[0])[0]
-			gr := Gradient(ReduceAllSum(Mul(ref, ConvertDType(w, ref.DType()))), in[0])[0]
-			return []*Node{y, ref, gy, gr}
+			gy := Gradient(ReduceAllSum(Mul(y, ConvertDType(w, y.DType()))), in[0], kernel)
+			gr := Gradient(ReduceAllSum(Mul(ref, ConvertDType(w, ref.DType()))), in[0], kernel)
+			return []*Node{y, ref, gy[0], gr[0], gy[1], gr[1]}
 		}, -1, -1, false, true, true)
 		require.NoError(t, err)
 		out, err := e.Exec(x)
 		require.NoError(t, err)
 		require.Equal(t, out[1].Shape().Dimensions, out[0].Shape().Dimensions, "%+v", c)
-		for i, pair := range [][2]int{{0, 1}, {2, 3}} {
+		for i, pair := range [][2]int{{0, 1}, {2, 3}, {4, 5}} { // output, input and kernel gradients
 			a, b := tensors.MustCopyFlatData[float32](out[pair[0]]), tensors.MustCopyFlatData[float32](out[pair[1]])
 			for j := range a {
 				require.InDelta(t, b[j], a[j], 1e-4, "%+v output %d index %d", c, i, j)
 			}
 		}
 		e.Finalize()
+	}
+}
+
+// im2colGather (the Go backend's) gives im2colSlices' columns and input gradient.
+func TestIm2colGatherMatchesSlices(t *testing.T) {
+	backend := goBackend(t)
+	rng := rand.New(rand.NewPCG(9, 10))
+	for _, c := range []struct{ hp, wp, ch, k, stride, ho, wo int }{{6, 7, 3, 3, 1, 4, 5}, {9, 9, 2, 3, 2, 4, 4}, {5, 5, 4, 1, 1, 5, 5}} {
+		xp := tensors.FromFlatDataAndDimensions(randFlat(rng, 2*c.hp*c.wp*c.ch), 2, c.hp, c.wp, c.ch)
+		out := MustExecOnceN(backend, func(xp *Node) []*Node {
+			a, b := im2colGather(xp, c.k, c.stride, c.ho, c.wo), im2colSlices(xp, c.k, c.stride, c.ho, c.wo)
+			w := ConvertDType(Iota(xp.Graph(), a.Shape(), 3), xp.DType())
+			ga := Gradient(ReduceAllSum(Mul(a, w)), xp)[0]
+			gb := Gradient(ReduceAllSum(Mul(b, w)), xp)[0]
+			return []*Node{a, b, ga, gb}
+		}, xp)
+		require.Equal(t, []int{2, c.ho, c.wo, c.k * c.k * c.ch}, out[0].Shape().Dimensions)
+		require.Equal(t, flat(t, out[1]), flat(t, out[0]), "%+v columns", c)
+		require.InDeltaSlice(t, flat(t, out[3]), flat(t, out[2]), 1e-12, "%+v input gradient", c)
 	}
 }
 
