@@ -334,25 +334,54 @@ type attentionGrads struct{ q, k, v, bias *Node }
 //	dq = s·dL·k,  dk = s·dLᵀ·q,  dv = Pᵀ·dO,  dbias = Σ_{h,q} dL
 //
 // Every product is laid out head-major with its left operand contracting its last axis, the
-// layouts the Go backend's GEMM takes without copying; the two transposed [Tk, Tq] operands are
-// made by swapLast's two fast transposes. Autodiff's version of the same backward made the
-// backend transpose six [B, H, T, ·] tensors element by element in each attention layer (10% of
-// a ViT-tiny step).
+// layouts the Go backend's GEMM takes without copying. dk and dv contract over queries, so one of
+// their operands must be transposed: the [Tq, Tk] ones (dL, P) for short sequences, or, when that
+// moves more data (Tq·Tk > hd·(Tq + Tk), e.g. 513 video tokens with hd 64), the [T, hd] ones (q and
+// dO in, dkᵀ and dvᵀ out). Every transpose is made of the backend's fast ones (tiled 2-D, row
+// copies). Autodiff's version of the same backward made the backend transpose six [B, H, T, ·]
+// tensors element by element in each attention layer (10% of a ViT-tiny step).
 func attentionBackward(q, k, v, probs, dOut *Node, scale float64, bias bool) attentionGrads {
 	headMajor := func(x *Node) *Node { return TransposeAllAxes(x, 0, 2, 1, 3) } // bthd ↔ bhtd
-	qh, kh, vh, dOh := headMajor(q), headMajor(k), headMajor(v), headMajor(dOut)
+	kh, vh, dOh := headMajor(k), headMajor(v), headMajor(dOut)
 	dP := mixedDotGeneral(dOh, []int{3}, []int{0, 1}, vh, []int{3}, []int{0, 1}) // bhqd,bhkd->bhqk
 	dL := Mul(probs, Sub(dP, ReduceAndKeep(Mul(dP, probs), ReduceSum, -1)))
 	dS := MulScalar(dL, scale)
 	g := attentionGrads{
-		q: headMajor(mixedDotGeneral(dS, []int{3}, []int{0, 1}, kh, []int{2}, []int{0, 1})),               // bhqk,bhkd->bhqd
-		k: headMajor(mixedDotGeneral(swapLast(dS), []int{3}, []int{0, 1}, qh, []int{2}, []int{0, 1})),     // bhkq,bhqd->bhkd
-		v: headMajor(mixedDotGeneral(swapLast(probs), []int{3}, []int{0, 1}, dOh, []int{2}, []int{0, 1})), // bhkq,bhqd->bhkd
+		q: headMajor(mixedDotGeneral(dS, []int{3}, []int{0, 1}, kh, []int{2}, []int{0, 1})), // bhqk,bhkd->bhqd
+	}
+	d := probs.Shape().Dimensions
+	tq, tk, hd := d[2], d[3], q.Shape().Dimensions[3]
+	if tq*tk > hd*(tq+tk) {
+		qT, dOT := headMajorT(q), headMajorT(dOut)                                                      // [B, H, hd, Tq]
+		g.k = fromHeadMajorT(mixedDotGeneral(qT, []int{3}, []int{0, 1}, dS, []int{2}, []int{0, 1}))     // bhdq,bhqk->bhdk
+		g.v = fromHeadMajorT(mixedDotGeneral(dOT, []int{3}, []int{0, 1}, probs, []int{2}, []int{0, 1})) // bhdq,bhqk->bhdk
+	} else {
+		qh := headMajor(q)
+		g.k = headMajor(mixedDotGeneral(swapLast(dS), []int{3}, []int{0, 1}, qh, []int{2}, []int{0, 1}))     // bhkq,bhqd->bhkd
+		g.v = headMajor(mixedDotGeneral(swapLast(probs), []int{3}, []int{0, 1}, dOh, []int{2}, []int{0, 1})) // bhkq,bhqd->bhkd
 	}
 	if bias {
 		g.bias = ReduceSum(dL, 1, 2)
 	}
 	return g
+}
+
+// headMajorT is x [B, T, H, hd] as [B, H, hd, T]: a 2-D transpose of [B·T, H·hd] and a transpose
+// that keeps the last axis, both fast paths of the Go backend (it would move a 4-D x's T to the
+// end element by element).
+func headMajorT(x *Node) *Node {
+	d := x.Shape().Dimensions
+	b, t, h, hd := d[0], d[1], d[2], d[3]
+	y := Transpose(Reshape(x, b*t, h*hd), 0, 1)                  // [H·hd, B·T]
+	return TransposeAllAxes(Reshape(y, h, hd, b, t), 2, 0, 1, 3) // [B, H, hd, T]
+}
+
+// fromHeadMajorT is headMajorT's inverse: x [B, H, hd, T] as [B, T, H, hd].
+func fromHeadMajorT(x *Node) *Node {
+	d := x.Shape().Dimensions
+	b, h, hd, t := d[0], d[1], d[2], d[3]
+	y := Transpose(Reshape(x, b*h*hd, t), 0, 1)                  // [T, B·H·hd]
+	return TransposeAllAxes(Reshape(y, t, b, h, hd), 1, 0, 2, 3) // [B, T, H, hd]
 }
 
 // swapLast transposes the last two axes of x [B, H, M, N] as a 2-D transpose of [B·H·M, N]

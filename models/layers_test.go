@@ -112,38 +112,44 @@ func TestAttentionCoreGradient(t *testing.T) {
 }
 
 // TestAttentionCoreBiasGradient checks the written-out attention backward with a key bias and a
-// per-example key mask (two examples, one key of the second masked) against central differences,
-// the bias's gradient included.
+// per-example key mask (two examples, key 1 of the second masked) against central differences,
+// the bias's gradient included, for both ways of laying out dk and dv: transposing the [Tq, Tk]
+// operands (T = 3, hd = 2) and transposing the [T, hd] ones (T = 6, hd = 1).
 func TestAttentionCoreBiasGradient(t *testing.T) {
 	backend := goBackend(t)
-	rng := rand.New(rand.NewPCG(7, 8))
-	const b = 2
-	n := b * gcT * gcH * gcHD
-	q, k, v, w, bias := randFlat(rng, n), randFlat(rng, n), randFlat(rng, n), randFlat(rng, n), randFlat(rng, b*gcT)
-	dims := []int{b, gcT, gcH, gcHD}
-	valid := []bool{true, true, true, true, false, true} // [B, T]
-	exec := MustNewExec(backend, func(q, k, v, w, bias, valid *Node) []*Node {
-		out := AttentionCoreBias(q, k, v, KeyMask(valid), bias)
-		loss := ReduceAllSum(Mul(out, w))
-		return append([]*Node{loss}, Gradient(loss, q, k, v, bias)...)
-	})
-	defer exec.Finalize()
-	run := func() []*tensors.Tensor {
-		return exec.MustExec(tensors.FromFlatDataAndDimensions(q, dims...), tensors.FromFlatDataAndDimensions(k, dims...),
-			tensors.FromFlatDataAndDimensions(v, dims...), tensors.FromFlatDataAndDimensions(w, dims...),
-			tensors.FromFlatDataAndDimensions(bias, b, gcT), tensors.FromFlatDataAndDimensions(valid, b, gcT))
+	for _, c := range []struct{ t, hd int }{{3, 2}, {6, 1}} {
+		rng := rand.New(rand.NewPCG(7, uint64(c.t)))
+		const b = 2
+		n := b * c.t * gcH * c.hd
+		q, k, v, w, bias := randFlat(rng, n), randFlat(rng, n), randFlat(rng, n), randFlat(rng, n), randFlat(rng, b*c.t)
+		dims := []int{b, c.t, gcH, c.hd}
+		valid := make([]bool, b*c.t) // [B, T]
+		for i := range valid {
+			valid[i] = i != c.t+1
+		}
+		exec := MustNewExec(backend, func(q, k, v, w, bias, valid *Node) []*Node {
+			out := AttentionCoreBias(q, k, v, KeyMask(valid), bias)
+			loss := ReduceAllSum(Mul(out, w))
+			return append([]*Node{loss}, Gradient(loss, q, k, v, bias)...)
+		})
+		run := func() []*tensors.Tensor {
+			return exec.MustExec(tensors.FromFlatDataAndDimensions(q, dims...), tensors.FromFlatDataAndDimensions(k, dims...),
+				tensors.FromFlatDataAndDimensions(v, dims...), tensors.FromFlatDataAndDimensions(w, dims...),
+				tensors.FromFlatDataAndDimensions(bias, b, c.t), tensors.FromFlatDataAndDimensions(valid, b, c.t))
+		}
+		lossOf := func() float64 { return run()[0].Value().(float64) }
+		outs := run()
+		for i, g := range []struct {
+			name string
+			x    []float64
+		}{{"dq", q}, {"dk", k}, {"dv", v}, {"dbias", bias}} {
+			requireGradClose(t, fmt.Sprintf("T=%d: %s", c.t, g.name), flat(t, outs[1+i]), gradcheck.Numeric(g.x, fdEps, lossOf))
+		}
+		db := flat(t, outs[4])
+		require.Zero(t, db[c.t+1], "a masked key's bias gets no gradient")
+		require.NotZero(t, db[c.t])
+		exec.Finalize()
 	}
-	lossOf := func() float64 { return run()[0].Value().(float64) }
-	outs := run()
-	for i, c := range []struct {
-		name string
-		x    []float64
-	}{{"dq", q}, {"dk", k}, {"dv", v}, {"dbias", bias}} {
-		requireGradClose(t, c.name, flat(t, outs[1+i]), gradcheck.Numeric(c.x, fdEps, lossOf))
-	}
-	db := flat(t, outs[4])
-	require.Zero(t, db[gcT+1], "a masked key's bias gets no gradient")
-	require.NotZero(t, db[gcT])
 }
 
 func TestAttentionCoreNoMaskAndBatchMask(t *testing.T) {
