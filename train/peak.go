@@ -98,7 +98,7 @@ type cpuPeakKey struct {
 	bf16 bool
 }
 
-// measureMatmulPeak times a 1024³ matrix product on b (best of 10 after a warm-up), in f32 or,
+// measureMatmulPeak times a 1024³ matrix product on b (best of 20 after a warm-up), in f32 or,
 // as train.precision: bf16 runs its products, in bf16 with an f32 accumulator.
 func measureMatmulPeak(b compute.Backend, bf16 bool) (peak Peak) {
 	defer func() {
@@ -127,7 +127,7 @@ func measureMatmulPeak(b compute.Backend, bf16 bool) (peak Peak) {
 	exec := graph.MustNewExec(b, product)
 	defer exec.Finalize()
 	best := time.Duration(1 << 62)
-	for i := range 11 {
+	for i := range 21 {
 		start := time.Now()
 		out := exec.MustExec(x, y) // the Go backend executes synchronously
 		d := time.Since(start)
