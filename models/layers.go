@@ -320,7 +320,7 @@ func AttentionCoreBias(q, k, v, mask, keyBias *Node) *Node {
 	out := mixedDotGeneral(probs, []int{3}, []int{0, 1}, vh, []int{2}, []int{0, 1}) // bhqk,bhkd->bhqd
 	out = TransposeAllAxes(out, 0, 2, 1, 3)                                         // → bqhd
 	return IdentityWithCustomGradient(out, func(_, dOut *Node) *Node {
-		grads = attentionBackward(qc, kc, vc, probs, dOut, scale, keyBias != nil)
+		grads = attentionBackward(qc, kc, vh, probs, dOut, scale, keyBias != nil)
 		return dOut
 	})
 }
@@ -328,7 +328,8 @@ func AttentionCoreBias(q, k, v, mask, keyBias *Node) *Node {
 type attentionGrads struct{ q, k, v, bias *Node }
 
 // attentionBackward returns the gradients of O = softmax(q·kᵀ·s + bias + mask)·v for q, k, v
-// [B, T, H, hd], given the probabilities P [B, H, Tq, Tk] and dO [B, Tq, H, hd]:
+// [B, T, H, hd], given the probabilities P [B, H, Tq, Tk], dO [B, Tq, H, hd] and v head-major
+// (vh [B, H, Tk, hd], as the forward pass made it):
 //
 //	dP = dO·vᵀ,  dL = P ⊙ (dP − Σ_k P ⊙ dP)   (softmax backward; masked entries have P = 0)
 //	dq = s·dL·k,  dk = s·dLᵀ·q,  dv = Pᵀ·dO,  dbias = Σ_{h,q} dL
@@ -340,9 +341,9 @@ type attentionGrads struct{ q, k, v, bias *Node }
 // dO in, dkᵀ and dvᵀ out). Every transpose is made of the backend's fast ones (tiled 2-D, row
 // copies). Autodiff's version of the same backward made the backend transpose six [B, H, T, ·]
 // tensors element by element in each attention layer (10% of a ViT-tiny step).
-func attentionBackward(q, k, v, probs, dOut *Node, scale float64, bias bool) attentionGrads {
+func attentionBackward(q, k, vh, probs, dOut *Node, scale float64, bias bool) attentionGrads {
 	headMajor := func(x *Node) *Node { return TransposeAllAxes(x, 0, 2, 1, 3) } // bthd ↔ bhtd
-	kh, vh, dOh := headMajor(k), headMajor(v), headMajor(dOut)
+	kh, dOh := headMajor(k), headMajor(dOut)
 	dP := mixedDotGeneral(dOh, []int{3}, []int{0, 1}, vh, []int{3}, []int{0, 1}) // bhqd,bhkd->bhqk
 	dL := Mul(probs, Sub(dP, ReduceAndKeep(Mul(dP, probs), ReduceSum, -1)))
 	dS := MulScalar(dL, scale)
