@@ -141,17 +141,18 @@ func open(config, reason string) (b compute.Backend, info Info, err error) {
 			}
 		}
 	}
+	asked := config // errors name the configuration as the user gave it
 	if name == "go" {
 		config = tuneGo(config)
 	}
 	defer func() {
 		if r := recover(); r != nil {
-			b, err = nil, fmt.Errorf("backend %q (from %s) failed to start: %s", config, reason, oneLine(fmt.Errorf("%v", r)))
+			b, err = nil, fmt.Errorf("backend %q (from %s) failed to start: %s", asked, reason, oneLine(fmt.Errorf("%v", r)))
 		}
 	}()
 	b, err = compute.NewWithConfig(config)
 	if err != nil {
-		return nil, info, fmt.Errorf("backend %q (from %s) failed to start: %s", config, reason, oneLine(err))
+		return nil, info, fmt.Errorf("backend %q (from %s) failed to start: %s", asked, reason, oneLine(err))
 	}
 	info = Info{Config: config, Name: name, Reason: reason, Devices: b.NumDevices()}
 	if info.Devices > 0 {

@@ -67,6 +67,13 @@ func TestTuneGo(t *testing.T) {
 	require.NotNil(t, b)
 	require.Equal(t, fmt.Sprintf("go:ops_parallel,num_executors=%d", n), info.Config)
 	require.Contains(t, info.String(), "["+info.Config+"]")
+
+	// A bad option is reported as the user wrote it, without reel's addition.
+	_, _, err = selectNoPanic(t, "go:nope")
+	require.Error(t, err)
+	require.Contains(t, err.Error(), `"go:nope"`)
+	require.NotContains(t, err.Error(), "go:nope,")
+	require.NotContains(t, err.Error(), "\n")
 }
 
 func TestSelectUnknown(t *testing.T) {
