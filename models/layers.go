@@ -295,7 +295,11 @@ func AttentionCoreBias(q, k, v, mask, keyBias *Node) *Node {
 	qc := IdentityWithCustomGradient(q, func(_, _ *Node) *Node { return grads.q })
 	kc := IdentityWithCustomGradient(k, func(_, _ *Node) *Node { return grads.k })
 	vc := IdentityWithCustomGradient(v, func(_, _ *Node) *Node { return grads.v })
-	logits := mixedDotGeneral(qc, []int{3}, []int{0, 2}, kc, []int{3}, []int{0, 2}) // bqhd,bkhd->bhqk
+	// Head-major operands, made once for both passes: bthd → bhtd is one of the Go backend's fast
+	// transposes (as [B, Tk, H, hd] it would move v's Tk last element by element), and it leaves
+	// every product in a layout its GEMM takes.
+	qh, kh, vh := headMajor(qc), headMajor(kc), headMajor(vc)
+	logits := mixedDotGeneral(qh, []int{3}, []int{0, 1}, kh, []int{3}, []int{0, 1}) // bhqd,bhkd->bhqk
 	logits = MulScalar(logits, scale)
 	if keyBias != nil {
 		bc := IdentityWithCustomGradient(keyBias, func(_, _ *Node) *Node { return grads.bias })
@@ -314,13 +318,9 @@ func AttentionCoreBias(q, k, v, mask, keyBias *Node) *Node {
 	} else {
 		probs = Softmax(logits, -1)
 	}
-	// v head-major first: as [B, Tk, H, hd] the backend would transpose it to [B, H, hd, Tk] element
-	// by element; bkhd → bhkd is one of its fast paths and leaves the layout its GEMM takes.
-	vh := TransposeAllAxes(vc, 0, 2, 1, 3)
-	out := mixedDotGeneral(probs, []int{3}, []int{0, 1}, vh, []int{2}, []int{0, 1}) // bhqk,bhkd->bhqd
-	out = TransposeAllAxes(out, 0, 2, 1, 3)                                         // → bqhd
+	out := headMajor(mixedDotGeneral(probs, []int{3}, []int{0, 1}, vh, []int{2}, []int{0, 1})) // bhqk,bhkd->bhqd → bqhd
 	return IdentityWithCustomGradient(out, func(_, dOut *Node) *Node {
-		grads = attentionBackward(qc, kc, vh, probs, dOut, scale, keyBias != nil)
+		grads = attentionBackward(qc, qh, kh, vh, probs, dOut, scale, keyBias != nil)
 		return dOut
 	})
 }
@@ -328,8 +328,8 @@ func AttentionCoreBias(q, k, v, mask, keyBias *Node) *Node {
 type attentionGrads struct{ q, k, v, bias *Node }
 
 // attentionBackward returns the gradients of O = softmax(q·kᵀ·s + bias + mask)·v for q, k, v
-// [B, T, H, hd], given the probabilities P [B, H, Tq, Tk], dO [B, Tq, H, hd] and v head-major
-// (vh [B, H, Tk, hd], as the forward pass made it):
+// [B, T, H, hd], given the probabilities P [B, H, Tq, Tk], dO [B, Tq, H, hd], and q and the
+// head-major qh, kh, vh [B, H, T, hd] the forward pass made:
 //
 //	dP = dO·vᵀ,  dL = P ⊙ (dP − Σ_k P ⊙ dP)   (softmax backward; masked entries have P = 0)
 //	dq = s·dL·k,  dk = s·dLᵀ·q,  dv = Pᵀ·dO,  dbias = Σ_{h,q} dL
@@ -341,9 +341,8 @@ type attentionGrads struct{ q, k, v, bias *Node }
 // dO in, dkᵀ and dvᵀ out). Every transpose is made of the backend's fast ones (tiled 2-D, row
 // copies). Autodiff's version of the same backward made the backend transpose six [B, H, T, ·]
 // tensors element by element in each attention layer (10% of a ViT-tiny step).
-func attentionBackward(q, k, vh, probs, dOut *Node, scale float64, bias bool) attentionGrads {
-	headMajor := func(x *Node) *Node { return TransposeAllAxes(x, 0, 2, 1, 3) } // bthd ↔ bhtd
-	kh, dOh := headMajor(k), headMajor(dOut)
+func attentionBackward(q, qh, kh, vh, probs, dOut *Node, scale float64, bias bool) attentionGrads {
+	dOh := headMajor(dOut)
 	dP := mixedDotGeneral(dOh, []int{3}, []int{0, 1}, vh, []int{3}, []int{0, 1}) // bhqd,bhkd->bhqk
 	dL := Mul(probs, Sub(dP, ReduceAndKeep(Mul(dP, probs), ReduceSum, -1)))
 	dS := MulScalar(dL, scale)
@@ -357,7 +356,6 @@ func attentionBackward(q, k, vh, probs, dOut *Node, scale float64, bias bool) at
 		g.k = fromHeadMajorT(mixedDotGeneral(qT, []int{3}, []int{0, 1}, dS, []int{2}, []int{0, 1}))     // bhdq,bhqk->bhdk
 		g.v = fromHeadMajorT(mixedDotGeneral(dOT, []int{3}, []int{0, 1}, probs, []int{2}, []int{0, 1})) // bhdq,bhqk->bhdk
 	} else {
-		qh := headMajor(q)
 		g.k = headMajor(mixedDotGeneral(swapLast(dS), []int{3}, []int{0, 1}, qh, []int{2}, []int{0, 1}))     // bhkq,bhqd->bhkd
 		g.v = headMajor(mixedDotGeneral(swapLast(probs), []int{3}, []int{0, 1}, dOh, []int{2}, []int{0, 1})) // bhkq,bhqd->bhkd
 	}
@@ -366,6 +364,9 @@ func attentionBackward(q, k, vh, probs, dOut *Node, scale float64, bias bool) at
 	}
 	return g
 }
+
+// headMajor swaps axes 1 and 2 of x: [B, T, H, hd] ↔ [B, H, T, hd].
+func headMajor(x *Node) *Node { return TransposeAllAxes(x, 0, 2, 1, 3) }
 
 // headMajorT is x [B, T, H, hd] as [B, H, hd, T]: a 2-D transpose of [B·T, H·hd] and a transpose
 // that keeps the last axis, both fast paths of the Go backend (it would move a 4-D x's T to the
