@@ -311,6 +311,13 @@ func ParseConfig(m map[string]any) (*Config, error) {
 		return nil, fmt.Errorf("field architectures: %s is not an architecture reel implements (%s)", c.Arch, archList())
 	}
 	c.Kind = kind
+	if c.ModelType == "" {
+		for mt, a := range byModelType {
+			if a == c.Arch {
+				c.ModelType = mt
+			}
+		}
+	}
 	switch c.Arch {
 	case "SiglipModel", "CLIPModel":
 		arch := "siglip"

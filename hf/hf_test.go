@@ -8,7 +8,12 @@ import (
 	"testing"
 
 	"github.com/gomlx/compute"
+	"github.com/gomlx/compute/dtypes"
 	_ "github.com/gomlx/compute/gobackend"
+	"github.com/gomlx/compute/shapes"
+	"github.com/gomlx/gomlx/core/tensors"
+
+	"github.com/reelml/reel/checkpoints"
 	"github.com/stretchr/testify/require"
 )
 
@@ -113,5 +118,122 @@ func TestFixtureLogits(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// TestFixtureGenerate: greedy decoding with the KV cache reproduces the reference's greedy
+// continuation, which recomputes the whole sequence at every step.
+func TestFixtureGenerate(t *testing.T) {
+	backend := testBackend(t)
+	for _, name := range []string{"llama", "qwen2", "gemma", "gemma2", "gemma3", "paligemma", "paligemma2",
+		"llava-siglip-qwen2", "llava-clip-llama"} {
+		t.Run(name, func(t *testing.T) {
+			dir := filepath.Join("testdata", name)
+			m, err := Load(backend, dir)
+			require.NoError(t, err)
+			e := readExpected(t, dir)
+			prompt := e.Prompt
+			if prompt == nil {
+				prompt = e.Tokens
+			}
+			var px *tensors.Tensor
+			if _, err := os.Stat(filepath.Join(dir, "pixels.npy")); err == nil {
+				px, err = ReadNPY(filepath.Join(dir, "pixels.npy"))
+				require.NoError(t, err)
+			}
+			got, err := m.Generate(backend, prompt, px, GenerateOptions{MaxNewTokens: len(e.Generated)})
+			require.NoError(t, err)
+			require.Equal(t, e.Generated, got)
+		})
+	}
+}
+
+// copyFixture copies a fixture directory's JSON files into a temporary directory.
+func copyFixture(t *testing.T, name string) string {
+	t.Helper()
+	dir := t.TempDir()
+	for _, f := range []string{"config.json", "generation_config.json"} {
+		data, err := os.ReadFile(filepath.Join("testdata", name, f))
+		require.NoError(t, err)
+		require.NoError(t, os.WriteFile(filepath.Join(dir, f), data, 0o644))
+	}
+	return dir
+}
+
+// TestLoadMismatch: a missing, an unexpected and a mis-shaped tensor give one error line that
+// names each tensor with its shapes.
+func TestLoadMismatch(t *testing.T) {
+	backend := testBackend(t)
+	ts, _, err := checkpoints.ReadSafetensors(filepath.Join("testdata", "llama", "model.safetensors"))
+	require.NoError(t, err)
+	delete(ts, "model.norm.weight")
+	ts["model.layers.0.self_attn.q_proj.weight"] = tensors.FromShape(shapes.Make(dtypes.Float32, 16, 32))
+	ts["model.extra.weight"] = tensors.FromShape(shapes.Make(dtypes.Float32, 3))
+	dir := copyFixture(t, "llama")
+	require.NoError(t, checkpoints.WriteSafetensors(filepath.Join(dir, "model.safetensors"), ts, nil))
+	_, err = Load(backend, dir)
+	require.Error(t, err)
+	msg := err.Error()
+	require.NotContains(t, msg, "\n")
+	require.Contains(t, msg, "missing model.norm.weight [32]")
+	require.Contains(t, msg, "unexpected model.extra.weight [3]")
+	require.Contains(t, msg, "mis-shaped model.layers.0.self_attn.q_proj.weight: checkpoint [16 32], model [32 32]")
+}
+
+// TestLoadErrors: unreadable directories and configurations are one line naming file and field.
+func TestLoadErrors(t *testing.T) {
+	backend := testBackend(t)
+	_, err := Load(backend, t.TempDir())
+	require.ErrorContains(t, err, "config.json: no such file or directory")
+
+	dir := copyFixture(t, "llama")
+	_, err = Load(backend, dir)
+	require.ErrorContains(t, err, "no model.safetensors or model.safetensors.index.json")
+
+	require.NoError(t, os.WriteFile(filepath.Join(dir, "config.json"), []byte(`{"architectures": ["LlamaForCausalLM"], "hidden_size": "big"}`), 0o644))
+	_, err = Load(backend, dir)
+	require.ErrorContains(t, err, `field hidden_size: expected an integer, got big`)
+
+	require.NoError(t, os.WriteFile(filepath.Join(dir, "config.json"), []byte(`{"architectures": ["MambaForCausalLM"]}`), 0o644))
+	_, err = Load(backend, dir)
+	require.ErrorContains(t, err, "field architectures: MambaForCausalLM is not an architecture reel implements")
+
+	require.NoError(t, os.WriteFile(filepath.Join(dir, "config.json"), []byte(`{"architectures": ["LlamaForCausalLM"], "num_attention_heads": 3, "num_key_value_heads": 2}`), 0o644))
+	_, err = Load(backend, dir)
+	require.ErrorContains(t, err, "num_attention_heads 3 must be a positive multiple of num_key_value_heads 2")
+}
+
+// TestLayouts: 4.x VLM names are read into the 5.x layout and remembered for export; shards,
+// dtypes and transforms are recorded per tensor.
+func TestLayouts(t *testing.T) {
+	backend := testBackend(t)
+	m, err := Load(backend, filepath.Join("testdata", "paligemma"))
+	require.NoError(t, err)
+	require.Equal(t, Layout4, m.Layout)
+	byName := map[string]Param{}
+	for _, p := range m.Params {
+		byName[p.Name] = p
+		require.Equal(t, p.Source, Layout5To4(p.Name), "the 4.x name round-trips")
+	}
+	p := byName["model.language_model.layers.0.self_attn.q_proj.weight"]
+	require.Equal(t, "language_model.model.layers.0.self_attn.q_proj.weight", p.Source)
+	require.Equal(t, "/model/language_model/layers/0/self_attn/q_proj/weights", p.Var)
+	require.Equal(t, TransformTranspose, p.Transform)
+	require.Equal(t, []int{p.HFShape[1], p.HFShape[0]}, p.Shape)
+	pe := byName["model.vision_tower.vision_model.embeddings.patch_embedding.weight"]
+	require.Equal(t, TransformPatch, pe.Transform)
+	require.Equal(t, []int{32, 3, 4, 4}, pe.HFShape)
+	require.Equal(t, []int{48, 32}, pe.Shape)
+	require.NotContains(t, byName, "lm_head.weight", "tied to embed_tokens")
+
+	m, err = Load(backend, filepath.Join("testdata", "paligemma2"))
+	require.NoError(t, err)
+	require.Equal(t, Layout5, m.Layout)
+
+	m, err = Load(backend, filepath.Join("testdata", "qwen2"))
+	require.NoError(t, err)
+	require.Equal(t, []string{"model-00001-of-00002.safetensors", "model-00002-of-00002.safetensors"}, m.Files)
+	for _, p := range m.Params {
+		require.Equal(t, "BF16", p.DType)
 	}
 }

@@ -18,9 +18,9 @@ import (
 
 // Transforms between a checkpoint tensor and its reel variable.
 const (
-	AsIs      = ""          // same shape and layout
-	Transpose = "transpose" // nn.Linear weight [out, in] → reel Linear weights [in, out]
-	Patch     = "patch"     // nn.Conv2d patch embedding [D, C, p, p] → Linear weights [p·p·C, D]
+	TransformNone      = ""          // same shape and layout
+	TransformTranspose = "transpose" // nn.Linear weight [out, in] → reel Linear weights [in, out]
+	TransformPatch     = "patch"     // nn.Conv2d patch embedding [D, C, p, p] → Linear weights [p·p·C, D]
 )
 
 // Param ties one checkpoint tensor to the reel variable holding it: the mapping a fine-tuned
@@ -141,21 +141,21 @@ func HFName(path string, rank int) (string, string) {
 	name := strings.ReplaceAll(strings.TrimPrefix(path, "/"), "/", ".")
 	switch {
 	case strings.HasSuffix(name, ".patch_embedding.weights") && rank == 2:
-		return strings.TrimSuffix(name, "s"), Patch
+		return strings.TrimSuffix(name, "s"), TransformPatch
 	case strings.HasSuffix(name, ".weights") && rank == 2:
-		return strings.TrimSuffix(name, "s"), Transpose
+		return strings.TrimSuffix(name, "s"), TransformTranspose
 	case strings.HasSuffix(name, ".biases"):
-		return strings.TrimSuffix(name, "es"), AsIs
+		return strings.TrimSuffix(name, "es"), TransformNone
 	}
-	return name, AsIs
+	return name, TransformNone
 }
 
 // reelShape is the reel shape of a checkpoint tensor of shape hs under transform tr.
 func reelShape(hs []int, tr string) []int {
 	switch {
-	case tr == Transpose && len(hs) == 2:
+	case tr == TransformTranspose && len(hs) == 2:
 		return []int{hs[1], hs[0]}
-	case tr == Patch && len(hs) == 4:
+	case tr == TransformPatch && len(hs) == 4:
 		return []int{hs[2] * hs[3] * hs[1], hs[0]}
 	}
 	return hs
@@ -164,9 +164,9 @@ func reelShape(hs []int, tr string) []int {
 // hfShape is the checkpoint shape a reel variable of shape s expects under transform tr.
 func hfShape(s []int, tr string, cfg *Config) []int {
 	switch tr {
-	case Transpose:
+	case TransformTranspose:
 		return []int{s[1], s[0]}
-	case Patch:
+	case TransformPatch:
 		v := cfg.VisionTower()
 		return []int{s[1], v.Channels, v.PatchSize, v.PatchSize}
 	}
@@ -181,7 +181,7 @@ func convert(t *tensors.Tensor, p Param) (*tensors.Tensor, error) {
 	}
 	hs := p.HFShape
 	switch p.Transform {
-	case Transpose: // [out, in] → [in, out]
+	case TransformTranspose: // [out, in] → [in, out]
 		o, in := hs[0], hs[1]
 		out := make([]float32, len(v))
 		for i := range o {
@@ -190,7 +190,7 @@ func convert(t *tensors.Tensor, p Param) (*tensors.Tensor, error) {
 			}
 		}
 		v = out
-	case Patch: // [D, C, p, q] → [(py, px, c), D]
+	case TransformPatch: // [D, C, p, q] → [(py, px, c), D]
 		d, c, ph, pw := hs[0], hs[1], hs[2], hs[3]
 		out := make([]float32, len(v))
 		for o := range d {
