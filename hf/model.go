@@ -41,11 +41,11 @@ type Param struct {
 type Model struct {
 	Dir     string
 	Config  *Config
-	Layout  string   // key layout of the checkpoint (Layout4 or Layout5)
-	Files   []string // safetensors files read
-	Params  []Param  // in the order of the reel variables
-	Ignored []string // checkpoint tensors reel does not use (tied lm_head, non-persistent buffers, unused heads)
-	Store   *model.Store
+	Layout  string       // key layout of the checkpoint (Layout4 or Layout5)
+	Files   []string     // safetensors files read
+	Params  []Param      // in the order of the reel variables
+	Ignored []string     // checkpoint tensors reel does not use (tied lm_head, non-persistent buffers, unused heads)
+	Store   *model.Store // the f32 variables (nil for Inspect)
 }
 
 // NumParams is the number of model parameters (tied embeddings counted once).
@@ -72,33 +72,67 @@ func Load(backend compute.Backend, dir string) (*Model, error) {
 	return FromWeights(backend, cfg, w)
 }
 
-// FromWeights maps read weights onto cfg's architecture (see Load).
+// FromWeights maps read weights onto cfg's architecture and fills a store with them (see Load).
 func FromWeights(backend compute.Backend, cfg *Config, w *Weights) (*Model, error) {
+	m, err := Match(backend, cfg, w)
+	if err != nil {
+		return nil, err
+	}
+	m.Store = model.NewStore()
+	for _, p := range m.Params {
+		val, err := convert(w.Tensors[p.Name], p)
+		if err != nil {
+			return nil, fmt.Errorf("hf: %s: tensor %s: %v", w.Dir, p.Source, err)
+		}
+		if _, err := m.Store.CreateVariable(p.Var, val); err != nil {
+			return nil, fmt.Errorf("hf: %s: tensor %s: %v", w.Dir, p.Source, err)
+		}
+	}
+	return m, nil
+}
+
+// Inspect reads a model directory's config.json and safetensors headers (no tensor data) and maps
+// the checkpoint onto the architecture: the Model without a store.
+func Inspect(backend compute.Backend, dir string) (*Model, error) {
+	cfg, err := ReadConfig(dir)
+	if err != nil {
+		return nil, err
+	}
+	w, err := ReadWeightShapes(dir)
+	if err != nil {
+		return nil, err
+	}
+	return Match(backend, cfg, w)
+}
+
+// Match maps the checkpoint's tensors (w.Shapes) onto cfg's architecture: one Param per reel
+// variable, or one error naming every missing, unexpected and mis-shaped tensor.
+func Match(backend compute.Backend, cfg *Config, w *Weights) (*Model, error) {
 	vars, err := Variables(backend, cfg)
 	if err != nil {
 		return nil, err
 	}
-	m := &Model{Dir: w.Dir, Config: cfg, Layout: w.Layout, Files: w.Files, Store: model.NewStore()}
+	m := &Model{Dir: w.Dir, Config: cfg, Layout: w.Layout, Files: w.Files}
 	used := map[string]bool{}
 	var missing, misShaped []string
 	for _, v := range vars {
 		name, tr := HFName(v.Path, len(v.Shape))
-		t, ok := w.Tensors[name]
+		st, ok := w.Shapes[name]
 		if !ok {
 			missing = append(missing, fmt.Sprintf("%s %v", name, hfShape(v.Shape, tr, cfg)))
 			continue
 		}
 		used[name] = true
-		hs := t.Shape().Dimensions
+		hs := st.Dimensions
 		if !slices.Equal(reelShape(hs, tr), v.Shape) {
 			misShaped = append(misShaped, fmt.Sprintf("%s: checkpoint %v, model %v", name, hs, hfShape(v.Shape, tr, cfg)))
 			continue
 		}
 		m.Params = append(m.Params, Param{Var: v.Path, Name: name, Source: w.Source[name], File: w.File[name],
-			HFShape: slices.Clone(hs), Shape: slices.Clone(v.Shape), DType: dtypeName(t.DType()), Transform: tr})
+			HFShape: slices.Clone(hs), Shape: slices.Clone(v.Shape), DType: dtypeName(st.DType), Transform: tr})
 	}
 	var unexpected []string
-	for _, name := range slices.Sorted(maps.Keys(w.Tensors)) {
+	for _, name := range slices.Sorted(maps.Keys(w.Shapes)) {
 		if used[name] {
 			continue
 		}
@@ -106,7 +140,7 @@ func FromWeights(backend compute.Backend, cfg *Config, w *Weights) (*Model, erro
 			m.Ignored = append(m.Ignored, w.Source[name])
 			continue
 		}
-		unexpected = append(unexpected, fmt.Sprintf("%s %v", w.Source[name], w.Tensors[name].Shape().Dimensions))
+		unexpected = append(unexpected, fmt.Sprintf("%s %v", w.Source[name], w.Shapes[name].Dimensions))
 	}
 	if len(missing)+len(unexpected)+len(misShaped) > 0 {
 		var parts []string
@@ -121,15 +155,6 @@ func FromWeights(backend compute.Backend, cfg *Config, w *Weights) (*Model, erro
 		}
 		return nil, fmt.Errorf("hf: %s: the checkpoint does not match %s as config.json configures it: %s",
 			w.Dir, cfg.Arch, strings.Join(parts, "; "))
-	}
-	for _, p := range m.Params {
-		val, err := convert(w.Tensors[p.Name], p)
-		if err != nil {
-			return nil, fmt.Errorf("hf: %s: tensor %s: %v", w.Dir, p.Source, err)
-		}
-		if _, err := m.Store.CreateVariable(p.Var, val); err != nil {
-			return nil, fmt.Errorf("hf: %s: tensor %s: %v", w.Dir, p.Source, err)
-		}
 	}
 	return m, nil
 }

@@ -13,6 +13,7 @@ import (
 	"github.com/gomlx/compute/dtypes"
 	"github.com/gomlx/compute/dtypes/bfloat16"
 	"github.com/gomlx/compute/dtypes/float16"
+	"github.com/gomlx/compute/shapes"
 	"github.com/gomlx/gomlx/core/tensors"
 
 	"github.com/reelml/reel/checkpoints"
@@ -34,49 +35,72 @@ type Weights struct {
 	Dir     string
 	Files   []string // the safetensors files read, relative to Dir
 	Layout  string
-	Tensors map[string]*tensors.Tensor // canonical name → tensor as stored (F32, BF16 or F16)
+	Shapes  map[string]shapes.Shape    // canonical name → stored shape and dtype (F32, BF16 or F16)
+	Tensors map[string]*tensors.Tensor // canonical name → tensor as stored (nil: headers only)
 	Source  map[string]string          // canonical name → name in the checkpoint
 	File    map[string]string          // canonical name → file holding it
 }
 
 // ReadWeights reads DIR/model.safetensors, or the shards listed in DIR/model.safetensors.index.json,
 // and renames the tensors of a transformers 4.x VLM to the 5.x layout.
-func ReadWeights(dir string) (*Weights, error) {
+func ReadWeights(dir string) (*Weights, error) { return readWeights(dir, true) }
+
+// ReadWeightShapes is ReadWeights reading only the files' headers (Tensors stays nil).
+func ReadWeightShapes(dir string) (*Weights, error) { return readWeights(dir, false) }
+
+func readWeights(dir string, data bool) (*Weights, error) {
 	files, err := weightFiles(dir)
 	if err != nil {
 		return nil, err
 	}
-	w := &Weights{Dir: dir, Files: files, Layout: Layout5, Tensors: map[string]*tensors.Tensor{},
+	w := &Weights{Dir: dir, Files: files, Layout: Layout5, Shapes: map[string]shapes.Shape{},
 		Source: map[string]string{}, File: map[string]string{}}
-	raw := map[string]*tensors.Tensor{}
+	raw := map[string]shapes.Shape{}
+	rawT := map[string]*tensors.Tensor{}
 	rawFile := map[string]string{}
 	for _, f := range files {
-		ts, _, err := checkpoints.ReadSafetensors(filepath.Join(dir, f))
-		if err != nil {
+		path := filepath.Join(dir, f)
+		var sh map[string]shapes.Shape
+		if data {
+			ts, _, err := checkpoints.ReadSafetensors(path)
+			if err != nil {
+				return nil, fmt.Errorf("hf: %v", err)
+			}
+			sh = map[string]shapes.Shape{}
+			for name, t := range ts {
+				sh[name], rawT[name] = t.Shape(), t
+			}
+		} else if sh, _, err = checkpoints.SafetensorsShapes(path); err != nil {
 			return nil, fmt.Errorf("hf: %v", err)
 		}
-		for name, t := range ts {
+		for name, s := range sh {
 			if prev, dup := rawFile[name]; dup {
-				return nil, fmt.Errorf("hf: %s: tensor %q is also in %s", filepath.Join(dir, f), name, prev)
+				return nil, fmt.Errorf("hf: %s: tensor %q is also in %s", path, name, prev)
 			}
-			raw[name], rawFile[name] = t, f
+			raw[name], rawFile[name] = s, f
 		}
 	}
 	if isLayout4(raw) {
 		w.Layout = Layout4
 	}
-	for name, t := range raw {
+	if data {
+		w.Tensors = map[string]*tensors.Tensor{}
+	}
+	for name, s := range raw {
 		canon := name
 		if w.Layout == Layout4 {
 			canon = layout4To5(name)
 		}
-		switch t.DType() {
+		switch s.DType {
 		case dtypes.Float32, dtypes.BFloat16, dtypes.Float16:
 		default:
 			return nil, fmt.Errorf("hf: %s: tensor %q has dtype %s (reel reads F32, BF16 and F16 checkpoints)",
-				filepath.Join(dir, rawFile[name]), name, t.DType())
+				filepath.Join(dir, rawFile[name]), name, s.DType)
 		}
-		w.Tensors[canon], w.Source[canon], w.File[canon] = t, name, rawFile[name]
+		w.Shapes[canon], w.Source[canon], w.File[canon] = s, name, rawFile[name]
+		if data {
+			w.Tensors[canon] = rawT[name]
+		}
 	}
 	return w, nil
 }
@@ -120,7 +144,7 @@ func weightFiles(dir string) ([]string, error) {
 }
 
 // isLayout4 reports whether the names are those of a transformers 4.x VLM.
-func isLayout4(names map[string]*tensors.Tensor) bool {
+func isLayout4(names map[string]shapes.Shape) bool {
 	for n := range names {
 		if strings.HasPrefix(n, "language_model.model.") || strings.HasPrefix(n, "language_model.lm_head.") {
 			return true
@@ -159,8 +183,8 @@ func Layout5To4(n string) string {
 // DTypes counts the stored tensors by dtype name ("F32", "BF16", "F16").
 func (w *Weights) DTypes() map[string]int {
 	out := map[string]int{}
-	for _, t := range w.Tensors {
-		out[dtypeName(t.DType())]++
+	for _, s := range w.Shapes {
+		out[dtypeName(s.DType)]++
 	}
 	return out
 }

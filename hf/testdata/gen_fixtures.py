@@ -598,7 +598,53 @@ def lm_config(arch, **kw):
     return c
 
 
+def make_images():
+    """A 23×17 RGBA PNG and a 30×40 RGB JPEG-free PNG, preprocessed as transformers' slow
+    SiglipImageProcessor / CLIPImageProcessor do (image_processing_siglip.py, image_processing_clip.py,
+    image_transforms.py): PIL convert("RGB"), PIL resize, center crop, rescale in float64 cast to
+    float32, normalize in float32, channels first."""
+    from PIL import Image
+    d = os.path.join(OUT, "image")
+    os.makedirs(d, exist_ok=True)
+    rng = np.random.default_rng(0)
+    cases = {
+        "siglip": ({"do_resize": True, "size": {"height": 16, "width": 16}, "resample": 3, "do_rescale": True,
+                    "rescale_factor": 1 / 255, "do_normalize": True, "image_mean": [0.5, 0.5, 0.5],
+                    "image_std": [0.5, 0.5, 0.5], "image_processor_type": "SiglipImageProcessor"}, (17, 23, 4)),
+        "clip": ({"do_resize": True, "size": {"shortest_edge": 12}, "resample": 2, "do_center_crop": True,
+                  "crop_size": {"height": 12, "width": 12}, "do_rescale": True, "rescale_factor": 1 / 255,
+                  "do_normalize": True, "image_mean": [0.48145466, 0.4578275, 0.40821073],
+                  "image_std": [0.26862954, 0.26130258, 0.27577711], "image_processor_type": "CLIPImageProcessor"},
+                 (40, 30, 3)),
+    }
+    for name, (pp, shape) in cases.items():
+        arr = rng.integers(0, 256, size=shape, dtype=np.uint8)
+        img = Image.fromarray(arr, "RGBA" if shape[2] == 4 else "RGB")
+        img.save(os.path.join(d, name + ".png"))
+        im = img.convert("RGB")
+        if "shortest_edge" in pp["size"]:
+            s = pp["size"]["shortest_edge"]
+            w, h = im.size
+            short, long = min(w, h), max(w, h)
+            nl = int(s * long / short)
+            size = (s, nl) if w <= h else (nl, s)
+        else:
+            size = (pp["size"]["width"], pp["size"]["height"])
+        im = im.resize(size, resample=pp["resample"])
+        x = np.array(im)
+        if pp.get("do_center_crop"):
+            ch, cw = pp["crop_size"]["height"], pp["crop_size"]["width"]
+            top, left = (x.shape[0] - ch) // 2, (x.shape[1] - cw) // 2
+            x = x[top:top + ch, left:left + cw]
+        x = (x.astype(np.float64) * pp["rescale_factor"]).astype(np.float32)
+        x = (x - np.array(pp["image_mean"], dtype=np.float32)) / np.array(pp["image_std"], dtype=np.float32)
+        np.save(os.path.join(d, name + ".npy"), x.transpose(2, 0, 1)[None].astype(np.float32))
+        with open(os.path.join(d, name + "_preprocessor_config.json"), "w") as f:
+            json.dump(pp, f, indent=2)
+
+
 def main():
+    make_images()
     # SmolLM2-style Llama: tied embeddings, GQA, Llama 3 RoPE scaling (transformers 4.x rope_scaling).
     make_lm("llama", lm_config("llama", hidden_act="silu", rope_theta=10000.0, tie_word_embeddings=True,
                                rope_scaling={"rope_type": "llama3", "factor": 8.0, "low_freq_factor": 1.0,
