@@ -10,6 +10,7 @@ import (
 	"math"
 	"os"
 	"path/filepath"
+	"strings"
 
 	"github.com/gomlx/gomlx/core/tensors"
 )
@@ -274,4 +275,27 @@ func pilCoeffs(in, out int, filter func(float64) float64, support float64) (boun
 		bounds[2*xx], bounds[2*xx+1] = xmin, xmax
 	}
 	return bounds, kk, ksize
+}
+
+// Describe is a one-line summary of the preprocessing.
+func (p *Preprocessor) Describe() string {
+	var parts []string
+	if p.DoResize {
+		filter := map[int]string{2: "bilinear", 3: "bicubic"}[p.Resample]
+		if p.Size.ShortestEdge > 0 {
+			parts = append(parts, fmt.Sprintf("resize shortest edge to %d (%s)", p.Size.ShortestEdge, filter))
+		} else {
+			parts = append(parts, fmt.Sprintf("resize to %d×%d (%s)", p.Size.Width, p.Size.Height, filter))
+		}
+	}
+	if p.DoCenterCrop {
+		parts = append(parts, fmt.Sprintf("center crop %d×%d", p.CropSize.Width, p.CropSize.Height))
+	}
+	if p.DoRescale {
+		parts = append(parts, fmt.Sprintf("rescale ×%.6g", p.RescaleFactor))
+	}
+	if p.DoNormalize {
+		parts = append(parts, fmt.Sprintf("normalise mean %v std %v", p.ImageMean, p.ImageStd))
+	}
+	return strings.Join(parts, ", ")
 }

@@ -10,6 +10,7 @@
 //	reel data gen-sim --episodes N --out DIR [--workers W]
 //	reel serve RUN_DIR [--addr HOST:PORT]
 //	reel export RUN_DIR --format safetensors
+//	reel hf inspect|run|generate DIR [flags]
 //	reel doctor
 package main
 
@@ -39,6 +40,9 @@ Usage:
   reel serve RUN_DIR|CHECKPOINT_DIR [--addr 127.0.0.1:8000]
   reel eval RUN_DIR --remote ws://HOST:PORT
   reel export RUN_DIR|CHECKPOINT_DIR --format safetensors [--out FILE]
+  reel hf inspect DIR [--mapping] [--json]
+  reel hf run DIR --tokens 1,2,3 [--tokens …] [--token-types 0,0,1] [--pixels FILE.npy | --image FILE]
+  reel hf generate DIR --tokens 1,2,3 [--image FILE] [--max-new-tokens N]
 
 Run 'reel COMMAND --help' for the flags of a command.
 `
@@ -86,8 +90,10 @@ func run(args []string) int {
 		err = cmdServe(args[1:])
 	case "export":
 		err = cmdExport(args[1:])
+	case "hf":
+		err = cmdHF(args[1:])
 	default:
-		err = &exitError{2, fmt.Errorf("unknown command %q (commands: train, eval, serve, export, recipes, analyze, tokenize, bench, data, doctor)", args[0])}
+		err = &exitError{2, fmt.Errorf("unknown command %q (commands: train, eval, serve, export, recipes, analyze, tokenize, bench, data, hf, doctor)", args[0])}
 	}
 	var ee *exitError
 	if err == nil || (errors.As(err, &ee) && ee.code == 0) { // success, or --help
