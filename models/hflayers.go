@@ -40,7 +40,7 @@ func RMSNorm(scope *model.Scope, x *Node, eps float64, offset bool) *Node {
 		w = scope.VariableWithValue("weight", ones(x.DType(), d)).NodeValue(x.Graph())
 	}
 	ms := ReduceAndKeep(Square(x), ReduceMean, -1)
-	return Mul(Mul(x, Rsqrt(AddScalar(ms, eps))), ExpandLeftToRank(w, x.Rank()))
+	return Mul(Div(x, Sqrt(AddScalar(ms, eps))), ExpandLeftToRank(w, x.Rank()))
 }
 
 // LayerNormHF is nn.LayerNorm over the last axis with transformers' parameter names ("weight",
