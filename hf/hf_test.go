@@ -12,6 +12,7 @@ import (
 	_ "github.com/gomlx/compute/gobackend"
 	"github.com/gomlx/compute/shapes"
 	"github.com/gomlx/gomlx/core/tensors"
+	"github.com/gomlx/gomlx/ml/model"
 
 	"github.com/reelml/reel/checkpoints"
 	"github.com/stretchr/testify/require"
@@ -236,4 +237,27 @@ func TestLayouts(t *testing.T) {
 	for _, p := range m.Params {
 		require.Equal(t, "BF16", p.DType)
 	}
+}
+
+// TestCopyInto: a store built by the architecture's own (random) initialisation, then set from
+// the checkpoint with CopyInto (how a fine-tune starts), computes the fixture's logits.
+func TestCopyInto(t *testing.T) {
+	backend := testBackend(t)
+	dir := filepath.Join("testdata", "llava-clip-llama")
+	m, err := Load(backend, dir)
+	require.NoError(t, err)
+	fresh := &Model{Dir: dir, Config: m.Config, Params: m.Params, Store: model.NewStore()}
+	e := readExpected(t, dir)
+	px, err := ReadNPY(filepath.Join(dir, "pixels.npy"))
+	require.NoError(t, err)
+	in := RunInputs{Tokens: [][]int{e.Tokens}, Pixels: px}
+	res, err := fresh.Run(backend, in) // random initialisation
+	require.NoError(t, err)
+	require.Greater(t, maxRelErr(t, flatten3(res.Logits), flatten3f(e.Logits)), 0.1, "random weights are not the checkpoint")
+	n, err := m.CopyInto(fresh.Store)
+	require.NoError(t, err)
+	require.Equal(t, len(m.Params), n)
+	res, err = fresh.Run(backend, in)
+	require.NoError(t, err)
+	require.Less(t, maxRelErr(t, flatten3(res.Logits), flatten3f(e.Logits)), 1e-4)
 }

@@ -317,3 +317,26 @@ func Forward(scope *model.Scope, cfg *Config, in Inputs) Outputs {
 		return Outputs{LastHiddenState: o.Last, PoolerOutput: o.Pooled}
 	}
 }
+
+// CopyInto sets the variables of store (built by the same architecture, e.g. a training task's
+// fresh initialisation) to the checkpoint's weights and returns how many it set. A variable of
+// the checkpoint that store lacks, or has with another shape, is an error.
+func (m *Model) CopyInto(store *model.Store) (int, error) {
+	for _, p := range m.Params {
+		dst := store.GetVariable(p.Var)
+		if dst == nil {
+			return 0, fmt.Errorf("hf: %s: the model has no variable %s for %s", m.Dir, p.Var, p.Source)
+		}
+		val, err := m.Store.GetVariable(p.Var).Value()
+		if err != nil {
+			return 0, fmt.Errorf("hf: %s: %s: %v", m.Dir, p.Source, err)
+		}
+		if !val.Shape().Equal(dst.Shape()) {
+			return 0, fmt.Errorf("hf: %s: %s has shape %s, the model's %s has %s", m.Dir, p.Source, val.Shape(), p.Var, dst.Shape())
+		}
+		if err := dst.SetValue(val); err != nil {
+			return 0, fmt.Errorf("hf: %s: %s: %v", m.Dir, p.Source, err)
+		}
+	}
+	return len(m.Params), nil
+}

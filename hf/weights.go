@@ -227,3 +227,13 @@ func toFloat32(t *tensors.Tensor) ([]float32, error) {
 	}
 	return nil, errors.New("unsupported dtype " + t.DType().String())
 }
+
+// IsModelDir reports whether dir looks like a Hugging Face model directory (a config.json beside
+// model.safetensors or its index).
+func IsModelDir(dir string) bool {
+	if _, err := os.Stat(filepath.Join(dir, "config.json")); err != nil {
+		return false
+	}
+	_, err := weightFiles(dir)
+	return err == nil
+}

@@ -2,18 +2,22 @@ package tasks
 
 import (
 	"encoding/binary"
+	"encoding/json"
 	"fmt"
 	"hash/fnv"
 	"math"
 	"slices"
 	"strconv"
 
+	"github.com/gomlx/compute"
 	"github.com/gomlx/compute/dtypes"
+	"github.com/gomlx/compute/shapes"
 	"github.com/gomlx/gomlx/core/graph"
 	"github.com/gomlx/gomlx/core/tensors"
 	"github.com/gomlx/gomlx/ml/model"
 
 	"github.com/reelml/reel/data"
+	"github.com/reelml/reel/hf"
 	"github.com/reelml/reel/losses"
 	"github.com/reelml/reel/models"
 	"github.com/reelml/reel/recipes"
@@ -30,6 +34,9 @@ type VQA struct {
 	folder   []data.Example       // folder source
 	micro    int
 	evalSets evalCache
+	// model.pretrained: the Hugging Face VLM the task fine-tunes instead of models.VLM.
+	hfc       *hf.Config
+	mean, std [3]float64 // its image normalisation
 }
 
 // NewVQA builds the VQA task of a recipe.
@@ -41,6 +48,11 @@ func NewVQA(r *recipes.Recipe) (*VQA, error) {
 			Layers: m.VisionLayers, Heads: m.VisionHeads, MLPRatio: m.MLPRatio, SinCos: m.SinCosPos, ConvStem: m.ConvStem},
 		TextDim: m.TextDim, TextLayers: m.TextLayers, TextHeads: m.TextHeads, MLPRatio: m.MLPRatio,
 		MaxTextLen: m.MaxTextLen, VocabSize: t.vocab.Size(),
+	}
+	if m.Pretrained != "" {
+		if err := t.setupPretrained(); err != nil {
+			return nil, err
+		}
 	}
 	d := r.Data
 	switch d.Source {
@@ -113,14 +125,14 @@ func batchTensors(b *data.VQABatch) []*tensors.Tensor {
 
 // Loss implements train.Task: masked next-token cross-entropy over the answer tokens.
 func (t *VQA) Loss(scope *model.Scope, in []*graph.Node) *graph.Node {
-	logits := models.VLM(scope, t.cfg, in[0], in[1])
+	logits := t.logits(scope, in[0], in[1])
 	return losses.MaskedCrossEntropy(logits, in[2], in[3])
 }
 
 // EvalGraph implements train.Task: per-example exact match, summed answer NLL and the argmax
 // tokens.
 func (t *VQA) EvalGraph(scope *model.Scope, in []*graph.Node) []*graph.Node {
-	logits := models.VLM(scope, t.cfg, in[0], in[1])
+	logits := t.logits(scope, in[0], in[1])
 	correct, nll := losses.SequenceExactMatch(logits, in[2], in[3])
 	return []*graph.Node{correct, nll, graph.ArgMax(logits, -1, dtypes.Int32)}
 }
@@ -330,6 +342,95 @@ func (s *vqaEval) Groups(outs [][]*tensors.Tensor) map[string][]train.Group {
 	}
 	return map[string][]train.Group{"by_count": g}
 }
+
+// setupPretrained reads model.pretrained / model.hf_config and checks them against the recipe.
+func (t *VQA) setupPretrained() error {
+	m := t.r.Model
+	if m.Arch != "vlm" {
+		return fmt.Errorf("model.pretrained: needs model.arch vlm, got %s", m.Arch)
+	}
+	var err error
+	t.mean, t.std = [3]float64{0.5, 0.5, 0.5}, [3]float64{0.5, 0.5, 0.5}
+	if m.Pretrained == "random" {
+		if m.HFConfig == "" {
+			return fmt.Errorf("model.hf_config: required with model.pretrained: random (the config.json of the architecture, as JSON)")
+		}
+		var raw map[string]any
+		if err := json.Unmarshal([]byte(m.HFConfig), &raw); err != nil {
+			return fmt.Errorf("model.hf_config: invalid JSON: %v", err)
+		}
+		if t.hfc, err = hf.ParseConfig(raw); err != nil {
+			return fmt.Errorf("model.hf_config: %v", err)
+		}
+	} else {
+		if m.HFConfig != "" {
+			return fmt.Errorf("model.hf_config: only with model.pretrained: random (a directory brings its config.json)")
+		}
+		if t.hfc, err = hf.ReadConfig(m.Pretrained); err != nil {
+			return fmt.Errorf("model.pretrained: %v", err)
+		}
+		// The questions must be tokenised with the checkpoint's own tokenizer.
+		return fmt.Errorf("model.pretrained: %s: reel cannot tokenise text with this model's tokenizer yet (tokenizer.json support comes with package text); use model.pretrained: random with model.hf_config", m.Pretrained)
+	}
+	c := t.hfc
+	if c.Kind != hf.KindVLM {
+		return fmt.Errorf("model.pretrained: %s is not a VLM (PaliGemma or LLaVA)", c.Arch)
+	}
+	if v := c.VisionTower(); v.ImageSize != m.ImageSize || v.Channels != 3 {
+		return fmt.Errorf("model.image_size: %d must equal the vision tower's image_size %d (RGB)", m.ImageSize, v.ImageSize)
+	}
+	text := c.Text()
+	if img := c.ImageToken(); img < t.vocab.Size() || img >= text.VocabSize {
+		return fmt.Errorf("model.hf_config: image_token_index %d must lie in [%d, vocab_size %d), beyond reel's %d-word vocabulary",
+			img, t.vocab.Size(), text.VocabSize, t.vocab.Size())
+	}
+	if n := c.ImageTokens() + m.MaxTextLen; text.MaxPositions > 0 && n > text.MaxPositions {
+		return fmt.Errorf("model.max_text_len: %d image + %d text tokens exceed max_position_embeddings %d", c.ImageTokens(), m.MaxTextLen, text.MaxPositions)
+	}
+	return nil
+}
+
+// logits are the next-token logits [B, L, V] of tokens [B, L] given images [B, H, W, 3] in
+// [0, 1]: reel's VLM, or the pretrained one with the image placeholders before the text (for
+// PaliGemma the image, BOS, question and SEP are the bidirectional prefix, the answer the suffix).
+func (t *VQA) logits(scope *model.Scope, images, tokens *graph.Node) *graph.Node {
+	if t.hfc == nil {
+		return models.VLM(scope, t.cfg, images, tokens)
+	}
+	g := images.Graph()
+	b, l := tokens.Shape().Dimensions[0], tokens.Shape().Dimensions[1]
+	n := t.hfc.ImageTokens()
+	mean := graph.Const(g, []float32{float32(t.mean[0]), float32(t.mean[1]), float32(t.mean[2])})
+	std := graph.Const(g, []float32{float32(t.std[0]), float32(t.std[1]), float32(t.std[2])})
+	px := graph.Div(graph.Sub(images, graph.ExpandLeftToRank(mean, 4)), graph.ExpandLeftToRank(std, 4))
+	px = graph.TransposeAllAxes(px, 0, 3, 1, 2) // pixel_values [B, 3, H, W]
+	img := graph.BroadcastToDims(graph.Scalar(g, dtypes.Int32, t.hfc.ImageToken()), b, n)
+	in := hf.Inputs{IDs: graph.Concatenate([]*graph.Node{img, tokens}, 1), Pixels: px}
+	if t.hfc.PaliGemma != nil {
+		sep := graph.ConvertDType(graph.Equal(tokens, graph.Scalar(g, dtypes.Int32, data.SEPID)), dtypes.Int32)
+		after := graph.Sub(graph.CumSum(sep, 1), sep) // > 0 strictly after SEP: the answer
+		types := graph.ConvertDType(graph.GreaterThan(after, graph.ZerosLike(after)), dtypes.Int32)
+		in.TokenTypes = graph.Concatenate([]*graph.Node{graph.Zeros(g, shapes.Make(dtypes.Int32, b, n)), types}, 1)
+	}
+	out := hf.Forward(scope, t.hfc, in).Logits
+	return graph.Slice(out, graph.AxisRange(), graph.AxisRange(n, n+l), graph.AxisRange())
+}
+
+// InitVariables implements train.Initializer: a pretrained directory's weights.
+func (t *VQA) InitVariables(backend compute.Backend, store *model.Store) (int, string, error) {
+	if t.hfc == nil || t.r.Model.Pretrained == "random" {
+		return 0, "", nil
+	}
+	m, err := hf.Load(backend, t.r.Model.Pretrained)
+	if err != nil {
+		return 0, "", fmt.Errorf("model.pretrained: %v", err)
+	}
+	n, err := m.CopyInto(store)
+	return n, t.r.Model.Pretrained, err
+}
+
+// Pretrained is the Hugging Face configuration the task fine-tunes (nil: reel's own VLM).
+func (t *VQA) Pretrained() *hf.Config { return t.hfc }
 
 // Model returns the task's VLM configuration.
 func (t *VQA) Model() models.VLMConfig { return t.cfg }

@@ -4,6 +4,7 @@ import (
 	"fmt"
 
 	"github.com/gomlx/compute"
+	"github.com/gomlx/gomlx/ml/model"
 
 	"github.com/reelml/reel/checkpoints"
 )
@@ -34,4 +35,20 @@ func EvaluateCheckpoint(backend compute.Backend, task Task, dir, precision strin
 		return rep, st, fmt.Errorf("evaluating %s: %v (does the recipe still match the checkpoint's model?)", dir, err)
 	}
 	return rep, st, checkpoints.CheckNoNewVariables(dir, store, loaded)
+}
+
+// EvaluateStore evaluates task on the weights in store (e.g. a pretrained Hugging Face model's,
+// the baseline of its fine-tune), its products in the given precision.
+func EvaluateStore(backend compute.Backend, task Task, store *model.Store, precision string) (rep Report, err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			err = fmt.Errorf("evaluating: %s", panicLine(r))
+		}
+	}()
+	e, err := NewEvalExec(backend, store, task, precision)
+	if err != nil {
+		return rep, err
+	}
+	defer e.Finalize()
+	return EvaluateReport(e, task)
 }
