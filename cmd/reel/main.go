@@ -93,7 +93,7 @@ func run(args []string) int {
 	case "hf":
 		err = cmdHF(args[1:])
 	default:
-		err = &exitError{2, fmt.Errorf("unknown command %q (commands: train, eval, serve, export, recipes, analyze, tokenize, bench, data, hf, doctor)", args[0])}
+		err = &exitError{2, fmt.Errorf("unknown command %q (commands: train, eval, serve, export, recipes, analyze, tokenize, bench, data, doctor, hf)", args[0])}
 	}
 	var ee *exitError
 	if err == nil || (errors.As(err, &ee) && ee.code == 0) { // success, or --help
