@@ -12,13 +12,17 @@ import (
 	"maps"
 	"math"
 	"os"
+	"path/filepath"
 	"slices"
+	"strconv"
+	"strings"
 
 	"github.com/gomlx/compute/dtypes"
 	"github.com/gomlx/compute/shapes"
 	"github.com/gomlx/gomlx/core/tensors"
 
 	"github.com/reelml/reel/internal/atomicfile"
+	"github.com/reelml/reel/policy"
 )
 
 // The safetensors format (https://github.com/huggingface/safetensors):
@@ -344,4 +348,44 @@ func ReadSafetensors(path string) (map[string]*tensors.Tensor, map[string]string
 		out[it.name] = t
 	}
 	return out, metadata, nil
+}
+
+// Weights keeps the model's weights of a checkpoint's variables, keyed by their exported name
+// (the variable path without its leading "/"), and drops training state: the optimizer's moments
+// and step counters, gradient accumulators, the RNG state.
+func Weights(vars map[string]*tensors.Tensor) map[string]*tensors.Tensor {
+	out := map[string]*tensors.Tensor{}
+	for path, t := range vars {
+		name := strings.TrimPrefix(path, "/")
+		first, _, _ := strings.Cut(name, "/")
+		if strings.HasPrefix(first, "#") || strings.HasPrefix(first, "_") || strings.Contains(strings.ToLower(first), "optimizer") || strings.Contains(name, "rngstate") {
+			continue
+		}
+		out[name] = t
+	}
+	return out
+}
+
+// ExportSafetensors writes the weights of the checkpoint in dir (Weights: no optimizer state) to
+// one safetensors file at out. The metadata holds the recipe YAML, the step, the reel format
+// version and, for a policy, its spec (policy.json). It returns the number of tensors and the
+// checkpoint's step.
+func ExportSafetensors(dir, out string) (n int, step int64, err error) {
+	vars, st, err := LoadVariables(dir)
+	if err != nil {
+		return 0, 0, err
+	}
+	recipe, err := ReadRecipe(dir)
+	if err != nil {
+		return 0, 0, err
+	}
+	meta := map[string]string{"format": "reel-safetensors-1", "recipe": string(recipe), "step": strconv.FormatInt(st.Step, 10)}
+	if spec, err := os.ReadFile(filepath.Join(dir, policy.SpecFile)); err == nil {
+		meta["policy"] = string(spec)
+	}
+	weights := Weights(vars)
+	if err := WriteSafetensors(out, weights, meta); err != nil {
+		return 0, 0, fmt.Errorf("export: %v", err)
+	}
+	return len(weights), st.Step, nil
 }

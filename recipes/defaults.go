@@ -49,6 +49,7 @@ func Defaults() Recipe {
 			Bowls:            1,
 			MaxSteps:         60,
 			ExpertNoise:      0.1,
+			Resize:           "pad",
 			Prefetch:         8,
 			Workers:          0,
 		},

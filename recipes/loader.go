@@ -1,6 +1,8 @@
 package recipes
 
 import (
+	"github.com/reelml/reel/internal/errline"
+
 	"bytes"
 	"embed"
 	"errors"
@@ -254,14 +256,8 @@ func prefix(where string) string {
 
 var yamlLineErr = regexp.MustCompile(`^yaml: line (\d+): (.*)$`)
 
-func oneLine(s string) string {
-	s = strings.TrimSpace(s)
-	s = strings.ReplaceAll(s, "\r", "")
-	return strings.ReplaceAll(s, "\n", "; ")
-}
-
 func parseError(label string, err error) error {
-	msg := oneLine(err.Error())
+	msg := errline.Fold(err.Error())
 	if m := yamlLineErr.FindStringSubmatch(msg); m != nil {
 		return fmt.Errorf("%s:%s: invalid YAML: %s", label, m[1], m[2])
 	}

@@ -111,6 +111,7 @@ type DataConfig struct {
 	Bowls       int      `yaml:"bowls" range:"1,2" doc:"vla: bowls (receptacles) per scene"`
 	MaxSteps    int      `yaml:"max_steps" range:"5,10000" doc:"vla: control steps before an episode is cut off"`
 	ExpertNoise float64  `yaml:"expert_noise" range:"0,2" doc:"vla: std of the scripted expert's executed motion noise"`
+	Resize      string   `yaml:"resize" enum:"pad|crop|stretch" doc:"vla: how camera images of another size or aspect are fitted to model.image_size: pad (keep the aspect ratio, pad with black), crop (keep the aspect ratio, cut the centre) or stretch"`
 	Prefetch    int      `yaml:"prefetch" range:"0,256" doc:"batches generated ahead of compute"`
 	Workers     int      `yaml:"workers" range:"0,64" doc:"data goroutines (0 = number of CPUs)"`
 }

@@ -8,7 +8,7 @@ import (
 
 	"github.com/coder/websocket"
 
-	"github.com/reelml/reel/sim"
+	"github.com/reelml/reel/policy"
 )
 
 // clientReadLimit bounds one message from the server.
@@ -23,11 +23,11 @@ type ServerInfo struct {
 	ActionDim       int
 	ChunkSize       int // the policy's chunk length (horizon)
 	Execute         int // actions of each chunk used before re-querying (0: all)
-	ImageSize       int
 	StateDim        int
 	MaxBatch        int
 	Cameras         []string
-	Payload         map[string]any // the whole hello payload
+	ImageShapes     map[string][]int // camera → [H, W, C]
+	Payload         map[string]any   // the whole hello payload
 }
 
 // ServerError is an error message from the server: the request was rejected but the connection
@@ -87,7 +87,15 @@ func (c *Client) handshake(ctx context.Context) error {
 	info.ModelServer, _ = p["model_server"].(string)
 	info.SessionID, _ = p["session_id"].(string)
 	info.ActionDim, info.ChunkSize, info.Execute = getInt("action_dim"), getInt("chunk_size"), getInt("execute")
-	info.ImageSize, info.StateDim = getInt("image_size"), getInt("state_dim")
+	info.StateDim = getInt("state_dim")
+	if shapes, ok := p["image_shapes"].(map[string]any); ok {
+		info.ImageShapes = map[string][]int{}
+		for cam, v := range shapes {
+			if dims, err := intList(v); err == nil {
+				info.ImageShapes[cam] = dims
+			}
+		}
+	}
 	if caps, ok := p["capabilities"].(map[string]any); ok {
 		n, _ := asInt(caps["max_batch_size"])
 		info.MaxBatch = int(n)
@@ -122,7 +130,7 @@ func (c *Client) EpisodeEnd(ctx context.Context, result map[string]any) error {
 
 // Step sends one observation and returns the one action the server answers with. It fails when
 // the server sends a chunk of several actions (use StepChunk for such servers).
-func (c *Client) Step(ctx context.Context, obs sim.Observation) ([]float32, error) {
+func (c *Client) Step(ctx context.Context, obs policy.Observation) ([]float32, error) {
 	chunk, err := c.StepChunk(ctx, obs)
 	if err != nil {
 		return nil, err
@@ -135,7 +143,7 @@ func (c *Client) Step(ctx context.Context, obs sim.Observation) ([]float32, erro
 
 // StepChunk sends one observation and returns the actions of the answer: one action from a
 // server that buffers chunks (as Server does), a whole chunk from one that does not.
-func (c *Client) StepChunk(ctx context.Context, obs sim.Observation) ([][]float32, error) {
+func (c *Client) StepChunk(ctx context.Context, obs policy.Observation) ([][]float32, error) {
 	payload, err := ObservationPayload(obs)
 	if err != nil {
 		return nil, err

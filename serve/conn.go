@@ -130,9 +130,11 @@ func (s *Server) hello(sess *session, msg Message) (Message, bool) {
 			return ErrorMessage(msg.Seq, fmt.Errorf("hello: protocol_version %v is not supported (this server speaks %d)", v, ProtocolVersion)), true
 		}
 	}
-	cameras := s.cfg.Cameras
-	if cameras == nil {
-		cameras = []string{}
+	spec := s.cfg.Spec
+	cameras, sizes := []string{}, map[string]any{}
+	for _, c := range spec.Cameras {
+		cameras = append(cameras, c.Name)
+		sizes[c.Name] = []int{c.Height, c.Width, 3}
 	}
 	return NewMessage(TypeHello, msg.Seq, map[string]any{
 		"protocol_version": ProtocolVersion,
@@ -144,19 +146,19 @@ func (s *Server) hello(sess *session, msg Message) (Message, bool) {
 			"max_batch_size":  s.cfg.MaxBatch,
 			"action_chunking": true,
 		},
-		"action_dim": s.cfg.ActionDim,
-		"chunk_size": s.cfg.Horizon,
-		"execute":    s.cfg.Execute,
-		"image_size": s.cfg.ImageSize,
-		"state_dim":  s.cfg.StateDim,
-		"cameras":    cameras,
+		"action_dim":   spec.ActionDim,
+		"chunk_size":   spec.Horizon,
+		"execute":      spec.Execute,
+		"state_dim":    spec.StateDim,
+		"cameras":      cameras,
+		"image_shapes": sizes,
 	}), true
 }
 
 // observe answers an observation with the next buffered action, querying the policy when the
 // buffer is empty. The observation is validated even when the answer comes from the buffer.
 func (s *Server) observe(ctx context.Context, sess *session, msg Message) (Message, bool) {
-	obs, err := ParseObservation(msg.Payload, s.spec)
+	obs, err := ParseObservation(msg.Payload, s.cfg.Spec)
 	if err != nil {
 		return ErrorMessage(msg.Seq, err), true
 	}

@@ -1,6 +1,6 @@
 // Package serve speaks the vla-eval policy-server protocol: a WebSocket server that answers
-// observations with actions from a sim.Policy (batching concurrent connections into one Act call
-// and buffering action chunks per connection), and a client plus a sim.Policy adapter
+// observations with actions from a policy.Policy (batching concurrent connections into one Act call
+// and buffering action chunks per connection), and a client plus a policy.Policy adapter
 // (RemotePolicy) that evaluates against such a server.
 //
 // Every WebSocket message is one binary msgpack map {"type", "payload", "seq", "timestamp"}.
@@ -21,6 +21,8 @@
 package serve
 
 import (
+	"github.com/reelml/reel/internal/errline"
+
 	"bytes"
 	"errors"
 	"fmt"
@@ -70,7 +72,7 @@ func NewMessage(typ MessageType, seq int64, payload map[string]any) Message {
 
 // ErrorMessage returns an error message whose payload carries err as one line.
 func ErrorMessage(seq int64, err error) Message {
-	return NewMessage(TypeError, seq, map[string]any{"error": oneLine(err.Error())})
+	return NewMessage(TypeError, seq, map[string]any{"error": errline.Fold(err.Error())})
 }
 
 // maxDepth bounds the nesting of maps and arrays in a decoded message; real messages nest at

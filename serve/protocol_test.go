@@ -14,7 +14,7 @@ import (
 	"github.com/stretchr/testify/require"
 	"github.com/vmihailenco/msgpack/v5"
 
-	"github.com/reelml/reel/sim"
+	"github.com/reelml/reel/policy"
 )
 
 func TestMessageRoundTrip(t *testing.T) {
@@ -176,9 +176,8 @@ func TestImageVariants(t *testing.T) {
 }
 
 func TestObservationPayloadRoundTrip(t *testing.T) {
-	obs := sim.Observation{
-		Images:      map[string][]float32{"scene": testPixels(6, 1), "wrist": testPixels(6, 2)},
-		Size:        6,
+	obs := policy.Observation{
+		Images:      map[string]policy.Image{"scene": testImage(6, 1), "wrist": testImage(6, 2)},
 		State:       []float32{0.1, -0.2, 0.3, 0.4},
 		Instruction: "stack the blue block",
 	}
@@ -186,26 +185,32 @@ func TestObservationPayloadRoundTrip(t *testing.T) {
 	require.NoError(t, err)
 	m, err := Decode(mustEncode(t, NewMessage(TypeObservation, 5, p)))
 	require.NoError(t, err)
-	got, err := ParseObservation(m.Payload, ObservationSpec{ImageSize: 6, StateDim: 4, Cameras: []string{"scene", "wrist"}})
+	got, err := ParseObservation(m.Payload, testSpec(6, 4, 3, 1, "scene", "wrist"))
 	require.NoError(t, err)
 	assert.Equal(t, obs, got)
 
+	// An image of another size is fitted to the spec's camera.
+	got, err = ParseObservation(m.Payload, testSpec(8, 4, 3, 1, "scene", "wrist"))
+	require.NoError(t, err)
+	want, err := policy.Resize(obs.Images["wrist"], 8, 8, policy.ResizePad)
+	require.NoError(t, err)
+	assert.Equal(t, want, got.Images["wrist"])
+
 	// Specs are enforced with messages naming the field.
 	for _, c := range []struct {
-		spec ObservationSpec
+		spec policy.Spec
 		want string
 	}{
-		{ObservationSpec{ImageSize: 8}, "observation.images.scene is 6×6, expected 8×8"},
-		{ObservationSpec{StateDim: 3}, "observation.states has 4 values, expected 3"},
-		{ObservationSpec{Cameras: []string{"scene", "top"}}, `no camera "top"`},
-		{ObservationSpec{Cameras: []string{"scene"}}, `unexpected camera "wrist"`},
+		{testSpec(6, 3, 3, 1, "scene", "wrist"), "observation.states has 4 values, expected 3"},
+		{testSpec(6, 4, 3, 1, "scene", "top"), `no camera "top"`},
+		{testSpec(6, 4, 3, 1, "scene"), `unexpected camera "wrist"`},
 	} {
 		_, err := ParseObservation(m.Payload, c.spec)
 		assert.ErrorContains(t, err, c.want)
 	}
-	_, err = ParseObservation(map[string]any{"states": []any{1.0, math.NaN()}}, ObservationSpec{})
+	_, err = ParseObservation(map[string]any{"states": []any{1.0, math.NaN()}}, policy.Spec{})
 	assert.ErrorContains(t, err, "finite")
-	_, err = ParseObservation(map[string]any{"task_description": 3}, ObservationSpec{})
+	_, err = ParseObservation(map[string]any{"task_description": 3}, policy.Spec{})
 	assert.ErrorContains(t, err, "must be a string")
 }
 
@@ -262,7 +267,7 @@ func TestDecodeErrors(t *testing.T) {
 
 // Random corruptions of a valid observation never panic the decoder or the parser.
 func TestDecodeCorruptedNeverPanics(t *testing.T) {
-	p, err := ObservationPayload(sim.Observation{Images: map[string][]float32{"scene": testPixels(4, 1)}, Size: 4, State: []float32{1, 2}})
+	p, err := ObservationPayload(policy.Observation{Images: map[string]policy.Image{"scene": testImage(4, 1)}, State: []float32{1, 2}})
 	require.NoError(t, err)
 	valid := mustEncode(t, NewMessage(TypeObservation, 9, p))
 	r := rand.New(rand.NewPCG(1, 2))
@@ -278,14 +283,14 @@ func TestDecodeCorruptedNeverPanics(t *testing.T) {
 		}
 		assert.NotPanics(t, func() {
 			if m, err := Decode(data); err == nil {
-				_, _ = ParseObservation(m.Payload, ObservationSpec{ImageSize: 4, StateDim: 2})
+				_, _ = ParseObservation(m.Payload, testSpec(4, 2, 3, 1, "scene"))
 			}
 		})
 	}
 }
 
 func FuzzDecode(f *testing.F) {
-	p, err := ObservationPayload(sim.Observation{Images: map[string][]float32{"scene": testPixels(2, 1)}, Size: 2, State: []float32{1}})
+	p, err := ObservationPayload(policy.Observation{Images: map[string]policy.Image{"scene": testImage(2, 1)}, State: []float32{1}})
 	if err != nil {
 		f.Fatal(err)
 	}
@@ -297,7 +302,7 @@ func FuzzDecode(f *testing.F) {
 	f.Add([]byte{0x81, 0xa1, 'a', 0xc0})
 	f.Fuzz(func(t *testing.T, data []byte) {
 		if m, err := Decode(data); err == nil {
-			_, _ = ParseObservation(m.Payload, ObservationSpec{})
+			_, _ = ParseObservation(m.Payload, policy.Spec{})
 			_, _ = ParseActions(m.Payload)
 		}
 	})
@@ -348,10 +353,10 @@ func TestDecodePythonStyle(t *testing.T) {
 	m, err := Decode(buf.Bytes())
 	require.NoError(t, err)
 	assert.Equal(t, int64(3), m.Seq)
-	obs, err := ParseObservation(m.Payload, ObservationSpec{ImageSize: 2, StateDim: 2, Cameras: []string{"agentview"}})
+	obs, err := ParseObservation(m.Payload, testSpec(2, 2, 3, 1, "agentview"))
 	require.NoError(t, err)
 	assert.Equal(t, "open the drawer", obs.Instruction)
 	assert.Equal(t, []float32{0.25, -1}, obs.State)
-	assert.Equal(t, float32(40)/255, obs.Images["agentview"][2])
-	assert.Equal(t, 2, obs.Size)
+	assert.Equal(t, float32(40)/255, obs.Images["agentview"].Pix[2])
+	assert.Equal(t, 2, obs.Images["agentview"].W)
 }

@@ -11,7 +11,7 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/reelml/reel/sim"
+	"github.com/reelml/reel/policy"
 )
 
 // Config configures a Server. Zero fields take the defaults noted.
@@ -24,23 +24,16 @@ type Config struct {
 	MaxBatch    int
 	BatchWindow time.Duration
 
-	// Execute is how many actions of each chunk a connection uses before the policy is queried
-	// again (execute-k); 0 uses the whole chunk.
-	Execute int
-
 	// MaxMessageBytes bounds an incoming message; larger ones are skipped and answered with an
 	// error (default 16 MiB).
 	MaxMessageBytes int64
 
-	// ImageSize, StateDim and Cameras are what observations must hold; zero values accept any.
-	ImageSize int
-	StateDim  int
-	Cameras   []string
-
-	// ActionDim, when positive, is checked against every action the policy returns. It and
-	// Horizon (the policy's chunk length) are reported in the hello reply.
-	ActionDim int
-	Horizon   int
+	// Spec is the served policy's spec: observations must hold its cameras (images of other
+	// sizes are fitted with its resize mode) and state, every returned action must have
+	// Spec.ActionDim values, and each connection uses Spec.Execute actions of each chunk before
+	// the policy is queried again (execute-k; 0 uses the whole chunk). The hello reply reports it.
+	// A zero spec accepts any observation.
+	Spec policy.Spec
 
 	Name string                        // reported as "model_server" (default "reel")
 	Logf func(format string, a ...any) // connection and error log (default: none)
@@ -68,9 +61,6 @@ func (c Config) withDefaults() Config {
 	if c.BatchWindow <= 0 {
 		c.BatchWindow = DefaultBatchWindow
 	}
-	if c.Execute < 0 {
-		c.Execute = 0
-	}
 	if c.MaxMessageBytes <= 0 {
 		c.MaxMessageBytes = DefaultMaxMessageBytes
 	}
@@ -83,13 +73,12 @@ func (c Config) withDefaults() Config {
 	return c
 }
 
-// Server serves a sim.Policy over the vla-eval WebSocket protocol. Each connection is one
+// Server serves a policy.Policy over the vla-eval WebSocket protocol. Each connection is one
 // evaluation session with its own action-chunk buffer; observations from concurrent
 // connections are batched into one Act call, and Act is never called concurrently.
 type Server struct {
-	policy sim.Policy
+	policy policy.Policy
 	cfg    Config
-	spec   ObservationSpec
 
 	reqs         chan *request
 	ctx          context.Context // cancelled by Close
@@ -106,13 +95,12 @@ type Server struct {
 
 // NewServer returns a server for p and starts its batching goroutine; Close (or the end of
 // ListenAndServe/Serve) stops it.
-func NewServer(p sim.Policy, cfg Config) *Server {
+func NewServer(p policy.Policy, cfg Config) *Server {
 	cfg = cfg.withDefaults()
 	ctx, cancel := context.WithCancel(context.Background())
 	s := &Server{
 		policy:       p,
 		cfg:          cfg,
-		spec:         ObservationSpec{ImageSize: cfg.ImageSize, StateDim: cfg.StateDim, Cameras: cfg.Cameras},
 		reqs:         make(chan *request),
 		ctx:          ctx,
 		cancel:       cancel,

@@ -3,11 +3,15 @@ package train
 import (
 	"fmt"
 	"io"
+	"runtime"
+	"runtime/metrics"
+	"sync"
 	"time"
 
 	"github.com/gomlx/compute"
 	"github.com/gomlx/gomlx/core/tensors"
 
+	"github.com/reelml/reel/internal/errline"
 	"github.com/reelml/reel/recipes"
 )
 
@@ -36,7 +40,7 @@ func (s StepStats) MFU() float64 {
 func StepTime(task Task, r *recipes.Recipe, backend compute.Backend, warm, steps int) (st StepStats, err error) {
 	defer func() {
 		if rec := recover(); rec != nil {
-			err = fmt.Errorf("benchmark failed: %s", panicLine(rec))
+			err = fmt.Errorf("benchmark failed: %s", errline.First(rec))
 		}
 	}()
 	t := &Trainer{opts: Options{Recipe: r, Backend: backend, Log: io.Discard}, task: task, cfg: r.Train}
@@ -94,4 +98,35 @@ func StepTime(task Task, r *recipes.Recipe, backend compute.Backend, warm, steps
 	st.CompileS = max(0, first-st.StepS)
 	st.Peak = PeakFLOPS(backend, r.Train.Precision)
 	return st, nil
+}
+
+// HeapPeak runs fn while sampling the Go heap every millisecond and returns the peak heap above
+// the heap before fn started (after a garbage collection): on the CPU backend, where tensors are
+// Go memory, the memory a training step needs.
+func HeapPeak(fn func() error) (uint64, error) {
+	sample := []metrics.Sample{{Name: "/memory/classes/heap/objects:bytes"}}
+	runtime.GC()
+	metrics.Read(sample)
+	base := sample[0].Value.Uint64()
+	var peak uint64
+	done := make(chan struct{})
+	var wg sync.WaitGroup
+	wg.Go(func() {
+		s := []metrics.Sample{{Name: "/memory/classes/heap/objects:bytes"}}
+		t := time.NewTicker(time.Millisecond)
+		defer t.Stop()
+		for {
+			metrics.Read(s)
+			peak = max(peak, s[0].Value.Uint64())
+			select {
+			case <-done:
+				return
+			case <-t.C:
+			}
+		}
+	})
+	err := fn()
+	close(done)
+	wg.Wait()
+	return peak - min(peak, base), err
 }

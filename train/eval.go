@@ -6,6 +6,7 @@ import (
 	"github.com/gomlx/compute"
 
 	"github.com/reelml/reel/checkpoints"
+	"github.com/reelml/reel/internal/errline"
 )
 
 // EvaluateCheckpoint loads the checkpoint in dir and evaluates task on it, its products in the
@@ -13,7 +14,7 @@ import (
 func EvaluateCheckpoint(backend compute.Backend, task Task, dir, precision string) (rep Report, st checkpoints.State, err error) {
 	defer func() {
 		if r := recover(); r != nil {
-			err = fmt.Errorf("evaluating %s: %s", dir, panicLine(r))
+			err = fmt.Errorf("evaluating %s: %s", dir, errline.First(r))
 		}
 	}()
 	store, err := NewStore(0)

@@ -16,6 +16,7 @@ import (
 
 	"github.com/reelml/reel/checkpoints"
 	"github.com/reelml/reel/data"
+	"github.com/reelml/reel/internal/errline"
 	"github.com/reelml/reel/models"
 	"github.com/reelml/reel/recipes"
 )
@@ -82,7 +83,7 @@ func Run(ctx context.Context, task Task, opts Options) (res Result, err error) {
 	}
 	defer func() {
 		if r := recover(); r != nil {
-			err = fmt.Errorf("training failed: %s", panicLine(r))
+			err = fmt.Errorf("training failed: %s", errline.First(r))
 		}
 	}()
 	// Check the device layout before anything is written.
@@ -197,14 +198,10 @@ func prepareFLOPs(e *model.Exec, task Task, batch []*tensors.Tensor) ([]*tensors
 	return in, flops, err
 }
 
-// NewEvalExec returns the executor of task.EvalGraph in inference mode, its products in the
-// given precision (train.precision: "f32", "bf16"; "" is f32).
-func NewEvalExec(backend compute.Backend, store *model.Store, task Task, precision string) (*model.Exec, error) {
-	return model.NewExecCanonical(backend, store, func(scope *model.Scope, g *model.Graph, inputs []*model.Node) []*model.Node {
-		scope.SetTraining(g, false)
-		models.SetPrecision(g, precision)
-		return task.EvalGraph(scope, inputs)
-	}, -1, -1, false, true, true)
+// NewEvalExec returns the inference graph of task.EvalGraph, its products in the given precision
+// (train.precision: "f32", "bf16"; "" is f32).
+func NewEvalExec(backend compute.Backend, store *model.Store, task Task, precision string) (*Inference, error) {
+	return NewInference(backend, store, precision, task.EvalGraph)
 }
 
 // warmUp runs the loss graph once (no update) so every model variable exists and is initialised
@@ -375,7 +372,14 @@ func (t *Trainer) loop(ctx context.Context, step int64) (Result, error) {
 
 func (t *Trainer) save(step int64) (string, error) {
 	st := checkpoints.State{Step: step, DataIndex: step * int64(t.cfg.GradAccum), Seed: t.cfg.Seed, Recipe: t.opts.Recipe.Name}
-	dir, err := checkpoints.Save(t.ckptRoot, t.store, st, t.opts.RecipeYAML, t.opts.Recipe.Checkpoint.Keep)
+	var extra map[string][]byte
+	if f, ok := t.task.(CheckpointFiler); ok {
+		var err error
+		if extra, err = f.CheckpointFiles(); err != nil {
+			return "", err
+		}
+	}
+	dir, err := checkpoints.Save(t.ckptRoot, t.store, st, t.opts.RecipeYAML, extra, t.opts.Recipe.Checkpoint.Keep)
 	if err != nil {
 		return "", err
 	}
@@ -409,7 +413,7 @@ func (t *Trainer) evaluate(step int64) (map[string]float64, error) {
 }
 
 // Evaluate runs every evaluation set of task through e and returns "<set>/<metric>" values.
-func Evaluate(e *model.Exec, task Task) (map[string]float64, error) {
+func Evaluate(e *Inference, task Task) (map[string]float64, error) {
 	r, err := EvaluateReport(e, task)
 	return r.Metrics, err
 }
@@ -422,7 +426,7 @@ type Report struct {
 }
 
 // EvaluateReport is Evaluate with the sets' grouped breakdowns.
-func EvaluateReport(e *model.Exec, task Task) (Report, error) {
+func EvaluateReport(e *Inference, task Task) (Report, error) {
 	r := Report{Metrics: map[string]float64{}}
 	for _, name := range task.EvalSets() {
 		set, err := task.EvalSet(name)
@@ -431,7 +435,7 @@ func EvaluateReport(e *model.Exec, task Task) (Report, error) {
 		}
 		outs := make([][]*tensors.Tensor, set.NumBatches())
 		for i := range outs {
-			if outs[i], err = call(e, set.Batch(i)); err != nil {
+			if outs[i], err = e.Call(set.Batch(i)...); err != nil {
 				return Report{}, err
 			}
 		}
@@ -477,12 +481,12 @@ func callFLOPs(e *model.Exec, inputs []*tensors.Tensor) (out []*tensors.Tensor, 
 func execArgs(e *model.Exec, args []any) (out []*tensors.Tensor, flops flopCount, err error) {
 	defer func() {
 		if r := recover(); r != nil {
-			err = fmt.Errorf("graph execution failed: %s", panicLine(r))
+			err = fmt.Errorf("graph execution failed: %s", errline.First(r))
 		}
 	}()
 	out, g, err := e.CallWithGraph(args...)
 	if err != nil {
-		return nil, flopCount{}, fmt.Errorf("graph execution failed: %s", panicLine(err))
+		return nil, flopCount{}, fmt.Errorf("graph execution failed: %s", errline.First(err))
 	}
 	return out, flopsOf(g), nil
 }
@@ -501,17 +505,4 @@ func finalize(ts []*tensors.Tensor) {
 	for _, t := range ts {
 		t.FinalizeAll()
 	}
-}
-
-func panicLine(r any) string {
-	s := fmt.Sprint(r)
-	if err, ok := r.(error); ok {
-		s = err.Error()
-	}
-	for i := 0; i < len(s); i++ {
-		if s[i] == '\n' {
-			return s[:i]
-		}
-	}
-	return s
 }

@@ -12,6 +12,7 @@ import (
 	"strings"
 
 	"github.com/reelml/reel/backends"
+	"github.com/reelml/reel/internal/errline"
 	"github.com/reelml/reel/models"
 	"github.com/reelml/reel/recipes"
 	"github.com/reelml/reel/tasks"
@@ -332,8 +333,6 @@ func runModelBench(title string, bf benchFlags, jobs []benchJob, sweepTitle stri
 		r.Name = "bench"
 		r.Train.BatchSize, r.Train.GradAccum, r.Train.LR, r.Train.WeightDecay, r.Train.GradClip = j.batch, 1, 1e-3, 0.01, 1.0
 		r.Train.Precision = *bf.precision
-		base := idleHeap()
-		stop := heapPeak()
 		if *bf.cpu != "" && i == 0 {
 			f, err := os.Create(*bf.cpu)
 			if err != nil {
@@ -344,16 +343,19 @@ func runModelBench(title string, bf benchFlags, jobs []benchJob, sweepTitle stri
 				return fmt.Errorf("%s: --cpuprofile: %v", title, err)
 			}
 		}
-		st, err := train.StepTime(j.task, &r, b, 2, *bf.steps)
+		var st train.StepStats
+		peak, err := train.HeapPeak(func() (err error) {
+			st, err = train.StepTime(j.task, &r, b, 2, *bf.steps)
+			return err
+		})
 		if *bf.cpu != "" && i == 0 {
 			pprof.StopCPUProfile()
 		}
-		peak := stop()
 		if err != nil {
 			return err
 		}
 		row := modelRow{Model: j.name, Tokens: j.tokens, Batch: j.batch, Params: st.Params, GFLOPs: st.FLOPs / 1e9,
-			CompileS: st.CompileS, StepS: st.StepS, MFU: st.MFU(), PeakMiB: float64(peak-min(peak, base)) / (1 << 20)}
+			CompileS: st.CompileS, StepS: st.StepS, MFU: st.MFU(), PeakMiB: float64(peak) / (1 << 20)}
 		if st.FLOPs > 0 {
 			row.HalfShare = st.HalfFLOPs / st.FLOPs
 		}
@@ -372,7 +374,7 @@ func runModelBench(title string, bf benchFlags, jobs []benchJob, sweepTitle stri
 		if python != "" {
 			res, err := runTorch(python, j, device, *bf.precision, *bf.steps)
 			if err != nil {
-				torchNote = "PyTorch reference unavailable (" + firstLine(err) + "; Debian: apt-get install python3-torch libopenblas0-pthread)"
+				torchNote = "PyTorch reference unavailable (" + errline.First(err) + "; Debian: apt-get install python3-torch libopenblas0-pthread)"
 			} else {
 				torchNote = "torch " + res.Torch + " on " + device
 				if device == "cpu" {

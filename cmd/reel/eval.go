@@ -88,7 +88,7 @@ func cmdEval(args []string) error {
 			return err
 		}
 		if vt, ok := task.(*tasks.VLA); ok {
-			res, err := evalVLA(b, vt, dir, *remote, r.Train.Precision)
+			res, err := evalVLA(b, vt, dir, *sets, *remote)
 			if err != nil {
 				return err
 			}

@@ -14,10 +14,11 @@
 package main
 
 import (
+	"github.com/reelml/reel/internal/errline"
+
 	"errors"
 	"fmt"
 	"os"
-	"strings"
 )
 
 const usage = `reel — recipe-driven training of video and VLA models in Go
@@ -93,17 +94,9 @@ func run(args []string) int {
 	if err == nil || (errors.As(err, &ee) && ee.code == 0) { // success, or --help
 		return 0
 	}
-	fmt.Fprintln(os.Stderr, "reel: "+firstLine(err))
+	fmt.Fprintln(os.Stderr, "reel: "+errline.First(err))
 	if ee != nil {
 		return ee.code
 	}
 	return 1
-}
-
-func firstLine(err error) string {
-	s := err.Error()
-	if i := strings.IndexByte(s, '\n'); i >= 0 {
-		s = s[:i]
-	}
-	return s
 }

@@ -10,7 +10,6 @@ import (
 	"path/filepath"
 	"runtime"
 	"slices"
-	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -20,12 +19,12 @@ import (
 	"github.com/schollz/progressbar/v3"
 	"golang.org/x/term"
 
-	"github.com/gomlx/gomlx/core/tensors"
 	"gonum.org/v1/plot/plotter"
 
 	"github.com/reelml/reel/backends"
 	"github.com/reelml/reel/checkpoints"
 	"github.com/reelml/reel/data"
+	"github.com/reelml/reel/policy"
 	"github.com/reelml/reel/recipes"
 	"github.com/reelml/reel/serve"
 	"github.com/reelml/reel/sim"
@@ -174,13 +173,14 @@ type depthResult struct {
 }
 
 // evalPolicy rolls a VLA policy out closed-loop and adds its success rates to res.
-func evalPolicy(res *evalResult, task *tasks.VLA, dir string, policy sim.Policy, remote string, serverChunks bool) error {
+func evalPolicy(res *evalResult, task *tasks.VLA, dir string, spec policy.Spec, p policy.Policy, remote string, serverChunks bool) error {
 	start := time.Now()
 	ec := task.EvalConfig()
+	ec.Horizon, ec.Execute = spec.Horizon, spec.Execute
 	if serverChunks { // the server buffers chunks and does execute-k: one action per call
 		ec.Horizon, ec.Execute = 1, 1
 	}
-	sr, err := sim.Evaluate(task.Sim(), ec, policy)
+	sr, err := sim.Evaluate(task.Sim(), ec, p)
 	if err != nil {
 		return err
 	}
@@ -199,16 +199,16 @@ func evalPolicy(res *evalResult, task *tasks.VLA, dir string, policy sim.Policy,
 		if v.Success {
 			outcome = "success"
 		}
-		p := filepath.Join(runDir, "rollouts", filepath.Base(dir), fmt.Sprintf("episode_%03d_%s_%s.mp4", i, v.Family, outcome))
-		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+		path := filepath.Join(runDir, "rollouts", filepath.Base(dir), fmt.Sprintf("episode_%03d_%s_%s.mp4", i, v.Family, outcome))
+		if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
 			return err
 		}
 		vid := data.Video{T: v.Len(), Size: v.Size, Frames: v.Frames[0], Caption: v.Task}
-		if err := data.EncodeVideo(p, vid, 10); err != nil {
+		if err := data.EncodeVideo(path, vid, sim.ControlFPS); err != nil {
 			fmt.Fprintf(os.Stderr, "reel: warning: rollout video: %v\n", err)
 			break
 		}
-		ev.Videos = append(ev.Videos, p)
+		ev.Videos = append(ev.Videos, path)
 	}
 	res.ClosedLoop = ev
 	fmt.Fprintf(os.Stderr, "reel: closed loop: success %.3f [%.3f, %.3f] over %d held-out episodes (%s) in %.1fs\n",
@@ -235,37 +235,50 @@ func familyLine(f map[string]sim.FamilyResult) string {
 // modeScenes × modeSamples first actions probe how a policy handles two valid solutions.
 const modeScenes, modeSamples = 50, 16
 
-// evalVLA evaluates a policy checkpoint: the offline action error on held-out expert chunks and
-// closed-loop success in held-out scenes, with a local policy or the one behind --remote.
-func evalVLA(b compute.Backend, task *tasks.VLA, dir, remote, precision string) (evalResult, error) {
+// evalVLA evaluates a policy checkpoint: the offline action error on held-out demonstrations
+// and, when the policy's spec fits the recipe's simulator, closed-loop success in held-out
+// scenes, with the local checkpoint or the policy served behind --remote.
+func evalVLA(b compute.Backend, task *tasks.VLA, dir string, sets []string, remote string) (evalResult, error) {
 	st, err := checkpoints.Verify(dir)
 	if err != nil {
 		return evalResult{}, err
 	}
 	res := evalResult{Checkpoint: dir, Step: st.Step, Recipe: st.Recipe}
+	spec, err := policy.ReadSpec(filepath.Join(dir, policy.SpecFile))
+	if err != nil {
+		return res, err
+	}
 	if remote != "" {
-		rp, err := dialRemote(remote, task)
+		if err := sim.Fits(task.Sim(), spec); err != nil {
+			return res, fmt.Errorf("eval --remote: %s cannot be rolled out in the simulator: %v", dir, err)
+		}
+		rp, err := dialRemote(remote)
 		if err != nil {
 			return res, err
 		}
 		defer rp.Close()
-		return res, evalPolicy(&res, task, dir, rp, remote, true)
+		return res, evalPolicy(&res, task, dir, spec, rp, remote, true)
 	}
-	rep, _, err := train.EvaluateCheckpoint(b, task, dir, precision)
+	rep, _, err := train.EvaluateCheckpoint(b, task, dir, task.Precision())
 	if err != nil {
 		return res, err
 	}
 	res.Metrics = rep.Metrics
-	p, err := task.LoadPolicy(b, dir, uint64(task.EvalConfig().Seed))
+	fmt.Fprintf(os.Stderr, "reel: %s (step %d): %s\n", dir, st.Step, train.FormatMetrics(rep.Metrics))
+	if err := sim.Fits(task.Sim(), spec); err != nil {
+		fmt.Fprintf(os.Stderr, "reel: no closed-loop evaluation: %v\n", err)
+		return res, nil
+	}
+	p, err := tasks.OpenPolicy(b, dir, sets, uint64(task.EvalConfig().Seed))
 	if err != nil {
 		return res, err
 	}
 	defer p.Close()
-	if err := evalPolicy(&res, task, dir, p, "", false); err != nil {
+	if err := evalPolicy(&res, task, dir, spec, p, "", false); err != nil {
 		return res, err
 	}
-	if rp, ok := p.(*tasks.RDPolicy); ok {
-		if err := depthSweep(&res, task, rp); err != nil {
+	if p.Recurrent() {
+		if err := depthSweep(&res, task, p); err != nil {
 			return res, err
 		}
 	}
@@ -283,7 +296,7 @@ func evalVLA(b compute.Backend, task *tasks.VLA, dir, remote, precision string) 
 
 // dialRemote connects to a policy server for `reel eval --remote`: one connection per episode,
 // the server doing execute-k with its own per-connection action buffer.
-func dialRemote(url string, task *tasks.VLA) (*serve.RemotePolicy, error) {
+func dialRemote(url string) (*serve.RemotePolicy, error) {
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
 	rp, err := serve.NewRemotePolicy(ctx, url, 1)
@@ -297,9 +310,11 @@ const serveUsage = `Usage: reel serve RUN_DIR|CHECKPOINT_DIR [--addr 127.0.0.1:8
 
 Serves a trained policy (task vla) over the vla-eval protocol: a WebSocket endpoint (msgpack
 messages hello / observation / action / episode_start / episode_end / error, protocol version 1,
-images as PNG, arrays as ndarrays) and GET /health. Each connection gets its own action-chunk
-buffer (the policy is queried every policy.execute steps; episode_start clears it), and
-observations arriving together from several connections are batched into one policy call.
+images as PNG, arrays as ndarrays) and GET /health. The policy is known by the spec in its
+checkpoint (policy.json: cameras and image sizes, state and action dimensions, chunking), which
+the hello reply reports; images of other sizes are fitted to it. Each connection gets its own
+action-chunk buffer (the policy is queried every policy.execute steps; episode_start clears it),
+and observations arriving together from several connections are batched into one policy call.
 Stop with Ctrl-C.
 `
 
@@ -321,7 +336,7 @@ func cmdServe(args []string) error {
 	if fs.NArg() != 1 {
 		return &exitError{2, fmt.Errorf("serve: expected one run or checkpoint directory, got %d arguments", fs.NArg())}
 	}
-	task, dir, err := loadVLA(fs.Arg(0))
+	dir, err := checkpoints.Resolve(fs.Arg(0), func(w string) { fmt.Fprintln(os.Stderr, "reel: warning: "+w) })
 	if err != nil {
 		return err
 	}
@@ -329,13 +344,12 @@ func cmdServe(args []string) error {
 	if err != nil {
 		return err
 	}
-	p, err := task.LoadPolicy(b, dir, uint64(task.EvalConfig().Seed))
+	p, err := tasks.OpenPolicy(b, dir, nil, 0)
 	if err != nil {
 		return err
 	}
 	defer p.Close()
-	cfg := task.ServeConfig()
-	cfg.Addr, cfg.MaxBatch, cfg.BatchWindow, cfg.MaxMessageBytes = *addr, *maxBatch, *window, *maxBytes
+	cfg := serve.Config{Spec: p.Spec(), Name: p.Spec().Name, Addr: *addr, MaxBatch: *maxBatch, BatchWindow: *window, MaxMessageBytes: *maxBytes}
 	if !*quiet {
 		cfg.Logf = func(format string, a ...any) { fmt.Fprintf(os.Stderr, "reel: serve: "+format+"\n", a...) }
 	}
@@ -350,36 +364,13 @@ func cmdServe(args []string) error {
 	return srv.Serve(ctx)
 }
 
-// loadVLA resolves a run or checkpoint directory of a policy and builds its task from the
-// checkpoint's recipe.
-func loadVLA(path string) (*tasks.VLA, string, error) {
-	dir, err := checkpoints.Resolve(path, func(w string) { fmt.Fprintln(os.Stderr, "reel: warning: "+w) })
-	if err != nil {
-		return nil, "", err
-	}
-	if _, err := checkpoints.Verify(dir); err != nil {
-		return nil, "", err
-	}
-	r, err := recipes.Load(filepath.Join(dir, "recipe.yaml"), nil)
-	if err != nil {
-		return nil, "", err
-	}
-	if r.Task != "vla" {
-		return nil, "", fmt.Errorf("%s is a %s checkpoint; only policies (task vla) can be served", dir, r.Task)
-	}
-	task, err := tasks.NewVLA(r)
-	if err != nil {
-		return nil, "", err
-	}
-	return task, dir, nil
-}
-
 const exportUsage = `Usage: reel export RUN_DIR|CHECKPOINT_DIR --format safetensors [--out FILE]
 
 Writes the model's weights (optimizer state left out) to one safetensors file, tensor names
-being the variable paths ("policy/vision/patch_embed/weights"). A policy's normalisation
-statistics are tensors too ("norm/state_mean", "norm/state_std", "norm/action_mean",
-"norm/action_std"); the metadata holds the recipe YAML, the step and the reel format version.
+being the variable paths ("policy/vision/patch_embed/weights"). A policy's normalisation is
+tensors too ("norm/state_offset", "norm/state_scale", "norm/action_offset", "norm/action_scale":
+x_normalised = (x − offset) / scale); the metadata holds the recipe YAML, the step, the reel
+format version and a policy's spec (policy.json).
 `
 
 func cmdExport(args []string) error {
@@ -403,80 +394,33 @@ func cmdExport(args []string) error {
 	if err != nil {
 		return err
 	}
-	vars, st, err := checkpoints.LoadVariables(dir)
-	if err != nil {
-		return err
-	}
-	recipe, err := checkpoints.ReadRecipe(dir)
-	if err != nil {
-		return err
-	}
-	weights := map[string]*tensors.Tensor{}
-	for path, t := range vars {
-		if name, ok := exportName(path); ok {
-			weights[name] = t
-		}
-	}
 	if *out == "" {
 		*out = filepath.Join(dir, "model.safetensors")
 	}
-	meta := map[string]string{"format": "reel-safetensors-1", "recipe": string(recipe), "step": strconv.FormatInt(st.Step, 10)}
-	if err := checkpoints.WriteSafetensors(*out, weights, meta); err != nil {
-		return fmt.Errorf("export: %v", err)
+	n, step, err := checkpoints.ExportSafetensors(dir, *out)
+	if err != nil {
+		return err
 	}
-	fmt.Printf("wrote %d tensors of %s (step %d) to %s\n", len(weights), dir, st.Step, *out)
+	fmt.Printf("wrote %d tensors of %s (step %d) to %s\n", n, dir, step, *out)
 	return nil
-}
-
-// exportName maps a variable path to its exported name, or false for training state (the
-// optimizer's moments and step counters, gradient accumulators, the RNG state).
-func exportName(path string) (string, bool) {
-	name := strings.TrimPrefix(path, "/")
-	first, _, _ := strings.Cut(name, "/")
-	if strings.HasPrefix(first, "#") || strings.HasPrefix(first, "_") || strings.Contains(strings.ToLower(first), "optimizer") || strings.Contains(name, "rngstate") {
-		return "", false
-	}
-	return name, true
-}
-
-// timedPolicy measures the mean latency of Act calls.
-type timedPolicy struct {
-	sim.Policy
-	calls int
-	total time.Duration
-}
-
-func (p *timedPolicy) Act(obs []sim.Observation) ([][][]float32, error) {
-	start := time.Now()
-	c, err := p.Policy.Act(obs)
-	p.total += time.Since(start)
-	p.calls++
-	return c, err
 }
 
 // depthSweep evaluates a recurrent-depth policy at every eval.depths fixed depth, records the
 // iterations its adaptive run (just done) used, and plots success against iterations.
-func depthSweep(res *evalResult, task *tasks.VLA, p *tasks.RDPolicy) error {
+func depthSweep(res *evalResult, task *tasks.VLA, p *tasks.Policy) error {
 	ev := res.ClosedLoop
-	ev.AdaptiveIterations = p.Iterations()
-	ec := task.EvalConfig()
-	ec.Videos = 0
-	var fixed []plotter.XY
-	for _, d := range task.Depths() {
-		p.SetDepth(d)
-		tp := &timedPolicy{Policy: p}
-		sr, err := sim.Evaluate(task.Sim(), ec, tp)
-		if err != nil {
-			return err
-		}
-		p.Iterations()
-		lat := tp.total.Seconds() * 1000 / float64(max(1, tp.calls))
-		ev.Depths = append(ev.Depths, depthResult{Depth: d, Success: sr.Success, Low: sr.Low, High: sr.High, Families: sr.Families, LatencyMS: lat})
-		res.Metrics[fmt.Sprintf("closed_loop/success_depth_%d", d)] = sr.Success
-		fixed = append(fixed, plotter.XY{X: float64(d), Y: sr.Success})
-		fmt.Fprintf(os.Stderr, "reel: depth %2d: success %.3f [%.3f, %.3f], %.1f ms per batched call\n", d, sr.Success, sr.Low, sr.High, lat)
+	ev.AdaptiveIterations = p.Iterations(sim.FamilyOf)
+	rows, err := sim.SweepDepths(task.Sim(), task.EvalConfig(), p, task.Depths())
+	if err != nil {
+		return err
 	}
-	p.SetDepth(0)
+	var fixed []plotter.XY
+	for _, r := range rows {
+		ev.Depths = append(ev.Depths, depthResult{Depth: r.Depth, Success: r.Success, Low: r.Low, High: r.High, Families: r.Families, LatencyMS: r.LatencyMS})
+		res.Metrics[fmt.Sprintf("closed_loop/success_depth_%d", r.Depth)] = r.Success
+		fixed = append(fixed, plotter.XY{X: float64(r.Depth), Y: r.Success})
+		fmt.Fprintf(os.Stderr, "reel: depth %2d: success %.3f [%.3f, %.3f], %.1f ms per batched call\n", r.Depth, r.Success, r.Low, r.High, r.LatencyMS)
+	}
 	fmt.Fprintf(os.Stderr, "reel: adaptive: success %.3f with %.2f iterations on average (%s)\n", ev.Success, ev.AdaptiveIterations["all"], iterLine(ev.AdaptiveIterations))
 	path := filepath.Join(runOf(res.Checkpoint), "plots", "depth.png")
 	adaptive := []plotter.XY{{X: ev.AdaptiveIterations["all"], Y: ev.Success}}

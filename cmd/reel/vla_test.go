@@ -17,6 +17,7 @@ import (
 
 	"github.com/reelml/reel/checkpoints"
 	"github.com/reelml/reel/data"
+	"github.com/reelml/reel/policy"
 )
 
 // quickVLA shrinks the tiny policy recipes to a few seconds of work.
@@ -58,6 +59,16 @@ func TestVLAPolicyLifecycle(t *testing.T) {
 	}
 	dir := t.TempDir()
 	requireOK(t, reel(t, dir, append([]string{"train", "molmobot-tiny", "--out", "run"}, quickVLA...)...))
+	// Every checkpoint carries the policy's spec: what serving and evaluation know of it.
+	ckpt, err := checkpoints.Resolve(filepath.Join(dir, "run"), func(string) {})
+	require.NoError(t, err)
+	spec, err := policy.ReadSpec(filepath.Join(ckpt, policy.SpecFile))
+	require.NoError(t, err)
+	require.Equal(t, []policy.Camera{{Name: "scene", Width: 32, Height: 32}}, spec.Cameras)
+	require.Equal(t, 4, spec.StateDim)
+	require.Equal(t, 3, spec.ActionDim)
+	require.Equal(t, 8, spec.Horizon)
+	require.Equal(t, 4, spec.Execute)
 	r := reel(t, dir, append([]string{"eval", "run"}, quickVLA[len(quickVLA)-4:]...)...)
 	requireOK(t, r)
 	ev := parseClosedLoop(t, r)
@@ -89,8 +100,9 @@ func TestVLAPolicyLifecycle(t *testing.T) {
 	require.NoError(t, err)
 	require.Contains(t, meta["recipe"], "molmobot-tiny")
 	require.Equal(t, "3", meta["step"])
-	require.Contains(t, ts, "norm/action_mean")
-	require.Equal(t, []int{3}, ts["norm/action_std"].Shape().Dimensions)
+	require.Contains(t, ts, "norm/action_offset")
+	require.Equal(t, []int{3}, ts["norm/action_scale"].Shape().Dimensions)
+	require.Contains(t, meta["policy"], `"action_dim": 3`, "the spec travels in the export")
 	for name := range ts {
 		require.NotContains(t, strings.ToLower(name), "adam", name)
 		require.False(t, strings.HasPrefix(name, "#"), name)
