@@ -101,9 +101,14 @@ func Load(nameOrPath string, overrides []string) (*Recipe, error) {
 	if r.Name == "" {
 		r.Name = src.stem
 	}
-	if err := validate(&r, pos); err != nil {
+	explicit := func(p string) bool { // set in the file named, or with --set
+		w := pos[p]
+		return strings.HasPrefix(w, "--set") || strings.HasPrefix(w, src.label+":")
+	}
+	if err := validate(&r, pos, explicit); err != nil {
 		return nil, err
 	}
+	resetUnused(&r)
 	return &r, nil
 }
 
@@ -331,16 +336,10 @@ func (l *loader) resolve(src source, chain []source) (*yaml.Node, error) {
 	if err := yaml.Unmarshal(src.data, &doc); err != nil {
 		return nil, parseError(src.label, err)
 	}
-	var root *yaml.Node
-	switch {
-	case doc.Kind == 0 || len(doc.Content) == 0:
-		root = &yaml.Node{Kind: yaml.MappingNode, Tag: "!!map", Line: 1, Column: 1}
-	default:
-		root = deref(doc.Content[0])
-		if isNull(root) {
-			root = &yaml.Node{Kind: yaml.MappingNode, Tag: "!!map", Line: root.Line, Column: 1}
-		}
+	if doc.Kind == 0 || len(doc.Content) == 0 || isNull(deref(doc.Content[0])) {
+		return nil, fmt.Errorf("%s: the recipe is empty (expected a mapping of keys such as name:, base:, task:, model:, train:)", src.label)
 	}
+	root := deref(doc.Content[0])
 	o := origin{file: src.label}
 	if err := l.annotate(root, o); err != nil {
 		return nil, err

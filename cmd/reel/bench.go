@@ -26,23 +26,17 @@ type benchRow struct {
 	ExeVRMSpeedup float64 `json:"exevrm_speedup"` // unpruned / exevrm
 }
 
+// benchCommands are the benchmarks of `reel bench NAME`.
+var benchCommands = map[string]func(args []string) error{
+	"vit": benchViT, "video": benchVideo, "stts": benchSTTS, "rdvla": benchRDVLA,
+}
+
 func cmdBench(args []string) error {
-	if len(args) > 0 && args[0] == "vit" {
-		return benchViT(args[1:])
-	}
-	if len(args) > 0 && args[0] == "rdvla" {
-		return benchRDVLA(args[1:])
-	}
-	if len(args) > 0 && args[0] == "video" {
-		return benchVideo(args[1:])
-	}
-	if len(args) == 0 || args[0] != "stts" {
-		if len(args) > 0 && (args[0] == "-h" || args[0] == "--help") {
-			fmt.Fprintln(os.Stderr, "Usage: reel bench stts|vit|video|rdvla [flags]  (reel bench NAME --help)")
-			return nil
-		}
-		return &exitError{2, fmt.Errorf("bench: expected a benchmark name: stts, vit, video or rdvla")}
-	}
+	return dispatch("bench", benchCommands, args)
+}
+
+// benchSTTS is `reel bench stts`.
+func benchSTTS(args []string) error {
 	fs := newFlags("bench stts")
 	recipe := fs.String("recipe", "stts-videoqa-tiny", "videoqa recipe whose model is timed")
 	framesFlag := fs.String("frames", "16,32,64,128", "comma-separated frame counts")
@@ -56,7 +50,7 @@ func cmdBench(args []string) error {
 		fmt.Fprintln(os.Stderr, "Usage: reel bench stts [flags]\n\nTraining-step time of the same video VLM unpruned, STTS-pruned and ExeVRM-pruned (packed), per\nframe count, measured in one run; prints the speedups (unpruned / pruned).\n\nFlags:")
 		fs.PrintDefaults()
 	}
-	if err := parse(fs, args[1:]); err != nil {
+	if err := parse(fs, args); err != nil {
 		return err
 	}
 	var frames []int

@@ -2,7 +2,6 @@ package main
 
 import (
 	"encoding/json"
-	"errors"
 	"fmt"
 	"math"
 	"os"
@@ -13,14 +12,6 @@ import (
 
 	"github.com/reelml/reel/data"
 )
-
-const dataUsage = `Usage:
-  reel data audit FILE.jsonl [--json]
-  reel data gen-video --n N --out DIR [--frames 8] [--size 32] [--seed 1] [--fps 8]
-  reel data gen-sim --episodes N --out DIR [--recipe molmobot-tiny] [--workers W] [--seed 1]
-
-Run 'reel data SUBCOMMAND --help' for details.
-`
 
 const dataAuditUsage = `Usage: reel data audit FILE.jsonl [--json]
 
@@ -39,22 +30,13 @@ DIR/captions.jsonl, one {"video": ..., "caption": ...} object per line.
 Needs the ffmpeg program. The same flags always give the same videos.
 `
 
+// dataCommands are the subcommands of `reel data`.
+var dataCommands = map[string]func(args []string) error{
+	"audit": cmdDataAudit, "gen-video": cmdDataGenVideo, "gen-sim": cmdDataGenSim,
+}
+
 func cmdData(args []string) error {
-	if len(args) == 0 {
-		return &exitError{2, errors.New("data: expected a subcommand: audit, gen-video, gen-sim")}
-	}
-	switch args[0] {
-	case "-h", "--help", "help":
-		fmt.Fprint(os.Stderr, dataUsage)
-		return &exitError{0, errors.New("help requested")}
-	case "audit":
-		return cmdDataAudit(args[1:])
-	case "gen-video":
-		return cmdDataGenVideo(args[1:])
-	case "gen-sim":
-		return cmdDataGenSim(args[1:])
-	}
-	return &exitError{2, fmt.Errorf("data: unknown subcommand %q (audit, gen-video, gen-sim)", args[0])}
+	return dispatch("data", dataCommands, args)
 }
 
 func cmdDataAudit(args []string) error {
