@@ -34,7 +34,7 @@ func newVocab(m map[string]int) vocab {
 	return v
 }
 
-func (v vocab) tokenToID(s string) (int, bool) { id, ok := v.ids[s]; return id, ok }
+func (v vocab) tokenToID(s string) (int, bool)  { id, ok := v.ids[s]; return id, ok }
 func (v vocab) idToToken(id int) (string, bool) { t, ok := v.tokens[id]; return t, ok }
 func (v vocab) size() int                       { return v.max + 1 }
 

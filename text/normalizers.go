@@ -75,7 +75,9 @@ func (s stripNorm) normalize(n nstr) nstr { return n.strip(s.left, s.right) }
 // stripAccentsNorm removes combining marks (general category M).
 type stripAccentsNorm struct{}
 
-func (stripAccentsNorm) normalize(n nstr) nstr { return n.filter(func(c rune) bool { return !unicode.IsMark(c) }) }
+func (stripAccentsNorm) normalize(n nstr) nstr {
+	return n.filter(func(c rune) bool { return !unicode.IsMark(c) })
+}
 
 type replaceNorm struct {
 	p       pattern

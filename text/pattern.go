@@ -12,7 +12,7 @@ import (
 // cover the whole piece in order (huggingface/tokenizers tokenizers/src/tokenizer/pattern.rs).
 type span struct {
 	start, end int
-	match bool
+	match      bool
 }
 
 type pattern interface {

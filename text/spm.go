@@ -25,17 +25,17 @@ const (
 
 // spModel is what the tokenizer needs of a SentencePiece ModelProto.
 type spModel struct {
-	pieces                                   []string
-	scores                                   []float32
-	types                                    []int
-	modelType                                int // 1 unigram, 2 BPE
-	byteFallback                             bool
-	unkID, bosID, eosID, padID               int
-	unkSurface                               string
-	treatWSAsSuffix                          bool
-	charsMap                                 []byte
-	addDummyPrefix, removeExtraWS, escapeWS  bool
-	normalizerName                           string
+	pieces                                  []string
+	scores                                  []float32
+	types                                   []int
+	modelType                               int // 1 unigram, 2 BPE
+	byteFallback                            bool
+	unkID, bosID, eosID, padID              int
+	unkSurface                              string
+	treatWSAsSuffix                         bool
+	charsMap                                []byte
+	addDummyPrefix, removeExtraWS, escapeWS bool
+	normalizerName                          string
 	hasTrainerSpec, hasNormalizerSpec       bool
 }
 

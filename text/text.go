@@ -13,6 +13,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strings"
 )
 
 // Tokenizer turns text into token ids and back.
@@ -70,7 +71,7 @@ func Load(path string) (Tokenizer, error) {
 		}
 		cfg.applySP(sp)
 		return sp, nil
-	case filepath.Base(file) == "vocab.json" || (filepath.Ext(file) == ".json" && isVocabJSON(file)):
+	case strings.HasSuffix(filepath.Base(file), "vocab.json"):
 		merges := filepath.Join(filepath.Dir(file), "merges.txt")
 		t, err := LoadVocabMerges(file, merges)
 		if err != nil {
@@ -86,20 +87,6 @@ func Load(path string) (Tokenizer, error) {
 		cfg.applyHF(t)
 		return t, nil
 	}
-}
-
-// isVocabJSON tells a vocab.json (an object of token: id) from a tokenizer.json.
-func isVocabJSON(path string) bool {
-	b, err := os.ReadFile(path)
-	if err != nil {
-		return false
-	}
-	var o map[string]json.RawMessage
-	if json.Unmarshal(b, &o) != nil {
-		return false
-	}
-	_, hasModel := o["model"]
-	return !hasModel
 }
 
 // tokenizerConfig is what reel reads of transformers' tokenizer_config.json.

@@ -5,6 +5,7 @@
 //	reel recipes list | show NAME | cp NAME FILE | validate FILE
 //	reel analyze patching|heads RUN_DIR
 //	reel tokenize RUN_DIR VIDEO_FILE [--out DIR]
+//	reel hf tokenize PATH --text T [--special] | --decode 1,2,3
 //	reel bench stts [--frames 16,32,64,128]
 //	reel data audit FILE.jsonl [--json]
 //	reel data gen-sim --episodes N --out DIR [--workers W]
@@ -32,6 +33,7 @@ Usage:
   reel doctor
   reel analyze patching|heads RUN_DIR|CHECKPOINT_DIR [flags]
   reel tokenize RUN_DIR|CHECKPOINT_DIR VIDEO_FILE [--out DIR]
+  reel hf tokenize PATH --text TEXT [--special] | --decode 1,2,3
   reel bench stts [--frames 16,32,64,128] [--steps N]
   reel data audit FILE.jsonl [--json]
   reel data gen-video --n N --out DIR [flags]
@@ -78,6 +80,8 @@ func run(args []string) int {
 		err = cmdAnalyze(args[1:])
 	case "tokenize":
 		err = cmdTokenize(args[1:])
+	case "hf":
+		err = cmdHF(args[1:])
 	case "bench":
 		err = cmdBench(args[1:])
 	case "data":
@@ -87,7 +91,7 @@ func run(args []string) int {
 	case "export":
 		err = cmdExport(args[1:])
 	default:
-		err = &exitError{2, fmt.Errorf("unknown command %q (commands: train, eval, serve, export, recipes, analyze, tokenize, bench, data, doctor)", args[0])}
+		err = &exitError{2, fmt.Errorf("unknown command %q (commands: train, eval, serve, export, recipes, analyze, tokenize, hf, bench, data, doctor)", args[0])}
 	}
 	var ee *exitError
 	if err == nil || (errors.As(err, &ee) && ee.code == 0) { // success, or --help
