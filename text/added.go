@@ -26,23 +26,43 @@ type addedVocab struct {
 	special    map[string]bool
 }
 
-func newAddedVocab(tokens []addedToken, norm normalizer) *addedVocab {
+// newAddedVocab registers the tokens in file order as the reference's deserializer does
+// (huggingface/tokenizers tokenizers/src/tokenizer/serialization.rs, AddedVocabulary::add_tokens):
+// a token takes the id its content already has (in the added tokens, then the model vocabulary),
+// else the next free id after the model's; the "id" written in the file is not used.
+func newAddedVocab(tokens []addedToken, m model, norm normalizer) *addedVocab {
 	a := &addedVocab{byID: map[int]*addedToken{}, byContent: map[string]int{}, normalized: map[int]string{},
 		special: map[string]bool{}}
-	sort.SliceStable(tokens, func(i, j int) bool { return tokens[i].ID < tokens[j].ID })
+	maxID := -1
 	for i := range tokens {
-		t := &tokens[i]
+		t := tokens[i]
 		if t.Content == "" {
 			continue
 		}
-		a.byID[t.ID] = t
-		a.byContent[t.Content] = t.ID
+		if id, ok := a.byContent[t.Content]; ok && *a.byID[id] == t {
+			continue
+		}
+		id, ok := a.byContent[t.Content]
+		if !ok && m != nil {
+			id, ok = m.tokenToID(t.Content)
+		}
+		if !ok {
+			id = m.size()
+			if maxID >= id || id == 0 {
+				id = maxID + 1
+			}
+		}
+		maxID = max(maxID, id)
+		t.ID = id
+		a.byID[id] = &t
+		a.byContent[t.Content] = id
 		if t.Special {
 			a.special[t.Content] = true
 		}
+		delete(a.normalized, id)
 		if t.Normalized && norm != nil {
 			if s := norm.normalize(newNstr(t.Content)).String(); s != t.Content {
-				a.normalized[t.ID] = s
+				a.normalized[id] = s
 			}
 		}
 	}

@@ -163,7 +163,7 @@ func parseTokenizerJSON(b []byte) (*HF, error) {
 			}
 		}
 	}
-	t.added = newAddedVocab(added, t.norm)
+	t.added = newAddedVocab(added, t.model, t.norm)
 	if root.has("post_processor") {
 		if t.post, err = parsePost("post_processor", root["post_processor"], t); err != nil {
 			return nil, err

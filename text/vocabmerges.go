@@ -56,6 +56,6 @@ func LoadVocabMerges(vocabPath, mergesPath string) (*HF, error) {
 		added = append(added, addedToken{ID: id, Content: "<|endoftext|>", Special: true})
 		t.special = SpecialTokens{BOS: id, EOS: id, Pad: -1, Unk: id}
 	}
-	t.added = newAddedVocab(added, nil)
+	t.added = newAddedVocab(added, b, nil)
 	return t, nil
 }
