@@ -124,7 +124,7 @@ func requireLastLineError(t *testing.T, r result, code int) string {
 func TestUnknownCommand(t *testing.T) {
 	msg := requireUserError(t, reel(t, t.TempDir(), "frobnicate"), 2)
 	require.Contains(t, msg, `"frobnicate"`)
-	require.Contains(t, msg, "train, eval, serve, export, recipes, analyze, tokenize, bench, data, doctor")
+	require.Contains(t, msg, "train, eval, serve, export, recipes, analyze, tokenize, hf, bench, data, doctor")
 }
 
 func TestNoArgsPrintsUsage(t *testing.T) {
