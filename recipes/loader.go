@@ -607,7 +607,7 @@ func (l *loader) decode(n *yaml.Node, v reflect.Value, p string, pos map[string]
 			return
 		}
 		if isNull(n) {
-			v.Set(reflect.MakeSlice(v.Type(), 0, 0))
+			v.Set(reflect.Zero(v.Type()))
 			return
 		}
 		if n.Kind != yaml.SequenceNode {
@@ -633,6 +633,9 @@ func (l *loader) decode(n *yaml.Node, v reflect.Value, p string, pos map[string]
 				continue
 			}
 			out = reflect.Append(out, reflect.ValueOf(e.Value).Convert(v.Type().Elem()))
+		}
+		if out.Len() == 0 { // an empty list is the unset one, so a resolved recipe loads back equal
+			out = reflect.Zero(v.Type())
 		}
 		v.Set(out)
 	case reflect.String:

@@ -76,10 +76,13 @@ func usage() string {
 }
 
 // dispatch runs the subcommand args[0] of a command group (bench, data, …) from its table; with
-// no subcommand or --help it prints the group's lines of `reel --help`.
+// --help it prints the group's lines of `reel --help`.
 func dispatch(group string, subs map[string]func(args []string) error, args []string) error {
 	names := slices.Sorted(maps.Keys(subs))
-	if len(args) == 0 || args[0] == "-h" || args[0] == "--help" || args[0] == "help" {
+	if len(args) == 0 {
+		return &exitError{2, fmt.Errorf("%s: expected a subcommand: %s (reel %s --help lists them)", group, strings.Join(names, ", "), group)}
+	}
+	if args[0] == "-h" || args[0] == "--help" || args[0] == "help" {
 		for _, c := range commands {
 			if c.name == group {
 				fmt.Fprintf(os.Stderr, "Usage:\n")
@@ -89,9 +92,6 @@ func dispatch(group string, subs map[string]func(args []string) error, args []st
 			}
 		}
 		fmt.Fprintf(os.Stderr, "\nRun 'reel %s SUBCOMMAND --help' for its flags.\n", group)
-		if len(args) == 0 {
-			return &exitError{2, fmt.Errorf("%s: expected a subcommand: %s", group, strings.Join(names, ", "))}
-		}
 		return &exitError{0, errors.New("help requested")}
 	}
 	run, ok := subs[args[0]]
