@@ -36,12 +36,15 @@ func cmdBench(args []string) error {
 	if len(args) > 0 && args[0] == "video" {
 		return benchVideo(args[1:])
 	}
+	if len(args) > 0 && args[0] == "data" {
+		return benchData(args[1:])
+	}
 	if len(args) == 0 || args[0] != "stts" {
 		if len(args) > 0 && (args[0] == "-h" || args[0] == "--help") {
-			fmt.Fprintln(os.Stderr, "Usage: reel bench stts|vit|video|rdvla [flags]  (reel bench NAME --help)")
+			fmt.Fprintln(os.Stderr, "Usage: reel bench stts|vit|video|rdvla|data [flags]  (reel bench NAME --help)")
 			return nil
 		}
-		return &exitError{2, fmt.Errorf("bench: expected a benchmark name: stts, vit, video or rdvla")}
+		return &exitError{2, fmt.Errorf("bench: expected a benchmark name: stts, vit, video, rdvla or data")}
 	}
 	fs := newFlags("bench stts")
 	recipe := fs.String("recipe", "stts-videoqa-tiny", "videoqa recipe whose model is timed")
