@@ -26,11 +26,17 @@ train: build
 	@./$(BIN) eval $(RUNS)/counting-finetune-tiny
 
 # ffmpeg (video decoding/encoding) is installed when missing and apt-get can run; otherwise the
-# video tests that need it skip with a message.
+# video tests that need it skip with a message. The npm package hyparquet (an independent parquet
+# reader the LeRobot tests check reel's files with) goes into the git-ignored .deps/node when npm
+# is there; otherwise that test skips with a message.
+HYPARQUET := 1.33.0
 deps:
 	@command -v ffmpeg >/dev/null || { command -v apt-get >/dev/null && [ "$$(id -u)" = 0 ] && \
 		{ apt-get update -qq && apt-get install -y -qq ffmpeg >/dev/null; } ; } || \
 		echo "note: ffmpeg not found and not installable here; video file tests will skip"
+	@[ -f .deps/node/node_modules/hyparquet/package.json ] || { command -v npm >/dev/null && \
+		mkdir -p .deps/node && npm install --silent --no-audit --no-fund --prefix .deps/node hyparquet@$(HYPARQUET) >/dev/null; } || \
+		echo "note: npm not found or hyparquet not installable; the hyparquet check of LeRobot parquet files will skip"
 
 test: lint deps
 	$(GO) test -count=1 -timeout 40m ./...

@@ -18,7 +18,7 @@ var (
 	goodV3Err  error
 )
 
-// goodV3 returns a v3.0 dataset of v3Episodes(3), written once per test binary; tests that
+// goodV3 returns a v3.0 dataset of v3Episodes(4), written once per test binary; tests that
 // change it work on a copy (copyDir).
 func goodV3(t *testing.T) string {
 	t.Helper()
@@ -35,7 +35,7 @@ func goodV3(t *testing.T) string {
 			goodV3Err = err
 			return
 		}
-		for _, ep := range v3Episodes(3) {
+		for _, ep := range v3Episodes(4) {
 			if goodV3Err = w.WriteEpisode(ep); goodV3Err != nil {
 				return
 			}
@@ -46,10 +46,45 @@ func goodV3(t *testing.T) string {
 	return goodV3Dir
 }
 
+var (
+	goodV21Once sync.Once
+	goodV21Dir  string
+	goodV21Err  error
+)
+
+// goodV21 returns the v2.1 dataset of v3Episodes(4), written once per test binary.
+func goodV21(t *testing.T) string {
+	t.Helper()
+	requireFFmpeg(t)
+	goodV21Once.Do(func() {
+		dir, err := os.MkdirTemp("", "reel-lerobot-good21-")
+		if err != nil {
+			goodV21Err = err
+			return
+		}
+		goodV21Dir = filepath.Join(dir, "ds")
+		w, err := CreateLeRobotWriter(goodV21Dir, LeRobotWriterConfig{FPS: testV3FPS, Format: LeRobotV21})
+		if err != nil {
+			goodV21Err = err
+			return
+		}
+		for _, ep := range v3Episodes(4) {
+			if goodV21Err = w.WriteEpisode(ep); goodV21Err != nil {
+				return
+			}
+		}
+		goodV21Err = w.Close()
+	})
+	require.NoError(t, goodV21Err)
+	return goodV21Dir
+}
+
 func TestMain(m *testing.M) {
 	code := m.Run()
-	if goodV3Dir != "" {
-		os.RemoveAll(filepath.Dir(goodV3Dir))
+	for _, d := range []string{goodV3Dir, goodV21Dir} {
+		if d != "" {
+			os.RemoveAll(filepath.Dir(d))
+		}
 	}
 	os.Exit(code)
 }
@@ -58,6 +93,7 @@ func TestMain(m *testing.M) {
 // change: every one is refused with one line naming the file and the field, at open or when
 // the episode is read, and never panics.
 func TestLeRobotMalformedV3(t *testing.T) {
+	t.Parallel()
 	good := goodV3(t)
 	info := filepath.FromSlash("meta/info.json")
 	episodes := filepath.FromSlash("meta/episodes/chunk-000/file-000.parquet")
@@ -123,8 +159,8 @@ func TestLeRobotMalformedV3(t *testing.T) {
 			"does not use {file_index}", false},
 		{"video_path bad spec", setInfo("video_path", "videos/{video_key}/chunk-{chunk_index:03x}/file-{file_index:03d}.mp4"), info,
 			`format spec "03x" not supported`, false},
-		{"total_frames mismatch", setInfo("total_frames", 20), "meta/episodes", "lengths add up to 19 frames, but meta/info.json says total_frames 20", false},
-		{"total_tasks mismatch", setInfo("total_tasks", 3), tasks, "2 tasks, but meta/info.json says total_tasks 3", false},
+		{"total_frames mismatch", setInfo("total_frames", 29), "meta/episodes", "lengths add up to 28 frames, but meta/info.json says total_frames 29", false},
+		{"total_tasks mismatch", setInfo("total_tasks", 4), tasks, "3 tasks, but meta/info.json says total_tasks 4", false},
 		{"action shape", func(t *testing.T, dir string) {
 			editJSON(t, filepath.Join(dir, info), func(m map[string]any) {
 				m["features"].(map[string]any)["action"].(map[string]any)["shape"] = []int{3, 1}

@@ -487,6 +487,14 @@ func (d *LeRobotDataset) readV3EpisodeFile(path string) error {
 		}
 		if stats != nil {
 			ep.stats = stats(r)
+			for k, st := range ep.stats {
+				if f, ok := d.info.Features.Get(k); ok && (f.DType == "video" || f.DType == "image") {
+					st.Shape = []int{len(st.Mean), 1, 1}
+				} else {
+					st.Shape = []int{len(st.Mean)}
+				}
+				ep.stats[k] = st
+			}
 		}
 		d.episodes = append(d.episodes, ep)
 	}

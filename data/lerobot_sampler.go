@@ -101,14 +101,15 @@ func (s *Sampler) order(p int64) int {
 	return s.eps[perm[k]]
 }
 
-// Window returns the episodes micro-batch i draws from, in window order.
+// Window returns the episodes micro-batch i draws from: Window distinct episodes from position
+// (i / BatchesPerWindow) × Stride on of the endless sequence of shuffled passes.
 func (s *Sampler) Window(i int64) []int {
 	if i < 0 {
 		i = 0
 	}
 	start := (i / int64(s.cfg.BatchesPerWindow)) * int64(s.cfg.Stride)
 	out := make([]int, 0, s.cfg.Window)
-	for p := start; p < start+int64(s.cfg.Window); p++ {
+	for p := start; len(out) < s.cfg.Window; p++ { // an episode met twice across passes counts once
 		if e := s.order(p); !slices.Contains(out, e) {
 			out = append(out, e)
 		}

@@ -418,7 +418,9 @@ func vectorFeatureStats[T float32 | float64 | int64](rows [][]T) FeatureStats {
 // from (compute_stats.py sample_indices / estimate_num_samples): all of them up to 100, then
 // n^0.75 of them (at most 10000), evenly spaced and rounded half to even as numpy rounds.
 func imageSampleIndices(n int) []int {
-	num := max(min(100, n), min(int(math.Pow(float64(n), 0.75)), 10000))
+	// n^0.75 nudged up by 1e-9: Go's math.Pow(10000, 0.75) is 999.9999999999998 where the C
+	// library Python uses gives 1000.
+	num := max(min(100, n), min(int(math.Pow(float64(n), 0.75)+1e-9), 10000))
 	if num == 1 {
 		return []int{0}
 	}

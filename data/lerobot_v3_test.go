@@ -101,10 +101,9 @@ func readJSONMap(t *testing.T, path string) map[string]any {
 }
 
 func TestLeRobotV3RoundTrip(t *testing.T) {
-	requireFFmpeg(t)
-	dir := filepath.Join(t.TempDir(), "ds")
-	eps := v3Episodes(3)
-	writeV3(t, dir, eps, LeRobotWriterConfig{})
+	t.Parallel()
+	dir := goodV3(t)
+	eps := v3Episodes(4)
 
 	for _, rel := range []string{"meta/info.json", "meta/stats.json", "meta/tasks.parquet", "meta/episodes/chunk-000/file-000.parquet",
 		"data/chunk-000/file-000.parquet", "videos/observation.images.top/chunk-000/file-000.mp4",
@@ -114,14 +113,14 @@ func TestLeRobotV3RoundTrip(t *testing.T) {
 	require.NoDirExists(t, filepath.Join(dir, lerobotTmpDir))
 	n, err := videoFrames(filepath.Join(dir, "videos/observation.images.top/chunk-000/file-000.mp4"))
 	require.NoError(t, err)
-	require.Equal(t, 5+6+8, n, "one video file holds every episode")
+	require.Equal(t, 5+6+8+9, n, "one video file holds every episode")
 
 	info := readJSONMap(t, filepath.Join(dir, "meta/info.json"))
 	require.Equal(t, "v3.0", info["codebase_version"])
 	require.Equal(t, 10.0, info["fps"])
-	require.EqualValues(t, 3, info["total_episodes"])
-	require.EqualValues(t, 19, info["total_frames"])
-	require.EqualValues(t, 2, info["total_tasks"])
+	require.EqualValues(t, 4, info["total_episodes"])
+	require.EqualValues(t, 28, info["total_frames"])
+	require.EqualValues(t, 3, info["total_tasks"])
 	require.EqualValues(t, 100, info["data_files_size_in_mb"])
 	require.EqualValues(t, 200, info["video_files_size_in_mb"])
 	require.Equal(t, LeRobotV3DataPath, info["data_path"])
@@ -138,8 +137,8 @@ func TestLeRobotV3RoundTrip(t *testing.T) {
 	ds, err := OpenLeRobot(dir)
 	require.NoError(t, err)
 	require.Equal(t, "v3.0", ds.Version())
-	require.Equal(t, 3, ds.NumEpisodes())
-	require.Equal(t, 19, ds.NumFrames())
+	require.Equal(t, 4, ds.NumEpisodes())
+	require.Equal(t, 28, ds.NumFrames())
 	f := ds.Features()
 	require.Equal(t, []policy.Camera{{Name: "top", Width: 80, Height: 64}, {Name: "wrist", Width: 24, Height: 16}}, f.Cameras)
 	require.Equal(t, 4, f.StateDim)
@@ -175,8 +174,8 @@ func TestLeRobotV3RoundTrip(t *testing.T) {
 			}
 		}
 	}
-	_, err = ds.Vectors(3)
-	require.ErrorContains(t, err, "episode 3 out of range [0, 3)")
+	_, err = ds.Vectors(4)
+	require.ErrorContains(t, err, "episode 4 out of range [0, 4)")
 
 	// The old API on the new layout.
 	require.Equal(t, LeRobotEpisodeMeta{EpisodeIndex: 1, Tasks: []string{eps[1].Task}, Length: 6, Family: "fam", Seed: 101}, ds.EpisodeMeta(1))
@@ -194,7 +193,7 @@ func TestLeRobotV3RoundTrip(t *testing.T) {
 		require.True(t, stats[k].HasQuantiles(), k)
 	}
 	require.Equal(t, []int{3, 1, 1}, stats["observation.images.top"].Shape)
-	require.EqualValues(t, 19, stats["action"].Count)
+	require.EqualValues(t, 28, stats["action"].Count)
 	var allState [][]float32
 	for _, ep := range eps {
 		allState = append(allState, ep.State...)
@@ -207,18 +206,15 @@ func TestLeRobotV3RoundTrip(t *testing.T) {
 		require.Equal(t, hi[j], stats["observation.state"].Max[j])
 	}
 	require.Equal(t, []float64{0}, stats["episode_index"].Min)
-	require.Equal(t, []float64{2}, stats["episode_index"].Max)
-	require.Equal(t, []float64{18}, stats["index"].Max)
-	require.InDelta(t, 9, stats["index"].Mean[0], 1e-12)
+	require.Equal(t, []float64{3}, stats["episode_index"].Max)
+	require.Equal(t, []float64{27}, stats["index"].Max)
+	require.InDelta(t, 13.5, stats["index"].Mean[0], 1e-12)
 }
 
 func TestLeRobotV21RoundTrip(t *testing.T) {
-	requireFFmpeg(t)
-	root := t.TempDir()
-	eps := v3Episodes(3)
-	writeV3(t, filepath.Join(root, "v21"), eps, LeRobotWriterConfig{Format: LeRobotV21})
-	writeV3(t, filepath.Join(root, "v3"), eps, LeRobotWriterConfig{})
-	dir := filepath.Join(root, "v21")
+	t.Parallel()
+	dir := goodV21(t)
+	eps := v3Episodes(4)
 	for _, rel := range []string{"meta/info.json", "meta/episodes.jsonl", "meta/tasks.jsonl", "meta/episodes_stats.jsonl",
 		"data/chunk-000/episode_000000.parquet", "data/chunk-000/episode_000002.parquet",
 		"videos/chunk-000/observation.images.top/episode_000000.mp4", "videos/chunk-000/observation.images.wrist/episode_000002.mp4"} {
@@ -227,14 +223,14 @@ func TestLeRobotV21RoundTrip(t *testing.T) {
 	require.NoFileExists(t, filepath.Join(dir, "meta/stats.json"), "v2.1 keeps per-episode statistics only")
 	info := readJSONMap(t, filepath.Join(dir, "meta/info.json"))
 	require.Equal(t, "v2.1", info["codebase_version"])
-	require.EqualValues(t, 6, info["total_videos"])
+	require.EqualValues(t, 8, info["total_videos"])
 	require.EqualValues(t, 1, info["total_chunks"])
 	lines := readJSONLines(t, filepath.Join(dir, "meta/episodes.jsonl"))
 	require.Equal(t, `{"episode_index":1,"tasks":["push the blue circle"],"length":6,"family":"fam","success":false,"seed":101}`, lines[1])
 
 	a, err := OpenLeRobot(dir)
 	require.NoError(t, err)
-	b, err := OpenLeRobot(filepath.Join(root, "v3"))
+	b, err := OpenLeRobot(goodV3(t))
 	require.NoError(t, err)
 	require.Equal(t, a.Features(), b.Features())
 	for i := range eps {
@@ -267,10 +263,9 @@ func TestLeRobotV21RoundTrip(t *testing.T) {
 // the shared file, seeking to a keyframe, frames located by timestamp, resized as they stream)
 // against decoding the whole file at once and resizing every frame afterwards.
 func TestLeRobotLazyEqualsEager(t *testing.T) {
-	requireFFmpeg(t)
-	dir := filepath.Join(t.TempDir(), "ds")
+	t.Parallel()
+	dir := goodV3(t)
 	eps := v3Episodes(4)
-	writeV3(t, dir, eps, LeRobotWriterConfig{})
 	ds, err := OpenLeRobot(dir)
 	require.NoError(t, err)
 	for c, cam := range []struct {
@@ -318,10 +313,8 @@ func toF64(v []float32) []float64 {
 }
 
 func TestLeRobotResizeModes(t *testing.T) {
-	requireFFmpeg(t)
-	dir := filepath.Join(t.TempDir(), "ds")
-	writeV3(t, dir, v3Episodes(1), LeRobotWriterConfig{})
-	ds, err := OpenLeRobot(dir)
+	t.Parallel()
+	ds, err := OpenLeRobot(goodV3(t))
 	require.NoError(t, err)
 	native, err := ds.Frames(0, "top", []int{3}, 80, 64, "")
 	require.NoError(t, err)
@@ -359,12 +352,11 @@ func TestLeRobotResizeModes(t *testing.T) {
 }
 
 func TestLeRobotImageFeatures(t *testing.T) {
+	t.Parallel()
 	// A dataset whose camera is stored as PNG bytes in parquet (dtype "image"), written here as
 	// LeRobot does: a struct {bytes, path} column.
-	requireFFmpeg(t)
-	dir := filepath.Join(t.TempDir(), "ds")
-	eps := v3Episodes(2)
-	writeV3(t, dir, eps, LeRobotWriterConfig{})
+	dir := copyDir(t, goodV3(t))
+	eps := v3Episodes(4)
 	toImageFeature(t, dir, eps)
 	ds, err := OpenLeRobot(dir)
 	require.NoError(t, err)
@@ -391,6 +383,7 @@ func TestLeRobotImageFeatures(t *testing.T) {
 }
 
 func TestLeRobotStatsReport(t *testing.T) {
+	t.Parallel()
 	requireFFmpeg(t)
 	dir := filepath.Join(t.TempDir(), "ds")
 	writeV3(t, dir, v3Episodes(2), LeRobotWriterConfig{StateNames: []string{"x", "y", "z", "w"}})
