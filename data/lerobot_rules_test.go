@@ -34,7 +34,7 @@ func hyparquetDir(t *testing.T) string {
 // hyparquetRead reads parquet files with hyparquet (JavaScript, not reel's reader) and returns,
 // per file, its rows and key-value metadata.
 func hyparquetRead(t *testing.T, files ...string) map[string]struct {
-	Rows []map[string]any `json:"rows"`
+	Rows []map[string]any  `json:"rows"`
 	KV   map[string]string `json:"kv"`
 } {
 	t.Helper()
@@ -58,7 +58,7 @@ console.log(JSON.stringify(out, (k, v) => typeof v === 'bigint' ? Number(v) : v)
 	raw, err := cmd.Output()
 	require.NoError(t, err, stderr.String())
 	var out map[string]struct {
-		Rows []map[string]any `json:"rows"`
+		Rows []map[string]any  `json:"rows"`
 		KV   map[string]string `json:"kv"`
 	}
 	require.NoError(t, json.Unmarshal(raw, &out))
