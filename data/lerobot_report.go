@@ -94,8 +94,10 @@ func (d *LeRobotDataset) StatsReport(images bool) (StatsReport, error) {
 		switch {
 		case !ok:
 			return "computed from the data"
-		case !s.HasQuantiles():
+		case !s.HasQuantiles() && (key == d.stateKey || key == d.actionKey):
 			return rel + " (quantiles computed from the data)"
+		case !s.HasQuantiles():
+			return rel + " (no quantiles)"
 		}
 		return rel
 	}

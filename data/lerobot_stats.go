@@ -46,7 +46,7 @@ func (s FeatureStats) Dim() int { return len(s.Mean) }
 // HasQuantiles reports whether all five quantiles are present.
 func (s FeatureStats) HasQuantiles() bool {
 	for _, q := range s.quantiles() {
-		if q == nil {
+		if *q == nil {
 			return false
 		}
 	}
