@@ -333,11 +333,7 @@ func decodeVideoAt(path string, stamps []float64, fps float64, sink func(k int, 
 	var lastTS = math.Inf(-1)
 	var frame []uint8
 	var sinkErr error
-	killed := false
 	for inf := range infos {
-		if killed {
-			continue // drain
-		}
 		if num.Load() == 0 || den.Load() == 0 || inf.w < 1 || inf.h < 1 {
 			sinkErr = fail("ffmpeg reported no time base or frame size")
 			break
@@ -369,11 +365,10 @@ func decodeVideoAt(path string, stamps []float64, fps float64, sink func(k int, 
 		}
 	}
 	if next == len(stamps) || sinkErr != nil {
-		killed = true
-		cancel()
+		cancel() // every stamp served, or a failure: stop decoding
 	}
 	go io.Copy(io.Discard, stdout) //nolint:errcheck // unblock the process until it exits
-	for range infos {
+	for range infos { // drain until ffmpeg closes its stderr
 	}
 	werr := cmd.Wait()
 	switch {
