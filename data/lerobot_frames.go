@@ -368,7 +368,7 @@ func decodeVideoAt(path string, stamps []float64, fps float64, sink func(k int, 
 		cancel() // every stamp served, or a failure: stop decoding
 	}
 	go io.Copy(io.Discard, stdout) //nolint:errcheck // unblock the process until it exits
-	for range infos { // drain until ffmpeg closes its stderr
+	for range infos {              // drain until ffmpeg closes its stderr
 	}
 	werr := cmd.Wait()
 	switch {
