@@ -106,6 +106,9 @@ func TestLeRobotMergeV21(t *testing.T) {
 		vb, err := b.Vectors(i)
 		require.NoError(t, err)
 		require.Equal(t, va, vb)
+		if i == 1 || i == 2 {
+			continue // frames of the first and last episodes suffice (each is an ffmpeg run)
+		}
 		fa, err := a.Frames(i, "top", []int{0, 3}, 80, 64, "")
 		require.NoError(t, err)
 		fb, err := b.Frames(i, "top", []int{0, 3}, 80, 64, "")

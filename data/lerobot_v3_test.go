@@ -239,6 +239,9 @@ func TestLeRobotV21RoundTrip(t *testing.T) {
 		vb, err := b.Vectors(i)
 		require.NoError(t, err)
 		require.Equal(t, vb, va)
+		if i == 1 || i == 2 {
+			continue // frames of the first and last episodes suffice (each is an ffmpeg run)
+		}
 		for _, cam := range []string{"top", "wrist"} {
 			fa, err := a.Frames(i, cam, []int{0, 4}, 32, 32, policy.ResizeCrop)
 			require.NoError(t, err)
