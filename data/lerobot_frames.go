@@ -225,14 +225,23 @@ func (r *frameResizer) resize(dst, src []uint8, fw, fh int) {
 	if r.src.W != fw || r.src.H != fh {
 		r.src = policy.NewImage(fw, fh)
 	}
+	pix := r.src.Pix[:len(src)]
 	for j, b := range src {
-		r.src.Pix[j] = float32(b) / 255
+		pix[j] = byteToUnit[b]
 	}
 	out, _ := policy.Resize(r.src, r.w, r.h, r.mode) // sizes and mode checked by the caller
 	for j, x := range out.Pix {
-		dst[j] = uint8(math.Round(float64(min(max(x, 0), 1)) * 255))
+		dst[j] = uint8(float64(min(max(x, 0), 1))*255 + 0.5)
 	}
 }
+
+// byteToUnit[b] is b/255 as float32.
+var byteToUnit = func() (t [256]float32) {
+	for b := range t {
+		t[b] = float32(b) / 255
+	}
+	return t
+}()
 
 // ---------------------------------------------------------------------------------------------
 // Video decoding
@@ -432,7 +441,7 @@ func (e *frameEntry) image(s int) policy.Image {
 	px := e.key.w * e.key.h * 3
 	im := policy.NewImage(e.key.w, e.key.h)
 	for j, b := range e.pix[s*px : (s+1)*px] {
-		im.Pix[j] = float32(b) / 255
+		im.Pix[j] = byteToUnit[b]
 	}
 	return im
 }

@@ -122,3 +122,31 @@ func TestLeRobotMergeV21(t *testing.T) {
 	require.Equal(t, sa["action"], sb["action"])
 	require.Equal(t, sa["observation.images.top"], sb["observation.images.top"])
 }
+
+// TestLeRobotMergeV20 converts a dataset of reel's former v2.0 layout (no per-episode
+// statistics) to v3.0, the sources' stats.json aggregated.
+func TestLeRobotMergeV20(t *testing.T) {
+	t.Parallel()
+	requireFFmpeg(t)
+	root := t.TempDir()
+	src := filepath.Join(root, "v20")
+	writeTestDataset(t, src, testEpisodes())
+	dst := filepath.Join(root, "v30")
+	require.NoError(t, MergeLeRobot(dst, []string{src, src}, LeRobotMergeConfig{}))
+	a, err := OpenLeRobot(src)
+	require.NoError(t, err)
+	b, err := OpenLeRobot(dst)
+	require.NoError(t, err)
+	require.Equal(t, 6, b.NumEpisodes())
+	for _, k := range []int{0, 5} {
+		want, err := a.Episode(k % 3)
+		require.NoError(t, err)
+		got, err := b.Episode(k)
+		require.NoError(t, err)
+		want.Index = k
+		require.Equal(t, want, got)
+	}
+	sa, sb := a.Stats(), b.Stats()
+	require.InDeltaSlice(t, toF64(sa.Action.Mean), toF64(sb.Action.Mean), 1e-7)
+	require.InDeltaSlice(t, toF64(sa.State.Std), toF64(sb.State.Std), 1e-6)
+}

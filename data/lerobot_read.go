@@ -697,6 +697,12 @@ func (d *LeRobotDataset) readStats() error {
 	if err := json.Unmarshal(raw, &d.stats); err != nil {
 		return fmt.Errorf("%s: %v", path, err)
 	}
+	for k, s := range d.stats {
+		if s.Count == 0 { // reel's v2.0 stats.json has no count: they cover every frame
+			s.Count = int64(d.info.TotalFrames)
+			d.stats[k] = s
+		}
+	}
 	d.statsFile = path
 	return d.checkStats(path, d.stats, "")
 }

@@ -681,8 +681,8 @@ func (b *lrBuild) writeV3Episodes() error {
 	info := b.info(LeRobotV30)
 	for _, f := range info.Features {
 		key := f.Key
-		if _, ok := b.episodes[0].ep.stats[key]; !ok {
-			continue
+		if slices.ContainsFunc(b.episodes, func(e lrBuildEpisode) bool { _, ok := e.ep.stats[key]; return !ok }) {
+			continue // only statistics every episode has
 		}
 		image := f.DType == "video" || f.DType == "image"
 		integer := isIntDType(f.DType)
