@@ -21,7 +21,9 @@ import (
 	"github.com/reelml/reel/internal/atomicfile"
 )
 
-// LeRobot v2 datasets (https://github.com/huggingface/lerobot, codebase_version "v2.0"):
+// reel's former writer of LeRobot v2 datasets (https://github.com/huggingface/lerobot,
+// codebase_version "v2.0"), kept for its callers; CreateLeRobotWriter (lerobot_write.go) writes
+// v3.0 and v2.1, OpenLeRobot (lerobot_read.go) reads all three. The v2.0 layout:
 //
 //	meta/info.json        schema: fps, totals, path templates, features (dtype, shape, names)
 //	meta/episodes.jsonl   {"episode_index", "tasks", "length"} per episode (+ reel's "family",
