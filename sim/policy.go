@@ -7,12 +7,6 @@ import (
 	"github.com/reelml/reel/policy"
 )
 
-// StateNames and ActionNames say what the values of the robot state and of an action mean.
-var (
-	StateNames  = []string{"x", "y", "gripper_closed", "holding"}
-	ActionNames = []string{"dx", "dy", "grip"}
-)
-
 // ControlFPS is the control frequency datasets and rollout videos of the simulator record.
 const ControlFPS = 10
 
@@ -21,7 +15,7 @@ const ControlFPS = 10
 // A policy trained in the simulator is built from this description, like one trained on a
 // LeRobot dataset is built from the dataset's.
 func Features(cfg Config) policy.Features {
-	f := policy.Features{StateDim: StateDim, ActionDim: ActionDim, StateNames: StateNames, ActionNames: ActionNames, FPS: ControlFPS}
+	f := policy.Features{StateDim: StateDim, ActionDim: ActionDim, StateNames: StateNames(), ActionNames: ActionNames(), FPS: ControlFPS}
 	cams := []string{CameraScene}
 	if cfg.Wrist {
 		cams = append(cams, CameraWrist)

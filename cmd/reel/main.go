@@ -45,7 +45,9 @@ func commandTable() []command {
 		{"data", []string{
 			"data audit FILE.jsonl [--json]",
 			"data gen-video --n N --out DIR [flags]",
-			"data gen-sim --episodes N --out DIR [--workers W] [flags]",
+			"data gen-sim --episodes N --out DIR [--format v3.0|v2.1] [--shard I/N] [--workers W] [flags]",
+			"data merge DIR... --out DIR [--overwrite]",
+			"data stats DIR [--json] [--images]",
 		}, cmdData},
 		{"analyze", []string{"analyze patching|heads RUN_DIR|CHECKPOINT_DIR [flags]"}, cmdAnalyze},
 		{"tokenize", []string{"tokenize RUN_DIR|CHECKPOINT_DIR VIDEO_FILE [--out DIR]"}, cmdTokenize},
@@ -57,6 +59,7 @@ func commandTable() []command {
 			"bench video [--arch vivit|trajvit2|stts] [--size tiny|b] [--frames 4,8,...] [flags]",
 			"bench stts [--frames 16,32,64,128] [--steps N] [--set key=value]...",
 			"bench rdvla [--depths 4,32,64] [--steps N] [--batch B]",
+			"bench data [--episodes N] [--size WxH] [flags]",
 		}, cmdBench},
 		{"doctor", []string{"doctor"}, cmdDoctor},
 	}

@@ -3,21 +3,16 @@ package main
 import (
 	"context"
 	"fmt"
-	"io"
 	"maps"
 	"os"
 	"os/signal"
 	"path/filepath"
-	"runtime"
 	"slices"
 	"strings"
-	"sync"
 	"syscall"
 	"time"
 
 	"github.com/gomlx/compute"
-	"github.com/schollz/progressbar/v3"
-	"golang.org/x/term"
 
 	"gonum.org/v1/plot/plotter"
 
@@ -25,125 +20,11 @@ import (
 	"github.com/reelml/reel/checkpoints"
 	"github.com/reelml/reel/data"
 	"github.com/reelml/reel/policy"
-	"github.com/reelml/reel/recipes"
 	"github.com/reelml/reel/serve"
 	"github.com/reelml/reel/sim"
 	"github.com/reelml/reel/tasks"
 	"github.com/reelml/reel/train"
 )
-
-const dataGenSimUsage = `Usage: reel data gen-sim --episodes N --out DIR [flags]
-
-Generates N expert episodes in procedural simulated tabletop scenes (the data engine of the
-recipe: layouts, objects, task families, variation, expert noise) and writes them as a LeRobot
-v2 dataset: meta/info.json, meta/episodes.jsonl, meta/tasks.jsonl, meta/stats.json,
-data/chunk-000/episode_NNNNNN.parquet and one mp4 per camera and episode (needs ffmpeg).
-Episode i is drawn from seed sim.TrainSeed(--seed, i): the same flags give the same dataset.
-Train on it with: reel train molmobot-tiny --set data.source=lerobot --set data.dir=DIR
-`
-
-func cmdDataGenSim(args []string) error {
-	fs := newFlags("data gen-sim")
-	n := fs.Int("episodes", 0, "number of episodes (required)")
-	out := fs.String("out", "", "output directory (required)")
-	recipe := fs.String("recipe", "molmobot-tiny", "recipe (name or file) whose data section describes the scenes")
-	sets := fs.StringArray("set", nil, "override a recipe field, e.g. --set data.variation=1")
-	workers := fs.Int("workers", 0, "generator goroutines (0 = number of CPUs)")
-	seed := fs.Uint64("seed", 1, "base seed of the episodes")
-	fps := fs.Float64("fps", 10, "frames per second recorded in the dataset and its videos")
-	overwrite := fs.Bool("overwrite", false, "replace an existing dataset in DIR")
-	fs.Usage = func() {
-		fmt.Fprint(os.Stderr, dataGenSimUsage+"\nFlags:\n")
-		fs.PrintDefaults()
-	}
-	if err := parse(fs, args); err != nil {
-		return err
-	}
-	usageErr := func(format string, a ...any) error {
-		return &exitError{2, fmt.Errorf("data gen-sim: "+format, a...)}
-	}
-	switch {
-	case fs.NArg() != 0:
-		return usageErr("unexpected argument %q", fs.Arg(0))
-	case *n < 1:
-		return usageErr("--episodes must be a positive number, got %d", *n)
-	case *out == "":
-		return usageErr("--out DIR is required")
-	case !(*fps > 0):
-		return usageErr("--fps must be positive, got %g", *fps)
-	case *workers < 0:
-		return usageErr("--workers must be ≥ 0, got %d", *workers)
-	}
-	r, err := recipes.Load(*recipe, *sets)
-	if err != nil {
-		return err
-	}
-	cfg, err := tasks.SimConfig(r)
-	if err != nil {
-		return err
-	}
-	if *workers == 0 {
-		*workers = runtime.NumCPU()
-	}
-	w, err := data.CreateLeRobot(*out, *fps, *overwrite)
-	if err != nil {
-		return fmt.Errorf("data gen-sim: %v", err)
-	}
-	start := time.Now()
-	barOut := io.Writer(os.Stderr)
-	if !term.IsTerminal(int(os.Stderr.Fd())) {
-		barOut = io.Discard // no bar in logs; the summary line below says what was done
-	}
-	bar := progressbar.NewOptions(*n, progressbar.OptionSetDescription("episodes"), progressbar.OptionSetWriter(barOut),
-		progressbar.OptionShowCount(), progressbar.OptionSetItsString("ep"), progressbar.OptionShowIts(), progressbar.OptionClearOnFinish())
-	jobs := make(chan int)
-	var (
-		mu       sync.Mutex
-		firstErr error
-		ok       int
-		wg       sync.WaitGroup
-	)
-	for range *workers {
-		wg.Go(func() {
-			for i := range jobs {
-				ep, err := sim.RecordEpisode(cfg, sim.TrainSeed(*seed, int64(i)), i)
-				if err == nil {
-					err = w.Write(ep)
-				}
-				mu.Lock()
-				if err != nil && firstErr == nil {
-					firstErr = err
-				}
-				if ep.Success {
-					ok++
-				}
-				mu.Unlock()
-				_ = bar.Add(1)
-			}
-		})
-	}
-	for i := range *n {
-		mu.Lock()
-		stop := firstErr != nil
-		mu.Unlock()
-		if stop {
-			break
-		}
-		jobs <- i
-	}
-	close(jobs)
-	wg.Wait()
-	_ = bar.Finish()
-	if firstErr != nil {
-		return fmt.Errorf("data gen-sim: %v", firstErr)
-	}
-	if err := w.Close(); err != nil {
-		return fmt.Errorf("data gen-sim: %v", err)
-	}
-	fmt.Printf("wrote %d episodes (%d solved by the expert, %d-px cameras) to %s in %.1fs\n",
-		*n, ok, cfg.ImageSize, *out, time.Since(start).Seconds())
-	return nil
-}
 
 // vlaEval is the closed-loop part of `reel eval` for a policy: the checkpoint (or a remote
 // policy server) drives the simulator in held-out scenes.
