@@ -18,6 +18,7 @@ import (
 
 	"github.com/parquet-go/parquet-go"
 
+	"github.com/reelml/reel/internal/errline"
 	"github.com/reelml/reel/internal/atomicfile"
 )
 
@@ -621,10 +622,10 @@ func (w *LeRobotWriter) writeParquet(j *lerobotParquetJob) error {
 	var b bytes.Buffer
 	pw := parquet.NewGenericWriter[lerobotRow](&b, parquet.Compression(&parquet.Snappy))
 	if _, err := pw.Write(rows); err != nil {
-		return fmt.Errorf("episode parquet %s: %s", path, lerobotFirstLine(err))
+		return fmt.Errorf("episode parquet %s: %s", path, errline.First(err))
 	}
 	if err := pw.Close(); err != nil {
-		return fmt.Errorf("episode parquet %s: %s", path, lerobotFirstLine(err))
+		return fmt.Errorf("episode parquet %s: %s", path, errline.First(err))
 	}
 	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
 		return err
@@ -757,8 +758,3 @@ func (w *LeRobotWriter) info(n int) LeRobotInfo {
 	}
 }
 
-// lerobotFirstLine returns the first line of err's message.
-func lerobotFirstLine(err error) string {
-	s, _, _ := strings.Cut(err.Error(), "\n")
-	return s
-}
