@@ -18,8 +18,8 @@ import (
 
 	"github.com/parquet-go/parquet-go"
 
-	"github.com/reelml/reel/internal/errline"
 	"github.com/reelml/reel/internal/atomicfile"
+	"github.com/reelml/reel/internal/errline"
 )
 
 // reel's former writer of LeRobot v2 datasets (https://github.com/huggingface/lerobot,
@@ -757,4 +757,3 @@ func (w *LeRobotWriter) info(n int) LeRobotInfo {
 		Features:        features,
 	}
 }
-
