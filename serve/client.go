@@ -188,7 +188,7 @@ func (c *Client) request(ctx context.Context, typ MessageType, payload map[strin
 	for {
 		_, data, err := c.conn.Read(ctx)
 		if err != nil {
-			return Message{}, fmt.Errorf("read from policy server: %w", err)
+			return Message{}, &connError{fmt.Errorf("read from policy server: %w", err)}
 		}
 		msg, err := Decode(data)
 		if err != nil {
@@ -213,7 +213,7 @@ func (c *Client) send(ctx context.Context, m Message) error {
 		return err
 	}
 	if err := c.conn.Write(ctx, websocket.MessageBinary, data); err != nil {
-		return fmt.Errorf("write to policy server: %w", err)
+		return &connError{fmt.Errorf("write to policy server: %w", err)}
 	}
 	return nil
 }
