@@ -249,7 +249,10 @@ func aggregateMetrics(m map[string]any, records []EpisodeRecord, metricKeys map[
 	}
 }
 
-var unsafeName = regexp.MustCompile(`[^\w\-.]`)
+var (
+	unsafeName = regexp.MustCompile(`[^\w\-.]`)
+	shardName  = regexp.MustCompile(`_shard(\d+)of(\d+)\.jsonl$`)
+)
 
 // ResultStem is the file stem of a benchmark's results, as the harness names them: the
 // benchmark's name with characters other than letters, digits, _, - and . replaced by _, and
@@ -372,7 +375,8 @@ func readAggregate(path string, b []byte) ([]EpisodeRecord, *ResultMeta, error) 
 }
 
 // MergeResults reads the result files of an evaluation's shards (JSONL or aggregate JSON, as
-// WriteResults and the harness write them) and returns their episodes with a description of the
+// WriteResults and the harness write them; a JSONL's shard is read from its name,
+// NAME_shard{id}of{total}.jsonl) and returns their episodes with a description of the
 // whole: the first aggregate's settings, no shard. It refuses files of different benchmarks, an
 // episode (task, episode_id) that appears twice and shards of different totals, and warns about
 // missing shards and episode counts that do not match the configured one.
@@ -411,8 +415,16 @@ func MergeResults(paths []string) (ResultMeta, []EpisodeRecord, []string, error)
 		case bench != "" && bench != meta.Benchmark:
 			return meta, nil, nil, fmt.Errorf("%s: benchmark %q, but %s is %q", p, bench, paths[0], meta.Benchmark)
 		}
+		if m == nil { // a JSONL: its shard, if any, is in its name (ResultStem)
+			if sm := shardName.FindStringSubmatch(filepath.Base(p)); sm != nil {
+				var id, n int
+				fmt.Sscan(sm[1], &id)
+				fmt.Sscan(sm[2], &n)
+				m = &ResultMeta{Benchmark: bench, Shard: &ShardInfo{ID: id, Total: n}}
+			}
+		}
 		if m != nil {
-			if !haveMeta {
+			if !haveMeta && m.Config != nil {
 				meta.Mode, meta.HarnessVersion, meta.Config, meta.ServerInfo, meta.MetricKeys = m.Mode, m.HarnessVersion, m.Config, m.ServerInfo, m.MetricKeys
 				haveMeta = true
 			}
