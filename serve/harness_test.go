@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"net/http"
 	"os/exec"
 	"path/filepath"
 	"strings"
@@ -51,8 +52,8 @@ func harnessPython(t *testing.T) string {
 	return pyPath
 }
 
-// HarnessClient is the path of the harness-style Python client, for other packages' tests.
-func HarnessClient() string {
+// harnessClient is the path of the harness-style Python client.
+func harnessClient() string {
 	p, _ := filepath.Abs(filepath.Join("testdata", "harness_client.py"))
 	return p
 }
@@ -64,7 +65,7 @@ func runHarness(t *testing.T, wantCode int, args ...string) map[string]any {
 	py := harnessPython(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
-	cmd := exec.CommandContext(ctx, py, append([]string{HarnessClient()}, args...)...)
+	cmd := exec.CommandContext(ctx, py, append([]string{harnessClient()}, args...)...)
 	var stdout, stderr bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr
 	err := cmd.Run()
@@ -155,6 +156,7 @@ func liberoConfig() Config {
 // (DimSpec dicts keyed as the benchmark names its components), reel's version as
 // harness_version, and answers a client of another protocol version.
 func TestHarnessHello(t *testing.T) {
+	t.Parallel()
 	s := startServer(t, &harnessPolicy{horizon: 4}, liberoConfig())
 	out := runHarness(t, 0, "hello", "ws://"+s.Addr())
 	assert.Equal(t, float64(ProtocolVersion), out["protocol_version"])
@@ -180,6 +182,7 @@ func TestHarnessHello(t *testing.T) {
 // instruction is cut with a warning, and the two shards' results merge into the harness's
 // aggregate, recomputed by the Python checker.
 func TestHarnessLiberoShapedShards(t *testing.T) {
+	t.Parallel()
 	p := &harnessPolicy{horizon: 4, maxWords: 12}
 	s := startServer(t, p, liberoConfig())
 	dir := t.TempDir()
@@ -251,6 +254,7 @@ func mapsKeys(m map[string]policy.Image) []string {
 // reply), one's instruction is too long for the policy (cut, with a warning); the others are
 // batched with it into one policy call and get their own actions.
 func TestHarnessBadSessionInBatch(t *testing.T) {
+	t.Parallel()
 	p := &harnessPolicy{horizon: 4, maxWords: 8}
 	cfg := liberoConfig()
 	cfg.MaxBatch = 3 // the three valid observations fill one batch
@@ -295,40 +299,82 @@ func TestHarnessBadSessionInBatch(t *testing.T) {
 // set max_batch_size and max_wait_time, unknown keys and bad values are reported (422 when
 // nothing applied), and the dispatcher uses the new values.
 func TestHarnessConfig(t *testing.T) {
+	t.Parallel()
 	cfg := liberoConfig()
 	cfg.MaxBatch, cfg.BatchWindow = 2, 5*time.Millisecond
 	s := startServer(t, &harnessPolicy{horizon: 4}, cfg)
-	url := "ws://" + s.Addr()
-	out := runHarness(t, 0, "config", url)
-	assert.Equal(t, 200.0, out["status"])
-	assert.Equal(t, map[string]any{"applied": map[string]any{}, "config": map[string]any{"max_batch_size": 2.0, "max_wait_time": 0.005}}, out["body"])
-
-	out = runHarness(t, 0, "config", url, "--query", "max_batch_size=8")
-	assert.Equal(t, 200.0, out["status"])
-	assert.Equal(t, map[string]any{"max_batch_size": 8.0}, out["body"].(map[string]any)["applied"])
+	out := runHarness(t, 0, "config", "ws://"+s.Addr(), "--requests", `[
+		{"method": "GET"},
+		{"method": "GET", "query": "max_batch_size=8"},
+		{"method": "POST", "body": "{\"max_wait_time\": 0.25}"},
+		{"method": "GET", "query": "bogus=1&max_batch_size=0"},
+		{"method": "GET", "query": "bogus=1&max_batch_size=3"}]`)
+	rs := out["responses"].([]any)
+	require.Len(t, rs, 5)
+	resp := func(i int) (float64, map[string]any) {
+		r := rs[i].(map[string]any)
+		return r["status"].(float64), r["body"].(map[string]any)
+	}
+	status, body := resp(0)
+	assert.Equal(t, 200.0, status)
+	assert.Equal(t, map[string]any{"applied": map[string]any{}, "config": map[string]any{"max_batch_size": 2.0, "max_wait_time": 0.005}}, body)
+	status, body = resp(1)
+	assert.Equal(t, 200.0, status)
+	assert.Equal(t, map[string]any{"max_batch_size": 8.0}, body["applied"])
+	assert.Equal(t, map[string]any{"max_batch_size": 8.0, "max_wait_time": 0.005}, body["config"])
+	status, body = resp(2)
+	assert.Equal(t, 200.0, status)
+	assert.Equal(t, map[string]any{"max_wait_time": 0.25}, body["applied"])
+	status, body = resp(3)
+	assert.Equal(t, 422.0, status, "nothing applied")
+	assert.ElementsMatch(t, []any{"unknown key: bogus", `bad value for max_batch_size: "0" is not an integer ≥ 1`}, body["errors"])
+	status, body = resp(4)
+	assert.Equal(t, 200.0, status, "partly applied")
+	assert.Equal(t, []any{"unknown key: bogus"}, body["errors"])
 	n, w := s.Batching()
-	assert.Equal(t, 8, n)
-	assert.Equal(t, 5*time.Millisecond, w)
-
-	out = runHarness(t, 0, "config", url, "--method", "POST", "--body", `{"max_wait_time": 0.25}`)
-	assert.Equal(t, 200.0, out["status"])
-	_, w = s.Batching()
-	assert.Equal(t, 250*time.Millisecond, w)
-
-	out = runHarness(t, 0, "config", url, "--query", "bogus=1&max_batch_size=0")
-	assert.Equal(t, 422.0, out["status"])
-	assert.ElementsMatch(t, []any{"unknown key: bogus", `bad value for max_batch_size: "0" is not an integer ≥ 1`}, out["body"].(map[string]any)["errors"])
-	out = runHarness(t, 0, "config", url, "--query", "bogus=1&max_batch_size=3")
-	assert.Equal(t, 200.0, out["status"], "partly applied")
-	assert.Equal(t, []any{"unknown key: bogus"}, out["body"].(map[string]any)["errors"])
-	n, _ = s.Batching()
 	assert.Equal(t, 3, n)
+	assert.Equal(t, 250*time.Millisecond, w)
+}
+
+// The dispatcher uses what /config set: with max_batch_size 1 every policy call has one
+// observation, with 3 and a long window the three sessions' observations go in one call.
+func TestConfigDrivesBatching(t *testing.T) {
+	cfg := testConfig()
+	cfg.MaxBatch, cfg.BatchWindow = 1, time.Minute
+	p := &fakePolicy{horizon: 1}
+	s := startServer(t, p, cfg)
+	clients := []*Client{dial(t, s), dial(t, s), dial(t, s)}
+	step := func() {
+		var wg sync.WaitGroup
+		for i, c := range clients {
+			wg.Go(func() {
+				_, err := c.Step(ctxT(t), testObs(float32(i)))
+				assert.NoError(t, err)
+			})
+		}
+		wg.Wait()
+	}
+	step()
+	_, batches := p.stats()
+	assert.Equal(t, []int{1, 1, 1}, batches)
+	resp, err := http.Post("http://"+s.Addr()+"/config?max_batch_size=3", "", nil)
+	require.NoError(t, err)
+	resp.Body.Close()
+	require.Equal(t, http.StatusOK, resp.StatusCode)
+	step()
+	_, batches = p.stats()
+	assert.Equal(t, []int{1, 1, 1, 3}, batches)
+	resp, err = http.Head("http://" + s.Addr() + "/config")
+	require.NoError(t, err)
+	resp.Body.Close()
+	assert.Equal(t, http.StatusMethodNotAllowed, resp.StatusCode)
 }
 
 // A float16 state ("<f2", as numpy sends np.float16 arrays) decodes to the exact float16 values,
 // and a message larger than 16 MiB is served when the limit allows it, refused (the connection
 // staying usable) when it does not.
 func TestHarnessFloat16AndLargeMessages(t *testing.T) {
+	t.Parallel()
 	cfg := liberoConfig()
 	cfg.MaxMessageBytes = 20 << 20
 	s := startServer(t, &harnessPolicy{horizon: 4}, cfg)
@@ -340,7 +386,7 @@ func TestHarnessFloat16AndLargeMessages(t *testing.T) {
 	assert.Equal(t, sent[0], vals[1], "state[0] arrives as numpy's float16 value")
 	assert.NotEqual(t, 0.3333, sent[0], "float16 rounding happened on the way")
 
-	out = runHarness(t, 0, "big", url, "--mib", "17")
+	out = runHarness(t, 0, "big", url, "--mib", "16.5")
 	assert.Equal(t, "action", out["type"], "%v", out["payload"])
 	assert.Equal(t, true, out["seq_ok"])
 	// Over the limit (sent from Go: the Debian websockets masks frames in pure Python, slowly).

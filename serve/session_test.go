@@ -136,5 +136,7 @@ func TestSessionFailureReasons(t *testing.T) {
 	assert.ErrorContains(t, err, "unreachable after 3 attempts")
 	assert.GreaterOrEqual(t, time.Since(start), 150*time.Millisecond, "waits 50 + 100 ms between the attempts")
 	assert.True(t, strings.HasPrefix(err.Error(), "policy server unreachable"))
-	var _ interface{ Act(policy.Observation) ([][]float32, error) } = s
+	var _ interface {
+		Act(policy.Observation) ([][]float32, error)
+	} = s
 }

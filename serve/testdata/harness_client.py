@@ -313,18 +313,22 @@ async def big(args):
 
 
 def config(args):
-    """GET or POST /config as bench_supply-style tools use it."""
+    """GET or POST /config as the harness's tools use it; args.requests is a JSON list of
+    {"method": "GET"|"POST", "query": "k=v&...", "body": "json"} made one after another."""
     base = args.url.replace("ws://", "http://").rstrip("/")
-    url = base + "/config" + (("?" + args.query) if args.query else "")
-    data = args.body.encode() if args.body else None
-    req = urllib.request.Request(url, data=data, method=args.method)
-    if data:
-        req.add_header("Content-Type", "application/json")
-    try:
-        with urllib.request.urlopen(req, timeout=30) as r:
-            return {"status": r.status, "body": json.loads(r.read())}
-    except urllib.error.HTTPError as e:
-        return {"status": e.code, "body": json.loads(e.read())}
+    out = []
+    for r in json.loads(args.requests):
+        url = base + "/config" + (("?" + r["query"]) if r.get("query") else "")
+        data = r["body"].encode() if r.get("body") else None
+        req = urllib.request.Request(url, data=data, method=r.get("method", "GET"))
+        if data:
+            req.add_header("Content-Type", "application/json")
+        try:
+            with urllib.request.urlopen(req, timeout=30) as resp:
+                out.append({"status": resp.status, "body": json.loads(resp.read())})
+        except urllib.error.HTTPError as e:
+            out.append({"status": e.code, "body": json.loads(e.read())})
+    return {"responses": out}
 
 
 def check_aggregate(args):
@@ -384,9 +388,7 @@ def main():
     p.add_argument("--mib", type=float, required=True)
     p = sub.add_parser("config")
     p.add_argument("url")
-    p.add_argument("--method", default="GET")
-    p.add_argument("--query", default="")
-    p.add_argument("--body", default="")
+    p.add_argument("--requests", default='[{"method": "GET"}]')
     p = sub.add_parser("check-aggregate")
     p.add_argument("file")
     args = ap.parse_args()
