@@ -26,11 +26,15 @@ train: build
 	@./$(BIN) eval $(RUNS)/counting-finetune-tiny
 
 # ffmpeg (video decoding/encoding) is installed when missing and apt-get can run; otherwise the
-# video tests that need it skip with a message.
+# video tests that need it skip with a message. So are Debian's python3 msgpack, websockets,
+# numpy and PIL, which the vla-eval harness-style client of the serve tests needs.
 deps:
 	@command -v ffmpeg >/dev/null || { command -v apt-get >/dev/null && [ "$$(id -u)" = 0 ] && \
 		{ apt-get update -qq && apt-get install -y -qq ffmpeg >/dev/null; } ; } || \
 		echo "note: ffmpeg not found and not installable here; video file tests will skip"
+	@/usr/bin/python3 -c 'import msgpack, websockets, numpy, PIL' 2>/dev/null || { command -v apt-get >/dev/null && [ "$$(id -u)" = 0 ] && \
+		{ apt-get update -qq && apt-get install -y -qq python3-msgpack python3-websockets python3-numpy python3-pil >/dev/null; } ; } || \
+		echo "note: python3 with msgpack, websockets, numpy and PIL not found and not installable here; the harness-client tests will skip"
 
 test: lint deps
 	$(GO) test -count=1 -timeout 40m ./...
