@@ -25,13 +25,17 @@ train: build
 	@echo "== fine-tune (after) vs its init_from (baseline): metrics, baseline.metrics, delta =="
 	@./$(BIN) eval $(RUNS)/counting-finetune-tiny
 
-# ffmpeg (video decoding/encoding) is installed when missing and apt-get can run; otherwise the
-# video tests that need it skip with a message. So are Debian's python3 msgpack, websockets,
-# numpy and PIL, which the vla-eval harness-style client of the serve tests needs.
+# ffmpeg (video decoding/encoding), python3-protobuf (the independent TensorBoard reader of the
+# tests) and Debian's python3 msgpack, websockets, numpy and PIL (the vla-eval harness-style
+# client of the serve tests) are installed when missing and apt-get can run; otherwise the tests
+# that need them skip with a message.
 deps:
 	@command -v ffmpeg >/dev/null || { command -v apt-get >/dev/null && [ "$$(id -u)" = 0 ] && \
 		{ apt-get update -qq && apt-get install -y -qq ffmpeg >/dev/null; } ; } || \
 		echo "note: ffmpeg not found and not installable here; video file tests will skip"
+	@/usr/bin/python3 -c 'import google.protobuf' 2>/dev/null || { command -v apt-get >/dev/null && [ "$$(id -u)" = 0 ] && \
+		{ apt-get update -qq && apt-get install -y -qq python3-protobuf >/dev/null; } ; } || \
+		echo "note: python3-protobuf not installable here; TensorBoard files will not be read back"
 	@/usr/bin/python3 -c 'import msgpack, websockets, numpy, PIL' 2>/dev/null || { command -v apt-get >/dev/null && [ "$$(id -u)" = 0 ] && \
 		{ apt-get update -qq && apt-get install -y -qq python3-msgpack python3-websockets python3-numpy python3-pil >/dev/null; } ; } || \
 		echo "note: python3 with msgpack, websockets, numpy and PIL not found and not installable here; the harness-client tests will skip"

@@ -83,7 +83,7 @@ func Open(backend compute.Backend, path string, warn func(string)) (*Subject, er
 
 // exec compiles fn over the subject's weights as an inference graph in the recipe's precision.
 func (s *Subject) exec(fn func(scope *model.Scope, in []*Node) []*Node) (*train.Inference, error) {
-	return train.NewInference(s.backend, s.store, s.Recipe.Train.Precision, fn)
+	return train.NewInference(s.backend, s.store, s.Recipe.Train, fn)
 }
 
 // run executes e (GoMLX graph errors become one-line errors).

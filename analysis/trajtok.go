@@ -67,7 +67,7 @@ func Tokenize(backend compute.Backend, ckptPath, videoPath, outDir string, warn 
 	if _, err := checkpoints.Load(dir, store); err != nil {
 		return nil, err
 	}
-	e, err := train.NewInference(backend, store, r.Train.Precision, func(scope *model.Scope, in []*Node) []*Node {
+	e, err := train.NewInference(backend, store, r.Train, func(scope *model.Scope, in []*Node) []*Node {
 		o := tokenizers.TrajTok(scope.In("trajtok"), cfg, in[0])
 		return []*Node{o.Logits}
 	})

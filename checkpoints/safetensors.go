@@ -350,15 +350,53 @@ func ReadSafetensors(path string) (map[string]*tensors.Tensor, map[string]string
 	return out, metadata, nil
 }
 
+// EMAScope is the scope of the weights' exponential moving average (train.ema): EMAScope + a
+// weight's path holds its average, EMAScope/#steps/{count,decay} the number of updates and the
+// decay.
+const EMAScope = "/_ema"
+
+// ApplyEMA returns vars with every weight that has an average replaced by the debiased average
+// ema/(1 − decay^count) (the EMA starts from zero); it fails if vars hold no EMA.
+func ApplyEMA(vars map[string]*tensors.Tensor) (map[string]*tensors.Tensor, error) {
+	count, decay := vars[EMAScope+"/#steps/count"], vars[EMAScope+"/#steps/decay"]
+	if count == nil || decay == nil {
+		return nil, fmt.Errorf("the checkpoint has no EMA of its weights (train with train.ema > 0)")
+	}
+	n := float64(tensors.MustCopyFlatData[float32](count)[0])
+	d := float64(tensors.MustCopyFlatData[float32](decay)[0])
+	corr := 1 - math.Pow(d, n)
+	if n < 1 || corr <= 0 {
+		return nil, fmt.Errorf("the checkpoint's EMA has no updates yet")
+	}
+	out := maps.Clone(vars)
+	for path, t := range vars {
+		w, ok := strings.CutPrefix(path, EMAScope)
+		if !ok || strings.HasPrefix(w, "/#steps/") {
+			continue
+		}
+		if _, ok := vars[w]; !ok || t.DType() != dtypes.Float32 {
+			continue
+		}
+		v := tensors.MustCopyFlatData[float32](t)
+		for i := range v {
+			v[i] = float32(float64(v[i]) / corr)
+		}
+		out[w] = tensors.FromFlatDataAndDimensions(v, t.Shape().Dimensions...)
+	}
+	return out, nil
+}
+
 // Weights keeps the model's weights of a checkpoint's variables, keyed by their exported name
 // (the variable path without its leading "/"), and drops training state: the optimizer's moments
-// and step counters, gradient accumulators, the RNG state.
+// and step counters, the global step, gradient accumulators, the RNG state, the EMA (scopes
+// starting with "#" or "_").
 func Weights(vars map[string]*tensors.Tensor) map[string]*tensors.Tensor {
 	out := map[string]*tensors.Tensor{}
 	for path, t := range vars {
 		name := strings.TrimPrefix(path, "/")
 		first, _, _ := strings.Cut(name, "/")
-		if strings.HasPrefix(first, "#") || strings.HasPrefix(first, "_") || strings.Contains(strings.ToLower(first), "optimizer") || strings.Contains(name, "rngstate") {
+		if strings.HasPrefix(first, "#") || strings.HasPrefix(first, "_") || strings.Contains(strings.ToLower(first), "optimizer") ||
+			strings.Contains(name, "rngstate") || name == "global_step" {
 			continue
 		}
 		out[name] = t
@@ -368,12 +406,17 @@ func Weights(vars map[string]*tensors.Tensor) map[string]*tensors.Tensor {
 
 // ExportSafetensors writes the weights of the checkpoint in dir (Weights: no optimizer state) to
 // one safetensors file at out. The metadata holds the recipe YAML, the step, the reel format
-// version and, for a policy, its spec (policy.json). It returns the number of tensors and the
-// checkpoint's step.
-func ExportSafetensors(dir, out string) (n int, step int64, err error) {
+// version and, for a policy, its spec (policy.json); with ema the weights are their moving average
+// (ApplyEMA). It returns the number of tensors and the checkpoint's step.
+func ExportSafetensors(dir, out string, ema bool) (n int, step int64, err error) {
 	vars, st, err := LoadVariables(dir)
 	if err != nil {
 		return 0, 0, err
+	}
+	if ema {
+		if vars, err = ApplyEMA(vars); err != nil {
+			return 0, 0, fmt.Errorf("%s: %v", dir, err)
+		}
 	}
 	recipe, err := ReadRecipe(dir)
 	if err != nil {

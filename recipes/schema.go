@@ -137,11 +137,25 @@ type TrainConfig struct {
 	InitFrom    string  `yaml:"init_from" doc:"run or checkpoint directory to load weights from (fine-tuning)"`
 	Precision   string  `yaml:"precision" enum:"f32|bf16" doc:"matmul/attention precision: f32, or bf16 mixed precision (parameters, optimizer state and reductions stay f32)"`
 	Devices     int     `yaml:"devices" range:"0,4096" doc:"data-parallel devices: the batch is sharded over this many devices and gradients all-reduced (0 = all visible devices)"`
+	// Parameter-efficient fine-tuning and memory.
+	LoRA   LoRAConfig `yaml:"lora"`
+	Freeze []string   `yaml:"freeze" doc:"variables not trained, by glob over their path ('vision_tower.*', 'policy/vision/*'; '.' and '/' both separate path elements)"`
+	Remat  bool       `yaml:"remat" doc:"activation checkpointing: keep only each transformer block's input for the backward pass and recompute the rest (less memory, about one more forward pass)"`
+	EMA    float64    `yaml:"ema" range:"0,0.999999" doc:"decay of an exponential moving average of the weights kept beside them (0 = off); 'reel eval --ema' and 'reel export --ema' use it"`
 	// Video-text contrastive training.
 	Temperature      float64 `yaml:"temperature" for:"task=videoclip" range:"0.001,10" doc:"videoclip: InfoNCE temperature (initial value if learned)"`
 	LearnTemperature bool    `yaml:"learn_temperature" for:"task=videoclip" doc:"videoclip: learn the InfoNCE temperature (CLIP's logit scale)"`
 	DiceWeight       float64 `yaml:"dice_weight" for:"arch=trajvit2" range:"0,100" doc:"trajvit2: weight of the dice loss on Hungarian-matched masks"`
 	FocalWeight      float64 `yaml:"focal_weight" for:"arch=trajvit2" range:"0,100" doc:"trajvit2: weight of the focal loss on Hungarian-matched masks"`
+}
+
+// LoRAConfig adds low-rank adapters to Linear layers (LoRA, arXiv:2106.09685); the adapted layers'
+// own weights are frozen.
+type LoRAConfig struct {
+	Rank    int      `yaml:"rank" range:"0,1024" doc:"adapter rank (0 = no LoRA)"`
+	Alpha   float64  `yaml:"alpha" range:"0,100000" doc:"scale numerator: the adapter adds (alpha/rank)·x·A·B (0 = 2·rank)"`
+	Dropout float64  `yaml:"dropout" range:"0,0.99" doc:"dropout on the adapter's input in training"`
+	Targets []string `yaml:"targets" doc:"Linear layers that get adapters, by the last element of their scope path (q_proj, v_proj, qkv, fc1, ...) or a glob over the path; empty = every attention and MLP projection"`
 }
 
 // EvalConfig describes evaluation.

@@ -220,8 +220,9 @@ func (t *VLA) EvalConfig() sim.EvalConfig {
 		Execute: t.spec.Execute, Videos: t.r.Eval.Videos}
 }
 
-// Precision is the recipe's train.precision, in which the policy is evaluated and served.
-func (t *VLA) Precision() string { return t.r.Train.Precision }
+// TrainConfig is the recipe's train section, whose graph options (precision, LoRA) the policy is
+// evaluated and served with.
+func (t *VLA) TrainConfig() recipes.TrainConfig { return t.r.Train }
 
 // Depths are the fixed depths `reel eval` sweeps for a recurrent-depth policy (eval.depths).
 func (t *VLA) Depths() []int { return t.r.Eval.Depths }

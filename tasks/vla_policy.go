@@ -82,7 +82,7 @@ func (t *VLA) LoadPolicy(backend compute.Backend, dir string, seed uint64) (*Pol
 		return nil, err
 	}
 	loaded := checkpoints.Paths(store)
-	prec := t.r.Train.Precision
+	prec := t.r.Train
 	p := &Policy{task: t, step: st.Step}
 	if t.Recurrent() {
 		obs := models.Layout(t.spec.StateDim > 0, false, false, nil) // the observation inputs

@@ -14,17 +14,7 @@ import (
 	"github.com/reelml/reel/models"
 )
 
-func randTensor(rng *rand.Rand, dims ...int) *tensors.Tensor {
-	n := 1
-	for _, d := range dims {
-		n *= d
-	}
-	v := make([]float32, n)
-	for i := range v {
-		v[i] = float32(rng.NormFloat64())
-	}
-	return tensors.FromFlatDataAndDimensions(v, dims...)
-}
+func randTensor(rng *rand.Rand, dims ...int) *tensors.Tensor { return models.NormalTensor(rng, dims...) }
 
 func TestSTTSScores(t *testing.T) {
 	const B, T, G, D = 2, 4, 3, 8

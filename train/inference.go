@@ -9,11 +9,12 @@ import (
 	"github.com/gomlx/gomlx/ml/model"
 
 	"github.com/reelml/reel/models"
+	"github.com/reelml/reel/recipes"
 )
 
 // Inference is a compiled inference graph over a store's variables: the training flag off, the
-// recipe's matrix-product precision (models.SetPrecision: train.precision), run on the backend's
-// first device. Every evaluation, closed-loop, serving and analysis graph in reel is built with
+// recipe's graph options (GraphOptions: train.precision, train.lora), run on the backend's first
+// device. Every evaluation, closed-loop, serving and analysis graph in reel is built with
 // NewInference, so a policy trained in bf16 is evaluated, rolled out and served in bf16 alike.
 // It is safe for concurrent use.
 type Inference struct {
@@ -23,11 +24,13 @@ type Inference struct {
 }
 
 // NewInference compiles fn (one graph per distinct input shape, on first use) in inference mode
-// with the given precision ("f32", "bf16"; "" is f32).
-func NewInference(backend compute.Backend, store *model.Store, precision string, fn func(scope *model.Scope, in []*graph.Node) []*graph.Node) (*Inference, error) {
+// with the graph options of the recipe's train section c.
+func NewInference(backend compute.Backend, store *model.Store, c recipes.TrainConfig, fn func(scope *model.Scope, in []*graph.Node) []*graph.Node) (*Inference, error) {
+	opts := GraphOptions(c)
+	opts.Remat = false // no backward pass
 	e, err := model.NewExecCanonical(backend, store, counted(func(scope *model.Scope, g *model.Graph, in []*model.Node) []*model.Node {
 		scope.SetTraining(g, false)
-		models.SetPrecision(g, precision)
+		models.Configure(g, opts)
 		return fn(scope, in)
 	}), -1, -1, false, true, true)
 	if err != nil {

@@ -8,6 +8,7 @@ import (
 	"math"
 	"os"
 	"path/filepath"
+	"strings"
 	"time"
 
 	"github.com/gomlx/compute"
@@ -63,6 +64,7 @@ type Trainer struct {
 	ckptRoot  string
 	peak      Peak          // MFU denominator
 	dp        *dataParallel // device layout of the training step
+	counted   bool          // parameter counts logged
 }
 
 // NewStore returns an empty variable store whose RNG (initialisation and any graph noise) is
@@ -139,7 +141,45 @@ func Run(ctx context.Context, task Task, opts Options) (res Result, err error) {
 			}
 		}
 	}
+	t.freeze()
 	return t.loop(ctx, step)
+}
+
+// freeze makes the variables matching train.freeze non-trainable (the optimizer then holds no
+// state for them).
+func (t *Trainer) freeze() {
+	if len(t.cfg.Freeze) == 0 {
+		return
+	}
+	n := 0
+	for v := range t.store.IterVariables() {
+		if frozen(t.cfg.Freeze, v.Path()) && v.Trainable {
+			v.SetTrainable(false)
+			n++
+		}
+	}
+	t.logf("train.freeze: %d variables frozen", n)
+}
+
+// modelVariable reports whether a variable path (without its leading "/") is part of the model:
+// not optimizer state, gradient accumulators, the RNG state or the EMA copy.
+func modelVariable(name string) bool {
+	_, ok := checkpoints.Weights(map[string]*tensors.Tensor{"/" + name: nil})[name]
+	return ok
+}
+
+// paramCounts returns the number of trainable and of all model parameters.
+func (t *Trainer) paramCounts() (trainable, total int) {
+	for v := range t.store.IterVariables() {
+		if !modelVariable(strings.TrimPrefix(v.Path(), "/")) {
+			continue
+		}
+		total += v.Shape().Size()
+		if v.Trainable {
+			trainable += v.Shape().Size()
+		}
+	}
+	return trainable, total
 }
 
 func (t *Trainer) buildExecs() error {
@@ -162,17 +202,17 @@ func (t *Trainer) buildExecs() error {
 		}
 	}
 	if p, ok := t.task.(BatchPreparer); ok {
-		t.prepExec, err = newPrepExec(t.opts.Backend, t.store, p, t.cfg.Precision)
+		t.prepExec, err = newPrepExec(t.opts.Backend, t.store, p, t.cfg)
 	}
 	return err
 }
 
 // newPrepExec compiles a BatchPreparer's graph. It is marked as training so that variables are
 // graph parameters that follow the updates (the Go backend embeds them as constants otherwise).
-func newPrepExec(backend compute.Backend, store *model.Store, p BatchPreparer, precision string) (*model.Exec, error) {
+func newPrepExec(backend compute.Backend, store *model.Store, p BatchPreparer, c recipes.TrainConfig) (*model.Exec, error) {
 	return model.NewExecCanonical(backend, store, counted(func(scope *model.Scope, g *model.Graph, inputs []*model.Node) []*model.Node {
 		scope.SetTraining(g, true)
-		models.SetPrecision(g, precision)
+		models.Configure(g, GraphOptions(c))
 		return p.PrepareGraph(scope, inputs)
 	}), -1, -1, false, true, true)
 }
@@ -198,10 +238,10 @@ func prepareFLOPs(e *model.Exec, task Task, batch []*tensors.Tensor) ([]*tensors
 	return in, flops, err
 }
 
-// NewEvalExec returns the inference graph of task.EvalGraph, its products in the given precision
-// (train.precision: "f32", "bf16"; "" is f32).
-func NewEvalExec(backend compute.Backend, store *model.Store, task Task, precision string) (*Inference, error) {
-	return NewInference(backend, store, precision, task.EvalGraph)
+// NewEvalExec returns the inference graph of task.EvalGraph with the graph options of the
+// recipe's train section c.
+func NewEvalExec(backend compute.Backend, store *model.Store, task Task, c recipes.TrainConfig) (*Inference, error) {
+	return NewInference(backend, store, c, task.EvalGraph)
 }
 
 // warmUp runs the loss graph once (no update) so every model variable exists and is initialised
@@ -216,6 +256,7 @@ func (t *Trainer) warmUp() error {
 	}
 	e, err := model.NewExecCanonical(t.opts.Backend, t.store, func(scope *model.Scope, g *model.Graph, inputs []*model.Node) []*model.Node {
 		scope.SetTraining(g, false)
+		models.Configure(g, GraphOptions(t.cfg)) // LoRA adapters are created here too
 		return []*model.Node{t.task.Loss(scope, inputs)}
 	}, -1, -1, false, true, true)
 	if err != nil {
@@ -226,7 +267,9 @@ func (t *Trainer) warmUp() error {
 	return err
 }
 
-// initFrom loads the weights (not optimizer state) of a run or checkpoint directory.
+// initFrom loads the weights (not optimizer state) of a run or checkpoint directory: every model
+// variable the checkpoint has, frozen ones included (the base of a LoRA fine-tune), except the
+// normalisation statistics ("norm/…"), which belong to the data this run trains on.
 func (t *Trainer) initFrom(path string) error {
 	dir, err := checkpoints.Resolve(path, func(w string) { t.logf("warning: %s", w) })
 	if err != nil {
@@ -237,11 +280,13 @@ func (t *Trainer) initFrom(path string) error {
 		return fmt.Errorf("train.init_from: %v", err)
 	}
 	loaded := 0
+	weights := checkpoints.Weights(vars)
 	for v := range t.store.IterVariables() {
-		if !v.Trainable {
+		name := strings.TrimPrefix(v.Path(), "/")
+		if strings.HasPrefix(name, "norm/") || !modelVariable(name) {
 			continue
 		}
-		val, ok := vars[v.Path()]
+		val, ok := weights[name]
 		if !ok {
 			t.logf("warning: train.init_from %s has no variable %s; it keeps its fresh initialisation", dir, v.Path())
 			continue
@@ -341,6 +386,12 @@ func (t *Trainer) loop(ctx context.Context, step int64) (Result, error) {
 			mfu = flops / dt / t.peak.FLOPS
 			row["mfu"] = mfu
 		}
+		if !t.counted { // after the first step: its graph has frozen LoRA's base weights
+			t.counted = true
+			trainable, all := t.paramCounts()
+			row["params_trainable"], row["params_total"] = trainable, all
+			t.logf("parameters: %d trainable of %d (%.2f%%)", trainable, all, 100*float64(trainable)/float64(max(1, all)))
+		}
 		if err := t.metrics.Write(row); err != nil {
 			return res, err
 		}
@@ -389,7 +440,7 @@ func (t *Trainer) save(step int64) (string, error) {
 func (t *Trainer) evaluate(step int64) (map[string]float64, error) {
 	// A fresh executor per evaluation: a reused model.Exec (GoMLX v0.28.16, Go backend) was seen
 	// returning results computed with the variable values of its first call.
-	e, err := NewEvalExec(t.opts.Backend, t.store, t.task, t.cfg.Precision)
+	e, err := NewEvalExec(t.opts.Backend, t.store, t.task, t.cfg)
 	if err != nil {
 		return nil, err
 	}
@@ -408,6 +459,8 @@ func (t *Trainer) evaluate(step int64) (map[string]float64, error) {
 	t.logf("eval @ step %d: %s", step, FormatMetrics(ev))
 	if err := PlotRun(t.opts.OutDir); err != nil {
 		t.logf("warning: plot: %v", err)
+	} else if err := t.metrics.Images(step, filepath.Join(t.opts.OutDir, "plots")); err != nil {
+		t.logf("warning: tensorboard images: %v", err)
 	}
 	return ev, nil
 }

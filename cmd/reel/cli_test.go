@@ -134,7 +134,7 @@ func TestUnknownCommand(t *testing.T) {
 func TestHelpListsEveryCommand(t *testing.T) {
 	r := reel(t, t.TempDir(), "--help")
 	requireOK(t, r)
-	groups := map[string]map[string]func([]string) error{"bench": benchCommands, "data": dataCommands}
+	groups := map[string]map[string]func([]string) error{"bench": benchCommands, "data": dataCommands, "hf": hfCommands}
 	for _, c := range commands {
 		require.Regexp(t, `(?m)^  reel `+c.name+`( |$)`, r.stdout)
 		for sub := range groups[c.name] {

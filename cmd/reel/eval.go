@@ -41,6 +41,7 @@ func cmdEval(args []string) error {
 	all := fs.Bool("all", false, "evaluate every kept checkpoint of the run and plot each metric against step")
 	backend := fs.String("backend", "", `compute backend (default: $GOMLX_BACKEND, else auto)`)
 	baseline := fs.String("baseline", "", `run or checkpoint to compare against (default: the recipe's train.init_from; "none" to skip)`)
+	ema := fs.Bool("ema", false, "evaluate the moving average of the weights (runs trained with train.ema)")
 	remote := fs.String("remote", "", "vla: evaluate the policy served at this ws:// URL (reel serve) instead of the checkpoint's weights")
 	maxConns := fs.Int("max-connections", 16, "--remote: most episodes played at once, each through its own connection")
 	actTimeout := fs.Duration("act-timeout", serve.DefaultActTimeout, "--remote: longest wait for one reply; an episode waiting longer fails (timeout)")
@@ -133,7 +134,7 @@ func cmdEval(args []string) error {
 		} else if *remote != "" {
 			return &exitError{2, fmt.Errorf("eval: --remote is for policies (task vla); %s is task %s", dir, r.Task)}
 		}
-		rep, st, err := train.EvaluateCheckpoint(b, task, dir, r.Train.Precision)
+		rep, st, err := train.EvaluateCheckpoint(b, task, dir, r.Train, *ema)
 		if err != nil {
 			return err
 		}
@@ -147,7 +148,12 @@ func cmdEval(args []string) error {
 				}
 				warn(fmt.Sprintf("baseline: train.init_from %s: %v; skipped (pass --baseline DIR)", base, err))
 			} else {
-				brep, bst, err := train.EvaluateCheckpoint(b, task, bdir, r.Train.Precision)
+				// The baseline runs with its own graph options: a LoRA fine-tune's base has no adapters.
+				bc := r.Train
+				if br, err := recipes.Load(filepath.Join(bdir, "recipe.yaml"), nil); err == nil {
+					bc = br.Train
+				}
+				brep, bst, err := train.EvaluateCheckpoint(b, task, bdir, bc, false)
 				if err != nil {
 					return fmt.Errorf("baseline %s: %v", bdir, err)
 				}

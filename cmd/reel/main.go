@@ -50,6 +50,9 @@ func commandTable() []command {
 		}, cmdData},
 		{"analyze", []string{"analyze patching|heads RUN_DIR|CHECKPOINT_DIR [flags]"}, cmdAnalyze},
 		{"tokenize", []string{"tokenize RUN_DIR|CHECKPOINT_DIR VIDEO_FILE [--out DIR]"}, cmdTokenize},
+		{"hf", []string{
+			"hf tokenize PATH --text TEXT [--special] | --decode 1,2,3",
+		}, cmdHF},
 		{"bench", []string{
 			"bench vit [--size tiny|s|b] [--tokens 16,64,...] [--precision f32|bf16] [flags]",
 			"bench video [--arch vivit|trajvit2|stts] [--size tiny|b] [--frames 4,8,...] [flags]",

@@ -265,7 +265,7 @@ func evalVLA(b compute.Backend, task *tasks.VLA, dir string, sets []string, ro r
 		}
 		return res, evalRemote(&res, task, dir, ro)
 	}
-	rep, _, err := train.EvaluateCheckpoint(b, task, dir, task.Precision())
+	rep, _, err := train.EvaluateCheckpoint(b, task, dir, task.TrainConfig(), false)
 	if err != nil {
 		return res, err
 	}
@@ -503,6 +503,7 @@ func cmdExport(args []string) error {
 	fs := newFlags("export")
 	format := fs.String("format", "safetensors", "output format (safetensors)")
 	out := fs.String("out", "", "output file (default: CHECKPOINT_DIR/model.safetensors)")
+	ema := fs.Bool("ema", false, "export the moving average of the weights (runs trained with train.ema)")
 	fs.Usage = func() {
 		fmt.Fprint(os.Stderr, exportUsage+"\nFlags:\n")
 		fs.PrintDefaults()
@@ -523,7 +524,7 @@ func cmdExport(args []string) error {
 	if *out == "" {
 		*out = filepath.Join(dir, "model.safetensors")
 	}
-	n, step, err := checkpoints.ExportSafetensors(dir, *out)
+	n, step, err := checkpoints.ExportSafetensors(dir, *out, *ema)
 	if err != nil {
 		return err
 	}

@@ -1,0 +1,64 @@
+package main
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+
+	"github.com/reelml/reel/text"
+)
+
+const hfTokenizeUsage = `Usage: reel hf tokenize PATH --text TEXT [--special]
+       reel hf tokenize PATH --decode 1,2,3
+
+Encodes TEXT with the tokenizer at PATH and prints {"ids": [...]}; --special adds the
+tokens the model puts around a sequence (BOS/EOS, [CLS]/[SEP], ...). With --decode, prints
+{"text": "..."} for the given ids instead.
+`
+
+// hfCommands are the subcommands of `reel hf`: local Hugging Face tokenizers and models (PATH
+// is a local file or model directory; nothing is downloaded).
+var hfCommands = map[string]func(args []string) error{
+	"tokenize": cmdHFTokenize,
+}
+
+// cmdHF dispatches 'reel hf SUBCOMMAND'.
+func cmdHF(args []string) error {
+	return dispatch("hf", hfCommands, args)
+}
+
+func cmdHFTokenize(args []string) error {
+	fs := newFlags("hf tokenize")
+	txt := fs.String("text", "", "text to encode")
+	special := fs.Bool("special", false, "add the special tokens (add_special_tokens=True)")
+	decode := fs.IntSlice("decode", nil, "ids to decode, comma separated, instead of encoding")
+	fs.Usage = func() {
+		fmt.Fprint(os.Stderr, hfTokenizeUsage+"\nFlags:\n")
+		fs.PrintDefaults()
+	}
+	if err := parse(fs, args); err != nil {
+		return err
+	}
+	if fs.NArg() != 1 {
+		return &exitError{2, fmt.Errorf("hf tokenize: expected one tokenizer path, got %d arguments", fs.NArg())}
+	}
+	hasText, hasDecode := fs.Changed("text"), fs.Changed("decode")
+	if hasText == hasDecode {
+		return &exitError{2, errors.New("hf tokenize: give either --text or --decode")}
+	}
+	tok, err := text.Load(fs.Arg(0))
+	if err != nil {
+		return err
+	}
+	enc := json.NewEncoder(os.Stdout)
+	enc.SetEscapeHTML(false)
+	if hasDecode {
+		return enc.Encode(map[string]string{"text": tok.Decode(*decode)})
+	}
+	ids := tok.Encode(*txt)
+	if *special {
+		ids = tok.EncodeSpecial(*txt)
+	}
+	return enc.Encode(map[string][]int{"ids": ids})
+}
