@@ -14,7 +14,9 @@ import (
 	"github.com/reelml/reel/models"
 )
 
-func randTensor(rng *rand.Rand, dims ...int) *tensors.Tensor { return models.NormalTensor(rng, dims...) }
+func randTensor(rng *rand.Rand, dims ...int) *tensors.Tensor {
+	return models.NormalTensor(rng, dims...)
+}
 
 func TestSTTSScores(t *testing.T) {
 	const B, T, G, D = 2, 4, 3, 8
