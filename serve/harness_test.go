@@ -242,6 +242,36 @@ func TestHarnessLiberoShapedShards(t *testing.T) {
 	assert.ErrorContains(t, err, "is in both")
 }
 
+// The harness's real LIBERO takes a send_state parameter, which the orchestrator sets from the
+// hello's observation_params: it then sends its 8-D state. A 4-D policy refuses it, every
+// episode failing with one clear error naming the key and both shapes; served with --state-dims
+// picking four of the values, every episode runs and the policy reads the picked ones.
+func TestHarnessLiberoWithState(t *testing.T) {
+	t.Parallel()
+	s := startServer(t, &harnessPolicy{horizon: 4}, liberoConfig())
+	dir := t.TempDir()
+	out := runHarness(t, 1, "libero", "ws://"+s.Addr(), "--state-param", "--tasks", "1", "--episodes-per-task", "2", "--steps", "3",
+		"--out", filepath.Join(dir, "strict.jsonl"))
+	assert.Equal(t, map[string]any{"send_state": true}, out["auto_configured"])
+	assert.Equal(t, 2.0, out["failures"])
+	assert.Contains(t, out["failure_details"].([]any)[0], "observation.states has shape [8], the policy reads [4] (pick values with --state-dims")
+
+	p := &harnessPolicy{horizon: 4}
+	cfg := liberoConfig()
+	cfg.Adapt.StateDims = []int{0, 1, 6, 7}
+	s = startServer(t, p, cfg)
+	out = runHarness(t, 0, "libero", "ws://"+s.Addr(), "--state-param", "--tasks", "1", "--episodes-per-task", "2", "--steps", "3",
+		"--out", filepath.Join(dir, "picked.jsonl"))
+	assert.Equal(t, 0.0, out["failures"])
+	assert.Equal(t, map[string]any{"name": "state", "dims": 8.0, "format": "raw",
+		"description": "the policy reads 4 state values (x, y, gripper_closed, holding), picked at indices [0 1 6 7]"},
+		out["server_info"].(map[string]any)["observation_spec"].(map[string]any)["state"])
+	_, seen := p.stats()
+	require.NotEmpty(t, seen)
+	assert.Equal(t, []float32{0, 1, 6, 7}, seen[0].State, "step 0's state [0..7] picked at 0, 1, 6, 7")
+	assert.Equal(t, []float32{20, 21, 26, 27}, seen[1].State, "step 2's (execute 2: the policy is asked every other step)")
+}
+
 func mapsKeys(m map[string]policy.Image) []string {
 	var out []string
 	for k := range m {

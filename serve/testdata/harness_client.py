@@ -22,6 +22,7 @@ python3-numpy python3-pil). Every mode prints one JSON object on stdout.
 
 import argparse
 import asyncio
+import inspect
 import io
 import json
 import sys
@@ -169,11 +170,14 @@ LIBERO_TASKS = [  # LIBERO-spatial-style instructions; the first is longer than 
 
 
 class LiberoShaped:
-    """One 256x256 agentview camera, the instruction, no state; actions must be 7-D."""
+    """One 256x256 agentview camera, the instruction, no state; actions must be 7-D. It takes no
+    send_state parameter, so the orchestrator's merge of the server's observation_params leaves
+    it without a state."""
 
     def __init__(self, n_tasks, max_steps, seed):
         self.tasks = [{"name": LIBERO_TASKS[i % len(LIBERO_TASKS)], "suite": "libero_shaped", "task_id": i} for i in range(n_tasks)]
         self.max_steps, self.seed = max_steps, seed
+        self.send_state = False
 
     def start(self, task, episode):
         self.rng = np.random.default_rng([self.seed, task["task_id"], episode])
@@ -181,7 +185,10 @@ class LiberoShaped:
 
     def observation(self):
         img = self.rng.integers(0, 256, size=(256, 256, 3), dtype=np.uint8)
-        return {"images": {"agentview": img}, "task_description": self.task["name"]}
+        obs = {"images": {"agentview": img}, "task_description": self.task["name"]}
+        if self.send_state:  # LIBERO's 8-D state: eef position 3, axis-angle 3, gripper qpos 2
+            obs["states"] = np.arange(8, dtype=np.float64) + 10 * self.steps
+        return obs
 
     def apply(self, action):
         raw = action.get("actions", action.get("action"))
@@ -198,6 +205,15 @@ class LiberoShaped:
 
     def result(self):
         return {"success": self.moved > 0}
+
+
+class LiberoShapedWithState(LiberoShaped):
+    """The same with LIBERO's send_state parameter, which the orchestrator sets from the server's
+    observation_params."""
+
+    def __init__(self, n_tasks, max_steps, seed, send_state=False):
+        super().__init__(n_tasks, max_steps, seed)
+        self.send_state = send_state
 
 
 async def run_episode(bench, task, ep, conn, warnings):
@@ -221,9 +237,15 @@ async def run_episode(bench, task, ep, conn, warnings):
 
 
 async def libero(args):
-    bench = LiberoShaped(args.tasks, args.steps, args.seed)
     conn = Connection(args.url, timeout=args.timeout)
     await conn.connect(benchmark="libero_shaped")
+    # Orchestrator._run_benchmark_inner: the server's observation_params fill the benchmark's
+    # constructor parameters that the config leaves unset and the constructor accepts.
+    cls = LiberoShapedWithState if args.state_param else LiberoShaped
+    params = {"n_tasks": args.tasks, "max_steps": args.steps, "seed": args.seed}
+    sig = inspect.signature(cls.__init__)
+    auto = {k: v for k, v in (conn.server_info.get("observation_params") or {}).items() if k not in params and k in sig.parameters}
+    bench = cls(**params, **auto)
     items = [(ti, t, ep) for ti, t in enumerate(bench.tasks) for ep in range(args.episodes_per_task)]
     if args.num_shards:
         items = [w for i, w in enumerate(items) if i % args.num_shards == args.shard_id]
@@ -247,7 +269,7 @@ async def libero(args):
     with open(args.out, "w") as f:
         for r in rows:
             f.write(json.dumps(r) + "\n")
-    return {"episodes": len(rows), "failures": failures, "warnings": sorted(warnings),
+    return {"episodes": len(rows), "failures": failures, "warnings": sorted(warnings), "auto_configured": auto,
             "failure_details": [r.get("failure_detail") for r in rows if r.get("failure_reason")],
             "server_info": jsonable(conn.server_info)}
 
@@ -376,6 +398,7 @@ def main():
     p.add_argument("--shard-id", type=int, default=0)
     p.add_argument("--num-shards", type=int, default=0)
     p.add_argument("--timeout", type=float, default=60.0)
+    p.add_argument("--state-param", action="store_true", help="the benchmark takes LIBERO's send_state parameter")
     p.add_argument("--out", required=True)
     p = sub.add_parser("batch")
     p.add_argument("url")
