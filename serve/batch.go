@@ -37,7 +37,8 @@ func (s *Server) query(ctx context.Context, obs policy.Observation) ([][]float32
 }
 
 // dispatch collects requests into batches, at most MaxBatch, waiting at most BatchWindow after a
-// batch's first request, and runs them one batch at a time.
+// batch's first request, and runs them one batch at a time. Both are read afresh for each batch,
+// so /config changes apply from the next batch on.
 func (s *Server) dispatch() {
 	defer close(s.dispatchDone)
 	for {
@@ -48,9 +49,10 @@ func (s *Server) dispatch() {
 		case <-s.ctx.Done():
 			return
 		}
-		timer := time.NewTimer(s.cfg.BatchWindow)
+		maxBatch, window := s.Batching()
+		timer := time.NewTimer(window)
 	collect:
-		for len(batch) < s.cfg.MaxBatch {
+		for len(batch) < maxBatch {
 			select {
 			case r := <-s.reqs:
 				batch = append(batch, r)

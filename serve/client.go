@@ -8,6 +8,7 @@ import (
 
 	"github.com/coder/websocket"
 
+	"github.com/reelml/reel/internal/version"
 	"github.com/reelml/reel/policy"
 )
 
@@ -27,7 +28,12 @@ type ServerInfo struct {
 	MaxBatch        int
 	Cameras         []string
 	ImageShapes     map[string][]int // camera → [H, W, C]
-	Payload         map[string]any   // the whole hello payload
+	// The harness's descriptions: observation_spec and action_spec (component → DimSpec dict)
+	// and observation_params (benchmark parameters the server asks for).
+	ObservationSpec   map[string]any
+	ActionSpec        map[string]any
+	ObservationParams map[string]any
+	Payload           map[string]any // the whole hello payload
 }
 
 // ServerError is an error message from the server: the request was rejected but the connection
@@ -51,7 +57,8 @@ type Client struct {
 }
 
 // Dial connects to a policy server ("ws://host:port", "http://host:port" or "host:port") and
-// performs the hello handshake, failing when the server speaks another protocol version.
+// performs the hello handshake. A server speaking another protocol version is accepted, as the
+// harness's client does; Info().ProtocolVersion says which.
 func Dial(ctx context.Context, url string) (*Client, error) {
 	if !strings.Contains(url, "://") {
 		url = "ws://" + url
@@ -72,7 +79,7 @@ func Dial(ctx context.Context, url string) (*Client, error) {
 func (c *Client) handshake(ctx context.Context) error {
 	reply, err := c.request(ctx, TypeHello, map[string]any{
 		"protocol_version": ProtocolVersion,
-		"harness_version":  harnessVersion,
+		"harness_version":  version.String(),
 	}, TypeHello)
 	if err != nil {
 		return fmt.Errorf("hello: %w", err)
@@ -107,9 +114,9 @@ func (c *Client) handshake(ctx context.Context) error {
 			}
 		}
 	}
-	if info.ProtocolVersion != ProtocolVersion {
-		return fmt.Errorf("server speaks protocol_version %v, this client speaks %d", p["protocol_version"], ProtocolVersion)
-	}
+	info.ObservationSpec, _ = p["observation_spec"].(map[string]any)
+	info.ActionSpec, _ = p["action_spec"].(map[string]any)
+	info.ObservationParams, _ = p["observation_params"].(map[string]any)
 	c.info = info
 	return nil
 }
@@ -181,7 +188,7 @@ func (c *Client) request(ctx context.Context, typ MessageType, payload map[strin
 	for {
 		_, data, err := c.conn.Read(ctx)
 		if err != nil {
-			return Message{}, fmt.Errorf("read from policy server: %w", err)
+			return Message{}, &connError{fmt.Errorf("read from policy server: %w", err)}
 		}
 		msg, err := Decode(data)
 		if err != nil {
@@ -206,7 +213,7 @@ func (c *Client) send(ctx context.Context, m Message) error {
 		return err
 	}
 	if err := c.conn.Write(ctx, websocket.MessageBinary, data); err != nil {
-		return fmt.Errorf("write to policy server: %w", err)
+		return &connError{fmt.Errorf("write to policy server: %w", err)}
 	}
 	return nil
 }

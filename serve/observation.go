@@ -3,8 +3,6 @@ package serve
 import (
 	"fmt"
 	"math"
-	"slices"
-	"strings"
 
 	"github.com/reelml/reel/policy"
 )
@@ -15,6 +13,7 @@ const (
 	keyInstruction = "task_description"
 	keyStates      = "states"
 	keyActions     = "actions"
+	keyMetadata    = "metadata" // of an action reply: {"warnings": [...]}
 )
 
 // ObservationPayload encodes an observation: images as PNG (8 bits per channel), the state as a
@@ -35,78 +34,20 @@ func ObservationPayload(obs policy.Observation) (map[string]any, error) {
 	return p, nil
 }
 
-// ParseObservation decodes an observation payload and checks it against the policy's spec.
-// Images may be encoded images (png, jpeg, raw), uint8 or float HWC ndarrays, or bare PNG bytes;
-// an image of another size than the spec's camera is fitted to it with the spec's resize mode.
-// The state may be an ndarray of any numeric dtype or a list of numbers ("state" is accepted for
-// "states" and "instruction" for "task_description"). A zero spec accepts any cameras, sizes and
-// state.
+// ParseObservation decodes an observation payload and checks it against the policy's spec, with
+// no adaptation beyond resizing (see Adapter for camera mapping, state selection and the
+// warnings). Images may be encoded images (png, jpeg, raw), uint8 or float HWC ndarrays, or bare
+// PNG bytes; an image of another size than the spec's camera is fitted to it with the spec's
+// resize mode, and cameras the policy does not read are ignored. The state may be an ndarray of
+// any numeric dtype or a list of numbers ("state" is accepted for "states" and "instruction" for
+// "task_description"). A zero spec accepts any cameras, sizes and state.
 func ParseObservation(p map[string]any, spec policy.Spec) (policy.Observation, error) {
-	var obs policy.Observation
-	rawImages := map[string]any{}
-	if v, ok := p[keyImages]; ok {
-		m, ok := v.(map[string]any)
-		if !ok {
-			return obs, fmt.Errorf("observation.images must be a map from camera name to image, got %s", typeName(v))
-		}
-		rawImages = m
+	a, err := NewAdapter(spec, AdaptOptions{})
+	if err != nil {
+		return policy.Observation{}, err
 	}
-	cameras := spec.CameraNames()
-	for _, cam := range cameras {
-		if _, ok := rawImages[cam]; !ok {
-			return obs, fmt.Errorf("observation.images has no camera %q (expected %s)", cam, strings.Join(cameras, ", "))
-		}
-	}
-	names := make([]string, 0, len(rawImages))
-	for name := range rawImages {
-		if len(cameras) > 0 && !slices.Contains(cameras, name) {
-			return obs, fmt.Errorf("observation.images has unexpected camera %q (expected %s)", name, strings.Join(cameras, ", "))
-		}
-		names = append(names, name)
-	}
-	slices.Sort(names)
-	obs.Images = make(map[string]policy.Image, len(names))
-	for _, name := range names {
-		pix, h, w, err := decodeImageValue(rawImages[name])
-		if err != nil {
-			return obs, fmt.Errorf("observation.images.%s: %w", name, err)
-		}
-		im := policy.Image{W: w, H: h, Pix: pix}
-		if cam, ok := spec.Camera(name); ok {
-			if im, err = policy.Resize(im, cam.Width, cam.Height, spec.Resize); err != nil {
-				return obs, fmt.Errorf("observation.images.%s: %w", name, err)
-			}
-		}
-		obs.Images[name] = im
-	}
-
-	key := keyInstruction
-	if _, ok := p[key]; !ok {
-		key = "instruction"
-	}
-	if v, ok := p[key]; ok && v != nil {
-		s, ok := v.(string)
-		if !ok {
-			return obs, fmt.Errorf("observation.%s must be a string, got %s", key, typeName(v))
-		}
-		obs.Instruction = s
-	}
-
-	key = keyStates
-	if _, ok := p[key]; !ok {
-		key = "state"
-	}
-	if v, ok := p[key]; ok && v != nil {
-		state, err := floatValues(v)
-		if err != nil {
-			return obs, fmt.Errorf("observation.%s: %w", key, err)
-		}
-		obs.State = state
-	}
-	if spec.StateDim > 0 && len(obs.State) != spec.StateDim {
-		return obs, fmt.Errorf("observation.states has %d values, expected %d", len(obs.State), spec.StateDim)
-	}
-	return obs, nil
+	obs, _, err := a.Observation(p)
+	return obs, err
 }
 
 // decodeImageValue decodes one camera's image into h×w×3 floats.

@@ -76,6 +76,17 @@ func TestNDArrayDTypes(t *testing.T) {
 	le.PutUint16(i16[2:], 300)
 	i64 := make([]byte, 8)
 	be.PutUint64(i64, uint64(0xfffffffffffffff9)) // -7
+	// float16 bit patterns and their values in closed form (IEEE 754 binary16): 1, −2, 1/3 rounded
+	// to 11 significant bits, the largest finite value, the smallest and largest subnormals, −0.
+	halfs := []uint16{0x3c00, 0xc000, 0x3555, 0x7bff, 0x0001, 0x03ff, 0x8000}
+	halfVals := []float32{1, -2, 1365.0 / 4096, 65504, 0x1p-24, 1023 * 0x1p-24, float32(math.Copysign(0, -1))}
+	f16 := func(order binary.ByteOrder) []byte {
+		b := make([]byte, 2*len(halfs))
+		for i, h := range halfs {
+			order.PutUint16(b[2*i:], h)
+		}
+		return b
+	}
 	cases := []struct {
 		name string
 		arr  NDArray
@@ -90,6 +101,9 @@ func TestNDArrayDTypes(t *testing.T) {
 		{"<i2", NDArray{Data: i16, DType: "<i2", Shape: []int{2}}, []float32{-1, 300}},
 		{">i8", NDArray{Data: i64, DType: ">i8", Shape: []int{1}}, []float32{-7}},
 		{"bool", NDArray{Data: []byte{1, 0}, DType: "|b1", Shape: []int{2}}, []float32{1, 0}},
+		{"<f2", NDArray{Data: f16(le), DType: "<f2", Shape: []int{len(halfs)}}, halfVals},
+		{">f2", NDArray{Data: f16(be), DType: ">f2", Shape: []int{len(halfs)}}, halfVals},
+		{"float16 name", NDArray{Data: f16(le)[:2], DType: "float16", Shape: []int{1}}, []float32{1}},
 		{"scalar", NDArray{Data: NewFloat32Array([]float32{9}).Data, DType: "<f4", Shape: []int{}}, []float32{9}},
 	}
 	for _, c := range cases {
@@ -99,15 +113,23 @@ func TestNDArrayDTypes(t *testing.T) {
 			got, err := m.Payload["a"].(NDArray).Float32s()
 			require.NoError(t, err)
 			assert.Equal(t, c.want, got)
+			for i := range got {
+				assert.Equal(t, math.Signbit(float64(c.want[i])), math.Signbit(float64(got[i])), "sign of %v", c.want[i])
+			}
 		})
 	}
+	// Infinities and NaN keep their meaning.
+	inf := NDArray{Data: []byte{0x00, 0x7c, 0x00, 0xfc, 0x01, 0x7e}, DType: "<f2", Shape: []int{3}}
+	got, err := inf.Float32s()
+	require.NoError(t, err)
+	assert.True(t, math.IsInf(float64(got[0]), 1) && math.IsInf(float64(got[1]), -1) && math.IsNaN(float64(got[2])), "%v", got)
 
 	bad := []NDArray{
 		{Data: []byte{1, 2, 3}, DType: "<f4", Shape: []int{1}},     // 3 bytes for 4
 		{Data: make([]byte, 8), DType: "<f4", Shape: []int{3}},     // 8 bytes for 12
 		{Data: make([]byte, 4), DType: "<c8", Shape: []int{1}},     // complex
 		{Data: make([]byte, 4), DType: "object", Shape: []int{1}},  // not numeric
-		{Data: make([]byte, 2), DType: "<f2", Shape: []int{1}},     // float16 unsupported
+		{Data: make([]byte, 3), DType: "<f2", Shape: []int{1}},     // 3 bytes for 2
 		{Data: make([]byte, 4), DType: "<f4", Shape: []int{-1, 1}}, // negative
 	}
 	for _, a := range bad {
@@ -201,13 +223,16 @@ func TestObservationPayloadRoundTrip(t *testing.T) {
 		spec policy.Spec
 		want string
 	}{
-		{testSpec(6, 3, 3, 1, "scene", "wrist"), "observation.states has 4 values, expected 3"},
-		{testSpec(6, 4, 3, 1, "scene", "top"), `no camera "top"`},
-		{testSpec(6, 4, 3, 1, "scene"), `unexpected camera "wrist"`},
+		{testSpec(6, 3, 3, 1, "scene", "wrist"), "observation.states has shape [4], the policy reads [3]"},
+		{testSpec(6, 4, 3, 1, "scene", "top"), `observation.images has no camera "top" for the policy's camera "top" (the observation has scene, wrist; map one to it, e.g. --camera scene=top)`},
 	} {
 		_, err := ParseObservation(m.Payload, c.spec)
 		assert.ErrorContains(t, err, c.want)
 	}
+	// Cameras the policy does not read are ignored.
+	got, err = ParseObservation(m.Payload, testSpec(6, 4, 3, 1, "scene"))
+	require.NoError(t, err)
+	assert.Equal(t, map[string]policy.Image{"scene": obs.Images["scene"]}, got.Images)
 	_, err = ParseObservation(map[string]any{"states": []any{1.0, math.NaN()}}, policy.Spec{})
 	assert.ErrorContains(t, err, "finite")
 	_, err = ParseObservation(map[string]any{"task_description": 3}, policy.Spec{})

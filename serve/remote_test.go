@@ -93,9 +93,9 @@ func TestRemotePolicyGrowAndErrors(t *testing.T) {
 	assert.Equal(t, float32(6), chunks[1][0][2])
 
 	bad := testObs(1)
-	bad.State = nil
+	bad.State = []float32{1, 2, 3}
 	_, err = rp.Act([]policy.Observation{testObs(5), bad})
-	assert.ErrorContains(t, err, "slot 1: policy server: observation.states has 0 values, expected 2")
+	assert.ErrorContains(t, err, "slot 1: policy server: observation.states has shape [3], the policy reads [2]")
 	chunks, err = rp.Act([]policy.Observation{testObs(5), testObs(6)})
 	require.NoError(t, err, "the connections stay usable")
 	assert.Len(t, chunks, 2)

@@ -11,6 +11,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/reelml/reel/internal/version"
 	"github.com/reelml/reel/policy"
 )
 
@@ -25,7 +26,7 @@ type Config struct {
 	BatchWindow time.Duration
 
 	// MaxMessageBytes bounds an incoming message; larger ones are skipped and answered with an
-	// error (default 16 MiB).
+	// error (default 64 MiB).
 	MaxMessageBytes int64
 
 	// Spec is the served policy's spec: observations must hold its cameras (images of other
@@ -34,9 +35,14 @@ type Config struct {
 	// the policy is queried again (execute-k; 0 uses the whole chunk). The hello reply reports it.
 	// A zero spec accepts any observation.
 	Spec policy.Spec
+	// Adapt fits a benchmark's observations and actions to the policy (camera mapping, resize
+	// mode, state selection, action dimension); see AdaptOptions. Listen fails when they do not
+	// fit the spec.
+	Adapt AdaptOptions
 
-	Name string                        // reported as "model_server" (default "reel")
-	Logf func(format string, a ...any) // connection and error log (default: none)
+	Name    string                        // reported as "model_server" (default "reel")
+	Version string                        // reported as "harness_version" (default version.String(), "reel X.Y.Z")
+	Logf    func(format string, a ...any) // connection and error log (default: none)
 }
 
 // Defaults of Config.
@@ -44,7 +50,7 @@ const (
 	DefaultAddr            = ":8000"
 	DefaultMaxBatch        = 8
 	DefaultBatchWindow     = 5 * time.Millisecond
-	DefaultMaxMessageBytes = 16 << 20
+	DefaultMaxMessageBytes = 64 << 20
 )
 
 // writeTimeout bounds one reply's write to a slow or stuck client.
@@ -67,6 +73,9 @@ func (c Config) withDefaults() Config {
 	if c.Name == "" {
 		c.Name = "reel"
 	}
+	if c.Version == "" {
+		c.Version = version.String()
+	}
 	if c.Logf == nil {
 		c.Logf = func(string, ...any) {}
 	}
@@ -77,8 +86,16 @@ func (c Config) withDefaults() Config {
 // evaluation session with its own action-chunk buffer; observations from concurrent
 // connections are batched into one Act call, and Act is never called concurrently.
 type Server struct {
-	policy policy.Policy
-	cfg    Config
+	policy   policy.Policy
+	checker  policy.Checker // the policy's own per-observation check, if it has one
+	cfg      Config
+	adapter  *Adapter
+	adaptErr error // the adaptation does not fit the spec: Listen fails with it
+
+	// maxBatch and window (nanoseconds) are Config.MaxBatch and Config.BatchWindow as /config
+	// last set them.
+	maxBatch atomic.Int64
+	window   atomic.Int64
 
 	reqs         chan *request
 	ctx          context.Context // cancelled by Close
@@ -106,14 +123,42 @@ func NewServer(p policy.Policy, cfg Config) *Server {
 		cancel:       cancel,
 		dispatchDone: make(chan struct{}),
 	}
+	s.checker, _ = p.(policy.Checker)
+	s.adapter, s.adaptErr = NewAdapter(cfg.Spec, cfg.Adapt)
+	if s.adaptErr != nil {
+		s.adapter, _ = NewAdapter(policy.Spec{}, AdaptOptions{})
+	}
+	s.SetBatching(cfg.MaxBatch, cfg.BatchWindow)
 	go s.dispatch()
 	return s
 }
 
-// Handler routes GET /health to a JSON status and every other path to the WebSocket endpoint.
+// SetBatching changes the most observations per policy call and how long a batch waits to
+// fill, for the batches that start afterwards (what /config sets). Values < 1 (maxBatch) or < 0
+// (window) are ignored.
+func (s *Server) SetBatching(maxBatch int, window time.Duration) {
+	if maxBatch >= 1 {
+		s.maxBatch.Store(int64(maxBatch))
+	}
+	if window >= 0 {
+		s.window.Store(int64(window))
+	}
+}
+
+// Batching reports the current most observations per policy call and batch window.
+func (s *Server) Batching() (maxBatch int, window time.Duration) {
+	return int(s.maxBatch.Load()), time.Duration(s.window.Load())
+}
+
+// Adapter is how the server fits observations and actions to the policy.
+func (s *Server) Adapter() *Adapter { return s.adapter }
+
+// Handler routes GET /health to a JSON status, GET and POST /config to the batching settings
+// (as the harness's model servers serve them) and every other path to the WebSocket endpoint.
 func (s *Server) Handler() http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("/health", s.health)
+	mux.HandleFunc("/config", s.config)
 	mux.HandleFunc("/", s.serveWebSocket)
 	return mux
 }
@@ -124,11 +169,16 @@ func (s *Server) health(w http.ResponseWriter, r *http.Request) {
 		"status":           "ok",
 		"protocol_version": ProtocolVersion,
 		"model_server":     s.cfg.Name,
+		"harness_version":  s.cfg.Version,
 	})
 }
 
-// Listen binds the configured address; Addr then reports it (useful with port 0).
+// Listen binds the configured address; Addr then reports it (useful with port 0). It fails when
+// Config.Adapt does not fit Config.Spec.
 func (s *Server) Listen() error {
+	if s.adaptErr != nil {
+		return fmt.Errorf("serve: %w", s.adaptErr)
+	}
 	ln, err := net.Listen("tcp", s.cfg.Addr)
 	if err != nil {
 		return fmt.Errorf("serve: listen on %s: %w", s.cfg.Addr, err)

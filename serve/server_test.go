@@ -180,12 +180,13 @@ func TestHelloHandshake(t *testing.T) {
 	assert.NotEmpty(t, info.SessionID)
 	assert.NotEqual(t, info.SessionID, dial(t, s).Info().SessionID, "each connection is its own session")
 
-	// A client speaking another protocol version is refused, and the connection stays usable.
+	// A client speaking another protocol version is answered (with a logged warning), as the
+	// harness's servers do.
 	raw := rawConn(t, s)
 	reply := raw.exchange(t, mustEncode(t, NewMessage(TypeHello, 3, map[string]any{"protocol_version": 2})))
-	assert.Equal(t, TypeError, reply.Type)
+	assert.Equal(t, TypeHello, reply.Type)
 	assert.Equal(t, int64(3), reply.Seq)
-	assert.Contains(t, reply.Payload["error"], "protocol_version 2 is not supported")
+	assert.Equal(t, int8(ProtocolVersion), reply.Payload["protocol_version"])
 	reply = raw.exchange(t, mustEncode(t, NewMessage(TypeHello, 4, map[string]any{"protocol_version": 1})))
 	assert.Equal(t, TypeHello, reply.Type)
 	assert.Equal(t, int64(4), reply.Seq)
@@ -372,7 +373,7 @@ func TestMalformedMessages(t *testing.T) {
 		{"action from client", mustEncode(t, NewMessage(TypeAction, 5, nil)), "does not accept"},
 		{"missing fields", []byte{0x81, 0xa4, 't', 'y', 'p', 'e', 0xa5, 'h', 'e', 'l', 'l', 'o'}, `missing field "payload"`},
 		{"missing camera", observationBytes(t, 5, noWrist), `no camera "wrist"`},
-		{"wrong state size", observationBytes(t, 5, shortState), "observation.states has 1 values, expected 2"},
+		{"wrong state size", observationBytes(t, 5, shortState), "observation.states has shape [1], the policy reads [2]"},
 		{"image not png", notPNG, "observation.images.wrist: not a png image"},
 		{"wrong dtype bytes", badDType, "states: ndarray: 8 data bytes do not match dtype <f8 and shape [2] (expected 16)"},
 		{"oversized", huge, "exceeds the server's limit of 65536 bytes"},

@@ -5,6 +5,7 @@ import (
 	"math/bits"
 	"math/rand/v2"
 	"path/filepath"
+	"strings"
 	"sync"
 
 	"github.com/gomlx/compute"
@@ -13,6 +14,7 @@ import (
 	"github.com/gomlx/gomlx/ml/model"
 
 	"github.com/reelml/reel/checkpoints"
+	"github.com/reelml/reel/data"
 	"github.com/reelml/reel/models"
 	"github.com/reelml/reel/policy"
 	"github.com/reelml/reel/recipes"
@@ -191,6 +193,32 @@ func (p *Policy) Iterations(group func(instruction string) string) map[string]fl
 	}
 	p.iters = nil
 	return out
+}
+
+// Check implements policy.Checker: it refuses an observation that lacks one of the spec's
+// cameras, has a malformed image or a state of another size, and cuts an instruction longer than
+// model.max_text_len words to that many, with a warning (ObservationTensors refuses it, failing
+// every observation of its batch).
+func (p *Policy) Check(obs policy.Observation) (policy.Observation, []string, error) {
+	spec := p.task.spec
+	for _, cam := range spec.Cameras {
+		im, ok := obs.Images[cam.Name]
+		if !ok {
+			return obs, nil, fmt.Errorf("no image from camera %q (the policy reads %v)", cam.Name, spec.CameraNames())
+		}
+		if err := im.Check(); err != nil {
+			return obs, nil, fmt.Errorf("camera %q: %v", cam.Name, err)
+		}
+	}
+	if len(obs.State) != spec.StateDim {
+		return obs, nil, fmt.Errorf("expected %d state values, got %d", spec.StateDim, len(obs.State))
+	}
+	var warnings []string
+	if words, L := data.Tokenize(obs.Instruction), p.task.r.Model.MaxTextLen; len(words) > L {
+		obs.Instruction = strings.Join(words[:L], " ")
+		warnings = append(warnings, fmt.Sprintf("instruction has %d words, more than model.max_text_len (%d): cut to %q", len(words), L, obs.Instruction))
+	}
+	return obs, warnings, nil
 }
 
 // Act implements policy.Policy.

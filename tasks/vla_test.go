@@ -97,3 +97,45 @@ func TestPolicySizedBySpec(t *testing.T) {
 	_, err = other.ObservationTensors([]policy.Observation{{Images: map[string]policy.Image{"scene": policy.NewImage(32, 32)}}})
 	require.ErrorContains(t, err, `no image from camera "agentview"`)
 }
+
+// Check vets one observation before it joins a batch: an instruction longer than
+// model.max_text_len is cut (with a warning) instead of failing the Act call of every
+// observation batched with it; a missing camera or a state of another size is refused.
+func TestPolicyCheck(t *testing.T) {
+	if testing.Short() {
+		t.Skip("trains a tiny policy")
+	}
+	p, err := OpenPolicy(goBackend(t), trainTinyPolicy(t, "molmobot-tiny"), nil, 1)
+	require.NoError(t, err)
+	defer p.Close()
+	var _ policy.Checker = p
+	w, err := sim.NewWorld(sim.DefaultConfig(), sim.EvalSeed(0, 0))
+	require.NoError(t, err)
+	good := w.Observe()
+	long := good
+	long.Instruction = "pick up the red square and then put it in the blue bowl near the left edge now" // 18 words
+	_, err = p.Act([]policy.Observation{good, long})
+	require.ErrorContains(t, err, "more than model.max_text_len (12)", "unchecked, one long instruction fails the batch")
+
+	checked, warnings, err := p.Check(long)
+	require.NoError(t, err)
+	require.Equal(t, "pick up the red square and then put it in the blue", checked.Instruction)
+	require.Len(t, warnings, 1)
+	require.Contains(t, warnings[0], "instruction has 18 words, more than model.max_text_len (12)")
+	chunks, err := p.Act([]policy.Observation{good, checked})
+	require.NoError(t, err)
+	require.Len(t, chunks, 2)
+
+	same, warnings, err := p.Check(good)
+	require.NoError(t, err)
+	require.Empty(t, warnings)
+	require.Equal(t, good.Instruction, same.Instruction)
+	noCam := good
+	noCam.Images = map[string]policy.Image{"wrist": policy.NewImage(32, 32)}
+	_, _, err = p.Check(noCam)
+	require.ErrorContains(t, err, `no image from camera "scene"`)
+	shortState := good
+	shortState.State = good.State[:2]
+	_, _, err = p.Check(shortState)
+	require.ErrorContains(t, err, "expected 4 state values, got 2")
+}

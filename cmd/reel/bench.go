@@ -31,7 +31,7 @@ type benchRow struct {
 
 // benchCommands are the benchmarks of `reel bench NAME`.
 var benchCommands = map[string]func(args []string) error{
-	"vit": benchViT, "video": benchVideo, "stts": benchSTTS, "rdvla": benchRDVLA, "data": benchData,
+	"vit": benchViT, "video": benchVideo, "stts": benchSTTS, "rdvla": benchRDVLA, "data": benchData, "serve": benchServe,
 }
 
 func cmdBench(args []string) error {

@@ -32,9 +32,10 @@ func commandTable() []command {
 		{"train", []string{"train NAME|FILE [--out DIR] [--set key=value]... [--resume] [--overwrite] [--stop-after N] [--backend B]"}, cmdTrain},
 		{"eval", []string{
 			"eval RUN_DIR|CHECKPOINT_DIR [--set key=value]... [--all] [--baseline DIR|none] [--backend B]",
-			"eval RUN_DIR --remote ws://HOST:PORT",
+			"eval RUN_DIR --remote ws://HOST:PORT [--max-connections N] [--act-timeout D] [--shard-id I --num-shards N] [--results DIR]",
+			"eval merge SHARD_RESULTS... --out FILE",
 		}, cmdEval},
-		{"serve", []string{"serve RUN_DIR|CHECKPOINT_DIR [--addr 127.0.0.1:8000] [--max-batch N] [--batch-window D]"}, cmdServe},
+		{"serve", []string{"serve RUN_DIR|CHECKPOINT_DIR [--addr 127.0.0.1:8000] [--max-batch N] [--batch-window D] [--camera BENCH=POLICY]... [--resize M] [--state-dims I,J|none] [--action-dim N]"}, cmdServe},
 		{"export", []string{"export RUN_DIR|CHECKPOINT_DIR --format safetensors [--out FILE]"}, cmdExport},
 		{"recipes", []string{
 			"recipes list",
@@ -59,7 +60,8 @@ func commandTable() []command {
 			"bench video [--arch vivit|trajvit2|stts] [--size tiny|b] [--frames 4,8,...] [flags]",
 			"bench stts [--frames 16,32,64,128] [--steps N] [--set key=value]...",
 			"bench rdvla [--depths 4,32,64] [--steps N] [--batch B]",
-			"bench data [--episodes N] [--size WxH] [flags]",
+			"bench data [--episodes N] [--width W] [--height H] [--size S] [flags]",
+			"bench serve [RUN_DIR] [--sessions 32] [--duration 60s] [--max-batch 16,1] [--episode-steps N]",
 		}, cmdBench},
 		{"doctor", []string{"doctor"}, cmdDoctor},
 	}

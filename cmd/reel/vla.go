@@ -2,8 +2,10 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"maps"
+	"math"
 	"os"
 	"os/signal"
 	"path/filepath"
@@ -19,6 +21,8 @@ import (
 	"github.com/reelml/reel/backends"
 	"github.com/reelml/reel/checkpoints"
 	"github.com/reelml/reel/data"
+	"github.com/reelml/reel/internal/errline"
+	"github.com/reelml/reel/internal/version"
 	"github.com/reelml/reel/policy"
 	"github.com/reelml/reel/serve"
 	"github.com/reelml/reel/sim"
@@ -38,6 +42,13 @@ type vlaEval struct {
 	Remote    string                      `json:"remote,omitempty"`
 	Videos    []string                    `json:"videos,omitempty"`
 	Seconds   float64                     `json:"seconds"`
+	// --remote: episodes that failed (timeouts, errors; counted as failures above), whether some
+	// never ran, this evaluation's shard, and its result files (per-episode JSONL, aggregate
+	// JSON in the vla-eval harness's layout).
+	Failed  int              `json:"failed,omitempty"`
+	Partial bool             `json:"partial,omitempty"`
+	Shard   *serve.ShardInfo `json:"shard,omitempty"`
+	Results []string         `json:"results,omitempty"`
 	// Recurrent-depth policies: the adaptive run above, then a sweep of fixed depths.
 	AdaptiveIterations map[string]float64 `json:"adaptive_iterations,omitempty"`
 	Depths             []depthResult      `json:"depths,omitempty"`
@@ -119,7 +130,7 @@ const modeScenes, modeSamples = 50, 16
 // evalVLA evaluates a policy checkpoint: the offline action error on held-out demonstrations
 // and, when the policy's spec fits the recipe's simulator, closed-loop success in held-out
 // scenes, with the local checkpoint or the policy served behind --remote.
-func evalVLA(b compute.Backend, task *tasks.VLA, dir string, sets []string, remote string) (evalResult, error) {
+func evalVLA(b compute.Backend, task *tasks.VLA, dir string, sets []string, ro remoteEval) (evalResult, error) {
 	st, err := checkpoints.Verify(dir)
 	if err != nil {
 		return evalResult{}, err
@@ -129,16 +140,11 @@ func evalVLA(b compute.Backend, task *tasks.VLA, dir string, sets []string, remo
 	if err != nil {
 		return res, err
 	}
-	if remote != "" {
+	if ro.url != "" {
 		if err := sim.Fits(task.Sim(), spec); err != nil {
 			return res, fmt.Errorf("eval --remote: %s cannot be rolled out in the simulator: %v", dir, err)
 		}
-		rp, err := dialRemote(remote)
-		if err != nil {
-			return res, err
-		}
-		defer rp.Close()
-		return res, evalPolicy(&res, task, dir, spec, rp, remote, true)
+		return res, evalRemote(&res, task, dir, ro)
 	}
 	rep, _, err := train.EvaluateCheckpoint(b, task, dir, task.TrainConfig(), false)
 	if err != nil {
@@ -175,27 +181,125 @@ func evalVLA(b compute.Backend, task *tasks.VLA, dir string, sets []string, remo
 	return res, nil
 }
 
-// dialRemote connects to a policy server for `reel eval --remote`: one connection per episode,
-// the server doing execute-k with its own per-connection action buffer.
-func dialRemote(url string) (*serve.RemotePolicy, error) {
+// remoteEval is how `reel eval --remote` reaches the policy server and which part of the
+// evaluation it runs.
+type remoteEval struct {
+	url        string
+	maxConns   int
+	actTimeout time.Duration
+	shard      *serve.ShardInfo // nil: the whole evaluation
+	resultsDir string           // "" : RUN/results
+}
+
+// evalRemote evaluates the policy served at ro.url closed-loop, episode by episode as the
+// vla-eval harness's runners do (episode_start with the task, one observation per action,
+// episode_end with the result), with at most ro.maxConns connections, and writes the episodes
+// and their aggregate in the harness's result layout.
+func evalRemote(res *evalResult, task *tasks.VLA, dir string, ro remoteEval) error {
+	start := time.Now()
+	opts := serve.SessionOptions{ActTimeout: ro.actTimeout}
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-	defer cancel()
-	rp, err := serve.NewRemotePolicy(ctx, url, 1)
+	probe, err := serve.DialSession(ctx, ro.url, serve.SessionOptions{ActTimeout: ro.actTimeout, Retries: 1})
+	cancel()
 	if err != nil {
-		return nil, fmt.Errorf("eval --remote: %v", err)
+		return fmt.Errorf("eval --remote: %v", err)
 	}
-	return rp, nil
+	info := probe.Info()
+	_ = probe.Close()
+	if info.ActionDim != 0 && info.ActionDim != sim.ActionDim {
+		return fmt.Errorf("eval --remote: the server at %s returns %d-D actions; the simulator takes %d (serve it without --action-dim)", ro.url, info.ActionDim, sim.ActionDim)
+	}
+	ec := task.EvalConfig()
+	ec.Horizon, ec.Execute, ec.Videos = 1, 1, 0 // the server buffers chunks and does execute-k
+	shard := serve.ShardInfo{ID: 0, Total: 1}
+	if ro.shard != nil {
+		shard = *ro.shard
+	}
+	episodes, err := serve.ShardEpisodes(ec.Episodes, shard.ID, shard.Total)
+	if err != nil {
+		return &exitError{2, fmt.Errorf("eval: %v", err)}
+	}
+	if len(episodes) == 0 {
+		return fmt.Errorf("eval --remote: shard %d of %d holds none of the %d episodes", shard.ID, shard.Total, ec.Episodes)
+	}
+	newSession := func() (sim.Session, error) {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+		defer cancel()
+		s, err := serve.DialSession(ctx, ro.url, opts)
+		if err != nil {
+			return nil, err
+		}
+		return s, nil
+	}
+	sr, err := sim.EvaluateSessions(task.Sim(), ec, episodes, newSession, ro.maxConns)
+	if err != nil {
+		return err
+	}
+	records := make([]serve.EpisodeRecord, len(sr.Episodes))
+	for i, o := range sr.Episodes {
+		records[i] = serve.EpisodeRecord{Task: o.Family, EpisodeID: o.Index, Metrics: map[string]any{"success": o.Success},
+			Steps: o.Steps, ElapsedSec: math.Round(o.Seconds*1000) / 1000, FailureReason: o.FailureReason, FailureDetail: o.FailureDetail,
+			Extra: map[string]any{"instruction": o.Instruction, "suite": o.Family, "seed": o.Seed}}
+	}
+	meta := serve.ResultMeta{Benchmark: "reel-sim", HarnessVersion: version.String(), ServerInfo: info.Payload, Partial: sr.Partial,
+		Config: map[string]any{"recipe": res.Recipe, "checkpoint": dir, "remote": ro.url, "episodes": ec.Episodes, "seed": ec.Seed,
+			"max_steps": task.Sim().MaxSteps, "max_connections": ro.maxConns, "act_timeout_s": ro.actTimeout.Seconds()}}
+	if ro.shard != nil {
+		meta.Shard = ro.shard
+		meta.Config["shard_id"], meta.Config["num_shards"] = ro.shard.ID, ro.shard.Total
+	}
+	resultsDir := ro.resultsDir
+	if resultsDir == "" {
+		resultsDir = filepath.Join(runOf(dir), "results")
+	}
+	jsonl, agg, err := serve.WriteResults(resultsDir, meta, records)
+	if err != nil {
+		return err
+	}
+	ev := &vlaEval{Success: sr.Success, Low: sr.Low, High: sr.High, Episodes: sr.N, MeanSteps: sr.MeanSteps, Families: sr.Families,
+		Remote: ro.url, Seconds: time.Since(start).Seconds(), Failed: sr.Failed, Partial: sr.Partial, Shard: ro.shard, Results: []string{jsonl, agg}}
+	if res.Metrics == nil {
+		res.Metrics = map[string]float64{}
+	}
+	res.Metrics["closed_loop/success"] = sr.Success
+	for f, r := range sr.Families {
+		res.Metrics["closed_loop/success_"+f] = r.Success
+	}
+	res.ClosedLoop = ev
+	part := ""
+	if ro.shard != nil {
+		part = fmt.Sprintf(" (shard %d of %d)", ro.shard.ID, ro.shard.Total)
+	}
+	fmt.Fprintf(os.Stderr, "reel: closed loop through %s%s: success %.3f [%.3f, %.3f] over %d held-out episodes (%s), %d failed, in %.1fs; results %s, %s\n",
+		ro.url, part, sr.Success, sr.Low, sr.High, sr.N, familyLine(sr.Families), sr.Failed, ev.Seconds, jsonl, agg)
+	for _, o := range sr.Episodes {
+		if o.FailureReason != "" {
+			fmt.Fprintf(os.Stderr, "reel: warning: episode %d failed (%s): %s\n", o.Index, o.FailureReason, errline.First(errors.New(o.FailureDetail)))
+		}
+	}
+	if sr.Partial {
+		fmt.Fprintf(os.Stderr, "reel: warning: the evaluation is partial: the server could not be reached for some episodes\n")
+	}
+	return nil
 }
 
 const serveUsage = `Usage: reel serve RUN_DIR|CHECKPOINT_DIR [--addr 127.0.0.1:8000] [flags]
 
-Serves a trained policy (task vla) over the vla-eval protocol: a WebSocket endpoint (msgpack
-messages hello / observation / action / episode_start / episode_end / error, protocol version 1,
-images as PNG, arrays as ndarrays) and GET /health. The policy is known by the spec in its
-checkpoint (policy.json: cameras and image sizes, state and action dimensions, chunking), which
-the hello reply reports; images of other sizes are fitted to it. Each connection gets its own
-action-chunk buffer (the policy is queried every policy.execute steps; episode_start clears it),
-and observations arriving together from several connections are batched into one policy call.
+Serves a trained policy (task vla) over the vla-eval protocol of the vla-evaluation-harness: a
+WebSocket endpoint (msgpack messages hello / observation / action / episode_start / episode_end /
+error, protocol version 1, images as PNG/JPEG/raw, arrays as ndarrays of any numeric dtype
+including float16), GET /health and GET|POST /config (max_batch_size, max_wait_time). The policy is
+known by the spec in its checkpoint (policy.json: cameras and image sizes, state and action
+dimensions, chunking); the hello reply describes it in the harness's terms (observation_spec,
+action_spec, observation_params). Each connection gets its own action-chunk buffer (the policy is
+queried every policy.execute steps; episode_start clears it), and observations arriving together
+from several connections are batched into one policy call; each observation is checked on its own
+first, so a bad one fails alone.
+
+A benchmark of another robot is adapted with --camera (benchmark camera → policy camera), --resize,
+--state-dims and --action-dim, e.g. a LIBERO-shaped benchmark (one 256×256 agentview camera, no
+state, 7-D actions) for a simulator-trained policy:
+  reel serve runs/molmobot-tiny --camera agentview=scene --action-dim 7
 Stop with Ctrl-C.
 `
 
@@ -203,9 +307,13 @@ func cmdServe(args []string) error {
 	fs := newFlags("serve")
 	addr := fs.String("addr", "127.0.0.1:8000", "listen address (host:port; port 0 picks a free one)")
 	backend := fs.String("backend", "", `compute backend (default: $GOMLX_BACKEND, else auto)`)
-	maxBatch := fs.Int("max-batch", 16, "most observations per policy call")
-	window := fs.Duration("batch-window", 5*time.Millisecond, "how long an observation waits for others to batch with")
-	maxBytes := fs.Int64("max-message-bytes", 16<<20, "largest accepted message")
+	maxBatch := fs.Int("max-batch", 16, "most observations per policy call (/config max_batch_size)")
+	window := fs.Duration("batch-window", 5*time.Millisecond, "how long an observation waits for others to batch with (/config max_wait_time)")
+	maxBytes := fs.Int64("max-message-bytes", serve.DefaultMaxMessageBytes, "largest accepted message")
+	cameras := fs.StringArray("camera", nil, "BENCHMARK=POLICY: the benchmark camera that feeds a policy camera, e.g. agentview=scene (repeatable)")
+	resize := fs.String("resize", "", "how images of another size are fitted: pad, crop or stretch (default: the policy's)")
+	stateDims := fs.String("state-dims", "", `state values the policy reads: indices into the benchmark's state, zero-padded to the policy's (e.g. 0,1,2,6), or "none" for zeros (default: exactly the policy's state; absent → zeros)`)
+	actionDim := fs.Int("action-dim", 0, "values of each returned action: the policy's zero-padded or truncated (default: the policy's)")
 	quiet := fs.Bool("quiet", false, "do not log connections")
 	fs.Usage = func() {
 		fmt.Fprint(os.Stderr, serveUsage+"\nFlags:\n")
@@ -217,9 +325,24 @@ func cmdServe(args []string) error {
 	if fs.NArg() != 1 {
 		return &exitError{2, fmt.Errorf("serve: expected one run or checkpoint directory, got %d arguments", fs.NArg())}
 	}
+	adapt := serve.AdaptOptions{Resize: *resize, ActionDim: *actionDim}
+	var err error
+	if adapt.Cameras, err = serve.ParseCameraMap(*cameras); err != nil {
+		return &exitError{2, fmt.Errorf("serve: --camera: %v", err)}
+	}
+	if *stateDims != "" {
+		if adapt.StateDims, adapt.NoState, err = serve.ParseStateDims(*stateDims); err != nil {
+			return &exitError{2, fmt.Errorf("serve: --state-dims: %v", err)}
+		}
+	}
 	dir, err := checkpoints.Resolve(fs.Arg(0), func(w string) { fmt.Fprintln(os.Stderr, "reel: warning: "+w) })
 	if err != nil {
 		return err
+	}
+	if spec, err := policy.ReadSpec(filepath.Join(dir, policy.SpecFile)); err == nil {
+		if _, err := serve.NewAdapter(spec, adapt); err != nil {
+			return &exitError{2, fmt.Errorf("serve: %v", err)}
+		}
 	}
 	b, info, err := backends.Select(*backend)
 	if err != nil {
@@ -230,7 +353,8 @@ func cmdServe(args []string) error {
 		return err
 	}
 	defer p.Close()
-	cfg := serve.Config{Spec: p.Spec(), Name: p.Spec().Name, Addr: *addr, MaxBatch: *maxBatch, BatchWindow: *window, MaxMessageBytes: *maxBytes}
+	cfg := serve.Config{Spec: p.Spec(), Adapt: adapt, Name: p.Spec().Name, Version: version.String(), Addr: *addr,
+		MaxBatch: *maxBatch, BatchWindow: *window, MaxMessageBytes: *maxBytes}
 	if !*quiet {
 		cfg.Logf = func(format string, a ...any) { fmt.Fprintf(os.Stderr, "reel: serve: "+format+"\n", a...) }
 	}
@@ -239,7 +363,9 @@ func cmdServe(args []string) error {
 	if err := srv.Listen(); err != nil {
 		return fmt.Errorf("serve: %v", err)
 	}
-	fmt.Fprintf(os.Stderr, "reel: serving %s (step %d) on ws://%s (health: http://%s/health) with %s\n", dir, p.TrainingStep(), srv.Addr(), srv.Addr(), info)
+	ad := srv.Adapter()
+	fmt.Fprintf(os.Stderr, "reel: serving %s (step %d) on ws://%s (health: http://%s/health, config: http://%s/config) with %s; reads cameras %s, returns %d-D actions\n",
+		dir, p.TrainingStep(), srv.Addr(), srv.Addr(), srv.Addr(), info, strings.Join(ad.BenchmarkCameras(), ", "), ad.ActionDim())
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	return srv.Serve(ctx)
