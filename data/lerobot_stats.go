@@ -400,6 +400,10 @@ func linspace(lo, hi float64, n int) []float64 {
 	return out
 }
 
+// VectorStats returns the statistics of rows (all of one length, at least one), quantiles
+// included, as LeRobot computes them for an episode.
+func VectorStats(rows [][]float32) FeatureStats { return vectorFeatureStats(rows) }
+
 // vectorFeatureStats computes the statistics of rows (T × d values).
 func vectorFeatureStats[T float32 | float64 | int64](rows [][]T) FeatureStats {
 	d := len(rows[0])

@@ -50,6 +50,7 @@ func Defaults() Recipe {
 			MaxSteps:         60,
 			ExpertNoise:      0.1,
 			Resize:           "pad",
+			Normalization:    "mean_std",
 			Prefetch:         8,
 			Workers:          0,
 		},

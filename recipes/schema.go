@@ -85,7 +85,7 @@ type ModelConfig struct {
 
 // DataConfig describes where training and evaluation examples come from.
 type DataConfig struct {
-	Source string `yaml:"source" required:"true" enum:"synthetic|folder|lerobot" doc:"synthetic scenes, a folder of images + questions.jsonl, or (task vla) a LeRobot v2 dataset in data.dir written by 'reel data gen-sim'"`
+	Source string `yaml:"source" required:"true" enum:"synthetic|folder|lerobot" doc:"synthetic scenes, a folder of images + questions.jsonl, or (task vla) a LeRobot dataset (v3.0, v2.1 or reel's v2.0) in data.dir: any robot, its cameras, state and action read from meta/info.json"`
 	// Folder source.
 	Dir       string  `yaml:"dir" doc:"folder source: directory holding the images"`
 	Questions string  `yaml:"questions" doc:"folder source: JSONL file with {image, question, answer[, kind]} per line"`
@@ -107,15 +107,16 @@ type DataConfig struct {
 	MotionFrames     int      `yaml:"motion_frames" for:"task=videoqa" range:"1,1024" doc:"videoqa: frames during which the moving object moves; the rest of the clip is static"`
 	QAKinds          []string `yaml:"qa_kinds" for:"task=videoqa" enum:"count|moved|direction|color_change|appeared" doc:"videoqa: question kinds"`
 	// Simulated robot world (task vla).
-	Families    []string `yaml:"families" for:"task=vla" enum:"pick|place|push|pick_any" doc:"vla: task families (pick_any has two equally valid targets)"`
-	Variation   float64  `yaml:"variation" for:"task=vla" range:"0,1" doc:"vla: procedural variation of backgrounds, lighting and camera pose (0 = none)"`
-	Wrist       bool     `yaml:"wrist" for:"task=vla" doc:"vla: also render a wrist camera"`
-	Bowls       int      `yaml:"bowls" for:"task=vla" range:"1,2" doc:"vla: bowls (receptacles) per scene"`
-	MaxSteps    int      `yaml:"max_steps" for:"task=vla" range:"5,10000" doc:"vla: control steps before an episode is cut off"`
-	ExpertNoise float64  `yaml:"expert_noise" for:"task=vla" range:"0,2" doc:"vla: std of the scripted expert's executed motion noise"`
-	Resize      string   `yaml:"resize" for:"task=vla" enum:"pad|crop|stretch" doc:"vla: how camera images of another size or aspect are fitted to model.image_size: pad (keep the aspect ratio, pad with black), crop (keep the aspect ratio, cut the centre) or stretch"`
-	Prefetch    int      `yaml:"prefetch" range:"0,256" doc:"batches generated ahead of compute"`
-	Workers     int      `yaml:"workers" range:"0,64" doc:"data goroutines (0 = number of CPUs)"`
+	Families      []string `yaml:"families" for:"task=vla" enum:"pick|place|push|pick_any" doc:"vla: task families (pick_any has two equally valid targets)"`
+	Variation     float64  `yaml:"variation" for:"task=vla" range:"0,1" doc:"vla: procedural variation of backgrounds, lighting and camera pose (0 = none)"`
+	Wrist         bool     `yaml:"wrist" for:"task=vla" doc:"vla: also render a wrist camera"`
+	Bowls         int      `yaml:"bowls" for:"task=vla" range:"1,2" doc:"vla: bowls (receptacles) per scene"`
+	MaxSteps      int      `yaml:"max_steps" for:"task=vla" range:"5,10000" doc:"vla: control steps before an episode is cut off"`
+	ExpertNoise   float64  `yaml:"expert_noise" for:"task=vla" range:"0,2" doc:"vla: std of the scripted expert's executed motion noise"`
+	Normalization string   `yaml:"normalization" for:"task=vla" enum:"mean_std|min_max|quantiles" doc:"vla: how states and actions are normalised from the data's statistics: mean_std ((x-mean)/std), min_max ([min,max] to [-1,1]) or quantiles ([q01,q99] to [-1,1], openpi's choice for pi0); stored in the checkpoint"`
+	Resize        string   `yaml:"resize" for:"task=vla" enum:"pad|crop|stretch" doc:"vla: how camera images of another size or aspect are fitted to model.image_size: pad (keep the aspect ratio, pad with black), crop (keep the aspect ratio, cut the centre) or stretch"`
+	Prefetch      int      `yaml:"prefetch" range:"0,256" doc:"batches generated ahead of compute"`
+	Workers       int      `yaml:"workers" range:"0,64" doc:"data goroutines (0 = number of CPUs)"`
 }
 
 // TrainConfig holds the optimisation settings.

@@ -44,13 +44,14 @@ type vlaSource interface {
 	// features describes the robot: cameras (native sizes), state and action dimensions.
 	features() policy.Features
 	// stats are the per-dimension statistics of states and actions the normalisation uses.
-	stats() (state, action data.Stats)
-	// example draws training example j of micro-batch i with rng.
-	example(rng *rand.Rand, i int64, j int) (vlaExample, error)
+	stats() (state, action data.FeatureStats, err error)
+	// batch draws training micro-batch i, n examples (rng is the micro-batch's stream).
+	batch(rng *rand.Rand, i int64, n int) ([]vlaExample, error)
 	// evalExamples draws n held-out examples.
 	evalExamples(rng *rand.Rand, n int) ([]vlaExample, error)
 	// focus reports whether examples carry the simulator's focus points (pointing supervision).
 	focus() bool
+	close()
 }
 
 // vlaExample is one training or evaluation example: an observation and the next H actions.
@@ -74,11 +75,64 @@ func NewVLA(r *recipes.Recipe) (*VLA, error) {
 	default:
 		t.src = newSimSource(r, t.simCfg)
 	}
-	st, act := t.src.stats()
-	if err := t.finish(t.buildSpec(t.src.features()), st, act); err != nil {
+	st, act, err := t.src.stats()
+	if err != nil {
+		return nil, err
+	}
+	spec := t.buildSpec(t.src.features())
+	norm, err := normalization(spec, st, act)
+	if err != nil {
+		return nil, fmt.Errorf("data.normalization: %v", err)
+	}
+	if err := t.finish(spec, norm); err != nil {
 		return nil, err
 	}
 	return t, nil
+}
+
+// normalization is the affine map (x − offset)/scale of spec's normalisation mode for the data's
+// statistics: mean_std maps the mean to 0 and one std to 1; min_max and quantiles map [min, max]
+// or [q01, q99] to [−1, 1] (LeRobot's MIN_MAX, openpi's quantile normalisation). Scales are
+// floored at minStd.
+func normalization(spec policy.Spec, state, action data.FeatureStats) (models.Normalization, error) {
+	affine := func(what string, st data.FeatureStats, dim int) (off, scale []float32, err error) {
+		if dim == 0 {
+			return nil, nil, nil
+		}
+		a, b, err := st.Norm(spec.Normalization)
+		if err != nil {
+			return nil, nil, fmt.Errorf("%s: %v", what, err)
+		}
+		if len(a) != dim || len(b) != dim {
+			return nil, nil, fmt.Errorf("%s: statistics have %d values for %d dimensions", what, len(a), dim)
+		}
+		off, scale = make([]float32, dim), make([]float32, dim)
+		for i := range dim {
+			if spec.Normalization == policy.NormMeanStd {
+				off[i], scale[i] = float32(a[i]), float32(b[i])
+			} else {
+				off[i], scale[i] = float32((a[i]+b[i])/2), float32((b[i]-a[i])/2)
+			}
+			scale[i] = max(scale[i], minStd)
+		}
+		return off, scale, nil
+	}
+	var n models.Normalization
+	var err error
+	if n.StateOffset, n.StateScale, err = affine("state", state, spec.StateDim); err != nil {
+		return n, err
+	}
+	if n.ActionOffset, n.ActionScale, err = affine("action", action, spec.ActionDim); err != nil {
+		return n, err
+	}
+	return n, nil
+}
+
+// Close stops the data source's background decoding.
+func (t *VLA) Close() {
+	if t.src != nil {
+		t.src.close()
+	}
 }
 
 // newVLAFromSpec rebuilds a trained policy's task from its recipe and spec, without opening its
@@ -88,10 +142,9 @@ func newVLAFromSpec(r *recipes.Recipe, spec policy.Spec) (*VLA, error) {
 	if err != nil {
 		return nil, err
 	}
-	placeholder := func(n int) data.Stats {
-		return data.Stats{Mean: make([]float32, n), Std: ones(n)}
-	}
-	if err := t.finish(spec, placeholder(spec.StateDim), placeholder(spec.ActionDim)); err != nil {
+	placeholder := models.Normalization{StateOffset: make([]float32, spec.StateDim), StateScale: ones(spec.StateDim),
+		ActionOffset: make([]float32, spec.ActionDim), ActionScale: ones(spec.ActionDim)}
+	if err := t.finish(spec, placeholder); err != nil {
 		return nil, err
 	}
 	return t, nil
@@ -117,11 +170,11 @@ func (t *VLA) buildSpec(f policy.Features) policy.Spec {
 	}
 	p := t.r.Policy
 	return policy.Spec{Name: "reel:" + t.r.Name, Features: out, Horizon: p.Horizon, Execute: p.Execute,
-		Normalization: policy.NormMeanStd, Resize: t.r.Data.Resize, MaxTextLen: t.r.Model.MaxTextLen}
+		Normalization: t.r.Data.Normalization, Resize: t.r.Data.Resize, MaxTextLen: t.r.Model.MaxTextLen}
 }
 
 // finish sizes the network for spec and builds its action head.
-func (t *VLA) finish(spec policy.Spec, state, action data.Stats) error {
+func (t *VLA) finish(spec policy.Spec, norm models.Normalization) error {
 	if err := spec.Validate(); err != nil {
 		return err
 	}
@@ -138,8 +191,7 @@ func (t *VLA) finish(spec policy.Spec, state, action data.Stats) error {
 	if err != nil {
 		return err
 	}
-	t.net = models.VLAPolicy{Net: net, Head: head, PointWeight: p.PointWeight, Norm: models.Normalization{
-		StateOffset: state.Mean, StateScale: floorStd(state.Std), ActionOffset: action.Mean, ActionScale: floorStd(action.Std)}}
+	t.net = models.VLAPolicy{Net: net, Head: head, PointWeight: p.PointWeight, Norm: norm}
 	if t.src != nil && !t.src.focus() {
 		t.net.PointWeight = 0
 	}
@@ -175,13 +227,6 @@ func ones(n int) []float32 {
 // data (say, a gripper flag in a dataset without grasps) must not be scaled up 10⁶× at inference.
 const minStd = 1e-2
 
-func floorStd(std []float32) []float32 {
-	out := make([]float32, len(std))
-	for i, s := range std {
-		out[i] = max(s, minStd)
-	}
-	return out
-}
 
 // SimConfig is the simulator configuration of a vla recipe's data section.
 func SimConfig(r *recipes.Recipe) (sim.Config, error) {
@@ -250,12 +295,9 @@ func ChunkAt(actions [][]float32, step, h int) [][]float32 {
 // MicroBatch implements train.Task.
 func (t *VLA) MicroBatch(i int64) ([]*tensors.Tensor, error) {
 	rng := data.NewRand(seedFor(t.r.Train.Seed, "vla/train", i))
-	ex := make([]vlaExample, t.micro)
-	for j := range ex {
-		var err error
-		if ex[j], err = t.src.example(rng, i, j); err != nil {
-			return nil, err
-		}
+	ex, err := t.src.batch(rng, i, t.micro)
+	if err != nil {
+		return nil, err
 	}
 	return t.batch(ex, rng, true, true)
 }
