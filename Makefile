@@ -25,12 +25,26 @@ train: build
 	@echo "== fine-tune (after) vs its init_from (baseline): metrics, baseline.metrics, delta =="
 	@./$(BIN) eval $(RUNS)/counting-finetune-tiny
 
-# ffmpeg (video decoding/encoding) is installed when missing and apt-get can run; otherwise the
-# video tests that need it skip with a message.
+# ffmpeg (video decoding/encoding), python3-protobuf (the independent TensorBoard reader of the
+# tests) and Debian's python3 msgpack, websockets, numpy and PIL (the vla-eval harness-style
+# client of the serve tests) are installed when missing and apt-get can run; otherwise the tests
+# that need them skip with a message. The npm package hyparquet (an independent parquet reader the
+# LeRobot tests check reel's files with) goes into the git-ignored .deps/node when npm is there;
+# otherwise that test skips with a message.
+HYPARQUET := 1.33.0
 deps:
 	@command -v ffmpeg >/dev/null || { command -v apt-get >/dev/null && [ "$$(id -u)" = 0 ] && \
 		{ apt-get update -qq && apt-get install -y -qq ffmpeg >/dev/null; } ; } || \
 		echo "note: ffmpeg not found and not installable here; video file tests will skip"
+	@/usr/bin/python3 -c 'import google.protobuf' 2>/dev/null || { command -v apt-get >/dev/null && [ "$$(id -u)" = 0 ] && \
+		{ apt-get update -qq && apt-get install -y -qq python3-protobuf >/dev/null; } ; } || \
+		echo "note: python3-protobuf not installable here; TensorBoard files will not be read back"
+	@[ -f .deps/node/node_modules/hyparquet/package.json ] || { command -v npm >/dev/null && \
+		mkdir -p .deps/node && npm install --silent --no-audit --no-fund --prefix .deps/node hyparquet@$(HYPARQUET) >/dev/null; } || \
+		echo "note: npm not found or hyparquet not installable; the hyparquet check of LeRobot parquet files will skip"
+	@/usr/bin/python3 -c 'import msgpack, websockets, numpy, PIL' 2>/dev/null || { command -v apt-get >/dev/null && [ "$$(id -u)" = 0 ] && \
+		{ apt-get update -qq && apt-get install -y -qq python3-msgpack python3-websockets python3-numpy python3-pil >/dev/null; } ; } || \
+		echo "note: python3 with msgpack, websockets, numpy and PIL not found and not installable here; the harness-client tests will skip"
 
 test: lint deps
 	$(GO) test -count=1 -timeout 40m ./...

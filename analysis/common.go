@@ -81,26 +81,18 @@ func Open(backend compute.Backend, path string, warn func(string)) (*Subject, er
 		Weights: weights, backend: backend, store: store}, nil
 }
 
-// exec compiles fn over the subject's weights (inference mode).
-func (s *Subject) exec(fn func(scope *model.Scope, in []*Node) []*Node) (*model.Exec, error) {
-	return model.NewExecCanonical(s.backend, s.store, func(scope *model.Scope, g *Graph, in []*Node) []*Node {
-		scope.SetTraining(g, false)
-		return fn(scope, in)
-	}, -1, -1, false, true, true)
+// exec compiles fn over the subject's weights as an inference graph in the recipe's precision.
+func (s *Subject) exec(fn func(scope *model.Scope, in []*Node) []*Node) (*train.Inference, error) {
+	return train.NewInference(s.backend, s.store, s.Recipe.Train, fn)
 }
 
-// run executes e and converts panics (GoMLX reports graph errors by panicking) into errors.
-func run(e *model.Exec, in ...*tensors.Tensor) (out []*tensors.Tensor, err error) {
-	defer func() {
-		if r := recover(); r != nil {
-			err = fmt.Errorf("analysis: %v", r)
-		}
-	}()
-	args := make([]any, len(in))
-	for i, t := range in {
-		args[i] = t
+// run executes e (GoMLX graph errors become one-line errors).
+func run(e *train.Inference, in ...*tensors.Tensor) ([]*tensors.Tensor, error) {
+	out, err := e.Call(in...)
+	if err != nil {
+		return nil, fmt.Errorf("analysis: %v", err)
 	}
-	return e.Exec(args...)
+	return out, nil
 }
 
 // Prompt is a batch of VLM inputs with the position whose logits answer the question.

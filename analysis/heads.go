@@ -28,6 +28,7 @@ import (
 	"github.com/reelml/reel/data"
 	"github.com/reelml/reel/losses"
 	"github.com/reelml/reel/models"
+	"github.com/reelml/reel/train"
 )
 
 // HeadsConfig configures Heads.
@@ -277,7 +278,7 @@ func (s *Subject) Heads(c HeadsConfig) (*HeadsResult, error) {
 
 // ablationExec returns per-example exact-match correctness and the logits [B, L, V] with decoder
 // heads scaled by a [layers, H] mask (0 = ablated): inputs images, tokens, targets, mask, headMask.
-func (s *Subject) ablationExec(hb *headsBatch) (*model.Exec, error) {
+func (s *Subject) ablationExec(hb *headsBatch) (*train.Inference, error) {
 	return s.exec(func(scope *model.Scope, in []*Node) []*Node {
 		headMask := in[4]
 		tap := func(site string, x *Node) *Node {

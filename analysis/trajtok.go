@@ -67,11 +67,10 @@ func Tokenize(backend compute.Backend, ckptPath, videoPath, outDir string, warn 
 	if _, err := checkpoints.Load(dir, store); err != nil {
 		return nil, err
 	}
-	e, err := model.NewExecCanonical(backend, store, func(scope *model.Scope, g *Graph, in []*Node) []*Node {
-		scope.SetTraining(g, false)
+	e, err := train.NewInference(backend, store, r.Train, func(scope *model.Scope, in []*Node) []*Node {
 		o := tokenizers.TrajTok(scope.In("trajtok"), cfg, in[0])
 		return []*Node{o.Logits}
-	}, -1, -1, false, true, true)
+	})
 	if err != nil {
 		return nil, err
 	}

@@ -7,6 +7,8 @@
 package backends
 
 import (
+	"github.com/reelml/reel/internal/errline"
+
 	"fmt"
 	"os"
 	"os/exec"
@@ -110,7 +112,7 @@ func Select(flag string) (compute.Backend, Info, error) {
 		if err == nil {
 			return b, info, nil
 		}
-		return openGo(fmt.Sprintf("auto: CUDA plugin failed (%v)", oneLine(err)))
+		return openGo(fmt.Sprintf("auto: CUDA plugin failed (%v)", errline.First(err)))
 	}
 	return openGo("auto: no PJRT CUDA plugin found")
 }
@@ -147,12 +149,12 @@ func open(config, reason string) (b compute.Backend, info Info, err error) {
 	}
 	defer func() {
 		if r := recover(); r != nil {
-			b, err = nil, fmt.Errorf("backend %q (from %s) failed to start: %s", asked, reason, oneLine(fmt.Errorf("%v", r)))
+			b, err = nil, fmt.Errorf("backend %q (from %s) failed to start: %s", asked, reason, errline.First(r))
 		}
 	}()
 	b, err = compute.NewWithConfig(config)
 	if err != nil {
-		return nil, info, fmt.Errorf("backend %q (from %s) failed to start: %s", asked, reason, oneLine(err))
+		return nil, info, fmt.Errorf("backend %q (from %s) failed to start: %s", asked, reason, errline.First(err))
 	}
 	info = Info{Config: config, Name: name, Reason: reason, Devices: b.NumDevices()}
 	if info.Devices > 0 {
@@ -187,14 +189,6 @@ func tuneGo(config string) string {
 		return fmt.Sprintf("go:num_executors=%d", n)
 	}
 	return fmt.Sprintf("%s,num_executors=%d", config, n)
-}
-
-func oneLine(err error) string {
-	s := err.Error()
-	if i := strings.IndexByte(s, '\n'); i >= 0 {
-		s = s[:i]
-	}
-	return s
 }
 
 // Cores returns the number of CPU cores the Go runtime uses.

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The GPU checks of issue 9 as one short script for a device lease (at most 10 minutes).
+# The GPU checks (bf16 MFU, step time against PyTorch on CUDA) as one short script for a device lease (at most 10 minutes).
 #
 # Build here (`make build`), then run on the GPU machine from the repository root with bin/reel
 # carried: run(command="bash bench/gpu-check.sh", carry=["bin/reel"], timeout_s=600).

@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """PyTorch reference for `reel bench vit`: the same ViT classifier as reel's models.ViT (patch
-embedding as a linear layer on patchified pixels, learned positions, pre-norm blocks with a fused
-qkv projection, GELU MLP, final LayerNorm, mean pool, linear head), trained with AdamW on the
+embedding as a linear layer on patchified pixels, learned positions, pre-norm blocks with
+nn.MultiheadAttention and a GELU MLP, final LayerNorm, mean pool, linear head), trained with AdamW on the
 same shapes. Prints one JSON line: {"step_s": ..., "first_s": ..., "peak_mib": ..., "params": ...,
 "threads": ...}. peak_mib is the growth of the process's peak RSS over the run on CPU, and
 torch.cuda.max_memory_allocated on GPU.
@@ -22,26 +22,26 @@ import torch.nn.functional as F
 
 
 class Block(nn.Module):
+    """A pre-norm transformer block as a PyTorch user writes it: nn.MultiheadAttention (fused
+    input projection, PyTorch's own attention kernels) and a GELU MLP."""
+
     def __init__(self, d, heads, ratio=4):
         super().__init__()
         self.ln1, self.ln2 = nn.LayerNorm(d), nn.LayerNorm(d)
-        self.qkv, self.out = nn.Linear(d, 3 * d), nn.Linear(d, d)
+        self.attn = nn.MultiheadAttention(d, heads, batch_first=True)
         self.fc1, self.fc2 = nn.Linear(d, ratio * d), nn.Linear(ratio * d, d)
         self.heads = heads
 
     def forward(self, x, valid=None, key_bias=None):
         """valid [B, T] bool: keys a query may attend to (reel's KeyMask); key_bias [B, T]: added to
         every query's logit of that key (STTS's log-score bias)."""
-        b, t, d = x.shape
+        b, t, _ = x.shape
+        mask = None
+        if key_bias is not None:  # a float mask is added to the logits, one [T, T] per head
+            mask = key_bias[:, None, None, :].expand(b, self.heads, t, t).reshape(b * self.heads, t, t)
         h = self.ln1(x)
-        q, k, v = self.qkv(h).view(b, t, 3, self.heads, d // self.heads).permute(2, 0, 3, 1, 4)
-        logits = q @ k.transpose(-1, -2) / (d // self.heads) ** 0.5
-        if key_bias is not None:
-            logits = logits + key_bias[:, None, None, :]
-        if valid is not None:
-            logits = logits.masked_fill(~valid[:, None, None, :], float("-inf"))
-        a = torch.softmax(logits, dim=-1) @ v
-        x = x + self.out(a.transpose(1, 2).reshape(b, t, d))
+        a, _ = self.attn(h, h, h, key_padding_mask=None if valid is None else ~valid, attn_mask=mask, need_weights=False)
+        x = x + a
         return x + self.fc2(F.gelu(self.fc1(self.ln2(x))))
 
 

@@ -32,6 +32,7 @@ import (
 
 	"github.com/gomlx/gomlx/ml/model/checkpoint"
 	"github.com/reelml/reel/internal/atomicfile"
+	"github.com/reelml/reel/internal/errline"
 )
 
 const (
@@ -57,8 +58,10 @@ type State struct {
 func DirName(step int64) string { return fmt.Sprintf("%s%08d", prefix, step) }
 
 // Save writes a checkpoint of store for st.Step under ckptRoot (RUN/checkpoints), updates LATEST,
-// and deletes the oldest checkpoints beyond keep. It returns the checkpoint directory.
-func Save(ckptRoot string, store *model.Store, st State, recipeYAML []byte, keep int) (string, error) {
+// and deletes the oldest checkpoints beyond keep. extra files (name → content, e.g. a policy's
+// spec) are written beside the recipe and covered by the checksums. It returns the checkpoint
+// directory.
+func Save(ckptRoot string, store *model.Store, st State, recipeYAML []byte, extra map[string][]byte, keep int) (string, error) {
 	if err := os.MkdirAll(ckptRoot, 0o755); err != nil {
 		return "", fmt.Errorf("checkpoint: %w", err)
 	}
@@ -73,6 +76,14 @@ func Save(ckptRoot string, store *model.Store, st State, recipeYAML []byte, keep
 	}
 	if err := os.WriteFile(filepath.Join(tmp, recipeFile), recipeYAML, 0o644); err != nil {
 		return "", fmt.Errorf("checkpoint: %w", err)
+	}
+	for name, content := range extra {
+		if name != filepath.Base(name) || name == recipeFile || name == stateFile || name == modelDir {
+			return "", fmt.Errorf("checkpoint: extra file name %q is not a plain, free file name", name)
+		}
+		if err := os.WriteFile(filepath.Join(tmp, name), content, 0o644); err != nil {
+			return "", fmt.Errorf("checkpoint: %w", err)
+		}
 	}
 	st.Time = time.Now().UTC().Format(time.RFC3339)
 	if st.Files, err = hashTree(tmp); err != nil {
@@ -111,10 +122,10 @@ func saveStore(dir string, store *model.Store) (err error) {
 	}
 	h, err := checkpoint.Build(store).Dir(dir).Keep(1).WithCompression(checkpoint.BinUncompressed).Done()
 	if err != nil {
-		return fmt.Errorf("checkpoint: %s", firstLine(err))
+		return fmt.Errorf("checkpoint: %s", errline.First(err))
 	}
 	if err := h.Save(); err != nil {
-		return fmt.Errorf("checkpoint: saving variables: %s", firstLine(err))
+		return fmt.Errorf("checkpoint: saving variables: %s", errline.First(err))
 	}
 	return nil
 }
@@ -163,7 +174,7 @@ func loadStore(dir string, store *model.Store) (err error) {
 		}
 	}()
 	if _, err := checkpoint.Load(store).Dir(dir).Immediate().Done(); err != nil {
-		return fmt.Errorf("checkpoint %s: loading variables: %s", dir, firstLine(err))
+		return fmt.Errorf("checkpoint %s: loading variables: %s", dir, errline.First(err))
 	}
 	return nil
 }
@@ -365,14 +376,6 @@ func syncDir(dir string) error {
 		defer f.Close()
 		return f.Sync()
 	})
-}
-
-func firstLine(err error) string {
-	s := err.Error()
-	if i := strings.IndexByte(s, '\n'); i >= 0 {
-		s = s[:i]
-	}
-	return s
 }
 
 // Paths lists the variables a store holds (after Load: the checkpoint's).

@@ -42,7 +42,7 @@ func saveN(t *testing.T, root string, steps []int64, keep int) []string {
 	var dirs []string
 	for _, s := range steps {
 		store := newTestStore(t, float32(s))
-		dir, err := Save(root, store, State{Step: s, DataIndex: 2 * s, Seed: 7, Recipe: "test"}, []byte("name: test\n"), keep)
+		dir, err := Save(root, store, State{Step: s, DataIndex: 2 * s, Seed: 7, Recipe: "test"}, []byte("name: test\n"), map[string][]byte{"extra.json": []byte("{}\n")}, keep)
 		require.NoError(t, err)
 		require.Equal(t, filepath.Join(root, DirName(s)), dir)
 		dirs = append(dirs, dir)
@@ -270,4 +270,20 @@ func TestListMissingRoot(t *testing.T) {
 	dir, _, err := Newest(filepath.Join(t.TempDir(), "nope"), nil)
 	require.NoError(t, err)
 	require.Empty(t, dir)
+}
+
+// Extra files (a policy's spec) are saved beside the recipe and covered by the checksums.
+func TestExtraFilesChecksummed(t *testing.T) {
+	root := t.TempDir()
+	dir := saveN(t, root, []int64{3}, 1)[0]
+	b, err := os.ReadFile(filepath.Join(dir, "extra.json"))
+	require.NoError(t, err)
+	require.Equal(t, "{}\n", string(b))
+	_, err = Verify(dir)
+	require.NoError(t, err)
+	require.NoError(t, os.WriteFile(filepath.Join(dir, "extra.json"), []byte("{\"x\": 1}\n"), 0o644))
+	_, err = Verify(dir)
+	require.ErrorContains(t, err, "extra.json")
+	_, err = Save(root, newTestStore(t, 1), State{Step: 4}, nil, map[string][]byte{"../evil": nil}, 1)
+	require.ErrorContains(t, err, "not a plain, free file name")
 }

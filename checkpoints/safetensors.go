@@ -12,13 +12,17 @@ import (
 	"maps"
 	"math"
 	"os"
+	"path/filepath"
 	"slices"
+	"strconv"
+	"strings"
 
 	"github.com/gomlx/compute/dtypes"
 	"github.com/gomlx/compute/shapes"
 	"github.com/gomlx/gomlx/core/tensors"
 
 	"github.com/reelml/reel/internal/atomicfile"
+	"github.com/reelml/reel/policy"
 )
 
 // The safetensors format (https://github.com/huggingface/safetensors):
@@ -378,4 +382,87 @@ func openSafetensors(path string) (*os.File, []safetensorsItem, map[string]strin
 	}
 	ok = true
 	return f, items, metadata, 8 + int64(n), nil
+}
+
+// EMAScope is the scope of the weights' exponential moving average (train.ema): EMAScope + a
+// weight's path holds its average, EMAScope/#steps/{count,decay} the number of updates and the
+// decay.
+const EMAScope = "/_ema"
+
+// ApplyEMA returns vars with every weight that has an average replaced by the debiased average
+// ema/(1 − decay^count) (the EMA starts from zero); it fails if vars hold no EMA.
+func ApplyEMA(vars map[string]*tensors.Tensor) (map[string]*tensors.Tensor, error) {
+	count, decay := vars[EMAScope+"/#steps/count"], vars[EMAScope+"/#steps/decay"]
+	if count == nil || decay == nil {
+		return nil, fmt.Errorf("the checkpoint has no EMA of its weights (train with train.ema > 0)")
+	}
+	n := float64(tensors.MustCopyFlatData[float32](count)[0])
+	d := float64(tensors.MustCopyFlatData[float32](decay)[0])
+	corr := 1 - math.Pow(d, n)
+	if n < 1 || corr <= 0 {
+		return nil, fmt.Errorf("the checkpoint's EMA has no updates yet")
+	}
+	out := maps.Clone(vars)
+	for path, t := range vars {
+		w, ok := strings.CutPrefix(path, EMAScope)
+		if !ok || strings.HasPrefix(w, "/#steps/") {
+			continue
+		}
+		if _, ok := vars[w]; !ok || t.DType() != dtypes.Float32 {
+			continue
+		}
+		v := tensors.MustCopyFlatData[float32](t)
+		for i := range v {
+			v[i] = float32(float64(v[i]) / corr)
+		}
+		out[w] = tensors.FromFlatDataAndDimensions(v, t.Shape().Dimensions...)
+	}
+	return out, nil
+}
+
+// Weights keeps the model's weights of a checkpoint's variables, keyed by their exported name
+// (the variable path without its leading "/"), and drops training state: the optimizer's moments
+// and step counters, the global step, gradient accumulators, the RNG state, the EMA (scopes
+// starting with "#" or "_").
+func Weights(vars map[string]*tensors.Tensor) map[string]*tensors.Tensor {
+	out := map[string]*tensors.Tensor{}
+	for path, t := range vars {
+		name := strings.TrimPrefix(path, "/")
+		first, _, _ := strings.Cut(name, "/")
+		if strings.HasPrefix(first, "#") || strings.HasPrefix(first, "_") || strings.Contains(strings.ToLower(first), "optimizer") ||
+			strings.Contains(name, "rngstate") || name == "global_step" {
+			continue
+		}
+		out[name] = t
+	}
+	return out
+}
+
+// ExportSafetensors writes the weights of the checkpoint in dir (Weights: no optimizer state) to
+// one safetensors file at out. The metadata holds the recipe YAML, the step, the reel format
+// version and, for a policy, its spec (policy.json); with ema the weights are their moving average
+// (ApplyEMA). It returns the number of tensors and the checkpoint's step.
+func ExportSafetensors(dir, out string, ema bool) (n int, step int64, err error) {
+	vars, st, err := LoadVariables(dir)
+	if err != nil {
+		return 0, 0, err
+	}
+	if ema {
+		if vars, err = ApplyEMA(vars); err != nil {
+			return 0, 0, fmt.Errorf("%s: %v", dir, err)
+		}
+	}
+	recipe, err := ReadRecipe(dir)
+	if err != nil {
+		return 0, 0, err
+	}
+	meta := map[string]string{"format": "reel-safetensors-1", "recipe": string(recipe), "step": strconv.FormatInt(st.Step, 10)}
+	if spec, err := os.ReadFile(filepath.Join(dir, policy.SpecFile)); err == nil {
+		meta["policy"] = string(spec)
+	}
+	weights := Weights(vars)
+	if err := WriteSafetensors(out, weights, meta); err != nil {
+		return 0, 0, fmt.Errorf("export: %v", err)
+	}
+	return len(weights), st.Step, nil
 }

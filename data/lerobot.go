@@ -3,11 +3,9 @@ package data
 import (
 	"bufio"
 	"bytes"
-	"cmp"
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"io/fs"
 	"maps"
 	"math"
@@ -21,9 +19,12 @@ import (
 	"github.com/parquet-go/parquet-go"
 
 	"github.com/reelml/reel/internal/atomicfile"
+	"github.com/reelml/reel/internal/errline"
 )
 
-// LeRobot v2 datasets (https://github.com/huggingface/lerobot, codebase_version "v2.0"):
+// reel's former writer of LeRobot v2 datasets (https://github.com/huggingface/lerobot,
+// codebase_version "v2.0"), kept for its callers; CreateLeRobotWriter (lerobot_write.go) writes
+// v3.0 and v2.1, OpenLeRobot (lerobot_read.go) reads all three. The v2.0 layout:
 //
 //	meta/info.json        schema: fps, totals, path templates, features (dtype, shape, names)
 //	meta/episodes.jsonl   {"episode_index", "tasks", "length"} per episode (+ reel's "family",
@@ -128,21 +129,24 @@ func (fs *LeRobotFeatures) UnmarshalJSON(data []byte) error {
 	return nil
 }
 
-// LeRobotInfo is the content of meta/info.json.
+// LeRobotInfo is the content of meta/info.json. TotalVideos and TotalChunks exist up to v2.1,
+// DataFilesSizeInMB and VideoFilesSizeInMB from v3.0 on.
 type LeRobotInfo struct {
-	CodebaseVersion string            `json:"codebase_version"`
-	RobotType       string            `json:"robot_type"`
-	TotalEpisodes   int               `json:"total_episodes"`
-	TotalFrames     int               `json:"total_frames"`
-	TotalTasks      int               `json:"total_tasks"`
-	TotalVideos     int               `json:"total_videos"`
-	TotalChunks     int               `json:"total_chunks"`
-	ChunksSize      int               `json:"chunks_size"`
-	FPS             float64           `json:"fps"`
-	Splits          map[string]string `json:"splits"`
-	DataPath        string            `json:"data_path"`
-	VideoPath       string            `json:"video_path"`
-	Features        LeRobotFeatures   `json:"features"`
+	CodebaseVersion    string            `json:"codebase_version"`
+	RobotType          string            `json:"robot_type"`
+	TotalEpisodes      int               `json:"total_episodes"`
+	TotalFrames        int               `json:"total_frames"`
+	TotalTasks         int               `json:"total_tasks"`
+	TotalVideos        int               `json:"total_videos,omitempty"`
+	TotalChunks        int               `json:"total_chunks,omitempty"`
+	ChunksSize         int               `json:"chunks_size"`
+	DataFilesSizeInMB  int               `json:"data_files_size_in_mb,omitempty"`
+	VideoFilesSizeInMB int               `json:"video_files_size_in_mb,omitempty"`
+	FPS                float64           `json:"fps"`
+	Splits             map[string]string `json:"splits"`
+	DataPath           string            `json:"data_path"`
+	VideoPath          string            `json:"video_path"`
+	Features           LeRobotFeatures   `json:"features"`
 }
 
 // LeRobotEpisodeMeta is one line of meta/episodes.jsonl. Family, Success and Seed are reel
@@ -187,50 +191,11 @@ type lerobotRow struct {
 	TaskIndex    int64     `parquet:"task_index"`
 }
 
-// formatLeRobotPath expands a data_path or video_path template: {episode_chunk},
+// formatLeRobotPath expands a v2 data_path or video_path template: {episode_chunk},
 // {episode_index} and {video_key}, with optional Python format specs "d" or "0Nd" for the
 // integers.
 func formatLeRobotPath(tmpl string, chunk, index int, videoKey string) (string, error) {
-	var b strings.Builder
-	for {
-		open := strings.IndexByte(tmpl, '{')
-		if open < 0 {
-			b.WriteString(tmpl)
-			return b.String(), nil
-		}
-		end := strings.IndexByte(tmpl[open:], '}')
-		if end < 0 {
-			return "", fmt.Errorf("unclosed '{' in template")
-		}
-		b.WriteString(tmpl[:open])
-		name, spec, _ := strings.Cut(tmpl[open+1:open+end], ":")
-		var n int
-		switch name {
-		case "video_key":
-			if spec != "" {
-				return "", fmt.Errorf("format spec %q not supported for {video_key}", spec)
-			}
-			b.WriteString(videoKey)
-		case "episode_chunk", "episode_index":
-			n = chunk
-			if name == "episode_index" {
-				n = index
-			}
-			width := 0
-			if spec != "" {
-				digits, ok := strings.CutSuffix(strings.TrimPrefix(spec, "0"), "d")
-				w, err := strconv.Atoi(cmp.Or(digits, "0"))
-				if !ok || err != nil || w < 0 || w > 20 {
-					return "", fmt.Errorf("format spec %q not supported (want d or 0Nd)", spec)
-				}
-				width = w
-			}
-			fmt.Fprintf(&b, "%0*d", width, n)
-		default:
-			return "", fmt.Errorf("unknown field {%s}", name)
-		}
-		tmpl = tmpl[open+end+1:]
-	}
+	return formatTemplate(tmpl, map[string]int{"episode_chunk": chunk, "episode_index": index}, videoKey)
 }
 
 // vectorStats accumulates the statistics of one vector feature: count, mean and sum of squared
@@ -420,8 +385,20 @@ func CreateLeRobot(dir string, fps float64, overwrite bool) (*LeRobotWriter, err
 	if err := checkFPS("CreateLeRobot", fps); err != nil {
 		return nil, err
 	}
-	fail := func(format string, args ...any) (*LeRobotWriter, error) {
-		return nil, fmt.Errorf("lerobot dataset %s: %s", dir, fmt.Sprintf(format, args...))
+	if err := prepareLeRobotDir(dir, overwrite); err != nil {
+		return nil, err
+	}
+	return &LeRobotWriter{dir: dir, fps: fps, episodes: map[int]*lerobotWritten{},
+		pending: map[int]*lerobotParquetJob{}, taskIdx: map[string]int{}}, nil
+}
+
+// prepareLeRobotDir makes dir ready for a new dataset: it must be missing or empty, unless
+// overwrite is set: then an existing dataset there (meta/, data/, videos/, README.md,
+// .gitattributes and a writer's temporary .reel-tmp/) is deleted, meta/info.json first; a
+// directory holding anything else is refused.
+func prepareLeRobotDir(dir string, overwrite bool) error {
+	fail := func(format string, args ...any) error {
+		return fmt.Errorf("lerobot dataset %s: %s", dir, fmt.Sprintf(format, args...))
 	}
 	entries, err := os.ReadDir(dir)
 	switch {
@@ -433,7 +410,7 @@ func CreateLeRobot(dir string, fps float64, overwrite bool) (*LeRobotWriter, err
 	case len(entries) > 0:
 		for _, e := range entries {
 			switch e.Name() {
-			case "meta", "data", "videos", "README.md", ".gitattributes":
+			case "meta", "data", "videos", "README.md", ".gitattributes", lerobotTmpDir:
 			default:
 				return fail("refusing to overwrite: %s is not part of a LeRobot dataset", e.Name())
 			}
@@ -450,8 +427,7 @@ func CreateLeRobot(dir string, fps float64, overwrite bool) (*LeRobotWriter, err
 	if err := os.MkdirAll(filepath.Join(dir, lerobotMetaDir), 0o755); err != nil {
 		return fail("%v", err)
 	}
-	return &LeRobotWriter{dir: dir, fps: fps, episodes: map[int]*lerobotWritten{},
-		pending: map[int]*lerobotParquetJob{}, taskIdx: map[string]int{}}, nil
+	return nil
 }
 
 // checkEpisode validates ep on its own and returns its schema.
@@ -646,10 +622,10 @@ func (w *LeRobotWriter) writeParquet(j *lerobotParquetJob) error {
 	var b bytes.Buffer
 	pw := parquet.NewGenericWriter[lerobotRow](&b, parquet.Compression(&parquet.Snappy))
 	if _, err := pw.Write(rows); err != nil {
-		return fmt.Errorf("episode parquet %s: %s", path, lerobotFirstLine(err))
+		return fmt.Errorf("episode parquet %s: %s", path, errline.First(err))
 	}
 	if err := pw.Close(); err != nil {
-		return fmt.Errorf("episode parquet %s: %s", path, lerobotFirstLine(err))
+		return fmt.Errorf("episode parquet %s: %s", path, errline.First(err))
 	}
 	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
 		return err
@@ -780,376 +756,4 @@ func (w *LeRobotWriter) info(n int) LeRobotInfo {
 		VideoPath:       LeRobotVideoPath,
 		Features:        features,
 	}
-}
-
-// lerobotFirstLine returns the first line of err's message.
-func lerobotFirstLine(err error) string {
-	s, _, _ := strings.Cut(err.Error(), "\n")
-	return s
-}
-
-// ---------------------------------------------------------------------------------------------
-// Reader
-
-// LeRobotDataset is a LeRobot v2 dataset opened for reading; see OpenLeRobot. Its methods are
-// safe for concurrent use.
-type LeRobotDataset struct {
-	dir       string
-	info      LeRobotInfo
-	episodes  []LeRobotEpisodeMeta // by index
-	tasks     map[int]string
-	stats     DatasetStats
-	stateDim  int
-	actionDim int
-	size      int
-	cameras   []string // camera names, in feature order
-	videoKeys []string // their feature keys
-}
-
-// OpenLeRobot opens the LeRobot dataset in dir (codebase_version v2.0 or v2.1, state and
-// action float32 vectors, square RGB video streams) and validates its meta files: info.json,
-// episodes.jsonl (numbered 0..N-1, N = total_episodes, lengths adding up to total_frames),
-// tasks.jsonl and, for v2.0, stats.json. Every problem is a one-line error naming the file
-// and the field, e.g. `DIR/meta/info.json: codebase_version "v3.0" not supported (want v2.0
-// or v2.1)`. Episodes are only read by Episode.
-func OpenLeRobot(dir string) (*LeRobotDataset, error) {
-	d := &LeRobotDataset{dir: dir}
-	if err := d.readInfo(); err != nil {
-		return nil, err
-	}
-	if err := d.readEpisodes(); err != nil {
-		return nil, err
-	}
-	if err := d.readTasks(); err != nil {
-		return nil, err
-	}
-	if err := d.readStats(); err != nil {
-		return nil, err
-	}
-	return d, nil
-}
-
-func (d *LeRobotDataset) metaPath(name string) string {
-	return filepath.Join(d.dir, filepath.FromSlash(name))
-}
-
-// readInfo reads and checks meta/info.json.
-func (d *LeRobotDataset) readInfo() error {
-	path := d.metaPath(lerobotInfo)
-	fail := func(format string, args ...any) error {
-		return fmt.Errorf("%s: %s", path, fmt.Sprintf(format, args...))
-	}
-	raw, err := os.ReadFile(path)
-	if errors.Is(err, fs.ErrNotExist) {
-		return fmt.Errorf("lerobot dataset %s: missing %s (not a LeRobot dataset, or one whose writing did not finish)", d.dir, lerobotInfo)
-	}
-	if err != nil {
-		return fail("%v", unwrapPathError(err))
-	}
-	var keys map[string]json.RawMessage
-	if err := json.Unmarshal(raw, &keys); err != nil {
-		return fail("invalid JSON: %v", err)
-	}
-	for _, k := range []string{"codebase_version", "fps", "total_episodes", "total_frames", "chunks_size", "data_path", "features"} {
-		if _, ok := keys[k]; !ok {
-			return fail("missing field %q", k)
-		}
-	}
-	info := &d.info
-	if err := json.Unmarshal(raw, info); err != nil {
-		return fail("%v", err)
-	}
-	switch {
-	case info.CodebaseVersion != "v2.0" && info.CodebaseVersion != "v2.1":
-		return fail("codebase_version %q not supported (want v2.0 or v2.1)", info.CodebaseVersion)
-	case !(info.FPS > 0) || math.IsInf(info.FPS, 0):
-		return fail("fps %g must be positive", info.FPS)
-	case info.TotalEpisodes < 1:
-		return fail("total_episodes %d must be positive", info.TotalEpisodes)
-	case info.ChunksSize < 1:
-		return fail("chunks_size %d must be positive", info.ChunksSize)
-	}
-	if _, err := formatLeRobotPath(info.DataPath, 0, 0, ""); err != nil {
-		return fail("data_path %q: %v", info.DataPath, err)
-	}
-
-	vector := func(key string) (int, error) {
-		f, ok := info.Features.Get(key)
-		switch {
-		case !ok:
-			return 0, fail("features: missing %q", key)
-		case f.DType != "float32":
-			return 0, fail("features.%s.dtype %q, want float32", key, f.DType)
-		case len(f.Shape) != 1 || f.Shape[0] < 1:
-			return 0, fail("features.%s.shape %v, want [dim] with dim ≥ 1", key, f.Shape)
-		}
-		return f.Shape[0], nil
-	}
-	if d.stateDim, err = vector(LeRobotStateKey); err != nil {
-		return err
-	}
-	if d.actionDim, err = vector(LeRobotActionKey); err != nil {
-		return err
-	}
-	for _, f := range info.Features {
-		if f.DType == "image" {
-			return fail("features.%s.dtype \"image\" (images stored in parquet) not supported, only \"video\"", f.Key)
-		}
-		if f.DType != "video" {
-			continue
-		}
-		h, w, c, err := imageShape(f)
-		switch {
-		case err != nil:
-			return fail("features.%s.shape %v: %v", f.Key, f.Shape, err)
-		case c != 3:
-			return fail("features.%s.shape %v: %d channels, want 3 (RGB)", f.Key, f.Shape, c)
-		case h != w:
-			return fail("features.%s.shape %v: images must be square", f.Key, f.Shape)
-		case h < 1 || h > 4096:
-			return fail("features.%s.shape %v: size out of range [1, 4096]", f.Key, f.Shape)
-		case d.size != 0 && h != d.size:
-			return fail("features.%s.shape %v: size %d, other cameras have %d", f.Key, f.Shape, h, d.size)
-		}
-		d.size = h
-		name := strings.TrimPrefix(f.Key, LeRobotImagePrefix)
-		if name == f.Key {
-			name = strings.TrimPrefix(f.Key, "observation.")
-		}
-		d.cameras = append(d.cameras, name)
-		d.videoKeys = append(d.videoKeys, f.Key)
-	}
-	if len(d.cameras) == 0 {
-		return fail("features: no video feature (%s*)", LeRobotImagePrefix)
-	}
-	if _, err := formatLeRobotPath(info.VideoPath, 0, 0, "x"); err != nil || info.VideoPath == "" {
-		return fail("video_path %q: %v", info.VideoPath, cmp.Or(err, errors.New("missing")))
-	}
-	return nil
-}
-
-// imageShape returns the height, width and channels of a video feature, whose shape is
-// [H, W, C] or, when its names start with "channel(s)", [C, H, W].
-func imageShape(f LeRobotFeature) (h, w, c int, err error) {
-	if len(f.Shape) != 3 {
-		return 0, 0, 0, errors.New("want [height, width, 3]")
-	}
-	if names, ok := f.Names.([]any); ok && len(names) == 3 && (names[0] == "channel" || names[0] == "channels") {
-		return f.Shape[1], f.Shape[2], f.Shape[0], nil
-	}
-	return f.Shape[0], f.Shape[1], f.Shape[2], nil
-}
-
-// readEpisodes reads and checks meta/episodes.jsonl.
-func (d *LeRobotDataset) readEpisodes() error {
-	path := d.metaPath(lerobotEpisodes)
-	eps, err := lerobotReadJSONL[LeRobotEpisodeMeta](path, "episode_index", "length")
-	if err != nil {
-		return err
-	}
-	if len(eps) != d.info.TotalEpisodes {
-		return fmt.Errorf("%s: %d episodes, but %s says total_episodes %d", path, len(eps), lerobotInfo, d.info.TotalEpisodes)
-	}
-	slices.SortStableFunc(eps, func(a, b LeRobotEpisodeMeta) int { return cmp.Compare(a.EpisodeIndex, b.EpisodeIndex) })
-	total := 0
-	for i, e := range eps {
-		if e.EpisodeIndex != i {
-			return fmt.Errorf("%s: episode_index %d missing or repeated (want 0..%d, each once)", path, i, len(eps)-1)
-		}
-		if e.Length < 1 {
-			return fmt.Errorf("%s: episode %d: length %d must be positive", path, i, e.Length)
-		}
-		total += e.Length
-	}
-	if total != d.info.TotalFrames {
-		return fmt.Errorf("%s: lengths add up to %d frames, but %s says total_frames %d", path, total, lerobotInfo, d.info.TotalFrames)
-	}
-	d.episodes = eps
-	return nil
-}
-
-// readTasks reads and checks meta/tasks.jsonl.
-func (d *LeRobotDataset) readTasks() error {
-	path := d.metaPath(lerobotTasks)
-	tasks, err := lerobotReadJSONL[lerobotTask](path, "task_index", "task")
-	if err != nil {
-		return err
-	}
-	d.tasks = make(map[int]string, len(tasks))
-	for _, t := range tasks {
-		if _, dup := d.tasks[t.TaskIndex]; dup {
-			return fmt.Errorf("%s: task_index %d repeated", path, t.TaskIndex)
-		}
-		d.tasks[t.TaskIndex] = t.Task
-	}
-	if len(tasks) != d.info.TotalTasks {
-		return fmt.Errorf("%s: %d tasks, but %s says total_tasks %d", path, len(tasks), lerobotInfo, d.info.TotalTasks)
-	}
-	return nil
-}
-
-// readStats reads and checks meta/stats.json, which v2.1 datasets may lack (then Stats is
-// empty).
-func (d *LeRobotDataset) readStats() error {
-	path := d.metaPath(lerobotStats)
-	raw, err := os.ReadFile(path)
-	if errors.Is(err, fs.ErrNotExist) && d.info.CodebaseVersion != "v2.0" {
-		return nil
-	}
-	if err != nil {
-		return lerobotOpenError(path, err)
-	}
-	if err := json.Unmarshal(raw, &d.stats); err != nil {
-		return fmt.Errorf("%s: %v", path, err)
-	}
-	for _, f := range []struct {
-		key string
-		s   Stats
-		dim int
-	}{{LeRobotStateKey, d.stats.State, d.stateDim}, {LeRobotActionKey, d.stats.Action, d.actionDim}} {
-		for _, v := range []struct {
-			name string
-			vals []float32
-		}{{"mean", f.s.Mean}, {"std", f.s.Std}, {"min", f.s.Min}, {"max", f.s.Max}} {
-			if len(v.vals) != f.dim {
-				return fmt.Errorf("%s: %s.%s has %d values, want %d (features.%s.shape in %s)", path, f.key, v.name, len(v.vals), f.dim, f.key, lerobotInfo)
-			}
-		}
-	}
-	return nil
-}
-
-// NumEpisodes returns the number of episodes.
-func (d *LeRobotDataset) NumEpisodes() int { return len(d.episodes) }
-
-// Info returns the content of meta/info.json.
-func (d *LeRobotDataset) Info() LeRobotInfo {
-	info := d.info
-	info.Features = slices.Clone(info.Features)
-	info.Splits = maps.Clone(info.Splits)
-	return info
-}
-
-// Stats returns meta/stats.json's statistics of the state and action (empty for a v2.1
-// dataset without stats.json).
-func (d *LeRobotDataset) Stats() DatasetStats { return d.stats }
-
-// Cameras returns the camera names (video feature keys without "observation.images.").
-func (d *LeRobotDataset) Cameras() []string { return slices.Clone(d.cameras) }
-
-// EpisodeMeta returns episode i's line of meta/episodes.jsonl (length, tasks, ...) without
-// reading its files; i must be in [0, NumEpisodes()).
-func (d *LeRobotDataset) EpisodeMeta(i int) LeRobotEpisodeMeta {
-	m := d.episodes[i]
-	m.Tasks = slices.Clone(m.Tasks)
-	return m
-}
-
-// Episode reads episode i: its parquet file (columns observation.state and action checked
-// against the feature shapes, one row per frame of the episode's length) and its videos,
-// decoded at the dataset's fps and image size. Task is the episode's first task in
-// meta/episodes.jsonl (or its first frame's task_index in meta/tasks.jsonl). Errors name the
-// file at fault.
-func (d *LeRobotDataset) Episode(i int) (Episode, error) {
-	if i < 0 || i >= len(d.episodes) {
-		return Episode{}, fmt.Errorf("lerobot dataset %s: episode %d out of range [0, %d)", d.dir, i, len(d.episodes))
-	}
-	m := d.episodes[i]
-	chunk := i / d.info.ChunksSize
-	rel, _ := formatLeRobotPath(d.info.DataPath, chunk, i, "") // checked by OpenLeRobot
-	rows, err := d.readParquet(filepath.Join(d.dir, filepath.FromSlash(rel)), i, m.Length)
-	if err != nil {
-		return Episode{}, err
-	}
-	ep := Episode{Index: i, Seed: m.Seed, Family: m.Family, Success: m.Success, Size: d.size,
-		Cameras: slices.Clone(d.cameras), Frames: make([][]float32, len(d.cameras)),
-		State: make([][]float32, len(rows)), Action: make([][]float32, len(rows))}
-	for t, r := range rows {
-		ep.State[t], ep.Action[t] = r.State, r.Action
-	}
-	if len(m.Tasks) > 0 {
-		ep.Task = m.Tasks[0]
-	} else if task, ok := d.tasks[int(rows[0].TaskIndex)]; ok {
-		ep.Task = task
-	} else {
-		return Episode{}, fmt.Errorf("%s: no task for episode %d (task_index %d)", d.metaPath(lerobotTasks), i, rows[0].TaskIndex)
-	}
-	for c, key := range d.videoKeys {
-		rel, _ := formatLeRobotPath(d.info.VideoPath, chunk, i, key) // checked by OpenLeRobot
-		v, err := DecodeVideo(filepath.Join(d.dir, filepath.FromSlash(rel)), d.info.FPS, d.size, m.Length)
-		if err != nil {
-			return Episode{}, err
-		}
-		ep.Frames[c] = v.Frames
-	}
-	return ep, nil
-}
-
-// readParquet reads and checks the parquet file of episode index with length rows.
-func (d *LeRobotDataset) readParquet(path string, index, length int) (rows []lerobotRow, err error) {
-	fail := func(format string, args ...any) ([]lerobotRow, error) {
-		return nil, fmt.Errorf("episode parquet %s: %s", path, fmt.Sprintf(format, args...))
-	}
-	f, err := os.Open(path)
-	if err != nil {
-		return nil, fmt.Errorf("episode parquet %v", lerobotOpenError(path, err))
-	}
-	defer f.Close()
-	st, err := f.Stat()
-	if err != nil {
-		return fail("%v", err)
-	}
-	defer func() { // parquet-go panics on some malformed files
-		if r := recover(); r != nil {
-			rows, err = fail("corrupt file: %v", r)
-		}
-	}()
-	pf, err := parquet.OpenFile(f, st.Size())
-	if err != nil {
-		return fail("%s", lerobotFirstLine(err))
-	}
-	columns := map[string]bool{}
-	for _, field := range pf.Schema().Fields() {
-		columns[field.Name()] = !field.Leaf()
-	}
-	for _, key := range []string{LeRobotStateKey, LeRobotActionKey} {
-		isList, ok := columns[key]
-		switch {
-		case !ok:
-			return fail("missing column %q", key)
-		case !isList:
-			return fail("column %q is not a list", key)
-		}
-	}
-	if n := pf.NumRows(); n != int64(length) {
-		return fail("%d rows, but %s says episode %d has length %d", n, lerobotEpisodes, index, length)
-	}
-	rows = make([]lerobotRow, length)
-	r := parquet.NewGenericReader[lerobotRow](pf)
-	defer r.Close()
-	for n := 0; n < length; {
-		k, err := r.Read(rows[n:])
-		n += k
-		if err == io.EOF && n < length {
-			return fail("%d rows readable, want %d", n, length)
-		}
-		if err != nil && err != io.EOF {
-			return fail("%s", lerobotFirstLine(err))
-		}
-	}
-	_, hasEpisode := columns["episode_index"]
-	_, hasFrame := columns["frame_index"]
-	for t, row := range rows {
-		switch {
-		case len(row.State) != d.stateDim:
-			return fail("row %d: %s has %d values, want %d (features.%s.shape in %s)", t, LeRobotStateKey, len(row.State), d.stateDim, LeRobotStateKey, lerobotInfo)
-		case len(row.Action) != d.actionDim:
-			return fail("row %d: %s has %d values, want %d (features.%s.shape in %s)", t, LeRobotActionKey, len(row.Action), d.actionDim, LeRobotActionKey, lerobotInfo)
-		case hasEpisode && row.EpisodeIndex != int64(index):
-			return fail("row %d: episode_index %d, want %d", t, row.EpisodeIndex, index)
-		case hasFrame && row.FrameIndex != int64(t):
-			return fail("row %d: frame_index %d, want %d", t, row.FrameIndex, t)
-		}
-	}
-	return rows, nil
 }

@@ -339,14 +339,14 @@ func TestLeRobotMalformed(t *testing.T) {
 		file string
 		want string
 	}{
-		"codebase_version": {func(m map[string]any) { m["codebase_version"] = "v3.0" }, infoRel, `codebase_version "v3.0" not supported`},
+		"codebase_version": {func(m map[string]any) { m["codebase_version"] = "v9.9" }, infoRel, `codebase_version "v9.9" not supported`},
 		"missing fps":      {func(m map[string]any) { delete(m, "fps") }, infoRel, `missing field "fps"`},
 		"state shape": {func(m map[string]any) {
 			m["features"].(map[string]any)["observation.state"].(map[string]any)["shape"] = []int{4, 2}
 		}, infoRel, "features.observation.state.shape [4 2]"},
 		"image shape": {func(m map[string]any) {
-			m["features"].(map[string]any)["observation.images.scene"].(map[string]any)["shape"] = []int{16, 12, 3}
-		}, infoRel, "must be square"},
+			m["features"].(map[string]any)["observation.images.scene"].(map[string]any)["shape"] = []int{16, 12, 2}
+		}, infoRel, "2 channels, want 3"},
 		"episode count": {func(m map[string]any) { m["total_episodes"] = 4 }, filepath.FromSlash("meta/episodes.jsonl"),
 			"3 episodes, but meta/info.json says total_episodes 4"},
 		"stats dims": {func(m map[string]any) {
@@ -370,13 +370,17 @@ func TestLeRobotMalformed(t *testing.T) {
 		ds, err := OpenLeRobot(dir)
 		require.NoError(t, err)
 		_, err = ds.Episode(1)
-		requireErrorNaming(t, err, path, "episode parquet")
+		requireErrorNaming(t, err, path, "parquet")
 		_, err = ds.Episode(0)
 		require.NoError(t, err, "other episodes stay readable")
 
+		dir = copyDir(t, good)
+		path = filepath.Join(dir, filepath.FromSlash("data/chunk-000/episode_000001.parquet"))
 		require.NoError(t, os.WriteFile(path, []byte("not a parquet file at all"), 0o644))
+		ds, err = OpenLeRobot(dir)
+		require.NoError(t, err)
 		_, err = ds.Episode(1)
-		requireErrorNaming(t, err, path, "episode parquet")
+		requireErrorNaming(t, err, path, "parquet")
 	})
 
 	t.Run("wrong dims in parquet", func(t *testing.T) {
@@ -402,6 +406,17 @@ func TestLeRobotMalformed(t *testing.T) {
 		require.NoError(t, err)
 		_, err = ds.Episode(0)
 		requireErrorNaming(t, err, path, "4 rows, but meta/episodes.jsonl says episode 0 has length 5")
+	})
+
+	t.Run("frame size", func(t *testing.T) {
+		dir := copyDir(t, good)
+		editJSON(t, filepath.Join(dir, infoRel), func(m map[string]any) {
+			m["features"].(map[string]any)["observation.images.scene"].(map[string]any)["shape"] = []int{16, 12, 3}
+		})
+		ds, err := OpenLeRobot(dir)
+		require.NoError(t, err, "non-square cameras are fine")
+		_, err = ds.Frames(0, "scene", []int{0}, 8, 8, "")
+		requireErrorNaming(t, err, filepath.Join(dir, "videos"), "frames are 16×16, but features.observation.images.scene.shape says 12×16")
 	})
 
 	t.Run("missing video", func(t *testing.T) {

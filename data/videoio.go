@@ -80,6 +80,9 @@ func ffmpegMessage(stderr, input string) string {
 		if input != "" {
 			line = strings.TrimPrefix(line, input+": ")
 		}
+		if strings.HasPrefix(line, "Svt[info]") || strings.HasPrefix(line, "Svt[warn]") {
+			continue // SVT-AV1 prints its banner whatever ffmpeg's log level
+		}
 		if line != "" {
 			return line
 		}

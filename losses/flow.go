@@ -9,7 +9,7 @@ package losses
 //   - pi0 (openpi): t = 1 is noise, t = 0 data.  x_t = t·ε + (1−t)·a,  target u = ε − a,
 //     t = 0.999·Beta(1.5, 1) + 0.001; sampling integrates from t = 1 to 0 with dt = −1/N.
 //
-// In both, the network v_θ(x_t, t, context) regresses u with a mean squared error, and along a
+// In both, the network v_θ(x_t, t, context) regresses u with a mean squared error (MSE), and along a
 // straight path x_t the target u is constant, so N Euler steps with the exact field land on a.
 
 import (
@@ -74,11 +74,6 @@ func (c FlowConvention) Interpolate(a, eps, t *Node) (xt, target *Node) {
 		return Add(Mul(tt, eps), Mul(OneMinus(tt), a)), Sub(eps, a)
 	}
 	return Add(Mul(OneMinus(tt), eps), Mul(tt, a)), Sub(a, eps)
-}
-
-// FlowLoss is the flow-matching objective: the mean over every element of (v − u)².
-func FlowLoss(pred, target *Node) *Node {
-	return ReduceAllMean(Square(Sub(pred, target)))
 }
 
 // EulerSample integrates dx/dt = field(x, t) from the convention's noise end with n Euler steps,

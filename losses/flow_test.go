@@ -108,8 +108,8 @@ func TestFlowTimeDistributions(t *testing.T) {
 	require.ErrorContains(t, err, "molmobot or pi0")
 }
 
-func TestFlowLoss(t *testing.T) {
+func TestMSE(t *testing.T) {
 	backend := goBackend(t)
-	out := MustExecOnce(backend, FlowLoss, [][]float64{{1, 2}, {3, 4}}, [][]float64{{0, 2}, {3, 6}})
+	out := MustExecOnce(backend, MSE, [][]float64{{1, 2}, {3, 4}}, [][]float64{{0, 2}, {3, 6}})
 	require.InDelta(t, (1.0+0+0+4)/4, scalarOf(t, out), 1e-12)
 }

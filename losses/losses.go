@@ -34,3 +34,9 @@ func SequenceExactMatch(logits, targets, mask *Node) (correct, nll *Node) {
 	nll = ReduceSum(Mul(Neg(TokenLogProbs(logits, targets)), m), -1)
 	return correct, nll
 }
+
+// MSE is the mean over every element of (pred − target)²: the flow-matching objective on
+// velocities, and the chunk-regression objective on actions.
+func MSE(pred, target *Node) *Node {
+	return ReduceAllMean(Square(Sub(pred, target)))
+}

@@ -100,11 +100,13 @@ func Linear(scope *model.Scope, x *Node, out int, bias bool) *Node {
 // (their gradient) element by element, 5% of a ViT-tiny step for q, k, v.
 func LinearSplit(scope *model.Scope, x *Node, out, parts int, bias bool) []*Node {
 	in := x.Shape().Dimensions[x.Rank()-1]
-	w := scope.WithInitializer(normalInit(scope.Store(), 1/math.Sqrt(float64(in)))).
-		VariableWithShape("weights", shapes.Make(x.DType(), in, out)).NodeValue(x.Graph())
-	ys := matmulWeights(x, w, parts)
+	wv := scope.WithInitializer(normalInit(scope.Store(), 1/math.Sqrt(float64(in)))).
+		VariableWithShape("weights", shapes.Make(x.DType(), in, out))
+	ys := matmulWeights(x, wv.NodeValue(x.Graph()), parts)
+	var bv *model.Variable
 	if bias {
-		b := scope.VariableWithShape("biases", shapes.Make(x.DType(), out)).NodeValue(x.Graph())
+		bv = scope.VariableWithShape("biases", shapes.Make(x.DType(), out))
+		b := bv.NodeValue(x.Graph())
 		o := out / parts
 		for i, y := range ys {
 			bi := b
@@ -112,6 +114,11 @@ func LinearSplit(scope *model.Scope, x *Node, out, parts int, bias bool) []*Node
 				bi = Slice(b, AxisRange(i*o, (i+1)*o))
 			}
 			ys[i] = Add(y, ExpandLeftToRank(bi, y.Rank()))
+		}
+	}
+	if h, b := loraDelta(scope, x, out, wv, bv); h != nil { // LoRA: + h·B, per column block
+		for i, d := range matmulWeights(h, b, parts) {
+			ys[i] = Add(ys[i], d)
 		}
 	}
 	return ys
@@ -405,11 +412,24 @@ func Block(scope *model.Scope, x *Node, heads int, mlpRatio float64, mask *Node)
 // BlockTapped is Block with taps at site+"/attn/heads" (see AttentionTapped) and at site: the
 // block's output residual stream [B, T, D].
 func BlockTapped(scope *model.Scope, x *Node, heads int, mlpRatio float64, mask *Node, tap Tap, site string) *Node {
-	d := x.Shape().Dimensions[2]
-	x = Add(x, AttentionTapped(scope.In("attn"), LayerNorm(scope.In("ln1"), x), heads, mask, tap, site+"/attn"))
-	hidden := max(1, int(math.Round(float64(d)*mlpRatio)))
-	x = Add(x, MLP(scope.In("mlp"), LayerNorm(scope.In("ln2"), x), hidden))
-	return tap.At(site, x)
+	return Remat(x, func(x *Node) *Node {
+		d := x.Shape().Dimensions[2]
+		x = Add(x, AttentionTapped(scope.In("attn"), LayerNorm(scope.In("ln1"), x), heads, mask, tap, site+"/attn"))
+		hidden := max(1, int(math.Round(float64(d)*mlpRatio)))
+		x = Add(x, MLP(scope.In("mlp"), LayerNorm(scope.In("ln2"), x), hidden))
+		return tap.At(site, x)
+	})
+}
+
+// Remat applies block to x; when the graph checkpoints activations (GraphOptions.Remat) it keeps
+// only the block's input and output for the backward pass and recomputes what lies between
+// (GoMLX's Node.Checkpoint / StopCheckpoint): activation memory per transformer block drops to
+// one residual stream, for about one more forward pass of compute.
+func Remat(x *Node, block func(*Node) *Node) *Node {
+	if !rematOn(x.Graph()) {
+		return block(x)
+	}
+	return block(x.Checkpoint()).StopCheckpoint()
 }
 
 // Embedding looks up rows of a [vocab, dim] table for integer ids of any shape.

@@ -442,3 +442,39 @@ func randFlat32(rng *rand.Rand, n int) []float32 {
 	}
 	return v
 }
+
+// TestAttentionCoreCrossGradient checks the written-out backward for cross-attention, queries and
+// keys of different lengths (Tq ≠ Tk, both longer and shorter) with a [B, Tq, Tk] mask, as the
+// action expert's cross-attention to the backbone uses it, against central differences.
+func TestAttentionCoreCrossGradient(t *testing.T) {
+	backend := goBackend(t)
+	for _, c := range []struct{ tq, tk, hd int }{{2, 5, 2}, {5, 2, 2}, {3, 7, 1}, {7, 3, 1}} {
+		rng := rand.New(rand.NewPCG(11, uint64(c.tq*10+c.tk)))
+		const b = 2
+		q, w := randFlat(rng, b*c.tq*gcH*c.hd), randFlat(rng, b*c.tq*gcH*c.hd)
+		k, v := randFlat(rng, b*c.tk*gcH*c.hd), randFlat(rng, b*c.tk*gcH*c.hd)
+		valid := make([]bool, b*c.tq*c.tk) // example 1 may not see key 0
+		for i := range valid {
+			valid[i] = !(i >= c.tq*c.tk && i%c.tk == 0)
+		}
+		exec := MustNewExec(backend, func(q, k, v, w, m *Node) []*Node {
+			out := AttentionCore(q, k, v, m)
+			loss := ReduceAllSum(Mul(out, w))
+			return append([]*Node{loss}, Gradient(loss, q, k, v)...)
+		})
+		run := func() []*tensors.Tensor {
+			return exec.MustExec(tensors.FromFlatDataAndDimensions(q, b, c.tq, gcH, c.hd), tensors.FromFlatDataAndDimensions(k, b, c.tk, gcH, c.hd),
+				tensors.FromFlatDataAndDimensions(v, b, c.tk, gcH, c.hd), tensors.FromFlatDataAndDimensions(w, b, c.tq, gcH, c.hd),
+				tensors.FromFlatDataAndDimensions(valid, b, c.tq, c.tk))
+		}
+		lossOf := func() float64 { return run()[0].Value().(float64) }
+		outs := run()
+		for i, g := range []struct {
+			name string
+			x    []float64
+		}{{"dq", q}, {"dk", k}, {"dv", v}} {
+			requireGradClose(t, fmt.Sprintf("Tq=%d Tk=%d: %s", c.tq, c.tk, g.name), flat(t, outs[1+i]), gradcheck.Numeric(g.x, fdEps, lossOf))
+		}
+		exec.Finalize()
+	}
+}

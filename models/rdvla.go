@@ -1,7 +1,8 @@
 package models
 
-// RD-VLA: a recurrent-depth action head. Instead of a fixed stack of layers, one weight-tied
-// core is iterated r times on a latent state:
+// RD-VLA: a recurrent-depth action head ("Recurrent-Depth VLA: Implicit Test-Time Compute Scaling
+// of Vision-Language-Action Models via Latent Iterative Reasoning", rd-vla.github.io). Instead of
+// a fixed stack of layers, one weight-tied core is iterated r times on a latent state:
 //
 //   e   = Prelude([robot state ‖ H action queries], h)        (one block, cross-attends to h)
 //   s_0 ~ TruncNormal(0, 1)                                   (latent state, [B, 1+H, E])
@@ -10,11 +11,12 @@ package models
 //
 // where h is the backbone's last hidden state (PolicyContext). Training samples the depth per
 // step, r = Poisson(exp(τ)) + 1 with τ ~ N(ln r̄ − 0.125, 0.5), clamped to [1, 64] (so E[r] ≈ r̄+1,
-// with a long tail), runs the first r − 8 iterations without gradient inside one While loop and
+// with a long tail), runs the first r − 8 iterations on a gradient-stopped state and
 // backpropagates through the last 8 only: truncated BPTT, so training memory does not grow with
-// depth and one compiled graph serves every r. At inference the core iterates until the chunk
-// stops changing, MSE(a_k, a_{k−1}) < ε (default 1e-3), or a cap (default 32): easy states stop
-// early, hard ones think longer.
+// depth; the depth enters the graph as two masks (RecurTruncated), so a handful of compiled graphs
+// serve every r. At inference the host iterates the core until the chunk stops changing,
+// MSE(a_k, a_{k−1}) < ε (default 1e-3), or a cap (default 32): easy states stop early, hard ones
+// think longer.
 
 import (
 	"math"
@@ -23,14 +25,17 @@ import (
 
 	"github.com/gomlx/compute/shapes"
 	. "github.com/gomlx/gomlx/core/graph"
+	"github.com/gomlx/gomlx/core/tensors"
 	"github.com/gomlx/gomlx/ml/model"
+
+	"github.com/reelml/reel/losses"
 )
 
 // RDConfig sizes the recurrent-depth head on top of a policy backbone.
 type RDConfig struct {
-	Policy     PolicyConfig // backbone, action/state sizes, ExpertDim/ExpertHeads for the head
-	CoreLayers int          // blocks in the weight-tied core (2 in RD-VLA)
-	BPTT       int          // iterations backpropagated through (8 in RD-VLA)
+	Net        VLAConfig // backbone, action/state sizes, ExpertDim/ExpertHeads for the head
+	CoreLayers int       // blocks in the weight-tied core (2 in RD-VLA)
+	BPTT       int       // iterations backpropagated through (8 in RD-VLA)
 }
 
 // MaxTrainDepth is the clamp of the training depth sampler.
@@ -124,19 +129,22 @@ func DepthMasks(r, bptt int) (noGrad, grad []bool) {
 }
 
 // AdaptiveIterate drives adaptive depth on the host. step(k) runs iteration k (1-based) for the
-// whole batch and returns each example's readout (e.g. its flattened action chunk). An example
-// stops at the first k ≥ 2 with MSE(a_k, a_{k−1}) < threshold, and its readout is frozen there;
-// the loop ends when every example has stopped or k = maxIters. A negative threshold gives a
-// fixed depth of maxIters. It returns the final readouts and the iterations each example used.
-func AdaptiveIterate(step func(k int) ([][]float32, error), maxIters int, threshold float64) (out [][]float32, iters []int, err error) {
+// whole batch and returns each example's readout (its flattened chunk in normalised units, which
+// the stopping rule compares) and its output (what the caller keeps, e.g. the chunk in raw
+// units). An example stops at the first k ≥ 2 with MSE(a_k, a_{k−1}) < threshold, and its output
+// is frozen there; the loop ends when every example has stopped or k = maxIters. A negative
+// threshold gives a fixed depth of maxIters. It returns the final outputs and the iterations each
+// example used.
+func AdaptiveIterate(step func(k int) (readout, output [][]float32, err error), maxIters int, threshold float64) (out [][]float32, iters []int, err error) {
 	var done []bool
+	var last [][]float32
 	for k := 1; k <= maxIters; k++ {
-		a, err := step(k)
+		a, o, err := step(k)
 		if err != nil {
 			return nil, nil, err
 		}
 		if k == 1 {
-			out, iters, done = a, make([]int, len(a)), make([]bool, len(a))
+			last, out, iters, done = a, o, make([]int, len(a)), make([]bool, len(a))
 			for i := range iters {
 				iters[i] = 1
 			}
@@ -149,11 +157,11 @@ func AdaptiveIterate(step func(k int) ([][]float32, error), maxIters int, thresh
 			}
 			var mse float64
 			for j := range a[i] {
-				d := float64(a[i][j] - out[i][j])
+				d := float64(a[i][j] - last[i][j])
 				mse += d * d
 			}
 			mse /= float64(max(1, len(a[i])))
-			out[i], iters[i] = a[i], k
+			last[i], out[i], iters[i] = a[i], o[i], k
 			done[i] = mse < threshold
 			all = all && done[i]
 		}
@@ -173,9 +181,9 @@ func rdBlock(scope *model.Scope, x, ctx, crossMask *Node, heads int, mlpRatio fl
 	return Add(x, MLP(scope.In("mlp"), LayerNorm(scope.In("ln3"), x), hidden))
 }
 
-// RDHead holds what the recurrent iterations share: the backbone context and the prelude's
-// output e. Build it with NewRDHead, then use Step/Coda (or Train/Act).
-type RDHead struct {
+// rdGraph holds what the recurrent iterations of one graph share: the backbone context and the
+// prelude's output e. Build it with newRDGraph, then use step/coda.
+type rdGraph struct {
 	cfg       RDConfig
 	scope     *model.Scope
 	ctx, mask *Node // backbone last hidden state [B, N, D] and cross mask [B, 1+H, N]
@@ -184,29 +192,31 @@ type RDHead struct {
 	codaBuilt bool
 }
 
-// NewRDHead runs the prelude: a token of the robot state plus the instruction summary, H learned
-// action queries, and one block that cross-attends to the backbone's last hidden state.
-func NewRDHead(scope *model.Scope, cfg RDConfig, hidden []*Node, valid, state *Node) *RDHead {
+// newRDGraph runs the prelude: a token of the robot state (with the point) plus the instruction
+// summary, H learned action queries, and one block that cross-attends to the backbone's last
+// hidden state.
+func newRDGraph(scope *model.Scope, cfg RDConfig, c ActionContext) *rdGraph {
 	scope = WithInit(scope)
-	p := cfg.Policy
+	p := cfg.Net
 	e, h := p.ExpertDim, p.Horizon
+	state := c.Cond
 	b := state.Shape().Dimensions[0]
-	ctx := hidden[len(hidden)-1]
+	ctx := c.Hidden[len(c.Hidden)-1]
 	st := Linear(scope.In("state_in"), state, e, true) // [B, E], plus the instruction (see InstructionSummary)
-	st = InsertAxes(Add(st, Linear(scope.In("instruction_in"), InstructionSummary(p, ctx, valid), e, true)), 1)
+	st = InsertAxes(Add(st, Linear(scope.In("instruction_in"), InstructionSummary(p, ctx, c.Valid), e, true)), 1)
 	q := scope.VariableWithShape("action_queries", shapes.Make(state.DType(), h, e)).NodeValue(state.Graph())
 	x := Concatenate([]*Node{st, BroadcastToDims(InsertAxes(q, 0), b, h, e)}, 1)
 	x = PositionEmbedding(scope.In("pos_embed"), x)
-	mask := BroadcastToDims(InsertAxes(valid, 1), b, 1+h, valid.Shape().Dimensions[1])
+	mask := BroadcastToDims(InsertAxes(c.Valid, 1), b, 1+h, c.Valid.Shape().Dimensions[1])
 	x = rdBlock(scope.In("prelude"), x, ctx, mask, p.ExpertHeads, p.MLPRatio)
-	return &RDHead{cfg: cfg, scope: scope, ctx: ctx, mask: mask, e: x}
+	return &rdGraph{cfg: cfg, scope: scope, ctx: ctx, mask: mask, e: x}
 }
 
-// Step is one core iteration s ↦ Core(s, e, h): an adapter Linear(concat(s, e)) then CoreLayers
+// step is one core iteration s ↦ Core(s, e, h): an adapter Linear(concat(s, e)) then CoreLayers
 // blocks, all weight-tied across iterations.
-func (r *RDHead) Step(s *Node) *Node {
+func (r *rdGraph) step(s *Node) *Node {
 	sc := r.sub("core", &r.coreBuilt)
-	p := r.cfg.Policy
+	p := r.cfg.Net
 	x := Linear(sc.In("adapter"), Concatenate([]*Node{s, r.e}, -1), p.ExpertDim, true)
 	for i := range r.cfg.CoreLayers {
 		x = rdBlock(sc.In("block_%d", i), x, r.ctx, r.mask, p.ExpertHeads, p.MLPRatio)
@@ -214,16 +224,16 @@ func (r *RDHead) Step(s *Node) *Node {
 	return LayerNorm(sc.In("ln_out"), x)
 }
 
-// Coda reads the action chunk [B, H, A] (normalised units) from a latent state: LayerNorm and a
+// coda reads the action chunk [B, H, A] (normalised units) from a latent state: LayerNorm and a
 // linear map of the H action tokens.
-func (r *RDHead) Coda(s *Node) *Node {
+func (r *rdGraph) coda(s *Node) *Node {
 	sc := r.sub("coda", &r.codaBuilt)
 	x := Slice(s, AxisRange(), AxisRangeToEnd(1))
-	return Linear(sc.In("out"), LayerNorm(sc.In("ln"), x), r.cfg.Policy.ActionDim, true)
+	return Linear(sc.In("out"), LayerNorm(sc.In("ln"), x), r.cfg.Net.ActionDim, true)
 }
 
 // sub enters the named sub-scope the first time and shares it afterwards (weight tying).
-func (r *RDHead) sub(name string, built *bool) *model.Scope {
+func (r *rdGraph) sub(name string, built *bool) *model.Scope {
 	if *built {
 		return r.scope.Shared("%s", name)
 	}
@@ -231,19 +241,80 @@ func (r *RDHead) sub(name string, built *bool) *model.Scope {
 	return r.scope.In("%s", name)
 }
 
-// Train returns the chunk after the depth encoded by the masks (see RecurTruncated).
-func (r *RDHead) Train(s0, noGrad, grad *Node) *Node {
-	return r.Coda(RecurTruncated(r.Step, s0, noGrad, grad, nil))
+// RecurrentDepthHead is the RD-VLA action head: prelude, weight-tied core iterated to a depth
+// drawn per training step (truncated BPTT), coda. Sample runs a fixed depth in one graph; the
+// adaptive-depth inference of a deployed policy runs the prelude once and the core one iteration
+// per call (VLAPolicy.RecurrentPrelude, RecurrentStep), the host deciding when to stop.
+type RecurrentDepthHead struct {
+	RDConfig
+	MeanDepth  float64 // r̄ of the training depth sampler (SampleDepth)
+	FixedDepth int     // > 0: train at this depth instead of sampling it (benchmarks)
+	EvalDepth  int     // the depth of Sample (offline evaluation)
 }
 
-// Prelude returns the prelude output e [B, 1+H, E] and the backbone context the core attends to,
-// [B, N, D] with its cross mask [B, 1+H, N]: what an inference step graph takes as inputs.
-func (r *RDHead) Prelude() (e, ctx, mask *Node) { return r.e, r.ctx, r.mask }
+// Noise implements ActionHead: the training depth r (sampled, or FixedDepth) or EvalDepth encoded
+// as the masks of RecurTruncated ("depth_no_grad", "depth_grad"), and the initial latent state
+// s₀ ~ TruncNormal(0, 1) on [−2, 2] ("s0", [B, 1+H, E]).
+func (h RecurrentDepthHead) Noise(rng *rand.Rand, b int, train bool) []HeadInput {
+	depth := h.EvalDepth
+	if train {
+		depth = h.FixedDepth
+		if depth <= 0 {
+			depth = SampleDepth(rng, h.MeanDepth)
+		}
+	}
+	ng, g := DepthMasks(max(1, depth), h.BPTT)
+	return []HeadInput{{"s0", InitialState(rng, b, h.Net)}, {"depth_no_grad", tensors.FromFlatDataAndDimensions(ng, len(ng))},
+		{"depth_grad", tensors.FromFlatDataAndDimensions(g, len(g))}}
+}
 
-// RDStep is one inference iteration from saved prelude outputs: s ↦ Core(s, e, ctx), and the
-// chunk Coda(s). Host code loops it (AdaptiveIterate) for adaptive depth.
-func RDStep(scope *model.Scope, cfg RDConfig, e, ctx, mask, s *Node) (next, chunk *Node) {
-	r := &RDHead{cfg: cfg, scope: WithInit(scope), ctx: ctx, mask: mask, e: e}
-	next = r.Step(s)
-	return next, r.Coda(next)
+// InitialState draws the latent state s₀ [b, 1+H, E] ~ TruncNormal(0, 1) on [−2, 2].
+func InitialState(rng *rand.Rand, b int, net VLAConfig) *tensors.Tensor {
+	s0 := make([]float32, b*(1+net.Horizon)*net.ExpertDim)
+	for i := range s0 {
+		x := rng.NormFloat64()
+		for x < -2 || x > 2 {
+			x = rng.NormFloat64()
+		}
+		s0[i] = float32(x)
+	}
+	return tensors.FromFlatDataAndDimensions(s0, b, 1+net.Horizon, net.ExpertDim)
+}
+
+// Loss implements ActionHead: the MSE of the chunk after the depth the masks encode.
+func (h RecurrentDepthHead) Loss(scope *model.Scope, c ActionContext, actions *Node, noise map[string]*Node) *Node {
+	return losses.MSE(h.Sample(scope, c, noise), actions)
+}
+
+// Sample implements ActionHead: the chunk after the depth the masks encode.
+func (h RecurrentDepthHead) Sample(scope *model.Scope, c ActionContext, noise map[string]*Node) *Node {
+	r := newRDGraph(scope.In("rd"), h.RDConfig, c)
+	return r.coda(RecurTruncated(r.step, noise["s0"], noise["depth_no_grad"], noise["depth_grad"], nil))
+}
+
+// RecurrentPrelude runs the backbone and the recurrent head's prelude for adaptive-depth
+// inference: the prelude output e [B, 1+H, E], and the backbone context the core attends to,
+// [B, N, D] with its cross mask [B, 1+H, N].
+func (p VLAPolicy) RecurrentPrelude(scope *model.Scope, b PolicyBatch) (e, ctx, mask *Node) {
+	h, ok := p.Head.(RecurrentDepthHead)
+	if !ok {
+		panic("RecurrentPrelude: the policy's head is not a RecurrentDepthHead")
+	}
+	n := p.Norm.build(scope, b.Images.Graph())
+	net := scope.In("policy")
+	c, _ := p.context(net, n, b)
+	r := newRDGraph(net.In("rd"), h.RDConfig, c)
+	return r.e, r.ctx, r.mask
+}
+
+// RecurrentStep is one adaptive-depth inference iteration from RecurrentPrelude's outputs:
+// s ↦ Core(s, e, ctx), and the chunk Coda(s) in normalised units (what the stopping rule
+// compares) and in raw units.
+func (p VLAPolicy) RecurrentStep(scope *model.Scope, e, ctx, mask, s *Node) (next, chunk, raw *Node) {
+	h := p.Head.(RecurrentDepthHead)
+	n := p.Norm.build(scope, e.Graph())
+	r := &rdGraph{cfg: h.RDConfig, scope: WithInit(scope.In("policy").In("rd")), ctx: ctx, mask: mask, e: e}
+	next = r.step(s)
+	chunk = r.coda(next)
+	return next, chunk, n.actionRaw(chunk)
 }

@@ -134,24 +134,27 @@ func TestDepthMasks(t *testing.T) {
 
 // On the contraction s ↦ s/2 read out as is, MSE(a_k, a_{k−1}) = c²/4^k for s0 = c: with ε = 1e-3
 // an example with c = 1 stops at k = 5 (1/1024) and one with c = 4 at k = 7 (16/16384), its
-// readout frozen there while the other goes on. A negative threshold runs the cap; so does a cap
-// below convergence.
+// output (here the readout in "raw units", 10·s + 1) frozen there while the other goes on. A
+// negative threshold runs the cap; so does a cap below convergence.
 func TestAdaptiveIterateContraction(t *testing.T) {
 	run := func(maxIters int, thr float64) ([][]float32, []int, int) {
 		s := [][]float32{{1, 1, 1}, {4, 4, 4}}
 		calls := 0
-		out, iters, err := AdaptiveIterate(func(k int) ([][]float32, error) {
+		out, iters, err := AdaptiveIterate(func(k int) ([][]float32, [][]float32, error) {
 			calls++
 			require.Equal(t, calls, k)
 			next := make([][]float32, len(s))
+			raw := make([][]float32, len(s))
 			for i := range s {
 				next[i] = make([]float32, len(s[i]))
+				raw[i] = make([]float32, len(s[i]))
 				for j := range s[i] {
 					next[i][j] = s[i][j] / 2
+					raw[i][j] = 10*next[i][j] + 1
 				}
 			}
 			s = next
-			return next, nil
+			return next, raw, nil
 		}, maxIters, thr)
 		require.NoError(t, err)
 		return out, iters, calls
@@ -159,8 +162,8 @@ func TestAdaptiveIterateContraction(t *testing.T) {
 	out, iters, calls := run(32, 1e-3)
 	require.Equal(t, []int{5, 7}, iters)
 	require.Equal(t, 7, calls, "the loop ends when every example has stopped")
-	require.InDelta(t, 1/math.Pow(2, 5), out[0][0], 1e-9)
-	require.InDelta(t, 4/math.Pow(2, 7), out[1][2], 1e-9)
+	require.InDelta(t, 10/math.Pow(2, 5)+1, out[0][0], 1e-6)
+	require.InDelta(t, 40/math.Pow(2, 7)+1, out[1][2], 1e-6)
 	_, iters, _ = run(6, -1)
 	require.Equal(t, []int{6, 6}, iters)
 	_, iters, _ = run(4, 1e-3)

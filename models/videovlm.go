@@ -2,6 +2,7 @@ package models
 
 import (
 	"fmt"
+	"math"
 
 	"github.com/gomlx/compute/dtypes"
 	"github.com/gomlx/compute/shapes"
@@ -16,7 +17,7 @@ import (
 type VideoVLMConfig struct {
 	Vision     ViTConfig // per-frame patching; Layers counts every encoder block
 	Frames     int
-	ScoreAfter int // per-frame blocks before grouping/scoring (paper: 3)
+	ScoreAfter int // per-frame blocks before grouping/scoring (paper: 3 of 27, STTSPaperScoreAfter)
 	// Motion adds a learned projection of each group token's change since the previous frame,
 	// x_{t,i} − x_{t−1,i} (zero in frame 0), to the token before the video-wide blocks.
 	Motion     bool
@@ -121,4 +122,11 @@ func VideoVisionTokens(scope *model.Scope, cfg VideoVLMConfig, sel TokenSelector
 	tokens, valid = sel.Unpack(LayerNorm(vis.In("ln_final"), x))
 	return tokens, valid, aux
 
+}
+
+// STTSPaperScoreAfter is the number of per-frame ViT blocks before scoring that puts the scorer
+// of a ViT with the given number of blocks at the paper's relative depth: after block 3 of 27
+// ("Unified Spatio-Temporal Token Scoring for Efficient Video VLMs", arXiv:2603.18004), rounded.
+func STTSPaperScoreAfter(blocks int) int {
+	return min(blocks-1, max(0, int(math.Round(3*float64(blocks)/27))))
 }

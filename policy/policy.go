@@ -45,6 +45,16 @@ type EpisodePolicy interface {
 	ActEpisodes(episodes []int, obs []Observation) (chunks [][][]float32, err error)
 }
 
+// Checker is an optional extension of Policy for policies that can vet one observation on its
+// own: Check returns the observation as the policy will read it (e.g. an instruction cut to the
+// policy's text length) with a warning for each such change, or an error when the policy cannot
+// read it at all. A policy server checks every observation before it joins a batch, so that one
+// session's bad observation fails alone instead of failing the Act call of the whole batch. Check
+// may be called concurrently with itself and with Act.
+type Checker interface {
+	Check(obs Observation) (Observation, []string, error)
+}
+
 // Camera is one image input: its name and the image size the policy's network takes.
 type Camera struct {
 	Name   string `json:"name"`

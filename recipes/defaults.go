@@ -49,6 +49,8 @@ func Defaults() Recipe {
 			Bowls:            1,
 			MaxSteps:         60,
 			ExpertNoise:      0.1,
+			Resize:           "pad",
+			Normalization:    "mean_std",
 			Prefetch:         8,
 			Workers:          0,
 		},

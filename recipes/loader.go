@@ -1,6 +1,8 @@
 package recipes
 
 import (
+	"github.com/reelml/reel/internal/errline"
+
 	"bytes"
 	"embed"
 	"errors"
@@ -99,9 +101,14 @@ func Load(nameOrPath string, overrides []string) (*Recipe, error) {
 	if r.Name == "" {
 		r.Name = src.stem
 	}
-	if err := validate(&r, pos); err != nil {
+	explicit := func(p string) bool { // set in the file named, or with --set
+		w := pos[p]
+		return strings.HasPrefix(w, "--set") || strings.HasPrefix(w, src.label+":")
+	}
+	if err := validate(&r, pos, explicit); err != nil {
 		return nil, err
 	}
+	resetUnused(&r)
 	return &r, nil
 }
 
@@ -254,14 +261,8 @@ func prefix(where string) string {
 
 var yamlLineErr = regexp.MustCompile(`^yaml: line (\d+): (.*)$`)
 
-func oneLine(s string) string {
-	s = strings.TrimSpace(s)
-	s = strings.ReplaceAll(s, "\r", "")
-	return strings.ReplaceAll(s, "\n", "; ")
-}
-
 func parseError(label string, err error) error {
-	msg := oneLine(err.Error())
+	msg := errline.Fold(err.Error())
 	if m := yamlLineErr.FindStringSubmatch(msg); m != nil {
 		return fmt.Errorf("%s:%s: invalid YAML: %s", label, m[1], m[2])
 	}
@@ -335,16 +336,10 @@ func (l *loader) resolve(src source, chain []source) (*yaml.Node, error) {
 	if err := yaml.Unmarshal(src.data, &doc); err != nil {
 		return nil, parseError(src.label, err)
 	}
-	var root *yaml.Node
-	switch {
-	case doc.Kind == 0 || len(doc.Content) == 0:
-		root = &yaml.Node{Kind: yaml.MappingNode, Tag: "!!map", Line: 1, Column: 1}
-	default:
-		root = deref(doc.Content[0])
-		if isNull(root) {
-			root = &yaml.Node{Kind: yaml.MappingNode, Tag: "!!map", Line: root.Line, Column: 1}
-		}
+	if doc.Kind == 0 || len(doc.Content) == 0 || isNull(deref(doc.Content[0])) {
+		return nil, fmt.Errorf("%s: the recipe is empty (expected a mapping of keys such as name:, base:, task:, model:, train:)", src.label)
 	}
+	root := deref(doc.Content[0])
 	o := origin{file: src.label}
 	if err := l.annotate(root, o); err != nil {
 		return nil, err
@@ -612,7 +607,7 @@ func (l *loader) decode(n *yaml.Node, v reflect.Value, p string, pos map[string]
 			return
 		}
 		if isNull(n) {
-			v.Set(reflect.MakeSlice(v.Type(), 0, 0))
+			v.Set(reflect.Zero(v.Type()))
 			return
 		}
 		if n.Kind != yaml.SequenceNode {
@@ -638,6 +633,9 @@ func (l *loader) decode(n *yaml.Node, v reflect.Value, p string, pos map[string]
 				continue
 			}
 			out = reflect.Append(out, reflect.ValueOf(e.Value).Convert(v.Type().Elem()))
+		}
+		if out.Len() == 0 { // an empty list is the unset one, so a resolved recipe loads back equal
+			out = reflect.Zero(v.Type())
 		}
 		v.Set(out)
 	case reflect.String:

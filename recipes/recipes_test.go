@@ -332,3 +332,43 @@ func TestUnknownEmbeddedName(t *testing.T) {
 	requireOneLine(t, err)
 	require.Contains(t, err.Error(), "exist.yaml")
 }
+
+// An empty or comment-only recipe file is an error naming it, not a silent default run.
+func TestEmptyRecipeFile(t *testing.T) {
+	dir := t.TempDir()
+	for name, body := range map[string]string{"empty.yaml": "", "comments.yaml": "# nothing here\n\n# yet\n", "null.yaml": "~\n"} {
+		p := writeFile(t, dir, name, body)
+		_, err := Load(p, nil)
+		require.ErrorContains(t, err, p+": the recipe is empty", name)
+	}
+	// An empty base is named too.
+	writeFile(t, dir, "hollow.yaml", "# a forgotten base\n")
+	child := writeFile(t, dir, "child.yaml", "name: c\nbase: hollow.yaml\n")
+	_, err := Load(child, nil)
+	require.ErrorContains(t, err, "hollow.yaml: the recipe is empty")
+}
+
+// A setting the recipe's model.arch or task ignores is an error naming the field, whether it is
+// in the file or given with --set; inherited ones are reset to their defaults instead, so a
+// resolved recipe holds only settings that act.
+func TestSettingIgnoredByArch(t *testing.T) {
+	dir := t.TempDir()
+	p := writeFile(t, dir, "rd.yaml", "name: rd\nbase: rdvla-tiny\npolicy:\n  euler_steps: 5\n")
+	_, err := Load(p, nil)
+	require.ErrorContains(t, err, p+":4: policy.euler_steps: is not used by model.arch rdvla (it applies to arch policy)")
+	_, err = Load("rdvla-tiny", []string{"policy.head=mse"})
+	require.ErrorContains(t, err, "--set policy.head=mse: policy.head: is not used by model.arch rdvla")
+	_, err = Load("counting-pretrain-tiny", []string{"pruning.method=stts"})
+	require.ErrorContains(t, err, "pruning.method: is not used by model.arch vlm")
+	_, err = Load("molmobot-tiny", []string{"eval.depths=[1, 2]"})
+	require.ErrorContains(t, err, "eval.depths: is not used by model.arch policy")
+	// The default value is harmless.
+	_, err = Load("rdvla-tiny", []string{"policy.head=flow"})
+	require.NoError(t, err)
+	// A base with another arch: its settings for that arch are inherited silently and reset.
+	q := writeFile(t, dir, "switch.yaml", "name: sw\nbase: molmobot\nmodel:\n  arch: rdvla\n") // molmobot sets time_samples: 8
+	r, err := Load(q, nil)
+	require.NoError(t, err)
+	require.Equal(t, Defaults().Policy.TimeSamples, r.Policy.TimeSamples)
+	require.Equal(t, Defaults().Pruning, r.Pruning)
+}

@@ -10,6 +10,8 @@ package recipes
 //   - enum:"a|b|c"           allowed values of a string (or of each element of a []string)
 //   - required:"true"        must be set (non-zero) in the resolved recipe
 //   - doc:"..."              one-line help shown by `reel recipes show --doc` and in error messages
+//   - for:"arch=a|b"         the field (or section) applies only to these model.arch values, or
+//     for:"task=x|y"         tasks; setting it for another is an error naming the field
 type Recipe struct {
 	Name        string `yaml:"name" required:"true" doc:"recipe name"`
 	Description string `yaml:"description" doc:"one-line description shown by 'reel recipes list'"`
@@ -22,27 +24,27 @@ type Recipe struct {
 	Train      TrainConfig      `yaml:"train"`
 	Eval       EvalConfig       `yaml:"eval"`
 	Checkpoint CheckpointConfig `yaml:"checkpoint"`
-	Pruning    PruningConfig    `yaml:"pruning"`
-	Policy     PolicyConfig     `yaml:"policy"`
+	Pruning    PruningConfig    `yaml:"pruning" for:"arch=videovlm"`
+	Policy     PolicyConfig     `yaml:"policy" for:"task=vla"`
 }
 
 // PolicyConfig describes a VLA policy's action head (task vla).
 type PolicyConfig struct {
-	Head        string  `yaml:"head" enum:"flow|mse" doc:"flow = flow-matching action expert (MolmoBot/pi0); mse = the same expert regressing the chunk directly (baseline)"`
-	Flow        string  `yaml:"flow" enum:"molmobot|pi0" doc:"flow-matching time convention: molmobot = t=0 noise, x_t=(1-t)e+t*a, target a-e, t=0.999*Beta(1,1.5); pi0 = t=1 noise, target e-a, t=0.999*Beta(1.5,1)+0.001"`
+	Head        string  `yaml:"head" for:"arch=policy" enum:"flow|mse" doc:"flow = flow-matching action expert (MolmoBot/pi0); mse = the same expert regressing the chunk directly (baseline)"`
+	Flow        string  `yaml:"flow" for:"arch=policy" enum:"molmobot|pi0" doc:"flow-matching time convention: molmobot = t=0 noise, x_t=(1-t)e+t*a, target a-e, t=0.999*Beta(1,1.5); pi0 = t=1 noise, target e-a, t=0.999*Beta(1.5,1)+0.001"`
 	Horizon     int     `yaml:"horizon" range:"1,256" doc:"actions per predicted chunk"`
 	Execute     int     `yaml:"execute" range:"1,256" doc:"actions of each chunk executed before the policy is queried again; at most horizon"`
-	EulerSteps  int     `yaml:"euler_steps" range:"1,1000" doc:"flow: Euler integration steps at inference"`
-	TimeSamples int     `yaml:"time_samples" range:"1,64" doc:"flow: flow times sampled per example and backbone pass in training"`
+	EulerSteps  int     `yaml:"euler_steps" for:"arch=policy" range:"1,1000" doc:"flow: Euler integration steps at inference"`
+	TimeSamples int     `yaml:"time_samples" for:"arch=policy" range:"1,64" doc:"flow: flow times sampled per example and backbone pass in training"`
 	ExpertDim   int     `yaml:"expert_dim" range:"8,4096" doc:"action expert width"`
 	ExpertHeads int     `yaml:"expert_heads" range:"1,64" doc:"action expert heads; must divide expert_dim"`
 	PointWeight float64 `yaml:"point_weight" range:"0,100" doc:"weight of the pointing loss: the backbone points (spatial soft-argmax) at the simulator's focus point (the object or bowl the task is about); synthetic data only"`
 	// Recurrent-depth head (model.arch rdvla).
-	MeanDepth     float64 `yaml:"mean_depth" range:"1,64" doc:"rdvla: mean training depth r̄: r = Poisson(exp(τ)) + 1, τ ~ N(ln r̄ − 0.125, 0.5), clamped to [1, 64]"`
-	BPTT          int     `yaml:"bptt" range:"1,64" doc:"rdvla: iterations backpropagated through (truncated BPTT); earlier ones run without gradient"`
-	CoreLayers    int     `yaml:"core_layers" range:"1,16" doc:"rdvla: transformer blocks in the weight-tied recurrent core"`
-	MaxDepth      int     `yaml:"max_depth" range:"1,256" doc:"rdvla: most iterations at inference (adaptive stopping cap)"`
-	StopThreshold float64 `yaml:"stop_threshold" range:"0,10" doc:"rdvla: adaptive stopping: stop once MSE(a_k, a_k-1) (normalised units) is below this"`
+	MeanDepth     float64 `yaml:"mean_depth" for:"arch=rdvla" range:"1,64" doc:"rdvla: mean training depth r̄: r = Poisson(exp(τ)) + 1, τ ~ N(ln r̄ − 0.125, 0.5), clamped to [1, 64]"`
+	BPTT          int     `yaml:"bptt" for:"arch=rdvla" range:"1,64" doc:"rdvla: iterations backpropagated through (truncated BPTT); earlier ones run without gradient"`
+	CoreLayers    int     `yaml:"core_layers" for:"arch=rdvla" range:"1,16" doc:"rdvla: transformer blocks in the weight-tied recurrent core"`
+	MaxDepth      int     `yaml:"max_depth" for:"arch=rdvla" range:"1,256" doc:"rdvla: most iterations at inference (adaptive stopping cap)"`
+	StopThreshold float64 `yaml:"stop_threshold" for:"arch=rdvla" range:"0,10" doc:"rdvla: adaptive stopping: stop once MSE(a_k, a_k-1) (normalised units) is below this"`
 }
 
 // PruningConfig selects how a videovlm drops video tokens inside its vision encoder.
@@ -71,30 +73,30 @@ type ModelConfig struct {
 	Pretrained string `yaml:"pretrained" doc:"vqa: fine-tune a pretrained Hugging Face VLM (PaliGemma or LLaVA) from this local directory (config.json + safetensors + tokenizer), or 'random' for the architecture of model.hf_config with random weights; image placeholders precede the question"`
 	HFConfig   string `yaml:"hf_config" doc:"vqa, pretrained: random: the model's config.json as inline JSON (reel's word vocabulary is the text vocabulary: vocab_size must exceed it and image_token_index lie beyond it)"`
 	// Video models (trajvit2, vivit). vision_* size the video encoder, text_* the text encoder.
-	Frames          int  `yaml:"frames" range:"1,1024" doc:"video frames per clip"`
-	Tubelet         int  `yaml:"tubelet" range:"1,64" doc:"vivit: frames per tubelet (spatial extent is patch_size); must divide frames"`
-	Latents         int  `yaml:"latents" range:"1,1024" doc:"trajvit2: TrajTok latents K, the most trajectory tokens a video can have"`
-	FeatStride      int  `yaml:"feat_stride" range:"1,32" doc:"trajvit2: backbone stride; masks live on an (image_size/feat_stride)^2 grid per frame"`
-	FeatDim         int  `yaml:"feat_dim" range:"4,4096" doc:"trajvit2: backbone feature channels"`
-	GroupDim        int  `yaml:"group_dim" range:"4,1024" doc:"trajvit2: dimension of the normalised grouping embeddings"`
-	PerceiverLayers int  `yaml:"perceiver_layers" range:"1,16" doc:"trajvit2: depth of the grouping Perceiver"`
-	EmbedDim        int  `yaml:"embed_dim" range:"4,4096" doc:"video-text shared embedding dimension"`
-	ScoreAfter      int  `yaml:"score_after" range:"0,64" doc:"videovlm: per-frame ViT blocks before grouping/scoring; the next block is video-wide with the score bias, then tokens are pruned"`
-	Motion          bool `yaml:"motion" doc:"videovlm: add a learned projection of each group token's change since the previous frame before the video-wide blocks"`
-	Group           int  `yaml:"group" range:"1,8" doc:"videovlm: side of the attention-pooled patch groups (3 = 3x3 patches per token)"`
+	Frames          int  `yaml:"frames" for:"arch=vivit|trajvit2|videovlm" range:"1,1024" doc:"video frames per clip"`
+	Tubelet         int  `yaml:"tubelet" for:"arch=vivit" range:"1,64" doc:"vivit: frames per tubelet (spatial extent is patch_size); must divide frames"`
+	Latents         int  `yaml:"latents" for:"arch=trajvit2" range:"1,1024" doc:"trajvit2: TrajTok latents K, the most trajectory tokens a video can have"`
+	FeatStride      int  `yaml:"feat_stride" for:"arch=trajvit2" range:"1,32" doc:"trajvit2: backbone stride; masks live on an (image_size/feat_stride)^2 grid per frame"`
+	FeatDim         int  `yaml:"feat_dim" for:"arch=trajvit2" range:"4,4096" doc:"trajvit2: backbone feature channels"`
+	GroupDim        int  `yaml:"group_dim" for:"arch=trajvit2" range:"4,1024" doc:"trajvit2: dimension of the normalised grouping embeddings"`
+	PerceiverLayers int  `yaml:"perceiver_layers" for:"arch=trajvit2" range:"1,16" doc:"trajvit2: depth of the grouping Perceiver"`
+	EmbedDim        int  `yaml:"embed_dim" for:"task=videoclip" range:"4,4096" doc:"video-text shared embedding dimension"`
+	ScoreAfter      int  `yaml:"score_after" for:"arch=videovlm" range:"0,64" doc:"videovlm: per-frame ViT blocks before grouping/scoring; the next block is video-wide with the score bias, then tokens are pruned"`
+	Motion          bool `yaml:"motion" for:"arch=videovlm" doc:"videovlm: add a learned projection of each group token's change since the previous frame before the video-wide blocks"`
+	Group           int  `yaml:"group" for:"arch=videovlm" range:"1,8" doc:"videovlm: side of the attention-pooled patch groups (3 = 3x3 patches per token)"`
 }
 
 // DataConfig describes where training and evaluation examples come from.
 type DataConfig struct {
-	Source string `yaml:"source" required:"true" enum:"synthetic|folder|lerobot" doc:"synthetic scenes, a folder of images + questions.jsonl, or (task vla) a LeRobot v2 dataset in data.dir written by 'reel data gen-sim'"`
+	Source string `yaml:"source" required:"true" enum:"synthetic|folder|lerobot" doc:"synthetic scenes, a folder of images + questions.jsonl, or (task vla) a LeRobot dataset (v3.0, v2.1 or reel's v2.0) in data.dir: any robot, its cameras, state and action read from meta/info.json"`
 	// Folder source.
 	Dir       string  `yaml:"dir" doc:"folder source: directory holding the images"`
 	Questions string  `yaml:"questions" doc:"folder source: JSONL file with {image, question, answer[, kind]} per line"`
-	Captions  string  `yaml:"captions" doc:"folder source, videoclip: JSONL file with {video, caption} per line (paths relative to it)"`
+	Captions  string  `yaml:"captions" for:"task=videoclip" doc:"folder source, videoclip: JSONL file with {video, caption} per line (paths relative to it)"`
 	FPS       float64 `yaml:"fps" range:"0.1,240" doc:"folder source, videoclip: frames per second sampled from each video"`
-	SkipBad   bool    `yaml:"skip_bad" doc:"folder source, videoclip: skip (and count) videos that fail to decode instead of stopping"`
+	SkipBad   bool    `yaml:"skip_bad" for:"task=videoclip" doc:"folder source, videoclip: skip (and count) videos that fail to decode instead of stopping"`
 	// Synthetic source.
-	CountingFraction float64  `yaml:"counting_fraction" range:"0,1" doc:"share of counting questions in training batches"`
+	CountingFraction float64  `yaml:"counting_fraction" for:"task=vqa" range:"0,1" doc:"share of counting questions in training batches"`
 	MinObjects       int      `yaml:"min_objects" range:"0,50" doc:"fewest objects per scene"`
 	MaxObjects       int      `yaml:"max_objects" range:"1,50" doc:"most objects per scene (training)"`
 	Shapes           []string `yaml:"shapes" enum:"circle|square|triangle|diamond|cross" doc:"object shapes used"`
@@ -103,19 +105,21 @@ type DataConfig struct {
 	MaxSize          float64  `yaml:"max_size" range:"0.02,0.5" doc:"largest object size, fraction of the image side"`
 	Overlap          bool     `yaml:"overlap" doc:"allow objects to overlap"`
 	Background       string   `yaml:"background" enum:"solid|gradient|noise|mixed" doc:"background style"`
-	MaxSpeed         float64  `yaml:"max_speed" range:"0,0.5" doc:"videoclip: fastest object speed, fraction of the side per frame"`
-	AppearLeave      bool     `yaml:"appear_leave" doc:"videoclip: objects may appear after the first frame or leave before the last"`
-	MotionFrames     int      `yaml:"motion_frames" range:"1,1024" doc:"videoqa: frames during which the moving object moves; the rest of the clip is static"`
-	QAKinds          []string `yaml:"qa_kinds" enum:"count|moved|direction|color_change|appeared" doc:"videoqa: question kinds"`
+	MaxSpeed         float64  `yaml:"max_speed" for:"task=videoclip|videoqa" range:"0,0.5" doc:"videoclip: fastest object speed, fraction of the side per frame"`
+	AppearLeave      bool     `yaml:"appear_leave" for:"task=videoclip|videoqa" doc:"videoclip: objects may appear after the first frame or leave before the last"`
+	MotionFrames     int      `yaml:"motion_frames" for:"task=videoqa" range:"1,1024" doc:"videoqa: frames during which the moving object moves; the rest of the clip is static"`
+	QAKinds          []string `yaml:"qa_kinds" for:"task=videoqa" enum:"count|moved|direction|color_change|appeared" doc:"videoqa: question kinds"`
 	// Simulated robot world (task vla).
-	Families    []string `yaml:"families" enum:"pick|place|push|pick_any" doc:"vla: task families (pick_any has two equally valid targets)"`
-	Variation   float64  `yaml:"variation" range:"0,1" doc:"vla: procedural variation of backgrounds, lighting and camera pose (0 = none)"`
-	Wrist       bool     `yaml:"wrist" doc:"vla: also render a wrist camera"`
-	Bowls       int      `yaml:"bowls" range:"1,2" doc:"vla: bowls (receptacles) per scene"`
-	MaxSteps    int      `yaml:"max_steps" range:"5,10000" doc:"vla: control steps before an episode is cut off"`
-	ExpertNoise float64  `yaml:"expert_noise" range:"0,2" doc:"vla: std of the scripted expert's executed motion noise"`
-	Prefetch    int      `yaml:"prefetch" range:"0,256" doc:"batches generated ahead of compute"`
-	Workers     int      `yaml:"workers" range:"0,64" doc:"data goroutines (0 = number of CPUs)"`
+	Families      []string `yaml:"families" for:"task=vla" enum:"pick|place|push|pick_any" doc:"vla: task families (pick_any has two equally valid targets)"`
+	Variation     float64  `yaml:"variation" for:"task=vla" range:"0,1" doc:"vla: procedural variation of backgrounds, lighting and camera pose (0 = none)"`
+	Wrist         bool     `yaml:"wrist" for:"task=vla" doc:"vla: also render a wrist camera"`
+	Bowls         int      `yaml:"bowls" for:"task=vla" range:"1,2" doc:"vla: bowls (receptacles) per scene"`
+	MaxSteps      int      `yaml:"max_steps" for:"task=vla" range:"5,10000" doc:"vla: control steps before an episode is cut off"`
+	ExpertNoise   float64  `yaml:"expert_noise" for:"task=vla" range:"0,2" doc:"vla: std of the scripted expert's executed motion noise"`
+	Normalization string   `yaml:"normalization" for:"task=vla" enum:"mean_std|min_max|quantiles" doc:"vla: how states and actions are normalised from the data's statistics: mean_std ((x-mean)/std), min_max ([min,max] to [-1,1]) or quantiles ([q01,q99] to [-1,1], openpi's choice for pi0); stored in the checkpoint"`
+	Resize        string   `yaml:"resize" for:"task=vla" enum:"pad|crop|stretch" doc:"vla: how camera images of another size or aspect are fitted to model.image_size: pad (keep the aspect ratio, pad with black), crop (keep the aspect ratio, cut the centre) or stretch"`
+	Prefetch      int      `yaml:"prefetch" range:"0,256" doc:"batches generated ahead of compute"`
+	Workers       int      `yaml:"workers" range:"0,64" doc:"data goroutines (0 = number of CPUs)"`
 }
 
 // TrainConfig holds the optimisation settings.
@@ -137,11 +141,25 @@ type TrainConfig struct {
 	InitFrom    string  `yaml:"init_from" doc:"run or checkpoint directory to load weights from (fine-tuning)"`
 	Precision   string  `yaml:"precision" enum:"f32|bf16" doc:"matmul/attention precision: f32, or bf16 mixed precision (parameters, optimizer state and reductions stay f32)"`
 	Devices     int     `yaml:"devices" range:"0,4096" doc:"data-parallel devices: the batch is sharded over this many devices and gradients all-reduced (0 = all visible devices)"`
+	// Parameter-efficient fine-tuning and memory.
+	LoRA   LoRAConfig `yaml:"lora"`
+	Freeze []string   `yaml:"freeze" doc:"variables not trained, by glob over their path ('vision_tower.*', 'policy/vision/*'; '.' and '/' both separate path elements)"`
+	Remat  bool       `yaml:"remat" doc:"activation checkpointing: keep only each transformer block's input for the backward pass and recompute the rest (less memory, about one more forward pass)"`
+	EMA    float64    `yaml:"ema" range:"0,0.999999" doc:"decay of an exponential moving average of the weights kept beside them (0 = off); 'reel eval --ema' and 'reel export --ema' use it"`
 	// Video-text contrastive training.
-	Temperature      float64 `yaml:"temperature" range:"0.001,10" doc:"videoclip: InfoNCE temperature (initial value if learned)"`
-	LearnTemperature bool    `yaml:"learn_temperature" doc:"videoclip: learn the InfoNCE temperature (CLIP's logit scale)"`
-	DiceWeight       float64 `yaml:"dice_weight" range:"0,100" doc:"trajvit2: weight of the dice loss on Hungarian-matched masks"`
-	FocalWeight      float64 `yaml:"focal_weight" range:"0,100" doc:"trajvit2: weight of the focal loss on Hungarian-matched masks"`
+	Temperature      float64 `yaml:"temperature" for:"task=videoclip" range:"0.001,10" doc:"videoclip: InfoNCE temperature (initial value if learned)"`
+	LearnTemperature bool    `yaml:"learn_temperature" for:"task=videoclip" doc:"videoclip: learn the InfoNCE temperature (CLIP's logit scale)"`
+	DiceWeight       float64 `yaml:"dice_weight" for:"arch=trajvit2" range:"0,100" doc:"trajvit2: weight of the dice loss on Hungarian-matched masks"`
+	FocalWeight      float64 `yaml:"focal_weight" for:"arch=trajvit2" range:"0,100" doc:"trajvit2: weight of the focal loss on Hungarian-matched masks"`
+}
+
+// LoRAConfig adds low-rank adapters to Linear layers (LoRA, arXiv:2106.09685); the adapted layers'
+// own weights are frozen.
+type LoRAConfig struct {
+	Rank    int      `yaml:"rank" range:"0,1024" doc:"adapter rank (0 = no LoRA)"`
+	Alpha   float64  `yaml:"alpha" range:"0,100000" doc:"scale numerator: the adapter adds (alpha/rank)·x·A·B (0 = 2·rank)"`
+	Dropout float64  `yaml:"dropout" range:"0,0.99" doc:"dropout on the adapter's input in training"`
+	Targets []string `yaml:"targets" doc:"Linear layers that get adapters, by the last element of their scope path (q_proj, v_proj, qkv, fc1, ...) or a glob over the path; empty = every attention and MLP projection"`
 }
 
 // EvalConfig describes evaluation.
@@ -149,11 +167,11 @@ type EvalConfig struct {
 	Examples  int      `yaml:"examples" range:"1," doc:"examples per eval set"`
 	BatchSize int      `yaml:"batch_size" range:"1,65536" doc:"eval batch size"`
 	Sets      []string `yaml:"sets" enum:"counting|general|counting_ood|retrieval|videoqa|actions" doc:"eval sets: vqa: counting (in-distribution), general QA, counting_ood (distribution shifts); videoclip: retrieval (held-out video-text pairs); videoqa: held-out video questions; vla: actions (held-out expert chunks, offline)"`
-	Episodes  int      `yaml:"episodes" range:"1," doc:"vla: closed-loop episodes 'reel eval' rolls out in held-out scenes"`
-	Videos    int      `yaml:"videos" range:"0," doc:"vla: rollout videos 'reel eval' writes (first N episodes)"`
-	Depths    []int    `yaml:"depths" doc:"rdvla: fixed depths 'reel eval' sweeps (besides adaptive stopping)"`
+	Episodes  int      `yaml:"episodes" for:"task=vla" range:"1," doc:"vla: closed-loop episodes 'reel eval' rolls out in held-out scenes"`
+	Videos    int      `yaml:"videos" for:"task=vla" range:"0," doc:"vla: rollout videos 'reel eval' writes (first N episodes)"`
+	Depths    []int    `yaml:"depths" for:"arch=rdvla" doc:"rdvla: fixed depths 'reel eval' sweeps (besides adaptive stopping)"`
 	Seed      int64    `yaml:"seed" doc:"seed of the (fixed) eval sets"`
-	OODMax    int      `yaml:"ood_max_objects" range:"1,50" doc:"most objects in the counting_ood set"`
+	OODMax    int      `yaml:"ood_max_objects" for:"task=vqa" range:"1,50" doc:"most objects in the counting_ood set"`
 }
 
 // CheckpointConfig describes checkpointing.

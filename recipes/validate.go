@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"math"
 	"reflect"
+	"slices"
 	"strconv"
 	"strings"
 )
@@ -15,12 +16,14 @@ func Validate(r *Recipe) error {
 	if r == nil {
 		return errors.New("no recipe")
 	}
-	return validate(r, nil)
+	return validate(r, nil, nil)
 }
 
 // validate is Validate with the origin ("FILE:LINE" or "--set ...") of each dotted path, used
-// to prefix messages.
-func validate(r *Recipe, pos map[string]string) error {
+// to prefix messages, and explicit, which reports whether the user set a path (in the recipe file
+// named or with --set, rather than through a base recipe or the defaults): such a setting must be
+// one the recipe's task and model.arch use.
+func validate(r *Recipe, pos map[string]string, explicit func(path string) bool) error {
 	var errs []string
 	add := func(p, msg string) {
 		errs = append(errs, fmt.Sprintf("%s%s: %s", prefix(pos[p]), p, msg))
@@ -28,6 +31,15 @@ func validate(r *Recipe, pos map[string]string) error {
 	checkFields(reflect.ValueOf(r).Elem(), "", add)
 	if len(errs) == 0 {
 		checkCross(r, add)
+	}
+	if len(errs) == 0 && explicit != nil {
+		def := Defaults()
+		walkUnused(r, reflect.ValueOf(r).Elem(), reflect.ValueOf(&def).Elem(), "", nil, func(fp, kind, got, values string, v, d reflect.Value) {
+			if explicit(fp) && !reflect.DeepEqual(v.Interface(), d.Interface()) {
+				add(fp, fmt.Sprintf("is not used by %s %s (it applies to %s %s); remove it",
+					map[string]string{"arch": "model.arch", "task": "task"}[kind], got, kind, strings.ReplaceAll(values, "|", ", ")))
+			}
+		})
 	}
 	if len(errs) == 0 {
 		return nil
@@ -229,4 +241,48 @@ func checkCross(r *Recipe, add func(p, msg string)) {
 			add("data.colors", "must not be empty")
 		}
 	}
+}
+
+// walkUnused calls f for every field (v, with its default d) that the recipe's task and
+// model.arch ignore. A field (or a section) tagged for:"arch=a|b" or for:"task=x|y" applies only
+// to those; tags of enclosing sections must hold too. kind, got and values describe the first
+// condition that fails.
+func walkUnused(r *Recipe, v, d reflect.Value, p string, outer []string, f func(fp, kind, got, values string, v, d reflect.Value)) {
+	t := v.Type()
+	for i := 0; i < t.NumField(); i++ {
+		sf := t.Field(i)
+		key := yamlKey(sf)
+		if key == "" {
+			continue
+		}
+		fp := joinPath(p, key)
+		conds := outer
+		if c := sf.Tag.Get("for"); c != "" {
+			conds = append(append([]string(nil), outer...), c)
+		}
+		if v.Field(i).Kind() == reflect.Struct {
+			walkUnused(r, v.Field(i), d.Field(i), fp, conds, f)
+			continue
+		}
+		for _, c := range conds {
+			kind, values, _ := strings.Cut(c, "=")
+			got := r.Task
+			if kind == "arch" {
+				got = r.Model.Arch
+			}
+			if !slices.Contains(strings.Split(values, "|"), got) {
+				f(fp, kind, got, values, v.Field(i), d.Field(i))
+				break
+			}
+		}
+	}
+}
+
+// resetUnused sets every field the recipe's task and model.arch ignore back to its default, so
+// that a resolved recipe (`reel recipes show`, a run's recipe.yaml) holds only settings that act.
+func resetUnused(r *Recipe) {
+	def := Defaults()
+	walkUnused(r, reflect.ValueOf(r).Elem(), reflect.ValueOf(&def).Elem(), "", nil, func(_, _, _, _ string, v, d reflect.Value) {
+		v.Set(d)
+	})
 }

@@ -6,12 +6,12 @@ import (
 	"runtime/debug"
 	"time"
 
-	"github.com/reelml/reel/sim"
+	"github.com/reelml/reel/policy"
 )
 
 // request is one observation waiting for the policy.
 type request struct {
-	obs  sim.Observation
+	obs  policy.Observation
 	done chan result // buffered: the dispatcher never blocks on a departed connection
 }
 
@@ -21,7 +21,7 @@ type result struct {
 }
 
 // query sends obs through the batcher and waits for its action chunk.
-func (s *Server) query(ctx context.Context, obs sim.Observation) ([][]float32, error) {
+func (s *Server) query(ctx context.Context, obs policy.Observation) ([][]float32, error) {
 	req := &request{obs: obs, done: make(chan result, 1)}
 	select {
 	case s.reqs <- req:
@@ -37,7 +37,8 @@ func (s *Server) query(ctx context.Context, obs sim.Observation) ([][]float32, e
 }
 
 // dispatch collects requests into batches, at most MaxBatch, waiting at most BatchWindow after a
-// batch's first request, and runs them one batch at a time.
+// batch's first request, and runs them one batch at a time. Both are read afresh for each batch,
+// so /config changes apply from the next batch on.
 func (s *Server) dispatch() {
 	defer close(s.dispatchDone)
 	for {
@@ -48,9 +49,10 @@ func (s *Server) dispatch() {
 		case <-s.ctx.Done():
 			return
 		}
-		timer := time.NewTimer(s.cfg.BatchWindow)
+		maxBatch, window := s.Batching()
+		timer := time.NewTimer(window)
 	collect:
-		for len(batch) < s.cfg.MaxBatch {
+		for len(batch) < maxBatch {
 			select {
 			case r := <-s.reqs:
 				batch = append(batch, r)
@@ -67,7 +69,7 @@ func (s *Server) dispatch() {
 
 // runBatch calls the policy once for the batch and hands each request its chunk, or the error.
 func (s *Server) runBatch(batch []*request) {
-	obs := make([]sim.Observation, len(batch))
+	obs := make([]policy.Observation, len(batch))
 	for i, r := range batch {
 		obs[i] = r.obs
 	}
@@ -89,7 +91,7 @@ func (s *Server) runBatch(batch []*request) {
 }
 
 // act calls the policy, turning a panic into an error.
-func (s *Server) act(obs []sim.Observation) (chunks [][][]float32, err error) {
+func (s *Server) act(obs []policy.Observation) (chunks [][][]float32, err error) {
 	defer func() {
 		if r := recover(); r != nil {
 			s.cfg.Logf("serve: policy panicked: %v\n%s", r, debug.Stack())
@@ -112,12 +114,12 @@ func (s *Server) checkChunk(chunk [][]float32) ([][]float32, error) {
 		switch {
 		case len(a) == 0:
 			return nil, fmt.Errorf("policy returned an empty action %d", k)
-		case s.cfg.ActionDim > 0 && len(a) != s.cfg.ActionDim:
-			return nil, fmt.Errorf("policy returned action %d with %d values, expected %d", k, len(a), s.cfg.ActionDim)
+		case s.cfg.Spec.ActionDim > 0 && len(a) != s.cfg.Spec.ActionDim:
+			return nil, fmt.Errorf("policy returned action %d with %d values, expected %d", k, len(a), s.cfg.Spec.ActionDim)
 		}
 	}
-	if s.cfg.Execute > 0 && len(chunk) > s.cfg.Execute {
-		chunk = chunk[:s.cfg.Execute]
+	if e := s.cfg.Spec.Execute; e > 0 && len(chunk) > e {
+		chunk = chunk[:e]
 	}
 	return chunk, nil
 }

@@ -8,7 +8,8 @@ import (
 
 	"github.com/coder/websocket"
 
-	"github.com/reelml/reel/sim"
+	"github.com/reelml/reel/internal/version"
+	"github.com/reelml/reel/policy"
 )
 
 // clientReadLimit bounds one message from the server.
@@ -23,11 +24,16 @@ type ServerInfo struct {
 	ActionDim       int
 	ChunkSize       int // the policy's chunk length (horizon)
 	Execute         int // actions of each chunk used before re-querying (0: all)
-	ImageSize       int
 	StateDim        int
 	MaxBatch        int
 	Cameras         []string
-	Payload         map[string]any // the whole hello payload
+	ImageShapes     map[string][]int // camera → [H, W, C]
+	// The harness's descriptions: observation_spec and action_spec (component → DimSpec dict)
+	// and observation_params (benchmark parameters the server asks for).
+	ObservationSpec   map[string]any
+	ActionSpec        map[string]any
+	ObservationParams map[string]any
+	Payload           map[string]any // the whole hello payload
 }
 
 // ServerError is an error message from the server: the request was rejected but the connection
@@ -51,7 +57,8 @@ type Client struct {
 }
 
 // Dial connects to a policy server ("ws://host:port", "http://host:port" or "host:port") and
-// performs the hello handshake, failing when the server speaks another protocol version.
+// performs the hello handshake. A server speaking another protocol version is accepted, as the
+// harness's client does; Info().ProtocolVersion says which.
 func Dial(ctx context.Context, url string) (*Client, error) {
 	if !strings.Contains(url, "://") {
 		url = "ws://" + url
@@ -72,7 +79,7 @@ func Dial(ctx context.Context, url string) (*Client, error) {
 func (c *Client) handshake(ctx context.Context) error {
 	reply, err := c.request(ctx, TypeHello, map[string]any{
 		"protocol_version": ProtocolVersion,
-		"harness_version":  harnessVersion,
+		"harness_version":  version.String(),
 	}, TypeHello)
 	if err != nil {
 		return fmt.Errorf("hello: %w", err)
@@ -87,7 +94,15 @@ func (c *Client) handshake(ctx context.Context) error {
 	info.ModelServer, _ = p["model_server"].(string)
 	info.SessionID, _ = p["session_id"].(string)
 	info.ActionDim, info.ChunkSize, info.Execute = getInt("action_dim"), getInt("chunk_size"), getInt("execute")
-	info.ImageSize, info.StateDim = getInt("image_size"), getInt("state_dim")
+	info.StateDim = getInt("state_dim")
+	if shapes, ok := p["image_shapes"].(map[string]any); ok {
+		info.ImageShapes = map[string][]int{}
+		for cam, v := range shapes {
+			if dims, err := intList(v); err == nil {
+				info.ImageShapes[cam] = dims
+			}
+		}
+	}
 	if caps, ok := p["capabilities"].(map[string]any); ok {
 		n, _ := asInt(caps["max_batch_size"])
 		info.MaxBatch = int(n)
@@ -99,9 +114,9 @@ func (c *Client) handshake(ctx context.Context) error {
 			}
 		}
 	}
-	if info.ProtocolVersion != ProtocolVersion {
-		return fmt.Errorf("server speaks protocol_version %v, this client speaks %d", p["protocol_version"], ProtocolVersion)
-	}
+	info.ObservationSpec, _ = p["observation_spec"].(map[string]any)
+	info.ActionSpec, _ = p["action_spec"].(map[string]any)
+	info.ObservationParams, _ = p["observation_params"].(map[string]any)
 	c.info = info
 	return nil
 }
@@ -122,7 +137,7 @@ func (c *Client) EpisodeEnd(ctx context.Context, result map[string]any) error {
 
 // Step sends one observation and returns the one action the server answers with. It fails when
 // the server sends a chunk of several actions (use StepChunk for such servers).
-func (c *Client) Step(ctx context.Context, obs sim.Observation) ([]float32, error) {
+func (c *Client) Step(ctx context.Context, obs policy.Observation) ([]float32, error) {
 	chunk, err := c.StepChunk(ctx, obs)
 	if err != nil {
 		return nil, err
@@ -135,7 +150,7 @@ func (c *Client) Step(ctx context.Context, obs sim.Observation) ([]float32, erro
 
 // StepChunk sends one observation and returns the actions of the answer: one action from a
 // server that buffers chunks (as Server does), a whole chunk from one that does not.
-func (c *Client) StepChunk(ctx context.Context, obs sim.Observation) ([][]float32, error) {
+func (c *Client) StepChunk(ctx context.Context, obs policy.Observation) ([][]float32, error) {
 	payload, err := ObservationPayload(obs)
 	if err != nil {
 		return nil, err
@@ -173,7 +188,7 @@ func (c *Client) request(ctx context.Context, typ MessageType, payload map[strin
 	for {
 		_, data, err := c.conn.Read(ctx)
 		if err != nil {
-			return Message{}, fmt.Errorf("read from policy server: %w", err)
+			return Message{}, &connError{fmt.Errorf("read from policy server: %w", err)}
 		}
 		msg, err := Decode(data)
 		if err != nil {
@@ -198,7 +213,7 @@ func (c *Client) send(ctx context.Context, m Message) error {
 		return err
 	}
 	if err := c.conn.Write(ctx, websocket.MessageBinary, data); err != nil {
-		return fmt.Errorf("write to policy server: %w", err)
+		return &connError{fmt.Errorf("write to policy server: %w", err)}
 	}
 	return nil
 }

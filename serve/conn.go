@@ -15,6 +15,7 @@ import (
 type session struct {
 	id     string
 	buffer [][]float32
+	warned map[string]bool // warnings already logged
 }
 
 // serveWebSocket runs one connection: messages are handled one at a time, in order, and every
@@ -38,7 +39,7 @@ func (s *Server) serveWebSocket(w http.ResponseWriter, r *http.Request) {
 	stop := context.AfterFunc(r.Context(), cancel)
 	defer stop()
 
-	sess := &session{id: strconv.FormatInt(s.nextID.Add(1), 10)}
+	sess := &session{id: strconv.FormatInt(s.nextID.Add(1), 10), warned: map[string]bool{}}
 	s.cfg.Logf("serve: session %s connected from %s", sess.id, r.RemoteAddr)
 	defer s.cfg.Logf("serve: session %s closed", sess.id)
 	for {
@@ -123,42 +124,75 @@ func (s *Server) handle(ctx context.Context, sess *session, data []byte) (reply 
 	return ErrorMessage(seq, fmt.Errorf("a server does not accept %q messages (expected hello, episode_start, observation or episode_end)", msg.Type)), true
 }
 
-// hello answers a client's hello with the protocol version and what the server expects.
+// hello answers a client's hello with the protocol version, what the server reads and returns
+// in the harness's terms (observation_spec, action_spec, observation_params, as the harness's
+// model servers send them) and reel's own description of the policy. A client speaking another
+// protocol version is answered all the same, with a logged warning, as harness servers do.
 func (s *Server) hello(sess *session, msg Message) (Message, bool) {
 	if v, ok := msg.Payload["protocol_version"]; ok {
 		if n, ok := asInt(v); !ok || n != ProtocolVersion {
-			return ErrorMessage(msg.Seq, fmt.Errorf("hello: protocol_version %v is not supported (this server speaks %d)", v, ProtocolVersion)), true
+			s.cfg.Logf("serve: session %s: warning: the client speaks protocol_version %v, this server %d; continuing", sess.id, v, ProtocolVersion)
 		}
 	}
-	cameras := s.cfg.Cameras
-	if cameras == nil {
-		cameras = []string{}
+	client, _ := msg.Payload["harness_version"].(string)
+	s.cfg.Logf("serve: session %s: hello from %q", sess.id, client)
+	a := s.adapter
+	spec := a.Spec()
+	cameras, sizes := []string{}, map[string]any{}
+	for i, bench := range a.BenchmarkCameras() {
+		c := spec.Cameras[i]
+		cameras = append(cameras, bench)
+		sizes[bench] = []int{c.Height, c.Width, 3}
 	}
-	return NewMessage(TypeHello, msg.Seq, map[string]any{
+	maxBatch, _ := s.Batching()
+	payload := map[string]any{
 		"protocol_version": ProtocolVersion,
-		"harness_version":  harnessVersion,
+		"harness_version":  s.cfg.Version,
 		"model_server":     s.cfg.Name,
 		"session_id":       sess.id,
 		"capabilities": map[string]any{
-			"batching":        s.cfg.MaxBatch > 1,
-			"max_batch_size":  s.cfg.MaxBatch,
+			"batching":        maxBatch > 1,
+			"max_batch_size":  maxBatch,
 			"action_chunking": true,
 		},
-		"action_dim": s.cfg.ActionDim,
-		"chunk_size": s.cfg.Horizon,
-		"execute":    s.cfg.Execute,
-		"image_size": s.cfg.ImageSize,
-		"state_dim":  s.cfg.StateDim,
-		"cameras":    cameras,
-	}), true
+		"action_spec":      a.ActionSpec(),
+		"observation_spec": a.ObservationSpec(),
+		"action_dim":       a.ActionDim(),
+		"chunk_size":       spec.Horizon,
+		"execute":          spec.Execute,
+		"state_dim":        a.stateIn(),
+		"cameras":          cameras,
+		"image_shapes":     sizes,
+	}
+	if p := a.ObservationParams(); len(p) > 0 {
+		payload["observation_params"] = p
+	}
+	return NewMessage(TypeHello, msg.Seq, payload), true
 }
 
 // observe answers an observation with the next buffered action, querying the policy when the
-// buffer is empty. The observation is validated even when the answer comes from the buffer.
+// buffer is empty. The observation is decoded, fitted to the policy and checked by the policy
+// (policy.Checker) here, in the connection's own goroutine, before it can join a batch: a bad
+// observation gets its own error reply and never fails the other sessions' batch. It is checked
+// even when the answer comes from the buffer. What the adaptation or the check changed is listed
+// under the reply's "metadata": {"warnings": [...]}.
 func (s *Server) observe(ctx context.Context, sess *session, msg Message) (Message, bool) {
-	obs, err := ParseObservation(msg.Payload, s.spec)
+	obs, warnings, err := s.adapter.Observation(msg.Payload)
 	if err != nil {
 		return ErrorMessage(msg.Seq, err), true
+	}
+	if s.checker != nil {
+		checked, w, err := s.checker.Check(obs)
+		if err != nil {
+			return ErrorMessage(msg.Seq, fmt.Errorf("observation: %w", err)), true
+		}
+		obs, warnings = checked, append(warnings, w...)
+	}
+	for _, w := range warnings {
+		if !sess.warned[w] {
+			sess.warned[w] = true
+			s.cfg.Logf("serve: session %s: warning: %s", sess.id, w)
+		}
 	}
 	if len(sess.buffer) == 0 {
 		chunk, err := s.query(ctx, obs)
@@ -167,10 +201,11 @@ func (s *Server) observe(ctx context.Context, sess *session, msg Message) (Messa
 		}
 		sess.buffer = chunk
 	}
-	action := sess.buffer[0]
+	action := s.adapter.Action(sess.buffer[0])
 	sess.buffer = sess.buffer[1:]
-	return NewMessage(TypeAction, msg.Seq, ActionPayload(action)), true
+	payload := ActionPayload(action)
+	if len(warnings) > 0 {
+		payload[keyMetadata] = map[string]any{"warnings": warnings}
+	}
+	return NewMessage(TypeAction, msg.Seq, payload), true
 }
-
-// harnessVersion is what this package reports as "harness_version" in hello messages.
-const harnessVersion = "reel-serve"

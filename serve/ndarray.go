@@ -27,7 +27,7 @@ type dtype struct {
 
 // dtypeNames maps numpy's dtype names to their little-endian dtype strings.
 var dtypeNames = map[string]string{
-	"float32": "<f4", "float64": "<f8",
+	"float16": "<f2", "float32": "<f4", "float64": "<f8",
 	"int8": "|i1", "int16": "<i2", "int32": "<i4", "int64": "<i8",
 	"uint8": "|u1", "uint16": "<u2", "uint32": "<u4", "uint64": "<u8",
 	"bool": "|b1",
@@ -39,7 +39,7 @@ func parseDType(s string) (dtype, error) {
 	if full, ok := dtypeNames[s]; ok {
 		str = full
 	}
-	bad := fmt.Errorf("dtype %q is not supported (expected a numpy bool/int/uint/float dtype such as \"<f4\", \"float32\" or \"uint8\")", s)
+	bad := fmt.Errorf("dtype %q is not supported (expected a numpy bool/int/uint/float dtype such as \"<f4\", \"<f2\", \"float32\" or \"uint8\")", s)
 	if len(str) < 2 {
 		return dtype{}, bad
 	}
@@ -56,7 +56,7 @@ func parseDType(s string) (dtype, error) {
 	}
 	d.kind, d.size = str[0], int(str[1]-'0')
 	switch {
-	case d.kind == 'f' && (d.size == 4 || d.size == 8),
+	case d.kind == 'f' && (d.size == 2 || d.size == 4 || d.size == 8),
 		(d.kind == 'i' || d.kind == 'u') && (d.size == 1 || d.size == 2 || d.size == 4 || d.size == 8),
 		d.kind == 'b' && d.size == 1:
 		return d, nil
@@ -131,9 +131,12 @@ func (a NDArray) Float32s() ([]float32, error) {
 		b := a.Data[i*d.size : (i+1)*d.size]
 		switch d.kind {
 		case 'f':
-			if d.size == 4 {
+			switch d.size {
+			case 2:
+				out[i] = halfToFloat32(d.order.Uint16(b))
+			case 4:
 				out[i] = math.Float32frombits(d.order.Uint32(b))
-			} else {
+			default:
 				out[i] = float32(math.Float64frombits(d.order.Uint64(b)))
 			}
 		case 'u', 'b':
@@ -154,6 +157,29 @@ func (a NDArray) Uint8s() ([]uint8, error) {
 		return nil, fmt.Errorf("dtype %s is not uint8", a.DType)
 	}
 	return append([]uint8(nil), a.Data...), nil
+}
+
+// halfToFloat32 converts an IEEE 754 binary16 value (numpy's float16, "<f2") to float32 exactly:
+// subnormals are normalised, infinities and NaNs keep their sign (and NaN payload bits).
+func halfToFloat32(h uint16) float32 {
+	sign := uint32(h>>15) << 31
+	exp := uint32(h>>10) & 0x1f
+	frac := uint32(h) & 0x3ff
+	switch {
+	case exp == 0x1f: // Inf, NaN
+		return math.Float32frombits(sign | 0xff<<23 | frac<<13)
+	case exp != 0: // normal: rebias the exponent from 15 to 127
+		return math.Float32frombits(sign | (exp+127-15)<<23 | frac<<13)
+	case frac == 0:
+		return math.Float32frombits(sign) // ±0
+	}
+	// subnormal: frac × 2⁻²⁴, shifted until the leading bit is the implicit one
+	e := uint32(127 - 15 + 1)
+	for frac&0x400 == 0 {
+		frac <<= 1
+		e--
+	}
+	return math.Float32frombits(sign | e<<23 | (frac&0x3ff)<<13)
 }
 
 func readUint(d dtype, b []byte) uint64 {

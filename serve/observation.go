@@ -3,10 +3,8 @@ package serve
 import (
 	"fmt"
 	"math"
-	"slices"
-	"strings"
 
-	"github.com/reelml/reel/sim"
+	"github.com/reelml/reel/policy"
 )
 
 // Payload keys of observations and actions, as the vla-eval benchmarks name them.
@@ -15,25 +13,19 @@ const (
 	keyInstruction = "task_description"
 	keyStates      = "states"
 	keyActions     = "actions"
+	keyMetadata    = "metadata" // of an action reply: {"warnings": [...]}
 )
-
-// ObservationSpec is what a server accepts in an observation; zero fields accept anything.
-type ObservationSpec struct {
-	ImageSize int      // every image must be ImageSize×ImageSize×3
-	StateDim  int      // "states" must hold StateDim values
-	Cameras   []string // exactly these cameras must be present
-}
 
 // ObservationPayload encodes an observation: images as PNG (8 bits per channel), the state as a
 // float32 array under "states", the instruction under "task_description".
-func ObservationPayload(obs sim.Observation) (map[string]any, error) {
+func ObservationPayload(obs policy.Observation) (map[string]any, error) {
 	images := make(map[string]any, len(obs.Images))
-	for name, pix := range obs.Images {
-		im, err := EncodePNG(pix, obs.Size, obs.Size)
+	for name, im := range obs.Images {
+		enc, err := EncodePNG(im.Pix, im.H, im.W)
 		if err != nil {
 			return nil, fmt.Errorf("observation image %q: %w", name, err)
 		}
-		images[name] = im
+		images[name] = enc
 	}
 	p := map[string]any{keyImages: images, keyInstruction: obs.Instruction}
 	if len(obs.State) > 0 {
@@ -42,79 +34,20 @@ func ObservationPayload(obs sim.Observation) (map[string]any, error) {
 	return p, nil
 }
 
-// ParseObservation decodes an observation payload and checks it against spec. Images may be
-// encoded images (png, jpeg, raw), uint8 or float HWC ndarrays, or bare PNG bytes; the state
-// may be an ndarray of any numeric dtype or a list of numbers ("state" is accepted for "states"
-// and "instruction" for "task_description").
-func ParseObservation(p map[string]any, spec ObservationSpec) (sim.Observation, error) {
-	var obs sim.Observation
-	rawImages := map[string]any{}
-	if v, ok := p[keyImages]; ok {
-		m, ok := v.(map[string]any)
-		if !ok {
-			return obs, fmt.Errorf("observation.images must be a map from camera name to image, got %s", typeName(v))
-		}
-		rawImages = m
+// ParseObservation decodes an observation payload and checks it against the policy's spec, with
+// no adaptation beyond resizing (see Adapter for camera mapping, state selection and the
+// warnings). Images may be encoded images (png, jpeg, raw), uint8 or float HWC ndarrays, or bare
+// PNG bytes; an image of another size than the spec's camera is fitted to it with the spec's
+// resize mode, and cameras the policy does not read are ignored. The state may be an ndarray of
+// any numeric dtype or a list of numbers ("state" is accepted for "states" and "instruction" for
+// "task_description"). A zero spec accepts any cameras, sizes and state.
+func ParseObservation(p map[string]any, spec policy.Spec) (policy.Observation, error) {
+	a, err := NewAdapter(spec, AdaptOptions{})
+	if err != nil {
+		return policy.Observation{}, err
 	}
-	for _, cam := range spec.Cameras {
-		if _, ok := rawImages[cam]; !ok {
-			return obs, fmt.Errorf("observation.images has no camera %q (expected %s)", cam, strings.Join(spec.Cameras, ", "))
-		}
-	}
-	names := make([]string, 0, len(rawImages))
-	for name := range rawImages {
-		if len(spec.Cameras) > 0 && !slices.Contains(spec.Cameras, name) {
-			return obs, fmt.Errorf("observation.images has unexpected camera %q (expected %s)", name, strings.Join(spec.Cameras, ", "))
-		}
-		names = append(names, name)
-	}
-	slices.Sort(names)
-	obs.Images = make(map[string][]float32, len(names))
-	obs.Size = spec.ImageSize
-	for _, name := range names {
-		pix, h, w, err := decodeImageValue(rawImages[name])
-		if err != nil {
-			return obs, fmt.Errorf("observation.images.%s: %w", name, err)
-		}
-		switch {
-		case spec.ImageSize > 0 && (h != spec.ImageSize || w != spec.ImageSize):
-			return obs, fmt.Errorf("observation.images.%s is %d×%d, expected %d×%d", name, h, w, spec.ImageSize, spec.ImageSize)
-		case h != w:
-			return obs, fmt.Errorf("observation.images.%s is %d×%d, expected a square image", name, h, w)
-		case obs.Size > 0 && h != obs.Size:
-			return obs, fmt.Errorf("observation.images.%s is %d×%d, but other cameras are %d×%d", name, h, w, obs.Size, obs.Size)
-		}
-		obs.Size = h
-		obs.Images[name] = pix
-	}
-
-	key := keyInstruction
-	if _, ok := p[key]; !ok {
-		key = "instruction"
-	}
-	if v, ok := p[key]; ok && v != nil {
-		s, ok := v.(string)
-		if !ok {
-			return obs, fmt.Errorf("observation.%s must be a string, got %s", key, typeName(v))
-		}
-		obs.Instruction = s
-	}
-
-	key = keyStates
-	if _, ok := p[key]; !ok {
-		key = "state"
-	}
-	if v, ok := p[key]; ok && v != nil {
-		state, err := floatValues(v)
-		if err != nil {
-			return obs, fmt.Errorf("observation.%s: %w", key, err)
-		}
-		obs.State = state
-	}
-	if spec.StateDim > 0 && len(obs.State) != spec.StateDim {
-		return obs, fmt.Errorf("observation.states has %d values, expected %d", len(obs.State), spec.StateDim)
-	}
-	return obs, nil
+	obs, _, err := a.Observation(p)
+	return obs, err
 }
 
 // decodeImageValue decodes one camera's image into h×w×3 floats.
@@ -208,9 +141,4 @@ func ParseActions(p map[string]any) ([][]float32, error) {
 		return out, nil
 	}
 	return nil, fmt.Errorf("action.actions has shape %v, expected [ActionDim] or [n, ActionDim]", shape)
-}
-
-// oneLine folds a message onto one line.
-func oneLine(s string) string {
-	return strings.Join(strings.Fields(s), " ")
 }

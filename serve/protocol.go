@@ -1,26 +1,39 @@
-// Package serve speaks the vla-eval policy-server protocol: a WebSocket server that answers
-// observations with actions from a sim.Policy (batching concurrent connections into one Act call
-// and buffering action chunks per connection), and a client plus a sim.Policy adapter
-// (RemotePolicy) that evaluates against such a server.
+// Package serve speaks the vla-eval policy-server protocol of the vla-evaluation-harness: a
+// WebSocket server that answers observations with actions from a policy.Policy (fitting each
+// benchmark's observations to the policy with an Adapter, checking each observation on its own,
+// batching concurrent connections into one Act call and buffering action chunks per connection),
+// clients (Client; Session, episode by episode as the harness's runners drive a model server;
+// RemotePolicy for lockstep evaluation), results in the harness's layout (EpisodeRecord,
+// Aggregate, MergeResults) and a load test (BenchServe).
 //
 // Every WebSocket message is one binary msgpack map {"type", "payload", "seq", "timestamp"}.
-// Numpy arrays travel as {"__ndarray__": true, "data": bin, "dtype": "<f4", "shape": [..]} and
-// images as {"__image__": true, "format": "png", "data": bin, "shape": [H, W, C]}, the formats of
-// the vla-evaluation-harness (vla_eval.protocol), so either side can talk to the Python harness.
+// Numpy arrays travel as {"__ndarray__": true, "data": bin, "dtype": "<f4", "shape": [..]} (any
+// bool, int, uint or float dtype, float16 included) and images as {"__image__": true, "format":
+// "png", "data": bin, "shape": [H, W, C]}, the formats of the vla-evaluation-harness
+// (src/vla_eval/protocol), so either side can talk to the Python harness.
 //
 // Payloads:
 //   - hello (both ways): {"protocol_version": 1, "harness_version": ..., ...}; the server's reply
-//     also describes the policy (see ServerInfo).
-//   - episode_start (client → server): task metadata; the server clears the connection's action
+//     also describes the policy in the harness's terms (observation_spec, action_spec,
+//     observation_params) and in reel's (see ServerInfo). A client of another protocol version is
+//     answered, with a logged warning.
+//   - episode_start (client → server): {"task": {...}}; the server clears the connection's action
 //     buffer. No reply.
 //   - observation (client → server): {"images": {camera: image}, "task_description": str,
 //     "states": ndarray}.
-//   - action (server → client): {"actions": ndarray <f4 [ActionDim]}, with the observation's seq.
-//   - episode_end (client → server): episode results; no reply.
+//   - action (server → client): {"actions": ndarray <f4 [ActionDim]}, with the observation's seq,
+//     and {"metadata": {"warnings": [...]}} when the observation was adapted (an instruction cut,
+//     a missing state filled with zeros).
+//   - episode_end (client → server): the episode's result; no reply.
 //   - error (server → client): {"error": "one-line message"}, with the offending message's seq.
+//
+// Besides the WebSocket endpoint the server answers GET /health and GET|POST /config
+// (max_batch_size, max_wait_time), as the harness's model servers do.
 package serve
 
 import (
+	"github.com/reelml/reel/internal/errline"
+
 	"bytes"
 	"errors"
 	"fmt"
@@ -70,7 +83,7 @@ func NewMessage(typ MessageType, seq int64, payload map[string]any) Message {
 
 // ErrorMessage returns an error message whose payload carries err as one line.
 func ErrorMessage(seq int64, err error) Message {
-	return NewMessage(TypeError, seq, map[string]any{"error": oneLine(err.Error())})
+	return NewMessage(TypeError, seq, map[string]any{"error": errline.Fold(err.Error())})
 }
 
 // maxDepth bounds the nesting of maps and arrays in a decoded message; real messages nest at

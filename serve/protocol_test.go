@@ -14,7 +14,7 @@ import (
 	"github.com/stretchr/testify/require"
 	"github.com/vmihailenco/msgpack/v5"
 
-	"github.com/reelml/reel/sim"
+	"github.com/reelml/reel/policy"
 )
 
 func TestMessageRoundTrip(t *testing.T) {
@@ -76,6 +76,17 @@ func TestNDArrayDTypes(t *testing.T) {
 	le.PutUint16(i16[2:], 300)
 	i64 := make([]byte, 8)
 	be.PutUint64(i64, uint64(0xfffffffffffffff9)) // -7
+	// float16 bit patterns and their values in closed form (IEEE 754 binary16): 1, −2, 1/3 rounded
+	// to 11 significant bits, the largest finite value, the smallest and largest subnormals, −0.
+	halfs := []uint16{0x3c00, 0xc000, 0x3555, 0x7bff, 0x0001, 0x03ff, 0x8000}
+	halfVals := []float32{1, -2, 1365.0 / 4096, 65504, 0x1p-24, 1023 * 0x1p-24, float32(math.Copysign(0, -1))}
+	f16 := func(order binary.ByteOrder) []byte {
+		b := make([]byte, 2*len(halfs))
+		for i, h := range halfs {
+			order.PutUint16(b[2*i:], h)
+		}
+		return b
+	}
 	cases := []struct {
 		name string
 		arr  NDArray
@@ -90,6 +101,9 @@ func TestNDArrayDTypes(t *testing.T) {
 		{"<i2", NDArray{Data: i16, DType: "<i2", Shape: []int{2}}, []float32{-1, 300}},
 		{">i8", NDArray{Data: i64, DType: ">i8", Shape: []int{1}}, []float32{-7}},
 		{"bool", NDArray{Data: []byte{1, 0}, DType: "|b1", Shape: []int{2}}, []float32{1, 0}},
+		{"<f2", NDArray{Data: f16(le), DType: "<f2", Shape: []int{len(halfs)}}, halfVals},
+		{">f2", NDArray{Data: f16(be), DType: ">f2", Shape: []int{len(halfs)}}, halfVals},
+		{"float16 name", NDArray{Data: f16(le)[:2], DType: "float16", Shape: []int{1}}, []float32{1}},
 		{"scalar", NDArray{Data: NewFloat32Array([]float32{9}).Data, DType: "<f4", Shape: []int{}}, []float32{9}},
 	}
 	for _, c := range cases {
@@ -99,15 +113,23 @@ func TestNDArrayDTypes(t *testing.T) {
 			got, err := m.Payload["a"].(NDArray).Float32s()
 			require.NoError(t, err)
 			assert.Equal(t, c.want, got)
+			for i := range got {
+				assert.Equal(t, math.Signbit(float64(c.want[i])), math.Signbit(float64(got[i])), "sign of %v", c.want[i])
+			}
 		})
 	}
+	// Infinities and NaN keep their meaning.
+	inf := NDArray{Data: []byte{0x00, 0x7c, 0x00, 0xfc, 0x01, 0x7e}, DType: "<f2", Shape: []int{3}}
+	got, err := inf.Float32s()
+	require.NoError(t, err)
+	assert.True(t, math.IsInf(float64(got[0]), 1) && math.IsInf(float64(got[1]), -1) && math.IsNaN(float64(got[2])), "%v", got)
 
 	bad := []NDArray{
 		{Data: []byte{1, 2, 3}, DType: "<f4", Shape: []int{1}},     // 3 bytes for 4
 		{Data: make([]byte, 8), DType: "<f4", Shape: []int{3}},     // 8 bytes for 12
 		{Data: make([]byte, 4), DType: "<c8", Shape: []int{1}},     // complex
 		{Data: make([]byte, 4), DType: "object", Shape: []int{1}},  // not numeric
-		{Data: make([]byte, 2), DType: "<f2", Shape: []int{1}},     // float16 unsupported
+		{Data: make([]byte, 3), DType: "<f2", Shape: []int{1}},     // 3 bytes for 2
 		{Data: make([]byte, 4), DType: "<f4", Shape: []int{-1, 1}}, // negative
 	}
 	for _, a := range bad {
@@ -176,9 +198,8 @@ func TestImageVariants(t *testing.T) {
 }
 
 func TestObservationPayloadRoundTrip(t *testing.T) {
-	obs := sim.Observation{
-		Images:      map[string][]float32{"scene": testPixels(6, 1), "wrist": testPixels(6, 2)},
-		Size:        6,
+	obs := policy.Observation{
+		Images:      map[string]policy.Image{"scene": testImage(6, 1), "wrist": testImage(6, 2)},
 		State:       []float32{0.1, -0.2, 0.3, 0.4},
 		Instruction: "stack the blue block",
 	}
@@ -186,26 +207,35 @@ func TestObservationPayloadRoundTrip(t *testing.T) {
 	require.NoError(t, err)
 	m, err := Decode(mustEncode(t, NewMessage(TypeObservation, 5, p)))
 	require.NoError(t, err)
-	got, err := ParseObservation(m.Payload, ObservationSpec{ImageSize: 6, StateDim: 4, Cameras: []string{"scene", "wrist"}})
+	got, err := ParseObservation(m.Payload, testSpec(6, 4, 3, 1, "scene", "wrist"))
 	require.NoError(t, err)
 	assert.Equal(t, obs, got)
 
+	// An image of another size is fitted to the spec's camera.
+	got, err = ParseObservation(m.Payload, testSpec(8, 4, 3, 1, "scene", "wrist"))
+	require.NoError(t, err)
+	want, err := policy.Resize(obs.Images["wrist"], 8, 8, policy.ResizePad)
+	require.NoError(t, err)
+	assert.Equal(t, want, got.Images["wrist"])
+
 	// Specs are enforced with messages naming the field.
 	for _, c := range []struct {
-		spec ObservationSpec
+		spec policy.Spec
 		want string
 	}{
-		{ObservationSpec{ImageSize: 8}, "observation.images.scene is 6×6, expected 8×8"},
-		{ObservationSpec{StateDim: 3}, "observation.states has 4 values, expected 3"},
-		{ObservationSpec{Cameras: []string{"scene", "top"}}, `no camera "top"`},
-		{ObservationSpec{Cameras: []string{"scene"}}, `unexpected camera "wrist"`},
+		{testSpec(6, 3, 3, 1, "scene", "wrist"), "observation.states has shape [4], the policy reads [3]"},
+		{testSpec(6, 4, 3, 1, "scene", "top"), `observation.images has no camera "top" for the policy's camera "top" (the observation has scene, wrist; map one to it, e.g. --camera scene=top)`},
 	} {
 		_, err := ParseObservation(m.Payload, c.spec)
 		assert.ErrorContains(t, err, c.want)
 	}
-	_, err = ParseObservation(map[string]any{"states": []any{1.0, math.NaN()}}, ObservationSpec{})
+	// Cameras the policy does not read are ignored.
+	got, err = ParseObservation(m.Payload, testSpec(6, 4, 3, 1, "scene"))
+	require.NoError(t, err)
+	assert.Equal(t, map[string]policy.Image{"scene": obs.Images["scene"]}, got.Images)
+	_, err = ParseObservation(map[string]any{"states": []any{1.0, math.NaN()}}, policy.Spec{})
 	assert.ErrorContains(t, err, "finite")
-	_, err = ParseObservation(map[string]any{"task_description": 3}, ObservationSpec{})
+	_, err = ParseObservation(map[string]any{"task_description": 3}, policy.Spec{})
 	assert.ErrorContains(t, err, "must be a string")
 }
 
@@ -262,7 +292,7 @@ func TestDecodeErrors(t *testing.T) {
 
 // Random corruptions of a valid observation never panic the decoder or the parser.
 func TestDecodeCorruptedNeverPanics(t *testing.T) {
-	p, err := ObservationPayload(sim.Observation{Images: map[string][]float32{"scene": testPixels(4, 1)}, Size: 4, State: []float32{1, 2}})
+	p, err := ObservationPayload(policy.Observation{Images: map[string]policy.Image{"scene": testImage(4, 1)}, State: []float32{1, 2}})
 	require.NoError(t, err)
 	valid := mustEncode(t, NewMessage(TypeObservation, 9, p))
 	r := rand.New(rand.NewPCG(1, 2))
@@ -278,14 +308,14 @@ func TestDecodeCorruptedNeverPanics(t *testing.T) {
 		}
 		assert.NotPanics(t, func() {
 			if m, err := Decode(data); err == nil {
-				_, _ = ParseObservation(m.Payload, ObservationSpec{ImageSize: 4, StateDim: 2})
+				_, _ = ParseObservation(m.Payload, testSpec(4, 2, 3, 1, "scene"))
 			}
 		})
 	}
 }
 
 func FuzzDecode(f *testing.F) {
-	p, err := ObservationPayload(sim.Observation{Images: map[string][]float32{"scene": testPixels(2, 1)}, Size: 2, State: []float32{1}})
+	p, err := ObservationPayload(policy.Observation{Images: map[string]policy.Image{"scene": testImage(2, 1)}, State: []float32{1}})
 	if err != nil {
 		f.Fatal(err)
 	}
@@ -297,7 +327,7 @@ func FuzzDecode(f *testing.F) {
 	f.Add([]byte{0x81, 0xa1, 'a', 0xc0})
 	f.Fuzz(func(t *testing.T, data []byte) {
 		if m, err := Decode(data); err == nil {
-			_, _ = ParseObservation(m.Payload, ObservationSpec{})
+			_, _ = ParseObservation(m.Payload, policy.Spec{})
 			_, _ = ParseActions(m.Payload)
 		}
 	})
@@ -348,10 +378,10 @@ func TestDecodePythonStyle(t *testing.T) {
 	m, err := Decode(buf.Bytes())
 	require.NoError(t, err)
 	assert.Equal(t, int64(3), m.Seq)
-	obs, err := ParseObservation(m.Payload, ObservationSpec{ImageSize: 2, StateDim: 2, Cameras: []string{"agentview"}})
+	obs, err := ParseObservation(m.Payload, testSpec(2, 2, 3, 1, "agentview"))
 	require.NoError(t, err)
 	assert.Equal(t, "open the drawer", obs.Instruction)
 	assert.Equal(t, []float32{0.25, -1}, obs.State)
-	assert.Equal(t, float32(40)/255, obs.Images["agentview"][2])
-	assert.Equal(t, 2, obs.Size)
+	assert.Equal(t, float32(40)/255, obs.Images["agentview"].Pix[2])
+	assert.Equal(t, 2, obs.Images["agentview"].W)
 }

@@ -7,13 +7,13 @@ import (
 	"sync"
 	"time"
 
-	"github.com/reelml/reel/sim"
+	"github.com/reelml/reel/policy"
 )
 
 // DefaultRemoteTimeout bounds one RemotePolicy call.
 const DefaultRemoteTimeout = 5 * time.Minute
 
-// RemotePolicy is a sim.Policy served by a remote policy server, for closed-loop evaluation of
+// RemotePolicy is a policy.Policy served by a remote policy server, for closed-loop evaluation of
 // N environments in lockstep. It keeps one connection per batch slot: Act's obs[i] is sent on
 // connection i, so obs[i] must come from the same environment on every call until that slot's
 // next StartEpisode, because the server keeps each connection's pending actions.
@@ -32,7 +32,7 @@ type RemotePolicy struct {
 	info    ServerInfo
 }
 
-var _ sim.EpisodePolicy = (*RemotePolicy)(nil)
+var _ policy.EpisodePolicy = (*RemotePolicy)(nil)
 
 // NewRemotePolicy connects slots connections (at least one) to the server at url. Act dials
 // more when it gets more observations than that.
@@ -78,7 +78,7 @@ func (p *RemotePolicy) context() (context.Context, context.CancelFunc) {
 
 // Act sends obs[i] on slot i's connection, all concurrently, and returns each slot's answer
 // (see RemotePolicy). Any slot's failure fails the call.
-func (p *RemotePolicy) Act(obs []sim.Observation) ([][][]float32, error) {
+func (p *RemotePolicy) Act(obs []policy.Observation) ([][][]float32, error) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	ctx, cancel := p.context()
@@ -97,10 +97,10 @@ func (p *RemotePolicy) Act(obs []sim.Observation) ([][][]float32, error) {
 	return chunks, nil
 }
 
-// ActEpisodes implements sim.EpisodePolicy: obs[i] goes to slot episodes[i], so that each
+// ActEpisodes implements policy.EpisodePolicy: obs[i] goes to slot episodes[i], so that each
 // environment keeps its own connection (and the server its action buffer) while finished ones
 // drop out of the batch.
-func (p *RemotePolicy) ActEpisodes(episodes []int, obs []sim.Observation) ([][][]float32, error) {
+func (p *RemotePolicy) ActEpisodes(episodes []int, obs []policy.Observation) ([][][]float32, error) {
 	if len(episodes) != len(obs) {
 		return nil, fmt.Errorf("remote policy: %d episode slots for %d observations", len(episodes), len(obs))
 	}

@@ -8,7 +8,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
-	"github.com/reelml/reel/sim"
+	"github.com/reelml/reel/policy"
 )
 
 // A lockstep evaluator of three environments: each Act answers every slot with its own
@@ -19,7 +19,7 @@ func TestRemotePolicyLockstep(t *testing.T) {
 	cfg := testConfig()
 	cfg.MaxBatch = n
 	cfg.BatchWindow = time.Minute // batches fill by count
-	cfg.Execute = 2
+	cfg.Spec.Execute = 2
 	p := &fakePolicy{horizon: 4}
 	s := startServer(t, p, cfg)
 
@@ -28,9 +28,9 @@ func TestRemotePolicyLockstep(t *testing.T) {
 	defer rp.Close()
 	assert.Equal(t, n, rp.Slots())
 	assert.Equal(t, 3, rp.Info().ActionDim)
-	var _ sim.Policy = rp
+	var _ policy.Policy = rp
 
-	obs := []sim.Observation{testObs(0), testObs(1), testObs(2)}
+	obs := []policy.Observation{testObs(0), testObs(1), testObs(2)}
 	act := func() [][][]float32 {
 		chunks, err := rp.Act(obs)
 		require.NoError(t, err)
@@ -55,12 +55,12 @@ func TestRemotePolicyLockstep(t *testing.T) {
 // One slot restarts alone: only its buffer is cleared.
 func TestRemotePolicyRestartOneSlot(t *testing.T) {
 	cfg := testConfig()
-	cfg.Execute = 2
+	cfg.Spec.Execute = 2
 	s := startServer(t, &fakePolicy{horizon: 4}, cfg)
 	rp, err := NewRemotePolicy(ctxT(t), s.Addr(), 3)
 	require.NoError(t, err)
 	defer rp.Close()
-	obs := []sim.Observation{testObs(0), testObs(1), testObs(2)}
+	obs := []policy.Observation{testObs(0), testObs(1), testObs(2)}
 	first, err := rp.Act(obs)
 	require.NoError(t, err)
 	require.NoError(t, rp.StartEpisode(1, map[string]any{"episode": 7}))
@@ -87,16 +87,16 @@ func TestRemotePolicyGrowAndErrors(t *testing.T) {
 	rp, err := NewRemotePolicy(ctxT(t), "ws://"+s.Addr(), 1)
 	require.NoError(t, err)
 	defer rp.Close()
-	chunks, err := rp.Act([]sim.Observation{testObs(5), testObs(6)})
+	chunks, err := rp.Act([]policy.Observation{testObs(5), testObs(6)})
 	require.NoError(t, err)
 	assert.Equal(t, 2, rp.Slots())
 	assert.Equal(t, float32(6), chunks[1][0][2])
 
 	bad := testObs(1)
-	bad.State = nil
-	_, err = rp.Act([]sim.Observation{testObs(5), bad})
-	assert.ErrorContains(t, err, "slot 1: policy server: observation.states has 0 values, expected 2")
-	chunks, err = rp.Act([]sim.Observation{testObs(5), testObs(6)})
+	bad.State = []float32{1, 2, 3}
+	_, err = rp.Act([]policy.Observation{testObs(5), bad})
+	assert.ErrorContains(t, err, "slot 1: policy server: observation.states has shape [3], the policy reads [2]")
+	chunks, err = rp.Act([]policy.Observation{testObs(5), testObs(6)})
 	require.NoError(t, err, "the connections stay usable")
 	assert.Len(t, chunks, 2)
 	assert.Error(t, rp.EndEpisode(5, nil))

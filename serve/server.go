@@ -11,7 +11,8 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/reelml/reel/sim"
+	"github.com/reelml/reel/internal/version"
+	"github.com/reelml/reel/policy"
 )
 
 // Config configures a Server. Zero fields take the defaults noted.
@@ -24,26 +25,24 @@ type Config struct {
 	MaxBatch    int
 	BatchWindow time.Duration
 
-	// Execute is how many actions of each chunk a connection uses before the policy is queried
-	// again (execute-k); 0 uses the whole chunk.
-	Execute int
-
 	// MaxMessageBytes bounds an incoming message; larger ones are skipped and answered with an
-	// error (default 16 MiB).
+	// error (default 64 MiB).
 	MaxMessageBytes int64
 
-	// ImageSize, StateDim and Cameras are what observations must hold; zero values accept any.
-	ImageSize int
-	StateDim  int
-	Cameras   []string
+	// Spec is the served policy's spec: observations must hold its cameras (images of other
+	// sizes are fitted with its resize mode) and state, every returned action must have
+	// Spec.ActionDim values, and each connection uses Spec.Execute actions of each chunk before
+	// the policy is queried again (execute-k; 0 uses the whole chunk). The hello reply reports it.
+	// A zero spec accepts any observation.
+	Spec policy.Spec
+	// Adapt fits a benchmark's observations and actions to the policy (camera mapping, resize
+	// mode, state selection, action dimension); see AdaptOptions. Listen fails when they do not
+	// fit the spec.
+	Adapt AdaptOptions
 
-	// ActionDim, when positive, is checked against every action the policy returns. It and
-	// Horizon (the policy's chunk length) are reported in the hello reply.
-	ActionDim int
-	Horizon   int
-
-	Name string                        // reported as "model_server" (default "reel")
-	Logf func(format string, a ...any) // connection and error log (default: none)
+	Name    string                        // reported as "model_server" (default "reel")
+	Version string                        // reported as "harness_version" (default version.String(), "reel X.Y.Z")
+	Logf    func(format string, a ...any) // connection and error log (default: none)
 }
 
 // Defaults of Config.
@@ -51,7 +50,7 @@ const (
 	DefaultAddr            = ":8000"
 	DefaultMaxBatch        = 8
 	DefaultBatchWindow     = 5 * time.Millisecond
-	DefaultMaxMessageBytes = 16 << 20
+	DefaultMaxMessageBytes = 64 << 20
 )
 
 // writeTimeout bounds one reply's write to a slow or stuck client.
@@ -68,14 +67,14 @@ func (c Config) withDefaults() Config {
 	if c.BatchWindow <= 0 {
 		c.BatchWindow = DefaultBatchWindow
 	}
-	if c.Execute < 0 {
-		c.Execute = 0
-	}
 	if c.MaxMessageBytes <= 0 {
 		c.MaxMessageBytes = DefaultMaxMessageBytes
 	}
 	if c.Name == "" {
 		c.Name = "reel"
+	}
+	if c.Version == "" {
+		c.Version = version.String()
 	}
 	if c.Logf == nil {
 		c.Logf = func(string, ...any) {}
@@ -83,13 +82,20 @@ func (c Config) withDefaults() Config {
 	return c
 }
 
-// Server serves a sim.Policy over the vla-eval WebSocket protocol. Each connection is one
+// Server serves a policy.Policy over the vla-eval WebSocket protocol. Each connection is one
 // evaluation session with its own action-chunk buffer; observations from concurrent
 // connections are batched into one Act call, and Act is never called concurrently.
 type Server struct {
-	policy sim.Policy
-	cfg    Config
-	spec   ObservationSpec
+	policy   policy.Policy
+	checker  policy.Checker // the policy's own per-observation check, if it has one
+	cfg      Config
+	adapter  *Adapter
+	adaptErr error // the adaptation does not fit the spec: Listen fails with it
+
+	// maxBatch and window (nanoseconds) are Config.MaxBatch and Config.BatchWindow as /config
+	// last set them.
+	maxBatch atomic.Int64
+	window   atomic.Int64
 
 	reqs         chan *request
 	ctx          context.Context // cancelled by Close
@@ -106,26 +112,53 @@ type Server struct {
 
 // NewServer returns a server for p and starts its batching goroutine; Close (or the end of
 // ListenAndServe/Serve) stops it.
-func NewServer(p sim.Policy, cfg Config) *Server {
+func NewServer(p policy.Policy, cfg Config) *Server {
 	cfg = cfg.withDefaults()
 	ctx, cancel := context.WithCancel(context.Background())
 	s := &Server{
 		policy:       p,
 		cfg:          cfg,
-		spec:         ObservationSpec{ImageSize: cfg.ImageSize, StateDim: cfg.StateDim, Cameras: cfg.Cameras},
 		reqs:         make(chan *request),
 		ctx:          ctx,
 		cancel:       cancel,
 		dispatchDone: make(chan struct{}),
 	}
+	s.checker, _ = p.(policy.Checker)
+	s.adapter, s.adaptErr = NewAdapter(cfg.Spec, cfg.Adapt)
+	if s.adaptErr != nil {
+		s.adapter, _ = NewAdapter(policy.Spec{}, AdaptOptions{})
+	}
+	s.SetBatching(cfg.MaxBatch, cfg.BatchWindow)
 	go s.dispatch()
 	return s
 }
 
-// Handler routes GET /health to a JSON status and every other path to the WebSocket endpoint.
+// SetBatching changes the most observations per policy call and how long a batch waits to
+// fill, for the batches that start afterwards (what /config sets). Values < 1 (maxBatch) or < 0
+// (window) are ignored.
+func (s *Server) SetBatching(maxBatch int, window time.Duration) {
+	if maxBatch >= 1 {
+		s.maxBatch.Store(int64(maxBatch))
+	}
+	if window >= 0 {
+		s.window.Store(int64(window))
+	}
+}
+
+// Batching reports the current most observations per policy call and batch window.
+func (s *Server) Batching() (maxBatch int, window time.Duration) {
+	return int(s.maxBatch.Load()), time.Duration(s.window.Load())
+}
+
+// Adapter is how the server fits observations and actions to the policy.
+func (s *Server) Adapter() *Adapter { return s.adapter }
+
+// Handler routes GET /health to a JSON status, GET and POST /config to the batching settings
+// (as the harness's model servers serve them) and every other path to the WebSocket endpoint.
 func (s *Server) Handler() http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("/health", s.health)
+	mux.HandleFunc("/config", s.config)
 	mux.HandleFunc("/", s.serveWebSocket)
 	return mux
 }
@@ -136,11 +169,16 @@ func (s *Server) health(w http.ResponseWriter, r *http.Request) {
 		"status":           "ok",
 		"protocol_version": ProtocolVersion,
 		"model_server":     s.cfg.Name,
+		"harness_version":  s.cfg.Version,
 	})
 }
 
-// Listen binds the configured address; Addr then reports it (useful with port 0).
+// Listen binds the configured address; Addr then reports it (useful with port 0). It fails when
+// Config.Adapt does not fit Config.Spec.
 func (s *Server) Listen() error {
+	if s.adaptErr != nil {
+		return fmt.Errorf("serve: %w", s.adaptErr)
+	}
 	ln, err := net.Listen("tcp", s.cfg.Addr)
 	if err != nil {
 		return fmt.Errorf("serve: listen on %s: %w", s.cfg.Addr, err)

@@ -14,7 +14,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
-	"github.com/reelml/reel/sim"
+	"github.com/reelml/reel/policy"
 )
 
 // testTimeout bounds every exchange; it is generous, never a measured duration.
@@ -36,7 +36,7 @@ type fakePolicy struct {
 	concurrent atomic.Bool // set if Act was ever entered twice at once
 }
 
-func (p *fakePolicy) Act(obs []sim.Observation) ([][][]float32, error) {
+func (p *fakePolicy) Act(obs []policy.Observation) ([][][]float32, error) {
 	if p.inFlight.Add(1) > 1 {
 		p.concurrent.Store(true)
 	}
@@ -82,19 +82,15 @@ var testCameras = []string{"scene", "wrist"}
 
 func testConfig() Config {
 	return Config{
-		Addr:      "127.0.0.1:0",
-		MaxBatch:  1,
-		ImageSize: testSize,
-		StateDim:  2,
-		Cameras:   testCameras,
-		ActionDim: 3,
-		Horizon:   4,
-		Name:      "fake",
+		Addr:     "127.0.0.1:0",
+		MaxBatch: 1,
+		Spec:     testSpec(testSize, 2, 3, 4, testCameras...),
+		Name:     "fake",
 	}
 }
 
 // startServer runs a server on 127.0.0.1:0 until the test ends.
-func startServer(t *testing.T, p sim.Policy, cfg Config) *Server {
+func startServer(t *testing.T, p policy.Policy, cfg Config) *Server {
 	t.Helper()
 	s := NewServer(p, cfg)
 	require.NoError(t, s.Listen())
@@ -123,10 +119,24 @@ func dial(t *testing.T, s *Server) *Client {
 	return c
 }
 
-func testObs(id float32) sim.Observation {
-	return sim.Observation{
-		Images:      map[string][]float32{"scene": testPixels(testSize, 1), "wrist": testPixels(testSize, 2)},
-		Size:        testSize,
+// testSpec is the spec of a policy with square cameras of side size.
+func testSpec(size, stateDim, actionDim, horizon int, cameras ...string) policy.Spec {
+	s := policy.Spec{Name: "test", Features: policy.Features{StateDim: stateDim, ActionDim: actionDim},
+		Horizon: horizon, Resize: policy.ResizePad, Normalization: policy.NormMeanStd}
+	for _, c := range cameras {
+		s.Cameras = append(s.Cameras, policy.Camera{Name: c, Width: size, Height: size})
+	}
+	return s
+}
+
+// testImage is a side×side image of testPixels.
+func testImage(side int, seed uint64) policy.Image {
+	return policy.Image{W: side, H: side, Pix: testPixels(side, seed)}
+}
+
+func testObs(id float32) policy.Observation {
+	return policy.Observation{
+		Images:      map[string]policy.Image{"scene": testImage(testSize, 1), "wrist": testImage(testSize, 2)},
 		State:       []float32{id, 0.5},
 		Instruction: "push the cube",
 	}
@@ -153,7 +163,7 @@ func TestHealth(t *testing.T) {
 
 func TestHelloHandshake(t *testing.T) {
 	cfg := testConfig()
-	cfg.Execute = 2
+	cfg.Spec.Execute = 2
 	cfg.MaxBatch = 4
 	s := startServer(t, &fakePolicy{horizon: 4}, cfg)
 	c := dial(t, s)
@@ -163,19 +173,20 @@ func TestHelloHandshake(t *testing.T) {
 	assert.Equal(t, 3, info.ActionDim)
 	assert.Equal(t, 4, info.ChunkSize)
 	assert.Equal(t, 2, info.Execute)
-	assert.Equal(t, testSize, info.ImageSize)
+	assert.Equal(t, []int{testSize, testSize, 3}, info.ImageShapes["wrist"])
 	assert.Equal(t, 2, info.StateDim)
 	assert.Equal(t, 4, info.MaxBatch)
 	assert.Equal(t, testCameras, info.Cameras)
 	assert.NotEmpty(t, info.SessionID)
 	assert.NotEqual(t, info.SessionID, dial(t, s).Info().SessionID, "each connection is its own session")
 
-	// A client speaking another protocol version is refused, and the connection stays usable.
+	// A client speaking another protocol version is answered (with a logged warning), as the
+	// harness's servers do.
 	raw := rawConn(t, s)
 	reply := raw.exchange(t, mustEncode(t, NewMessage(TypeHello, 3, map[string]any{"protocol_version": 2})))
-	assert.Equal(t, TypeError, reply.Type)
+	assert.Equal(t, TypeHello, reply.Type)
 	assert.Equal(t, int64(3), reply.Seq)
-	assert.Contains(t, reply.Payload["error"], "protocol_version 2 is not supported")
+	assert.Equal(t, int8(ProtocolVersion), reply.Payload["protocol_version"])
 	reply = raw.exchange(t, mustEncode(t, NewMessage(TypeHello, 4, map[string]any{"protocol_version": 1})))
 	assert.Equal(t, TypeHello, reply.Type)
 	assert.Equal(t, int64(4), reply.Seq)
@@ -185,7 +196,7 @@ func TestHelloHandshake(t *testing.T) {
 // walk through the first two actions of each chunk, and episode_start drops what is left.
 func TestActionBuffer(t *testing.T) {
 	cfg := testConfig()
-	cfg.Execute = 2
+	cfg.Spec.Execute = 2
 	p := &fakePolicy{horizon: 4}
 	s := startServer(t, p, cfg)
 	c := dial(t, s)
@@ -263,7 +274,7 @@ func TestBatchingShortWindow(t *testing.T) {
 	cfg := testConfig()
 	cfg.MaxBatch = 4
 	p := &fakePolicy{horizon: 2}
-	cfg.Execute = 2
+	cfg.Spec.Execute = 2
 	s := startServer(t, p, cfg)
 	var wg sync.WaitGroup
 	errs := make(chan error, n*steps)
@@ -320,7 +331,7 @@ func (r *rawClient) exchange(t *testing.T, data []byte) Message {
 	return m
 }
 
-func observationBytes(t *testing.T, seq int64, obs sim.Observation) []byte {
+func observationBytes(t *testing.T, seq int64, obs policy.Observation) []byte {
 	p, err := ObservationPayload(obs)
 	require.NoError(t, err)
 	return mustEncode(t, NewMessage(TypeObservation, seq, p))
@@ -334,11 +345,8 @@ func TestMalformedMessages(t *testing.T) {
 	s := startServer(t, &fakePolicy{horizon: 1}, cfg)
 	r := rawConn(t, s)
 
-	small := testObs(1)
-	small.Size = 4
-	small.Images = map[string][]float32{"scene": testPixels(4, 1), "wrist": testPixels(4, 2)}
 	noWrist := testObs(1)
-	noWrist.Images = map[string][]float32{"scene": testPixels(testSize, 1)}
+	noWrist.Images = map[string]policy.Image{"scene": testImage(testSize, 1)}
 	shortState := testObs(1)
 	shortState.State = []float32{1}
 	notPNG := func() []byte {
@@ -364,9 +372,8 @@ func TestMalformedMessages(t *testing.T) {
 		{"unknown type", mustEncode(t, NewMessage("record", 5, nil)), `unknown message type "record"`},
 		{"action from client", mustEncode(t, NewMessage(TypeAction, 5, nil)), "does not accept"},
 		{"missing fields", []byte{0x81, 0xa4, 't', 'y', 'p', 'e', 0xa5, 'h', 'e', 'l', 'l', 'o'}, `missing field "payload"`},
-		{"wrong image size", observationBytes(t, 5, small), "observation.images.scene is 4×4, expected 8×8"},
 		{"missing camera", observationBytes(t, 5, noWrist), `no camera "wrist"`},
-		{"wrong state size", observationBytes(t, 5, shortState), "observation.states has 1 values, expected 2"},
+		{"wrong state size", observationBytes(t, 5, shortState), "observation.states has shape [1], the policy reads [2]"},
 		{"image not png", notPNG, "observation.images.wrist: not a png image"},
 		{"wrong dtype bytes", badDType, "states: ndarray: 8 data bytes do not match dtype <f8 and shape [2] (expected 16)"},
 		{"oversized", huge, "exceeds the server's limit of 65536 bytes"},
@@ -415,19 +422,19 @@ func TestPolicyErrors(t *testing.T) {
 // A policy returning the wrong number of chunks or wrong action sizes is reported, not trusted.
 func TestPolicyBadOutput(t *testing.T) {
 	cfg := testConfig()
-	cfg.ActionDim = 5 // the fake returns 3 values
+	cfg.Spec.ActionDim = 5 // the fake returns 3 values
 	s := startServer(t, &fakePolicy{horizon: 2}, cfg)
 	_, err := dial(t, s).Step(ctxT(t), testObs(1))
 	assert.ErrorContains(t, err, "policy returned action 0 with 3 values, expected 5")
 
-	s = startServer(t, sim.Policy(wrongCount{}), testConfig())
+	s = startServer(t, policy.Policy(wrongCount{}), testConfig())
 	_, err = dial(t, s).Step(ctxT(t), testObs(1))
 	assert.ErrorContains(t, err, "policy returned 0 action chunks for 1 observations")
 }
 
 type wrongCount struct{}
 
-func (wrongCount) Act([]sim.Observation) ([][][]float32, error) { return nil, nil }
+func (wrongCount) Act([]policy.Observation) ([][][]float32, error) { return nil, nil }
 
 // ListenAndServe stops when its context is cancelled, closing open connections.
 func TestShutdown(t *testing.T) {

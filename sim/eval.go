@@ -7,8 +7,10 @@ import (
 	"slices"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/reelml/reel/data"
+	"github.com/reelml/reel/policy"
 )
 
 // EvalConfig describes a closed-loop evaluation.
@@ -90,7 +92,7 @@ func parallel(n, workers int, fn func(i int)) {
 // it observes every unfinished world, asks p for all their action chunks in one batched Act
 // call, and executes up to ec.Execute actions of each chunk (fewer when the world finishes).
 // Policy errors and malformed chunks are returned as errors.
-func Evaluate(cfg Config, ec EvalConfig, p Policy) (EvalResult, error) {
+func Evaluate(cfg Config, ec EvalConfig, p policy.Policy) (EvalResult, error) {
 	if err := ec.Validate(); err != nil {
 		return EvalResult{}, err
 	}
@@ -115,7 +117,7 @@ func Evaluate(cfg Config, ec EvalConfig, p Policy) (EvalResult, error) {
 			Cameras: []string{CameraScene}, Frames: make([][]float32, 1)}
 	}
 	fs := cfg.ImageSize * cfg.ImageSize * 3
-	ep, _ := p.(EpisodePolicy)
+	ep, _ := p.(policy.EpisodePolicy)
 	if ep != nil {
 		if err := ep.StartEpisodes(ec.Episodes); err != nil {
 			return EvalResult{}, fmt.Errorf("sim: evaluate: policy: %w", err)
@@ -132,7 +134,7 @@ func Evaluate(cfg Config, ec EvalConfig, p Policy) (EvalResult, error) {
 		if len(active) == 0 {
 			break
 		}
-		obs := make([]Observation, len(active))
+		obs := make([]policy.Observation, len(active))
 		parallel(len(active), workers, func(k int) { obs[k] = worlds[active[k]].Observe() })
 		var chunks [][][]float32
 		if ep != nil {
@@ -217,7 +219,7 @@ func summarize(worlds []*World) EvalResult {
 // > 0.9 with the direction to it). hit is the fraction of samples that head for a twin;
 // both is the fraction of scenes whose samples go to both twins. A regressor that averages
 // the two solutions heads for neither; a generative policy should cover both.
-func Modes(cfg Config, ec EvalConfig, p Policy, scenes, samples int) (hit, both float64, err error) {
+func Modes(cfg Config, ec EvalConfig, p policy.Policy, scenes, samples int) (hit, both float64, err error) {
 	cfg.Families = []string{"pick_any"}
 	var hits, total, covered int
 	for i := range scenes {
@@ -226,7 +228,7 @@ func Modes(cfg Config, ec EvalConfig, p Policy, scenes, samples int) (hit, both 
 			return 0, 0, err
 		}
 		obs := w.Observe()
-		batch := make([]Observation, samples)
+		batch := make([]policy.Observation, samples)
 		for j := range batch {
 			batch[j] = obs
 		}
@@ -256,4 +258,55 @@ func Modes(cfg Config, ec EvalConfig, p Policy, scenes, samples int) (hit, both 
 		}
 	}
 	return float64(hits) / float64(max(1, total)), float64(covered) / float64(max(1, scenes)), nil
+}
+
+// DepthPolicy is a policy whose compute per call can be fixed: RD-VLA's recurrent depth.
+type DepthPolicy interface {
+	policy.Policy
+	// SetDepth fixes the iterations per call (depth ≥ 1) or selects adaptive stopping (0).
+	SetDepth(depth int)
+	// Iterations returns the mean iterations per observation since the last call, by
+	// group(instruction) and overall ("all"), and resets the tally.
+	Iterations(group func(instruction string) string) map[string]float64
+}
+
+// DepthResult is the closed-loop outcome of a DepthPolicy at one fixed depth.
+type DepthResult struct {
+	Depth int `json:"depth"`
+	EvalResult
+	LatencyMS float64 `json:"latency_ms_per_call"` // mean wall time of one batched Act call
+}
+
+// SweepDepths evaluates p closed-loop (as Evaluate, without videos) at each fixed depth, and
+// leaves it adaptive (depth 0) afterwards.
+func SweepDepths(cfg Config, ec EvalConfig, p DepthPolicy, depths []int) ([]DepthResult, error) {
+	ec.Videos = 0
+	defer p.SetDepth(0)
+	var out []DepthResult
+	for _, d := range depths {
+		p.SetDepth(d)
+		tp := &timedPolicy{Policy: p}
+		res, err := Evaluate(cfg, ec, tp)
+		if err != nil {
+			return nil, err
+		}
+		p.Iterations(nil)
+		out = append(out, DepthResult{Depth: d, EvalResult: res, LatencyMS: tp.total.Seconds() * 1000 / float64(max(1, tp.calls))})
+	}
+	return out, nil
+}
+
+// timedPolicy measures the mean latency of Act calls.
+type timedPolicy struct {
+	policy.Policy
+	calls int
+	total time.Duration
+}
+
+func (p *timedPolicy) Act(obs []policy.Observation) ([][][]float32, error) {
+	start := time.Now()
+	c, err := p.Policy.Act(obs)
+	p.total += time.Since(start)
+	p.calls++
+	return c, err
 }

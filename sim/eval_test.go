@@ -7,6 +7,7 @@ import (
 	"testing"
 
 	"github.com/reelml/reel/data"
+	"github.com/reelml/reel/policy"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 )
@@ -32,7 +33,7 @@ func newExpertPolicy(t *testing.T, cfg Config, ec EvalConfig) *expertPolicy {
 	return p
 }
 
-func (p *expertPolicy) Act(obs []Observation) ([][][]float32, error) {
+func (p *expertPolicy) Act(obs []policy.Observation) ([][][]float32, error) {
 	p.batches = append(p.batches, len(obs))
 	var chunks [][][]float32
 	for _, w := range p.worlds {
@@ -56,9 +57,9 @@ func (p *expertPolicy) Act(obs []Observation) ([][][]float32, error) {
 	return chunks, nil
 }
 
-type funcPolicy func(obs []Observation) ([][][]float32, error)
+type funcPolicy func(obs []policy.Observation) ([][][]float32, error)
 
-func (f funcPolicy) Act(obs []Observation) ([][][]float32, error) { return f(obs) }
+func (f funcPolicy) Act(obs []policy.Observation) ([][][]float32, error) { return f(obs) }
 
 func constantChunks(n, h int, action func() []float32) [][][]float32 {
 	chunks := make([][][]float32, n)
@@ -119,7 +120,7 @@ func TestEvaluateExpert(t *testing.T) {
 func TestEvaluateWeakPolicies(t *testing.T) {
 	cfg := DefaultConfig()
 	ec := EvalConfig{Episodes: 60, Seed: 3, Horizon: 2, Execute: 2}
-	res, err := Evaluate(cfg, ec, funcPolicy(func(obs []Observation) ([][][]float32, error) {
+	res, err := Evaluate(cfg, ec, funcPolicy(func(obs []policy.Observation) ([][][]float32, error) {
 		return constantChunks(len(obs), 2, func() []float32 { return []float32{0, 0, 0} }), nil
 	}))
 	require.NoError(t, err)
@@ -127,7 +128,7 @@ func TestEvaluateWeakPolicies(t *testing.T) {
 	assert.Equal(t, float64(cfg.MaxSteps), res.MeanSteps)
 
 	rng := rand.New(rand.NewPCG(1, 2))
-	res, err = Evaluate(cfg, ec, funcPolicy(func(obs []Observation) ([][][]float32, error) {
+	res, err = Evaluate(cfg, ec, funcPolicy(func(obs []policy.Observation) ([][][]float32, error) {
 		return constantChunks(len(obs), 2, func() []float32 {
 			return []float32{float32(2*rng.Float64() - 1), float32(2*rng.Float64() - 1), float32(2*rng.Float64() - 1)}
 		}), nil
@@ -142,17 +143,17 @@ func TestEvaluateErrors(t *testing.T) {
 	cfg := DefaultConfig()
 	ec := EvalConfig{Episodes: 3, Seed: 1, Horizon: 2, Execute: 1}
 	boom := errors.New("boom")
-	_, err := Evaluate(cfg, ec, funcPolicy(func([]Observation) ([][][]float32, error) { return nil, boom }))
+	_, err := Evaluate(cfg, ec, funcPolicy(func([]policy.Observation) ([][][]float32, error) { return nil, boom }))
 	require.ErrorIs(t, err, boom)
-	_, err = Evaluate(cfg, ec, funcPolicy(func(obs []Observation) ([][][]float32, error) {
+	_, err = Evaluate(cfg, ec, funcPolicy(func(obs []policy.Observation) ([][][]float32, error) {
 		return constantChunks(len(obs)-1, 2, func() []float32 { return []float32{0, 0, 0} }), nil
 	}))
 	require.ErrorContains(t, err, "2 action chunks for 3 observations")
-	_, err = Evaluate(cfg, ec, funcPolicy(func(obs []Observation) ([][][]float32, error) {
+	_, err = Evaluate(cfg, ec, funcPolicy(func(obs []policy.Observation) ([][][]float32, error) {
 		return constantChunks(len(obs), 2, func() []float32 { return []float32{0, 0} }), nil
 	}))
 	require.ErrorContains(t, err, "has 2 values, want 3")
-	_, err = Evaluate(cfg, ec, funcPolicy(func(obs []Observation) ([][][]float32, error) {
+	_, err = Evaluate(cfg, ec, funcPolicy(func(obs []policy.Observation) ([][][]float32, error) {
 		return make([][][]float32, len(obs)), nil
 	}))
 	require.ErrorContains(t, err, "empty action chunk")

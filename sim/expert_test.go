@@ -84,8 +84,8 @@ func TestRecordEpisode(t *testing.T) {
 	for _, f := range ep.Frames {
 		require.Len(t, f, T*n*n*3)
 	}
-	assert.Equal(t, w.Observe().Images[CameraScene], ep.Frames[0][:n*n*3], "frame 0 is the initial observation")
-	assert.Equal(t, w.Observe().Images[CameraWrist], ep.Frames[1][:n*n*3])
+	assert.Equal(t, w.Observe().Images[CameraScene].Pix, ep.Frames[0][:n*n*3], "frame 0 is the initial observation")
+	assert.Equal(t, w.Observe().Images[CameraWrist].Pix, ep.Frames[1][:n*n*3])
 	// replaying the recorded actions reproduces the recorded states and the outcome
 	for i := range T {
 		require.Equal(t, w.State(), ep.State[i], "step %d", i)

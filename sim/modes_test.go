@@ -1,6 +1,8 @@
 package sim
 
 import (
+	"github.com/reelml/reel/policy"
+
 	"testing"
 
 	"github.com/stretchr/testify/require"
@@ -15,7 +17,7 @@ type twinPolicy struct {
 	mode  string // "alternate", "first", "average"
 }
 
-func (p *twinPolicy) Act(obs []Observation) ([][][]float32, error) {
+func (p *twinPolicy) Act(obs []policy.Observation) ([][][]float32, error) {
 	cfg := p.cfg
 	cfg.Families = []string{"pick_any"}
 	w, err := NewWorld(cfg, EvalSeed(p.seed, int64(p.scene)))

@@ -1,32 +1,45 @@
 package sim
 
-import "strings"
+import (
+	"fmt"
+	"strings"
 
-// Observation is what a policy sees at one control step.
-type Observation struct {
-	// Images maps a camera name ("scene", "wrist") to a Size×Size×3 image (HWC, values in [0,1]).
-	Images      map[string][]float32
-	Size        int
-	State       []float32 // robot state, StateDim values
-	Instruction string
+	"github.com/reelml/reel/policy"
+)
+
+// ControlFPS is the control frequency datasets and rollout videos of the simulator record.
+const ControlFPS = 10
+
+// Features describes the simulated robot of cfg as a data source: its cameras (square, at
+// cfg.ImageSize), state and action dimensions with their meaning, and the control frequency.
+// A policy trained in the simulator is built from this description, like one trained on a
+// LeRobot dataset is built from the dataset's.
+func Features(cfg Config) policy.Features {
+	f := policy.Features{StateDim: StateDim, ActionDim: ActionDim, StateNames: StateNames(), ActionNames: ActionNames(), FPS: ControlFPS}
+	cams := []string{CameraScene}
+	if cfg.Wrist {
+		cams = append(cams, CameraWrist)
+	}
+	for _, c := range cams {
+		f.Cameras = append(f.Cameras, policy.Camera{Name: c, Width: cfg.ImageSize, Height: cfg.ImageSize})
+	}
+	return f
 }
 
-// Policy maps a batch of observations to one action chunk each: chunks[i][k] is the k-th
-// future action (ActionDim values) for observation i. Implementations: a trained checkpoint
-// (tasks), a remote policy server (serve.Client), the scripted expert (tests).
-type Policy interface {
-	Act(obs []Observation) (chunks [][][]float32, err error)
-}
-
-// EpisodePolicy is an optional extension of Policy for policies that keep state per episode
-// (a remote policy server buffers each connection's action chunk). Evaluate calls
-// StartEpisodes(n) once before the first round of n episodes and then ActEpisodes instead of
-// Act, where episodes[i] is the episode obs[i] comes from (finished episodes drop out of the
-// batch, so positions alone do not identify them).
-type EpisodePolicy interface {
-	Policy
-	StartEpisodes(n int) error
-	ActEpisodes(episodes []int, obs []Observation) (chunks [][][]float32, err error)
+// Fits reports why a policy with spec cannot be rolled out in the simulator of cfg (nil if it
+// can): it must read only cameras the simulator renders, its state and write its actions.
+func Fits(cfg Config, spec policy.Spec) error {
+	f := Features(cfg)
+	if spec.StateDim != f.StateDim || spec.ActionDim != f.ActionDim {
+		return fmt.Errorf("the policy reads %d state values and writes %d-D actions; the simulator has %d and %d",
+			spec.StateDim, spec.ActionDim, f.StateDim, f.ActionDim)
+	}
+	for _, c := range spec.Cameras {
+		if _, ok := f.Camera(c.Name); !ok {
+			return fmt.Errorf("the policy reads camera %q; the simulator renders %v", c.Name, f.CameraNames())
+		}
+	}
+	return nil
 }
 
 // FamilyOf returns the task family of an instruction made by NewWorld ("" if it is none of them).

@@ -4,6 +4,7 @@ import (
 	"math"
 
 	"github.com/reelml/reel/data"
+	"github.com/reelml/reel/policy"
 )
 
 var (
@@ -103,12 +104,12 @@ func (w *World) Cameras() []string {
 }
 
 // Observe renders every camera and returns what a policy sees now.
-func (w *World) Observe() Observation {
+func (w *World) Observe() policy.Observation {
 	n := w.cfg.ImageSize
-	obs := Observation{Images: map[string][]float32{}, Size: n, State: w.State(), Instruction: w.instr}
+	obs := policy.Observation{Images: map[string]policy.Image{}, State: w.State(), Instruction: w.instr}
 	for _, c := range w.Cameras() {
-		img := make([]float32, n*n*3)
-		w.Render(img, c)
+		img := policy.NewImage(n, n)
+		w.Render(img.Pix, c)
 		obs.Images[c] = img
 	}
 	return obs

@@ -23,6 +23,11 @@ const (
 	ActionDim = 3
 )
 
+// StateNames and ActionNames name the state and action values (as a LeRobot dataset's
+// features record them).
+func StateNames() []string  { return []string{"x", "y", "gripper_closed", "holding"} }
+func ActionNames() []string { return []string{"dx", "dy", "grip"} }
+
 // World constants, in table units (the table is the unit square).
 const (
 	// MaxStep is how far the gripper moves for |dx| = 1 or |dy| = 1.

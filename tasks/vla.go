@@ -1,12 +1,11 @@
 package tasks
 
 import (
+	"encoding/json"
 	"fmt"
 	"math"
 	"math/rand/v2"
-	"sync"
 
-	"github.com/gomlx/compute/shapes"
 	. "github.com/gomlx/gomlx/core/graph"
 	"github.com/gomlx/gomlx/core/tensors"
 	"github.com/gomlx/gomlx/ml/model"
@@ -14,84 +13,220 @@ import (
 	"github.com/reelml/reel/data"
 	"github.com/reelml/reel/losses"
 	"github.com/reelml/reel/models"
+	"github.com/reelml/reel/policy"
 	"github.com/reelml/reel/recipes"
 	"github.com/reelml/reel/sim"
 	"github.com/reelml/reel/train"
 )
 
-// VLA trains a MolmoBot-style policy (models/policy.go) or an RD-VLA policy (models/rdvla.go) on
-// expert demonstrations from the procedural simulator, generated on the fly (data.source
-// synthetic) or read from a LeRobot dataset written by `reel data gen-sim` (data.source lerobot).
+// VLA trains a vision-language-action policy (models.VLAPolicy: the MolmoBot backbone with a
+// flow-matching, chunk-regression or recurrent-depth action head) on demonstrations: from the
+// procedural simulator, generated on the fly (data.source synthetic), or from a LeRobot dataset
+// (data.source lerobot). The task owns the data and its normalisation; the network is in models,
+// and what the trained policy reads and returns is its policy.Spec, written into every
+// checkpoint (policy.json) and all that serving and evaluation know of it.
 //
-// Training inputs: images [B, C, S, S, 3], instruction tokens [B, L] i32, robot state [B, Sd],
-// the expert's next H actions [B, H, A] (raw units); then the head's own inputs — flow noise ε
-// [B, K, H, A] and flow times [B, K], or the recurrent head's initial state and depth masks —
-// and last the simulator's two focus points [B, 4] for the pointing loss. Everything random is
-// drawn on the host from the seed, so a resumed run reproduces the same noise. States and
-// actions are normalised inside the graph with mean/std statistics kept as non-trainable
-// variables: they are saved in every checkpoint and applied at inference.
+// Everything random (examples, flow noise and times, the recurrent head's depth and initial
+// state) is drawn on the host from the seed, so a resumed run reproduces the same batches.
 type VLA struct {
-	r       *recipes.Recipe
-	cfg     models.PolicyConfig
-	sim     sim.Config
-	conv    losses.FlowConvention
-	vocab   *data.Vocab
-	cams    []string
-	stats   data.DatasetStats
-	micro   int
-	rd      *models.RDConfig // model.arch rdvla: the recurrent-depth head
-	ds      *data.LeRobotDataset
-	eps     []data.Episode // lerobot source, decoded on first use
-	epsOnce sync.Once
-	epsErr  error
-	evals   evalCache
+	r      *recipes.Recipe
+	spec   policy.Spec
+	net    models.VLAPolicy
+	vocab  *data.Vocab
+	micro  int
+	simCfg sim.Config
+	src    vlaSource // nil for a task rebuilt from a checkpoint's spec (inference only)
+	evals  *evalCache
 }
 
-// statsEpisodes is how many training episodes the synthetic source's normalisation statistics
-// are computed from.
-const statsEpisodes = 64
+// vlaSource is where a VLA task's demonstrations come from.
+type vlaSource interface {
+	// features describes the robot: cameras (native sizes), state and action dimensions.
+	features() policy.Features
+	// stats are the per-dimension statistics of states and actions the normalisation uses.
+	stats() (state, action data.FeatureStats, err error)
+	// batch draws training micro-batch i, n examples (rng is the micro-batch's stream).
+	batch(rng *rand.Rand, i int64, n int) ([]vlaExample, error)
+	// evalExamples draws n held-out examples.
+	evalExamples(rng *rand.Rand, n int) ([]vlaExample, error)
+	// focus reports whether examples carry the simulator's focus points (pointing supervision).
+	focus() bool
+	close()
+}
 
-// NewVLA builds the vla task of a recipe.
+// vlaExample is one training or evaluation example: an observation and the next H actions.
+type vlaExample struct {
+	obs   policy.Observation
+	chunk [][]float32
+	focus []float32 // the simulator's two focus points x1 y1 x2 y2; nil when unknown
+}
+
+// NewVLA builds the vla task of a recipe, opening its data source.
 func NewVLA(r *recipes.Recipe) (*VLA, error) {
-	m, d, p := r.Model, r.Data, r.Policy
+	t, err := newVLABase(r)
+	if err != nil {
+		return nil, err
+	}
+	switch r.Data.Source {
+	case "lerobot":
+		if t.src, err = openDatasetSource(r); err != nil {
+			return nil, err
+		}
+	default:
+		t.src = newSimSource(r, t.simCfg)
+	}
+	st, act, err := t.src.stats()
+	if err != nil {
+		return nil, err
+	}
+	spec := t.buildSpec(t.src.features())
+	norm, err := normalization(spec, st, act)
+	if err != nil {
+		return nil, fmt.Errorf("data.normalization: %v", err)
+	}
+	if err := t.finish(spec, norm); err != nil {
+		return nil, err
+	}
+	return t, nil
+}
+
+// normalization is the affine map (x − offset)/scale of spec's normalisation mode for the data's
+// statistics: mean_std maps the mean to 0 and one std to 1; min_max and quantiles map [min, max]
+// or [q01, q99] to [−1, 1] (LeRobot's MIN_MAX, openpi's quantile normalisation). Scales are
+// floored at minStd.
+func normalization(spec policy.Spec, state, action data.FeatureStats) (models.Normalization, error) {
+	affine := func(what string, st data.FeatureStats, dim int) (off, scale []float32, err error) {
+		if dim == 0 {
+			return nil, nil, nil
+		}
+		a, b, err := st.Norm(spec.Normalization)
+		if err != nil {
+			return nil, nil, fmt.Errorf("%s: %v", what, err)
+		}
+		if len(a) != dim || len(b) != dim {
+			return nil, nil, fmt.Errorf("%s: statistics have %d values for %d dimensions", what, len(a), dim)
+		}
+		off, scale = make([]float32, dim), make([]float32, dim)
+		for i := range dim {
+			if spec.Normalization == policy.NormMeanStd {
+				off[i], scale[i] = float32(a[i]), float32(b[i])
+			} else {
+				off[i], scale[i] = float32((a[i]+b[i])/2), float32((b[i]-a[i])/2)
+			}
+			scale[i] = max(scale[i], minStd)
+		}
+		return off, scale, nil
+	}
+	var n models.Normalization
+	var err error
+	if n.StateOffset, n.StateScale, err = affine("state", state, spec.StateDim); err != nil {
+		return n, err
+	}
+	if n.ActionOffset, n.ActionScale, err = affine("action", action, spec.ActionDim); err != nil {
+		return n, err
+	}
+	return n, nil
+}
+
+// Close stops the data source's background decoding.
+func (t *VLA) Close() {
+	if t.src != nil {
+		t.src.close()
+	}
+}
+
+// newVLAFromSpec rebuilds a trained policy's task from its recipe and spec, without opening its
+// training data: the normalisation statistics come from the checkpoint's variables.
+func newVLAFromSpec(r *recipes.Recipe, spec policy.Spec) (*VLA, error) {
+	t, err := newVLABase(r)
+	if err != nil {
+		return nil, err
+	}
+	placeholder := models.Normalization{StateOffset: make([]float32, spec.StateDim), StateScale: ones(spec.StateDim),
+		ActionOffset: make([]float32, spec.ActionDim), ActionScale: ones(spec.ActionDim)}
+	if err := t.finish(spec, placeholder); err != nil {
+		return nil, err
+	}
+	return t, nil
+}
+
+func newVLABase(r *recipes.Recipe) (*VLA, error) {
+	t := &VLA{r: r, micro: r.Train.BatchSize / r.Train.GradAccum, vocab: data.NewVocab(sim.Words()), evals: &evalCache{}}
+	var err error
+	if t.simCfg, err = SimConfig(r); err != nil {
+		return nil, err
+	}
+	return t, nil
+}
+
+// buildSpec is the policy's spec for a data source's features: its cameras at the network's
+// input size, its state and action dimensions, the recipe's chunking and normalisation.
+func (t *VLA) buildSpec(f policy.Features) policy.Spec {
+	s := t.r.Model.ImageSize
+	out := f
+	out.Cameras = nil
+	for _, c := range f.Cameras {
+		out.Cameras = append(out.Cameras, policy.Camera{Name: c.Name, Width: s, Height: s})
+	}
+	p := t.r.Policy
+	return policy.Spec{Name: "reel:" + t.r.Name, Features: out, Horizon: p.Horizon, Execute: p.Execute,
+		Normalization: t.r.Data.Normalization, Resize: t.r.Data.Resize, MaxTextLen: t.r.Model.MaxTextLen}
+}
+
+// finish sizes the network for spec and builds its action head.
+func (t *VLA) finish(spec policy.Spec, norm models.Normalization) error {
+	if err := spec.Validate(); err != nil {
+		return err
+	}
+	t.spec = spec
+	m, p := t.r.Model, t.r.Policy
+	net := models.VLAConfig{
+		Vision: models.ViTConfig{ImageSize: m.ImageSize, PatchSize: m.PatchSize, Dim: m.VisionDim, Layers: m.VisionLayers,
+			Heads: m.VisionHeads, MLPRatio: m.MLPRatio, SinCos: m.SinCosPos, ConvStem: m.ConvStem},
+		Cameras: len(spec.Cameras), Dim: m.TextDim, Layers: m.TextLayers, Heads: m.TextHeads, MLPRatio: m.MLPRatio,
+		MaxTextLen: m.MaxTextLen, VocabSize: t.vocab.Size(), StateDim: spec.StateDim, ActionDim: spec.ActionDim,
+		Horizon: p.Horizon, ExpertDim: p.ExpertDim, ExpertHeads: p.ExpertHeads,
+	}
+	head, err := t.actionHead(net)
+	if err != nil {
+		return err
+	}
+	t.net = models.VLAPolicy{Net: net, Head: head, PointWeight: p.PointWeight, Norm: norm}
+	if t.src != nil && !t.src.focus() {
+		t.net.PointWeight = 0
+	}
+	return t.net.Validate()
+}
+
+// actionHead builds the recipe's action head over net.
+func (t *VLA) actionHead(net models.VLAConfig) (models.ActionHead, error) {
+	p := t.r.Policy
+	if t.r.Model.Arch == "rdvla" {
+		return models.RecurrentDepthHead{RDConfig: models.RDConfig{Net: net, CoreLayers: p.CoreLayers, BPTT: p.BPTT},
+			MeanDepth: p.MeanDepth, EvalDepth: int(math.Round(p.MeanDepth))}, nil
+	}
+	if p.Head == "mse" {
+		return models.ChunkRegressionHead{Net: net}, nil
+	}
 	conv, err := losses.ParseFlowConvention(p.Flow)
 	if err != nil {
 		return nil, fmt.Errorf("policy.flow: %v", err)
 	}
-	t := &VLA{r: r, conv: conv, micro: r.Train.BatchSize / r.Train.GradAccum}
-	if t.sim, err = SimConfig(r); err != nil {
-		return nil, err
-	}
-	t.cams = []string{"scene"}
-	if d.Wrist {
-		t.cams = append(t.cams, "wrist")
-	}
-	t.vocab = data.NewVocab(sim.Words())
-	switch d.Source {
-	case "lerobot":
-		if err := t.openDataset(d.Dir); err != nil {
-			return nil, err
-		}
-	default:
-		t.stats = t.syntheticStats()
-	}
-	t.stats.State.Std = floorStd(t.stats.State.Std)
-	t.stats.Action.Std = floorStd(t.stats.Action.Std)
-	t.cfg = models.PolicyConfig{
-		Vision: models.ViTConfig{ImageSize: m.ImageSize, PatchSize: m.PatchSize, Dim: m.VisionDim, Layers: m.VisionLayers,
-			Heads: m.VisionHeads, MLPRatio: m.MLPRatio, SinCos: m.SinCosPos, ConvStem: m.ConvStem},
-		Cameras: len(t.cams), Dim: m.TextDim, Layers: m.TextLayers, Heads: m.TextHeads, MLPRatio: m.MLPRatio,
-		MaxTextLen: m.MaxTextLen, VocabSize: t.vocab.Size(), StateDim: sim.StateDim, ActionDim: sim.ActionDim,
-		Horizon: p.Horizon, ExpertDim: p.ExpertDim, ExpertHeads: p.ExpertHeads,
-	}
-	if err := t.cfg.Validate(); err != nil {
-		return nil, err
-	}
-	if m.Arch == "rdvla" {
-		t.rd = &models.RDConfig{Policy: t.cfg, CoreLayers: p.CoreLayers, BPTT: p.BPTT}
-	}
-	return t, nil
+	return models.FlowMatchingHead{Net: net, Convention: conv, TimeSamples: p.TimeSamples, EulerSteps: p.EulerSteps}, nil
 }
+
+func ones(n int) []float32 {
+	v := make([]float32, n)
+	for i := range v {
+		v[i] = 1
+	}
+	return v
+}
+
+// minStd floors the normalisation std of a dimension: a feature that never varies in the training
+// data (say, a gripper flag in a dataset without grasps) must not be scaled up 10⁶× at inference.
+const minStd = 1e-2
+
 
 // SimConfig is the simulator configuration of a vla recipe's data section.
 func SimConfig(r *recipes.Recipe) (sim.Config, error) {
@@ -108,116 +243,37 @@ func SimConfig(r *recipes.Recipe) (sim.Config, error) {
 	return c, nil
 }
 
-// openDataset opens a LeRobot dataset (its meta files are validated, its statistics read) and
-// checks that its first episode fits the recipe. The episodes themselves are decoded only when
-// training first needs them (episodes), not when the task is built for eval or serve.
-func (t *VLA) openDataset(dir string) error {
-	ds, err := data.OpenLeRobot(dir)
+// Spec is what the trained policy reads and returns.
+func (t *VLA) Spec() policy.Spec { return t.spec }
+
+// CheckpointFiles implements train.CheckpointFiler: the policy's spec, policy.json.
+func (t *VLA) CheckpointFiles() (map[string][]byte, error) {
+	b, err := json.MarshalIndent(t.spec, "", "  ")
 	if err != nil {
-		return fmt.Errorf("data.dir: %v", err)
+		return nil, err
 	}
-	if ds.NumEpisodes() == 0 {
-		return fmt.Errorf("data.dir: %s has no episodes", dir)
-	}
-	t.ds, t.stats = ds, ds.Stats()
-	ep, err := ds.Episode(0)
-	if err != nil {
-		return fmt.Errorf("data.dir: %v", err)
-	}
-	return t.checkEpisode(&ep, 0)
+	return map[string][]byte{policy.SpecFile: append(b, '\n')}, nil
 }
 
-// checkEpisode checks that a stored episode fits the recipe's model.
-func (t *VLA) checkEpisode(ep *data.Episode, i int) error {
-	dir := t.r.Data.Dir
-	switch {
-	case ep.Size != t.r.Model.ImageSize:
-		return fmt.Errorf("data.dir: %s has %d-pixel images but model.image_size is %d", dir, ep.Size, t.r.Model.ImageSize)
-	case len(ep.Cameras) < len(t.cams):
-		return fmt.Errorf("data.dir: %s has cameras %v but the recipe needs %v (data.wrist)", dir, ep.Cameras, t.cams)
-	case len(ep.State) == 0 || len(ep.State[0]) != sim.StateDim || len(ep.Action[0]) != sim.ActionDim:
-		return fmt.Errorf("data.dir: %s episode %d: expected %d state and %d action values per step", dir, i, sim.StateDim, sim.ActionDim)
-	}
-	return nil
+// Sim returns the simulator configuration of the recipe's data section (held-out scenes and
+// closed-loop evaluation).
+func (t *VLA) Sim() sim.Config { return t.simCfg }
+
+// EvalConfig returns the closed-loop evaluation settings of the recipe.
+func (t *VLA) EvalConfig() sim.EvalConfig {
+	return sim.EvalConfig{Episodes: t.r.Eval.Episodes, Seed: uint64(t.r.Eval.Seed), Horizon: t.spec.Horizon,
+		Execute: t.spec.Execute, Videos: t.r.Eval.Videos}
 }
 
-// episodes decodes every stored episode once (safe for the concurrent data workers).
-func (t *VLA) episodes() ([]data.Episode, error) {
-	t.epsOnce.Do(func() {
-		for i := range t.ds.NumEpisodes() {
-			ep, err := t.ds.Episode(i)
-			if err != nil {
-				t.epsErr = fmt.Errorf("data.dir: %v", err)
-				return
-			}
-			if t.epsErr = t.checkEpisode(&ep, i); t.epsErr != nil {
-				return
-			}
-			t.eps = append(t.eps, ep)
-		}
-	})
-	return t.eps, t.epsErr
-}
+// TrainConfig is the recipe's train section, whose graph options (precision, LoRA) the policy is
+// evaluated and served with.
+func (t *VLA) TrainConfig() recipes.TrainConfig { return t.r.Train }
 
-// syntheticStats computes per-dimension mean and std of states and actions over the first
-// statsEpisodes training episodes (a fixed set: the statistics depend only on the recipe).
-func (t *VLA) syntheticStats() data.DatasetStats {
-	var states, actions [][]float32
-	for i := range int64(statsEpisodes) {
-		ep, err := sim.RecordEpisode(t.sim, sim.TrainSeed(uint64(t.r.Train.Seed), i), int(i))
-		if err != nil {
-			continue
-		}
-		states = append(states, ep.State...)
-		actions = append(actions, ep.Action...)
-	}
-	return data.DatasetStats{State: data.ComputeStats(states), Action: data.ComputeStats(actions)}
-}
-
-// minStd floors the normalisation std of a dimension: a feature that never varies in the training
-// data (say, a gripper flag in a dataset without grasps) must not be scaled up 10⁶× at inference.
-const minStd = 1e-2
-
-func floorStd(std []float32) []float32 {
-	out := make([]float32, len(std))
-	for i, s := range std {
-		out[i] = max(s, minStd)
-	}
-	return out
-}
-
-// Sim returns the simulator configuration the recipe trains and evaluates on.
-func (t *VLA) Sim() sim.Config { return t.sim }
+// Depths are the fixed depths `reel eval` sweeps for a recurrent-depth policy (eval.depths).
+func (t *VLA) Depths() []int { return t.r.Eval.Depths }
 
 // MicroBatchSize implements train.Task.
 func (t *VLA) MicroBatchSize() int { return t.micro }
-
-// vlaExample is one training or evaluation example: the observation at step `step` of an
-// expert episode and the expert's next H actions.
-type vlaExample struct {
-	obs   sim.Observation
-	chunk [][]float32
-	focus []float32 // the simulator's two focus points x1 y1 x2 y2 (nil for datasets from disk)
-}
-
-// example draws an observation and its action chunk from episode ep at step.
-func (t *VLA) example(ep *data.Episode, step int) vlaExample {
-	s := ep.Size
-	px := s * s * 3
-	obs := sim.Observation{Images: map[string][]float32{}, Size: s, State: ep.State[step], Instruction: ep.Task}
-	for c, name := range ep.Cameras {
-		obs.Images[name] = ep.Frames[c][step*px : (step+1)*px]
-	}
-	labels := ep.Action
-	if len(ep.Intended) == len(ep.Action) {
-		labels = ep.Intended // the expert's noise-free intent (DART labels)
-	}
-	ex := vlaExample{obs: obs, chunk: ChunkAt(labels, step, t.r.Policy.Horizon)}
-	if step < len(ep.Focus) {
-		ex.focus = ep.Focus[step]
-	}
-	return ex
-}
 
 // ChunkAt returns actions[step : step+h]; past the episode's end it repeats "stay": no motion,
 // the last gripper command (the robot should rest once the task is done).
@@ -236,45 +292,21 @@ func ChunkAt(actions [][]float32, step, h int) [][]float32 {
 	return out
 }
 
-// sample draws one example with rng: a fresh simulated expert episode (synthetic) or a stored one.
-func (t *VLA) sample(rng *rand.Rand, seed uint64) (vlaExample, error) {
-	var ep data.Episode
-	if t.ds != nil {
-		eps, err := t.episodes()
-		if err != nil {
-			return vlaExample{}, err
-		}
-		ep = eps[rng.IntN(len(eps))]
-	} else {
-		var err error
-		if ep, err = sim.RecordEpisode(t.sim, seed, 0); err != nil {
-			return vlaExample{}, err
-		}
-	}
-	return t.example(&ep, rng.IntN(ep.Len())), nil
-}
-
 // MicroBatch implements train.Task.
-func (t *VLA) MicroBatch(i int64) ([]*tensors.Tensor, error) { return t.microBatch(i, 0) }
-
-// microBatch draws training micro-batch i; depth > 0 fixes the recurrent head's depth.
-func (t *VLA) microBatch(i int64, depth int) ([]*tensors.Tensor, error) {
+func (t *VLA) MicroBatch(i int64) ([]*tensors.Tensor, error) {
 	rng := data.NewRand(seedFor(t.r.Train.Seed, "vla/train", i))
-	ex := make([]vlaExample, t.micro)
-	for j := range ex {
-		var err error
-		if ex[j], err = t.sample(rng, sim.TrainSeed(uint64(t.r.Train.Seed), i*int64(t.micro)+int64(j))); err != nil {
-			return nil, err
-		}
+	ex, err := t.src.batch(rng, i, t.micro)
+	if err != nil {
+		return nil, err
 	}
-	return t.tensors(ex, rng, t.r.Policy.TimeSamples, depth)
+	return t.batch(ex, rng, true, true)
 }
 
-// tensors lays out a batch: observation inputs (see ObservationTensors), actions, then flow noise
-// and times (k samples each), or for the recurrent head its initial state and depth masks
-// (depth 0: sampled).
-func (t *VLA) tensors(ex []vlaExample, rng *rand.Rand, k, depth int) ([]*tensors.Tensor, error) {
-	obs := make([]sim.Observation, len(ex))
+// batch lays out examples as the inputs of models.Layout: images, tokens, state, actions (when
+// withActions), focus points (training with pointing), then the head's noise for training or
+// sampling.
+func (t *VLA) batch(ex []vlaExample, rng *rand.Rand, withActions, train bool) ([]*tensors.Tensor, error) {
+	obs := make([]policy.Observation, len(ex))
 	for i := range ex {
 		obs[i] = ex[i].obs
 	}
@@ -282,57 +314,67 @@ func (t *VLA) tensors(ex []vlaExample, rng *rand.Rand, k, depth int) ([]*tensors
 	if err != nil {
 		return nil, err
 	}
-	b, h, a := len(ex), t.cfg.Horizon, t.cfg.ActionDim
-	act := make([]float32, 0, b*h*a)
-	for _, e := range ex {
-		for _, row := range e.chunk {
-			act = append(act, row...)
+	b, h, a := len(ex), t.spec.Horizon, t.spec.ActionDim
+	if withActions {
+		act := make([]float32, 0, b*h*a)
+		for _, e := range ex {
+			for _, row := range e.chunk {
+				act = append(act, row...)
+			}
 		}
+		in = append(in, tensors.FromFlatDataAndDimensions(act, b, h, a))
 	}
-	actions := tensors.FromFlatDataAndDimensions(act, b, h, a)
-	focus := make([]float32, 0, 4*b)
-	for _, e := range ex {
-		if e.focus == nil {
-			e.focus = make([]float32, 4)
+	if train && t.withFocus() {
+		focus := make([]float32, 0, 4*b)
+		for _, e := range ex {
+			if e.focus == nil {
+				e.focus = make([]float32, 4)
+			}
+			focus = append(focus, e.focus...)
 		}
-		focus = append(focus, e.focus...)
+		in = append(in, tensors.FromFlatDataAndDimensions(focus, b, 4))
 	}
-	last := tensors.FromFlatDataAndDimensions(focus, b, 4)
-	if t.rd != nil {
-		return append(append(append(in, actions), t.rdInputs(rng, b, depth)...), last), nil
+	for _, n := range t.net.Head.Noise(rng, b, train) {
+		in = append(in, n.Value)
 	}
-	noise := make([]float32, b*k*h*a)
-	for i := range noise {
-		noise[i] = float32(rng.NormFloat64())
-	}
-	times := make([]float32, b*k)
-	for i := range times {
-		times[i] = float32(t.conv.SampleTime(rng))
-	}
-	return append(in, actions, tensors.FromFlatDataAndDimensions(noise, b, k, h, a), tensors.FromFlatDataAndDimensions(times, b, k), last), nil
+	return in, nil
 }
 
-// ObservationTensors encodes observations as the policy's first three inputs: images
-// [B, C, S, S, 3], instruction tokens [B, L] (0-padded) and raw states [B, StateDim].
-func (t *VLA) ObservationTensors(obs []sim.Observation) ([]*tensors.Tensor, error) {
+// withFocus reports whether training batches carry focus points for the pointing loss.
+func (t *VLA) withFocus() bool { return t.net.PointWeight > 0 }
+
+// layout names the inputs of batch(…, withActions, train).
+func (t *VLA) layout(withActions, train bool) models.BatchLayout {
+	return models.Layout(t.spec.StateDim > 0, withActions, train && t.withFocus(), t.net.Head.Noise(rand.New(rand.NewPCG(0, 0)), 1, train))
+}
+
+// ObservationTensors encodes observations as a policy graph's first inputs: images
+// [B, C, S, S, 3] (each spec camera, fitted to its size with the spec's resize mode), instruction
+// tokens [B, L] (0-padded) and, when the spec has a state, raw states [B, StateDim].
+func (t *VLA) ObservationTensors(obs []policy.Observation) ([]*tensors.Tensor, error) {
 	s, L := t.r.Model.ImageSize, t.r.Model.MaxTextLen
 	px := s * s * 3
-	b, c := len(obs), len(t.cams)
+	b, c := len(obs), len(t.spec.Cameras)
+	sd := t.spec.StateDim
 	img := make([]float32, b*c*px)
 	tok := make([]int32, b*L)
-	st := make([]float32, b*sim.StateDim)
+	st := make([]float32, b*sd)
 	for i, o := range obs {
-		for j, cam := range t.cams {
-			im, ok := o.Images[cam]
-			if !ok || len(im) != px {
-				return nil, fmt.Errorf("observation %d: camera %q: expected a %d×%d×3 image, got %d values", i, cam, s, s, len(im))
+		for j, cam := range t.spec.Cameras {
+			im, ok := o.Images[cam.Name]
+			if !ok {
+				return nil, fmt.Errorf("observation %d: no image from camera %q (the policy reads %v)", i, cam.Name, t.spec.CameraNames())
 			}
-			copy(img[(i*c+j)*px:], im)
+			fit, err := policy.Resize(im, s, s, t.spec.Resize)
+			if err != nil {
+				return nil, fmt.Errorf("observation %d: camera %q: %v", i, cam.Name, err)
+			}
+			copy(img[(i*c+j)*px:], fit.Pix)
 		}
-		if len(o.State) != sim.StateDim {
-			return nil, fmt.Errorf("observation %d: expected %d state values, got %d", i, sim.StateDim, len(o.State))
+		if len(o.State) != sd {
+			return nil, fmt.Errorf("observation %d: expected %d state values, got %d", i, sd, len(o.State))
 		}
-		copy(st[i*sim.StateDim:], o.State)
+		copy(st[i*sd:], o.State)
 		words := data.Tokenize(o.Instruction)
 		if len(words) > L {
 			return nil, fmt.Errorf("observation %d: instruction has %d words, more than model.max_text_len (%d)", i, len(words), L)
@@ -341,113 +383,17 @@ func (t *VLA) ObservationTensors(obs []sim.Observation) ([]*tensors.Tensor, erro
 			tok[i*L+j] = int32(t.vocab.ID(w))
 		}
 	}
-	return []*tensors.Tensor{tensors.FromFlatDataAndDimensions(img, b, c, s, s, 3),
-		tensors.FromFlatDataAndDimensions(tok, b, L), tensors.FromFlatDataAndDimensions(st, b, sim.StateDim)}, nil
-}
-
-// vlaNorm maps states and actions to and from normalised units, (x − mean)/std, with the
-// statistics held in non-trainable variables: initialised from the task's stats, then saved in
-// and restored from checkpoints, so a policy always acts with the statistics it was trained on.
-type vlaNorm struct {
-	state, action, actionInv func(*Node) *Node
-}
-
-func (t *VLA) norms(scope *model.Scope, g *Graph) vlaNorm {
-	ns := scope.In("norm")
-	pair := func(name string, st data.Stats) (*Node, *Node) {
-		mean := ns.VariableWithValue(name+"_mean", st.Mean).SetTrainable(false).NodeValue(g)
-		std := ns.VariableWithValue(name+"_std", st.Std).SetTrainable(false).NodeValue(g)
-		return mean, std
+	out := []*tensors.Tensor{tensors.FromFlatDataAndDimensions(img, b, c, s, s, 3), tensors.FromFlatDataAndDimensions(tok, b, L)}
+	if sd > 0 {
+		out = append(out, tensors.FromFlatDataAndDimensions(st, b, sd))
 	}
-	sm, ss := pair("state", t.stats.State)
-	am, as := pair("action", t.stats.Action)
-	b := func(v, x *Node) *Node { return ExpandLeftToRank(v, x.Rank()) }
-	return vlaNorm{
-		state:     func(x *Node) *Node { return Div(Sub(x, b(sm, x)), b(ss, x)) },
-		action:    func(x *Node) *Node { return Div(Sub(x, b(am, x)), b(as, x)) },
-		actionInv: func(x *Node) *Node { return Add(Mul(x, b(as, x)), b(am, x)) },
-	}
+	return out, nil
 }
 
-// Loss implements train.Task: the flow-matching loss on K time samples per backbone pass, or the
-// MSE of the chunk for the regression head, in normalised action units.
+// Loss implements train.Task: the action head's loss in normalised action units, plus the
+// pointing loss on simulated data.
 func (t *VLA) Loss(scope *model.Scope, in []*Node) *Node {
-	n := t.norms(scope, in[0].Graph())
-	policy := scope.In("policy")
-	hidden, valid, state, point := t.backbone(policy, n, in[0], in[1], in[2])
-	a := n.action(in[3]) // [B, H, A]
-	var loss *Node
-	switch {
-	case t.rd != nil: // regression through the recurrent-depth head, truncated BPTT
-		pred := models.NewRDHead(policy.In("rd"), *t.rd, hidden, valid, state).Train(in[4], in[5], in[6])
-		loss = losses.FlowLoss(pred, a)
-	case t.r.Policy.Head == "mse":
-		pred := models.ActionExpert(policy.In("expert"), t.cfg, hidden, valid, state, ZerosLike(InsertAxes(a, 1)), ZerosLike(Slice(in[5], AxisRange(), AxisRange(0, 1))))
-		loss = losses.FlowLoss(Squeeze(pred, 1), a)
-	default:
-		noise, times := in[4], in[5]
-		k := noise.Shape().Dimensions[1]
-		ak := BroadcastToDims(InsertAxes(a, 1), a.Shape().Dimensions[0], k, t.cfg.Horizon, t.cfg.ActionDim)
-		xt, target := t.conv.Interpolate(ak, noise, times)
-		loss = losses.FlowLoss(models.ActionExpert(policy.In("expert"), t.cfg, hidden, valid, state, xt, times), target)
-	}
-	if w := t.pointWeight(); w > 0 { // pointing: squared distance to the nearest valid focus point
-		focus := in[len(in)-1] // [B, 4]: two valid points
-		d1 := ReduceSum(Square(Sub(point, Slice(focus, AxisRange(), AxisRange(0, 2)))), -1)
-		d2 := ReduceSum(Square(Sub(point, Slice(focus, AxisRange(), AxisRange(2, 4)))), -1)
-		loss = Add(loss, MulScalar(ReduceAllMean(Min(d1, d2)), w/2))
-	}
-	return loss
-}
-
-// pointWeight is the weight of the pointing loss: policy.point_weight with synthetic data (the
-// simulator provides focus points), 0 for datasets from disk.
-func (t *VLA) pointWeight() float64 {
-	if t.ds != nil {
-		return 0
-	}
-	return t.r.Policy.PointWeight
-}
-
-// backbone runs the policy backbone and its pointing head: the per-layer hidden states and key
-// mask, the action head's state input (the normalised robot state and the point) and the point.
-func (t *VLA) backbone(policy *model.Scope, n vlaNorm, images, tokens, state *Node) (hidden []*Node, valid, headState, point *Node) {
-	hidden, valid = models.PolicyContext(policy, t.cfg, images, tokens)
-	point = models.PointHead(policy.In("point"), t.cfg, hidden[len(hidden)-1], valid)
-	return hidden, valid, Concatenate([]*Node{n.state(state), point}, -1), point
-}
-
-// ActGraph returns the policy's action chunks [B, H, A] in raw units for observation inputs
-// (images, tokens, state) and initial noise [B, H, A]: for the flow head, EulerSteps Euler steps
-// of the learned velocity field from the noise end of the convention (one backbone pass); for the
-// regression head, the predicted chunk (noise unused).
-func (t *VLA) ActGraph(scope *model.Scope, images, tokens, state, noise *Node) *Node {
-	chunk, n := t.act(scope, images, tokens, state, noise)
-	return n.actionInv(chunk)
-}
-
-// act is ActGraph in normalised action units.
-func (t *VLA) act(scope *model.Scope, images, tokens, state, noise *Node) (*Node, vlaNorm) {
-	g := images.Graph()
-	n := t.norms(scope, g)
-	policy := scope.In("policy")
-	hidden, valid, st, _ := t.backbone(policy, n, images, tokens, state)
-	b := images.Shape().Dimensions[0]
-	x0 := InsertAxes(noise, 1) // [B, 1, H, A]
-	if t.r.Policy.Head == "mse" {
-		zero := Zeros(g, shapes.Make(noise.DType(), b, 1))
-		return Squeeze(models.ActionExpert(policy.In("expert"), t.cfg, hidden, valid, st, ZerosLike(x0), zero), 1), n
-	}
-	calls := 0
-	x := t.conv.EulerSample(x0, t.r.Policy.EulerSteps, func(x, tt *Node) *Node {
-		expert := policy.In
-		if calls > 0 {
-			expert = policy.Shared // the same weights at every Euler step
-		}
-		calls++
-		return models.ActionExpert(expert("expert"), t.cfg, hidden, valid, st, x, BroadcastToDims(Reshape(tt, 1, 1), b, 1))
-	})
-	return Squeeze(x, 1), n
+	return t.net.Loss(scope, t.layout(true, true).Bind(in))
 }
 
 // EvalSets implements train.Task.
@@ -456,19 +402,8 @@ func (t *VLA) EvalSets() []string { return t.r.Eval.Sets }
 // EvalGraph implements train.Task: for held-out expert chunks, the per-example mean squared
 // error (normalised units) of the sampled chunk and of its first action.
 func (t *VLA) EvalGraph(scope *model.Scope, in []*Node) []*Node {
-	var pred *Node
-	var n vlaNorm
-	if t.rd != nil { // at the depth of the eval batch's masks
-		n = t.norms(scope, in[0].Graph())
-		policy := scope.In("policy")
-		hidden, valid, st, _ := t.backbone(policy, n, in[0], in[1], in[2])
-		pred = models.NewRDHead(policy.In("rd"), *t.rd, hidden, valid, st).Train(in[4], in[5], in[6])
-	} else {
-		pred, n = t.act(scope, in[0], in[1], in[2], Squeeze(Slice(in[4], AxisRange(), AxisRange(0, 1)), 1))
-	}
-	d := Square(Sub(pred, n.action(in[3]))) // [B, H, A]
-	first := ReduceMean(Slice(d, AxisRange(), AxisRange(0, 1)), 1, 2)
-	return []*Node{ReduceMean(d, 1, 2), first}
+	chunk, first := t.net.ActionErrors(scope, t.layout(true, false).Bind(in))
+	return []*Node{chunk, first}
 }
 
 // EvalSet implements train.Task: "actions", expert chunks at random steps of held-out episodes.
@@ -480,21 +415,19 @@ func (t *VLA) EvalSet(name string) (train.EvalData, error) {
 }
 
 func (t *VLA) buildEvalSet(name string) (train.EvalData, error) {
+	if t.src == nil {
+		return nil, fmt.Errorf("eval set %s: the task was rebuilt from a checkpoint without its data", name)
+	}
 	rng := data.NewRand(seedFor(t.r.Eval.Seed, "vla/eval/"+name, 0))
-	n := t.r.Eval.Examples
+	ex, err := t.src.evalExamples(rng, t.r.Eval.Examples)
+	if err != nil {
+		return nil, fmt.Errorf("eval set %s: %v", name, err)
+	}
+	n := len(ex)
 	bs := min(t.r.Eval.BatchSize, n)
 	e := &vlaEval{bs: bs, n: n}
-	var ex []vlaExample
-	for i := range n {
-		ep, err := sim.RecordEpisode(t.sim, sim.EvalSeed(uint64(t.r.Eval.Seed), int64(i)), i)
-		if err != nil {
-			return nil, fmt.Errorf("eval set %s: %v", name, err)
-		}
-		ex = append(ex, t.example(&ep, rng.IntN(ep.Len())))
-	}
-	var err error
 	e.batches, err = evalBatches(ex, bs, func(chunk []vlaExample, _ int) ([]*tensors.Tensor, error) {
-		return t.tensors(chunk, rng, 1, int(math.Round(t.r.Policy.MeanDepth)))
+		return t.batch(chunk, rng, true, false)
 	})
 	if err != nil {
 		return nil, fmt.Errorf("eval set %s: %v", name, err)
@@ -524,4 +457,31 @@ func (e *vlaEval) Metrics(outs [][]*tensors.Tensor) map[string]float64 {
 		}
 	}
 	return map[string]float64{"chunk_mse": chunk / float64(e.n), "first_mse": first / float64(e.n)}
+}
+
+// WithFixedDepth returns a copy of a recurrent-depth task whose training batches all use depth
+// (benchmarks); other tasks are returned unchanged.
+func (t *VLA) WithFixedDepth(depth int) *VLA {
+	h, ok := t.net.Head.(models.RecurrentDepthHead)
+	if !ok {
+		return t
+	}
+	c := *t
+	c.evals = &evalCache{}
+	h.FixedDepth = depth
+	c.net.Head = h
+	return &c
+}
+
+// DepthSlots is the number of gradient-stopped and backpropagated unrolled core slots the
+// training graph of a recurrent-depth policy has for a depth (see models.RecurTruncated).
+func (t *VLA) DepthSlots(depth int) (noGrad, grad int) {
+	ng, g := models.DepthMasks(depth, t.r.Policy.BPTT)
+	return len(ng), len(g)
+}
+
+// Recurrent reports whether the policy has the RD-VLA recurrent-depth head (model.arch rdvla).
+func (t *VLA) Recurrent() bool {
+	_, ok := t.net.Head.(models.RecurrentDepthHead)
+	return ok
 }

@@ -2,142 +2,261 @@ package tasks
 
 import (
 	"fmt"
+	"math/bits"
 	"math/rand/v2"
+	"path/filepath"
+	"strings"
 	"sync"
 
 	"github.com/gomlx/compute"
+	. "github.com/gomlx/gomlx/core/graph"
 	"github.com/gomlx/gomlx/core/tensors"
 	"github.com/gomlx/gomlx/ml/model"
 
 	"github.com/reelml/reel/checkpoints"
-	"github.com/reelml/reel/serve"
-	"github.com/reelml/reel/sim"
+	"github.com/reelml/reel/data"
+	"github.com/reelml/reel/models"
+	"github.com/reelml/reel/policy"
+	"github.com/reelml/reel/recipes"
 	"github.com/reelml/reel/train"
 )
 
-// Policy is a trained VLA checkpoint acting as a sim.Policy: observations in, action chunks
-// (raw units, Horizon actions each) out. Batches are padded to a power of two so that the
-// inference graph compiles for a handful of shapes only. It is safe for concurrent use.
+// Policy is a trained VLA checkpoint acting as a policy.Policy: observations in, action chunks
+// (raw units, Spec().Horizon actions each) out, every graph in the recipe's train.precision.
+// Flow-matching and regression policies run one graph per call; a recurrent-depth policy runs
+// its backbone and prelude once, then one core iteration per graph call until the chunk
+// converges (adaptive stopping, models.AdaptiveIterate) or for a fixed depth (SetDepth). Batches
+// are padded to a power of two so that the graphs compile for a handful of shapes only. It is
+// safe for concurrent use.
 type Policy struct {
-	task *VLA
-	exec *model.Exec
-	mu   sync.Mutex
-	rng  *rand.Rand
-	step int64
+	task  *VLA
+	exec  *train.Inference // Sample (flow, regression)
+	pre   *train.Inference // recurrent depth: backbone + prelude
+	core  *train.Inference // recurrent depth: one core iteration + coda
+	mu    sync.Mutex
+	rng   *rand.Rand
+	step  int64
+	depth int        // recurrent depth: fixed depth, 0 = adaptive
+	iters []iterNote // recurrent depth: iterations used per observation since the last Iterations call
 }
 
-// CheckpointPolicy is a policy loaded from a checkpoint: a Policy or an RDPolicy.
-type CheckpointPolicy interface {
-	sim.Policy
-	Close()
-	TrainingStep() int64
+type iterNote struct {
+	instruction string
+	n           int
 }
 
-// LoadPolicy loads the checkpoint in dir (its own normalisation statistics included) for
-// inference on backend; seed fixes the noise (flow matching, the recurrent head's initial
-// state) of successive calls.
-func (t *VLA) LoadPolicy(backend compute.Backend, dir string, seed uint64) (CheckpointPolicy, error) {
-	var p CheckpointPolicy
-	var err error
-	if t.rd != nil {
-		p, err = t.LoadRDPolicy(backend, dir, seed)
+// OpenPolicy loads the policy checkpoint in dir for inference on backend, knowing it only by its
+// recipe (with the overrides sets) and its spec (policy.json): the training data is not opened,
+// the normalisation statistics come from the checkpoint. seed fixes the noise of successive calls.
+func OpenPolicy(backend compute.Backend, dir string, sets []string, seed uint64) (*Policy, error) {
+	if _, err := checkpoints.Verify(dir); err != nil {
+		return nil, err
+	}
+	r, err := recipes.Load(filepath.Join(dir, "recipe.yaml"), sets)
+	if err != nil {
+		return nil, err
+	}
+	if r.Task != "vla" {
+		return nil, fmt.Errorf("%s is a %s checkpoint, not a policy (task vla)", dir, r.Task)
+	}
+	spec, err := policy.ReadSpec(filepath.Join(dir, policy.SpecFile))
+	if err != nil {
+		return nil, fmt.Errorf("%s: reading the policy spec: %v (checkpoints written before reel kept specs cannot be served; retrain)", dir, err)
+	}
+	t, err := newVLAFromSpec(r, spec)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %v", dir, err)
+	}
+	return t.LoadPolicy(backend, dir, seed)
+}
+
+// LoadPolicy loads the checkpoint in dir (its own normalisation statistics included) as this
+// task's policy.
+func (t *VLA) LoadPolicy(backend compute.Backend, dir string, seed uint64) (*Policy, error) {
+	store, err := train.NewStore(0)
+	if err != nil {
+		return nil, err
+	}
+	st, err := checkpoints.Load(dir, store)
+	if err != nil {
+		return nil, err
+	}
+	loaded := checkpoints.Paths(store)
+	prec := t.r.Train
+	p := &Policy{task: t, step: st.Step}
+	if t.Recurrent() {
+		obs := models.Layout(t.spec.StateDim > 0, false, false, nil) // the observation inputs
+		if p.pre, err = train.NewInference(backend, store, prec, func(scope *model.Scope, in []*Node) []*Node {
+			e, ctx, mask := t.net.RecurrentPrelude(scope, obs.Bind(in))
+			return []*Node{e, ctx, mask}
+		}); err != nil {
+			return nil, err
+		}
+		if p.core, err = train.NewInference(backend, store, prec, func(scope *model.Scope, in []*Node) []*Node {
+			next, chunk, raw := t.net.RecurrentStep(scope, in[0], in[1], in[2], in[3])
+			return []*Node{next, chunk, raw}
+		}); err != nil {
+			p.Close()
+			return nil, err
+		}
 	} else {
-		p, err = t.loadFlowPolicy(backend, dir, seed)
+		layout := t.layout(false, false)
+		if p.exec, err = train.NewInference(backend, store, prec, func(scope *model.Scope, in []*Node) []*Node {
+			return []*Node{t.net.Sample(scope, layout.Bind(in))}
+		}); err != nil {
+			return nil, err
+		}
 	}
-	if err != nil {
-		return nil, err
+	// Build the graphs once on a blank observation: a recipe that describes another model than
+	// the checkpoint's creates variables the checkpoint lacks, and is refused.
+	p.rng = rand.New(rand.NewPCG(seed, 0x5eed))
+	if _, err := p.Act([]policy.Observation{blankObservation(t.spec)}); err != nil {
+		p.Close()
+		return nil, fmt.Errorf("%s: %v (does the recipe still match the checkpoint's model?)", dir, err)
 	}
-	return p, nil
-}
-
-// checkLoaded builds a freshly loaded policy's graphs with one observation and fails if that
-// created variables the checkpoint lacks (the recipe then describes another model).
-func (t *VLA) checkLoaded(p sim.Policy, dir string, store *model.Store, loaded map[string]bool) error {
-	w, err := sim.NewWorld(t.sim, sim.EvalSeed(0, 0))
-	if err != nil {
-		return err
-	}
-	if _, err := p.Act([]sim.Observation{w.Observe()}); err != nil {
-		return err
-	}
-	return checkpoints.CheckNoNewVariables(dir, store, loaded)
-}
-
-// loadStore loads a checkpoint into a fresh store and lists the variables it brought.
-func loadStore(dir string) (store *model.Store, st checkpoints.State, loaded map[string]bool, err error) {
-	if store, err = train.NewStore(0); err != nil {
-		return nil, st, nil, err
-	}
-	if st, err = checkpoints.Load(dir, store); err != nil {
-		return nil, st, nil, err
-	}
-	return store, st, checkpoints.Paths(store), nil
-}
-
-func (t *VLA) loadFlowPolicy(backend compute.Backend, dir string, seed uint64) (p *Policy, err error) {
-	store, st, loaded, err := loadStore(dir)
-	if err != nil {
-		return nil, err
-	}
-	exec, err := model.NewExecCanonical(backend, store, func(scope *model.Scope, g *model.Graph, in []*model.Node) []*model.Node {
-		scope.SetTraining(g, false)
-		return []*model.Node{t.ActGraph(scope, in[0], in[1], in[2], in[3])}
-	}, -1, -1, false, true, true)
-	if err != nil {
-		return nil, err
-	}
-	p = &Policy{task: t, exec: exec, rng: rand.New(rand.NewPCG(seed, 0x5eed)), step: st.Step}
-	if err := t.checkLoaded(p, dir, store, loaded); err != nil {
+	if err := checkpoints.CheckNoNewVariables(dir, store, loaded); err != nil {
 		p.Close()
 		return nil, err
 	}
-	p.rng = rand.New(rand.NewPCG(seed, 0x5eed)) // the check's draw does not count
+	p.rng, p.iters = rand.New(rand.NewPCG(seed, 0x5eed)), nil // the check's draw does not count
 	return p, nil
 }
 
+// blankObservation is a black-image, zero-state observation that fits spec.
+func blankObservation(spec policy.Spec) policy.Observation {
+	o := policy.Observation{Images: map[string]policy.Image{}, State: make([]float32, spec.StateDim)}
+	for _, c := range spec.Cameras {
+		o.Images[c.Name] = policy.NewImage(c.Width, c.Height)
+	}
+	return o
+}
+
+// Spec is what the policy reads and returns.
+func (p *Policy) Spec() policy.Spec { return p.task.spec }
+
+// Recurrent reports whether the policy has a recurrent-depth head (SetDepth, Iterations).
+func (p *Policy) Recurrent() bool { return p.core != nil }
+
 // Close releases the compiled graphs.
-func (p *Policy) Close() { p.exec.Finalize() }
+func (p *Policy) Close() {
+	for _, e := range []*train.Inference{p.exec, p.pre, p.core} {
+		if e != nil {
+			e.Finalize()
+		}
+	}
+}
 
 // TrainingStep is the checkpoint's training step.
 func (p *Policy) TrainingStep() int64 { return p.step }
 
-// Act implements sim.Policy.
-func (p *Policy) Act(obs []sim.Observation) (chunks [][][]float32, err error) {
+// FLOPs are the matrix-product FLOPs of the graphs the last Act ran (recurrent depth: the
+// prelude and one core iteration), and how many of them ran in bf16/f16.
+func (p *Policy) FLOPs() (total, half float64) {
+	for _, e := range []*train.Inference{p.exec, p.pre, p.core} {
+		if e != nil {
+			t, h := e.FLOPs()
+			total, half = total+t, half+h
+		}
+	}
+	return total, half
+}
+
+// SetDepth fixes the number of core iterations of a recurrent-depth policy (depth ≥ 1), or
+// selects adaptive stopping (depth 0: policy.stop_threshold, at most policy.max_depth).
+func (p *Policy) SetDepth(depth int) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.depth = depth
+}
+
+// Iterations returns the mean core iterations per observation since the last call, grouped by
+// group(instruction) and overall ("all"), and resets the tally.
+func (p *Policy) Iterations(group func(instruction string) string) map[string]float64 {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	sum, n := map[string]float64{}, map[string]float64{}
+	for _, it := range p.iters {
+		keys := []string{"all"}
+		if group != nil {
+			if g := group(it.instruction); g != "" {
+				keys = append(keys, g)
+			}
+		}
+		for _, k := range keys {
+			sum[k] += float64(it.n)
+			n[k]++
+		}
+	}
+	out := map[string]float64{}
+	for k := range sum {
+		out[k] = sum[k] / n[k]
+	}
+	p.iters = nil
+	return out
+}
+
+// Check implements policy.Checker: it refuses an observation that lacks one of the spec's
+// cameras, has a malformed image or a state of another size, and cuts an instruction longer than
+// model.max_text_len words to that many, with a warning (ObservationTensors refuses it, failing
+// every observation of its batch).
+func (p *Policy) Check(obs policy.Observation) (policy.Observation, []string, error) {
+	spec := p.task.spec
+	for _, cam := range spec.Cameras {
+		im, ok := obs.Images[cam.Name]
+		if !ok {
+			return obs, nil, fmt.Errorf("no image from camera %q (the policy reads %v)", cam.Name, spec.CameraNames())
+		}
+		if err := im.Check(); err != nil {
+			return obs, nil, fmt.Errorf("camera %q: %v", cam.Name, err)
+		}
+	}
+	if len(obs.State) != spec.StateDim {
+		return obs, nil, fmt.Errorf("expected %d state values, got %d", spec.StateDim, len(obs.State))
+	}
+	var warnings []string
+	if words, L := data.Tokenize(obs.Instruction), p.task.r.Model.MaxTextLen; len(words) > L {
+		obs.Instruction = strings.Join(words[:L], " ")
+		warnings = append(warnings, fmt.Sprintf("instruction has %d words, more than model.max_text_len (%d): cut to %q", len(words), L, obs.Instruction))
+	}
+	return obs, warnings, nil
+}
+
+// Act implements policy.Policy.
+func (p *Policy) Act(obs []policy.Observation) (chunks [][][]float32, err error) {
 	if len(obs) == 0 {
 		return nil, nil
 	}
 	p.mu.Lock()
 	defer p.mu.Unlock()
+	t := p.task
 	batch, n := padBatch(obs)
-	padded := len(batch)
-	in, err := p.task.ObservationTensors(batch)
+	in, err := t.ObservationTensors(batch)
 	if err != nil {
 		return nil, err
 	}
-	h, a := p.task.cfg.Horizon, p.task.cfg.ActionDim
-	noise := make([]float32, padded*h*a)
-	for i := range noise {
-		noise[i] = float32(p.rng.NormFloat64())
-	}
-	in = append(in, tensors.FromFlatDataAndDimensions(noise, padded, h, a))
-	defer func() {
-		if r := recover(); r != nil {
-			err = fmt.Errorf("policy: %v", r)
+	defer finalize(in)
+	var flat []float32
+	if p.core != nil {
+		var iters []int
+		if flat, iters, err = p.iterate(in, len(batch)); err != nil {
+			return nil, err
 		}
-	}()
-	args := make([]any, len(in))
-	for i, x := range in {
-		args[i] = x
+		for i := range n {
+			p.iters = append(p.iters, iterNote{obs[i].Instruction, iters[i]})
+		}
+	} else {
+		noise := t.net.Head.Noise(p.rng, len(batch), false)
+		for _, x := range noise {
+			in = append(in, x.Value)
+		}
+		out, err := p.exec.Call(in...)
+		if err != nil {
+			return nil, err
+		}
+		flat = tensors.MustCopyFlatData[float32](out[0])
+		finalize(out)
 	}
-	out, err := p.exec.Exec(args...)
-	for _, t := range in {
-		t.FinalizeAll()
-	}
-	if err != nil {
-		return nil, err
-	}
-	flat := tensors.MustCopyFlatData[float32](out[0])
-	out[0].FinalizeAll()
+	h, a := t.spec.Horizon, t.spec.ActionDim
 	chunks = make([][][]float32, n)
 	for i := range chunks {
 		chunks[i] = make([][]float32, h)
@@ -149,15 +268,66 @@ func (p *Policy) Act(obs []sim.Observation) (chunks [][][]float32, err error) {
 	return chunks, nil
 }
 
-// EvalConfig returns the closed-loop evaluation settings of the recipe.
-func (t *VLA) EvalConfig() sim.EvalConfig {
-	return sim.EvalConfig{Episodes: t.r.Eval.Episodes, Seed: uint64(t.r.Eval.Seed), Horizon: t.r.Policy.Horizon,
-		Execute: t.r.Policy.Execute, Videos: t.r.Eval.Videos}
+// iterate runs a recurrent-depth policy on a batch of observation inputs: the prelude once, then
+// core iterations until the chunks converge or the depth is reached. It returns the raw chunks,
+// flattened, and the iterations each example used.
+func (p *Policy) iterate(in []*tensors.Tensor, b int) ([]float32, []int, error) {
+	t := p.task
+	pre, err := p.pre.Call(in...)
+	if err != nil {
+		return nil, nil, err
+	}
+	defer finalize(pre)
+	state := models.InitialState(p.rng, b, t.net.Net)
+	maxIters, threshold := t.r.Policy.MaxDepth, t.r.Policy.StopThreshold
+	if p.depth > 0 {
+		maxIters, threshold = p.depth, -1
+	}
+	rows := func(x []float32) [][]float32 {
+		per := len(x) / b
+		out := make([][]float32, b)
+		for i := range out {
+			out[i] = x[i*per : (i+1)*per : (i+1)*per]
+		}
+		return out
+	}
+	out, iters, err := models.AdaptiveIterate(func(int) ([][]float32, [][]float32, error) {
+		res, err := p.core.Call(pre[0], pre[1], pre[2], state)
+		if err != nil {
+			return nil, nil, err
+		}
+		state.FinalizeAll()
+		state = res[0]
+		norm, raw := tensors.MustCopyFlatData[float32](res[1]), tensors.MustCopyFlatData[float32](res[2])
+		res[1].FinalizeAll()
+		res[2].FinalizeAll()
+		return rows(norm), rows(raw), nil
+	}, maxIters, threshold)
+	state.FinalizeAll()
+	if err != nil {
+		return nil, nil, err
+	}
+	flat := make([]float32, 0, b*len(out[0]))
+	for _, r := range out {
+		flat = append(flat, r...)
+	}
+	return flat, iters, nil
 }
 
-// ServeConfig is the policy-server configuration matching the recipe: observation sizes and
-// cameras to validate, the chunk length and execute-k.
-func (t *VLA) ServeConfig() serve.Config {
-	return serve.Config{ImageSize: t.r.Model.ImageSize, StateDim: sim.StateDim, Cameras: t.cams,
-		ActionDim: sim.ActionDim, Horizon: t.r.Policy.Horizon, Execute: t.r.Policy.Execute, Name: "reel:" + t.r.Name}
+// padBatch pads obs to the next power of two (repeating the first) so that the inference graphs
+// compile for a handful of batch sizes; n is the real count.
+func padBatch(obs []policy.Observation) (batch []policy.Observation, n int) {
+	n = len(obs)
+	padded := 1 << bits.Len(uint(n-1))
+	batch = append(append([]policy.Observation(nil), obs...), make([]policy.Observation, padded-n)...)
+	for i := n; i < padded; i++ {
+		batch[i] = obs[0]
+	}
+	return batch, n
+}
+
+func finalize(ts []*tensors.Tensor) {
+	for _, t := range ts {
+		t.FinalizeAll()
+	}
 }

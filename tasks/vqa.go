@@ -8,6 +8,7 @@ import (
 	"math"
 	"slices"
 	"strconv"
+	"strings"
 
 	"github.com/gomlx/compute"
 	"github.com/gomlx/compute/dtypes"
@@ -21,6 +22,7 @@ import (
 	"github.com/reelml/reel/losses"
 	"github.com/reelml/reel/models"
 	"github.com/reelml/reel/recipes"
+	"github.com/reelml/reel/text"
 	"github.com/reelml/reel/train"
 )
 
@@ -37,12 +39,18 @@ type VQA struct {
 	// model.pretrained: the Hugging Face VLM the task fine-tunes instead of models.VLM.
 	hfc       *hf.Config
 	mean, std [3]float64 // its image normalisation
+	// How questions and answers become tokens, and a token back into a word (the counting
+	// metrics): reel's Vocab, or a pretrained directory's tokenizer.
+	encode data.QAEncoder
+	word   func(id int) string
 }
 
 // NewVQA builds the VQA task of a recipe.
 func NewVQA(r *recipes.Recipe) (*VQA, error) {
 	m := r.Model
 	t := &VQA{r: r, vocab: data.SceneVocab(), micro: r.Train.BatchSize / r.Train.GradAccum}
+	t.encode = func(q, a string, n int) ([]int32, []int32, []float32, error) { return data.EncodeQA(t.vocab, q, a, n) }
+	t.word = t.vocab.Word
 	t.cfg = models.VLMConfig{
 		Vision: models.ViTConfig{ImageSize: m.ImageSize, PatchSize: m.PatchSize, Dim: m.VisionDim,
 			Layers: m.VisionLayers, Heads: m.VisionHeads, MLPRatio: m.MLPRatio, SinCos: m.SinCosPos, ConvStem: m.ConvStem},
@@ -106,7 +114,7 @@ func (t *VQA) MicroBatch(i int64) ([]*tensors.Tensor, error) {
 			ex[j] = t.folder[perm[pos]]
 		}
 	}
-	b, err := data.MakeVQABatch(t.vocab, ex, t.cfg.Vision.ImageSize, t.cfg.MaxTextLen)
+	b, err := data.MakeVQABatchWith(t.encode, ex, t.cfg.Vision.ImageSize, t.cfg.MaxTextLen)
 	if err != nil {
 		return nil, err
 	}
@@ -125,14 +133,14 @@ func batchTensors(b *data.VQABatch) []*tensors.Tensor {
 
 // Loss implements train.Task: masked next-token cross-entropy over the answer tokens.
 func (t *VQA) Loss(scope *model.Scope, in []*graph.Node) *graph.Node {
-	logits := t.logits(scope, in[0], in[1])
+	logits := t.logits(scope, in[0], in[1], in[3])
 	return losses.MaskedCrossEntropy(logits, in[2], in[3])
 }
 
 // EvalGraph implements train.Task: per-example exact match, summed answer NLL and the argmax
 // tokens.
 func (t *VQA) EvalGraph(scope *model.Scope, in []*graph.Node) []*graph.Node {
-	logits := t.logits(scope, in[0], in[1])
+	logits := t.logits(scope, in[0], in[1], in[3])
 	correct, nll := losses.SequenceExactMatch(logits, in[2], in[3])
 	return []*graph.Node{correct, nll, graph.ArgMax(logits, -1, dtypes.Int32)}
 }
@@ -193,7 +201,7 @@ func (t *VQA) buildEvalSet(name string) (train.EvalData, error) {
 // examples, whose outputs are ignored, so every batch has the same shape and compiles once).
 type vqaEval struct {
 	name     string
-	vocab    *data.Vocab
+	word     func(id int) string
 	batches  [][]*tensors.Tensor
 	examples []data.Example
 	bs       int
@@ -201,10 +209,10 @@ type vqaEval struct {
 
 func (t *VQA) newEval(name string, ex []data.Example) (*vqaEval, error) {
 	bs := min(t.r.Eval.BatchSize, len(ex))
-	s := &vqaEval{name: name, vocab: t.vocab, examples: ex, bs: bs}
+	s := &vqaEval{name: name, word: t.word, examples: ex, bs: bs}
 	var err error
 	s.batches, err = evalBatches(ex, bs, func(chunk []data.Example, _ int) ([]*tensors.Tensor, error) {
-		b, err := data.MakeVQABatch(t.vocab, chunk, t.cfg.Vision.ImageSize, t.cfg.MaxTextLen)
+		b, err := data.MakeVQABatchWith(t.encode, chunk, t.cfg.Vision.ImageSize, t.cfg.MaxTextLen)
 		if err != nil {
 			return nil, err
 		}
@@ -269,7 +277,7 @@ func (s *vqaEval) Metrics(outs [][]*tensors.Tensor) map[string]float64 {
 			}
 		}
 		if first := data.AnswerPos(r.mask); e.Kind == "counting" && first >= 0 {
-			if want, err := strconv.Atoi(s.vocab.Word(int(r.targets[first]))); err == nil {
+			if want, err := strconv.Atoi(s.word(int(r.targets[first]))); err == nil {
 				numeric++
 				absErr += math.Abs(float64(s.predictedCount(r) - want))
 			}
@@ -295,7 +303,7 @@ func (s *vqaEval) Metrics(outs [][]*tensors.Tensor) map[string]float64 {
 // non-number answer counts as predicting 0.
 func (s *vqaEval) predictedCount(r vqaRow) int {
 	if p := data.AnswerPos(r.mask); p >= 0 {
-		if v, err := strconv.Atoi(s.vocab.Word(int(r.pred[p]))); err == nil {
+		if v, err := strconv.Atoi(s.word(int(r.pred[p]))); err == nil {
 			return v
 		}
 	}
@@ -369,8 +377,19 @@ func (t *VQA) setupPretrained() error {
 		if t.hfc, err = hf.ReadConfig(m.Pretrained); err != nil {
 			return fmt.Errorf("model.pretrained: %v", err)
 		}
-		// The questions must be tokenised with the checkpoint's own tokenizer.
-		return fmt.Errorf("model.pretrained: %s: reel cannot tokenise text with this model's tokenizer yet (tokenizer.json support comes with package text); use model.pretrained: random with model.hf_config", m.Pretrained)
+		if err := t.useTokenizer(m.Pretrained); err != nil {
+			return err
+		}
+		if v := t.hfc.VisionTower(); v != nil {
+			p, err := hf.ReadPreprocessor(m.Pretrained, v.ImageSize)
+			if err != nil {
+				return fmt.Errorf("model.pretrained: %v", err)
+			}
+			if p.DoNormalize {
+				copy(t.mean[:], p.ImageMean)
+				copy(t.std[:], p.ImageStd)
+			}
+		}
 	}
 	c := t.hfc
 	if c.Kind != hf.KindVLM {
@@ -380,7 +399,7 @@ func (t *VQA) setupPretrained() error {
 		return fmt.Errorf("model.image_size: %d must equal the vision tower's image_size %d (RGB)", m.ImageSize, v.ImageSize)
 	}
 	text := c.Text()
-	if img := c.ImageToken(); img < t.vocab.Size() || img >= text.VocabSize {
+	if img := c.ImageToken(); m.Pretrained == "random" && (img < t.vocab.Size() || img >= text.VocabSize) {
 		return fmt.Errorf("model.hf_config: image_token_index %d must lie in [%d, vocab_size %d), beyond reel's %d-word vocabulary",
 			img, t.vocab.Size(), text.VocabSize, t.vocab.Size())
 	}
@@ -390,10 +409,53 @@ func (t *VQA) setupPretrained() error {
 	return nil
 }
 
+// useTokenizer makes the task encode questions and answers with the tokenizer of a pretrained
+// directory: [BOS] question "\n" answer EOS, padded, the answer mask as EncodeQA lays it out
+// (PaliGemma's prompt format: the "\n" ends the prefix).
+func (t *VQA) useTokenizer(dir string) error {
+	tok, err := text.Load(dir)
+	if err != nil {
+		return fmt.Errorf("model.pretrained: %v", err)
+	}
+	sp := tok.Special()
+	if sp.EOS < 0 {
+		return fmt.Errorf("model.pretrained: %s: the tokenizer has no end-of-sequence token", dir)
+	}
+	pad := max(sp.Pad, 0)
+	t.encode = func(q, a string, maxLen int) ([]int32, []int32, []float32, error) {
+		var prompt []int
+		if sp.BOS >= 0 {
+			prompt = append(prompt, sp.BOS)
+		}
+		prompt = append(prompt, tok.Encode(q+"\n")...)
+		ans := tok.Encode(a)
+		seq := append(append(prompt, ans...), sp.EOS)
+		if len(seq) > maxLen {
+			return nil, nil, nil, fmt.Errorf("question+answer need %d tokens, more than model.max_text_len=%d: %q -> %q", len(seq), maxLen, q, a)
+		}
+		x, y, mask := make([]int32, maxLen), make([]int32, maxLen), make([]float32, maxLen)
+		for i := range x {
+			x[i] = int32(pad)
+			if i < len(seq) {
+				x[i] = int32(seq[i])
+			}
+		}
+		copy(y, x[1:])
+		y[maxLen-1] = int32(pad)
+		for i := len(prompt) - 1; i < len(seq)-1; i++ { // y[i] is an answer token or the EOS
+			mask[i] = 1
+		}
+		return x, y, mask, nil
+	}
+	t.word = func(id int) string { return strings.TrimSpace(tok.Decode([]int{id})) }
+	return nil
+}
+
 // logits are the next-token logits [B, L, V] of tokens [B, L] given images [B, H, W, 3] in
-// [0, 1]: reel's VLM, or the pretrained one with the image placeholders before the text (for
-// PaliGemma the image, BOS, question and SEP are the bidirectional prefix, the answer the suffix).
-func (t *VQA) logits(scope *model.Scope, images, tokens *graph.Node) *graph.Node {
+// [0, 1] and the answer mask [B, L]: reel's VLM, or the pretrained one with the image
+// placeholders before the text (for PaliGemma the image and the prompt up to the first answer
+// target are the bidirectional prefix, the answer the causal suffix).
+func (t *VQA) logits(scope *model.Scope, images, tokens, mask *graph.Node) *graph.Node {
 	if t.hfc == nil {
 		return models.VLM(scope, t.cfg, images, tokens)
 	}
@@ -407,8 +469,8 @@ func (t *VQA) logits(scope *model.Scope, images, tokens *graph.Node) *graph.Node
 	img := graph.BroadcastToDims(graph.Scalar(g, dtypes.Int32, t.hfc.ImageToken()), b, n)
 	in := hf.Inputs{IDs: graph.Concatenate([]*graph.Node{img, tokens}, 1), Pixels: px}
 	if t.hfc.PaliGemma != nil {
-		sep := graph.ConvertDType(graph.Equal(tokens, graph.Scalar(g, dtypes.Int32, data.SEPID)), dtypes.Int32)
-		after := graph.Sub(graph.CumSum(sep, 1), sep) // > 0 strictly after SEP: the answer
+		m := graph.ConvertDType(graph.GreaterThan(mask, graph.ZerosLike(mask)), dtypes.Int32)
+		after := graph.Sub(graph.CumSum(m, 1), m) // > 0 after the first answer-target position: the answer
 		types := graph.ConvertDType(graph.GreaterThan(after, graph.ZerosLike(after)), dtypes.Int32)
 		in.TokenTypes = graph.Concatenate([]*graph.Node{graph.Zeros(g, shapes.Make(dtypes.Int32, b, n)), types}, 1)
 	}

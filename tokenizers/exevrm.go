@@ -1,7 +1,8 @@
 package tokenizers
 
-// ExeVRM heuristic token pruning: the training-free baseline that STTS (issue 6, spatio-temporal
-// token selection for video models) is compared against. It decides, before any network runs,
+// ExeVRM heuristic token pruning ("Video-Based Reward Modeling for Computer-Use Agents", Song et
+// al., arXiv:2603.10178; limenlp/ExeVRM src/llamafactory/model/model_utils/stp.py and ttp.py): the
+// training-free baseline that STTS is compared against. It decides, before any network runs,
 // which raw-pixel patches of a video become tokens. Paper rules, verbatim:
 //
 //	Spatial: union-find over neighbouring raw-pixel patches with L2 distance < 3.0; drop

@@ -1,6 +1,6 @@
 package tokenizers
 
-// Sequence packing for pruned video tokens (issue 6, STTS). After pruning, each video keeps a
+// Sequence packing for pruned video tokens (STTS, arXiv:2603.18004, packs them the same way). After pruning, each video keeps a
 // different number of tokens; instead of padding every video to the longest, the kept tokens of
 // several videos are packed into fixed-length rows and a block-diagonal attention mask keeps the
 // videos from seeing each other, so the encoder computes exactly what it would on each video

@@ -1,7 +1,9 @@
 package tokenizers
 
 // STTS: learned spatio-temporal token scoring and pruning inside a video VLM's vision encoder
-// (see ../shared/PAPERS.md). Per frame, after ViT block `score_after`:
+// ("Unified Spatio-Temporal Token Scoring for Efficient Video VLMs", Zhang et al.,
+// arXiv:2603.18004; allenai/STTS olmo/nn/temporal_image_vit.py). Per frame, after ViT block
+// `score_after` (the paper: after block 3 of its 27-block SigLIP 2 ViT, models.STTSPaperScoreAfter):
 //
 //  1. Group: 3×3 neighbouring patch tokens are attention-pooled into one token (a learned query
 //     scores the 9 members; the token is the softmax-weighted mean of their values).
@@ -23,6 +25,16 @@ package tokenizers
 // before the network runs, so each video keeps a different number of tokens: those are packed
 // into rows with a block-diagonal mask (packing.go, PackedBatch) for the remaining blocks and
 // unpacked, padded, for the language model.
+//
+// Where reel differs from the paper's code: there the ViT keeps its patch tokens (729 per frame)
+// through every block and per frame; the 3×3 pooling that feeds the scorer is a side branch, the
+// bias enters the next block at patch level, pruning then drops whole 3×3 patch groups from the
+// remaining per-frame blocks (kept patches of several frames bin-packed into rows), and the
+// connector pools the surviving groups 3×3 at the ViT's output for the language model. reel pools
+// the patch tokens into group tokens at the scorer and runs the blocks after it video-wide on
+// group tokens (9× fewer than patches), which keeps the graph's shapes static: the unit pruned and
+// the budget (a share of the video's 3×3 groups, frame 0 kept) are the paper's, the tokens the
+// later blocks see are not.
 
 import (
 	"math"

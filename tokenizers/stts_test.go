@@ -15,15 +15,7 @@ import (
 )
 
 func randTensor(rng *rand.Rand, dims ...int) *tensors.Tensor {
-	n := 1
-	for _, d := range dims {
-		n *= d
-	}
-	v := make([]float32, n)
-	for i := range v {
-		v[i] = float32(rng.NormFloat64())
-	}
-	return tensors.FromFlatDataAndDimensions(v, dims...)
+	return models.NormalTensor(rng, dims...)
 }
 
 func TestSTTSScores(t *testing.T) {

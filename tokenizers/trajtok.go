@@ -2,7 +2,8 @@
 // trajectory tokens (trajtok.go) and ViViT's space-time tubelets (patch.go).
 package tokenizers
 
-// TrajTok (end-to-end trajectory tokenizer, co-trained in TrajViT2; see ../shared/PAPERS.md).
+// TrajTok, the end-to-end trajectory tokenizer co-trained in TrajViT2 ("TrajTok: Learning
+// Trajectory Tokens enables better Video Understanding", Zheng et al., arXiv:2602.22779).
 //
 //  1. Backbone: per-frame conv features F ∈ R^{T·G·G × C} (G = image_size/stride), flattened
 //     over time.

@@ -2,8 +2,11 @@ package train
 
 import (
 	"bufio"
+	"bytes"
 	"encoding/json"
 	"fmt"
+	"image/png"
+	"math"
 	"os"
 	"path/filepath"
 	"sort"
@@ -15,10 +18,12 @@ import (
 // evaluation ({"split":"eval","step",..., "<set>/<metric>": value}).
 const MetricsFile = "metrics.jsonl"
 
-// MetricsLog appends rows to RUN/metrics.jsonl.
+// MetricsLog appends rows to RUN/metrics.jsonl and, as scalars, to a TensorBoard event file in
+// RUN/tensorboard/ ("train/loss", "train/lr", …, "eval/<set>/<metric>").
 type MetricsLog struct {
-	f *os.File
-	w *bufio.Writer
+	f  *os.File
+	w  *bufio.Writer
+	tb *EventWriter
 }
 
 // OpenMetrics opens the run's metrics log. When resuming from step, rows after step (written by
@@ -53,7 +58,16 @@ func OpenMetrics(runDir string, step int64, resume bool) (*MetricsLog, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &MetricsLog{f: f, w: bufio.NewWriter(f)}, nil
+	resumeStep := int64(-1)
+	if resume {
+		resumeStep = step
+	}
+	tb, err := OpenEventWriter(filepath.Join(runDir, TensorBoardDir), resumeStep)
+	if err != nil {
+		f.Close()
+		return nil, fmt.Errorf("tensorboard: %v", err)
+	}
+	return &MetricsLog{f: f, w: bufio.NewWriter(f), tb: tb}, nil
 }
 
 // Write appends one row and flushes it (so a crash loses nothing already logged).
@@ -65,7 +79,61 @@ func (m *MetricsLog) Write(row map[string]any) error {
 	if _, err := m.w.Write(append(b, '\n')); err != nil {
 		return err
 	}
-	return m.w.Flush()
+	if err := m.w.Flush(); err != nil {
+		return err
+	}
+	split, _ := row["split"].(string)
+	step, _ := row["step"].(int64)
+	if f, ok := row["step"].(float64); ok {
+		step = int64(f)
+	}
+	scalars := map[string]float64{}
+	for k, v := range row {
+		if k == "split" || k == "step" {
+			continue
+		}
+		if x, ok := toFloat(v); ok && !math.IsNaN(x) && !math.IsInf(x, 0) {
+			scalars[split+"/"+k] = x
+		}
+	}
+	if len(scalars) == 0 {
+		return nil
+	}
+	return m.tb.Scalars(step, scalars)
+}
+
+// Images adds every PNG in dir (the run's plots) to TensorBoard at step, as "plots/<name>".
+func (m *MetricsLog) Images(step int64, dir string) error {
+	files, _ := filepath.Glob(filepath.Join(dir, "*.png"))
+	sort.Strings(files)
+	for _, p := range files {
+		b, err := os.ReadFile(p)
+		if err != nil {
+			return err
+		}
+		cfg, err := png.DecodeConfig(bytes.NewReader(b))
+		if err != nil {
+			return fmt.Errorf("%s: %v", p, err)
+		}
+		if err := m.tb.Image(step, "plots/"+strings.TrimSuffix(filepath.Base(p), ".png"), b, cfg.Width, cfg.Height); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func toFloat(v any) (float64, bool) {
+	switch x := v.(type) {
+	case float64:
+		return x, true
+	case float32:
+		return float64(x), true
+	case int:
+		return float64(x), true
+	case int64:
+		return float64(x), true
+	}
+	return 0, false
 }
 
 // Close closes the log.
@@ -74,6 +142,7 @@ func (m *MetricsLog) Close() error {
 		return nil
 	}
 	m.w.Flush()
+	m.tb.Close()
 	return m.f.Close()
 }
 

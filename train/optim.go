@@ -1,8 +1,6 @@
 package train
 
 import (
-	"github.com/reelml/reel/models"
-
 	"fmt"
 	"math"
 	"sort"
@@ -15,11 +13,13 @@ import (
 	gtrain "github.com/gomlx/gomlx/ml/train"
 	"github.com/gomlx/gomlx/ml/train/optimizer"
 
+	"github.com/reelml/reel/checkpoints"
+	"github.com/reelml/reel/models"
 	"github.com/reelml/reel/recipes"
 )
 
 // accumScope holds the gradient accumulators (non-trainable, zero between optimizer steps).
-const accumScope = "/reel_grad_accum"
+const accumScope = "/_grad_accum"
 
 // LearningRate returns the learning rate of optimizer step (0-based): linear warmup to the peak,
 // then constant or cosine decay to min_lr_ratio·peak at the last step.
@@ -109,7 +109,7 @@ func globalNorm(grads []*Node) *Node {
 func stepGraph(task Task, c recipes.TrainConfig, opt gtrain.OptimizeWithGradients, accumulate bool) model.CanonicalExecGraphFn {
 	return func(scope *model.Scope, g *Graph, inputs []*Node) []*Node {
 		scope.SetTraining(g, true)
-		models.SetPrecision(g, c.Precision)
+		models.Configure(g, GraphOptions(c))
 		lr := inputs[0]
 		loss := task.Loss(scope, inputs[1:])
 		vars := trainableVars(scope, g)
@@ -151,9 +151,32 @@ func stepGraph(task Task, c recipes.TrainConfig, opt gtrain.OptimizeWithGradient
 		optimizer.LearningRateVar(scope, loss.DType(), c.LR).SetNodeValue(ConvertDType(lr, loss.DType()))
 		decayWeights(vars, g, lr, c.WeightDecay)
 		opt.UpdateGraphWithGradients(scope, grads, loss.DType())
+		if c.EMA > 0 {
+			updateEMA(store, vars, g, c.EMA)
+		}
 		return []*Node{loss, norm}
 	}
 }
 
 // lrTensorShape is the shape of the learning-rate input.
 var lrTensorShape = shapes.Make(dtypes.Float32)
+
+// EMAScope holds the exponential moving average of the weights (train.ema), beside the weights:
+// for each trainable variable v, ema(v) ← d·ema(v) + (1 − d)·v after every optimizer step,
+// starting from zero; EMAScope/#steps/count counts the updates, so that the debiased average
+// ema(v)/(1 − d^count) weighs every step's weights by d^(age) exactly (checkpoints.ApplyEMA).
+const EMAScope = checkpoints.EMAScope
+
+func updateEMA(store *model.Store, vars []*model.Variable, g *Graph, d float64) {
+	count := store.Scope(EMAScope+"/#steps").WithInitializer(initializer.Zero).
+		VariableWithShape("count", shapes.Make(dtypes.Float32)).SetTrainable(false)
+	count.SetNodeValue(AddScalar(count.NodeValue(g), 1))
+	decay := store.Scope(EMAScope+"/#steps").VariableWithValue("decay", float32(d)).SetTrainable(false)
+	_ = decay.NodeValue(g)
+	for _, v := range vars {
+		e := store.Scope(model.JoinPath(EMAScope, v.Scope())).WithInitializer(initializer.Zero).
+			VariableWithShape(v.Name(), v.Shape()).SetTrainable(false)
+		w := v.NodeValue(g) // the updated weights
+		e.SetNodeValue(Add(MulScalar(e.NodeValue(g), d), MulScalar(w, 1-d)))
+	}
+}

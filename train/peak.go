@@ -13,6 +13,7 @@ import (
 	"github.com/gomlx/gomlx/core/tensors"
 
 	"github.com/reelml/reel/backends"
+	"github.com/reelml/reel/internal/errline"
 )
 
 // Peak is the peak FLOP/s that MFU is measured against.
@@ -103,7 +104,7 @@ type cpuPeakKey struct {
 func measureMatmulPeak(b compute.Backend, bf16 bool) (peak Peak) {
 	defer func() {
 		if r := recover(); r != nil {
-			peak = Peak{0, fmt.Sprintf("matmul peak measurement failed: %s", panicLine(r))}
+			peak = Peak{0, fmt.Sprintf("matmul peak measurement failed: %s", errline.First(r))}
 		}
 	}()
 	runtime.GC() // a collection running beside the product takes a core from it

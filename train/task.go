@@ -54,6 +54,13 @@ type Initializer interface {
 	InitVariables(backend compute.Backend, store *model.Store) (loaded int, source string, err error)
 }
 
+// CheckpointFiler is an optional Task extension: files (name → content) written into every
+// checkpoint beside the recipe, such as a policy's spec (cameras, dimensions, chunking) that
+// serving and evaluation read instead of rebuilding it from the training data.
+type CheckpointFiler interface {
+	CheckpointFiles() (map[string][]byte, error)
+}
+
 // Group is one row of a grouped evaluation breakdown, e.g. the examples whose true count is 3.
 type Group struct {
 	Key     string             `json:"key"`

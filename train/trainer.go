@@ -8,6 +8,7 @@ import (
 	"math"
 	"os"
 	"path/filepath"
+	"strings"
 	"time"
 
 	"github.com/gomlx/compute"
@@ -16,6 +17,7 @@ import (
 
 	"github.com/reelml/reel/checkpoints"
 	"github.com/reelml/reel/data"
+	"github.com/reelml/reel/internal/errline"
 	"github.com/reelml/reel/models"
 	"github.com/reelml/reel/recipes"
 )
@@ -62,6 +64,7 @@ type Trainer struct {
 	ckptRoot  string
 	peak      Peak          // MFU denominator
 	dp        *dataParallel // device layout of the training step
+	counted   bool          // parameter counts logged
 }
 
 // NewStore returns an empty variable store whose RNG (initialisation and any graph noise) is
@@ -82,7 +85,7 @@ func Run(ctx context.Context, task Task, opts Options) (res Result, err error) {
 	}
 	defer func() {
 		if r := recover(); r != nil {
-			err = fmt.Errorf("training failed: %s", panicLine(r))
+			err = fmt.Errorf("training failed: %s", errline.First(r))
 		}
 	}()
 	// Check the device layout before anything is written.
@@ -147,7 +150,45 @@ func Run(ctx context.Context, task Task, opts Options) (res Result, err error) {
 			}
 		}
 	}
+	t.freeze()
 	return t.loop(ctx, step)
+}
+
+// freeze makes the variables matching train.freeze non-trainable (the optimizer then holds no
+// state for them).
+func (t *Trainer) freeze() {
+	if len(t.cfg.Freeze) == 0 {
+		return
+	}
+	n := 0
+	for v := range t.store.IterVariables() {
+		if frozen(t.cfg.Freeze, v.Path()) && v.Trainable {
+			v.SetTrainable(false)
+			n++
+		}
+	}
+	t.logf("train.freeze: %d variables frozen", n)
+}
+
+// modelVariable reports whether a variable path (without its leading "/") is part of the model:
+// not optimizer state, gradient accumulators, the RNG state or the EMA copy.
+func modelVariable(name string) bool {
+	_, ok := checkpoints.Weights(map[string]*tensors.Tensor{"/" + name: nil})[name]
+	return ok
+}
+
+// paramCounts returns the number of trainable and of all model parameters.
+func (t *Trainer) paramCounts() (trainable, total int) {
+	for v := range t.store.IterVariables() {
+		if !modelVariable(strings.TrimPrefix(v.Path(), "/")) {
+			continue
+		}
+		total += v.Shape().Size()
+		if v.Trainable {
+			trainable += v.Shape().Size()
+		}
+	}
+	return trainable, total
 }
 
 func (t *Trainer) buildExecs() error {
@@ -170,17 +211,17 @@ func (t *Trainer) buildExecs() error {
 		}
 	}
 	if p, ok := t.task.(BatchPreparer); ok {
-		t.prepExec, err = newPrepExec(t.opts.Backend, t.store, p, t.cfg.Precision)
+		t.prepExec, err = newPrepExec(t.opts.Backend, t.store, p, t.cfg)
 	}
 	return err
 }
 
 // newPrepExec compiles a BatchPreparer's graph. It is marked as training so that variables are
 // graph parameters that follow the updates (the Go backend embeds them as constants otherwise).
-func newPrepExec(backend compute.Backend, store *model.Store, p BatchPreparer, precision string) (*model.Exec, error) {
+func newPrepExec(backend compute.Backend, store *model.Store, p BatchPreparer, c recipes.TrainConfig) (*model.Exec, error) {
 	return model.NewExecCanonical(backend, store, counted(func(scope *model.Scope, g *model.Graph, inputs []*model.Node) []*model.Node {
 		scope.SetTraining(g, true)
-		models.SetPrecision(g, precision)
+		models.Configure(g, GraphOptions(c))
 		return p.PrepareGraph(scope, inputs)
 	}), -1, -1, false, true, true)
 }
@@ -206,14 +247,10 @@ func prepareFLOPs(e *model.Exec, task Task, batch []*tensors.Tensor) ([]*tensors
 	return in, flops, err
 }
 
-// NewEvalExec returns the executor of task.EvalGraph in inference mode, its products in the
-// given precision (train.precision: "f32", "bf16"; "" is f32).
-func NewEvalExec(backend compute.Backend, store *model.Store, task Task, precision string) (*model.Exec, error) {
-	return model.NewExecCanonical(backend, store, func(scope *model.Scope, g *model.Graph, inputs []*model.Node) []*model.Node {
-		scope.SetTraining(g, false)
-		models.SetPrecision(g, precision)
-		return task.EvalGraph(scope, inputs)
-	}, -1, -1, false, true, true)
+// NewEvalExec returns the inference graph of task.EvalGraph with the graph options of the
+// recipe's train section c.
+func NewEvalExec(backend compute.Backend, store *model.Store, task Task, c recipes.TrainConfig) (*Inference, error) {
+	return NewInference(backend, store, c, task.EvalGraph)
 }
 
 // warmUp runs the loss graph once (no update) so every model variable exists and is initialised
@@ -228,6 +265,7 @@ func (t *Trainer) warmUp() error {
 	}
 	e, err := model.NewExecCanonical(t.opts.Backend, t.store, func(scope *model.Scope, g *model.Graph, inputs []*model.Node) []*model.Node {
 		scope.SetTraining(g, false)
+		models.Configure(g, GraphOptions(t.cfg)) // LoRA adapters are created here too
 		return []*model.Node{t.task.Loss(scope, inputs)}
 	}, -1, -1, false, true, true)
 	if err != nil {
@@ -238,7 +276,9 @@ func (t *Trainer) warmUp() error {
 	return err
 }
 
-// initFrom loads the weights (not optimizer state) of a run or checkpoint directory.
+// initFrom loads the weights (not optimizer state) of a run or checkpoint directory: every model
+// variable the checkpoint has, frozen ones included (the base of a LoRA fine-tune), except the
+// normalisation statistics ("norm/…"), which belong to the data this run trains on.
 func (t *Trainer) initFrom(path string) error {
 	dir, err := checkpoints.Resolve(path, func(w string) { t.logf("warning: %s", w) })
 	if err != nil {
@@ -249,11 +289,13 @@ func (t *Trainer) initFrom(path string) error {
 		return fmt.Errorf("train.init_from: %v", err)
 	}
 	loaded := 0
+	weights := checkpoints.Weights(vars)
 	for v := range t.store.IterVariables() {
-		if !v.Trainable {
+		name := strings.TrimPrefix(v.Path(), "/")
+		if strings.HasPrefix(name, "norm/") || !modelVariable(name) {
 			continue
 		}
-		val, ok := vars[v.Path()]
+		val, ok := weights[name]
 		if !ok {
 			t.logf("warning: train.init_from %s has no variable %s; it keeps its fresh initialisation", dir, v.Path())
 			continue
@@ -353,6 +395,12 @@ func (t *Trainer) loop(ctx context.Context, step int64) (Result, error) {
 			mfu = flops / dt / t.peak.FLOPS
 			row["mfu"] = mfu
 		}
+		if !t.counted { // after the first step: its graph has frozen LoRA's base weights
+			t.counted = true
+			trainable, all := t.paramCounts()
+			row["params_trainable"], row["params_total"] = trainable, all
+			t.logf("parameters: %d trainable of %d (%.2f%%)", trainable, all, 100*float64(trainable)/float64(max(1, all)))
+		}
 		if err := t.metrics.Write(row); err != nil {
 			return res, err
 		}
@@ -384,7 +432,14 @@ func (t *Trainer) loop(ctx context.Context, step int64) (Result, error) {
 
 func (t *Trainer) save(step int64) (string, error) {
 	st := checkpoints.State{Step: step, DataIndex: step * int64(t.cfg.GradAccum), Seed: t.cfg.Seed, Recipe: t.opts.Recipe.Name}
-	dir, err := checkpoints.Save(t.ckptRoot, t.store, st, t.opts.RecipeYAML, t.opts.Recipe.Checkpoint.Keep)
+	var extra map[string][]byte
+	if f, ok := t.task.(CheckpointFiler); ok {
+		var err error
+		if extra, err = f.CheckpointFiles(); err != nil {
+			return "", err
+		}
+	}
+	dir, err := checkpoints.Save(t.ckptRoot, t.store, st, t.opts.RecipeYAML, extra, t.opts.Recipe.Checkpoint.Keep)
 	if err != nil {
 		return "", err
 	}
@@ -394,7 +449,7 @@ func (t *Trainer) save(step int64) (string, error) {
 func (t *Trainer) evaluate(step int64) (map[string]float64, error) {
 	// A fresh executor per evaluation: a reused model.Exec (GoMLX v0.28.16, Go backend) was seen
 	// returning results computed with the variable values of its first call.
-	e, err := NewEvalExec(t.opts.Backend, t.store, t.task, t.cfg.Precision)
+	e, err := NewEvalExec(t.opts.Backend, t.store, t.task, t.cfg)
 	if err != nil {
 		return nil, err
 	}
@@ -413,12 +468,14 @@ func (t *Trainer) evaluate(step int64) (map[string]float64, error) {
 	t.logf("eval @ step %d: %s", step, FormatMetrics(ev))
 	if err := PlotRun(t.opts.OutDir); err != nil {
 		t.logf("warning: plot: %v", err)
+	} else if err := t.metrics.Images(step, filepath.Join(t.opts.OutDir, "plots")); err != nil {
+		t.logf("warning: tensorboard images: %v", err)
 	}
 	return ev, nil
 }
 
 // Evaluate runs every evaluation set of task through e and returns "<set>/<metric>" values.
-func Evaluate(e *model.Exec, task Task) (map[string]float64, error) {
+func Evaluate(e *Inference, task Task) (map[string]float64, error) {
 	r, err := EvaluateReport(e, task)
 	return r.Metrics, err
 }
@@ -431,7 +488,7 @@ type Report struct {
 }
 
 // EvaluateReport is Evaluate with the sets' grouped breakdowns.
-func EvaluateReport(e *model.Exec, task Task) (Report, error) {
+func EvaluateReport(e *Inference, task Task) (Report, error) {
 	r := Report{Metrics: map[string]float64{}}
 	for _, name := range task.EvalSets() {
 		set, err := task.EvalSet(name)
@@ -440,7 +497,7 @@ func EvaluateReport(e *model.Exec, task Task) (Report, error) {
 		}
 		outs := make([][]*tensors.Tensor, set.NumBatches())
 		for i := range outs {
-			if outs[i], err = call(e, set.Batch(i)); err != nil {
+			if outs[i], err = e.Call(set.Batch(i)...); err != nil {
 				return Report{}, err
 			}
 		}
@@ -486,12 +543,12 @@ func callFLOPs(e *model.Exec, inputs []*tensors.Tensor) (out []*tensors.Tensor, 
 func execArgs(e *model.Exec, args []any) (out []*tensors.Tensor, flops flopCount, err error) {
 	defer func() {
 		if r := recover(); r != nil {
-			err = fmt.Errorf("graph execution failed: %s", panicLine(r))
+			err = fmt.Errorf("graph execution failed: %s", errline.First(r))
 		}
 	}()
 	out, g, err := e.CallWithGraph(args...)
 	if err != nil {
-		return nil, flopCount{}, fmt.Errorf("graph execution failed: %s", panicLine(err))
+		return nil, flopCount{}, fmt.Errorf("graph execution failed: %s", errline.First(err))
 	}
 	return out, flopsOf(g), nil
 }
@@ -510,17 +567,4 @@ func finalize(ts []*tensors.Tensor) {
 	for _, t := range ts {
 		t.FinalizeAll()
 	}
-}
-
-func panicLine(r any) string {
-	s := fmt.Sprint(r)
-	if err, ok := r.(error); ok {
-		s = err.Error()
-	}
-	for i := 0; i < len(s); i++ {
-		if s[i] == '\n' {
-			return s[:i]
-		}
-	}
-	return s
 }

@@ -7,11 +7,11 @@ import (
 	"os"
 	"os/exec"
 	"runtime"
-	"slices"
 	"strconv"
 
 	"github.com/reelml/reel/backends"
 	"github.com/reelml/reel/hf"
+	"github.com/reelml/reel/internal/errline"
 	"github.com/reelml/reel/recipes"
 	"github.com/reelml/reel/train"
 )
@@ -98,6 +98,7 @@ func benchHF(args []string) error {
 		row := hfBenchRow{Model: j.name, Shape: fmt.Sprintf("%d×%d tokens", j.batch, j.tokens)}
 		var reelT, torchT []float64
 		var st train.StepStats
+		tr := &torchRun{python: *python, job: j, device: device, precision: *precision, steps: *steps}
 		for i := range *runs {
 			if st, err = train.StepTime(j.task, &r, b, 2, *steps); err != nil {
 				return err
@@ -105,19 +106,16 @@ func benchHF(args []string) error {
 			reelT = append(reelT, st.StepS)
 			fmt.Fprintf(os.Stderr, "reel: %s run %d: reel %.3fs", j.name, i+1, st.StepS)
 			if *python != "" {
-				res, err := runTorch(*python, j, device, *precision, *steps)
-				if err != nil {
-					note = "PyTorch reference unavailable (" + firstLine(err) + ")"
+				if sec, err := tr.round(); err != nil {
+					note = "PyTorch reference unavailable (" + errline.First(err) + ")"
 				} else {
-					torchT = append(torchT, res.StepS)
-					if res.StepS <= slices.Min(torchT) {
-						row.TorchThr = res.Threads
+					torchT = append(torchT, sec)
+					row.TorchThr = tr.threads
+					note = fmt.Sprintf("torch %s on %s at its faster intra-op thread setting (%d or 1, chosen in run 1)", tr.best.Torch, device, runtime.NumCPU())
+					if tr.best.Params != st.Params {
+						note += fmt.Sprintf("; WARNING: its %s has %d parameters, reel's %d", j.name, tr.best.Params, st.Params)
 					}
-					note = fmt.Sprintf("torch %s on %s, the faster of %d and 1 intra-op threads per run", res.Torch, device, runtime.NumCPU())
-					if res.Params != st.Params {
-						note += fmt.Sprintf("; WARNING: its %s has %d parameters, reel's %d", j.name, res.Params, st.Params)
-					}
-					fmt.Fprintf(os.Stderr, ", torch %.3fs", res.StepS)
+					fmt.Fprintf(os.Stderr, ", torch %.3fs", sec)
 				}
 			}
 			fmt.Fprintln(os.Stderr)

@@ -4,14 +4,8 @@ import (
 	"encoding/json"
 	"fmt"
 	"os"
-	"runtime"
-	"runtime/metrics"
 	"strconv"
 	"strings"
-	"sync"
-	"time"
-
-	"github.com/gomlx/gomlx/core/tensors"
 
 	"github.com/reelml/reel/backends"
 	"github.com/reelml/reel/recipes"
@@ -26,45 +20,6 @@ type rdRow struct {
 	StepS    float64 `json:"step_s"`   // seconds per training step
 	PeakMiB  float64 `json:"peak_mib"` // peak Go heap during the timed steps, above the idle heap
 	Compiled string  `json:"unrolled"` // gradient-stopped + backpropagated unrolled slots of the graph
-}
-
-// fixedDepth is a VLA task whose training batches all use one depth.
-type fixedDepth struct {
-	*tasks.VLA
-	depth int
-}
-
-func (f fixedDepth) MicroBatch(i int64) ([]*tensors.Tensor, error) {
-	return f.MicroBatchAtDepth(i, f.depth)
-}
-
-// heapPeak samples the Go heap every millisecond until stopped and returns its maximum.
-func heapPeak() (stop func() uint64) {
-	sample := []metrics.Sample{{Name: "/memory/classes/heap/objects:bytes"}}
-	var peak uint64
-	done := make(chan struct{})
-	var wg sync.WaitGroup
-	wg.Go(func() {
-		t := time.NewTicker(time.Millisecond)
-		defer t.Stop()
-		for {
-			metrics.Read(sample)
-			peak = max(peak, sample[0].Value.Uint64())
-			select {
-			case <-done:
-				return
-			case <-t.C:
-			}
-		}
-	})
-	return func() uint64 { close(done); wg.Wait(); return peak }
-}
-
-func idleHeap() uint64 {
-	runtime.GC()
-	sample := []metrics.Sample{{Name: "/memory/classes/heap/objects:bytes"}}
-	metrics.Read(sample)
-	return sample[0].Value.Uint64()
 }
 
 // benchRDVLA measures the training step time and peak memory of the recurrent-depth policy at
@@ -116,16 +71,17 @@ func benchRDVLA(args []string) error {
 		if err != nil {
 			return err
 		}
-		base := idleHeap()
-		stop := heapPeak()
-		st, err := train.StepTime(fixedDepth{task, depth}, r, b, 1, *steps)
-		sec := st.StepS
-		peak := stop()
+		var st train.StepStats
+		peak, err := train.HeapPeak(func() (err error) {
+			st, err = train.StepTime(task.WithFixedDepth(depth), r, b, 1, *steps)
+			return err
+		})
 		if err != nil {
 			return fmt.Errorf("bench rdvla (depth %d): %v", depth, err)
 		}
+		sec := st.StepS
 		ng, g := task.DepthSlots(depth)
-		row := rdRow{Depth: depth, BPTT: bptt, StepS: sec, PeakMiB: float64(peak-min(peak, base)) / (1 << 20),
+		row := rdRow{Depth: depth, BPTT: bptt, StepS: sec, PeakMiB: float64(peak) / (1 << 20),
 			Compiled: fmt.Sprintf("%d+%d", ng, g)}
 		fmt.Fprintf(os.Stderr, "reel: depth %d, bptt %d: %.3fs per step, peak heap +%.0f MiB\n", depth, bptt, sec, row.PeakMiB)
 		rows = append(rows, row)

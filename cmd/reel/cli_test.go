@@ -124,7 +124,24 @@ func requireLastLineError(t *testing.T, r result, code int) string {
 func TestUnknownCommand(t *testing.T) {
 	msg := requireUserError(t, reel(t, t.TempDir(), "frobnicate"), 2)
 	require.Contains(t, msg, `"frobnicate"`)
-	require.Contains(t, msg, "train, eval, serve, export, recipes, analyze, tokenize, bench, data, doctor")
+	for _, c := range commands {
+		require.Contains(t, msg, c.name)
+	}
+}
+
+// `reel --help` lists every command and every subcommand the group commands dispatch, and each
+// listed line's command answers --help.
+func TestHelpListsEveryCommand(t *testing.T) {
+	r := reel(t, t.TempDir(), "--help")
+	requireOK(t, r)
+	groups := map[string]map[string]func([]string) error{"bench": benchCommands, "data": dataCommands, "hf": hfCommands}
+	for _, c := range commands {
+		require.Regexp(t, `(?m)^  reel `+c.name+`( |$)`, r.stdout)
+		for sub := range groups[c.name] {
+			require.Contains(t, r.stdout, "reel "+c.name+" "+sub+" ", "reel --help omits %s %s", c.name, sub)
+			requireOK(t, reel(t, t.TempDir(), c.name, sub, "--help"))
+		}
+	}
 }
 
 func TestNoArgsPrintsUsage(t *testing.T) {

@@ -4,23 +4,24 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"math"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"text/tabwriter"
 	"time"
 
+	"github.com/schollz/progressbar/v3"
+	"golang.org/x/term"
+
 	"github.com/reelml/reel/data"
+	"github.com/reelml/reel/policy"
+	"github.com/reelml/reel/recipes"
+	"github.com/reelml/reel/sim"
+	"github.com/reelml/reel/tasks"
 )
-
-const dataUsage = `Usage:
-  reel data audit FILE.jsonl [--json]
-  reel data gen-video --n N --out DIR [--frames 8] [--size 32] [--seed 1] [--fps 8]
-  reel data gen-sim --episodes N --out DIR [--recipe molmobot-tiny] [--workers W] [--seed 1]
-
-Run 'reel data SUBCOMMAND --help' for details.
-`
 
 const dataAuditUsage = `Usage: reel data audit FILE.jsonl [--json]
 
@@ -39,22 +40,13 @@ DIR/captions.jsonl, one {"video": ..., "caption": ...} object per line.
 Needs the ffmpeg program. The same flags always give the same videos.
 `
 
+// dataCommands are the subcommands of `reel data`.
+var dataCommands = map[string]func(args []string) error{
+	"audit": cmdDataAudit, "gen-video": cmdDataGenVideo, "gen-sim": cmdDataGenSim, "merge": cmdDataMerge, "stats": cmdDataStats,
+}
+
 func cmdData(args []string) error {
-	if len(args) == 0 {
-		return &exitError{2, errors.New("data: expected a subcommand: audit, gen-video, gen-sim")}
-	}
-	switch args[0] {
-	case "-h", "--help", "help":
-		fmt.Fprint(os.Stderr, dataUsage)
-		return &exitError{0, errors.New("help requested")}
-	case "audit":
-		return cmdDataAudit(args[1:])
-	case "gen-video":
-		return cmdDataGenVideo(args[1:])
-	case "gen-sim":
-		return cmdDataGenSim(args[1:])
-	}
-	return &exitError{2, fmt.Errorf("data: unknown subcommand %q (audit, gen-video, gen-sim)", args[0])}
+	return dispatch("data", dataCommands, args)
 }
 
 func cmdDataAudit(args []string) error {
@@ -143,5 +135,214 @@ func cmdDataGenVideo(args []string) error {
 	fmt.Printf("wrote %d videos (%d frames of %dx%d at %g fps) to %s and their captions to %s in %.1fs\n",
 		*n, *frames, *size, *size, *fps, filepath.Join(*out, "videos"), filepath.Join(*out, "captions.jsonl"),
 		time.Since(start).Seconds())
+	return nil
+}
+
+const dataGenSimUsage = `Usage: reel data gen-sim --episodes N --out DIR [flags]
+
+Generates N expert episodes in procedural simulated tabletop scenes (the data engine of the
+recipe: layouts, objects, task families, variation, expert noise) and writes them as a LeRobot
+dataset (needs ffmpeg). --format v3.0 (the default, LeRobot ≥ 0.4): data/chunk-000/file-000.parquet
+with many episodes per file, videos/observation.images.CAM/chunk-000/file-000.mp4 (AV1 as LeRobot
+encodes, H.264 for frames under 64 pixels), meta/info.json, meta/episodes/chunk-000/file-000.parquet,
+meta/tasks.parquet and meta/stats.json. --format v2.1: one parquet and one mp4 per episode,
+meta/episodes.jsonl, meta/tasks.jsonl and meta/episodes_stats.jsonl.
+Episode i is drawn from seed sim.TrainSeed(--seed, i): the same flags give the same dataset.
+--shard I/N writes only the I-th of N contiguous parts of the N episodes (I from 0), for array
+jobs; 'reel data merge' joins the parts into the dataset one process would have written.
+Train on it with: reel train molmobot-tiny --set data.source=lerobot --set data.dir=DIR
+`
+
+func cmdDataGenSim(args []string) error {
+	fs := newFlags("data gen-sim")
+	n := fs.Int("episodes", 0, "number of episodes of the whole dataset (required)")
+	out := fs.String("out", "", "output directory (required)")
+	recipe := fs.String("recipe", "molmobot-tiny", "recipe (name or file) whose data section describes the scenes")
+	sets := fs.StringArray("set", nil, "override a recipe field, e.g. --set data.variation=1")
+	workers := fs.Int("workers", 0, "generator goroutines (0 = number of CPUs)")
+	seed := fs.Uint64("seed", 1, "base seed of the episodes")
+	fps := fs.Int("fps", 10, "frames per second recorded in the dataset and its videos")
+	format := fs.String("format", data.LeRobotV30, "dataset layout: v3.0 or v2.1")
+	shard := fs.String("shard", "", "write only shard I of N (\"I/N\", I from 0)")
+	codec := fs.String("codec", data.CodecAuto, "video codec: auto (AV1 when possible), av1 or h264")
+	overwrite := fs.Bool("overwrite", false, "replace an existing dataset in DIR")
+	fs.Usage = func() {
+		fmt.Fprint(os.Stderr, dataGenSimUsage+"\nFlags:\n")
+		fs.PrintDefaults()
+	}
+	if err := parse(fs, args); err != nil {
+		return err
+	}
+	usageErr := func(format string, a ...any) error {
+		return &exitError{2, fmt.Errorf("data gen-sim: "+format, a...)}
+	}
+	shardI, shardN := 0, 1
+	if *shard != "" {
+		a, b, ok := strings.Cut(*shard, "/")
+		i, err1 := strconv.Atoi(a)
+		k, err2 := strconv.Atoi(b)
+		if !ok || err1 != nil || err2 != nil || k < 1 || i < 0 || i >= k {
+			return usageErr("--shard %q: want I/N with 0 ≤ I < N", *shard)
+		}
+		shardI, shardN = i, k
+	}
+	switch {
+	case fs.NArg() != 0:
+		return usageErr("unexpected argument %q", fs.Arg(0))
+	case *n < 1:
+		return usageErr("--episodes must be a positive number, got %d", *n)
+	case *out == "":
+		return usageErr("--out DIR is required")
+	case *fps < 1:
+		return usageErr("--fps must be a positive integer, got %d", *fps)
+	case *workers < 0:
+		return usageErr("--workers must be ≥ 0, got %d", *workers)
+	case *format != data.LeRobotV30 && *format != data.LeRobotV21:
+		return usageErr("--format %q: want v3.0 or v2.1", *format)
+	case shardN > *n:
+		return usageErr("--shard %s: more shards than the %d episodes", *shard, *n)
+	}
+	r, err := recipes.Load(*recipe, *sets)
+	if err != nil {
+		return err
+	}
+	cfg, err := tasks.SimConfig(r)
+	if err != nil {
+		return err
+	}
+	w, err := data.CreateLeRobotWriter(*out, data.LeRobotWriterConfig{Format: *format, FPS: *fps, Overwrite: *overwrite, Codec: *codec,
+		StateNames: sim.StateNames(), ActionNames: sim.ActionNames()})
+	if err != nil {
+		return fmt.Errorf("data gen-sim: %v", err)
+	}
+	start := time.Now()
+	barOut := io.Writer(os.Stderr)
+	if !term.IsTerminal(int(os.Stderr.Fd())) {
+		barOut = io.Discard // no bar in logs; the summary line below says what was done
+	}
+	lo, hi := sim.ShardRange(*n, shardI, shardN)
+	bar := progressbar.NewOptions(hi-lo, progressbar.OptionSetDescription("episodes"), progressbar.OptionSetWriter(barOut),
+		progressbar.OptionShowCount(), progressbar.OptionSetItsString("ep"), progressbar.OptionShowIts(), progressbar.OptionClearOnFinish())
+	res, err := sim.Generate(cfg, sim.GenerateOptions{Episodes: *n, Seed: *seed, Workers: *workers, Shard: shardI, Shards: shardN,
+		Progress: func(data.Episode) { _ = bar.Add(1) }}, w)
+	_ = bar.Finish()
+	if err != nil {
+		return fmt.Errorf("data gen-sim: %v", err)
+	}
+	if err := w.Close(); err != nil {
+		return fmt.Errorf("data gen-sim: %v", err)
+	}
+	part := ""
+	if shardN > 1 {
+		part = fmt.Sprintf(" (shard %d/%d: episodes %d..%d of %d)", shardI, shardN, lo, hi-1, *n)
+	}
+	fmt.Printf("wrote %d episodes%s (%d solved by the expert, %d-px cameras) as LeRobot %s to %s in %.1fs\n",
+		res.Episodes, part, res.Solved, cfg.ImageSize, *format, *out, time.Since(start).Seconds())
+	return nil
+}
+
+const dataMergeUsage = `Usage: reel data merge DIR... --out DIR [--overwrite]
+
+Joins LeRobot datasets (v3.0, v2.1 or v2.0; same fps, robot type and features) into one v3.0
+dataset, as LeRobot's aggregate_datasets does: episodes renumbered in the order given, global
+frame indices and task indices rewritten, tasks unified, video files joined without
+re-encoding, statistics aggregated. Merging the shards of 'reel data gen-sim --shard I/N' in
+order gives the dataset a single gen-sim run writes.
+`
+
+func cmdDataMerge(args []string) error {
+	fs := newFlags("data merge")
+	out := fs.String("out", "", "output directory (required)")
+	overwrite := fs.Bool("overwrite", false, "replace an existing dataset in --out")
+	fs.Usage = func() {
+		fmt.Fprint(os.Stderr, dataMergeUsage+"\nFlags:\n")
+		fs.PrintDefaults()
+	}
+	if err := parse(fs, args); err != nil {
+		return err
+	}
+	switch {
+	case fs.NArg() == 0:
+		return &exitError{2, errors.New("data merge: expected at least one dataset directory")}
+	case *out == "":
+		return &exitError{2, errors.New("data merge: --out DIR is required")}
+	}
+	start := time.Now()
+	if err := data.MergeLeRobot(*out, fs.Args(), data.LeRobotMergeConfig{Overwrite: *overwrite}); err != nil {
+		return err
+	}
+	ds, err := data.OpenLeRobot(*out)
+	if err != nil {
+		return err
+	}
+	fmt.Printf("merged %d datasets into %s: %d episodes, %d frames, in %.1fs\n", fs.NArg(), *out, ds.NumEpisodes(), ds.NumFrames(), time.Since(start).Seconds())
+	return nil
+}
+
+const dataStatsUsage = `Usage: reel data stats DIR [--json] [--images]
+
+Prints the statistics of a LeRobot dataset's state, action and cameras (per dimension: mean,
+std, min, max and the quantiles q01, q10, q50, q90, q99; cameras per RGB channel in [0, 1]) and
+what each normalisation mode uses of them: mean_std (x − mean)/std, min_max [min, max] → [−1, 1],
+quantiles [q01, q99] → [−1, 1]. Statistics the dataset lacks are computed from the data;
+--images also computes missing camera statistics (decodes sampled frames of every episode).
+`
+
+func cmdDataStats(args []string) error {
+	fs := newFlags("data stats")
+	asJSON := fs.Bool("json", false, "print one JSON object instead of tables")
+	images := fs.Bool("images", false, "compute camera statistics the dataset lacks")
+	fs.Usage = func() {
+		fmt.Fprint(os.Stderr, dataStatsUsage+"\nFlags:\n")
+		fs.PrintDefaults()
+	}
+	if err := parse(fs, args); err != nil {
+		return err
+	}
+	if fs.NArg() != 1 {
+		return &exitError{2, fmt.Errorf("data stats: expected one dataset directory, got %d arguments", fs.NArg())}
+	}
+	ds, err := data.OpenLeRobot(fs.Arg(0))
+	if err != nil {
+		return err
+	}
+	rep, err := ds.StatsReport(*images)
+	if err != nil {
+		return err
+	}
+	if *asJSON {
+		b, err := json.Marshal(rep)
+		if err != nil {
+			return err
+		}
+		_, err = fmt.Printf("%s\n", b)
+		return err
+	}
+	fmt.Printf("%s: LeRobot %s, %d episodes, %d frames\n", rep.Dir, rep.Version, rep.Episodes, rep.Frames)
+	fmt.Printf("normalisation: %s uses MEAN and STD, %s uses MIN and MAX, %s uses Q01 and Q99\n",
+		policy.NormMeanStd, policy.NormMinMax, policy.NormQuantiles)
+	for _, f := range rep.Features {
+		fmt.Printf("\n%s (%s, %d values, count %d; %s)\n", f.Key, f.Kind, f.Stats.Dim(), f.Stats.Count, f.Source)
+		w := tabwriter.NewWriter(os.Stdout, 0, 4, 2, ' ', tabwriter.AlignRight)
+		fmt.Fprintln(w, "DIM\tNAME\tMEAN\tSTD\tMIN\tMAX\tQ01\tQ10\tQ50\tQ90\tQ99\t")
+		for j := range f.Stats.Dim() {
+			name := "-"
+			if j < len(f.Names) {
+				name = f.Names[j]
+			}
+			cell := func(v []float64) string {
+				if j >= len(v) {
+					return "-"
+				}
+				return strconv.FormatFloat(v[j], 'g', 5, 64)
+			}
+			s := f.Stats
+			fmt.Fprintf(w, "%d\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t\n", j, name, cell(s.Mean), cell(s.Std), cell(s.Min), cell(s.Max),
+				cell(s.Q01), cell(s.Q10), cell(s.Q50), cell(s.Q90), cell(s.Q99))
+		}
+		if err := w.Flush(); err != nil {
+			return err
+		}
+	}
 	return nil
 }

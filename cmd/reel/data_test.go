@@ -82,3 +82,64 @@ func TestDataAuditErrors(t *testing.T) {
 	requireUserError(t, reel(t, dir, "data", "audit", "a.jsonl", "b.jsonl"), 2)
 	requireUserError(t, reel(t, dir, "data", "audit", "--bogus", "bad.jsonl"), 2)
 }
+
+// TestDataGenSimShardsMerge generates a dataset in one run and as two shards, merges the shards
+// and checks the result is the single run's dataset; then prints its statistics.
+func TestDataGenSimShardsMerge(t *testing.T) {
+	if testing.Short() {
+		t.Skip("generates datasets")
+	}
+	dir := t.TempDir()
+	sets := []string{"--set", "data.max_steps=12"}
+	requireOK(t, reel(t, dir, append([]string{"data", "gen-sim", "--episodes", "3", "--out", "one", "--workers", "2"}, sets...)...))
+	r := reel(t, dir, append([]string{"data", "gen-sim", "--episodes", "3", "--out", "s0", "--shard", "0/2"}, sets...)...)
+	requireOK(t, r)
+	require.Contains(t, r.stdout, "wrote 1 episodes (shard 0/2: episodes 0..0 of 3)")
+	r = reel(t, dir, append([]string{"data", "gen-sim", "--episodes", "3", "--out", "s1", "--shard", "1/2"}, sets...)...)
+	requireOK(t, r)
+	require.Contains(t, r.stdout, "wrote 2 episodes (shard 1/2: episodes 1..2 of 3)")
+	r = reel(t, dir, "data", "merge", "s0", "s1", "--out", "merged")
+	requireOK(t, r)
+	require.Contains(t, r.stdout, "merged 2 datasets into merged: 3 episodes")
+	for _, rel := range []string{"meta/info.json", "meta/stats.json"} {
+		a, err := os.ReadFile(filepath.Join(dir, "one", rel))
+		require.NoError(t, err)
+		b, err := os.ReadFile(filepath.Join(dir, "merged", rel))
+		require.NoError(t, err)
+		require.Equal(t, string(a), string(b), rel)
+	}
+	one, err := data.OpenLeRobot(filepath.Join(dir, "one"))
+	require.NoError(t, err)
+	merged, err := data.OpenLeRobot(filepath.Join(dir, "merged"))
+	require.NoError(t, err)
+	for i := range 3 {
+		a, err := one.Episode(i)
+		require.NoError(t, err)
+		b, err := merged.Episode(i)
+		require.NoError(t, err)
+		require.Equal(t, a, b, "episode %d", i)
+	}
+
+	r = reel(t, dir, "data", "stats", "merged")
+	requireOK(t, r)
+	require.Contains(t, r.stdout, "merged: LeRobot v3.0, 3 episodes")
+	require.Contains(t, r.stdout, "observation.state (state, 4 values")
+	require.Regexp(t, `(?m)^ +DIM +NAME +MEAN +STD +MIN +MAX +Q01 +Q10 +Q50 +Q90 +Q99$`, r.stdout)
+	require.Regexp(t, `(?m)^ +2 +gripper_closed `, r.stdout)
+	require.Contains(t, r.stdout, "observation.images.scene (camera, 3 values")
+	r = reel(t, dir, "data", "stats", "merged", "--json")
+	requireOK(t, r)
+	var rep data.StatsReport
+	require.NoError(t, json.Unmarshal([]byte(r.stdout), &rep))
+	require.Equal(t, "action", rep.Features[1].Key)
+	require.Equal(t, rep.Features[1].Stats.Q99, rep.Features[1].Normalization["quantiles"]["q99"])
+
+	// Refusals: one line each, the file named.
+	require.NoError(t, os.WriteFile(filepath.Join(dir, "merged", "meta", "info.json"), []byte(`{"codebase_version": "v3.0"}`), 0o644))
+	msg := requireUserError(t, reel(t, dir, "data", "stats", "merged"), 1)
+	require.Contains(t, msg, filepath.Join("merged", "meta", "info.json")+`: missing field "fps"`)
+	requireUserError(t, reel(t, dir, "data", "merge", "s0", "--out", "s1"), 1)
+	requireUserError(t, reel(t, dir, "data", "merge", "s0"), 2)
+	requireUserError(t, reel(t, dir, "data", "gen-sim", "--episodes", "3", "--out", "x", "--shard", "2/2"), 2)
+	requireUserError(t, reel(t, dir, "data", "gen-sim", "--episodes", "3", "--out", "x", "--format", "v2.0"), 2)
+}

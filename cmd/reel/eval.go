@@ -14,6 +14,7 @@ import (
 	"github.com/reelml/reel/checkpoints"
 	"github.com/reelml/reel/hf"
 	"github.com/reelml/reel/recipes"
+	"github.com/reelml/reel/serve"
 	"github.com/reelml/reel/tasks"
 	"github.com/reelml/reel/train"
 )
@@ -33,14 +34,23 @@ type evalResult struct {
 }
 
 func cmdEval(args []string) error {
+	if len(args) > 0 && args[0] == "merge" {
+		return cmdEvalMerge(args[1:])
+	}
 	fs := newFlags("eval")
 	sets := fs.StringArray("set", nil, "override a field of the checkpoint's recipe, e.g. --set eval.examples=1000")
 	all := fs.Bool("all", false, "evaluate every kept checkpoint of the run and plot each metric against step")
 	backend := fs.String("backend", "", `compute backend (default: $GOMLX_BACKEND, else auto)`)
 	baseline := fs.String("baseline", "", `run or checkpoint to compare against (default: the recipe's train.init_from; "none" to skip)`)
+	ema := fs.Bool("ema", false, "evaluate the moving average of the weights (runs trained with train.ema)")
 	remote := fs.String("remote", "", "vla: evaluate the policy served at this ws:// URL (reel serve) instead of the checkpoint's weights")
+	maxConns := fs.Int("max-connections", 16, "--remote: most episodes played at once, each through its own connection")
+	actTimeout := fs.Duration("act-timeout", serve.DefaultActTimeout, "--remote: longest wait for one reply; an episode waiting longer fails (timeout)")
+	shardID := fs.Int("shard-id", 0, "--remote: this process's shard of the episodes (0-based; with --num-shards)")
+	numShards := fs.Int("num-shards", 0, "--remote: number of shards; episode i belongs to shard i mod N (merge with 'reel eval merge')")
+	resultsDir := fs.String("results", "", "--remote: directory of the per-episode JSONL and aggregate JSON (default RUN/results)")
 	fs.Usage = func() {
-		fmt.Fprintln(os.Stderr, "Usage: reel eval RUN_DIR|CHECKPOINT_DIR [flags]\n\nPrints one JSON object of metrics and writes eval.json beside the checkpoint. A policy (task vla)\nis also rolled out closed-loop in held-out simulated scenes (eval.episodes), reporting success\nwith a 95% interval per task family and writing eval.videos rollout videos to RUN/rollouts/;\nwith --remote ws://HOST:PORT the policy served there (reel serve) is evaluated instead. For a fine-tuned run\nit also evaluates the init_from checkpoint on the same sets and reports the delta, and draws\nRUN/plots/numerosity.png (accuracy and MAE per true count, before and after).\n\nFlags:")
+		fmt.Fprintln(os.Stderr, "Usage: reel eval RUN_DIR|CHECKPOINT_DIR [flags]\n\nPrints one JSON object of metrics and writes eval.json beside the checkpoint. A policy (task vla)\nis also rolled out closed-loop in held-out simulated scenes (eval.episodes), reporting success\nwith a 95% interval per task family and writing eval.videos rollout videos to RUN/rollouts/;\nwith --remote ws://HOST:PORT the policy served there (reel serve, or any vla-eval model server) is\nevaluated instead, episode by episode as the vla-eval harness runs benchmarks (at most\n--max-connections at once; a failed episode counts as a failure and never stops the others), in\nshards if asked (--shard-id/--num-shards), writing RUN/results/reel-sim[_shardIofN].jsonl and\n_aggregate.json in the harness's result layout; 'reel eval merge' joins shards. For a fine-tuned run\nit also evaluates the init_from checkpoint on the same sets and reports the delta, and draws\nRUN/plots/numerosity.png (accuracy and MAE per true count, before and after).\n\nFlags:")
 		fs.PrintDefaults()
 	}
 	if err := parse(fs, args); err != nil {
@@ -51,6 +61,28 @@ func cmdEval(args []string) error {
 	}
 	path := fs.Arg(0)
 	warn := func(w string) { fmt.Fprintln(os.Stderr, "reel: warning: "+w) }
+	ro := remoteEval{url: *remote, maxConns: *maxConns, actTimeout: *actTimeout, resultsDir: *resultsDir}
+	for _, f := range []string{"max-connections", "act-timeout", "shard-id", "num-shards", "results"} {
+		if fs.Changed(f) && *remote == "" {
+			return &exitError{2, fmt.Errorf("eval: --%s is for --remote evaluations", f)}
+		}
+	}
+	switch {
+	case *maxConns < 1:
+		return &exitError{2, fmt.Errorf("eval: --max-connections must be ≥ 1, got %d", *maxConns)}
+	case *actTimeout <= 0:
+		return &exitError{2, fmt.Errorf("eval: --act-timeout must be positive, got %s", *actTimeout)}
+	case fs.Changed("shard-id") && !fs.Changed("num-shards"):
+		return &exitError{2, fmt.Errorf("eval: --shard-id needs --num-shards")}
+	case fs.Changed("num-shards"):
+		if *numShards < 1 || *shardID < 0 || *shardID >= *numShards {
+			return &exitError{2, fmt.Errorf("eval: --shard-id must be in [0, --num-shards) and --num-shards ≥ 1, got %d and %d", *shardID, *numShards)}
+		}
+		ro.shard = &serve.ShardInfo{ID: *shardID, Total: *numShards}
+	}
+	if *all && *remote != "" {
+		return &exitError{2, fmt.Errorf("eval: --all and --remote exclude each other")}
+	}
 	var dirs []string
 	if *all {
 		root := filepath.Join(path, "checkpoints")
@@ -89,19 +121,21 @@ func cmdEval(args []string) error {
 			return err
 		}
 		if vt, ok := task.(*tasks.VLA); ok {
-			res, err := evalVLA(b, vt, dir, *remote, r.Train.Precision)
+			res, err := evalVLA(b, vt, dir, *sets, ro)
 			if err != nil {
 				return err
 			}
-			if err := checkpoints.WriteJSON(filepath.Join(dir, "eval.json"), res); err != nil {
-				return err
+			if ro.shard == nil { // a shard's result is partial: it lives in its results files
+				if err := checkpoints.WriteJSON(filepath.Join(dir, "eval.json"), res); err != nil {
+					return err
+				}
 			}
 			results = append(results, res)
 			continue
 		} else if *remote != "" {
 			return &exitError{2, fmt.Errorf("eval: --remote is for policies (task vla); %s is task %s", dir, r.Task)}
 		}
-		rep, st, err := train.EvaluateCheckpoint(b, task, dir, r.Train.Precision)
+		rep, st, err := train.EvaluateCheckpoint(b, task, dir, r.Train, *ema)
 		if err != nil {
 			return err
 		}
@@ -118,7 +152,7 @@ func cmdEval(args []string) error {
 				bdir, bst.Recipe = base, "pretrained"
 				var m *hf.Model
 				if m, err = hf.Load(b, base); err == nil {
-					brep, err = train.EvaluateStore(b, task, m.Store, r.Train.Precision)
+					brep, err = train.EvaluateStore(b, task, m.Store, r.Train)
 				}
 				if err != nil {
 					return fmt.Errorf("baseline %s: %v", base, err)
@@ -129,8 +163,15 @@ func cmdEval(args []string) error {
 					return fmt.Errorf("--baseline: %v", err)
 				}
 				warn(fmt.Sprintf("baseline: train.init_from %s: %v; skipped (pass --baseline DIR)", base, err))
-			} else if brep, bst, err = train.EvaluateCheckpoint(b, task, bdir, r.Train.Precision); err != nil {
-				return fmt.Errorf("baseline %s: %v", bdir, err)
+			} else {
+				// The baseline runs with its own graph options: a LoRA fine-tune's base has no adapters.
+				bc := r.Train
+				if br, err := recipes.Load(filepath.Join(bdir, "recipe.yaml"), nil); err == nil {
+					bc = br.Train
+				}
+				if brep, bst, err = train.EvaluateCheckpoint(b, task, bdir, bc, false); err != nil {
+					return fmt.Errorf("baseline %s: %v", bdir, err)
+				}
 			}
 			if bdir != "" {
 				res.Baseline = &evalResult{Checkpoint: bdir, Step: bst.Step, Recipe: bst.Recipe, Metrics: brep.Metrics, Groups: brep.Groups}
@@ -229,4 +270,55 @@ func plotNumerosity(ckpt string, res evalResult) error {
 	}
 	fmt.Fprintf(os.Stderr, "reel: wrote %s\n", path)
 	return nil
+}
+
+const evalMergeUsage = `Usage: reel eval merge SHARD_RESULTS... --out FILE
+
+Joins the results of an evaluation's shards (the .jsonl or _aggregate.json files that
+'reel eval RUN --remote URL --shard-id I --num-shards N' writes, or per-episode JSONL in the same
+layout from a vla-eval benchmark client) into one aggregate JSON in the vla-eval harness's result
+layout: episodes grouped by task with mean_success, num_errors and avg_steps per task and overall.
+An episode found in two files, or files of different benchmarks, are refused; a missing shard is a
+warning.
+`
+
+// cmdEvalMerge is `reel eval merge`.
+func cmdEvalMerge(args []string) error {
+	fs := newFlags("eval merge")
+	out := fs.String("out", "", "aggregate JSON to write (required)")
+	fs.Usage = func() {
+		fmt.Fprint(os.Stderr, evalMergeUsage+"\nFlags:\n")
+		fs.PrintDefaults()
+	}
+	if err := parse(fs, args); err != nil {
+		return err
+	}
+	switch {
+	case fs.NArg() == 0:
+		return &exitError{2, fmt.Errorf("eval merge: expected one or more shard result files")}
+	case *out == "":
+		return &exitError{2, fmt.Errorf("eval merge: --out FILE is required")}
+	}
+	meta, records, warnings, err := serve.MergeResults(fs.Args())
+	if err != nil {
+		return fmt.Errorf("eval merge: %v", err)
+	}
+	for _, w := range warnings {
+		fmt.Fprintln(os.Stderr, "reel: warning: eval merge: "+w)
+	}
+	agg := serve.Aggregate(meta, records)
+	if err := serve.WriteAggregate(*out, agg); err != nil {
+		return fmt.Errorf("eval merge: %v", err)
+	}
+	errs := 0
+	for _, r := range records {
+		if r.FailureReason != "" {
+			errs++
+		}
+	}
+	fmt.Fprintf(os.Stderr, "reel: merged %d episodes of %s from %d files into %s: mean_success %v, %d failed\n",
+		len(records), meta.Benchmark, fs.NArg(), *out, agg["mean_success"], errs)
+	enc := json.NewEncoder(os.Stdout)
+	enc.SetIndent("", "  ")
+	return enc.Encode(map[string]any{"out": *out, "benchmark": meta.Benchmark, "episodes": len(records), "mean_success": agg["mean_success"], "failed": errs})
 }

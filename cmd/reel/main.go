@@ -1,51 +1,114 @@
-// Command reel trains, evaluates and inspects recipe-driven video / VLA models.
-//
-//	reel train NAME|FILE [--out DIR] [--set k=v]... [--resume]
-//	reel eval RUN_DIR|CHECKPOINT_DIR [--set k=v]... [--all]
-//	reel recipes list | show NAME | cp NAME FILE | validate FILE
-//	reel analyze patching|heads RUN_DIR
-//	reel tokenize RUN_DIR VIDEO_FILE [--out DIR]
-//	reel bench stts [--frames 16,32,64,128]
-//	reel data audit FILE.jsonl [--json]
-//	reel data gen-sim --episodes N --out DIR [--workers W]
-//	reel serve RUN_DIR [--addr HOST:PORT]
-//	reel export RUN_DIR --format safetensors
-//	reel hf inspect|run|generate DIR [flags]
-//	reel doctor
+// Command reel trains, evaluates, serves and inspects recipe-driven video and VLA models; `reel
+// --help` lists every command (the table below).
 package main
 
 import (
 	"errors"
 	"fmt"
+	"maps"
 	"os"
+	"slices"
 	"strings"
+
+	"github.com/reelml/reel/internal/errline"
 )
 
-const usage = `reel — recipe-driven training of video and VLA models in Go
+// command is one `reel` command: its name, the usage lines `reel --help` shows (one per
+// subcommand for the commands that have them) and its entry point.
+type command struct {
+	name  string
+	usage []string
+	run   func(args []string) error
+}
 
-Usage:
-  reel train NAME|FILE [--out DIR] [--set key=value]... [--resume] [--backend B]
-  reel eval RUN_DIR|CHECKPOINT_DIR [--set key=value]... [--all] [--backend B]
-  reel recipes list
-  reel recipes show NAME|FILE [--set key=value]...
-  reel recipes cp NAME FILE
-  reel recipes validate FILE [--set key=value]...
-  reel doctor
-  reel analyze patching|heads RUN_DIR|CHECKPOINT_DIR [flags]
-  reel tokenize RUN_DIR|CHECKPOINT_DIR VIDEO_FILE [--out DIR]
-  reel bench stts [--frames 16,32,64,128] [--steps N]
-  reel data audit FILE.jsonl [--json]
-  reel data gen-video --n N --out DIR [flags]
-  reel data gen-sim --episodes N --out DIR [--workers W] [flags]
-  reel serve RUN_DIR|CHECKPOINT_DIR [--addr 127.0.0.1:8000]
-  reel eval RUN_DIR --remote ws://HOST:PORT
-  reel export RUN_DIR|CHECKPOINT_DIR --format safetensors [--out FILE]
-  reel hf inspect DIR [--mapping] [--json]
-  reel hf run DIR --tokens 1,2,3 [--tokens …] [--token-types 0,0,1] [--pixels FILE.npy | --image FILE]
-  reel hf generate DIR --tokens 1,2,3 [--image FILE] [--max-new-tokens N]
+// commands are every `reel` command, in the order `reel --help` lists them (set in init: the
+// group commands' dispatchers print their part of the table).
+var commands []command
 
-Run 'reel COMMAND --help' for the flags of a command.
-`
+func init() { commands = commandTable() }
+
+func commandTable() []command {
+	return []command{
+		{"train", []string{"train NAME|FILE [--out DIR] [--set key=value]... [--resume] [--overwrite] [--stop-after N] [--backend B]"}, cmdTrain},
+		{"eval", []string{
+			"eval RUN_DIR|CHECKPOINT_DIR [--set key=value]... [--all] [--baseline DIR|none] [--backend B]",
+			"eval RUN_DIR --remote ws://HOST:PORT [--max-connections N] [--act-timeout D] [--shard-id I --num-shards N] [--results DIR]",
+			"eval merge SHARD_RESULTS... --out FILE",
+		}, cmdEval},
+		{"serve", []string{"serve RUN_DIR|CHECKPOINT_DIR [--addr 127.0.0.1:8000] [--max-batch N] [--batch-window D] [--camera BENCH=POLICY]... [--resize M] [--state-dims I,J|none] [--action-dim N]"}, cmdServe},
+		{"export", []string{"export RUN_DIR|CHECKPOINT_DIR --format safetensors [--out FILE]"}, cmdExport},
+		{"recipes", []string{
+			"recipes list",
+			"recipes show NAME|FILE [--set key=value]...",
+			"recipes cp NAME FILE",
+			"recipes validate FILE [--set key=value]...",
+		}, cmdRecipes},
+		{"data", []string{
+			"data audit FILE.jsonl [--json]",
+			"data gen-video --n N --out DIR [flags]",
+			"data gen-sim --episodes N --out DIR [--format v3.0|v2.1] [--shard I/N] [--workers W] [flags]",
+			"data merge DIR... --out DIR [--overwrite]",
+			"data stats DIR [--json] [--images]",
+		}, cmdData},
+		{"analyze", []string{"analyze patching|heads RUN_DIR|CHECKPOINT_DIR [flags]"}, cmdAnalyze},
+		{"tokenize", []string{"tokenize RUN_DIR|CHECKPOINT_DIR VIDEO_FILE [--out DIR]"}, cmdTokenize},
+		{"hf", []string{
+			"hf tokenize PATH --text TEXT [--special] | --decode 1,2,3",
+			"hf inspect DIR [--mapping] [--json]",
+			"hf run DIR --tokens 1,2,3 [--tokens …] [--token-types 0,0,1] [--pixels FILE.npy | --image FILE]",
+			"hf generate DIR --tokens 1,2,3 | --prompt TEXT [--image FILE | --pixels FILE.npy] [--max-new-tokens N]",
+		}, cmdHF},
+		{"bench", []string{
+			"bench vit [--size tiny|s|b] [--tokens 16,64,...] [--precision f32|bf16] [flags]",
+			"bench video [--arch vivit|trajvit2|stts] [--size tiny|b] [--frames 4,8,...] [flags]",
+			"bench stts [--frames 16,32,64,128] [--steps N] [--set key=value]...",
+			"bench rdvla [--depths 4,32,64] [--steps N] [--batch B]",
+			"bench data [--episodes N] [--width W] [--height H] [--size S] [flags]",
+			"bench serve [RUN_DIR] [--sessions 32] [--duration 60s] [--max-batch 16,1] [--episode-steps N]",
+			"bench hf [--model llama|siglip|all] [--batch B] [--seq T] [--runs N] [--precision f32|bf16]",
+		}, cmdBench},
+		{"doctor", []string{"doctor"}, cmdDoctor},
+	}
+}
+
+// usage is what `reel --help` prints.
+func usage() string {
+	var b strings.Builder
+	b.WriteString("reel — recipe-driven training of video and VLA models in Go\n\nUsage:\n")
+	for _, c := range commands {
+		for _, u := range c.usage {
+			b.WriteString("  reel " + u + "\n")
+		}
+	}
+	b.WriteString("\nRun 'reel COMMAND --help' for the flags of a command.\n")
+	return b.String()
+}
+
+// dispatch runs the subcommand args[0] of a command group (bench, data, …) from its table; with
+// --help it prints the group's lines of `reel --help`.
+func dispatch(group string, subs map[string]func(args []string) error, args []string) error {
+	names := slices.Sorted(maps.Keys(subs))
+	if len(args) == 0 {
+		return &exitError{2, fmt.Errorf("%s: expected a subcommand: %s (reel %s --help lists them)", group, strings.Join(names, ", "), group)}
+	}
+	if args[0] == "-h" || args[0] == "--help" || args[0] == "help" {
+		for _, c := range commands {
+			if c.name == group {
+				fmt.Fprintf(os.Stderr, "Usage:\n")
+				for _, u := range c.usage {
+					fmt.Fprintf(os.Stderr, "  reel %s\n", u)
+				}
+			}
+		}
+		fmt.Fprintf(os.Stderr, "\nRun 'reel %s SUBCOMMAND --help' for its flags.\n", group)
+		return &exitError{0, errors.New("help requested")}
+	}
+	run, ok := subs[args[0]]
+	if !ok {
+		return &exitError{2, fmt.Errorf("%s: unknown subcommand %q (%s)", group, args[0], strings.Join(names, ", "))}
+	}
+	return run(args[1:])
+}
 
 // exitError carries an exit status.
 type exitError struct {
@@ -62,54 +125,34 @@ func main() {
 
 func run(args []string) int {
 	if len(args) == 0 || args[0] == "-h" || args[0] == "--help" || args[0] == "help" {
-		fmt.Print(usage)
+		fmt.Print(usage())
 		if len(args) == 0 {
 			return 2
 		}
 		return 0
 	}
 	var err error
-	switch args[0] {
-	case "train":
-		err = cmdTrain(args[1:])
-	case "eval":
-		err = cmdEval(args[1:])
-	case "recipes":
-		err = cmdRecipes(args[1:])
-	case "doctor":
-		err = cmdDoctor(args[1:])
-	case "analyze":
-		err = cmdAnalyze(args[1:])
-	case "tokenize":
-		err = cmdTokenize(args[1:])
-	case "bench":
-		err = cmdBench(args[1:])
-	case "data":
-		err = cmdData(args[1:])
-	case "serve":
-		err = cmdServe(args[1:])
-	case "export":
-		err = cmdExport(args[1:])
-	case "hf":
-		err = cmdHF(args[1:])
-	default:
-		err = &exitError{2, fmt.Errorf("unknown command %q (commands: train, eval, serve, export, recipes, analyze, tokenize, bench, data, doctor, hf)", args[0])}
+	found := false
+	for _, c := range commands {
+		if c.name == args[0] {
+			err, found = c.run(args[1:]), true
+			break
+		}
+	}
+	if !found {
+		names := make([]string, len(commands))
+		for i, c := range commands {
+			names[i] = c.name
+		}
+		err = &exitError{2, fmt.Errorf("unknown command %q (commands: %s)", args[0], strings.Join(names, ", "))}
 	}
 	var ee *exitError
 	if err == nil || (errors.As(err, &ee) && ee.code == 0) { // success, or --help
 		return 0
 	}
-	fmt.Fprintln(os.Stderr, "reel: "+firstLine(err))
+	fmt.Fprintln(os.Stderr, "reel: "+errline.First(err))
 	if ee != nil {
 		return ee.code
 	}
 	return 1
-}
-
-func firstLine(err error) string {
-	s := err.Error()
-	if i := strings.IndexByte(s, '\n'); i >= 0 {
-		s = s[:i]
-	}
-	return s
 }

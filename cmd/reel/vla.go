@@ -2,149 +2,33 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
-	"io"
 	"maps"
+	"math"
 	"os"
 	"os/signal"
 	"path/filepath"
-	"runtime"
 	"slices"
-	"strconv"
 	"strings"
-	"sync"
 	"syscall"
 	"time"
 
 	"github.com/gomlx/compute"
-	"github.com/schollz/progressbar/v3"
-	"golang.org/x/term"
 
-	"github.com/gomlx/gomlx/core/tensors"
 	"gonum.org/v1/plot/plotter"
 
 	"github.com/reelml/reel/backends"
 	"github.com/reelml/reel/checkpoints"
 	"github.com/reelml/reel/data"
-	"github.com/reelml/reel/recipes"
+	"github.com/reelml/reel/internal/errline"
+	"github.com/reelml/reel/internal/version"
+	"github.com/reelml/reel/policy"
 	"github.com/reelml/reel/serve"
 	"github.com/reelml/reel/sim"
 	"github.com/reelml/reel/tasks"
 	"github.com/reelml/reel/train"
 )
-
-const dataGenSimUsage = `Usage: reel data gen-sim --episodes N --out DIR [flags]
-
-Generates N expert episodes in procedural simulated tabletop scenes (the data engine of the
-recipe: layouts, objects, task families, variation, expert noise) and writes them as a LeRobot
-v2 dataset: meta/info.json, meta/episodes.jsonl, meta/tasks.jsonl, meta/stats.json,
-data/chunk-000/episode_NNNNNN.parquet and one mp4 per camera and episode (needs ffmpeg).
-Episode i is drawn from seed sim.TrainSeed(--seed, i): the same flags give the same dataset.
-Train on it with: reel train molmobot-tiny --set data.source=lerobot --set data.dir=DIR
-`
-
-func cmdDataGenSim(args []string) error {
-	fs := newFlags("data gen-sim")
-	n := fs.Int("episodes", 0, "number of episodes (required)")
-	out := fs.String("out", "", "output directory (required)")
-	recipe := fs.String("recipe", "molmobot-tiny", "recipe (name or file) whose data section describes the scenes")
-	sets := fs.StringArray("set", nil, "override a recipe field, e.g. --set data.variation=1")
-	workers := fs.Int("workers", 0, "generator goroutines (0 = number of CPUs)")
-	seed := fs.Uint64("seed", 1, "base seed of the episodes")
-	fps := fs.Float64("fps", 10, "frames per second recorded in the dataset and its videos")
-	overwrite := fs.Bool("overwrite", false, "replace an existing dataset in DIR")
-	fs.Usage = func() {
-		fmt.Fprint(os.Stderr, dataGenSimUsage+"\nFlags:\n")
-		fs.PrintDefaults()
-	}
-	if err := parse(fs, args); err != nil {
-		return err
-	}
-	usageErr := func(format string, a ...any) error {
-		return &exitError{2, fmt.Errorf("data gen-sim: "+format, a...)}
-	}
-	switch {
-	case fs.NArg() != 0:
-		return usageErr("unexpected argument %q", fs.Arg(0))
-	case *n < 1:
-		return usageErr("--episodes must be a positive number, got %d", *n)
-	case *out == "":
-		return usageErr("--out DIR is required")
-	case !(*fps > 0):
-		return usageErr("--fps must be positive, got %g", *fps)
-	case *workers < 0:
-		return usageErr("--workers must be ≥ 0, got %d", *workers)
-	}
-	r, err := recipes.Load(*recipe, *sets)
-	if err != nil {
-		return err
-	}
-	cfg, err := tasks.SimConfig(r)
-	if err != nil {
-		return err
-	}
-	if *workers == 0 {
-		*workers = runtime.NumCPU()
-	}
-	w, err := data.CreateLeRobot(*out, *fps, *overwrite)
-	if err != nil {
-		return fmt.Errorf("data gen-sim: %v", err)
-	}
-	start := time.Now()
-	barOut := io.Writer(os.Stderr)
-	if !term.IsTerminal(int(os.Stderr.Fd())) {
-		barOut = io.Discard // no bar in logs; the summary line below says what was done
-	}
-	bar := progressbar.NewOptions(*n, progressbar.OptionSetDescription("episodes"), progressbar.OptionSetWriter(barOut),
-		progressbar.OptionShowCount(), progressbar.OptionSetItsString("ep"), progressbar.OptionShowIts(), progressbar.OptionClearOnFinish())
-	jobs := make(chan int)
-	var (
-		mu       sync.Mutex
-		firstErr error
-		ok       int
-		wg       sync.WaitGroup
-	)
-	for range *workers {
-		wg.Go(func() {
-			for i := range jobs {
-				ep, err := sim.RecordEpisode(cfg, sim.TrainSeed(*seed, int64(i)), i)
-				if err == nil {
-					err = w.Write(ep)
-				}
-				mu.Lock()
-				if err != nil && firstErr == nil {
-					firstErr = err
-				}
-				if ep.Success {
-					ok++
-				}
-				mu.Unlock()
-				_ = bar.Add(1)
-			}
-		})
-	}
-	for i := range *n {
-		mu.Lock()
-		stop := firstErr != nil
-		mu.Unlock()
-		if stop {
-			break
-		}
-		jobs <- i
-	}
-	close(jobs)
-	wg.Wait()
-	_ = bar.Finish()
-	if firstErr != nil {
-		return fmt.Errorf("data gen-sim: %v", firstErr)
-	}
-	if err := w.Close(); err != nil {
-		return fmt.Errorf("data gen-sim: %v", err)
-	}
-	fmt.Printf("wrote %d episodes (%d solved by the expert, %d-px cameras) to %s in %.1fs\n",
-		*n, ok, cfg.ImageSize, *out, time.Since(start).Seconds())
-	return nil
-}
 
 // vlaEval is the closed-loop part of `reel eval` for a policy: the checkpoint (or a remote
 // policy server) drives the simulator in held-out scenes.
@@ -158,6 +42,13 @@ type vlaEval struct {
 	Remote    string                      `json:"remote,omitempty"`
 	Videos    []string                    `json:"videos,omitempty"`
 	Seconds   float64                     `json:"seconds"`
+	// --remote: episodes that failed (timeouts, errors; counted as failures above), whether some
+	// never ran, this evaluation's shard, and its result files (per-episode JSONL, aggregate
+	// JSON in the vla-eval harness's layout).
+	Failed  int              `json:"failed,omitempty"`
+	Partial bool             `json:"partial,omitempty"`
+	Shard   *serve.ShardInfo `json:"shard,omitempty"`
+	Results []string         `json:"results,omitempty"`
 	// Recurrent-depth policies: the adaptive run above, then a sweep of fixed depths.
 	AdaptiveIterations map[string]float64 `json:"adaptive_iterations,omitempty"`
 	Depths             []depthResult      `json:"depths,omitempty"`
@@ -174,13 +65,14 @@ type depthResult struct {
 }
 
 // evalPolicy rolls a VLA policy out closed-loop and adds its success rates to res.
-func evalPolicy(res *evalResult, task *tasks.VLA, dir string, policy sim.Policy, remote string, serverChunks bool) error {
+func evalPolicy(res *evalResult, task *tasks.VLA, dir string, spec policy.Spec, p policy.Policy, remote string, serverChunks bool) error {
 	start := time.Now()
 	ec := task.EvalConfig()
+	ec.Horizon, ec.Execute = spec.Horizon, spec.Execute
 	if serverChunks { // the server buffers chunks and does execute-k: one action per call
 		ec.Horizon, ec.Execute = 1, 1
 	}
-	sr, err := sim.Evaluate(task.Sim(), ec, policy)
+	sr, err := sim.Evaluate(task.Sim(), ec, p)
 	if err != nil {
 		return err
 	}
@@ -199,16 +91,16 @@ func evalPolicy(res *evalResult, task *tasks.VLA, dir string, policy sim.Policy,
 		if v.Success {
 			outcome = "success"
 		}
-		p := filepath.Join(runDir, "rollouts", filepath.Base(dir), fmt.Sprintf("episode_%03d_%s_%s.mp4", i, v.Family, outcome))
-		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+		path := filepath.Join(runDir, "rollouts", filepath.Base(dir), fmt.Sprintf("episode_%03d_%s_%s.mp4", i, v.Family, outcome))
+		if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
 			return err
 		}
 		vid := data.Video{T: v.Len(), Size: v.Size, Frames: v.Frames[0], Caption: v.Task}
-		if err := data.EncodeVideo(p, vid, 10); err != nil {
+		if err := data.EncodeVideo(path, vid, sim.ControlFPS); err != nil {
 			fmt.Fprintf(os.Stderr, "reel: warning: rollout video: %v\n", err)
 			break
 		}
-		ev.Videos = append(ev.Videos, p)
+		ev.Videos = append(ev.Videos, path)
 	}
 	res.ClosedLoop = ev
 	fmt.Fprintf(os.Stderr, "reel: closed loop: success %.3f [%.3f, %.3f] over %d held-out episodes (%s) in %.1fs\n",
@@ -235,37 +127,45 @@ func familyLine(f map[string]sim.FamilyResult) string {
 // modeScenes × modeSamples first actions probe how a policy handles two valid solutions.
 const modeScenes, modeSamples = 50, 16
 
-// evalVLA evaluates a policy checkpoint: the offline action error on held-out expert chunks and
-// closed-loop success in held-out scenes, with a local policy or the one behind --remote.
-func evalVLA(b compute.Backend, task *tasks.VLA, dir, remote, precision string) (evalResult, error) {
+// evalVLA evaluates a policy checkpoint: the offline action error on held-out demonstrations
+// and, when the policy's spec fits the recipe's simulator, closed-loop success in held-out
+// scenes, with the local checkpoint or the policy served behind --remote.
+func evalVLA(b compute.Backend, task *tasks.VLA, dir string, sets []string, ro remoteEval) (evalResult, error) {
 	st, err := checkpoints.Verify(dir)
 	if err != nil {
 		return evalResult{}, err
 	}
 	res := evalResult{Checkpoint: dir, Step: st.Step, Recipe: st.Recipe}
-	if remote != "" {
-		rp, err := dialRemote(remote, task)
-		if err != nil {
-			return res, err
-		}
-		defer rp.Close()
-		return res, evalPolicy(&res, task, dir, rp, remote, true)
+	spec, err := policy.ReadSpec(filepath.Join(dir, policy.SpecFile))
+	if err != nil {
+		return res, err
 	}
-	rep, _, err := train.EvaluateCheckpoint(b, task, dir, precision)
+	if ro.url != "" {
+		if err := sim.Fits(task.Sim(), spec); err != nil {
+			return res, fmt.Errorf("eval --remote: %s cannot be rolled out in the simulator: %v", dir, err)
+		}
+		return res, evalRemote(&res, task, dir, ro)
+	}
+	rep, _, err := train.EvaluateCheckpoint(b, task, dir, task.TrainConfig(), false)
 	if err != nil {
 		return res, err
 	}
 	res.Metrics = rep.Metrics
-	p, err := task.LoadPolicy(b, dir, uint64(task.EvalConfig().Seed))
+	fmt.Fprintf(os.Stderr, "reel: %s (step %d): %s\n", dir, st.Step, train.FormatMetrics(rep.Metrics))
+	if err := sim.Fits(task.Sim(), spec); err != nil {
+		fmt.Fprintf(os.Stderr, "reel: no closed-loop evaluation: %v\n", err)
+		return res, nil
+	}
+	p, err := tasks.OpenPolicy(b, dir, sets, uint64(task.EvalConfig().Seed))
 	if err != nil {
 		return res, err
 	}
 	defer p.Close()
-	if err := evalPolicy(&res, task, dir, p, "", false); err != nil {
+	if err := evalPolicy(&res, task, dir, spec, p, "", false); err != nil {
 		return res, err
 	}
-	if rp, ok := p.(*tasks.RDPolicy); ok {
-		if err := depthSweep(&res, task, rp); err != nil {
+	if p.Recurrent() {
+		if err := depthSweep(&res, task, p); err != nil {
 			return res, err
 		}
 	}
@@ -281,25 +181,125 @@ func evalVLA(b compute.Backend, task *tasks.VLA, dir, remote, precision string) 
 	return res, nil
 }
 
-// dialRemote connects to a policy server for `reel eval --remote`: one connection per episode,
-// the server doing execute-k with its own per-connection action buffer.
-func dialRemote(url string, task *tasks.VLA) (*serve.RemotePolicy, error) {
+// remoteEval is how `reel eval --remote` reaches the policy server and which part of the
+// evaluation it runs.
+type remoteEval struct {
+	url        string
+	maxConns   int
+	actTimeout time.Duration
+	shard      *serve.ShardInfo // nil: the whole evaluation
+	resultsDir string           // "" : RUN/results
+}
+
+// evalRemote evaluates the policy served at ro.url closed-loop, episode by episode as the
+// vla-eval harness's runners do (episode_start with the task, one observation per action,
+// episode_end with the result), with at most ro.maxConns connections, and writes the episodes
+// and their aggregate in the harness's result layout.
+func evalRemote(res *evalResult, task *tasks.VLA, dir string, ro remoteEval) error {
+	start := time.Now()
+	opts := serve.SessionOptions{ActTimeout: ro.actTimeout}
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-	defer cancel()
-	rp, err := serve.NewRemotePolicy(ctx, url, 1)
+	probe, err := serve.DialSession(ctx, ro.url, serve.SessionOptions{ActTimeout: ro.actTimeout, Retries: 1})
+	cancel()
 	if err != nil {
-		return nil, fmt.Errorf("eval --remote: %v", err)
+		return fmt.Errorf("eval --remote: %v", err)
 	}
-	return rp, nil
+	info := probe.Info()
+	_ = probe.Close()
+	if info.ActionDim != 0 && info.ActionDim != sim.ActionDim {
+		return fmt.Errorf("eval --remote: the server at %s returns %d-D actions; the simulator takes %d (serve it without --action-dim)", ro.url, info.ActionDim, sim.ActionDim)
+	}
+	ec := task.EvalConfig()
+	ec.Horizon, ec.Execute, ec.Videos = 1, 1, 0 // the server buffers chunks and does execute-k
+	shard := serve.ShardInfo{ID: 0, Total: 1}
+	if ro.shard != nil {
+		shard = *ro.shard
+	}
+	episodes, err := serve.ShardEpisodes(ec.Episodes, shard.ID, shard.Total)
+	if err != nil {
+		return &exitError{2, fmt.Errorf("eval: %v", err)}
+	}
+	if len(episodes) == 0 {
+		return fmt.Errorf("eval --remote: shard %d of %d holds none of the %d episodes", shard.ID, shard.Total, ec.Episodes)
+	}
+	newSession := func() (sim.Session, error) {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+		defer cancel()
+		s, err := serve.DialSession(ctx, ro.url, opts)
+		if err != nil {
+			return nil, err
+		}
+		return s, nil
+	}
+	sr, err := sim.EvaluateSessions(task.Sim(), ec, episodes, newSession, ro.maxConns)
+	if err != nil {
+		return err
+	}
+	records := make([]serve.EpisodeRecord, len(sr.Episodes))
+	for i, o := range sr.Episodes {
+		records[i] = serve.EpisodeRecord{Task: o.Family, EpisodeID: o.Index, Metrics: map[string]any{"success": o.Success},
+			Steps: o.Steps, ElapsedSec: math.Round(o.Seconds*1000) / 1000, FailureReason: o.FailureReason, FailureDetail: o.FailureDetail,
+			Extra: map[string]any{"instruction": o.Instruction, "suite": o.Family, "seed": o.Seed}}
+	}
+	meta := serve.ResultMeta{Benchmark: "reel-sim", HarnessVersion: version.String(), ServerInfo: info.Payload, Partial: sr.Partial,
+		Config: map[string]any{"recipe": res.Recipe, "checkpoint": dir, "remote": ro.url, "episodes": ec.Episodes, "seed": ec.Seed,
+			"max_steps": task.Sim().MaxSteps, "max_connections": ro.maxConns, "act_timeout_s": ro.actTimeout.Seconds()}}
+	if ro.shard != nil {
+		meta.Shard = ro.shard
+		meta.Config["shard_id"], meta.Config["num_shards"] = ro.shard.ID, ro.shard.Total
+	}
+	resultsDir := ro.resultsDir
+	if resultsDir == "" {
+		resultsDir = filepath.Join(runOf(dir), "results")
+	}
+	jsonl, agg, err := serve.WriteResults(resultsDir, meta, records)
+	if err != nil {
+		return err
+	}
+	ev := &vlaEval{Success: sr.Success, Low: sr.Low, High: sr.High, Episodes: sr.N, MeanSteps: sr.MeanSteps, Families: sr.Families,
+		Remote: ro.url, Seconds: time.Since(start).Seconds(), Failed: sr.Failed, Partial: sr.Partial, Shard: ro.shard, Results: []string{jsonl, agg}}
+	if res.Metrics == nil {
+		res.Metrics = map[string]float64{}
+	}
+	res.Metrics["closed_loop/success"] = sr.Success
+	for f, r := range sr.Families {
+		res.Metrics["closed_loop/success_"+f] = r.Success
+	}
+	res.ClosedLoop = ev
+	part := ""
+	if ro.shard != nil {
+		part = fmt.Sprintf(" (shard %d of %d)", ro.shard.ID, ro.shard.Total)
+	}
+	fmt.Fprintf(os.Stderr, "reel: closed loop through %s%s: success %.3f [%.3f, %.3f] over %d held-out episodes (%s), %d failed, in %.1fs; results %s, %s\n",
+		ro.url, part, sr.Success, sr.Low, sr.High, sr.N, familyLine(sr.Families), sr.Failed, ev.Seconds, jsonl, agg)
+	for _, o := range sr.Episodes {
+		if o.FailureReason != "" {
+			fmt.Fprintf(os.Stderr, "reel: warning: episode %d failed (%s): %s\n", o.Index, o.FailureReason, errline.First(errors.New(o.FailureDetail)))
+		}
+	}
+	if sr.Partial {
+		fmt.Fprintf(os.Stderr, "reel: warning: the evaluation is partial: the server could not be reached for some episodes\n")
+	}
+	return nil
 }
 
 const serveUsage = `Usage: reel serve RUN_DIR|CHECKPOINT_DIR [--addr 127.0.0.1:8000] [flags]
 
-Serves a trained policy (task vla) over the vla-eval protocol: a WebSocket endpoint (msgpack
-messages hello / observation / action / episode_start / episode_end / error, protocol version 1,
-images as PNG, arrays as ndarrays) and GET /health. Each connection gets its own action-chunk
-buffer (the policy is queried every policy.execute steps; episode_start clears it), and
-observations arriving together from several connections are batched into one policy call.
+Serves a trained policy (task vla) over the vla-eval protocol of the vla-evaluation-harness: a
+WebSocket endpoint (msgpack messages hello / observation / action / episode_start / episode_end /
+error, protocol version 1, images as PNG/JPEG/raw, arrays as ndarrays of any numeric dtype
+including float16), GET /health and GET|POST /config (max_batch_size, max_wait_time). The policy is
+known by the spec in its checkpoint (policy.json: cameras and image sizes, state and action
+dimensions, chunking); the hello reply describes it in the harness's terms (observation_spec,
+action_spec, observation_params). Each connection gets its own action-chunk buffer (the policy is
+queried every policy.execute steps; episode_start clears it), and observations arriving together
+from several connections are batched into one policy call; each observation is checked on its own
+first, so a bad one fails alone.
+
+A benchmark of another robot is adapted with --camera (benchmark camera → policy camera), --resize,
+--state-dims and --action-dim, e.g. a LIBERO-shaped benchmark (one 256×256 agentview camera, no
+state, 7-D actions) for a simulator-trained policy:
+  reel serve runs/molmobot-tiny --camera agentview=scene --action-dim 7
 Stop with Ctrl-C.
 `
 
@@ -307,9 +307,13 @@ func cmdServe(args []string) error {
 	fs := newFlags("serve")
 	addr := fs.String("addr", "127.0.0.1:8000", "listen address (host:port; port 0 picks a free one)")
 	backend := fs.String("backend", "", `compute backend (default: $GOMLX_BACKEND, else auto)`)
-	maxBatch := fs.Int("max-batch", 16, "most observations per policy call")
-	window := fs.Duration("batch-window", 5*time.Millisecond, "how long an observation waits for others to batch with")
-	maxBytes := fs.Int64("max-message-bytes", 16<<20, "largest accepted message")
+	maxBatch := fs.Int("max-batch", 16, "most observations per policy call (/config max_batch_size)")
+	window := fs.Duration("batch-window", 5*time.Millisecond, "how long an observation waits for others to batch with (/config max_wait_time)")
+	maxBytes := fs.Int64("max-message-bytes", serve.DefaultMaxMessageBytes, "largest accepted message")
+	cameras := fs.StringArray("camera", nil, "BENCHMARK=POLICY: the benchmark camera that feeds a policy camera, e.g. agentview=scene (repeatable)")
+	resize := fs.String("resize", "", "how images of another size are fitted: pad, crop or stretch (default: the policy's)")
+	stateDims := fs.String("state-dims", "", `state values the policy reads: indices into the benchmark's state, zero-padded to the policy's (e.g. 0,1,2,6), or "none" for zeros (default: exactly the policy's state; absent → zeros)`)
+	actionDim := fs.Int("action-dim", 0, "values of each returned action: the policy's zero-padded or truncated (default: the policy's)")
 	quiet := fs.Bool("quiet", false, "do not log connections")
 	fs.Usage = func() {
 		fmt.Fprint(os.Stderr, serveUsage+"\nFlags:\n")
@@ -321,21 +325,36 @@ func cmdServe(args []string) error {
 	if fs.NArg() != 1 {
 		return &exitError{2, fmt.Errorf("serve: expected one run or checkpoint directory, got %d arguments", fs.NArg())}
 	}
-	task, dir, err := loadVLA(fs.Arg(0))
+	adapt := serve.AdaptOptions{Resize: *resize, ActionDim: *actionDim}
+	var err error
+	if adapt.Cameras, err = serve.ParseCameraMap(*cameras); err != nil {
+		return &exitError{2, fmt.Errorf("serve: --camera: %v", err)}
+	}
+	if *stateDims != "" {
+		if adapt.StateDims, adapt.NoState, err = serve.ParseStateDims(*stateDims); err != nil {
+			return &exitError{2, fmt.Errorf("serve: --state-dims: %v", err)}
+		}
+	}
+	dir, err := checkpoints.Resolve(fs.Arg(0), func(w string) { fmt.Fprintln(os.Stderr, "reel: warning: "+w) })
 	if err != nil {
 		return err
+	}
+	if spec, err := policy.ReadSpec(filepath.Join(dir, policy.SpecFile)); err == nil {
+		if _, err := serve.NewAdapter(spec, adapt); err != nil {
+			return &exitError{2, fmt.Errorf("serve: %v", err)}
+		}
 	}
 	b, info, err := backends.Select(*backend)
 	if err != nil {
 		return err
 	}
-	p, err := task.LoadPolicy(b, dir, uint64(task.EvalConfig().Seed))
+	p, err := tasks.OpenPolicy(b, dir, nil, 0)
 	if err != nil {
 		return err
 	}
 	defer p.Close()
-	cfg := task.ServeConfig()
-	cfg.Addr, cfg.MaxBatch, cfg.BatchWindow, cfg.MaxMessageBytes = *addr, *maxBatch, *window, *maxBytes
+	cfg := serve.Config{Spec: p.Spec(), Adapt: adapt, Name: p.Spec().Name, Version: version.String(), Addr: *addr,
+		MaxBatch: *maxBatch, BatchWindow: *window, MaxMessageBytes: *maxBytes}
 	if !*quiet {
 		cfg.Logf = func(format string, a ...any) { fmt.Fprintf(os.Stderr, "reel: serve: "+format+"\n", a...) }
 	}
@@ -344,48 +363,28 @@ func cmdServe(args []string) error {
 	if err := srv.Listen(); err != nil {
 		return fmt.Errorf("serve: %v", err)
 	}
-	fmt.Fprintf(os.Stderr, "reel: serving %s (step %d) on ws://%s (health: http://%s/health) with %s\n", dir, p.TrainingStep(), srv.Addr(), srv.Addr(), info)
+	ad := srv.Adapter()
+	fmt.Fprintf(os.Stderr, "reel: serving %s (step %d) on ws://%s (health: http://%s/health, config: http://%s/config) with %s; reads cameras %s, returns %d-D actions\n",
+		dir, p.TrainingStep(), srv.Addr(), srv.Addr(), srv.Addr(), info, strings.Join(ad.BenchmarkCameras(), ", "), ad.ActionDim())
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	return srv.Serve(ctx)
 }
 
-// loadVLA resolves a run or checkpoint directory of a policy and builds its task from the
-// checkpoint's recipe.
-func loadVLA(path string) (*tasks.VLA, string, error) {
-	dir, err := checkpoints.Resolve(path, func(w string) { fmt.Fprintln(os.Stderr, "reel: warning: "+w) })
-	if err != nil {
-		return nil, "", err
-	}
-	if _, err := checkpoints.Verify(dir); err != nil {
-		return nil, "", err
-	}
-	r, err := recipes.Load(filepath.Join(dir, "recipe.yaml"), nil)
-	if err != nil {
-		return nil, "", err
-	}
-	if r.Task != "vla" {
-		return nil, "", fmt.Errorf("%s is a %s checkpoint; only policies (task vla) can be served", dir, r.Task)
-	}
-	task, err := tasks.NewVLA(r)
-	if err != nil {
-		return nil, "", err
-	}
-	return task, dir, nil
-}
-
 const exportUsage = `Usage: reel export RUN_DIR|CHECKPOINT_DIR --format safetensors [--out FILE]
 
 Writes the model's weights (optimizer state left out) to one safetensors file, tensor names
-being the variable paths ("policy/vision/patch_embed/weights"). A policy's normalisation
-statistics are tensors too ("norm/state_mean", "norm/state_std", "norm/action_mean",
-"norm/action_std"); the metadata holds the recipe YAML, the step and the reel format version.
+being the variable paths ("policy/vision/patch_embed/weights"). A policy's normalisation is
+tensors too ("norm/state_offset", "norm/state_scale", "norm/action_offset", "norm/action_scale":
+x_normalised = (x − offset) / scale); the metadata holds the recipe YAML, the step, the reel
+format version and a policy's spec (policy.json).
 `
 
 func cmdExport(args []string) error {
 	fs := newFlags("export")
 	format := fs.String("format", "safetensors", "output format (safetensors)")
 	out := fs.String("out", "", "output file (default: CHECKPOINT_DIR/model.safetensors)")
+	ema := fs.Bool("ema", false, "export the moving average of the weights (runs trained with train.ema)")
 	fs.Usage = func() {
 		fmt.Fprint(os.Stderr, exportUsage+"\nFlags:\n")
 		fs.PrintDefaults()
@@ -403,80 +402,33 @@ func cmdExport(args []string) error {
 	if err != nil {
 		return err
 	}
-	vars, st, err := checkpoints.LoadVariables(dir)
-	if err != nil {
-		return err
-	}
-	recipe, err := checkpoints.ReadRecipe(dir)
-	if err != nil {
-		return err
-	}
-	weights := map[string]*tensors.Tensor{}
-	for path, t := range vars {
-		if name, ok := exportName(path); ok {
-			weights[name] = t
-		}
-	}
 	if *out == "" {
 		*out = filepath.Join(dir, "model.safetensors")
 	}
-	meta := map[string]string{"format": "reel-safetensors-1", "recipe": string(recipe), "step": strconv.FormatInt(st.Step, 10)}
-	if err := checkpoints.WriteSafetensors(*out, weights, meta); err != nil {
-		return fmt.Errorf("export: %v", err)
+	n, step, err := checkpoints.ExportSafetensors(dir, *out, *ema)
+	if err != nil {
+		return err
 	}
-	fmt.Printf("wrote %d tensors of %s (step %d) to %s\n", len(weights), dir, st.Step, *out)
+	fmt.Printf("wrote %d tensors of %s (step %d) to %s\n", n, dir, step, *out)
 	return nil
-}
-
-// exportName maps a variable path to its exported name, or false for training state (the
-// optimizer's moments and step counters, gradient accumulators, the RNG state).
-func exportName(path string) (string, bool) {
-	name := strings.TrimPrefix(path, "/")
-	first, _, _ := strings.Cut(name, "/")
-	if strings.HasPrefix(first, "#") || strings.HasPrefix(first, "_") || strings.Contains(strings.ToLower(first), "optimizer") || strings.Contains(name, "rngstate") {
-		return "", false
-	}
-	return name, true
-}
-
-// timedPolicy measures the mean latency of Act calls.
-type timedPolicy struct {
-	sim.Policy
-	calls int
-	total time.Duration
-}
-
-func (p *timedPolicy) Act(obs []sim.Observation) ([][][]float32, error) {
-	start := time.Now()
-	c, err := p.Policy.Act(obs)
-	p.total += time.Since(start)
-	p.calls++
-	return c, err
 }
 
 // depthSweep evaluates a recurrent-depth policy at every eval.depths fixed depth, records the
 // iterations its adaptive run (just done) used, and plots success against iterations.
-func depthSweep(res *evalResult, task *tasks.VLA, p *tasks.RDPolicy) error {
+func depthSweep(res *evalResult, task *tasks.VLA, p *tasks.Policy) error {
 	ev := res.ClosedLoop
-	ev.AdaptiveIterations = p.Iterations()
-	ec := task.EvalConfig()
-	ec.Videos = 0
-	var fixed []plotter.XY
-	for _, d := range task.Depths() {
-		p.SetDepth(d)
-		tp := &timedPolicy{Policy: p}
-		sr, err := sim.Evaluate(task.Sim(), ec, tp)
-		if err != nil {
-			return err
-		}
-		p.Iterations()
-		lat := tp.total.Seconds() * 1000 / float64(max(1, tp.calls))
-		ev.Depths = append(ev.Depths, depthResult{Depth: d, Success: sr.Success, Low: sr.Low, High: sr.High, Families: sr.Families, LatencyMS: lat})
-		res.Metrics[fmt.Sprintf("closed_loop/success_depth_%d", d)] = sr.Success
-		fixed = append(fixed, plotter.XY{X: float64(d), Y: sr.Success})
-		fmt.Fprintf(os.Stderr, "reel: depth %2d: success %.3f [%.3f, %.3f], %.1f ms per batched call\n", d, sr.Success, sr.Low, sr.High, lat)
+	ev.AdaptiveIterations = p.Iterations(sim.FamilyOf)
+	rows, err := sim.SweepDepths(task.Sim(), task.EvalConfig(), p, task.Depths())
+	if err != nil {
+		return err
 	}
-	p.SetDepth(0)
+	var fixed []plotter.XY
+	for _, r := range rows {
+		ev.Depths = append(ev.Depths, depthResult{Depth: r.Depth, Success: r.Success, Low: r.Low, High: r.High, Families: r.Families, LatencyMS: r.LatencyMS})
+		res.Metrics[fmt.Sprintf("closed_loop/success_depth_%d", r.Depth)] = r.Success
+		fixed = append(fixed, plotter.XY{X: float64(r.Depth), Y: r.Success})
+		fmt.Fprintf(os.Stderr, "reel: depth %2d: success %.3f [%.3f, %.3f], %.1f ms per batched call\n", r.Depth, r.Success, r.Low, r.High, r.LatencyMS)
+	}
 	fmt.Fprintf(os.Stderr, "reel: adaptive: success %.3f with %.2f iterations on average (%s)\n", ev.Success, ev.AdaptiveIterations["all"], iterLine(ev.AdaptiveIterations))
 	path := filepath.Join(runOf(res.Checkpoint), "plots", "depth.png")
 	adaptive := []plotter.XY{{X: ev.AdaptiveIterations["all"], Y: ev.Success}}

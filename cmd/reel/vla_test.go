@@ -3,12 +3,15 @@ package main
 import (
 	"bufio"
 	"encoding/json"
+	"fmt"
 	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -17,6 +20,7 @@ import (
 
 	"github.com/reelml/reel/checkpoints"
 	"github.com/reelml/reel/data"
+	"github.com/reelml/reel/policy"
 )
 
 // quickVLA shrinks the tiny policy recipes to a few seconds of work.
@@ -34,6 +38,8 @@ type closedLoop struct {
 			N int `json:"n"`
 		} `json:"families"`
 		Remote             string             `json:"remote"`
+		Failed             int                `json:"failed"`
+		Results            []string           `json:"results"`
 		Videos             []string           `json:"videos"`
 		AdaptiveIterations map[string]float64 `json:"adaptive_iterations"`
 		Depths             []struct {
@@ -58,6 +64,16 @@ func TestVLAPolicyLifecycle(t *testing.T) {
 	}
 	dir := t.TempDir()
 	requireOK(t, reel(t, dir, append([]string{"train", "molmobot-tiny", "--out", "run"}, quickVLA...)...))
+	// Every checkpoint carries the policy's spec: what serving and evaluation know of it.
+	ckpt, err := checkpoints.Resolve(filepath.Join(dir, "run"), func(string) {})
+	require.NoError(t, err)
+	spec, err := policy.ReadSpec(filepath.Join(ckpt, policy.SpecFile))
+	require.NoError(t, err)
+	require.Equal(t, []policy.Camera{{Name: "scene", Width: 32, Height: 32}}, spec.Cameras)
+	require.Equal(t, 4, spec.StateDim)
+	require.Equal(t, 3, spec.ActionDim)
+	require.Equal(t, 8, spec.Horizon)
+	require.Equal(t, 4, spec.Execute)
 	r := reel(t, dir, append([]string{"eval", "run"}, quickVLA[len(quickVLA)-4:]...)...)
 	requireOK(t, r)
 	ev := parseClosedLoop(t, r)
@@ -89,8 +105,9 @@ func TestVLAPolicyLifecycle(t *testing.T) {
 	require.NoError(t, err)
 	require.Contains(t, meta["recipe"], "molmobot-tiny")
 	require.Equal(t, "3", meta["step"])
-	require.Contains(t, ts, "norm/action_mean")
-	require.Equal(t, []int{3}, ts["norm/action_std"].Shape().Dimensions)
+	require.Contains(t, ts, "norm/action_offset")
+	require.Equal(t, []int{3}, ts["norm/action_scale"].Shape().Dimensions)
+	require.Contains(t, meta["policy"], `"action_dim": 3`, "the spec travels in the export")
 	for name := range ts {
 		require.NotContains(t, strings.ToLower(name), "adam", name)
 		require.False(t, strings.HasPrefix(name, "#"), name)
@@ -108,17 +125,119 @@ func TestVLAPolicyLifecycle(t *testing.T) {
 	ev = parseClosedLoop(t, r)
 	require.Equal(t, 4, ev.ClosedLoop.Episodes)
 	require.Equal(t, "ws://"+addr, ev.ClosedLoop.Remote)
+	require.Zero(t, ev.ClosedLoop.Failed)
+	require.Len(t, ev.ClosedLoop.Results, 2)
+	require.FileExists(t, filepath.Join(dir, "run", "results", "reel-sim_aggregate.json"))
+
+	// The same evaluation in two concurrent shards, merged: every episode exactly once.
+	var wg sync.WaitGroup
+	shards := make([]result, 2)
+	for i := range shards {
+		wg.Go(func() {
+			shards[i] = reel(t, dir, "eval", "run", "--remote", "ws://"+addr, "--set", "eval.episodes=5", "--set", "eval.videos=0",
+				"--shard-id", strconv.Itoa(i), "--num-shards", "2", "--max-connections", "2")
+		})
+	}
+	wg.Wait()
+	for i, r := range shards {
+		requireOK(t, r)
+		require.Equal(t, 3-i, parseClosedLoop(t, r).ClosedLoop.Episodes, "shard %d of 5 episodes round-robin", i)
+	}
+	res := filepath.Join(dir, "run", "results")
+	r = reel(t, dir, "eval", "merge", filepath.Join(res, "reel-sim_shard0of2.jsonl"), filepath.Join(res, "reel-sim_shard1of2_aggregate.json"), "--out", "merged.json")
+	requireOK(t, r)
+	require.NotContains(t, r.stderr, "warning")
+	agg := readAggregate(t, filepath.Join(dir, "merged.json"))
+	require.Equal(t, 5.0, agg["num_episodes_total"])
+	ids := map[float64]bool{}
+	for _, task := range agg["tasks"].([]any) {
+		for _, e := range task.(map[string]any)["episodes"].([]any) {
+			ids[e.(map[string]any)["episode_id"].(float64)] = true
+		}
+	}
+	require.Len(t, ids, 5)
+	checkAggregate(t, filepath.Join(dir, "merged.json"))
+	stop()
+
+	// Served for a LIBERO-shaped benchmark (one 256×256 agentview camera, no state, 7-D actions),
+	// the simulator-trained policy runs the harness-style client's episodes in two concurrent
+	// shards without an exception; the shards merge.
+	addr, stop = startServer(t, dir, "run", "--camera", "agentview=scene", "--action-dim", "7")
+	if py := harnessPython(t); py != "" {
+		var wg sync.WaitGroup
+		outs := make([][]byte, 2)
+		errs := make([]error, 2)
+		for i := range outs {
+			wg.Go(func() {
+				cmd := exec.Command(py, harnessClient, "libero", "ws://"+addr, "--tasks", "2", "--episodes-per-task", "2", "--steps", "6",
+					"--shard-id", strconv.Itoa(i), "--num-shards", "2", "--out", filepath.Join(dir, fmt.Sprintf("libero_shard%dof2.jsonl", i)))
+				outs[i], errs[i] = cmd.CombinedOutput()
+			})
+		}
+		wg.Wait()
+		for i := range outs {
+			require.NoError(t, errs[i], "shard %d: %s", i, outs[i])
+			var out map[string]any
+			require.NoError(t, json.Unmarshal(outs[i], &out), "%s", outs[i])
+			require.Equal(t, 2.0, out["episodes"])
+			require.Equal(t, 0.0, out["failures"], "%v", out["failure_details"])
+			require.Equal(t, map[string]any{"actions": map[string]any{"name": "actions", "dims": 7.0, "format": "raw", "description": "dx, dy, grip, then 4 zeros"}},
+				out["server_info"].(map[string]any)["action_spec"])
+		}
+		r = reel(t, dir, "eval", "merge", "libero_shard0of2.jsonl", "libero_shard1of2.jsonl", "--out", "libero.json")
+		requireOK(t, r)
+		require.Equal(t, 4.0, readAggregate(t, filepath.Join(dir, "libero.json"))["num_episodes_total"])
+		checkAggregate(t, filepath.Join(dir, "libero.json"))
+	}
+	msg = requireLastLineError(t, reel(t, dir, "eval", "run", "--remote", "ws://"+addr), 1)
+	require.Contains(t, msg, "returns 7-D actions; the simulator takes 3")
 	stop()
 
 	msg = requireLastLineError(t, reel(t, dir, "eval", "run", "--remote", "ws://127.0.0.1:1"), 1)
 	require.Contains(t, msg, "remote")
+	requireUserError(t, reel(t, dir, "serve", "run", "--camera", "agentview=top"), 2)
+	requireUserError(t, reel(t, dir, "eval", "run", "--shard-id", "1"), 2)
+	requireUserError(t, reel(t, dir, "eval", "merge", "x.jsonl"), 2)
+}
+
+// harnessClient is the harness-style Python benchmark client of the serve tests.
+var harnessClient, _ = filepath.Abs(filepath.Join("..", "..", "serve", "testdata", "harness_client.py"))
+
+// harnessPython is a Python 3 with the client's modules, or "" (the client's checks are then
+// skipped, with a note).
+func harnessPython(t *testing.T) string {
+	for _, c := range []string{"/usr/bin/python3", "python3"} {
+		if p, err := exec.LookPath(c); err == nil && exec.Command(p, "-c", "import msgpack, websockets, numpy, PIL").Run() == nil {
+			return p
+		}
+	}
+	t.Log("no python3 with msgpack, websockets, numpy and PIL (make deps installs them): the harness-style client checks are skipped")
+	return ""
+}
+
+func readAggregate(t *testing.T, path string) map[string]any {
+	t.Helper()
+	b, err := os.ReadFile(path)
+	require.NoError(t, err)
+	var agg map[string]any
+	require.NoError(t, json.Unmarshal(b, &agg))
+	return agg
+}
+
+// checkAggregate has the Python client recompute an aggregate's counts and success rates.
+func checkAggregate(t *testing.T, path string) {
+	t.Helper()
+	if py := harnessPython(t); py != "" {
+		out, err := exec.Command(py, harnessClient, "check-aggregate", path).CombinedOutput()
+		require.NoError(t, err, "%s", out)
+	}
 }
 
 // startServer runs `reel serve RUN --addr 127.0.0.1:0` and returns its address and a function
 // that interrupts it (it must exit cleanly).
-func startServer(t *testing.T, dir, run string) (string, func()) {
+func startServer(t *testing.T, dir, run string, flags ...string) (string, func()) {
 	t.Helper()
-	cmd := exec.Command(reelBin, "serve", run, "--addr", "127.0.0.1:0", "--quiet")
+	cmd := exec.Command(reelBin, append([]string{"serve", run, "--addr", "127.0.0.1:0", "--quiet"}, flags...)...)
 	cmd.Dir = dir
 	cmd.Env = append(os.Environ(), "GOMLX_BACKEND=go")
 	stderr, err := cmd.StderrPipe()

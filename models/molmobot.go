@@ -1,21 +1,26 @@
 package models
 
-// A MolmoBot-style vision-language-action policy (MolmoBot; pi0 in openpi): a VLM backbone reads
-// the camera images and the instruction, and an action expert — a small DiT — turns noise into
-// an action chunk by flow matching, cross-attending to the backbone's hidden state at every layer.
+// A MolmoBot-style vision-language-action policy ("MolmoBot: Large-Scale Simulation Enables
+// Zero-Shot Manipulation", allenai; the pi0 lineage: "π0: A Vision-Language-Action Flow Model for
+// General Robot Control", arXiv:2410.24164): a VLM backbone reads the camera images and the
+// instruction, and an action expert — a small DiT — turns noise into an action chunk by flow
+// matching, cross-attending to the backbone's hidden state at every layer.
 //
 //   backbone:  ViT per camera → MLP projector → [image tokens ‖ instruction tokens] → L
 //              bidirectional blocks; h_l is the output of block l (the "per layer" context).
 //   expert:    tokens [robot-state token ‖ H noisy action tokens x_t], per layer l:
-//                x += g₁·SelfAttn(LN(x)·(1+s₁) + b₁)        (AdaLN-Zero, DiT: Peebles & Xie 2023)
-//                x += g₂·CrossAttn(LN(x)·(1+s₂) + b₂, h_l)
-//                x += g₃·MLP(LN(x)·(1+s₃) + b₃)
-//              where (b, s, g)₁…₃ = Linear(SiLU(c)) with zero-initialised weights and c an MLP of
+//                x += gate_msa·SelfAttn(LN(x)·(1+scale_msa) + shift_msa)
+//                x += gate_cross·CrossAttn(LN(x)·(1+scale_cross) + shift_cross, h_l)
+//                x += gate_mlp·MLP(LN(x)·(1+scale_mlp) + shift_mlp)
+//              (AdaLN-Zero, "Scalable Diffusion Models with Transformers", Peebles & Xie,
+//              arXiv:2212.09748), where the nine modulation vectors (shift, scale, gate) of the
+//              three sublayers = Linear(SiLU(c)) with zero-initialised weights and c an MLP of
 //              the sinusoidal embedding of the flow time t; the gates start at 0, so every
 //              expert block starts as the identity. A final AdaLN and a zero-initialised linear
 //              read out the velocity v_θ(x_t, t) for each action token.
 //
-// The same expert with x_t = 0 and t = 0 is the regression baseline (MSE on the chunk).
+// The same expert with x_t = 0 and t = 0 is the chunk-regression baseline (MSE on the chunk).
+// The action heads that train and sample with the expert are in actionhead.go and rdvla.go.
 
 import (
 	"fmt"
@@ -29,8 +34,9 @@ import (
 	"github.com/gomlx/gomlx/ml/nn"
 )
 
-// PolicyConfig sizes a VLA policy.
-type PolicyConfig struct {
+// VLAConfig sizes a VLA policy network: the backbone, the action expert, and the state, action
+// and chunk sizes they read and write.
+type VLAConfig struct {
 	Vision      ViTConfig // shared by all cameras
 	Cameras     int
 	Dim         int // backbone width
@@ -39,7 +45,7 @@ type PolicyConfig struct {
 	MLPRatio    float64
 	MaxTextLen  int
 	VocabSize   int
-	StateDim    int
+	StateDim    int // 0: the robot sends no state
 	ActionDim   int
 	Horizon     int // actions per chunk
 	ExpertDim   int
@@ -47,14 +53,14 @@ type PolicyConfig struct {
 }
 
 // Validate checks the sizes that the graph code relies on.
-func (c PolicyConfig) Validate() error {
+func (c VLAConfig) Validate() error {
 	switch {
 	case c.Dim%c.Heads != 0:
 		return fmt.Errorf("policy: width %d is not divisible by %d heads", c.Dim, c.Heads)
 	case c.ExpertDim%c.ExpertHeads != 0:
 		return fmt.Errorf("policy: expert width %d is not divisible by %d heads", c.ExpertDim, c.ExpertHeads)
-	case c.Cameras < 1 || c.StateDim < 1 || c.ActionDim < 1 || c.Horizon < 1:
-		return fmt.Errorf("policy: cameras, state, action and horizon sizes must be ≥ 1")
+	case c.Cameras < 1 || c.StateDim < 0 || c.ActionDim < 1 || c.Horizon < 1:
+		return fmt.Errorf("policy: cameras, action and horizon sizes must be ≥ 1 and the state size ≥ 0")
 	}
 	return nil
 }
@@ -62,7 +68,7 @@ func (c PolicyConfig) Validate() error {
 // PolicyContext runs the backbone on images [B, C, S, S, 3] and instruction tokens [B, L] int32
 // (0 = padding). It returns the hidden states after each block, [B, N, Dim] with N = C·P + L, and
 // the keys the expert may read [B, N] (padding tokens are not).
-func PolicyContext(scope *model.Scope, cfg PolicyConfig, images, tokens *Node) (hidden []*Node, valid *Node) {
+func PolicyContext(scope *model.Scope, cfg VLAConfig, images, tokens *Node) (hidden []*Node, valid *Node) {
 	scope = WithInit(scope)
 	g := images.Graph()
 	d := images.Shape().Dimensions
@@ -89,7 +95,7 @@ func PolicyContext(scope *model.Scope, cfg PolicyConfig, images, tokens *Node) (
 // flow times t [B, K]: K time samples share one backbone pass (MolmoBot trains with 8). state is
 // [B, StateDim] (normalised); hidden and valid come from PolicyContext. To call it again in the
 // same graph (Euler steps), pass the parent's Shared scope of the same name.
-func ActionExpert(scope *model.Scope, cfg PolicyConfig, hidden []*Node, valid, state, xt, t *Node) *Node {
+func ActionExpert(scope *model.Scope, cfg VLAConfig, hidden []*Node, valid, state, xt, t *Node) *Node {
 	scope = WithInit(scope)
 	d := xt.Shape().Dimensions
 	b, k, h, a := d[0], d[1], d[2], d[3]
@@ -112,19 +118,18 @@ func ActionExpert(scope *model.Scope, cfg PolicyConfig, hidden []*Node, valid, s
 	crossMask := BroadcastToDims(InsertAxes(valid, 1), b, k*(1+h), valid.Shape().Dimensions[1]) // [B, K·(1+H), N]
 	for i, ctx := range hidden {
 		blk := scope.In("block_%d", i)
-		mod := zeroLinear(blk.In("adaln"), cs, 9*e) // [B·K, 9E]
-		part := func(j int) *Node { return InsertAxes(Slice(mod, AxisRange(), AxisRange(j*e, (j+1)*e)), 1) }
+		m := adaLNZero(zeroLinear(blk.In("adaln"), cs, 9*e), e) // [B·K, 9E] → 3 sublayers × (shift, scale, gate)
 		// Self-attention among the chunk's tokens.
-		y := Attention(blk.In("attn"), modulate(x, part(0), part(1)), cfg.ExpertHeads, nil)
-		x = Add(x, Mul(part(2), y))
+		y := Attention(blk.In("attn"), modulate(x, m.msa.shift, m.msa.scale), cfg.ExpertHeads, nil)
+		x = Add(x, Mul(m.msa.gate, y))
 		// Cross-attention to backbone layer i: all K samples of an example query the same keys.
-		q := Reshape(modulate(x, part(3), part(4)), b, k*(1+h), e)
+		q := Reshape(modulate(x, m.cross.shift, m.cross.scale), b, k*(1+h), e)
 		y = Reshape(CrossAttention(blk.In("cross"), q, ctx, cfg.ExpertHeads, crossMask), n, 1+h, e)
-		x = Add(x, Mul(part(5), y))
-		x = Add(x, Mul(part(8), MLP(blk.In("mlp"), modulate(x, part(6), part(7)), mlpHidden)))
+		x = Add(x, Mul(m.cross.gate, y))
+		x = Add(x, Mul(m.mlp.gate, MLP(blk.In("mlp"), modulate(x, m.mlp.shift, m.mlp.scale), mlpHidden)))
 	}
-	mod := zeroLinear(scope.In("final_adaln"), cs, 2*e)
-	x = modulate(x, InsertAxes(Slice(mod, AxisRange(), AxisRange(0, e)), 1), InsertAxes(Slice(mod, AxisRange(), AxisRange(e, 2*e)), 1))
+	final := zeroLinear(scope.In("final_adaln"), cs, 2*e) // shift, scale
+	x = modulate(x, modulation(final, e, 0), modulation(final, e, 1))
 	x = Slice(x, AxisRange(), AxisRangeToEnd(1)) // the action tokens
 	v := zeroLinear(scope.In("action_out"), x, a)
 	return Reshape(v, b, k, h, a)
@@ -136,7 +141,7 @@ func ActionExpert(scope *model.Scope, cfg PolicyConfig, hidden []*Node, valid, s
 // (a spatial soft-argmax), (x, y) in [0, 1] image coordinates, [B, 2]. Policies feed it to their
 // action head next to the robot state, so steering towards the target is a difference of two
 // coordinates; trained with the simulator's focus points it binds words to objects quickly.
-func PointHead(scope *model.Scope, cfg PolicyConfig, last, valid *Node) *Node {
+func PointHead(scope *model.Scope, cfg VLAConfig, last, valid *Node) *Node {
 	g := last.Graph()
 	d := last.Shape().Dimensions[2]
 	p := cfg.Vision.NumPatches()
@@ -158,7 +163,7 @@ func PointHead(scope *model.Scope, cfg PolicyConfig, last, valid *Node) *Node {
 // (non-padding) tokens, [B, D]. The action expert adds it to its AdaLN conditioning, so that its
 // queries know what the task asks for before they cross-attend to the image tokens; without it
 // the tiny policy went to an object but rarely to the one named in the instruction.
-func InstructionSummary(cfg PolicyConfig, last, valid *Node) *Node {
+func InstructionSummary(cfg VLAConfig, last, valid *Node) *Node {
 	n := last.Shape().Dimensions[1]
 	first := cfg.Cameras * cfg.Vision.NumPatches() // text tokens follow the image tokens
 	pos := Iota(last.Graph(), shapes.Make(dtypes.Int32, n), 0)
@@ -166,6 +171,27 @@ func InstructionSummary(cfg PolicyConfig, last, valid *Node) *Node {
 	w := ConvertDType(text, last.DType())                          // [B, N]
 	sum := ReduceSum(Mul(last, InsertAxes(w, -1)), 1)              // [B, D]
 	return Div(sum, InsertAxes(MaxScalar(ReduceSum(w, 1), 1), -1)) // mean over text tokens
+}
+
+// sublayerModulation is the AdaLN-Zero modulation of one sublayer, each [N, 1, E]: the input is
+// normalised to LN(x)·(1 + scale) + shift and the sublayer's output multiplied by gate.
+type sublayerModulation struct{ shift, scale, gate *Node }
+
+// blockModulation holds the modulations of a DiT block's three sublayers.
+type blockModulation struct{ msa, cross, mlp sublayerModulation }
+
+// adaLNZero splits a block's [N, 9E] modulation into DiT's (shift, scale, gate) per sublayer, in
+// the order shift_msa, scale_msa, gate_msa, shift_cross, … gate_mlp.
+func adaLNZero(mod *Node, e int) blockModulation {
+	sub := func(j int) sublayerModulation {
+		return sublayerModulation{modulation(mod, e, 3*j), modulation(mod, e, 3*j+1), modulation(mod, e, 3*j+2)}
+	}
+	return blockModulation{sub(0), sub(1), sub(2)}
+}
+
+// modulation is the j-th E-wide slice of mod [N, k·E], as [N, 1, E] to broadcast over tokens.
+func modulation(mod *Node, e, j int) *Node {
+	return InsertAxes(Slice(mod, AxisRange(), AxisRange(j*e, (j+1)*e)), 1)
 }
 
 // modulate is AdaLN: LayerNorm without affine parameters, then x·(1 + scale) + shift.

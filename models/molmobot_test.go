@@ -12,8 +12,8 @@ import (
 	"github.com/stretchr/testify/require"
 )
 
-func tinyPolicy() PolicyConfig {
-	return PolicyConfig{Vision: ViTConfig{ImageSize: 8, PatchSize: 4, Dim: 8, Layers: 1, Heads: 2, MLPRatio: 2},
+func tinyPolicy() VLAConfig {
+	return VLAConfig{Vision: ViTConfig{ImageSize: 8, PatchSize: 4, Dim: 8, Layers: 1, Heads: 2, MLPRatio: 2},
 		Cameras: 2, Dim: 8, Layers: 2, Heads: 2, MLPRatio: 2, MaxTextLen: 3, VocabSize: 7,
 		StateDim: 4, ActionDim: 3, Horizon: 5, ExpertDim: 8, ExpertHeads: 2}
 }

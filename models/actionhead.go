@@ -1,0 +1,97 @@
+package models
+
+// The action heads over the DiT action expert (ActionExpert): flow matching and chunk
+// regression. The recurrent-depth head is in rdvla.go.
+
+import (
+	"math/rand/v2"
+
+	. "github.com/gomlx/gomlx/core/graph"
+	"github.com/gomlx/gomlx/core/tensors"
+	"github.com/gomlx/gomlx/ml/model"
+
+	"github.com/reelml/reel/losses"
+)
+
+// FlowMatchingHead trains the action expert as a velocity field by flow matching ("Flow Matching
+// for Generative Modeling", Lipman et al., arXiv:2210.02747) and samples chunks by integrating
+// it with Euler steps from noise, in either time convention (losses.FlowConvention: MolmoBot's
+// t = 0 noise, or pi0's t = 1 noise).
+type FlowMatchingHead struct {
+	Net        VLAConfig
+	Convention losses.FlowConvention
+	// TimeSamples is the number K of flow times drawn per example in training: the K noisy
+	// chunks share one backbone pass (MolmoBot trains with 8).
+	TimeSamples int
+	EulerSteps  int // integration steps when sampling (10 in MolmoBot and pi0)
+}
+
+// Noise implements ActionHead: for training, the noise ε [B, K, H, A] and flow times t [B, K]
+// from the convention's distribution; for sampling, the starting noise [B, H, A].
+func (h FlowMatchingHead) Noise(rng *rand.Rand, b int, train bool) []HeadInput {
+	n, a := h.Net.Horizon, h.Net.ActionDim
+	if !train {
+		return []HeadInput{{"noise", NormalTensor(rng, b, n, a)}}
+	}
+	k := h.TimeSamples
+	noise := NormalTensor(rng, b, k, n, a)
+	times := make([]float32, b*k)
+	for i := range times {
+		times[i] = float32(h.Convention.SampleTime(rng))
+	}
+	return []HeadInput{{"noise", noise}, {"time", tensors.FromFlatDataAndDimensions(times, b, k)}}
+}
+
+// Loss implements ActionHead: the MSE between the expert's velocity at x_t and the target
+// velocity u, over K flow times per example.
+func (h FlowMatchingHead) Loss(scope *model.Scope, c ActionContext, actions *Node, noise map[string]*Node) *Node {
+	eps, times := noise["noise"], noise["time"]
+	d := actions.Shape().Dimensions
+	k := eps.Shape().Dimensions[1]
+	ak := BroadcastToDims(InsertAxes(actions, 1), d[0], k, d[1], d[2])
+	xt, target := h.Convention.Interpolate(ak, eps, times)
+	return losses.MSE(ActionExpert(scope.In("expert"), h.Net, c.Hidden, c.Valid, c.Cond, xt, times), target)
+}
+
+// Sample implements ActionHead: EulerSteps Euler steps of the learned field from the noise end of
+// the convention, over one backbone pass.
+func (h FlowMatchingHead) Sample(scope *model.Scope, c ActionContext, noise map[string]*Node) *Node {
+	x0 := InsertAxes(noise["noise"], 1) // [B, 1, H, A]
+	b := x0.Shape().Dimensions[0]
+	calls := 0
+	x := h.Convention.EulerSample(x0, h.EulerSteps, func(x, t *Node) *Node {
+		expert := scope.In
+		if calls > 0 {
+			expert = scope.Shared // the same weights at every Euler step
+		}
+		calls++
+		return ActionExpert(expert("expert"), h.Net, c.Hidden, c.Valid, c.Cond, x, BroadcastToDims(Reshape(t, 1, 1), b, 1))
+	})
+	return Squeeze(x, 1)
+}
+
+// ChunkRegressionHead is the regression baseline: the same action expert, given a zero chunk and
+// time 0, predicts the chunk directly and is trained with its MSE. It averages the modes of a
+// multi-solution task, which flow matching does not.
+type ChunkRegressionHead struct {
+	Net VLAConfig
+}
+
+// Noise implements ActionHead: the regression head draws nothing.
+func (ChunkRegressionHead) Noise(*rand.Rand, int, bool) []HeadInput { return nil }
+
+// Loss implements ActionHead: the MSE of the predicted chunk.
+func (h ChunkRegressionHead) Loss(scope *model.Scope, c ActionContext, actions *Node, _ map[string]*Node) *Node {
+	return losses.MSE(h.predict(scope, c), actions)
+}
+
+// Sample implements ActionHead: the predicted chunk.
+func (h ChunkRegressionHead) Sample(scope *model.Scope, c ActionContext, _ map[string]*Node) *Node {
+	return h.predict(scope, c)
+}
+
+func (h ChunkRegressionHead) predict(scope *model.Scope, c ActionContext) *Node {
+	b := c.Cond.Shape().Dimensions[0]
+	x := zerosAs(c.Cond, b, 1, h.Net.Horizon, h.Net.ActionDim)
+	return Squeeze(ActionExpert(scope.In("expert"), h.Net, c.Hidden, c.Valid, c.Cond, x, zerosAs(c.Cond, b, 1)), 1)
+}
