@@ -227,7 +227,6 @@ func ones(n int) []float32 {
 // data (say, a gripper flag in a dataset without grasps) must not be scaled up 10⁶× at inference.
 const minStd = 1e-2
 
-
 // SimConfig is the simulator configuration of a vla recipe's data section.
 func SimConfig(r *recipes.Recipe) (sim.Config, error) {
 	d := r.Data

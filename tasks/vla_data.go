@@ -24,8 +24,8 @@ type simSource struct {
 func newSimSource(r *recipes.Recipe, cfg sim.Config) *simSource { return &simSource{r: r, cfg: cfg} }
 
 func (s *simSource) features() policy.Features { return sim.Features(s.cfg) }
-func (s *simSource) focus() bool                { return true }
-func (s *simSource) close()                     {}
+func (s *simSource) focus() bool               { return true }
+func (s *simSource) close()                    {}
 
 // stats computes per-dimension statistics of states and actions over the first statsEpisodes
 // training episodes (a fixed set: the statistics depend only on the recipe).
@@ -140,7 +140,7 @@ func openDatasetSource(r *recipes.Recipe) (*datasetSource, error) {
 }
 
 func (s *datasetSource) features() policy.Features { return s.feat }
-func (s *datasetSource) focus() bool                { return false }
+func (s *datasetSource) focus() bool               { return false }
 
 func (s *datasetSource) close() {
 	if s.loader != nil {

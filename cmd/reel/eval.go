@@ -120,6 +120,9 @@ func cmdEval(args []string) error {
 		if err != nil {
 			return err
 		}
+		if c, ok := task.(interface{ Close() }); ok {
+			defer c.Close()
+		}
 		if vt, ok := task.(*tasks.VLA); ok {
 			res, err := evalVLA(b, vt, dir, *sets, ro)
 			if err != nil {

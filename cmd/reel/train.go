@@ -78,6 +78,9 @@ func cmdTrain(args []string) error {
 	if err != nil {
 		return err
 	}
+	if c, ok := task.(interface{ Close() }); ok {
+		defer c.Close() // background data decoding
+	}
 	b, info, err := backends.Select(*backend)
 	if err != nil {
 		return err

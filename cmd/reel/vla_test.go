@@ -343,3 +343,34 @@ func TestRDVLA(t *testing.T) {
 	require.Equal(t, 2, parseClosedLoop(t, r).ClosedLoop.Episodes)
 	stop()
 }
+
+// A real robot's LeRobot v2.1 dataset (a Unitree G1: one 640×480 AV1 camera, 26-D state and
+// action) trains a policy with no shape settings: the spec comes from the dataset, images are
+// fitted to model.image_size, and evaluation reports the offline action error only.
+func TestTrainOnRealRobotDataset(t *testing.T) {
+	if testing.Short() {
+		t.Skip("decodes video")
+	}
+	dir := t.TempDir()
+	ds, err := filepath.Abs("../../data/testdata/lerobot/g1_v21")
+	require.NoError(t, err)
+	r := reel(t, dir, "train", "molmobot-tiny", "--out", "g1", "--set", "data.source=lerobot", "--set", "data.dir="+ds,
+		"--set", "train.steps=20", "--set", "train.batch_size=8", "--set", "eval.examples=8", "--set", "eval.batch_size=8",
+		"--set", "train.eval_every=0", "--set", "data.normalization=quantiles")
+	requireOK(t, r)
+	ckpt, err := checkpoints.Resolve(filepath.Join(dir, "g1"), func(string) {})
+	require.NoError(t, err)
+	spec, err := policy.ReadSpec(filepath.Join(ckpt, policy.SpecFile))
+	require.NoError(t, err)
+	require.Equal(t, []policy.Camera{{Name: "cam_high", Width: 32, Height: 32}}, spec.Cameras)
+	require.Equal(t, 26, spec.StateDim)
+	require.Equal(t, 26, spec.ActionDim)
+	require.Equal(t, "quantiles", spec.Normalization)
+	require.Len(t, spec.StateNames, 26)
+	rows := trainRows(t, filepath.Join(dir, "g1"))
+	require.Len(t, rows, 20)
+	r = reel(t, dir, "eval", "g1")
+	requireOK(t, r)
+	require.Contains(t, r.stdout, "actions/chunk_mse")
+	require.Contains(t, r.stderr, "no closed-loop evaluation")
+}
