@@ -15,6 +15,8 @@ import (
 	"github.com/gomlx/gomlx/ml/model"
 
 	"github.com/reelml/reel/checkpoints"
+	"github.com/reelml/reel/data"
+	"github.com/reelml/reel/text"
 	"github.com/stretchr/testify/require"
 )
 
@@ -260,4 +262,31 @@ func TestCopyInto(t *testing.T) {
 	res, err = fresh.Run(backend, in)
 	require.NoError(t, err)
 	require.Less(t, maxRelErr(t, flatten3(res.Logits), flatten3f(e.Logits)), 1e-4)
+}
+
+// TestPromptIDs: prompts are laid out as PaliGemmaProcessor and LlavaProcessor do.
+func TestPromptIDs(t *testing.T) {
+	backend := testBackend(t)
+	tok := text.Words{V: data.SceneVocab()}
+	how, many := data.SceneVocab().ID("how"), data.SceneVocab().ID("many")
+	img := func(tokenID, n int) []int {
+		out := make([]int, n)
+		for i := range out {
+			out[i] = tokenID
+		}
+		return out
+	}
+	m, err := Inspect(backend, filepath.Join("testdata", "paligemma"))
+	require.NoError(t, err)
+	ids, err := m.PromptIDs(tok, "how many", 1)
+	require.NoError(t, err)
+	require.Equal(t, append(img(255, 16), data.BOSID, how, many), ids) // "\n" is no word of reel's vocabulary
+
+	m, err = Inspect(backend, filepath.Join("testdata", "llava-clip-llama"))
+	require.NoError(t, err)
+	ids, err = m.PromptIDs(tok, "how <image> many", 1)
+	require.NoError(t, err)
+	require.Equal(t, append(append([]int{data.BOSID, how}, img(255, 16)...), many), ids)
+	_, err = m.PromptIDs(tok, "how <image> many <image>", 1)
+	require.ErrorContains(t, err, "2 <image> placeholders for 1 image(s)")
 }

@@ -11,6 +11,7 @@ import (
 
 	"github.com/reelml/reel/backends"
 	"github.com/reelml/reel/hf"
+	"github.com/reelml/reel/text"
 )
 
 // `reel hf inspect|run|generate`: local Hugging Face model directories (package hf).
@@ -217,7 +218,7 @@ func hfGenerate(args []string) error {
 	prompt := fs.String("prompt", "", "the prompt as text (needs the model's tokenizer)")
 	maxNew := fs.Int("max-new-tokens", 20, "most tokens to generate")
 	fs.Usage = func() {
-		fmt.Fprintln(os.Stderr, "Usage: reel hf generate DIR --tokens 1,2,3 [--image FILE | --pixels FILE.npy] [--max-new-tokens N]\n\nGreedy decoding with a KV cache (transformers' generate(do_sample=False)); prints JSON with the\ngenerated token ids. VLM prompts hold the image placeholders (reel hf inspect tells how many).\n\nFlags:")
+		fmt.Fprintln(os.Stderr, "Usage: reel hf generate DIR --prompt TEXT | --tokens 1,2,3 [--image FILE | --pixels FILE.npy] [--max-new-tokens N]\n\nGreedy decoding with a KV cache (transformers' generate(do_sample=False)); prints JSON with the\nprompt's and the generated token ids (and the text, for --prompt). --prompt is tokenised with the\nmodel's tokenizer as its processor does (PaliGemma: image tokens, BOS, prompt, \"\\n\"; LLaVA: each\n<image> replaced by the image tokens); --tokens must hold the image placeholders itself\n(reel hf inspect tells how many).\n\nFlags:")
 		fs.PrintDefaults()
 	}
 	if err := parse(fs, args); err != nil {
@@ -226,11 +227,8 @@ func hfGenerate(args []string) error {
 	if fs.NArg() != 1 {
 		return &exitError{2, fmt.Errorf("hf generate: expected a model directory, got %d arguments", fs.NArg())}
 	}
-	if *prompt != "" {
-		return &exitError{2, fmt.Errorf("hf generate: --prompt needs reel's text tokenizers, which this build lacks; pass the prompt's ids with --tokens")}
-	}
-	if len(*f.tokens) != 1 || len(*f.types) > 0 {
-		return &exitError{2, fmt.Errorf("hf generate: expected one --tokens prompt (and no --token-types: the prompt is PaliGemma's prefix)")}
+	if (*prompt != "") == (len(*f.tokens) > 0) || len(*f.tokens) > 1 || len(*f.types) > 0 {
+		return &exitError{2, fmt.Errorf("hf generate: expected one prompt: --prompt TEXT or one --tokens list (and no --token-types: the prompt is PaliGemma's prefix)")}
 	}
 	b, _, err := backends.Select(*f.backend)
 	if err != nil {
@@ -244,6 +242,21 @@ func hfGenerate(args []string) error {
 	if err != nil {
 		return err
 	}
+	var tok text.Tokenizer
+	if *prompt != "" {
+		if tok, err = text.Load(m.Dir); err != nil {
+			return fmt.Errorf("hf generate: --prompt: %v", err)
+		}
+		images := 0
+		if in.Pixels != nil {
+			images = in.Pixels.Shape().Dimensions[0]
+		}
+		ids, err := m.PromptIDs(tok, *prompt, images)
+		if err != nil {
+			return &exitError{2, fmt.Errorf("hf generate: %v", err)}
+		}
+		in.Tokens = [][]int{ids}
+	}
 	if err := m.CheckInputs(in); err != nil {
 		return &exitError{2, fmt.Errorf("hf generate: %v", err)}
 	}
@@ -251,5 +264,11 @@ func hfGenerate(args []string) error {
 	if err != nil {
 		return err
 	}
-	return json.NewEncoder(os.Stdout).Encode(map[string]any{"generated": out})
+	res := map[string]any{"prompt_ids": in.Tokens[0], "generated": out}
+	if tok != nil {
+		res["text"] = tok.Decode(out)
+	}
+	enc := json.NewEncoder(os.Stdout)
+	enc.SetEscapeHTML(false)
+	return enc.Encode(res)
 }

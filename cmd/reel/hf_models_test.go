@@ -167,3 +167,46 @@ func TestHFFineTuneCLI(t *testing.T) {
 	require.NotEmpty(t, ev.Metrics)
 	require.Equal(t, ev.Metrics, ev.Baseline.Metrics)
 }
+
+// TestHFGeneratePrompt: `reel hf generate --prompt` tokenises the prompt with the model
+// directory's tokenizer (a word-level tokenizer.json over the Llama fixture's ids) and continues it
+// as the reference's greedy decoding of the same ids does.
+func TestHFGeneratePrompt(t *testing.T) {
+	src := hfFixture(t, "llama")
+	dir := t.TempDir()
+	for _, f := range []string{"config.json", "model.safetensors", "generation_config.json"} {
+		b, err := os.ReadFile(filepath.Join(src, f))
+		require.NoError(t, err)
+		require.NoError(t, os.WriteFile(filepath.Join(dir, f), b, 0o644))
+	}
+	vocab := map[string]int{}
+	for i := range 256 {
+		vocab["w"+strconv.Itoa(i)] = i
+	}
+	tj, err := json.Marshal(map[string]any{"version": "1.0", "model": map[string]any{"type": "WordLevel", "vocab": vocab, "unk_token": "w0"},
+		"pre_tokenizer": map[string]any{"type": "Whitespace"}, "added_tokens": []any{}})
+	require.NoError(t, err)
+	require.NoError(t, os.WriteFile(filepath.Join(dir, "tokenizer.json"), tj, 0o644))
+	var e struct {
+		Tokens    []int `json:"tokens"`
+		Generated []int `json:"generated"`
+	}
+	data, err := os.ReadFile(filepath.Join(src, "expected.json"))
+	require.NoError(t, err)
+	require.NoError(t, json.Unmarshal(data, &e))
+	words := make([]string, len(e.Tokens))
+	for i, id := range e.Tokens {
+		words[i] = "w" + strconv.Itoa(id)
+	}
+	r := reel(t, t.TempDir(), "hf", "generate", dir, "--prompt", strings.Join(words, " "), "--max-new-tokens", strconv.Itoa(len(e.Generated)))
+	requireOK(t, r)
+	var out struct {
+		PromptIDs []int  `json:"prompt_ids"`
+		Generated []int  `json:"generated"`
+		Text      string `json:"text"`
+	}
+	require.NoError(t, json.Unmarshal([]byte(r.stdout), &out))
+	require.Equal(t, e.Tokens, out.PromptIDs)
+	require.Equal(t, e.Generated, out.Generated)
+	require.Contains(t, out.Text, "w"+strconv.Itoa(e.Generated[0]))
+}
