@@ -21,11 +21,6 @@ import (
 // ".bias" of the module (a convolutional patch embedding is a Linear over patchified pixels; see
 // PatchEmbedHF). The hf package derives the mapping from these rules.
 
-// HFLinear is transformers' nn.Linear as reel's Linear: y = x·W (+ b), W stored [in, out].
-func HFLinear(scope *model.Scope, x *Node, out int, bias bool) *Node {
-	return Linear(scope, x, out, bias)
-}
-
 // RMSNorm is transformers' LlamaRMSNorm (huggingface/transformers
 // src/transformers/models/llama/modeling_llama.py): x / √(mean(x²) + eps) · w, computed in f32,
 // w initialised to 1. With offset (GemmaRMSNorm, src/transformers/models/gemma/modeling_gemma.py)
