@@ -224,6 +224,66 @@ func ReadSafetensors(path string) (map[string]*tensors.Tensor, map[string]string
 	fail := func(format string, args ...any) (map[string]*tensors.Tensor, map[string]string, error) {
 		return nil, nil, fmt.Errorf("safetensors %s: %s", path, fmt.Sprintf(format, args...))
 	}
+	f, items, metadata, dataStart, err := openSafetensors(path)
+	if err != nil {
+		return nil, nil, err
+	}
+	defer f.Close()
+	out := make(map[string]*tensors.Tensor, len(items))
+	for _, it := range items {
+		t := tensors.FromShape(it.shape)
+		var rerr error
+		if it.end > it.begin {
+			err := t.MutableBytes(func(data []byte) {
+				_, rerr = f.ReadAt(data, dataStart+it.begin)
+				switch {
+				case rerr != nil:
+				case it.shape.DType == dtypes.Bool && slices.ContainsFunc(data, func(b byte) bool { return b > 1 }):
+					rerr = errors.New("BOOL data holds a byte other than 0 or 1")
+				case !hostLittleEndian:
+					swapBytes(data, it.shape.DType.Size())
+				}
+			})
+			if err != nil {
+				rerr = err
+			}
+		}
+		if rerr != nil {
+			return fail("tensor %q: reading data: %v", it.name, rerr)
+		}
+		out[it.name] = t
+	}
+	return out, metadata, nil
+}
+
+// SafetensorsShapes reads only the header of a safetensors file: every tensor's shape (with its
+// dtype) by name, and the string metadata. It checks the header as ReadSafetensors does.
+func SafetensorsShapes(path string) (map[string]shapes.Shape, map[string]string, error) {
+	f, items, metadata, _, err := openSafetensors(path)
+	if err != nil {
+		return nil, nil, err
+	}
+	f.Close()
+	out := make(map[string]shapes.Shape, len(items))
+	for _, it := range items {
+		out[it.name] = it.shape
+	}
+	return out, metadata, nil
+}
+
+// safetensorsItem is one tensor of a safetensors header.
+type safetensorsItem struct {
+	name       string
+	shape      shapes.Shape
+	begin, end int64
+}
+
+// openSafetensors opens path and validates its header: the open file, the tensors in name order,
+// the metadata and the offset of the data buffer.
+func openSafetensors(path string) (*os.File, []safetensorsItem, map[string]string, int64, error) {
+	fail := func(format string, args ...any) (*os.File, []safetensorsItem, map[string]string, int64, error) {
+		return nil, nil, nil, 0, fmt.Errorf("safetensors %s: %s", path, fmt.Sprintf(format, args...))
+	}
 	f, err := os.Open(path)
 	if err != nil {
 		var pe *os.PathError
@@ -232,7 +292,12 @@ func ReadSafetensors(path string) (map[string]*tensors.Tensor, map[string]string
 		}
 		return fail("%v", err)
 	}
-	defer f.Close()
+	ok := false
+	defer func() {
+		if !ok {
+			f.Close()
+		}
+	}()
 	st, err := f.Stat()
 	if err != nil {
 		return fail("%v", err)
@@ -269,13 +334,7 @@ func ReadSafetensors(path string) (map[string]*tensors.Tensor, map[string]string
 	}
 	dataSize := fileSize - 8 - int64(n)
 
-	type item struct {
-		name  string
-		shape shapes.Shape
-		begin int64
-		end   int64
-	}
-	items := make([]item, 0, len(raw))
+	items := make([]safetensorsItem, 0, len(raw))
 	for _, name := range slices.Sorted(maps.Keys(raw)) {
 		var e safetensorsEntry
 		dec := json.NewDecoder(bytes.NewReader(raw[name]))
@@ -304,11 +363,11 @@ func ReadSafetensors(path string) (map[string]*tensors.Tensor, map[string]string
 		if end > dataSize {
 			return fail("truncated file: tensor %q ends at data byte %d but the data has %d bytes", name, end, dataSize)
 		}
-		items = append(items, item{name, shapes.Make(dt, e.Shape...), begin, end})
+		items = append(items, safetensorsItem{name, shapes.Make(dt, e.Shape...), begin, end})
 	}
 	// The tensors must cover the data buffer exactly, without holes or overlaps.
 	byOffset := slices.Clone(items)
-	slices.SortStableFunc(byOffset, func(a, b item) int {
+	slices.SortStableFunc(byOffset, func(a, b safetensorsItem) int {
 		return cmp.Or(cmp.Compare(a.begin, b.begin), cmp.Compare(a.end, b.end))
 	})
 	var pos int64
@@ -321,33 +380,8 @@ func ReadSafetensors(path string) (map[string]*tensors.Tensor, map[string]string
 	if pos != dataSize {
 		return fail("the tensors cover %d data bytes but the file has %d", pos, dataSize)
 	}
-
-	dataStart := 8 + int64(n)
-	out := make(map[string]*tensors.Tensor, len(items))
-	for _, it := range items {
-		t := tensors.FromShape(it.shape)
-		var rerr error
-		if it.end > it.begin {
-			err := t.MutableBytes(func(data []byte) {
-				_, rerr = f.ReadAt(data, dataStart+it.begin)
-				switch {
-				case rerr != nil:
-				case it.shape.DType == dtypes.Bool && slices.ContainsFunc(data, func(b byte) bool { return b > 1 }):
-					rerr = errors.New("BOOL data holds a byte other than 0 or 1")
-				case !hostLittleEndian:
-					swapBytes(data, it.shape.DType.Size())
-				}
-			})
-			if err != nil {
-				rerr = err
-			}
-		}
-		if rerr != nil {
-			return fail("tensor %q: reading data: %v", it.name, rerr)
-		}
-		out[it.name] = t
-	}
-	return out, metadata, nil
+	ok = true
+	return f, items, metadata, 8 + int64(n), nil
 }
 
 // EMAScope is the scope of the weights' exponential moving average (train.ema): EMAScope + a

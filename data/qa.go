@@ -54,9 +54,19 @@ type VQABatch struct {
 	Answers         []string
 }
 
+// QAEncoder lays out one question and answer as EncodeQA does: tokens, next-token targets and
+// the answer mask of length maxLen (e.g. with a pretrained model's tokenizer instead of a Vocab).
+type QAEncoder func(question, answer string, maxLen int) (x, y []int32, mask []float32, err error)
+
 // MakeVQABatch encodes examples into one batch. Every image must be
 // imageSize×imageSize×3, and every question/answer must fit in maxLen.
 func MakeVQABatch(v *Vocab, examples []Example, imageSize, maxLen int) (*VQABatch, error) {
+	return MakeVQABatchWith(func(q, a string, n int) ([]int32, []int32, []float32, error) { return EncodeQA(v, q, a, n) },
+		examples, imageSize, maxLen)
+}
+
+// MakeVQABatchWith is MakeVQABatch with the question/answer layout of enc.
+func MakeVQABatchWith(enc QAEncoder, examples []Example, imageSize, maxLen int) (*VQABatch, error) {
 	if len(examples) == 0 {
 		return nil, fmt.Errorf("data.MakeVQABatch: no examples")
 	}
@@ -78,7 +88,7 @@ func MakeVQABatch(v *Vocab, examples []Example, imageSize, maxLen int) (*VQABatc
 		if ex.Size != imageSize || len(ex.Image) != pix {
 			return nil, fmt.Errorf("data.MakeVQABatch: example %d: image is %d×%d (%d values), want %d×%d×3", i, ex.Size, ex.Size, len(ex.Image), imageSize, imageSize)
 		}
-		x, y, m, err := EncodeQA(v, ex.Question, ex.Answer, maxLen)
+		x, y, m, err := enc(ex.Question, ex.Answer, maxLen)
 		if err != nil {
 			return nil, fmt.Errorf("example %d: %w", i, err)
 		}

@@ -2,21 +2,27 @@ package tasks
 
 import (
 	"encoding/binary"
+	"encoding/json"
 	"fmt"
 	"hash/fnv"
 	"math"
 	"slices"
 	"strconv"
+	"strings"
 
+	"github.com/gomlx/compute"
 	"github.com/gomlx/compute/dtypes"
+	"github.com/gomlx/compute/shapes"
 	"github.com/gomlx/gomlx/core/graph"
 	"github.com/gomlx/gomlx/core/tensors"
 	"github.com/gomlx/gomlx/ml/model"
 
 	"github.com/reelml/reel/data"
+	"github.com/reelml/reel/hf"
 	"github.com/reelml/reel/losses"
 	"github.com/reelml/reel/models"
 	"github.com/reelml/reel/recipes"
+	"github.com/reelml/reel/text"
 	"github.com/reelml/reel/train"
 )
 
@@ -30,17 +36,31 @@ type VQA struct {
 	folder   []data.Example       // folder source
 	micro    int
 	evalSets evalCache
+	// model.pretrained: the Hugging Face VLM the task fine-tunes instead of models.VLM.
+	hfc       *hf.Config
+	mean, std [3]float64 // its image normalisation
+	// How questions and answers become tokens, and a token back into a word (the counting
+	// metrics): reel's Vocab, or a pretrained directory's tokenizer.
+	encode data.QAEncoder
+	word   func(id int) string
 }
 
 // NewVQA builds the VQA task of a recipe.
 func NewVQA(r *recipes.Recipe) (*VQA, error) {
 	m := r.Model
 	t := &VQA{r: r, vocab: data.SceneVocab(), micro: r.Train.BatchSize / r.Train.GradAccum}
+	t.encode = func(q, a string, n int) ([]int32, []int32, []float32, error) { return data.EncodeQA(t.vocab, q, a, n) }
+	t.word = t.vocab.Word
 	t.cfg = models.VLMConfig{
 		Vision: models.ViTConfig{ImageSize: m.ImageSize, PatchSize: m.PatchSize, Dim: m.VisionDim,
 			Layers: m.VisionLayers, Heads: m.VisionHeads, MLPRatio: m.MLPRatio, SinCos: m.SinCosPos, ConvStem: m.ConvStem},
 		TextDim: m.TextDim, TextLayers: m.TextLayers, TextHeads: m.TextHeads, MLPRatio: m.MLPRatio,
 		MaxTextLen: m.MaxTextLen, VocabSize: t.vocab.Size(),
+	}
+	if m.Pretrained != "" {
+		if err := t.setupPretrained(); err != nil {
+			return nil, err
+		}
 	}
 	d := r.Data
 	switch d.Source {
@@ -94,7 +114,7 @@ func (t *VQA) MicroBatch(i int64) ([]*tensors.Tensor, error) {
 			ex[j] = t.folder[perm[pos]]
 		}
 	}
-	b, err := data.MakeVQABatch(t.vocab, ex, t.cfg.Vision.ImageSize, t.cfg.MaxTextLen)
+	b, err := data.MakeVQABatchWith(t.encode, ex, t.cfg.Vision.ImageSize, t.cfg.MaxTextLen)
 	if err != nil {
 		return nil, err
 	}
@@ -113,14 +133,14 @@ func batchTensors(b *data.VQABatch) []*tensors.Tensor {
 
 // Loss implements train.Task: masked next-token cross-entropy over the answer tokens.
 func (t *VQA) Loss(scope *model.Scope, in []*graph.Node) *graph.Node {
-	logits := models.VLM(scope, t.cfg, in[0], in[1])
+	logits := t.logits(scope, in[0], in[1], in[3])
 	return losses.MaskedCrossEntropy(logits, in[2], in[3])
 }
 
 // EvalGraph implements train.Task: per-example exact match, summed answer NLL and the argmax
 // tokens.
 func (t *VQA) EvalGraph(scope *model.Scope, in []*graph.Node) []*graph.Node {
-	logits := models.VLM(scope, t.cfg, in[0], in[1])
+	logits := t.logits(scope, in[0], in[1], in[3])
 	correct, nll := losses.SequenceExactMatch(logits, in[2], in[3])
 	return []*graph.Node{correct, nll, graph.ArgMax(logits, -1, dtypes.Int32)}
 }
@@ -181,7 +201,7 @@ func (t *VQA) buildEvalSet(name string) (train.EvalData, error) {
 // examples, whose outputs are ignored, so every batch has the same shape and compiles once).
 type vqaEval struct {
 	name     string
-	vocab    *data.Vocab
+	word     func(id int) string
 	batches  [][]*tensors.Tensor
 	examples []data.Example
 	bs       int
@@ -189,10 +209,10 @@ type vqaEval struct {
 
 func (t *VQA) newEval(name string, ex []data.Example) (*vqaEval, error) {
 	bs := min(t.r.Eval.BatchSize, len(ex))
-	s := &vqaEval{name: name, vocab: t.vocab, examples: ex, bs: bs}
+	s := &vqaEval{name: name, word: t.word, examples: ex, bs: bs}
 	var err error
 	s.batches, err = evalBatches(ex, bs, func(chunk []data.Example, _ int) ([]*tensors.Tensor, error) {
-		b, err := data.MakeVQABatch(t.vocab, chunk, t.cfg.Vision.ImageSize, t.cfg.MaxTextLen)
+		b, err := data.MakeVQABatchWith(t.encode, chunk, t.cfg.Vision.ImageSize, t.cfg.MaxTextLen)
 		if err != nil {
 			return nil, err
 		}
@@ -257,7 +277,7 @@ func (s *vqaEval) Metrics(outs [][]*tensors.Tensor) map[string]float64 {
 			}
 		}
 		if first := data.AnswerPos(r.mask); e.Kind == "counting" && first >= 0 {
-			if want, err := strconv.Atoi(s.vocab.Word(int(r.targets[first]))); err == nil {
+			if want, err := strconv.Atoi(s.word(int(r.targets[first]))); err == nil {
 				numeric++
 				absErr += math.Abs(float64(s.predictedCount(r) - want))
 			}
@@ -283,7 +303,7 @@ func (s *vqaEval) Metrics(outs [][]*tensors.Tensor) map[string]float64 {
 // non-number answer counts as predicting 0.
 func (s *vqaEval) predictedCount(r vqaRow) int {
 	if p := data.AnswerPos(r.mask); p >= 0 {
-		if v, err := strconv.Atoi(s.vocab.Word(int(r.pred[p]))); err == nil {
+		if v, err := strconv.Atoi(s.word(int(r.pred[p]))); err == nil {
 			return v
 		}
 	}
@@ -330,6 +350,149 @@ func (s *vqaEval) Groups(outs [][]*tensors.Tensor) map[string][]train.Group {
 	}
 	return map[string][]train.Group{"by_count": g}
 }
+
+// setupPretrained reads model.pretrained / model.hf_config and checks them against the recipe.
+func (t *VQA) setupPretrained() error {
+	m := t.r.Model
+	if m.Arch != "vlm" {
+		return fmt.Errorf("model.pretrained: needs model.arch vlm, got %s", m.Arch)
+	}
+	var err error
+	t.mean, t.std = [3]float64{0.5, 0.5, 0.5}, [3]float64{0.5, 0.5, 0.5}
+	if m.Pretrained == "random" {
+		if m.HFConfig == "" {
+			return fmt.Errorf("model.hf_config: required with model.pretrained: random (the config.json of the architecture, as JSON)")
+		}
+		var raw map[string]any
+		if err := json.Unmarshal([]byte(m.HFConfig), &raw); err != nil {
+			return fmt.Errorf("model.hf_config: invalid JSON: %v", err)
+		}
+		if t.hfc, err = hf.ParseConfig(raw); err != nil {
+			return fmt.Errorf("model.hf_config: %v", err)
+		}
+	} else {
+		if m.HFConfig != "" {
+			return fmt.Errorf("model.hf_config: only with model.pretrained: random (a directory brings its config.json)")
+		}
+		if t.hfc, err = hf.ReadConfig(m.Pretrained); err != nil {
+			return fmt.Errorf("model.pretrained: %v", err)
+		}
+		if err := t.useTokenizer(m.Pretrained); err != nil {
+			return err
+		}
+		if v := t.hfc.VisionTower(); v != nil {
+			p, err := hf.ReadPreprocessor(m.Pretrained, v.ImageSize)
+			if err != nil {
+				return fmt.Errorf("model.pretrained: %v", err)
+			}
+			if p.DoNormalize {
+				copy(t.mean[:], p.ImageMean)
+				copy(t.std[:], p.ImageStd)
+			}
+		}
+	}
+	c := t.hfc
+	if c.Kind != hf.KindVLM {
+		return fmt.Errorf("model.pretrained: %s is not a VLM (PaliGemma or LLaVA)", c.Arch)
+	}
+	if v := c.VisionTower(); v.ImageSize != m.ImageSize || v.Channels != 3 {
+		return fmt.Errorf("model.image_size: %d must equal the vision tower's image_size %d (RGB)", m.ImageSize, v.ImageSize)
+	}
+	text := c.Text()
+	if img := c.ImageToken(); m.Pretrained == "random" && (img < t.vocab.Size() || img >= text.VocabSize) {
+		return fmt.Errorf("model.hf_config: image_token_index %d must lie in [%d, vocab_size %d), beyond reel's %d-word vocabulary",
+			img, t.vocab.Size(), text.VocabSize, t.vocab.Size())
+	}
+	if n := c.ImageTokens() + m.MaxTextLen; text.MaxPositions > 0 && n > text.MaxPositions {
+		return fmt.Errorf("model.max_text_len: %d image + %d text tokens exceed max_position_embeddings %d", c.ImageTokens(), m.MaxTextLen, text.MaxPositions)
+	}
+	return nil
+}
+
+// useTokenizer makes the task encode questions and answers with the tokenizer of a pretrained
+// directory: [BOS] question "\n" answer EOS, padded, the answer mask as EncodeQA lays it out
+// (PaliGemma's prompt format: the "\n" ends the prefix).
+func (t *VQA) useTokenizer(dir string) error {
+	tok, err := text.Load(dir)
+	if err != nil {
+		return fmt.Errorf("model.pretrained: %v", err)
+	}
+	sp := tok.Special()
+	if sp.EOS < 0 {
+		return fmt.Errorf("model.pretrained: %s: the tokenizer has no end-of-sequence token", dir)
+	}
+	pad := max(sp.Pad, 0)
+	t.encode = func(q, a string, maxLen int) ([]int32, []int32, []float32, error) {
+		var prompt []int
+		if sp.BOS >= 0 {
+			prompt = append(prompt, sp.BOS)
+		}
+		prompt = append(prompt, tok.Encode(q+"\n")...)
+		ans := tok.Encode(a)
+		seq := append(append(prompt, ans...), sp.EOS)
+		if len(seq) > maxLen {
+			return nil, nil, nil, fmt.Errorf("question+answer need %d tokens, more than model.max_text_len=%d: %q -> %q", len(seq), maxLen, q, a)
+		}
+		x, y, mask := make([]int32, maxLen), make([]int32, maxLen), make([]float32, maxLen)
+		for i := range x {
+			x[i] = int32(pad)
+			if i < len(seq) {
+				x[i] = int32(seq[i])
+			}
+		}
+		copy(y, x[1:])
+		y[maxLen-1] = int32(pad)
+		for i := len(prompt) - 1; i < len(seq)-1; i++ { // y[i] is an answer token or the EOS
+			mask[i] = 1
+		}
+		return x, y, mask, nil
+	}
+	t.word = func(id int) string { return strings.TrimSpace(tok.Decode([]int{id})) }
+	return nil
+}
+
+// logits are the next-token logits [B, L, V] of tokens [B, L] given images [B, H, W, 3] in
+// [0, 1] and the answer mask [B, L]: reel's VLM, or the pretrained one with the image
+// placeholders before the text (for PaliGemma the image and the prompt up to the first answer
+// target are the bidirectional prefix, the answer the causal suffix).
+func (t *VQA) logits(scope *model.Scope, images, tokens, mask *graph.Node) *graph.Node {
+	if t.hfc == nil {
+		return models.VLM(scope, t.cfg, images, tokens)
+	}
+	g := images.Graph()
+	b, l := tokens.Shape().Dimensions[0], tokens.Shape().Dimensions[1]
+	n := t.hfc.ImageTokens()
+	mean := graph.Const(g, []float32{float32(t.mean[0]), float32(t.mean[1]), float32(t.mean[2])})
+	std := graph.Const(g, []float32{float32(t.std[0]), float32(t.std[1]), float32(t.std[2])})
+	px := graph.Div(graph.Sub(images, graph.ExpandLeftToRank(mean, 4)), graph.ExpandLeftToRank(std, 4))
+	px = graph.TransposeAllAxes(px, 0, 3, 1, 2) // pixel_values [B, 3, H, W]
+	img := graph.BroadcastToDims(graph.Scalar(g, dtypes.Int32, t.hfc.ImageToken()), b, n)
+	in := hf.Inputs{IDs: graph.Concatenate([]*graph.Node{img, tokens}, 1), Pixels: px}
+	if t.hfc.PaliGemma != nil {
+		m := graph.ConvertDType(graph.GreaterThan(mask, graph.ZerosLike(mask)), dtypes.Int32)
+		after := graph.Sub(graph.CumSum(m, 1), m) // > 0 after the first answer-target position: the answer
+		types := graph.ConvertDType(graph.GreaterThan(after, graph.ZerosLike(after)), dtypes.Int32)
+		in.TokenTypes = graph.Concatenate([]*graph.Node{graph.Zeros(g, shapes.Make(dtypes.Int32, b, n)), types}, 1)
+	}
+	out := hf.Forward(scope, t.hfc, in).Logits
+	return graph.Slice(out, graph.AxisRange(), graph.AxisRange(n, n+l), graph.AxisRange())
+}
+
+// InitVariables implements train.Initializer: a pretrained directory's weights.
+func (t *VQA) InitVariables(backend compute.Backend, store *model.Store) (int, string, error) {
+	if t.hfc == nil || t.r.Model.Pretrained == "random" {
+		return 0, "", nil
+	}
+	m, err := hf.Load(backend, t.r.Model.Pretrained)
+	if err != nil {
+		return 0, "", fmt.Errorf("model.pretrained: %v", err)
+	}
+	n, err := m.CopyInto(store)
+	return n, t.r.Model.Pretrained, err
+}
+
+// Pretrained is the Hugging Face configuration the task fine-tunes (nil: reel's own VLM).
+func (t *VQA) Pretrained() *hf.Config { return t.hfc }
 
 // Model returns the task's VLM configuration.
 func (t *VQA) Model() models.VLMConfig { return t.cfg }

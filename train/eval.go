@@ -66,3 +66,19 @@ func UseEMA(store *model.Store, dir string) error {
 	}
 	return nil
 }
+
+// EvaluateStore evaluates task on the weights in store (e.g. a pretrained Hugging Face model's,
+// the baseline of its fine-tune) with the graph options of the recipe's train section c.
+func EvaluateStore(backend compute.Backend, task Task, store *model.Store, c recipes.TrainConfig) (rep Report, err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			err = fmt.Errorf("evaluating: %s", errline.First(r))
+		}
+	}()
+	e, err := NewEvalExec(backend, store, task, c)
+	if err != nil {
+		return rep, err
+	}
+	defer e.Finalize()
+	return EvaluateReport(e, task)
+}

@@ -7,6 +7,7 @@ import (
 	"sort"
 	"strconv"
 
+	"github.com/gomlx/compute"
 	"github.com/gomlx/gomlx/core/graph"
 	"github.com/gomlx/gomlx/core/tensors"
 	"github.com/gomlx/gomlx/ml/model"
@@ -44,6 +45,13 @@ type EvalData interface {
 type BatchPreparer interface {
 	PrepareGraph(scope *model.Scope, inputs []*graph.Node) []*graph.Node
 	Prepare(batch, outputs []*tensors.Tensor) ([]*tensors.Tensor, error)
+}
+
+// Initializer is an optional Task extension for weights the task brings itself, such as a
+// pretrained Hugging Face checkpoint: the trainer calls InitVariables after the seeded
+// initialisation of a fresh run (before train.init_from, not on --resume).
+type Initializer interface {
+	InitVariables(backend compute.Backend, store *model.Store) (loaded int, source string, err error)
 }
 
 // CheckpointFiler is an optional Task extension: files (name → content) written into every

@@ -135,6 +135,15 @@ func Run(ctx context.Context, task Task, opts Options) (res Result, err error) {
 		if err := t.warmUp(); err != nil {
 			return res, err
 		}
+		if in, ok := t.task.(Initializer); ok {
+			n, src, err := in.InitVariables(t.opts.Backend, t.store)
+			if err != nil {
+				return res, err
+			}
+			if n > 0 {
+				t.logf("initialised %d variables from %s", n, src)
+			}
+		}
 		if t.cfg.InitFrom != "" {
 			if err := t.initFrom(t.cfg.InitFrom); err != nil {
 				return res, err

@@ -12,6 +12,7 @@ import (
 
 	"github.com/reelml/reel/backends"
 	"github.com/reelml/reel/checkpoints"
+	"github.com/reelml/reel/hf"
 	"github.com/reelml/reel/recipes"
 	"github.com/reelml/reel/serve"
 	"github.com/reelml/reel/tasks"
@@ -144,8 +145,23 @@ func cmdEval(args []string) error {
 		res := evalResult{Checkpoint: dir, Step: st.Step, Recipe: r.Name, Metrics: rep.Metrics, Groups: rep.Groups}
 		fmt.Fprintf(os.Stderr, "reel: %s (step %d): %s\n", dir, st.Step, train.FormatMetrics(rep.Metrics))
 		if base := baselinePath(*baseline, r); base != "" && !*all {
-			bdir, err := checkpoints.Resolve(base, warn)
-			if err != nil {
+			var (
+				brep train.Report
+				bst  checkpoints.State
+				bdir string
+				err  error
+			)
+			if hf.IsModelDir(base) { // a Hugging Face directory: the pretrained model of the fine-tune
+				bdir, bst.Recipe = base, "pretrained"
+				var m *hf.Model
+				if m, err = hf.Load(b, base); err == nil {
+					brep, err = train.EvaluateStore(b, task, m.Store, r.Train)
+				}
+				if err != nil {
+					return fmt.Errorf("baseline %s: %v", base, err)
+				}
+			} else if bdir, err = checkpoints.Resolve(base, warn); err != nil {
+				bdir = ""
 				if *baseline != "" {
 					return fmt.Errorf("--baseline: %v", err)
 				}
@@ -156,10 +172,11 @@ func cmdEval(args []string) error {
 				if br, err := recipes.Load(filepath.Join(bdir, "recipe.yaml"), nil); err == nil {
 					bc = br.Train
 				}
-				brep, bst, err := train.EvaluateCheckpoint(b, task, bdir, bc, false)
-				if err != nil {
+				if brep, bst, err = train.EvaluateCheckpoint(b, task, bdir, bc, false); err != nil {
 					return fmt.Errorf("baseline %s: %v", bdir, err)
 				}
+			}
+			if bdir != "" {
 				res.Baseline = &evalResult{Checkpoint: bdir, Step: bst.Step, Recipe: bst.Recipe, Metrics: brep.Metrics, Groups: brep.Groups}
 				res.Delta = map[string]float64{}
 				for k, v := range rep.Metrics {
@@ -215,12 +232,16 @@ func plotAll(run string, results []evalResult) error {
 }
 
 // baselinePath is the checkpoint a fine-tuned run is compared against: --baseline, else the
-// recipe's train.init_from; "" for none.
+// recipe's train.init_from, else its pretrained Hugging Face directory (model.pretrained); ""
+// for none.
 func baselinePath(flag string, r *recipes.Recipe) string {
 	switch flag {
 	case "none":
 		return ""
 	case "":
+		if r.Train.InitFrom == "" && r.Model.Pretrained != "" && r.Model.Pretrained != "random" {
+			return r.Model.Pretrained
+		}
 		return r.Train.InitFrom
 	}
 	return flag

@@ -21,6 +21,9 @@ tokens the model puts around a sequence (BOS/EOS, [CLS]/[SEP], ...). With --deco
 // is a local file or model directory; nothing is downloaded).
 var hfCommands = map[string]func(args []string) error{
 	"tokenize": cmdHFTokenize,
+	"inspect":  hfInspect,
+	"run":      hfRun,
+	"generate": hfGenerate,
 }
 
 // cmdHF dispatches 'reel hf SUBCOMMAND'.

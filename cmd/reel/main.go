@@ -54,6 +54,9 @@ func commandTable() []command {
 		{"tokenize", []string{"tokenize RUN_DIR|CHECKPOINT_DIR VIDEO_FILE [--out DIR]"}, cmdTokenize},
 		{"hf", []string{
 			"hf tokenize PATH --text TEXT [--special] | --decode 1,2,3",
+			"hf inspect DIR [--mapping] [--json]",
+			"hf run DIR --tokens 1,2,3 [--tokens …] [--token-types 0,0,1] [--pixels FILE.npy | --image FILE]",
+			"hf generate DIR --tokens 1,2,3 | --prompt TEXT [--image FILE | --pixels FILE.npy] [--max-new-tokens N]",
 		}, cmdHF},
 		{"bench", []string{
 			"bench vit [--size tiny|s|b] [--tokens 16,64,...] [--precision f32|bf16] [flags]",
@@ -62,6 +65,7 @@ func commandTable() []command {
 			"bench rdvla [--depths 4,32,64] [--steps N] [--batch B]",
 			"bench data [--episodes N] [--width W] [--height H] [--size S] [flags]",
 			"bench serve [RUN_DIR] [--sessions 32] [--duration 60s] [--max-batch 16,1] [--episode-steps N]",
+			"bench hf [--model llama|siglip|all] [--batch B] [--seq T] [--runs N] [--precision f32|bf16]",
 		}, cmdBench},
 		{"doctor", []string{"doctor"}, cmdDoctor},
 	}
