@@ -32,7 +32,7 @@ type VLA struct {
 	r      *recipes.Recipe
 	spec   policy.Spec
 	net    models.VLAPolicy
-	vocab  *data.Vocab
+	text   *textCodec // instructions: word vocabulary or model.tokenizer
 	micro  int
 	simCfg sim.Config
 	src    vlaSource // nil for a task rebuilt from a checkpoint's spec (inference only)
@@ -151,8 +151,11 @@ func newVLAFromSpec(r *recipes.Recipe, spec policy.Spec) (*VLA, error) {
 }
 
 func newVLABase(r *recipes.Recipe) (*VLA, error) {
-	t := &VLA{r: r, micro: r.Train.BatchSize / r.Train.GradAccum, vocab: data.NewVocab(sim.Words()), evals: &evalCache{}}
+	t := &VLA{r: r, micro: r.Train.BatchSize / r.Train.GradAccum, evals: &evalCache{}}
 	var err error
+	if t.text, err = newTextCodec(r.Model.Tokenizer, data.NewVocab(sim.Words())); err != nil {
+		return nil, err
+	}
 	if t.simCfg, err = SimConfig(r); err != nil {
 		return nil, err
 	}
@@ -184,7 +187,7 @@ func (t *VLA) finish(spec policy.Spec, norm models.Normalization) error {
 		Vision: models.ViTConfig{ImageSize: m.ImageSize, PatchSize: m.PatchSize, Dim: m.VisionDim, Layers: m.VisionLayers,
 			Heads: m.VisionHeads, MLPRatio: m.MLPRatio, SinCos: m.SinCosPos, ConvStem: m.ConvStem},
 		Cameras: len(spec.Cameras), Dim: m.TextDim, Layers: m.TextLayers, Heads: m.TextHeads, MLPRatio: m.MLPRatio,
-		MaxTextLen: m.MaxTextLen, VocabSize: t.vocab.Size(), StateDim: spec.StateDim, ActionDim: spec.ActionDim,
+		MaxTextLen: m.MaxTextLen, VocabSize: t.text.size(), StateDim: spec.StateDim, ActionDim: spec.ActionDim,
 		Horizon: p.Horizon, ExpertDim: p.ExpertDim, ExpertHeads: p.ExpertHeads,
 	}
 	head, err := t.actionHead(net)
@@ -251,7 +254,11 @@ func (t *VLA) CheckpointFiles() (map[string][]byte, error) {
 	if err != nil {
 		return nil, err
 	}
-	return map[string][]byte{policy.SpecFile: append(b, '\n')}, nil
+	files := map[string][]byte{policy.SpecFile: append(b, '\n')}
+	for name, content := range t.text.files { // the tokenizer travels with the policy
+		files[name] = content
+	}
+	return files, nil
 }
 
 // Sim returns the simulator configuration of the recipe's data section (held-out scenes and
@@ -349,7 +356,8 @@ func (t *VLA) layout(withActions, train bool) models.BatchLayout {
 
 // ObservationTensors encodes observations as a policy graph's first inputs: images
 // [B, C, S, S, 3] (each spec camera, fitted to its size with the spec's resize mode), instruction
-// tokens [B, L] (0-padded) and, when the spec has a state, raw states [B, StateDim].
+// tokens [B, L] (0-padded; an instruction longer than model.max_text_len tokens is cut, which the
+// policy's Check reports) and, when the spec has a state, raw states [B, StateDim].
 func (t *VLA) ObservationTensors(obs []policy.Observation) ([]*tensors.Tensor, error) {
 	s, L := t.r.Model.ImageSize, t.r.Model.MaxTextLen
 	px := s * s * 3
@@ -374,12 +382,9 @@ func (t *VLA) ObservationTensors(obs []policy.Observation) ([]*tensors.Tensor, e
 			return nil, fmt.Errorf("observation %d: expected %d state values, got %d", i, sd, len(o.State))
 		}
 		copy(st[i*sd:], o.State)
-		words := data.Tokenize(o.Instruction)
-		if len(words) > L {
-			return nil, fmt.Errorf("observation %d: instruction has %d words, more than model.max_text_len (%d)", i, len(words), L)
-		}
-		for j, w := range words {
-			tok[i*L+j] = int32(t.vocab.ID(w))
+		ids := t.text.encode(o.Instruction)
+		for j, id := range ids[:min(len(ids), L)] { // the first model.max_text_len tokens
+			tok[i*L+j] = int32(id)
 		}
 	}
 	out := []*tensors.Tensor{tensors.FromFlatDataAndDimensions(img, b, c, s, s, 3), tensors.FromFlatDataAndDimensions(tok, b, L)}

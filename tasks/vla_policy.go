@@ -5,7 +5,6 @@ import (
 	"math/bits"
 	"math/rand/v2"
 	"path/filepath"
-	"strings"
 	"sync"
 
 	"github.com/gomlx/compute"
@@ -14,7 +13,6 @@ import (
 	"github.com/gomlx/gomlx/ml/model"
 
 	"github.com/reelml/reel/checkpoints"
-	"github.com/reelml/reel/data"
 	"github.com/reelml/reel/models"
 	"github.com/reelml/reel/policy"
 	"github.com/reelml/reel/recipes"
@@ -62,6 +60,9 @@ func OpenPolicy(backend compute.Backend, dir string, sets []string, seed uint64)
 	spec, err := policy.ReadSpec(filepath.Join(dir, policy.SpecFile))
 	if err != nil {
 		return nil, fmt.Errorf("%s: reading the policy spec: %v (checkpoints written before reel kept specs cannot be served; retrain)", dir, err)
+	}
+	if _, err := tokenizerFiles(dir); err == nil && r.Model.Tokenizer != "" {
+		r.Model.Tokenizer = dir // the tokenizer travels in the checkpoint
 	}
 	t, err := newVLAFromSpec(r, spec)
 	if err != nil {
@@ -196,9 +197,8 @@ func (p *Policy) Iterations(group func(instruction string) string) map[string]fl
 }
 
 // Check implements policy.Checker: it refuses an observation that lacks one of the spec's
-// cameras, has a malformed image or a state of another size, and cuts an instruction longer than
-// model.max_text_len words to that many, with a warning (ObservationTensors refuses it, failing
-// every observation of its batch).
+// cameras, has a malformed image or a state of another size, and warns of an instruction longer
+// than model.max_text_len tokens (the policy reads its first tokens).
 func (p *Policy) Check(obs policy.Observation) (policy.Observation, []string, error) {
 	spec := p.task.spec
 	for _, cam := range spec.Cameras {
@@ -214,9 +214,8 @@ func (p *Policy) Check(obs policy.Observation) (policy.Observation, []string, er
 		return obs, nil, fmt.Errorf("expected %d state values, got %d", spec.StateDim, len(obs.State))
 	}
 	var warnings []string
-	if words, L := data.Tokenize(obs.Instruction), p.task.r.Model.MaxTextLen; len(words) > L {
-		obs.Instruction = strings.Join(words[:L], " ")
-		warnings = append(warnings, fmt.Sprintf("instruction has %d words, more than model.max_text_len (%d): cut to %q", len(words), L, obs.Instruction))
+	if n, L := len(p.task.text.encode(obs.Instruction)), p.task.r.Model.MaxTextLen; n > L {
+		warnings = append(warnings, fmt.Sprintf("instruction has %d tokens, more than model.max_text_len (%d): the policy reads the first %d", n, L, L))
 	}
 	return obs, warnings, nil
 }

@@ -3,9 +3,12 @@ package tasks
 import (
 	"context"
 	"io"
+	"os"
+	"path/filepath"
 	"testing"
 
 	"github.com/gomlx/compute"
+	"github.com/gomlx/gomlx/core/tensors"
 	"github.com/stretchr/testify/require"
 	"gopkg.in/yaml.v3"
 
@@ -13,6 +16,7 @@ import (
 	"github.com/reelml/reel/policy"
 	"github.com/reelml/reel/recipes"
 	"github.com/reelml/reel/sim"
+	"github.com/reelml/reel/text"
 	"github.com/reelml/reel/train"
 )
 
@@ -99,8 +103,8 @@ func TestPolicySizedBySpec(t *testing.T) {
 }
 
 // Check vets one observation before it joins a batch: an instruction longer than
-// model.max_text_len is cut (with a warning) instead of failing the Act call of every
-// observation batched with it; a missing camera or a state of another size is refused.
+// model.max_text_len is read up to that length, with a warning (it never fails the Act call of
+// the observations batched with it); a missing camera or a state of another size is refused.
 func TestPolicyCheck(t *testing.T) {
 	if testing.Short() {
 		t.Skip("trains a tiny policy")
@@ -114,14 +118,20 @@ func TestPolicyCheck(t *testing.T) {
 	good := w.Observe()
 	long := good
 	long.Instruction = "pick up the red square and then put it in the blue bowl near the left edge now" // 18 words
+	cut := long
+	cut.Instruction = "pick up the red square and then put it in the blue" // its first 12 words
 	_, err = p.Act([]policy.Observation{good, long})
-	require.ErrorContains(t, err, "more than model.max_text_len (12)", "unchecked, one long instruction fails the batch")
+	require.NoError(t, err, "a long instruction does not fail the batch")
+	in, err := p.task.ObservationTensors([]policy.Observation{long, cut})
+	require.NoError(t, err)
+	tok := tensors.MustCopyFlatData[int32](in[1])
+	require.Equal(t, tok[:12], tok[12:], "the policy reads the first model.max_text_len tokens")
 
 	checked, warnings, err := p.Check(long)
 	require.NoError(t, err)
-	require.Equal(t, "pick up the red square and then put it in the blue", checked.Instruction)
+	require.Equal(t, long.Instruction, checked.Instruction)
 	require.Len(t, warnings, 1)
-	require.Contains(t, warnings[0], "instruction has 18 words, more than model.max_text_len (12)")
+	require.Contains(t, warnings[0], "instruction has 18 tokens, more than model.max_text_len (12)")
 	chunks, err := p.Act([]policy.Observation{good, checked})
 	require.NoError(t, err)
 	require.Len(t, chunks, 2)
@@ -138,4 +148,35 @@ func TestPolicyCheck(t *testing.T) {
 	shortState.State = good.State[:2]
 	_, _, err = p.Check(shortState)
 	require.ErrorContains(t, err, "expected 4 state values, got 2")
+}
+
+// model.tokenizer: instructions are encoded with a real tokenizer (here a byte-level BPE
+// tokenizer.json, whose ids are shifted by one so that 0 stays padding), its files travel in the
+// checkpoint, and a policy opened from a copy of the checkpoint alone encodes as in training.
+func TestPolicyWithTokenizer(t *testing.T) {
+	if testing.Short() {
+		t.Skip("trains a tiny policy")
+	}
+	tokPath, err := filepath.Abs("../text/testdata/gpt2.json")
+	require.NoError(t, err)
+	ckpt := trainTinyPolicy(t, "molmobot-tiny", "model.tokenizer="+tokPath, "model.max_text_len=24")
+	require.FileExists(t, filepath.Join(ckpt, "tokenizer.json"))
+	moved := filepath.Join(t.TempDir(), "moved")
+	require.NoError(t, os.CopyFS(moved, os.DirFS(ckpt)))
+	p, err := OpenPolicy(goBackend(t), moved, []string{"model.tokenizer=/nonexistent/tokenizer.json"}, 1)
+	require.NoError(t, err, "the checkpoint's own tokenizer is used")
+	defer p.Close()
+	tok, err := text.Load(tokPath)
+	require.NoError(t, err)
+	instr := "Pick up the yellow bottle on the table."
+	in, err := p.task.ObservationTensors([]policy.Observation{{Images: map[string]policy.Image{"scene": policy.NewImage(32, 32)},
+		State: make([]float32, 4), Instruction: instr}})
+	require.NoError(t, err)
+	ids := tensors.MustCopyFlatData[int32](in[1])
+	want := tok.Encode(instr)
+	require.Greater(t, len(want), 3)
+	for i, id := range want {
+		require.Equal(t, int32(id+1), ids[i])
+	}
+	require.Zero(t, ids[len(want)], "padding")
 }
