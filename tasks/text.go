@@ -21,6 +21,12 @@ type textCodec struct {
 }
 
 func newTextCodec(path string, words *data.Vocab) (*textCodec, error) {
+	return newTextCodecReserving(path, words, 1)
+}
+
+// newTextCodecReserving is newTextCodec whose tokenizer ids are shifted past `reserved` ids
+// (0 = padding, then the task's own markers, e.g. BOS and EOS).
+func newTextCodecReserving(path string, words *data.Vocab, reserved int) (*textCodec, error) {
 	if path == "" {
 		return &textCodec{tok: text.Words{V: words}}, nil
 	}
@@ -32,7 +38,7 @@ func newTextCodec(path string, words *data.Vocab) (*textCodec, error) {
 	if err != nil {
 		return nil, fmt.Errorf("model.tokenizer: %v", err)
 	}
-	return &textCodec{tok: tok, shift: 1, files: files}, nil
+	return &textCodec{tok: tok, shift: reserved, files: files}, nil
 }
 
 // size is the number of ids encode produces (embedding table rows), padding included.

@@ -32,6 +32,7 @@ type VideoCLIP struct {
 	tub   tokenizers.TubeletConfig
 	clip  models.VideoCLIPConfig
 	vocab *data.Vocab
+	text  *textCodec // captions: the word vocabulary or model.tokenizer
 	gen   *data.VideoGenerator
 	train []data.Video // folder source
 	eval  []data.Video // folder source: held out
@@ -46,11 +47,15 @@ const gtSlots = 9
 func NewVideoCLIP(r *recipes.Recipe) (train.Task, error) {
 	m, d := r.Model, r.Data
 	t := &VideoCLIP{r: r, arch: m.Arch, vocab: data.VideoVocab(), micro: r.Train.BatchSize / r.Train.GradAccum}
+	var err error
+	if t.text, err = newTextCodecReserving(m.Tokenizer, t.vocab, 3); err != nil {
+		return nil, err
+	}
 	t.traj = TrajTokConfig(m)
 	t.tub = tokenizers.TubeletConfig{Frames: m.Frames, ImageSize: m.ImageSize, Tubelet: m.Tubelet, Patch: m.PatchSize, Dim: m.VisionDim}
 	t.clip = models.VideoCLIPConfig{VideoDim: m.VisionDim, VideoLayers: m.VisionLayers, VideoHeads: m.VisionHeads,
 		TextDim: m.TextDim, TextLayers: m.TextLayers, TextHeads: m.TextHeads, MLPRatio: m.MLPRatio,
-		MaxTextLen: m.MaxTextLen, VocabSize: t.vocab.Size(), EmbedDim: m.EmbedDim}
+		MaxTextLen: m.MaxTextLen, VocabSize: t.text.size(), EmbedDim: m.EmbedDim}
 	if m.Arch == "trajvit2" && m.FeatDim%m.VisionHeads != 0 {
 		return nil, fmt.Errorf("model.vision_heads: %d does not divide model.feat_dim (%d), which the TrajTok Perceiver uses as its width", m.VisionHeads, m.FeatDim)
 	}
@@ -131,7 +136,7 @@ func (t *VideoCLIP) tensors(vs []data.Video, masks bool) ([]*tensors.Tensor, err
 			return nil, fmt.Errorf("video %q is %d frames of %d×%d, want %d of %d×%d", v.Source, v.T, v.Size, v.Size, f, s, s)
 		}
 		copy(video[i*pix:], v.Frames)
-		copy(text[i*L:], EncodeText(t.vocab, v.Caption, L))
+		copy(text[i*L:], t.encodeCaption(v.Caption, L))
 	}
 	out := []*tensors.Tensor{tensors.FromFlatDataAndDimensions(video, b, f, s, s, 3), tensors.FromFlatDataAndDimensions(text, b, L)}
 	if !masks {
@@ -171,6 +176,32 @@ func gridMasks(v data.Video, stride int, gt, valid []float32) {
 		}
 	}
 }
+
+// encodeCaption lays out a caption as [BOS tokens… EOS PAD…] of length maxLen (truncated to
+// fit): reel's words (EncodeText), or model.tokenizer's tokens shifted past PAD, BOS and EOS.
+func (t *VideoCLIP) encodeCaption(caption string, maxLen int) []int32 {
+	if t.text.shift == 0 {
+		return EncodeText(t.vocab, caption, maxLen)
+	}
+	out := make([]int32, maxLen)
+	out[0] = captionBOS
+	p := 1
+	for _, id := range t.text.encode(caption) {
+		if p >= maxLen-1 {
+			break
+		}
+		out[p] = int32(id)
+		p++
+	}
+	out[p] = captionEOS
+	return out
+}
+
+// CheckpointFiles implements train.CheckpointFiler: model.tokenizer's files, if any.
+func (t *VideoCLIP) CheckpointFiles() (map[string][]byte, error) { return t.text.files, nil }
+
+// The caption markers when model.tokenizer encodes the captions (its ids start at 3).
+const captionBOS, captionEOS = 1, 2
 
 // EncodeText lays out a caption as [BOS words… EOS PAD…] of length maxLen (truncated to fit,
 // unknown words → UNK).

@@ -1,10 +1,13 @@
 package tasks
 
 import (
+	"path/filepath"
 	"testing"
 
 	"github.com/gomlx/gomlx/core/tensors"
 	"github.com/stretchr/testify/require"
+
+	"github.com/reelml/reel/text"
 
 	"github.com/reelml/reel/data"
 	"github.com/reelml/reel/recipes"
@@ -95,4 +98,30 @@ func TestEncodeText(t *testing.T) {
 	require.Equal(t, []int32{data.BOSID, int32(v.ID("a")), int32(v.ID("red")), int32(v.ID("circle")), int32(v.ID("rises")), data.EOSID, 0, 0}, got)
 	got = EncodeText(v, "a red circle rises while a blue square falls", 5)
 	require.Equal(t, []int32{data.BOSID, int32(v.ID("a")), int32(v.ID("red")), int32(v.ID("circle")), data.EOSID}, got, "truncated, EOS kept")
+}
+
+// With model.tokenizer the captions are [BOS tokens… EOS PAD…] of the tokenizer's ids shifted
+// past PAD, BOS and EOS, and the text tower's table grows to fit them.
+func TestVideoCLIPTokenizer(t *testing.T) {
+	tokPath, err := filepath.Abs("../text/testdata/gpt2.json")
+	require.NoError(t, err)
+	r, err := recipes.Load("vivit-baseline-tiny", []string{"model.tokenizer=" + tokPath, "model.max_text_len=16"})
+	require.NoError(t, err)
+	task, err := NewVideoCLIP(r)
+	require.NoError(t, err)
+	vc := task.(*VideoCLIP)
+	tok, err := text.Load(tokPath)
+	require.NoError(t, err)
+	caption := "A red circle moves to the upper left."
+	want := tok.Encode(caption)
+	got := vc.encodeCaption(caption, 16)
+	require.Equal(t, int32(captionBOS), got[0])
+	for i, id := range want {
+		require.Equal(t, int32(id+3), got[1+i])
+	}
+	require.Equal(t, int32(captionEOS), got[1+len(want)])
+	require.Equal(t, tok.VocabSize()+3, vc.clip.VocabSize)
+	files, err := vc.CheckpointFiles()
+	require.NoError(t, err)
+	require.Contains(t, files, "tokenizer.json")
 }
