@@ -373,4 +373,41 @@ func TestTrainOnRealRobotDataset(t *testing.T) {
 	requireOK(t, r)
 	require.Contains(t, r.stdout, "actions/chunk_mse")
 	require.Contains(t, r.stderr, "no closed-loop evaluation")
+
+	// Served, the policy runs a benchmark shaped like that robot (its 640×480 camera, 26-D state
+	// and actions, sent by the harness-style client) in two concurrent shards without an exception.
+	addr, stop := startServer(t, dir, "g1")
+	defer stop()
+	py := harnessPython(t)
+	if py == "" {
+		return
+	}
+	var wg sync.WaitGroup
+	outs, errs := make([][]byte, 2), make([]error, 2)
+	for i := range outs {
+		wg.Go(func() {
+			outs[i], errs[i] = exec.Command(py, harnessClient, "libero", "ws://"+addr, "--camera", "cam_high", "--width", "640", "--height", "480",
+				"--state-dim", "26", "--action-dim", "26", "--tasks", "2", "--episodes-per-task", "2", "--steps", "5",
+				"--shard-id", strconv.Itoa(i), "--num-shards", "2", "--out", filepath.Join(dir, fmt.Sprintf("g1_shard%dof2.jsonl", i))).CombinedOutput()
+		})
+	}
+	wg.Wait()
+	for i := range outs {
+		require.NoError(t, errs[i], "shard %d: %s", i, outs[i])
+		var out map[string]any
+		require.NoError(t, json.Unmarshal(outs[i], &out), "%s", outs[i])
+		require.Equal(t, 2.0, out["episodes"])
+		require.Equal(t, 0.0, out["failures"], "%v", out["failure_details"])
+	}
+	requireOK(t, reel(t, dir, "eval", "merge", "g1_shard0of2.jsonl", "g1_shard1of2.jsonl", "--out", "g1.json"))
+	require.Equal(t, 4.0, readAggregate(t, filepath.Join(dir, "g1.json"))["num_episodes_total"])
+
+	// The same robot's data converted to LeRobot v3.0 (reel data merge, LeRobot's aggregate
+	// semantics; the mp4 is carried over unchanged) trains the same way.
+	requireOK(t, reel(t, dir, "data", "merge", ds, "--out", "g1_v30"))
+	info, err := os.ReadFile(filepath.Join(dir, "g1_v30", "meta", "info.json"))
+	require.NoError(t, err)
+	require.Contains(t, string(info), `"codebase_version": "v3.0"`)
+	requireOK(t, reel(t, dir, "train", "molmobot-tiny", "--out", "g1v3", "--set", "data.source=lerobot", "--set", "data.dir=g1_v30",
+		"--set", "train.steps=5", "--set", "train.batch_size=8", "--set", "eval.examples=8", "--set", "eval.batch_size=8", "--set", "train.eval_every=0"))
 }

@@ -174,6 +174,10 @@ class LiberoShaped:
     send_state parameter, so the orchestrator's merge of the server's observation_params leaves
     it without a state."""
 
+    # The robot's shape: LIBERO's by default; --camera/--width/--height/--state-dim/--action-dim
+    # make a benchmark shaped like another robot (a state of state_dim values is then always sent).
+    camera, width, height, state_dim, action_dim = "agentview", 256, 256, 0, 7
+
     def __init__(self, n_tasks, max_steps, seed):
         self.tasks = [{"name": LIBERO_TASKS[i % len(LIBERO_TASKS)], "suite": "libero_shaped", "task_id": i} for i in range(n_tasks)]
         self.max_steps, self.seed = max_steps, seed
@@ -184,17 +188,19 @@ class LiberoShaped:
         self.task, self.steps, self.moved = task, 0, 0.0
 
     def observation(self):
-        img = self.rng.integers(0, 256, size=(256, 256, 3), dtype=np.uint8)
-        obs = {"images": {"agentview": img}, "task_description": self.task["name"]}
-        if self.send_state:  # LIBERO's 8-D state: eef position 3, axis-angle 3, gripper qpos 2
+        img = self.rng.integers(0, 256, size=(self.height, self.width, 3), dtype=np.uint8)
+        obs = {"images": {self.camera: img}, "task_description": self.task["name"]}
+        if self.state_dim:  # the robot's proprioception
+            obs["states"] = self.rng.normal(size=self.state_dim).astype(np.float32)
+        elif self.send_state:  # LIBERO's 8-D state: eef position 3, axis-angle 3, gripper qpos 2
             obs["states"] = np.arange(8, dtype=np.float64) + 10 * self.steps
         return obs
 
     def apply(self, action):
         raw = action.get("actions", action.get("action"))
         raw = np.asarray(raw)
-        if raw.shape != (7,) or raw.dtype != np.float32:
-            raise AssertionError(f"Action dimension mismatch: got shape {raw.shape} dtype {raw.dtype}, expected (7,) float32")
+        if raw.shape != (self.action_dim,) or raw.dtype != np.float32:
+            raise AssertionError(f"Action dimension mismatch: got shape {raw.shape} dtype {raw.dtype}, expected ({self.action_dim},) float32")
         if not np.all(np.isfinite(raw)):
             raise AssertionError(f"non-finite action {raw}")
         self.steps += 1
@@ -242,6 +248,8 @@ async def libero(args):
     # Orchestrator._run_benchmark_inner: the server's observation_params fill the benchmark's
     # constructor parameters that the config leaves unset and the constructor accepts.
     cls = LiberoShapedWithState if args.state_param else LiberoShaped
+    cls.camera, cls.width, cls.height = args.camera, args.width, args.height
+    cls.state_dim, cls.action_dim = args.state_dim, args.action_dim
     params = {"n_tasks": args.tasks, "max_steps": args.steps, "seed": args.seed}
     sig = inspect.signature(cls.__init__)
     auto = {k: v for k, v in (conn.server_info.get("observation_params") or {}).items() if k not in params and k in sig.parameters}
@@ -399,6 +407,11 @@ def main():
     p.add_argument("--num-shards", type=int, default=0)
     p.add_argument("--timeout", type=float, default=60.0)
     p.add_argument("--state-param", action="store_true", help="the benchmark takes LIBERO's send_state parameter")
+    p.add_argument("--camera", default="agentview", help="the benchmark's camera (default LIBERO's)")
+    p.add_argument("--width", type=int, default=256)
+    p.add_argument("--height", type=int, default=256)
+    p.add_argument("--state-dim", type=int, default=0, help="send a state of this many values (0: LIBERO's rules)")
+    p.add_argument("--action-dim", type=int, default=7)
     p.add_argument("--out", required=True)
     p = sub.add_parser("batch")
     p.add_argument("url")
