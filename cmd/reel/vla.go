@@ -206,8 +206,8 @@ func evalRemote(res *evalResult, task *tasks.VLA, dir string, ro remoteEval) err
 	}
 	info := probe.Info()
 	_ = probe.Close()
-	if info.ActionDim != 0 && info.ActionDim != sim.ActionDim {
-		return fmt.Errorf("eval --remote: the server at %s returns %d-D actions; the simulator takes %d (serve it without --action-dim)", ro.url, info.ActionDim, sim.ActionDim)
+	if want := sim.Features(task.Sim()).ActionDim; info.ActionDim != 0 && info.ActionDim != want {
+		return fmt.Errorf("eval --remote: the server at %s returns %d-D actions; the simulator takes %d (serve it without --action-dim)", ro.url, info.ActionDim, want)
 	}
 	ec := task.EvalConfig()
 	ec.Horizon, ec.Execute, ec.Videos = 1, 1, 0 // the server buffers chunks and does execute-k
