@@ -101,11 +101,26 @@ type VLAPolicy struct {
 	// PointWeight weighs the pointing loss (squared distance of the point to the nearer focus
 	// point) in batches that carry focus points.
 	PointWeight float64
+	// Pi0, when set, replaces the backbone and head by π0's PaliGemma + action expert (pi0.go);
+	// Net then only carries the robot's dimensions.
+	Pi0 *Pi0Config
+}
+
+// Noise draws the policy's random inputs for b examples (see ActionHead.Noise).
+func (p VLAPolicy) Noise(rng *rand.Rand, b int, train bool) []HeadInput {
+	if p.Pi0 != nil {
+		return p.Pi0.Noise(rng, b, train)
+	}
+	return p.Head.Noise(rng, b, train)
 }
 
 // Validate checks the network sizes and that the normalisation fits them.
 func (p VLAPolicy) Validate() error {
-	if err := p.Net.Validate(); err != nil {
+	if p.Pi0 != nil {
+		if err := p.Pi0.Validate(); err != nil {
+			return err
+		}
+	} else if err := p.Net.Validate(); err != nil {
 		return err
 	}
 	n := p.Norm
@@ -114,7 +129,7 @@ func (p VLAPolicy) Validate() error {
 		return fmt.Errorf("policy: state normalisation has %d/%d values for %d state dimensions", len(n.StateOffset), len(n.StateScale), p.Net.StateDim)
 	case len(n.ActionOffset) != p.Net.ActionDim || len(n.ActionScale) != p.Net.ActionDim:
 		return fmt.Errorf("policy: action normalisation has %d/%d values for %d action dimensions", len(n.ActionOffset), len(n.ActionScale), p.Net.ActionDim)
-	case p.Head == nil:
+	case p.Head == nil && p.Pi0 == nil:
 		return fmt.Errorf("policy: no action head")
 	}
 	return nil
@@ -135,6 +150,9 @@ func (p VLAPolicy) context(net *model.Scope, n normalizer, b PolicyBatch) (c Act
 // batch has focus points.
 func (p VLAPolicy) Loss(scope *model.Scope, b PolicyBatch) *Node {
 	n := p.Norm.build(scope, b.Images.Graph())
+	if p.Pi0 != nil {
+		return p.Pi0.loss(scope, n, b)
+	}
 	net := scope.In("policy")
 	c, point := p.context(net, n, b)
 	loss := p.Head.Loss(net, c, n.action(b.Actions), b.Noise)
@@ -149,6 +167,9 @@ func (p VLAPolicy) Loss(scope *model.Scope, b PolicyBatch) *Node {
 // Sample returns action chunks [B, H, A] in raw units.
 func (p VLAPolicy) Sample(scope *model.Scope, b PolicyBatch) *Node {
 	n := p.Norm.build(scope, b.Images.Graph())
+	if p.Pi0 != nil {
+		return n.actionRaw(p.pi0Sample(scope, n, b))
+	}
 	net := scope.In("policy")
 	c, _ := p.context(net, n, b)
 	return n.actionRaw(p.Head.Sample(net, c, b.Noise))
@@ -158,10 +179,25 @@ func (p VLAPolicy) Sample(scope *model.Scope, b PolicyBatch) *Node {
 // per-example mean squared error over the chunk and over its first action, [B] each.
 func (p VLAPolicy) ActionErrors(scope *model.Scope, b PolicyBatch) (chunk, first *Node) {
 	n := p.Norm.build(scope, b.Images.Graph())
-	net := scope.In("policy")
-	c, _ := p.context(net, n, b)
-	d := Square(Sub(p.Head.Sample(net, c, b.Noise), n.action(b.Actions))) // [B, H, A]
+	var sample *Node
+	if p.Pi0 != nil {
+		sample = p.pi0Sample(scope, n, b)
+	} else {
+		net := scope.In("policy")
+		c, _ := p.context(net, n, b)
+		sample = p.Head.Sample(net, c, b.Noise)
+	}
+	d := Square(Sub(sample, n.action(b.Actions))) // [B, H, A]
 	return ReduceMean(d, 1, 2), ReduceMean(Slice(d, AxisRange(), AxisRange(0, 1)), 1, 2)
+}
+
+// pi0Sample is π0's normalised chunk, the prefix cached over the Euler steps.
+func (p VLAPolicy) pi0Sample(scope *model.Scope, n normalizer, b PolicyBatch) *Node {
+	var st *Node
+	if b.State != nil {
+		st = n.state(b.State)
+	}
+	return Pi0Sample(scope, *p.Pi0, b.Images, b.Tokens, st, b.Noise["noise"], true)
 }
 
 // BatchLayout names the positional inputs of a policy graph, in order: "images", "tokens",

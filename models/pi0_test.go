@@ -1,0 +1,169 @@
+package models
+
+import (
+	"math"
+	"math/rand/v2"
+	"testing"
+
+	"github.com/gomlx/compute/dtypes"
+	. "github.com/gomlx/gomlx/core/graph"
+	"github.com/gomlx/gomlx/core/tensors"
+	"github.com/gomlx/gomlx/ml/model"
+	"github.com/stretchr/testify/require"
+)
+
+// tinyPi0 is a PaliGemma 1 shaped like hf/testdata/paligemma (SigLIP 8×8 images of 4×4 patches,
+// a 2-layer Gemma with 2 query heads and 1 kv head) with a narrower expert.
+func tinyPi0() Pi0Config {
+	text := DecoderConfig{Arch: "gemma", VocabSize: 24, Hidden: 16, Intermediate: 32, Layers: 2, Heads: 2, KVHeads: 1,
+		HeadDim: 8, Eps: 1e-6, Act: "gelu_pytorch_tanh", Rope: Rope{Theta: 10000, Dim: 8, Type: "default"},
+		TieEmbeddings: true, OffsetNorm: true, ScaleInputs: true}
+	vis := VisionConfig{Arch: "siglip", EncoderConfig: EncoderConfig{Hidden: 12, Intermediate: 24, Layers: 1, Heads: 2,
+		Eps: 1e-6, Act: "gelu_pytorch_tanh"}, ImageSize: 8, PatchSize: 4, Channels: 3}
+	return Pi0Config{PaliGemma: PaliGemmaConfig{Vision: vis, Text: text, ImageToken: 23}, Expert: Pi0Expert(text, 12, 20),
+		Cameras: 2, StateDim: 3, ActionDim: 5, Horizon: 4, EulerSteps: 3}
+}
+
+func f32Tensor(rng *rand.Rand, dims ...int) *tensors.Tensor {
+	n := 1
+	for _, d := range dims {
+		n *= d
+	}
+	return tensors.FromFlatDataAndDimensions(randFlat32(rng, n), dims...)
+}
+
+// The block-causal mask is openpi's make_attn_mask in closed form: with prefix tokens p0 p1 and a
+// padded p2, the state token s and actions a0 a1, a prefix query sees p0 p1 only; s sees the
+// prefix and itself; the actions see everything real.
+func TestPi0BlockCausalMask(t *testing.T) {
+	backend := goBackend(t)
+	require.Equal(t, []int{0, 0, 0, 1, 2, 2}, Pi0Blocks(3, 2))
+	valid := tensors.FromFlatDataAndDimensions([]bool{true, true, false, true, true, true}, 1, 6)
+	blocks := Pi0Blocks(3, 2)
+	out := model.MustCallOnce(backend, model.NewStore(), func(_ *model.Scope, v *Node) *Node {
+		return ConvertDType(Pi0Mask(v, blocks, blocks), dtypes.Int32)
+	}, valid)
+	want := [][]int32{
+		{1, 1, 0, 0, 0, 0}, // p0
+		{1, 1, 0, 0, 0, 0}, // p1
+		{1, 1, 0, 0, 0, 0}, // p2 (padding)
+		{1, 1, 0, 1, 0, 0}, // s
+		{1, 1, 0, 1, 1, 1}, // a0
+		{1, 1, 0, 1, 1, 1}, // a1
+	}
+	got := tensors.MustCopyFlatData[int32](out)
+	for i := range want {
+		require.Equal(t, want[i], got[i*6:(i+1)*6], "query %d", i)
+	}
+}
+
+// With an empty suffix the joint transformer is PaliGemma: the prefix's hidden states equal those
+// of the plain PaliGemma decoder (image placeholders replaced by the image features, the whole
+// input a bidirectional prefix, transformers' 1-based positions; RoPE makes the offset irrelevant).
+func TestPi0EmptySuffixIsPaliGemma(t *testing.T) {
+	backend := goBackend(t)
+	cfg := tinyPi0()
+	rng := rand.New(rand.NewPCG(1, 2))
+	b, l := 2, 3
+	img := f32Tensor(rng, b, 2, 8, 8, 3)
+	tok := tensors.FromFlatDataAndDimensions([]int32{5, 6, 7, 1, 9, 4}, b, l)
+	store := model.NewStore()
+	require.NoError(t, store.SetRNGStateFromSeed(3))
+	e, err := model.NewExecCanonical(backend, store, func(scope *model.Scope, g *Graph, in []*Node) []*Node {
+		h, _, _, _ := Pi0PrefixHidden(scope, cfg, in[0], in[1])
+		// The reference: models.PaliGemma's decoder over [placeholders of both cameras ‖ tokens],
+		// each camera its own image (so the features go in camera order).
+		pg := cfg.PaliGemma
+		n := pg.Vision.NumPatches()
+		ids := Concatenate([]*Node{BroadcastToDims(Scalar(g, dtypes.Int32, pg.ImageToken), b, 2*n), in[1]}, 1)
+		px := TransposeAllAxes(AddScalar(MulScalar(Reshape(in[0], b*2, 8, 8, 3), 2), -1), 0, 3, 1, 2)
+		x := PaliGemmaEmbeds(WithInit(scope), pg, ids, px)
+		ref := Decoder(WithInit(scope).At("model").At("language_model"), pg.Text, x, Positions(g, b, 2*n+l, 1), PaliGemmaPrefix(ids, nil), nil)
+		return []*Node{h, ref}
+	}, -1, -1, false, true, true)
+	require.NoError(t, err)
+	defer e.Finalize()
+	out, err := e.Exec(img, tok)
+	require.NoError(t, err)
+	got, want := tensors.MustCopyFlatData[float32](out[0]), tensors.MustCopyFlatData[float32](out[1])
+	require.Equal(t, []int{b, 2*4 + l, 16}, out[0].Shape().Dimensions)
+	for i := range want {
+		require.InDelta(t, want[i], got[i], 1e-4, "element %d", i)
+	}
+}
+
+// Sampling with the prefix's keys and values cached gives the same chunk as recomputing the whole
+// sequence at every Euler step (padding in the instruction included).
+func TestPi0CachedSamplingEqualsRecomputation(t *testing.T) {
+	backend := goBackend(t)
+	cfg := tinyPi0()
+	rng := rand.New(rand.NewPCG(3, 4))
+	b := 2
+	img := f32Tensor(rng, b, 2, 8, 8, 3)
+	tok := tensors.FromFlatDataAndDimensions([]int32{5, 6, 0, 9, 0, 0}, b, 3)
+	st := f32Tensor(rng, b, 3)
+	noise := f32Tensor(rng, b, cfg.Horizon, Pi0PadDim)
+	store := model.NewStore()
+	require.NoError(t, store.SetRNGStateFromSeed(5))
+	e, err := model.NewExecCanonical(backend, store, func(scope *model.Scope, g *Graph, in []*Node) []*Node {
+		return []*Node{Pi0Sample(scope, cfg, in[0], in[1], in[2], in[3], true), Pi0Sample(scope, cfg, in[0], in[1], in[2], in[3], false)}
+	}, -1, -1, false, true, true)
+	require.NoError(t, err)
+	defer e.Finalize()
+	out, err := e.Exec(img, tok, st, noise)
+	require.NoError(t, err)
+	require.Equal(t, []int{b, cfg.Horizon, cfg.ActionDim}, out[0].Shape().Dimensions)
+	cached, full := tensors.MustCopyFlatData[float32](out[0]), tensors.MustCopyFlatData[float32](out[1])
+	var moved float64
+	for i := range full {
+		require.InDelta(t, full[i], cached[i], 1e-5, "element %d", i)
+		moved += math.Abs(float64(full[i]))
+	}
+	require.Greater(t, moved, 0.0)
+}
+
+// The flow loss's gradient reaches the expert (its layers and the action projections) and the
+// PaliGemma backbone (vision tower and decoder) through the joint attention.
+func TestPi0GradientReachesExpertAndBackbone(t *testing.T) {
+	backend := goBackend(t)
+	cfg := tinyPi0()
+	rng := rand.New(rand.NewPCG(5, 6))
+	b := 2
+	img := f32Tensor(rng, b, 2, 8, 8, 3)
+	tok := tensors.FromFlatDataAndDimensions([]int32{5, 6, 0, 9, 0, 0}, b, 3)
+	st := f32Tensor(rng, b, 3)
+	act := f32Tensor(rng, b, cfg.Horizon, cfg.ActionDim)
+	p := VLAPolicy{Net: VLAConfig{StateDim: 3, ActionDim: 5, Horizon: cfg.Horizon}, Pi0: &cfg,
+		Norm: Normalization{StateOffset: make([]float32, 3), StateScale: []float32{1, 1, 1},
+			ActionOffset: make([]float32, 5), ActionScale: []float32{1, 1, 1, 1, 1}}}
+	require.NoError(t, p.Validate())
+	noise := p.Noise(rng, b, true)
+	require.Equal(t, []int{b, cfg.Horizon, Pi0PadDim}, noise[0].Value.Shape().Dimensions)
+	require.Equal(t, []int{b}, noise[1].Value.Shape().Dimensions)
+	layout := Layout(true, true, false, noise)
+	names := []string{"/gemma_expert/model/layers/1/self_attn/q_proj/weights", "/action_in_proj/weights", "/state_proj/weights",
+		"/action_time_mlp_in/weights", "/model/language_model/layers/0/mlp/up_proj/weights",
+		"/model/vision_tower/vision_model/encoder/layers/0/mlp/fc1/weights", "/model/language_model/embed_tokens/weight"}
+	store := model.NewStore()
+	require.NoError(t, store.SetRNGStateFromSeed(7))
+	e, err := model.NewExecCanonical(backend, store, func(scope *model.Scope, g *Graph, in []*Node) []*Node {
+		loss := p.Loss(scope, layout.Bind(in))
+		var vars []*Node
+		for _, n := range names {
+			vars = append(vars, store.GetVariable(n).NodeValue(g))
+		}
+		out := []*Node{loss}
+		for _, gr := range Gradient(loss, vars...) {
+			out = append(out, ReduceAllSum(Abs(gr)))
+		}
+		return out
+	}, -1, -1, false, true, true)
+	require.NoError(t, err)
+	defer e.Finalize()
+	out, err := e.Exec(img, tok, st, act, noise[0].Value, noise[1].Value)
+	require.NoError(t, err)
+	require.Greater(t, tensors.MustCopyFlatData[float32](out[0])[0], float32(0))
+	for i, n := range names {
+		require.Greater(t, tensors.MustCopyFlatData[float32](out[i+1])[0], float32(0), n)
+	}
+}
