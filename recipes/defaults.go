@@ -97,6 +97,7 @@ func Defaults() Recipe {
 			TimeSamples:   4,
 			ExpertDim:     64,
 			ExpertHeads:   4,
+			ExpertMLP:     4096,
 			PointWeight:   10,
 			MeanDepth:     8,
 			BPTT:          8,

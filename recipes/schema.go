@@ -34,10 +34,11 @@ type PolicyConfig struct {
 	Flow        string  `yaml:"flow" for:"arch=policy" enum:"molmobot|pi0" doc:"flow-matching time convention: molmobot = t=0 noise, x_t=(1-t)e+t*a, target a-e, t=0.999*Beta(1,1.5); pi0 = t=1 noise, target e-a, t=0.999*Beta(1.5,1)+0.001"`
 	Horizon     int     `yaml:"horizon" range:"1,256" doc:"actions per predicted chunk"`
 	Execute     int     `yaml:"execute" range:"1,256" doc:"actions of each chunk executed before the policy is queried again; at most horizon"`
-	EulerSteps  int     `yaml:"euler_steps" for:"arch=policy" range:"1,1000" doc:"flow: Euler integration steps at inference"`
+	EulerSteps  int     `yaml:"euler_steps" for:"arch=policy|pi0" range:"1,1000" doc:"flow: Euler integration steps at inference"`
 	TimeSamples int     `yaml:"time_samples" for:"arch=policy" range:"1,64" doc:"flow: flow times sampled per example and backbone pass in training"`
-	ExpertDim   int     `yaml:"expert_dim" range:"8,4096" doc:"action expert width"`
-	ExpertHeads int     `yaml:"expert_heads" range:"1,64" doc:"action expert heads; must divide expert_dim"`
+	ExpertDim   int     `yaml:"expert_dim" range:"8,4096" doc:"action expert width (pi0: the Gemma expert's hidden size; openpi's gemma_300m: 1024)"`
+	ExpertHeads int     `yaml:"expert_heads" for:"arch=policy|rdvla" range:"1,64" doc:"action expert heads; must divide expert_dim"`
+	ExpertMLP   int     `yaml:"expert_mlp" for:"arch=pi0" range:"8,65536" doc:"pi0: the Gemma action expert's MLP width (openpi's gemma_300m: 4096); its depth, heads and head_dim are the PaliGemma decoder's (joint attention)"`
 	PointWeight float64 `yaml:"point_weight" range:"0,100" doc:"weight of the pointing loss: the backbone points (spatial soft-argmax) at the simulator's focus point (the object or bowl the task is about); synthetic data only"`
 	// Recurrent-depth head (model.arch rdvla).
 	MeanDepth     float64 `yaml:"mean_depth" for:"arch=rdvla" range:"1,64" doc:"rdvla: mean training depth r̄: r = Poisson(exp(τ)) + 1, τ ~ N(ln r̄ − 0.125, 0.5), clamped to [1, 64]"`
@@ -56,7 +57,7 @@ type PruningConfig struct {
 
 // ModelConfig describes the architecture.
 type ModelConfig struct {
-	Arch         string  `yaml:"arch" required:"true" enum:"vlm|trajvit2|vivit|videovlm|policy|rdvla" doc:"architecture: policy = ViT + instruction backbone with an action expert (task vla); rdvla = the same backbone with a recurrent-depth action head (task vla); vlm = ViT -> projector -> causal text decoder; videovlm = per-frame ViT -> token pruning -> projector -> causal text decoder; trajvit2 = TrajTok trajectory tokens -> video ViT + text encoder; vivit = tubelet tokens -> video ViT + text encoder"`
+	Arch         string  `yaml:"arch" required:"true" enum:"vlm|trajvit2|vivit|videovlm|policy|rdvla|pi0" doc:"architecture: policy = ViT + instruction backbone with an action expert (task vla); rdvla = the same backbone with a recurrent-depth action head (task vla); pi0 = openpi's pi0: a PaliGemma (model.pretrained) prefix and a Gemma action expert over state and action tokens, joint attention per layer (task vla); vlm = ViT -> projector -> causal text decoder; videovlm = per-frame ViT -> token pruning -> projector -> causal text decoder; trajvit2 = TrajTok trajectory tokens -> video ViT + text encoder; vivit = tubelet tokens -> video ViT + text encoder"`
 	ImageSize    int     `yaml:"image_size" range:"8,1024" doc:"square input image side, pixels"`
 	PatchSize    int     `yaml:"patch_size" range:"2,64" doc:"ViT patch side, pixels; must divide image_size"`
 	VisionDim    int     `yaml:"vision_dim" range:"8,4096" doc:"ViT embedding width"`
@@ -71,8 +72,8 @@ type ModelConfig struct {
 	MaxTextLen   int     `yaml:"max_text_len" range:"4,4096" doc:"text tokens per example (question + answer, or caption), padded"`
 	Tokenizer    string  `yaml:"tokenizer" for:"task=vla|videoclip" doc:"vla, videoclip: encode instructions or captions with this tokenizer (tokenizer.json, SentencePiece .model, vocab.json + merges.txt, or a model directory) instead of reel's word vocabulary; its files are copied into every checkpoint"`
 	// Pretrained Hugging Face VLMs (task vqa, arch vlm): the vision_*/text_* sizes are then the checkpoint's.
-	Pretrained string `yaml:"pretrained" doc:"vqa: fine-tune a pretrained Hugging Face VLM (PaliGemma or LLaVA) from this local directory (config.json + safetensors + tokenizer), or 'random' for the architecture of model.hf_config with random weights; image placeholders precede the question"`
-	HFConfig   string `yaml:"hf_config" doc:"vqa, pretrained: random: the model's config.json as inline JSON (reel's word vocabulary is the text vocabulary: vocab_size must exceed it and image_token_index lie beyond it)"`
+	Pretrained string `yaml:"pretrained" doc:"vqa: fine-tune a pretrained Hugging Face VLM (PaliGemma or LLaVA) from this local directory (config.json + safetensors + tokenizer), or 'random' for the architecture of model.hf_config with random weights; image placeholders precede the question. pi0: the PaliGemma directory (its tensors named reel.* load into the action expert, so an exported pi0 loads again; without them the expert starts random; its tokenizer encodes instructions unless model.tokenizer is set), or 'random'"`
+	HFConfig   string `yaml:"hf_config" doc:"vqa, pi0, pretrained: random: the model's config.json as inline JSON (reel's word vocabulary is the text vocabulary: vocab_size must exceed it and image_token_index lie beyond it)"`
 	// Video models (trajvit2, vivit). vision_* size the video encoder, text_* the text encoder.
 	Frames          int  `yaml:"frames" for:"arch=vivit|trajvit2|videovlm" range:"1,1024" doc:"video frames per clip"`
 	Tubelet         int  `yaml:"tubelet" for:"arch=vivit" range:"1,64" doc:"vivit: frames per tubelet (spatial extent is patch_size); must divide frames"`

@@ -154,7 +154,7 @@ func checkCross(r *Recipe, add func(p, msg string)) {
 		add("train.grad_accum", fmt.Sprintf("%d does not divide train.batch_size (%d)", t.GradAccum, t.BatchSize))
 	}
 	video := r.Task == "videoclip"
-	archs := map[string]string{"vqa": "vlm", "videoclip": "trajvit2|vivit", "videoqa": "videovlm", "vla": "policy|rdvla"}
+	archs := map[string]string{"vqa": "vlm", "videoclip": "trajvit2|vivit", "videoqa": "videovlm", "vla": "policy|rdvla|pi0"}
 	setsOf := map[string]string{"vqa": "counting|general|counting_ood", "videoclip": "retrieval", "videoqa": "videoqa", "vla": "actions"}
 	if !strings.Contains("|"+archs[r.Task]+"|", "|"+m.Arch+"|") {
 		add("model.arch", fmt.Sprintf("%s does not fit task %s (want %s)", m.Arch, r.Task, strings.ReplaceAll(archs[r.Task], "|", " or ")))
@@ -183,7 +183,7 @@ func checkCross(r *Recipe, add func(p, msg string)) {
 		if pc.Execute > pc.Horizon {
 			add("policy.execute", fmt.Sprintf("%d is more than policy.horizon (%d)", pc.Execute, pc.Horizon))
 		}
-		if pc.ExpertDim%pc.ExpertHeads != 0 {
+		if m.Arch != "pi0" && pc.ExpertDim%pc.ExpertHeads != 0 {
 			add("policy.expert_heads", fmt.Sprintf("%d does not divide policy.expert_dim (%d)", pc.ExpertHeads, pc.ExpertDim))
 		}
 		if d.Source == "lerobot" && d.Dir == "" {

@@ -37,6 +37,7 @@ type VLA struct {
 	simCfg sim.Config
 	src    vlaSource // nil for a task rebuilt from a checkpoint's spec (inference only)
 	evals  *evalCache
+	pi0    *models.PaliGemmaConfig // model.arch pi0: the PaliGemma (pi0.go)
 }
 
 // vlaSource is where a VLA task's demonstrations come from.
@@ -153,7 +154,14 @@ func newVLAFromSpec(r *recipes.Recipe, spec policy.Spec) (*VLA, error) {
 func newVLABase(r *recipes.Recipe) (*VLA, error) {
 	t := &VLA{r: r, micro: r.Train.BatchSize / r.Train.GradAccum, evals: &evalCache{}}
 	var err error
-	if t.text, err = newTextCodec(r.Model.Tokenizer, data.NewVocab(sim.Words())); err != nil {
+	tokenizer, reserved := r.Model.Tokenizer, 1
+	if r.Model.Arch == "pi0" {
+		if t.pi0, err = pi0PaliGemma(r); err != nil {
+			return nil, err
+		}
+		tokenizer, reserved = pi0Tokenizer(r), 0 // Gemma's id 0 is <pad>
+	}
+	if t.text, err = newTextCodecReserving(tokenizer, data.NewVocab(sim.Words()), reserved); err != nil {
 		return nil, err
 	}
 	if t.simCfg, err = SimConfig(r); err != nil {
@@ -189,6 +197,14 @@ func (t *VLA) finish(spec policy.Spec, norm models.Normalization) error {
 		Cameras: len(spec.Cameras), Dim: m.TextDim, Layers: m.TextLayers, Heads: m.TextHeads, MLPRatio: m.MLPRatio,
 		MaxTextLen: m.MaxTextLen, VocabSize: t.text.size(), StateDim: spec.StateDim, ActionDim: spec.ActionDim,
 		Horizon: p.Horizon, ExpertDim: p.ExpertDim, ExpertHeads: p.ExpertHeads,
+	}
+	if t.pi0 != nil {
+		pc, err := t.pi0Config(spec)
+		if err != nil {
+			return err
+		}
+		t.net = models.VLAPolicy{Net: net, Pi0: pc, Norm: norm}
+		return t.net.Validate()
 	}
 	head, err := t.actionHead(net)
 	if err != nil {
@@ -340,7 +356,7 @@ func (t *VLA) batch(ex []vlaExample, rng *rand.Rand, withActions, train bool) ([
 		}
 		in = append(in, tensors.FromFlatDataAndDimensions(focus, b, 4))
 	}
-	for _, n := range t.net.Head.Noise(rng, b, train) {
+	for _, n := range t.net.Noise(rng, b, train) {
 		in = append(in, n.Value)
 	}
 	return in, nil
@@ -351,7 +367,7 @@ func (t *VLA) withFocus() bool { return t.net.PointWeight > 0 }
 
 // layout names the inputs of batch(…, withActions, train).
 func (t *VLA) layout(withActions, train bool) models.BatchLayout {
-	return models.Layout(t.spec.StateDim > 0, withActions, train && t.withFocus(), t.net.Head.Noise(rand.New(rand.NewPCG(0, 0)), 1, train))
+	return models.Layout(t.spec.StateDim > 0, withActions, train && t.withFocus(), t.net.Noise(rand.New(rand.NewPCG(0, 0)), 1, train))
 }
 
 // ObservationTensors encodes observations as a policy graph's first inputs: images

@@ -61,7 +61,7 @@ func OpenPolicy(backend compute.Backend, dir string, sets []string, seed uint64)
 	if err != nil {
 		return nil, fmt.Errorf("%s: reading the policy spec: %v (checkpoints written before reel kept specs cannot be served; retrain)", dir, err)
 	}
-	if _, err := tokenizerFiles(dir); err == nil && r.Model.Tokenizer != "" {
+	if _, err := tokenizerFiles(dir); err == nil && (r.Model.Tokenizer != "" || r.Model.Arch == "pi0") {
 		r.Model.Tokenizer = dir // the tokenizer travels in the checkpoint
 	}
 	t, err := newVLAFromSpec(r, spec)
@@ -244,7 +244,7 @@ func (p *Policy) Act(obs []policy.Observation) (chunks [][][]float32, err error)
 			p.iters = append(p.iters, iterNote{obs[i].Instruction, iters[i]})
 		}
 	} else {
-		noise := t.net.Head.Noise(p.rng, len(batch), false)
+		noise := t.net.Noise(p.rng, len(batch), false)
 		for _, x := range noise {
 			in = append(in, x.Value)
 		}

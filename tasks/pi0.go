@@ -1,0 +1,146 @@
+package tasks
+
+import (
+	"encoding/json"
+	"fmt"
+	"strings"
+
+	"github.com/gomlx/compute"
+	"github.com/gomlx/gomlx/ml/model"
+
+	"github.com/reelml/reel/hf"
+	"github.com/reelml/reel/models"
+	"github.com/reelml/reel/policy"
+	"github.com/reelml/reel/recipes"
+)
+
+// π0 (model.arch pi0, models.Pi0Config): the VLA task with openpi's network. The PaliGemma comes
+// from model.pretrained (a directory, or 'random' with model.hf_config inline); the expert is
+// sized by policy.expert_dim and policy.expert_mlp; the robot's state and actions stay unpadded
+// in the spec (policy.json) and are padded to models.Pi0PadDim inside the graph.
+
+// pi0PaliGemma reads the PaliGemma configuration of a pi0 recipe and checks it against the
+// recipe's image size.
+func pi0PaliGemma(r *recipes.Recipe) (*models.PaliGemmaConfig, error) {
+	m := r.Model
+	var c *hf.Config
+	var err error
+	switch {
+	case m.Pretrained == "":
+		return nil, fmt.Errorf("model.pretrained: required for model.arch pi0 (a PaliGemma directory, or 'random' with model.hf_config)")
+	case m.Pretrained == "random":
+		if m.HFConfig == "" {
+			return nil, fmt.Errorf("model.hf_config: required with model.pretrained: random (the PaliGemma config.json, as JSON)")
+		}
+		var raw map[string]any
+		if err := json.Unmarshal([]byte(m.HFConfig), &raw); err != nil {
+			return nil, fmt.Errorf("model.hf_config: invalid JSON: %v", err)
+		}
+		if c, err = hf.ParseConfig(raw); err != nil {
+			return nil, fmt.Errorf("model.hf_config: %v", err)
+		}
+	default:
+		if m.HFConfig != "" {
+			return nil, fmt.Errorf("model.hf_config: only with model.pretrained: random (a directory brings its config.json)")
+		}
+		if c, err = hf.ReadConfig(m.Pretrained); err != nil {
+			return nil, fmt.Errorf("model.pretrained: %v", err)
+		}
+	}
+	if c.PaliGemma == nil {
+		return nil, fmt.Errorf("model.pretrained: pi0 needs a PaliGemma (PaliGemmaForConditionalGeneration), got %s", c.Arch)
+	}
+	if v := c.PaliGemma.Vision; v.ImageSize != m.ImageSize || v.Channels != 3 {
+		return nil, fmt.Errorf("model.image_size: %d must equal the vision tower's image_size %d (RGB)", m.ImageSize, v.ImageSize)
+	}
+	return c.PaliGemma, nil
+}
+
+// pi0Tokenizer is the tokenizer a pi0 recipe encodes instructions with: model.tokenizer, else
+// the pretrained directory's tokenizer when it has one ("" : reel's word vocabulary).
+func pi0Tokenizer(r *recipes.Recipe) string {
+	m := r.Model
+	if m.Tokenizer != "" || m.Pretrained == "" || m.Pretrained == "random" {
+		return m.Tokenizer
+	}
+	if _, err := tokenizerFiles(m.Pretrained); err == nil {
+		return m.Pretrained
+	}
+	return ""
+}
+
+// pi0Config sizes π0 for spec.
+func (t *VLA) pi0Config(spec policy.Spec) (*models.Pi0Config, error) {
+	pg := *t.pi0
+	p := t.r.Policy
+	if n := t.text.size(); n > pg.Text.VocabSize {
+		return nil, fmt.Errorf("model.pretrained: the instruction vocabulary has %d ids, more than the decoder's vocab_size %d", n, pg.Text.VocabSize)
+	}
+	c := &models.Pi0Config{PaliGemma: pg, Expert: models.Pi0Expert(pg.Text, p.ExpertDim, p.ExpertMLP), Cameras: len(spec.Cameras),
+		StateDim: spec.StateDim, ActionDim: spec.ActionDim, Horizon: p.Horizon, EulerSteps: p.EulerSteps}
+	if spec.StateDim > models.Pi0PadDim || spec.ActionDim > models.Pi0PadDim {
+		return nil, fmt.Errorf("data: the robot has %d state and %d action dimensions; pi0 pads them to %d, so at most %d each",
+			spec.StateDim, spec.ActionDim, models.Pi0PadDim, models.Pi0PadDim)
+	}
+	return c, c.Validate()
+}
+
+// InitVariables implements train.Initializer: for pi0 with model.pretrained a directory, the
+// PaliGemma's weights, and the tensors named "reel.<scope path with dots>" (an exported pi0's
+// action expert and projections) into the matching variables; the data's normalisation
+// statistics (reel.norm.*) are kept.
+func (t *VLA) InitVariables(backend compute.Backend, store *model.Store) (int, string, error) {
+	dir := t.r.Model.Pretrained
+	if t.pi0 == nil || dir == "" || dir == "random" {
+		return 0, "", nil
+	}
+	w, err := hf.ReadWeights(dir)
+	if err != nil {
+		return 0, "", fmt.Errorf("model.pretrained: %v", err)
+	}
+	own, err := hf.TakeReelTensors(w)
+	if err != nil {
+		return 0, "", fmt.Errorf("model.pretrained: %v", err)
+	}
+	cfg, err := hf.ReadConfig(dir)
+	if err != nil {
+		return 0, "", fmt.Errorf("model.pretrained: %v", err)
+	}
+	m, err := hf.FromWeights(backend, cfg, w)
+	if err != nil {
+		return 0, "", fmt.Errorf("model.pretrained: %v", err)
+	}
+	n := 0
+	for _, p := range m.Params {
+		dst := store.GetVariable(p.Var)
+		if dst == nil { // lm_head and the like: pi0 does not read them
+			continue
+		}
+		val, err := m.Store.GetVariable(p.Var).Value()
+		if err != nil {
+			return 0, "", fmt.Errorf("model.pretrained: %s: %v", p.Source, err)
+		}
+		if err := dst.SetValue(val); err != nil {
+			return 0, "", fmt.Errorf("model.pretrained: %s: %v", p.Source, err)
+		}
+		n++
+	}
+	for path, val := range own {
+		if strings.HasPrefix(path, "/norm/") {
+			continue
+		}
+		dst := store.GetVariable(path)
+		if dst == nil {
+			return 0, "", fmt.Errorf("model.pretrained: %s: tensor reel.%s has no variable %s in this pi0 (does the recipe describe the exported model?)",
+				dir, strings.ReplaceAll(strings.TrimPrefix(path, "/"), "/", "."), path)
+		}
+		if !val.Shape().Equal(dst.Shape()) {
+			return 0, "", fmt.Errorf("model.pretrained: %s: reel tensor for %s has shape %s, the model's %s", dir, path, val.Shape(), dst.Shape())
+		}
+		if err := dst.SetValue(val); err != nil {
+			return 0, "", fmt.Errorf("model.pretrained: %s: %v", path, err)
+		}
+		n++
+	}
+	return n, dir, nil
+}
