@@ -19,7 +19,8 @@ package models
 //
 // Flow matching in pi0's convention (losses.FlowPi0: t = 1 noise, x_t = t·ε + (1−t)·a,
 // u = ε − a); states and actions are zero-padded to Pi0PadDim dimensions inside the model, the
-// loss averaging over all of them as openpi does; sampling runs EulerSteps Euler steps from t = 1,
+// loss averaging over the robot's action dimensions (LeRobot's choice, see loss); sampling runs
+// EulerSteps Euler steps from t = 1,
 // and the prefix is computed once (its keys and values are the cache every step's suffix attends
 // to, openpi's sample_actions).
 //
@@ -325,8 +326,12 @@ func pi0Pad(ref, x *Node, b int) *Node {
 	return x
 }
 
-// pi0Loss is openpi's compute_loss on the normalised, padded chunk: the MSE of v_θ(x_t, t)
-// against u = ε − a over every (padded) dimension.
+// loss is openpi's compute_loss on the normalised, padded chunk: the MSE of v_θ(x_t, t) against
+// u = ε − a, averaged over the robot's action dimensions as LeRobot's port does (PI0Policy.forward
+// in huggingface/lerobot src/lerobot/policies/pi0/modeling_pi0.py truncates the per-dimension
+// losses to the original action dimension); openpi averages over all Pi0PadDim, where for a robot
+// with few dimensions the padding (whose target ε = x_t/t is easy) dominates the loss: pi0-tiny on
+// the simulator's 3-D actions learned the padding and not the task (closed-loop success 0.16).
 func (c Pi0Config) loss(scope *model.Scope, n normalizer, b PolicyBatch) *Node {
 	bs := b.Images.Shape().Dimensions[0]
 	var st *Node
@@ -336,7 +341,8 @@ func (c Pi0Config) loss(scope *model.Scope, n normalizer, b PolicyBatch) *Node {
 	a := pi0Pad(b.Images, n.action(b.Actions), bs)
 	xt, u := losses.FlowPi0.Interpolate(a, b.Noise["noise"], b.Noise["time"])
 	v := Pi0Velocity(scope, c, b.Images, b.Tokens, pi0Pad(b.Images, st, bs), xt, b.Noise["time"])
-	return losses.MSE(v, u)
+	real := func(x *Node) *Node { return Slice(x, AxisRange(), AxisRange(), AxisRange(0, c.ActionDim)) }
+	return losses.MSE(real(v), real(u))
 }
 
 // Pi0Sample integrates the chunk from the noise [B, H, Pi0PadDim] with EulerSteps Euler steps,
