@@ -23,6 +23,9 @@ import (
 // recipe's image size.
 func pi0PaliGemma(r *recipes.Recipe) (*models.PaliGemmaConfig, error) {
 	m := r.Model
+	if r.Train.Remat {
+		return nil, fmt.Errorf("train.remat: not implemented for model.arch pi0 (its joint layers are not checkpointed)")
+	}
 	var c *hf.Config
 	var err error
 	switch {
