@@ -100,8 +100,8 @@ func TestRematSameGradients(t *testing.T) {
 // adapter's variables gone, every other variable untouched; a broken adapter is an error.
 func TestMergeLoRA(t *testing.T) {
 	w := tensors.FromFlatDataAndDimensions([]float32{1, 2, 3, 4, 5, 6}, 3, 2) // [in 3, out 2]
-	a := tensors.FromFlatDataAndDimensions([]float32{1, 0, 2}, 3, 1)         // [in, r 1]
-	b := tensors.FromFlatDataAndDimensions([]float32{1, -1}, 1, 2)           // [r, out]
+	a := tensors.FromFlatDataAndDimensions([]float32{1, 0, 2}, 3, 1)          // [in, r 1]
+	b := tensors.FromFlatDataAndDimensions([]float32{1, -1}, 1, 2)            // [r, out]
 	other := tensors.FromFlatDataAndDimensions([]float32{7}, 1)
 	vars := map[string]*tensors.Tensor{"/x/q_proj/weights": w, "/x/q_proj/lora/a": a, "/x/q_proj/lora/b": b, "/x/norm/scale": other}
 	out, merged, err := MergeLoRA(vars, LoRAConfig{Rank: 1, Alpha: 2}) // scale 2: A·B = [[1,-1],[0,0],[2,-2]]
