@@ -62,6 +62,7 @@ func NewStepTimer(task Task, r *recipes.Recipe, backend compute.Backend, warm in
 	if err := t.warmUp(); err != nil {
 		return nil, err
 	}
+	t.freeze()
 	s := &StepTimer{t: t, task: task, lr: tensors.FromScalar(float32(r.Train.LR))}
 	for v := range t.store.IterVariables() {
 		if v.Trainable {
