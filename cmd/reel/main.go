@@ -66,6 +66,7 @@ func commandTable() []command {
 			"bench data [--episodes N] [--width W] [--height H] [--size S] [flags]",
 			"bench serve [RUN_DIR] [--sessions 32] [--duration 60s] [--max-batch 16,1] [--episode-steps N]",
 			"bench hf [--model llama|siglip|all] [--batch B] [--seq T] [--runs N] [--precision f32|bf16]",
+			"bench finetune [--batch B] [--steps N] [--rounds R] [--lora-rank R] [--freeze GLOB] [--json]",
 		}, cmdBench},
 		{"doctor", []string{"doctor"}, cmdDoctor},
 	}
