@@ -66,7 +66,8 @@ lint:
 # the tokens), sweeping clip length (tokens per video). STTS: training-step time unpruned vs pruned
 # (keep 0.5) at several frame counts, on the tiny model deepened to 12 ViT blocks so that, as in
 # the paper, most of the encoder runs after the pruning point. RD-VLA: step time and peak memory per
-# recurrent depth, truncated vs full BPTT.
+# recurrent depth, truncated vs full BPTT. Fine-tuning: step time and peak memory of a
+# PaliGemma-shaped model in full, LoRA and frozen-tower fine-tunes, with and without train.remat.
 bench: build bench-deps
 	./$(BIN) bench vit --size tiny --tokens 16,64,256,1024
 	./$(BIN) bench video --size tiny --frames 4,8,16,32
@@ -74,6 +75,7 @@ bench: build bench-deps
 	./$(BIN) bench video --arch stts --keep 0.5 --frames 8,16,32
 	./$(BIN) bench stts --frames 16,32,64,128 --steps 3 --set model.vision_layers=12 --set model.text_layers=4
 	./$(BIN) bench rdvla --depths 4,32,64 --steps 2
+	./$(BIN) bench finetune
 
 # The CPU reference of the benchmarks: Debian's python3-torch with OpenBLAS, installed when missing
 # and apt-get can run; otherwise the benchmarks print reel's side and a note.

@@ -62,6 +62,12 @@ func DirName(step int64) string { return fmt.Sprintf("%s%08d", prefix, step) }
 // spec) are written beside the recipe and covered by the checksums. It returns the checkpoint
 // directory.
 func Save(ckptRoot string, store *model.Store, st State, recipeYAML []byte, extra map[string][]byte, keep int) (string, error) {
+	return SaveWithBase(ckptRoot, store, st, recipeYAML, extra, keep, nil)
+}
+
+// SaveWithBase is Save for a fine-tune with a frozen base: with base non-nil the variables it
+// lists are left out and base is written as base.json (an adapter-only checkpoint, see Base).
+func SaveWithBase(ckptRoot string, store *model.Store, st State, recipeYAML []byte, extra map[string][]byte, keep int, base *Base) (string, error) {
 	if err := os.MkdirAll(ckptRoot, 0o755); err != nil {
 		return "", fmt.Errorf("checkpoint: %w", err)
 	}
@@ -71,14 +77,27 @@ func Save(ckptRoot string, store *model.Store, st State, recipeYAML []byte, extr
 		return "", fmt.Errorf("checkpoint: %w", err)
 	}
 	defer os.RemoveAll(tmp) // no-op after a successful rename
-	if err := saveStore(filepath.Join(tmp, modelDir), store); err != nil {
+	var exclude []*model.Variable
+	if base != nil {
+		for _, p := range base.Variables {
+			v := store.GetVariable(p)
+			if v == nil {
+				return "", fmt.Errorf("checkpoint: base variable %s is not in the store", p)
+			}
+			exclude = append(exclude, v)
+		}
+		if err := WriteJSON(filepath.Join(tmp, BaseFile), base); err != nil {
+			return "", fmt.Errorf("checkpoint: %w", err)
+		}
+	}
+	if err := saveStore(filepath.Join(tmp, modelDir), store, exclude); err != nil {
 		return "", err
 	}
 	if err := os.WriteFile(filepath.Join(tmp, recipeFile), recipeYAML, 0o644); err != nil {
 		return "", fmt.Errorf("checkpoint: %w", err)
 	}
 	for name, content := range extra {
-		if name != filepath.Base(name) || name == recipeFile || name == stateFile || name == modelDir {
+		if name != filepath.Base(name) || name == recipeFile || name == stateFile || name == modelDir || name == BaseFile {
 			return "", fmt.Errorf("checkpoint: extra file name %q is not a plain, free file name", name)
 		}
 		if err := os.WriteFile(filepath.Join(tmp, name), content, 0o644); err != nil {
@@ -109,7 +128,7 @@ func Save(ckptRoot string, store *model.Store, st State, recipeYAML []byte, extr
 	return final, prune(ckptRoot, keep)
 }
 
-func saveStore(dir string, store *model.Store) (err error) {
+func saveStore(dir string, store *model.Store, exclude []*model.Variable) (err error) {
 	prev := store.Loader()
 	defer store.SetLoader(prev) // the GoMLX handler attaches itself as loader: detach it again
 	defer func() {
@@ -120,7 +139,7 @@ func saveStore(dir string, store *model.Store) (err error) {
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return fmt.Errorf("checkpoint: %w", err)
 	}
-	h, err := checkpoint.Build(store).Dir(dir).Keep(1).WithCompression(checkpoint.BinUncompressed).Done()
+	h, err := checkpoint.Build(store).Dir(dir).Keep(1).WithCompression(checkpoint.BinUncompressed).ExcludeVars(exclude...).Done()
 	if err != nil {
 		return fmt.Errorf("checkpoint: %s", errline.First(err))
 	}
@@ -156,11 +175,20 @@ func Verify(dir string) (State, error) {
 }
 
 // Load verifies the checkpoint in dir and loads all its variables into store (creating or
-// overwriting them).
+// overwriting them); the base of an adapter-only checkpoint is rebuilt first (see Base).
 func Load(dir string, store *model.Store) (State, error) {
 	st, err := Verify(dir)
 	if err != nil {
 		return st, err
+	}
+	base, err := ReadBase(dir)
+	if err != nil {
+		return st, err
+	}
+	if base != nil {
+		if err := loadBase(dir, base, store); err != nil {
+			return st, err
+		}
 	}
 	return st, loadStore(filepath.Join(dir, modelDir), store)
 }

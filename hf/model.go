@@ -233,11 +233,13 @@ func convert(t *tensors.Tensor, p Param) (*tensors.Tensor, error) {
 }
 
 // ignorable reports checkpoint tensors transformers itself does not load into these models:
-// non-persistent buffers some exporters saved, lm_head when the embeddings are tied, and a
+// non-persistent buffers some exporters saved, the reel.* tensors of a reel export, lm_head when the embeddings are tied, and a
 // vision tower's pooling head, which PaliGemma and LLaVA never run.
 func ignorable(cfg *Config, name string) bool {
 	switch {
 	case strings.HasSuffix(name, ".position_ids"), strings.HasSuffix(name, "rotary_emb.inv_freq"):
+		return true
+	case strings.HasPrefix(name, "reel."): // a reel export's variables without a transformers name (ReelName)
 		return true
 	case name == "lm_head.weight" && cfg.Text() != nil && cfg.Text().TieEmbeddings:
 		return true

@@ -111,7 +111,12 @@ func Decoder(scope *model.Scope, cfg DecoderConfig, x, positions, prefix *Node, 
 			}
 			mask, cos, sin = sliding, cosL, sinL
 		}
-		x = decoderLayer(layers.In("%d", i), cfg, i, x, cos, sin, mask, cache)
+		layer := func(x *Node) *Node { return decoderLayer(layers.In("%d", i), cfg, i, x, cos, sin, mask, cache) }
+		if cache == nil { // training graphs: train.remat recomputes the layer in the backward pass
+			x = Remat(x, layer)
+		} else {
+			x = layer(x)
+		}
 	}
 	return RMSNorm(scope.In("norm"), x, cfg.Eps, cfg.OffsetNorm)
 }

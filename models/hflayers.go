@@ -269,7 +269,7 @@ func EncoderHF(scope *model.Scope, cfg EncoderConfig, x, mask *Node) []*Node {
 	states := []*Node{x}
 	layers := scope.In("layers")
 	for i := range cfg.Layers {
-		x = EncoderLayerHF(layers.In("%d", i), cfg, x, mask)
+		x = Remat(x, func(x *Node) *Node { return EncoderLayerHF(layers.In("%d", i), cfg, x, mask) }) // train.remat
 		states = append(states, x)
 	}
 	return states

@@ -6,12 +6,17 @@ package models
 // all compute the same function.
 
 import (
+	"fmt"
+	"maps"
 	"math"
 	"path"
+	"slices"
 	"strings"
 
+	"github.com/gomlx/compute/dtypes"
 	"github.com/gomlx/compute/shapes"
 	. "github.com/gomlx/gomlx/core/graph"
+	"github.com/gomlx/gomlx/core/tensors"
 	"github.com/gomlx/gomlx/ml/model"
 )
 
@@ -77,8 +82,8 @@ func (c LoRAConfig) Matches(p string) bool {
 	return false
 }
 
-// scale is Alpha/Rank.
-func (c LoRAConfig) scale() float64 {
+// Scale is Alpha/Rank, the factor of the adapter's product.
+func (c LoRAConfig) Scale() float64 {
 	a := c.Alpha
 	if a == 0 {
 		a = 2 * float64(c.Rank)
@@ -126,9 +131,65 @@ func loraDelta(scope *model.Scope, x *Node, out int, base ...*model.Variable) (h
 		mask := ConvertDType(LessThan(scope.RandomUniform(g, x.Shape()), Scalar(g, x.DType(), keep)), x.DType())
 		h = DivScalar(Mul(x, mask), keep)
 	}
-	return MulScalar(matmulWeight(h, a), cfg.scale()), b
+	return MulScalar(matmulWeight(h, a), cfg.Scale()), b
 }
 
 func zeroInit(g *Graph, s shapes.Shape) *Node { return Zeros(g, s) }
 
 func shapeOfDims(x *Node, dims ...int) shapes.Shape { return shapes.Make(x.DType(), dims...) }
+
+// LoRAPaths returns, for the variable path of an adapter's A ("…/q_proj/lora/a", with or
+// without the leading "/"), the paths of its B and of the adapted layer's weights, and whether
+// the path is an adapter's A at all.
+func LoRAPaths(aPath string) (bPath, weights string, ok bool) {
+	layer, ok := strings.CutSuffix(aPath, "/"+LoRAScope+"/a")
+	if !ok {
+		return "", "", false
+	}
+	return layer + "/" + LoRAScope + "/b", layer + "/weights", true
+}
+
+// MergeLoRA folds the adapters of a model's variables (keyed by path, as a checkpoint holds them)
+// into the adapted layers' weights: W [in, out] becomes W + (Alpha/Rank)·A·B for A [in, Rank]
+// and B [Rank, out] (PEFT's merge_and_unload, W + scale·B·A in its [out, in] layout), and the
+// adapter variables are dropped. It returns the new map (the input is not modified) and the
+// merged layers' weight paths in order. An adapter whose weights are missing or do not match
+// its shapes is an error naming it.
+func MergeLoRA(vars map[string]*tensors.Tensor, cfg LoRAConfig) (map[string]*tensors.Tensor, []string, error) {
+	out := maps.Clone(vars)
+	var merged []string
+	for _, p := range slices.Sorted(maps.Keys(vars)) {
+		bp, wp, ok := LoRAPaths(p)
+		if !ok {
+			continue
+		}
+		a, b, w := vars[p], vars[bp], vars[wp]
+		if b == nil || w == nil {
+			return nil, nil, fmt.Errorf("LoRA adapter %s: no %s or no %s", p, bp, wp)
+		}
+		ad, bd, wd := a.Shape().Dimensions, b.Shape().Dimensions, w.Shape().Dimensions
+		if len(ad) != 2 || len(bd) != 2 || len(wd) != 2 || ad[0] != wd[0] || bd[1] != wd[1] || ad[1] != bd[0] {
+			return nil, nil, fmt.Errorf("LoRA adapter %s: A %v and B %v do not factor the weights %v", p, ad, bd, wd)
+		}
+		if a.DType() != dtypes.Float32 || b.DType() != dtypes.Float32 || w.DType() != dtypes.Float32 {
+			return nil, nil, fmt.Errorf("LoRA adapter %s: merging needs float32 variables, got %s, %s, %s", p, a.DType(), b.DType(), w.DType())
+		}
+		av, bv, wv := tensors.MustCopyFlatData[float32](a), tensors.MustCopyFlatData[float32](b), tensors.MustCopyFlatData[float32](w)
+		in, r, o := wd[0], ad[1], wd[1]
+		s := cfg.Scale()
+		for i := range in {
+			for j := range o {
+				d := 0.0
+				for k := range r {
+					d += float64(av[i*r+k]) * float64(bv[k*o+j])
+				}
+				wv[i*o+j] = float32(float64(wv[i*o+j]) + s*d)
+			}
+		}
+		out[wp] = tensors.FromFlatDataAndDimensions(wv, wd...)
+		delete(out, p)
+		delete(out, bp)
+		merged = append(merged, wp)
+	}
+	return out, merged, nil
+}

@@ -95,3 +95,31 @@ func TestRematSameGradients(t *testing.T) {
 	}
 	require.InDeltaSlice(t, grads(false), grads(true), 1e-9)
 }
+
+// MergeLoRA folds an adapter into its layer's weights: a hand-computed W + (α/r)·A·B, the
+// adapter's variables gone, every other variable untouched; a broken adapter is an error.
+func TestMergeLoRA(t *testing.T) {
+	w := tensors.FromFlatDataAndDimensions([]float32{1, 2, 3, 4, 5, 6}, 3, 2) // [in 3, out 2]
+	a := tensors.FromFlatDataAndDimensions([]float32{1, 0, 2}, 3, 1)          // [in, r 1]
+	b := tensors.FromFlatDataAndDimensions([]float32{1, -1}, 1, 2)            // [r, out]
+	other := tensors.FromFlatDataAndDimensions([]float32{7}, 1)
+	vars := map[string]*tensors.Tensor{"/x/q_proj/weights": w, "/x/q_proj/lora/a": a, "/x/q_proj/lora/b": b, "/x/norm/scale": other}
+	out, merged, err := MergeLoRA(vars, LoRAConfig{Rank: 1, Alpha: 2}) // scale 2: A·B = [[1,-1],[0,0],[2,-2]]
+	require.NoError(t, err)
+	require.Equal(t, []string{"/x/q_proj/weights"}, merged)
+	require.Equal(t, []float32{3, 0, 3, 4, 9, 2}, tensors.MustCopyFlatData[float32](out["/x/q_proj/weights"]))
+	require.Equal(t, []int{3, 2}, out["/x/q_proj/weights"].Shape().Dimensions)
+	require.Len(t, out, 2)
+	require.Same(t, other, out["/x/norm/scale"])
+	require.Equal(t, []float32{1, 2, 3, 4, 5, 6}, tensors.MustCopyFlatData[float32](w), "the input is not modified")
+	require.Len(t, vars, 4)
+	// Alpha 0 means 2·Rank: the same scale 2.
+	out, _, err = MergeLoRA(vars, LoRAConfig{Rank: 1})
+	require.NoError(t, err)
+	require.Equal(t, []float32{3, 0, 3, 4, 9, 2}, tensors.MustCopyFlatData[float32](out["/x/q_proj/weights"]))
+
+	_, _, err = MergeLoRA(map[string]*tensors.Tensor{"/x/q_proj/weights": w, "/x/q_proj/lora/a": a}, LoRAConfig{Rank: 1})
+	require.ErrorContains(t, err, "no /x/q_proj/lora/b")
+	_, _, err = MergeLoRA(map[string]*tensors.Tensor{"/x/q_proj/weights": w, "/x/q_proj/lora/a": b, "/x/q_proj/lora/b": a}, LoRAConfig{Rank: 1})
+	require.ErrorContains(t, err, "do not factor")
+}

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"io"
 	"runtime"
+	"runtime/debug"
 	"runtime/metrics"
 	"sync"
 	"time"
@@ -62,6 +63,7 @@ func NewStepTimer(task Task, r *recipes.Recipe, backend compute.Backend, warm in
 	if err := t.warmUp(); err != nil {
 		return nil, err
 	}
+	t.freeze()
 	s := &StepTimer{t: t, task: task, lr: tensors.FromScalar(float32(r.Train.LR))}
 	for v := range t.store.IterVariables() {
 		if v.Trainable {
@@ -169,4 +171,24 @@ func HeapPeak(fn func() error) (uint64, error) {
 	close(done)
 	wg.Wait()
 	return peak - min(peak, base), err
+}
+
+// LiveHeapPeak is HeapPeak with the collector running at GOGC=10 while fn runs, so that the peak
+// follows the live memory (weights, optimizer state, the step's activations) rather than when
+// garbage happens to be collected; times measured inside include that extra collection work.
+func LiveHeapPeak(fn func() error) (uint64, error) {
+	defer debug.SetGCPercent(debug.SetGCPercent(10))
+	return HeapPeak(fn)
+}
+
+// LiveHeap is the Go heap after garbage collections: the memory live objects hold (three
+// collections: tensors are released by finalizers, which run after the collection that found
+// them unreachable, and pooled buffers survive one collection).
+func LiveHeap() uint64 {
+	sample := []metrics.Sample{{Name: "/memory/classes/heap/objects:bytes"}}
+	for range 3 {
+		runtime.GC()
+	}
+	metrics.Read(sample)
+	return sample[0].Value.Uint64()
 }

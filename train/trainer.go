@@ -5,9 +5,11 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"math"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"time"
 
@@ -62,9 +64,10 @@ type Trainer struct {
 	prepExec  *model.Exec // BatchPreparer tasks only
 	metrics   *MetricsLog
 	ckptRoot  string
-	peak      Peak          // MFU denominator
-	dp        *dataParallel // device layout of the training step
-	counted   bool          // parameter counts logged
+	peak      Peak              // MFU denominator
+	dp        *dataParallel     // device layout of the training step
+	counted   bool              // parameter counts logged
+	base      *checkpoints.Base // the frozen base adapter-only checkpoints refer to (adapterBase)
 }
 
 // NewStore returns an empty variable store whose RNG (initialisation and any graph noise) is
@@ -131,27 +134,73 @@ func Run(ctx context.Context, task Task, opts Options) (res Result, err error) {
 		return res, err
 	}
 	if resumed == "" {
-		// Create and initialise the model variables (seeded), then optionally load pretrained weights.
-		if err := t.warmUp(); err != nil {
+		if err := initStore(t.opts.Backend, t.task, t.cfg, t.store, t.prepExec, t.logf); err != nil {
 			return res, err
-		}
-		if in, ok := t.task.(Initializer); ok {
-			n, src, err := in.InitVariables(t.opts.Backend, t.store)
-			if err != nil {
-				return res, err
-			}
-			if n > 0 {
-				t.logf("initialised %d variables from %s", n, src)
-			}
-		}
-		if t.cfg.InitFrom != "" {
-			if err := t.initFrom(t.cfg.InitFrom); err != nil {
-				return res, err
-			}
 		}
 	}
 	t.freeze()
 	return t.loop(ctx, step)
+}
+
+// initStore creates and initialises the model variables of task in store (seeded), then loads
+// the pretrained weights (Initializer) and train.init_from: a fresh run's starting point, and
+// what rebuilds the frozen base of an adapter-only checkpoint (InitBase). prepExec is the
+// task's BatchPreparer graph (nil: compiled here).
+func initStore(backend compute.Backend, task Task, cfg recipes.TrainConfig, store *model.Store, prepExec *model.Exec, logf func(string, ...any)) error {
+	if p, ok := task.(BatchPreparer); ok && prepExec == nil {
+		var err error
+		if prepExec, err = newPrepExec(backend, store, p, cfg); err != nil {
+			return err
+		}
+		defer prepExec.Finalize()
+	}
+	if err := warmUp(backend, task, cfg, store, prepExec); err != nil {
+		return err
+	}
+	if in, ok := task.(Initializer); ok {
+		n, src, err := in.InitVariables(backend, store)
+		if err != nil {
+			return err
+		}
+		if n > 0 {
+			logf("initialised %d variables from %s", n, src)
+		}
+	}
+	if cfg.InitFrom != "" {
+		if err := initFrom(store, cfg.InitFrom, logf); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// InitBase returns the variables of task as a fresh run of the recipe's train section c starts
+// from them (seeded initialisation, pretrained weights, train.init_from), by path: the frozen
+// base of an adapter-only checkpoint, rebuilt.
+func InitBase(backend compute.Backend, task Task, c recipes.TrainConfig) (vals map[string]*tensors.Tensor, err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			err = fmt.Errorf("building the model: %s", errline.First(r))
+		}
+	}()
+	store, err := NewStore(c.Seed)
+	if err != nil {
+		return nil, err
+	}
+	if err := initStore(backend, task, c, store, nil, func(string, ...any) {}); err != nil {
+		return nil, err
+	}
+	vals = map[string]*tensors.Tensor{}
+	for v := range store.IterVariables() {
+		val, err := v.Value()
+		if err != nil {
+			return nil, fmt.Errorf("variable %s: %v", v.Path(), err)
+		}
+		if vals[v.Path()], err = val.LocalClone(); err != nil { // detached from this backend instance
+			return nil, fmt.Errorf("variable %s: %v", v.Path(), err)
+		}
+	}
+	return vals, nil
 }
 
 // freeze makes the variables matching train.freeze non-trainable (the optimizer then holds no
@@ -253,20 +302,23 @@ func NewEvalExec(backend compute.Backend, store *model.Store, task Task, c recip
 	return NewInference(backend, store, c, task.EvalGraph)
 }
 
+// warmUp is warmUp of the trainer's task, store and preparer graph.
+func (t *Trainer) warmUp() error { return warmUp(t.opts.Backend, t.task, t.cfg, t.store, t.prepExec) }
+
 // warmUp runs the loss graph once (no update) so every model variable exists and is initialised
 // in a fixed order from the seeded RNG.
-func (t *Trainer) warmUp() error {
-	batch, err := t.task.MicroBatch(0)
+func warmUp(backend compute.Backend, task Task, cfg recipes.TrainConfig, store *model.Store, prepExec *model.Exec) error {
+	batch, err := task.MicroBatch(0)
 	if err != nil {
 		return err
 	}
-	if batch, err = prepare(t.prepExec, t.task, batch); err != nil { // built by buildExecs
+	if batch, err = prepare(prepExec, task, batch); err != nil {
 		return err
 	}
-	e, err := model.NewExecCanonical(t.opts.Backend, t.store, func(scope *model.Scope, g *model.Graph, inputs []*model.Node) []*model.Node {
+	e, err := model.NewExecCanonical(backend, store, func(scope *model.Scope, g *model.Graph, inputs []*model.Node) []*model.Node {
 		scope.SetTraining(g, false)
-		models.Configure(g, GraphOptions(t.cfg)) // LoRA adapters are created here too
-		return []*model.Node{t.task.Loss(scope, inputs)}
+		models.Configure(g, GraphOptions(cfg)) // LoRA adapters are created here too
+		return []*model.Node{task.Loss(scope, inputs)}
 	}, -1, -1, false, true, true)
 	if err != nil {
 		return err
@@ -279,8 +331,8 @@ func (t *Trainer) warmUp() error {
 // initFrom loads the weights (not optimizer state) of a run or checkpoint directory: every model
 // variable the checkpoint has, frozen ones included (the base of a LoRA fine-tune), except the
 // normalisation statistics ("norm/…"), which belong to the data this run trains on.
-func (t *Trainer) initFrom(path string) error {
-	dir, err := checkpoints.Resolve(path, func(w string) { t.logf("warning: %s", w) })
+func initFrom(store *model.Store, path string, logf func(string, ...any)) error {
+	dir, err := checkpoints.Resolve(path, func(w string) { logf("warning: %s", w) })
 	if err != nil {
 		return fmt.Errorf("train.init_from: %v", err)
 	}
@@ -290,14 +342,14 @@ func (t *Trainer) initFrom(path string) error {
 	}
 	loaded := 0
 	weights := checkpoints.Weights(vars)
-	for v := range t.store.IterVariables() {
+	for v := range store.IterVariables() {
 		name := strings.TrimPrefix(v.Path(), "/")
 		if strings.HasPrefix(name, "norm/") || !modelVariable(name) {
 			continue
 		}
 		val, ok := weights[name]
 		if !ok {
-			t.logf("warning: train.init_from %s has no variable %s; it keeps its fresh initialisation", dir, v.Path())
+			logf("warning: train.init_from %s has no variable %s; it keeps its fresh initialisation", dir, v.Path())
 			continue
 		}
 		if !val.Shape().Equal(v.Shape()) {
@@ -312,7 +364,7 @@ func (t *Trainer) initFrom(path string) error {
 	if loaded == 0 {
 		return fmt.Errorf("train.init_from %s: no variable matches this model", dir)
 	}
-	t.logf("initialised %d variables from %s", loaded, dir)
+	logf("initialised %d variables from %s", loaded, dir)
 	return nil
 }
 
@@ -439,11 +491,75 @@ func (t *Trainer) save(step int64) (string, error) {
 			return "", err
 		}
 	}
-	dir, err := checkpoints.Save(t.ckptRoot, t.store, st, t.opts.RecipeYAML, extra, t.opts.Recipe.Checkpoint.Keep)
+	base, err := t.adapterBase()
+	if err != nil {
+		return "", err
+	}
+	dir, err := checkpoints.SaveWithBase(t.ckptRoot, t.store, st, t.opts.RecipeYAML, extra, t.opts.Recipe.Checkpoint.Keep, base)
 	if err != nil {
 		return "", err
 	}
 	return dir, nil
+}
+
+// adapterBase is the base reference of the run's checkpoints when they hold only the trained
+// variables: with train.lora the frozen model variables (the adapted layers' weights and
+// train.freeze's) are left out and rebuilt on loading from the seed, model.pretrained and
+// train.init_from (checkpoints.Base). It is nil otherwise, and computed once per frozen set.
+func (t *Trainer) adapterBase() (*checkpoints.Base, error) {
+	if t.cfg.LoRA.Rank == 0 {
+		return nil, nil
+	}
+	frozen := map[string]*tensors.Tensor{}
+	for v := range t.store.IterVariables() {
+		// The normalisation statistics ("norm/…") come from the data, not the base: every
+		// checkpoint keeps them.
+		if name := strings.TrimPrefix(v.Path(), "/"); !v.Trainable && modelVariable(name) && !strings.HasPrefix(name, "norm/") {
+			val, err := v.Value()
+			if err != nil {
+				return nil, fmt.Errorf("checkpoint: variable %s: %v", v.Path(), err)
+			}
+			frozen[v.Path()] = val
+		}
+	}
+	if len(frozen) == 0 {
+		return nil, nil
+	}
+	names := slices.Sorted(maps.Keys(frozen))
+	if t.base != nil && slices.Equal(t.base.Variables, names) {
+		return t.base, nil
+	}
+	b := &checkpoints.Base{Seed: t.cfg.Seed, Variables: names}
+	var err error
+	if b.Digest, err = checkpoints.VariablesDigest(frozen); err != nil {
+		return nil, fmt.Errorf("checkpoint: %v", err)
+	}
+	if p := t.opts.Recipe.Model.Pretrained; p == "random" {
+		b.Pretrained = p
+	} else if p != "" {
+		if b.Pretrained, err = filepath.Abs(p); err != nil {
+			return nil, fmt.Errorf("model.pretrained %s: %v", p, err)
+		}
+		if b.PretrainedFiles, err = checkpoints.SumWeightFiles(p); err != nil {
+			return nil, fmt.Errorf("model.pretrained %s: %v", p, err)
+		}
+	}
+	if p := t.cfg.InitFrom; p != "" {
+		dir, err := checkpoints.Resolve(p, nil)
+		if err != nil {
+			return nil, fmt.Errorf("train.init_from: %v", err)
+		}
+		if b.InitFrom, err = filepath.Abs(dir); err != nil {
+			return nil, fmt.Errorf("train.init_from %s: %v", dir, err)
+		}
+		sum, err := checkpoints.SumFile(filepath.Join(dir, "state.json"))
+		if err != nil {
+			return nil, fmt.Errorf("train.init_from %s: %v", dir, err)
+		}
+		b.InitFromState = &sum
+	}
+	t.base = b
+	return b, nil
 }
 
 func (t *Trainer) evaluate(step int64) (map[string]float64, error) {

@@ -32,7 +32,7 @@ type benchRow struct {
 // benchCommands are the benchmarks of `reel bench NAME`.
 var benchCommands = map[string]func(args []string) error{
 	"vit": benchViT, "video": benchVideo, "stts": benchSTTS, "rdvla": benchRDVLA, "data": benchData, "serve": benchServe,
-	"hf": benchHF,
+	"hf": benchHF, "finetune": benchFinetune,
 }
 
 func cmdBench(args []string) error {

@@ -36,7 +36,7 @@ func commandTable() []command {
 			"eval merge SHARD_RESULTS... --out FILE",
 		}, cmdEval},
 		{"serve", []string{"serve RUN_DIR|CHECKPOINT_DIR [--addr 127.0.0.1:8000] [--max-batch N] [--batch-window D] [--camera BENCH=POLICY]... [--resize M] [--state-dims I,J|none] [--action-dim N]"}, cmdServe},
-		{"export", []string{"export RUN_DIR|CHECKPOINT_DIR --format safetensors [--out FILE]"}, cmdExport},
+		{"export", []string{"export RUN_DIR|CHECKPOINT_DIR --format safetensors [--out FILE]", "export RUN_DIR|CHECKPOINT_DIR --format hf|peft [--out DIR] [--ema]"}, cmdExport},
 		{"recipes", []string{
 			"recipes list",
 			"recipes show NAME|FILE [--set key=value]...",
@@ -66,6 +66,7 @@ func commandTable() []command {
 			"bench data [--episodes N] [--width W] [--height H] [--size S] [flags]",
 			"bench serve [RUN_DIR] [--sessions 32] [--duration 60s] [--max-batch 16,1] [--episode-steps N]",
 			"bench hf [--model llama|siglip|all] [--batch B] [--seq T] [--runs N] [--precision f32|bf16]",
+			"bench finetune [--batch B] [--steps N] [--rounds R] [--lora-rank R] [--freeze GLOB] [--json]",
 		}, cmdBench},
 		{"doctor", []string{"doctor"}, cmdDoctor},
 	}

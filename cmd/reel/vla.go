@@ -372,18 +372,27 @@ func cmdServe(args []string) error {
 }
 
 const exportUsage = `Usage: reel export RUN_DIR|CHECKPOINT_DIR --format safetensors [--out FILE]
+       reel export RUN_DIR|CHECKPOINT_DIR --format hf|peft [--out DIR]
 
 Writes the model's weights (optimizer state left out) to one safetensors file, tensor names
 being the variable paths ("policy/vision/patch_embed/weights"). A policy's normalisation is
 tensors too ("norm/state_offset", "norm/state_scale", "norm/action_offset", "norm/action_scale":
 x_normalised = (x − offset) / scale); the metadata holds the recipe YAML, the step, the reel
 format version and a policy's spec (policy.json).
+
+A fine-tune of a Hugging Face model (model.pretrained) exports back to its formats: --format hf
+writes a transformers model directory (config.json, model.safetensors under the pretrained
+checkpoint's tensor names, shapes and dtypes with the LoRA adapters merged, W + (alpha/r)·B·A,
+and the tokenizer and preprocessor files copied); --format peft writes the LoRA adapters as a
+PEFT adapter (adapter_config.json, adapter_model.safetensors). Variables without a transformers
+name are written as "reel." + their path with "/" → ".".
 `
 
 func cmdExport(args []string) error {
 	fs := newFlags("export")
-	format := fs.String("format", "safetensors", "output format (safetensors)")
-	out := fs.String("out", "", "output file (default: CHECKPOINT_DIR/model.safetensors)")
+	format := fs.String("format", "safetensors", "output format: safetensors, hf (a Hugging Face model directory, LoRA merged) or peft (a PEFT LoRA adapter directory)")
+	out := fs.String("out", "", "output file (default: CHECKPOINT_DIR/model.safetensors; for hf and peft a directory, default CHECKPOINT_DIR/hf or CHECKPOINT_DIR/peft)")
+	backend := fs.String("backend", "", "backend that builds the architecture's graph for hf and peft (default: automatic)")
 	ema := fs.Bool("ema", false, "export the moving average of the weights (runs trained with train.ema)")
 	fs.Usage = func() {
 		fmt.Fprint(os.Stderr, exportUsage+"\nFlags:\n")
@@ -395,12 +404,15 @@ func cmdExport(args []string) error {
 	if fs.NArg() != 1 {
 		return &exitError{2, fmt.Errorf("export: expected one run or checkpoint directory, got %d arguments", fs.NArg())}
 	}
-	if *format != "safetensors" {
-		return &exitError{2, fmt.Errorf("export: --format %q is not supported (want safetensors)", *format)}
+	if *format != "safetensors" && *format != "hf" && *format != "peft" {
+		return &exitError{2, fmt.Errorf("export: --format %q is not supported (want safetensors, hf or peft)", *format)}
 	}
 	dir, err := checkpoints.Resolve(fs.Arg(0), func(w string) { fmt.Fprintln(os.Stderr, "reel: warning: "+w) })
 	if err != nil {
 		return err
+	}
+	if *format != "safetensors" {
+		return exportHF(dir, *format, *out, *ema, *backend)
 	}
 	if *out == "" {
 		*out = filepath.Join(dir, "model.safetensors")
