@@ -256,17 +256,23 @@ func NewEvalExec(backend compute.Backend, store *model.Store, task Task, c recip
 // warmUp runs the loss graph once (no update) so every model variable exists and is initialised
 // in a fixed order from the seeded RNG.
 func (t *Trainer) warmUp() error {
-	batch, err := t.task.MicroBatch(0)
+	return warmUpStore(t.opts.Backend, t.store, t.task, t.prepExec, t.cfg)
+}
+
+// warmUpStore runs task's loss graph once on its first micro-batch (prepared by prep, if any) with
+// store's variables, creating and initialising those that do not exist yet.
+func warmUpStore(backend compute.Backend, store *model.Store, task Task, prep *model.Exec, c recipes.TrainConfig) error {
+	batch, err := task.MicroBatch(0)
 	if err != nil {
 		return err
 	}
-	if batch, err = prepare(t.prepExec, t.task, batch); err != nil { // built by buildExecs
+	if batch, err = prepare(prep, task, batch); err != nil {
 		return err
 	}
-	e, err := model.NewExecCanonical(t.opts.Backend, t.store, func(scope *model.Scope, g *model.Graph, inputs []*model.Node) []*model.Node {
+	e, err := model.NewExecCanonical(backend, store, func(scope *model.Scope, g *model.Graph, inputs []*model.Node) []*model.Node {
 		scope.SetTraining(g, false)
-		models.Configure(g, GraphOptions(t.cfg)) // LoRA adapters are created here too
-		return []*model.Node{t.task.Loss(scope, inputs)}
+		models.Configure(g, GraphOptions(c)) // LoRA adapters are created here too
+		return []*model.Node{task.Loss(scope, inputs)}
 	}, -1, -1, false, true, true)
 	if err != nil {
 		return err
@@ -274,6 +280,37 @@ func (t *Trainer) warmUp() error {
 	defer e.Finalize()
 	_, err = call(e, batch)
 	return err
+}
+
+// InitialStore returns the weights a fresh run of task with train section c starts from, before
+// its first step: initialised from train.seed in the order Run initialises them, then the task's
+// own weights (Initializer); train.init_from is not applied. It is the untouched model of a run
+// from random weights (model.pretrained: random), the baseline `reel eval` compares it with.
+func InitialStore(backend compute.Backend, task Task, c recipes.TrainConfig) (store *model.Store, err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			err = fmt.Errorf("initialising: %s", errline.First(r))
+		}
+	}()
+	if store, err = NewStore(c.Seed); err != nil {
+		return nil, err
+	}
+	var prep *model.Exec
+	if p, ok := task.(BatchPreparer); ok {
+		if prep, err = newPrepExec(backend, store, p, c); err != nil {
+			return nil, err
+		}
+		defer prep.Finalize()
+	}
+	if err := warmUpStore(backend, store, task, prep, c); err != nil {
+		return nil, err
+	}
+	if in, ok := task.(Initializer); ok {
+		if _, _, err := in.InitVariables(backend, store); err != nil {
+			return nil, err
+		}
+	}
+	return store, nil
 }
 
 // initFrom loads the weights (not optimizer state) of a run or checkpoint directory: every model
