@@ -70,9 +70,10 @@ type ModelConfig struct {
 	ConvStem     bool    `yaml:"conv_stem" doc:"ViT patch embedding by stride-2 3x3 convolutions instead of a linear map (patch_size must be a power of two)"`
 	MaxTextLen   int     `yaml:"max_text_len" range:"4,4096" doc:"text tokens per example (question + answer, or caption), padded"`
 	Tokenizer    string  `yaml:"tokenizer" for:"task=vla|videoclip" doc:"vla, videoclip: encode instructions or captions with this tokenizer (tokenizer.json, SentencePiece .model, vocab.json + merges.txt, or a model directory) instead of reel's word vocabulary; its files are copied into every checkpoint"`
-	// Pretrained Hugging Face VLMs (task vqa, arch vlm): the vision_*/text_* sizes are then the checkpoint's.
-	Pretrained string `yaml:"pretrained" doc:"vqa: fine-tune a pretrained Hugging Face VLM (PaliGemma or LLaVA) from this local directory (config.json + safetensors + tokenizer), or 'random' for the architecture of model.hf_config with random weights; image placeholders precede the question"`
-	HFConfig   string `yaml:"hf_config" doc:"vqa, pretrained: random: the model's config.json as inline JSON (reel's word vocabulary is the text vocabulary: vocab_size must exceed it and image_token_index lie beyond it)"`
+	// Pretrained Hugging Face VLMs (task vqa, arch vlm; task videoqa, arch videovlm): the
+	// vision_*/text_* sizes (and for videoqa patch_size) are then the checkpoint's.
+	Pretrained string `yaml:"pretrained" doc:"vqa: fine-tune a pretrained Hugging Face VLM (PaliGemma or LLaVA) from this local directory (config.json + safetensors + tokenizer), or 'random' for the architecture of model.hf_config with random weights; image placeholders precede the question. videoqa: a LLaVA with a SigLIP tower, STTS scoring after tower layer score_after and pruning of group×group patch groups, the kept patches before the question"`
+	HFConfig   string `yaml:"hf_config" doc:"vqa, videoqa, pretrained: random: the model's config.json as inline JSON (reel's word vocabulary is the text vocabulary: vocab_size must exceed it, and for vqa image_token_index lie beyond it)"`
 	// Video models (trajvit2, vivit). vision_* size the video encoder, text_* the text encoder.
 	Frames          int  `yaml:"frames" for:"arch=vivit|trajvit2|videovlm" range:"1,1024" doc:"video frames per clip"`
 	Tubelet         int  `yaml:"tubelet" for:"arch=vivit" range:"1,64" doc:"vivit: frames per tubelet (spatial extent is patch_size); must divide frames"`

@@ -44,7 +44,7 @@ func cmdEval(args []string) error {
 	sets := fs.StringArray("set", nil, "override a field of the checkpoint's recipe, e.g. --set eval.examples=1000")
 	all := fs.Bool("all", false, "evaluate every kept checkpoint of the run and plot each metric against step")
 	backend := fs.String("backend", "", `compute backend (default: $GOMLX_BACKEND, else auto)`)
-	baseline := fs.String("baseline", "", `run or checkpoint to compare against (default: the recipe's train.init_from, else its model.pretrained directory, else for model.pretrained: random "init", the run's initialisation; "none" to skip)`)
+	baseline := fs.String("baseline", "", `run, checkpoint or Hugging Face directory to compare against (default: the recipe's train.init_from, else for a model.pretrained run "init", the run's initialisation: the pretrained weights and the same seed's new parameters; "none" to skip)`)
 	ema := fs.Bool("ema", false, "evaluate the moving average of the weights (runs trained with train.ema)")
 	remote := fs.String("remote", "", "vla: evaluate the policy served at this ws:// URL (reel serve) instead of the checkpoint's weights")
 	maxConns := fs.Int("max-connections", 16, "--remote: most episodes played at once, each through its own connection")
@@ -154,8 +154,11 @@ func cmdEval(args []string) error {
 				bdir string
 				err  error
 			)
-			if base == initBaseline { // the run's own initialisation: a random-weight run's untouched model
+			if base == initBaseline { // the run's own initialisation: the untouched model
 				bdir, bst.Recipe = fmt.Sprintf("initialisation (train.seed %d)", r.Train.Seed), r.Name+" untrained"
+				if p := r.Model.Pretrained; p != "" && p != "random" {
+					bdir = fmt.Sprintf("%s (new parameters: train.seed %d)", p, r.Train.Seed)
+				}
 				var store *model.Store
 				if store, err = train.InitialStore(b, task, r.Train); err == nil {
 					brep, err = train.EvaluateStore(b, task, store, r.Train)
@@ -250,19 +253,17 @@ func plotAll(run string, results []evalResult) error {
 const initBaseline = "init"
 
 // baselinePath is the checkpoint a fine-tuned run is compared against: --baseline, else the
-// recipe's train.init_from, else its pretrained Hugging Face directory (model.pretrained), else
-// for random pretrained weights (model.pretrained: random) the run's initialisation
-// (initBaseline); "" for none.
+// recipe's train.init_from, else for a model.pretrained run (a Hugging Face directory, or random
+// weights) the run's initialisation (initBaseline: the pretrained weights, and the parameters the
+// fine-tune adds, such as LoRA adapters or an STTS scorer, as the same seed initialises them); ""
+// for none.
 func baselinePath(flag string, r *recipes.Recipe) string {
 	switch flag {
 	case "none":
 		return ""
 	case "":
-		if r.Train.InitFrom == "" && r.Model.Pretrained == "random" {
-			return initBaseline
-		}
 		if r.Train.InitFrom == "" && r.Model.Pretrained != "" {
-			return r.Model.Pretrained
+			return initBaseline
 		}
 		return r.Train.InitFrom
 	}
