@@ -247,6 +247,12 @@ type EncoderConfig struct {
 // SiglipEncoderLayer copies: x + self_attn(layer_norm1(x)), then x + mlp(layer_norm2(x)), with
 // separate biased q/k/v/out projections and an fc1 → act → fc2 MLP. mask [B, T, T] or nil.
 func EncoderLayerHF(scope *model.Scope, cfg EncoderConfig, x, mask *Node) *Node {
+	return EncoderLayerHFBiased(scope, cfg, x, mask, nil)
+}
+
+// EncoderLayerHFBiased is EncoderLayerHF whose attention adds a key-side bias [B, T] (or nil) to
+// its logits (STTS's log(score), as AttentionCoreBias).
+func EncoderLayerHFBiased(scope *model.Scope, cfg EncoderConfig, x, mask, keyBias *Node) *Node {
 	d := x.Shape().Dimensions
 	b, t, dim := d[0], d[1], d[2]
 	hd := dim / cfg.Heads
@@ -255,7 +261,7 @@ func EncoderLayerHF(scope *model.Scope, cfg EncoderConfig, x, mask *Node) *Node 
 	q := Reshape(Linear(attn.In("q_proj"), h, dim, true), b, t, cfg.Heads, hd)
 	k := Reshape(Linear(attn.In("k_proj"), h, dim, true), b, t, cfg.Heads, hd)
 	v := Reshape(Linear(attn.In("v_proj"), h, dim, true), b, t, cfg.Heads, hd)
-	o := Reshape(AttentionCore(q, k, v, mask), b, t, dim)
+	o := Reshape(AttentionCoreBias(q, k, v, mask, keyBias), b, t, dim)
 	x = Add(x, Linear(attn.In("out_proj"), o, dim, true))
 	h = LayerNormHF(scope.In("layer_norm2"), x, cfg.Eps)
 	mlp := scope.In("mlp")

@@ -165,10 +165,11 @@ func checkCross(r *Recipe, add func(p, msg string)) {
 		}
 	}
 	if r.Task == "videoqa" {
-		if m.ImageSize%m.PatchSize != 0 || (m.ImageSize/m.PatchSize)%m.Group != 0 {
+		// With model.pretrained the tower's patch grid and depth are checked by the task.
+		if m.Pretrained == "" && (m.ImageSize%m.PatchSize != 0 || (m.ImageSize/m.PatchSize)%m.Group != 0) {
 			add("model.group", fmt.Sprintf("%d does not divide the patch grid side %d (image_size/patch_size)", m.Group, m.ImageSize/m.PatchSize))
 		}
-		if m.ScoreAfter >= m.VisionLayers {
+		if m.Pretrained == "" && m.ScoreAfter >= m.VisionLayers {
 			add("model.score_after", fmt.Sprintf("%d must be less than model.vision_layers (%d): the block after scoring is part of the encoder", m.ScoreAfter, m.VisionLayers))
 		}
 		if r.Pruning.Method != "none" && m.Frames < 2 {

@@ -2,9 +2,12 @@ package tasks
 
 import (
 	"fmt"
+	"math"
 	"math/rand/v2"
 	"slices"
+	"strings"
 
+	"github.com/gomlx/compute"
 	"github.com/gomlx/compute/dtypes"
 	. "github.com/gomlx/gomlx/core/graph"
 	"github.com/gomlx/gomlx/core/tensors"
@@ -25,9 +28,14 @@ import (
 // five packing inputs of tokenizers.PackedBatch follow (the ExeVRM keep decisions, made on the
 // raw pixels of each group token's patch, packed into rows).
 type VideoQA struct {
-	r     *recipes.Recipe
-	cfg   models.VideoVLMConfig
-	vocab *data.Vocab
+	r      *recipes.Recipe
+	cfg    models.VideoVLMConfig
+	vocab  *data.Vocab
+	encode data.QAEncoder
+	// model.pretrained: a Hugging Face LLaVA whose SigLIP tower scores and prunes (models.VideoLlava)
+	// instead of models.VideoVLM.
+	pre   *pretrainedVLM
+	vllm  models.VideoLlavaConfig
 	gen   *data.VideoQAGenerator
 	micro int
 	evals evalCache
@@ -40,6 +48,7 @@ func NewVideoQA(r *recipes.Recipe) (*VideoQA, error) {
 		return nil, fmt.Errorf("data.source: task videoqa supports synthetic data only (got %s)", d.Source)
 	}
 	t := &VideoQA{r: r, vocab: data.VideoQAVocab(), micro: r.Train.BatchSize / r.Train.GradAccum}
+	t.encode = func(q, a string, n int) ([]int32, []int32, []float32, error) { return data.EncodeQA(t.vocab, q, a, n) }
 	t.cfg = models.VideoVLMConfig{
 		Vision: models.ViTConfig{ImageSize: m.ImageSize, PatchSize: m.PatchSize, Dim: m.VisionDim, Layers: m.VisionLayers,
 			Heads: m.VisionHeads, MLPRatio: m.MLPRatio, SinCos: m.SinCosPos, ConvStem: m.ConvStem},
@@ -56,7 +65,57 @@ func NewVideoQA(r *recipes.Recipe) (*VideoQA, error) {
 		return nil, fmt.Errorf("data: %v", err)
 	}
 	t.gen = gen
+	if m.Pretrained != "" {
+		if err := t.setupPretrained(); err != nil {
+			return nil, err
+		}
+	}
 	return t, nil
+}
+
+// setupPretrained reads model.pretrained (a LLaVA with a SigLIP tower) and checks it against the
+// recipe.
+func (t *VideoQA) setupPretrained() error {
+	m, p := t.r.Model, t.r.Pruning
+	switch {
+	case m.Motion:
+		return fmt.Errorf("model.motion: not with model.pretrained (the pretrained tower has no motion projection); set it false")
+	case p.Method == "exevrm":
+		return fmt.Errorf("pruning.method: exevrm is not supported with model.pretrained (none, random or stts)")
+	}
+	pre, err := loadPretrainedVLM(m, t.vocab)
+	if err != nil {
+		return err
+	}
+	if pre.cfg.Llava == nil {
+		return fmt.Errorf("model.pretrained: video QA with STTS needs a LLaVA (SigLIP tower + Llama/Qwen2 decoder), got %s", pre.cfg.Arch)
+	}
+	t.pre = pre
+	if pre.encode != nil {
+		t.encode = pre.encode
+	}
+	t.vllm = models.VideoLlavaConfig{Llava: *pre.cfg.Llava, Frames: m.Frames, ScoreAfter: m.ScoreAfter, Group: m.Group}
+	if err := t.vllm.Validate(); err != nil {
+		if strings.HasPrefix(err.Error(), "model.") { // a recipe field
+			return err
+		}
+		return fmt.Errorf("model.pretrained: %v", err) // a field of the checkpoint's config
+	}
+	text := pre.cfg.Text()
+	if n := t.Selector().Kept()*m.Group*m.Group + m.MaxTextLen; text.MaxPositions > 0 && n > text.MaxPositions {
+		return fmt.Errorf("model.max_text_len: %d kept patch tokens + %d text tokens exceed max_position_embeddings %d",
+			n-m.MaxTextLen, m.MaxTextLen, text.MaxPositions)
+	}
+	return nil
+}
+
+// InitVariables implements train.Initializer: a pretrained directory's weights (the STTS scorer
+// keeps its fresh initialisation).
+func (t *VideoQA) InitVariables(backend compute.Backend, store *model.Store) (int, string, error) {
+	if t.pre == nil {
+		return 0, "", nil
+	}
+	return t.pre.initVariables(backend, store)
 }
 
 // Model returns the video VLM configuration.
@@ -65,8 +124,12 @@ func (t *VideoQA) Model() models.VideoVLMConfig { return t.cfg }
 // Selector returns the recipe's token selector (a fresh one per graph).
 func (t *VideoQA) Selector() *tokenizers.Selector {
 	p := t.r.Pruning
-	return &tokenizers.Selector{Mode: p.Method, Group: t.r.Model.Group, Grid: t.r.Model.ImageSize / t.r.Model.PatchSize,
-		Frames: t.r.Model.Frames, Keep: p.Keep}
+	grid := t.r.Model.ImageSize / t.r.Model.PatchSize
+	if t.pre != nil {
+		v := t.pre.cfg.VisionTower()
+		grid = v.ImageSize / v.PatchSize
+	}
+	return &tokenizers.Selector{Mode: p.Method, Group: t.r.Model.Group, Grid: grid, Frames: t.r.Model.Frames, Keep: p.Keep}
 }
 
 // MicroBatchSize implements train.Task.
@@ -91,7 +154,7 @@ func (t *VideoQA) tensors(ex []data.VideoQAExample, rankSeed uint64) ([]*tensors
 	msk := make([]float32, b*L)
 	for i, e := range ex {
 		copy(video[i*pix:], e.Video.Frames)
-		x, y, mm, err := data.EncodeQA(t.vocab, e.Question, e.Answer, L)
+		x, y, mm, err := t.encode(e.Question, e.Answer, L)
 		if err != nil {
 			return nil, err
 		}
@@ -143,6 +206,9 @@ func (t *VideoQA) forward(scope *model.Scope, in []*Node) (logits, aux *Node) {
 	if sel.Mode == "exevrm" {
 		sel.Packed = &tokenizers.PackedNodes{Gather: in[5], SlotValid: in[6], Mask: in[7], UnpackIdx: in[8], Valid: in[9]}
 	}
+	if t.pre != nil {
+		return models.VideoLlava(scope, t.vllm, sel.TokenSelector(), t.pre.normalize(in[0]), in[1])
+	}
 	return models.VideoVLM(scope, t.cfg, sel.TokenSelector(), in[0], in[1])
 }
 
@@ -156,11 +222,11 @@ func (t *VideoQA) Loss(scope *model.Scope, in []*Node) *Node {
 	return loss
 }
 
-// EvalGraph implements train.Task: per-example exact match.
+// EvalGraph implements train.Task: per-example exact match and summed answer NLL.
 func (t *VideoQA) EvalGraph(scope *model.Scope, in []*Node) []*Node {
 	logits, _ := t.forward(scope, in)
-	correct, _ := losses.SequenceExactMatch(logits, in[2], in[3])
-	return []*Node{ConvertDType(correct, dtypes.Float32)}
+	correct, nll := losses.SequenceExactMatch(logits, in[2], in[3])
+	return []*Node{ConvertDType(correct, dtypes.Float32), ConvertDType(nll, dtypes.Float32)}
 }
 
 // EvalSets implements train.Task.
@@ -245,13 +311,16 @@ func (t *VideoQA) keptPerVideo(batch []*tensors.Tensor) []int {
 func (e *videoQAEval) NumBatches() int               { return len(e.batches) }
 func (e *videoQAEval) Batch(i int) []*tensors.Tensor { return e.batches[i] }
 
-// Metrics: accuracy (exact match) overall and per question kind, and the share of each video's
-// tokens kept by pruning.
+// Metrics: accuracy (exact match) overall and per question kind, the mean NLL per answer token
+// (loss), and the share of each video's tokens kept by pruning.
 func (e *videoQAEval) Metrics(outs [][]*tensors.Tensor) map[string]float64 {
 	n, ok := map[string]float64{}, map[string]float64{}
-	total, correct := 0.0, 0.0
+	total, correct, nll, tokens := 0.0, 0.0, 0.0, 0.0
 	for bi, o := range outs {
 		c := tensors.MustCopyFlatData[float32](o[0])
+		l := tensors.MustCopyFlatData[float32](o[1])
+		mask := tensors.MustCopyFlatData[float32](e.batches[bi][3])
+		L := len(mask) / e.bs
 		for j := range e.bs {
 			idx := bi*e.bs + j
 			if idx >= len(e.kinds) {
@@ -261,9 +330,13 @@ func (e *videoQAEval) Metrics(outs [][]*tensors.Tensor) map[string]float64 {
 			ok[e.kinds[idx]] += float64(c[j])
 			total++
 			correct += float64(c[j])
+			nll += float64(l[j])
+			for _, w := range mask[j*L : (j+1)*L] {
+				tokens += float64(w)
+			}
 		}
 	}
-	m := map[string]float64{"accuracy": correct / total, "kept": e.kept}
+	m := map[string]float64{"accuracy": correct / total, "loss": nll / math.Max(tokens, 1), "kept": e.kept}
 	for k, v := range n {
 		m["accuracy_"+k] = ok[k] / v
 	}

@@ -2,13 +2,11 @@ package tasks
 
 import (
 	"encoding/binary"
-	"encoding/json"
 	"fmt"
 	"hash/fnv"
 	"math"
 	"slices"
 	"strconv"
-	"strings"
 
 	"github.com/gomlx/compute"
 	"github.com/gomlx/compute/dtypes"
@@ -22,7 +20,6 @@ import (
 	"github.com/reelml/reel/losses"
 	"github.com/reelml/reel/models"
 	"github.com/reelml/reel/recipes"
-	"github.com/reelml/reel/text"
 	"github.com/reelml/reel/train"
 )
 
@@ -37,8 +34,8 @@ type VQA struct {
 	micro    int
 	evalSets evalCache
 	// model.pretrained: the Hugging Face VLM the task fine-tunes instead of models.VLM.
-	hfc       *hf.Config
-	mean, std [3]float64 // its image normalisation
+	hfc *hf.Config
+	pre *pretrainedVLM
 	// How questions and answers become tokens, and a token back into a word (the counting
 	// metrics): reel's Vocab, or a pretrained directory's tokenizer.
 	encode data.QAEncoder
@@ -357,97 +354,23 @@ func (t *VQA) setupPretrained() error {
 	if m.Arch != "vlm" {
 		return fmt.Errorf("model.pretrained: needs model.arch vlm, got %s", m.Arch)
 	}
-	var err error
-	t.mean, t.std = [3]float64{0.5, 0.5, 0.5}, [3]float64{0.5, 0.5, 0.5}
-	if m.Pretrained == "random" {
-		if m.HFConfig == "" {
-			return fmt.Errorf("model.hf_config: required with model.pretrained: random (the config.json of the architecture, as JSON)")
-		}
-		var raw map[string]any
-		if err := json.Unmarshal([]byte(m.HFConfig), &raw); err != nil {
-			return fmt.Errorf("model.hf_config: invalid JSON: %v", err)
-		}
-		if t.hfc, err = hf.ParseConfig(raw); err != nil {
-			return fmt.Errorf("model.hf_config: %v", err)
-		}
-	} else {
-		if m.HFConfig != "" {
-			return fmt.Errorf("model.hf_config: only with model.pretrained: random (a directory brings its config.json)")
-		}
-		if t.hfc, err = hf.ReadConfig(m.Pretrained); err != nil {
-			return fmt.Errorf("model.pretrained: %v", err)
-		}
-		if err := t.useTokenizer(m.Pretrained); err != nil {
-			return err
-		}
-		if v := t.hfc.VisionTower(); v != nil {
-			p, err := hf.ReadPreprocessor(m.Pretrained, v.ImageSize)
-			if err != nil {
-				return fmt.Errorf("model.pretrained: %v", err)
-			}
-			if p.DoNormalize {
-				copy(t.mean[:], p.ImageMean)
-				copy(t.std[:], p.ImageStd)
-			}
-		}
+	p, err := loadPretrainedVLM(m, t.vocab)
+	if err != nil {
+		return err
+	}
+	t.pre, t.hfc = p, p.cfg
+	if p.encode != nil {
+		t.encode, t.word = p.encode, p.word
 	}
 	c := t.hfc
-	if c.Kind != hf.KindVLM {
-		return fmt.Errorf("model.pretrained: %s is not a VLM (PaliGemma or LLaVA)", c.Arch)
-	}
-	if v := c.VisionTower(); v.ImageSize != m.ImageSize || v.Channels != 3 {
-		return fmt.Errorf("model.image_size: %d must equal the vision tower's image_size %d (RGB)", m.ImageSize, v.ImageSize)
-	}
 	text := c.Text()
-	if img := c.ImageToken(); m.Pretrained == "random" && (img < t.vocab.Size() || img >= text.VocabSize) {
+	if img := c.ImageToken(); p.random() && (img < t.vocab.Size() || img >= text.VocabSize) {
 		return fmt.Errorf("model.hf_config: image_token_index %d must lie in [%d, vocab_size %d), beyond reel's %d-word vocabulary",
 			img, t.vocab.Size(), text.VocabSize, t.vocab.Size())
 	}
 	if n := c.ImageTokens() + m.MaxTextLen; text.MaxPositions > 0 && n > text.MaxPositions {
 		return fmt.Errorf("model.max_text_len: %d image + %d text tokens exceed max_position_embeddings %d", c.ImageTokens(), m.MaxTextLen, text.MaxPositions)
 	}
-	return nil
-}
-
-// useTokenizer makes the task encode questions and answers with the tokenizer of a pretrained
-// directory: [BOS] question "\n" answer EOS, padded, the answer mask as EncodeQA lays it out
-// (PaliGemma's prompt format: the "\n" ends the prefix).
-func (t *VQA) useTokenizer(dir string) error {
-	tok, err := text.Load(dir)
-	if err != nil {
-		return fmt.Errorf("model.pretrained: %v", err)
-	}
-	sp := tok.Special()
-	if sp.EOS < 0 {
-		return fmt.Errorf("model.pretrained: %s: the tokenizer has no end-of-sequence token", dir)
-	}
-	pad := max(sp.Pad, 0)
-	t.encode = func(q, a string, maxLen int) ([]int32, []int32, []float32, error) {
-		var prompt []int
-		if sp.BOS >= 0 {
-			prompt = append(prompt, sp.BOS)
-		}
-		prompt = append(prompt, tok.Encode(q+"\n")...)
-		ans := tok.Encode(a)
-		seq := append(append(prompt, ans...), sp.EOS)
-		if len(seq) > maxLen {
-			return nil, nil, nil, fmt.Errorf("question+answer need %d tokens, more than model.max_text_len=%d: %q -> %q", len(seq), maxLen, q, a)
-		}
-		x, y, mask := make([]int32, maxLen), make([]int32, maxLen), make([]float32, maxLen)
-		for i := range x {
-			x[i] = int32(pad)
-			if i < len(seq) {
-				x[i] = int32(seq[i])
-			}
-		}
-		copy(y, x[1:])
-		y[maxLen-1] = int32(pad)
-		for i := len(prompt) - 1; i < len(seq)-1; i++ { // y[i] is an answer token or the EOS
-			mask[i] = 1
-		}
-		return x, y, mask, nil
-	}
-	t.word = func(id int) string { return strings.TrimSpace(tok.Decode([]int{id})) }
 	return nil
 }
 
@@ -462,10 +385,7 @@ func (t *VQA) logits(scope *model.Scope, images, tokens, mask *graph.Node) *grap
 	g := images.Graph()
 	b, l := tokens.Shape().Dimensions[0], tokens.Shape().Dimensions[1]
 	n := t.hfc.ImageTokens()
-	mean := graph.Const(g, []float32{float32(t.mean[0]), float32(t.mean[1]), float32(t.mean[2])})
-	std := graph.Const(g, []float32{float32(t.std[0]), float32(t.std[1]), float32(t.std[2])})
-	px := graph.Div(graph.Sub(images, graph.ExpandLeftToRank(mean, 4)), graph.ExpandLeftToRank(std, 4))
-	px = graph.TransposeAllAxes(px, 0, 3, 1, 2) // pixel_values [B, 3, H, W]
+	px := t.pre.normalize(images) // pixel_values [B, 3, H, W]
 	img := graph.BroadcastToDims(graph.Scalar(g, dtypes.Int32, t.hfc.ImageToken()), b, n)
 	in := hf.Inputs{IDs: graph.Concatenate([]*graph.Node{img, tokens}, 1), Pixels: px}
 	if t.hfc.PaliGemma != nil {
@@ -480,15 +400,10 @@ func (t *VQA) logits(scope *model.Scope, images, tokens, mask *graph.Node) *grap
 
 // InitVariables implements train.Initializer: a pretrained directory's weights.
 func (t *VQA) InitVariables(backend compute.Backend, store *model.Store) (int, string, error) {
-	if t.hfc == nil || t.r.Model.Pretrained == "random" {
+	if t.pre == nil {
 		return 0, "", nil
 	}
-	m, err := hf.Load(backend, t.r.Model.Pretrained)
-	if err != nil {
-		return 0, "", fmt.Errorf("model.pretrained: %v", err)
-	}
-	n, err := m.CopyInto(store)
-	return n, t.r.Model.Pretrained, err
+	return t.pre.initVariables(backend, store)
 }
 
 // Pretrained is the Hugging Face configuration the task fine-tunes (nil: reel's own VLM).

@@ -328,6 +328,37 @@ func warmUp(backend compute.Backend, task Task, cfg recipes.TrainConfig, store *
 	return err
 }
 
+// InitialStore returns the weights a fresh run of task with train section c starts from, before
+// its first step: initialised from train.seed in the order Run initialises them, then the task's
+// own weights (Initializer); train.init_from is not applied. It is the untouched model of a run
+// from random weights (model.pretrained: random), the baseline `reel eval` compares it with.
+func InitialStore(backend compute.Backend, task Task, c recipes.TrainConfig) (store *model.Store, err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			err = fmt.Errorf("initialising: %s", errline.First(r))
+		}
+	}()
+	if store, err = NewStore(c.Seed); err != nil {
+		return nil, err
+	}
+	var prep *model.Exec
+	if p, ok := task.(BatchPreparer); ok {
+		if prep, err = newPrepExec(backend, store, p, c); err != nil {
+			return nil, err
+		}
+		defer prep.Finalize()
+	}
+	if err := warmUp(backend, task, c, store, prep); err != nil {
+		return nil, err
+	}
+	if in, ok := task.(Initializer); ok {
+		if _, _, err := in.InitVariables(backend, store); err != nil {
+			return nil, err
+		}
+	}
+	return store, nil
+}
+
 // initFrom loads the weights (not optimizer state) of a run or checkpoint directory: every model
 // variable the checkpoint has, frozen ones included (the base of a LoRA fine-tune), except the
 // normalisation statistics ("norm/…"), which belong to the data this run trains on.

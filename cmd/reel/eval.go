@@ -8,6 +8,7 @@ import (
 	"sort"
 	"strings"
 
+	"github.com/gomlx/gomlx/ml/model"
 	"gonum.org/v1/plot/plotter"
 
 	"github.com/reelml/reel/backends"
@@ -29,6 +30,8 @@ type evalResult struct {
 	// Baseline.Metrics: what the fine-tune changed.
 	Baseline *evalResult        `json:"baseline,omitempty"`
 	Delta    map[string]float64 `json:"delta,omitempty"`
+	// Splits are each eval set's accuracy before (the baseline) and after, and the delta.
+	Splits []splitDelta `json:"splits,omitempty"`
 	// ClosedLoop is a policy's closed-loop evaluation in held-out simulated scenes (task vla).
 	ClosedLoop *vlaEval `json:"closed_loop,omitempty"`
 }
@@ -41,7 +44,7 @@ func cmdEval(args []string) error {
 	sets := fs.StringArray("set", nil, "override a field of the checkpoint's recipe, e.g. --set eval.examples=1000")
 	all := fs.Bool("all", false, "evaluate every kept checkpoint of the run and plot each metric against step")
 	backend := fs.String("backend", "", `compute backend (default: $GOMLX_BACKEND, else auto)`)
-	baseline := fs.String("baseline", "", `run or checkpoint to compare against (default: the recipe's train.init_from; "none" to skip)`)
+	baseline := fs.String("baseline", "", `run, checkpoint or Hugging Face directory to compare against (default: the recipe's train.init_from, else for a model.pretrained run "init", the run's initialisation: the pretrained weights and the same seed's new parameters; "none" to skip)`)
 	ema := fs.Bool("ema", false, "evaluate the moving average of the weights (runs trained with train.ema)")
 	remote := fs.String("remote", "", "vla: evaluate the policy served at this ws:// URL (reel serve) instead of the checkpoint's weights")
 	maxConns := fs.Int("max-connections", 16, "--remote: most episodes played at once, each through its own connection")
@@ -151,7 +154,19 @@ func cmdEval(args []string) error {
 				bdir string
 				err  error
 			)
-			if hf.IsModelDir(base) { // a Hugging Face directory: the pretrained model of the fine-tune
+			if base == initBaseline { // the run's own initialisation: the untouched model
+				bdir, bst.Recipe = fmt.Sprintf("initialisation (train.seed %d)", r.Train.Seed), r.Name+" untrained"
+				if p := r.Model.Pretrained; p != "" && p != "random" {
+					bdir = fmt.Sprintf("%s (new parameters: train.seed %d)", p, r.Train.Seed)
+				}
+				var store *model.Store
+				if store, err = train.InitialStore(b, task, r.Train); err == nil {
+					brep, err = train.EvaluateStore(b, task, store, r.Train)
+				}
+				if err != nil {
+					return fmt.Errorf("baseline %s: %v", bdir, err)
+				}
+			} else if hf.IsModelDir(base) { // a Hugging Face directory: the pretrained model of the fine-tune
 				bdir, bst.Recipe = base, "pretrained"
 				var m *hf.Model
 				if m, err = hf.Load(b, base); err == nil {
@@ -186,6 +201,8 @@ func cmdEval(args []string) error {
 				}
 				fmt.Fprintf(os.Stderr, "reel: baseline %s (step %d): %s\n", bdir, bst.Step, train.FormatMetrics(brep.Metrics))
 				fmt.Fprintf(os.Stderr, "reel: delta: %s\n", train.FormatMetrics(res.Delta))
+				res.Splits = splitDeltas(r.Eval.Sets, brep.Metrics, rep.Metrics)
+				printSplits(res.Splits)
 			}
 		}
 		if err := checkpoints.WriteJSON(filepath.Join(dir, "eval.json"), res); err != nil {
@@ -231,20 +248,68 @@ func plotAll(run string, results []evalResult) error {
 	return nil
 }
 
+// initBaseline as --baseline (and the default of a model.pretrained: random run) compares a run
+// with its own initialisation: the same seed's weights before the first step.
+const initBaseline = "init"
+
 // baselinePath is the checkpoint a fine-tuned run is compared against: --baseline, else the
-// recipe's train.init_from, else its pretrained Hugging Face directory (model.pretrained); ""
+// recipe's train.init_from, else for a model.pretrained run (a Hugging Face directory, or random
+// weights) the run's initialisation (initBaseline: the pretrained weights, and the parameters the
+// fine-tune adds, such as LoRA adapters or an STTS scorer, as the same seed initialises them); ""
 // for none.
 func baselinePath(flag string, r *recipes.Recipe) string {
 	switch flag {
 	case "none":
 		return ""
 	case "":
-		if r.Train.InitFrom == "" && r.Model.Pretrained != "" && r.Model.Pretrained != "random" {
-			return r.Model.Pretrained
+		if r.Train.InitFrom == "" && r.Model.Pretrained != "" {
+			return initBaseline
 		}
 		return r.Train.InitFrom
 	}
 	return flag
+}
+
+// splitDelta is one eval set's accuracy before and after a fine-tune.
+type splitDelta struct {
+	Split  string  `json:"split"` // id, ood, general, or the set's name
+	Set    string  `json:"set"`
+	Before float64 `json:"before"`
+	After  float64 `json:"after"`
+	Delta  float64 `json:"delta"`
+}
+
+// splitNames name the counting study's sets as the counting paper's evaluation does:
+// in-distribution, out-of-distribution and general.
+var splitNames = map[string]string{"counting": "id", "counting_ood": "ood", "general": "general"}
+
+// splitDeltas returns the accuracy before and after of every eval set both reports have.
+func splitDeltas(sets []string, before, after map[string]float64) []splitDelta {
+	var out []splitDelta
+	for _, set := range sets {
+		b, okB := before[set+"/accuracy"]
+		a, okA := after[set+"/accuracy"]
+		if !okB || !okA {
+			continue
+		}
+		name := splitNames[set]
+		if name == "" {
+			name = set
+		}
+		out = append(out, splitDelta{Split: name, Set: set, Before: b, After: a, Delta: a - b})
+	}
+	return out
+}
+
+// printSplits prints the before/after/delta table of the eval sets' accuracies.
+func printSplits(rows []splitDelta) {
+	if len(rows) == 0 {
+		return
+	}
+	fmt.Fprintf(os.Stderr, "reel: %-24s %7s %7s %7s\n", "accuracy", "before", "after", "delta")
+	for _, s := range rows {
+		fmt.Fprintf(os.Stderr, "reel: %-24s %7.3f %7.3f %+7.3f\n", s.Split+" ("+s.Set+")", s.Before, s.After, s.Delta)
+	}
 }
 
 // plotNumerosity draws RUN/plots/numerosity.png from the per-count groups of every counting set

@@ -141,7 +141,7 @@ func writeHFDir(t *testing.T, ckpt, dir, cfg string) {
 }
 
 // TestHFFineTuneCLI trains counting-finetune-hf-tiny (the Hugging Face PaliGemma code path with
-// random weights) briefly, then evaluates it with its own weights written as a Hugging Face
+// random weights; a full fine-tune, without the recipe's LoRA adapters) briefly, then evaluates it with its own weights written as a Hugging Face
 // directory as the baseline: loading that directory back must reproduce the run's metrics exactly.
 func TestHFFineTuneCLI(t *testing.T) {
 	if testing.Short() {
@@ -149,7 +149,7 @@ func TestHFFineTuneCLI(t *testing.T) {
 	}
 	dir := t.TempDir()
 	requireOK(t, reel(t, dir, "train", "counting-finetune-hf-tiny", "--out", "run", "--set", "train.steps=40",
-		"--set", "train.eval_every=0", "--set", "checkpoint.every=0", "--set", "eval.examples=32", "--set", "eval.batch_size=32"))
+		"--set", "train.lora.rank=0", "--set", "train.eval_every=0", "--set", "checkpoint.every=0", "--set", "eval.examples=32", "--set", "eval.batch_size=32"))
 	r, err := recipes.Load(filepath.Join(dir, "run", "recipe.yaml"), nil)
 	require.NoError(t, err)
 	ckpt, err := checkpoints.Resolve(filepath.Join(dir, "run"), nil)
