@@ -93,6 +93,8 @@ func TestPi0TinySimulatorServeEval(t *testing.T) {
 	msg := requireUserError(t, reel(t, dir, "train", "pi0-tiny", "--out", "bad", "--set", "policy.head=mse"), -1)
 	require.Contains(t, msg, "policy.head")
 	require.Contains(t, msg, "pi0")
+	msg = requireUserError(t, reel(t, dir, "train", "pi0-tiny", "--out", "bad", "--set", "model.image_size=64"), -1)
+	require.Contains(t, msg, "model.image_size")
 }
 
 // model.pretrained: a PaliGemma directory initialises the backbone with its weights and the
