@@ -5,6 +5,7 @@ import (
 	"math"
 	"math/rand/v2"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"regexp"
 	"slices"
@@ -183,6 +184,23 @@ func TestExportModelAndPEFT(t *testing.T) {
 		if !changed[name] {
 			require.Equal(t, f32(t, st), f32(t, expT[name]), "%s is the source's", name)
 		}
+	}
+
+	// An independent reader (Python's standard library) finds the same merge.
+	if _, err := os.Stat("/usr/bin/python3"); err == nil {
+		py, err := exec.Command("/usr/bin/python3", filepath.Join("testdata", "check_peft_merge.py"), src, peftDir, out).CombinedOutput()
+		require.NoError(t, err, string(py))
+		var chk struct {
+			Modules    []string `json:"modules"`
+			MaxAbsDiff float64  `json:"max_abs_diff"`
+			NamesMatch bool     `json:"names_match"`
+		}
+		require.NoError(t, json.Unmarshal(py, &chk), string(py))
+		require.Equal(t, modules, chk.Modules)
+		require.Less(t, chk.MaxAbsDiff, 1e-5)
+		require.True(t, chk.NamesMatch)
+	} else {
+		t.Log("no /usr/bin/python3: the export is not read back independently")
 	}
 
 	// The exported directory loads as the source did.

@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"maps"
 	"math"
 	"os"
 	"path/filepath"
@@ -541,24 +540,28 @@ func (t *Trainer) adapterBase() (*checkpoints.Base, error) {
 	if t.cfg.LoRA.Rank == 0 {
 		return nil, nil
 	}
-	frozen := map[string]*tensors.Tensor{}
+	var names []string
 	for v := range t.store.IterVariables() {
 		// The normalisation statistics ("norm/…") come from the data, not the base: every
 		// checkpoint keeps them.
 		if name := strings.TrimPrefix(v.Path(), "/"); !v.Trainable && modelVariable(name) && !strings.HasPrefix(name, "norm/") {
-			val, err := v.Value()
-			if err != nil {
-				return nil, fmt.Errorf("checkpoint: variable %s: %v", v.Path(), err)
-			}
-			frozen[v.Path()] = val
+			names = append(names, v.Path())
 		}
 	}
-	if len(frozen) == 0 {
+	if len(names) == 0 {
 		return nil, nil
 	}
-	names := slices.Sorted(maps.Keys(frozen))
+	slices.Sort(names)
 	if t.base != nil && slices.Equal(t.base.Variables, names) {
 		return t.base, nil
+	}
+	frozen := map[string]*tensors.Tensor{}
+	for _, p := range names {
+		val, err := t.store.GetVariable(p).Value()
+		if err != nil {
+			return nil, fmt.Errorf("checkpoint: variable %s: %v", p, err)
+		}
+		frozen[p] = val
 	}
 	b := &checkpoints.Base{Seed: t.cfg.Seed, Variables: names}
 	var err error

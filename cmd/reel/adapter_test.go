@@ -10,6 +10,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/reelml/reel/checkpoints"
+	"github.com/reelml/reel/data"
 )
 
 // dirSize is the number of bytes of the files under dir.
@@ -97,4 +98,65 @@ func TestAdapterCheckpoints(t *testing.T) {
 	requireOK(t, reel(t, dir, append([]string{"train", "counting-pretrain-tiny", "--out", "base", "--set", "train.steps=2", "--set", "train.seed=9"}, quick...)...))
 	msg = requireLastLineError(t, reel(t, dir, "export", "ft", "--out", "x.st"), 1)
 	require.Contains(t, msg, "train.init_from "+base.InitFrom+" changed")
+}
+
+// TestAdapterCheckpointsPretrained: a LoRA fine-tune of a Hugging Face directory (here the export
+// of a random-weight run, with a word-level tokenizer over reel's vocabulary) keeps adapter-only
+// checkpoints that refer to the directory by path and content, exports back under the
+// directory's names, and fails with one line naming the file once the directory's weights change.
+func TestAdapterCheckpointsPretrained(t *testing.T) {
+	if testing.Short() {
+		t.Skip("trains tiny models")
+	}
+	dir := t.TempDir()
+	quick := []string{"--set", "eval.examples=16", "--set", "eval.batch_size=16", "--set", "train.eval_every=0", "--set", "checkpoint.every=0"}
+	requireOK(t, reel(t, dir, append([]string{"train", "counting-finetune-hf-tiny", "--out", "r0", "--set", "train.steps=2"}, quick...)...))
+	requireOK(t, reel(t, dir, "export", "r0", "--format", "hf", "--out", "pre"))
+	vocab := map[string]int{}
+	for i, w := range data.SceneVocab().Words() {
+		vocab[w] = i
+	}
+	special := func(tok string) map[string]any {
+		return map[string]any{"SpecialToken": map[string]any{"id": tok, "type_id": 0}}
+	}
+	tj, err := json.Marshal(map[string]any{"version": "1.0", "added_tokens": []any{},
+		"model":         map[string]any{"type": "WordLevel", "vocab": vocab, "unk_token": "<unk>"},
+		"pre_tokenizer": map[string]any{"type": "Whitespace"},
+		"post_processor": map[string]any{"type": "TemplateProcessing",
+			"single": []any{special("<bos>"), map[string]any{"Sequence": map[string]any{"id": "A", "type_id": 0}}, special("<eos>")},
+			"pair":   []any{special("<bos>"), map[string]any{"Sequence": map[string]any{"id": "A", "type_id": 0}}, special("<eos>")},
+			"special_tokens": map[string]any{
+				"<bos>": map[string]any{"id": "<bos>", "ids": []int{vocab["<bos>"]}, "tokens": []string{"<bos>"}},
+				"<eos>": map[string]any{"id": "<eos>", "ids": []int{vocab["<eos>"]}, "tokens": []string{"<eos>"}}}}})
+	require.NoError(t, err)
+	require.NoError(t, os.WriteFile(filepath.Join(dir, "pre", "tokenizer.json"), tj, 0o644))
+
+	requireOK(t, reel(t, dir, append([]string{"train", "counting-finetune-hf-tiny", "--out", "ft", "--set", "train.steps=3",
+		"--set", "model.pretrained=pre", "--set", "model.hf_config=", "--set", "train.lora.rank=4"}, quick...)...))
+	ck, err := checkpoints.Resolve(filepath.Join(dir, "ft"), nil)
+	require.NoError(t, err)
+	base, err := checkpoints.ReadBase(ck)
+	require.NoError(t, err)
+	require.NotNil(t, base)
+	require.Equal(t, filepath.Join(dir, "pre"), base.Pretrained)
+	require.Contains(t, base.PretrainedFiles, "model.safetensors")
+
+	r := reel(t, dir, "eval", "ft", "--baseline", "none")
+	requireOK(t, r)
+	var ev struct{ Metrics map[string]float64 }
+	require.NoError(t, json.Unmarshal([]byte(r.stdout), &ev))
+	require.Equal(t, lastEval(t, filepath.Join(dir, "ft")), ev.Metrics)
+	requireOK(t, reel(t, dir, "export", "ft", "--format", "hf", "--out", "out"))
+	want, _, err := checkpoints.SafetensorsShapes(filepath.Join(dir, "pre", "model.safetensors"))
+	require.NoError(t, err)
+	got, _, err := checkpoints.SafetensorsShapes(filepath.Join(dir, "out", "model.safetensors"))
+	require.NoError(t, err)
+	require.Equal(t, want, got)
+	require.FileExists(t, filepath.Join(dir, "out", "tokenizer.json"))
+
+	// The pretrained weights change: one line naming the file.
+	requireOK(t, reel(t, dir, append([]string{"train", "counting-finetune-hf-tiny", "--out", "r1", "--set", "train.steps=1"}, quick...)...))
+	requireOK(t, reel(t, dir, "export", "r1", "--format", "hf", "--out", "pre"))
+	msg := requireLastLineError(t, reel(t, dir, "eval", "ft", "--baseline", "none"), 1)
+	require.Contains(t, msg, "model.pretrained "+filepath.Join(dir, "pre")+": model.safetensors has sha256")
 }

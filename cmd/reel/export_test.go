@@ -13,7 +13,10 @@ import (
 
 	"github.com/stretchr/testify/require"
 
+	"github.com/gomlx/gomlx/core/tensors"
+
 	"github.com/reelml/reel/checkpoints"
+	"github.com/reelml/reel/recipes"
 )
 
 // TestExportHFCLI: a LoRA fine-tune of the Hugging Face PaliGemma code path exports as a
@@ -73,6 +76,48 @@ func TestExportHFCLI(t *testing.T) {
 	require.Len(t, out.Logits[0], 19)
 	require.Len(t, out.Logits[0][0], 128)
 	require.False(t, math.IsNaN(out.Logits[0][18][0]))
+
+	// The same logits as the run's weights merged here (W + (alpha/r)·A·B in reel's [in, out]
+	// layout) and written by the test's own transformers mapping.
+	ck, err := checkpoints.Resolve(filepath.Join(dir, "run"), nil)
+	require.NoError(t, err)
+	vars, _, err := checkpoints.LoadVariables(ck)
+	require.NoError(t, err)
+	merged := map[string]*tensors.Tensor{}
+	for p, v := range vars {
+		layer, ok := strings.CutSuffix(p, "/lora/a")
+		if !ok {
+			_, adapted := vars[strings.TrimSuffix(p, "/weights")+"/lora/a"]
+			if !strings.Contains(p, "/lora/") && !(adapted && strings.HasSuffix(p, "/weights")) {
+				merged[p] = v
+			}
+			continue
+		}
+		w, a, bb := vars[layer+"/weights"], tensors.MustCopyFlatData[float32](v), tensors.MustCopyFlatData[float32](vars[layer+"/lora/b"])
+		wv, d := tensors.MustCopyFlatData[float32](w), w.Shape().Dimensions
+		for i := range d[0] {
+			for j := range d[1] {
+				s := float32(0)
+				for k := range 4 {
+					s += a[i*4+k] * bb[k*d[1]+j]
+				}
+				wv[i*d[1]+j] += 4 * s // alpha/r = 16/4
+			}
+		}
+		merged[layer+"/weights"] = tensors.FromFlatDataAndDimensions(wv, d...)
+	}
+	rcp, err := recipes.Load(filepath.Join(dir, "run", "recipe.yaml"), nil)
+	require.NoError(t, err)
+	writeHFVars(t, merged, filepath.Join(dir, "mine"), rcp.Model.HFConfig)
+	r2 := reel(t, dir, "hf", "run", "mine", "--tokens", strings.Repeat("127,", 16)+"5,6,7", "--image", "img.png")
+	requireOK(t, r2)
+	var mine struct{ Logits [][][]float64 }
+	require.NoError(t, json.Unmarshal([]byte(r2.stdout), &mine))
+	for i := range out.Logits[0] {
+		for j := range out.Logits[0][i] {
+			require.InDelta(t, mine.Logits[0][i][j], out.Logits[0][i][j], 1e-4, "logit [%d, %d]", i, j)
+		}
+	}
 
 	r = reel(t, dir, "export", "run", "--format", "peft", "--out", "peft")
 	requireOK(t, r)

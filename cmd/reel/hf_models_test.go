@@ -100,6 +100,12 @@ func writeHFDir(t *testing.T, ckpt, dir, cfg string) {
 	t.Helper()
 	vars, _, err := checkpoints.LoadVariables(ckpt)
 	require.NoError(t, err)
+	writeHFVars(t, vars, dir, cfg)
+}
+
+// writeHFVars is writeHFDir for variables by path.
+func writeHFVars(t *testing.T, vars map[string]*tensors.Tensor, dir, cfg string) {
+	t.Helper()
 	out := map[string]*tensors.Tensor{}
 	for path, v := range vars {
 		if !strings.HasPrefix(path, "/model/") && !strings.HasPrefix(path, "/lm_head/") {
