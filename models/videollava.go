@@ -131,7 +131,7 @@ func VideoLlavaFeatures(scope *model.Scope, cfg VideoLlavaConfig, sel TokenSelec
 	states := make([]*Node, vc.Layers+1)
 	states[cfg.ScoreAfter+1] = x
 	for i := cfg.ScoreAfter + 1; i < vc.Layers; i++ {
-		x = EncoderLayerHF(layers.In("%d", i), vc.EncoderConfig, x, same)
+		x = Remat(x, func(x *Node) *Node { return EncoderLayerHF(layers.In("%d", i), vc.EncoderConfig, x, same) }) // train.remat
 		states[i+1] = x
 	}
 	LayerNormHF(vm.In("post_layernorm"), x, vc.Eps) // a checkpoint's weights, unused by LLaVA (as transformers)
