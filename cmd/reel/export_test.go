@@ -124,7 +124,7 @@ func TestExportHFCLI(t *testing.T) {
 	require.Contains(t, r.stderr, "not in a PEFT adapter", "LoRA leaves embeddings and norms trainable: the warning says so")
 	ad, _, err := checkpoints.SafetensorsShapes(filepath.Join(dir, "peft", "adapter_model.safetensors"))
 	require.NoError(t, err)
-	require.Len(t, ad, 2*26) // 2 layers × (7 decoder + 6 vision projections), A and B each
+	require.Len(t, ad, 2*14) // 2 layers × 7 decoder projections (the recipe's targets), A and B each
 	require.Equal(t, []int{4, 256}, ad["base_model.model.model.language_model.layers.0.mlp.down_proj.lora_A.weight"].Dimensions)
 	require.Equal(t, []int{64, 4}, ad["base_model.model.model.language_model.layers.0.mlp.down_proj.lora_B.weight"].Dimensions)
 	b, err := os.ReadFile(filepath.Join(dir, "peft", "adapter_config.json"))
@@ -135,7 +135,7 @@ func TestExportHFCLI(t *testing.T) {
 	require.Equal(t, 16.0, cfg["lora_alpha"])
 
 	// Bad requests.
-	requireOK(t, reel(t, dir, append([]string{"train", "counting-finetune-hf-tiny", "--out", "plain", "--set", "train.steps=1", "--set", "checkpoint.every=0"}, tiny...)...))
+	requireOK(t, reel(t, dir, append([]string{"train", "counting-finetune-hf-tiny", "--out", "plain", "--set", "train.steps=1", "--set", "checkpoint.every=0", "--set", "train.lora.rank=0"}, tiny...)...))
 	msg := requireUserError(t, reel(t, dir, "export", "plain", "--format", "peft"), 1)
 	require.Contains(t, msg, "no train.lora")
 	msg = requireUserError(t, reel(t, dir, "export", "run", "--format", "onnx"), 2)
