@@ -177,16 +177,8 @@ func initStore(backend compute.Backend, task Task, cfg recipes.TrainConfig, stor
 // from them (seeded initialisation, pretrained weights, train.init_from), by path: the frozen
 // base of an adapter-only checkpoint, rebuilt.
 func InitBase(backend compute.Backend, task Task, c recipes.TrainConfig) (vals map[string]*tensors.Tensor, err error) {
-	defer func() {
-		if r := recover(); r != nil {
-			err = fmt.Errorf("building the model: %s", errline.First(r))
-		}
-	}()
-	store, err := NewStore(c.Seed)
+	store, err := freshStore(backend, task, c)
 	if err != nil {
-		return nil, err
-	}
-	if err := initStore(backend, task, c, store, nil, func(string, ...any) {}); err != nil {
 		return nil, err
 	}
 	vals = map[string]*tensors.Tensor{}
@@ -331,29 +323,23 @@ func warmUp(backend compute.Backend, task Task, cfg recipes.TrainConfig, store *
 // its first step: initialised from train.seed in the order Run initialises them, then the task's
 // own weights (Initializer); train.init_from is not applied. It is the untouched model of a run
 // from random weights (model.pretrained: random), the baseline `reel eval` compares it with.
-func InitialStore(backend compute.Backend, task Task, c recipes.TrainConfig) (store *model.Store, err error) {
+func InitialStore(backend compute.Backend, task Task, c recipes.TrainConfig) (*model.Store, error) {
+	c.InitFrom = ""
+	return freshStore(backend, task, c)
+}
+
+// freshStore initialises a new store as a fresh run of task with train section c does.
+func freshStore(backend compute.Backend, task Task, c recipes.TrainConfig) (store *model.Store, err error) {
 	defer func() {
 		if r := recover(); r != nil {
-			err = fmt.Errorf("initialising: %s", errline.First(r))
+			err = fmt.Errorf("building the model: %s", errline.First(r))
 		}
 	}()
 	if store, err = NewStore(c.Seed); err != nil {
 		return nil, err
 	}
-	var prep *model.Exec
-	if p, ok := task.(BatchPreparer); ok {
-		if prep, err = newPrepExec(backend, store, p, c); err != nil {
-			return nil, err
-		}
-		defer prep.Finalize()
-	}
-	if err := warmUp(backend, task, c, store, prep); err != nil {
+	if err := initStore(backend, task, c, store, nil, func(string, ...any) {}); err != nil {
 		return nil, err
-	}
-	if in, ok := task.(Initializer); ok {
-		if _, _, err := in.InitVariables(backend, store); err != nil {
-			return nil, err
-		}
 	}
 	return store, nil
 }
