@@ -38,18 +38,18 @@ import (
 //
 // Inputs are videoVLMInputs' (video, tokens, targets, mask, random ranks, ExeVRM packing).
 type ExeVRM struct {
-	r      *recipes.Recipe
-	cfg    models.VideoVLMConfig
-	vocab  *data.Vocab
-	sim    sim.Config
-	micro  int
-	yes    int // token ids of the answers
-	no     int
-	evals  evalCache
-	once   sync.Once
-	pool   []rewardEpisode // training episodes
-	thresh float64         // the frame-difference baseline's threshold, tuned on pool
-	err    error
+	r     *recipes.Recipe
+	cfg   models.VideoVLMConfig
+	vocab *data.Vocab
+	sim   sim.Config
+	micro int
+	yes   int // token ids of the answers
+	no    int
+	evals evalCache
+	once  sync.Once
+	pool  []rewardEpisode // training episodes
+	base  frameDiffRule   // the frame-difference baseline, tuned on pool
+	err   error
 }
 
 // rewardEpisode is one labelled execution video at the model's image size.
@@ -127,7 +127,7 @@ func (c *rewardCollector) Write(ep data.Episode) error {
 func (t *ExeVRM) trainPool() ([]rewardEpisode, error) {
 	t.once.Do(func() {
 		if t.pool, t.err = t.record(t.r.Data.Episodes, false); t.err == nil {
-			t.thresh = tuneFrameDiff(t.pool, t.r.Model.Frames, t.r.Model.ImageSize)
+			t.base = tuneFrameDiff(t.pool, t.r.Model.Frames, t.r.Model.ImageSize)
 		}
 	})
 	return t.pool, t.err
@@ -262,7 +262,7 @@ func (t *ExeVRM) buildEvalSet() (train.EvalData, error) {
 	if err != nil {
 		return nil, fmt.Errorf("eval set reward: %v", err)
 	}
-	e.base = frameDiffBaseline(eps, k, m.ImageSize, t.thresh)
+	e.base = frameDiffBaseline(eps, k, m.ImageSize, t.base)
 	return e, nil
 }
 
@@ -365,69 +365,80 @@ func rewardMetrics(eps []rewardEpisode, pred []bool, attr []int) map[string]floa
 	return m
 }
 
-// frameDiff is the frame-difference heuristic's evidence for a clip: the mean absolute pixel
-// difference between the last and the first keyframe (a solved task has moved something).
-func frameDiff(clip []float32, k, s int) float64 {
+// frameDiffRule is the frame-difference heuristic: success iff the mean absolute pixel
+// difference between the last keyframe and keyframe From (0: the first, frames−2: the one
+// before the last — motion at the very end) exceeds Threshold.
+type frameDiffRule struct {
+	From      int
+	Threshold float64
+}
+
+// frameDiff is the mean absolute pixel difference between keyframes a and b of a clip.
+func frameDiff(clip []float32, a, b, s int) float64 {
 	fs := s * s * 3
 	d := 0.0
 	for p := range fs {
-		d += math.Abs(float64(clip[(k-1)*fs+p] - clip[p]))
+		d += math.Abs(float64(clip[a*fs+p] - clip[b*fs+p]))
 	}
 	return d / float64(fs)
 }
 
-// tuneFrameDiff returns the frame-difference threshold with the best accuracy on eps (the
-// midpoint between two consecutive sorted evidences).
-func tuneFrameDiff(eps []rewardEpisode, k, s int) float64 {
+// tuneFrameDiff returns the frame-difference rule with the best accuracy on eps: for each
+// reference keyframe (the first, the one before the last), the threshold midway between two
+// consecutive sorted differences that classifies most episodes right.
+func tuneFrameDiff(eps []rewardEpisode, k, s int) frameDiffRule {
 	type pt struct {
 		d  float64
 		ok bool
 	}
-	pts := make([]pt, len(eps))
-	pos := 0
-	for i := range eps {
-		pts[i] = pt{frameDiff(eps[i].clip(eps[i].T-1, k, s), k, s), eps[i].success}
-		if eps[i].success {
-			pos++
-		}
-	}
-	sort.Slice(pts, func(a, b int) bool { return pts[a].d < pts[b].d })
-	// Threshold below pts[i]: predict positive for i.. ; correct = negatives below + positives above.
-	best, at := -1, math.Inf(-1)
-	negBelow, posBelow := 0, 0
-	for i := 0; i <= len(pts); i++ {
-		if c := negBelow + (pos - posBelow); c > best {
-			best = c
-			switch {
-			case i == 0:
-				at = math.Inf(-1)
-			case i == len(pts):
-				at = math.Inf(1)
-			default:
-				at = (pts[i-1].d + pts[i].d) / 2
+	var rule frameDiffRule
+	best := -1
+	for _, from := range []int{0, k - 2} {
+		pts := make([]pt, len(eps))
+		pos := 0
+		for i := range eps {
+			pts[i] = pt{frameDiff(eps[i].clip(eps[i].T-1, k, s), k-1, from, s), eps[i].success}
+			if eps[i].success {
+				pos++
 			}
 		}
-		if i < len(pts) {
-			if pts[i].ok {
-				posBelow++
-			} else {
-				negBelow++
+		sort.Slice(pts, func(a, b int) bool { return pts[a].d < pts[b].d })
+		// A threshold below pts[i] predicts success for i…: correct = negatives below + positives from i.
+		negBelow, posBelow := 0, 0
+		for i := 0; i <= len(pts); i++ {
+			if c := negBelow + (pos - posBelow); c > best {
+				best = c
+				rule.From = from
+				switch {
+				case i == 0:
+					rule.Threshold = math.Inf(-1)
+				case i == len(pts):
+					rule.Threshold = math.Inf(1)
+				default:
+					rule.Threshold = (pts[i-1].d + pts[i].d) / 2
+				}
+			}
+			if i < len(pts) {
+				if pts[i].ok {
+					posBelow++
+				} else {
+					negBelow++
+				}
 			}
 		}
 	}
-	return at
+	return rule
 }
 
-// frameDiffBaseline evaluates the frame-difference heuristic on eps: success iff the last
-// keyframe differs from the first by more than thresh; its attribution is the keyframe that
-// differs most from the one before it.
-func frameDiffBaseline(eps []rewardEpisode, k, s int, thresh float64) map[string]float64 {
+// frameDiffBaseline evaluates the frame-difference rule on eps; its attribution is the
+// keyframe that differs most from the one before it.
+func frameDiffBaseline(eps []rewardEpisode, k, s int, rule frameDiffRule) map[string]float64 {
 	pred := make([]bool, len(eps))
 	attr := make([]int, len(eps))
 	fs := s * s * 3
 	for i := range eps {
 		c := eps[i].clip(eps[i].T-1, k, s)
-		pred[i] = frameDiff(c, k, s) > thresh
+		pred[i] = frameDiff(c, k-1, rule.From, s) > rule.Threshold
 		steps := make([]float64, k)
 		for j := 1; j < k; j++ {
 			for p := range fs {
