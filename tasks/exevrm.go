@@ -1,6 +1,7 @@
 package tasks
 
 import (
+	"cmp"
 	"fmt"
 	"math"
 	"slices"
@@ -54,7 +55,7 @@ type ExeVRM struct {
 
 // rewardEpisode is one labelled execution video at the model's image size.
 type rewardEpisode struct {
-	frames   []float32 // T × S × S × 3
+	frames   []uint8 // T × S × S × 3, 0–255 (a quarter of float32's memory: pools are large)
 	T        int
 	task     string
 	family   string
@@ -75,8 +76,8 @@ func exeVRMVocab() *data.Vocab {
 // NewExeVRM builds the exevrm task of a recipe. The training episodes are recorded on first use.
 func NewExeVRM(r *recipes.Recipe) (*ExeVRM, error) {
 	m, d := r.Model, r.Data
-	if d.Source != "synthetic" {
-		return nil, fmt.Errorf("data.source: task exevrm trains on synthetic reward episodes (got %s; write a dataset with 'reel data gen-reward' to look at them)", d.Source)
+	if d.Source != "synthetic" && d.Source != "lerobot" {
+		return nil, fmt.Errorf("data.source: task exevrm trains on synthetic reward episodes or a LeRobot dataset with success labels (got %s)", d.Source)
 	}
 	t := &ExeVRM{r: r, vocab: exeVRMVocab(), micro: r.Train.BatchSize / r.Train.GradAccum}
 	t.yes, t.no = t.vocab.ID("true"), t.vocab.ID("false")
@@ -89,6 +90,17 @@ func NewExeVRM(r *recipes.Recipe) (*ExeVRM, error) {
 	var err error
 	if t.sim, err = SimConfig(r); err != nil {
 		return nil, err
+	}
+	dirs := []string{r.Eval.Dir}
+	if d.Source == "lerobot" {
+		dirs = append(dirs, d.Dir)
+	}
+	for _, dir := range dirs {
+		if dir != "" { // refused before training starts; the episodes are read on first use
+			if _, err := data.OpenLeRobot(dir); err != nil {
+				return nil, err
+			}
+		}
 	}
 	// The longest instruction must fit with the question and the answer.
 	if n := len(data.Tokenize(ExeVRMQuestion("put the yellow triangle in the purple bowl"))) + 4; n > m.MaxTextLen {
@@ -118,19 +130,81 @@ type rewardCollector struct{ eps []rewardEpisode }
 
 // Write stores ep under its index (indices are distinct: no lock needed for distinct slots).
 func (c *rewardCollector) Write(ep data.Episode) error {
-	c.eps[ep.Index] = rewardEpisode{frames: ep.Frames[0], T: ep.Len(), task: ep.Task, family: ep.Family, kind: ep.Kind,
+	pix := make([]uint8, len(ep.Frames[0]))
+	for i, x := range ep.Frames[0] {
+		pix[i] = toByte(x)
+	}
+	c.eps[ep.Index] = rewardEpisode{frames: pix, T: ep.Len(), task: ep.Task, family: ep.Family, kind: ep.Kind,
 		success: ep.Success, decision: ep.DecisionStep}
 	return nil
 }
 
-// trainPool records the training episodes once and tunes the baseline's threshold on them.
+// toByte quantises a [0, 1] value to 0–255, as a dataset's video stores it.
+func toByte(x float32) uint8 { return uint8(math.Round(float64(max(0, min(1, x))) * 255)) }
+
+// trainPool records (or, for data.source lerobot, reads) the training episodes once and tunes
+// the baseline's threshold on them.
 func (t *ExeVRM) trainPool() ([]rewardEpisode, error) {
 	t.once.Do(func() {
-		if t.pool, t.err = t.record(t.r.Data.Episodes, false); t.err == nil {
+		if t.r.Data.Source == "lerobot" {
+			t.pool, t.err = t.readDataset(t.r.Data.Dir)
+		} else {
+			t.pool, t.err = t.record(t.r.Data.Episodes, false)
+		}
+		if t.err == nil {
 			t.base = tuneFrameDiff(t.pool, t.r.Model.Frames, t.r.Model.ImageSize)
 		}
 	})
 	return t.pool, t.err
+}
+
+// readDataset reads a LeRobot dataset of labelled execution videos (as 'reel data gen-reward'
+// writes, or any dataset whose episode metadata has success): the first camera's frames at the
+// model's image size (data.resize), the first task, and the decision step when recorded (else
+// the last frame).
+func (t *ExeVRM) readDataset(dir string) ([]rewardEpisode, error) {
+	ds, err := data.OpenLeRobot(dir)
+	if err != nil {
+		return nil, err
+	}
+	cams := ds.Cameras()
+	if len(cams) == 0 {
+		return nil, fmt.Errorf("lerobot dataset %s: no camera (the reward model reads videos)", dir)
+	}
+	s := t.r.Model.ImageSize
+	out := make([]rewardEpisode, ds.NumEpisodes())
+	for i := range out {
+		info := ds.EpisodeInfo(i)
+		if info.Success == nil {
+			return nil, fmt.Errorf("lerobot dataset %s: episode %d has no success label (episode metadata column success, as 'reel data gen-reward' writes)", dir, info.EpisodeIndex)
+		}
+		dec := info.Length - 1
+		if info.DecisionStep != nil {
+			if dec = *info.DecisionStep; dec < 0 || dec >= info.Length {
+				return nil, fmt.Errorf("lerobot dataset %s: episode %d: decision_step %d outside its %d frames", dir, info.EpisodeIndex, dec, info.Length)
+			}
+		}
+		steps := make([]int, info.Length)
+		for k := range steps {
+			steps[k] = k
+		}
+		ims, err := ds.Frames(i, cams[0], steps, s, s, t.r.Data.Resize)
+		if err != nil {
+			return nil, err
+		}
+		e := rewardEpisode{T: info.Length, family: cmp.Or(info.Family, "unknown"), kind: cmp.Or(info.Kind, "unlabelled"),
+			success: *info.Success, decision: dec, frames: make([]uint8, 0, info.Length*s*s*3)}
+		if len(info.Tasks) > 0 {
+			e.task = info.Tasks[0]
+		}
+		for _, im := range ims {
+			for _, x := range im.Pix {
+				e.frames = append(e.frames, toByte(x))
+			}
+		}
+		out[i] = e
+	}
+	return out, nil
 }
 
 // keyframes returns k frame indices spread uniformly over [0, end], both ends included.
@@ -151,7 +225,9 @@ func (e *rewardEpisode) clip(end, k, s int) []float32 {
 	fs := s * s * 3
 	out := make([]float32, 0, k*fs)
 	for _, f := range keyframes(end, k) {
-		out = append(out, e.frames[f*fs:(f+1)*fs]...)
+		for _, b := range e.frames[f*fs : (f+1)*fs] {
+			out = append(out, float32(b)/255)
+		}
 	}
 	return out
 }
@@ -236,7 +312,13 @@ func (t *ExeVRM) buildEvalSet() (train.EvalData, error) {
 	if _, err := t.trainPool(); err != nil { // the baseline's threshold
 		return nil, err
 	}
-	eps, err := t.record(t.r.Eval.Episodes, true)
+	var eps []rewardEpisode
+	var err error
+	if t.r.Eval.Dir != "" {
+		eps, err = t.readDataset(t.r.Eval.Dir)
+	} else {
+		eps, err = t.record(t.r.Eval.Episodes, true)
+	}
 	if err != nil {
 		return nil, err
 	}

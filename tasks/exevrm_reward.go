@@ -48,6 +48,7 @@ func OpenExeVRMReward(backend compute.Backend, dir string) (reward.Model, error)
 	if r.Task != "exevrm" {
 		return nil, fmt.Errorf("%s is a %s checkpoint, not an ExeVRM reward model (task exevrm)", ck, r.Task)
 	}
+	r.Data.Source, r.Eval.Dir = "synthetic", "" // scoring needs no training or evaluation data
 	t, err := NewExeVRM(r)
 	if err != nil {
 		return nil, fmt.Errorf("%s: %v", ck, err)

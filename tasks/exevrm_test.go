@@ -18,10 +18,10 @@ func TestExeVRMKeyframes(t *testing.T) {
 // level(f).
 func flatEpisode(T, s int, success bool, decision int, level func(f int) float32) rewardEpisode {
 	fs := s * s * 3
-	e := rewardEpisode{T: T, frames: make([]float32, T*fs), success: success, decision: decision, kind: "expert", family: "pick"}
+	e := rewardEpisode{T: T, frames: make([]uint8, T*fs), success: success, decision: decision, kind: "expert", family: "pick"}
 	for f := range T {
 		for p := range fs {
-			e.frames[f*fs+p] = level(f)
+			e.frames[f*fs+p] = toByte(level(f))
 		}
 	}
 	return e

@@ -47,6 +47,18 @@ func TestDataGenReward(t *testing.T) {
 	}
 	msg := requireUserError(t, reel(t, dir, "data", "gen-reward", "--episodes", "0", "--out", "x"), 2)
 	require.Contains(t, msg, "data gen-reward: --episodes must be a positive number")
+
+	// The dataset trains and evaluates the reward model as the simulator's episodes do.
+	r = reel(t, dir, "train", "exevrm-tiny", "--out", "run", "--set", "data.source=lerobot", "--set", "data.dir=rw", "--set", "eval.dir=rw",
+		"--set", "train.steps=2", "--set", "train.batch_size=4", "--set", "model.frames=4", "--set", "eval.batch_size=8")
+	requireOK(t, r)
+	require.Contains(t, r.stderr, "reward/accuracy=")
+	require.Contains(t, r.stderr, "reward/accuracy_kind_adversarial=")
+	msg = requireUserError(t, reel(t, dir, "train", "exevrm-tiny", "--set", "data.source=lerobot"), 1)
+	require.Contains(t, msg, "data.dir")
+	msg = requireUserError(t, reel(t, dir, "train", "exevrm-tiny", "--out", "run2", "--set", "data.source=lerobot", "--set", "data.dir=nope",
+		"--set", "train.steps=1"), 1)
+	require.Contains(t, msg, "nope")
 }
 
 // TestExeVRMTrainEval trains exevrm-tiny a few steps from the CLI, evaluates it (the metrics
