@@ -115,10 +115,15 @@ func (t *ExeVRM) Model() models.VideoVLMConfig { return t.cfg }
 // MicroBatchSize implements train.Task.
 func (t *ExeVRM) MicroBatchSize() int { return t.micro }
 
-// record generates n reward episodes of the recipe's scenes (training or held-out).
+// record generates n reward episodes of the recipe's scenes: training ones from train.seed, or
+// held-out ones (sim.EvalSeed: never a training scene) from eval.seed.
 func (t *ExeVRM) record(n int, eval bool) ([]rewardEpisode, error) {
 	w := &rewardCollector{eps: make([]rewardEpisode, n)}
-	_, err := sim.GenerateReward(t.sim, sim.RewardOptions{GenerateOptions: sim.GenerateOptions{Episodes: n, Seed: uint64(t.r.Train.Seed),
+	seed := t.r.Train.Seed
+	if eval {
+		seed = t.r.Eval.Seed
+	}
+	_, err := sim.GenerateReward(t.sim, sim.RewardOptions{GenerateOptions: sim.GenerateOptions{Episodes: n, Seed: uint64(seed),
 		Workers: t.r.Data.Workers}, Eval: eval}, w)
 	if err != nil {
 		return nil, fmt.Errorf("data: %v", err)
