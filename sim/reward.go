@@ -228,18 +228,29 @@ func (r rewrite) instruction() string {
 		return "put the " + what + " in the " + r.bowlColor + " bowl"
 	case "push":
 		return "push the " + what + " to the " + r.edge + " edge"
+	case "pick_any":
+		return "pick up a " + what
 	}
 	return "pick up the " + what
 }
 
-// succeeds reports whether the rewritten task is solved in w's state, by World.Success.
+// succeeds reports whether the rewritten task is solved in w's state, by World.Success, for
+// any object of the colour and shape it names (pick_any scenes hold two).
 func (w *World) succeeds(r rewrite) bool {
 	if r.target < 0 || (r.family == "place" && r.bowl < 0) {
 		return false // it names something not in the scene
 	}
-	c := w.clone()
-	c.family, c.target, c.twin, c.bowl, c.edge = r.family, r.target, -1, max(r.bowl, 0), r.edge
-	return c.Success()
+	for i, o := range w.objs {
+		if o.Color != r.color || o.Shape != r.shape {
+			continue
+		}
+		c := w.clone()
+		c.family, c.target, c.twin, c.bowl, c.edge = r.family, i, -1, max(r.bowl, 0), r.edge
+		if c.Success() {
+			return true
+		}
+	}
+	return false
 }
 
 // objectOf is the index of an object of that colour and shape, or -1.
@@ -254,10 +265,7 @@ func (w *World) bowlOf(color string) int {
 // rewrites lists the candidate rewrites of the task by kind, in a fixed order.
 func (w *World) rewrites() map[string][]rewrite {
 	t := w.objs[w.target]
-	fam := w.family
-	if fam == "pick_any" {
-		fam = "pick"
-	}
+	fam := w.family // pick_any rewrites keep "pick up a …": the article alone must not give them away
 	base := rewrite{family: fam, color: t.Color, shape: t.Shape, target: w.target, bowl: -1, edge: w.edge}
 	if w.family == "place" {
 		base.bowl, base.bowlColor = w.bowl, w.bowls[w.bowl].Color
@@ -296,7 +304,7 @@ func (w *World) rewrites() map[string][]rewrite {
 		}
 	}
 	for _, f := range []string{"pick", "place", "push"} {
-		if f == fam {
+		if f == fam || (f == "pick" && fam == "pick_any") {
 			continue
 		}
 		if f == "place" {

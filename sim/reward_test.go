@@ -89,7 +89,7 @@ func holds(w *World, instr string) bool {
 // frame accomplishes (read independently from its words).
 func TestRewardEpisodesGroundTruth(t *testing.T) {
 	t.Parallel()
-	eps := genReward(t, 48, 2, false)
+	eps := genReward(t, 150, 2, false)
 	groups := map[string]int{}
 	modes := map[string]bool{}
 	expertOK := 0
@@ -127,15 +127,15 @@ func TestRewardEpisodesGroundTruth(t *testing.T) {
 			require.Less(t, ep.DecisionStep, T-1)
 		}
 	}
-	require.Equal(t, map[string]int{KindExpert: 16, KindFailed: 16, KindAdversarial: 16}, groups)
-	require.GreaterOrEqual(t, expertOK, 14, "the noisy expert solves almost every scene")
+	require.Equal(t, map[string]int{KindExpert: 50, KindFailed: 50, KindAdversarial: 50}, groups)
+	require.GreaterOrEqual(t, expertOK, 45, "the noisy expert solves almost every scene")
 	failedOK := 0
 	for g := 1; g < len(eps); g += 3 {
 		if eps[g].Success {
 			failedOK++
 		}
 	}
-	require.LessOrEqual(t, failedOK, 8, "most perturbed episodes fail")
+	require.LessOrEqual(t, failedOK, 30, "most perturbed episodes fail")
 	require.GreaterOrEqual(t, len(modes), 6, "kinds seen: %v", modes)
 }
 
