@@ -58,11 +58,15 @@ type VQABatch struct {
 // the answer mask of length maxLen (e.g. with a pretrained model's tokenizer instead of a Vocab).
 type QAEncoder func(question, answer string, maxLen int) (x, y []int32, mask []float32, err error)
 
+// VocabQA is the QAEncoder of a word vocabulary: EncodeQA with v.
+func VocabQA(v *Vocab) QAEncoder {
+	return func(q, a string, n int) ([]int32, []int32, []float32, error) { return EncodeQA(v, q, a, n) }
+}
+
 // MakeVQABatch encodes examples into one batch. Every image must be
 // imageSize×imageSize×3, and every question/answer must fit in maxLen.
 func MakeVQABatch(v *Vocab, examples []Example, imageSize, maxLen int) (*VQABatch, error) {
-	return MakeVQABatchWith(func(q, a string, n int) ([]int32, []int32, []float32, error) { return EncodeQA(v, q, a, n) },
-		examples, imageSize, maxLen)
+	return MakeVQABatchWith(VocabQA(v), examples, imageSize, maxLen)
 }
 
 // MakeVQABatchWith is MakeVQABatch with the question/answer layout of enc.

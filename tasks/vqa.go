@@ -46,7 +46,7 @@ type VQA struct {
 func NewVQA(r *recipes.Recipe) (*VQA, error) {
 	m := r.Model
 	t := &VQA{r: r, vocab: data.SceneVocab(), micro: r.Train.BatchSize / r.Train.GradAccum}
-	t.encode = func(q, a string, n int) ([]int32, []int32, []float32, error) { return data.EncodeQA(t.vocab, q, a, n) }
+	t.encode = data.VocabQA(t.vocab)
 	t.word = t.vocab.Word
 	t.cfg = models.VLMConfig{
 		Vision: models.ViTConfig{ImageSize: m.ImageSize, PatchSize: m.PatchSize, Dim: m.VisionDim,
