@@ -35,7 +35,8 @@ func tinyRewardVLM(t *testing.T) string {
 
 // TestRewardProgressCLI: `reel reward progress` scores a simulator dataset's episodes with a
 // pretrained VLM directory, prints the curves and VOC as JSON, and --write stores per-frame
-// progress; bad input gives one error line.
+// progress, which a vla recipe with train.sample_weights progress trains on (RA-BC); bad input
+// gives one error line.
 func TestRewardProgressCLI(t *testing.T) {
 	dir := t.TempDir()
 	requireOK(t, reel(t, dir, "data", "gen-sim", "--episodes", "2", "--out", "ds", "--workers", "1"))
@@ -79,9 +80,16 @@ func TestRewardProgressCLI(t *testing.T) {
 	require.NoError(t, err)
 	require.JSONEq(t, r.stdout, string(saved))
 	require.FileExists(t, filepath.Join(dir, "ds", "topreward_progress.parquet"))
+	// RA-BC trains on it.
+	r = reel(t, dir, append([]string{"train", "molmobot-tiny", "--out", "rabc", "--set", "data.source=lerobot", "--set", "data.dir=ds",
+		"--set", "train.sample_weights=progress"}, quickVLA...)...)
+	requireOK(t, r)
+	require.Contains(t, r.stderr, "actions/chunk_mse=")
+	line := requireUserError(t, reel(t, dir, append([]string{"train", "molmobot-tiny", "--out", "rabc2", "--set", "train.sample_weights=progress"}, quickVLA...)...), -1)
+	require.Contains(t, line, "train.sample_weights")
 
 	requireUserError(t, reel(t, dir, "reward", "progress", vlm), 2)
-	line := requireUserError(t, reel(t, dir, "reward", "progress", filepath.Join(dir, "missing"), "--data", "ds"), -1)
+	line = requireUserError(t, reel(t, dir, "reward", "progress", filepath.Join(dir, "missing"), "--data", "ds"), -1)
 	require.Contains(t, line, "missing")
 	line = requireUserError(t, reel(t, dir, "reward", "progress", filepath.Join(dir, "ds"), "--data", "ds"), -1)
 	require.Contains(t, line, "expected a reel run")
