@@ -16,6 +16,12 @@ type Episode struct {
 	State   [][]float32 // T × state dimension
 	Action  [][]float32 // T × action dimension: the action executed after observing step t
 	Success bool        // whether the episode ended with the task solved
+	// Kind and DecisionStep label reward-model data (sim.RecordRewardEpisodes): the episode's
+	// kind ("expert", "failed", "adversarial", …) and the step at which its outcome is decided
+	// (success reached, or the step after which it can no longer succeed). Both are recorded
+	// in a dataset's episode metadata when Kind is set.
+	Kind         string
+	DecisionStep int
 	// Intended is optional: the expert's noise-free action at each step (the label a policy
 	// imitates; Action is what was executed, noise included). Datasets on disk do not carry it.
 	Intended [][]float32

@@ -108,7 +108,7 @@ func MergeLeRobot(dst string, srcs []string, cfg LeRobotMergeConfig) error {
 				allStats = false
 			}
 			out := lrBuildEpisode{ep: lrEpisode{length: e.length, tasks: slices.Clone(e.tasks), success: e.success, family: e.family,
-				seed: e.seed, stats: stats}, rows: &lrSourceRows{ds: ds, pos: i}}
+				seed: e.seed, kind: e.kind, decision: e.decision, stats: stats}, rows: &lrSourceRows{ds: ds, pos: i}}
 			for c, cam := range ds.cams {
 				if cam.video {
 					ref := e.videos[c]

@@ -77,6 +77,8 @@ type lrEpisode struct {
 	success  *bool
 	family   string
 	seed     uint64
+	kind     string // reward data: episode kind and decision step, when recorded
+	decision *int
 	chunk    [2]int // v3: data chunk and file index
 	metaFile [2]int // v3: meta/episodes chunk and file index
 }
@@ -264,7 +266,9 @@ func (d *LeRobotDataset) readV2Episodes() error {
 	path := d.path(lerobotEpisodes)
 	type line struct {
 		LeRobotEpisodeMeta
-		Success *bool `json:"success"`
+		Success      *bool  `json:"success"`
+		Kind         string `json:"kind"`
+		DecisionStep *int   `json:"decision_step"`
 	}
 	eps, err := lerobotReadJSONL[line](path, "episode_index", "length")
 	if err != nil {
@@ -285,7 +289,7 @@ func (d *LeRobotDataset) readV2Episodes() error {
 			return fmt.Errorf("%s: episode %d: length %d must be positive", path, e.EpisodeIndex, e.Length)
 		}
 		ep := lrEpisode{index: e.EpisodeIndex, length: e.Length, tasks: e.Tasks, from: total,
-			success: e.Success, family: e.Family, seed: e.Seed}
+			success: e.Success, family: e.Family, seed: e.Seed, kind: e.Kind, decision: e.DecisionStep}
 		chunk := e.EpisodeIndex / d.info.ChunksSize
 		vals := map[string]int{"episode_chunk": chunk, "episode_index": e.EpisodeIndex}
 		if ep.dataFile, err = formatTemplate(d.info.DataPath, vals, ""); err != nil {
@@ -391,7 +395,7 @@ func (d *LeRobotDataset) readV3EpisodeFile(path string) error {
 			return err
 		}
 	}
-	for _, name := range []string{"meta/episodes/chunk_index", "meta/episodes/file_index", "seed"} {
+	for _, name := range []string{"meta/episodes/chunk_index", "meta/episodes/file_index", "seed", "decision_step"} {
 		if _, err := scalar(name, true, true); err != nil {
 			return err
 		}
@@ -426,10 +430,19 @@ func (d *LeRobotDataset) readV3EpisodeFile(path string) error {
 	if tasks.numeric() {
 		return fail("column \"tasks\" is %v, want a list of strings", tasks.kind)
 	}
-	var family *pqColumn
-	if p.has("family") {
-		if family, err = p.column("family"); err != nil {
+	var family, kind *pqColumn
+	for _, c := range []struct {
+		name string
+		dst  **pqColumn
+	}{{"family", &family}, {"kind", &kind}} {
+		if !p.has(c.name) {
+			continue
+		}
+		if *c.dst, err = p.column(c.name); err != nil {
 			return err
+		}
+		if (*c.dst).numeric() {
+			return fail("column %q is %v, want strings", c.name, (*c.dst).kind)
 		}
 	}
 	stats, err := readEpisodeStatsColumns(p)
@@ -456,6 +469,14 @@ func (d *LeRobotDataset) readV3EpisodeFile(path string) error {
 		}
 		if family != nil && len(family.rowBytes(r)) == 1 {
 			ep.family = string(family.rowBytes(r)[0])
+		}
+		if kind != nil && len(kind.rowBytes(r)) == 1 {
+			ep.kind = string(kind.rowBytes(r)[0])
+		}
+		if c := ints["decision_step"]; c != nil {
+			if d := int(c.rowInts(r)[0]); d >= 0 {
+				ep.decision = &d
+			}
 		}
 		switch {
 		case ep.length < 1:
@@ -807,13 +828,16 @@ type EpisodeInfo struct {
 	Success      *bool    // whether the task was solved, when the dataset records it
 	Family       string   // reel's task family, when recorded
 	Seed         uint64   // reel's scene seed, when recorded
+	// Kind and DecisionStep are reward-data labels (see Episode.Kind), when recorded.
+	Kind         string
+	DecisionStep *int
 }
 
 // EpisodeInfo returns episode i's metadata; i must be in [0, NumEpisodes()).
 func (d *LeRobotDataset) EpisodeInfo(i int) EpisodeInfo {
 	e := d.episodes[i]
 	return EpisodeInfo{Index: i, EpisodeIndex: e.index, Length: e.length, Tasks: slices.Clone(e.tasks),
-		Success: e.success, Family: e.family, Seed: e.seed}
+		Success: e.success, Family: e.family, Seed: e.seed, Kind: e.kind, DecisionStep: e.decision}
 }
 
 // EpisodeMeta returns episode i's metadata in the shape of a meta/episodes.jsonl line.

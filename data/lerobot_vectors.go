@@ -258,6 +258,12 @@ func (d *LeRobotDataset) Episode(i int) (Episode, error) {
 	if e.success != nil {
 		ep.Success = *e.success
 	}
+	if e.kind != "" || e.decision != nil {
+		ep.Kind, ep.DecisionStep = e.kind, -1
+		if e.decision != nil {
+			ep.DecisionStep = *e.decision
+		}
+	}
 	if len(e.tasks) > 0 {
 		ep.Task = e.tasks[0]
 	} else {

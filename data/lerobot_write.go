@@ -61,6 +61,8 @@ type LeRobotEpisode struct {
 	Success       *bool  // recorded when set
 	Family        string // reel extras, recorded when set
 	Seed          uint64
+	Kind          string // reward-data extras (Episode.Kind, DecisionStep), recorded when set
+	DecisionStep  *int
 }
 
 // Len is the number of frames.
@@ -134,6 +136,10 @@ func (w *LeRobotDatasetWriter) Write(ep Episode) error {
 	le := LeRobotEpisode{Index: ep.Index, Task: ep.Task, State: ep.State, Action: ep.Action, Family: ep.Family, Seed: ep.Seed}
 	ok := ep.Success
 	le.Success = &ok
+	if ep.Kind != "" {
+		d := ep.DecisionStep
+		le.Kind, le.DecisionStep = ep.Kind, &d
+	}
 	if len(ep.Frames) != len(ep.Cameras) {
 		return fmt.Errorf("lerobot dataset %s: episode %d: %d frame streams for %d cameras", w.dir, ep.Index, len(ep.Frames), len(ep.Cameras))
 	}
@@ -360,7 +366,7 @@ func (w *LeRobotDatasetWriter) Close() error {
 		p := w.episodes[i]
 		ti := b.taskIndex(p.ep.Task)
 		out := lrBuildEpisode{ep: lrEpisode{index: i, length: p.ep.Len(), tasks: []string{p.ep.Task}, success: p.ep.Success,
-			family: p.ep.Family, seed: p.ep.Seed, stats: p.stats}, state: p.ep.State, action: p.ep.Action, task: ti, segments: p.segments}
+			family: p.ep.Family, seed: p.ep.Seed, kind: p.ep.Kind, decision: p.ep.DecisionStep, stats: p.stats}, state: p.ep.State, action: p.ep.Action, task: ti, segments: p.segments}
 		b.add(out)
 	}
 	var err error
@@ -654,7 +660,8 @@ func (b *lrBuild) featureOrder() []string {
 
 // writeV3Episodes writes meta/episodes/chunk-000/file-000.parquet: the columns LeRobot writes
 // (episode_index, tasks, length, data and video locations, frame ranges, stats/<key>/<stat>,
-// meta/episodes locations) and reel's success, family and seed.
+// meta/episodes locations) and reel's success, family and seed, and, for reward data, kind and
+// decision_step (-1 for an episode without one).
 func (b *lrBuild) writeV3Episodes() error {
 	type col struct {
 		field pqField
@@ -744,6 +751,15 @@ func (b *lrBuild) writeV3Episodes() error {
 	if hasExtras {
 		cols = append(cols, col{pqField{"family", reflect.TypeOf("")}, func(e *lrBuildEpisode) any { return e.ep.family }},
 			col{pqField{"seed", i64}, func(e *lrBuildEpisode) any { return int64(e.ep.seed) }})
+	}
+	if slices.ContainsFunc(b.episodes, func(e lrBuildEpisode) bool { return e.ep.kind != "" || e.ep.decision != nil }) {
+		cols = append(cols, col{pqField{"kind", reflect.TypeOf("")}, func(e *lrBuildEpisode) any { return e.ep.kind }},
+			col{pqField{"decision_step", i64}, func(e *lrBuildEpisode) any {
+				if e.ep.decision == nil {
+					return int64(-1)
+				}
+				return int64(*e.ep.decision)
+			}})
 	}
 	fields := make([]pqField, len(cols))
 	for i, c := range cols {
@@ -871,6 +887,8 @@ func (b *lrBuild) writeV21() error {
 		Family       string   `json:"family,omitempty"`
 		Success      *bool    `json:"success,omitempty"`
 		Seed         uint64   `json:"seed,omitempty"`
+		Kind         string   `json:"kind,omitempty"`
+		DecisionStep *int     `json:"decision_step,omitempty"`
 	}
 	type statsLine struct {
 		EpisodeIndex int          `json:"episode_index"`
@@ -902,7 +920,8 @@ func (b *lrBuild) writeV21() error {
 				return err
 			}
 		}
-		eps = append(eps, epLine{EpisodeIndex: e.ep.index, Tasks: e.ep.tasks, Length: e.ep.length, Family: e.ep.family, Success: e.ep.success, Seed: e.ep.seed})
+		eps = append(eps, epLine{EpisodeIndex: e.ep.index, Tasks: e.ep.tasks, Length: e.ep.length, Family: e.ep.family, Success: e.ep.success, Seed: e.ep.seed,
+			Kind: e.ep.kind, DecisionStep: e.ep.decision})
 		om := newOrderedJSON()
 		for _, k := range order {
 			if s, ok := e.ep.stats[k]; ok {

@@ -49,6 +49,8 @@ func Defaults() Recipe {
 			Bowls:            1,
 			MaxSteps:         60,
 			ExpertNoise:      0.1,
+			Episodes:         900,
+			PrefixShare:      0.3,
 			Resize:           "pad",
 			Normalization:    "mean_std",
 			Prefetch:         8,

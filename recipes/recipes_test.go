@@ -35,7 +35,7 @@ func TestEmbeddedRecipesLoad(t *testing.T) {
 		names = append(names, in.Name)
 		require.NotEmpty(t, in.Description, in.Name)
 	}
-	require.Equal(t, []string{"counting-finetune", "counting-finetune-hf", "counting-finetune-hf-tiny", "counting-finetune-tiny", "counting-pretrain", "counting-pretrain-tiny", "molmobot", "molmobot-mse-tiny", "molmobot-tiny", "rdvla", "rdvla-tiny", "stts-videoqa", "stts-videoqa-tiny", "trajvit2", "trajvit2-tiny", "vivit-baseline", "vivit-baseline-tiny"}, names)
+	require.Equal(t, []string{"counting-finetune", "counting-finetune-hf", "counting-finetune-hf-tiny", "counting-finetune-tiny", "counting-pretrain", "counting-pretrain-tiny", "exevrm", "exevrm-tiny", "molmobot", "molmobot-mse-tiny", "molmobot-tiny", "rdvla", "rdvla-tiny", "stts-videoqa", "stts-videoqa-tiny", "trajvit2", "trajvit2-tiny", "vivit-baseline", "vivit-baseline-tiny"}, names)
 	for _, name := range names {
 		r, err := Load(name, nil)
 		require.NoError(t, err, name)
@@ -228,7 +228,7 @@ func TestRangeEnumCross(t *testing.T) {
 	r.Model.Arch = "trajvit2"
 	require.EqualError(t, Validate(&r), `model.arch: trajvit2 does not fit task vqa (want vlm)`)
 	r.Task = "videoclip"
-	require.EqualError(t, Validate(&r), `eval.sets: "counting" is not an eval set of task videoclip (vqa: counting, general, counting_ood; videoclip: retrieval; videoqa: videoqa; vla: actions); eval.sets: "general" is not an eval set of task videoclip (vqa: counting, general, counting_ood; videoclip: retrieval; videoqa: videoqa; vla: actions)`)
+	require.EqualError(t, Validate(&r), `eval.sets: "counting" is not an eval set of task videoclip (vqa: counting, general, counting_ood; videoclip: retrieval; videoqa: videoqa; vla: actions; exevrm: reward); eval.sets: "general" is not an eval set of task videoclip (vqa: counting, general, counting_ood; videoclip: retrieval; videoqa: videoqa; vla: actions; exevrm: reward)`)
 	r.Eval.Sets = []string{"retrieval"}
 	r.Model.Arch, r.Model.Tubelet = "vivit", 3
 	require.EqualError(t, Validate(&r), `model.tubelet: 3 does not divide model.frames (8)`)

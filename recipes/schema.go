@@ -17,7 +17,7 @@ type Recipe struct {
 	Description string `yaml:"description" doc:"one-line description shown by 'reel recipes list'"`
 	// Base names another recipe (embedded name or a path relative to this file) to inherit from.
 	Base string `yaml:"base,omitempty" doc:"recipe to inherit from; keys here override it"`
-	Task string `yaml:"task" required:"true" enum:"vqa|videoclip|videoqa|vla" doc:"what is trained: vqa = image + question -> answer; videoclip = video-text contrastive (retrieval); videoqa = video + question -> answer; vla = camera images + instruction + robot state -> action chunk"`
+	Task string `yaml:"task" required:"true" enum:"vqa|videoclip|videoqa|vla|exevrm" doc:"what is trained: vqa = image + question -> answer; videoclip = video-text contrastive (retrieval); videoqa = video + question -> answer; vla = camera images + instruction + robot state -> action chunk; exevrm = execution video + instruction -> task accomplished (reward model)"`
 
 	Model      ModelConfig      `yaml:"model"`
 	Data       DataConfig       `yaml:"data"`
@@ -111,14 +111,16 @@ type DataConfig struct {
 	MotionFrames     int      `yaml:"motion_frames" for:"task=videoqa" range:"1,1024" doc:"videoqa: frames during which the moving object moves; the rest of the clip is static"`
 	QAKinds          []string `yaml:"qa_kinds" for:"task=videoqa" enum:"count|moved|direction|color_change|appeared" doc:"videoqa: question kinds"`
 	// Simulated robot world (task vla).
-	Families      []string `yaml:"families" for:"task=vla" enum:"pick|place|push|pick_any" doc:"vla: task families (pick_any has two equally valid targets)"`
+	Families      []string `yaml:"families" for:"task=vla|exevrm" enum:"pick|place|push|pick_any" doc:"vla: task families (pick_any has two equally valid targets)"`
 	Variation     float64  `yaml:"variation" for:"task=vla" range:"0,1" doc:"vla: procedural variation of backgrounds, lighting and camera pose (0 = none)"`
 	Wrist         bool     `yaml:"wrist" for:"task=vla" doc:"vla: also render a wrist camera"`
-	Bowls         int      `yaml:"bowls" for:"task=vla" range:"1,2" doc:"vla: bowls (receptacles) per scene"`
-	MaxSteps      int      `yaml:"max_steps" for:"task=vla" range:"5,10000" doc:"vla: control steps before an episode is cut off"`
-	ExpertNoise   float64  `yaml:"expert_noise" for:"task=vla" range:"0,2" doc:"vla: std of the scripted expert's executed motion noise"`
+	Bowls         int      `yaml:"bowls" for:"task=vla|exevrm" range:"1,2" doc:"vla: bowls (receptacles) per scene"`
+	MaxSteps      int      `yaml:"max_steps" for:"task=vla|exevrm" range:"5,10000" doc:"vla: control steps before an episode is cut off"`
+	ExpertNoise   float64  `yaml:"expert_noise" for:"task=vla|exevrm" range:"0,2" doc:"vla: std of the scripted expert's executed motion noise"`
 	Normalization string   `yaml:"normalization" for:"task=vla" enum:"mean_std|min_max|quantiles" doc:"vla: how states and actions are normalised from the data's statistics: mean_std ((x-mean)/std), min_max ([min,max] to [-1,1]) or quantiles ([q01,q99] to [-1,1], openpi's choice for pi0); stored in the checkpoint"`
 	Resize        string   `yaml:"resize" for:"task=vla" enum:"pad|crop|stretch" doc:"vla: how camera images of another size or aspect are fitted to model.image_size: pad (keep the aspect ratio, pad with black), crop (keep the aspect ratio, cut the centre) or stretch"`
+	Episodes      int      `yaml:"episodes" for:"task=exevrm" range:"3,1000000" doc:"exevrm, synthetic: training episodes recorded from the simulator (a third each expert, failed and adversarial; see 'reel data gen-reward')"`
+	PrefixShare   float64  `yaml:"prefix_share" for:"task=exevrm" range:"0,1" doc:"exevrm: share of training clips cut at a random prefix of the episode (positive only once the decision step is in it)"`
 	Prefetch      int      `yaml:"prefetch" range:"0,256" doc:"batches generated ahead of compute"`
 	Workers       int      `yaml:"workers" range:"0,64" doc:"data goroutines (0 = number of CPUs)"`
 }
@@ -169,8 +171,8 @@ type LoRAConfig struct {
 type EvalConfig struct {
 	Examples  int      `yaml:"examples" range:"1," doc:"examples per eval set"`
 	BatchSize int      `yaml:"batch_size" range:"1,65536" doc:"eval batch size"`
-	Sets      []string `yaml:"sets" enum:"counting|general|counting_ood|retrieval|videoqa|actions" doc:"eval sets: vqa: counting (in-distribution), general QA, counting_ood (distribution shifts); videoclip: retrieval (held-out video-text pairs); videoqa: held-out video questions; vla: actions (held-out expert chunks, offline)"`
-	Episodes  int      `yaml:"episodes" for:"task=vla" range:"1," doc:"vla: closed-loop episodes 'reel eval' rolls out in held-out scenes"`
+	Sets      []string `yaml:"sets" enum:"counting|general|counting_ood|retrieval|videoqa|actions|reward" doc:"eval sets: vqa: counting (in-distribution), general QA, counting_ood (distribution shifts); videoclip: retrieval (held-out video-text pairs); videoqa: held-out video questions; vla: actions (held-out expert chunks, offline); exevrm: reward (held-out execution videos)"`
+	Episodes  int      `yaml:"episodes" for:"task=vla|exevrm" range:"1," doc:"vla: closed-loop episodes 'reel eval' rolls out in held-out scenes; exevrm: held-out reward episodes (synthetic) evaluated"`
 	Videos    int      `yaml:"videos" for:"task=vla" range:"0," doc:"vla: rollout videos 'reel eval' writes (first N episodes)"`
 	Depths    []int    `yaml:"depths" for:"arch=rdvla" doc:"rdvla: fixed depths 'reel eval' sweeps (besides adaptive stopping)"`
 	Seed      int64    `yaml:"seed" doc:"seed of the (fixed) eval sets"`

@@ -154,17 +154,17 @@ func checkCross(r *Recipe, add func(p, msg string)) {
 		add("train.grad_accum", fmt.Sprintf("%d does not divide train.batch_size (%d)", t.GradAccum, t.BatchSize))
 	}
 	video := r.Task == "videoclip"
-	archs := map[string]string{"vqa": "vlm", "videoclip": "trajvit2|vivit", "videoqa": "videovlm", "vla": "policy|rdvla"}
-	setsOf := map[string]string{"vqa": "counting|general|counting_ood", "videoclip": "retrieval", "videoqa": "videoqa", "vla": "actions"}
+	archs := map[string]string{"vqa": "vlm", "videoclip": "trajvit2|vivit", "videoqa": "videovlm", "vla": "policy|rdvla", "exevrm": "videovlm"}
+	setsOf := map[string]string{"vqa": "counting|general|counting_ood", "videoclip": "retrieval", "videoqa": "videoqa", "vla": "actions", "exevrm": "reward"}
 	if !strings.Contains("|"+archs[r.Task]+"|", "|"+m.Arch+"|") {
 		add("model.arch", fmt.Sprintf("%s does not fit task %s (want %s)", m.Arch, r.Task, strings.ReplaceAll(archs[r.Task], "|", " or ")))
 	}
 	for _, set := range e.Sets {
 		if !strings.Contains("|"+setsOf[r.Task]+"|", "|"+set+"|") {
-			add("eval.sets", fmt.Sprintf("%q is not an eval set of task %s (vqa: counting, general, counting_ood; videoclip: retrieval; videoqa: videoqa; vla: actions)", set, r.Task))
+			add("eval.sets", fmt.Sprintf("%q is not an eval set of task %s (vqa: counting, general, counting_ood; videoclip: retrieval; videoqa: videoqa; vla: actions; exevrm: reward)", set, r.Task))
 		}
 	}
-	if r.Task == "videoqa" {
+	if r.Task == "videoqa" || r.Task == "exevrm" {
 		if m.ImageSize%m.PatchSize != 0 || (m.ImageSize/m.PatchSize)%m.Group != 0 {
 			add("model.group", fmt.Sprintf("%d does not divide the patch grid side %d (image_size/patch_size)", m.Group, m.ImageSize/m.PatchSize))
 		}
@@ -174,7 +174,7 @@ func checkCross(r *Recipe, add func(p, msg string)) {
 		if r.Pruning.Method != "none" && m.Frames < 2 {
 			add("model.frames", "pruning needs at least 2 frames")
 		}
-		if d.MotionFrames >= m.Frames {
+		if r.Task == "videoqa" && d.MotionFrames >= m.Frames {
 			add("data.motion_frames", fmt.Sprintf("%d must be less than model.frames (%d): the rest of the clip is static", d.MotionFrames, m.Frames))
 		}
 	}
@@ -200,8 +200,15 @@ func checkCross(r *Recipe, add func(p, msg string)) {
 		if d.Source == "synthetic" && len(d.Families) == 0 {
 			add("data.families", "must not be empty")
 		}
+	} else if r.Task == "exevrm" {
+		if d.Source == "lerobot" && d.Dir == "" {
+			add("data.dir", "is required when data.source is lerobot (a dataset written by 'reel data gen-reward')")
+		}
+		if d.Source == "folder" {
+			add("data.source", "folder is not an exevrm source (use synthetic or lerobot)")
+		}
 	} else if d.Source == "lerobot" {
-		add("data.source", "lerobot datasets are for task vla")
+		add("data.source", "lerobot datasets are for tasks vla and exevrm")
 	}
 	if video {
 		if m.Arch == "vivit" && m.Frames%m.Tubelet != 0 {

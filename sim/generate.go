@@ -44,6 +44,14 @@ func ShardRange(episodes, i, n int) (lo, hi int) {
 // seed and their global index, never on the number of workers or shards. The first error stops
 // the run (episodes in progress finish) and is returned.
 func Generate(cfg Config, opts GenerateOptions, w EpisodeWriter) (GenerateResult, error) {
+	return generate(cfg, opts, w, func(g, index int) (data.Episode, error) {
+		return RecordEpisode(cfg, TrainSeed(opts.Seed, int64(g)), index)
+	})
+}
+
+// generate runs record(global index, dataset index) for the episodes of opts' shard with a pool
+// of workers and hands each episode to w.
+func generate(cfg Config, opts GenerateOptions, w EpisodeWriter, record func(g, index int) (data.Episode, error)) (GenerateResult, error) {
 	shards := max(opts.Shards, 1)
 	switch {
 	case opts.Episodes < 1:
@@ -73,7 +81,7 @@ func Generate(cfg Config, opts GenerateOptions, w EpisodeWriter) (GenerateResult
 	for range min(workers, hi-lo) {
 		wg.Go(func() {
 			for g := range jobs {
-				ep, err := RecordEpisode(cfg, TrainSeed(opts.Seed, int64(g)), g-lo)
+				ep, err := record(g, g-lo)
 				if err == nil {
 					err = w.Write(ep)
 				}

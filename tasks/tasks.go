@@ -23,6 +23,8 @@ func New(r *recipes.Recipe) (train.Task, error) {
 		return NewVideoQA(r)
 	case "vla":
 		return NewVLA(r)
+	case "exevrm":
+		return NewExeVRM(r)
 	}
 	return nil, fmt.Errorf("task: %q is not a known task", r.Task)
 }

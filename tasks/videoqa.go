@@ -63,10 +63,13 @@ func NewVideoQA(r *recipes.Recipe) (*VideoQA, error) {
 func (t *VideoQA) Model() models.VideoVLMConfig { return t.cfg }
 
 // Selector returns the recipe's token selector (a fresh one per graph).
-func (t *VideoQA) Selector() *tokenizers.Selector {
-	p := t.r.Pruning
-	return &tokenizers.Selector{Mode: p.Method, Group: t.r.Model.Group, Grid: t.r.Model.ImageSize / t.r.Model.PatchSize,
-		Frames: t.r.Model.Frames, Keep: p.Keep}
+func (t *VideoQA) Selector() *tokenizers.Selector { return videoSelector(t.r) }
+
+// videoSelector is a videovlm recipe's token selector (a fresh one per graph).
+func videoSelector(r *recipes.Recipe) *tokenizers.Selector {
+	p := r.Pruning
+	return &tokenizers.Selector{Mode: p.Method, Group: r.Model.Group, Grid: r.Model.ImageSize / r.Model.PatchSize,
+		Frames: r.Model.Frames, Keep: p.Keep}
 }
 
 // MicroBatchSize implements train.Task.
@@ -83,15 +86,26 @@ func (t *VideoQA) MicroBatch(i int64) ([]*tensors.Tensor, error) {
 }
 
 func (t *VideoQA) tensors(ex []data.VideoQAExample, rankSeed uint64) ([]*tensors.Tensor, error) {
-	m := t.r.Model
-	b, f, s, L := len(ex), m.Frames, m.ImageSize, m.MaxTextLen
+	videos, qa := make([][]float32, len(ex)), make([][2]string, len(ex))
+	for i, e := range ex {
+		videos[i], qa[i] = e.Video.Frames, [2]string{e.Question, e.Answer}
+	}
+	return videoVLMInputs(t.r, t.vocab, videos, qa, rankSeed)
+}
+
+// videoVLMInputs lays out a videovlm batch (see VideoQA): videos (each Frames×S×S×3), their
+// question/answer pairs encoded with data.EncodeQA, random ranks and, with pruning.method
+// exevrm, the packing of the ExeVRM keep decisions.
+func videoVLMInputs(r *recipes.Recipe, vocab *data.Vocab, videos [][]float32, qa [][2]string, rankSeed uint64) ([]*tensors.Tensor, error) {
+	m := r.Model
+	b, f, s, L := len(videos), m.Frames, m.ImageSize, m.MaxTextLen
 	pix := f * s * s * 3
 	video := make([]float32, b*pix)
 	tok, tgt := make([]int32, b*L), make([]int32, b*L)
 	msk := make([]float32, b*L)
-	for i, e := range ex {
-		copy(video[i*pix:], e.Video.Frames)
-		x, y, mm, err := data.EncodeQA(t.vocab, e.Question, e.Answer, L)
+	for i, v := range videos {
+		copy(video[i*pix:], v)
+		x, y, mm, err := data.EncodeQA(vocab, qa[i][0], qa[i][1], L)
 		if err != nil {
 			return nil, err
 		}
@@ -99,9 +113,9 @@ func (t *VideoQA) tensors(ex []data.VideoQAExample, rankSeed uint64) ([]*tensors
 		copy(tgt[i*L:], y)
 		copy(msk[i*L:], mm)
 	}
-	n := f * t.Selector().GroupTokens()
+	n := f * videoSelector(r).GroupTokens()
 	rank := make([]float32, b*n) // read by random pruning only; zeros otherwise
-	if t.r.Pruning.Method == "random" {
+	if r.Pruning.Method == "random" {
 		rng := rand.New(rand.NewPCG(rankSeed, 7))
 		for i := range rank {
 			rank[i] = rng.Float32()
@@ -110,8 +124,8 @@ func (t *VideoQA) tensors(ex []data.VideoQAExample, rankSeed uint64) ([]*tensors
 	out := []*tensors.Tensor{tensors.FromFlatDataAndDimensions(video, b, f, s, s, 3), tensors.FromFlatDataAndDimensions(tok, b, L),
 		tensors.FromFlatDataAndDimensions(tgt, b, L), tensors.FromFlatDataAndDimensions(msk, b, L),
 		tensors.FromFlatDataAndDimensions(rank, b, n)}
-	if t.r.Pruning.Method == "exevrm" {
-		pb, err := tokenizers.PackKept(t.exeVRMKeep(ex))
+	if r.Pruning.Method == "exevrm" {
+		pb, err := tokenizers.PackKept(exeVRMKeep(m, videos))
 		if err != nil {
 			return nil, err
 		}
@@ -122,12 +136,11 @@ func (t *VideoQA) tensors(ex []data.VideoQAExample, rankSeed uint64) ([]*tensors
 
 // exeVRMKeep applies the ExeVRM rules to each video's group tokens: a token's "patch" is the raw
 // pixels of its Group×Group patch block. A video left with no token keeps its first.
-func (t *VideoQA) exeVRMKeep(ex []data.VideoQAExample) [][]bool {
-	m := t.r.Model
+func exeVRMKeep(m recipes.ModelConfig, videos [][]float32) [][]bool {
 	side := m.PatchSize * m.Group
-	keep := make([][]bool, len(ex))
-	for i, e := range ex {
-		k := slices.Concat(tokenizers.ExeVRMKeep(tokenizers.RawPatches(e.Video.Frames, m.Frames, m.ImageSize, side),
+	keep := make([][]bool, len(videos))
+	for i, v := range videos {
+		k := slices.Concat(tokenizers.ExeVRMKeep(tokenizers.RawPatches(v, m.Frames, m.ImageSize, side),
 			m.ImageSize/side, tokenizers.DefaultExeVRM())...)
 		if !slices.Contains(k, true) {
 			k[0] = true
@@ -138,12 +151,17 @@ func (t *VideoQA) exeVRMKeep(ex []data.VideoQAExample) [][]bool {
 }
 
 func (t *VideoQA) forward(scope *model.Scope, in []*Node) (logits, aux *Node) {
-	sel := t.Selector()
+	return videoVLMForward(scope, t.r, t.cfg, in)
+}
+
+// videoVLMForward runs the video VLM on the inputs of videoVLMInputs.
+func videoVLMForward(scope *model.Scope, r *recipes.Recipe, cfg models.VideoVLMConfig, in []*Node) (logits, aux *Node) {
+	sel := videoSelector(r)
 	sel.RandomRank = in[4]
 	if sel.Mode == "exevrm" {
 		sel.Packed = &tokenizers.PackedNodes{Gather: in[5], SlotValid: in[6], Mask: in[7], UnpackIdx: in[8], Valid: in[9]}
 	}
-	return models.VideoVLM(scope, t.cfg, sel.TokenSelector(), in[0], in[1])
+	return models.VideoVLM(scope, cfg, sel.TokenSelector(), in[0], in[1])
 }
 
 // Loss implements train.Task: answer cross-entropy (+ aux_weight · STTS auxiliary loss).

@@ -42,7 +42,7 @@ Needs the ffmpeg program. The same flags always give the same videos.
 
 // dataCommands are the subcommands of `reel data`.
 var dataCommands = map[string]func(args []string) error{
-	"audit": cmdDataAudit, "gen-video": cmdDataGenVideo, "gen-sim": cmdDataGenSim, "merge": cmdDataMerge, "stats": cmdDataStats,
+	"audit": cmdDataAudit, "gen-video": cmdDataGenVideo, "gen-sim": cmdDataGenSim, "gen-reward": cmdDataGenReward, "merge": cmdDataMerge, "stats": cmdDataStats,
 }
 
 func cmdData(args []string) error {
@@ -153,11 +153,38 @@ jobs; 'reel data merge' joins the parts into the dataset one process would have 
 Train on it with: reel train molmobot-tiny --set data.source=lerobot --set data.dir=DIR
 `
 
+const dataGenRewardUsage = `Usage: reel data gen-reward --episodes N --out DIR [flags]
+
+Generates N reward-model episodes (execution videos with ground truth, as ExeVRM trains on) in
+procedural simulated scenes and writes them as a LeRobot dataset (needs ffmpeg): episode i is an
+expert execution (i%3 = 0), a failed one (the expert with heavy noise, a drift, the wrong target
+or an early stop; i%3 = 1), or the video of episode i-2 with its instruction rewritten to another
+object, colour, receptacle or family so that it is false (i%3 = 2). Each episode's metadata has
+success (the simulator's check), decision_step (the frame at which the outcome is decided) and
+kind (expert, failed:MODE, adversarial:REWRITE); the last frame shows the final state.
+--eval draws the held-out scenes (sim.EvalSeed) instead of the training ones. Other flags as
+'reel data gen-sim'.
+`
+
 func cmdDataGenSim(args []string) error {
-	fs := newFlags("data gen-sim")
+	return genSimData("gen-sim", dataGenSimUsage, "molmobot-tiny", args)
+}
+
+func cmdDataGenReward(args []string) error {
+	return genSimData("gen-reward", dataGenRewardUsage, "molmobot-tiny", args)
+}
+
+// genSimData is 'reel data gen-sim' and, for name gen-reward, 'reel data gen-reward'.
+func genSimData(name, usage, defaultRecipe string, args []string) error {
+	reward := name == "gen-reward"
+	fs := newFlags("data " + name)
 	n := fs.Int("episodes", 0, "number of episodes of the whole dataset (required)")
 	out := fs.String("out", "", "output directory (required)")
-	recipe := fs.String("recipe", "molmobot-tiny", "recipe (name or file) whose data section describes the scenes")
+	recipe := fs.String("recipe", defaultRecipe, "recipe (name or file) whose data section describes the scenes")
+	eval := false
+	if reward {
+		fs.BoolVar(&eval, "eval", false, "draw the held-out (evaluation) scenes")
+	}
 	sets := fs.StringArray("set", nil, "override a recipe field, e.g. --set data.variation=1")
 	workers := fs.Int("workers", 0, "generator goroutines (0 = number of CPUs)")
 	seed := fs.Uint64("seed", 1, "base seed of the episodes")
@@ -167,14 +194,14 @@ func cmdDataGenSim(args []string) error {
 	codec := fs.String("codec", data.CodecAuto, "video codec: auto (AV1 when possible), av1 or h264")
 	overwrite := fs.Bool("overwrite", false, "replace an existing dataset in DIR")
 	fs.Usage = func() {
-		fmt.Fprint(os.Stderr, dataGenSimUsage+"\nFlags:\n")
+		fmt.Fprint(os.Stderr, usage+"\nFlags:\n")
 		fs.PrintDefaults()
 	}
 	if err := parse(fs, args); err != nil {
 		return err
 	}
 	usageErr := func(format string, a ...any) error {
-		return &exitError{2, fmt.Errorf("data gen-sim: "+format, a...)}
+		return &exitError{2, fmt.Errorf("data "+name+": "+format, a...)}
 	}
 	shardI, shardN := 0, 1
 	if *shard != "" {
@@ -213,7 +240,7 @@ func cmdDataGenSim(args []string) error {
 	w, err := data.CreateLeRobotWriter(*out, data.LeRobotWriterConfig{Format: *format, FPS: *fps, Overwrite: *overwrite, Codec: *codec,
 		StateNames: sim.StateNames(), ActionNames: sim.ActionNames()})
 	if err != nil {
-		return fmt.Errorf("data gen-sim: %v", err)
+		return fmt.Errorf("data %s: %v", name, err)
 	}
 	start := time.Now()
 	barOut := io.Writer(os.Stderr)
@@ -223,14 +250,25 @@ func cmdDataGenSim(args []string) error {
 	lo, hi := sim.ShardRange(*n, shardI, shardN)
 	bar := progressbar.NewOptions(hi-lo, progressbar.OptionSetDescription("episodes"), progressbar.OptionSetWriter(barOut),
 		progressbar.OptionShowCount(), progressbar.OptionSetItsString("ep"), progressbar.OptionShowIts(), progressbar.OptionClearOnFinish())
-	res, err := sim.Generate(cfg, sim.GenerateOptions{Episodes: *n, Seed: *seed, Workers: *workers, Shard: shardI, Shards: shardN,
-		Progress: func(data.Episode) { _ = bar.Add(1) }}, w)
+	opts := sim.GenerateOptions{Episodes: *n, Seed: *seed, Workers: *workers, Shard: shardI, Shards: shardN,
+		Progress: func(data.Episode) { _ = bar.Add(1) }}
+	var res sim.GenerateResult
+	if reward {
+		res, err = sim.GenerateReward(cfg, sim.RewardOptions{GenerateOptions: opts, Eval: eval}, w)
+	} else {
+		res, err = sim.Generate(cfg, opts, w)
+	}
 	_ = bar.Finish()
 	if err != nil {
-		return fmt.Errorf("data gen-sim: %v", err)
+		return fmt.Errorf("data %s: %v", name, err)
 	}
 	if err := w.Close(); err != nil {
-		return fmt.Errorf("data gen-sim: %v", err)
+		return fmt.Errorf("data %s: %v", name, err)
+	}
+	if reward {
+		fmt.Printf("wrote %d reward episodes (%d successful) as LeRobot %s to %s in %.1fs\n",
+			res.Episodes, res.Solved, *format, *out, time.Since(start).Seconds())
+		return nil
 	}
 	part := ""
 	if shardN > 1 {

@@ -47,6 +47,7 @@ func commandTable() []command {
 			"data audit FILE.jsonl [--json]",
 			"data gen-video --n N --out DIR [flags]",
 			"data gen-sim --episodes N --out DIR [--format v3.0|v2.1] [--shard I/N] [--workers W] [flags]",
+			"data gen-reward --episodes N --out DIR [--seed S] [--eval] [--shard I/N] [flags]",
 			"data merge DIR... --out DIR [--overwrite]",
 			"data stats DIR [--json] [--images]",
 		}, cmdData},
