@@ -9,6 +9,7 @@ import (
 	"github.com/parquet-go/parquet-go"
 
 	"github.com/reelml/reel/data"
+	"github.com/reelml/reel/sim"
 )
 
 // ProgressFile is the per-frame progress a dataset keeps for RA-BC, at its root, named and laid
@@ -60,14 +61,17 @@ type Report struct {
 	Prefixes  int                `json:"prefixes"`
 	Episodes  []Episode          `json:"episodes"`
 	VOC       float64            `json:"voc"`                   // mean over episodes
-	VOCByKind map[string]float64 `json:"voc_by_kind,omitempty"` // mean per kind
+	VOCByKind map[string]float64 `json:"voc_by_kind,omitempty"` // mean per kind group (expert, failed, adversarial)
 	Detection *DetectionReport   `json:"success_detection,omitempty"`
 }
 
-// EpisodeKind is an episode's kind for the per-kind means: "expert" when it succeeded and
-// "failed" when it did not; "" without a success label.
+// EpisodeKind is an episode's kind: the kind its metadata records (reward data: expert,
+// failed:MODE, adversarial:REWRITE; the per-kind means group them by sim.KindGroup), else "expert" when it succeeded and "failed"
+// when it did not; "" without either.
 func EpisodeKind(info data.EpisodeInfo) string {
 	switch {
+	case info.Kind != "":
+		return info.Kind
 	case info.Success == nil:
 		return ""
 	case *info.Success:
@@ -102,16 +106,8 @@ func ScoreDataset(m Model, ds *data.LeRobotDataset, opts Options) (*Report, erro
 			h, w = f.Shape[1], f.Shape[2]
 		}
 	}
-	prefixes := opts.Prefixes
-	if prefixes == 0 {
-		prefixes = DefaultPrefixes
-	}
-	n := ds.NumEpisodes()
-	if opts.Episodes > 0 {
-		n = min(n, opts.Episodes)
-	}
-	rep := &Report{Prefixes: prefixes}
-	for i := range n {
+	rep := &Report{Prefixes: opts.prefixes()}
+	for i := range opts.episodes(ds) {
 		info := ds.EpisodeInfo(i)
 		steps := make([]int, info.Length)
 		for t := range steps {
@@ -121,15 +117,69 @@ func ScoreDataset(m Model, ds *data.LeRobotDataset, opts Options) (*Report, erro
 		if err != nil {
 			return nil, err
 		}
-		instr := ""
-		if len(info.Tasks) > 0 {
-			instr = info.Tasks[0]
-		}
-		c, err := Progress(m, instr, frames, prefixes)
+		instr := instruction(info)
+		c, err := Progress(m, instr, frames, rep.Prefixes)
 		if err != nil {
 			return nil, fmt.Errorf("episode %d: %v", info.EpisodeIndex, err)
 		}
 		rep.Episodes = append(rep.Episodes, Episode{Index: info.EpisodeIndex, Instruction: instr, Kind: EpisodeKind(info),
+			Success: info.Success, Frames: info.Length, Curve: c})
+	}
+	rep.summarise()
+	return rep, nil
+}
+
+func (o Options) prefixes() int {
+	if o.Prefixes == 0 {
+		return DefaultPrefixes
+	}
+	return o.Prefixes
+}
+
+func (o Options) episodes(ds *data.LeRobotDataset) int {
+	if o.Episodes > 0 {
+		return min(ds.NumEpisodes(), o.Episodes)
+	}
+	return ds.NumEpisodes()
+}
+
+func instruction(info data.EpisodeInfo) string {
+	if len(info.Tasks) > 0 {
+		return info.Tasks[0]
+	}
+	return ""
+}
+
+// ScoreOracle is ScoreDataset with the dataset's own labels in place of a model, the
+// ground-truth progress: a successful episode's progress rises linearly from 0 at its first
+// frame to 1 at its decision_step (its last frame when the dataset records none) and stays
+// there; an unsuccessful one (failed, or an adversarial instruction) stays at 0. Its log_p is
+// that progress itself. It needs success labels.
+func ScoreOracle(ds *data.LeRobotDataset, opts Options) (*Report, error) {
+	rep := &Report{Prefixes: opts.prefixes()}
+	for i := range opts.episodes(ds) {
+		info := ds.EpisodeInfo(i)
+		if info.Success == nil {
+			return nil, fmt.Errorf("lerobot dataset %s: episode %d has no success label for the oracle progress", ds.Dir(), info.EpisodeIndex)
+		}
+		decision := info.Length - 1
+		if info.DecisionStep != nil {
+			decision = *info.DecisionStep
+		}
+		c := Curve{Lengths: PrefixLengths(info.Length, rep.Prefixes)}
+		for _, l := range c.Lengths {
+			v := 0.0
+			if *info.Success {
+				v = 1
+				if decision > 0 {
+					v = min(1, float64(l-1)/float64(decision))
+				}
+			}
+			c.LogP = append(c.LogP, v)
+		}
+		c.Progress = Normalize(c.LogP)
+		c.VOC = VOC(c.Progress)
+		rep.Episodes = append(rep.Episodes, Episode{Index: info.EpisodeIndex, Instruction: instruction(info), Kind: EpisodeKind(info),
 			Success: info.Success, Frames: info.Length, Curve: c})
 	}
 	rep.summarise()
@@ -144,9 +194,9 @@ func (r *Report) summarise() {
 	var labels []bool
 	for _, e := range r.Episodes {
 		total += e.VOC
-		if e.Kind != "" {
-			sums[e.Kind] += e.VOC
-			counts[e.Kind]++
+		if g := sim.KindGroup(e.Kind); g != "" {
+			sums[g] += e.VOC
+			counts[g]++
 		}
 		if e.Success != nil {
 			scores, labels = append(scores, e.Final()), append(labels, *e.Success)

@@ -29,8 +29,9 @@ func (brightnessModel) LogPTrue(clips []Clip) ([]float64, error) {
 }
 func (brightnessModel) Close() {}
 
-// writeBrightnessDataset writes n episodes of T 16×16 frames: even episodes succeed and
-// brighten from 0.1 to 0.9, odd ones fail and darken from 0.9 to 0.1.
+// writeBrightnessDataset writes n episodes of T 16×16 frames: even episodes succeed (kind
+// expert, decided at step 6) and brighten from 0.1 to 0.9, odd ones fail (kind failed:noise,
+// decided at step 2) and darken from 0.9 to 0.1.
 func writeBrightnessDataset(t *testing.T, n, T int) string {
 	t.Helper()
 	dir := filepath.Join(t.TempDir(), "ds")
@@ -38,7 +39,11 @@ func writeBrightnessDataset(t *testing.T, n, T int) string {
 	require.NoError(t, err)
 	const size = 16
 	for e := range n {
-		ep := data.Episode{Index: e, Task: "pick the red cube", Family: "pick", Size: size, Cameras: []string{"scene"}, Success: e%2 == 0}
+		ep := data.Episode{Index: e, Task: "pick the red cube", Family: "pick", Size: size, Cameras: []string{"scene"}, Success: e%2 == 0,
+			Kind: "expert", DecisionStep: 6}
+		if !ep.Success {
+			ep.Kind, ep.DecisionStep = "failed:noise", 2
+		}
 		fr := make([]float32, T*size*size*3)
 		for s := range T {
 			v := 0.1 + 0.8*float32(s)/float32(T-1)
@@ -72,7 +77,7 @@ func TestScoreDataset(t *testing.T) {
 			require.Equal(t, "expert", e.Kind)
 			require.InDelta(t, 1, e.VOC, 1e-9)
 		} else {
-			require.Equal(t, "failed", e.Kind)
+			require.Equal(t, "failed:noise", e.Kind)
 			require.InDelta(t, -1, e.VOC, 1e-9)
 		}
 	}
@@ -107,4 +112,21 @@ func TestScoreDataset(t *testing.T) {
 	require.NoError(t, err)
 	require.Len(t, prog, 6)
 	require.InDeltaSlice(t, rep.Episodes[0].PerFrame(10), prog[0], 1e-6)
+}
+
+func TestScoreOracle(t *testing.T) {
+	ds, err := data.OpenLeRobot(writeBrightnessDataset(t, 4, 10))
+	require.NoError(t, err)
+	rep, err := ScoreOracle(ds, Options{Prefixes: 4})
+	require.NoError(t, err)
+	require.Len(t, rep.Episodes, 4)
+	// Success decided at step 6: prefixes 1, 4, 7, 10 → 0, 3/6, 1, 1; ranks (1, 2, 3.5, 3.5)
+	// against (1, 2, 3, 4): 4.5 / √(4.5·5).
+	require.Equal(t, []float64{0, 0.5, 1, 1}, rep.Episodes[0].Progress)
+	require.InDelta(t, 4.5/math.Sqrt(22.5), rep.Episodes[0].VOC, 1e-12)
+	require.Equal(t, []float64{0, 0, 0, 0}, rep.Episodes[1].Progress)
+	require.Zero(t, rep.Episodes[1].VOC)
+	require.InDelta(t, 4.5/math.Sqrt(22.5), rep.VOCByKind["expert"], 1e-12)
+	require.Zero(t, rep.VOCByKind["failed"])
+	require.Equal(t, 1.0, rep.Detection.Accuracy)
 }

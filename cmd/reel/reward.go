@@ -12,7 +12,7 @@ import (
 	"github.com/reelml/reel/tasks"
 )
 
-const rewardProgressUsage = `Usage: reel reward progress MODEL --data DIR [--prefixes 15] [--episodes N] [--out FILE] [--write]
+const rewardProgressUsage = `Usage: reel reward progress MODEL|--oracle --data DIR [--prefixes 15] [--episodes N] [--out FILE] [--write]
 
 TOPReward (arXiv 2602.19313) progress curves: for each episode of the LeRobot dataset DIR, the
 reward model's log p("True") for prefixes of unique(round(linspace(1, T, P))) frames, min-max
@@ -22,7 +22,9 @@ object: per-episode curves (prefix_lengths, log_p, progress, voc), the mean voc,
 whole episode's log p chosen on a stratified train split, accuracy/precision/recall held out).
 
 MODEL is an ExeVRM run (its success log-probability) or a pretrained Hugging Face VLM directory
-(PaliGemma or LLaVA with its tokenizer.json). --write stores each frame's progress (the curve
+(PaliGemma or LLaVA with its tokenizer.json). --oracle takes the dataset's labels instead of a
+model (ground truth: success episodes rise linearly to 1 at decision_step, the others stay 0).
+--write stores each frame's progress (the curve
 interpolated) in DIR/topreward_progress.parquet, LeRobot's RA-BC file, which a vla recipe with
 train.sample_weights: progress reads.
 `
@@ -41,6 +43,7 @@ func cmdRewardProgress(args []string) error {
 	size := fs.Int("size", 0, "fit frames to SIZE×SIZE before the model (0: the camera's native size)")
 	out := fs.String("out", "", "also write the JSON to FILE")
 	write := fs.Bool("write", false, "store per-frame progress in DIR/"+reward.ProgressFile)
+	oracle := fs.Bool("oracle", false, "ground-truth progress from the dataset's success and decision_step labels (no MODEL)")
 	backend := fs.String("backend", "", `compute backend (default: $GOMLX_BACKEND, else auto)`)
 	fs.Usage = func() {
 		fmt.Fprint(os.Stderr, rewardProgressUsage+"\nFlags:\n")
@@ -50,8 +53,10 @@ func cmdRewardProgress(args []string) error {
 		return err
 	}
 	switch {
-	case fs.NArg() != 1:
-		return &exitError{2, fmt.Errorf("reward progress: expected one MODEL (a run or a VLM directory), got %d arguments", fs.NArg())}
+	case *oracle && fs.NArg() != 0:
+		return &exitError{2, fmt.Errorf("reward progress: --oracle takes no MODEL, got %q", fs.Arg(0))}
+	case !*oracle && fs.NArg() != 1:
+		return &exitError{2, fmt.Errorf("reward progress: expected one MODEL (a run or a VLM directory) or --oracle, got %d arguments", fs.NArg())}
 	case *dir == "":
 		return &exitError{2, fmt.Errorf("reward progress: --data: a LeRobot dataset directory is required")}
 	case *prefixes < 0:
@@ -65,20 +70,17 @@ func cmdRewardProgress(args []string) error {
 	if err != nil {
 		return err
 	}
-	b, _, err := backends.Select(*backend)
-	if err != nil {
-		return err
-	}
-	m, err := tasks.OpenRewardModel(b, fs.Arg(0))
-	if err != nil {
-		return err
-	}
-	defer m.Close()
 	p := *prefixes
 	if p == 0 {
 		p = -1 // every prefix
 	}
-	rep, err := reward.ScoreDataset(m, ds, reward.Options{Prefixes: p, Episodes: *episodes, Camera: *camera, Size: *size})
+	opts := reward.Options{Prefixes: p, Episodes: *episodes, Camera: *camera, Size: *size}
+	var rep *reward.Report
+	if *oracle {
+		rep, err = reward.ScoreOracle(ds, opts)
+	} else {
+		rep, err = scoreWithModel(*backend, fs.Arg(0), ds, opts)
+	}
 	if err != nil {
 		return err
 	}
@@ -101,4 +103,17 @@ func cmdRewardProgress(args []string) error {
 	}
 	_, err = os.Stdout.Write(js)
 	return err
+}
+
+func scoreWithModel(backend, path string, ds *data.LeRobotDataset, opts reward.Options) (*reward.Report, error) {
+	b, _, err := backends.Select(backend)
+	if err != nil {
+		return nil, err
+	}
+	m, err := tasks.OpenRewardModel(b, path)
+	if err != nil {
+		return nil, err
+	}
+	defer m.Close()
+	return reward.ScoreDataset(m, ds, opts)
 }

@@ -88,7 +88,14 @@ func TestRewardProgressCLI(t *testing.T) {
 	line := requireUserError(t, reel(t, dir, append([]string{"train", "molmobot-tiny", "--out", "rabc2", "--set", "train.sample_weights=progress"}, quickVLA...)...), -1)
 	require.Contains(t, line, "train.sample_weights")
 
+	// The oracle: the expert episodes' ground-truth progress rises with time.
+	r = reel(t, dir, "reward", "progress", "--oracle", "--data", "ds", "--prefixes", "3")
+	requireOK(t, r)
+	require.NoError(t, json.Unmarshal([]byte(r.stdout), &rep))
+	require.InDelta(t, 1, *rep.VOC, 1e-12)
+
 	requireUserError(t, reel(t, dir, "reward", "progress", vlm), 2)
+	requireUserError(t, reel(t, dir, "reward", "progress", vlm, "--oracle", "--data", "ds"), 2)
 	line = requireUserError(t, reel(t, dir, "reward", "progress", filepath.Join(dir, "missing"), "--data", "ds"), -1)
 	require.Contains(t, line, "missing")
 	line = requireUserError(t, reel(t, dir, "reward", "progress", filepath.Join(dir, "ds"), "--data", "ds"), -1)
