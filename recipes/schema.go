@@ -118,7 +118,7 @@ type DataConfig struct {
 	MaxSteps      int      `yaml:"max_steps" for:"task=vla|exevrm" range:"5,10000" doc:"vla: control steps before an episode is cut off"`
 	ExpertNoise   float64  `yaml:"expert_noise" for:"task=vla|exevrm" range:"0,2" doc:"vla: std of the scripted expert's executed motion noise"`
 	Normalization string   `yaml:"normalization" for:"task=vla" enum:"mean_std|min_max|quantiles" doc:"vla: how states and actions are normalised from the data's statistics: mean_std ((x-mean)/std), min_max ([min,max] to [-1,1]) or quantiles ([q01,q99] to [-1,1], openpi's choice for pi0); stored in the checkpoint"`
-	Resize        string   `yaml:"resize" for:"task=vla" enum:"pad|crop|stretch" doc:"vla: how camera images of another size or aspect are fitted to model.image_size: pad (keep the aspect ratio, pad with black), crop (keep the aspect ratio, cut the centre) or stretch"`
+	Resize        string   `yaml:"resize" for:"task=vla|exevrm" enum:"pad|crop|stretch" doc:"vla: how camera images of another size or aspect are fitted to model.image_size: pad (keep the aspect ratio, pad with black), crop (keep the aspect ratio, cut the centre) or stretch"`
 	Episodes      int      `yaml:"episodes" for:"task=exevrm" range:"3,1000000" doc:"exevrm, synthetic: training episodes recorded from the simulator (a third each expert, failed and adversarial; see 'reel data gen-reward')"`
 	PrefixShare   float64  `yaml:"prefix_share" for:"task=exevrm" range:"0,1" doc:"exevrm: share of training clips cut at a random prefix of the episode (positive only once the decision step is in it)"`
 	Prefetch      int      `yaml:"prefetch" range:"0,256" doc:"batches generated ahead of compute"`
@@ -176,6 +176,7 @@ type EvalConfig struct {
 	Videos    int      `yaml:"videos" for:"task=vla" range:"0," doc:"vla: rollout videos 'reel eval' writes (first N episodes)"`
 	Depths    []int    `yaml:"depths" for:"arch=rdvla" doc:"rdvla: fixed depths 'reel eval' sweeps (besides adaptive stopping)"`
 	Seed      int64    `yaml:"seed" doc:"seed of the (fixed) eval sets"`
+	Dir       string   `yaml:"dir" for:"task=exevrm" doc:"exevrm: a held-out LeRobot reward dataset (episode metadata success, optionally decision_step and kind) to evaluate on instead of eval.episodes held-out simulated episodes"`
 	OODMax    int      `yaml:"ood_max_objects" for:"task=vqa" range:"1,50" doc:"most objects in the counting_ood set"`
 }
 

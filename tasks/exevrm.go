@@ -1,6 +1,7 @@
 package tasks
 
 import (
+	"cmp"
 	"fmt"
 	"math"
 	"slices"
@@ -38,23 +39,23 @@ import (
 //
 // Inputs are videoVLMInputs' (video, tokens, targets, mask, random ranks, ExeVRM packing).
 type ExeVRM struct {
-	r      *recipes.Recipe
-	cfg    models.VideoVLMConfig
-	vocab  *data.Vocab
-	sim    sim.Config
-	micro  int
-	yes    int // token ids of the answers
-	no     int
-	evals  evalCache
-	once   sync.Once
-	pool   []rewardEpisode // training episodes
-	thresh float64         // the frame-difference baseline's threshold, tuned on pool
-	err    error
+	r     *recipes.Recipe
+	cfg   models.VideoVLMConfig
+	vocab *data.Vocab
+	sim   sim.Config
+	micro int
+	yes   int // token ids of the answers
+	no    int
+	evals evalCache
+	once  sync.Once
+	pool  []rewardEpisode // training episodes
+	base  frameDiffRule   // the frame-difference baseline, tuned on pool
+	err   error
 }
 
 // rewardEpisode is one labelled execution video at the model's image size.
 type rewardEpisode struct {
-	frames   []float32 // T × S × S × 3
+	frames   []uint8 // T × S × S × 3, 0–255 (a quarter of float32's memory: pools are large)
 	T        int
 	task     string
 	family   string
@@ -75,8 +76,8 @@ func exeVRMVocab() *data.Vocab {
 // NewExeVRM builds the exevrm task of a recipe. The training episodes are recorded on first use.
 func NewExeVRM(r *recipes.Recipe) (*ExeVRM, error) {
 	m, d := r.Model, r.Data
-	if d.Source != "synthetic" {
-		return nil, fmt.Errorf("data.source: task exevrm trains on synthetic reward episodes (got %s; write a dataset with 'reel data gen-reward' to look at them)", d.Source)
+	if d.Source != "synthetic" && d.Source != "lerobot" {
+		return nil, fmt.Errorf("data.source: task exevrm trains on synthetic reward episodes or a LeRobot dataset with success labels (got %s)", d.Source)
 	}
 	t := &ExeVRM{r: r, vocab: exeVRMVocab(), micro: r.Train.BatchSize / r.Train.GradAccum}
 	t.yes, t.no = t.vocab.ID("true"), t.vocab.ID("false")
@@ -89,6 +90,17 @@ func NewExeVRM(r *recipes.Recipe) (*ExeVRM, error) {
 	var err error
 	if t.sim, err = SimConfig(r); err != nil {
 		return nil, err
+	}
+	dirs := []string{r.Eval.Dir}
+	if d.Source == "lerobot" {
+		dirs = append(dirs, d.Dir)
+	}
+	for _, dir := range dirs {
+		if dir != "" { // refused before training starts; the episodes are read on first use
+			if _, err := data.OpenLeRobot(dir); err != nil {
+				return nil, err
+			}
+		}
 	}
 	// The longest instruction must fit with the question and the answer.
 	if n := len(data.Tokenize(ExeVRMQuestion("put the yellow triangle in the purple bowl"))) + 4; n > m.MaxTextLen {
@@ -118,19 +130,81 @@ type rewardCollector struct{ eps []rewardEpisode }
 
 // Write stores ep under its index (indices are distinct: no lock needed for distinct slots).
 func (c *rewardCollector) Write(ep data.Episode) error {
-	c.eps[ep.Index] = rewardEpisode{frames: ep.Frames[0], T: ep.Len(), task: ep.Task, family: ep.Family, kind: ep.Kind,
+	pix := make([]uint8, len(ep.Frames[0]))
+	for i, x := range ep.Frames[0] {
+		pix[i] = toByte(x)
+	}
+	c.eps[ep.Index] = rewardEpisode{frames: pix, T: ep.Len(), task: ep.Task, family: ep.Family, kind: ep.Kind,
 		success: ep.Success, decision: ep.DecisionStep}
 	return nil
 }
 
-// trainPool records the training episodes once and tunes the baseline's threshold on them.
+// toByte quantises a [0, 1] value to 0–255, as a dataset's video stores it.
+func toByte(x float32) uint8 { return uint8(math.Round(float64(max(0, min(1, x))) * 255)) }
+
+// trainPool records (or, for data.source lerobot, reads) the training episodes once and tunes
+// the baseline's threshold on them.
 func (t *ExeVRM) trainPool() ([]rewardEpisode, error) {
 	t.once.Do(func() {
-		if t.pool, t.err = t.record(t.r.Data.Episodes, false); t.err == nil {
-			t.thresh = tuneFrameDiff(t.pool, t.r.Model.Frames, t.r.Model.ImageSize)
+		if t.r.Data.Source == "lerobot" {
+			t.pool, t.err = t.readDataset(t.r.Data.Dir)
+		} else {
+			t.pool, t.err = t.record(t.r.Data.Episodes, false)
+		}
+		if t.err == nil {
+			t.base = tuneFrameDiff(t.pool, t.r.Model.Frames, t.r.Model.ImageSize)
 		}
 	})
 	return t.pool, t.err
+}
+
+// readDataset reads a LeRobot dataset of labelled execution videos (as 'reel data gen-reward'
+// writes, or any dataset whose episode metadata has success): the first camera's frames at the
+// model's image size (data.resize), the first task, and the decision step when recorded (else
+// the last frame).
+func (t *ExeVRM) readDataset(dir string) ([]rewardEpisode, error) {
+	ds, err := data.OpenLeRobot(dir)
+	if err != nil {
+		return nil, err
+	}
+	cams := ds.Cameras()
+	if len(cams) == 0 {
+		return nil, fmt.Errorf("lerobot dataset %s: no camera (the reward model reads videos)", dir)
+	}
+	s := t.r.Model.ImageSize
+	out := make([]rewardEpisode, ds.NumEpisodes())
+	for i := range out {
+		info := ds.EpisodeInfo(i)
+		if info.Success == nil {
+			return nil, fmt.Errorf("lerobot dataset %s: episode %d has no success label (episode metadata column success, as 'reel data gen-reward' writes)", dir, info.EpisodeIndex)
+		}
+		dec := info.Length - 1
+		if info.DecisionStep != nil {
+			if dec = *info.DecisionStep; dec < 0 || dec >= info.Length {
+				return nil, fmt.Errorf("lerobot dataset %s: episode %d: decision_step %d outside its %d frames", dir, info.EpisodeIndex, dec, info.Length)
+			}
+		}
+		steps := make([]int, info.Length)
+		for k := range steps {
+			steps[k] = k
+		}
+		ims, err := ds.Frames(i, cams[0], steps, s, s, t.r.Data.Resize)
+		if err != nil {
+			return nil, err
+		}
+		e := rewardEpisode{T: info.Length, family: cmp.Or(info.Family, "unknown"), kind: cmp.Or(info.Kind, "unlabelled"),
+			success: *info.Success, decision: dec, frames: make([]uint8, 0, info.Length*s*s*3)}
+		if len(info.Tasks) > 0 {
+			e.task = info.Tasks[0]
+		}
+		for _, im := range ims {
+			for _, x := range im.Pix {
+				e.frames = append(e.frames, toByte(x))
+			}
+		}
+		out[i] = e
+	}
+	return out, nil
 }
 
 // keyframes returns k frame indices spread uniformly over [0, end], both ends included.
@@ -151,7 +225,9 @@ func (e *rewardEpisode) clip(end, k, s int) []float32 {
 	fs := s * s * 3
 	out := make([]float32, 0, k*fs)
 	for _, f := range keyframes(end, k) {
-		out = append(out, e.frames[f*fs:(f+1)*fs]...)
+		for _, b := range e.frames[f*fs : (f+1)*fs] {
+			out = append(out, float32(b)/255)
+		}
 	}
 	return out
 }
@@ -236,7 +312,13 @@ func (t *ExeVRM) buildEvalSet() (train.EvalData, error) {
 	if _, err := t.trainPool(); err != nil { // the baseline's threshold
 		return nil, err
 	}
-	eps, err := t.record(t.r.Eval.Episodes, true)
+	var eps []rewardEpisode
+	var err error
+	if t.r.Eval.Dir != "" {
+		eps, err = t.readDataset(t.r.Eval.Dir)
+	} else {
+		eps, err = t.record(t.r.Eval.Episodes, true)
+	}
 	if err != nil {
 		return nil, err
 	}
@@ -262,7 +344,7 @@ func (t *ExeVRM) buildEvalSet() (train.EvalData, error) {
 	if err != nil {
 		return nil, fmt.Errorf("eval set reward: %v", err)
 	}
-	e.base = frameDiffBaseline(eps, k, m.ImageSize, t.thresh)
+	e.base = frameDiffBaseline(eps, k, m.ImageSize, t.base)
 	return e, nil
 }
 
@@ -365,69 +447,80 @@ func rewardMetrics(eps []rewardEpisode, pred []bool, attr []int) map[string]floa
 	return m
 }
 
-// frameDiff is the frame-difference heuristic's evidence for a clip: the mean absolute pixel
-// difference between the last and the first keyframe (a solved task has moved something).
-func frameDiff(clip []float32, k, s int) float64 {
+// frameDiffRule is the frame-difference heuristic: success iff the mean absolute pixel
+// difference between the last keyframe and keyframe From (0: the first, frames−2: the one
+// before the last — motion at the very end) exceeds Threshold.
+type frameDiffRule struct {
+	From      int
+	Threshold float64
+}
+
+// frameDiff is the mean absolute pixel difference between keyframes a and b of a clip.
+func frameDiff(clip []float32, a, b, s int) float64 {
 	fs := s * s * 3
 	d := 0.0
 	for p := range fs {
-		d += math.Abs(float64(clip[(k-1)*fs+p] - clip[p]))
+		d += math.Abs(float64(clip[a*fs+p] - clip[b*fs+p]))
 	}
 	return d / float64(fs)
 }
 
-// tuneFrameDiff returns the frame-difference threshold with the best accuracy on eps (the
-// midpoint between two consecutive sorted evidences).
-func tuneFrameDiff(eps []rewardEpisode, k, s int) float64 {
+// tuneFrameDiff returns the frame-difference rule with the best accuracy on eps: for each
+// reference keyframe (the first, the one before the last), the threshold midway between two
+// consecutive sorted differences that classifies most episodes right.
+func tuneFrameDiff(eps []rewardEpisode, k, s int) frameDiffRule {
 	type pt struct {
 		d  float64
 		ok bool
 	}
-	pts := make([]pt, len(eps))
-	pos := 0
-	for i := range eps {
-		pts[i] = pt{frameDiff(eps[i].clip(eps[i].T-1, k, s), k, s), eps[i].success}
-		if eps[i].success {
-			pos++
-		}
-	}
-	sort.Slice(pts, func(a, b int) bool { return pts[a].d < pts[b].d })
-	// Threshold below pts[i]: predict positive for i.. ; correct = negatives below + positives above.
-	best, at := -1, math.Inf(-1)
-	negBelow, posBelow := 0, 0
-	for i := 0; i <= len(pts); i++ {
-		if c := negBelow + (pos - posBelow); c > best {
-			best = c
-			switch {
-			case i == 0:
-				at = math.Inf(-1)
-			case i == len(pts):
-				at = math.Inf(1)
-			default:
-				at = (pts[i-1].d + pts[i].d) / 2
+	var rule frameDiffRule
+	best := -1
+	for _, from := range []int{0, k - 2} {
+		pts := make([]pt, len(eps))
+		pos := 0
+		for i := range eps {
+			pts[i] = pt{frameDiff(eps[i].clip(eps[i].T-1, k, s), k-1, from, s), eps[i].success}
+			if eps[i].success {
+				pos++
 			}
 		}
-		if i < len(pts) {
-			if pts[i].ok {
-				posBelow++
-			} else {
-				negBelow++
+		sort.Slice(pts, func(a, b int) bool { return pts[a].d < pts[b].d })
+		// A threshold below pts[i] predicts success for i…: correct = negatives below + positives from i.
+		negBelow, posBelow := 0, 0
+		for i := 0; i <= len(pts); i++ {
+			if c := negBelow + (pos - posBelow); c > best {
+				best = c
+				rule.From = from
+				switch {
+				case i == 0:
+					rule.Threshold = math.Inf(-1)
+				case i == len(pts):
+					rule.Threshold = math.Inf(1)
+				default:
+					rule.Threshold = (pts[i-1].d + pts[i].d) / 2
+				}
+			}
+			if i < len(pts) {
+				if pts[i].ok {
+					posBelow++
+				} else {
+					negBelow++
+				}
 			}
 		}
 	}
-	return at
+	return rule
 }
 
-// frameDiffBaseline evaluates the frame-difference heuristic on eps: success iff the last
-// keyframe differs from the first by more than thresh; its attribution is the keyframe that
-// differs most from the one before it.
-func frameDiffBaseline(eps []rewardEpisode, k, s int, thresh float64) map[string]float64 {
+// frameDiffBaseline evaluates the frame-difference rule on eps; its attribution is the
+// keyframe that differs most from the one before it.
+func frameDiffBaseline(eps []rewardEpisode, k, s int, rule frameDiffRule) map[string]float64 {
 	pred := make([]bool, len(eps))
 	attr := make([]int, len(eps))
 	fs := s * s * 3
 	for i := range eps {
 		c := eps[i].clip(eps[i].T-1, k, s)
-		pred[i] = frameDiff(c, k, s) > thresh
+		pred[i] = frameDiff(c, k-1, rule.From, s) > rule.Threshold
 		steps := make([]float64, k)
 		for j := 1; j < k; j++ {
 			for p := range fs {

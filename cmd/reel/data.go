@@ -171,7 +171,7 @@ func cmdDataGenSim(args []string) error {
 }
 
 func cmdDataGenReward(args []string) error {
-	return genSimData("gen-reward", dataGenRewardUsage, "molmobot-tiny", args)
+	return genSimData("gen-reward", dataGenRewardUsage, "exevrm-tiny", args)
 }
 
 // genSimData is 'reel data gen-sim' and, for name gen-reward, 'reel data gen-reward'.

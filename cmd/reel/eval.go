@@ -144,6 +144,9 @@ func cmdEval(args []string) error {
 		}
 		res := evalResult{Checkpoint: dir, Step: st.Step, Recipe: r.Name, Metrics: rep.Metrics, Groups: rep.Groups}
 		fmt.Fprintf(os.Stderr, "reel: %s (step %d): %s\n", dir, st.Step, train.FormatMetrics(rep.Metrics))
+		if r.Task == "exevrm" {
+			printRewardTable(os.Stderr, rep.Metrics)
+		}
 		if base := baselinePath(*baseline, r); base != "" && !*all {
 			var (
 				brep train.Report

@@ -1,14 +1,20 @@
 package main
 
 import (
+	"encoding/json"
+	"math"
 	"path/filepath"
 	"strings"
 	"testing"
 
 	"github.com/stretchr/testify/require"
 
+	"github.com/reelml/reel/backends"
 	"github.com/reelml/reel/data"
+	"github.com/reelml/reel/policy"
+	"github.com/reelml/reel/reward"
 	"github.com/reelml/reel/sim"
+	"github.com/reelml/reel/tasks"
 )
 
 // TestDataGenReward writes reward episodes from the CLI and reads their labels back: kinds in
@@ -41,4 +47,74 @@ func TestDataGenReward(t *testing.T) {
 	}
 	msg := requireUserError(t, reel(t, dir, "data", "gen-reward", "--episodes", "0", "--out", "x"), 2)
 	require.Contains(t, msg, "data gen-reward: --episodes must be a positive number")
+
+	// The dataset trains and evaluates the reward model as the simulator's episodes do.
+	r = reel(t, dir, "train", "exevrm-tiny", "--out", "run", "--set", "data.source=lerobot", "--set", "data.dir=rw", "--set", "eval.dir=rw",
+		"--set", "train.steps=2", "--set", "train.batch_size=4", "--set", "model.frames=4", "--set", "eval.batch_size=8")
+	requireOK(t, r)
+	require.Contains(t, r.stderr, "reward/accuracy=")
+	require.Contains(t, r.stderr, "reward/accuracy_kind_adversarial=")
+	msg = requireUserError(t, reel(t, dir, "train", "exevrm-tiny", "--set", "data.source=lerobot"), 1)
+	require.Contains(t, msg, "data.dir")
+	msg = requireUserError(t, reel(t, dir, "train", "exevrm-tiny", "--out", "run2", "--set", "data.source=lerobot", "--set", "data.dir=nope",
+		"--set", "train.steps=1"), 1)
+	require.Contains(t, msg, "nope")
+}
+
+// TestExeVRMTrainEval trains exevrm-tiny a few steps from the CLI, evaluates it (the metrics
+// and the baseline side by side), opens it as a reward model whose batched scores equal the
+// one-by-one ones, and refuses bad recipes with one line.
+func TestExeVRMTrainEval(t *testing.T) {
+	if testing.Short() {
+		t.Skip("trains a tiny reward model")
+	}
+	dir := t.TempDir()
+	quick := []string{"--set", "train.steps=3", "--set", "train.batch_size=4", "--set", "data.episodes=9",
+		"--set", "eval.episodes=6", "--set", "eval.batch_size=16", "--set", "model.frames=4"}
+	r := reel(t, dir, append([]string{"train", "exevrm-tiny", "--out", "run"}, quick...)...)
+	requireOK(t, r)
+	require.Contains(t, r.stderr, "reward/accuracy=")
+	r = reel(t, dir, "eval", "run")
+	requireOK(t, r)
+	var res evalResult
+	require.NoError(t, json.Unmarshal([]byte(r.stdout), &res))
+	for _, k := range []string{"accuracy", "precision", "recall", "accuracy_kind_adversarial", "accuracy_kind_expert", "attribution_error"} {
+		require.Contains(t, res.Metrics, "reward/"+k)
+		require.Contains(t, res.Metrics, "reward/baseline_"+k)
+	}
+	require.Regexp(t, `(?m)^ +metric +ExeVRM +frame-diff baseline$`, r.stderr)
+	require.Regexp(t, `(?m)^ +accuracy +[0-9.]+ +[0-9.]+$`, r.stderr)
+
+	b, _, err := backends.Select("")
+	require.NoError(t, err)
+	m, err := tasks.OpenExeVRMReward(b, filepath.Join(dir, "run"))
+	require.NoError(t, err)
+	defer m.Close()
+	var clips []reward.Clip
+	for i := range 17 { // more than one graph batch of 16
+		fr := []policy.Image{policy.NewImage(32, 32), policy.NewImage(32, 32)}
+		for p := range fr[1].Pix {
+			fr[1].Pix[p] = float32((p*7+i*13)%100) / 100
+		}
+		clips = append(clips, reward.Clip{Instruction: []string{"pick up the red square", "push the blue circle to the left edge"}[i%2], Frames: fr})
+	}
+	all, err := m.LogPTrue(clips)
+	require.NoError(t, err)
+	require.Len(t, all, 17)
+	for i, c := range clips {
+		one, err := m.LogPTrue([]reward.Clip{c})
+		require.NoError(t, err)
+		require.InDelta(t, one[0], all[i], 1e-5, "clip %d", i)
+		require.LessOrEqual(t, all[i], 0.0)
+		require.False(t, math.IsNaN(all[i]))
+	}
+	_, err = m.LogPTrue([]reward.Clip{{Instruction: "pick up the red square"}})
+	require.ErrorContains(t, err, "no frames")
+
+	msg := requireUserError(t, reel(t, dir, "train", "exevrm-tiny", "--set", "data.source=folder"), 1)
+	require.Contains(t, msg, "data.source")
+	msg = requireUserError(t, reel(t, dir, "train", "exevrm-tiny", "--set", "eval.sets=[videoqa]"), 1)
+	require.Contains(t, msg, "eval.sets")
+	msg = requireUserError(t, reel(t, dir, "train", "exevrm-tiny", "--set", "model.max_text_len=8"), 1)
+	require.Contains(t, msg, "model.max_text_len")
 }

@@ -1,0 +1,95 @@
+package tasks
+
+import (
+	"math"
+	"testing"
+
+	"github.com/stretchr/testify/require"
+)
+
+func TestExeVRMKeyframes(t *testing.T) {
+	require.Equal(t, []int{0, 3, 6, 9}, keyframes(9, 4))
+	require.Equal(t, []int{0, 1, 1, 2}, keyframes(2, 4)) // round(2/3)=1, round(4/3)=1
+	require.Equal(t, []int{5}, keyframes(5, 1))
+	require.Equal(t, []int{0, 0, 0}, keyframes(0, 3))
+}
+
+// flatEpisode is a T-frame episode of s×s images whose frame f has every pixel equal to
+// level(f).
+func flatEpisode(T, s int, success bool, decision int, level func(f int) float32) rewardEpisode {
+	fs := s * s * 3
+	e := rewardEpisode{T: T, frames: make([]uint8, T*fs), success: success, decision: decision, kind: "expert", family: "pick"}
+	for f := range T {
+		for p := range fs {
+			e.frames[f*fs+p] = toByte(level(f))
+		}
+	}
+	return e
+}
+
+// TestExeVRMFrameDiffBaseline: on episodes whose last frame differs from the first by 0.5
+// (successes) or 0.1 (failures) the tuned rule separates them perfectly with a threshold
+// between the two, and attributes each success to the keyframe where its one jump happens.
+func TestExeVRMFrameDiffBaseline(t *testing.T) {
+	const k, s = 4, 2
+	var eps []rewardEpisode
+	for i := range 6 {
+		ok := i%2 == 0
+		jump := 3 + i // the frame the level changes at
+		d := float32(0.1)
+		if ok {
+			d = 0.5
+		}
+		eps = append(eps, flatEpisode(10, s, ok, 9, func(f int) float32 {
+			if f >= jump {
+				return 0.2 + d
+			}
+			return 0.2
+		}))
+	}
+	rule := tuneFrameDiff(eps, k, s)
+	require.Equal(t, 0, rule.From)
+	require.Greater(t, rule.Threshold, 0.1)
+	require.Less(t, rule.Threshold, 0.5)
+	m := frameDiffBaseline(eps, k, s, rule)
+	require.Equal(t, 1.0, m["accuracy"])
+	require.Equal(t, 1.0, m["precision"])
+	require.Equal(t, 1.0, m["recall"])
+	// Keyframes of 10 frames: 0 3 6 9. Successes jump at frames 3, 5, 7: the keyframes that
+	// first show it are 3, 6, 9; |attr − 9| / 10 = 0.6, 0.3, 0.
+	require.InDelta(t, (0.6+0.3+0)/3, m["attribution_error"], 1e-12)
+}
+
+// TestExeVRMRewardMetrics checks the metrics against counts done by hand.
+func TestExeVRMRewardMetrics(t *testing.T) {
+	eps := []rewardEpisode{
+		{T: 10, success: true, decision: 9, kind: "expert", family: "pick"},
+		{T: 10, success: true, decision: 9, kind: "expert", family: "push"},
+		{T: 10, success: false, kind: "failed:drift", family: "pick"},
+		{T: 10, success: false, kind: "adversarial:colour", family: "place"},
+		{T: 10, success: false, kind: "adversarial:object", family: "place"},
+	}
+	pred := []bool{true, false, false, true, false}
+	attr := []int{7, 9, 0, 0, 0}
+	m := rewardMetrics(eps, pred, attr)
+	require.InDelta(t, 3.0/5, m["accuracy"], 1e-12)
+	require.InDelta(t, 1.0/2, m["precision"], 1e-12) // tp 1, fp 1
+	require.InDelta(t, 1.0/2, m["recall"], 1e-12)    // tp 1, fn 1
+	require.InDelta(t, 1.0/2, m["f1"], 1e-12)
+	require.InDelta(t, 0.5, m["accuracy_kind_adversarial"], 1e-12)
+	require.InDelta(t, 0.5, m["accuracy_kind_expert"], 1e-12)
+	require.InDelta(t, 1.0, m["accuracy_kind_failed"], 1e-12)
+	require.InDelta(t, 0.5, m["accuracy_family_place"], 1e-12)
+	require.InDelta(t, (0.2+0)/2, m["attribution_error"], 1e-12)
+}
+
+func TestExeVRMJumpFrameAndLogSigmoid(t *testing.T) {
+	require.Equal(t, 2, jumpFrame([]float64{-3, -2.5, 1, 1.2}))
+	for _, x := range []float64{-800, -3, 0, 2, 800} {
+		want := math.Log(1 / (1 + math.Exp(-x)))
+		if math.IsInf(want, 0) {
+			want = x // the exact value's limit
+		}
+		require.InDelta(t, want, logSigmoid(x), 1e-9, "x=%g", x)
+	}
+}
