@@ -40,3 +40,23 @@ func SequenceExactMatch(logits, targets, mask *Node) (correct, nll *Node) {
 func MSE(pred, target *Node) *Node {
 	return ReduceAllMean(Square(Sub(pred, target)))
 }
+
+// SampleMSE is the mean squared error of each example: [B] for pred and target [B, ...].
+func SampleMSE(pred, target *Node) *Node {
+	d := Square(Sub(pred, target))
+	axes := make([]int, d.Rank()-1)
+	for i := range axes {
+		axes[i] = i + 1
+	}
+	if len(axes) == 0 {
+		return d
+	}
+	return ReduceMean(d, axes...)
+}
+
+// WeightedMean is Σ w·x / (Σ w + 1e-6) for x, w [B]: the sample-weighted loss of reward-aligned
+// behaviour cloning (huggingface/lerobot src/lerobot/rewards/sarm/rabc.py normalises a batch's
+// weights to sum to B and averages the weighted losses, which is this).
+func WeightedMean(x, w *Node) *Node {
+	return Div(ReduceAllSum(Mul(x, w)), AddScalar(ReduceAllSum(w), 1e-6))
+}

@@ -45,12 +45,23 @@ func (h FlowMatchingHead) Noise(rng *rand.Rand, b int, train bool) []HeadInput {
 // Loss implements ActionHead: the MSE between the expert's velocity at x_t and the target
 // velocity u, over K flow times per example.
 func (h FlowMatchingHead) Loss(scope *model.Scope, c ActionContext, actions *Node, noise map[string]*Node) *Node {
+	return losses.MSE(h.velocities(scope, c, actions, noise))
+}
+
+// velocities are the expert's predicted and the target velocities at the K flow times of each
+// example, [B, K, H, A] each.
+func (h FlowMatchingHead) velocities(scope *model.Scope, c ActionContext, actions *Node, noise map[string]*Node) (pred, target *Node) {
 	eps, times := noise["noise"], noise["time"]
 	d := actions.Shape().Dimensions
 	k := eps.Shape().Dimensions[1]
 	ak := BroadcastToDims(InsertAxes(actions, 1), d[0], k, d[1], d[2])
 	xt, target := h.Convention.Interpolate(ak, eps, times)
-	return losses.MSE(ActionExpert(scope.In("expert"), h.Net, c.Hidden, c.Valid, c.Cond, xt, times), target)
+	return ActionExpert(scope.In("expert"), h.Net, c.Hidden, c.Valid, c.Cond, xt, times), target
+}
+
+// SampleLosses implements SampleLosser: each example's MSE over its K flow times.
+func (h FlowMatchingHead) SampleLosses(scope *model.Scope, c ActionContext, actions *Node, noise map[string]*Node) *Node {
+	return losses.SampleMSE(h.velocities(scope, c, actions, noise))
 }
 
 // Sample implements ActionHead: EulerSteps Euler steps of the learned field from the noise end of
@@ -83,6 +94,11 @@ func (ChunkRegressionHead) Noise(*rand.Rand, int, bool) []HeadInput { return nil
 // Loss implements ActionHead: the MSE of the predicted chunk.
 func (h ChunkRegressionHead) Loss(scope *model.Scope, c ActionContext, actions *Node, _ map[string]*Node) *Node {
 	return losses.MSE(h.predict(scope, c), actions)
+}
+
+// SampleLosses implements SampleLosser: each example's MSE.
+func (h ChunkRegressionHead) SampleLosses(scope *model.Scope, c ActionContext, actions *Node, _ map[string]*Node) *Node {
+	return losses.SampleMSE(h.predict(scope, c), actions)
 }
 
 // Sample implements ActionHead: the predicted chunk.

@@ -286,6 +286,11 @@ func (h RecurrentDepthHead) Loss(scope *model.Scope, c ActionContext, actions *N
 	return losses.MSE(h.Sample(scope, c, noise), actions)
 }
 
+// SampleLosses implements SampleLosser: each example's MSE.
+func (h RecurrentDepthHead) SampleLosses(scope *model.Scope, c ActionContext, actions *Node, noise map[string]*Node) *Node {
+	return losses.SampleMSE(h.Sample(scope, c, noise), actions)
+}
+
 // Sample implements ActionHead: the chunk after the depth the masks encode.
 func (h RecurrentDepthHead) Sample(scope *model.Scope, c ActionContext, noise map[string]*Node) *Node {
 	r := newRDGraph(scope.In("rd"), h.RDConfig, c)

@@ -16,6 +16,8 @@ import (
 	. "github.com/gomlx/gomlx/core/graph"
 	"github.com/gomlx/gomlx/core/tensors"
 	"github.com/gomlx/gomlx/ml/model"
+
+	"github.com/reelml/reel/losses"
 )
 
 // PolicyBatch is the typed batch of a VLA policy, in raw (unnormalised) units.
@@ -25,6 +27,9 @@ type PolicyBatch struct {
 	State   *Node // [B, StateDim] robot state; nil when the robot has none
 	Actions *Node // [B, H, A] target chunk (training, offline evaluation); nil when sampling
 	Focus   *Node // [B, 4] two (x, y) points the task is about (simulator data); nil if unknown
+	// Weights [B] weigh each example's action loss (reward-aligned behaviour cloning): the loss
+	// is Σ w·loss / Σ w; nil is the plain mean.
+	Weights *Node
 	// Noise holds the action head's random inputs, drawn on the host by its Noise method.
 	Noise map[string]*Node
 }
@@ -52,6 +57,12 @@ type ActionHead interface {
 	Loss(scope *model.Scope, c ActionContext, actions *Node, noise map[string]*Node) *Node
 	// Sample returns action chunks [B, H, A].
 	Sample(scope *model.Scope, c ActionContext, noise map[string]*Node) *Node
+}
+
+// SampleLosser is an action head that can give each example's loss, [B] (its Loss is their
+// mean), for sample-weighted training.
+type SampleLosser interface {
+	SampleLosses(scope *model.Scope, c ActionContext, actions *Node, noise map[string]*Node) *Node
 }
 
 // Normalization maps states and actions to the units the network works in, x ↦ (x − offset) /
@@ -155,7 +166,16 @@ func (p VLAPolicy) Loss(scope *model.Scope, b PolicyBatch) *Node {
 	}
 	net := scope.In("policy")
 	c, point := p.context(net, n, b)
-	loss := p.Head.Loss(net, c, n.action(b.Actions), b.Noise)
+	var loss *Node
+	if b.Weights != nil {
+		h, ok := p.Head.(SampleLosser)
+		if !ok {
+			panic(fmt.Sprintf("policy: the %T action head has no per-example losses for sample weights", p.Head))
+		}
+		loss = losses.WeightedMean(h.SampleLosses(net, c, n.action(b.Actions), b.Noise), b.Weights)
+	} else {
+		loss = p.Head.Loss(net, c, n.action(b.Actions), b.Noise)
+	}
 	if b.Focus != nil && p.PointWeight > 0 { // squared distance to the nearer valid focus point
 		d1 := ReduceSum(Square(Sub(point, Slice(b.Focus, AxisRange(), AxisRange(0, 2)))), -1)
 		d2 := ReduceSum(Square(Sub(point, Slice(b.Focus, AxisRange(), AxisRange(2, 4)))), -1)
@@ -201,7 +221,8 @@ func (p VLAPolicy) pi0Sample(scope *model.Scope, n normalizer, b PolicyBatch) *N
 }
 
 // BatchLayout names the positional inputs of a policy graph, in order: "images", "tokens",
-// optionally "state", "actions" and "focus", then the head's noise inputs.
+// optionally "state", "actions" and "focus", then the head's noise inputs (and "weights", the
+// sample weights, where a task adds them).
 type BatchLayout []string
 
 // Bind maps a graph's positional inputs to a PolicyBatch.
@@ -222,6 +243,8 @@ func (l BatchLayout) Bind(in []*Node) PolicyBatch {
 			b.Actions = in[i]
 		case "focus":
 			b.Focus = in[i]
+		case "weights":
+			b.Weights = in[i]
 		default:
 			b.Noise[name] = in[i]
 		}

@@ -76,6 +76,7 @@ func Defaults() Recipe {
 			LearnTemperature: true,
 			DiceWeight:       1,
 			FocalWeight:      0.5,
+			SampleWeights:    "none",
 		},
 		Eval: EvalConfig{
 			Examples:  256,

@@ -151,6 +151,8 @@ type TrainConfig struct {
 	Freeze []string   `yaml:"freeze" doc:"variables not trained, by glob over their path ('vision_tower.*', 'policy/vision/*'; '.' and '/' both separate path elements)"`
 	Remat  bool       `yaml:"remat" doc:"activation checkpointing: keep only each transformer block's input for the backward pass and recompute the rest (less memory, about one more forward pass)"`
 	EMA    float64    `yaml:"ema" range:"0,0.999999" doc:"decay of an exponential moving average of the weights kept beside them (0 = off); 'reel eval --ema' and 'reel export --ema' use it"`
+	// Reward-aligned behaviour cloning.
+	SampleWeights string `yaml:"sample_weights" for:"task=vla" enum:"none|progress" doc:"vla: none, or progress: RA-BC (LeRobot's reward-aligned behaviour cloning) weighs each training sample by its progress increment over the action chunk, read from data.dir/topreward_progress.parquet ('reel reward progress --write'); the loss is Σ w·loss / Σ w (data.source lerobot)"`
 	// Video-text contrastive training.
 	Temperature      float64 `yaml:"temperature" for:"task=videoclip" range:"0.001,10" doc:"videoclip: InfoNCE temperature (initial value if learned)"`
 	LearnTemperature bool    `yaml:"learn_temperature" for:"task=videoclip" doc:"videoclip: learn the InfoNCE temperature (CLIP's logit scale)"`

@@ -15,6 +15,7 @@ import (
 	"github.com/reelml/reel/models"
 	"github.com/reelml/reel/policy"
 	"github.com/reelml/reel/recipes"
+	"github.com/reelml/reel/reward"
 	"github.com/reelml/reel/sim"
 	"github.com/reelml/reel/train"
 )
@@ -60,6 +61,8 @@ type vlaExample struct {
 	obs   policy.Observation
 	chunk [][]float32
 	focus []float32 // the simulator's two focus points x1 y1 x2 y2; nil when unknown
+	// weight is the RA-BC sample weight (train.sample_weights progress; 1 otherwise).
+	weight float32
 }
 
 // NewVLA builds the vla task of a recipe, opening its data source.
@@ -74,6 +77,9 @@ func NewVLA(r *recipes.Recipe) (*VLA, error) {
 			return nil, err
 		}
 	default:
+		if t.weighted() {
+			return nil, fmt.Errorf("train.sample_weights: progress needs data.source lerobot (the progress is read from the dataset's %s)", reward.ProgressFile)
+		}
 		t.src = newSimSource(r, t.simCfg)
 	}
 	st, act, err := t.src.stats()
@@ -359,15 +365,29 @@ func (t *VLA) batch(ex []vlaExample, rng *rand.Rand, withActions, train bool) ([
 	for _, n := range t.net.Noise(rng, b, train) {
 		in = append(in, n.Value)
 	}
+	if train && t.weighted() {
+		w := make([]float32, b)
+		for i, e := range ex {
+			w[i] = e.weight
+		}
+		in = append(in, tensors.FromFlatDataAndDimensions(w, b))
+	}
 	return in, nil
 }
+
+// weighted reports whether training samples are weighted by progress (RA-BC).
+func (t *VLA) weighted() bool { return t.r.Train.SampleWeights == "progress" }
 
 // withFocus reports whether training batches carry focus points for the pointing loss.
 func (t *VLA) withFocus() bool { return t.net.PointWeight > 0 }
 
-// layout names the inputs of batch(…, withActions, train).
+// layout names the inputs of batch(…, withActions, train): the sample weights last.
 func (t *VLA) layout(withActions, train bool) models.BatchLayout {
-	return models.Layout(t.spec.StateDim > 0, withActions, train && t.withFocus(), t.net.Noise(rand.New(rand.NewPCG(0, 0)), 1, train))
+	l := models.Layout(t.spec.StateDim > 0, withActions, train && t.withFocus(), t.net.Noise(rand.New(rand.NewPCG(0, 0)), 1, train))
+	if train && t.weighted() {
+		l = append(l, "weights")
+	}
+	return l
 }
 
 // ObservationTensors encodes observations as a policy graph's first inputs: images

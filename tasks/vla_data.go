@@ -3,10 +3,12 @@ package tasks
 import (
 	"fmt"
 	"math/rand/v2"
+	"path/filepath"
 
 	"github.com/reelml/reel/data"
 	"github.com/reelml/reel/policy"
 	"github.com/reelml/reel/recipes"
+	"github.com/reelml/reel/reward"
 	"github.com/reelml/reel/sim"
 )
 
@@ -83,7 +85,7 @@ func episodeExample(ep *data.Episode, step, h int) vlaExample {
 	if len(ep.Intended) == len(ep.Action) {
 		labels = ep.Intended
 	}
-	ex := vlaExample{obs: obs, chunk: ChunkAt(labels, step, h)}
+	ex := vlaExample{obs: obs, chunk: ChunkAt(labels, step, h), weight: 1}
 	if step < len(ep.Focus) {
 		ex.focus = ep.Focus[step]
 	}
@@ -103,6 +105,9 @@ type datasetSource struct {
 	train  []int // episodes drawn for training
 	held   []int // held-out episodes
 	loader *data.Loader
+	// weights are the RA-BC weight of every frame of every episode (by position), when
+	// train.sample_weights is progress.
+	weights [][]float64
 }
 
 // evalFraction is the share of a dataset's episodes held out for evaluation.
@@ -136,7 +141,33 @@ func openDatasetSource(r *recipes.Recipe) (*datasetSource, error) {
 			s.held = append(s.held, i)
 		}
 	}
+	if r.Train.SampleWeights == "progress" {
+		if s.weights, err = progressWeights(ds, r.Policy.Horizon); err != nil {
+			return nil, fmt.Errorf("train.sample_weights: %v", err)
+		}
+	}
 	return s, nil
+}
+
+// progressWeights reads the dataset's per-frame progress (reward.ProgressFile, written by `reel
+// reward progress --write`) and turns it into RA-BC weights over an action chunk of h frames
+// (reward.DefaultRABC: LeRobot's defaults), per episode position.
+func progressWeights(ds *data.LeRobotDataset, h int) ([][]float64, error) {
+	path := filepath.Join(ds.Dir(), reward.ProgressFile)
+	byIndex, err := reward.ReadProgress(path)
+	if err != nil {
+		return nil, fmt.Errorf("%v (write it with: reel reward progress MODEL --data %s --write)", err, ds.Dir())
+	}
+	progress := make([][]float64, ds.NumEpisodes())
+	for i := range progress {
+		info := ds.EpisodeInfo(i)
+		p, ok := byIndex[info.EpisodeIndex]
+		if !ok || len(p) != info.Length {
+			return nil, fmt.Errorf("%s: episode %d has %d progress values for %d frames (rescore the dataset)", path, info.EpisodeIndex, len(p), info.Length)
+		}
+		progress[i] = p
+	}
+	return reward.DefaultRABC(h).Weights(progress), nil
 }
 
 func (s *datasetSource) features() policy.Features { return s.feat }
@@ -195,6 +226,9 @@ func (s *datasetSource) batch(_ *rand.Rand, i int64, n int) ([]vlaExample, error
 	out := make([]vlaExample, len(loaded))
 	for j, ex := range loaded {
 		out[j] = s.example(ex.Vectors, ex.Step, ex.Images)
+		if s.weights != nil {
+			out[j].weight = float32(s.weights[ex.Episode][ex.Step])
+		}
 	}
 	return out, nil
 }
@@ -214,7 +248,7 @@ func (s *datasetSource) example(v *data.EpisodeVectors, step int, images []polic
 	for k := range chunk {
 		chunk[k] = v.Action[min(step+k, v.Len()-1)]
 	}
-	return vlaExample{obs: obs, chunk: chunk}
+	return vlaExample{obs: obs, chunk: chunk, weight: 1}
 }
 
 func (s *datasetSource) evalExamples(rng *rand.Rand, n int) ([]vlaExample, error) {

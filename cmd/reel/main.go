@@ -59,6 +59,7 @@ func commandTable() []command {
 			"hf run DIR --tokens 1,2,3 [--tokens …] [--token-types 0,0,1] [--pixels FILE.npy | --image FILE]",
 			"hf generate DIR --tokens 1,2,3 | --prompt TEXT [--image FILE | --pixels FILE.npy] [--max-new-tokens N]",
 		}, cmdHF},
+		{"reward", []string{"reward progress MODEL|--oracle --data DIR [--prefixes 15] [--episodes N] [--out FILE] [--write]"}, cmdReward},
 		{"bench", []string{
 			"bench vit [--size tiny|s|b] [--tokens 16,64,...] [--precision f32|bf16] [flags]",
 			"bench video [--arch vivit|trajvit2|stts] [--size tiny|b] [--frames 4,8,...] [flags]",

@@ -1,0 +1,43 @@
+package tasks
+
+import (
+	"fmt"
+	"os"
+	"path/filepath"
+
+	"github.com/gomlx/compute"
+
+	"github.com/reelml/reel/recipes"
+	"github.com/reelml/reel/reward"
+)
+
+// OpenRewardModel opens path as a reward model (reward.Model) by what it holds:
+//   - a reel run of task exevrm or reward (recipe.yaml): its success log-probability
+//     (OpenExeVRMReward);
+//   - a pretrained Hugging Face VLM directory (config.json: PaliGemma or LLaVA with its tokenizer):
+//     TOPReward's log p("True") (reward.OpenHF).
+//
+// A videoqa run is refused: its word vocabulary (data.VideoQAVocab) has no "true"/"false" and no
+// words for an instruction, so it cannot be asked whether a task is complete.
+func OpenRewardModel(backend compute.Backend, path string) (reward.Model, error) {
+	if _, err := os.Stat(filepath.Join(path, "recipe.yaml")); err == nil {
+		r, err := recipes.Load(filepath.Join(path, "recipe.yaml"), nil)
+		if err != nil {
+			return nil, err
+		}
+		switch r.Task {
+		case "exevrm", "reward":
+			return OpenExeVRMReward(backend, path)
+		case "videoqa":
+			return nil, fmt.Errorf("%s: a videoqa run cannot score a task: its vocabulary has no True/False answer (train an exevrm run, or give a pretrained VLM directory)", path)
+		}
+		return nil, fmt.Errorf("%s: a %s run is not a reward model (want an exevrm run or a pretrained VLM directory)", path, r.Task)
+	}
+	if _, err := os.Stat(filepath.Join(path, "config.json")); err == nil {
+		return reward.OpenHF(backend, path)
+	}
+	if _, err := os.Stat(path); err != nil {
+		return nil, fmt.Errorf("reward model %s: %v", path, err)
+	}
+	return nil, fmt.Errorf("reward model %s: expected a reel run (recipe.yaml) or a Hugging Face VLM directory (config.json)", path)
+}
