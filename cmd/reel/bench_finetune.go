@@ -75,7 +75,9 @@ func benchFinetune(args []string) error {
 		}
 	}
 	load := func(c config) (*recipes.Recipe, error) {
-		sets := []string{"train.batch_size=" + strconv.Itoa(*batch), "train.grad_accum=1", "train.remat=" + strconv.FormatBool(c.remat)}
+		// Each mode starts from no adapters and nothing frozen, whatever the recipe fine-tunes with.
+		sets := []string{"train.batch_size=" + strconv.Itoa(*batch), "train.grad_accum=1", "train.remat=" + strconv.FormatBool(c.remat),
+			"train.lora.rank=0", "train.lora.alpha=0", "train.lora.targets=[]", "train.freeze=[]"}
 		switch c.mode {
 		case "lora":
 			sets = append(sets, "train.lora.rank="+strconv.Itoa(*rank))
