@@ -331,6 +331,9 @@ func TestTrainRefusesExistingRun(t *testing.T) {
 	require.Contains(t, msg, "--resume")
 	requireOK(t, reel(t, dir, append(args, "--overwrite")...))
 	requireSteps(t, trainRows(t, filepath.Join(dir, "run")), 1)
+	events, err := filepath.Glob(filepath.Join(dir, "run", "tensorboard", "events.out.tfevents.*"))
+	require.NoError(t, err)
+	require.Len(t, events, 1, "--overwrite starts the TensorBoard events over too")
 }
 
 func TestEndToEnd(t *testing.T) {

@@ -40,7 +40,7 @@ func cmdTrain(args []string) error {
 	out := fs.String("out", "", "run directory (default runs/RECIPE_NAME)")
 	sets := fs.StringArray("set", nil, "override a recipe field, e.g. --set train.lr=3e-4 (repeatable)")
 	resume := fs.Bool("resume", false, "continue the run in --out from its newest valid checkpoint")
-	overwrite := fs.Bool("overwrite", false, "delete the checkpoints and metrics already in --out and start over")
+	overwrite := fs.Bool("overwrite", false, "delete the checkpoints, metrics, plots and TensorBoard events already in --out and start over")
 	stopAfter := fs.Int("stop-after", 0, "stop with a checkpoint after this many steps in total (simulates preemption; continue with --resume)")
 	backend := fs.String("backend", "", `compute backend: "go", "xla:/path/to/pjrt_plugin.so" (default: $GOMLX_BACKEND, else auto)`)
 	fs.Usage = func() {
@@ -64,7 +64,7 @@ func cmdTrain(args []string) error {
 		return &exitError{2, errors.New("train: --resume and --overwrite exclude each other")}
 	}
 	if *overwrite {
-		for _, p := range []string{"checkpoints", train.MetricsFile, "plots"} {
+		for _, p := range []string{"checkpoints", train.MetricsFile, "plots", train.TensorBoardDir} {
 			if err := os.RemoveAll(filepath.Join(*out, p)); err != nil {
 				return err
 			}
