@@ -64,10 +64,28 @@ func TestPi0TinyLoRAOnRealRobot(t *testing.T) {
 	require.NotEqual(t, make([]float32, adapter.Shape().Size()), tensors.MustCopyFlatData[float32](adapter), "the adapter trains")
 	require.Contains(t, vars, "/model/vision_tower/vision_model/encoder/layers/0/self_attn/q_proj/lora/b", "and the backbone's")
 
+	require.FileExists(t, filepath.Join(ckpt, "base.json"), "an adapter-only checkpoint")
+
 	r = reel(t, dir, "eval", "g1")
 	requireOK(t, r)
 	require.Contains(t, r.stdout, "actions/chunk_mse")
 	require.Contains(t, r.stderr, "no closed-loop evaluation")
+	var ev struct{ Metrics map[string]float64 }
+	require.NoError(t, json.Unmarshal([]byte(r.stdout), &ev))
+
+	// Exported as a Hugging Face directory (LoRA merged, the expert as reel.* tensors), the
+	// policy loads again as model.pretrained: at lr 0 its evaluation is the run's own.
+	requireOK(t, reel(t, dir, "export", "g1", "--format", "hf", "--out", "g1-hf"))
+	r = reel(t, dir, "train", "pi0-tiny", "--out", "again", "--set", "data.source=lerobot", "--set", "data.dir="+ds,
+		"--set", "model.pretrained="+filepath.Join(dir, "g1-hf"), "--set", "model.hf_config=", "--set", "train.steps=1",
+		"--set", "train.lr=0", "--set", "train.warmup_steps=0", "--set", "train.batch_size=8",
+		"--set", "eval.examples=8", "--set", "eval.batch_size=8")
+	requireOK(t, r)
+	require.Contains(t, r.stderr, "initialised")
+	again := lastEval(t, filepath.Join(dir, "again"))
+	for _, k := range []string{"actions/chunk_mse", "actions/first_mse"} {
+		require.InDelta(t, ev.Metrics[k], again[k], 1e-5*ev.Metrics[k], k)
+	}
 }
 
 // pi0-tiny trains on the simulator with no data directory, evaluates closed-loop, and is served
