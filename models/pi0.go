@@ -342,6 +342,9 @@ func (c Pi0Config) loss(scope *model.Scope, n normalizer, b PolicyBatch) *Node {
 	xt, u := losses.FlowPi0.Interpolate(a, b.Noise["noise"], b.Noise["time"])
 	v := Pi0Velocity(scope, c, b.Images, b.Tokens, pi0Pad(b.Images, st, bs), xt, b.Noise["time"])
 	real := func(x *Node) *Node { return Slice(x, AxisRange(), AxisRange(), AxisRange(0, c.ActionDim)) }
+	if b.Weights != nil { // reward-aligned behaviour cloning: each example's loss weighed
+		return losses.WeightedMean(losses.SampleMSE(real(v), real(u)), b.Weights)
+	}
 	return losses.MSE(real(v), real(u))
 }
 

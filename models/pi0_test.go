@@ -3,6 +3,7 @@ package models
 import (
 	"math"
 	"math/rand/v2"
+	"slices"
 	"testing"
 
 	"github.com/gomlx/compute/dtypes"
@@ -166,4 +167,54 @@ func TestPi0GradientReachesExpertAndBackbone(t *testing.T) {
 	for i, n := range names {
 		require.Greater(t, tensors.MustCopyFlatData[float32](out[i+1])[0], float32(0), n)
 	}
+}
+
+// Sample weights (RA-BC) reach pi0's flow loss: weights [1, 0] give the loss of the first
+// example alone, computed as a batch of one, and equal weights give the plain loss.
+func TestPi0SampleWeights(t *testing.T) {
+	backend := goBackend(t)
+	cfg := tinyPi0()
+	rng := rand.New(rand.NewPCG(8, 9))
+	b := 2
+	img := f32Tensor(rng, b, 2, 8, 8, 3)
+	tok := tensors.FromFlatDataAndDimensions([]int32{5, 6, 0, 9, 0, 0}, b, 3)
+	st := f32Tensor(rng, b, 3)
+	act := f32Tensor(rng, b, cfg.Horizon, cfg.ActionDim)
+	p := VLAPolicy{Net: VLAConfig{StateDim: 3, ActionDim: 5, Horizon: cfg.Horizon}, Pi0: &cfg,
+		Norm: Normalization{StateOffset: make([]float32, 3), StateScale: []float32{1, 1, 1},
+			ActionOffset: make([]float32, 5), ActionScale: []float32{1, 1, 1, 1, 1}}}
+	require.NoError(t, p.Validate())
+	noise := p.Noise(rng, b, true)
+	store := model.NewStore()
+	require.NoError(t, store.SetRNGStateFromSeed(7))
+	layout := Layout(true, true, false, noise)
+	loss := func(weighted bool, in ...any) float32 {
+		l := layout
+		if weighted {
+			l = append(slices.Clone(layout), "weights")
+		}
+		e, err := model.NewExecCanonical(backend, store, func(scope *model.Scope, g *Graph, in []*Node) []*Node {
+			return []*Node{p.Loss(scope, l.Bind(in))}
+		}, -1, -1, false, true, true)
+		require.NoError(t, err)
+		defer e.Finalize()
+		out, err := e.Exec(in...)
+		require.NoError(t, err)
+		return tensors.MustCopyFlatData[float32](out[0])[0]
+	}
+	first := func(x *tensors.Tensor) *tensors.Tensor {
+		d := x.Shape().Dimensions
+		n := x.Shape().Size() / d[0]
+		if x.DType() == dtypes.Int32 {
+			return tensors.FromFlatDataAndDimensions(tensors.MustCopyFlatData[int32](x)[:n], append([]int{1}, d[1:]...)...)
+		}
+		return tensors.FromFlatDataAndDimensions(tensors.MustCopyFlatData[float32](x)[:n], append([]int{1}, d[1:]...)...)
+	}
+	plain := loss(false, img, tok, st, act, noise[0].Value, noise[1].Value)
+	equal := loss(true, img, tok, st, act, noise[0].Value, noise[1].Value, tensors.FromFlatDataAndDimensions([]float32{0.5, 0.5}, b))
+	require.InDelta(t, plain, equal, 1e-5*float64(plain))
+	one := loss(false, first(img), first(tok), first(st), first(act), first(noise[0].Value), first(noise[1].Value))
+	w10 := loss(true, img, tok, st, act, noise[0].Value, noise[1].Value, tensors.FromFlatDataAndDimensions([]float32{1, 0}, b))
+	require.InDelta(t, one, w10, 1e-5*float64(one))
+	require.Greater(t, math.Abs(float64(one-plain)), 1e-4*float64(plain), "the two examples' losses differ")
 }
