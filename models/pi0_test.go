@@ -123,22 +123,33 @@ func TestPi0CachedSamplingEqualsRecomputation(t *testing.T) {
 	require.Greater(t, moved, 0.0)
 }
 
+// tinyPi0Policy is a VLA policy of tinyPi0 (3-D state, 5-D actions, identity normalisation) and
+// the batch size of tinyPi0Batch.
+func tinyPi0Policy(t *testing.T) (p VLAPolicy, cfg Pi0Config, b int) {
+	cfg = tinyPi0()
+	p = VLAPolicy{Net: VLAConfig{StateDim: 3, ActionDim: 5, Horizon: cfg.Horizon}, Pi0: &cfg,
+		Norm: Normalization{StateOffset: make([]float32, 3), StateScale: []float32{1, 1, 1},
+			ActionOffset: make([]float32, 5), ActionScale: []float32{1, 1, 1, 1, 1}}}
+	require.NoError(t, p.Validate())
+	return p, cfg, 2
+}
+
+// tinyPi0Batch draws a training batch of b examples for p: images, instruction tokens (with
+// padding), state, actions and the flow noise and times.
+func tinyPi0Batch(rng *rand.Rand, p VLAPolicy, b int) (img, tok, st, act *tensors.Tensor, noise []HeadInput) {
+	img = f32Tensor(rng, b, 2, 8, 8, 3)
+	tok = tensors.FromFlatDataAndDimensions([]int32{5, 6, 0, 9, 0, 0}, b, 3)
+	st = f32Tensor(rng, b, 3)
+	act = f32Tensor(rng, b, p.Pi0.Horizon, p.Pi0.ActionDim)
+	return img, tok, st, act, p.Noise(rng, b, true)
+}
+
 // The flow loss's gradient reaches the expert (its layers and the action projections) and the
 // PaliGemma backbone (vision tower and decoder) through the joint attention.
 func TestPi0GradientReachesExpertAndBackbone(t *testing.T) {
 	backend := goBackend(t)
-	cfg := tinyPi0()
-	rng := rand.New(rand.NewPCG(5, 6))
-	b := 2
-	img := f32Tensor(rng, b, 2, 8, 8, 3)
-	tok := tensors.FromFlatDataAndDimensions([]int32{5, 6, 0, 9, 0, 0}, b, 3)
-	st := f32Tensor(rng, b, 3)
-	act := f32Tensor(rng, b, cfg.Horizon, cfg.ActionDim)
-	p := VLAPolicy{Net: VLAConfig{StateDim: 3, ActionDim: 5, Horizon: cfg.Horizon}, Pi0: &cfg,
-		Norm: Normalization{StateOffset: make([]float32, 3), StateScale: []float32{1, 1, 1},
-			ActionOffset: make([]float32, 5), ActionScale: []float32{1, 1, 1, 1, 1}}}
-	require.NoError(t, p.Validate())
-	noise := p.Noise(rng, b, true)
+	p, cfg, b := tinyPi0Policy(t)
+	img, tok, st, act, noise := tinyPi0Batch(rand.New(rand.NewPCG(5, 6)), p, b)
 	require.Equal(t, []int{b, cfg.Horizon, Pi0PadDim}, noise[0].Value.Shape().Dimensions)
 	require.Equal(t, []int{b}, noise[1].Value.Shape().Dimensions)
 	layout := Layout(true, true, false, noise)
@@ -173,18 +184,8 @@ func TestPi0GradientReachesExpertAndBackbone(t *testing.T) {
 // example alone, computed as a batch of one, and equal weights give the plain loss.
 func TestPi0SampleWeights(t *testing.T) {
 	backend := goBackend(t)
-	cfg := tinyPi0()
-	rng := rand.New(rand.NewPCG(8, 9))
-	b := 2
-	img := f32Tensor(rng, b, 2, 8, 8, 3)
-	tok := tensors.FromFlatDataAndDimensions([]int32{5, 6, 0, 9, 0, 0}, b, 3)
-	st := f32Tensor(rng, b, 3)
-	act := f32Tensor(rng, b, cfg.Horizon, cfg.ActionDim)
-	p := VLAPolicy{Net: VLAConfig{StateDim: 3, ActionDim: 5, Horizon: cfg.Horizon}, Pi0: &cfg,
-		Norm: Normalization{StateOffset: make([]float32, 3), StateScale: []float32{1, 1, 1},
-			ActionOffset: make([]float32, 5), ActionScale: []float32{1, 1, 1, 1, 1}}}
-	require.NoError(t, p.Validate())
-	noise := p.Noise(rng, b, true)
+	p, _, b := tinyPi0Policy(t)
+	img, tok, st, act, noise := tinyPi0Batch(rand.New(rand.NewPCG(8, 9)), p, b)
 	store := model.NewStore()
 	require.NoError(t, store.SetRNGStateFromSeed(7))
 	layout := Layout(true, true, false, noise)
