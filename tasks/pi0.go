@@ -1,7 +1,6 @@
 package tasks
 
 import (
-	"encoding/json"
 	"fmt"
 	"strings"
 
@@ -26,29 +25,12 @@ func pi0PaliGemma(r *recipes.Recipe) (*models.PaliGemmaConfig, error) {
 	if r.Train.Remat {
 		return nil, fmt.Errorf("train.remat: not implemented for model.arch pi0 (its joint layers are not checkpointed)")
 	}
-	var c *hf.Config
-	var err error
-	switch {
-	case m.Pretrained == "":
+	if m.Pretrained == "" {
 		return nil, fmt.Errorf("model.pretrained: required for model.arch pi0 (a PaliGemma directory, or 'random' with model.hf_config)")
-	case m.Pretrained == "random":
-		if m.HFConfig == "" {
-			return nil, fmt.Errorf("model.hf_config: required with model.pretrained: random (the PaliGemma config.json, as JSON)")
-		}
-		var raw map[string]any
-		if err := json.Unmarshal([]byte(m.HFConfig), &raw); err != nil {
-			return nil, fmt.Errorf("model.hf_config: invalid JSON: %v", err)
-		}
-		if c, err = hf.ParseConfig(raw); err != nil {
-			return nil, fmt.Errorf("model.hf_config: %v", err)
-		}
-	default:
-		if m.HFConfig != "" {
-			return nil, fmt.Errorf("model.hf_config: only with model.pretrained: random (a directory brings its config.json)")
-		}
-		if c, err = hf.ReadConfig(m.Pretrained); err != nil {
-			return nil, fmt.Errorf("model.pretrained: %v", err)
-		}
+	}
+	c, err := pretrainedConfig(m)
+	if err != nil {
+		return nil, err
 	}
 	if c.PaliGemma == nil {
 		return nil, fmt.Errorf("model.pretrained: pi0 needs a PaliGemma (PaliGemmaForConditionalGeneration), got %s", c.Arch)

@@ -33,24 +33,10 @@ type pretrainedVLM struct {
 func loadPretrainedVLM(m recipes.ModelConfig, vocab *data.Vocab) (*pretrainedVLM, error) {
 	p := &pretrainedVLM{dir: m.Pretrained, mean: [3]float64{0.5, 0.5, 0.5}, std: [3]float64{0.5, 0.5, 0.5}}
 	var err error
-	if m.Pretrained == "random" {
-		if m.HFConfig == "" {
-			return nil, fmt.Errorf("model.hf_config: required with model.pretrained: random (the config.json of the architecture, as JSON)")
-		}
-		var raw map[string]any
-		if err := json.Unmarshal([]byte(m.HFConfig), &raw); err != nil {
-			return nil, fmt.Errorf("model.hf_config: invalid JSON: %v", err)
-		}
-		if p.cfg, err = hf.ParseConfig(raw); err != nil {
-			return nil, fmt.Errorf("model.hf_config: %v", err)
-		}
-	} else {
-		if m.HFConfig != "" {
-			return nil, fmt.Errorf("model.hf_config: only with model.pretrained: random (a directory brings its config.json)")
-		}
-		if p.cfg, err = hf.ReadConfig(m.Pretrained); err != nil {
-			return nil, fmt.Errorf("model.pretrained: %v", err)
-		}
+	if p.cfg, err = pretrainedConfig(m); err != nil {
+		return nil, err
+	}
+	if m.Pretrained != "random" {
 		if p.encode, p.word, err = tokenizerQA(m.Pretrained); err != nil {
 			return nil, err
 		}
@@ -76,6 +62,33 @@ func loadPretrainedVLM(m recipes.ModelConfig, vocab *data.Vocab) (*pretrainedVLM
 		return nil, fmt.Errorf("model.hf_config: vocab_size %d must exceed reel's %d-word vocabulary", n, vocab.Size())
 	}
 	return p, nil
+}
+
+// pretrainedConfig is the Hugging Face config of model.pretrained: a directory's config.json, or
+// for 'random' the inline model.hf_config.
+func pretrainedConfig(m recipes.ModelConfig) (*hf.Config, error) {
+	if m.Pretrained == "random" {
+		if m.HFConfig == "" {
+			return nil, fmt.Errorf("model.hf_config: required with model.pretrained: random (the config.json of the architecture, as JSON)")
+		}
+		var raw map[string]any
+		if err := json.Unmarshal([]byte(m.HFConfig), &raw); err != nil {
+			return nil, fmt.Errorf("model.hf_config: invalid JSON: %v", err)
+		}
+		c, err := hf.ParseConfig(raw)
+		if err != nil {
+			return nil, fmt.Errorf("model.hf_config: %v", err)
+		}
+		return c, nil
+	}
+	if m.HFConfig != "" {
+		return nil, fmt.Errorf("model.hf_config: only with model.pretrained: random (a directory brings its config.json)")
+	}
+	c, err := hf.ReadConfig(m.Pretrained)
+	if err != nil {
+		return nil, fmt.Errorf("model.pretrained: %v", err)
+	}
+	return c, nil
 }
 
 // random reports whether the model has random weights (model.pretrained: random).
