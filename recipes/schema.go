@@ -123,6 +123,7 @@ type DataConfig struct {
 	Resize        string   `yaml:"resize" for:"task=vla|exevrm" enum:"pad|crop|stretch" doc:"vla: how camera images of another size or aspect are fitted to model.image_size: pad (keep the aspect ratio, pad with black), crop (keep the aspect ratio, cut the centre) or stretch"`
 	Episodes      int      `yaml:"episodes" for:"task=exevrm" range:"3,1000000" doc:"exevrm, synthetic: training episodes recorded from the simulator (a third each expert, failed and adversarial; see 'reel data gen-reward')"`
 	PrefixShare   float64  `yaml:"prefix_share" for:"task=exevrm" range:"0,1" doc:"exevrm: share of training clips cut at a random prefix of the episode (positive only once the decision step is in it)"`
+	PositiveShare float64  `yaml:"positive_share" for:"task=exevrm" range:"0,1" doc:"exevrm: share of each training batch drawn as positive clips (0 = as the pool falls: about a third positives; 0.5 balances the classes so that the answer prior alone gains nothing)"`
 	Prefetch      int      `yaml:"prefetch" range:"0,256" doc:"batches generated ahead of compute"`
 	Workers       int      `yaml:"workers" range:"0,64" doc:"data goroutines (0 = number of CPUs)"`
 }

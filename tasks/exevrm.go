@@ -248,7 +248,8 @@ func answer(ok bool) string {
 }
 
 // MicroBatch implements train.Task: episodes drawn uniformly from the training pool, each cut at
-// a random prefix with probability data.prefix_share.
+// a random prefix with probability data.prefix_share; with data.positive_share, a clip of a class
+// drawn first (that share positive).
 func (t *ExeVRM) MicroBatch(i int64) ([]*tensors.Tensor, error) {
 	pool, err := t.trainPool()
 	if err != nil {
@@ -258,12 +259,31 @@ func (t *ExeVRM) MicroBatch(i int64) ([]*tensors.Tensor, error) {
 	m := t.r.Model
 	videos, qa := make([][]float32, t.micro), make([][2]string, t.micro)
 	for j := range videos {
-		e := &pool[rng.IntN(len(pool))]
-		end := e.T - 1
-		if rng.Float64() < t.r.Data.PrefixShare {
-			end = rng.IntN(e.T)
+		// With data.positive_share > 0, each clip's class is drawn first and clips are drawn
+		// until one of that class comes (a balanced batch leaves the answer prior nothing to gain).
+		want := -1
+		if ps := t.r.Data.PositiveShare; ps > 0 {
+			want = 0
+			if rng.Float64() < ps {
+				want = 1
+			}
 		}
-		videos[j], qa[j] = e.clip(end, m.Frames, m.ImageSize), [2]string{ExeVRMQuestion(e.task), answer(e.label(end))}
+		for try := 0; ; try++ {
+			e := &pool[rng.IntN(len(pool))]
+			end := e.T - 1
+			if rng.Float64() < t.r.Data.PrefixShare {
+				end = rng.IntN(e.T)
+			}
+			ok := e.label(end)
+			if want >= 0 && ok != (want == 1) {
+				if try < 10000 {
+					continue
+				}
+				return nil, fmt.Errorf("data.positive_share: no %s clip in %d draws from the %d training episodes", answer(want == 1), try+1, len(pool))
+			}
+			videos[j], qa[j] = e.clip(end, m.Frames, m.ImageSize), [2]string{ExeVRMQuestion(e.task), answer(ok)}
+			break
+		}
 	}
 	return videoVLMInputs(t.r, videoSelector(t.r), data.VocabQA(t.vocab), videos, qa, seedFor(t.r.Train.Seed, "random-rank", i))
 }

@@ -4,7 +4,10 @@ import (
 	"math"
 	"testing"
 
+	"github.com/gomlx/gomlx/core/tensors"
 	"github.com/stretchr/testify/require"
+
+	"github.com/reelml/reel/recipes"
 )
 
 func TestExeVRMKeyframes(t *testing.T) {
@@ -92,4 +95,47 @@ func TestExeVRMJumpFrameAndLogSigmoid(t *testing.T) {
 		}
 		require.InDelta(t, want, logSigmoid(x), 1e-9, "x=%g", x)
 	}
+}
+
+// TestExeVRMPositiveShare: with data.positive_share the share of "true" answers in training
+// batches follows it, whatever the pool's balance (here one success in ten episodes); without it,
+// the batches follow the pool.
+func TestExeVRMPositiveShare(t *testing.T) {
+	count := func(share float64) float64 {
+		r, err := recipes.Load("exevrm-tiny", []string{"data.prefix_share=0", "train.batch_size=64"})
+		require.NoError(t, err)
+		r.Data.PositiveShare = share
+		task, err := NewExeVRM(r)
+		require.NoError(t, err)
+		s := r.Model.ImageSize
+		for i := range 10 {
+			task.pool = append(task.pool, flatEpisode(4, s, i == 0, 3, func(int) float32 { return 0.5 }))
+			task.pool[i].task = "pick up the red circle"
+		}
+		task.once.Do(func() {})
+		pos, n := 0.0, 0.0
+		for step := range int64(8) {
+			in, err := task.MicroBatch(step)
+			require.NoError(t, err)
+			tgt, mask := tensors.MustCopyFlatData[int32](in[2]), tensors.MustCopyFlatData[float32](in[3])
+			l := r.Model.MaxTextLen
+			for b := range len(tgt) / l {
+				for p := range l { // the first masked position holds the answer
+					if mask[b*l+p] == 1 {
+						if int(tgt[b*l+p]) == task.yes {
+							pos++
+						} else {
+							require.Equal(t, task.no, int(tgt[b*l+p]))
+						}
+						n++
+						break
+					}
+				}
+			}
+		}
+		return pos / n
+	}
+	require.InDelta(t, 0.1, count(0), 0.05)
+	require.InDelta(t, 0.5, count(0.5), 0.07)
+	require.Equal(t, 1.0, count(1))
 }
