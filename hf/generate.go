@@ -80,7 +80,7 @@ func (m *Model) Generate(backend compute.Backend, prompt []int, pixels *tensors.
 	}
 	prefix := tensors.FromFlatDataAndDimensions(pre, 1, total)
 	step := func(ids []int, start int, px *tensors.Tensor) (int, error) {
-		args := append([]any{intTensor([][]int{ids}), tensors.FromScalar(int32(start)), prefix}, caches...)
+		args := append([]any{IntTensor([][]int{ids}), tensors.FromScalar(int32(start)), prefix}, caches...)
 		if px != nil {
 			args = append(args, px)
 		}

@@ -124,13 +124,13 @@ func (m *Model) Run(backend compute.Backend, in RunInputs) (res *RunResult, err 
 	var args []any
 	var kinds []string
 	if len(in.Tokens) > 0 {
-		args, kinds = append(args, intTensor(in.Tokens)), append(kinds, "ids")
+		args, kinds = append(args, IntTensor(in.Tokens)), append(kinds, "ids")
 	}
 	if in.Pixels != nil {
 		args, kinds = append(args, in.Pixels), append(kinds, "pixels")
 	}
 	if len(in.TokenTypes) > 0 {
-		args, kinds = append(args, intTensor(in.TokenTypes)), append(kinds, "types")
+		args, kinds = append(args, IntTensor(in.TokenTypes)), append(kinds, "types")
 	}
 	cfg := m.Config
 	exec, err := model.NewExecCanonical(backend, m.Store, func(scope *model.Scope, g *model.Graph, nodes []*model.Node) []*model.Node {
@@ -178,8 +178,8 @@ func (m *Model) Run(backend compute.Backend, in RunInputs) (res *RunResult, err 
 	return res, nil
 }
 
-// intTensor is rows of ints as an int32 [len(rows), len(rows[0])] tensor.
-func intTensor(rows [][]int) *tensors.Tensor {
+// IntTensor is rows of ints as an int32 [len(rows), len(rows[0])] tensor.
+func IntTensor(rows [][]int) *tensors.Tensor {
 	flat := make([]int32, 0, len(rows)*len(rows[0]))
 	for _, r := range rows {
 		for _, v := range r {

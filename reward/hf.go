@@ -172,9 +172,9 @@ func (h *HF) LogPTrue(clips []Clip) ([]float64, error) {
 		if err := h.m.CheckInputs(in); err != nil {
 			return nil, fmt.Errorf("reward: clip %d: %v", i, err)
 		}
-		args := []any{intRow(ids), pixels}
+		args := []any{hf.IntTensor([][]int{ids}), pixels}
 		if h.m.Config.PaliGemma != nil {
-			args = append(args, intRow(types))
+			args = append(args, hf.IntTensor([][]int{types}))
 		}
 		res, err := h.exec.Exec(args...)
 		if err != nil {
@@ -202,12 +202,4 @@ func (h *HF) buildExec() (err error) {
 		return []*model.Node{graph.LogSoftmax(graph.Slice(logits, graph.AxisRange(), graph.AxisRange(l-a-1, l-1), graph.AxisRange()), -1)}
 	}, -1, -1, false, true, true)
 	return err
-}
-
-func intRow(ids []int) *tensors.Tensor {
-	row := make([]int32, len(ids))
-	for i, v := range ids {
-		row[i] = int32(v)
-	}
-	return tensors.FromFlatDataAndDimensions(row, 1, len(row))
 }
