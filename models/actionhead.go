@@ -1,7 +1,8 @@
 package models
 
-// The action heads over the DiT action expert (ActionExpert): flow matching and chunk
-// regression. The recurrent-depth head is in rdvla.go.
+// The action heads of the MolmoBot backbone (MolmoBotPolicy, RDVLAPolicy): what a head reads
+// (ActionContext), the ActionHead interface, and the heads over the DiT action expert
+// (ActionExpert): flow matching and chunk regression. The recurrent-depth head is in rdvla.go.
 
 import (
 	"math/rand/v2"
@@ -12,6 +13,30 @@ import (
 
 	"github.com/reelml/reel/losses"
 )
+
+// ActionContext is what the backbone hands an action head.
+type ActionContext struct {
+	Hidden []*Node // the backbone's hidden state after each block, [B, N, D]
+	Valid  *Node   // [B, N]: the tokens the head may read (padding is not)
+	Cond   *Node   // [B, StateDim+2]: the normalised robot state and the backbone's point
+}
+
+// ActionHead trains on and samples from a backbone's context, in normalised action units.
+type ActionHead interface {
+	// Noise draws the head's random inputs for b examples: for a training step (train) or for
+	// sampling.
+	Noise(rng *rand.Rand, b int, train bool) []HeadInput
+	// Loss is the scalar training loss for target chunks actions [B, H, A].
+	Loss(scope *model.Scope, c ActionContext, actions *Node, noise map[string]*Node) *Node
+	// Sample returns action chunks [B, H, A].
+	Sample(scope *model.Scope, c ActionContext, noise map[string]*Node) *Node
+}
+
+// SampleLosser is an action head that can give each example's loss, [B] (its Loss is their
+// mean), for sample-weighted training.
+type SampleLosser interface {
+	SampleLosses(scope *model.Scope, c ActionContext, actions *Node, noise map[string]*Node) *Node
+}
 
 // FlowMatchingHead trains the action expert as a velocity field by flow matching ("Flow Matching
 // for Generative Modeling", Lipman et al., arXiv:2210.02747) and samples chunks by integrating

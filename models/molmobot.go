@@ -20,11 +20,14 @@ package models
 //              read out the velocity v_θ(x_t, t) for each action token.
 //
 // The same expert with x_t = 0 and t = 0 is the chunk-regression baseline (MSE on the chunk).
-// The action heads that train and sample with the expert are in actionhead.go and rdvla.go.
+// The action heads that train and sample with the expert are in actionhead.go; MolmoBotPolicy
+// (below) puts a backbone and a head together; RDVLAPolicy (rdvla.go) puts the backbone with the
+// recurrent-depth head.
 
 import (
 	"fmt"
 	"math"
+	"math/rand/v2"
 
 	"github.com/gomlx/compute/dtypes"
 	"github.com/gomlx/compute/shapes"
@@ -32,6 +35,8 @@ import (
 	"github.com/gomlx/gomlx/ml/layers/activation"
 	"github.com/gomlx/gomlx/ml/model"
 	"github.com/gomlx/gomlx/ml/nn"
+
+	"github.com/reelml/reel/losses"
 )
 
 // VLAConfig sizes a VLA policy network: the backbone, the action expert, and the state, action
@@ -239,4 +244,89 @@ func CrossAttention(scope *model.Scope, x, context *Node, heads int, mask *Node)
 	v := Squeeze(Slice(kv, AxisRange(), AxisRange(), AxisElem(1)), 2)
 	out := Reshape(AttentionCore(q, k, v, mask), b, tq, d)
 	return Linear(scope.In("out"), out, d, true)
+}
+
+// MolmoBotPolicy is the MolmoBot-style policy (model.arch policy): the backbone (a ViT per camera
+// and the instruction, PolicyContext), its pointing head (PointHead), and an action head (flow
+// matching or chunk regression, actionhead.go).
+type MolmoBotPolicy struct {
+	Net  VLAConfig
+	Head ActionHead
+	Norm Normalization
+	// PointWeight weighs the pointing loss (squared distance of the point to the nearer focus
+	// point) in batches that carry focus points.
+	PointWeight float64
+}
+
+// Noise implements Policy: the action head's random inputs (ActionHead.Noise).
+func (p MolmoBotPolicy) Noise(rng *rand.Rand, b int, train bool) []HeadInput {
+	return p.Head.Noise(rng, b, train)
+}
+
+// Points implements Pointing.
+func (p MolmoBotPolicy) Points() bool { return p.PointWeight > 0 }
+
+// Validate implements Policy.
+func (p MolmoBotPolicy) Validate() error {
+	if err := p.Net.Validate(); err != nil {
+		return err
+	}
+	if err := p.Norm.Check(p.Net.StateDim, p.Net.ActionDim); err != nil {
+		return err
+	}
+	if p.Head == nil {
+		return fmt.Errorf("policy: no action head")
+	}
+	return nil
+}
+
+// context runs the backbone and the pointing head in the network's scope net ("policy").
+func (p MolmoBotPolicy) context(net *model.Scope, n normalizer, b PolicyBatch) (c ActionContext, point *Node) {
+	c.Hidden, c.Valid = PolicyContext(net, p.Net, b.Images, b.Tokens)
+	point = PointHead(net.In("point"), p.Net, c.Hidden[len(c.Hidden)-1], c.Valid)
+	c.Cond = point
+	if b.State != nil {
+		c.Cond = Concatenate([]*Node{n.state(b.State), point}, -1)
+	}
+	return c, point
+}
+
+// Loss implements Policy: the action head's loss on the normalised target chunk, plus the
+// pointing loss when the batch has focus points.
+func (p MolmoBotPolicy) Loss(scope *model.Scope, b PolicyBatch) *Node {
+	n := p.Norm.build(scope, b.Images.Graph())
+	net := scope.In("policy")
+	c, point := p.context(net, n, b)
+	var loss *Node
+	if b.Weights != nil {
+		h, ok := p.Head.(SampleLosser)
+		if !ok {
+			panic(fmt.Sprintf("policy: the %T action head has no per-example losses for sample weights", p.Head))
+		}
+		loss = losses.WeightedMean(h.SampleLosses(net, c, n.action(b.Actions), b.Noise), b.Weights)
+	} else {
+		loss = p.Head.Loss(net, c, n.action(b.Actions), b.Noise)
+	}
+	if b.Focus != nil && p.PointWeight > 0 { // squared distance to the nearer valid focus point
+		d1 := ReduceSum(Square(Sub(point, Slice(b.Focus, AxisRange(), AxisRange(0, 2)))), -1)
+		d2 := ReduceSum(Square(Sub(point, Slice(b.Focus, AxisRange(), AxisRange(2, 4)))), -1)
+		loss = Add(loss, MulScalar(ReduceAllMean(Min(d1, d2)), p.PointWeight/2))
+	}
+	return loss
+}
+
+// Sample implements Policy.
+func (p MolmoBotPolicy) Sample(scope *model.Scope, b PolicyBatch) *Node {
+	n := p.Norm.build(scope, b.Images.Graph())
+	net := scope.In("policy")
+	c, _ := p.context(net, n, b)
+	return n.actionRaw(p.Head.Sample(net, c, b.Noise))
+}
+
+// ActionErrors implements Policy.
+func (p MolmoBotPolicy) ActionErrors(scope *model.Scope, b PolicyBatch) (chunk, first *Node) {
+	n := p.Norm.build(scope, b.Images.Graph())
+	net := scope.In("policy")
+	c, _ := p.context(net, n, b)
+	return actionErrors(p.Head.Sample(net, c, b.Noise), n.action(b.Actions))
 }

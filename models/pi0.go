@@ -326,13 +326,36 @@ func pi0Pad(ref, x *Node, b int) *Node {
 	return x
 }
 
-// loss is openpi's compute_loss on the normalised, padded chunk: the MSE of v_θ(x_t, t) against
-// u = ε − a, averaged over the robot's action dimensions as LeRobot's port does (PI0Policy.forward
-// in huggingface/lerobot src/lerobot/policies/pi0/modeling_pi0.py truncates the per-dimension
-// losses to the original action dimension); openpi averages over all Pi0PadDim, where for a robot
-// with few dimensions the padding (whose target ε = x_t/t is easy) dominates the loss: pi0-tiny on
-// the simulator's 3-D actions learned the padding and not the task (closed-loop success 0.16).
-func (c Pi0Config) loss(scope *model.Scope, n normalizer, b PolicyBatch) *Node {
+// Pi0Policy is π0 as a Policy (model.arch pi0): Config's network with the normalisation of the
+// robot's states and actions; Loss is openpi's Pi0.compute_loss, Sample its sample_actions.
+type Pi0Policy struct {
+	Config Pi0Config
+	Norm   Normalization
+}
+
+// Validate implements Policy.
+func (p Pi0Policy) Validate() error {
+	if err := p.Config.Validate(); err != nil {
+		return err
+	}
+	return p.Norm.Check(p.Config.StateDim, p.Config.ActionDim)
+}
+
+// Noise implements Policy (Pi0Config.Noise).
+func (p Pi0Policy) Noise(rng *rand.Rand, b int, train bool) []HeadInput {
+	return p.Config.Noise(rng, b, train)
+}
+
+// Loss implements Policy: openpi's compute_loss on the normalised, padded chunk: the MSE of
+// v_θ(x_t, t) against u = ε − a, averaged over the robot's action dimensions as LeRobot's port
+// does (PI0Policy.forward in huggingface/lerobot src/lerobot/policies/pi0/modeling_pi0.py
+// truncates the per-dimension losses to the original action dimension); openpi averages over all
+// Pi0PadDim, where for a robot with few dimensions the padding (whose target ε = x_t/t is easy)
+// dominates the loss: pi0-tiny on the simulator's 3-D actions learned the padding and not the
+// task (closed-loop success 0.16).
+func (p Pi0Policy) Loss(scope *model.Scope, b PolicyBatch) *Node {
+	c := p.Config
+	n := p.Norm.build(scope, b.Images.Graph())
 	bs := b.Images.Shape().Dimensions[0]
 	var st *Node
 	if b.State != nil {
@@ -346,6 +369,28 @@ func (c Pi0Config) loss(scope *model.Scope, n normalizer, b PolicyBatch) *Node {
 		return losses.WeightedMean(losses.SampleMSE(real(v), real(u)), b.Weights)
 	}
 	return losses.MSE(real(v), real(u))
+}
+
+// Sample implements Policy: openpi's sample_actions, the prefix cached over the Euler steps, in
+// raw units.
+func (p Pi0Policy) Sample(scope *model.Scope, b PolicyBatch) *Node {
+	n := p.Norm.build(scope, b.Images.Graph())
+	return n.actionRaw(p.sample(scope, n, b))
+}
+
+// ActionErrors implements Policy.
+func (p Pi0Policy) ActionErrors(scope *model.Scope, b PolicyBatch) (chunk, first *Node) {
+	n := p.Norm.build(scope, b.Images.Graph())
+	return actionErrors(p.sample(scope, n, b), n.action(b.Actions))
+}
+
+// sample is the normalised chunk of Pi0Sample for a batch.
+func (p Pi0Policy) sample(scope *model.Scope, n normalizer, b PolicyBatch) *Node {
+	var st *Node
+	if b.State != nil {
+		st = n.state(b.State)
+	}
+	return Pi0Sample(scope, p.Config, b.Images, b.Tokens, st, b.Noise["noise"], true)
 }
 
 // Pi0Sample integrates the chunk from the noise [B, H, Pi0PadDim] with EulerSteps Euler steps,

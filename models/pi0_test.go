@@ -125,9 +125,9 @@ func TestPi0CachedSamplingEqualsRecomputation(t *testing.T) {
 
 // tinyPi0Policy is a VLA policy of tinyPi0 (3-D state, 5-D actions, identity normalisation) and
 // the batch size of tinyPi0Batch.
-func tinyPi0Policy(t *testing.T) (p VLAPolicy, cfg Pi0Config, b int) {
+func tinyPi0Policy(t *testing.T) (p Pi0Policy, cfg Pi0Config, b int) {
 	cfg = tinyPi0()
-	p = VLAPolicy{Net: VLAConfig{StateDim: 3, ActionDim: 5, Horizon: cfg.Horizon}, Pi0: &cfg,
+	p = Pi0Policy{Config: cfg,
 		Norm: Normalization{StateOffset: make([]float32, 3), StateScale: []float32{1, 1, 1},
 			ActionOffset: make([]float32, 5), ActionScale: []float32{1, 1, 1, 1, 1}}}
 	require.NoError(t, p.Validate())
@@ -136,11 +136,11 @@ func tinyPi0Policy(t *testing.T) (p VLAPolicy, cfg Pi0Config, b int) {
 
 // tinyPi0Batch draws a training batch of b examples for p: images, instruction tokens (with
 // padding), state, actions and the flow noise and times.
-func tinyPi0Batch(rng *rand.Rand, p VLAPolicy, b int) (img, tok, st, act *tensors.Tensor, noise []HeadInput) {
+func tinyPi0Batch(rng *rand.Rand, p Pi0Policy, b int) (img, tok, st, act *tensors.Tensor, noise []HeadInput) {
 	img = f32Tensor(rng, b, 2, 8, 8, 3)
 	tok = tensors.FromFlatDataAndDimensions([]int32{5, 6, 0, 9, 0, 0}, b, 3)
 	st = f32Tensor(rng, b, 3)
-	act = f32Tensor(rng, b, p.Pi0.Horizon, p.Pi0.ActionDim)
+	act = f32Tensor(rng, b, p.Config.Horizon, p.Config.ActionDim)
 	return img, tok, st, act, p.Noise(rng, b, true)
 }
 

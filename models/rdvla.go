@@ -244,7 +244,7 @@ func (r *rdGraph) sub(name string, built *bool) *model.Scope {
 // RecurrentDepthHead is the RD-VLA action head: prelude, weight-tied core iterated to a depth
 // drawn per training step (truncated BPTT), coda. Sample runs a fixed depth in one graph; the
 // adaptive-depth inference of a deployed policy runs the prelude once and the core one iteration
-// per call (VLAPolicy.RecurrentPrelude, RecurrentStep), the host deciding when to stop.
+// per call (RDVLAPolicy.RecurrentPrelude, RecurrentStep), the host deciding when to stop.
 type RecurrentDepthHead struct {
 	RDConfig
 	MeanDepth  float64 // r̄ of the training depth sampler (SampleDepth)
@@ -297,28 +297,80 @@ func (h RecurrentDepthHead) Sample(scope *model.Scope, c ActionContext, noise ma
 	return r.coda(RecurTruncated(r.step, noise["s0"], noise["depth_no_grad"], noise["depth_grad"], nil))
 }
 
-// RecurrentPrelude runs the backbone and the recurrent head's prelude for adaptive-depth
-// inference: the prelude output e [B, 1+H, E], and the backbone context the core attends to,
-// [B, N, D] with its cross mask [B, 1+H, N].
-func (p VLAPolicy) RecurrentPrelude(scope *model.Scope, b PolicyBatch) (e, ctx, mask *Node) {
-	h, ok := p.Head.(RecurrentDepthHead)
-	if !ok {
-		panic("RecurrentPrelude: the policy's head is not a RecurrentDepthHead")
-	}
+// RDVLAPolicy is the RD-VLA policy (model.arch rdvla): MolmoBotPolicy's backbone and pointing
+// head with the recurrent-depth head in place of the flow expert. Loss, Sample and ActionErrors
+// are MolmoBotPolicy's with this head (a fixed depth in one graph); it implements Recurrent for
+// adaptive-depth inference.
+type RDVLAPolicy struct {
+	Net         VLAConfig
+	Head        RecurrentDepthHead
+	Norm        Normalization
+	PointWeight float64 // see MolmoBotPolicy.PointWeight
+}
+
+// molmoBot is the policy as a MolmoBotPolicy with the recurrent-depth head.
+func (p RDVLAPolicy) molmoBot() MolmoBotPolicy {
+	return MolmoBotPolicy{Net: p.Net, Head: p.Head, Norm: p.Norm, PointWeight: p.PointWeight}
+}
+
+// Validate implements Policy.
+func (p RDVLAPolicy) Validate() error { return p.molmoBot().Validate() }
+
+// Noise implements Policy (RecurrentDepthHead.Noise).
+func (p RDVLAPolicy) Noise(rng *rand.Rand, b int, train bool) []HeadInput {
+	return p.Head.Noise(rng, b, train)
+}
+
+// Points implements Pointing.
+func (p RDVLAPolicy) Points() bool { return p.PointWeight > 0 }
+
+// Loss implements Policy: the MSE of the chunk after the sampled depth, plus the pointing loss.
+func (p RDVLAPolicy) Loss(scope *model.Scope, b PolicyBatch) *Node {
+	return p.molmoBot().Loss(scope, b)
+}
+
+// Sample implements Policy: the chunk after Head.EvalDepth iterations, in one graph.
+func (p RDVLAPolicy) Sample(scope *model.Scope, b PolicyBatch) *Node {
+	return p.molmoBot().Sample(scope, b)
+}
+
+// ActionErrors implements Policy.
+func (p RDVLAPolicy) ActionErrors(scope *model.Scope, b PolicyBatch) (chunk, first *Node) {
+	return p.molmoBot().ActionErrors(scope, b)
+}
+
+// InitialState implements Recurrent (see the package function InitialState).
+func (p RDVLAPolicy) InitialState(rng *rand.Rand, b int) *tensors.Tensor {
+	return InitialState(rng, b, p.Net)
+}
+
+// WithFixedDepth implements Recurrent.
+func (p RDVLAPolicy) WithFixedDepth(depth int) Recurrent {
+	p.Head.FixedDepth = depth
+	return p
+}
+
+// DepthSlots implements Recurrent.
+func (p RDVLAPolicy) DepthSlots(depth int) (noGrad, grad int) {
+	ng, g := DepthMasks(depth, p.Head.BPTT)
+	return len(ng), len(g)
+}
+
+// RecurrentPrelude implements Recurrent: the prelude output e [B, 1+H, E], and the backbone
+// context the core attends to, [B, N, D] with its cross mask [B, 1+H, N].
+func (p RDVLAPolicy) RecurrentPrelude(scope *model.Scope, b PolicyBatch) (e, ctx, mask *Node) {
 	n := p.Norm.build(scope, b.Images.Graph())
 	net := scope.In("policy")
-	c, _ := p.context(net, n, b)
-	r := newRDGraph(net.In("rd"), h.RDConfig, c)
+	c, _ := p.molmoBot().context(net, n, b)
+	r := newRDGraph(net.In("rd"), p.Head.RDConfig, c)
 	return r.e, r.ctx, r.mask
 }
 
-// RecurrentStep is one adaptive-depth inference iteration from RecurrentPrelude's outputs:
-// s ↦ Core(s, e, ctx), and the chunk Coda(s) in normalised units (what the stopping rule
-// compares) and in raw units.
-func (p VLAPolicy) RecurrentStep(scope *model.Scope, e, ctx, mask, s *Node) (next, chunk, raw *Node) {
-	h := p.Head.(RecurrentDepthHead)
+// RecurrentStep implements Recurrent: s ↦ Core(s, e, ctx), and the chunk Coda(s) in normalised
+// units (what the stopping rule compares) and in raw units.
+func (p RDVLAPolicy) RecurrentStep(scope *model.Scope, e, ctx, mask, s *Node) (next, chunk, raw *Node) {
 	n := p.Norm.build(scope, e.Graph())
-	r := &rdGraph{cfg: h.RDConfig, scope: WithInit(scope.In("policy").In("rd")), ctx: ctx, mask: mask, e: e}
+	r := &rdGraph{cfg: p.Head.RDConfig, scope: WithInit(scope.In("policy").In("rd")), ctx: ctx, mask: mask, e: e}
 	next = r.step(s)
 	chunk = r.coda(next)
 	return next, chunk, n.actionRaw(chunk)

@@ -1,12 +1,12 @@
 package models
 
-// The policy abstraction every VLA in reel shares, in the spirit of openpi's Pi0.compute_loss /
-// sample_actions (Physical-Intelligence/openpi src/openpi/models/model.py, pi0.py): a policy reads
-// a typed batch (images per camera, instruction tokens, robot state, and for training the target
-// action chunk), a backbone turns it into a context, and an action head trains on that context
-// (Loss) or samples an action chunk from it (Sample). The heads — flow matching in either time
-// convention, chunk regression, the recurrent-depth head — differ only in their loss, their
-// sampler and the random inputs they draw on the host (Noise).
+// The policy abstraction every VLA in reel shares, in the spirit of openpi's BaseModel
+// (Physical-Intelligence/openpi src/openpi/models/model.py): a Policy reads a typed batch (images
+// per camera, instruction tokens, robot state, and for training the target action chunk) and owns
+// its loss (compute_loss) and its sampler (sample_actions). The families are MolmoBotPolicy
+// (molmobot.go: a backbone and an ActionHead — flow matching in either time convention or chunk
+// regression), RDVLAPolicy (rdvla.go: the same backbone with the recurrent-depth head; the
+// optional Recurrent interface) and Pi0Policy (pi0.go: PaliGemma and the Gemma action expert).
 
 import (
 	"fmt"
@@ -16,9 +16,52 @@ import (
 	. "github.com/gomlx/gomlx/core/graph"
 	"github.com/gomlx/gomlx/core/tensors"
 	"github.com/gomlx/gomlx/ml/model"
-
-	"github.com/reelml/reel/losses"
 )
+
+// Policy is a VLA network, one type per family (MolmoBotPolicy, RDVLAPolicy, Pi0Policy). Its
+// graph functions read a typed batch in raw units and return raw action chunks: normalisation
+// happens inside the graph. A new family is a new type implementing Policy (docs/policies.md),
+// never a field or a branch in another family's methods.
+type Policy interface {
+	// Validate checks the network's sizes and that its normalisation fits them.
+	Validate() error
+	// Noise draws the policy's random inputs for b examples on the host, for a training step
+	// (train) or for sampling; they reach the graph as PolicyBatch.Noise.
+	Noise(rng *rand.Rand, b int, train bool) []HeadInput
+	// Loss is the scalar training loss of a batch with target actions.
+	Loss(scope *model.Scope, b PolicyBatch) *Node
+	// Sample returns action chunks [B, H, A] in raw units.
+	Sample(scope *model.Scope, b PolicyBatch) *Node
+	// ActionErrors compares sampled chunks with the batch's target chunks in normalised units:
+	// the per-example mean squared error over the chunk and over its first action, [B] each.
+	ActionErrors(scope *model.Scope, b PolicyBatch) (chunk, first *Node)
+}
+
+// Pointing is an optional interface of a Policy whose Loss reads PolicyBatch.Focus (MolmoBot's
+// pointing loss): Points reports whether it does.
+type Pointing interface {
+	Points() bool
+}
+
+// Recurrent is the optional interface of a recurrent-depth policy (RD-VLA, rdvla.go): a deployed
+// policy runs RecurrentPrelude once and RecurrentStep once per core iteration, the host deciding
+// when to stop (AdaptiveIterate).
+type Recurrent interface {
+	Policy
+	// RecurrentPrelude runs the backbone and the prelude: the prelude output e, the context the
+	// core attends to and its cross mask.
+	RecurrentPrelude(scope *model.Scope, b PolicyBatch) (e, ctx, mask *Node)
+	// RecurrentStep is one core iteration s ↦ next, and the chunk read out of next in normalised
+	// units (what the stopping rule compares) and in raw units.
+	RecurrentStep(scope *model.Scope, e, ctx, mask, s *Node) (next, chunk, raw *Node)
+	// InitialState draws the latent state s₀ of b examples.
+	InitialState(rng *rand.Rand, b int) *tensors.Tensor
+	// WithFixedDepth is the policy training at depth instead of a sampled one (benchmarks).
+	WithFixedDepth(depth int) Recurrent
+	// DepthSlots is the number of gradient-stopped and backpropagated unrolled core slots of the
+	// training graph for a depth (see RecurTruncated).
+	DepthSlots(depth int) (noGrad, grad int)
+}
 
 // PolicyBatch is the typed batch of a VLA policy, in raw (unnormalised) units.
 type PolicyBatch struct {
@@ -30,39 +73,15 @@ type PolicyBatch struct {
 	// Weights [B] weigh each example's action loss (reward-aligned behaviour cloning): the loss
 	// is Σ w·loss / Σ w; nil is the plain mean.
 	Weights *Node
-	// Noise holds the action head's random inputs, drawn on the host by its Noise method.
+	// Noise holds the policy's random inputs, drawn on the host by its Noise method.
 	Noise map[string]*Node
 }
 
-// HeadInput is one random input of an action head, drawn on the host from the run's seed so
+// HeadInput is one random input of a policy (its action head's), drawn on the host from the run's seed so
 // that a resumed run replays the same noise.
 type HeadInput struct {
 	Name  string
 	Value *tensors.Tensor
-}
-
-// ActionContext is what the backbone hands an action head.
-type ActionContext struct {
-	Hidden []*Node // the backbone's hidden state after each block, [B, N, D]
-	Valid  *Node   // [B, N]: the tokens the head may read (padding is not)
-	Cond   *Node   // [B, StateDim+2]: the normalised robot state and the backbone's point
-}
-
-// ActionHead trains on and samples from a backbone's context, in normalised action units.
-type ActionHead interface {
-	// Noise draws the head's random inputs for b examples: for a training step (train) or for
-	// sampling.
-	Noise(rng *rand.Rand, b int, train bool) []HeadInput
-	// Loss is the scalar training loss for target chunks actions [B, H, A].
-	Loss(scope *model.Scope, c ActionContext, actions *Node, noise map[string]*Node) *Node
-	// Sample returns action chunks [B, H, A].
-	Sample(scope *model.Scope, c ActionContext, noise map[string]*Node) *Node
-}
-
-// SampleLosser is an action head that can give each example's loss, [B] (its Loss is their
-// mean), for sample-weighted training.
-type SampleLosser interface {
-	SampleLosses(scope *model.Scope, c ActionContext, actions *Node, noise map[string]*Node) *Node
 }
 
 // Normalization maps states and actions to the units the network works in, x ↦ (x − offset) /
@@ -102,122 +121,21 @@ func affineInv(x, off, scale *Node) *Node {
 	return Div(Sub(x, ExpandLeftToRank(off, x.Rank())), ExpandLeftToRank(scale, x.Rank()))
 }
 
-// VLAPolicy is a MolmoBot-style policy: the backbone (a ViT per camera and the instruction,
-// PolicyContext), its pointing head (PointHead), and an action head. Its graph functions take raw
-// states and actions and return raw action chunks: normalisation happens inside the graph.
-type VLAPolicy struct {
-	Net  VLAConfig
-	Head ActionHead
-	Norm Normalization
-	// PointWeight weighs the pointing loss (squared distance of the point to the nearer focus
-	// point) in batches that carry focus points.
-	PointWeight float64
-	// Pi0, when set, replaces the backbone and head by π0's PaliGemma + action expert (pi0.go);
-	// Net then only carries the robot's dimensions.
-	Pi0 *Pi0Config
-}
-
-// Noise draws the policy's random inputs for b examples (see ActionHead.Noise).
-func (p VLAPolicy) Noise(rng *rand.Rand, b int, train bool) []HeadInput {
-	if p.Pi0 != nil {
-		return p.Pi0.Noise(rng, b, train)
-	}
-	return p.Head.Noise(rng, b, train)
-}
-
-// Validate checks the network sizes and that the normalisation fits them.
-func (p VLAPolicy) Validate() error {
-	if p.Pi0 != nil {
-		if err := p.Pi0.Validate(); err != nil {
-			return err
-		}
-	} else if err := p.Net.Validate(); err != nil {
-		return err
-	}
-	n := p.Norm
+// Check checks that the normalisation has one offset and scale per state and action dimension.
+func (n Normalization) Check(stateDim, actionDim int) error {
 	switch {
-	case len(n.StateOffset) != p.Net.StateDim || len(n.StateScale) != p.Net.StateDim:
-		return fmt.Errorf("policy: state normalisation has %d/%d values for %d state dimensions", len(n.StateOffset), len(n.StateScale), p.Net.StateDim)
-	case len(n.ActionOffset) != p.Net.ActionDim || len(n.ActionScale) != p.Net.ActionDim:
-		return fmt.Errorf("policy: action normalisation has %d/%d values for %d action dimensions", len(n.ActionOffset), len(n.ActionScale), p.Net.ActionDim)
-	case p.Head == nil && p.Pi0 == nil:
-		return fmt.Errorf("policy: no action head")
+	case len(n.StateOffset) != stateDim || len(n.StateScale) != stateDim:
+		return fmt.Errorf("policy: state normalisation has %d/%d values for %d state dimensions", len(n.StateOffset), len(n.StateScale), stateDim)
+	case len(n.ActionOffset) != actionDim || len(n.ActionScale) != actionDim:
+		return fmt.Errorf("policy: action normalisation has %d/%d values for %d action dimensions", len(n.ActionOffset), len(n.ActionScale), actionDim)
 	}
 	return nil
 }
 
-// context runs the backbone and the pointing head in the network's scope net ("policy").
-func (p VLAPolicy) context(net *model.Scope, n normalizer, b PolicyBatch) (c ActionContext, point *Node) {
-	c.Hidden, c.Valid = PolicyContext(net, p.Net, b.Images, b.Tokens)
-	point = PointHead(net.In("point"), p.Net, c.Hidden[len(c.Hidden)-1], c.Valid)
-	c.Cond = point
-	if b.State != nil {
-		c.Cond = Concatenate([]*Node{n.state(b.State), point}, -1)
-	}
-	return c, point
-}
-
-// Loss is the action head's loss on the normalised target chunk, plus the pointing loss when the
-// batch has focus points.
-func (p VLAPolicy) Loss(scope *model.Scope, b PolicyBatch) *Node {
-	n := p.Norm.build(scope, b.Images.Graph())
-	if p.Pi0 != nil {
-		return p.Pi0.loss(scope, n, b)
-	}
-	net := scope.In("policy")
-	c, point := p.context(net, n, b)
-	var loss *Node
-	if b.Weights != nil {
-		h, ok := p.Head.(SampleLosser)
-		if !ok {
-			panic(fmt.Sprintf("policy: the %T action head has no per-example losses for sample weights", p.Head))
-		}
-		loss = losses.WeightedMean(h.SampleLosses(net, c, n.action(b.Actions), b.Noise), b.Weights)
-	} else {
-		loss = p.Head.Loss(net, c, n.action(b.Actions), b.Noise)
-	}
-	if b.Focus != nil && p.PointWeight > 0 { // squared distance to the nearer valid focus point
-		d1 := ReduceSum(Square(Sub(point, Slice(b.Focus, AxisRange(), AxisRange(0, 2)))), -1)
-		d2 := ReduceSum(Square(Sub(point, Slice(b.Focus, AxisRange(), AxisRange(2, 4)))), -1)
-		loss = Add(loss, MulScalar(ReduceAllMean(Min(d1, d2)), p.PointWeight/2))
-	}
-	return loss
-}
-
-// Sample returns action chunks [B, H, A] in raw units.
-func (p VLAPolicy) Sample(scope *model.Scope, b PolicyBatch) *Node {
-	n := p.Norm.build(scope, b.Images.Graph())
-	if p.Pi0 != nil {
-		return n.actionRaw(p.pi0Sample(scope, n, b))
-	}
-	net := scope.In("policy")
-	c, _ := p.context(net, n, b)
-	return n.actionRaw(p.Head.Sample(net, c, b.Noise))
-}
-
-// ActionErrors compares sampled chunks with the batch's target chunks in normalised units: the
-// per-example mean squared error over the chunk and over its first action, [B] each.
-func (p VLAPolicy) ActionErrors(scope *model.Scope, b PolicyBatch) (chunk, first *Node) {
-	n := p.Norm.build(scope, b.Images.Graph())
-	var sample *Node
-	if p.Pi0 != nil {
-		sample = p.pi0Sample(scope, n, b)
-	} else {
-		net := scope.In("policy")
-		c, _ := p.context(net, n, b)
-		sample = p.Head.Sample(net, c, b.Noise)
-	}
-	d := Square(Sub(sample, n.action(b.Actions))) // [B, H, A]
+// actionErrors is ActionErrors of a sampled normalised chunk against the normalised target.
+func actionErrors(sample, target *Node) (chunk, first *Node) {
+	d := Square(Sub(sample, target)) // [B, H, A]
 	return ReduceMean(d, 1, 2), ReduceMean(Slice(d, AxisRange(), AxisRange(0, 1)), 1, 2)
-}
-
-// pi0Sample is π0's normalised chunk, the prefix cached over the Euler steps.
-func (p VLAPolicy) pi0Sample(scope *model.Scope, n normalizer, b PolicyBatch) *Node {
-	var st *Node
-	if b.State != nil {
-		st = n.state(b.State)
-	}
-	return Pi0Sample(scope, *p.Pi0, b.Images, b.Tokens, st, b.Noise["noise"], true)
 }
 
 // BatchLayout names the positional inputs of a policy graph, in order: "images", "tokens",
@@ -287,3 +205,12 @@ func NormalTensor(rng *rand.Rand, dims ...int) *tensors.Tensor {
 func zerosAs(x *Node, dims ...int) *Node {
 	return Zeros(x.Graph(), shapes.Make(x.DType(), dims...))
 }
+
+// The families implement Policy, and RD-VLA the optional interfaces.
+var (
+	_ Policy    = MolmoBotPolicy{}
+	_ Pointing  = MolmoBotPolicy{}
+	_ Policy    = Pi0Policy{}
+	_ Recurrent = RDVLAPolicy{}
+	_ Pointing  = RDVLAPolicy{}
+)

@@ -19,7 +19,7 @@ func TestPolicySampleWeights(t *testing.T) {
 	backend := goBackend(t)
 	cfg := tinyPolicy()
 	head := FlowMatchingHead{Net: cfg, Convention: losses.FlowPi0, TimeSamples: 2, EulerSteps: 2}
-	p := VLAPolicy{Net: cfg, Head: head, Norm: Normalization{StateOffset: make([]float32, 4), StateScale: []float32{1, 1, 1, 1},
+	p := MolmoBotPolicy{Net: cfg, Head: head, Norm: Normalization{StateOffset: make([]float32, 4), StateScale: []float32{1, 1, 1, 1},
 		ActionOffset: make([]float32, 3), ActionScale: []float32{1, 1, 1}}}
 	require.NoError(t, p.Validate())
 	rng := rand.New(rand.NewPCG(4, 5))

@@ -184,7 +184,7 @@ func checkCross(r *Recipe, add func(p, msg string)) {
 		if pc.Execute > pc.Horizon {
 			add("policy.execute", fmt.Sprintf("%d is more than policy.horizon (%d)", pc.Execute, pc.Horizon))
 		}
-		if m.Arch != "pi0" && pc.ExpertDim%pc.ExpertHeads != 0 {
+		if uses(r, "policy.expert_heads") && pc.ExpertDim%pc.ExpertHeads != 0 {
 			add("policy.expert_heads", fmt.Sprintf("%d does not divide policy.expert_dim (%d)", pc.ExpertHeads, pc.ExpertDim))
 		}
 		if d.Source == "lerobot" && d.Dir == "" {
@@ -284,6 +284,17 @@ func walkUnused(r *Recipe, v, d reflect.Value, p string, outer []string, f func(
 			}
 		}
 	}
+}
+
+// uses reports whether the recipe's task and model.arch read the field at path (its for: tags and
+// its sections').
+func uses(r *Recipe, path string) bool {
+	used := true
+	def := Defaults()
+	walkUnused(r, reflect.ValueOf(r).Elem(), reflect.ValueOf(&def).Elem(), "", nil, func(fp, _, _, _ string, _, _ reflect.Value) {
+		used = used && fp != path
+	})
+	return used
 }
 
 // resetUnused sets every field the recipe's task and model.arch ignore back to its default, so

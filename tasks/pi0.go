@@ -13,10 +13,39 @@ import (
 	"github.com/reelml/reel/recipes"
 )
 
-// π0 (model.arch pi0, models.Pi0Config): the VLA task with openpi's network. The PaliGemma comes
-// from model.pretrained (a directory, or 'random' with model.hf_config inline); the expert is
-// sized by policy.expert_dim and policy.expert_mlp; the robot's state and actions stay unpadded
-// in the spec (policy.json) and are padded to models.Pi0PadDim inside the graph.
+// The π0 family (model.arch pi0, models.Pi0Policy): the VLA task with openpi's network. The
+// PaliGemma comes from model.pretrained (a directory, or 'random' with model.hf_config inline); the
+// expert is sized by policy.expert_dim and policy.expert_mlp; the robot's state and actions stay
+// unpadded in the spec (policy.json) and are padded to models.Pi0PadDim inside the graph.
+
+func init() { registerVLAFamily("pi0", openPi0) }
+
+type pi0Family struct {
+	r     *recipes.Recipe
+	pg    *models.PaliGemmaConfig
+	codec *textCodec
+}
+
+// openPi0 reads the PaliGemma configuration and loads the instruction tokenizer: the checkpoint's
+// when reopening one that has it, else pi0Tokenizer's. Gemma's id 0 is <pad>, so the ids are not
+// shifted.
+func openPi0(r *recipes.Recipe, ckpt string) (vlaFamily, error) {
+	pg, err := pi0PaliGemma(r)
+	if err != nil {
+		return nil, err
+	}
+	tokenizer := pi0Tokenizer(r)
+	if ckpt != "" && hasTokenizer(ckpt) {
+		tokenizer = ckpt // the tokenizer travels in the checkpoint
+	}
+	codec, err := instructionText(tokenizer, 0)
+	if err != nil {
+		return nil, err
+	}
+	return &pi0Family{r: r, pg: pg, codec: codec}, nil
+}
+
+func (f *pi0Family) text() *textCodec { return f.codec }
 
 // pi0PaliGemma reads the PaliGemma configuration of a pi0 recipe and checks it against the
 // recipe's image size.
@@ -48,35 +77,35 @@ func pi0Tokenizer(r *recipes.Recipe) string {
 	if m.Tokenizer != "" || m.Pretrained == "" || m.Pretrained == "random" {
 		return m.Tokenizer
 	}
-	if _, err := tokenizerFiles(m.Pretrained); err == nil {
+	if hasTokenizer(m.Pretrained) {
 		return m.Pretrained
 	}
 	return ""
 }
 
-// pi0Config sizes π0 for spec.
-func (t *VLA) pi0Config(spec policy.Spec) (*models.Pi0Config, error) {
-	pg := *t.pi0
-	p := t.r.Policy
-	if n := t.text.size(); n > pg.Text.VocabSize {
+// network sizes π0 for spec.
+func (f *pi0Family) network(spec policy.Spec, norm models.Normalization, _ bool) (models.Policy, error) {
+	pg := *f.pg
+	p := f.r.Policy
+	if n := f.codec.size(); n > pg.Text.VocabSize {
 		return nil, fmt.Errorf("model.pretrained: the instruction vocabulary has %d ids, more than the decoder's vocab_size %d", n, pg.Text.VocabSize)
 	}
-	c := &models.Pi0Config{PaliGemma: pg, Expert: models.Pi0Expert(pg.Text, p.ExpertDim, p.ExpertMLP), Cameras: len(spec.Cameras),
+	c := models.Pi0Config{PaliGemma: pg, Expert: models.Pi0Expert(pg.Text, p.ExpertDim, p.ExpertMLP), Cameras: len(spec.Cameras),
 		StateDim: spec.StateDim, ActionDim: spec.ActionDim, Horizon: p.Horizon, EulerSteps: p.EulerSteps}
 	if spec.StateDim > models.Pi0PadDim || spec.ActionDim > models.Pi0PadDim {
 		return nil, fmt.Errorf("data: the robot has %d state and %d action dimensions; pi0 pads them to %d, so at most %d each",
 			spec.StateDim, spec.ActionDim, models.Pi0PadDim, models.Pi0PadDim)
 	}
-	return c, c.Validate()
+	return models.Pi0Policy{Config: c, Norm: norm}, nil
 }
 
 // InitVariables implements train.Initializer: for pi0 with model.pretrained a directory, the
 // PaliGemma's weights, and the tensors named "reel.<scope path with dots>" (an exported pi0's
 // action expert and projections) into the matching variables; the data's normalisation
 // statistics (reel.norm.*) are kept.
-func (t *VLA) InitVariables(backend compute.Backend, store *model.Store) (int, string, error) {
-	dir := t.r.Model.Pretrained
-	if t.pi0 == nil || dir == "" || dir == "random" {
+func (f *pi0Family) InitVariables(backend compute.Backend, store *model.Store) (int, string, error) {
+	dir := f.r.Model.Pretrained
+	if dir == "" || dir == "random" {
 		return 0, "", nil
 	}
 	w, err := hf.ReadWeights(dir)

@@ -55,13 +55,20 @@ func (c *textCodec) encode(s string) []int {
 	return ids
 }
 
-// tokenizerFiles reads the files text.Load reads for path, by base name.
-func tokenizerFiles(path string) (map[string][]byte, error) {
+// hasTokenizer reports whether path is, or is a directory holding, a tokenizer text.Load reads.
+func hasTokenizer(path string) bool {
+	_, names, err := tokenizerNames(path)
+	return err == nil && len(names) > 0
+}
+
+// tokenizerNames are the directory and base names of the files text.Load reads for path (the
+// optional tokenizer_config.json aside).
+func tokenizerNames(path string) (dir string, names []string, err error) {
 	st, err := os.Stat(path)
 	if err != nil {
-		return nil, err
+		return "", nil, err
 	}
-	dir, names := path, []string{}
+	dir = path
 	if st.IsDir() {
 		for _, n := range []string{"tokenizer.json", "tokenizer.model", "spiece.model", "sentencepiece.bpe.model", "vocab.json"} {
 			if _, err := os.Stat(filepath.Join(path, n)); err == nil {
@@ -76,7 +83,16 @@ func tokenizerFiles(path string) (map[string][]byte, error) {
 		names = append(names, "merges.txt")
 	}
 	if len(names) == 0 {
-		return nil, fmt.Errorf("%s has no tokenizer file", path)
+		return "", nil, fmt.Errorf("%s has no tokenizer file", path)
+	}
+	return dir, names, nil
+}
+
+// tokenizerFiles reads the files text.Load reads for path, by base name.
+func tokenizerFiles(path string) (map[string][]byte, error) {
+	dir, names, err := tokenizerNames(path)
+	if err != nil {
+		return nil, err
 	}
 	out := map[string][]byte{}
 	for _, n := range append(names, "tokenizer_config.json") {

@@ -3,15 +3,14 @@ package tasks
 import (
 	"encoding/json"
 	"fmt"
-	"math"
 	"math/rand/v2"
 
+	"github.com/gomlx/compute"
 	. "github.com/gomlx/gomlx/core/graph"
 	"github.com/gomlx/gomlx/core/tensors"
 	"github.com/gomlx/gomlx/ml/model"
 
 	"github.com/reelml/reel/data"
-	"github.com/reelml/reel/losses"
 	"github.com/reelml/reel/models"
 	"github.com/reelml/reel/policy"
 	"github.com/reelml/reel/recipes"
@@ -20,10 +19,9 @@ import (
 	"github.com/reelml/reel/train"
 )
 
-// VLA trains a vision-language-action policy (models.VLAPolicy: the MolmoBot backbone with a
-// flow-matching, chunk-regression or recurrent-depth action head) on demonstrations: from the
-// procedural simulator, generated on the fly (data.source synthetic), or from a LeRobot dataset
-// (data.source lerobot). The task owns the data and its normalisation; the network is in models,
+// VLA trains a vision-language-action policy (a models.Policy of the recipe's model.arch family,
+// vla_family.go: MolmoBot, RD-VLA, pi0) on demonstrations: from the procedural simulator,
+// generated on the fly (data.source synthetic), or from a LeRobot dataset (data.source lerobot). The task owns the data and its normalisation; the network is in models,
 // and what the trained policy reads and returns is its policy.Spec, written into every
 // checkpoint (policy.json) and all that serving and evaluation know of it.
 //
@@ -32,13 +30,13 @@ import (
 type VLA struct {
 	r      *recipes.Recipe
 	spec   policy.Spec
-	net    models.VLAPolicy
-	text   *textCodec // instructions: word vocabulary or model.tokenizer
+	family vlaFamily     // model.arch's policy family
+	net    models.Policy // the family's network for spec
+	text   *textCodec    // instructions: word vocabulary or the family's tokenizer
 	micro  int
 	simCfg sim.Config
 	src    vlaSource // nil for a task rebuilt from a checkpoint's spec (inference only)
 	evals  *evalCache
-	pi0    *models.PaliGemmaConfig // model.arch pi0: the PaliGemma (pi0.go)
 }
 
 // vlaSource is where a VLA task's demonstrations come from.
@@ -67,7 +65,7 @@ type vlaExample struct {
 
 // NewVLA builds the vla task of a recipe, opening its data source.
 func NewVLA(r *recipes.Recipe) (*VLA, error) {
-	t, err := newVLABase(r)
+	t, err := newVLABase(r, "")
 	if err != nil {
 		return nil, err
 	}
@@ -143,9 +141,10 @@ func (t *VLA) Close() {
 }
 
 // newVLAFromSpec rebuilds a trained policy's task from its recipe and spec, without opening its
-// training data: the normalisation statistics come from the checkpoint's variables.
-func newVLAFromSpec(r *recipes.Recipe, spec policy.Spec) (*VLA, error) {
-	t, err := newVLABase(r)
+// training data: the normalisation statistics come from the checkpoint's variables. ckpt is the
+// checkpoint directory ("" : none), whose tokenizer the family prefers (openVLAFamily).
+func newVLAFromSpec(r *recipes.Recipe, spec policy.Spec, ckpt string) (*VLA, error) {
+	t, err := newVLABase(r, ckpt)
 	if err != nil {
 		return nil, err
 	}
@@ -157,19 +156,13 @@ func newVLAFromSpec(r *recipes.Recipe, spec policy.Spec) (*VLA, error) {
 	return t, nil
 }
 
-func newVLABase(r *recipes.Recipe) (*VLA, error) {
+func newVLABase(r *recipes.Recipe, ckpt string) (*VLA, error) {
 	t := &VLA{r: r, micro: r.Train.BatchSize / r.Train.GradAccum, evals: &evalCache{}}
 	var err error
-	tokenizer, reserved := r.Model.Tokenizer, 1
-	if r.Model.Arch == "pi0" {
-		if t.pi0, err = pi0PaliGemma(r); err != nil {
-			return nil, err
-		}
-		tokenizer, reserved = pi0Tokenizer(r), 0 // Gemma's id 0 is <pad>
-	}
-	if t.text, err = newTextCodecReserving(tokenizer, data.NewVocab(sim.Words()), reserved); err != nil {
+	if t.family, err = openFamily(r, ckpt); err != nil {
 		return nil, err
 	}
+	t.text = t.family.text()
 	if t.simCfg, err = SimConfig(r); err != nil {
 		return nil, err
 	}
@@ -190,54 +183,27 @@ func (t *VLA) buildSpec(f policy.Features) policy.Spec {
 		Normalization: t.r.Data.Normalization, Resize: t.r.Data.Resize, MaxTextLen: t.r.Model.MaxTextLen}
 }
 
-// finish sizes the network for spec and builds its action head.
+// finish sizes the family's network for spec.
 func (t *VLA) finish(spec policy.Spec, norm models.Normalization) error {
 	if err := spec.Validate(); err != nil {
 		return err
 	}
 	t.spec = spec
-	m, p := t.r.Model, t.r.Policy
-	net := models.VLAConfig{
-		Vision: models.ViTConfig{ImageSize: m.ImageSize, PatchSize: m.PatchSize, Dim: m.VisionDim, Layers: m.VisionLayers,
-			Heads: m.VisionHeads, MLPRatio: m.MLPRatio, SinCos: m.SinCosPos, ConvStem: m.ConvStem},
-		Cameras: len(spec.Cameras), Dim: m.TextDim, Layers: m.TextLayers, Heads: m.TextHeads, MLPRatio: m.MLPRatio,
-		MaxTextLen: m.MaxTextLen, VocabSize: t.text.size(), StateDim: spec.StateDim, ActionDim: spec.ActionDim,
-		Horizon: p.Horizon, ExpertDim: p.ExpertDim, ExpertHeads: p.ExpertHeads,
-	}
-	if t.pi0 != nil {
-		pc, err := t.pi0Config(spec)
-		if err != nil {
-			return err
-		}
-		t.net = models.VLAPolicy{Net: net, Pi0: pc, Norm: norm}
-		return t.net.Validate()
-	}
-	head, err := t.actionHead(net)
+	net, err := t.family.network(spec, norm, t.src == nil || t.src.focus())
 	if err != nil {
 		return err
 	}
-	t.net = models.VLAPolicy{Net: net, Head: head, PointWeight: p.PointWeight, Norm: norm}
-	if t.src != nil && !t.src.focus() {
-		t.net.PointWeight = 0
-	}
-	return t.net.Validate()
+	t.net = net
+	return net.Validate()
 }
 
-// actionHead builds the recipe's action head over net.
-func (t *VLA) actionHead(net models.VLAConfig) (models.ActionHead, error) {
-	p := t.r.Policy
-	if t.r.Model.Arch == "rdvla" {
-		return models.RecurrentDepthHead{RDConfig: models.RDConfig{Net: net, CoreLayers: p.CoreLayers, BPTT: p.BPTT},
-			MeanDepth: p.MeanDepth, EvalDepth: int(math.Round(p.MeanDepth))}, nil
+// InitVariables implements train.Initializer: a family that starts from pretrained weights
+// (itself a train.Initializer) loads them.
+func (t *VLA) InitVariables(backend compute.Backend, store *model.Store) (int, string, error) {
+	if in, ok := t.family.(train.Initializer); ok {
+		return in.InitVariables(backend, store)
 	}
-	if p.Head == "mse" {
-		return models.ChunkRegressionHead{Net: net}, nil
-	}
-	conv, err := losses.ParseFlowConvention(p.Flow)
-	if err != nil {
-		return nil, fmt.Errorf("policy.flow: %v", err)
-	}
-	return models.FlowMatchingHead{Net: net, Convention: conv, TimeSamples: p.TimeSamples, EulerSteps: p.EulerSteps}, nil
+	return 0, "", nil
 }
 
 func ones(n int) []float32 {
@@ -379,7 +345,10 @@ func (t *VLA) batch(ex []vlaExample, rng *rand.Rand, withActions, train bool) ([
 func (t *VLA) weighted() bool { return t.r.Train.SampleWeights == "progress" }
 
 // withFocus reports whether training batches carry focus points for the pointing loss.
-func (t *VLA) withFocus() bool { return t.net.PointWeight > 0 }
+func (t *VLA) withFocus() bool {
+	p, ok := t.net.(models.Pointing)
+	return ok && p.Points()
+}
 
 // layout names the inputs of batch(…, withActions, train): the sample weights last.
 func (t *VLA) layout(withActions, train bool) models.BatchLayout {
@@ -499,29 +468,14 @@ func (e *vlaEval) Metrics(outs [][]*tensors.Tensor) map[string]float64 {
 	return map[string]float64{"chunk_mse": chunk / float64(e.n), "first_mse": first / float64(e.n)}
 }
 
-// WithFixedDepth returns a copy of a recurrent-depth task whose training batches all use depth
-// (benchmarks); other tasks are returned unchanged.
-func (t *VLA) WithFixedDepth(depth int) *VLA {
-	h, ok := t.net.Head.(models.RecurrentDepthHead)
-	if !ok {
-		return t
-	}
+// Network is the policy's network.
+func (t *VLA) Network() models.Policy { return t.net }
+
+// WithNetwork returns a copy of the task that trains net instead, a network of the same family
+// and sizes (e.g. models.Recurrent's WithFixedDepth, for benchmarks).
+func (t *VLA) WithNetwork(net models.Policy) *VLA {
 	c := *t
 	c.evals = &evalCache{}
-	h.FixedDepth = depth
-	c.net.Head = h
+	c.net = net
 	return &c
-}
-
-// DepthSlots is the number of gradient-stopped and backpropagated unrolled core slots the
-// training graph of a recurrent-depth policy has for a depth (see models.RecurTruncated).
-func (t *VLA) DepthSlots(depth int) (noGrad, grad int) {
-	ng, g := models.DepthMasks(depth, t.r.Policy.BPTT)
-	return len(ng), len(g)
-}
-
-// Recurrent reports whether the policy has the RD-VLA recurrent-depth head (model.arch rdvla).
-func (t *VLA) Recurrent() bool {
-	_, ok := t.net.Head.(models.RecurrentDepthHead)
-	return ok
 }

@@ -16,27 +16,63 @@ import (
 	"github.com/reelml/reel/models"
 	"github.com/reelml/reel/policy"
 	"github.com/reelml/reel/recipes"
+	"github.com/reelml/reel/sim"
 	"github.com/reelml/reel/train"
 )
 
 // Policy is a trained VLA checkpoint acting as a policy.Policy: observations in, action chunks
-// (raw units, Spec().Horizon actions each) out, every graph in the recipe's train.precision.
-// Flow-matching and regression policies run one graph per call; a recurrent-depth policy runs
-// its backbone and prelude once, then one core iteration per graph call until the chunk
-// converges (adaptive stopping, models.AdaptiveIterate) or for a fixed depth (SetDepth). Batches
-// are padded to a power of two so that the graphs compile for a handful of shapes only. It is
-// safe for concurrent use.
-type Policy struct {
-	task  *VLA
-	exec  *train.Inference // Sample (flow, regression)
-	pre   *train.Inference // recurrent depth: backbone + prelude
-	core  *train.Inference // recurrent depth: one core iteration + coda
-	mu    sync.Mutex
-	rng   *rand.Rand
-	step  int64
-	depth int        // recurrent depth: fixed depth, 0 = adaptive
-	iters []iterNote // recurrent depth: iterations used per observation since the last Iterations call
+// (raw units, Spec().Horizon actions each) out, every graph in the recipe's train.precision. Most
+// families run one graph per call; a recurrent-depth policy (its network a models.Recurrent) runs
+// its backbone and prelude once, then one core iteration per graph call until the chunk converges
+// (adaptive stopping, models.AdaptiveIterate) or for a fixed depth, and implements
+// sim.DepthPolicy (SetDepth, Iterations), which evaluation asks for by type assertion. Batches are
+// padded to a power of two so that the graphs compile for a handful of shapes only. It is safe
+// for concurrent use.
+type Policy interface {
+	policy.Policy
+	policy.Checker
+	// Spec is what the policy reads and returns.
+	Spec() policy.Spec
+	// TrainingStep is the checkpoint's training step.
+	TrainingStep() int64
+	// FLOPs are the matrix-product FLOPs of the graphs the last Act ran (recurrent depth: the
+	// prelude and one core iteration), and how many of them ran in bf16/f16.
+	FLOPs() (total, half float64)
+	// Close releases the compiled graphs.
+	Close()
 }
+
+// trained is what every trained policy shares: the task rebuilt from the checkpoint, its step,
+// the noise stream and the compiled graphs.
+type trained struct {
+	task   *VLA
+	step   int64
+	graphs []*train.Inference
+	mu     sync.Mutex
+	rng    *rand.Rand
+}
+
+// chunkPolicy samples a chunk in one graph call (flow matching, chunk regression, pi0).
+type chunkPolicy struct {
+	trained
+	exec *train.Inference
+}
+
+// recurrentPolicy iterates a models.Recurrent network's core on the host.
+type recurrentPolicy struct {
+	trained
+	net   models.Recurrent
+	pre   *train.Inference // backbone + prelude
+	core  *train.Inference // one core iteration + coda
+	depth int              // fixed depth, 0 = adaptive
+	iters []iterNote       // iterations used per observation since the last Iterations call
+}
+
+var (
+	_ Policy          = (*chunkPolicy)(nil)
+	_ Policy          = (*recurrentPolicy)(nil)
+	_ sim.DepthPolicy = (*recurrentPolicy)(nil)
+)
 
 type iterNote struct {
 	instruction string
@@ -45,8 +81,9 @@ type iterNote struct {
 
 // OpenPolicy loads the policy checkpoint in dir for inference on backend, knowing it only by its
 // recipe (with the overrides sets) and its spec (policy.json): the training data is not opened,
-// the normalisation statistics come from the checkpoint. seed fixes the noise of successive calls.
-func OpenPolicy(backend compute.Backend, dir string, sets []string, seed uint64) (*Policy, error) {
+// the normalisation statistics come from the checkpoint, and the family opens its tokenizer from
+// the checkpoint. seed fixes the noise of successive calls.
+func OpenPolicy(backend compute.Backend, dir string, sets []string, seed uint64) (Policy, error) {
 	if _, err := checkpoints.Verify(dir); err != nil {
 		return nil, err
 	}
@@ -59,21 +96,18 @@ func OpenPolicy(backend compute.Backend, dir string, sets []string, seed uint64)
 	}
 	spec, err := policy.ReadSpec(filepath.Join(dir, policy.SpecFile))
 	if err != nil {
-		return nil, fmt.Errorf("%s: reading the policy spec: %v (checkpoints written before reel kept specs cannot be served; retrain)", dir, err)
+		return nil, fmt.Errorf("%s: reading the policy spec: %w (checkpoints written before reel kept specs cannot be served; retrain)", dir, err)
 	}
-	if _, err := tokenizerFiles(dir); err == nil && (r.Model.Tokenizer != "" || r.Model.Arch == "pi0") {
-		r.Model.Tokenizer = dir // the tokenizer travels in the checkpoint
-	}
-	t, err := newVLAFromSpec(r, spec)
+	t, err := newVLAFromSpec(r, spec, dir)
 	if err != nil {
-		return nil, fmt.Errorf("%s: %v", dir, err)
+		return nil, fmt.Errorf("%s: %w", dir, err)
 	}
 	return t.LoadPolicy(backend, dir, seed)
 }
 
 // LoadPolicy loads the checkpoint in dir (its own normalisation statistics included) as this
 // task's policy.
-func (t *VLA) LoadPolicy(backend compute.Backend, dir string, seed uint64) (*Policy, error) {
+func (t *VLA) LoadPolicy(backend compute.Backend, dir string, seed uint64) (Policy, error) {
 	store, err := train.NewStore(0)
 	if err != nil {
 		return nil, err
@@ -84,42 +118,52 @@ func (t *VLA) LoadPolicy(backend compute.Backend, dir string, seed uint64) (*Pol
 	}
 	loaded := checkpoints.Paths(store)
 	prec := t.r.Train
-	p := &Policy{task: t, step: st.Step}
-	if t.Recurrent() {
+	var p interface {
+		Policy
+		reset(seed uint64)
+	}
+	if net, ok := t.net.(models.Recurrent); ok {
+		rp := &recurrentPolicy{trained: trained{task: t, step: st.Step}, net: net}
 		obs := models.Layout(t.spec.StateDim > 0, false, false, nil) // the observation inputs
-		if p.pre, err = train.NewInference(backend, store, prec, func(scope *model.Scope, in []*Node) []*Node {
-			e, ctx, mask := t.net.RecurrentPrelude(scope, obs.Bind(in))
+		if rp.pre, err = train.NewInference(backend, store, prec, func(scope *model.Scope, in []*Node) []*Node {
+			e, ctx, mask := net.RecurrentPrelude(scope, obs.Bind(in))
 			return []*Node{e, ctx, mask}
 		}); err != nil {
 			return nil, err
 		}
-		if p.core, err = train.NewInference(backend, store, prec, func(scope *model.Scope, in []*Node) []*Node {
-			next, chunk, raw := t.net.RecurrentStep(scope, in[0], in[1], in[2], in[3])
+		rp.graphs = append(rp.graphs, rp.pre)
+		if rp.core, err = train.NewInference(backend, store, prec, func(scope *model.Scope, in []*Node) []*Node {
+			next, chunk, raw := net.RecurrentStep(scope, in[0], in[1], in[2], in[3])
 			return []*Node{next, chunk, raw}
 		}); err != nil {
-			p.Close()
+			rp.Close()
 			return nil, err
 		}
+		rp.graphs = append(rp.graphs, rp.core)
+		p = rp
 	} else {
+		cp := &chunkPolicy{trained: trained{task: t, step: st.Step}}
 		layout := t.layout(false, false)
-		if p.exec, err = train.NewInference(backend, store, prec, func(scope *model.Scope, in []*Node) []*Node {
+		if cp.exec, err = train.NewInference(backend, store, prec, func(scope *model.Scope, in []*Node) []*Node {
 			return []*Node{t.net.Sample(scope, layout.Bind(in))}
 		}); err != nil {
 			return nil, err
 		}
+		cp.graphs = append(cp.graphs, cp.exec)
+		p = cp
 	}
 	// Build the graphs once on a blank observation: a recipe that describes another model than
 	// the checkpoint's creates variables the checkpoint lacks, and is refused.
-	p.rng = rand.New(rand.NewPCG(seed, 0x5eed))
+	p.reset(seed)
 	if _, err := p.Act([]policy.Observation{blankObservation(t.spec)}); err != nil {
 		p.Close()
-		return nil, fmt.Errorf("%s: %v (does the recipe still match the checkpoint's model?)", dir, err)
+		return nil, fmt.Errorf("%s: %w (does the recipe still match the checkpoint's model?)", dir, err)
 	}
 	if err := checkpoints.CheckNoNewVariables(dir, store, loaded); err != nil {
 		p.Close()
 		return nil, err
 	}
-	p.rng, p.iters = rand.New(rand.NewPCG(seed, 0x5eed)), nil // the check's draw does not count
+	p.reset(seed) // the check's draw does not count
 	return p, nil
 }
 
@@ -132,47 +176,45 @@ func blankObservation(spec policy.Spec) policy.Observation {
 	return o
 }
 
-// Spec is what the policy reads and returns.
-func (p *Policy) Spec() policy.Spec { return p.task.spec }
+// Spec implements Policy.
+func (p *trained) Spec() policy.Spec { return p.task.spec }
 
-// Recurrent reports whether the policy has a recurrent-depth head (SetDepth, Iterations).
-func (p *Policy) Recurrent() bool { return p.core != nil }
-
-// Close releases the compiled graphs.
-func (p *Policy) Close() {
-	for _, e := range []*train.Inference{p.exec, p.pre, p.core} {
-		if e != nil {
-			e.Finalize()
-		}
+// Close implements Policy.
+func (p *trained) Close() {
+	for _, e := range p.graphs {
+		e.Finalize()
 	}
 }
 
-// TrainingStep is the checkpoint's training step.
-func (p *Policy) TrainingStep() int64 { return p.step }
+// TrainingStep implements Policy.
+func (p *trained) TrainingStep() int64 { return p.step }
 
-// FLOPs are the matrix-product FLOPs of the graphs the last Act ran (recurrent depth: the
-// prelude and one core iteration), and how many of them ran in bf16/f16.
-func (p *Policy) FLOPs() (total, half float64) {
-	for _, e := range []*train.Inference{p.exec, p.pre, p.core} {
-		if e != nil {
-			t, h := e.FLOPs()
-			total, half = total+t, half+h
-		}
+// FLOPs implements Policy.
+func (p *trained) FLOPs() (total, half float64) {
+	for _, e := range p.graphs {
+		t, h := e.FLOPs()
+		total, half = total+t, half+h
 	}
 	return total, half
 }
 
-// SetDepth fixes the number of core iterations of a recurrent-depth policy (depth ≥ 1), or
+func (p *chunkPolicy) reset(seed uint64) { p.rng = rand.New(rand.NewPCG(seed, 0x5eed)) }
+
+func (p *recurrentPolicy) reset(seed uint64) {
+	p.rng, p.iters = rand.New(rand.NewPCG(seed, 0x5eed)), nil
+}
+
+// SetDepth implements sim.DepthPolicy: it fixes the number of core iterations (depth ≥ 1), or
 // selects adaptive stopping (depth 0: policy.stop_threshold, at most policy.max_depth).
-func (p *Policy) SetDepth(depth int) {
+func (p *recurrentPolicy) SetDepth(depth int) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	p.depth = depth
 }
 
-// Iterations returns the mean core iterations per observation since the last call, grouped by
-// group(instruction) and overall ("all"), and resets the tally.
-func (p *Policy) Iterations(group func(instruction string) string) map[string]float64 {
+// Iterations implements sim.DepthPolicy: the mean core iterations per observation since the last
+// call, grouped by group(instruction) and overall ("all"); it resets the tally.
+func (p *recurrentPolicy) Iterations(group func(instruction string) string) map[string]float64 {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	sum, n := map[string]float64{}, map[string]float64{}
@@ -199,7 +241,7 @@ func (p *Policy) Iterations(group func(instruction string) string) map[string]fl
 // Check implements policy.Checker: it refuses an observation that lacks one of the spec's
 // cameras, has a malformed image or a state of another size, and warns of an instruction longer
 // than model.max_text_len tokens (the policy reads its first tokens).
-func (p *Policy) Check(obs policy.Observation) (policy.Observation, []string, error) {
+func (p *trained) Check(obs policy.Observation) (policy.Observation, []string, error) {
 	spec := p.task.spec
 	for _, cam := range spec.Cameras {
 		im, ok := obs.Images[cam.Name]
@@ -220,8 +262,38 @@ func (p *Policy) Check(obs policy.Observation) (policy.Observation, []string, er
 	return obs, warnings, nil
 }
 
-// Act implements policy.Policy.
-func (p *Policy) Act(obs []policy.Observation) (chunks [][][]float32, err error) {
+// Act implements policy.Policy: one graph call per batch.
+func (p *chunkPolicy) Act(obs []policy.Observation) ([][][]float32, error) {
+	return p.act(obs, func(in []*tensors.Tensor, b, _ int) ([]float32, error) {
+		for _, x := range p.task.net.Noise(p.rng, b, false) {
+			in = append(in, x.Value)
+		}
+		out, err := p.exec.Call(in...)
+		if err != nil {
+			return nil, err
+		}
+		defer finalize(out)
+		return tensors.MustCopyFlatData[float32](out[0]), nil
+	})
+}
+
+// Act implements policy.Policy: the prelude once, then core iterations (iterate).
+func (p *recurrentPolicy) Act(obs []policy.Observation) ([][][]float32, error) {
+	return p.act(obs, func(in []*tensors.Tensor, b, n int) ([]float32, error) {
+		flat, iters, err := p.iterate(in, b)
+		if err != nil {
+			return nil, err
+		}
+		for i := range n {
+			p.iters = append(p.iters, iterNote{obs[i].Instruction, iters[i]})
+		}
+		return flat, nil
+	})
+}
+
+// act encodes obs, padded to a power of two, runs the policy's graphs (run: the observation
+// inputs, the padded and the real batch size; the raw chunks flattened) and splits the chunks.
+func (p *trained) act(obs []policy.Observation, run func(in []*tensors.Tensor, b, n int) ([]float32, error)) (chunks [][][]float32, err error) {
 	if len(obs) == 0 {
 		return nil, nil
 	}
@@ -234,26 +306,9 @@ func (p *Policy) Act(obs []policy.Observation) (chunks [][][]float32, err error)
 		return nil, err
 	}
 	defer finalize(in)
-	var flat []float32
-	if p.core != nil {
-		var iters []int
-		if flat, iters, err = p.iterate(in, len(batch)); err != nil {
-			return nil, err
-		}
-		for i := range n {
-			p.iters = append(p.iters, iterNote{obs[i].Instruction, iters[i]})
-		}
-	} else {
-		noise := t.net.Noise(p.rng, len(batch), false)
-		for _, x := range noise {
-			in = append(in, x.Value)
-		}
-		out, err := p.exec.Call(in...)
-		if err != nil {
-			return nil, err
-		}
-		flat = tensors.MustCopyFlatData[float32](out[0])
-		finalize(out)
+	flat, err := run(in, len(batch), n)
+	if err != nil {
+		return nil, err
 	}
 	h, a := t.spec.Horizon, t.spec.ActionDim
 	chunks = make([][][]float32, n)
@@ -270,14 +325,14 @@ func (p *Policy) Act(obs []policy.Observation) (chunks [][][]float32, err error)
 // iterate runs a recurrent-depth policy on a batch of observation inputs: the prelude once, then
 // core iterations until the chunks converge or the depth is reached. It returns the raw chunks,
 // flattened, and the iterations each example used.
-func (p *Policy) iterate(in []*tensors.Tensor, b int) ([]float32, []int, error) {
+func (p *recurrentPolicy) iterate(in []*tensors.Tensor, b int) ([]float32, []int, error) {
 	t := p.task
 	pre, err := p.pre.Call(in...)
 	if err != nil {
 		return nil, nil, err
 	}
 	defer finalize(pre)
-	state := models.InitialState(p.rng, b, t.net.Net)
+	state := p.net.InitialState(p.rng, b)
 	maxIters, threshold := t.r.Policy.MaxDepth, t.r.Policy.StopThreshold
 	if p.depth > 0 {
 		maxIters, threshold = p.depth, -1

@@ -89,7 +89,7 @@ func TestPolicySizedBySpec(t *testing.T) {
 	spec := task.Spec()
 	spec.Cameras = []policy.Camera{{Name: "agentview", Width: 32, Height: 32}}
 	spec.StateDim, spec.StateNames, spec.ActionDim, spec.ActionNames = 0, nil, 7, nil
-	other, err := newVLAFromSpec(r, spec)
+	other, err := newVLAFromSpec(r, spec, "")
 	require.NoError(t, err)
 	require.Error(t, sim.Fits(task.Sim(), spec), "the simulator cannot roll out a 7-D, stateless policy")
 	// A 640×480 camera image is fitted to the 32-pixel network input.
@@ -122,7 +122,7 @@ func TestPolicyCheck(t *testing.T) {
 	cut.Instruction = "pick up the red square and then put it in the blue" // its first 12 words
 	_, err = p.Act([]policy.Observation{good, long})
 	require.NoError(t, err, "a long instruction does not fail the batch")
-	in, err := p.task.ObservationTensors([]policy.Observation{long, cut})
+	in, err := p.(*chunkPolicy).task.ObservationTensors([]policy.Observation{long, cut})
 	require.NoError(t, err)
 	tok := tensors.MustCopyFlatData[int32](in[1])
 	require.Equal(t, tok[:12], tok[12:], "the policy reads the first model.max_text_len tokens")
@@ -169,7 +169,7 @@ func TestPolicyWithTokenizer(t *testing.T) {
 	tok, err := text.Load(tokPath)
 	require.NoError(t, err)
 	instr := "Pick up the yellow bottle on the table."
-	in, err := p.task.ObservationTensors([]policy.Observation{{Images: map[string]policy.Image{"scene": policy.NewImage(32, 32)},
+	in, err := p.(*chunkPolicy).task.ObservationTensors([]policy.Observation{{Images: map[string]policy.Image{"scene": policy.NewImage(32, 32)},
 		State: make([]float32, 4), Instruction: instr}})
 	require.NoError(t, err)
 	ids := tensors.MustCopyFlatData[int32](in[1])

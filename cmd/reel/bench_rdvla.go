@@ -8,6 +8,7 @@ import (
 	"strings"
 
 	"github.com/reelml/reel/backends"
+	"github.com/reelml/reel/models"
 	"github.com/reelml/reel/recipes"
 	"github.com/reelml/reel/tasks"
 	"github.com/reelml/reel/train"
@@ -71,16 +72,20 @@ func benchRDVLA(args []string) error {
 		if err != nil {
 			return err
 		}
+		net, ok := task.Network().(models.Recurrent)
+		if !ok {
+			return fmt.Errorf("bench rdvla: --recipe %s: %T is not a recurrent-depth policy", *recipe, task.Network())
+		}
 		var st train.StepStats
 		peak, err := train.HeapPeak(func() (err error) {
-			st, err = train.StepTime(task.WithFixedDepth(depth), r, b, 1, *steps)
+			st, err = train.StepTime(task.WithNetwork(net.WithFixedDepth(depth)), r, b, 1, *steps)
 			return err
 		})
 		if err != nil {
 			return fmt.Errorf("bench rdvla (depth %d): %v", depth, err)
 		}
 		sec := st.StepS
-		ng, g := task.DepthSlots(depth)
+		ng, g := net.DepthSlots(depth)
 		row := rdRow{Depth: depth, BPTT: bptt, StepS: sec, PeakMiB: float64(peak) / (1 << 20),
 			Compiled: fmt.Sprintf("%d+%d", ng, g)}
 		fmt.Fprintf(os.Stderr, "reel: depth %d, bptt %d: %.3fs per step, peak heap +%.0f MiB\n", depth, bptt, sec, row.PeakMiB)

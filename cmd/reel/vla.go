@@ -164,8 +164,8 @@ func evalVLA(b compute.Backend, task *tasks.VLA, dir string, sets []string, ro r
 	if err := evalPolicy(&res, task, dir, spec, p, "", false); err != nil {
 		return res, err
 	}
-	if p.Recurrent() {
-		if err := depthSweep(&res, task, p); err != nil {
+	if dp, ok := p.(sim.DepthPolicy); ok {
+		if err := depthSweep(&res, task, dp); err != nil {
 			return res, err
 		}
 	}
@@ -427,7 +427,7 @@ func cmdExport(args []string) error {
 
 // depthSweep evaluates a recurrent-depth policy at every eval.depths fixed depth, records the
 // iterations its adaptive run (just done) used, and plots success against iterations.
-func depthSweep(res *evalResult, task *tasks.VLA, p *tasks.Policy) error {
+func depthSweep(res *evalResult, task *tasks.VLA, p sim.DepthPolicy) error {
 	ev := res.ClosedLoop
 	ev.AdaptiveIterations = p.Iterations(sim.FamilyOf)
 	rows, err := sim.SweepDepths(task.Sim(), task.EvalConfig(), p, task.Depths())

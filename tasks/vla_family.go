@@ -1,0 +1,65 @@
+package tasks
+
+import (
+	"fmt"
+	"slices"
+	"strings"
+
+	"github.com/reelml/reel/data"
+	"github.com/reelml/reel/models"
+	"github.com/reelml/reel/policy"
+	"github.com/reelml/reel/recipes"
+	"github.com/reelml/reel/sim"
+)
+
+// A policy family of the vla task is one model.arch: a models.Policy type (the graph) and, here,
+// what binds it to a recipe — its configuration, its instruction tokenizer, its pretrained
+// weights. Each family registers itself from its own file (vla_molmobot.go, vla_rdvla.go,
+// pi0.go), so a new family is a new file; the task and the trained policy only see the
+// vlaFamily and models.Policy interfaces (docs/policies.md).
+
+// vlaFamily is an opened policy family: the recipe's configuration read, its tokenizer loaded.
+// A family that starts from pretrained weights also implements train.Initializer.
+type vlaFamily interface {
+	// text is the codec instructions are encoded with.
+	text() *textCodec
+	// network sizes the family's network for spec with the normalisation norm; focus reports
+	// whether the training data carry the simulator's focus points (pointing supervision).
+	network(spec policy.Spec, norm models.Normalization, focus bool) (models.Policy, error)
+}
+
+// openVLAFamily opens a family for recipe r. ckpt is the checkpoint directory a trained policy is
+// reopened from ("" when training): the tokenizer files it holds are the ones the policy was
+// trained with, and take the place of the recipe's.
+type openVLAFamily func(r *recipes.Recipe, ckpt string) (vlaFamily, error)
+
+// vlaFamilies are the registered families by model.arch.
+var vlaFamilies = map[string]openVLAFamily{}
+
+// registerVLAFamily registers the family of model.arch arch (from an init function).
+func registerVLAFamily(arch string, open openVLAFamily) {
+	if _, dup := vlaFamilies[arch]; dup {
+		panic("tasks: policy family " + arch + " registered twice")
+	}
+	vlaFamilies[arch] = open
+}
+
+// openFamily opens the family of r's model.arch.
+func openFamily(r *recipes.Recipe, ckpt string) (vlaFamily, error) {
+	open, ok := vlaFamilies[r.Model.Arch]
+	if !ok {
+		var archs []string
+		for a := range vlaFamilies {
+			archs = append(archs, a)
+		}
+		slices.Sort(archs)
+		return nil, fmt.Errorf("model.arch: %q is not a policy family (want %s)", r.Model.Arch, strings.Join(archs, ", "))
+	}
+	return open(r, ckpt)
+}
+
+// instructionText is the instruction codec of a policy: the tokenizer at path, its ids shifted
+// past reserved ids, or reel's word vocabulary of the simulator's instructions (path "").
+func instructionText(path string, reserved int) (*textCodec, error) {
+	return newTextCodecReserving(path, data.NewVocab(sim.Words()), reserved)
+}
