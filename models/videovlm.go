@@ -114,7 +114,7 @@ func VideoVisionTokens(scope *model.Scope, cfg VideoVLMConfig, sel TokenSelector
 	}
 	bias, aux := sel.Score(vis.In("score"), x)
 	x = Reshape(x, b, t*gN, vc.Dim)
-	x = BlockBiased(vis.In("block_%d", cfg.ScoreAfter), x, vc.Heads, vc.MLPRatio, nil, bias)
+	x = EncoderLayer(vis.In("block_%d", cfg.ScoreAfter), x, vc.Heads).WithMLPRatio(vc.MLPRatio).WithKeyBias(bias).Done()
 	x, mask := sel.Select(x) // [R, L, D]: e.g. [B, k, D], or packed rows
 	for i := cfg.ScoreAfter + 1; i < vc.Layers; i++ {
 		x = Block(vis.In("block_%d", i), x, vc.Heads, vc.MLPRatio, mask)
