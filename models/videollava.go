@@ -105,13 +105,13 @@ func VideoLlavaFeatures(scope *model.Scope, cfg VideoLlavaConfig, sel TokenSelec
 	// STTS: group, score against the previous frame, bias the next layer's keys by log(score).
 	st := scope.In("stts")
 	groups := sel.Group(st.In("group"), x) // [B·T, G, D]
-	bias, aux := sel.Score(st.In("score"), Reshape(groups, b, t, n*n, dim))
-	var keyBias *Node
-	if bias != nil { // each patch's key gets its group's bias: [B·T, n, n] → [B·T, P] row-major
-		keyBias = Reshape(bias, b*t, n, 1, n, 1)
-		keyBias = Reshape(BroadcastToDims(keyBias, b*t, n, gs, n, gs), b*t, grid*grid)
+	// Each patch's key gets its group's bias: [B·T, n, n] → [B·T, P] row-major.
+	patchKeys := func(bias *Node) *Node {
+		bias = Reshape(bias, b*t, n, 1, n, 1)
+		return Reshape(BroadcastToDims(bias, b*t, n, gs, n, gs), b*t, grid*grid)
 	}
-	x = EncoderLayerHF(layers.In("%d", cfg.ScoreAfter), vc.EncoderConfig, x).WithKeyBias(keyBias).Done()
+	layer := EncoderLayerHF(layers.In("%d", cfg.ScoreAfter), vc.EncoderConfig, x)
+	x, aux = ScoredLayer(st.In("score"), sel, Reshape(groups, b, t, n*n, dim), layer, patchKeys)
 
 	// Prune whole groups: each group's patches side by side in one row [B, T·G, g²·D], with the
 	// frame index as one more channel, so that the kept rows say which frame they came from.
