@@ -110,8 +110,9 @@ func VideoLlavaFeatures(scope *model.Scope, cfg VideoLlavaConfig, sel TokenSelec
 		bias = Reshape(bias, b*t, n, 1, n, 1)
 		return Reshape(BroadcastToDims(bias, b*t, n, gs, n, gs), b*t, grid*grid)
 	}
-	layer := EncoderLayerHF(layers.In("%d", cfg.ScoreAfter), vc.EncoderConfig, x)
-	x, aux = ScoredLayer(st.In("score"), sel, Reshape(groups, b, t, n*n, dim), layer, patchKeys)
+	x, aux = ScoredLayer(st.In("score"), sel, Reshape(groups, b, t, n*n, dim), patchKeys, func() *EncoderLayerBuilder {
+		return EncoderLayerHF(layers.In("%d", cfg.ScoreAfter), vc.EncoderConfig, x)
+	})
 
 	// Prune whole groups: each group's patches side by side in one row [B, T·G, g²·D], with the
 	// frame index as one more channel, so that the kept rows say which frame they came from.
