@@ -21,10 +21,10 @@ import (
 // shorthands of the common case. All of them end in the same kernel, AttentionCoreBias (or
 // ScaledAttention for a non-default scale or logit soft-capping).
 //
-// pi0's joint attention (Pi0Joint in pi0.go) is kept separate on purpose: it mirrors openpi's
+// pi0's joint attention (pi0Joint in pi0.go) is kept separate on purpose: it mirrors openpi's
 // gemma.py Module, where each of the prefix and suffix streams projects its own q, k, v with its
 // own weights and one attention runs over their concatenation; a single-stream builder would
-// hide that.
+// hide that. Its per-stream projections are DecoderAttention's, written out.
 
 // AttentionBuilder builds one multi-head attention layer over x [B, T, D]; start one with
 // MultiHeadAttention, set options, and call Done.
