@@ -15,6 +15,11 @@ import (
 //	y := MultiHeadAttention(scope, x, heads).WithMask(mask).WithKeyBias(bias).Done()
 //	y := EncoderLayer(scope, x, heads).WithMLPRatio(4).WithMask(mask).WithTap(tap, site).Remat().Done()
 //	y := EncoderLayerHF(scope, cfg, x).WithKeyBias(bias).Done()
+//	y := DecoderAttention(scope, cfg, x).WithRope(cos, sin).WithMask(mask).WithCache(cache, i).Done()
+//
+// DecoderAttention (decoder.go) is MultiHeadAttention configured from a DecoderConfig
+// (transformers' projections, grouped-query heads, q/k norms, scale, soft-capping); a decoder with
+// its own position scheme (e.g. multimodal RoPE) passes its own cos and sin to WithRope.
 //
 // Every option is off until set; the options compose (an STTS key bias on a transformers-layout
 // SigLIP layer, a tap on a grouped-query decoder attention, ...). Attention and Block are the
