@@ -129,14 +129,15 @@ func (s *Subject) Heads(c HeadsConfig) (*HeadsResult, error) {
 
 	// 1. Per-head outputs and the final residual at each example's answer position.
 	capture, err := s.exec(func(scope *model.Scope, in []*Node) []*Node {
+		b := train.Bind[headsCaptureBatch](in)
 		acts := map[string]*Node{}
-		models.VLMTapped(scope, s.Cfg, in[0], in[1], func(site string, x *Node) *Node {
+		models.VLMTapped(scope, s.Cfg, b.Images, b.Tokens, func(site string, x *Node) *Node {
 			acts[site] = x
 			return x
 		})
-		out := []*Node{atPositions(acts["final"], in[2], P)} // [B, D]
+		out := []*Node{atPositions(acts["final"], b.AnswerPos, P)} // [B, D]
 		for l := range layers {
-			out = append(out, atPositions(acts[fmt.Sprintf("decoder/block_%d/attn/heads", l)], in[2], P)) // [B, H, hd]
+			out = append(out, atPositions(acts[fmt.Sprintf("decoder/block_%d/attn/heads", l)], b.AnswerPos, P)) // [B, H, hd]
 		}
 		return out
 	})
@@ -276,11 +277,26 @@ func (s *Subject) Heads(c HeadsConfig) (*HeadsResult, error) {
 	return res, nil
 }
 
+// headsCaptureBatch is the input of the heads capture graph: a Prompt's images and tokens and
+// each example's answer position (headsBatch.pos).
+type headsCaptureBatch struct {
+	Images    *Node // [B, S, S, 3]
+	Tokens    *Node // [B, L] int32
+	AnswerPos *Node // [B] int32: text position of the answer's first token
+}
+
+// ablationBatch is the input of the head-ablation graph: a Prompt and the head mask.
+type ablationBatch struct {
+	Images, Tokens, Targets, Mask *Node // as in Prompt
+	HeadMask                      *Node // [layers, H] float32: 0 = ablated
+}
+
 // ablationExec returns per-example exact-match correctness and the logits [B, L, V] with decoder
-// heads scaled by a [layers, H] mask (0 = ablated): inputs images, tokens, targets, mask, headMask.
+// heads scaled by a [layers, H] mask (0 = ablated): inputs of ablationBatch.
 func (s *Subject) ablationExec(hb *headsBatch) (*train.Inference, error) {
 	return s.exec(func(scope *model.Scope, in []*Node) []*Node {
-		headMask := in[4]
+		b := train.Bind[ablationBatch](in)
+		headMask := b.HeadMask
 		tap := func(site string, x *Node) *Node {
 			for l := range s.Cfg.TextLayers {
 				if site == fmt.Sprintf("decoder/block_%d/attn/heads", l) {
@@ -291,8 +307,8 @@ func (s *Subject) ablationExec(hb *headsBatch) (*train.Inference, error) {
 			}
 			return x
 		}
-		logits := models.VLMTapped(scope, s.Cfg, in[0], in[1], tap)
-		correct, _ := losses.SequenceExactMatch(logits, in[2], in[3])
+		logits := models.VLMTapped(scope, s.Cfg, b.Images, b.Tokens, tap)
+		correct, _ := losses.SequenceExactMatch(logits, b.Targets, b.Mask)
 		return []*Node{ConvertDType(correct, dtypes.Float32), logits}
 	})
 }

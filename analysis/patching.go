@@ -26,6 +26,7 @@ import (
 
 	"github.com/reelml/reel/data"
 	"github.com/reelml/reel/models"
+	"github.com/reelml/reel/train"
 )
 
 // PatchQuestion is the question every patching pair asks.
@@ -109,6 +110,15 @@ func (s *Subject) pairs(c PatchingConfig) (clean, corrupt []data.Example, err er
 	return clean, corrupt, nil
 }
 
+// patchBatch is the input of the patching graphs: a Prompt's images and tokens, and for the
+// patched runs the clean activation that replaces the site's image positions where the mask is set.
+type patchBatch struct {
+	Images      *Node // [B, S, S, 3]
+	Tokens      *Node // [B, L] int32
+	Replacement *Node // the clean run's activation at the site, image positions only
+	PatchMask   *Node // [P] float32: 1 at the image positions patched
+}
+
 // Patching runs Visual Activation Patching on the subject.
 func (s *Subject) Patching(c PatchingConfig) (*PatchingResult, error) {
 	if c.Pairs < 1 {
@@ -141,12 +151,13 @@ func (s *Subject) Patching(c PatchingConfig) (*PatchingResult, error) {
 
 	// Capture the clean activations at every site (image positions only) and both runs' logits.
 	capture, err := s.exec(func(scope *model.Scope, in []*Node) []*Node {
+		b := train.Bind[patchBatch](in)
 		acts := map[string]*Node{}
 		tap := func(site string, x *Node) *Node {
 			acts[site] = x
 			return x
 		}
-		logits := answerLogits(models.VLMTapped(scope, s.Cfg, in[0], in[1], tap), pc.AnsPos)
+		logits := answerLogits(models.VLMTapped(scope, s.Cfg, b.Images, b.Tokens, tap), pc.AnsPos)
 		out := []*Node{logits}
 		for _, site := range sites {
 			a := acts[site]
@@ -187,6 +198,7 @@ func (s *Subject) Patching(c PatchingConfig) (*PatchingResult, error) {
 	for si, site := range sites {
 		replacement := cleanOut[1+si]
 		patch, err := s.exec(func(scope *model.Scope, in []*Node) []*Node {
+			b := train.Bind[patchBatch](in)
 			tap := func(name string, x *Node) *Node {
 				if name != site {
 					return x
@@ -196,15 +208,15 @@ func (s *Subject) Patching(c PatchingConfig) (*PatchingResult, error) {
 					img = Slice(x, AxisRange(), AxisRange(0, P))
 					rest = Slice(x, AxisRange(), AxisRangeToEnd(P))
 				}
-				m := GreaterThan(in[3], ScalarZero(x.Graph(), dtypes.Float32)) // [P] bool
+				m := GreaterThan(b.PatchMask, ScalarZero(x.Graph(), dtypes.Float32)) // [P] bool
 				m = BroadcastToDims(InsertAxes(m, 0, -1), img.Shape().Dimensions...)
-				img = Where(m, in[2], img)
+				img = Where(m, b.Replacement, img)
 				if rest != nil {
 					return Concatenate([]*Node{img, rest}, 1)
 				}
 				return img
 			}
-			return []*Node{answerLogits(models.VLMTapped(scope, s.Cfg, in[0], in[1], tap), pk.AnsPos)}
+			return []*Node{answerLogits(models.VLMTapped(scope, s.Cfg, b.Images, b.Tokens, tap), pk.AnsPos)}
 		})
 		if err != nil {
 			return nil, err

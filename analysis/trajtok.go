@@ -68,7 +68,7 @@ func Tokenize(backend compute.Backend, ckptPath, videoPath, outDir string, warn 
 		return nil, err
 	}
 	e, err := train.NewInference(backend, store, r.Train, func(scope *model.Scope, in []*Node) []*Node {
-		o := tokenizers.TrajTok(scope.In("trajtok"), cfg, in[0])
+		o := tokenizers.TrajTok(scope.In("trajtok"), cfg, train.Bind[tasks.VideoCLIPBatch](in).Video)
 		return []*Node{o.Logits}
 	})
 	if err != nil {

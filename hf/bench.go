@@ -62,8 +62,8 @@ func NewLMBench(cfg models.DecoderConfig, batch, seq int, seed uint64) *LMBench 
 
 // Loss implements train.Task.
 func (t *LMBench) Loss(scope *model.Scope, in []*Node) *Node {
-	logits := models.CausalLM(scope, t.Cfg, in[0])
-	return losses.MaskedCrossEntropy(logits, in[1], OnesLike(ConvertDType(in[1], dtypes.Float32)))
+	b := train.Bind[benchInputs](in)
+	return b.loss(models.CausalLM(scope, t.Cfg, b.Inputs))
 }
 
 // VisionBench trains a vision tower's pooled output through a linear head on one fixed batch of
@@ -92,10 +92,22 @@ func NewVisionBench(cfg models.VisionConfig, batch, classes int, seed uint64) *V
 
 // Loss implements train.Task.
 func (t *VisionBench) Loss(scope *model.Scope, in []*Node) *Node {
+	b := train.Bind[benchInputs](in)
 	scope = models.WithInit(scope)
-	out := models.SiglipVisionTransformer(scope.In("vision_model"), t.Cfg, in[0])
+	out := models.SiglipVisionTransformer(scope.In("vision_model"), t.Cfg, b.Inputs)
 	logits := models.Linear(scope.In("classifier"), out.Pooled, t.Classes, true) // [B, C]
-	return losses.MaskedCrossEntropy(logits, in[1], OnesLike(ConvertDType(in[1], dtypes.Float32)))
+	return b.loss(logits)
+}
+
+// benchInputs is the graph side of a benchBatch, bound once by train.Bind.
+type benchInputs struct {
+	Inputs *Node // [B, T] int32 token ids (LMBench) or [B, 3, H, W] float32 pixels (VisionBench)
+	Labels *Node // [B, T] next tokens or [B] classes, int32
+}
+
+// loss is the mean cross-entropy of logits against the labels.
+func (b benchInputs) loss(logits *Node) *Node {
+	return losses.MaskedCrossEntropy(logits, b.Labels, OnesLike(ConvertDType(b.Labels, dtypes.Float32)))
 }
 
 // benchBatch is one fixed batch, trained on at every step, and no evaluation sets.

@@ -54,14 +54,9 @@ func (m *Model) Generate(backend compute.Backend, prompt []int, pixels *tensors.
 	// Inputs: ids [1, T], start (int32 scalar), prefix [1, L] (bool), the caches, then pixels.
 	layers := text.Layers
 	exec, err := model.NewExecCanonical(backend, m.Store, func(scope *model.Scope, g *model.Graph, in []*model.Node) []*model.Node {
-		ids, start, prefix := in[0], in[1], in[2]
-		cache := &models.KVCache{Start: start, K: slices.Clone(in[3 : 3+layers]), V: slices.Clone(in[3+layers : 3+2*layers])}
-		var px *Node
-		if len(in) > 3+2*layers {
-			px = in[3+2*layers]
-		}
-		logits := m.stepGraph(scope, ids, px, prefix, cache)
-		return append(append([]*Node{logits}, cache.K...), cache.V...)
+		b := bindStep(in, layers)
+		logits := m.stepGraph(scope, b.IDs, b.Pixels, b.Prefix, b.Cache)
+		return append(append([]*Node{logits}, b.Cache.K...), b.Cache.V...)
 	}, -1, -1, false, true, true)
 	if err != nil {
 		return nil, err
@@ -146,4 +141,23 @@ func argmax(v []float32) int {
 		}
 	}
 	return best
+}
+
+// stepBatch is the input of one generation step.
+type stepBatch struct {
+	IDs    *Node           // [1, T] int32: the tokens of this step
+	Prefix *Node           // [1, L] bool: the positions of the bidirectional prefix
+	Cache  *models.KVCache // Start (int32 scalar) and each layer's K and V caches
+	Pixels *Node           // the image's pixel values; nil for text-only models
+}
+
+// bindStep binds a generation step's positional inputs: ids, start, prefix, the layers K caches,
+// the layers V caches, then optionally the pixels.
+func bindStep(in []*Node, layers int) stepBatch {
+	b := stepBatch{IDs: in[0], Prefix: in[2],
+		Cache: &models.KVCache{Start: in[1], K: slices.Clone(in[3 : 3+layers]), V: slices.Clone(in[3+layers : 3+2*layers])}}
+	if len(in) > 3+2*layers {
+		b.Pixels = in[3+2*layers]
+	}
+	return b
 }

@@ -125,7 +125,8 @@ func Decoder(scope *model.Scope, cfg DecoderConfig, x, positions, prefix *Node, 
 // residuals, with Gemma 2/3's extra norms on the branches' outputs.
 func decoderLayer(scope *model.Scope, cfg DecoderConfig, i int, x, cos, sin, mask *Node, cache *KVCache) *Node {
 	norm := func(name string, h *Node) *Node { return RMSNorm(scope.In("%s", name), h, cfg.Eps, cfg.OffsetNorm) }
-	h := decoderAttention(scope.In("self_attn"), cfg, i, norm("input_layernorm", x), cos, sin, mask, cache)
+	h := DecoderAttention(scope.In("self_attn"), cfg, norm("input_layernorm", x)).
+		WithRope(cos, sin).WithMask(mask).WithCache(cache, i).Done()
 	if cfg.SandwichNorm {
 		h = norm("post_attention_layernorm", h)
 	}
@@ -142,40 +143,28 @@ func decoderLayer(scope *model.Scope, cfg DecoderConfig, i int, x, cos, sin, mas
 	return Add(x, h)
 }
 
+// DecoderAttention starts LlamaAttention (src/transformers/models/llama/modeling_llama.py) over x
+// [B, T, Hidden] as a MultiHeadAttention builder: grouped-query heads, the optional q/k norms (Gemma 3,
+// Qwen3) and the attention scale and soft-capping (Gemma 2) of cfg; the caller adds RoPE, the
+// mask and the KV cache.
+func DecoderAttention(scope *model.Scope, cfg DecoderConfig, x *Node) *AttentionBuilder {
+	scale := 0.0
+	if cfg.QueryPreAttnScalar > 0 {
+		scale = 1 / math.Sqrt(cfg.QueryPreAttnScalar)
+	}
+	a := MultiHeadAttention(scope, x, cfg.Heads).WithHFProjections(cfg.AttnBias, "o_proj", cfg.OBias).
+		WithKVHeads(cfg.KVHeads).WithHeadDim(cfg.HeadDim).WithScale(scale, cfg.AttnSoftcap)
+	if cfg.QKNorm {
+		a.WithQKNorm(func(s *model.Scope, x *Node) *Node { return RMSNorm(s, x, cfg.Eps, cfg.OffsetNorm) })
+	}
+	return a
+}
+
 // decoderMLP is LlamaMLP: down_proj(act(gate_proj(x)) · up_proj(x)).
 func decoderMLP(scope *model.Scope, cfg DecoderConfig, x *Node) *Node {
 	gate := Linear(scope.In("gate_proj"), x, cfg.Intermediate, cfg.MLPBias)
 	up := Linear(scope.In("up_proj"), x, cfg.Intermediate, cfg.MLPBias)
 	return Linear(scope.In("down_proj"), Mul(ActivationHF(cfg.Act, gate), up), cfg.Hidden, cfg.MLPBias)
-}
-
-// decoderAttention is LlamaAttention with grouped-query heads, RoPE, the optional q/k norms
-// (Gemma 3), soft-capping (Gemma 2) and a static KV cache.
-func decoderAttention(scope *model.Scope, cfg DecoderConfig, i int, x, cos, sin, mask *Node, cache *KVCache) *Node {
-	d := x.Shape().Dimensions
-	b, t := d[0], d[1]
-	hd := cfg.HeadDim
-	q := Reshape(Linear(scope.In("q_proj"), x, cfg.Heads*hd, cfg.AttnBias), b, t, cfg.Heads, hd)
-	k := Reshape(Linear(scope.In("k_proj"), x, cfg.KVHeads*hd, cfg.AttnBias), b, t, cfg.KVHeads, hd)
-	v := Reshape(Linear(scope.In("v_proj"), x, cfg.KVHeads*hd, cfg.AttnBias), b, t, cfg.KVHeads, hd)
-	if cfg.QKNorm {
-		q = RMSNorm(scope.In("q_norm"), q, cfg.Eps, cfg.OffsetNorm)
-		k = RMSNorm(scope.In("k_norm"), k, cfg.Eps, cfg.OffsetNorm)
-	}
-	q, k = ApplyRope(q, cos, sin), ApplyRope(k, cos, sin)
-	if cache != nil {
-		zero := ScalarZero(x.Graph(), dtypes.Int32)
-		idx := []*Node{zero, cache.Start, zero, zero}
-		cache.K[i] = DynamicUpdateSlice(cache.K[i], k, idx)
-		cache.V[i] = DynamicUpdateSlice(cache.V[i], v, idx)
-		k, v = cache.K[i], cache.V[i]
-	}
-	scale := 0.0
-	if cfg.QueryPreAttnScalar > 0 {
-		scale = 1 / math.Sqrt(cfg.QueryPreAttnScalar)
-	}
-	out := ScaledAttention(q, RepeatKV(k, cfg.Heads), RepeatKV(v, cfg.Heads), mask, scale, cfg.AttnSoftcap)
-	return Linear(scope.In("o_proj"), Reshape(out, b, t, cfg.Heads*hd), cfg.Hidden, cfg.OBias)
 }
 
 // LMHead is the output projection of hidden states h [B, T, D] to logits [B, T, V]: lm_head

@@ -243,39 +243,13 @@ type EncoderConfig struct {
 	Act                                 string  // hidden_act
 }
 
-// EncoderLayerHF is CLIPEncoderLayer (src/transformers/models/clip/modeling_clip.py), which
-// SiglipEncoderLayer copies: x + self_attn(layer_norm1(x)), then x + mlp(layer_norm2(x)), with
-// separate biased q/k/v/out projections and an fc1 → act → fc2 MLP. mask [B, T, T] or nil.
-func EncoderLayerHF(scope *model.Scope, cfg EncoderConfig, x, mask *Node) *Node {
-	return EncoderLayerHFBiased(scope, cfg, x, mask, nil)
-}
-
-// EncoderLayerHFBiased is EncoderLayerHF whose attention adds a key-side bias [B, T] (or nil) to
-// its logits (STTS's log(score), as AttentionCoreBias).
-func EncoderLayerHFBiased(scope *model.Scope, cfg EncoderConfig, x, mask, keyBias *Node) *Node {
-	d := x.Shape().Dimensions
-	b, t, dim := d[0], d[1], d[2]
-	hd := dim / cfg.Heads
-	attn := scope.In("self_attn")
-	h := LayerNormHF(scope.In("layer_norm1"), x, cfg.Eps)
-	q := Reshape(Linear(attn.In("q_proj"), h, dim, true), b, t, cfg.Heads, hd)
-	k := Reshape(Linear(attn.In("k_proj"), h, dim, true), b, t, cfg.Heads, hd)
-	v := Reshape(Linear(attn.In("v_proj"), h, dim, true), b, t, cfg.Heads, hd)
-	o := Reshape(AttentionCoreBias(q, k, v, mask, keyBias), b, t, dim)
-	x = Add(x, Linear(attn.In("out_proj"), o, dim, true))
-	h = LayerNormHF(scope.In("layer_norm2"), x, cfg.Eps)
-	mlp := scope.In("mlp")
-	h = Linear(mlp.In("fc2"), ActivationHF(cfg.Act, Linear(mlp.In("fc1"), h, cfg.Intermediate, true)), dim, true)
-	return Add(x, h)
-}
-
 // EncoderHF runs the encoder's layers (scope: …/encoder, layers/<i>) and returns the hidden
 // states as transformers' output_hidden_states lists them: the input, then each layer's output.
 func EncoderHF(scope *model.Scope, cfg EncoderConfig, x, mask *Node) []*Node {
 	states := []*Node{x}
 	layers := scope.In("layers")
 	for i := range cfg.Layers {
-		x = Remat(x, func(x *Node) *Node { return EncoderLayerHF(layers.In("%d", i), cfg, x, mask) }) // train.remat
+		x = EncoderLayerHF(layers.In("%d", i), cfg, x).WithMask(mask).Remat().Done() // train.remat
 		states = append(states, x)
 	}
 	return states

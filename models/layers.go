@@ -237,48 +237,6 @@ func (t Tap) At(site string, x *Node) *Node {
 	return t(site, x)
 }
 
-// Attention is multi-head self-attention over x [B, T, D].
-//
-// mask, if not nil, is a boolean [T, T] (or [B, T, T]) tensor: mask[q, k] = true lets query q attend
-// to key k. Queries, keys and values come from one fused [D, 3D] projection.
-func Attention(scope *model.Scope, x *Node, heads int, mask *Node) *Node {
-	return AttentionTapped(scope, x, heads, mask, nil, "")
-}
-
-// AttentionBiased is Attention with an additive key-side bias [B, T] (see AttentionCoreBias).
-func AttentionBiased(scope *model.Scope, x *Node, heads int, mask, keyBias *Node) *Node {
-	return attention(scope, x, heads, mask, keyBias, nil, "")
-}
-
-// BlockBiased is Block whose attention adds a key-side bias [B, T] to its logits.
-func BlockBiased(scope *model.Scope, x *Node, heads int, mlpRatio float64, mask, keyBias *Node) *Node {
-	d := x.Shape().Dimensions[2]
-	x = Add(x, AttentionBiased(scope.In("attn"), LayerNorm(scope.In("ln1"), x), heads, mask, keyBias))
-	hidden := max(1, int(math.Round(float64(d)*mlpRatio)))
-	return Add(x, MLP(scope.In("mlp"), LayerNorm(scope.In("ln2"), x), hidden))
-}
-
-// AttentionTapped is Attention with a Tap at site+"/heads": the per-head outputs [B, T, H, hd]
-// before the output projection (the head's write to the residual stream is heads[..., h, :]
-// times rows h·hd…(h+1)·hd of out/weights).
-func AttentionTapped(scope *model.Scope, x *Node, heads int, mask *Node, tap Tap, site string) *Node {
-	return attention(scope, x, heads, mask, nil, tap, site)
-}
-
-// attention is multi-head self-attention with an optional key bias and a tap on the per-head
-// outputs: one fused [D, 3D] projection, AttentionCoreBias, the output projection.
-func attention(scope *model.Scope, x *Node, heads int, mask, keyBias *Node, tap Tap, site string) *Node {
-	dims := x.Shape().Dimensions
-	b, t, d := dims[0], dims[1], dims[2]
-	hd := d / heads
-	qkv := LinearSplit(scope.In("qkv"), x, 3*d, 3, true) // 3 × [B, T, D]
-	q, k, v := Reshape(qkv[0], b, t, heads, hd), Reshape(qkv[1], b, t, heads, hd), Reshape(qkv[2], b, t, heads, hd)
-	out := AttentionCoreBias(q, k, v, mask, keyBias) // [B, T, H, hd]
-	out = tap.At(site+"/heads", out)
-	out = Reshape(out, b, t, d)
-	return Linear(scope.In("out"), out, d, true)
-}
-
 // AttentionCore is softmax(q·kᵀ/√hd + mask)·v for q, k, v of shape [B, T, H, hd].
 // It is the custom layer whose gradient is checked against finite differences in the tests.
 func AttentionCore(q, k, v, mask *Node) *Node {
@@ -286,7 +244,8 @@ func AttentionCore(q, k, v, mask *Node) *Node {
 }
 
 // AttentionCoreBias is AttentionCore with an additive key-side bias [B, Tk] on the logits
-// (e.g. STTS's log(score): a low-scored key receives less attention from every query).
+// (e.g. STTS's log(score): a low-scored key receives less attention from every query). It is the
+// kernel of every attention layer (MultiHeadAttention in attention.go).
 //
 // Its backward pass is written out (attentionBackward) rather than left to autodiff; see there.
 func AttentionCoreBias(q, k, v, mask, keyBias *Node) *Node {
@@ -402,23 +361,6 @@ func swapLast(x *Node) *Node {
 	t := Transpose(Reshape(x, b*h*m, n), 0, 1)           // [N, B·H·M]
 	t = TransposeAllAxes(Reshape(t, n, b*h, m), 1, 0, 2) // [B·H, N, M]
 	return Reshape(t, b, h, n, m)
-}
-
-// Block is a pre-norm transformer block: x + Attn(LN(x)), then x + MLP(LN(x)).
-func Block(scope *model.Scope, x *Node, heads int, mlpRatio float64, mask *Node) *Node {
-	return BlockTapped(scope, x, heads, mlpRatio, mask, nil, "")
-}
-
-// BlockTapped is Block with taps at site+"/attn/heads" (see AttentionTapped) and at site: the
-// block's output residual stream [B, T, D].
-func BlockTapped(scope *model.Scope, x *Node, heads int, mlpRatio float64, mask *Node, tap Tap, site string) *Node {
-	return Remat(x, func(x *Node) *Node {
-		d := x.Shape().Dimensions[2]
-		x = Add(x, AttentionTapped(scope.In("attn"), LayerNorm(scope.In("ln1"), x), heads, mask, tap, site+"/attn"))
-		hidden := max(1, int(math.Round(float64(d)*mlpRatio)))
-		x = Add(x, MLP(scope.In("mlp"), LayerNorm(scope.In("ln2"), x), hidden))
-		return tap.At(site, x)
-	})
 }
 
 // Remat applies block to x; when the graph checkpoints activations (GraphOptions.Remat) it keeps

@@ -194,6 +194,8 @@ type Pi0KV struct{ K, V []*Node }
 // streams, queries attending to past's keys and values (if any) followed by the streams' own,
 // under mask [B, ΣT, Tpast + ΣT]. It returns each stream's final-normed output and every layer's
 // keys and values (past and new).
+// Mirrors openpi's joint attention; kept separate from MultiHeadAttention (attention.go) because
+// each stream projects q, k, v with its own weights and one attention runs over all streams.
 func pi0Joint(streams []*pi0Stream, mask *Node, past *Pi0KV) ([]*Node, *Pi0KV) {
 	c0 := streams[0].cfg
 	layers := c0.Layers

@@ -99,19 +99,20 @@ func VideoLlavaFeatures(scope *model.Scope, cfg VideoLlavaConfig, sel TokenSelec
 	x = Add(x, InsertAxes(EmbeddingTable(emb.In("position_embedding"), vc.NumPatches(), dim, x.DType(), g), 0)) // [B·T, P, D]
 	layers := vm.In("encoder").In("layers")
 	for i := range cfg.ScoreAfter {
-		x = EncoderLayerHF(layers.In("%d", i), vc.EncoderConfig, x, nil)
+		x = EncoderLayerHF(layers.In("%d", i), vc.EncoderConfig, x).Done()
 	}
 
 	// STTS: group, score against the previous frame, bias the next layer's keys by log(score).
 	st := scope.In("stts")
 	groups := sel.Group(st.In("group"), x) // [B·T, G, D]
-	bias, aux := sel.Score(st.In("score"), Reshape(groups, b, t, n*n, dim))
-	var keyBias *Node
-	if bias != nil { // each patch's key gets its group's bias: [B·T, n, n] → [B·T, P] row-major
-		keyBias = Reshape(bias, b*t, n, 1, n, 1)
-		keyBias = Reshape(BroadcastToDims(keyBias, b*t, n, gs, n, gs), b*t, grid*grid)
+	// Each patch's key gets its group's bias: [B·T, n, n] → [B·T, P] row-major.
+	patchKeys := func(bias *Node) *Node {
+		bias = Reshape(bias, b*t, n, 1, n, 1)
+		return Reshape(BroadcastToDims(bias, b*t, n, gs, n, gs), b*t, grid*grid)
 	}
-	x = EncoderLayerHFBiased(layers.In("%d", cfg.ScoreAfter), vc.EncoderConfig, x, nil, keyBias)
+	x, aux = ScoredLayer(st.In("score"), sel, Reshape(groups, b, t, n*n, dim), patchKeys, func() *EncoderLayerBuilder {
+		return EncoderLayerHF(layers.In("%d", cfg.ScoreAfter), vc.EncoderConfig, x)
+	})
 
 	// Prune whole groups: each group's patches side by side in one row [B, T·G, g²·D], with the
 	// frame index as one more channel, so that the kept rows say which frame they came from.
@@ -131,7 +132,7 @@ func VideoLlavaFeatures(scope *model.Scope, cfg VideoLlavaConfig, sel TokenSelec
 	states := make([]*Node, vc.Layers+1)
 	states[cfg.ScoreAfter+1] = x
 	for i := cfg.ScoreAfter + 1; i < vc.Layers; i++ {
-		x = Remat(x, func(x *Node) *Node { return EncoderLayerHF(layers.In("%d", i), vc.EncoderConfig, x, same) }) // train.remat
+		x = EncoderLayerHF(layers.In("%d", i), vc.EncoderConfig, x).WithMask(same).Remat().Done() // train.remat
 		states[i+1] = x
 	}
 	LayerNormHF(vm.In("post_layernorm"), x, vc.Eps) // a checkpoint's weights, unused by LLaVA (as transformers)

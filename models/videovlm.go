@@ -112,9 +112,9 @@ func VideoVisionTokens(scope *model.Scope, cfg VideoVLMConfig, sel TokenSelector
 	if motion != nil {
 		x = Add(x, motion)
 	}
-	bias, aux := sel.Score(vis.In("score"), x)
-	x = Reshape(x, b, t*gN, vc.Dim)
-	x = BlockBiased(vis.In("block_%d", cfg.ScoreAfter), x, vc.Heads, vc.MLPRatio, nil, bias)
+	x, aux = ScoredLayer(vis.In("score"), sel, x, nil, func() *EncoderLayerBuilder {
+		return EncoderLayer(vis.In("block_%d", cfg.ScoreAfter), Reshape(x, b, t*gN, vc.Dim), vc.Heads).WithMLPRatio(vc.MLPRatio)
+	})
 	x, mask := sel.Select(x) // [R, L, D]: e.g. [B, k, D], or packed rows
 	for i := cfg.ScoreAfter + 1; i < vc.Layers; i++ {
 		x = Block(vis.In("block_%d", i), x, vc.Heads, vc.MLPRatio, mask)
@@ -122,6 +122,22 @@ func VideoVisionTokens(scope *model.Scope, cfg VideoVLMConfig, sel TokenSelector
 	tokens, valid = sel.Unpack(LayerNorm(vis.In("ln_final"), x))
 	return tokens, valid, aux
 
+}
+
+// ScoredLayer is the scoring step of STTS ("Unified Spatio-Temporal Token Scoring for Efficient
+// Video VLMs", arXiv:2603.18004), the one place a video VLM wires the selector's score into
+// attention: sel scores the group tokens groups [B, T, G, D] (in scope), and the encoder layer
+// right after the scorer (built by layer, after scoring) runs with the returned bias, log(score),
+// added to its attention logits on the keys (EncoderLayerBuilder.WithKeyBias). keys lays the bias
+// [B, T·G] out over the layer's keys where they are not the group tokens themselves (nil: they
+// are). It returns the layer's output and sel's auxiliary loss (nil if none). A selector without
+// scores (no pruning, random pruning) returns no bias, and the layer runs unbiased.
+func ScoredLayer(scope *model.Scope, sel TokenSelector, groups *Node, keys func(bias *Node) *Node, layer func() *EncoderLayerBuilder) (x, aux *Node) {
+	bias, aux := sel.Score(scope, groups)
+	if bias != nil && keys != nil {
+		bias = keys(bias)
+	}
+	return layer().WithKeyBias(bias).Done(), aux
 }
 
 // STTSPaperScoreAfter is the number of per-frame ViT blocks before scoring that puts the scorer

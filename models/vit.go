@@ -45,11 +45,12 @@ func ViT(scope *model.Scope, cfg ViTConfig, images *Node) *Node {
 }
 
 // ViTTapped is ViT with taps at site+"/block_<i>" (each block's output [B, N, Dim]) and inside
-// each block (see BlockTapped).
+// each block (see EncoderLayerBuilder.WithTap).
 func ViTTapped(scope *model.Scope, cfg ViTConfig, images *Node, tap Tap, site string) *Node {
 	x := PatchEmbed(scope, cfg, images)
 	for i := range cfg.Layers {
-		x = BlockTapped(scope.In("block_%d", i), x, cfg.Heads, cfg.MLPRatio, nil, tap, fmt.Sprintf("%s/block_%d", site, i))
+		x = EncoderLayer(scope.In("block_%d", i), x, cfg.Heads).WithMLPRatio(cfg.MLPRatio).
+			WithTap(tap, fmt.Sprintf("%s/block_%d", site, i)).Remat().Done()
 	}
 	return LayerNorm(scope.In("ln_final"), x)
 }

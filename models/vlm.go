@@ -73,7 +73,8 @@ func VLMTapped(scope *model.Scope, cfg VLMConfig, images, tokens *Node, tap Tap)
 	mask := PrefixLMMask(g, prefix, total)
 	dec := scope.In("decoder")
 	for i := range cfg.TextLayers {
-		x = BlockTapped(dec.In("block_%d", i), x, cfg.TextHeads, cfg.MLPRatio, mask, tap, fmt.Sprintf("decoder/block_%d", i))
+		x = EncoderLayer(dec.In("block_%d", i), x, cfg.TextHeads).WithMLPRatio(cfg.MLPRatio).WithMask(mask).
+			WithTap(tap, fmt.Sprintf("decoder/block_%d", i)).Remat().Done()
 	}
 	x = tap.At("final", x)
 	x = LayerNorm(scope.In("ln_final"), x)

@@ -1,13 +1,12 @@
 package tasks
 
 import (
-	"github.com/gomlx/compute/dtypes"
 	. "github.com/gomlx/gomlx/core/graph"
 	"github.com/gomlx/gomlx/ml/model"
 
-	"github.com/reelml/reel/losses"
 	"github.com/reelml/reel/models"
 	"github.com/reelml/reel/tokenizers"
+	"github.com/reelml/reel/train"
 )
 
 // VideoClassifier is the video reference model of `reel bench video`: the ViViT baseline's
@@ -31,10 +30,10 @@ func NewVideoClassifier(tub tokenizers.TubeletConfig, layers, heads, batch, clas
 
 // Loss implements train.Task.
 func (t *VideoClassifier) Loss(scope *model.Scope, in []*Node) *Node {
-	tokens := tokenizers.Tubelets(scope.In("tubelets"), t.Tub, in[0])
+	b := train.Bind[ClassifierBatch](in)
+	tokens := tokenizers.Tubelets(scope.In("tubelets"), t.Tub, b.Inputs)
 	logits := models.VideoEncoder(scope.In("video"), t.Enc, tokens, nil) // [B, classes]
-	ones := OnesLike(ConvertDType(in[1], dtypes.Float32))
-	return losses.MaskedCrossEntropy(logits, in[1], ones)
+	return b.loss(logits)
 }
 
 // Params is the number of trainable parameters (for the table).
@@ -67,11 +66,12 @@ func NewSTTSClassifier(cfg models.VideoVLMConfig, sel tokenizers.Selector, batch
 
 // Loss implements train.Task.
 func (t *STTSClassifier) Loss(scope *model.Scope, in []*Node) *Node {
+	b := train.Bind[ClassifierBatch](in)
 	scope = models.WithInit(scope)
 	sel := t.Sel // a fresh selector per graph (it carries the graph's scores)
-	tokens, _, aux := models.VideoVisionTokens(scope, t.Cfg, sel.TokenSelector(), in[0])
+	tokens, _, aux := models.VideoVisionTokens(scope, t.Cfg, sel.TokenSelector(), b.Inputs)
 	logits := models.Linear(scope.In("head"), ReduceMean(tokens, 1), t.Classes, true)
-	loss := losses.MaskedCrossEntropy(logits, in[1], OnesLike(ConvertDType(in[1], dtypes.Float32)))
+	loss := b.loss(logits)
 	if aux != nil {
 		loss = Add(loss, MulScalar(aux, 0.5))
 	}
@@ -103,7 +103,8 @@ func NewTrajViTClassifier(tok tokenizers.TrajTokConfig, dim, layers, batch, clas
 
 // Loss implements train.Task.
 func (t *TrajViTClassifier) Loss(scope *model.Scope, in []*Node) *Node {
-	out := tokenizers.TrajTok(scope.In("trajtok"), t.Tok, in[0])
+	b := train.Bind[ClassifierBatch](in)
+	out := tokenizers.TrajTok(scope.In("trajtok"), t.Tok, b.Inputs)
 	logits := models.VideoEncoder(scope.In("video"), t.Enc, out.Tokens, out.Active)
-	return losses.MaskedCrossEntropy(logits, in[1], OnesLike(ConvertDType(in[1], dtypes.Float32)))
+	return b.loss(logits)
 }

@@ -31,6 +31,18 @@ func NewViTClassifier(cfg models.ViTConfig, batch, classes int) *ViTClassifier {
 // and no evaluation sets.
 type fixedBatch struct{ batch []*tensors.Tensor }
 
+// ClassifierBatch is the graph side of a benchmark task's fixed batch (randomBatch), bound once
+// from the graph's inputs by train.Bind.
+type ClassifierBatch struct {
+	Inputs *Node // [B, ...] float32 in [0, 1): images or clips
+	Labels *Node // [B] int32 classes
+}
+
+// loss is the mean cross-entropy of logits [B, classes] against the batch's labels.
+func (b ClassifierBatch) loss(logits *Node) *Node {
+	return losses.MaskedCrossEntropy(logits, b.Labels, OnesLike(ConvertDType(b.Labels, dtypes.Float32)))
+}
+
 // randomBatch is a fixed batch of uniform [0, 1) inputs of the given dimensions (the first is the
 // batch size) and labels in [0, classes), drawn from a PCG stream seeded by (seed, seed+1).
 func randomBatch(seed uint64, classes int, dims ...int) fixedBatch {
@@ -58,11 +70,11 @@ func (fixedBatch) EvalGraph(*model.Scope, []*Node) []*Node       { return nil }
 
 // Loss implements train.Task.
 func (t *ViTClassifier) Loss(scope *model.Scope, in []*Node) *Node {
+	b := train.Bind[ClassifierBatch](in)
 	scope = models.WithInit(scope)
-	x := ReduceMean(models.ViT(scope.In("vit"), t.Cfg, in[0]), 1)
+	x := ReduceMean(models.ViT(scope.In("vit"), t.Cfg, b.Inputs), 1)
 	logits := models.Linear(scope.In("head"), x, t.Classes, true) // [B, C]
-	ones := OnesLike(ConvertDType(in[1], dtypes.Float32))
-	return losses.MaskedCrossEntropy(logits, in[1], ones)
+	return b.loss(logits)
 }
 
 // Params is the number of trainable parameters (for the table).

@@ -290,8 +290,9 @@ func (t *ExeVRM) MicroBatch(i int64) ([]*tensors.Tensor, error) {
 
 // Loss implements train.Task: the answer's cross-entropy (+ aux_weight · STTS auxiliary loss).
 func (t *ExeVRM) Loss(scope *model.Scope, in []*Node) *Node {
-	logits, aux := videoVLMForward(scope, t.r, t.cfg, in)
-	loss := losses.MaskedCrossEntropy(logits, in[2], in[3])
+	b := train.Bind[VideoQABatch](in)
+	logits, aux := videoVLMForward(scope, t.r, t.cfg, b)
+	loss := losses.MaskedCrossEntropy(logits, b.Targets, b.Mask)
 	if aux != nil {
 		loss = Add(loss, MulScalar(aux, t.r.Pruning.AuxWeight))
 	}
@@ -299,11 +300,11 @@ func (t *ExeVRM) Loss(scope *model.Scope, in []*Node) *Node {
 }
 
 // Score is the reward model's evidence for success of each clip [B]: logit("true") −
-// logit("false") at the answer position (the first position the mask in[3] marks), so that
-// log σ(score) is the log-probability of success with the answer restricted to true/false.
-func (t *ExeVRM) Score(scope *model.Scope, in []*Node) *Node {
-	logits, _ := videoVLMForward(scope, t.r, t.cfg, in)
-	mask := in[3] // [B, L]
+// logit("false") at the answer position (the first position b.Mask marks), so that log σ(score)
+// is the log-probability of success with the answer restricted to true/false.
+func (t *ExeVRM) Score(scope *model.Scope, b VideoQABatch) *Node {
+	logits, _ := videoVLMForward(scope, t.r, t.cfg, b)
+	mask := b.Mask // [B, L]
 	l := mask.Shape().Dimensions[1]
 	prev := Concatenate([]*Node{ZerosLike(Slice(mask, AxisRange(), AxisRange(0, 1))), Slice(mask, AxisRange(), AxisRange(0, l-1))}, 1)
 	first := Mul(mask, OneMinus(prev)) // one-hot of the answer position
@@ -313,7 +314,7 @@ func (t *ExeVRM) Score(scope *model.Scope, in []*Node) *Node {
 
 // EvalGraph implements train.Task: the success score of each clip.
 func (t *ExeVRM) EvalGraph(scope *model.Scope, in []*Node) []*Node {
-	return []*Node{t.Score(scope, in)}
+	return []*Node{t.Score(scope, train.Bind[VideoQABatch](in))}
 }
 
 // EvalSets implements train.Task.

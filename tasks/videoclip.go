@@ -220,6 +220,18 @@ func EncodeText(v *data.Vocab, caption string, maxLen int) []int32 {
 	return out
 }
 
+// VideoCLIPBatch is the graph side of a video-CLIP batch, bound once from the graph's inputs by
+// train.Bind. The host lists the tensors in this field order: the clips and captions, for
+// trajvit2 the ground-truth trajectory masks, and after trajCLIP.Prepare the matched targets.
+type VideoCLIPBatch struct {
+	Video   *Node // [B, F, S, S, 3] float32 in [0, 1]
+	Text    *Node // [B, L] int32 caption tokens
+	GTMasks *Node // [B, gtSlots, pixels] float32 ground-truth trajectory masks (trajvit2)
+	GTValid *Node // [B, gtSlots] float32: 1 for the slots that hold a trajectory (trajvit2)
+	Targets *Node // [B, K, pixels] float32: the ground-truth mask matched to each latent (trajvit2)
+	Weights *Node // [B, K] float32: 1 for the latents matched to a ground-truth trajectory (trajvit2)
+}
+
 // towers builds the video and text embeddings (and TrajTok's output for trajvit2).
 func (t *VideoCLIP) towers(scope *model.Scope, video, text *Node) (v, tx *Node, tok *tokenizers.TrajTokOutput) {
 	if t.arch == "trajvit2" {
@@ -242,10 +254,11 @@ func (t *VideoCLIP) temperature(scope *model.Scope, g *Graph) *Node {
 // Loss implements train.Task: symmetric InfoNCE (+ for trajvit2 the mask losses on matched pairs:
 // total = InfoNCE + focal_weight·focal + dice_weight·dice).
 func (t *VideoCLIP) Loss(scope *model.Scope, in []*Node) *Node {
-	v, tx, tok := t.towers(scope, in[0], in[1])
-	loss := losses.InfoNCE(v, tx, t.temperature(scope, in[0].Graph()))
+	b := train.Bind[VideoCLIPBatch](in)
+	v, tx, tok := t.towers(scope, b.Video, b.Text)
+	loss := losses.InfoNCE(v, tx, t.temperature(scope, b.Video.Graph()))
 	if tok != nil {
-		targets, weights := in[4], in[5]
+		targets, weights := b.Targets, b.Weights
 		loss = Add(loss, MulScalar(losses.FocalLoss(tok.Masks, targets, weights, 0.25, 2), t.r.Train.FocalWeight))
 		loss = Add(loss, MulScalar(losses.DiceLoss(tok.Masks, targets, weights), t.r.Train.DiceWeight))
 	}
@@ -254,7 +267,8 @@ func (t *VideoCLIP) Loss(scope *model.Scope, in []*Node) *Node {
 
 // EvalGraph implements train.Task: video and text embeddings and the number of tokens per clip.
 func (t *VideoCLIP) EvalGraph(scope *model.Scope, in []*Node) []*Node {
-	v, tx, tok := t.towers(scope, in[0], in[1])
+	b := train.Bind[VideoCLIPBatch](in)
+	v, tx, tok := t.towers(scope, b.Video, b.Text)
 	var count *Node
 	if tok != nil {
 		count = ReduceSum(ConvertDType(tok.Active, dtypes.Float32), -1)
@@ -421,7 +435,7 @@ type trajCLIP struct{ *VideoCLIP }
 
 // PrepareGraph implements train.BatchPreparer: TrajTok's soft masks [B, K, N] for the batch.
 func (t *trajCLIP) PrepareGraph(scope *model.Scope, in []*Node) []*Node {
-	o := tokenizers.TrajTok(scope.In("trajtok"), t.traj, in[0])
+	o := tokenizers.TrajTok(scope.In("trajtok"), t.traj, train.Bind[VideoCLIPBatch](in).Video)
 	return []*Node{o.Masks}
 }
 

@@ -216,29 +216,51 @@ func exeVRMKeep(m recipes.ModelConfig, videos [][]float32) [][]bool {
 	return keep
 }
 
-func (t *VideoQA) forward(scope *model.Scope, in []*Node) (logits, aux *Node) {
-	if t.pre != nil { // model.pretrained: pruning none, random or stts (setupPretrained)
-		sel := t.Selector()
-		sel.RandomRank = in[4]
-		return models.VideoLlava(scope, t.vllm, sel.TokenSelector(), t.pre.normalize(in[0]), in[1])
-	}
-	return videoVLMForward(scope, t.r, t.cfg, in)
+// VideoQABatch is the graph side of a video VLM batch (video QA and the ExeVRM reward model),
+// bound once from the graph's inputs by train.Bind; videoVLMInputs lists the host tensors in this
+// field order. The packing fields are present with pruning.method exevrm only.
+type VideoQABatch struct {
+	Video      *Node // [B, F, S, S, 3] float32 in [0, 1]
+	Tokens     *Node // [B, L] int32: question and answer, teacher-forced
+	Targets    *Node // [B, L] int32: the next tokens
+	Mask       *Node // [B, L] float32: 1 where a target is an answer token the loss reads
+	RandomRank *Node // [B, F·groups] float32: the ranks of random pruning (zeros otherwise)
+	// The packing of the ExeVRM keep decisions (tokenizers.PackedBatch.Tensors, in order).
+	Gather, SlotValid, PackMask, UnpackIdx, PackValid *Node
 }
 
-// videoVLMForward runs the video VLM on the inputs of videoVLMInputs.
-func videoVLMForward(scope *model.Scope, r *recipes.Recipe, cfg models.VideoVLMConfig, in []*Node) (logits, aux *Node) {
-	sel := videoSelector(r)
-	sel.RandomRank = in[4]
-	if sel.Mode == "exevrm" {
-		sel.Packed = &tokenizers.PackedNodes{Gather: in[5], SlotValid: in[6], Mask: in[7], UnpackIdx: in[8], Valid: in[9]}
+// packed returns the batch's packing as graph nodes, nil when it carries none.
+func (b VideoQABatch) packed() *tokenizers.PackedNodes {
+	if b.Gather == nil {
+		return nil
 	}
-	return models.VideoVLM(scope, cfg, sel.TokenSelector(), in[0], in[1])
+	return &tokenizers.PackedNodes{Gather: b.Gather, SlotValid: b.SlotValid, Mask: b.PackMask, UnpackIdx: b.UnpackIdx, Valid: b.PackValid}
+}
+
+func (t *VideoQA) forward(scope *model.Scope, b VideoQABatch) (logits, aux *Node) {
+	if t.pre != nil { // model.pretrained: pruning none, random or stts (setupPretrained)
+		sel := t.Selector()
+		sel.RandomRank = b.RandomRank
+		return models.VideoLlava(scope, t.vllm, sel.TokenSelector(), t.pre.normalize(b.Video), b.Tokens)
+	}
+	return videoVLMForward(scope, t.r, t.cfg, b)
+}
+
+// videoVLMForward runs the video VLM on a batch of videoVLMInputs.
+func videoVLMForward(scope *model.Scope, r *recipes.Recipe, cfg models.VideoVLMConfig, b VideoQABatch) (logits, aux *Node) {
+	sel := videoSelector(r)
+	sel.RandomRank = b.RandomRank
+	if sel.Mode == "exevrm" {
+		sel.Packed = b.packed()
+	}
+	return models.VideoVLM(scope, cfg, sel.TokenSelector(), b.Video, b.Tokens)
 }
 
 // Loss implements train.Task: answer cross-entropy (+ aux_weight · STTS auxiliary loss).
 func (t *VideoQA) Loss(scope *model.Scope, in []*Node) *Node {
-	logits, aux := t.forward(scope, in)
-	loss := losses.MaskedCrossEntropy(logits, in[2], in[3])
+	b := train.Bind[VideoQABatch](in)
+	logits, aux := t.forward(scope, b)
+	loss := losses.MaskedCrossEntropy(logits, b.Targets, b.Mask)
 	if aux != nil {
 		loss = Add(loss, MulScalar(aux, t.r.Pruning.AuxWeight))
 	}
@@ -247,8 +269,9 @@ func (t *VideoQA) Loss(scope *model.Scope, in []*Node) *Node {
 
 // EvalGraph implements train.Task: per-example exact match and summed answer NLL.
 func (t *VideoQA) EvalGraph(scope *model.Scope, in []*Node) []*Node {
-	logits, _ := t.forward(scope, in)
-	correct, nll := losses.SequenceExactMatch(logits, in[2], in[3])
+	b := train.Bind[VideoQABatch](in)
+	logits, _ := t.forward(scope, b)
+	correct, nll := losses.SequenceExactMatch(logits, b.Targets, b.Mask)
 	return []*Node{ConvertDType(correct, dtypes.Float32), ConvertDType(nll, dtypes.Float32)}
 }
 

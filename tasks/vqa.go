@@ -118,6 +118,15 @@ func (t *VQA) MicroBatch(i int64) ([]*tensors.Tensor, error) {
 	return batchTensors(b), nil
 }
 
+// VQABatch is the graph side of a VQA batch (data.VQABatch is its host side), bound once from
+// the graph's inputs by train.Bind; batchTensors lists the host tensors in this field order.
+type VQABatch struct {
+	Images  *graph.Node // [B, S, S, 3] float32 in [0, 1]
+	Tokens  *graph.Node // [B, L] int32: question and answer, teacher-forced
+	Targets *graph.Node // [B, L] int32: the next tokens
+	Mask    *graph.Node // [B, L] float32: 1 where a target is an answer token the loss reads
+}
+
 func batchTensors(b *data.VQABatch) []*tensors.Tensor {
 	s, l := b.ImageSize, b.MaxLen
 	return []*tensors.Tensor{
@@ -130,15 +139,17 @@ func batchTensors(b *data.VQABatch) []*tensors.Tensor {
 
 // Loss implements train.Task: masked next-token cross-entropy over the answer tokens.
 func (t *VQA) Loss(scope *model.Scope, in []*graph.Node) *graph.Node {
-	logits := t.logits(scope, in[0], in[1], in[3])
-	return losses.MaskedCrossEntropy(logits, in[2], in[3])
+	b := train.Bind[VQABatch](in)
+	logits := t.logits(scope, b.Images, b.Tokens, b.Mask)
+	return losses.MaskedCrossEntropy(logits, b.Targets, b.Mask)
 }
 
 // EvalGraph implements train.Task: per-example exact match, summed answer NLL and the argmax
 // tokens.
 func (t *VQA) EvalGraph(scope *model.Scope, in []*graph.Node) []*graph.Node {
-	logits := t.logits(scope, in[0], in[1], in[3])
-	correct, nll := losses.SequenceExactMatch(logits, in[2], in[3])
+	b := train.Bind[VQABatch](in)
+	logits := t.logits(scope, b.Images, b.Tokens, b.Mask)
+	correct, nll := losses.SequenceExactMatch(logits, b.Targets, b.Mask)
 	return []*graph.Node{correct, nll, graph.ArgMax(logits, -1, dtypes.Int32)}
 }
 

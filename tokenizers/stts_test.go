@@ -63,7 +63,7 @@ func TestSTTSGradientPaths(t *testing.T) {
 		kept, _ := Prune(flat, rank, 5, G)
 		weights := ConvertDType(Iota(g, kept.Shape(), 2), dtypes.Float32)
 		viaPrune := Gradient(ReduceAllSum(Mul(kept, weights)), w)[0]
-		biased := models.BlockBiased(scope.In("block"), flat, 2, 2, nil, Log(rank))
+		biased := models.EncoderLayer(scope.In("block"), flat, 2).WithMLPRatio(2).WithKeyBias(Log(rank)).Done()
 		viaBias := Gradient(ReduceAllSum(Mul(biased, ConvertDType(Iota(g, biased.Shape(), 2), dtypes.Float32))), w)[0]
 		viaAux := Gradient(AuxLoss(raw, x), w)[0]
 		abs := func(n *Node) *Node { return ReduceAllSum(Abs(n)) }

@@ -168,7 +168,7 @@ func frameFeatures(t *testing.T, be compute.Backend, store *model.Store, cfg mod
 		layers := m.In("vision_tower").In("vision_model").In("encoder").In("layers")
 		h := in[0]
 		for i := cfg.ScoreAfter + 1; i < cfg.Llava.Vision.Layers-1; i++ { // vision_feature_layer −2
-			h = models.EncoderLayerHF(layers.In("%d", i), cfg.Llava.Vision.EncoderConfig, h, nil)
+			h = models.EncoderLayerHF(layers.In("%d", i), cfg.Llava.Vision.EncoderConfig, h).Done()
 		}
 		p := m.In("multi_modal_projector")
 		h = models.ActivationHF("gelu", models.Linear(p.In("linear_1"), h, 24, true))
