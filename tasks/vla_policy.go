@@ -133,7 +133,8 @@ func (t *VLA) LoadPolicy(backend compute.Backend, dir string, seed uint64) (Poli
 		}
 		rp.graphs = append(rp.graphs, rp.pre)
 		if rp.core, err = train.NewInference(backend, store, prec, func(scope *model.Scope, in []*Node) []*Node {
-			next, chunk, raw := net.RecurrentStep(scope, in[0], in[1], in[2], in[3])
+			b := train.Bind[recurrentStepInputs](in)
+			next, chunk, raw := net.RecurrentStep(scope, b.E, b.Ctx, b.Mask, b.State)
 			return []*Node{next, chunk, raw}
 		}); err != nil {
 			rp.Close()
@@ -384,4 +385,10 @@ func finalize(ts []*tensors.Tensor) {
 	for _, t := range ts {
 		t.FinalizeAll()
 	}
+}
+
+// recurrentStepInputs are the inputs of one recurrent core iteration: the prelude's outputs
+// (embedding, context, mask), then the latent state it updates.
+type recurrentStepInputs struct {
+	E, Ctx, Mask, State *Node
 }
