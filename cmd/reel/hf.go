@@ -24,6 +24,7 @@ var hfCommands = map[string]func(args []string) error{
 	"inspect":  hfInspect,
 	"run":      hfRun,
 	"generate": hfGenerate,
+	"template": hfTemplate,
 }
 
 // cmdHF dispatches 'reel hf SUBCOMMAND'.
