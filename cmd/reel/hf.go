@@ -25,6 +25,7 @@ var hfCommands = map[string]func(args []string) error{
 	"run":      hfRun,
 	"generate": hfGenerate,
 	"template": hfTemplate,
+	"init":     hfInit,
 }
 
 // cmdHF dispatches 'reel hf SUBCOMMAND'.
