@@ -4,6 +4,8 @@ import (
 	"encoding/json"
 	"os"
 	"path/filepath"
+	"strconv"
+	"strings"
 	"testing"
 
 	"github.com/stretchr/testify/require"
@@ -89,4 +91,60 @@ func TestHFTemplate(t *testing.T) {
 		requireUserError(t, render(t, t.TempDir(), json.RawMessage(`[]`)), 1)
 		requireUserError(t, render(t, dir, json.RawMessage(`[]`), "--var", "novalue"), 2)
 	})
+}
+
+// TestHFGenerateChat: --chat formats the prompt with the directory's chat template (which writes
+// BOS itself) and tokenises it without special tokens; the llama fixture's prompt so formatted
+// continues as the reference computed.
+func TestHFGenerateChat(t *testing.T) {
+	src := hfFixture(t, "llama")
+	dir := t.TempDir()
+	for _, f := range []string{"config.json", "model.safetensors", "generation_config.json"} {
+		b, err := os.ReadFile(filepath.Join(src, f))
+		require.NoError(t, err)
+		require.NoError(t, os.WriteFile(filepath.Join(dir, f), b, 0o644))
+	}
+	vocab := map[string]int{}
+	for i := range 256 {
+		vocab["w"+strconv.Itoa(i)] = i
+	}
+	tj, err := json.Marshal(map[string]any{"version": "1.0", "model": map[string]any{"type": "WordLevel", "vocab": vocab, "unk_token": "w0"},
+		"pre_tokenizer": map[string]any{"type": "Whitespace"}, "added_tokens": []any{}})
+	require.NoError(t, err)
+	require.NoError(t, os.WriteFile(filepath.Join(dir, "tokenizer.json"), tj, 0o644))
+	var e struct {
+		Tokens    []int `json:"tokens"`
+		Generated []int `json:"generated"`
+	}
+	data, err := os.ReadFile(filepath.Join(src, "expected.json"))
+	require.NoError(t, err)
+	require.NoError(t, json.Unmarshal(data, &e))
+	words := make([]string, len(e.Tokens)-1)
+	for i, id := range e.Tokens[1:] {
+		words[i] = "w" + strconv.Itoa(id)
+	}
+	tc, err := json.Marshal(map[string]any{"bos_token": "w" + strconv.Itoa(e.Tokens[0]),
+		"chat_template": "{{ bos_token }}{% for m in messages %} {{ m['content'] | trim }}{% endfor %}{% if add_generation_prompt and greet is defined %} {{ greet }}{% endif %}"})
+	require.NoError(t, err)
+	require.NoError(t, os.WriteFile(filepath.Join(dir, "tokenizer_config.json"), tc, 0o644))
+	var out struct {
+		PromptIDs []int  `json:"prompt_ids"`
+		Generated []int  `json:"generated"`
+		ChatText  string `json:"chat_text"`
+	}
+	r := reel(t, t.TempDir(), "hf", "generate", dir, "--chat", "--prompt", " "+strings.Join(words, " ")+" ", "--max-new-tokens", strconv.Itoa(len(e.Generated)))
+	requireOK(t, r)
+	require.NoError(t, json.Unmarshal([]byte(r.stdout), &out))
+	require.Equal(t, e.Tokens, out.PromptIDs)
+	require.Equal(t, e.Generated, out.Generated)
+	require.Equal(t, "w"+strconv.Itoa(e.Tokens[0])+" "+strings.Join(words, " "), out.ChatText)
+
+	r = reel(t, t.TempDir(), "hf", "generate", dir, "--chat", "--var", "greet=w9", "--prompt", "w5", "--max-new-tokens", "1")
+	requireOK(t, r)
+	require.NoError(t, json.Unmarshal([]byte(r.stdout), &out))
+	require.Equal(t, []int{e.Tokens[0], 5, 9}, out.PromptIDs)
+	requireUserError(t, reel(t, t.TempDir(), "hf", "generate", dir, "--var", "greet=w9", "--prompt", "w5"), 2)
+	require.NoError(t, os.Remove(filepath.Join(dir, "tokenizer_config.json")))
+	msg := requireUserError(t, reel(t, t.TempDir(), "hf", "generate", dir, "--chat", "--prompt", "w5"), 2)
+	require.Contains(t, msg, "no chat template")
 }
