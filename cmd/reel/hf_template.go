@@ -3,6 +3,7 @@ package main
 import (
 	"encoding/json"
 	"fmt"
+	"io"
 	"os"
 
 	"github.com/reelml/reel/hf"
@@ -50,7 +51,7 @@ func hfTemplate(args []string) error {
 	if err != nil {
 		return err
 	}
-	msgs, err := os.ReadFile(*messages)
+	msgs, err := readMessages(*messages)
 	if err != nil {
 		return fmt.Errorf("hf template: --messages: %w", err)
 	}
@@ -64,6 +65,25 @@ func hfTemplate(args []string) error {
 	enc := json.NewEncoder(os.Stdout)
 	enc.SetEscapeHTML(false)
 	return enc.Encode(map[string]string{"text": out})
+}
+
+// maxMessagesFile bounds a --messages file.
+const maxMessagesFile = 64 << 20
+
+func readMessages(path string) ([]byte, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	b, err := io.ReadAll(io.LimitReader(f, maxMessagesFile+1))
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", path, err)
+	}
+	if len(b) > maxMessagesFile {
+		return nil, fmt.Errorf("%s: larger than %d MiB", path, maxMessagesFile>>20)
+	}
+	return b, nil
 }
 
 // chatFlags are the flags of commands that can format a prompt with the model's chat template.
