@@ -60,8 +60,9 @@ func ParseChatTemplate(src string) (*ChatTemplate, error) {
 // chat_template.json's "chat_template", else tokenizer_config.json's "chat_template", the order in
 // which transformers' processors and tokenizers prefer them) or a tokenizer_config.json. The
 // special tokens come from the tokenizer_config.json beside it. A list of named templates
-// ([{"name": ..., "template": ...}]) gives the one called name ("" → "default"). A model without
-// a template is an error wrapping ErrNoChatTemplate.
+// ([{"name": ..., "template": ...}]) gives the one called name ("" → "default"); in a directory a
+// named template may also be transformers 5's additional_chat_templates/NAME.jinja. A model
+// without a template is an error wrapping ErrNoChatTemplate.
 func LoadChatTemplate(path, name string) (*ChatTemplate, error) {
 	st, err := os.Stat(path)
 	if err != nil {
@@ -80,11 +81,25 @@ func LoadChatTemplate(path, name string) (*ChatTemplate, error) {
 		return nil, fmt.Errorf("chat template: %w", err)
 	}
 	var src, origin string
-	if st.IsDir() {
-		if b, err := readSmall(filepath.Join(dir, "chat_template.jinja")); err == nil {
-			src, origin = string(b), filepath.Join(dir, "chat_template.jinja")
+	if st.IsDir() && name != "" && name != "default" {
+		// transformers 5 saves named templates as additional_chat_templates/NAME.jinja.
+		if strings.ContainsAny(name, `/\`) || name == "." || name == ".." {
+			return nil, fmt.Errorf("chat template: %q is not a template name", name)
+		}
+		p := filepath.Join(dir, "additional_chat_templates", name+".jinja")
+		if b, err := readSmall(p); err == nil {
+			src, origin = string(b), p
 		} else if !errors.Is(err, os.ErrNotExist) {
 			return nil, fmt.Errorf("chat template: %w", err)
+		}
+	}
+	if st.IsDir() && src == "" {
+		if name == "" || name == "default" {
+			if b, err := readSmall(filepath.Join(dir, "chat_template.jinja")); err == nil {
+				src, origin = string(b), filepath.Join(dir, "chat_template.jinja")
+			} else if !errors.Is(err, os.ErrNotExist) {
+				return nil, fmt.Errorf("chat template: %w", err)
+			}
 		}
 		if src == "" {
 			p := filepath.Join(dir, "chat_template.json")

@@ -127,3 +127,30 @@ func TestParseVar(t *testing.T) {
 		t.Error("novalue: no error")
 	}
 }
+
+func TestAdditionalChatTemplates(t *testing.T) {
+	dir := t.TempDir()
+	if err := os.MkdirAll(filepath.Join(dir, "additional_chat_templates"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	for name, src := range map[string]string{"chat_template.jinja": "default", filepath.Join("additional_chat_templates", "tool_use.jinja"): "tools"} {
+		if err := os.WriteFile(filepath.Join(dir, name), []byte(src), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for name, want := range map[string]string{"": "default", "default": "default", "tool_use": "tools"} {
+		tmpl, err := LoadChatTemplate(dir, name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got, _ := tmpl.Render(nil, false, nil); got != want {
+			t.Errorf("%q: got %q, want %q", name, got, want)
+		}
+	}
+	if _, err := LoadChatTemplate(dir, "../x"); err == nil {
+		t.Error("a path as a template name: no error")
+	}
+	if _, err := LoadChatTemplate(dir, "missing"); !errors.Is(err, ErrNoChatTemplate) {
+		t.Errorf("missing named template: %v", err)
+	}
+}
