@@ -31,6 +31,7 @@ const (
 var Architectures = map[string]string{
 	"LlamaForCausalLM":                  KindCausalLM,
 	"Qwen2ForCausalLM":                  KindCausalLM,
+	"Qwen3ForCausalLM":                  KindCausalLM,
 	"GemmaForCausalLM":                  KindCausalLM,
 	"Gemma2ForCausalLM":                 KindCausalLM,
 	"Gemma3ForCausalLM":                 KindCausalLM,
@@ -44,7 +45,7 @@ var Architectures = map[string]string{
 
 // byModelType names the architecture of a config.json without "architectures".
 var byModelType = map[string]string{
-	"llama": "LlamaForCausalLM", "qwen2": "Qwen2ForCausalLM", "gemma": "GemmaForCausalLM",
+	"llama": "LlamaForCausalLM", "qwen2": "Qwen2ForCausalLM", "qwen3": "Qwen3ForCausalLM", "gemma": "GemmaForCausalLM",
 	"gemma2": "Gemma2ForCausalLM", "gemma3_text": "Gemma3ForCausalLM", "siglip": "SiglipModel", "clip": "CLIPModel",
 	"siglip_vision_model": "SiglipVisionModel", "clip_vision_model": "CLIPVisionModel",
 	"paligemma": "PaliGemmaForConditionalGeneration", "llava": "LlavaForConditionalGeneration",
@@ -413,8 +414,8 @@ func archList() string {
 	return strings.Join(names, ", ")
 }
 
-// decoderDefaults are the defaults of transformers' LlamaConfig, Qwen2Config, GemmaConfig,
-// Gemma2Config and Gemma3TextConfig that matter when config.json omits a field.
+// decoderDefaults are the defaults of transformers' LlamaConfig, Qwen2Config, Qwen3Config,
+// GemmaConfig, Gemma2Config and Gemma3TextConfig that matter when config.json omits a field.
 type decoderDefaults struct {
 	vocab, hidden, inter, layers, heads, kv, headDim, maxPos int
 	act                                                      string
@@ -425,6 +426,7 @@ type decoderDefaults struct {
 var decoderClassDefaults = map[string]decoderDefaults{
 	"llama":       {32000, 4096, 11008, 32, 32, 0, 0, 2048, "silu", false, 10000},
 	"qwen2":       {151936, 4096, 22016, 32, 32, 32, 0, 32768, "silu", false, 10000},
+	"qwen3":       {151936, 4096, 22016, 32, 32, 32, 128, 32768, "silu", false, 10000},
 	"gemma":       {256000, 3072, 24576, 28, 16, 16, 256, 8192, "gelu_pytorch_tanh", true, 10000},
 	"gemma2":      {256000, 2304, 9216, 26, 8, 4, 256, 8192, "gelu_pytorch_tanh", true, 10000},
 	"gemma3_text": {262208, 2304, 9216, 26, 8, 4, 256, 131072, "gelu_pytorch_tanh", true, 1000000},
@@ -437,7 +439,7 @@ func parseDecoder(o obj, modelType string) models.DecoderConfig {
 	}
 	def, ok := decoderClassDefaults[modelType]
 	if !ok {
-		o.fail("model_type", "llama, qwen2, gemma, gemma2 or gemma3_text", modelType)
+		o.fail("model_type", "llama, qwen2, qwen3, gemma, gemma2 or gemma3_text", modelType)
 		def = decoderClassDefaults["llama"]
 	}
 	gemma := strings.HasPrefix(modelType, "gemma")
@@ -473,6 +475,16 @@ func parseDecoder(o obj, modelType string) models.DecoderConfig {
 		c.ScaleInputs = true
 	case "gemma3_text":
 		c.ScaleTokens, c.QKNorm = true, true
+	case "qwen3": // Qwen3Attention: RMSNorm over each head's queries and keys, before RoPE
+		c.QKNorm = true
+	}
+	// Qwen2Config / Qwen3Config: sliding_window only with use_sliding_window (else None), and then
+	// on the layers from max_window_layers on.
+	qwenWindow := 0
+	if (modelType == "qwen2" || modelType == "qwen3") && o.bool("use_sliding_window", false) {
+		if v, ok := o.m["sliding_window"]; !ok || v != nil {
+			qwenWindow = o.int("sliding_window", 4096)
+		}
 	}
 	if modelType == "gemma2" || modelType == "gemma3_text" {
 		c.SandwichNorm = true
@@ -495,8 +507,8 @@ func parseDecoder(o obj, modelType string) models.DecoderConfig {
 				sliding = i%2 == 0
 			case "gemma3_text": // sliding_window_pattern − 1 local layers, then one global
 				sliding = (i+1)%o.int("sliding_window_pattern", 6) != 0
-			case "qwen2":
-				sliding = o.bool("use_sliding_window", false) && i >= o.int("max_window_layers", 28)
+			case "qwen2", "qwen3":
+				sliding = qwenWindow > 0 && i >= o.int("max_window_layers", 28)
 			}
 			c.LayerTypes[i] = "full_attention"
 			if sliding {
@@ -506,8 +518,8 @@ func parseDecoder(o obj, modelType string) models.DecoderConfig {
 	} else if len(c.LayerTypes) != c.Layers {
 		o.fail("layer_types", fmt.Sprintf("%d entries (num_hidden_layers)", c.Layers), len(c.LayerTypes))
 	}
-	if modelType == "qwen2" && slices.Contains(c.LayerTypes, "sliding_attention") {
-		c.SlidingWindow = o.int("sliding_window", 4096)
+	if modelType == "qwen2" || modelType == "qwen3" {
+		c.SlidingWindow = qwenWindow
 	}
 	for i, t := range c.LayerTypes {
 		if t != "full_attention" && t != "sliding_attention" {

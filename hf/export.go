@@ -344,11 +344,17 @@ func ExportPEFT(backend compute.Backend, s ExportSource, out string) (*Exported,
 		return nil, fmt.Errorf("export: %s: the recipe has no train.lora (rank 0): there is no adapter to export (use --format hf)", s.Checkpoint)
 	}
 	res := &Exported{Step: in.step}
-	layout4 := in.src != nil && in.src.Layout == Layout4
+	layout := ""
+	if in.src != nil {
+		layout = in.src.Layout
+	}
 	moduleName := func(layerPath string) (string, string) {
 		name, tr := HFName("/"+layerPath+"/weights", 2)
-		if layout4 {
+		switch layout {
+		case Layout4:
 			name = Layout5To4(name)
+		case Layout5Flat:
+			name = Layout5ToFlat(name)
 		}
 		return strings.TrimSuffix(name, ".weight"), tr
 	}

@@ -85,7 +85,7 @@ func flatten3f(x [][][]float64) [][]float64 {
 // 1e-4 relative.
 func TestFixtureLogits(t *testing.T) {
 	backend := testBackend(t)
-	for _, name := range []string{"llama", "qwen2", "gemma", "gemma2", "gemma3", "paligemma", "paligemma2",
+	for _, name := range []string{"llama", "qwen2", "qwen3", "gemma", "gemma2", "gemma3", "paligemma", "paligemma2",
 		"llava-siglip-qwen2", "llava-clip-llama", "siglip", "clip"} {
 		t.Run(name, func(t *testing.T) {
 			dir := filepath.Join("testdata", name)
@@ -128,7 +128,7 @@ func TestFixtureLogits(t *testing.T) {
 // continuation, which recomputes the whole sequence at every step.
 func TestFixtureGenerate(t *testing.T) {
 	backend := testBackend(t)
-	for _, name := range []string{"llama", "qwen2", "gemma", "gemma2", "gemma3", "paligemma", "paligemma2",
+	for _, name := range []string{"llama", "qwen2", "qwen3", "gemma", "gemma2", "gemma3", "paligemma", "paligemma2",
 		"llava-siglip-qwen2", "llava-clip-llama"} {
 		t.Run(name, func(t *testing.T) {
 			dir := filepath.Join("testdata", name)

@@ -41,7 +41,7 @@ type Param struct {
 type Model struct {
 	Dir     string
 	Config  *Config
-	Layout  string       // key layout of the checkpoint (Layout4 or Layout5)
+	Layout  string       // key layout of the checkpoint (Layout4, Layout5 or Layout5Flat)
 	Files   []string     // safetensors files read
 	Params  []Param      // in the order of the reel variables
 	Ignored []string     // checkpoint tensors reel does not use (tied lm_head, non-persistent buffers, unused heads)

@@ -28,6 +28,11 @@ const (
 	// Layout4 is the VLM layout of transformers 4.x: language_model.model.*,
 	// language_model.lm_head.*, vision_tower.*, multi_modal_projector.*.
 	Layout4 = "transformers-4"
+	// Layout5Flat is Layout5 with the vision tower's modules directly under model.vision_tower
+	// (model.vision_tower.{embeddings, pre_layrnorm, encoder, post_layernorm, head}.*), without the
+	// vision_model level: how transformers 5 saves PaliGemma and LLaVA, whose towers it builds as
+	// the bare SigLIP / CLIP vision transformer.
+	Layout5Flat = "transformers-5-flat-vision"
 )
 
 // Weights are a checkpoint's tensors under their canonical (Layout5) names.
@@ -42,7 +47,8 @@ type Weights struct {
 }
 
 // ReadWeights reads DIR/model.safetensors, or the shards listed in DIR/model.safetensors.index.json,
-// and renames the tensors of a transformers 4.x VLM to the 5.x layout.
+// and renames the tensors of a transformers 4.x VLM, or of a VLM whose vision tower has no
+// vision_model level (Layout5Flat), to the Layout5 names.
 func ReadWeights(dir string) (*Weights, error) { return readWeights(dir, true) }
 
 // ReadWeightShapes is ReadWeights reading only the files' headers (Tensors stays nil).
@@ -80,16 +86,22 @@ func readWeights(dir string, data bool) (*Weights, error) {
 			raw[name], rawFile[name] = s, f
 		}
 	}
-	if isLayout4(raw) {
+	switch {
+	case isLayout4(raw):
 		w.Layout = Layout4
+	case isFlatVision(raw):
+		w.Layout = Layout5Flat
 	}
 	if data {
 		w.Tensors = map[string]*tensors.Tensor{}
 	}
 	for name, s := range raw {
 		canon := name
-		if w.Layout == Layout4 {
+		switch w.Layout {
+		case Layout4:
 			canon = layout4To5(name)
+		case Layout5Flat:
+			canon = flatTo5(name)
 		}
 		switch s.DType {
 		case dtypes.Float32, dtypes.BFloat16, dtypes.Float16:
@@ -151,6 +163,43 @@ func isLayout4(names map[string]shapes.Shape) bool {
 		}
 	}
 	return false
+}
+
+// The vision tower's prefix in Layout5 and in Layout5Flat.
+const (
+	visionTower5    = "model.vision_tower.vision_model."
+	visionTowerFlat = "model.vision_tower."
+)
+
+// isFlatVision reports whether the names are those of a VLM whose vision tower has no
+// vision_model level (Layout5Flat).
+func isFlatVision(names map[string]shapes.Shape) bool {
+	flat := false
+	for n := range names {
+		switch {
+		case strings.HasPrefix(n, visionTower5):
+			return false
+		case strings.HasPrefix(n, visionTowerFlat):
+			flat = true
+		}
+	}
+	return flat
+}
+
+// flatTo5 renames a Layout5Flat tensor to its Layout5 name.
+func flatTo5(n string) string {
+	if strings.HasPrefix(n, visionTowerFlat) && !strings.HasPrefix(n, visionTower5) {
+		return visionTower5 + strings.TrimPrefix(n, visionTowerFlat)
+	}
+	return n
+}
+
+// Layout5ToFlat renames a Layout5 tensor to its Layout5Flat name (the inverse of flatTo5).
+func Layout5ToFlat(n string) string {
+	if strings.HasPrefix(n, visionTower5) {
+		return visionTowerFlat + strings.TrimPrefix(n, visionTower5)
+	}
+	return n
 }
 
 // layout4To5 renames a transformers 4.x VLM tensor to its 5.x name.

@@ -16,6 +16,9 @@ import (
 //     attention), huggingface/transformers src/transformers/models/llama/modeling_llama.py;
 //   - Qwen2ForCausalLM (Yang et al., "Qwen2 Technical Report", arXiv:2407.10671): Llama with biases
 //     on q, k and v, src/transformers/models/qwen2/modeling_qwen2.py;
+//   - Qwen3ForCausalLM (Qwen Team, "Qwen3 Technical Report", arXiv:2505.09388): Llama with RMSNorm
+//     on each head's queries and keys before RoPE (QKNorm) and no biases,
+//     src/transformers/models/qwen3/modeling_qwen3.py;
 //   - GemmaForCausalLM (Gemma Team, "Gemma: Open Models Based on Gemini Research and Technology",
 //     arXiv:2403.08295): (1+w) RMSNorm, inputs scaled by √hidden, GeGLU (tanh GELU),
 //     src/transformers/models/gemma/modeling_gemma.py;
@@ -34,7 +37,7 @@ import (
 
 // DecoderConfig is a decoder LM's configuration (config.json's text fields, parsed by package hf).
 type DecoderConfig struct {
-	Arch                      string // model_type: llama, qwen2, gemma, gemma2, gemma3
+	Arch                      string // model_type: llama, qwen2, qwen3, gemma, gemma2, gemma3
 	VocabSize, Hidden         int
 	Intermediate, Layers      int
 	Heads, KVHeads, HeadDim   int
@@ -46,7 +49,7 @@ type DecoderConfig struct {
 	TieEmbeddings             bool    // lm_head reads embed_tokens
 	OffsetNorm                bool    // Gemma's (1+w) RMSNorm
 	SandwichNorm              bool    // Gemma 2/3: post_attention, pre/post_feedforward norms
-	QKNorm                    bool    // Gemma 3: q_norm, k_norm over the head dimension
+	QKNorm                    bool    // Gemma 3, Qwen3: q_norm, k_norm over the head dimension
 	ScaleInputs               bool    // Gemma 1/2: inputs_embeds × √hidden inside the model
 	ScaleTokens               bool    // Gemma 3: token embeddings × √hidden
 	QueryPreAttnScalar        float64 // attention scale 1/√query_pre_attn_scalar (0: 1/√head_dim)

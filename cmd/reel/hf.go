@@ -24,6 +24,8 @@ var hfCommands = map[string]func(args []string) error{
 	"inspect":  hfInspect,
 	"run":      hfRun,
 	"generate": hfGenerate,
+	"template": hfTemplate,
+	"init":     hfInit,
 }
 
 // cmdHF dispatches 'reel hf SUBCOMMAND'.

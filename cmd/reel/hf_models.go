@@ -217,8 +217,9 @@ func hfGenerate(args []string) error {
 	f := addHFInputFlags(fs)
 	prompt := fs.String("prompt", "", "the prompt as text (needs the model's tokenizer)")
 	maxNew := fs.Int("max-new-tokens", 20, "most tokens to generate")
+	chat := addChatFlags(fs)
 	fs.Usage = func() {
-		fmt.Fprintln(os.Stderr, "Usage: reel hf generate DIR --prompt TEXT | --tokens 1,2,3 [--image FILE | --pixels FILE.npy] [--max-new-tokens N]\n\nGreedy decoding with a KV cache (transformers' generate(do_sample=False)); prints JSON with the\nprompt's and the generated token ids (and the text, for --prompt). --prompt is tokenised with the\nmodel's tokenizer as its processor does (PaliGemma: image tokens, BOS, prompt, \"\\n\"; LLaVA: each\n<image> replaced by the image tokens); --tokens must hold the image placeholders itself\n(reel hf inspect tells how many).\n\nFlags:")
+		fmt.Fprintln(os.Stderr, "Usage: reel hf generate DIR --prompt TEXT [--chat [--var NAME=VALUE]...] | --tokens 1,2,3 [--image FILE | --pixels FILE.npy] [--max-new-tokens N]\n\nGreedy decoding with a KV cache (transformers' generate(do_sample=False)); prints JSON with the\nprompt's and the generated token ids (and the text, for --prompt). --prompt is tokenised with the\nmodel's tokenizer as its processor does (PaliGemma: image tokens, BOS, prompt, \"\\n\"; LLaVA: each\n<image> replaced by the image tokens); --tokens must hold the image placeholders itself\n(reel hf inspect tells how many).\n\nWith --chat, --prompt is one user turn formatted by the model's chat template (as\napply_chat_template(add_generation_prompt=True) does; --var sets template variables) and printed\nas \"chat_text\".\n\nFlags:")
 		fs.PrintDefaults()
 	}
 	if err := parse(fs, args); err != nil {
@@ -243,6 +244,7 @@ func hfGenerate(args []string) error {
 		return err
 	}
 	var tok text.Tokenizer
+	chatText := ""
 	if *prompt != "" {
 		if tok, err = text.Load(m.Dir); err != nil {
 			return fmt.Errorf("hf generate: --prompt: %v", err)
@@ -251,11 +253,14 @@ func hfGenerate(args []string) error {
 		if in.Pixels != nil {
 			images = in.Pixels.Shape().Dimensions[0]
 		}
-		ids, err := m.PromptIDs(tok, *prompt, images)
+		ids, rendered, err := chat.promptIDs(m, tok, *prompt, images)
 		if err != nil {
 			return &exitError{2, fmt.Errorf("hf generate: %v", err)}
 		}
 		in.Tokens = [][]int{ids}
+		chatText = rendered
+	} else if *chat.on {
+		return &exitError{2, fmt.Errorf("hf generate: --chat formats --prompt TEXT; --tokens are used as given")}
 	}
 	if err := m.CheckInputs(in); err != nil {
 		return &exitError{2, fmt.Errorf("hf generate: %v", err)}
@@ -267,6 +272,9 @@ func hfGenerate(args []string) error {
 	res := map[string]any{"prompt_ids": in.Tokens[0], "generated": out}
 	if tok != nil {
 		res["text"] = tok.Decode(out)
+	}
+	if *chat.on {
+		res["chat_text"] = chatText
 	}
 	enc := json.NewEncoder(os.Stdout)
 	enc.SetEscapeHTML(false)

@@ -57,7 +57,9 @@ func commandTable() []command {
 			"hf tokenize PATH --text TEXT [--special] | --decode 1,2,3",
 			"hf inspect DIR [--mapping] [--json]",
 			"hf run DIR --tokens 1,2,3 [--tokens …] [--token-types 0,0,1] [--pixels FILE.npy | --image FILE]",
-			"hf generate DIR --tokens 1,2,3 | --prompt TEXT [--image FILE | --pixels FILE.npy] [--max-new-tokens N]",
+			"hf generate DIR --tokens 1,2,3 | --prompt TEXT [--chat [--var NAME=VALUE]...] [--image FILE | --pixels FILE.npy] [--max-new-tokens N]",
+			"hf template PATH --messages FILE.json [--add-generation-prompt=false] [--var NAME=VALUE]...",
+			"hf init CONFIG.json --out DIR [--seed S]",
 		}, cmdHF},
 		{"reward", []string{"reward progress MODEL|--oracle --data DIR [--prefixes 15] [--episodes N] [--out FILE] [--write]"}, cmdReward},
 		{"bench", []string{

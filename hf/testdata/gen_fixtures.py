@@ -5,14 +5,15 @@ No public repository we found commits tiny transformers checkpoints together wit
 transformers computed on them, and transformers itself is not installable here; so this script is
 an independent PyTorch implementation of each architecture, written from transformers' modeling
 files (huggingface/transformers, src/transformers/models/<arch>/modeling_<arch>.py: llama, qwen2,
-gemma, gemma2, gemma3, siglip, clip, paligemma, llava), run once with Debian's python3-torch 1.13
+qwen3, gemma, gemma2, gemma3, siglip, clip, paligemma, llava), run once with Debian's python3-torch 1.13
 (CPU, float32, eager attention) on random tiny weights. Each fixture directory holds what a user
 downloads from the Hub (config.json, model.safetensors or shards + model.safetensors.index.json,
 generation_config.json where it matters) plus expected.json: the inputs and the outputs under
 transformers' names (logits; image_embeds, text_embeds, logits_per_image) and, for generative
 models, the greedy continuation (full recomputation at every step, no cache).
 
-Usage: python3 hf/testdata/gen_fixtures.py [OUT_DIR]   (default: the directory of this script)
+Usage: python3 hf/testdata/gen_fixtures.py [OUT_DIR [qwen3]]   (default: the directory of this script;
+with qwen3, only that fixture)
 """
 import json
 import math
@@ -215,7 +216,7 @@ def decoder_weights(c, prefix, sd, tied):
         linear(sd, p + "self_attn.k_proj", kvh * hd, h, qkv_bias)
         linear(sd, p + "self_attn.v_proj", kvh * hd, h, qkv_bias)
         linear(sd, p + "self_attn.o_proj", h, heads * hd, c.get("attention_bias", False))
-        if arch in ("gemma3", "gemma3_text"):
+        if arch in ("gemma3", "gemma3_text", "qwen3"):
             norm_w(sd, p + "self_attn.q_norm", hd, offset)
             norm_w(sd, p + "self_attn.k_norm", hd, offset)
         linear(sd, p + "mlp.gate_proj", inter, h, c.get("mlp_bias", False))
@@ -239,11 +240,16 @@ def layer_sliding(c, i):
         return not bool(i % 2)
     if arch in ("gemma3", "gemma3_text"):
         return bool((i + 1) % c.get("sliding_window_pattern", 6))
+    if arch in ("qwen2", "qwen3"):  # Qwen2Config / Qwen3Config.__post_init__
+        return bool(c.get("use_sliding_window")) and c.get("sliding_window") is not None and i >= c["max_window_layers"]
     return False
 
 
 def decoder_forward(c, prefix, sd, x, positions, bidir=None):
-    """LlamaModel / Qwen2Model / GemmaModel / Gemma2Model / Gemma3TextModel over inputs_embeds x."""
+    """LlamaModel / Qwen2Model / Qwen3Model / GemmaModel / Gemma2Model / Gemma3TextModel over
+    inputs_embeds x. Qwen3Attention (modeling_qwen3.py) is Qwen2's without the q/k/v biases (all
+    projections take attention_bias), with q_norm / k_norm (Qwen3RMSNorm over head_dim) on the
+    queries and keys before RoPE."""
     arch = c["model_type"]
     offset = arch.startswith("gemma")
     sandwich = arch in ("gemma2", "gemma3", "gemma3_text")
@@ -589,7 +595,7 @@ def make_llava(name, tc, vc, varch, layer, strategy, layout4, new_tokens=5):
 
 # ----------------------------------------------------------------------------- the fixtures
 def lm_config(arch, **kw):
-    c = {"architectures": [{"llama": "LlamaForCausalLM", "qwen2": "Qwen2ForCausalLM", "gemma": "GemmaForCausalLM",
+    c = {"architectures": [{"llama": "LlamaForCausalLM", "qwen2": "Qwen2ForCausalLM", "qwen3": "Qwen3ForCausalLM", "gemma": "GemmaForCausalLM",
                             "gemma2": "Gemma2ForCausalLM", "gemma3_text": "Gemma3ForCausalLM"}[arch]],
          "model_type": arch, "vocab_size": 256, "hidden_size": 32, "intermediate_size": 64, "num_hidden_layers": 2,
          "num_attention_heads": 4, "num_key_value_heads": 2, "head_dim": 8, "rms_norm_eps": 1e-5,
@@ -643,7 +649,20 @@ def make_images():
             json.dump(pp, f, indent=2)
 
 
+def make_qwen3():
+    """Qwen3 (modeling_qwen3.py): q/k RMSNorm per head, no biases, head_dim 16 ≠ hidden/heads, untied
+    head, sliding window 4 from layer 1 on (use_sliding_window, max_window_layers). Seeded on its
+    own, so it can be (re)generated alone: gen_fixtures.py OUT_DIR qwen3."""
+    torch.manual_seed(3)
+    make_lm("qwen3", lm_config("qwen3", num_hidden_layers=3, head_dim=16, hidden_act="silu", rope_theta=1000000.0,
+                               tie_word_embeddings=False, rms_norm_eps=1e-6, use_sliding_window=True,
+                               sliding_window=4, max_window_layers=1, attention_bias=False))
+
+
 def main():
+    if sys.argv[2:] == ["qwen3"]:
+        make_qwen3()
+        return
     make_images()
     # SmolLM2-style Llama: tied embeddings, GQA, Llama 3 RoPE scaling (transformers 4.x rope_scaling).
     make_lm("llama", lm_config("llama", hidden_act="silu", rope_theta=10000.0, tie_word_embeddings=True,
@@ -703,6 +722,7 @@ def main():
     l_t = lm_config("llama", hidden_act="silu", rope_theta=10000.0, tie_word_embeddings=False)
     l_t.pop("architectures")
     make_llava("llava-clip-llama", l_t, clip_v, "clip", -2, "default", layout4=True)
+    make_qwen3()
 
 
 if __name__ == "__main__":
