@@ -70,10 +70,10 @@ type ModelConfig struct {
 	SinCosPos    bool    `yaml:"sincos_pos" doc:"add fixed 2-D sine-cosine position features to the ViT's learned positions (vlm, videovlm, policy, rdvla)"`
 	ConvStem     bool    `yaml:"conv_stem" doc:"ViT patch embedding by stride-2 3x3 convolutions instead of a linear map (patch_size must be a power of two)"`
 	MaxTextLen   int     `yaml:"max_text_len" range:"4,4096" doc:"text tokens per example (question + answer, or caption), padded"`
-	Tokenizer    string  `yaml:"tokenizer" for:"task=vla|videoclip" doc:"vla, videoclip: encode instructions or captions with this tokenizer (tokenizer.json, SentencePiece .model, vocab.json + merges.txt, or a model directory) instead of reel's word vocabulary; its files are copied into every checkpoint"`
+	Tokenizer    string  `yaml:"tokenizer" for:"task=vla|videoclip" doc:"vla, videoclip: encode instructions or captions with this tokenizer (tokenizer.json, SentencePiece .model, vocab.json + merges.txt, or a model directory, or a repo id ORG/NAME[@REVISION] in the local Hugging Face cache) instead of reel's word vocabulary; its files are copied into every checkpoint"`
 	// Pretrained Hugging Face models (task vqa, arch vlm; task videoqa, arch videovlm; task vla, arch
 	// pi0): the vision_*/text_* sizes (and for videoqa patch_size) are then the checkpoint's.
-	Pretrained string `yaml:"pretrained" doc:"vqa: fine-tune a pretrained Hugging Face VLM (PaliGemma or LLaVA) from this local directory (config.json + safetensors + tokenizer), or 'random' for the architecture of model.hf_config with random weights; image placeholders precede the question. videoqa: a LLaVA with a SigLIP tower, STTS scoring after tower layer score_after and pruning of group×group patch groups, the kept patches before the question. pi0: the PaliGemma directory (its tensors named reel.* load into the action expert, so an exported pi0 loads again; without them the expert starts random; its tokenizer encodes instructions unless model.tokenizer is set), or 'random'"`
+	Pretrained string `yaml:"pretrained" doc:"vqa: fine-tune a pretrained Hugging Face VLM (PaliGemma or LLaVA) from this local directory (config.json + safetensors + tokenizer), or 'random' for the architecture of model.hf_config with random weights; image placeholders precede the question. videoqa: a LLaVA with a SigLIP tower, STTS scoring after tower layer score_after and pruning of group×group patch groups, the kept patches before the question. pi0: the PaliGemma directory (its tensors named reel.* load into the action expert, so an exported pi0 loads again; without them the expert starts random; its tokenizer encodes instructions unless model.tokenizer is set), or 'random'. A directory may also be named by its Hugging Face repo id ORG/NAME[@REVISION], read from the local Hub cache (never downloaded)"`
 	HFConfig   string `yaml:"hf_config" doc:"vqa, videoqa, pi0, pretrained: random: the model's config.json as inline JSON (reel's word vocabulary is the text vocabulary: vocab_size must exceed it, and for vqa image_token_index lie beyond it)"`
 	// Video models (trajvit2, vivit). vision_* size the video encoder, text_* the text encoder.
 	Frames          int  `yaml:"frames" for:"arch=vivit|trajvit2|videovlm" range:"1,1024" doc:"video frames per clip"`
@@ -91,7 +91,7 @@ type ModelConfig struct {
 
 // DataConfig describes where training and evaluation examples come from.
 type DataConfig struct {
-	Source string `yaml:"source" required:"true" enum:"synthetic|folder|lerobot" doc:"synthetic scenes, a folder of images + questions.jsonl, or (task vla) a LeRobot dataset (v3.0, v2.1 or reel's v2.0) in data.dir: any robot, its cameras, state and action read from meta/info.json"`
+	Source string `yaml:"source" required:"true" enum:"synthetic|folder|lerobot" doc:"synthetic scenes, a folder of images + questions.jsonl, or (task vla) a LeRobot dataset (v3.0, v2.1 or reel's v2.0) in data.dir (a directory, or ORG/NAME[@REVISION] where LeRobot or the Hugging Face cache keeps it): any robot, its cameras, state and action read from meta/info.json"`
 	// Folder source.
 	Dir       string  `yaml:"dir" doc:"folder source: directory holding the images"`
 	Questions string  `yaml:"questions" doc:"folder source: JSONL file with {image, question, answer[, kind]} per line"`
