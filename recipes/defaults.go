@@ -53,6 +53,7 @@ func Defaults() Recipe {
 			PrefixShare:      0.3,
 			Resize:           "pad",
 			Normalization:    "mean_std",
+			Augment:          AugmentConfig{ColorOnly: []string{"wrist"}},
 			Prefetch:         8,
 			Workers:          0,
 		},

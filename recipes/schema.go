@@ -124,8 +124,25 @@ type DataConfig struct {
 	Episodes      int      `yaml:"episodes" for:"task=exevrm" range:"3,1000000" doc:"exevrm, synthetic: training episodes recorded from the simulator (a third each expert, failed and adversarial; see 'reel data gen-reward')"`
 	PrefixShare   float64  `yaml:"prefix_share" for:"task=exevrm" range:"0,1" doc:"exevrm: share of training clips cut at a random prefix of the episode (positive only once the decision step is in it)"`
 	PositiveShare float64  `yaml:"positive_share" for:"task=exevrm" range:"0,1" doc:"exevrm: share of each training batch drawn as positive clips (0 = as the pool falls: about a third positives; 0.5 balances the classes so that the answer prior alone gains nothing)"`
-	Prefetch      int      `yaml:"prefetch" range:"0,256" doc:"batches generated ahead of compute"`
-	Workers       int      `yaml:"workers" range:"0,64" doc:"data goroutines (0 = number of CPUs)"`
+	// Image augmentation for policy training (task vla).
+	Augment  AugmentConfig `yaml:"augment" for:"task=vla"`
+	Prefetch int           `yaml:"prefetch" range:"0,256" doc:"batches generated ahead of compute"`
+	Workers  int           `yaml:"workers" range:"0,64" doc:"data goroutines (0 = number of CPUs)"`
+}
+
+// AugmentConfig perturbs camera images on the fly in policy training, after they are fitted to
+// model.image_size, and never in evaluation or serving (package augment: openpi's
+// preprocess_observation, with torchvision's colour-jitter formulas). Every strength 0 turns the
+// section off. Draws come from the recipe's seed and the micro-batch index: a resumed run
+// reproduces them exactly.
+type AugmentConfig struct {
+	Crop       float64  `yaml:"crop" range:"0,0.5" doc:"fraction of each image side cut away by a random crop that is resized back (openpi: 0.05, a 95% crop; 0 = off)"`
+	Rotate     float64  `yaml:"rotate" range:"0,45" doc:"random rotation, uniform in ±this many degrees (openpi: 5; 0 = off)"`
+	Brightness float64  `yaml:"brightness" range:"0,1" doc:"colour jitter: pixels times a factor uniform in [1-s, 1+s] (openpi: 0.3; 0 = off)"`
+	Contrast   float64  `yaml:"contrast" range:"0,1" doc:"colour jitter: distance from the mean grey level times a factor in [1-s, 1+s] (openpi: 0.4; 0 = off)"`
+	Saturation float64  `yaml:"saturation" range:"0,1" doc:"colour jitter: distance from each pixel's grey level times a factor in [1-s, 1+s] (openpi: 0.5; 0 = off)"`
+	Cameras    []string `yaml:"cameras" doc:"cameras augmented, by name (empty = every camera)"`
+	ColorOnly  []string `yaml:"color_only" doc:"cameras whose name contains one of these get colour jitter only, no crop or rotation (openpi: wrist)"`
 }
 
 // TrainConfig holds the optimisation settings.
