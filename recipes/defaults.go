@@ -87,6 +87,8 @@ func Defaults() Recipe {
 			OODMax:    9,
 			Episodes:  100,
 			Depths:    []int{1, 2, 4, 8, 16, 32},
+			Chunking:  "newest",
+			EMAWeight: 0.5,
 		},
 		Checkpoint: CheckpointConfig{
 			Every: 0,

@@ -194,6 +194,8 @@ type EvalConfig struct {
 	Sets      []string `yaml:"sets" enum:"counting|general|counting_ood|retrieval|videoqa|actions|reward" doc:"eval sets: vqa: counting (in-distribution), general QA, counting_ood (distribution shifts); videoclip: retrieval (held-out video-text pairs); videoqa: held-out video questions; vla: actions (held-out expert chunks, offline); exevrm: reward (held-out execution videos)"`
 	Episodes  int      `yaml:"episodes" for:"task=vla|exevrm" range:"1," doc:"vla: closed-loop episodes 'reel eval' rolls out in held-out scenes; exevrm: held-out reward episodes (synthetic) evaluated"`
 	Videos    int      `yaml:"videos" for:"task=vla" range:"0," doc:"vla: rollout videos 'reel eval' writes (first N episodes)"`
+	Chunking  string   `yaml:"chunking" for:"task=vla" enum:"newest|average|ema" doc:"vla: how closed-loop evaluation executes the policy's chunks: newest = policy.execute actions of each (execute-k); average, ema = the policy re-queried every policy.execute actions and the actions left blended with the next chunk's (the vla-eval harness's action_ensemble, as 'reel serve --chunking')"`
+	EMAWeight float64  `yaml:"ema_weight" for:"task=vla" range:"0.001,1" doc:"vla, eval.chunking ema: weight of the new chunk's action (the harness's ema_alpha)"`
 	Depths    []int    `yaml:"depths" for:"arch=rdvla" doc:"rdvla: fixed depths 'reel eval' sweeps (besides adaptive stopping)"`
 	Seed      int64    `yaml:"seed" doc:"seed of the (fixed) eval sets"`
 	Dir       string   `yaml:"dir" for:"task=exevrm" doc:"exevrm: a held-out LeRobot reward dataset (episode metadata success, optionally decision_step and kind) to evaluate on instead of eval.episodes held-out simulated episodes"`

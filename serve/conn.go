@@ -9,12 +9,14 @@ import (
 	"strconv"
 
 	"github.com/coder/websocket"
+
+	"github.com/reelml/reel/policy"
 )
 
 // session is the state of one connection: the actions left of the last chunks.
 type session struct {
 	id     string
-	buffer *chunkBuffer
+	buffer *policy.ChunkBuffer
 	warned map[string]bool // warnings already logged
 }
 
@@ -40,7 +42,7 @@ func (s *Server) serveWebSocket(w http.ResponseWriter, r *http.Request) {
 	defer stop()
 
 	sess := &session{id: strconv.FormatInt(s.nextID.Add(1), 10), warned: map[string]bool{},
-		buffer: newChunkBuffer(s.cfg.Chunking, s.cfg.Spec.Execute)}
+		buffer: policy.NewChunkBuffer(s.cfg.Chunking, s.cfg.Spec.Execute)}
 	s.cfg.Logf("serve: session %s connected from %s", sess.id, r.RemoteAddr)
 	defer s.cfg.Logf("serve: session %s closed", sess.id)
 	for {
@@ -114,7 +116,7 @@ func (s *Server) handle(ctx context.Context, sess *session, data []byte) (reply 
 	case TypeHello:
 		return s.hello(sess, msg)
 	case TypeEpisodeStart, TypeEpisodeEnd:
-		sess.buffer.reset()
+		sess.buffer.Reset()
 		return Message{}, false
 	case TypeObservation:
 		return s.observe(ctx, sess, msg)
@@ -173,7 +175,7 @@ func (s *Server) hello(sess *session, msg Message) (Message, bool) {
 }
 
 // observe answers an observation with the next buffered action, querying the policy when the
-// buffer is due (chunkBuffer: empty, or Spec.Execute actions served since the last chunk). The observation is decoded, fitted to the policy and checked by the policy
+// buffer is due (policy.ChunkBuffer: empty, or Spec.Execute actions served since the last chunk). The observation is decoded, fitted to the policy and checked by the policy
 // (policy.Checker) here, in the connection's own goroutine, before it can join a batch: a bad
 // observation gets its own error reply and never fails the other sessions' batch. It is checked
 // even when the answer comes from the buffer. What the adaptation or the check changed is listed
@@ -196,14 +198,14 @@ func (s *Server) observe(ctx context.Context, sess *session, msg Message) (Messa
 			s.cfg.Logf("serve: session %s: warning: %s", sess.id, w)
 		}
 	}
-	if sess.buffer.due() {
+	if sess.buffer.Due() {
 		chunk, err := s.query(ctx, obs)
 		if err != nil {
 			return ErrorMessage(msg.Seq, err), true
 		}
-		sess.buffer.push(chunk) // Config.Chunking (chunking.go)
+		sess.buffer.Push(chunk) // Config.Chunking (policy.ChunkBuffer)
 	}
-	action := s.adapter.Action(sess.buffer.pop())
+	action := s.adapter.Action(sess.buffer.Pop())
 	payload := ActionPayload(action)
 	if len(warnings) > 0 {
 		payload[keyMetadata] = map[string]any{"warnings": warnings}

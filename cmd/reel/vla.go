@@ -68,9 +68,9 @@ type depthResult struct {
 func evalPolicy(res *evalResult, task *tasks.VLA, dir string, spec policy.Spec, p policy.Policy, remote string, serverChunks bool) error {
 	start := time.Now()
 	ec := task.EvalConfig()
-	ec.Horizon, ec.Execute = spec.Horizon, spec.Execute
-	if serverChunks { // the server buffers chunks and does execute-k: one action per call
-		ec.Horizon, ec.Execute = 1, 1
+	ec.Horizon, ec.Execute = 1, 1 // the server buffers chunks (ensembled per its --chunking): one action per call
+	if !serverChunks {
+		p, ec = task.ClosedLoop(p, spec) // eval.chunking
 	}
 	sr, err := sim.Evaluate(task.Sim(), ec, p)
 	if err != nil {
@@ -329,7 +329,7 @@ func cmdServe(args []string) error {
 	if fs.NArg() != 1 {
 		return &exitError{2, fmt.Errorf("serve: expected one run or checkpoint directory, got %d arguments", fs.NArg())}
 	}
-	ens := serve.Chunking{Mode: *chunking, EMAWeight: *emaWeight}
+	ens := policy.Chunking{Mode: *chunking, EMAWeight: *emaWeight}
 	if err := ens.Check(); err != nil {
 		return &exitError{2, fmt.Errorf("serve: --chunking: %v", err)}
 	}
