@@ -147,17 +147,19 @@ func geometric(im policy.Image, p Params) policy.Image {
 	sin, cos := math.Sincos(p.Angle * math.Pi / 180)
 	cx, cy := float64(w)/2, float64(h)/2
 	sx, sy := p.W/float64(w), p.H/float64(h)
+	// Counter-clockwise as displayed with y pointing down: the inverse map turns the output point
+	// clockwise, then maps the resized crop into source pixel coordinates (centres at integer +
+	// 0.5). Both are affine: fx = ax·x + bx·y + cx0, fy = ay·x + by·y + cy0.
+	ax, bx := cos*sx, -sin*sx
+	ay, by := sin*sy, cos*sy
+	dx0, dy0 := 0.5-cx, 0.5-cy
+	cx0 := p.X + (cos*dx0-sin*dy0+cx)*sx - 0.5
+	cy0 := p.Y + (sin*dx0+cos*dy0+cy)*sy - 0.5
 	for y := range h {
+		fy, fx := cy0+by*float64(y), cx0+bx*float64(y)
+		row := out.Pix[y*w*3 : (y+1)*w*3]
 		for x := range w {
-			// Counter-clockwise as displayed with y pointing down: the inverse map turns the
-			// output point clockwise.
-			dx, dy := float64(x)+0.5-cx, float64(y)+0.5-cy
-			rx := cos*dx - sin*dy + cx
-			ry := sin*dx + cos*dy + cy
-			// Resized crop → source pixel coordinates (centres at integer + 0.5).
-			fx := p.X + rx*sx - 0.5
-			fy := p.Y + ry*sy - 0.5
-			sample(im, fx, fy, out.Pix[(y*w+x)*3:(y*w+x)*3+3])
+			sample(im, fx+ax*float64(x), fy+ay*float64(x), row[x*3:x*3+3])
 		}
 	}
 	return out

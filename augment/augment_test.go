@@ -195,3 +195,13 @@ func TestCameras(t *testing.T) {
 		}
 	}
 }
+
+// BenchmarkOpenPI224 is openpi's augmentation of one 224×224 camera image (crop, rotation and
+// colour jitter).
+func BenchmarkOpenPI224(b *testing.B) {
+	im := noise(224, 224, 3)
+	rng := rand.New(rand.NewPCG(1, 2))
+	for b.Loop() {
+		openpi.Image(rng, "scene", im)
+	}
+}
