@@ -309,10 +309,11 @@ func Newest(ckptRoot string, warn func(string)) (string, State, error) {
 // checkpoint directory (the newest valid one for a run). path may also name a Hugging Face
 // repository ORG/NAME[@REVISION] holding a run, already in the Hub cache (hub.Model).
 func Resolve(path string, warn func(string)) (string, error) {
-	path, err := hub.Model(path)
+	local, err := hub.Model(path)
 	if err != nil {
-		return "", err
+		return "", fmt.Errorf("%s: no such run or checkpoint directory, nor a cached Hugging Face repository: %w", path, err)
 	}
+	path = local
 	st, err := os.Stat(path)
 	if err != nil {
 		return "", fmt.Errorf("%s: no such run or checkpoint directory", path)

@@ -3,6 +3,7 @@ package checkpoints
 import (
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 )
 
@@ -30,5 +31,16 @@ func TestSumWeightFilesFollowsSymlinks(t *testing.T) {
 	}
 	if len(sums) != 2 || sums["config.json"].Size != int64(len("config.json")) {
 		t.Errorf("sums %v, want config.json and model.safetensors", sums)
+	}
+}
+
+// A missing run named like a repository id says both what was looked for and how to fetch it.
+func TestResolveMissingRepoID(t *testing.T) {
+	t.Setenv("HF_HUB_CACHE", t.TempDir())
+	t.Chdir(t.TempDir())
+	_, err := Resolve("runs/typo", nil)
+	if err == nil || !strings.HasPrefix(err.Error(), "runs/typo: no such run or checkpoint directory") ||
+		!strings.Contains(err.Error(), "'hf download runs/typo'") {
+		t.Errorf("got %v", err)
 	}
 }
