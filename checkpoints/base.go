@@ -81,7 +81,8 @@ func SumWeightFiles(dir string) (map[string]FileSum, error) {
 	out := map[string]FileSum{}
 	for _, e := range entries {
 		n := e.Name()
-		if !e.Type().IsRegular() || !(strings.HasSuffix(n, ".safetensors") || n == "model.safetensors.index.json" || n == "config.json") {
+		// A Hub cache snapshot's files are symlinks into its blobs: stat follows them.
+		if st, err := os.Stat(filepath.Join(dir, n)); err != nil || !st.Mode().IsRegular() || !(strings.HasSuffix(n, ".safetensors") || n == "model.safetensors.index.json" || n == "config.json") {
 			continue
 		}
 		s, err := SumFile(filepath.Join(dir, n))

@@ -31,6 +31,7 @@ import (
 	"github.com/gomlx/gomlx/ml/model"
 
 	"github.com/gomlx/gomlx/ml/model/checkpoint"
+	"github.com/reelml/reel/hub"
 	"github.com/reelml/reel/internal/atomicfile"
 	"github.com/reelml/reel/internal/errline"
 )
@@ -305,8 +306,14 @@ func Newest(ckptRoot string, warn func(string)) (string, State, error) {
 }
 
 // Resolve maps a run directory, a run's checkpoints directory or a checkpoint directory to a
-// checkpoint directory (the newest valid one for a run).
+// checkpoint directory (the newest valid one for a run). path may also name a Hugging Face
+// repository ORG/NAME[@REVISION] holding a run, already in the Hub cache (hub.Model).
 func Resolve(path string, warn func(string)) (string, error) {
+	local, err := hub.Model(path)
+	if err != nil {
+		return "", fmt.Errorf("%s: no such run or checkpoint directory, nor a cached Hugging Face repository: %w", path, err)
+	}
+	path = local
 	st, err := os.Stat(path)
 	if err != nil {
 		return "", fmt.Errorf("%s: no such run or checkpoint directory", path)

@@ -15,6 +15,7 @@ import (
 	"strings"
 	"sync"
 
+	"github.com/reelml/reel/hub"
 	"github.com/reelml/reel/policy"
 )
 
@@ -99,15 +100,19 @@ func OpenLeRobot(dir string) (*LeRobotDataset, error) { return OpenLeRobotWith(d
 // files, frame and time ranges adding up), the tasks and the statistics; every problem is one
 // line naming the file and the field, e.g.
 // `DIR/meta/info.json: features.action.shape [2 3], want [dim] with dim ≥ 1`.
-// Episode data is read later, when asked for.
+// Episode data is read later, when asked for. dir may also name a dataset ORG/NAME[@REVISION]
+// where LeRobot or the Hub cache keeps it (hub.Dataset).
 func OpenLeRobotWith(dir string, opts LeRobotOptions) (*LeRobotDataset, error) {
+	dir, err := hub.Dataset(dir)
+	if err != nil {
+		return nil, err
+	}
 	d := &LeRobotDataset{dir: dir, stateKey: cmp.Or(opts.StateKey, LeRobotStateKey),
 		actionKey: cmp.Or(opts.ActionKey, LeRobotActionKey), files: map[string]*lrFileVectors{},
 		cache: newFrameCache(cmp.Or(opts.CacheBytes, DefaultFrameCacheBytes))}
 	if err := d.readInfo(); err != nil {
 		return nil, err
 	}
-	var err error
 	if d.v3 {
 		err = d.readV3Episodes()
 	} else {

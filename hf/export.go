@@ -264,7 +264,8 @@ func copyModelFiles(src, out string) ([]string, error) {
 	var copied []string
 	for _, e := range entries {
 		name := e.Name()
-		if !e.Type().IsRegular() || name == "model.safetensors.index.json" || strings.HasPrefix(name, ".") {
+		// A Hub cache snapshot's files are symlinks into its blobs: stat follows them.
+		if st, err := os.Stat(filepath.Join(src, name)); err != nil || !st.Mode().IsRegular() || name == "model.safetensors.index.json" || strings.HasPrefix(name, ".") {
 			continue
 		}
 		switch strings.ToLower(filepath.Ext(name)) {

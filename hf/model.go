@@ -13,6 +13,7 @@ import (
 	"github.com/gomlx/gomlx/core/tensors"
 	"github.com/gomlx/gomlx/ml/model"
 
+	"github.com/reelml/reel/hub"
 	"github.com/reelml/reel/models"
 )
 
@@ -60,7 +61,14 @@ func (m *Model) NumParams() int {
 // Load reads the model directory: config.json, the safetensors weights (every tensor checked
 // against the architecture: missing, unexpected and mis-shaped tensors are one error naming each
 // tensor and both shapes) into a new store of f32 variables.
+//
+// dir may also name a Hugging Face repository ORG/NAME[@REVISION] already in the Hub cache
+// (hub.Model).
 func Load(backend compute.Backend, dir string) (*Model, error) {
+	dir, err := hub.Model(dir)
+	if err != nil {
+		return nil, err
+	}
 	cfg, err := ReadConfig(dir)
 	if err != nil {
 		return nil, err
@@ -93,7 +101,12 @@ func FromWeights(backend compute.Backend, cfg *Config, w *Weights) (*Model, erro
 
 // Inspect reads a model directory's config.json and safetensors headers (no tensor data) and maps
 // the checkpoint onto the architecture: the Model without a store.
+// dir may name a cached Hugging Face repository, as for Load.
 func Inspect(backend compute.Backend, dir string) (*Model, error) {
+	dir, err := hub.Model(dir)
+	if err != nil {
+		return nil, err
+	}
 	cfg, err := ReadConfig(dir)
 	if err != nil {
 		return nil, err

@@ -53,6 +53,7 @@ func Defaults() Recipe {
 			PrefixShare:      0.3,
 			Resize:           "pad",
 			Normalization:    "mean_std",
+			Augment:          AugmentConfig{ColorOnly: []string{"wrist"}},
 			Prefetch:         8,
 			Workers:          0,
 		},
@@ -86,6 +87,8 @@ func Defaults() Recipe {
 			OODMax:    9,
 			Episodes:  100,
 			Depths:    []int{1, 2, 4, 8, 16, 32},
+			Chunking:  "newest",
+			EMAWeight: 0.5,
 		},
 		Checkpoint: CheckpointConfig{
 			Every: 0,

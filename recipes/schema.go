@@ -70,10 +70,10 @@ type ModelConfig struct {
 	SinCosPos    bool    `yaml:"sincos_pos" doc:"add fixed 2-D sine-cosine position features to the ViT's learned positions (vlm, videovlm, policy, rdvla)"`
 	ConvStem     bool    `yaml:"conv_stem" doc:"ViT patch embedding by stride-2 3x3 convolutions instead of a linear map (patch_size must be a power of two)"`
 	MaxTextLen   int     `yaml:"max_text_len" range:"4,4096" doc:"text tokens per example (question + answer, or caption), padded"`
-	Tokenizer    string  `yaml:"tokenizer" for:"task=vla|videoclip" doc:"vla, videoclip: encode instructions or captions with this tokenizer (tokenizer.json, SentencePiece .model, vocab.json + merges.txt, or a model directory) instead of reel's word vocabulary; its files are copied into every checkpoint"`
+	Tokenizer    string  `yaml:"tokenizer" for:"task=vla|videoclip" doc:"vla, videoclip: encode instructions or captions with this tokenizer (tokenizer.json, SentencePiece .model, vocab.json + merges.txt, or a model directory, or a repo id ORG/NAME[@REVISION] in the local Hugging Face cache) instead of reel's word vocabulary; its files are copied into every checkpoint"`
 	// Pretrained Hugging Face models (task vqa, arch vlm; task videoqa, arch videovlm; task vla, arch
 	// pi0): the vision_*/text_* sizes (and for videoqa patch_size) are then the checkpoint's.
-	Pretrained string `yaml:"pretrained" doc:"vqa: fine-tune a pretrained Hugging Face VLM (PaliGemma or LLaVA) from this local directory (config.json + safetensors + tokenizer), or 'random' for the architecture of model.hf_config with random weights; image placeholders precede the question. videoqa: a LLaVA with a SigLIP tower, STTS scoring after tower layer score_after and pruning of group×group patch groups, the kept patches before the question. pi0: the PaliGemma directory (its tensors named reel.* load into the action expert, so an exported pi0 loads again; without them the expert starts random; its tokenizer encodes instructions unless model.tokenizer is set), or 'random'"`
+	Pretrained string `yaml:"pretrained" doc:"vqa: fine-tune a pretrained Hugging Face VLM (PaliGemma or LLaVA) from this local directory (config.json + safetensors + tokenizer), or 'random' for the architecture of model.hf_config with random weights; image placeholders precede the question. videoqa: a LLaVA with a SigLIP tower, STTS scoring after tower layer score_after and pruning of group×group patch groups, the kept patches before the question. pi0: the PaliGemma directory (its tensors named reel.* load into the action expert, so an exported pi0 loads again; without them the expert starts random; its tokenizer encodes instructions unless model.tokenizer is set), or 'random'. A directory may also be named by its Hugging Face repo id ORG/NAME[@REVISION], read from the local Hub cache (never downloaded)"`
 	HFConfig   string `yaml:"hf_config" doc:"vqa, videoqa, pi0, pretrained: random: the model's config.json as inline JSON (reel's word vocabulary is the text vocabulary: vocab_size must exceed it, and for vqa image_token_index lie beyond it)"`
 	// Video models (trajvit2, vivit). vision_* size the video encoder, text_* the text encoder.
 	Frames          int  `yaml:"frames" for:"arch=vivit|trajvit2|videovlm" range:"1,1024" doc:"video frames per clip"`
@@ -91,7 +91,7 @@ type ModelConfig struct {
 
 // DataConfig describes where training and evaluation examples come from.
 type DataConfig struct {
-	Source string `yaml:"source" required:"true" enum:"synthetic|folder|lerobot" doc:"synthetic scenes, a folder of images + questions.jsonl, or (task vla) a LeRobot dataset (v3.0, v2.1 or reel's v2.0) in data.dir: any robot, its cameras, state and action read from meta/info.json"`
+	Source string `yaml:"source" required:"true" enum:"synthetic|folder|lerobot" doc:"synthetic scenes, a folder of images + questions.jsonl, or (task vla) a LeRobot dataset (v3.0, v2.1 or reel's v2.0) in data.dir (a directory, or ORG/NAME[@REVISION] where LeRobot or the Hugging Face cache keeps it): any robot, its cameras, state and action read from meta/info.json"`
 	// Folder source.
 	Dir       string  `yaml:"dir" doc:"folder source: directory holding the images"`
 	Questions string  `yaml:"questions" doc:"folder source: JSONL file with {image, question, answer[, kind]} per line"`
@@ -124,8 +124,25 @@ type DataConfig struct {
 	Episodes      int      `yaml:"episodes" for:"task=exevrm" range:"3,1000000" doc:"exevrm, synthetic: training episodes recorded from the simulator (a third each expert, failed and adversarial; see 'reel data gen-reward')"`
 	PrefixShare   float64  `yaml:"prefix_share" for:"task=exevrm" range:"0,1" doc:"exevrm: share of training clips cut at a random prefix of the episode (positive only once the decision step is in it)"`
 	PositiveShare float64  `yaml:"positive_share" for:"task=exevrm" range:"0,1" doc:"exevrm: share of each training batch drawn as positive clips (0 = as the pool falls: about a third positives; 0.5 balances the classes so that the answer prior alone gains nothing)"`
-	Prefetch      int      `yaml:"prefetch" range:"0,256" doc:"batches generated ahead of compute"`
-	Workers       int      `yaml:"workers" range:"0,64" doc:"data goroutines (0 = number of CPUs)"`
+	// Image augmentation for policy training (task vla).
+	Augment  AugmentConfig `yaml:"augment" for:"task=vla"`
+	Prefetch int           `yaml:"prefetch" range:"0,256" doc:"batches generated ahead of compute"`
+	Workers  int           `yaml:"workers" range:"0,64" doc:"data goroutines (0 = number of CPUs)"`
+}
+
+// AugmentConfig perturbs camera images on the fly in policy training, after they are fitted to
+// model.image_size, and never in evaluation or serving (package augment: openpi's
+// preprocess_observation, with torchvision's colour-jitter formulas). Every strength 0 turns the
+// section off. Draws come from the recipe's seed and the micro-batch index: a resumed run
+// reproduces them exactly.
+type AugmentConfig struct {
+	Crop       float64  `yaml:"crop" range:"0,0.5" doc:"fraction of each image side cut away by a random crop that is resized back (openpi: 0.05, a 95% crop; 0 = off)"`
+	Rotate     float64  `yaml:"rotate" range:"0,45" doc:"random rotation, uniform in ±this many degrees (openpi: 5; 0 = off)"`
+	Brightness float64  `yaml:"brightness" range:"0,1" doc:"colour jitter: pixels times a factor uniform in [1-s, 1+s] (openpi: 0.3; 0 = off)"`
+	Contrast   float64  `yaml:"contrast" range:"0,1" doc:"colour jitter: distance from the mean grey level times a factor in [1-s, 1+s] (openpi: 0.4; 0 = off)"`
+	Saturation float64  `yaml:"saturation" range:"0,1" doc:"colour jitter: distance from each pixel's grey level times a factor in [1-s, 1+s] (openpi: 0.5; 0 = off)"`
+	Cameras    []string `yaml:"cameras" doc:"cameras augmented, by name (empty = every camera)"`
+	ColorOnly  []string `yaml:"color_only" doc:"cameras whose name contains one of these get colour jitter only, no crop or rotation (openpi: wrist)"`
 }
 
 // TrainConfig holds the optimisation settings.
@@ -177,6 +194,8 @@ type EvalConfig struct {
 	Sets      []string `yaml:"sets" enum:"counting|general|counting_ood|retrieval|videoqa|actions|reward" doc:"eval sets: vqa: counting (in-distribution), general QA, counting_ood (distribution shifts); videoclip: retrieval (held-out video-text pairs); videoqa: held-out video questions; vla: actions (held-out expert chunks, offline); exevrm: reward (held-out execution videos)"`
 	Episodes  int      `yaml:"episodes" for:"task=vla|exevrm" range:"1," doc:"vla: closed-loop episodes 'reel eval' rolls out in held-out scenes; exevrm: held-out reward episodes (synthetic) evaluated"`
 	Videos    int      `yaml:"videos" for:"task=vla" range:"0," doc:"vla: rollout videos 'reel eval' writes (first N episodes)"`
+	Chunking  string   `yaml:"chunking" for:"task=vla" enum:"newest|average|ema" doc:"vla: how closed-loop evaluation executes the policy's chunks: newest = policy.execute actions of each (execute-k); average, ema = the policy re-queried every policy.execute actions and the actions left blended with the next chunk's (the vla-eval harness's action_ensemble, as 'reel serve --chunking')"`
+	EMAWeight float64  `yaml:"ema_weight" for:"task=vla" range:"0.001,1" doc:"vla, eval.chunking ema: weight of the new chunk's action (the harness's ema_alpha)"`
 	Depths    []int    `yaml:"depths" for:"arch=rdvla" doc:"rdvla: fixed depths 'reel eval' sweeps (besides adaptive stopping)"`
 	Seed      int64    `yaml:"seed" doc:"seed of the (fixed) eval sets"`
 	Dir       string   `yaml:"dir" for:"task=exevrm" doc:"exevrm: a held-out LeRobot reward dataset (episode metadata success, optionally decision_step and kind) to evaluate on instead of eval.episodes held-out simulated episodes"`

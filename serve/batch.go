@@ -105,7 +105,8 @@ func (s *Server) act(obs []policy.Observation) (chunks [][][]float32, err error)
 	return chunks, nil
 }
 
-// checkChunk validates one chunk and cuts it to the Execute actions a connection will use.
+// checkChunk validates one chunk and cuts it to the Execute actions a connection will use, or,
+// when chunks are ensembled (Config.Chunking average, ema), keeps it whole for the overlap.
 func (s *Server) checkChunk(chunk [][]float32) ([][]float32, error) {
 	if len(chunk) == 0 {
 		return nil, fmt.Errorf("policy returned an empty action chunk")
@@ -118,7 +119,7 @@ func (s *Server) checkChunk(chunk [][]float32) ([][]float32, error) {
 			return nil, fmt.Errorf("policy returned action %d with %d values, expected %d", k, len(a), s.cfg.Spec.ActionDim)
 		}
 	}
-	if e := s.cfg.Spec.Execute; e > 0 && len(chunk) > e {
+	if e := s.cfg.Spec.Execute; e > 0 && len(chunk) > e && s.cfg.Chunking.Mode == ChunkNewest {
 		chunk = chunk[:e]
 	}
 	return chunk, nil

@@ -9,12 +9,14 @@ import (
 	"strconv"
 
 	"github.com/coder/websocket"
+
+	"github.com/reelml/reel/policy"
 )
 
-// session is the state of one connection: the actions left of the last chunk.
+// session is the state of one connection: the actions left of the last chunks.
 type session struct {
 	id     string
-	buffer [][]float32
+	buffer *policy.ChunkBuffer
 	warned map[string]bool // warnings already logged
 }
 
@@ -39,7 +41,8 @@ func (s *Server) serveWebSocket(w http.ResponseWriter, r *http.Request) {
 	stop := context.AfterFunc(r.Context(), cancel)
 	defer stop()
 
-	sess := &session{id: strconv.FormatInt(s.nextID.Add(1), 10), warned: map[string]bool{}}
+	sess := &session{id: strconv.FormatInt(s.nextID.Add(1), 10), warned: map[string]bool{},
+		buffer: policy.NewChunkBuffer(s.cfg.Chunking, s.cfg.Spec.Execute)}
 	s.cfg.Logf("serve: session %s connected from %s", sess.id, r.RemoteAddr)
 	defer s.cfg.Logf("serve: session %s closed", sess.id)
 	for {
@@ -113,7 +116,7 @@ func (s *Server) handle(ctx context.Context, sess *session, data []byte) (reply 
 	case TypeHello:
 		return s.hello(sess, msg)
 	case TypeEpisodeStart, TypeEpisodeEnd:
-		sess.buffer = nil
+		sess.buffer.Reset()
 		return Message{}, false
 	case TypeObservation:
 		return s.observe(ctx, sess, msg)
@@ -160,6 +163,7 @@ func (s *Server) hello(sess *session, msg Message) (Message, bool) {
 		"action_dim":       a.ActionDim(),
 		"chunk_size":       spec.Horizon,
 		"execute":          spec.Execute,
+		"chunking":         s.cfg.Chunking.Mode,
 		"state_dim":        a.stateIn(),
 		"cameras":          cameras,
 		"image_shapes":     sizes,
@@ -171,7 +175,7 @@ func (s *Server) hello(sess *session, msg Message) (Message, bool) {
 }
 
 // observe answers an observation with the next buffered action, querying the policy when the
-// buffer is empty. The observation is decoded, fitted to the policy and checked by the policy
+// buffer is due (policy.ChunkBuffer: empty, or Spec.Execute actions served since the last chunk). The observation is decoded, fitted to the policy and checked by the policy
 // (policy.Checker) here, in the connection's own goroutine, before it can join a batch: a bad
 // observation gets its own error reply and never fails the other sessions' batch. It is checked
 // even when the answer comes from the buffer. What the adaptation or the check changed is listed
@@ -194,15 +198,14 @@ func (s *Server) observe(ctx context.Context, sess *session, msg Message) (Messa
 			s.cfg.Logf("serve: session %s: warning: %s", sess.id, w)
 		}
 	}
-	if len(sess.buffer) == 0 {
+	if sess.buffer.Due() {
 		chunk, err := s.query(ctx, obs)
 		if err != nil {
 			return ErrorMessage(msg.Seq, err), true
 		}
-		sess.buffer = chunk
+		sess.buffer.Push(chunk) // Config.Chunking (policy.ChunkBuffer)
 	}
-	action := s.adapter.Action(sess.buffer[0])
-	sess.buffer = sess.buffer[1:]
+	action := s.adapter.Action(sess.buffer.Pop())
 	payload := ActionPayload(action)
 	if len(warnings) > 0 {
 		payload[keyMetadata] = map[string]any{"warnings": warnings}

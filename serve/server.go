@@ -35,6 +35,9 @@ type Config struct {
 	// the policy is queried again (execute-k; 0 uses the whole chunk). The hello reply reports it.
 	// A zero spec accepts any observation.
 	Spec policy.Spec
+	// Chunking is how each connection ensembles overlapping chunks (policy.Chunking; default
+	// newest: execute-k). Listen fails when it is not valid (Chunking.Check).
+	Chunking policy.Chunking
 	// Adapt fits a benchmark's observations and actions to the policy (camera mapping, resize
 	// mode, state selection, action dimension); see AdaptOptions. Listen fails when they do not
 	// fit the spec.
@@ -79,6 +82,7 @@ func (c Config) withDefaults() Config {
 	if c.Logf == nil {
 		c.Logf = func(string, ...any) {}
 	}
+	c.Chunking = c.Chunking.WithDefaults()
 	return c
 }
 
@@ -127,6 +131,9 @@ func NewServer(p policy.Policy, cfg Config) *Server {
 	s.adapter, s.adaptErr = NewAdapter(cfg.Spec, cfg.Adapt)
 	if s.adaptErr != nil {
 		s.adapter, _ = NewAdapter(policy.Spec{}, AdaptOptions{})
+	} else if err := cfg.Chunking.Check(); err != nil {
+		s.adaptErr = err
+		s.cfg.Chunking = policy.Chunking{}.WithDefaults()
 	}
 	s.SetBatching(cfg.MaxBatch, cfg.BatchWindow)
 	go s.dispatch()

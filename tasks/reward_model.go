@@ -7,6 +7,7 @@ import (
 
 	"github.com/gomlx/compute"
 
+	"github.com/reelml/reel/hub"
 	"github.com/reelml/reel/recipes"
 	"github.com/reelml/reel/reward"
 )
@@ -19,7 +20,13 @@ import (
 //
 // A videoqa run is refused: its word vocabulary (data.VideoQAVocab) has no "true"/"false" and no
 // words for an instruction, so it cannot be asked whether a task is complete.
+//
+// path may also name a Hugging Face repository already in the Hub cache (hub.Model).
 func OpenRewardModel(backend compute.Backend, path string) (reward.Model, error) {
+	path, err := hub.Model(path)
+	if err != nil {
+		return nil, fmt.Errorf("reward model: %w", err)
+	}
 	if _, err := os.Stat(filepath.Join(path, "recipe.yaml")); err == nil {
 		r, err := recipes.Load(filepath.Join(path, "recipe.yaml"), nil)
 		if err != nil {

@@ -12,8 +12,13 @@ import (
 	"github.com/reelml/reel/train"
 )
 
-// New returns the task a recipe describes.
+// New returns the task a recipe describes. Fields naming Hugging Face repositories or LeRobot
+// datasets (ORG/NAME[@REVISION]) are first resolved to their directories in place
+// (Recipe.ResolveRepos).
 func New(r *recipes.Recipe) (train.Task, error) {
+	if err := r.ResolveRepos(); err != nil {
+		return nil, err
+	}
 	switch r.Task {
 	case "vqa":
 		return NewVQA(r)

@@ -293,6 +293,9 @@ func (t *VLA) MicroBatch(i int64) ([]*tensors.Tensor, error) {
 	if err != nil {
 		return nil, err
 	}
+	if err := t.augmentExamples(ex, i); err != nil { // data.augment (vla_augment.go)
+		return nil, err
+	}
 	return t.batch(ex, rng, true, true)
 }
 

@@ -14,6 +14,8 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+
+	"github.com/reelml/reel/hub"
 )
 
 // Tokenizer turns text into token ids and back.
@@ -40,7 +42,14 @@ type SpecialTokens struct {
 // vocab.json (with merges.txt beside it), or a model directory holding one of them (tokenizer.json
 // preferred, then tokenizer.model, then vocab.json + merges.txt). A tokenizer_config.json next to
 // the file sets the BOS/EOS/padding/unknown tokens and add_bos_token / add_eos_token.
+//
+// path may also name a Hugging Face repository ORG/NAME[@REVISION] already in the Hub cache
+// (hub.Model).
 func Load(path string) (Tokenizer, error) {
+	path, err := hub.Model(path)
+	if err != nil {
+		return nil, fmt.Errorf("tokenizer: %w", err)
+	}
 	st, err := os.Stat(path)
 	if err != nil {
 		return nil, fmt.Errorf("tokenizer: %w", err)

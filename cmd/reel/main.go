@@ -35,7 +35,7 @@ func commandTable() []command {
 			"eval RUN_DIR --remote ws://HOST:PORT [--max-connections N] [--act-timeout D] [--shard-id I --num-shards N] [--results DIR]",
 			"eval merge SHARD_RESULTS... --out FILE",
 		}, cmdEval},
-		{"serve", []string{"serve RUN_DIR|CHECKPOINT_DIR [--addr 127.0.0.1:8000] [--max-batch N] [--batch-window D] [--camera BENCH=POLICY]... [--resize M] [--state-dims I,J|none] [--action-dim N]"}, cmdServe},
+		{"serve", []string{"serve RUN_DIR|CHECKPOINT_DIR [--addr 127.0.0.1:8000] [--max-batch N] [--batch-window D] [--camera BENCH=POLICY]... [--resize M] [--state-dims I,J|none] [--action-dim N] [--chunking newest|average|ema [--ema-weight W]]"}, cmdServe},
 		{"export", []string{"export RUN_DIR|CHECKPOINT_DIR --format safetensors [--out FILE]", "export RUN_DIR|CHECKPOINT_DIR --format hf|peft [--out DIR] [--ema]"}, cmdExport},
 		{"recipes", []string{
 			"recipes list",

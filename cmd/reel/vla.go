@@ -68,9 +68,9 @@ type depthResult struct {
 func evalPolicy(res *evalResult, task *tasks.VLA, dir string, spec policy.Spec, p policy.Policy, remote string, serverChunks bool) error {
 	start := time.Now()
 	ec := task.EvalConfig()
-	ec.Horizon, ec.Execute = spec.Horizon, spec.Execute
-	if serverChunks { // the server buffers chunks and does execute-k: one action per call
-		ec.Horizon, ec.Execute = 1, 1
+	ec.Horizon, ec.Execute = 1, 1 // the server buffers chunks (ensembled per its --chunking): one action per call
+	if !serverChunks {
+		p, ec = task.ClosedLoop(p, spec) // eval.chunking
 	}
 	sr, err := sim.Evaluate(task.Sim(), ec, p)
 	if err != nil {
@@ -292,7 +292,9 @@ including float16), GET /health and GET|POST /config (max_batch_size, max_wait_t
 known by the spec in its checkpoint (policy.json: cameras and image sizes, state and action
 dimensions, chunking); the hello reply describes it in the harness's terms (observation_spec,
 action_spec, observation_params). Each connection gets its own action-chunk buffer (the policy is
-queried every policy.execute steps; episode_start clears it), and observations arriving together
+queried every policy.execute steps; episode_start clears it; --chunking average|ema blends the
+actions left of a chunk with the next chunk's, as the harness's PredictModelServer action_ensemble
+does), and observations arriving together
 from several connections are batched into one policy call; each observation is checked on its own
 first, so a bad one fails alone.
 
@@ -315,6 +317,8 @@ func cmdServe(args []string) error {
 	stateDims := fs.String("state-dims", "", `state values the policy reads: indices into the benchmark's state, zero-padded to the policy's (e.g. 0,1,2,6), or "none" for zeros (default: exactly the policy's state; absent → zeros)`)
 	actionDim := fs.Int("action-dim", 0, "values of each returned action: the policy's zero-padded or truncated (default: the policy's)")
 	quiet := fs.Bool("quiet", false, "do not log connections")
+	chunking := fs.String("chunking", serve.ChunkNewest, "how each connection turns overlapping chunks into actions: newest (execute-k), average or ema of the actions left and the next chunk's")
+	emaWeight := fs.Float64("ema-weight", serve.DefaultEMAWeight, "--chunking ema: weight of the new chunk's action, in (0, 1]")
 	fs.Usage = func() {
 		fmt.Fprint(os.Stderr, serveUsage+"\nFlags:\n")
 		fs.PrintDefaults()
@@ -324,6 +328,13 @@ func cmdServe(args []string) error {
 	}
 	if fs.NArg() != 1 {
 		return &exitError{2, fmt.Errorf("serve: expected one run or checkpoint directory, got %d arguments", fs.NArg())}
+	}
+	ens := policy.Chunking{Mode: *chunking, EMAWeight: *emaWeight}
+	if err := ens.Check(); err != nil {
+		return &exitError{2, fmt.Errorf("serve: --chunking: %v", err)}
+	}
+	if fs.Changed("ema-weight") && *chunking != serve.ChunkEMA {
+		return &exitError{2, fmt.Errorf("serve: --ema-weight applies to --chunking ema, not %s", *chunking)}
 	}
 	adapt := serve.AdaptOptions{Resize: *resize, ActionDim: *actionDim}
 	var err error
@@ -354,7 +365,7 @@ func cmdServe(args []string) error {
 	}
 	defer p.Close()
 	cfg := serve.Config{Spec: p.Spec(), Adapt: adapt, Name: p.Spec().Name, Version: version.String(), Addr: *addr,
-		MaxBatch: *maxBatch, BatchWindow: *window, MaxMessageBytes: *maxBytes}
+		MaxBatch: *maxBatch, BatchWindow: *window, MaxMessageBytes: *maxBytes, Chunking: ens}
 	if !*quiet {
 		cfg.Logf = func(format string, a ...any) { fmt.Fprintf(os.Stderr, "reel: serve: "+format+"\n", a...) }
 	}
