@@ -1,4 +1,4 @@
-package tasks
+package bench
 
 import (
 	"github.com/gomlx/compute/dtypes"
