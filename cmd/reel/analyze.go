@@ -77,7 +77,7 @@ func cmdAnalyze(args []string) error {
 	}
 	dir := *out
 	if dir == "" {
-		dir = filepath.Join(runOf(subj.Dir), "analysis")
+		dir = filepath.Join(checkpoints.RunDir(subj.Dir), "analysis")
 	}
 	var result any
 	var plotErr error
@@ -111,13 +111,4 @@ func cmdAnalyze(args []string) error {
 	enc := json.NewEncoder(os.Stdout)
 	enc.SetIndent("", "  ")
 	return enc.Encode(result)
-}
-
-// runOf returns RUN for RUN/checkpoints/step-N (or the directory itself otherwise).
-func runOf(ckpt string) string {
-	parent := filepath.Dir(ckpt)
-	if filepath.Base(parent) == "checkpoints" {
-		return filepath.Dir(parent)
-	}
-	return ckpt
 }
