@@ -13,10 +13,7 @@ func cmdTokenize(args []string) error {
 	fs := newFlags("tokenize")
 	out := fs.String("out", ".", "directory for the PNG strip")
 	backend := fs.String("backend", "", `compute backend (default: $GOMLX_BACKEND, else auto)`)
-	fs.Usage = func() {
-		fmt.Fprintln(os.Stderr, "Usage: reel tokenize RUN_DIR|CHECKPOINT_DIR VIDEO_FILE [--out DIR]\n\nRuns a trajvit2 checkpoint's TrajTok tokenizer on a video (decoded with ffmpeg at the recipe's\nfps and size). Prints JSON (frames, active tokens, each token's pixel share and frames) and writes\nDIR/VIDEO.tokens.png: the frames above their trajectory masks, one colour per token.\n\nFlags:")
-		fs.PrintDefaults()
-	}
+	fs.Usage = usageFunc(fs, "Usage: reel tokenize RUN_DIR|CHECKPOINT_DIR VIDEO_FILE [--out DIR]\n\nRuns a trajvit2 checkpoint's TrajTok tokenizer on a video (decoded with ffmpeg at the recipe's\nfps and size). Prints JSON (frames, active tokens, each token's pixel share and frames) and writes\nDIR/VIDEO.tokens.png: the frames above their trajectory masks, one colour per token.")
 	if err := parse(fs, args); err != nil {
 		return err
 	}
