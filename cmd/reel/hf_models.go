@@ -34,9 +34,7 @@ func hfInspect(args []string) error {
 	}
 	s := m.Summarize()
 	if *asJSON {
-		enc := json.NewEncoder(os.Stdout)
-		enc.SetIndent("", "  ")
-		return enc.Encode(s)
+		return printJSON(s)
 	}
 	s.WriteText(os.Stdout, *mapping)
 	return nil

@@ -1,7 +1,6 @@
 package main
 
 import (
-	"encoding/json"
 	"fmt"
 	"os"
 
@@ -27,12 +26,10 @@ func cmdTokenize(args []string) error {
 	if err != nil {
 		return err
 	}
-	res, err := analysis.Tokenize(b, fs.Arg(0), fs.Arg(1), *out, func(w string) { fmt.Fprintln(os.Stderr, "reel: warning: "+w) })
+	res, err := analysis.Tokenize(b, fs.Arg(0), fs.Arg(1), *out, warn)
 	if err != nil {
 		return err
 	}
 	fmt.Fprintf(os.Stderr, "reel: %s: %d of %d trajectories active; wrote %s\n", res.Video, res.Tokens, res.Latents, res.Strip)
-	enc := json.NewEncoder(os.Stdout)
-	enc.SetIndent("", "  ")
-	return enc.Encode(res)
+	return printJSON(res)
 }
