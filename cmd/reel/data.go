@@ -9,7 +9,6 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
-	"strings"
 	"text/tabwriter"
 	"time"
 
@@ -182,15 +181,9 @@ func genSimData(name, usage, defaultRecipe string, args []string) error {
 	usageErr := func(format string, a ...any) error {
 		return &exitError{2, fmt.Errorf("data "+name+": "+format, a...)}
 	}
-	shardI, shardN := 0, 1
-	if *shard != "" {
-		a, b, ok := strings.Cut(*shard, "/")
-		i, err1 := strconv.Atoi(a)
-		k, err2 := strconv.Atoi(b)
-		if !ok || err1 != nil || err2 != nil || k < 1 || i < 0 || i >= k {
-			return usageErr("--shard %q: want I/N with 0 ≤ I < N", *shard)
-		}
-		shardI, shardN = i, k
+	shardI, shardN, ok := sim.ParseShard(*shard)
+	if !ok {
+		return usageErr("--shard %q: want I/N with 0 ≤ I < N", *shard)
 	}
 	switch {
 	case fs.NArg() != 0:
