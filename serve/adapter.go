@@ -7,6 +7,7 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/reelml/reel/internal/intlist"
 	"github.com/reelml/reel/policy"
 )
 
@@ -60,12 +61,9 @@ func ParseStateDims(s string) (dims []int, none bool, err error) {
 	if s == "none" {
 		return nil, true, nil
 	}
-	for _, f := range strings.Split(s, ",") {
-		n, err := strconv.Atoi(strings.TrimSpace(f))
-		if err != nil || n < 0 {
-			return nil, false, fmt.Errorf("state dims %q: %q is not an index ≥ 0 (expected e.g. 0,1,2,6 or none)", s, f)
-		}
-		dims = append(dims, n)
+	dims, err = intlist.Parse(s, func(n int) bool { return n >= 0 }, "an index ≥ 0 (expected e.g. 0,1,2,6 or none)")
+	if err != nil {
+		return nil, false, fmt.Errorf("state dims %q: %w", s, err)
 	}
 	return dims, false, nil
 }

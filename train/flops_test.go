@@ -9,9 +9,9 @@ import (
 	. "github.com/gomlx/gomlx/core/graph"
 	"github.com/stretchr/testify/require"
 
+	"github.com/reelml/reel/bench"
 	"github.com/reelml/reel/models"
 	"github.com/reelml/reel/recipes"
-	"github.com/reelml/reel/tasks"
 	"github.com/reelml/reel/train"
 )
 
@@ -41,7 +41,7 @@ func TestStepFLOPsOfViTMatchAnalyticCount(t *testing.T) {
 	require.NoError(t, err)
 	cfg := models.ViTConfig{ImageSize: 32, PatchSize: 8, Dim: 48, Layers: 2, Heads: 2, MLPRatio: 4}
 	const batch, classes = 4, 10
-	task := tasks.NewViTClassifier(cfg, batch, classes)
+	task := bench.NewViTClassifier(cfg, batch, classes)
 	r := recipes.Defaults()
 	r.Train.BatchSize, r.Train.GradAccum = batch, 1
 	st, err := train.StepTime(task, &r, backend, 1, 1)

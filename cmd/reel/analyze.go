@@ -1,7 +1,6 @@
 package main
 
 import (
-	"encoding/json"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -61,7 +60,6 @@ func cmdAnalyze(args []string) error {
 	if examples != nil && (*examples < 1 || *draws < 1 || *topK < 0) {
 		return &exitError{2, fmt.Errorf("analyze heads: --examples and --random-draws must be ≥ 1 and --top-k ≥ 0")}
 	}
-	warn := func(w string) { fmt.Fprintln(os.Stderr, "reel: warning: "+w) }
 	ckpt, err := checkpoints.Resolve(fs.Arg(0), warn)
 	if err != nil {
 		return err
@@ -77,47 +75,26 @@ func cmdAnalyze(args []string) error {
 	}
 	dir := *out
 	if dir == "" {
-		dir = filepath.Join(runOf(subj.Dir), "analysis")
+		dir = filepath.Join(checkpoints.RunDir(subj.Dir), "analysis")
 	}
-	var result any
-	var plotErr error
+	var result interface{ Summary() string }
 	switch tool {
 	case "patching":
-		r, err := subj.Patching(analysis.PatchingConfig{Pairs: *pairs, Seed: *seed})
-		if err != nil {
-			return err
-		}
-		result = r
-		plotErr = analysis.PlotPatching(filepath.Join(dir, "patching.png"), r)
-		fmt.Fprintf(os.Stderr, "reel: clean LD %.3f, corrupted LD %.3f (clean acc %.2f); top cell %s #%d restores %.2f\n",
-			r.CleanLD, r.CorruptLD, r.CleanAccuracy, r.Top[0].Site, r.Top[0].Position, r.Top[0].Restoration)
+		result, err = subj.Patching(analysis.PatchingConfig{Pairs: *pairs, Seed: *seed})
 	case "heads":
-		r, err := subj.Heads(analysis.HeadsConfig{Examples: *examples, Seed: *seed, TopK: *topK, RandomDraws: *draws})
-		if err != nil {
-			return err
-		}
-		result = r
-		plotErr = analysis.PlotHeads(filepath.Join(dir, "heads.png"), r)
-		fmt.Fprintf(os.Stderr, "reel: counting accuracy %.3f; top-%d heads %v ablated → %.3f; %d random → %.3f (mean of %d)\n",
-			r.Accuracy, len(r.TopK.Heads), r.TopK.Heads, r.TopK.Accuracy, len(r.TopK.Heads), r.RandomMean, len(r.Random))
+		result, err = subj.Heads(analysis.HeadsConfig{Examples: *examples, Seed: *seed, TopK: *topK, RandomDraws: *draws})
 	}
+	if err != nil {
+		return err
+	}
+	logf("%s", result.Summary())
+	plotErr, err := analysis.Save(dir, result)
 	if plotErr != nil {
 		warn("plot: " + plotErr.Error())
 	}
-	if err := checkpoints.WriteJSON(filepath.Join(dir, tool+".json"), result); err != nil {
+	if err != nil {
 		return err
 	}
 	fmt.Fprintf(os.Stderr, "reel: wrote %s/%s.json and %s.png\n", dir, tool, tool)
-	enc := json.NewEncoder(os.Stdout)
-	enc.SetIndent("", "  ")
-	return enc.Encode(result)
-}
-
-// runOf returns RUN for RUN/checkpoints/step-N (or the directory itself otherwise).
-func runOf(ckpt string) string {
-	parent := filepath.Dir(ckpt)
-	if filepath.Base(parent) == "checkpoints" {
-		return filepath.Dir(parent)
-	}
-	return ckpt
+	return printJSON(result)
 }

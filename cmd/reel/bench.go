@@ -1,33 +1,19 @@
 package main
 
 import (
-	"encoding/json"
 	"fmt"
 	"os"
-	"strconv"
-	"strings"
+	"time"
 
-	"github.com/reelml/reel/backends"
-	"github.com/reelml/reel/models"
-	"github.com/reelml/reel/recipes"
-	"github.com/reelml/reel/tasks"
-	"github.com/reelml/reel/train"
+	"github.com/spf13/pflag"
+
+	"github.com/reelml/reel/bench"
+	"github.com/reelml/reel/checkpoints"
+	"github.com/reelml/reel/internal/intlist"
+	"github.com/reelml/reel/serve"
 )
 
-// benchRow is one frame count of `reel bench stts`.
-type benchRow struct {
-	Frames        int     `json:"frames"`
-	Tokens        int     `json:"tokens"`         // group tokens per clip
-	KeptTokens    int     `json:"kept_tokens"`    // after STTS pruning
-	ScoreAfter    int     `json:"score_after"`    // per-frame blocks before scoring
-	UnprunedS     float64 `json:"unpruned_s"`     // seconds per training step (best round)
-	STTSS         float64 `json:"stts_s"`         // seconds per training step (best round)
-	Spread        string  `json:"spread"`         // worst rounds: unpruned / stts / exevrm
-	Speedup       float64 `json:"speedup"`        // unpruned / stts
-	ExeVRMKept    float64 `json:"exevrm_kept"`    // mean tokens per clip kept by ExeVRM (packed)
-	ExeVRMS       float64 `json:"exevrm_s"`       // seconds per training step
-	ExeVRMSpeedup float64 `json:"exevrm_speedup"` // unpruned / exevrm
-}
+// `reel bench NAME`: flags and printing; the benchmarks are package bench.
 
 // benchCommands are the benchmarks of `reel bench NAME`.
 var benchCommands = map[string]func(args []string) error{
@@ -39,117 +25,229 @@ func cmdBench(args []string) error {
 	return dispatch("bench", benchCommands, args)
 }
 
-// benchSTTS is `reel bench stts`.
-func benchSTTS(args []string) error {
-	fs := newFlags("bench stts")
-	recipe := fs.String("recipe", "stts-videoqa-tiny", "videoqa recipe whose model is timed")
-	framesFlag := fs.String("frames", "16,32,64,128", "comma-separated frame counts")
-	steps := fs.Int("steps", 3, "timed training steps per configuration and round (after 1 warm-up step)")
-	rounds := fs.Int("rounds", 3, "timed rounds, alternating the three methods; the best of each is compared")
-	scoreAfter := fs.Int("score-after", -1, "per-frame ViT blocks before scoring (-1: at the paper's depth, block 3 of 27, scaled to model.vision_layers)")
-	batch := fs.Int("batch", 4, "batch size")
-	keep := fs.Float64("keep", 0.5, "STTS keep ratio")
-	backend := fs.String("backend", "", `compute backend (default: $GOMLX_BACKEND, else auto)`)
-	asJSON := fs.Bool("json", false, "print JSON instead of a table")
-	sets := fs.StringArray("set", nil, "override a field of the recipe, e.g. --set model.vision_layers=8 (repeatable)")
-	fs.Usage = func() {
-		fmt.Fprintln(os.Stderr, "Usage: reel bench stts [flags]\n\nTraining-step time of the same video VLM unpruned, STTS-pruned and ExeVRM-pruned (packed), per\nframe count, measured in one run; prints the speedups (unpruned / pruned).\n\nFlags:")
-		fs.PrintDefaults()
+// benchResult prints a benchmark's rows as JSON or, with table, as its table; a usage.Error exits
+// with status 2.
+func benchResult[R any](rows R, err error, asJSON bool, table func(R)) error {
+	if err != nil {
+		return usageError(err)
 	}
+	if asJSON {
+		return printJSON(rows)
+	}
+	table(rows)
+	return nil
+}
+
+// intFlagList parses a comma-separated flag value with the one list parser (usage errors: exit 2).
+func intFlagList(cmd, flag, s string, ok func(int) bool, want string) ([]int, error) {
+	l, err := intlist.Parse(s, ok, want)
+	if err != nil {
+		return nil, &exitError{2, fmt.Errorf("%s: %s: %w", cmd, flag, err)}
+	}
+	return l, nil
+}
+
+// modelFlags are the flags `reel bench vit` and `reel bench video` share.
+func modelFlags(fs *pflag.FlagSet, sweepBatch int) *bench.ModelOptions {
+	o := &bench.ModelOptions{Log: logf}
+	fs.IntVar(&o.Steps, "steps", 5, "timed steps per round (after 2 warm-up steps)")
+	fs.IntVar(&o.Rounds, "rounds", 3, "timed rounds per model, alternating reel and PyTorch; the best of each is compared and the spread printed")
+	fs.IntVar(&o.SweepBatch, "sweep-batch", sweepBatch, "batch size of the sweep's models")
+	fs.StringVar(&o.Precision, "precision", "f32", "f32 or bf16 (reel: train.precision; PyTorch: autocast)")
+	fs.StringVar(&o.Device, "torch-device", "auto", "PyTorch device: cpu, cuda, or auto (cuda when reel runs on XLA CUDA)")
+	fs.StringVar(&o.Python, "python", "auto", "Python with torch for the reference (auto: /usr/bin/python3, then python3; \"\" to skip)")
+	fs.StringVar(&o.CPUProfile, "cpuprofile", "", "write a CPU profile (pprof) of reel's first timed model to this file")
+	fs.StringVar(&o.Backend, "backend", "", `compute backend (default: $GOMLX_BACKEND, else auto)`)
+	return o
+}
+
+func benchViT(args []string) error {
+	fs := newFlags("bench vit")
+	size := fs.String("size", "tiny", "reference ViT: tiny (64px, 8px patches, D192×6), s (ViT-S/16 at 224px) or b (ViT-B/16 at 224px)")
+	batch := fs.Int("batch", 0, "batch size (default: 32 for tiny and s, 64 for b)")
+	tokensFlag := fs.String("tokens", "", "also sweep these tokens per image (perfect squares, e.g. 64,256,1024), changing the image size")
+	o := modelFlags(fs, 4)
+	asJSON := fs.Bool("json", false, "print JSON instead of a table")
+	fs.Usage = usageFunc(fs, "Usage: reel bench vit [flags]\n\nTraining-step time (AdamW, fixed random batch) of the same ViT classifier in reel and in PyTorch\n(bench/vit_torch.py), measured in one run: step time, the ratio reel / PyTorch, compile time, model\nFLOPs, MFU and peak memory; with --tokens, how the step time grows with the sequence length.")
 	if err := parse(fs, args); err != nil {
 		return err
 	}
-	var frames []int
-	for _, f := range strings.Split(*framesFlag, ",") {
-		n, err := strconv.Atoi(strings.TrimSpace(f))
-		if err != nil || n < 2 {
-			return &exitError{2, fmt.Errorf("bench stts: --frames: %q is not a frame count ≥ 2", f)}
+	var sweep []int
+	var err error
+	if *tokensFlag != "" {
+		if sweep, err = intFlagList("bench vit", "--tokens", *tokensFlag, bench.PerfectSquare, "a perfect square ≥ 1"); err != nil {
+			return err
 		}
-		frames = append(frames, n)
 	}
-	if *steps < 1 || *batch < 1 || *rounds < 1 {
-		return &exitError{2, fmt.Errorf("bench stts: --steps, --rounds and --batch must be ≥ 1")}
+	jobs, err := bench.ViTJobs(*size, *batch, sweep, o.SweepBatch)
+	if err == nil {
+		err = o.Check("bench vit")
 	}
-	b, info, err := backends.Select(*backend)
 	if err != nil {
+		return usageError(err)
+	}
+	rows, err := bench.RunModels("bench vit-"+*size, *o, jobs)
+	return benchResult(rows, err, *asJSON, func(r []bench.ModelRow) {
+		bench.WriteModelTable(os.Stdout, r, fmt.Sprintf("sequence-length sweep (batch %d)", o.SweepBatch))
+	})
+}
+
+func benchVideo(args []string) error {
+	fs := newFlags("bench video")
+	arch := fs.String("arch", "vivit", "vivit (ViViT tubelets + the TrajViT2/ViViT encoder tower), trajvit2 (TrajTok + the encoder tower) or stts (the STTS video encoder: per-frame blocks, group pooling, scorer, pruning)")
+	size := fs.String("size", "tiny", "vivit: tiny (16×64² clips, 2×8² tubelets, D192×6) or b (16×224², 2×16², D768×12); trajvit2: tiny (8×64², stride 4, 32 latents, D192×6) or b (16×128², stride 4, 128 latents, D768×12); stts: tiny (16×48², 4² patches, 3×3 groups, D192×6) or b (32×216², 8², 3×3, D768×12)")
+	keep := fs.Float64("keep", 0.5, "stts: kept share of the group tokens (1 = no pruning)")
+	batch := fs.Int("batch", 0, "batch size (default: vivit 4 / 16, trajvit2 4 / 16, stts 4 / 8 for tiny / b)")
+	frames := fs.String("frames", "", "also sweep these clip lengths (e.g. 4,8,16,32): tokens per video grow with them")
+	o := modelFlags(fs, 2)
+	asJSON := fs.Bool("json", false, "print JSON instead of a table")
+	fs.Usage = usageFunc(fs, "Usage: reel bench video [flags]\n\nTraining-step time (AdamW, fixed random clips) of the same video classifier in reel and in PyTorch\n(bench/video_torch.py, bench/stts_torch.py): ViViT tubelets and the TrajViT2/ViViT encoder tower, or\nthe STTS video encoder. Same columns as `reel bench vit`; with --frames, how the step time grows\nwith the tokens per video.")
+	if err := parse(fs, args); err != nil {
 		return err
 	}
-	fmt.Fprintf(os.Stderr, "reel: bench stts on %s, recipe %s, batch %d, %d timed steps each\n", info, *recipe, *batch, *steps)
-	var rows []benchRow
-	methods := []string{"none", "stts", "exevrm"}
-	for _, f := range frames {
-		row := benchRow{Frames: f}
-		timers := make([]*train.StepTimer, len(methods))
-		vqa := make([]*tasks.VideoQA, len(methods))
-		for m, method := range methods {
-			r, err := recipes.Load(*recipe, append(append([]string{}, *sets...),
-				"model.frames="+strconv.Itoa(f), "pruning.method="+method, "pruning.keep="+strconv.FormatFloat(*keep, 'g', -1, 64),
-				"train.batch_size="+strconv.Itoa(*batch), "train.grad_accum=1", "data.motion_frames="+strconv.Itoa(min(3, f-1)),
-			))
-			if err != nil {
-				return err
-			}
-			if r.Task != "videoqa" {
-				return fmt.Errorf("bench stts: --recipe %s has task %s, want videoqa", *recipe, r.Task)
-			}
-			if *scoreAfter >= 0 {
-				r.Model.ScoreAfter = *scoreAfter
-			} else {
-				r.Model.ScoreAfter = models.STTSPaperScoreAfter(r.Model.VisionLayers)
-			}
-			if r.Model.ScoreAfter >= r.Model.VisionLayers {
-				return &exitError{2, fmt.Errorf("bench stts: --score-after %d must be less than model.vision_layers (%d)", r.Model.ScoreAfter, r.Model.VisionLayers)}
-			}
-			row.ScoreAfter = r.Model.ScoreAfter
-			if vqa[m], err = tasks.NewVideoQA(r); err != nil {
-				return err
-			}
-			if timers[m], err = train.NewStepTimer(vqa[m], r, b, 1); err != nil {
-				return fmt.Errorf("bench stts (%d frames, %s): %v", f, method, err)
-			}
-		}
-		worst := make([]float64, len(methods))
-		for range *rounds { // alternate the methods, so that all see the same machine state
-			for m := range methods {
-				sec, err := timers[m].Time(*steps)
-				if err != nil {
-					return fmt.Errorf("bench stts (%d frames, %s): %v", f, methods[m], err)
-				}
-				worst[m] = max(worst[m], sec)
-			}
-		}
-		for m, method := range methods {
-			sec := timers[m].Stats().StepS
-			sel := vqa[m].Selector()
-			switch method {
-			case "none":
-				row.UnprunedS, row.Tokens = sec, sel.Kept()
-			case "stts":
-				row.STTSS, row.KeptTokens = sec, sel.Kept()
-			case "exevrm":
-				batch, err := vqa[m].MicroBatch(0) // the batch the timer runs
-				if err != nil {
-					return err
-				}
-				row.ExeVRMS, row.ExeVRMKept = sec, vqa[m].KeptTokens(batch)
-			}
-		}
-		row.Spread = fmt.Sprintf("%.3f / %.3f / %.3f", worst[0], worst[1], worst[2])
-		row.Speedup, row.ExeVRMSpeedup = row.UnprunedS/row.STTSS, row.UnprunedS/row.ExeVRMS
-		fmt.Fprintf(os.Stderr, "reel: %d frames (scoring after block %d): unpruned %.3fs, stts %.3fs (%.2f×), exevrm %.3fs (%.2f×) per step (best of %d; worst %s)\n",
-			f, row.ScoreAfter, row.UnprunedS, row.STTSS, row.Speedup, row.ExeVRMS, row.ExeVRMSpeedup, *rounds, row.Spread)
-		rows = append(rows, row)
+	if err := o.Check("bench video"); err != nil {
+		return usageError(err)
 	}
-	if *asJSON {
-		enc := json.NewEncoder(os.Stdout)
-		enc.SetIndent("", "  ")
-		return enc.Encode(rows)
+	jobs, err := bench.VideoJobs(*arch, *size, *keep, *batch, *frames, o.SweepBatch)
+	if err != nil {
+		return usageError(err)
 	}
-	fmt.Printf("%-7s %-14s %-11s %-9s %-8s %-13s %-10s %-8s %s\n", "frames", "tokens→kept", "unpruned s", "stts s", "speedup",
-		"exevrm kept", "exevrm s", "speedup", "worst rounds (unpruned / stts / exevrm)")
-	for _, r := range rows {
-		fmt.Printf("%-7d %-14s %-11.3f %-9.3f %-8s %-13.1f %-10.3f %-8s %s\n", r.Frames, fmt.Sprintf("%d→%d", r.Tokens, r.KeptTokens),
-			r.UnprunedS, r.STTSS, fmt.Sprintf("%.2f×", r.Speedup), r.ExeVRMKept, r.ExeVRMS, fmt.Sprintf("%.2f×", r.ExeVRMSpeedup), r.Spread)
+	rows, err := bench.RunModels("bench video ("+*arch+"-"+*size+")", *o, jobs)
+	return benchResult(rows, err, *asJSON, func(r []bench.ModelRow) {
+		bench.WriteModelTable(os.Stdout, r, fmt.Sprintf("frames sweep (batch %d)", o.SweepBatch))
+	})
+}
+
+func benchSTTS(args []string) error {
+	fs := newFlags("bench stts")
+	c := bench.STTSConfig{Log: logf}
+	fs.StringVar(&c.Recipe, "recipe", "stts-videoqa-tiny", "videoqa recipe whose model is timed")
+	frames := fs.String("frames", "16,32,64,128", "comma-separated frame counts")
+	fs.IntVar(&c.Steps, "steps", 3, "timed training steps per configuration and round (after 1 warm-up step)")
+	fs.IntVar(&c.Rounds, "rounds", 3, "timed rounds, alternating the three methods; the best of each is compared")
+	fs.IntVar(&c.ScoreAfter, "score-after", -1, "per-frame ViT blocks before scoring (-1: at the paper's depth, block 3 of 27, scaled to model.vision_layers)")
+	fs.IntVar(&c.Batch, "batch", 4, "batch size")
+	fs.Float64Var(&c.Keep, "keep", 0.5, "STTS keep ratio")
+	fs.StringVar(&c.Backend, "backend", "", `compute backend (default: $GOMLX_BACKEND, else auto)`)
+	asJSON := fs.Bool("json", false, "print JSON instead of a table")
+	fs.StringArrayVar(&c.Sets, "set", nil, "override a field of the recipe, e.g. --set model.vision_layers=8 (repeatable)")
+	fs.Usage = usageFunc(fs, "Usage: reel bench stts [flags]\n\nTraining-step time of the same video VLM unpruned, STTS-pruned and ExeVRM-pruned (packed), per\nframe count, measured in one run; prints the speedups (unpruned / pruned).")
+	if err := parse(fs, args); err != nil {
+		return err
 	}
-	return nil
+	var err error
+	if c.Frames, err = intFlagList("bench stts", "--frames", *frames, func(n int) bool { return n >= 2 }, "a frame count ≥ 2"); err != nil {
+		return err
+	}
+	rows, err := bench.RunSTTS(c)
+	return benchResult(rows, err, *asJSON, func(r []bench.STTSRow) { bench.WriteSTTSTable(os.Stdout, r) })
+}
+
+func benchRDVLA(args []string) error {
+	fs := newFlags("bench rdvla")
+	c := bench.RDVLAConfig{Log: logf}
+	fs.StringVar(&c.Recipe, "recipe", "rdvla-tiny", "rdvla recipe whose model is measured")
+	depths := fs.String("depths", "4,32,64", "comma-separated training depths")
+	fs.IntVar(&c.Steps, "steps", 3, "timed training steps per depth (after 1 warm-up step)")
+	fs.IntVar(&c.Batch, "batch", 16, "batch size")
+	fs.BoolVar(&c.FullBPTT, "full-bptt", true, "also measure backpropagation through every iteration (bptt = depth)")
+	fs.StringVar(&c.Backend, "backend", "", `compute backend (default: $GOMLX_BACKEND, else auto)`)
+	asJSON := fs.Bool("json", false, "print JSON instead of a table")
+	fs.Usage = usageFunc(fs, "Usage: reel bench rdvla [flags]\n\nTraining-step time and peak heap memory of the RD-VLA policy per recurrent depth, with truncated\nBPTT (the recipe's bptt) and with backpropagation through all iterations; memory is the Go\nheap (the CPU backend's buffers), measured above the idle heap.")
+	if err := parse(fs, args); err != nil {
+		return err
+	}
+	var err error
+	if c.Depths, err = intFlagList("bench rdvla", "--depths", *depths, func(n int) bool { return n >= 1 && n <= 64 }, "a depth in [1, 64]"); err != nil {
+		return err
+	}
+	rows, err := bench.RunRDVLA(c)
+	return benchResult(rows, err, *asJSON, func(r []bench.RDVLARow) { bench.WriteRDVLATable(os.Stdout, r) })
+}
+
+const benchServeUsage = `Usage: reel bench serve [RUN_DIR|CHECKPOINT_DIR] [flags]
+
+Load test of 'reel serve': serves the policy on 127.0.0.1 (a free port) and drives it with
+--sessions concurrent vla-eval sessions for --duration per --max-batch setting (set through
+/config between runs), each session playing episodes of --episode-steps observations. Every reply
+is checked: it must echo its observation's seq, and its action must have been computed for that
+session's observation of that step (the served actions carry two tag values for this), so dropped
+or cross-wired replies are counted, not assumed away. Prints p50/p90/p99 latency, throughput and
+the policy's mean batch per setting; fails if any reply was dropped, wrong or an error. Without
+RUN_DIR it serves a molmobot-tiny policy trained for one step (random weights) in a temporary
+directory.`
+
+func benchServe(args []string) error {
+	fs := newFlags("bench serve")
+	c := bench.ServeConfig{Log: logf}
+	fs.IntVar(&c.Sessions, "sessions", 32, "concurrent sessions")
+	fs.DurationVar(&c.Duration, "duration", time.Minute, "load time per --max-batch setting")
+	maxBatch := fs.String("max-batch", "16,1", "comma-separated max_batch_size settings to load (1 = unbatched)")
+	fs.DurationVar(&c.BatchWindow, "batch-window", 5*time.Millisecond, "batch window (max_wait_time)")
+	fs.IntVar(&c.EpisodeSteps, "episode-steps", 50, "observations per episode")
+	fs.IntVar(&c.ImageSize, "image-size", 0, "side of the square images sent (0: the policy's camera sizes)")
+	fs.StringVar(&c.Recipe, "recipe", "molmobot-tiny", "recipe of the policy created when no RUN_DIR is given")
+	fs.StringVar(&c.Backend, "backend", "", `compute backend (default: $GOMLX_BACKEND, else auto)`)
+	asJSON := fs.Bool("json", false, "print JSON instead of a table")
+	fs.Usage = usageFunc(fs, benchServeUsage)
+	if err := parse(fs, args); err != nil {
+		return err
+	}
+	var err error
+	if c.MaxBatches, err = intFlagList("bench serve", "--max-batch", *maxBatch, func(n int) bool { return n >= 1 }, "a batch size ≥ 1"); err != nil {
+		return err
+	}
+	if fs.NArg() > 1 {
+		return &exitError{2, fmt.Errorf("bench serve: expected at most one run or checkpoint directory, got %d arguments", fs.NArg())}
+	}
+	if fs.NArg() == 1 {
+		if c.Checkpoint, err = checkpoints.Resolve(fs.Arg(0), warn); err != nil {
+			return err
+		}
+	}
+	reports, err := bench.RunServe(c)
+	if err := benchResult(reports, err, *asJSON, func(r []serve.LoadReport) { bench.WriteServeTable(os.Stdout, r) }); err != nil {
+		return err
+	}
+	return bench.ServeFailure(reports)
+}
+
+func benchHF(args []string) error {
+	fs := newFlags("bench hf")
+	c := bench.HFConfig{Log: logf}
+	fs.StringVar(&c.Model, "model", "all", "llama (SmolLM2-135M-shaped), siglip (SigLIP-B/16 vision tower) or all")
+	fs.IntVar(&c.Batch, "batch", 1, "batch size")
+	fs.IntVar(&c.Seq, "seq", 128, "llama: tokens per sequence")
+	fs.IntVar(&c.Runs, "runs", 3, "alternating reel / PyTorch runs; the best of each is compared")
+	fs.IntVar(&c.Steps, "steps", 3, "timed steps per run (after 2 warm-up steps)")
+	fs.StringVar(&c.Precision, "precision", "f32", "f32 or bf16 (reel: train.precision; PyTorch: autocast)")
+	fs.StringVar(&c.Python, "python", "auto", "Python with torch for the reference (auto: /usr/bin/python3, then python3; \"\" to skip)")
+	fs.StringVar(&c.Backend, "backend", "", `compute backend (default: $GOMLX_BACKEND, else auto)`)
+	asJSON := fs.Bool("json", false, "print JSON instead of a table")
+	fs.Usage = usageFunc(fs, "Usage: reel bench hf [flags]\n\nTraining-step time (forward, backward, AdamW) of random-weight Hugging Face architectures at the\nshapes of SmolLM2-135M (LlamaForCausalLM) and the SigLIP-B/16 vision tower, in reel and in PyTorch\n(bench/hf_torch.py), alternating runs; prints the best step time of each, the runs' spread, the\nratio reel / PyTorch and MFU.")
+	if err := parse(fs, args); err != nil {
+		return err
+	}
+	rows, err := bench.RunHF(c)
+	return benchResult(rows, err, *asJSON, func(r []bench.HFRow) { bench.WriteHFTable(os.Stdout, r) })
+}
+
+func benchFinetune(args []string) error {
+	fs := newFlags("bench finetune")
+	c := bench.FinetuneConfig{Log: logf}
+	fs.StringVar(&c.Recipe, "recipe", "counting-finetune-hf-tiny", "vqa recipe with model.pretrained: random whose task is trained (its model.hf_config is replaced by a PaliGemma-shaped benchmark model unless --keep-model)")
+	fs.BoolVar(&c.KeepModel, "keep-model", false, "keep the recipe's own model.hf_config")
+	fs.IntVar(&c.Steps, "steps", 2, "timed training steps per configuration and round (after 1 warm-up step)")
+	fs.IntVar(&c.Rounds, "rounds", 3, "rounds, alternating the configurations; the best of each is reported with the spread")
+	fs.IntVar(&c.Batch, "batch", 16, "batch size")
+	fs.IntVar(&c.LoRARank, "lora-rank", 8, "LoRA rank (train.lora.rank) of the lora configurations")
+	fs.StringVar(&c.Freeze, "freeze", "model.vision_tower.*", "train.freeze glob of the frozen-backbone configurations")
+	fs.StringVar(&c.Backend, "backend", "", `compute backend (default: $GOMLX_BACKEND, else auto)`)
+	asJSON := fs.Bool("json", false, "print JSON instead of a table")
+	fs.Usage = usageFunc(fs, "Usage: reel bench finetune [flags]\n\nPeak memory and training-step time of a PaliGemma-shaped random model fine-tuned in full, with\nLoRA adapters and with a frozen vision tower, each with and without activation checkpointing\n(train.remat), in alternating rounds. Memory is the Go heap (the CPU backend's buffers: weights,\noptimizer state, activations) above the idle heap, sampled with the collector at GOGC=10.")
+	if err := parse(fs, args); err != nil {
+		return err
+	}
+	rows, err := bench.RunFinetune(c)
+	return benchResult(rows, err, *asJSON, func(r []bench.FinetuneRow) { bench.WriteFinetuneTable(os.Stdout, r) })
 }

@@ -5,6 +5,8 @@ import (
 	"testing"
 
 	"github.com/stretchr/testify/require"
+
+	"github.com/reelml/reel/bench"
 )
 
 // TestBenchFinetune: one round of `reel bench finetune` on the tiny recipe's own model prints a
@@ -15,10 +17,10 @@ func TestBenchFinetune(t *testing.T) {
 	}
 	r := reel(t, t.TempDir(), "bench", "finetune", "--keep-model", "--rounds", "1", "--steps", "1", "--batch", "4", "--json")
 	requireOK(t, r)
-	var rows []finetuneRow
+	var rows []bench.FinetuneRow
 	require.NoError(t, json.Unmarshal([]byte(r.stdout), &rows))
 	require.Len(t, rows, 6)
-	by := map[string]finetuneRow{}
+	by := map[string]bench.FinetuneRow{}
 	for _, row := range rows {
 		require.Greater(t, row.StepS, 0.0)
 		require.Greater(t, row.PeakMiB, 0.0)

@@ -9,7 +9,6 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
-	"strings"
 	"text/tabwriter"
 	"time"
 
@@ -28,8 +27,7 @@ const dataAuditUsage = `Usage: reel data audit FILE.jsonl [--json]
 Audits caption / QA text for reporting bias: the fraction of texts that
 mention counts, spatial relations, temporal order and negation. FILE is JSONL
 with one object per line; its "caption", "text", "question" and "answer"
-fields and its "conversations" / "messages" turns are audited as one text.
-`
+fields and its "conversations" / "messages" turns are audited as one text.`
 
 const dataGenVideoUsage = `Usage: reel data gen-video --n N --out DIR [flags]
 
@@ -37,8 +35,7 @@ Writes N synthetic videos of moving shapes (the default video config: 1-4
 objects that move, turn, bounce, appear and leave over a plain, gradient or
 noisy background) as DIR/videos/000000.mp4 ... and their captions as
 DIR/captions.jsonl, one {"video": ..., "caption": ...} object per line.
-Needs the ffmpeg program. The same flags always give the same videos.
-`
+Needs the ffmpeg program. The same flags always give the same videos.`
 
 // dataCommands are the subcommands of `reel data`.
 var dataCommands = map[string]func(args []string) error{
@@ -52,10 +49,7 @@ func cmdData(args []string) error {
 func cmdDataAudit(args []string) error {
 	fs := newFlags("data audit")
 	asJSON := fs.Bool("json", false, "print one JSON object instead of a table")
-	fs.Usage = func() {
-		fmt.Fprint(os.Stderr, dataAuditUsage+"\nFlags:\n")
-		fs.PrintDefaults()
-	}
+	fs.Usage = usageFunc(fs, dataAuditUsage)
 	if err := parse(fs, args); err != nil {
 		return err
 	}
@@ -78,20 +72,7 @@ func cmdDataAudit(args []string) error {
 		_, err = fmt.Printf("%s\n", b)
 		return err
 	}
-	fmt.Printf("%s: %d texts\n", path, r.Texts)
-	w := tabwriter.NewWriter(os.Stdout, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(w, "CATEGORY\tTEXTS\tFRACTION\tTOP WORDS")
-	for _, c := range r.Categories {
-		top := make([]string, len(c.Top))
-		for i, wc := range c.Top {
-			top[i] = fmt.Sprintf("%s (%d)", wc.Word, wc.Count)
-		}
-		if len(top) == 0 {
-			top = []string{"-"}
-		}
-		fmt.Fprintf(w, "%s\t%d\t%.1f%%\t%s\n", c.Name, c.Texts, 100*c.Fraction, strings.Join(top, ", "))
-	}
-	return w.Flush()
+	return r.WriteTable(os.Stdout, path)
 }
 
 func cmdDataGenVideo(args []string) error {
@@ -102,10 +83,7 @@ func cmdDataGenVideo(args []string) error {
 	size := fs.Int("size", 32, "frame side in pixels")
 	seed := fs.Uint64("seed", 1, "random seed (video i is drawn from data.VideoSeed(seed, i))")
 	fps := fs.Float64("fps", 8, "frames per second of the mp4 files")
-	fs.Usage = func() {
-		fmt.Fprint(os.Stderr, dataGenVideoUsage+"\nFlags:\n")
-		fs.PrintDefaults()
-	}
+	fs.Usage = usageFunc(fs, dataGenVideoUsage)
 	if err := parse(fs, args); err != nil {
 		return err
 	}
@@ -203,15 +181,9 @@ func genSimData(name, usage, defaultRecipe string, args []string) error {
 	usageErr := func(format string, a ...any) error {
 		return &exitError{2, fmt.Errorf("data "+name+": "+format, a...)}
 	}
-	shardI, shardN := 0, 1
-	if *shard != "" {
-		a, b, ok := strings.Cut(*shard, "/")
-		i, err1 := strconv.Atoi(a)
-		k, err2 := strconv.Atoi(b)
-		if !ok || err1 != nil || err2 != nil || k < 1 || i < 0 || i >= k {
-			return usageErr("--shard %q: want I/N with 0 ≤ I < N", *shard)
-		}
-		shardI, shardN = i, k
+	shardI, shardN, ok := sim.ParseShard(*shard)
+	if !ok {
+		return usageErr("--shard %q: want I/N with 0 ≤ I < N", *shard)
 	}
 	switch {
 	case fs.NArg() != 0:
@@ -285,17 +257,13 @@ Joins LeRobot datasets (v3.0, v2.1 or v2.0; same fps, robot type and features) i
 dataset, as LeRobot's aggregate_datasets does: episodes renumbered in the order given, global
 frame indices and task indices rewritten, tasks unified, video files joined without
 re-encoding, statistics aggregated. Merging the shards of 'reel data gen-sim --shard I/N' in
-order gives the dataset a single gen-sim run writes.
-`
+order gives the dataset a single gen-sim run writes.`
 
 func cmdDataMerge(args []string) error {
 	fs := newFlags("data merge")
 	out := fs.String("out", "", "output directory (required)")
 	overwrite := fs.Bool("overwrite", false, "replace an existing dataset in --out")
-	fs.Usage = func() {
-		fmt.Fprint(os.Stderr, dataMergeUsage+"\nFlags:\n")
-		fs.PrintDefaults()
-	}
+	fs.Usage = usageFunc(fs, dataMergeUsage)
 	if err := parse(fs, args); err != nil {
 		return err
 	}
@@ -323,17 +291,13 @@ Prints the statistics of a LeRobot dataset's state, action and cameras (per dime
 std, min, max and the quantiles q01, q10, q50, q90, q99; cameras per RGB channel in [0, 1]) and
 what each normalisation mode uses of them: mean_std (x − mean)/std, min_max [min, max] → [−1, 1],
 quantiles [q01, q99] → [−1, 1]. Statistics the dataset lacks are computed from the data;
---images also computes missing camera statistics (decodes sampled frames of every episode).
-`
+--images also computes missing camera statistics (decodes sampled frames of every episode).`
 
 func cmdDataStats(args []string) error {
 	fs := newFlags("data stats")
 	asJSON := fs.Bool("json", false, "print one JSON object instead of tables")
 	images := fs.Bool("images", false, "compute camera statistics the dataset lacks")
-	fs.Usage = func() {
-		fmt.Fprint(os.Stderr, dataStatsUsage+"\nFlags:\n")
-		fs.PrintDefaults()
-	}
+	fs.Usage = usageFunc(fs, dataStatsUsage)
 	if err := parse(fs, args); err != nil {
 		return err
 	}

@@ -9,6 +9,8 @@ import (
 
 	"github.com/stretchr/testify/require"
 
+	"github.com/reelml/reel/evaluate"
+
 	"github.com/reelml/reel/backends"
 	"github.com/reelml/reel/data"
 	"github.com/reelml/reel/policy"
@@ -76,7 +78,7 @@ func TestExeVRMTrainEval(t *testing.T) {
 	require.Contains(t, r.stderr, "reward/accuracy=")
 	r = reel(t, dir, "eval", "run")
 	requireOK(t, r)
-	var res evalResult
+	var res evaluate.Result
 	require.NoError(t, json.Unmarshal([]byte(r.stdout), &res))
 	for _, k := range []string{"accuracy", "precision", "recall", "accuracy_kind_adversarial", "accuracy_kind_expert", "attribution_error"} {
 		require.Contains(t, res.Metrics, "reward/"+k)

@@ -7,15 +7,65 @@ import (
 	"strings"
 
 	"github.com/reelml/reel/backends"
+	"github.com/reelml/reel/checkpoints"
 	"github.com/reelml/reel/hf"
-	"github.com/reelml/reel/recipes"
 	"github.com/reelml/reel/train"
 )
+
+const exportUsage = `Usage: reel export RUN_DIR|CHECKPOINT_DIR --format safetensors [--out FILE]
+       reel export RUN_DIR|CHECKPOINT_DIR --format hf|peft [--out DIR]
+
+Writes the model's weights (optimizer state left out) to one safetensors file, tensor names
+being the variable paths ("policy/vision/patch_embed/weights"). A policy's normalisation is
+tensors too ("norm/state_offset", "norm/state_scale", "norm/action_offset", "norm/action_scale":
+x_normalised = (x − offset) / scale); the metadata holds the recipe YAML, the step, the reel
+format version and a policy's spec (policy.json).
+
+A fine-tune of a Hugging Face model (model.pretrained) exports back to its formats: --format hf
+writes a transformers model directory (config.json, model.safetensors under the pretrained
+checkpoint's tensor names, shapes and dtypes with the LoRA adapters merged, W + (alpha/r)·B·A,
+and the tokenizer and preprocessor files copied); --format peft writes the LoRA adapters as a
+PEFT adapter (adapter_config.json, adapter_model.safetensors). Variables without a transformers
+name are written as "reel." + their path with "/" → ".".`
+
+func cmdExport(args []string) error {
+	fs := newFlags("export")
+	format := fs.String("format", "safetensors", "output format: safetensors, hf (a Hugging Face model directory, LoRA merged) or peft (a PEFT LoRA adapter directory)")
+	out := fs.String("out", "", "output file (default: CHECKPOINT_DIR/model.safetensors; for hf and peft a directory, default CHECKPOINT_DIR/hf or CHECKPOINT_DIR/peft)")
+	backend := fs.String("backend", "", "backend that builds the architecture's graph for hf and peft (default: automatic)")
+	ema := fs.Bool("ema", false, "export the moving average of the weights (runs trained with train.ema)")
+	fs.Usage = usageFunc(fs, exportUsage)
+	if err := parse(fs, args); err != nil {
+		return err
+	}
+	if fs.NArg() != 1 {
+		return &exitError{2, fmt.Errorf("export: expected one run or checkpoint directory, got %d arguments", fs.NArg())}
+	}
+	if *format != "safetensors" && *format != "hf" && *format != "peft" {
+		return &exitError{2, fmt.Errorf("export: --format %q is not supported (want safetensors, hf or peft)", *format)}
+	}
+	dir, err := checkpoints.Resolve(fs.Arg(0), warn)
+	if err != nil {
+		return err
+	}
+	if *format != "safetensors" {
+		return exportHF(dir, *format, *out, *ema, *backend)
+	}
+	if *out == "" {
+		*out = filepath.Join(dir, "model.safetensors")
+	}
+	n, step, err := checkpoints.ExportSafetensors(dir, *out, *ema)
+	if err != nil {
+		return err
+	}
+	fmt.Printf("wrote %d tensors of %s (step %d) to %s\n", n, dir, step, *out)
+	return nil
+}
 
 // exportHF writes the checkpoint dir of a Hugging Face fine-tune as a transformers model
 // directory (format "hf") or a PEFT adapter ("peft").
 func exportHF(dir, format, out string, ema bool, backend string) error {
-	r, err := recipes.Load(filepath.Join(dir, "recipe.yaml"), nil)
+	src, err := train.HFExportSource(dir, ema)
 	if err != nil {
 		return err
 	}
@@ -29,8 +79,6 @@ func exportHF(dir, format, out string, ema bool, backend string) error {
 	if err != nil {
 		return err
 	}
-	src := hf.ExportSource{Checkpoint: dir, Pretrained: r.Model.Pretrained, ConfigJSON: r.Model.HFConfig,
-		LoRA: train.GraphOptions(r.Train).LoRA, EMA: ema}
 	if format == "peft" {
 		res, err := hf.ExportPEFT(b, src, out)
 		if err != nil {

@@ -14,8 +14,7 @@ const hfTokenizeUsage = `Usage: reel hf tokenize PATH --text TEXT [--special]
 
 Encodes TEXT with the tokenizer at PATH and prints {"ids": [...]}; --special adds the
 tokens the model puts around a sequence (BOS/EOS, [CLS]/[SEP], ...). With --decode, prints
-{"text": "..."} for the given ids instead.
-`
+{"text": "..."} for the given ids instead.`
 
 // hfCommands are the subcommands of `reel hf`: local Hugging Face tokenizers and models (PATH
 // is a local file or model directory; nothing is downloaded).
@@ -38,10 +37,7 @@ func cmdHFTokenize(args []string) error {
 	txt := fs.String("text", "", "text to encode")
 	special := fs.Bool("special", false, "add the special tokens (add_special_tokens=True)")
 	decode := fs.IntSlice("decode", nil, "ids to decode, comma separated, instead of encoding")
-	fs.Usage = func() {
-		fmt.Fprint(os.Stderr, hfTokenizeUsage+"\nFlags:\n")
-		fs.PrintDefaults()
-	}
+	fs.Usage = usageFunc(fs, hfTokenizeUsage)
 	if err := parse(fs, args); err != nil {
 		return err
 	}

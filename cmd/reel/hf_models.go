@@ -4,10 +4,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"os"
-	"strconv"
-	"strings"
-
-	"github.com/gomlx/gomlx/core/tensors"
 
 	"github.com/reelml/reel/backends"
 	"github.com/reelml/reel/hf"
@@ -21,10 +17,7 @@ func hfInspect(args []string) error {
 	asJSON := fs.Bool("json", false, "print JSON (with the full tensor mapping)")
 	mapping := fs.Bool("mapping", false, "list every tensor: checkpoint name → reel variable, shapes, dtype, transform")
 	backend := fs.String("backend", "", `compute backend (default: $GOMLX_BACKEND, else auto)`)
-	fs.Usage = func() {
-		fmt.Fprintln(os.Stderr, "Usage: reel hf inspect DIR [--json] [--mapping]\n\nReads config.json and the safetensors headers (no weights) and checks every tensor against the\narchitecture.\n\nFlags:")
-		fs.PrintDefaults()
-	}
+	fs.Usage = usageFunc(fs, "Usage: reel hf inspect DIR [--json] [--mapping]\n\nReads config.json and the safetensors headers (no weights) and checks every tensor against the\narchitecture.")
 	if err := parse(fs, args); err != nil {
 		return err
 	}
@@ -41,58 +34,10 @@ func hfInspect(args []string) error {
 	}
 	s := m.Summarize()
 	if *asJSON {
-		enc := json.NewEncoder(os.Stdout)
-		enc.SetIndent("", "  ")
-		return enc.Encode(s)
+		return printJSON(s)
 	}
-	fmt.Printf("%s (%s, model_type %s)\n", s.Arch, s.Kind, s.ModelType)
-	fmt.Printf("  directory   %s\n  files       %s\n  key layout  %s\n", s.Dir, strings.Join(s.Files, ", "), s.Layout)
-	var dts []string
-	for dt, n := range s.DTypes {
-		dts = append(dts, fmt.Sprintf("%s ×%d", dt, n))
-	}
-	fmt.Printf("  stored as   %s (config: %s); reel computes in f32\n", strings.Join(dts, ", "), orNone(s.ConfigDType))
-	fmt.Printf("  parameters  %s\n", millions(s.Params))
-	for _, t := range s.Towers {
-		fmt.Printf("    %-15s %-10s %4d tensors  %s*\n", t.Name, millions(t.Params), t.Tensors, t.Prefix)
-	}
-	fmt.Printf("  tokenizer   %s\n", s.Tokenizer)
-	if s.ImageTokens > 0 {
-		fmt.Printf("  image       %d tokens per image at placeholder id %d\n", s.ImageTokens, s.ImageToken)
-	}
-	if s.Image != "" {
-		fmt.Printf("  pixels      %s\n", s.Image)
-	}
-	if len(s.Ignored) > 0 {
-		fmt.Printf("  ignored     %s\n", strings.Join(s.Ignored, ", "))
-	}
-	if *mapping {
-		fmt.Println("  mapping (checkpoint tensor → reel variable):")
-		for _, p := range s.Mapping {
-			tr := ""
-			if p.Transform != "" {
-				tr = " (" + p.Transform + ")"
-			}
-			fmt.Printf("    %s %v %s → %s %v%s\n", p.Source, p.HFShape, p.DType, p.Var, p.Shape, tr)
-		}
-	} else {
-		fmt.Printf("  mapping     %d tensors → reel variables (--mapping lists them)\n", len(s.Mapping))
-	}
+	s.WriteText(os.Stdout, *mapping)
 	return nil
-}
-
-func orNone(s string) string {
-	if s == "" {
-		return "not set"
-	}
-	return s
-}
-
-func millions(n int) string {
-	if n >= 1e6 {
-		return fmt.Sprintf("%.1fM", float64(n)/1e6)
-	}
-	return fmt.Sprintf("%.1fK", float64(n)/1e3)
 }
 
 // hfInputFlags are the input flags `hf run` and `hf generate` share.
@@ -119,14 +64,14 @@ func addHFInputFlags(fs interface {
 func (f hfInputFlags) inputs(cmd string, m *hf.Model) (hf.RunInputs, error) {
 	var in hf.RunInputs
 	for _, s := range *f.tokens {
-		ids, err := idList(cmd, "--tokens", s)
+		ids, err := intFlagList(cmd, "--tokens", s, nil, "an integer")
 		if err != nil {
 			return in, err
 		}
 		in.Tokens = append(in.Tokens, ids)
 	}
 	for _, s := range *f.types {
-		ids, err := idList(cmd, "--token-types", s)
+		ids, err := intFlagList(cmd, "--token-types", s, nil, "an integer")
 		if err != nil {
 			return in, err
 		}
@@ -142,48 +87,17 @@ func (f hfInputFlags) inputs(cmd string, m *hf.Model) (hf.RunInputs, error) {
 		}
 	}
 	if *f.image != "" {
-		if in.Pixels, err = imagePixels(m, *f.image); err != nil {
+		if in.Pixels, err = m.ImagePixels(*f.image); err != nil {
 			return in, fmt.Errorf("%s: --image: %v", cmd, err)
 		}
 	}
 	return in, nil
 }
 
-func imagePixels(m *hf.Model, path string) (*tensors.Tensor, error) {
-	v := m.Config.VisionTower()
-	if v == nil {
-		return nil, fmt.Errorf("%s is a text-only model", m.Config.Arch)
-	}
-	p, err := hf.ReadPreprocessor(m.Dir, v.ImageSize)
-	if err != nil {
-		return nil, err
-	}
-	rgb, w, h, err := hf.LoadImage(path)
-	if err != nil {
-		return nil, err
-	}
-	return p.PixelValues(rgb, w, h), nil
-}
-
-func idList(cmd, flag, s string) ([]int, error) {
-	var out []int
-	for _, f := range strings.Split(s, ",") {
-		n, err := strconv.Atoi(strings.TrimSpace(f))
-		if err != nil {
-			return nil, &exitError{2, fmt.Errorf("%s: %s: %q is not an integer", cmd, flag, f)}
-		}
-		out = append(out, n)
-	}
-	return out, nil
-}
-
 func hfRun(args []string) error {
 	fs := newFlags("hf run")
 	f := addHFInputFlags(fs)
-	fs.Usage = func() {
-		fmt.Fprintln(os.Stderr, "Usage: reel hf run DIR --tokens 1,2,3 [--tokens …] [--token-types 0,0,1] [--pixels FILE.npy | --image FILE]\n\nOne forward pass, printed as one JSON object under transformers' output names: logits for causal\nLMs and VLMs; image_embeds, text_embeds and logits_per_image for SigLIP and CLIP (one --tokens per\ntext); last_hidden_state and pooler_output for vision towers.\n\nFlags:")
-		fs.PrintDefaults()
-	}
+	fs.Usage = usageFunc(fs, "Usage: reel hf run DIR --tokens 1,2,3 [--tokens …] [--token-types 0,0,1] [--pixels FILE.npy | --image FILE]\n\nOne forward pass, printed as one JSON object under transformers' output names: logits for causal\nLMs and VLMs; image_embeds, text_embeds and logits_per_image for SigLIP and CLIP (one --tokens per\ntext); last_hidden_state and pooler_output for vision towers.")
 	if err := parse(fs, args); err != nil {
 		return err
 	}
@@ -218,10 +132,7 @@ func hfGenerate(args []string) error {
 	prompt := fs.String("prompt", "", "the prompt as text (needs the model's tokenizer)")
 	maxNew := fs.Int("max-new-tokens", 20, "most tokens to generate")
 	chat := addChatFlags(fs)
-	fs.Usage = func() {
-		fmt.Fprintln(os.Stderr, "Usage: reel hf generate DIR --prompt TEXT [--chat [--var NAME=VALUE]...] | --tokens 1,2,3 [--image FILE | --pixels FILE.npy] [--max-new-tokens N]\n\nGreedy decoding with a KV cache (transformers' generate(do_sample=False)); prints JSON with the\nprompt's and the generated token ids (and the text, for --prompt). --prompt is tokenised with the\nmodel's tokenizer as its processor does (PaliGemma: image tokens, BOS, prompt, \"\\n\"; LLaVA: each\n<image> replaced by the image tokens); --tokens must hold the image placeholders itself\n(reel hf inspect tells how many).\n\nWith --chat, --prompt is one user turn formatted by the model's chat template (as\napply_chat_template(add_generation_prompt=True) does; --var sets template variables) and printed\nas \"chat_text\".\n\nFlags:")
-		fs.PrintDefaults()
-	}
+	fs.Usage = usageFunc(fs, "Usage: reel hf generate DIR --prompt TEXT [--chat [--var NAME=VALUE]...] | --tokens 1,2,3 [--image FILE | --pixels FILE.npy] [--max-new-tokens N]\n\nGreedy decoding with a KV cache (transformers' generate(do_sample=False)); prints JSON with the\nprompt's and the generated token ids (and the text, for --prompt). --prompt is tokenised with the\nmodel's tokenizer as its processor does (PaliGemma: image tokens, BOS, prompt, \"\\n\"; LLaVA: each\n<image> replaced by the image tokens); --tokens must hold the image placeholders itself\n(reel hf inspect tells how many).\n\nWith --chat, --prompt is one user turn formatted by the model's chat template (as\napply_chat_template(add_generation_prompt=True) does; --var sets template variables) and printed\nas \"chat_text\".")
 	if err := parse(fs, args); err != nil {
 		return err
 	}

@@ -8,6 +8,8 @@ import (
 	"github.com/gomlx/gomlx/core/tensors"
 	"github.com/stretchr/testify/require"
 
+	"github.com/reelml/reel/evaluate"
+
 	"github.com/reelml/reel/checkpoints"
 )
 
@@ -18,8 +20,8 @@ type hfEval struct {
 		Checkpoint string             `json:"checkpoint"`
 		Metrics    map[string]float64 `json:"metrics"`
 	} `json:"baseline"`
-	Delta  map[string]float64 `json:"delta"`
-	Splits []splitDelta       `json:"splits"`
+	Delta  map[string]float64    `json:"delta"`
+	Splits []evaluate.SplitDelta `json:"splits"`
 }
 
 // TestHFCountingLoRAAgainstInit: counting-finetune-hf-tiny (random-weight PaliGemma, LoRA on the

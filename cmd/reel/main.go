@@ -3,6 +3,7 @@
 package main
 
 import (
+	"encoding/json"
 	"errors"
 	"fmt"
 	"maps"
@@ -11,6 +12,7 @@ import (
 	"strings"
 
 	"github.com/reelml/reel/internal/errline"
+	usageerr "github.com/reelml/reel/internal/usage"
 )
 
 // command is one `reel` command: its name, the usage lines `reel --help` shows (one per
@@ -123,6 +125,33 @@ type exitError struct {
 
 func (e *exitError) Error() string { return e.err.Error() }
 func (e *exitError) Unwrap() error { return e.err }
+
+// usageError gives a package's usage.Error exit status 2.
+func usageError(err error) error {
+	if usageerr.Is(err) {
+		return &exitError{2, err}
+	}
+	return err
+}
+
+// logf prints a progress line "reel: …" to stderr; warn a warning.
+func logf(format string, a ...any) { fmt.Fprintf(os.Stderr, "reel: "+format+"\n", a...) }
+func warn(w string)                { fmt.Fprintln(os.Stderr, "reel: warning: "+w) }
+
+// usageFunc prints a command's usage text, then its flags.
+func usageFunc(fs interface{ PrintDefaults() }, text string) func() {
+	return func() {
+		fmt.Fprint(os.Stderr, text+"\n\nFlags:\n")
+		fs.PrintDefaults()
+	}
+}
+
+// printJSON prints v as indented JSON on stdout.
+func printJSON(v any) error {
+	enc := json.NewEncoder(os.Stdout)
+	enc.SetIndent("", "  ")
+	return enc.Encode(v)
+}
 
 func main() {
 	os.Exit(run(os.Args[1:]))

@@ -26,8 +26,7 @@ MODEL is an ExeVRM run (its success log-probability) or a pretrained Hugging Fac
 model (ground truth: success episodes rise linearly to 1 at decision_step, the others stay 0).
 --write stores each frame's progress (the curve
 interpolated) in DIR/topreward_progress.parquet, LeRobot's RA-BC file, which a vla recipe with
-train.sample_weights: progress reads.
-`
+train.sample_weights: progress reads.`
 
 // rewardCommands are the subcommands of `reel reward`.
 var rewardCommands = map[string]func(args []string) error{"progress": cmdRewardProgress}
@@ -45,10 +44,7 @@ func cmdRewardProgress(args []string) error {
 	write := fs.Bool("write", false, "store per-frame progress in DIR/"+reward.ProgressFile)
 	oracle := fs.Bool("oracle", false, "ground-truth progress from the dataset's success and decision_step labels (no MODEL)")
 	backend := fs.String("backend", "", `compute backend (default: $GOMLX_BACKEND, else auto)`)
-	fs.Usage = func() {
-		fmt.Fprint(os.Stderr, rewardProgressUsage+"\nFlags:\n")
-		fs.PrintDefaults()
-	}
+	fs.Usage = usageFunc(fs, rewardProgressUsage)
 	if err := parse(fs, args); err != nil {
 		return err
 	}

@@ -1,7 +1,6 @@
 package main
 
 import (
-	"encoding/json"
 	"fmt"
 	"os"
 
@@ -13,10 +12,7 @@ func cmdTokenize(args []string) error {
 	fs := newFlags("tokenize")
 	out := fs.String("out", ".", "directory for the PNG strip")
 	backend := fs.String("backend", "", `compute backend (default: $GOMLX_BACKEND, else auto)`)
-	fs.Usage = func() {
-		fmt.Fprintln(os.Stderr, "Usage: reel tokenize RUN_DIR|CHECKPOINT_DIR VIDEO_FILE [--out DIR]\n\nRuns a trajvit2 checkpoint's TrajTok tokenizer on a video (decoded with ffmpeg at the recipe's\nfps and size). Prints JSON (frames, active tokens, each token's pixel share and frames) and writes\nDIR/VIDEO.tokens.png: the frames above their trajectory masks, one colour per token.\n\nFlags:")
-		fs.PrintDefaults()
-	}
+	fs.Usage = usageFunc(fs, "Usage: reel tokenize RUN_DIR|CHECKPOINT_DIR VIDEO_FILE [--out DIR]\n\nRuns a trajvit2 checkpoint's TrajTok tokenizer on a video (decoded with ffmpeg at the recipe's\nfps and size). Prints JSON (frames, active tokens, each token's pixel share and frames) and writes\nDIR/VIDEO.tokens.png: the frames above their trajectory masks, one colour per token.")
 	if err := parse(fs, args); err != nil {
 		return err
 	}
@@ -30,12 +26,10 @@ func cmdTokenize(args []string) error {
 	if err != nil {
 		return err
 	}
-	res, err := analysis.Tokenize(b, fs.Arg(0), fs.Arg(1), *out, func(w string) { fmt.Fprintln(os.Stderr, "reel: warning: "+w) })
+	res, err := analysis.Tokenize(b, fs.Arg(0), fs.Arg(1), *out, warn)
 	if err != nil {
 		return err
 	}
 	fmt.Fprintf(os.Stderr, "reel: %s: %d of %d trajectories active; wrote %s\n", res.Video, res.Tokens, res.Latents, res.Strip)
-	enc := json.NewEncoder(os.Stdout)
-	enc.SetIndent("", "  ")
-	return enc.Encode(res)
+	return printJSON(res)
 }

@@ -1,4 +1,4 @@
-package tasks
+package bench
 
 import (
 	"math/rand/v2"

@@ -1,4 +1,4 @@
-package hf
+package bench
 
 import (
 	"math/rand/v2"
@@ -39,7 +39,7 @@ func SiglipB16Config() models.VisionConfig {
 
 // LMBench trains a decoder LM on one fixed batch of random tokens [B, T] (next-token targets).
 type LMBench struct {
-	benchBatch
+	fixedBatch
 	Cfg models.DecoderConfig
 }
 
@@ -56,7 +56,7 @@ func NewLMBench(cfg models.DecoderConfig, batch, seq int, seed uint64) *LMBench 
 		row := ids[b*(seq+1) : (b+1)*(seq+1)]
 		in, tg = append(in, row[:seq]...), append(tg, row[1:]...)
 	}
-	return &LMBench{Cfg: cfg, benchBatch: benchBatch{[]*tensors.Tensor{
+	return &LMBench{Cfg: cfg, fixedBatch: fixedBatch{[]*tensors.Tensor{
 		tensors.FromFlatDataAndDimensions(in, batch, seq), tensors.FromFlatDataAndDimensions(tg, batch, seq)}}}
 }
 
@@ -69,7 +69,7 @@ func (t *LMBench) Loss(scope *model.Scope, in []*Node) *Node {
 // VisionBench trains a vision tower's pooled output through a linear head on one fixed batch of
 // random pixels [B, 3, H, W] and labels.
 type VisionBench struct {
-	benchBatch
+	fixedBatch
 	Cfg     models.VisionConfig
 	Classes int
 }
@@ -85,7 +85,7 @@ func NewVisionBench(cfg models.VisionConfig, batch, classes int, seed uint64) *V
 	for i := range lab {
 		lab[i] = int32(rng.IntN(classes))
 	}
-	return &VisionBench{Cfg: cfg, Classes: classes, benchBatch: benchBatch{[]*tensors.Tensor{
+	return &VisionBench{Cfg: cfg, Classes: classes, fixedBatch: fixedBatch{[]*tensors.Tensor{
 		tensors.FromFlatDataAndDimensions(px, batch, cfg.Channels, cfg.ImageSize, cfg.ImageSize),
 		tensors.FromFlatDataAndDimensions(lab, batch)}}}
 }
@@ -109,12 +109,3 @@ type benchInputs struct {
 func (b benchInputs) loss(logits *Node) *Node {
 	return losses.MaskedCrossEntropy(logits, b.Labels, OnesLike(ConvertDType(b.Labels, dtypes.Float32)))
 }
-
-// benchBatch is one fixed batch, trained on at every step, and no evaluation sets.
-type benchBatch struct{ batch []*tensors.Tensor }
-
-func (f benchBatch) MicroBatch(int64) ([]*tensors.Tensor, error) { return f.batch, nil }
-func (f benchBatch) MicroBatchSize() int                         { return f.batch[0].Shape().Dimensions[0] }
-func (benchBatch) EvalSets() []string                            { return nil }
-func (benchBatch) EvalSet(string) (train.EvalData, error)        { return nil, nil }
-func (benchBatch) EvalGraph(*model.Scope, []*Node) []*Node       { return nil }

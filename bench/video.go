@@ -1,4 +1,4 @@
-package tasks
+package bench
 
 import (
 	. "github.com/gomlx/gomlx/core/graph"

@@ -1,4 +1,4 @@
-package main
+package tasks
 
 import (
 	"fmt"
@@ -8,9 +8,10 @@ import (
 	"text/tabwriter"
 )
 
-// printRewardTable prints an exevrm evaluation (metrics "SET/NAME" and "SET/baseline_NAME") as a
-// table: each metric of the reward model beside the frame-difference baseline's.
-func printRewardTable(w io.Writer, metrics map[string]float64) {
+// WriteMetricsTable prints an exevrm evaluation (metrics "SET/NAME" and "SET/baseline_NAME") as a
+// table: each metric of the reward model beside the frame-difference baseline's (`reel eval`
+// prints it through evaluate.MetricsTable).
+func (t *ExeVRM) WriteMetricsTable(w io.Writer, metrics map[string]float64) {
 	rows := map[string][2]float64{}
 	var names []string
 	for k, v := range metrics {
