@@ -20,6 +20,7 @@ import (
 
 	"github.com/reelml/reel/internal/atomicfile"
 	"github.com/reelml/reel/internal/errline"
+	"github.com/reelml/reel/mediaio"
 )
 
 // reel's former writer of LeRobot v2 datasets (https://github.com/huggingface/lerobot,
@@ -714,7 +715,7 @@ func (w *LeRobotWriter) info(n int) LeRobotInfo {
 		return out
 	}
 	codec, pix := "mpeg4", "yuv420p"
-	if hasLibx264() {
+	if mediaio.HasEncoder("libx264") {
 		codec = "h264"
 		if s.size%2 == 1 {
 			pix = "yuv444p"

@@ -9,6 +9,7 @@ import (
 	"sync"
 	"testing"
 
+	"github.com/reelml/reel/mediaio"
 	"github.com/stretchr/testify/require"
 )
 
@@ -234,7 +235,7 @@ func TestLeRobotMalformedV3(t *testing.T) {
 		{"short video", func(t *testing.T, dir string) {
 			path := filepath.Join(dir, topVideo)
 			tmp := path + ".short.mp4"
-			require.NoError(t, runFFmpeg([]string{"-v", "error", "-i", "file:" + path, "-frames:v", "8", "-c", "copy", "file:" + tmp}, nil, nil, ""))
+			require.NoError(t, mediaio.Run([]string{"-v", "error", "-i", "file:" + path, "-frames:v", "8", "-c", "copy", "file:" + tmp}, nil, nil, ""))
 			require.NoError(t, os.Rename(tmp, path))
 		}, topVideo, "the video ends at 0.7", true},
 		{"video offset", editCol(episodes, "videos/observation.images.top/from_timestamp", func(c *testCol) { c.vals[1] = 0.52 }), topVideo,

@@ -20,6 +20,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/reelml/reel/mediaio"
 	"github.com/reelml/reel/policy"
 )
 
@@ -274,7 +275,7 @@ func decodeVideoAt(path string, stamps []float64, fps float64, sink func(k int, 
 	case st.Size() == 0:
 		return fail("empty file")
 	}
-	bin, err := FFmpeg()
+	bin, err := mediaio.FFmpeg()
 	if err != nil {
 		return err
 	}
@@ -288,7 +289,7 @@ func decodeVideoAt(path string, stamps []float64, fps float64, sink func(k int, 
 	args = append(args, "-to", strconv.FormatFloat(end, 'f', 6, 64), "-copyts", "-i", input,
 		"-map", "0:v:0", "-vf", "showinfo=checksum=0", "-fps_mode", "passthrough",
 		"-f", "rawvideo", "-pix_fmt", "rgb24", "pipe:1")
-	timeout := ffmpegTimeout + time.Duration(len(stamps))*100*time.Millisecond
+	timeout := mediaio.Timeout + time.Duration(len(stamps))*100*time.Millisecond
 	ctx, cancel := context.WithTimeout(context.Background(), timeout)
 	defer cancel()
 	cmd := exec.CommandContext(ctx, bin, args...)

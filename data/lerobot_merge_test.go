@@ -6,6 +6,7 @@ import (
 	"path/filepath"
 	"testing"
 
+	"github.com/reelml/reel/mediaio"
 	"github.com/stretchr/testify/require"
 )
 
@@ -38,8 +39,8 @@ func requireSameDataset(t *testing.T, a, b string) {
 	for _, fa := range files {
 		rel, _ := filepath.Rel(a, fa)
 		var ra, rb bytes.Buffer
-		require.NoError(t, runFFmpeg([]string{"-v", "error", "-i", "file:" + fa, "-f", "rawvideo", "-pix_fmt", "rgb24", "-"}, nil, &ra, ""))
-		require.NoError(t, runFFmpeg([]string{"-v", "error", "-i", "file:" + filepath.Join(b, rel), "-f", "rawvideo", "-pix_fmt", "rgb24", "-"}, nil, &rb, ""))
+		require.NoError(t, mediaio.Run([]string{"-v", "error", "-i", "file:" + fa, "-f", "rawvideo", "-pix_fmt", "rgb24", "-"}, nil, &ra, ""))
+		require.NoError(t, mediaio.Run([]string{"-v", "error", "-i", "file:" + filepath.Join(b, rel), "-f", "rawvideo", "-pix_fmt", "rgb24", "-"}, nil, &rb, ""))
 		require.True(t, bytes.Equal(ra.Bytes(), rb.Bytes()), "decoded frames of %s", rel)
 	}
 	db, err := OpenLeRobot(b)

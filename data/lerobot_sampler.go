@@ -8,6 +8,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/reelml/reel/internal/rng"
 	"github.com/reelml/reel/policy"
 )
 
@@ -96,7 +97,7 @@ func (s *Sampler) Config() SamplerConfig { c := s.cfg; c.Episodes = slices.Clone
 func (s *Sampler) order(p int64) int {
 	n := int64(len(s.eps))
 	pass, k := p/n, p%n
-	rng := NewRand(mix64(s.cfg.Seed ^ 0x5eed5a3b1e ^ uint64(pass)*0x9e3779b97f4a7c15))
+	rng := NewRand(rng.Mix64(s.cfg.Seed ^ 0x5eed5a3b1e ^ uint64(pass)*0x9e3779b97f4a7c15))
 	perm := rng.Perm(int(n))
 	return s.eps[perm[k]]
 }
@@ -124,7 +125,7 @@ func (s *Sampler) Batch(i int64) []Sample {
 	for _, e := range win {
 		total += s.lengths[e]
 	}
-	rng := NewRand(mix64(s.cfg.Seed ^ 0xba7c4 ^ uint64(i)*0xbf58476d1ce4e5b9))
+	rng := NewRand(rng.Mix64(s.cfg.Seed ^ 0xba7c4 ^ uint64(i)*0xbf58476d1ce4e5b9))
 	out := make([]Sample, s.cfg.BatchSize)
 	for b := range out {
 		r := rng.IntN(total)

@@ -11,6 +11,7 @@ import (
 
 	"github.com/stretchr/testify/require"
 
+	"github.com/reelml/reel/mediaio"
 	"github.com/reelml/reel/policy"
 )
 
@@ -277,7 +278,7 @@ func TestLeRobotLazyEqualsEager(t *testing.T) {
 	}{{"top", 80, 64}, {"wrist", 24, 16}} {
 		path := filepath.Join(dir, "videos/observation.images."+cam.name+"/chunk-000/file-000.mp4")
 		var raw bytes.Buffer
-		require.NoError(t, runFFmpeg([]string{"-v", "error", "-i", "file:" + path, "-f", "rawvideo", "-pix_fmt", "rgb24", "-"}, nil, &raw, ""))
+		require.NoError(t, mediaio.Run([]string{"-v", "error", "-i", "file:" + path, "-f", "rawvideo", "-pix_fmt", "rgb24", "-"}, nil, &raw, ""))
 		all := raw.Bytes()
 		px := cam.w * cam.h * 3
 		require.Len(t, all, (5+6+8+9)*px, "every frame of the file")

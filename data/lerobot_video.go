@@ -2,16 +2,14 @@ package data
 
 import (
 	"bytes"
-	"context"
-	"errors"
 	"fmt"
 	"math"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
-	"sync"
+
+	"github.com/reelml/reel/mediaio"
 )
 
 // Video encoding as LeRobot does it (huggingface/lerobot src/lerobot/configs/video.py
@@ -37,26 +35,10 @@ type lrCodec struct {
 	info   map[string]any // encoder settings recorded in the feature's info
 }
 
-var (
-	encodersOnce sync.Once
-	encoders     string
-)
-
-// hasEncoder reports whether ffmpeg lists the encoder (checked once).
-func hasEncoder(name string) bool {
-	encodersOnce.Do(func() {
-		var out bytes.Buffer
-		if runFFmpeg([]string{"-hide_banner", "-nostdin", "-encoders"}, nil, &out, "") == nil {
-			encoders = out.String()
-		}
-	})
-	return strings.Contains(encoders, " "+name+" ")
-}
-
 // chooseCodec picks the encoder of a w×h camera for the requested codec.
 func chooseCodec(want string, w, h int) (lrCodec, error) {
 	even := w%2 == 0 && h%2 == 0
-	av1OK := hasEncoder("libsvtav1") && even && w >= svtMinSide && h >= svtMinSide
+	av1OK := mediaio.HasEncoder("libsvtav1") && even && w >= svtMinSide && h >= svtMinSide
 	switch want {
 	case "", CodecAuto:
 		if av1OK {
@@ -66,7 +48,7 @@ func chooseCodec(want string, w, h int) (lrCodec, error) {
 		}
 	case CodecAV1:
 		if !av1OK {
-			if !hasEncoder("libsvtav1") {
+			if !mediaio.HasEncoder("libsvtav1") {
 				return lrCodec{}, fmt.Errorf("codec av1: ffmpeg has no libsvtav1 encoder")
 			}
 			return lrCodec{}, fmt.Errorf("codec av1: SVT-AV1 needs even frame sides of at least %d pixels, the camera is %d×%d", svtMinSide, w, h)
@@ -84,7 +66,7 @@ func chooseCodec(want string, w, h int) (lrCodec, error) {
 	if !even {
 		pix = "yuv444p" // 4:2:0 cannot hold odd sides
 	}
-	if !hasEncoder("libx264") {
+	if !mediaio.HasEncoder("libx264") {
 		return lrCodec{name: "mpeg4", pixFmt: pix, args: []string{"-c:v", "mpeg4", "-q:v", "2", "-g", "2", "-pix_fmt", "yuv420p"},
 			info: map[string]any{"video.g": 2}}, nil
 	}
@@ -96,7 +78,7 @@ func chooseCodec(want string, w, h int) (lrCodec, error) {
 
 // encodeSegment writes t frames of w×h rgb24 pix as an mp4 at path, fps frames per second.
 func encodeSegment(path string, pix []uint8, w, h, fps int, c lrCodec) error {
-	if _, err := FFmpeg(); err != nil {
+	if _, err := mediaio.FFmpeg(); err != nil {
 		return err
 	}
 	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
@@ -106,7 +88,7 @@ func encodeSegment(path string, pix []uint8, w, h, fps int, c lrCodec) error {
 		"-f", "rawvideo", "-pix_fmt", "rgb24", "-s", fmt.Sprintf("%dx%d", w, h), "-r", strconv.Itoa(fps), "-i", "pipe:0"}
 	args = append(args, c.args...)
 	args = append(args, "-an", "-f", "mp4", "file:"+path)
-	if err := runFFmpeg(args, bytes.NewReader(pix), nil, ""); err != nil {
+	if err := mediaio.Run(args, bytes.NewReader(pix), nil, ""); err != nil {
 		return fmt.Errorf("video %s: %v", path, err)
 	}
 	return nil
@@ -142,7 +124,7 @@ func concatVideos(dst string, srcs []string) error {
 	defer os.Remove(tmp)
 	args := []string{"-y", "-nostdin", "-hide_banner", "-v", "error", "-f", "concat", "-safe", "0", "-i", "file:" + list,
 		"-map", "0:v:0", "-c", "copy", "-f", "mp4", "file:" + tmp}
-	if err := runFFmpeg(args, nil, nil, ""); err != nil {
+	if err := mediaio.Run(args, nil, nil, ""); err != nil {
 		return fmt.Errorf("video %s: joining %d files: %v", dst, len(srcs), err)
 	}
 	return os.Rename(tmp, dst)
@@ -151,11 +133,11 @@ func concatVideos(dst string, srcs []string) error {
 // videoFrames returns the number of frames of the first video stream of path, counted from
 // its packets (no decoding).
 func videoFrames(path string) (int, error) {
-	probe, err := ffprobePath()
+	probe, err := mediaio.FFprobe()
 	if err != nil {
 		return 0, err
 	}
-	out, err := runCommand(probe, "-v", "error", "-select_streams", "v:0", "-count_packets",
+	out, err := mediaio.RunTool(probe, "-v", "error", "-select_streams", "v:0", "-count_packets",
 		"-show_entries", "stream=nb_read_packets", "-of", "csv=p=0", "file:"+path)
 	if err != nil {
 		return 0, fmt.Errorf("video %s: ffprobe: %v", path, err)
@@ -172,31 +154,4 @@ func frameAligned(ts, fps float64) (int64, bool) {
 	f := ts * fps
 	r := math.Round(f)
 	return int64(r), math.Abs(f-r) < 1e-6
-}
-
-// ffprobePath returns the path of the ffprobe program (installed with ffmpeg).
-func ffprobePath() (string, error) {
-	p, err := exec.LookPath("ffprobe")
-	if err != nil {
-		return "", errors.New("ffprobe not found on PATH: install ffmpeg (Debian: apt-get install ffmpeg)")
-	}
-	return p, nil
-}
-
-// runCommand runs bin with args within ffmpegTimeout and returns its stdout; its error is the
-// first line of its stderr.
-func runCommand(bin string, args ...string) (string, error) {
-	ctx, cancel := context.WithTimeout(context.Background(), ffmpegTimeout)
-	defer cancel()
-	cmd := exec.CommandContext(ctx, bin, args...)
-	var stdout bytes.Buffer
-	stderr := &cappedBuffer{max: 64 << 10}
-	cmd.Stdout, cmd.Stderr = &stdout, stderr
-	if err := cmd.Run(); err != nil {
-		if msg := ffmpegMessage(stderr.String(), ""); msg != "" {
-			return "", errors.New(msg)
-		}
-		return "", err
-	}
-	return stdout.String(), nil
 }

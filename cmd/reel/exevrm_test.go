@@ -11,6 +11,7 @@ import (
 
 	"github.com/reelml/reel/backends"
 	"github.com/reelml/reel/data"
+	"github.com/reelml/reel/mediaio"
 	"github.com/reelml/reel/policy"
 	"github.com/reelml/reel/reward"
 	"github.com/reelml/reel/sim"
@@ -23,7 +24,7 @@ func TestDataGenReward(t *testing.T) {
 	if testing.Short() {
 		t.Skip("generates a dataset")
 	}
-	if _, err := data.FFmpeg(); err != nil {
+	if _, err := mediaio.FFmpeg(); err != nil {
 		t.Skip(err)
 	}
 	dir := t.TempDir()
