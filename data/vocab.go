@@ -1,11 +1,3 @@
-// Package data provides the data side of training: synthetic counting / VQA
-// scenes, the word vocabulary shared by all scene recipes, question/answer
-// encoding into fixed-length token rows, a loader for real image folders
-// with JSONL questions, and an ordered prefetching Stream that overlaps
-// example generation with compute.
-//
-// The package is pure Go (standard library only) and independent of the
-// graph / model code.
 package data
 
 import (

@@ -14,6 +14,7 @@ import (
 	"github.com/gomlx/gomlx/ml/model"
 
 	"github.com/reelml/reel/data"
+	"github.com/reelml/reel/lerobot"
 	"github.com/reelml/reel/losses"
 	"github.com/reelml/reel/models"
 	"github.com/reelml/reel/policy"
@@ -97,7 +98,7 @@ func NewExeVRM(r *recipes.Recipe) (*ExeVRM, error) {
 	}
 	for _, dir := range dirs {
 		if dir != "" { // refused before training starts; the episodes are read on first use
-			if _, err := data.OpenLeRobot(dir); err != nil {
+			if _, err := lerobot.Open(dir); err != nil {
 				return nil, err
 			}
 		}
@@ -134,7 +135,7 @@ func (t *ExeVRM) record(n int, eval bool) ([]rewardEpisode, error) {
 type rewardCollector struct{ eps []rewardEpisode }
 
 // Write stores ep under its index (indices are distinct: no lock needed for distinct slots).
-func (c *rewardCollector) Write(ep data.Episode) error {
+func (c *rewardCollector) Write(ep lerobot.Episode) error {
 	pix := make([]uint8, len(ep.Frames[0]))
 	for i, x := range ep.Frames[0] {
 		pix[i] = toByte(x)
@@ -168,7 +169,7 @@ func (t *ExeVRM) trainPool() ([]rewardEpisode, error) {
 // model's image size (data.resize), the first task, and the decision step when recorded (else
 // the last frame).
 func (t *ExeVRM) readDataset(dir string) ([]rewardEpisode, error) {
-	ds, err := data.OpenLeRobot(dir)
+	ds, err := lerobot.Open(dir)
 	if err != nil {
 		return nil, err
 	}

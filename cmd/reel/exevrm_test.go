@@ -10,7 +10,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/reelml/reel/backends"
-	"github.com/reelml/reel/data"
+	"github.com/reelml/reel/lerobot"
 	"github.com/reelml/reel/mediaio"
 	"github.com/reelml/reel/policy"
 	"github.com/reelml/reel/reward"
@@ -31,7 +31,7 @@ func TestDataGenReward(t *testing.T) {
 	r := reel(t, dir, "data", "gen-reward", "--episodes", "6", "--out", "rw", "--seed", "4", "--set", "data.max_steps=20")
 	requireOK(t, r)
 	require.Contains(t, r.stdout, "wrote 6 reward episodes")
-	ds, err := data.OpenLeRobot(filepath.Join(dir, "rw"))
+	ds, err := lerobot.Open(filepath.Join(dir, "rw"))
 	require.NoError(t, err)
 	require.Equal(t, 6, ds.NumEpisodes())
 	for i := range 6 {

@@ -1,4 +1,4 @@
-package data
+package lerobot
 
 import (
 	"bytes"
@@ -73,9 +73,9 @@ func floats(v any) []float64 {
 	return out
 }
 
-// TestLeRobotV3Hyparquet reads a v3.0 dataset written here with hyparquet and compares every
+// TestV3Hyparquet reads a v3.0 dataset written here with hyparquet and compares every
 // value with what was written.
-func TestLeRobotV3Hyparquet(t *testing.T) {
+func TestV3Hyparquet(t *testing.T) {
 	t.Parallel()
 	dir := goodV3(t)
 	eps := v3Episodes(4)
@@ -177,10 +177,10 @@ func pyFormat(t *testing.T, tmpl string, vals map[string]any) string {
 	return out
 }
 
-// TestLeRobotV3Rules checks a dataset written here against what LeRobot v3.0's loader requires
+// TestV3Rules checks a dataset written here against what LeRobot v3.0's loader requires
 // of a dataset (huggingface/lerobot src/lerobot/datasets/utils.py DatasetInfo,
 // dataset_metadata.py, compute_stats.py), reading the files directly.
-func TestLeRobotV3Rules(t *testing.T) {
+func TestV3Rules(t *testing.T) {
 	t.Parallel()
 	dir := goodV3(t)
 	// info.json: DatasetInfo's fields, and nothing it would warn about; fps an integer.

@@ -1,4 +1,4 @@
-package data
+package lerobot
 
 // Episode is one recorded robot trajectory, the unit of a LeRobot-style dataset: at every step
 // t the camera images and robot state the policy saw, and the action that was executed.

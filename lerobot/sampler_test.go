@@ -1,4 +1,4 @@
-package data
+package lerobot
 
 import (
 	"math"
@@ -106,7 +106,7 @@ func totalOf(lengths, eps []int) int {
 
 func TestLoader(t *testing.T) {
 	t.Parallel()
-	ds, err := OpenLeRobot(goodV3(t))
+	ds, err := Open(goodV3(t))
 	require.NoError(t, err)
 	s, err := ds.NewSampler(SamplerConfig{Seed: 1, BatchSize: 6, Window: 2, Stride: 1, BatchesPerWindow: 2})
 	require.NoError(t, err)
@@ -145,7 +145,7 @@ func TestLoader(t *testing.T) {
 
 func TestFrameCacheBound(t *testing.T) {
 	t.Parallel()
-	ds, err := OpenLeRobotWith(goodV3(t), LeRobotOptions{CacheBytes: 2 * 9 * 16 * 16 * 3})
+	ds, err := OpenWith(goodV3(t), Options{CacheBytes: 2 * 9 * 16 * 16 * 3})
 	require.NoError(t, err)
 	for i := range 4 {
 		_, err := ds.Frames(i, "top", []int{0}, 16, 16, "")

@@ -1,4 +1,4 @@
-package data
+package lerobot
 
 import (
 	"path/filepath"
@@ -32,21 +32,21 @@ func rewardEpisodes() []Episode {
 	return eps
 }
 
-// TestLeRobotRewardMetadataRoundTrip writes reward episodes (kind, decision_step, success) in
+// TestRewardMetadataRoundTrip writes reward episodes (kind, decision_step, success) in
 // both layouts and reads the labels back; the episode without them reads as unlabelled.
-func TestLeRobotRewardMetadataRoundTrip(t *testing.T) {
+func TestRewardMetadataRoundTrip(t *testing.T) {
 	t.Parallel()
 	requireFFmpeg(t)
 	eps := rewardEpisodes()
-	for _, format := range []string{LeRobotV30, LeRobotV21} {
+	for _, format := range []string{V30, V21} {
 		dir := filepath.Join(t.TempDir(), "ds")
-		w, err := CreateLeRobotWriter(dir, LeRobotWriterConfig{Format: format, FPS: 10, Codec: CodecH264})
+		w, err := Create(dir, WriterConfig{Format: format, FPS: 10, Codec: CodecH264})
 		require.NoError(t, err)
 		for _, ep := range eps {
 			require.NoError(t, w.Write(ep))
 		}
 		require.NoError(t, w.Close())
-		ds, err := OpenLeRobot(dir)
+		ds, err := Open(dir)
 		require.NoError(t, err, format)
 		for i, want := range eps {
 			info := ds.EpisodeInfo(i)
@@ -66,15 +66,15 @@ func TestLeRobotRewardMetadataRoundTrip(t *testing.T) {
 	}
 }
 
-// TestLeRobotRewardMetadataHyparquet: an independent parquet reader (hyparquet) sees reel's
+// TestRewardMetadataHyparquet: an independent parquet reader (hyparquet) sees reel's
 // kind, success and decision_step columns in a v3.0 dataset's episodes file.
-func TestLeRobotRewardMetadataHyparquet(t *testing.T) {
+func TestRewardMetadataHyparquet(t *testing.T) {
 	t.Parallel()
 	requireFFmpeg(t)
 	hyparquetDir(t)
 	eps := rewardEpisodes()
 	dir := filepath.Join(t.TempDir(), "ds")
-	w, err := CreateLeRobotWriter(dir, LeRobotWriterConfig{FPS: 10, Codec: CodecH264})
+	w, err := Create(dir, WriterConfig{FPS: 10, Codec: CodecH264})
 	require.NoError(t, err)
 	for _, ep := range eps {
 		require.NoError(t, w.Write(ep))
@@ -96,14 +96,14 @@ func TestLeRobotRewardMetadataHyparquet(t *testing.T) {
 	}
 }
 
-// TestLeRobotRewardMetadataOptional: a dataset without reward labels has no kind or
+// TestRewardMetadataOptional: a dataset without reward labels has no kind or
 // decision_step columns and reads with empty labels.
-func TestLeRobotRewardMetadataOptional(t *testing.T) {
+func TestRewardMetadataOptional(t *testing.T) {
 	t.Parallel()
 	requireFFmpeg(t)
 	eps := rewardEpisodes()[3:]
 	dir := filepath.Join(t.TempDir(), "ds")
-	w, err := CreateLeRobotWriter(dir, LeRobotWriterConfig{FPS: 10, Codec: CodecH264})
+	w, err := Create(dir, WriterConfig{FPS: 10, Codec: CodecH264})
 	require.NoError(t, err)
 	eps[0].Index = 0
 	require.NoError(t, w.Write(eps[0]))
@@ -111,7 +111,7 @@ func TestLeRobotRewardMetadataOptional(t *testing.T) {
 	cols, _ := readTestColumns(t, filepath.Join(dir, "meta/episodes/chunk-000/file-000.parquet"))
 	require.Equal(t, -1, colIndex(cols, "kind"))
 	require.Equal(t, -1, colIndex(cols, "decision_step"))
-	ds, err := OpenLeRobot(dir)
+	ds, err := Open(dir)
 	require.NoError(t, err)
 	require.Equal(t, "", ds.EpisodeInfo(0).Kind)
 	require.Nil(t, ds.EpisodeInfo(0).DecisionStep)

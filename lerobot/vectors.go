@@ -1,4 +1,4 @@
-package data
+package lerobot
 
 import (
 	"fmt"
@@ -36,7 +36,7 @@ type lrVecResult struct {
 // first use (a v3.0 file holds many episodes: all of them are read and kept). Rows are checked:
 // as many as the episode's length, frame_index 0..T-1, vectors of the features' dimensions,
 // finite values, timestamps increasing. Errors name the file, the row and the column.
-func (d *LeRobotDataset) Vectors(i int) (*EpisodeVectors, error) {
+func (d *Dataset) Vectors(i int) (*EpisodeVectors, error) {
 	if err := d.checkEpisodeIndex(i); err != nil {
 		return nil, err
 	}
@@ -60,7 +60,7 @@ func (d *LeRobotDataset) Vectors(i int) (*EpisodeVectors, error) {
 }
 
 // readDataFile reads the data parquet file rel and splits it into the episodes that live in it.
-func (d *LeRobotDataset) readDataFile(rel string) (map[int]*lrVecResult, error) {
+func (d *Dataset) readDataFile(rel string) (map[int]*lrVecResult, error) {
 	path := d.path(rel)
 	p, err := openParquet(path)
 	if err != nil {
@@ -149,7 +149,7 @@ func (d *LeRobotDataset) readDataFile(rel string) (map[int]*lrVecResult, error) 
 }
 
 // episodeVectors assembles and checks episode i from its rows of the file at path.
-func (d *LeRobotDataset) episodeVectors(path string, i int, rows []int, state, action *pqColumn, cols map[string]*pqColumn) (*EpisodeVectors, error) {
+func (d *Dataset) episodeVectors(path string, i int, rows []int, state, action *pqColumn, cols map[string]*pqColumn) (*EpisodeVectors, error) {
 	e := d.episodes[i]
 	fail := func(format string, args ...any) (*EpisodeVectors, error) {
 		return nil, fmt.Errorf("%s: %s", path, fmt.Sprintf(format, args...))
@@ -244,7 +244,7 @@ func (d *LeRobotDataset) episodeVectors(path string, i int, rows []int, state, a
 // Episode reads episode i as an Episode: states, actions, the first task, reel's extras
 // (success, family, seed) and every camera's frames at their native size, which must be one
 // square size for all cameras (Frames serves any size). Kept for callers of the v2.0 API.
-func (d *LeRobotDataset) Episode(i int) (Episode, error) {
+func (d *Dataset) Episode(i int) (Episode, error) {
 	if err := d.checkEpisodeIndex(i); err != nil {
 		return Episode{}, err
 	}

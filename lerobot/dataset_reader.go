@@ -1,4 +1,4 @@
-package data
+package lerobot
 
 import (
 	"cmp"
@@ -18,10 +18,10 @@ import (
 	"github.com/reelml/reel/policy"
 )
 
-// LeRobotOptions tune OpenLeRobotWith.
-type LeRobotOptions struct {
-	// StateKey and ActionKey name the state and action features (defaults LeRobotStateKey and
-	// LeRobotActionKey). The action feature is required; a dataset without the state feature
+// Options tune OpenWith.
+type Options struct {
+	// StateKey and ActionKey name the state and action features (defaults StateKey and
+	// ActionKey). The action feature is required; a dataset without the state feature
 	// has StateDim 0.
 	StateKey, ActionKey string
 	// CacheBytes bounds the decoded frames kept in memory (0: DefaultFrameCacheBytes).
@@ -31,16 +31,16 @@ type LeRobotOptions struct {
 // DefaultFrameCacheBytes is the default bound of a dataset's decoded-frame cache.
 const DefaultFrameCacheBytes = 1 << 30
 
-// LeRobotDataset is a LeRobot dataset (codebase_version v3.0, v2.1 or v2.0) opened for reading;
-// see OpenLeRobot. Its methods are safe for concurrent use.
+// Dataset is a LeRobot dataset (codebase_version v3.0, v2.1 or v2.0) opened for reading;
+// see Open. Its methods are safe for concurrent use.
 //
 // Metadata is read and checked when the dataset is opened. An episode's states and actions
 // are read from parquet on first use and kept (Vectors); its camera frames are decoded only
 // when asked for (Frames), resized as they stream out of the decoder, and kept in a
 // byte-bounded least-recently-used cache as 8-bit pixels.
-type LeRobotDataset struct {
+type Dataset struct {
 	dir       string
-	info      LeRobotInfo
+	info      Info
 	v3        bool
 	episodes  []lrEpisode // by position 0..N-1 (sorted by episode_index)
 	tasks     map[int]string
@@ -90,19 +90,19 @@ type lrVideoRef struct {
 	chunk    [2]int
 }
 
-// OpenLeRobot opens the LeRobot dataset in dir with default options; see OpenLeRobotWith.
-func OpenLeRobot(dir string) (*LeRobotDataset, error) { return OpenLeRobotWith(dir, LeRobotOptions{}) }
+// Open opens the LeRobot dataset in dir with default options; see OpenWith.
+func Open(dir string) (*Dataset, error) { return OpenWith(dir, Options{}) }
 
-// OpenLeRobotWith opens the LeRobot dataset in dir: codebase_version v3.0 (LeRobot ≥ 0.4), v2.1
+// OpenWith opens the LeRobot dataset in dir: codebase_version v3.0 (LeRobot ≥ 0.4), v2.1
 // or v2.0, any number of cameras (videos, or images in parquet) of any size, state and action
 // vectors of any dimension. It reads and checks meta/info.json, the episodes (indices, lengths,
 // files, frame and time ranges adding up), the tasks and the statistics; every problem is one
 // line naming the file and the field, e.g.
 // `DIR/meta/info.json: features.action.shape [2 3], want [dim] with dim ≥ 1`.
 // Episode data is read later, when asked for.
-func OpenLeRobotWith(dir string, opts LeRobotOptions) (*LeRobotDataset, error) {
-	d := &LeRobotDataset{dir: dir, stateKey: cmp.Or(opts.StateKey, LeRobotStateKey),
-		actionKey: cmp.Or(opts.ActionKey, LeRobotActionKey), files: map[string]*lrFileVectors{},
+func OpenWith(dir string, opts Options) (*Dataset, error) {
+	d := &Dataset{dir: dir, stateKey: cmp.Or(opts.StateKey, StateKey),
+		actionKey: cmp.Or(opts.ActionKey, ActionKey), files: map[string]*lrFileVectors{},
 		cache: newFrameCache(cmp.Or(opts.CacheBytes, DefaultFrameCacheBytes))}
 	if err := d.readInfo(); err != nil {
 		return nil, err
@@ -125,12 +125,12 @@ func OpenLeRobotWith(dir string, opts LeRobotOptions) (*LeRobotDataset, error) {
 	return d, nil
 }
 
-func (d *LeRobotDataset) path(rel string) string {
+func (d *Dataset) path(rel string) string {
 	return filepath.Join(d.dir, filepath.FromSlash(rel))
 }
 
 // readInfo reads and checks meta/info.json.
-func (d *LeRobotDataset) readInfo() error {
+func (d *Dataset) readInfo() error {
 	path := d.path(lerobotInfo)
 	fail := func(format string, args ...any) error {
 		return fmt.Errorf("%s: %s", path, fmt.Sprintf(format, args...))
@@ -160,12 +160,12 @@ func (d *LeRobotDataset) readInfo() error {
 		return fail("%v", err)
 	}
 	switch info.CodebaseVersion {
-	case LeRobotV30:
+	case V30:
 		d.v3 = true
 		if info.ChunksSize == 0 {
 			info.ChunksSize = 1000 // LeRobot's DEFAULT_CHUNK_SIZE
 		}
-	case LeRobotV20, LeRobotV21:
+	case V20, V21:
 		if _, ok := keys["chunks_size"]; !ok {
 			return fail("missing field %q", "chunks_size")
 		}
@@ -224,7 +224,7 @@ func (d *LeRobotDataset) readInfo() error {
 		case h < 1 || h > 8192 || w < 1 || w > 8192:
 			return fail("features.%s.shape %v: size out of range [1, 8192]", f.Key, f.Shape)
 		}
-		cam := lrCamera{name: LeRobotCameraName(f.Key), key: f.Key, video: f.DType == "video", w: w, h: h}
+		cam := lrCamera{name: CameraName(f.Key), key: f.Key, video: f.DType == "video", w: w, h: h}
 		for _, o := range d.cams {
 			if o.name == cam.name {
 				return fail("features.%s: camera name %q is also %s's", f.Key, cam.name, o.key)
@@ -250,7 +250,7 @@ func (d *LeRobotDataset) readInfo() error {
 
 // imageShape returns the height, width and channels of a video or image feature, whose shape
 // is [H, W, C] or, when its names start with "channel(s)", [C, H, W].
-func imageShape(f LeRobotFeature) (h, w, c int, err error) {
+func imageShape(f Feature) (h, w, c int, err error) {
 	if len(f.Shape) != 3 {
 		return 0, 0, 0, errors.New("want [height, width, 3]")
 	}
@@ -262,7 +262,7 @@ func imageShape(f LeRobotFeature) (h, w, c int, err error) {
 
 // readV2Episodes reads meta/episodes.jsonl (v2.0, v2.1): episode indices unique, as many as
 // total_episodes, lengths adding up to total_frames.
-func (d *LeRobotDataset) readV2Episodes() error {
+func (d *Dataset) readV2Episodes() error {
 	path := d.path(lerobotEpisodes)
 	type line struct {
 		LeRobotEpisodeMeta
@@ -319,7 +319,7 @@ func (d *LeRobotDataset) readV2Episodes() error {
 // with N = total_episodes, lengths adding up to total_frames, frame ranges
 // [dataset_from_index, dataset_to_index) consecutive and as long as the episodes, a data file
 // and, per camera, a video file and time range for every episode.
-func (d *LeRobotDataset) readV3Episodes() error {
+func (d *Dataset) readV3Episodes() error {
 	root := d.path(lerobotV3EpisodesDir)
 	files, _ := filepath.Glob(filepath.Join(root, "chunk-*", "file-*.parquet"))
 	sort.Strings(files)
@@ -352,7 +352,7 @@ func (d *LeRobotDataset) readV3Episodes() error {
 	return nil
 }
 
-func (d *LeRobotDataset) readV3EpisodeFile(path string) error {
+func (d *Dataset) readV3EpisodeFile(path string) error {
 	p, err := openParquet(path)
 	if err != nil {
 		return err
@@ -587,7 +587,7 @@ func readEpisodeStatsColumns(p *pqFile) (func(r int) map[string]FeatureStats, er
 
 // readTasks reads meta/tasks.parquet (v3.0: task_index and the task text, a column "task" or
 // the pandas index "__index_level_0__") or meta/tasks.jsonl (v2.x).
-func (d *LeRobotDataset) readTasks() error {
+func (d *Dataset) readTasks() error {
 	d.tasks = map[int]string{}
 	var path string
 	var idx []int
@@ -656,9 +656,9 @@ func (d *LeRobotDataset) readTasks() error {
 // statistics of meta/episodes_stats.jsonl aggregated (v2.1; stats.json if that is missing).
 // Either may be absent: statistics that are missing are computed from the data when asked for.
 // Statistics of a feature must have its dimension (3 per camera) and finite values.
-func (d *LeRobotDataset) readStats() error {
+func (d *Dataset) readStats() error {
 	d.stats = map[string]FeatureStats{}
-	if d.info.CodebaseVersion == LeRobotV21 {
+	if d.info.CodebaseVersion == V21 {
 		path := d.path(lerobotV21EpisodesStats)
 		type line struct {
 			EpisodeIndex int                     `json:"episode_index"`
@@ -729,7 +729,7 @@ func (d *LeRobotDataset) readStats() error {
 }
 
 // checkStats checks the statistics of the dataset's features (others are ignored).
-func (d *LeRobotDataset) checkStats(path string, stats map[string]FeatureStats, where string) error {
+func (d *Dataset) checkStats(path string, stats map[string]FeatureStats, where string) error {
 	for _, key := range slices.Sorted(maps.Keys(stats)) {
 		f, ok := d.info.Features.Get(key)
 		if !ok {
@@ -755,22 +755,22 @@ func (d *LeRobotDataset) checkStats(path string, stats map[string]FeatureStats, 
 // Metadata accessors
 
 // Dir returns the dataset's directory.
-func (d *LeRobotDataset) Dir() string { return d.dir }
+func (d *Dataset) Dir() string { return d.dir }
 
 // Version returns the codebase_version: "v3.0", "v2.1" or "v2.0".
-func (d *LeRobotDataset) Version() string { return d.info.CodebaseVersion }
+func (d *Dataset) Version() string { return d.info.CodebaseVersion }
 
 // NumEpisodes returns the number of episodes.
-func (d *LeRobotDataset) NumEpisodes() int { return len(d.episodes) }
+func (d *Dataset) NumEpisodes() int { return len(d.episodes) }
 
 // NumFrames returns the number of frames of all episodes.
-func (d *LeRobotDataset) NumFrames() int { return d.info.TotalFrames }
+func (d *Dataset) NumFrames() int { return d.info.TotalFrames }
 
 // FPS returns the frame rate.
-func (d *LeRobotDataset) FPS() float64 { return d.info.FPS }
+func (d *Dataset) FPS() float64 { return d.info.FPS }
 
 // Info returns the content of meta/info.json.
-func (d *LeRobotDataset) Info() LeRobotInfo {
+func (d *Dataset) Info() Info {
 	info := d.info
 	info.Features = slices.Clone(info.Features)
 	info.Splits = maps.Clone(info.Splits)
@@ -778,7 +778,7 @@ func (d *LeRobotDataset) Info() LeRobotInfo {
 }
 
 // Cameras returns the camera names (feature keys without "observation.images.").
-func (d *LeRobotDataset) Cameras() []string {
+func (d *Dataset) Cameras() []string {
 	out := make([]string, len(d.cams))
 	for i, c := range d.cams {
 		out[i] = c.name
@@ -787,7 +787,7 @@ func (d *LeRobotDataset) Cameras() []string {
 }
 
 // CameraKey returns the feature key of a camera.
-func (d *LeRobotDataset) CameraKey(camera string) (string, bool) {
+func (d *Dataset) CameraKey(camera string) (string, bool) {
 	i := d.camIndex(camera)
 	if i < 0 {
 		return "", false
@@ -795,17 +795,17 @@ func (d *LeRobotDataset) CameraKey(camera string) (string, bool) {
 	return d.cams[i].key, true
 }
 
-func (d *LeRobotDataset) camIndex(camera string) int {
+func (d *Dataset) camIndex(camera string) int {
 	return slices.IndexFunc(d.cams, func(c lrCamera) bool { return c.name == camera })
 }
 
 // StateKey and ActionKey return the feature keys of the state and the action.
-func (d *LeRobotDataset) StateKey() string  { return d.stateKey }
-func (d *LeRobotDataset) ActionKey() string { return d.actionKey }
+func (d *Dataset) StateKey() string  { return d.stateKey }
+func (d *Dataset) ActionKey() string { return d.actionKey }
 
 // Features describes the dataset's observations and actions: cameras at their native sizes,
 // state and action dimensions and names, fps.
-func (d *LeRobotDataset) Features() policy.Features {
+func (d *Dataset) Features() policy.Features {
 	f := policy.Features{StateDim: d.stateDim, ActionDim: d.actionDim, FPS: d.info.FPS}
 	for _, c := range d.cams {
 		f.Cameras = append(f.Cameras, policy.Camera{Name: c.name, Width: c.w, Height: c.h})
@@ -834,14 +834,14 @@ type EpisodeInfo struct {
 }
 
 // EpisodeInfo returns episode i's metadata; i must be in [0, NumEpisodes()).
-func (d *LeRobotDataset) EpisodeInfo(i int) EpisodeInfo {
+func (d *Dataset) EpisodeInfo(i int) EpisodeInfo {
 	e := d.episodes[i]
 	return EpisodeInfo{Index: i, EpisodeIndex: e.index, Length: e.length, Tasks: slices.Clone(e.tasks),
 		Success: e.success, Family: e.family, Seed: e.seed, Kind: e.kind, DecisionStep: e.decision}
 }
 
 // EpisodeMeta returns episode i's metadata in the shape of a meta/episodes.jsonl line.
-func (d *LeRobotDataset) EpisodeMeta(i int) LeRobotEpisodeMeta {
+func (d *Dataset) EpisodeMeta(i int) LeRobotEpisodeMeta {
 	e := d.episodes[i]
 	m := LeRobotEpisodeMeta{EpisodeIndex: e.index, Tasks: slices.Clone(e.tasks), Length: e.length, Family: e.family, Seed: e.seed}
 	if e.success != nil {
@@ -851,12 +851,12 @@ func (d *LeRobotDataset) EpisodeMeta(i int) LeRobotEpisodeMeta {
 }
 
 // Task returns the text of a task index.
-func (d *LeRobotDataset) Task(index int) (string, bool) {
+func (d *Dataset) Task(index int) (string, bool) {
 	t, ok := d.tasks[index]
 	return t, ok
 }
 
-func (d *LeRobotDataset) checkEpisodeIndex(i int) error {
+func (d *Dataset) checkEpisodeIndex(i int) error {
 	if i < 0 || i >= len(d.episodes) {
 		return fmt.Errorf("lerobot dataset %s: episode %d out of range [0, %d)", d.dir, i, len(d.episodes))
 	}
@@ -870,7 +870,7 @@ func (d *LeRobotDataset) checkEpisodeIndex(i int) error {
 // the dataset stores, and for the state and the action, when the dataset lacks them (or lacks
 // their quantiles), statistics computed from the data (every episode read; kept). Cameras
 // without stored statistics are left out; CameraStats computes them.
-func (d *LeRobotDataset) FeatureStats() (map[string]FeatureStats, error) {
+func (d *Dataset) FeatureStats() (map[string]FeatureStats, error) {
 	out := map[string]FeatureStats{}
 	for k, s := range d.stats {
 		out[k] = s.clone()
@@ -907,11 +907,11 @@ func (d *LeRobotDataset) FeatureStats() (map[string]FeatureStats, error) {
 
 // StatsSource says where FeatureStats' stored statistics come from (a file, or "" if the
 // dataset has none).
-func (d *LeRobotDataset) StatsSource() string { return d.statsFile }
+func (d *Dataset) StatsSource() string { return d.statsFile }
 
 // computedVectorStats computes the state and action statistics of the whole dataset from its
 // episodes, each episode's statistics aggregated as LeRobot aggregates them.
-func (d *LeRobotDataset) computedVectorStats() (map[string]FeatureStats, error) {
+func (d *Dataset) computedVectorStats() (map[string]FeatureStats, error) {
 	d.mu.Lock()
 	if d.computed != nil {
 		defer d.mu.Unlock()
@@ -948,7 +948,7 @@ func (d *LeRobotDataset) computedVectorStats() (map[string]FeatureStats, error) 
 // Stats returns the mean, std (floored at 1e-6), min and max of the state and the action (see
 // FeatureStats); a dataset whose statistics cannot be computed (unreadable episodes) gives
 // empty ones.
-func (d *LeRobotDataset) Stats() DatasetStats {
+func (d *Dataset) Stats() DatasetStats {
 	all, err := d.FeatureStats()
 	if err != nil {
 		return DatasetStats{}

@@ -1,4 +1,4 @@
-package data
+package lerobot
 
 import (
 	"cmp"
@@ -82,7 +82,7 @@ func NewSampler(lengths []int, cfg SamplerConfig) (*Sampler, error) {
 }
 
 // NewSampler returns a sampler over this dataset's episodes.
-func (d *LeRobotDataset) NewSampler(cfg SamplerConfig) (*Sampler, error) {
+func (d *Dataset) NewSampler(cfg SamplerConfig) (*Sampler, error) {
 	lengths := make([]int, len(d.episodes))
 	for i, e := range d.episodes {
 		lengths[i] = e.length
@@ -97,7 +97,7 @@ func (s *Sampler) Config() SamplerConfig { c := s.cfg; c.Episodes = slices.Clone
 func (s *Sampler) order(p int64) int {
 	n := int64(len(s.eps))
 	pass, k := p/n, p%n
-	rng := NewRand(rng.Mix64(s.cfg.Seed ^ 0x5eed5a3b1e ^ uint64(pass)*0x9e3779b97f4a7c15))
+	rng := rng.New(rng.Mix64(s.cfg.Seed ^ 0x5eed5a3b1e ^ uint64(pass)*0x9e3779b97f4a7c15))
 	perm := rng.Perm(int(n))
 	return s.eps[perm[k]]
 }
@@ -125,7 +125,7 @@ func (s *Sampler) Batch(i int64) []Sample {
 	for _, e := range win {
 		total += s.lengths[e]
 	}
-	rng := NewRand(rng.Mix64(s.cfg.Seed ^ 0xba7c4 ^ uint64(i)*0xbf58476d1ce4e5b9))
+	rng := rng.New(rng.Mix64(s.cfg.Seed ^ 0xba7c4 ^ uint64(i)*0xbf58476d1ce4e5b9))
 	out := make([]Sample, s.cfg.BatchSize)
 	for b := range out {
 		r := rng.IntN(total)
@@ -163,7 +163,7 @@ type LoadedExample struct {
 // Loader turns a Sampler's micro-batches into examples, decoding in the background the
 // episodes that the next micro-batches' windows add.
 type Loader struct {
-	ds   *LeRobotDataset
+	ds   *Dataset
 	s    *Sampler
 	cfg  LoaderConfig
 	cams []string
@@ -179,7 +179,7 @@ type Loader struct {
 }
 
 // NewLoader returns a loader of s's micro-batches from d.
-func (d *LeRobotDataset) NewLoader(s *Sampler, cfg LoaderConfig) (*Loader, error) {
+func (d *Dataset) NewLoader(s *Sampler, cfg LoaderConfig) (*Loader, error) {
 	cams := cfg.Cameras
 	if cams == nil {
 		cams = d.Cameras()

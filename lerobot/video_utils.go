@@ -1,4 +1,4 @@
-package data
+package lerobot
 
 import (
 	"bytes"
@@ -17,7 +17,7 @@ import (
 // segment per episode and camera, then joined into the dataset's files by ffmpeg's concat
 // demuxer without re-encoding (as LeRobot's concatenate_video_files remuxes them).
 
-// Video codec choices of LeRobotWriterConfig.Codec.
+// Video codec choices of WriterConfig.Codec.
 const (
 	CodecAuto = "auto" // AV1 when ffmpeg has libsvtav1 and the frames allow it, else H.264
 	CodecAV1  = "av1"  // libsvtav1

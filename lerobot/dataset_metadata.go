@@ -1,4 +1,4 @@
-package data
+package lerobot
 
 import (
 	"bufio"
@@ -18,14 +18,15 @@ import (
 
 	"github.com/parquet-go/parquet-go"
 
+	"github.com/reelml/reel/data"
 	"github.com/reelml/reel/internal/atomicfile"
 	"github.com/reelml/reel/internal/errline"
 	"github.com/reelml/reel/mediaio"
 )
 
 // reel's former writer of LeRobot v2 datasets (https://github.com/huggingface/lerobot,
-// codebase_version "v2.0"), kept for its callers; CreateLeRobotWriter (lerobot_write.go) writes
-// v3.0 and v2.1, OpenLeRobot (lerobot_read.go) reads all three. The v2.0 layout:
+// codebase_version "v2.0"), kept for its callers; Create (dataset_writer.go) writes
+// v3.0 and v2.1, Open (dataset_reader.go) reads all three. The v2.0 layout:
 //
 //	meta/info.json        schema: fps, totals, path templates, features (dtype, shape, names)
 //	meta/episodes.jsonl   {"episode_index", "tasks", "length"} per episode (+ reel's "family",
@@ -41,19 +42,19 @@ import (
 
 // Names and templates of the LeRobot v2 layout.
 const (
-	// LeRobotCodebaseVersion is the codebase_version CreateLeRobot writes.
-	LeRobotCodebaseVersion = "v2.0"
-	// LeRobotChunksSize is the number of episodes per chunk directory CreateLeRobot writes.
-	LeRobotChunksSize = 1000
-	// LeRobotDataPath is the data_path template CreateLeRobot writes.
-	LeRobotDataPath = "data/chunk-{episode_chunk:03d}/episode_{episode_index:06d}.parquet"
-	// LeRobotVideoPath is the video_path template CreateLeRobot writes.
-	LeRobotVideoPath = "videos/chunk-{episode_chunk:03d}/{video_key}/episode_{episode_index:06d}.mp4"
-	// LeRobotImagePrefix prefixes a camera name to form its feature (video) key.
-	LeRobotImagePrefix = "observation.images."
-	// LeRobotStateKey and LeRobotActionKey are the state and action feature keys.
-	LeRobotStateKey  = "observation.state"
-	LeRobotActionKey = "action"
+	// V20CodebaseVersion is the codebase_version CreateV20 writes.
+	V20CodebaseVersion = "v2.0"
+	// V20ChunksSize is the number of episodes per chunk directory CreateV20 writes.
+	V20ChunksSize = 1000
+	// V20DataPath is the data_path template CreateV20 writes.
+	V20DataPath = "data/chunk-{episode_chunk:03d}/episode_{episode_index:06d}.parquet"
+	// V20VideoPath is the video_path template CreateV20 writes.
+	V20VideoPath = "videos/chunk-{episode_chunk:03d}/{video_key}/episode_{episode_index:06d}.mp4"
+	// ImagePrefix prefixes a camera name to form its feature (video) key.
+	ImagePrefix = "observation.images."
+	// StateKey and ActionKey are the state and action feature keys.
+	StateKey  = "observation.state"
+	ActionKey = "action"
 
 	lerobotRobotType = "reel-sim"
 	lerobotMetaDir   = "meta"
@@ -64,8 +65,8 @@ const (
 	lerobotStdFloor  = 1e-6
 )
 
-// LeRobotFeature describes one column of a LeRobot dataset in meta/info.json.
-type LeRobotFeature struct {
+// Feature describes one column of a LeRobot dataset in meta/info.json.
+type Feature struct {
 	Key   string         `json:"-"`     // e.g. "observation.state", "observation.images.scene"
 	DType string         `json:"dtype"` // "float32", "int64", "video", ...
 	Shape []int          `json:"shape"`
@@ -73,21 +74,21 @@ type LeRobotFeature struct {
 	Info  map[string]any `json:"info,omitempty"` // video properties ("video.fps", "video.codec", ...)
 }
 
-// LeRobotFeatures is the ordered features object of meta/info.json (JSON key order is kept).
-type LeRobotFeatures []LeRobotFeature
+// Features is the ordered features object of meta/info.json (JSON key order is kept).
+type Features []Feature
 
 // Get returns the feature with key.
-func (fs LeRobotFeatures) Get(key string) (LeRobotFeature, bool) {
+func (fs Features) Get(key string) (Feature, bool) {
 	for _, f := range fs {
 		if f.Key == key {
 			return f, true
 		}
 	}
-	return LeRobotFeature{}, false
+	return Feature{}, false
 }
 
 // MarshalJSON writes the features as one JSON object, in order.
-func (fs LeRobotFeatures) MarshalJSON() ([]byte, error) {
+func (fs Features) MarshalJSON() ([]byte, error) {
 	var b bytes.Buffer
 	b.WriteByte('{')
 	for i, f := range fs {
@@ -108,7 +109,7 @@ func (fs LeRobotFeatures) MarshalJSON() ([]byte, error) {
 }
 
 // UnmarshalJSON reads a JSON object of features, keeping the key order.
-func (fs *LeRobotFeatures) UnmarshalJSON(data []byte) error {
+func (fs *Features) UnmarshalJSON(data []byte) error {
 	dec := json.NewDecoder(bytes.NewReader(data))
 	if tok, err := dec.Token(); err != nil || tok != json.Delim('{') {
 		return errors.New("features must be a JSON object")
@@ -120,7 +121,7 @@ func (fs *LeRobotFeatures) UnmarshalJSON(data []byte) error {
 			return err
 		}
 		key := tok.(string) // object keys are always strings
-		var f LeRobotFeature
+		var f Feature
 		if err := dec.Decode(&f); err != nil {
 			return fmt.Errorf("feature %q: %v", key, err)
 		}
@@ -130,9 +131,9 @@ func (fs *LeRobotFeatures) UnmarshalJSON(data []byte) error {
 	return nil
 }
 
-// LeRobotInfo is the content of meta/info.json. TotalVideos and TotalChunks exist up to v2.1,
+// Info is the content of meta/info.json. TotalVideos and TotalChunks exist up to v2.1,
 // DataFilesSizeInMB and VideoFilesSizeInMB from v3.0 on.
-type LeRobotInfo struct {
+type Info struct {
 	CodebaseVersion    string            `json:"codebase_version"`
 	RobotType          string            `json:"robot_type"`
 	TotalEpisodes      int               `json:"total_episodes"`
@@ -147,7 +148,7 @@ type LeRobotInfo struct {
 	Splits             map[string]string `json:"splits"`
 	DataPath           string            `json:"data_path"`
 	VideoPath          string            `json:"video_path"`
-	Features           LeRobotFeatures   `json:"features"`
+	Features           Features          `json:"features"`
 }
 
 // LeRobotEpisodeMeta is one line of meta/episodes.jsonl. Family, Success and Seed are reel
@@ -332,7 +333,7 @@ func lerobotOpenError(path string, err error) error {
 // ---------------------------------------------------------------------------------------------
 // Writer
 
-// LeRobotWriter writes episodes into a LeRobot v2 dataset directory; see CreateLeRobot.
+// WriterV20 writes episodes into a LeRobot v2 dataset directory; see CreateV20.
 //
 // Write is safe for concurrent use and episodes may arrive in any order, but their indices
 // must end up numbering 0..N-1. The global frame "index" column of an episode's parquet file
@@ -340,7 +341,7 @@ func lerobotOpenError(path string, err error) error {
 // reorder buffer until every earlier episode has arrived; its videos are encoded at once.
 // Task indices are assigned in episode order (first appearance), so the dataset does not
 // depend on arrival order.
-type LeRobotWriter struct {
+type WriterV20 struct {
 	dir string
 	fps float64
 
@@ -377,19 +378,19 @@ type lerobotParquetJob struct {
 	taskIndex     int
 }
 
-// CreateLeRobot starts a LeRobot v2 dataset in dir, recorded at fps frames per second. dir
+// CreateV20 starts a LeRobot v2 dataset in dir, recorded at fps frames per second. dir
 // must be missing or empty, unless overwrite is set: then an existing dataset there (meta/,
 // data/, videos/, README.md, .gitattributes) is deleted first, meta/info.json before anything
 // else; a directory holding anything else is refused. meta/info.json is written last, by
-// Close, so a dataset whose writing crashed never looks complete to OpenLeRobot.
-func CreateLeRobot(dir string, fps float64, overwrite bool) (*LeRobotWriter, error) {
-	if err := checkFPS("CreateLeRobot", fps); err != nil {
-		return nil, err
+// Close, so a dataset whose writing crashed never looks complete to Open.
+func CreateV20(dir string, fps float64, overwrite bool) (*WriterV20, error) {
+	if !(fps > 0) || math.IsInf(fps, 0) {
+		return nil, fmt.Errorf("lerobot.CreateV20: fps %g must be positive", fps)
 	}
 	if err := prepareLeRobotDir(dir, overwrite); err != nil {
 		return nil, err
 	}
-	return &LeRobotWriter{dir: dir, fps: fps, episodes: map[int]*lerobotWritten{},
+	return &WriterV20{dir: dir, fps: fps, episodes: map[int]*lerobotWritten{},
 		pending: map[int]*lerobotParquetJob{}, taskIdx: map[string]int{}}, nil
 }
 
@@ -505,7 +506,7 @@ func (s *lerobotSchema) compatible(o *lerobotSchema) error {
 // non-empty task and finite values. An invalid episode is refused with an error and leaves
 // the writer usable; an I/O failure makes this and every later Write, and Close, fail. Write
 // does not keep ep's slices after it returns.
-func (w *LeRobotWriter) Write(ep Episode) error {
+func (w *WriterV20) Write(ep Episode) error {
 	schema, err := checkEpisode(&ep)
 	if err != nil {
 		return fmt.Errorf("lerobot dataset %s: %v", w.dir, err)
@@ -554,7 +555,7 @@ func (w *LeRobotWriter) Write(ep Episode) error {
 			err = os.MkdirAll(filepath.Dir(path), 0o755)
 		}
 		if err == nil {
-			err = EncodeVideo(path, Video{T: ep.Len(), Size: ep.Size, Frames: ep.Frames[c]}, w.fps)
+			err = data.EncodeVideo(path, data.Video{T: ep.Len(), Size: ep.Size, Frames: ep.Frames[c]}, w.fps)
 		}
 		if err != nil {
 			return w.fail(err)
@@ -573,7 +574,7 @@ func cloneRows(rows [][]float32) [][]float32 {
 
 // drainLocked takes the pending episodes that directly follow the last one with a known frame
 // offset, assigns their offsets and task indices, and returns them (w.mu held).
-func (w *LeRobotWriter) drainLocked() []*lerobotParquetJob {
+func (w *WriterV20) drainLocked() []*lerobotParquetJob {
 	var ready []*lerobotParquetJob
 	for j := w.pending[w.next]; j != nil; j = w.pending[w.next] {
 		delete(w.pending, w.next)
@@ -593,7 +594,7 @@ func (w *LeRobotWriter) drainLocked() []*lerobotParquetJob {
 }
 
 // fail records err as the writer's first failure and returns it, naming the dataset.
-func (w *LeRobotWriter) fail(err error) error {
+func (w *WriterV20) fail(err error) error {
 	err = fmt.Errorf("lerobot dataset %s: %v", w.dir, err)
 	w.mu.Lock()
 	if w.err == nil {
@@ -603,14 +604,14 @@ func (w *LeRobotWriter) fail(err error) error {
 	return err
 }
 
-func (w *LeRobotWriter) videoPath(index int, camera string) (string, error) {
-	rel, err := formatLeRobotPath(LeRobotVideoPath, index/LeRobotChunksSize, index, LeRobotImagePrefix+camera)
+func (w *WriterV20) videoPath(index int, camera string) (string, error) {
+	rel, err := formatLeRobotPath(V20VideoPath, index/V20ChunksSize, index, ImagePrefix+camera)
 	return filepath.Join(w.dir, filepath.FromSlash(rel)), err
 }
 
 // writeParquet writes one episode's frames as its parquet file (temporary file and rename).
-func (w *LeRobotWriter) writeParquet(j *lerobotParquetJob) error {
-	rel, err := formatLeRobotPath(LeRobotDataPath, j.index/LeRobotChunksSize, j.index, "")
+func (w *WriterV20) writeParquet(j *lerobotParquetJob) error {
+	rel, err := formatLeRobotPath(V20DataPath, j.index/V20ChunksSize, j.index, "")
 	if err != nil {
 		return err
 	}
@@ -640,8 +641,8 @@ func (w *LeRobotWriter) writeParquet(j *lerobotParquetJob) error {
 // Close finishes the dataset: it checks that the episodes written number 0..N-1 and writes
 // meta/tasks.jsonl, meta/episodes.jsonl, meta/stats.json and, last, meta/info.json. It must be
 // called once, after every Write has returned. After a failed Write, Close returns that
-// failure and writes no meta files, leaving a dataset that OpenLeRobot refuses.
-func (w *LeRobotWriter) Close() error {
+// failure and writes no meta files, leaving a dataset that Open refuses.
+func (w *WriterV20) Close() error {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	fail := func(format string, args ...any) error {
@@ -705,7 +706,7 @@ func (w *LeRobotWriter) Close() error {
 }
 
 // info returns meta/info.json of a dataset of n episodes (w.mu held).
-func (w *LeRobotWriter) info(n int) LeRobotInfo {
+func (w *WriterV20) info(n int) Info {
 	s := w.schema
 	names := func(prefix string, d int) []string {
 		out := make([]string, d)
@@ -721,13 +722,13 @@ func (w *LeRobotWriter) info(n int) LeRobotInfo {
 			pix = "yuv444p"
 		}
 	}
-	features := LeRobotFeatures{
-		{Key: LeRobotStateKey, DType: "float32", Shape: []int{s.stateDim}, Names: names("state_", s.stateDim)},
-		{Key: LeRobotActionKey, DType: "float32", Shape: []int{s.actionDim}, Names: names("action_", s.actionDim)},
+	features := Features{
+		{Key: StateKey, DType: "float32", Shape: []int{s.stateDim}, Names: names("state_", s.stateDim)},
+		{Key: ActionKey, DType: "float32", Shape: []int{s.actionDim}, Names: names("action_", s.actionDim)},
 	}
 	for _, cam := range s.cameras {
-		features = append(features, LeRobotFeature{
-			Key: LeRobotImagePrefix + cam, DType: "video", Shape: []int{s.size, s.size, 3},
+		features = append(features, Feature{
+			Key: ImagePrefix + cam, DType: "video", Shape: []int{s.size, s.size, 3},
 			Names: []string{"height", "width", "channel"},
 			Info: map[string]any{
 				"video.fps": w.fps, "video.height": s.size, "video.width": s.size, "video.channels": 3,
@@ -736,25 +737,25 @@ func (w *LeRobotWriter) info(n int) LeRobotInfo {
 		})
 	}
 	features = append(features,
-		LeRobotFeature{Key: "timestamp", DType: "float32", Shape: []int{1}},
-		LeRobotFeature{Key: "frame_index", DType: "int64", Shape: []int{1}},
-		LeRobotFeature{Key: "episode_index", DType: "int64", Shape: []int{1}},
-		LeRobotFeature{Key: "index", DType: "int64", Shape: []int{1}},
-		LeRobotFeature{Key: "task_index", DType: "int64", Shape: []int{1}},
+		Feature{Key: "timestamp", DType: "float32", Shape: []int{1}},
+		Feature{Key: "frame_index", DType: "int64", Shape: []int{1}},
+		Feature{Key: "episode_index", DType: "int64", Shape: []int{1}},
+		Feature{Key: "index", DType: "int64", Shape: []int{1}},
+		Feature{Key: "task_index", DType: "int64", Shape: []int{1}},
 	)
-	return LeRobotInfo{
-		CodebaseVersion: LeRobotCodebaseVersion,
+	return Info{
+		CodebaseVersion: V20CodebaseVersion,
 		RobotType:       lerobotRobotType,
 		TotalEpisodes:   n,
 		TotalFrames:     int(w.frames),
 		TotalTasks:      len(w.tasks),
 		TotalVideos:     n * len(s.cameras),
-		TotalChunks:     (n + LeRobotChunksSize - 1) / LeRobotChunksSize,
-		ChunksSize:      LeRobotChunksSize,
+		TotalChunks:     (n + V20ChunksSize - 1) / V20ChunksSize,
+		ChunksSize:      V20ChunksSize,
 		FPS:             w.fps,
 		Splits:          map[string]string{"train": fmt.Sprintf("0:%d", n)},
-		DataPath:        LeRobotDataPath,
-		VideoPath:       LeRobotVideoPath,
+		DataPath:        V20DataPath,
+		VideoPath:       V20VideoPath,
 		Features:        features,
 	}
 }

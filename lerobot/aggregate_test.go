@@ -1,4 +1,4 @@
-package data
+package lerobot
 
 import (
 	"bytes"
@@ -43,62 +43,62 @@ func requireSameDataset(t *testing.T, a, b string) {
 		require.NoError(t, mediaio.Run([]string{"-v", "error", "-i", "file:" + filepath.Join(b, rel), "-f", "rawvideo", "-pix_fmt", "rgb24", "-"}, nil, &rb, ""))
 		require.True(t, bytes.Equal(ra.Bytes(), rb.Bytes()), "decoded frames of %s", rel)
 	}
-	db, err := OpenLeRobot(b)
+	db, err := Open(b)
 	require.NoError(t, err)
 	last := db.NumEpisodes() - 1
 	_, err = db.Frames(last, "top", []int{0, db.EpisodeInfo(last).Length - 1}, 16, 16, "")
 	require.NoError(t, err, "the last episode's range is in its file")
 }
 
-// TestLeRobotShardsMergeToSingle writes 4 episodes in one writer, and as 3 shards (each a dataset
+// TestShardsMergeToSingle writes 4 episodes in one writer, and as 3 shards (each a dataset
 // of its own, episodes numbered from 0), merges the shards, and checks that the result
 // is the single writer's dataset.
-func TestLeRobotShardsMergeToSingle(t *testing.T) {
+func TestShardsMergeToSingle(t *testing.T) {
 	t.Parallel()
 	root := t.TempDir()
 	eps := v3Episodes(4)
 	single := goodV3(t)
 	var shards []string
-	for s, part := range [][]LeRobotEpisode{eps[:2], eps[2:3], eps[3:]} {
-		part = append([]LeRobotEpisode(nil), part...)
+	for s, part := range [][]StoredEpisode{eps[:2], eps[2:3], eps[3:]} {
+		part = append([]StoredEpisode(nil), part...)
 		for k := range part {
 			part[k].Index = k
 		}
 		dir := filepath.Join(root, "shard"+string(rune('0'+s)))
-		writeV3(t, dir, part, LeRobotWriterConfig{})
+		writeV3(t, dir, part, WriterConfig{})
 		shards = append(shards, dir)
 	}
 	merged := filepath.Join(root, "merged")
-	require.NoError(t, MergeLeRobot(merged, shards, LeRobotMergeConfig{}))
+	require.NoError(t, Merge(merged, shards, MergeConfig{}))
 	requireSameDataset(t, single, merged)
 
 	// A merge of merges is the same dataset too, and v2.1 shards merge into it as well.
 	twice := filepath.Join(root, "twice")
-	require.NoError(t, MergeLeRobot(filepath.Join(root, "left"), shards[:2], LeRobotMergeConfig{}))
-	require.NoError(t, MergeLeRobot(twice, []string{filepath.Join(root, "left"), shards[2]}, LeRobotMergeConfig{}))
+	require.NoError(t, Merge(filepath.Join(root, "left"), shards[:2], MergeConfig{}))
+	require.NoError(t, Merge(twice, []string{filepath.Join(root, "left"), shards[2]}, MergeConfig{}))
 	requireSameDataset(t, single, twice)
 
 	// Refusals: the destination among the sources, datasets that differ.
-	err := MergeLeRobot(shards[0], shards, LeRobotMergeConfig{Overwrite: true})
+	err := Merge(shards[0], shards, MergeConfig{Overwrite: true})
 	require.ErrorContains(t, err, "is also a source")
 	other := filepath.Join(root, "other")
-	writeV3(t, other, v3Episodes(1), LeRobotWriterConfig{RobotType: "koch"})
-	err = MergeLeRobot(filepath.Join(root, "bad"), []string{shards[0], other}, LeRobotMergeConfig{})
+	writeV3(t, other, v3Episodes(1), WriterConfig{RobotType: "koch"})
+	err = Merge(filepath.Join(root, "bad"), []string{shards[0], other}, MergeConfig{})
 	require.ErrorContains(t, err, `robot_type "koch", but`)
 	require.NoFileExists(t, filepath.Join(root, "bad", "meta", "info.json"))
 }
 
-// TestLeRobotMergeV21 converts v2.1 datasets to one v3.0 dataset by merging them.
-func TestLeRobotMergeV21(t *testing.T) {
+// TestMergeV21 converts v2.1 datasets to one v3.0 dataset by merging them.
+func TestMergeV21(t *testing.T) {
 	t.Parallel()
 	root := t.TempDir()
 	eps := v3Episodes(4)
 	v21, single := goodV21(t), goodV3(t)
 	merged := filepath.Join(root, "merged")
-	require.NoError(t, MergeLeRobot(merged, []string{v21}, LeRobotMergeConfig{}))
-	a, err := OpenLeRobot(single)
+	require.NoError(t, Merge(merged, []string{v21}, MergeConfig{}))
+	a, err := Open(single)
 	require.NoError(t, err)
-	b, err := OpenLeRobot(merged)
+	b, err := Open(merged)
 	require.NoError(t, err)
 	require.Equal(t, "v3.0", b.Version())
 	for i := range eps {
@@ -124,19 +124,19 @@ func TestLeRobotMergeV21(t *testing.T) {
 	require.Equal(t, sa["observation.images.top"], sb["observation.images.top"])
 }
 
-// TestLeRobotMergeV20 converts a dataset of reel's former v2.0 layout (no per-episode
+// TestMergeV20 converts a dataset of reel's former v2.0 layout (no per-episode
 // statistics) to v3.0, the sources' stats.json aggregated.
-func TestLeRobotMergeV20(t *testing.T) {
+func TestMergeV20(t *testing.T) {
 	t.Parallel()
 	requireFFmpeg(t)
 	root := t.TempDir()
 	src := filepath.Join(root, "v20")
 	writeTestDataset(t, src, testEpisodes())
 	dst := filepath.Join(root, "v30")
-	require.NoError(t, MergeLeRobot(dst, []string{src, src}, LeRobotMergeConfig{}))
-	a, err := OpenLeRobot(src)
+	require.NoError(t, Merge(dst, []string{src, src}, MergeConfig{}))
+	a, err := Open(src)
 	require.NoError(t, err)
-	b, err := OpenLeRobot(dst)
+	b, err := Open(dst)
 	require.NoError(t, err)
 	require.Equal(t, 6, b.NumEpisodes())
 	for _, k := range []int{0, 5} {

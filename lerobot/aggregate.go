@@ -1,4 +1,4 @@
-package data
+package lerobot
 
 import (
 	"bytes"
@@ -15,8 +15,8 @@ import (
 	"github.com/reelml/reel/internal/atomicfile"
 )
 
-// LeRobotMergeConfig configures MergeLeRobot.
-type LeRobotMergeConfig struct {
+// MergeConfig configures Merge.
+type MergeConfig struct {
 	Overwrite bool // replace an existing dataset at the destination
 	// ChunksSize, DataFilesSizeInMB and VideoFilesSizeInMB lay out the result (defaults 1000,
 	// 100, 200).
@@ -25,11 +25,11 @@ type LeRobotMergeConfig struct {
 
 // lrSourceRows says where a merged episode's rows are: episode pos of dataset ds.
 type lrSourceRows struct {
-	ds  *LeRobotDataset
+	ds  *Dataset
 	pos int
 }
 
-// MergeLeRobot joins the datasets srcs (any readable version; in the order given) into one
+// Merge joins the datasets srcs (any readable version; in the order given) into one
 // v3.0 dataset at dst, with LeRobot's aggregate semantics (huggingface/lerobot
 // src/lerobot/datasets/aggregate.py): the sources must have the same fps, robot_type and
 // features (video encoder settings aside); episodes are renumbered in order, frames get new
@@ -39,7 +39,7 @@ type lrSourceRows struct {
 // statistics are aggregated. The per-episode statistics of the index columns are recomputed
 // and the dataset statistics aggregated from every episode's, so merging the shards of a
 // dataset gives the dataset that one writer would have written.
-func MergeLeRobot(dst string, srcs []string, cfg LeRobotMergeConfig) error {
+func Merge(dst string, srcs []string, cfg MergeConfig) error {
 	fail := func(format string, args ...any) error {
 		return fmt.Errorf("lerobot merge into %s: %s", dst, fmt.Sprintf(format, args...))
 	}
@@ -47,12 +47,12 @@ func MergeLeRobot(dst string, srcs []string, cfg LeRobotMergeConfig) error {
 		return fail("no source datasets")
 	}
 	absDst, _ := filepath.Abs(dst)
-	var sets []*LeRobotDataset
+	var sets []*Dataset
 	for _, s := range srcs {
 		if abs, _ := filepath.Abs(s); abs == absDst {
 			return fail("the destination %s is also a source", s)
 		}
-		ds, err := OpenLeRobot(s)
+		ds, err := Open(s)
 		if err != nil {
 			return err
 		}
@@ -78,7 +78,7 @@ func MergeLeRobot(dst string, srcs []string, cfg LeRobotMergeConfig) error {
 		return err
 	}
 	b := &lrBuild{dir: dst, fps: int(fps), stateDim: first.stateDim, actionDim: first.actionDim,
-		cfg: LeRobotWriterConfig{RobotType: first.info.RobotType, ChunksSize: cmp.Or(cfg.ChunksSize, LeRobotChunksSize),
+		cfg: WriterConfig{RobotType: first.info.RobotType, ChunksSize: cmp.Or(cfg.ChunksSize, V20ChunksSize),
 			DataFilesSizeInMB:  cmp.Or(cfg.DataFilesSizeInMB, lerobotDefaultDataFileMB),
 			VideoFilesSizeInMB: cmp.Or(cfg.VideoFilesSizeInMB, lerobotDefaultVideoFileMB)},
 		features: mergedFeatures(sets)}
@@ -151,7 +151,7 @@ func MergeLeRobot(dst string, srcs []string, cfg LeRobotMergeConfig) error {
 var videoEncoderKeys = []string{"video.g", "video.crf", "video.preset", "video.fast_decode", "video.extra_options", "video.video_backend"}
 
 // sameFeatures compares two datasets' features as LeRobot's features_equal_for_merge does.
-func sameFeatures(a, b LeRobotFeatures) error {
+func sameFeatures(a, b Features) error {
 	if len(a) != len(b) {
 		return fmt.Errorf("%d features, want %d", len(b), len(a))
 	}
@@ -160,7 +160,7 @@ func sameFeatures(a, b LeRobotFeatures) error {
 		if !ok {
 			return fmt.Errorf("no feature %q", fa.Key)
 		}
-		norm := func(f LeRobotFeature) string {
+		norm := func(f Feature) string {
 			f.Info = maps.Clone(f.Info)
 			for _, k := range videoEncoderKeys {
 				delete(f.Info, k)
@@ -178,7 +178,7 @@ func sameFeatures(a, b LeRobotFeatures) error {
 // mergedFeatures are the first dataset's features with each video encoder key kept only when
 // every source agrees on it (null otherwise), as LeRobot's
 // merge_video_feature_info_for_aggregate does.
-func mergedFeatures(sets []*LeRobotDataset) LeRobotFeatures {
+func mergedFeatures(sets []*Dataset) Features {
 	out := slices.Clone(sets[0].info.Features)
 	for i, f := range out {
 		if f.DType != "video" {

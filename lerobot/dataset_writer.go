@@ -1,4 +1,4 @@
-package data
+package lerobot
 
 import (
 	"cmp"
@@ -21,9 +21,9 @@ import (
 // lerobotTmpDir holds a writer's per-episode video segments until Close joins them.
 const lerobotTmpDir = ".reel-tmp"
 
-// LeRobotWriterConfig configures CreateLeRobotWriter.
-type LeRobotWriterConfig struct {
-	// Format is LeRobotV30 (the default: many episodes per parquet and mp4 file) or LeRobotV21
+// WriterConfig configures Create.
+type WriterConfig struct {
+	// Format is V30 (the default: many episodes per parquet and mp4 file) or V21
 	// (one parquet and one mp4 per episode and camera, meta/*.jsonl).
 	Format string
 	// FPS is the frame rate (an integer, as LeRobot v3.0 requires).
@@ -45,19 +45,19 @@ type LeRobotWriterConfig struct {
 	StateNames, ActionNames []string
 }
 
-// LeRobotCameraFrames are one camera's frames of an episode: T frames of Width×Height rgb24.
-type LeRobotCameraFrames struct {
+// CameraFrames are one camera's frames of an episode: T frames of Width×Height rgb24.
+type CameraFrames struct {
 	Name          string
 	Width, Height int
 	Pix           []uint8 // T×Height×Width×3, row-major
 }
 
-// LeRobotEpisode is one episode as LeRobotDatasetWriter.WriteEpisode takes it.
-type LeRobotEpisode struct {
+// StoredEpisode is one episode as Writer.WriteEpisode takes it.
+type StoredEpisode struct {
 	Index         int // 0..N-1 in the dataset
 	Task          string
 	State, Action [][]float32 // T × dim (State may be nil: no state feature)
-	Cameras       []LeRobotCameraFrames
+	Cameras       []CameraFrames
 	Success       *bool  // recorded when set
 	Family        string // reel extras, recorded when set
 	Seed          uint64
@@ -66,9 +66,9 @@ type LeRobotEpisode struct {
 }
 
 // Len is the number of frames.
-func (e *LeRobotEpisode) Len() int { return len(e.Action) }
+func (e *StoredEpisode) Len() int { return len(e.Action) }
 
-// LeRobotDatasetWriter writes a LeRobot v3.0 or v2.1 dataset; see CreateLeRobotWriter.
+// Writer writes a LeRobot v3.0 or v2.1 dataset; see Create.
 //
 // Write and WriteEpisode are safe for concurrent use and episodes may arrive in any order:
 // each episode's statistics are computed and its camera streams encoded (one mp4 segment per
@@ -76,9 +76,9 @@ func (e *LeRobotEpisode) Len() int { return len(e.Action) }
 // indices by first appearance, parquet files, the segments joined into the video files — and
 // writes the metadata, meta/info.json last. The dataset therefore depends only on the episodes,
 // never on their arrival order or the number of writers.
-type LeRobotDatasetWriter struct {
+type Writer struct {
 	dir, tmp string
-	cfg      LeRobotWriterConfig
+	cfg      WriterConfig
 
 	mu       sync.Mutex
 	schema   *lrWriteSchema
@@ -89,25 +89,25 @@ type LeRobotDatasetWriter struct {
 
 type lrWriteSchema struct {
 	stateDim, actionDim int
-	cams                []LeRobotCameraFrames // name and size; Pix unused
+	cams                []CameraFrames // name and size; Pix unused
 	codecs              []lrCodec
 }
 
 // lrPending is an accepted episode waiting for Close.
 type lrPending struct {
-	ep       LeRobotEpisode // without frames
+	ep       StoredEpisode // without frames
 	stats    map[string]FeatureStats
 	segments []string // per camera
 }
 
-// CreateLeRobotWriter starts a dataset in dir, which must be missing or empty unless
-// cfg.Overwrite is set (see CreateLeRobot for what is replaced).
-func CreateLeRobotWriter(dir string, cfg LeRobotWriterConfig) (*LeRobotDatasetWriter, error) {
-	cfg.Format = cmp.Or(cfg.Format, LeRobotV30)
+// Create starts a dataset in dir, which must be missing or empty unless
+// cfg.Overwrite is set (see CreateV20 for what is replaced).
+func Create(dir string, cfg WriterConfig) (*Writer, error) {
+	cfg.Format = cmp.Or(cfg.Format, V30)
 	switch cfg.Format {
-	case LeRobotV30, LeRobotV21:
+	case V30, V21:
 	default:
-		return nil, fmt.Errorf("lerobot dataset %s: format %q not supported (want %s or %s)", dir, cfg.Format, LeRobotV30, LeRobotV21)
+		return nil, fmt.Errorf("lerobot dataset %s: format %q not supported (want %s or %s)", dir, cfg.Format, V30, V21)
 	}
 	if cfg.FPS < 1 {
 		return nil, fmt.Errorf("lerobot dataset %s: fps %d must be a positive integer", dir, cfg.FPS)
@@ -118,7 +118,7 @@ func CreateLeRobotWriter(dir string, cfg LeRobotWriterConfig) (*LeRobotDatasetWr
 		return nil, fmt.Errorf("lerobot dataset %s: codec %q is not one of auto, av1, h264", dir, cfg.Codec)
 	}
 	cfg.RobotType = cmp.Or(cfg.RobotType, lerobotRobotType)
-	cfg.ChunksSize = cmp.Or(cfg.ChunksSize, LeRobotChunksSize)
+	cfg.ChunksSize = cmp.Or(cfg.ChunksSize, V20ChunksSize)
 	cfg.DataFilesSizeInMB = cmp.Or(cfg.DataFilesSizeInMB, lerobotDefaultDataFileMB)
 	cfg.VideoFilesSizeInMB = cmp.Or(cfg.VideoFilesSizeInMB, lerobotDefaultVideoFileMB)
 	if err := prepareLeRobotDir(dir, cfg.Overwrite); err != nil {
@@ -128,12 +128,12 @@ func CreateLeRobotWriter(dir string, cfg LeRobotWriterConfig) (*LeRobotDatasetWr
 	if err := os.MkdirAll(tmp, 0o755); err != nil {
 		return nil, fmt.Errorf("lerobot dataset %s: %v", dir, err)
 	}
-	return &LeRobotDatasetWriter{dir: dir, tmp: tmp, cfg: cfg, episodes: map[int]*lrPending{}}, nil
+	return &Writer{dir: dir, tmp: tmp, cfg: cfg, episodes: map[int]*lrPending{}}, nil
 }
 
 // Write adds a simulator episode (square float frames, see Episode) under its index.
-func (w *LeRobotDatasetWriter) Write(ep Episode) error {
-	le := LeRobotEpisode{Index: ep.Index, Task: ep.Task, State: ep.State, Action: ep.Action, Family: ep.Family, Seed: ep.Seed}
+func (w *Writer) Write(ep Episode) error {
+	le := StoredEpisode{Index: ep.Index, Task: ep.Task, State: ep.State, Action: ep.Action, Family: ep.Family, Seed: ep.Seed}
 	ok := ep.Success
 	le.Success = &ok
 	if ep.Kind != "" {
@@ -146,15 +146,15 @@ func (w *LeRobotDatasetWriter) Write(ep Episode) error {
 	for c, name := range ep.Cameras {
 		pix := make([]uint8, len(ep.Frames[c]))
 		for j, x := range ep.Frames[c] {
-			pix[j] = uint8(math.Round(float64(clamp01(x)) * 255))
+			pix[j] = uint8(math.Round(float64(min(1, max(0, x))) * 255))
 		}
-		le.Cameras = append(le.Cameras, LeRobotCameraFrames{Name: name, Width: ep.Size, Height: ep.Size, Pix: pix})
+		le.Cameras = append(le.Cameras, CameraFrames{Name: name, Width: ep.Size, Height: ep.Size, Pix: pix})
 	}
 	return w.WriteEpisode(le)
 }
 
-// checkLeRobotEpisode validates ep on its own.
-func checkLeRobotEpisode(ep *LeRobotEpisode) error {
+// checkStoredEpisode validates ep on its own.
+func checkStoredEpisode(ep *StoredEpisode) error {
 	fail := func(format string, args ...any) error {
 		return fmt.Errorf("episode %d: %s", ep.Index, fmt.Sprintf(format, args...))
 	}
@@ -197,7 +197,7 @@ func checkLeRobotEpisode(ep *LeRobotEpisode) error {
 		switch {
 		case cam.Name == "" || strings.ContainsAny(cam.Name, `/\ `) || cam.Name == "." || cam.Name == "..":
 			return fail("invalid camera name %q", cam.Name)
-		case slices.IndexFunc(ep.Cameras, func(o LeRobotCameraFrames) bool { return o.Name == cam.Name }) != c:
+		case slices.IndexFunc(ep.Cameras, func(o CameraFrames) bool { return o.Name == cam.Name }) != c:
 			return fail("camera %q appears twice", cam.Name)
 		case cam.Width < 1 || cam.Height < 1 || cam.Width > 8192 || cam.Height > 8192:
 			return fail("camera %q size %d×%d out of range", cam.Name, cam.Width, cam.Height)
@@ -208,7 +208,7 @@ func checkLeRobotEpisode(ep *LeRobotEpisode) error {
 	return nil
 }
 
-func (s *lrWriteSchema) compatible(ep *LeRobotEpisode) error {
+func (s *lrWriteSchema) compatible(ep *StoredEpisode) error {
 	stateDim := 0
 	if ep.State != nil {
 		stateDim = len(ep.State[0])
@@ -234,8 +234,8 @@ func (s *lrWriteSchema) compatible(ep *LeRobotEpisode) error {
 // action dimensions and cameras (names and sizes), a non-empty task and finite values. An
 // invalid episode is refused with an error and leaves the writer usable; an I/O failure makes
 // this and every later call, and Close, fail. WriteEpisode does not keep ep's slices.
-func (w *LeRobotDatasetWriter) WriteEpisode(ep LeRobotEpisode) error {
-	if err := checkLeRobotEpisode(&ep); err != nil {
+func (w *Writer) WriteEpisode(ep StoredEpisode) error {
+	if err := checkStoredEpisode(&ep); err != nil {
 		return fmt.Errorf("lerobot dataset %s: %v", w.dir, err)
 	}
 	w.mu.Lock()
@@ -263,7 +263,7 @@ func (w *LeRobotDatasetWriter) WriteEpisode(ep LeRobotEpisode) error {
 				err = fmt.Errorf("camera %q: %v", cam.Name, cerr)
 				break
 			}
-			s.cams = append(s.cams, LeRobotCameraFrames{Name: cam.Name, Width: cam.Width, Height: cam.Height})
+			s.cams = append(s.cams, CameraFrames{Name: cam.Name, Width: cam.Width, Height: cam.Height})
 			s.codecs = append(s.codecs, c)
 		}
 		if err == nil {
@@ -293,9 +293,9 @@ func (w *LeRobotDatasetWriter) WriteEpisode(ep LeRobotEpisode) error {
 	}
 	p.ep.Cameras = nil
 	if ep.State != nil {
-		p.stats[LeRobotStateKey] = vectorFeatureStats(ep.State)
+		p.stats[StateKey] = vectorFeatureStats(ep.State)
 	}
-	p.stats[LeRobotActionKey] = vectorFeatureStats(ep.Action)
+	p.stats[ActionKey] = vectorFeatureStats(ep.Action)
 	ts, fi := make([][]float32, ep.Len()), make([][]int64, ep.Len())
 	for t := range ts {
 		ts[t], fi[t] = []float32{float32(float64(t) / float64(w.cfg.FPS))}, []int64{int64(t)}
@@ -307,8 +307,8 @@ func (w *LeRobotDatasetWriter) WriteEpisode(ep LeRobotEpisode) error {
 		for _, t := range imageSampleIndices(ep.Len()) {
 			acc.addFrame(cam.Pix[t*px:(t+1)*px], cam.Width, cam.Height)
 		}
-		p.stats[LeRobotImagePrefix+cam.Name] = acc.stats()
-		seg := filepath.Join(w.tmp, LeRobotImagePrefix+cam.Name, fmt.Sprintf("episode_%06d.mp4", ep.Index))
+		p.stats[ImagePrefix+cam.Name] = acc.stats()
+		seg := filepath.Join(w.tmp, ImagePrefix+cam.Name, fmt.Sprintf("episode_%06d.mp4", ep.Index))
 		if err := encodeSegment(seg, cam.Pix, cam.Width, cam.Height, w.cfg.FPS, schema.codecs[c]); err != nil {
 			return w.fail(err)
 		}
@@ -321,7 +321,7 @@ func (w *LeRobotDatasetWriter) WriteEpisode(ep LeRobotEpisode) error {
 }
 
 // fail records err as the writer's first failure and returns it, naming the dataset.
-func (w *LeRobotDatasetWriter) fail(err error) error {
+func (w *Writer) fail(err error) error {
 	err = fmt.Errorf("lerobot dataset %s: %v", w.dir, err)
 	w.mu.Lock()
 	if w.err == nil {
@@ -331,11 +331,11 @@ func (w *LeRobotDatasetWriter) fail(err error) error {
 	return err
 }
 
-// Close lays out and finishes the dataset (see LeRobotDatasetWriter). It must be called once,
+// Close lays out and finishes the dataset (see Writer). It must be called once,
 // after every Write has returned; the episodes written must be numbered 0..N-1. After a failed
 // write, Close returns that failure and writes no metadata, leaving a dataset that
-// OpenLeRobot refuses.
-func (w *LeRobotDatasetWriter) Close() error {
+// Open refuses.
+func (w *Writer) Close() error {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	fail := func(format string, args ...any) error {
@@ -360,7 +360,7 @@ func (w *LeRobotDatasetWriter) Close() error {
 	}
 	b := &lrBuild{dir: w.dir, fps: w.cfg.FPS, cfg: w.cfg, stateDim: w.schema.stateDim, actionDim: w.schema.actionDim}
 	for c, cam := range w.schema.cams {
-		b.cams = append(b.cams, lrBuildCamera{key: LeRobotImagePrefix + cam.Name, w: cam.Width, h: cam.Height, codec: w.schema.codecs[c]})
+		b.cams = append(b.cams, lrBuildCamera{key: ImagePrefix + cam.Name, w: cam.Width, h: cam.Height, codec: w.schema.codecs[c]})
 	}
 	for i := range n {
 		p := w.episodes[i]
@@ -370,7 +370,7 @@ func (w *LeRobotDatasetWriter) Close() error {
 		b.add(out)
 	}
 	var err error
-	if w.cfg.Format == LeRobotV21 {
+	if w.cfg.Format == V21 {
 		err = b.writeV21()
 	} else {
 		err = b.writeV3()
@@ -385,18 +385,18 @@ func (w *LeRobotDatasetWriter) Close() error {
 }
 
 // ---------------------------------------------------------------------------------------------
-// Laying out a dataset (shared by the writer and MergeLeRobot)
+// Laying out a dataset (shared by the writer and Merge)
 
 // lrBuild assembles a dataset from episodes in their final order.
 type lrBuild struct {
 	dir                 string
 	fps                 int
-	cfg                 LeRobotWriterConfig
+	cfg                 WriterConfig
 	stateDim, actionDim int
 	cams                []lrBuildCamera
 	stateNames          []string
 	actionNames         []string
-	features            LeRobotFeatures // set by merges: the sources' features, kept as they are
+	features            Features // set by merges: the sources' features, kept as they are
 	tasks               []string
 	taskIdx             map[string]int
 	episodes            []lrBuildEpisode
@@ -503,11 +503,11 @@ func (b *lrBuild) reelDataTable() (*pqTable, string) {
 		return map[string]any{"feature": map[string]any{"dtype": "float32", "_type": "Value"}, "length": d, "_type": "List"}
 	}
 	if b.stateDim > 0 {
-		fields = append(fields, pqField{LeRobotStateKey, reflect.TypeOf([]float32{})})
-		hf.set(LeRobotStateKey, vec(b.stateDim))
+		fields = append(fields, pqField{StateKey, reflect.TypeOf([]float32{})})
+		hf.set(StateKey, vec(b.stateDim))
 	}
-	fields = append(fields, pqField{LeRobotActionKey, reflect.TypeOf([]float32{})}, pqField{"timestamp", reflect.TypeOf(float32(0))})
-	hf.set(LeRobotActionKey, vec(b.actionDim))
+	fields = append(fields, pqField{ActionKey, reflect.TypeOf([]float32{})}, pqField{"timestamp", reflect.TypeOf(float32(0))})
+	hf.set(ActionKey, vec(b.actionDim))
 	hf.set("timestamp", map[string]any{"dtype": "float32", "_type": "Value"})
 	for _, k := range []string{"frame_index", "episode_index", "index", "task_index"} {
 		fields = append(fields, pqField{k, reflect.TypeOf(int64(0))})
@@ -535,7 +535,7 @@ func (b *lrBuild) dataRows(e *lrBuildEpisode) [][]any {
 func (b *lrBuild) writeV3() error {
 	for _, file := range b.planDataFiles() {
 		first := &b.episodes[file[0]]
-		rel, err := formatTemplate(LeRobotV3DataPath, map[string]int{"chunk_index": first.ep.chunk[0], "file_index": first.ep.chunk[1]}, "")
+		rel, err := formatTemplate(V3DataPath, map[string]int{"chunk_index": first.ep.chunk[0], "file_index": first.ep.chunk[1]}, "")
 		if err != nil {
 			return err
 		}
@@ -566,7 +566,7 @@ func (b *lrBuild) writeV3() error {
 	if err := writeTasksParquet(filepath.Join(b.dir, filepath.FromSlash(lerobotV3Tasks)), b.tasks); err != nil {
 		return err
 	}
-	return b.writeStatsAndInfo(LeRobotV30)
+	return b.writeStatsAndInfo(V30)
 }
 
 // writeV3Videos joins camera c's episodes into video files: a file takes source files (the
@@ -638,7 +638,7 @@ func (b *lrBuild) writeV3Videos(c int) error {
 		e.ep.videos = append(e.ep.videos, ref)
 	}
 	for _, f := range files {
-		rel, err := formatTemplate(LeRobotV3VideoPath, map[string]int{"chunk_index": f.cf[0], "file_index": f.cf[1]}, cam.key)
+		rel, err := formatTemplate(V3VideoPath, map[string]int{"chunk_index": f.cf[0], "file_index": f.cf[1]}, cam.key)
 		if err != nil {
 			return err
 		}
@@ -652,7 +652,7 @@ func (b *lrBuild) writeV3Videos(c int) error {
 // featureOrder lists the feature keys in info.json's order.
 func (b *lrBuild) featureOrder() []string {
 	var out []string
-	for _, f := range b.info(LeRobotV30).Features {
+	for _, f := range b.info(V30).Features {
 		out = append(out, f.Key)
 	}
 	return out
@@ -685,7 +685,7 @@ func (b *lrBuild) writeV3Episodes() error {
 			col{pqField{pre + "from_timestamp", reflect.TypeOf(0.0)}, func(e *lrBuildEpisode) any { return e.ep.videos[c].from }},
 			col{pqField{pre + "to_timestamp", reflect.TypeOf(0.0)}, func(e *lrBuildEpisode) any { return e.ep.videos[c].to }})
 	}
-	info := b.info(LeRobotV30)
+	info := b.info(V30)
 	for _, f := range info.Features {
 		key := f.Key
 		if slices.ContainsFunc(b.episodes, func(e lrBuildEpisode) bool { _, ok := e.ep.stats[key]; return !ok }) {
@@ -798,18 +798,18 @@ func writeTasksParquet(path string, tasks []string) error {
 }
 
 // info returns meta/info.json of the dataset being built.
-func (b *lrBuild) info(format string) LeRobotInfo {
+func (b *lrBuild) info(format string) Info {
 	n := len(b.episodes)
-	info := LeRobotInfo{CodebaseVersion: format, RobotType: b.cfg.RobotType, TotalEpisodes: n, TotalFrames: int(b.frames),
+	info := Info{CodebaseVersion: format, RobotType: b.cfg.RobotType, TotalEpisodes: n, TotalFrames: int(b.frames),
 		TotalTasks: len(b.tasks), ChunksSize: b.cfg.ChunksSize, FPS: float64(b.fps),
 		Splits: map[string]string{"train": fmt.Sprintf("0:%d", n)}}
-	if format == LeRobotV30 {
+	if format == V30 {
 		info.DataFilesSizeInMB, info.VideoFilesSizeInMB = b.cfg.DataFilesSizeInMB, b.cfg.VideoFilesSizeInMB
-		info.DataPath, info.VideoPath = LeRobotV3DataPath, LeRobotV3VideoPath
+		info.DataPath, info.VideoPath = V3DataPath, V3VideoPath
 	} else {
 		info.TotalVideos = n * len(b.cams)
 		info.TotalChunks = (n + b.cfg.ChunksSize - 1) / b.cfg.ChunksSize
-		info.DataPath, info.VideoPath = LeRobotDataPath, LeRobotV21VideoPath
+		info.DataPath, info.VideoPath = V20DataPath, V21VideoPath
 	}
 	if b.features != nil {
 		info.Features = slices.Clone(b.features)
@@ -826,21 +826,21 @@ func (b *lrBuild) info(format string) LeRobotInfo {
 		return out
 	}
 	if b.stateDim > 0 {
-		info.Features = append(info.Features, LeRobotFeature{Key: LeRobotStateKey, DType: "float32", Shape: []int{b.stateDim},
+		info.Features = append(info.Features, Feature{Key: StateKey, DType: "float32", Shape: []int{b.stateDim},
 			Names: names(b.cfg.StateNames, "state_", b.stateDim)})
 	}
-	info.Features = append(info.Features, LeRobotFeature{Key: LeRobotActionKey, DType: "float32", Shape: []int{b.actionDim},
+	info.Features = append(info.Features, Feature{Key: ActionKey, DType: "float32", Shape: []int{b.actionDim},
 		Names: names(b.cfg.ActionNames, "action_", b.actionDim)})
 	for _, cam := range b.cams {
 		vi := map[string]any{"video.height": cam.h, "video.width": cam.w, "video.codec": cam.codec.name, "video.pix_fmt": cam.codec.pixFmt,
 			"video.is_depth_map": false, "video.fps": b.fps, "video.channels": 3, "has_audio": false}
 		maps.Copy(vi, cam.codec.info)
-		info.Features = append(info.Features, LeRobotFeature{Key: cam.key, DType: "video", Shape: []int{cam.h, cam.w, 3},
+		info.Features = append(info.Features, Feature{Key: cam.key, DType: "video", Shape: []int{cam.h, cam.w, 3},
 			Names: []string{"height", "width", "channels"}, Info: vi})
 	}
-	info.Features = append(info.Features, LeRobotFeature{Key: "timestamp", DType: "float32", Shape: []int{1}})
+	info.Features = append(info.Features, Feature{Key: "timestamp", DType: "float32", Shape: []int{1}})
 	for _, k := range []string{"frame_index", "episode_index", "index", "task_index"} {
-		info.Features = append(info.Features, LeRobotFeature{Key: k, DType: "int64", Shape: []int{1}})
+		info.Features = append(info.Features, Feature{Key: k, DType: "int64", Shape: []int{1}})
 	}
 	return info
 }
@@ -849,7 +849,7 @@ func (b *lrBuild) info(format string) LeRobotInfo {
 // last, meta/info.json.
 func (b *lrBuild) writeStatsAndInfo(format string) error {
 	info := b.info(format)
-	if format == LeRobotV30 {
+	if format == V30 {
 		all := make([]map[string]FeatureStats, len(b.episodes))
 		for i, e := range b.episodes {
 			all[i] = e.ep.stats
@@ -873,8 +873,8 @@ func (b *lrBuild) writeStatsAndInfo(format string) error {
 	return atomicfile.WriteFile(filepath.Join(b.dir, filepath.FromSlash(lerobotInfo)), append(raw, '\n'))
 }
 
-// LeRobotV21VideoPath is the v2.x video_path template.
-const LeRobotV21VideoPath = LeRobotVideoPath
+// V21VideoPath is the v2.x video_path template.
+const V21VideoPath = V20VideoPath
 
 // writeV21 writes the v2.1 layout: one parquet and one mp4 per episode and camera,
 // meta/episodes.jsonl, meta/tasks.jsonl, meta/episodes_stats.jsonl and meta/info.json.
@@ -900,7 +900,7 @@ func (b *lrBuild) writeV21() error {
 	for i := range b.episodes {
 		e := &b.episodes[i]
 		vals := map[string]int{"episode_chunk": e.ep.index / b.cfg.ChunksSize, "episode_index": e.ep.index}
-		rel, err := formatTemplate(LeRobotDataPath, vals, "")
+		rel, err := formatTemplate(V20DataPath, vals, "")
 		if err != nil {
 			return err
 		}
@@ -908,7 +908,7 @@ func (b *lrBuild) writeV21() error {
 			return err
 		}
 		for c, cam := range b.cams {
-			vrel, err := formatTemplate(LeRobotV21VideoPath, vals, cam.key)
+			vrel, err := formatTemplate(V21VideoPath, vals, cam.key)
 			if err != nil {
 				return err
 			}
@@ -954,7 +954,7 @@ func (b *lrBuild) writeV21() error {
 			return err
 		}
 	}
-	return b.writeStatsAndInfo(LeRobotV21)
+	return b.writeStatsAndInfo(V21)
 }
 
 // orderedJSON is a JSON object that keeps its keys' insertion order.

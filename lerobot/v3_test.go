@@ -1,4 +1,4 @@
-package data
+package lerobot
 
 import (
 	"bytes"
@@ -11,6 +11,7 @@ import (
 
 	"github.com/stretchr/testify/require"
 
+	"github.com/reelml/reel/internal/rng"
 	"github.com/reelml/reel/mediaio"
 	"github.com/reelml/reel/policy"
 )
@@ -21,14 +22,14 @@ const testV3FPS = 10
 // non-square cameras: "top" 80×64 (AV1) and "wrist" 24×16 (H.264, under SVT-AV1's minimum).
 // Frames are smooth gradients with a moving block: every frame differs, the codecs keep them
 // close.
-func v3Episodes(n int) []LeRobotEpisode {
-	r := NewRand(11)
+func v3Episodes(n int) []StoredEpisode {
+	r := rng.New(11)
 	tasks := []string{"pick the red square", "push the blue circle", "pick the red square", "place the cube"}
-	var eps []LeRobotEpisode
+	var eps []StoredEpisode
 	for i := range n {
 		T := 5 + i + i/2
 		ok := i%3 != 1
-		ep := LeRobotEpisode{Index: i, Task: tasks[i%len(tasks)], Success: &ok, Family: "fam", Seed: uint64(100 + i)}
+		ep := StoredEpisode{Index: i, Task: tasks[i%len(tasks)], Success: &ok, Family: "fam", Seed: uint64(100 + i)}
 		for range T {
 			s := make([]float32, 4)
 			for j := range s {
@@ -56,7 +57,7 @@ func v3Episodes(n int) []LeRobotEpisode {
 					}
 				}
 			}
-			ep.Cameras = append(ep.Cameras, LeRobotCameraFrames{Name: []string{"top", "wrist"}[c], Width: w, Height: h, Pix: pix})
+			ep.Cameras = append(ep.Cameras, CameraFrames{Name: []string{"top", "wrist"}[c], Width: w, Height: h, Pix: pix})
 		}
 		eps = append(eps, ep)
 	}
@@ -64,10 +65,10 @@ func v3Episodes(n int) []LeRobotEpisode {
 }
 
 // writeV3 writes eps with cfg from concurrent goroutines in reverse order.
-func writeV3(t *testing.T, dir string, eps []LeRobotEpisode, cfg LeRobotWriterConfig) {
+func writeV3(t *testing.T, dir string, eps []StoredEpisode, cfg WriterConfig) {
 	t.Helper()
 	cfg.FPS = testV3FPS
-	w, err := CreateLeRobotWriter(dir, cfg)
+	w, err := Create(dir, cfg)
 	require.NoError(t, err)
 	var wg sync.WaitGroup
 	errs := make([]error, len(eps))
@@ -82,7 +83,7 @@ func writeV3(t *testing.T, dir string, eps []LeRobotEpisode, cfg LeRobotWriterCo
 }
 
 // framesOf returns camera c's frame t of ep as an Image.
-func framesOf(ep LeRobotEpisode, c, t int) policy.Image {
+func framesOf(ep StoredEpisode, c, t int) policy.Image {
 	cam := ep.Cameras[c]
 	px := cam.Width * cam.Height * 3
 	im := policy.NewImage(cam.Width, cam.Height)
@@ -101,7 +102,7 @@ func readJSONMap(t *testing.T, path string) map[string]any {
 	return m
 }
 
-func TestLeRobotV3RoundTrip(t *testing.T) {
+func TestV3RoundTrip(t *testing.T) {
 	t.Parallel()
 	dir := goodV3(t)
 	eps := v3Episodes(4)
@@ -124,8 +125,8 @@ func TestLeRobotV3RoundTrip(t *testing.T) {
 	require.EqualValues(t, 3, info["total_tasks"])
 	require.EqualValues(t, 100, info["data_files_size_in_mb"])
 	require.EqualValues(t, 200, info["video_files_size_in_mb"])
-	require.Equal(t, LeRobotV3DataPath, info["data_path"])
-	require.Equal(t, LeRobotV3VideoPath, info["video_path"])
+	require.Equal(t, V3DataPath, info["data_path"])
+	require.Equal(t, V3VideoPath, info["video_path"])
 	require.NotContains(t, info, "total_videos")
 	feats := info["features"].(map[string]any)
 	top := feats["observation.images.top"].(map[string]any)
@@ -135,7 +136,7 @@ func TestLeRobotV3RoundTrip(t *testing.T) {
 	require.Equal(t, []any{16.0, 24.0, 3.0}, wrist["shape"])
 	require.Equal(t, "h264", wrist["info"].(map[string]any)["video.codec"])
 
-	ds, err := OpenLeRobot(dir)
+	ds, err := Open(dir)
 	require.NoError(t, err)
 	require.Equal(t, "v3.0", ds.Version())
 	require.Equal(t, 4, ds.NumEpisodes())
@@ -212,7 +213,7 @@ func TestLeRobotV3RoundTrip(t *testing.T) {
 	require.InDelta(t, 13.5, stats["index"].Mean[0], 1e-12)
 }
 
-func TestLeRobotV21RoundTrip(t *testing.T) {
+func TestV21RoundTrip(t *testing.T) {
 	t.Parallel()
 	dir := goodV21(t)
 	eps := v3Episodes(4)
@@ -229,9 +230,9 @@ func TestLeRobotV21RoundTrip(t *testing.T) {
 	lines := readJSONLines(t, filepath.Join(dir, "meta/episodes.jsonl"))
 	require.Equal(t, `{"episode_index":1,"tasks":["push the blue circle"],"length":6,"family":"fam","success":false,"seed":101}`, lines[1])
 
-	a, err := OpenLeRobot(dir)
+	a, err := Open(dir)
 	require.NoError(t, err)
-	b, err := OpenLeRobot(goodV3(t))
+	b, err := Open(goodV3(t))
 	require.NoError(t, err)
 	require.Equal(t, a.Features(), b.Features())
 	for i := range eps {
@@ -263,14 +264,14 @@ func TestLeRobotV21RoundTrip(t *testing.T) {
 	}
 }
 
-// TestLeRobotLazyEqualsEager checks Frames (an ffmpeg run per episode over its time range in
+// TestLazyEqualsEager checks Frames (an ffmpeg run per episode over its time range in
 // the shared file, seeking to a keyframe, frames located by timestamp, resized as they stream)
 // against decoding the whole file at once and resizing every frame afterwards.
-func TestLeRobotLazyEqualsEager(t *testing.T) {
+func TestLazyEqualsEager(t *testing.T) {
 	t.Parallel()
 	dir := goodV3(t)
 	eps := v3Episodes(4)
-	ds, err := OpenLeRobot(dir)
+	ds, err := Open(dir)
 	require.NoError(t, err)
 	for c, cam := range []struct {
 		name string
@@ -316,9 +317,9 @@ func toF64(v []float32) []float64 {
 	return out
 }
 
-func TestLeRobotResizeModes(t *testing.T) {
+func TestResizeModes(t *testing.T) {
 	t.Parallel()
-	ds, err := OpenLeRobot(goodV3(t))
+	ds, err := Open(goodV3(t))
 	require.NoError(t, err)
 	native, err := ds.Frames(0, "top", []int{3}, 80, 64, "")
 	require.NoError(t, err)
@@ -355,14 +356,14 @@ func TestLeRobotResizeModes(t *testing.T) {
 	require.ErrorContains(t, err, "step 5 is out of range")
 }
 
-func TestLeRobotImageFeatures(t *testing.T) {
+func TestImageFeatures(t *testing.T) {
 	t.Parallel()
 	// A dataset whose camera is stored as PNG bytes in parquet (dtype "image"), written here as
 	// LeRobot does: a struct {bytes, path} column.
 	dir := copyDir(t, goodV3(t))
 	eps := v3Episodes(4)
 	toImageFeature(t, dir, eps)
-	ds, err := OpenLeRobot(dir)
+	ds, err := Open(dir)
 	require.NoError(t, err)
 	require.Equal(t, []string{"top", "wrist"}, ds.Cameras())
 	for i, ep := range eps {
@@ -386,12 +387,12 @@ func TestLeRobotImageFeatures(t *testing.T) {
 	require.InDeltaSlice(t, want.Std, s.Std, 0.002) // aggregated per episode vs pooled: the same up to rounding
 }
 
-func TestLeRobotStatsReport(t *testing.T) {
+func TestStatsReport(t *testing.T) {
 	t.Parallel()
 	requireFFmpeg(t)
 	dir := filepath.Join(t.TempDir(), "ds")
-	writeV3(t, dir, v3Episodes(2), LeRobotWriterConfig{StateNames: []string{"x", "y", "z", "w"}})
-	ds, err := OpenLeRobot(dir)
+	writeV3(t, dir, v3Episodes(2), WriterConfig{StateNames: []string{"x", "y", "z", "w"}})
+	ds, err := Open(dir)
 	require.NoError(t, err)
 	rep, err := ds.StatsReport(false)
 	require.NoError(t, err)
@@ -408,7 +409,7 @@ func TestLeRobotStatsReport(t *testing.T) {
 	// asked for.
 	require.NoError(t, os.Remove(filepath.Join(dir, "meta/stats.json")))
 	writeEpisodesWithoutStats(t, dir)
-	ds2, err := OpenLeRobot(dir)
+	ds2, err := Open(dir)
 	require.NoError(t, err)
 	rep2, err := ds2.StatsReport(false)
 	require.NoError(t, err)

@@ -1,4 +1,4 @@
-package data
+package lerobot
 
 import (
 	"math"
@@ -31,7 +31,7 @@ func goodV3(t *testing.T) string {
 			return
 		}
 		goodV3Dir = filepath.Join(dir, "ds")
-		w, err := CreateLeRobotWriter(goodV3Dir, LeRobotWriterConfig{FPS: testV3FPS})
+		w, err := Create(goodV3Dir, WriterConfig{FPS: testV3FPS})
 		if err != nil {
 			goodV3Err = err
 			return
@@ -64,7 +64,7 @@ func goodV21(t *testing.T) string {
 			return
 		}
 		goodV21Dir = filepath.Join(dir, "ds")
-		w, err := CreateLeRobotWriter(goodV21Dir, LeRobotWriterConfig{FPS: testV3FPS, Format: LeRobotV21})
+		w, err := Create(goodV21Dir, WriterConfig{FPS: testV3FPS, Format: V21})
 		if err != nil {
 			goodV21Err = err
 			return
@@ -90,10 +90,10 @@ func TestMain(m *testing.M) {
 	os.Exit(code)
 }
 
-// TestLeRobotMalformedV3 is a corpus of broken datasets, each made from a good one by one
+// TestMalformedV3 is a corpus of broken datasets, each made from a good one by one
 // change: every one is refused with one line naming the file and the field, at open or when
 // the episode is read, and never panics.
-func TestLeRobotMalformedV3(t *testing.T) {
+func TestMalformedV3(t *testing.T) {
 	t.Parallel()
 	good := goodV3(t)
 	info := filepath.FromSlash("meta/info.json")
@@ -244,7 +244,7 @@ func TestLeRobotMalformedV3(t *testing.T) {
 		t.Run(c.name, func(t *testing.T) {
 			dir := copyDir(t, good)
 			c.break_(t, dir)
-			ds, err := OpenLeRobot(dir)
+			ds, err := Open(dir)
 			if c.atRead {
 				require.NoError(t, err)
 				_, err = ds.Vectors(1)

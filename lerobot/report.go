@@ -1,4 +1,4 @@
-package data
+package lerobot
 
 import (
 	"fmt"
@@ -11,7 +11,7 @@ import (
 // statistics (compute_stats.py): per episode, the sampled frames (imageSampleIndices), each
 // subsampled to about 150 pixels a side, per channel in [0, 1]; then aggregated over episodes.
 // Every episode's video is decoded, so this is slow for large datasets.
-func (d *LeRobotDataset) CameraStats(camera string) (FeatureStats, error) {
+func (d *Dataset) CameraStats(camera string) (FeatureStats, error) {
 	c := d.camIndex(camera)
 	if c < 0 {
 		return FeatureStats{}, fmt.Errorf("lerobot dataset %s: no camera %q (cameras: %q)", d.dir, camera, d.Cameras())
@@ -82,7 +82,7 @@ type StatsReport struct {
 // StatsReport returns the state, action and camera statistics (FeatureStats) and what each
 // normalisation mode uses of them. Cameras without stored statistics are computed from the
 // data (CameraStats) when images is set, and left out otherwise.
-func (d *LeRobotDataset) StatsReport(images bool) (StatsReport, error) {
+func (d *Dataset) StatsReport(images bool) (StatsReport, error) {
 	all, err := d.FeatureStats()
 	if err != nil {
 		return StatsReport{}, err

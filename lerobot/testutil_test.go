@@ -1,10 +1,11 @@
-package data
+package lerobot
 
 import (
 	"bytes"
 	"image"
 	"image/color"
 	"image/png"
+	"math"
 	"path/filepath"
 	"reflect"
 	"slices"
@@ -12,6 +13,7 @@ import (
 	"testing"
 
 	"github.com/parquet-go/parquet-go"
+	"github.com/reelml/reel/mediaio"
 	"github.com/stretchr/testify/require"
 )
 
@@ -117,7 +119,7 @@ type lerobotImage struct {
 
 // toImageFeature turns camera "top" of a v3.0 dataset written from eps into a dtype "image"
 // feature: PNG bytes in a data parquet column.
-func toImageFeature(t *testing.T, dir string, eps []LeRobotEpisode) {
+func toImageFeature(t *testing.T, dir string, eps []StoredEpisode) {
 	t.Helper()
 	var pngs []any
 	for _, ep := range eps {
@@ -145,4 +147,20 @@ func toImageFeature(t *testing.T, dir string, eps []LeRobotEpisode) {
 		f["dtype"] = "image"
 		delete(f, "info")
 	})
+}
+
+// requireFFmpeg skips a test on a machine without ffmpeg.
+func requireFFmpeg(t *testing.T) {
+	t.Helper()
+	if _, err := mediaio.FFmpeg(); err != nil {
+		t.Skip(err)
+	}
+}
+
+func meanAbsDiff(a, b []float32) float64 {
+	s := 0.0
+	for i := range a {
+		s += math.Abs(float64(a[i] - b[i]))
+	}
+	return s / float64(len(a))
 }

@@ -1,4 +1,4 @@
-package data
+package lerobot
 
 import (
 	"cmp"
@@ -25,24 +25,24 @@ import (
 
 // LeRobot codebase versions.
 const (
-	LeRobotV20 = "v2.0"
-	LeRobotV21 = "v2.1"
-	LeRobotV30 = "v3.0"
+	V20 = "v2.0"
+	V21 = "v2.1"
+	V30 = "v3.0"
 )
 
 // Paths and defaults of the v3.0 layout (huggingface/lerobot src/lerobot/datasets/utils.py).
 const (
-	LeRobotV3DataPath         = "data/chunk-{chunk_index:03d}/file-{file_index:03d}.parquet"
-	LeRobotV3VideoPath        = "videos/{video_key}/chunk-{chunk_index:03d}/file-{file_index:03d}.mp4"
+	V3DataPath                = "data/chunk-{chunk_index:03d}/file-{file_index:03d}.parquet"
+	V3VideoPath               = "videos/{video_key}/chunk-{chunk_index:03d}/file-{file_index:03d}.mp4"
 	lerobotV3EpisodesPath     = "meta/episodes/chunk-{chunk_index:03d}/file-{file_index:03d}.parquet"
 	lerobotV3EpisodesDir      = "meta/episodes"
 	lerobotV3Tasks            = "meta/tasks.parquet"
 	lerobotV21EpisodesStats   = "meta/episodes_stats.jsonl"
 	lerobotDefaultDataFileMB  = 100
 	lerobotDefaultVideoFileMB = 200
-	// LeRobotToleranceS is how far (seconds) a decoded video frame's timestamp may be from the
-	// parquet timestamp it is looked up by (LeRobotDataset's tolerance_s).
-	LeRobotToleranceS = 1e-4
+	// ToleranceS is how far (seconds) a decoded video frame's timestamp may be from the
+	// parquet timestamp it is looked up by (Dataset's tolerance_s).
+	ToleranceS = 1e-4
 )
 
 // templateFields are the fields a path template may use, per layout.
@@ -162,10 +162,10 @@ func lerobotNames(names any, dim int) []string {
 	return out
 }
 
-// LeRobotCameraName is the camera name of a video or image feature key: the key without
+// CameraName is the camera name of a video or image feature key: the key without
 // "observation.images." ("observation.image" is "image"; other "observation.X" keys are "X").
-func LeRobotCameraName(key string) string {
-	if name, ok := strings.CutPrefix(key, LeRobotImagePrefix); ok {
+func CameraName(key string) string {
+	if name, ok := strings.CutPrefix(key, ImagePrefix); ok {
 		return name
 	}
 	if name, ok := strings.CutPrefix(key, "observation."); ok {
@@ -175,7 +175,7 @@ func LeRobotCameraName(key string) string {
 }
 
 // vectorShape returns the dimension of a numeric vector feature (shape [d]).
-func vectorShape(f LeRobotFeature) (int, error) {
+func vectorShape(f Feature) (int, error) {
 	switch f.DType {
 	case "float32", "float64":
 	default:

@@ -1,4 +1,4 @@
-package data
+package lerobot
 
 import (
 	"path/filepath"
@@ -9,12 +9,12 @@ import (
 	"github.com/reelml/reel/policy"
 )
 
-// Real-robot datasets from public repositories (testdata/lerobot/README.md). Expected values
+// Real-robot datasets from public repositories (testdata/README.md). Expected values
 // were read from the files with hyparquet and from their JSON, not with reel's reader.
 
-func TestLeRobotRealV21(t *testing.T) {
+func TestRealV21(t *testing.T) {
 	t.Parallel()
-	ds, err := OpenLeRobot(filepath.Join("testdata", "lerobot", "g1_v21"))
+	ds, err := Open(filepath.Join("testdata", "g1_v21"))
 	require.NoError(t, err)
 	require.Equal(t, "v2.1", ds.Version())
 	require.Equal(t, 1, ds.NumEpisodes())
@@ -74,10 +74,10 @@ func TestLeRobotRealV21(t *testing.T) {
 	require.InDeltaSlice(t, []float64{0.16286095208256884, 0.15950763342837776, 0.1843480132801536}, cam.Std, 0.01)
 }
 
-func TestLeRobotRealV30(t *testing.T) {
+func TestRealV30(t *testing.T) {
 	t.Parallel()
-	dir := filepath.Join("testdata", "lerobot", "reachy2_v30")
-	ds, err := OpenLeRobot(dir)
+	dir := filepath.Join("testdata", "reachy2_v30")
+	ds, err := Open(dir)
 	require.NoError(t, err)
 	require.Equal(t, "v3.0", ds.Version())
 	require.Equal(t, 3, ds.NumEpisodes())

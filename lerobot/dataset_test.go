@@ -1,4 +1,4 @@
-package data
+package lerobot
 
 import (
 	"bufio"
@@ -11,6 +11,7 @@ import (
 	"testing"
 
 	"github.com/parquet-go/parquet-go"
+	"github.com/reelml/reel/internal/rng"
 	"github.com/stretchr/testify/require"
 )
 
@@ -22,7 +23,7 @@ const (
 // testEpisodes returns 3 episodes of 5, 6 and 8 steps with random state (dim 4) and action
 // (dim 3), and two cameras of random blocky frames (smooth enough for the video codec).
 func testEpisodes() []Episode {
-	r := NewRand(42)
+	r := rng.New(42)
 	tasks := []string{"pick the red square", "push the blue circle", "pick the red square"}
 	families := []string{"pick", "push", "pick"}
 	var eps []Episode
@@ -70,7 +71,7 @@ func testEpisodes() []Episode {
 // writeTestDataset writes eps into dir: the last episode first, then the others concurrently.
 func writeTestDataset(t *testing.T, dir string, eps []Episode) {
 	t.Helper()
-	w, err := CreateLeRobot(dir, testLRFPS, false)
+	w, err := CreateV20(dir, testLRFPS, false)
 	require.NoError(t, err)
 	require.NoError(t, w.Write(eps[len(eps)-1]))
 	var wg sync.WaitGroup
@@ -117,7 +118,7 @@ func directStats(rows [][]float32) (mean, std, lo, hi []float64) {
 	return
 }
 
-func TestLeRobotRoundTrip(t *testing.T) {
+func TestRoundTrip(t *testing.T) {
 	requireFFmpeg(t)
 	dir := filepath.Join(t.TempDir(), "ds")
 	eps := testEpisodes()
@@ -215,7 +216,7 @@ func TestLeRobotRoundTrip(t *testing.T) {
 	require.ElementsMatch(t, []string{"observation.state", "action", "timestamp", "frame_index", "episode_index", "index", "task_index"}, cols)
 
 	// Read back.
-	ds, err := OpenLeRobot(dir)
+	ds, err := Open(dir)
 	require.NoError(t, err)
 	require.Equal(t, 3, ds.NumEpisodes())
 	require.Equal(t, []string{"scene", "wrist"}, ds.Cameras())
@@ -275,18 +276,18 @@ func TestLeRobotRoundTrip(t *testing.T) {
 	require.Equal(t, stats.Action.Mean, fileStats["action"]["mean"])
 }
 
-func TestLeRobotStdFloor(t *testing.T) {
+func TestStdFloor(t *testing.T) {
 	requireFFmpeg(t)
 	dir := t.TempDir()
 	ep := testEpisodes()[0]
 	for _, a := range ep.Action {
 		a[1] = 0.5 // constant dimension
 	}
-	w, err := CreateLeRobot(dir, testLRFPS, false)
+	w, err := CreateV20(dir, testLRFPS, false)
 	require.NoError(t, err)
 	require.NoError(t, w.Write(ep))
 	require.NoError(t, w.Close())
-	ds, err := OpenLeRobot(dir)
+	ds, err := Open(dir)
 	require.NoError(t, err)
 	require.Equal(t, float32(1e-6), ds.Stats().Action.Std[1])
 	require.Equal(t, float32(0.5), ds.Stats().Action.Mean[1])
@@ -322,7 +323,7 @@ func requireErrorNaming(t *testing.T, err error, path string, want string) {
 	require.Contains(t, err.Error(), want)
 }
 
-func TestLeRobotMalformed(t *testing.T) {
+func TestMalformed(t *testing.T) {
 	requireFFmpeg(t)
 	good := filepath.Join(t.TempDir(), "ds")
 	writeTestDataset(t, good, testEpisodes())
@@ -331,7 +332,7 @@ func TestLeRobotMalformed(t *testing.T) {
 	t.Run("missing info.json", func(t *testing.T) {
 		dir := copyDir(t, good)
 		require.NoError(t, os.Remove(filepath.Join(dir, infoRel)))
-		_, err := OpenLeRobot(dir)
+		_, err := Open(dir)
 		requireErrorNaming(t, err, dir, "missing meta/info.json")
 	})
 	for name, c := range map[string]struct {
@@ -356,7 +357,7 @@ func TestLeRobotMalformed(t *testing.T) {
 		t.Run(name, func(t *testing.T) {
 			dir := copyDir(t, good)
 			editJSON(t, filepath.Join(dir, infoRel), c.edit)
-			_, err := OpenLeRobot(dir)
+			_, err := Open(dir)
 			requireErrorNaming(t, err, filepath.Join(dir, c.file), c.want)
 		})
 	}
@@ -367,7 +368,7 @@ func TestLeRobotMalformed(t *testing.T) {
 		raw, err := os.ReadFile(path)
 		require.NoError(t, err)
 		require.NoError(t, os.WriteFile(path, raw[:len(raw)/2], 0o644))
-		ds, err := OpenLeRobot(dir)
+		ds, err := Open(dir)
 		require.NoError(t, err)
 		_, err = ds.Episode(1)
 		requireErrorNaming(t, err, path, "parquet")
@@ -377,7 +378,7 @@ func TestLeRobotMalformed(t *testing.T) {
 		dir = copyDir(t, good)
 		path = filepath.Join(dir, filepath.FromSlash("data/chunk-000/episode_000001.parquet"))
 		require.NoError(t, os.WriteFile(path, []byte("not a parquet file at all"), 0o644))
-		ds, err = OpenLeRobot(dir)
+		ds, err = Open(dir)
 		require.NoError(t, err)
 		_, err = ds.Episode(1)
 		requireErrorNaming(t, err, path, "parquet")
@@ -390,7 +391,7 @@ func TestLeRobotMalformed(t *testing.T) {
 		require.NoError(t, err)
 		rows[2].State = rows[2].State[:3]
 		require.NoError(t, parquet.WriteFile(path, rows))
-		ds, err := OpenLeRobot(dir)
+		ds, err := Open(dir)
 		require.NoError(t, err)
 		_, err = ds.Episode(0)
 		requireErrorNaming(t, err, path, "row 2: observation.state has 3 values, want 4")
@@ -402,7 +403,7 @@ func TestLeRobotMalformed(t *testing.T) {
 		rows, err := parquet.ReadFile[lerobotRow](path)
 		require.NoError(t, err)
 		require.NoError(t, parquet.WriteFile(path, rows[:4]))
-		ds, err := OpenLeRobot(dir)
+		ds, err := Open(dir)
 		require.NoError(t, err)
 		_, err = ds.Episode(0)
 		requireErrorNaming(t, err, path, "4 rows, but meta/episodes.jsonl says episode 0 has length 5")
@@ -413,7 +414,7 @@ func TestLeRobotMalformed(t *testing.T) {
 		editJSON(t, filepath.Join(dir, infoRel), func(m map[string]any) {
 			m["features"].(map[string]any)["observation.images.scene"].(map[string]any)["shape"] = []int{16, 12, 3}
 		})
-		ds, err := OpenLeRobot(dir)
+		ds, err := Open(dir)
 		require.NoError(t, err, "non-square cameras are fine")
 		_, err = ds.Frames(0, "scene", []int{0}, 8, 8, "")
 		requireErrorNaming(t, err, filepath.Join(dir, "videos"), "frames are 16×16, but features.observation.images.scene.shape says 12×16")
@@ -423,35 +424,35 @@ func TestLeRobotMalformed(t *testing.T) {
 		dir := copyDir(t, good)
 		path := filepath.Join(dir, filepath.FromSlash("videos/chunk-000/observation.images.wrist/episode_000002.mp4"))
 		require.NoError(t, os.Remove(path))
-		ds, err := OpenLeRobot(dir)
+		ds, err := Open(dir)
 		require.NoError(t, err)
 		_, err = ds.Episode(2)
 		requireErrorNaming(t, err, path, "no such file")
 	})
 }
 
-func TestLeRobotWriterRefusals(t *testing.T) {
+func TestWriterRefusals(t *testing.T) {
 	requireFFmpeg(t)
 	eps := testEpisodes()
 
 	// A non-empty directory is refused without overwrite, and a foreign one even with it.
 	dir := t.TempDir()
 	require.NoError(t, os.WriteFile(filepath.Join(dir, "notes.txt"), []byte("x"), 0o644))
-	_, err := CreateLeRobot(dir, testLRFPS, false)
+	_, err := CreateV20(dir, testLRFPS, false)
 	requireErrorNaming(t, err, dir, "not empty")
-	_, err = CreateLeRobot(dir, testLRFPS, true)
+	_, err = CreateV20(dir, testLRFPS, true)
 	requireErrorNaming(t, err, dir, "notes.txt is not part of a LeRobot dataset")
 	require.FileExists(t, filepath.Join(dir, "notes.txt"))
 
 	// overwrite replaces an existing dataset; until Close it does not look complete.
 	ds := filepath.Join(t.TempDir(), "ds")
 	writeTestDataset(t, ds, eps)
-	_, err = CreateLeRobot(ds, testLRFPS, false)
+	_, err = CreateV20(ds, testLRFPS, false)
 	requireErrorNaming(t, err, ds, "not empty")
-	w, err := CreateLeRobot(ds, testLRFPS, true)
+	w, err := CreateV20(ds, testLRFPS, true)
 	require.NoError(t, err)
 	require.NoError(t, w.Write(eps[0]))
-	_, err = OpenLeRobot(ds)
+	_, err = Open(ds)
 	requireErrorNaming(t, err, ds, "missing meta/info.json")
 	require.NoFileExists(t, filepath.Join(ds, "data/chunk-000/episode_000002.parquet"))
 
@@ -476,7 +477,7 @@ func TestLeRobotWriterRefusals(t *testing.T) {
 }
 
 func TestFormatLeRobotPath(t *testing.T) {
-	p, err := formatLeRobotPath(LeRobotVideoPath, 2, 2345, "observation.images.scene")
+	p, err := formatLeRobotPath(V20VideoPath, 2, 2345, "observation.images.scene")
 	require.NoError(t, err)
 	require.Equal(t, "videos/chunk-002/observation.images.scene/episode_002345.mp4", p)
 	p, err = formatLeRobotPath("x/{episode_index}/{episode_chunk:d}", 1, 7, "")

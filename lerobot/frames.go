@@ -1,4 +1,4 @@
-package data
+package lerobot
 
 import (
 	"bufio"
@@ -30,11 +30,11 @@ import (
 //
 // The first request for an (episode, camera, size, mode) decodes the episode's whole stream
 // once — a video by one ffmpeg run over its time range in the (possibly shared) mp4 file, frames
-// located by the parquet timestamps within LeRobotToleranceS, each resized as it streams out so
+// located by the parquet timestamps within ToleranceS, each resized as it streams out so
 // that no native-size episode is ever held — and keeps the result as 8-bit pixels in the
 // dataset's byte-bounded LRU cache; later requests read the cache. Concurrent requests for the
 // same episode wait for one decode.
-func (d *LeRobotDataset) Frames(i int, camera string, steps []int, w, h int, mode string) ([]policy.Image, error) {
+func (d *Dataset) Frames(i int, camera string, steps []int, w, h int, mode string) ([]policy.Image, error) {
 	e, err := d.decoded(i, camera, w, h, mode)
 	if err != nil {
 		return nil, err
@@ -51,21 +51,21 @@ func (d *LeRobotDataset) Frames(i int, camera string, steps []int, w, h int, mod
 
 // Prefetch decodes episode i's frames of camera at w×h into the cache (see Frames), unless they
 // are there already.
-func (d *LeRobotDataset) Prefetch(i int, camera string, w, h int, mode string) error {
+func (d *Dataset) Prefetch(i int, camera string, w, h int, mode string) error {
 	_, err := d.decoded(i, camera, w, h, mode)
 	return err
 }
 
 // SetFrameCacheBytes changes the bound of the decoded-frame cache.
-func (d *LeRobotDataset) SetFrameCacheBytes(n int64) { d.cache.setMax(n) }
+func (d *Dataset) SetFrameCacheBytes(n int64) { d.cache.setMax(n) }
 
 // FrameCacheStats reports the cache's use: bytes held, decodes done, requests served from it.
-func (d *LeRobotDataset) FrameCacheStats() (bytes int64, decodes, hits int64) {
+func (d *Dataset) FrameCacheStats() (bytes int64, decodes, hits int64) {
 	return d.cache.stats()
 }
 
 // decoded returns the cache entry of (episode, camera, size, mode), decoding it if needed.
-func (d *LeRobotDataset) decoded(i int, camera string, w, h int, mode string) (*frameEntry, error) {
+func (d *Dataset) decoded(i int, camera string, w, h int, mode string) (*frameEntry, error) {
 	if err := d.checkEpisodeIndex(i); err != nil {
 		return nil, err
 	}
@@ -85,7 +85,7 @@ func (d *LeRobotDataset) decoded(i int, camera string, w, h int, mode string) (*
 }
 
 // decodeEpisode decodes all frames of episode i's camera c, resized to w×h.
-func (d *LeRobotDataset) decodeEpisode(i, c, w, h int, mode string) ([]uint8, int, error) {
+func (d *Dataset) decodeEpisode(i, c, w, h int, mode string) ([]uint8, int, error) {
 	v, err := d.Vectors(i)
 	if err != nil {
 		return nil, 0, err
@@ -123,7 +123,7 @@ func (d *LeRobotDataset) decodeEpisode(i, c, w, h int, mode string) ([]uint8, in
 }
 
 // readImageFrames decodes the PNG/JPEG images of camera cam stored in episode i's parquet rows.
-func (d *LeRobotDataset) readImageFrames(i int, cam lrCamera, n int, store func(t int, rgb []uint8, w, h int) error) error {
+func (d *Dataset) readImageFrames(i int, cam lrCamera, n int, store func(t int, rgb []uint8, w, h int) error) error {
 	e := d.episodes[i]
 	path := d.path(e.dataFile)
 	p, err := openParquet(path)
@@ -253,7 +253,7 @@ var (
 )
 
 // decodeVideoAt decodes the frames of the first video stream of path whose timestamps are
-// within LeRobotToleranceS of stamps (seconds in the file's timeline, increasing), calling
+// within ToleranceS of stamps (seconds in the file's timeline, increasing), calling
 // sink(k, rgb, w, h) for stamp k with the frame as rgb24 (valid during the call only). It runs
 // ffmpeg once over [stamps[0], stamps[last]] (seeking to the keyframe before, decoding
 // forward, every frame passed through with its own timestamp) and stops it when every stamp is
@@ -357,11 +357,11 @@ func decodeVideoAt(path string, stamps []float64, fps float64, sink func(k int, 
 			break // the process ended early; its error is reported below
 		}
 		ts := float64(inf.pts) * float64(num.Load()) / float64(den.Load())
-		if next < len(stamps) && stamps[next] < ts-LeRobotToleranceS {
-			sinkErr = fail("no frame within %g s of %.6f s (frames decoded at %.6f and %.6f s)", LeRobotToleranceS, stamps[next], lastTS, ts)
+		if next < len(stamps) && stamps[next] < ts-ToleranceS {
+			sinkErr = fail("no frame within %g s of %.6f s (frames decoded at %.6f and %.6f s)", ToleranceS, stamps[next], lastTS, ts)
 			break
 		}
-		for next < len(stamps) && math.Abs(stamps[next]-ts) <= LeRobotToleranceS {
+		for next < len(stamps) && math.Abs(stamps[next]-ts) <= ToleranceS {
 			if err := sink(next, frame, inf.w, inf.h); err != nil {
 				sinkErr = err
 				break
@@ -398,7 +398,7 @@ func decodeVideoAt(path string, stamps []float64, fps float64, sink func(k int, 
 	if served == 0 && math.IsInf(lastTS, -1) {
 		return fail("no video frames decoded in [%.6f, %.6f] s", stamps[0], stamps[len(stamps)-1])
 	}
-	return fail("no frame within %g s of %.6f s: the video ends at %.6f s (too short for its episode)", LeRobotToleranceS, stamps[next], lastTS)
+	return fail("no frame within %g s of %.6f s: the video ends at %.6f s (too short for its episode)", ToleranceS, stamps[next], lastTS)
 }
 
 // cleanFFmpegLine drops "[demuxer @ 0x...] [error] " prefixes and the "file:NAME: " of an
