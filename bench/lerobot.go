@@ -193,7 +193,7 @@ func generateLeRobotDataset(cfg LeRobotLoaderConfig) error {
 	for range max(1, runtime.NumCPU()/2) {
 		wg.Go(func() {
 			for i := range jobs {
-				if err := w.WriteEpisode(lerobotBenchEpisode(cfg, i)); err != nil {
+				if err := w.WriteStored(lerobotBenchEpisode(cfg, i)); err != nil {
 					mu.Lock()
 					first = cmp.Or(first, err)
 					mu.Unlock()

@@ -78,7 +78,7 @@ func Merge(dst string, srcs []string, cfg MergeConfig) error {
 		return err
 	}
 	b := &lrBuild{dir: dst, fps: int(fps), stateDim: first.stateDim, actionDim: first.actionDim,
-		cfg: WriterConfig{RobotType: first.info.RobotType, ChunksSize: cmp.Or(cfg.ChunksSize, V20ChunksSize),
+		cfg: WriterConfig{RobotType: first.info.RobotType, ChunksSize: cmp.Or(cfg.ChunksSize, defaultChunksSize),
 			DataFilesSizeInMB:  cmp.Or(cfg.DataFilesSizeInMB, lerobotDefaultDataFileMB),
 			VideoFilesSizeInMB: cmp.Or(cfg.VideoFilesSizeInMB, lerobotDefaultVideoFileMB)},
 		features: mergedFeatures(sets)}
@@ -98,7 +98,7 @@ func Merge(dst string, srcs []string, cfg MergeConfig) error {
 			for _, t := range e.tasks {
 				b.taskIndex(t)
 			}
-			stats := map[string]FeatureStats{}
+			stats := map[string]Stats{}
 			for k, s := range e.stats {
 				if k != "episode_index" && k != "index" && k != "task_index" {
 					stats[k] = s.clone()
@@ -123,9 +123,9 @@ func Merge(dst string, srcs []string, cfg MergeConfig) error {
 		return fail("%v", err)
 	}
 	if !allStats { // some source has no per-episode statistics: aggregate the sources' own
-		var each []map[string]FeatureStats
+		var each []map[string]Stats
 		for _, ds := range sets {
-			m, err := ds.FeatureStats()
+			m, err := ds.Stats()
 			if err != nil {
 				return err
 			}

@@ -46,7 +46,7 @@ func requireSameDataset(t *testing.T, a, b string) {
 	db, err := Open(b)
 	require.NoError(t, err)
 	last := db.NumEpisodes() - 1
-	_, err = db.Frames(last, "top", []int{0, db.EpisodeInfo(last).Length - 1}, 16, 16, "")
+	_, err = db.Frames(last, "top", []int{0, db.EpisodeMeta(last).Length - 1}, 16, 16, "")
 	require.NoError(t, err, "the last episode's range is in its file")
 }
 
@@ -116,9 +116,9 @@ func TestMergeV21(t *testing.T) {
 		require.NoError(t, err)
 		require.Equal(t, fa, fb)
 	}
-	sa, err := a.FeatureStats()
+	sa, err := a.Stats()
 	require.NoError(t, err)
-	sb, err := b.FeatureStats()
+	sb, err := b.Stats()
 	require.NoError(t, err)
 	require.Equal(t, sa["action"], sb["action"])
 	require.Equal(t, sa["observation.images.top"], sb["observation.images.top"])
@@ -147,7 +147,10 @@ func TestMergeV20(t *testing.T) {
 		want.Index = k
 		require.Equal(t, want, got)
 	}
-	sa, sb := a.Stats(), b.Stats()
-	require.InDeltaSlice(t, toF64(sa.Action.Mean), toF64(sb.Action.Mean), 1e-7)
-	require.InDeltaSlice(t, toF64(sa.State.Std), toF64(sb.State.Std), 1e-6)
+	sa, err := a.Stats()
+	require.NoError(t, err)
+	sb, err := b.Stats()
+	require.NoError(t, err)
+	require.InDeltaSlice(t, sa[ActionKey].Mean, sb[ActionKey].Mean, 1e-7)
+	require.InDeltaSlice(t, sa[StateKey].Std, sb[StateKey].Std, 1e-6)
 }

@@ -27,10 +27,10 @@ var statQuantileValues = []float64{0.01, 0.10, 0.50, 0.90, 0.99}
 // statBins is the number of histogram bins quantiles are estimated from.
 const statBins = 5000
 
-// FeatureStats are the statistics of one feature, per dimension: a vector feature of shape [d]
+// Stats are the statistics of one feature, per dimension: a vector feature of shape [d]
 // has d values per statistic, a camera 3 (one per RGB channel, pixel values in [0, 1]). The
 // quantiles are nil when the dataset does not record them (LeRobot v2.1 and older).
-type FeatureStats struct {
+type Stats struct {
 	Min, Max, Mean, Std []float64
 	Count               int64 // frames (for cameras: sampled frames) the statistics summarise
 	Q01, Q10, Q50       []float64
@@ -41,10 +41,10 @@ type FeatureStats struct {
 }
 
 // Dim is the number of values of each statistic.
-func (s FeatureStats) Dim() int { return len(s.Mean) }
+func (s Stats) Dim() int { return len(s.Mean) }
 
 // HasQuantiles reports whether all five quantiles are present.
-func (s FeatureStats) HasQuantiles() bool {
+func (s Stats) HasQuantiles() bool {
 	for _, q := range s.quantiles() {
 		if *q == nil {
 			return false
@@ -53,12 +53,12 @@ func (s FeatureStats) HasQuantiles() bool {
 	return true
 }
 
-func (s *FeatureStats) quantiles() []*[]float64 {
+func (s *Stats) quantiles() []*[]float64 {
 	return []*[]float64{&s.Q01, &s.Q10, &s.Q50, &s.Q90, &s.Q99}
 }
 
 // Quantile returns the statistic named "q01", "q10", "q50", "q90" or "q99" (nil if absent).
-func (s FeatureStats) Quantile(name string) []float64 {
+func (s Stats) Quantile(name string) []float64 {
 	if i := slices.Index(StatQuantiles, name); i >= 0 {
 		return *s.quantiles()[i]
 	}
@@ -67,7 +67,7 @@ func (s FeatureStats) Quantile(name string) []float64 {
 
 // Norm returns the pair of statistics a normalisation mode uses: mean and std for
 // policy.NormMeanStd, min and max for policy.NormMinMax, q01 and q99 for policy.NormQuantiles.
-func (s FeatureStats) Norm(mode string) (a, b []float64, err error) {
+func (s Stats) Norm(mode string) (a, b []float64, err error) {
 	switch mode {
 	case policy.NormMeanStd:
 		return s.Mean, s.Std, nil
@@ -83,7 +83,7 @@ func (s FeatureStats) Norm(mode string) (a, b []float64, err error) {
 }
 
 // check reports a statistic of the wrong length or a non-finite value.
-func (s FeatureStats) check(dim int) error {
+func (s Stats) check(dim int) error {
 	named := []struct {
 		name string
 		v    []float64
@@ -112,7 +112,7 @@ func (s FeatureStats) check(dim int) error {
 	return nil
 }
 
-func (s FeatureStats) clone() FeatureStats {
+func (s Stats) clone() Stats {
 	out := s
 	for _, p := range []*[]float64{&out.Min, &out.Max, &out.Mean, &out.Std, &out.Q01, &out.Q10, &out.Q50, &out.Q90, &out.Q99} {
 		*p = slices.Clone(*p)
@@ -123,7 +123,7 @@ func (s FeatureStats) clone() FeatureStats {
 
 // MarshalJSON writes the statistics as LeRobot's stats.json does: min, max, mean, std, count
 // ([n]) and the quantiles present, each nested to Shape ([[[r]], [[g]], [[b]]] for cameras).
-func (s FeatureStats) MarshalJSON() ([]byte, error) {
+func (s Stats) MarshalJSON() ([]byte, error) {
 	var b bytes.Buffer
 	b.WriteByte('{')
 	first := true
@@ -179,12 +179,12 @@ func nestStat(v []float64, shape []int) any {
 
 // UnmarshalJSON reads one feature's entry of stats.json (or of a line of episodes_stats.jsonl):
 // each statistic a number or a nested array of numbers, flattened; count a number or [n].
-func (s *FeatureStats) UnmarshalJSON(raw []byte) error {
+func (s *Stats) UnmarshalJSON(raw []byte) error {
 	var m map[string]json.RawMessage
 	if err := json.Unmarshal(raw, &m); err != nil {
 		return err
 	}
-	*s = FeatureStats{}
+	*s = Stats{}
 	targets := map[string]*[]float64{"min": &s.Min, "max": &s.Max, "mean": &s.Mean, "std": &s.Std}
 	for i, q := range s.quantiles() {
 		targets[StatQuantiles[i]] = q
@@ -285,7 +285,7 @@ func (s *runningStats) add(row []float64) {
 
 // stats returns the statistics of the rows added (at least one). With fewer than two rows the
 // quantiles are the mean, as LeRobot's _compute_basic_stats sets them.
-func (s *runningStats) stats(count int64, shape []int) FeatureStats {
+func (s *runningStats) stats(count int64, shape []int) Stats {
 	out := newFeatureStats(s.dim, count, shape)
 	for j := range s.dim {
 		setDimStats(&out, j, s.values[j], nil)
@@ -293,8 +293,8 @@ func (s *runningStats) stats(count int64, shape []int) FeatureStats {
 	return out
 }
 
-func newFeatureStats(dim int, count int64, shape []int) FeatureStats {
-	out := FeatureStats{Count: count, Shape: shape, Min: make([]float64, dim), Max: make([]float64, dim),
+func newFeatureStats(dim int, count int64, shape []int) Stats {
+	out := Stats{Count: count, Shape: shape, Min: make([]float64, dim), Max: make([]float64, dim),
 		Mean: make([]float64, dim), Std: make([]float64, dim)}
 	for _, q := range out.quantiles() {
 		*q = make([]float64, dim)
@@ -304,7 +304,7 @@ func newFeatureStats(dim int, count int64, shape []int) FeatureStats {
 
 // setDimStats sets dimension j of out from values, each counted weights[i] times (once when
 // weights is nil).
-func setDimStats(out *FeatureStats, j int, values, weights []float64) {
+func setDimStats(out *Stats, j int, values, weights []float64) {
 	w := func(i int) float64 {
 		if weights == nil {
 			return 1
@@ -402,10 +402,10 @@ func linspace(lo, hi float64, n int) []float64 {
 
 // VectorStats returns the statistics of rows (all of one length, at least one), quantiles
 // included, as LeRobot computes them for an episode.
-func VectorStats(rows [][]float32) FeatureStats { return vectorFeatureStats(rows) }
+func VectorStats(rows [][]float32) Stats { return vectorFeatureStats(rows) }
 
 // vectorFeatureStats computes the statistics of rows (T × d values).
-func vectorFeatureStats[T float32 | float64 | int64](rows [][]T) FeatureStats {
+func vectorFeatureStats[T float32 | float64 | int64](rows [][]T) Stats {
 	d := len(rows[0])
 	s := newRunningStats(d)
 	buf := make([]float64, d)
@@ -470,7 +470,7 @@ func (a *imageStatsAccumulator) addFrame(pix []uint8, w, h int) {
 
 // stats returns the per-channel statistics scaled to [0, 1], shape [3, 1, 1], count the
 // number of sampled frames.
-func (a *imageStatsAccumulator) stats() FeatureStats {
+func (a *imageStatsAccumulator) stats() Stats {
 	out := newFeatureStats(3, a.frames, []int{3, 1, 1})
 	values := make([]float64, 256)
 	for v := range values {
@@ -492,19 +492,19 @@ func (a *imageStatsAccumulator) stats() FeatureStats {
 // (within plus between groups), and — when every input has them — the quantiles' envelope (the
 // smallest value for q01…q50, the largest for q90 and q99; exact global quantiles cannot be
 // recovered from per-episode ones). Inputs must have the same dimension; at least one.
-func AggregateStats(list []FeatureStats) (FeatureStats, error) {
+func AggregateStats(list []Stats) (Stats, error) {
 	if len(list) == 0 {
-		return FeatureStats{}, errors.New("no statistics to aggregate")
+		return Stats{}, errors.New("no statistics to aggregate")
 	}
 	d := list[0].Dim()
 	var total float64
 	for i, s := range list {
 		if s.Dim() != d || len(s.Std) != d || len(s.Min) != d || len(s.Max) != d {
-			return FeatureStats{}, fmt.Errorf("statistics %d have %d values, the first have %d", i, s.Dim(), d)
+			return Stats{}, fmt.Errorf("statistics %d have %d values, the first have %d", i, s.Dim(), d)
 		}
 		total += float64(s.Count)
 	}
-	out := FeatureStats{Shape: slices.Clone(list[0].Shape), Min: slices.Clone(list[0].Min), Max: slices.Clone(list[0].Max),
+	out := Stats{Shape: slices.Clone(list[0].Shape), Min: slices.Clone(list[0].Min), Max: slices.Clone(list[0].Max),
 		Mean: make([]float64, d), Std: make([]float64, d)}
 	for _, s := range list {
 		out.Count += s.Count
@@ -554,21 +554,21 @@ func AggregateStats(list []FeatureStats) (FeatureStats, error) {
 
 // aggregateStatsMaps aggregates per-episode statistics maps feature by feature (the union of
 // their keys, each from the episodes that have it), as LeRobot's aggregate_stats does.
-func aggregateStatsMaps(maps []map[string]FeatureStats) (map[string]FeatureStats, error) {
+func aggregateStatsMaps(maps []map[string]Stats) (map[string]Stats, error) {
 	keys := map[string]bool{}
 	for _, m := range maps {
 		for k := range m {
 			keys[k] = true
 		}
 	}
-	out := map[string]FeatureStats{}
+	out := map[string]Stats{}
 	names := make([]string, 0, len(keys))
 	for k := range keys {
 		names = append(names, k)
 	}
 	sort.Strings(names)
 	for _, k := range names {
-		var list []FeatureStats
+		var list []Stats
 		for _, m := range maps {
 			if s, ok := m[k]; ok {
 				list = append(list, s)
@@ -584,7 +584,7 @@ func aggregateStatsMaps(maps []map[string]FeatureStats) (map[string]FeatureStats
 }
 
 // marshalStatsJSON writes a stats.json object, features in the given order.
-func marshalStatsJSON(stats map[string]FeatureStats, order []string) ([]byte, error) {
+func marshalStatsJSON(stats map[string]Stats, order []string) ([]byte, error) {
 	var b bytes.Buffer
 	b.WriteString("{\n")
 	n := 0

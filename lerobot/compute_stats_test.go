@@ -66,7 +66,7 @@ func TestStatsClosedForms(t *testing.T) {
 	// Aggregating the two halves gives the whole's count, mean, std, min and max exactly, and
 	// the quantiles' envelope: the lower half's q01, the upper half's q99.
 	a, b := vectorFeatureStats(rows1(seq[:500])), vectorFeatureStats(rows1(seq[500:]))
-	agg, err := AggregateStats([]FeatureStats{a, b})
+	agg, err := AggregateStats([]Stats{a, b})
 	require.NoError(t, err)
 	require.EqualValues(t, n, agg.Count)
 	require.InDelta(t, s.Mean[0], agg.Mean[0], 1e-12)
@@ -79,11 +79,11 @@ func TestStatsClosedForms(t *testing.T) {
 	require.Equal(t, b.Q99, agg.Q99)
 	// Without quantiles in one input, the aggregate has none.
 	b.Q99 = nil
-	agg, err = AggregateStats([]FeatureStats{a, b})
+	agg, err = AggregateStats([]Stats{a, b})
 	require.NoError(t, err)
 	require.Nil(t, agg.Q99)
 	require.NotNil(t, agg.Q01)
-	_, err = AggregateStats([]FeatureStats{a, vectorFeatureStats([][]float32{{1, 2}})})
+	_, err = AggregateStats([]Stats{a, vectorFeatureStats([][]float32{{1, 2}})})
 	require.ErrorContains(t, err, "statistics 1 have 2 values, the first have 1")
 
 	// Normalisation pairs.
@@ -135,7 +135,7 @@ func TestImageStatsClosedForms(t *testing.T) {
 	raw, err := json.Marshal(s)
 	require.NoError(t, err)
 	require.Contains(t, string(raw), `"std":[[[0]],[[0]],[[0]]],"count":[1]`)
-	var back FeatureStats
+	var back Stats
 	require.NoError(t, json.Unmarshal(raw, &back))
 	require.Equal(t, s, back)
 

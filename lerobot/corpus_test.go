@@ -37,7 +37,7 @@ func goodV3(t *testing.T) string {
 			return
 		}
 		for _, ep := range v3Episodes(4) {
-			if goodV3Err = w.WriteEpisode(ep); goodV3Err != nil {
+			if goodV3Err = w.WriteStored(ep); goodV3Err != nil {
 				return
 			}
 		}
@@ -70,7 +70,7 @@ func goodV21(t *testing.T) string {
 			return
 		}
 		for _, ep := range v3Episodes(4) {
-			if goodV21Err = w.WriteEpisode(ep); goodV21Err != nil {
+			if goodV21Err = w.WriteStored(ep); goodV21Err != nil {
 				return
 			}
 		}

@@ -44,8 +44,8 @@ type Dataset struct {
 	v3        bool
 	episodes  []lrEpisode // by position 0..N-1 (sorted by episode_index)
 	tasks     map[int]string
-	stats     map[string]FeatureStats // as stored (stats.json or aggregated episodes_stats.jsonl)
-	statsFile string                  // where stats came from ("" if none)
+	stats     map[string]Stats // as stored (stats.json or aggregated episodes_stats.jsonl)
+	statsFile string           // where stats came from ("" if none)
 	stateKey  string
 	actionKey string
 	stateDim  int
@@ -54,7 +54,7 @@ type Dataset struct {
 
 	mu       sync.Mutex
 	files    map[string]*lrFileVectors // by data file (relative path)
-	computed map[string]FeatureStats   // statistics computed from the data
+	computed map[string]Stats          // statistics computed from the data
 	cache    *frameCache
 }
 
@@ -73,7 +73,7 @@ type lrEpisode struct {
 	from     int64  // global index of its first frame
 	dataFile string // relative to the dataset
 	videos   []lrVideoRef
-	stats    map[string]FeatureStats // per-episode statistics, if the dataset has them
+	stats    map[string]Stats // per-episode statistics, if the dataset has them
 	success  *bool
 	family   string
 	seed     uint64
@@ -265,7 +265,7 @@ func imageShape(f Feature) (h, w, c int, err error) {
 func (d *Dataset) readV2Episodes() error {
 	path := d.path(lerobotEpisodes)
 	type line struct {
-		LeRobotEpisodeMeta
+		episodesLine
 		Success      *bool  `json:"success"`
 		Kind         string `json:"kind"`
 		DecisionStep *int   `json:"decision_step"`
@@ -524,7 +524,7 @@ func (d *Dataset) readV3EpisodeFile(path string) error {
 
 // readEpisodeStatsColumns reads the stats/<feature>/<stat> columns of a v3.0 episodes file and
 // returns a function giving row r's statistics (nil when there are none).
-func readEpisodeStatsColumns(p *pqFile) (func(r int) map[string]FeatureStats, error) {
+func readEpisodeStatsColumns(p *pqFile) (func(r int) map[string]Stats, error) {
 	type col struct {
 		feature, stat string
 		c             *pqColumn
@@ -551,8 +551,8 @@ func readEpisodeStatsColumns(p *pqFile) (func(r int) map[string]FeatureStats, er
 	if len(cols) == 0 {
 		return nil, nil
 	}
-	return func(r int) map[string]FeatureStats {
-		out := map[string]FeatureStats{}
+	return func(r int) map[string]Stats {
+		out := map[string]Stats{}
 		for _, c := range cols {
 			s := out[c.feature]
 			v := slices.Clone(c.c.rowFloats(r))
@@ -657,12 +657,12 @@ func (d *Dataset) readTasks() error {
 // Either may be absent: statistics that are missing are computed from the data when asked for.
 // Statistics of a feature must have its dimension (3 per camera) and finite values.
 func (d *Dataset) readStats() error {
-	d.stats = map[string]FeatureStats{}
+	d.stats = map[string]Stats{}
 	if d.info.CodebaseVersion == V21 {
 		path := d.path(lerobotV21EpisodesStats)
 		type line struct {
-			EpisodeIndex int                     `json:"episode_index"`
-			Stats        map[string]FeatureStats `json:"stats"`
+			EpisodeIndex int              `json:"episode_index"`
+			Stats        map[string]Stats `json:"stats"`
 		}
 		if _, err := os.Stat(path); err == nil {
 			lines, err := lerobotReadJSONL[line](path, "episode_index", "stats")
@@ -673,7 +673,7 @@ func (d *Dataset) readStats() error {
 			for i, e := range d.episodes {
 				byIndex[e.index] = i
 			}
-			var all []map[string]FeatureStats
+			var all []map[string]Stats
 			for _, l := range lines {
 				i, ok := byIndex[l.EpisodeIndex]
 				if !ok {
@@ -702,7 +702,7 @@ func (d *Dataset) readStats() error {
 				return nil
 			}
 		}
-		var all []map[string]FeatureStats
+		var all []map[string]Stats
 		for _, e := range d.episodes {
 			all = append(all, e.stats)
 		}
@@ -729,7 +729,7 @@ func (d *Dataset) readStats() error {
 }
 
 // checkStats checks the statistics of the dataset's features (others are ignored).
-func (d *Dataset) checkStats(path string, stats map[string]FeatureStats, where string) error {
+func (d *Dataset) checkStats(path string, stats map[string]Stats, where string) error {
 	for _, key := range slices.Sorted(maps.Keys(stats)) {
 		f, ok := d.info.Features.Get(key)
 		if !ok {
@@ -819,8 +819,8 @@ func (d *Dataset) Features() policy.Features {
 	return f
 }
 
-// EpisodeInfo is what the metadata says about one episode.
-type EpisodeInfo struct {
+// EpisodeMeta is what the metadata says about one episode.
+type EpisodeMeta struct {
 	Index        int      // position in the dataset, 0..NumEpisodes()-1
 	EpisodeIndex int      // episode_index as stored (equal to Index except in a subset)
 	Length       int      // frames
@@ -833,21 +833,11 @@ type EpisodeInfo struct {
 	DecisionStep *int
 }
 
-// EpisodeInfo returns episode i's metadata; i must be in [0, NumEpisodes()).
-func (d *Dataset) EpisodeInfo(i int) EpisodeInfo {
+// EpisodeMeta returns episode i's metadata; i must be in [0, NumEpisodes()).
+func (d *Dataset) EpisodeMeta(i int) EpisodeMeta {
 	e := d.episodes[i]
-	return EpisodeInfo{Index: i, EpisodeIndex: e.index, Length: e.length, Tasks: slices.Clone(e.tasks),
+	return EpisodeMeta{Index: i, EpisodeIndex: e.index, Length: e.length, Tasks: slices.Clone(e.tasks),
 		Success: e.success, Family: e.family, Seed: e.seed, Kind: e.kind, DecisionStep: e.decision}
-}
-
-// EpisodeMeta returns episode i's metadata in the shape of a meta/episodes.jsonl line.
-func (d *Dataset) EpisodeMeta(i int) LeRobotEpisodeMeta {
-	e := d.episodes[i]
-	m := LeRobotEpisodeMeta{EpisodeIndex: e.index, Tasks: slices.Clone(e.tasks), Length: e.length, Family: e.family, Seed: e.seed}
-	if e.success != nil {
-		m.Success = *e.success
-	}
-	return m
 }
 
 // Task returns the text of a task index.
@@ -866,12 +856,12 @@ func (d *Dataset) checkEpisodeIndex(i int) error {
 // ---------------------------------------------------------------------------------------------
 // Statistics
 
-// FeatureStats returns the statistics of every feature that has them, by feature key: those
+// Stats returns the statistics of every feature that has them, by feature key: those
 // the dataset stores, and for the state and the action, when the dataset lacks them (or lacks
 // their quantiles), statistics computed from the data (every episode read; kept). Cameras
 // without stored statistics are left out; CameraStats computes them.
-func (d *Dataset) FeatureStats() (map[string]FeatureStats, error) {
-	out := map[string]FeatureStats{}
+func (d *Dataset) Stats() (map[string]Stats, error) {
+	out := map[string]Stats{}
 	for k, s := range d.stats {
 		out[k] = s.clone()
 	}
@@ -905,20 +895,20 @@ func (d *Dataset) FeatureStats() (map[string]FeatureStats, error) {
 	return out, nil
 }
 
-// StatsSource says where FeatureStats' stored statistics come from (a file, or "" if the
+// StatsSource says where Stats' stored statistics come from (a file, or "" if the
 // dataset has none).
 func (d *Dataset) StatsSource() string { return d.statsFile }
 
 // computedVectorStats computes the state and action statistics of the whole dataset from its
 // episodes, each episode's statistics aggregated as LeRobot aggregates them.
-func (d *Dataset) computedVectorStats() (map[string]FeatureStats, error) {
+func (d *Dataset) computedVectorStats() (map[string]Stats, error) {
 	d.mu.Lock()
 	if d.computed != nil {
 		defer d.mu.Unlock()
 		return d.computed, nil
 	}
 	d.mu.Unlock()
-	var states, actions []FeatureStats
+	var states, actions []Stats
 	for i := range d.episodes {
 		v, err := d.Vectors(i)
 		if err != nil {
@@ -929,7 +919,7 @@ func (d *Dataset) computedVectorStats() (map[string]FeatureStats, error) {
 		}
 		actions = append(actions, vectorFeatureStats(v.Action))
 	}
-	out := map[string]FeatureStats{}
+	out := map[string]Stats{}
 	var err error
 	if out[d.actionKey], err = AggregateStats(actions); err != nil {
 		return nil, err
@@ -943,28 +933,6 @@ func (d *Dataset) computedVectorStats() (map[string]FeatureStats, error) {
 	d.computed = out
 	d.mu.Unlock()
 	return out, nil
-}
-
-// Stats returns the mean, std (floored at 1e-6), min and max of the state and the action (see
-// FeatureStats); a dataset whose statistics cannot be computed (unreadable episodes) gives
-// empty ones.
-func (d *Dataset) Stats() DatasetStats {
-	all, err := d.FeatureStats()
-	if err != nil {
-		return DatasetStats{}
-	}
-	conv := func(key string) Stats {
-		s, ok := all[key]
-		if !ok {
-			return Stats{}
-		}
-		out := Stats{Mean: toFloat32(s.Mean), Std: toFloat32(s.Std), Min: toFloat32(s.Min), Max: toFloat32(s.Max)}
-		for j := range out.Std {
-			out.Std[j] = max(out.Std[j], lerobotStdFloor)
-		}
-		return out
-	}
-	return DatasetStats{State: conv(d.stateKey), Action: conv(d.actionKey)}
 }
 
 func toFloat32(v []float64) []float32 {

@@ -6,6 +6,7 @@ import (
 	"math"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"sync"
 	"testing"
@@ -68,10 +69,13 @@ func testEpisodes() []Episode {
 	return eps
 }
 
-// writeTestDataset writes eps into dir: the last episode first, then the others concurrently.
+// writeTestDataset writes eps into dir in the v2.0 layout: the last episode first, then the
+// others concurrently. reel writes v2.1 only; a v2.0 dataset is a v2.1 one without
+// meta/episodes_stats.jsonl (the file LeRobot's convert_dataset_v20_to_v21.py adds) and with
+// codebase_version "v2.0", so the v2.1 output is turned into that (toV20).
 func writeTestDataset(t *testing.T, dir string, eps []Episode) {
 	t.Helper()
-	w, err := CreateV20(dir, testLRFPS, false)
+	w, err := Create(dir, WriterConfig{Format: V21, FPS: testLRFPS})
 	require.NoError(t, err)
 	require.NoError(t, w.Write(eps[len(eps)-1]))
 	var wg sync.WaitGroup
@@ -84,6 +88,31 @@ func writeTestDataset(t *testing.T, dir string, eps []Episode) {
 		require.NoError(t, err)
 	}
 	require.NoError(t, w.Close())
+	toV20(t, dir)
+}
+
+// toV20 rewrites the v2.1 dataset in dir into the v2.0 layout (see writeTestDataset): the
+// per-episode statistics are replaced by meta/stats.json, their aggregate over the dataset.
+func toV20(t *testing.T, dir string) {
+	t.Helper()
+	ds, err := Open(dir)
+	require.NoError(t, err)
+	stats, err := ds.Stats()
+	require.NoError(t, err)
+	var order []string
+	for _, f := range ds.Info().Features {
+		order = append(order, f.Key)
+	}
+	raw, err := marshalStatsJSON(stats, order)
+	require.NoError(t, err)
+	require.NoError(t, os.WriteFile(filepath.Join(dir, "meta", "stats.json"), raw, 0o644))
+	require.NoError(t, os.Remove(filepath.Join(dir, "meta", "episodes_stats.jsonl")))
+	path := filepath.Join(dir, "meta", "info.json")
+	raw, err = os.ReadFile(path)
+	require.NoError(t, err)
+	re := regexp.MustCompile(`"codebase_version":\s*"v2\.1"`)
+	require.True(t, re.Match(raw), "%s: no v2.1 codebase_version", path)
+	require.NoError(t, os.WriteFile(path, re.ReplaceAll(raw, []byte(`"codebase_version": "v2.0"`)), 0o644))
 }
 
 func readJSONLines(t *testing.T, path string) []string {
@@ -162,7 +191,7 @@ func TestRoundTrip(t *testing.T) {
 	wrist := features["observation.images.wrist"].(map[string]any)
 	require.Equal(t, "video", wrist["dtype"])
 	require.Equal(t, []any{16.0, 16.0, 3.0}, wrist["shape"])
-	require.Equal(t, []any{"height", "width", "channel"}, wrist["names"])
+	require.Equal(t, []any{"height", "width", "channels"}, wrist["names"])
 	require.EqualValues(t, testLRFPS, wrist["info"].(map[string]any)["video.fps"])
 	for _, k := range []string{"timestamp", "frame_index", "episode_index", "index", "task_index"} {
 		require.Contains(t, features, k)
@@ -254,43 +283,27 @@ func TestRoundTrip(t *testing.T) {
 		allState = append(allState, ep.State...)
 		allAction = append(allAction, ep.Action...)
 	}
-	stats := ds.Stats()
+	stats, err := ds.Stats()
+	require.NoError(t, err)
 	for _, c := range []struct {
 		got  Stats
 		rows [][]float32
-	}{{stats.State, allState}, {stats.Action, allAction}} {
+	}{{stats[StateKey], allState}, {stats[ActionKey], allAction}} {
 		mean, std, lo, hi := directStats(c.rows)
 		require.Len(t, c.got.Mean, len(mean))
 		for j := range mean {
 			require.InDelta(t, mean[j], c.got.Mean[j], 1e-5)
 			require.InDelta(t, std[j], c.got.Std[j], 1e-5)
-			require.Equal(t, float32(lo[j]), c.got.Min[j])
-			require.Equal(t, float32(hi[j]), c.got.Max[j])
+			require.InDelta(t, lo[j], c.got.Min[j], 1e-7)
+			require.InDelta(t, hi[j], c.got.Max[j], 1e-7)
 		}
 	}
 	raw, err = os.ReadFile(filepath.Join(dir, "meta/stats.json"))
 	require.NoError(t, err)
-	var fileStats map[string]map[string][]float32
+	var fileStats map[string]Stats
 	require.NoError(t, json.Unmarshal(raw, &fileStats))
-	require.Equal(t, stats.State.Std, fileStats["observation.state"]["std"])
-	require.Equal(t, stats.Action.Mean, fileStats["action"]["mean"])
-}
-
-func TestStdFloor(t *testing.T) {
-	requireFFmpeg(t)
-	dir := t.TempDir()
-	ep := testEpisodes()[0]
-	for _, a := range ep.Action {
-		a[1] = 0.5 // constant dimension
-	}
-	w, err := CreateV20(dir, testLRFPS, false)
-	require.NoError(t, err)
-	require.NoError(t, w.Write(ep))
-	require.NoError(t, w.Close())
-	ds, err := Open(dir)
-	require.NoError(t, err)
-	require.Equal(t, float32(1e-6), ds.Stats().Action.Std[1])
-	require.Equal(t, float32(0.5), ds.Stats().Action.Mean[1])
+	require.InDeltaSlice(t, stats[StateKey].Std, fileStats[StateKey].Std, 1e-12)
+	require.InDeltaSlice(t, stats[ActionKey].Mean, fileStats[ActionKey].Mean, 1e-12)
 }
 
 // editJSON rewrites the JSON file at path through edit.
@@ -438,18 +451,18 @@ func TestWriterRefusals(t *testing.T) {
 	// A non-empty directory is refused without overwrite, and a foreign one even with it.
 	dir := t.TempDir()
 	require.NoError(t, os.WriteFile(filepath.Join(dir, "notes.txt"), []byte("x"), 0o644))
-	_, err := CreateV20(dir, testLRFPS, false)
+	_, err := Create(dir, WriterConfig{Format: V21, FPS: testLRFPS})
 	requireErrorNaming(t, err, dir, "not empty")
-	_, err = CreateV20(dir, testLRFPS, true)
+	_, err = Create(dir, WriterConfig{Format: V21, FPS: testLRFPS, Overwrite: true})
 	requireErrorNaming(t, err, dir, "notes.txt is not part of a LeRobot dataset")
 	require.FileExists(t, filepath.Join(dir, "notes.txt"))
 
 	// overwrite replaces an existing dataset; until Close it does not look complete.
 	ds := filepath.Join(t.TempDir(), "ds")
 	writeTestDataset(t, ds, eps)
-	_, err = CreateV20(ds, testLRFPS, false)
+	_, err = Create(ds, WriterConfig{Format: V21, FPS: testLRFPS})
 	requireErrorNaming(t, err, ds, "not empty")
-	w, err := CreateV20(ds, testLRFPS, true)
+	w, err := Create(ds, WriterConfig{Format: V21, FPS: testLRFPS, Overwrite: true})
 	require.NoError(t, err)
 	require.NoError(t, w.Write(eps[0]))
 	_, err = Open(ds)
@@ -459,7 +472,7 @@ func TestWriterRefusals(t *testing.T) {
 	// Bad episodes are refused and leave the writer usable.
 	bad := eps[1]
 	bad.Action = bad.Action[:3]
-	require.ErrorContains(t, w.Write(bad), "episode 1: 3 actions for 6 states")
+	require.ErrorContains(t, w.Write(bad), "episode 1: 6 states for 3 actions")
 	bad = eps[1]
 	bad.State = cloneRows(bad.State)
 	bad.State[2][1] = float32(math.NaN())
@@ -467,7 +480,7 @@ func TestWriterRefusals(t *testing.T) {
 	bad = eps[1]
 	bad.Cameras = []string{"scene"}
 	bad.Frames = bad.Frames[:1]
-	require.ErrorContains(t, w.Write(bad), `episode 1: cameras ["scene"], the dataset's are ["scene" "wrist"]`)
+	require.ErrorContains(t, w.Write(bad), "episode 1: 1 cameras, the dataset has 2")
 	require.ErrorContains(t, w.Write(eps[0]), "episode 0 written twice")
 	// A gap in the indices is caught by Close, which then writes no info.json.
 	require.NoError(t, w.Write(eps[2]))
@@ -477,7 +490,7 @@ func TestWriterRefusals(t *testing.T) {
 }
 
 func TestFormatLeRobotPath(t *testing.T) {
-	p, err := formatLeRobotPath(V20VideoPath, 2, 2345, "observation.images.scene")
+	p, err := formatLeRobotPath(V21VideoPath, 2, 2345, "observation.images.scene")
 	require.NoError(t, err)
 	require.Equal(t, "videos/chunk-002/observation.images.scene/episode_002345.mp4", p)
 	p, err = formatLeRobotPath("x/{episode_index}/{episode_chunk:d}", 1, 7, "")

@@ -52,7 +52,11 @@ type CameraFrames struct {
 	Pix           []uint8 // T×Height×Width×3, row-major
 }
 
-// StoredEpisode is one episode as Writer.WriteEpisode takes it.
+// StoredEpisode is one episode in the form the dataset stores it, as Writer.WriteStored takes
+// it. It differs from Episode (the simulator's trajectory, which Writer.Write takes and converts)
+// in what only storage needs: every camera has its own Width×Height of rgb24 bytes (Episode
+// holds square float frames in [0,1] of one Size), an absent state or success is nil rather than
+// zero, and the simulator-only fields (Intended, Focus) are not there.
 type StoredEpisode struct {
 	Index         int // 0..N-1 in the dataset
 	Task          string
@@ -70,7 +74,7 @@ func (e *StoredEpisode) Len() int { return len(e.Action) }
 
 // Writer writes a LeRobot v3.0 or v2.1 dataset; see Create.
 //
-// Write and WriteEpisode are safe for concurrent use and episodes may arrive in any order:
+// Write and WriteStored are safe for concurrent use and episodes may arrive in any order:
 // each episode's statistics are computed and its camera streams encoded (one mp4 segment per
 // camera) at once; Close then lays the episodes out in index order — frame indices, task
 // indices by first appearance, parquet files, the segments joined into the video files — and
@@ -96,12 +100,12 @@ type lrWriteSchema struct {
 // lrPending is an accepted episode waiting for Close.
 type lrPending struct {
 	ep       StoredEpisode // without frames
-	stats    map[string]FeatureStats
+	stats    map[string]Stats
 	segments []string // per camera
 }
 
 // Create starts a dataset in dir, which must be missing or empty unless
-// cfg.Overwrite is set (see CreateV20 for what is replaced).
+// cfg.Overwrite is set (see prepareLeRobotDir for what is replaced).
 func Create(dir string, cfg WriterConfig) (*Writer, error) {
 	cfg.Format = cmp.Or(cfg.Format, V30)
 	switch cfg.Format {
@@ -118,7 +122,7 @@ func Create(dir string, cfg WriterConfig) (*Writer, error) {
 		return nil, fmt.Errorf("lerobot dataset %s: codec %q is not one of auto, av1, h264", dir, cfg.Codec)
 	}
 	cfg.RobotType = cmp.Or(cfg.RobotType, lerobotRobotType)
-	cfg.ChunksSize = cmp.Or(cfg.ChunksSize, V20ChunksSize)
+	cfg.ChunksSize = cmp.Or(cfg.ChunksSize, defaultChunksSize)
 	cfg.DataFilesSizeInMB = cmp.Or(cfg.DataFilesSizeInMB, lerobotDefaultDataFileMB)
 	cfg.VideoFilesSizeInMB = cmp.Or(cfg.VideoFilesSizeInMB, lerobotDefaultVideoFileMB)
 	if err := prepareLeRobotDir(dir, cfg.Overwrite); err != nil {
@@ -150,7 +154,7 @@ func (w *Writer) Write(ep Episode) error {
 		}
 		le.Cameras = append(le.Cameras, CameraFrames{Name: name, Width: ep.Size, Height: ep.Size, Pix: pix})
 	}
-	return w.WriteEpisode(le)
+	return w.WriteStored(le)
 }
 
 // checkStoredEpisode validates ep on its own.
@@ -230,11 +234,11 @@ func (s *lrWriteSchema) compatible(ep *StoredEpisode) error {
 	return nil
 }
 
-// WriteEpisode adds ep under its index ep.Index. Every episode must have the same state and
+// WriteStored adds ep under its index ep.Index. Every episode must have the same state and
 // action dimensions and cameras (names and sizes), a non-empty task and finite values. An
 // invalid episode is refused with an error and leaves the writer usable; an I/O failure makes
-// this and every later call, and Close, fail. WriteEpisode does not keep ep's slices.
-func (w *Writer) WriteEpisode(ep StoredEpisode) error {
+// this and every later call, and Close, fail. WriteStored does not keep ep's slices.
+func (w *Writer) WriteStored(ep StoredEpisode) error {
 	if err := checkStoredEpisode(&ep); err != nil {
 		return fmt.Errorf("lerobot dataset %s: %v", w.dir, err)
 	}
@@ -286,7 +290,7 @@ func (w *Writer) WriteEpisode(ep StoredEpisode) error {
 		return fmt.Errorf("lerobot dataset %s: %v", w.dir, err)
 	}
 
-	p := &lrPending{ep: ep, stats: map[string]FeatureStats{}}
+	p := &lrPending{ep: ep, stats: map[string]Stats{}}
 	p.ep.State, p.ep.Action = cloneRows(ep.State), cloneRows(ep.Action)
 	if ep.State == nil {
 		p.ep.State = nil
@@ -439,7 +443,7 @@ func (b *lrBuild) add(e lrBuildEpisode) {
 	e.ep.from = b.frames
 	b.frames += int64(e.ep.length)
 	if e.ep.stats == nil {
-		e.ep.stats = map[string]FeatureStats{}
+		e.ep.stats = map[string]Stats{}
 	}
 	T := e.ep.length
 	epi, idx := make([][]int64, T), make([][]int64, T)
@@ -693,7 +697,7 @@ func (b *lrBuild) writeV3Episodes() error {
 		}
 		image := f.DType == "video" || f.DType == "image"
 		integer := isIntDType(f.DType)
-		vals := func(e *lrBuildEpisode, pick func(FeatureStats) []float64, asInt bool) any {
+		vals := func(e *lrBuildEpisode, pick func(Stats) []float64, asInt bool) any {
 			v := pick(e.ep.stats[key])
 			switch {
 			case image:
@@ -723,20 +727,20 @@ func (b *lrBuild) writeV3Episodes() error {
 		for _, st := range []struct {
 			name string
 			typ  reflect.Type
-			pick func(FeatureStats) []float64
+			pick func(Stats) []float64
 			int  bool
 		}{
-			{"min", mmType, func(s FeatureStats) []float64 { return s.Min }, integer},
-			{"max", mmType, func(s FeatureStats) []float64 { return s.Max }, integer},
-			{"mean", ft, func(s FeatureStats) []float64 { return s.Mean }, false},
-			{"std", ft, func(s FeatureStats) []float64 { return s.Std }, false},
+			{"min", mmType, func(s Stats) []float64 { return s.Min }, integer},
+			{"max", mmType, func(s Stats) []float64 { return s.Max }, integer},
+			{"mean", ft, func(s Stats) []float64 { return s.Mean }, false},
+			{"std", ft, func(s Stats) []float64 { return s.Std }, false},
 		} {
 			cols = append(cols, col{pqField{pre + st.name, st.typ}, func(e *lrBuildEpisode) any { return vals(e, st.pick, st.int) }})
 		}
 		cols = append(cols, col{pqField{pre + "count", reflect.TypeOf([]int64{})}, func(e *lrBuildEpisode) any { return []int64{e.ep.stats[key].Count} }})
 		for _, q := range StatQuantiles {
 			cols = append(cols, col{pqField{pre + q, ft}, func(e *lrBuildEpisode) any {
-				return vals(e, func(s FeatureStats) []float64 { return s.Quantile(q) }, false)
+				return vals(e, func(s Stats) []float64 { return s.Quantile(q) }, false)
 			}})
 		}
 	}
@@ -809,7 +813,7 @@ func (b *lrBuild) info(format string) Info {
 	} else {
 		info.TotalVideos = n * len(b.cams)
 		info.TotalChunks = (n + b.cfg.ChunksSize - 1) / b.cfg.ChunksSize
-		info.DataPath, info.VideoPath = V20DataPath, V21VideoPath
+		info.DataPath, info.VideoPath = V21DataPath, V21VideoPath
 	}
 	if b.features != nil {
 		info.Features = slices.Clone(b.features)
@@ -850,7 +854,7 @@ func (b *lrBuild) info(format string) Info {
 func (b *lrBuild) writeStatsAndInfo(format string) error {
 	info := b.info(format)
 	if format == V30 {
-		all := make([]map[string]FeatureStats, len(b.episodes))
+		all := make([]map[string]Stats, len(b.episodes))
 		for i, e := range b.episodes {
 			all[i] = e.ep.stats
 		}
@@ -872,9 +876,6 @@ func (b *lrBuild) writeStatsAndInfo(format string) error {
 	}
 	return atomicfile.WriteFile(filepath.Join(b.dir, filepath.FromSlash(lerobotInfo)), append(raw, '\n'))
 }
-
-// V21VideoPath is the v2.x video_path template.
-const V21VideoPath = V20VideoPath
 
 // writeV21 writes the v2.1 layout: one parquet and one mp4 per episode and camera,
 // meta/episodes.jsonl, meta/tasks.jsonl, meta/episodes_stats.jsonl and meta/info.json.
@@ -900,7 +901,7 @@ func (b *lrBuild) writeV21() error {
 	for i := range b.episodes {
 		e := &b.episodes[i]
 		vals := map[string]int{"episode_chunk": e.ep.index / b.cfg.ChunksSize, "episode_index": e.ep.index}
-		rel, err := formatTemplate(V20DataPath, vals, "")
+		rel, err := formatTemplate(V21DataPath, vals, "")
 		if err != nil {
 			return err
 		}

@@ -16,6 +16,13 @@
 //	report.go            StatsReport, what 'reel data stats' prints
 //	episode.go           Episode, one recorded trajectory as the simulator produces it
 //
+// The exported surface: Open/OpenWith/Options and Dataset (Episode, Vectors, Frames, Stats,
+// EpisodeMeta, NewSampler, NewLoader); Create/WriterConfig and Writer (Write an Episode, or
+// WriteStored a StoredEpisode with CameraFrames); Merge/MergeConfig; Stats (one feature's
+// statistics, as meta/stats.json holds them), VectorStats and AggregateStats; Info/Features
+// (meta/info.json); Sampler/Loader; StatsReport. One episode type is what the simulator records
+// (Episode), one is its storage form (StoredEpisode), and EpisodeMeta is the metadata of either.
+//
 // Parquet and ffmpeg (package mediaio) are used inside; neither is exposed. The package imports
 // no other reel package but policy (camera images and feature names), mediaio and internal/.
 package lerobot

@@ -1,7 +1,10 @@
 package lerobot
 
 // Episode is one recorded robot trajectory, the unit of a LeRobot-style dataset: at every step
-// t the camera images and robot state the policy saw, and the action that was executed.
+// t the camera images and robot state the policy saw, and the action that was executed. The
+// simulator records Episodes (package sim), Writer.Write stores them and Dataset.Episode reads
+// one back; StoredEpisode is the storage form Writer.WriteStored takes (frames of any size as
+// bytes). EpisodeMeta is what a dataset's metadata says about an episode without reading it.
 type Episode struct {
 	Index  int    // position in its dataset
 	Seed   uint64 // procedural seed of the scene (0 when unknown)
@@ -33,9 +36,3 @@ type Episode struct {
 
 // Len is the number of steps T.
 func (e *Episode) Len() int { return len(e.State) }
-
-// ComputeStats returns the per-dimension statistics of rows (all of one length; at least one).
-func ComputeStats(rows [][]float32) Stats {
-	s := newVectorStats(rows)
-	return s.stats()
-}

@@ -26,7 +26,7 @@ func TestRealV21(t *testing.T) {
 	require.Equal(t, "kLeftShoulderPitch", f.StateNames[0], "names nested in a list")
 	require.Equal(t, "kRightHandThumbRotation", f.ActionNames[25])
 	require.Equal(t, 30.0, f.FPS)
-	info := ds.EpisodeInfo(0)
+	info := ds.EpisodeMeta(0)
 	require.Equal(t, 29, info.EpisodeIndex)
 	require.Equal(t, 221, info.Length)
 	require.Equal(t, []string{"Pick up the yellow bottle on the table."}, info.Tasks)
@@ -41,7 +41,7 @@ func TestRealV21(t *testing.T) {
 	require.Equal(t, "Pick up the yellow bottle on the table.", v.Task[0])
 
 	// The stored (episodes_stats.jsonl) statistics agree with the data.
-	stats, err := ds.FeatureStats()
+	stats, err := ds.Stats()
 	require.NoError(t, err)
 	st := stats["observation.state"]
 	require.InDelta(t, -0.7830195426940918, st.Mean[0], 1e-12)
@@ -87,7 +87,7 @@ func TestRealV30(t *testing.T) {
 	require.Equal(t, 19, f.StateDim)
 	require.Nil(t, f.StateNames)
 	for i, n := range []int{299, 300, 300} {
-		info := ds.EpisodeInfo(i)
+		info := ds.EpisodeMeta(i)
 		require.Equal(t, n, info.Length)
 		require.Equal(t, []string{"place the apple in the plate"}, info.Tasks)
 	}
@@ -110,7 +110,7 @@ func TestRealV30(t *testing.T) {
 		require.InDeltaSlice(t, c.Std, stored.Std, 2e-5)
 		require.Equal(t, []int{3, 1, 1}, ds.episodes[i].stats["observation.image"].Shape)
 	}
-	stats, err := ds.FeatureStats()
+	stats, err := ds.Stats()
 	require.NoError(t, err)
 	computed, err := ds.computedVectorStats()
 	require.NoError(t, err)

@@ -11,17 +11,17 @@ import (
 // statistics (compute_stats.py): per episode, the sampled frames (imageSampleIndices), each
 // subsampled to about 150 pixels a side, per channel in [0, 1]; then aggregated over episodes.
 // Every episode's video is decoded, so this is slow for large datasets.
-func (d *Dataset) CameraStats(camera string) (FeatureStats, error) {
+func (d *Dataset) CameraStats(camera string) (Stats, error) {
 	c := d.camIndex(camera)
 	if c < 0 {
-		return FeatureStats{}, fmt.Errorf("lerobot dataset %s: no camera %q (cameras: %q)", d.dir, camera, d.Cameras())
+		return Stats{}, fmt.Errorf("lerobot dataset %s: no camera %q (cameras: %q)", d.dir, camera, d.Cameras())
 	}
 	cam := d.cams[c]
-	var per []FeatureStats
+	var per []Stats
 	for i := range d.episodes {
 		v, err := d.Vectors(i)
 		if err != nil {
-			return FeatureStats{}, err
+			return Stats{}, err
 		}
 		idx := imageSampleIndices(v.Len())
 		acc := &imageStatsAccumulator{}
@@ -36,7 +36,7 @@ func (d *Dataset) CameraStats(camera string) (FeatureStats, error) {
 				stamps[k] = ref.from + v.Timestamp[t]
 			}
 			if err := decodeVideoAt(d.path(ref.file), stamps, d.info.FPS, add); err != nil {
-				return FeatureStats{}, err
+				return Stats{}, err
 			}
 		} else {
 			sampled := map[int]bool{}
@@ -50,7 +50,7 @@ func (d *Dataset) CameraStats(camera string) (FeatureStats, error) {
 				return nil
 			})
 			if err != nil {
-				return FeatureStats{}, err
+				return Stats{}, err
 			}
 		}
 		per = append(per, acc.stats())
@@ -60,11 +60,11 @@ func (d *Dataset) CameraStats(camera string) (FeatureStats, error) {
 
 // StatsReportFeature is one feature of a StatsReport.
 type StatsReportFeature struct {
-	Key    string       `json:"key"`
-	Kind   string       `json:"kind"` // "state", "action" or "camera"
-	Names  []string     `json:"names,omitempty"`
-	Source string       `json:"source"` // where the statistics come from
-	Stats  FeatureStats `json:"stats"`
+	Key    string   `json:"key"`
+	Kind   string   `json:"kind"` // "state", "action" or "camera"
+	Names  []string `json:"names,omitempty"`
+	Source string   `json:"source"` // where the statistics come from
+	Stats  Stats    `json:"stats"`
 	// Normalization gives, per mode (policy.NormMeanStd, NormMinMax, NormQuantiles), the two
 	// statistics it uses, by name (absent when the dataset lacks them).
 	Normalization map[string]map[string][]float64 `json:"normalization"`
@@ -79,11 +79,11 @@ type StatsReport struct {
 	Features []StatsReportFeature `json:"features"`
 }
 
-// StatsReport returns the state, action and camera statistics (FeatureStats) and what each
+// StatsReport returns the state, action and camera statistics (Stats) and what each
 // normalisation mode uses of them. Cameras without stored statistics are computed from the
 // data (CameraStats) when images is set, and left out otherwise.
 func (d *Dataset) StatsReport(images bool) (StatsReport, error) {
-	all, err := d.FeatureStats()
+	all, err := d.Stats()
 	if err != nil {
 		return StatsReport{}, err
 	}
@@ -102,7 +102,7 @@ func (d *Dataset) StatsReport(images bool) (StatsReport, error) {
 		return rel
 	}
 	f := d.Features()
-	add := func(key, kind string, names []string, s FeatureStats, source string) {
+	add := func(key, kind string, names []string, s Stats, source string) {
 		r := StatsReportFeature{Key: key, Kind: kind, Names: names, Source: source, Stats: s, Normalization: map[string]map[string][]float64{}}
 		for _, m := range []struct{ mode, a, b string }{
 			{policy.NormMeanStd, "mean", "std"}, {policy.NormMinMax, "min", "max"}, {policy.NormQuantiles, "q01", "q99"}} {

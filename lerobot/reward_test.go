@@ -49,7 +49,7 @@ func TestRewardMetadataRoundTrip(t *testing.T) {
 		ds, err := Open(dir)
 		require.NoError(t, err, format)
 		for i, want := range eps {
-			info := ds.EpisodeInfo(i)
+			info := ds.EpisodeMeta(i)
 			require.Equal(t, want.Success, *info.Success, format)
 			require.Equal(t, want.Kind, info.Kind, format)
 			if want.Kind == "" {
@@ -113,6 +113,6 @@ func TestRewardMetadataOptional(t *testing.T) {
 	require.Equal(t, -1, colIndex(cols, "decision_step"))
 	ds, err := Open(dir)
 	require.NoError(t, err)
-	require.Equal(t, "", ds.EpisodeInfo(0).Kind)
-	require.Nil(t, ds.EpisodeInfo(0).DecisionStep)
+	require.Equal(t, "", ds.EpisodeMeta(0).Kind)
+	require.Nil(t, ds.EpisodeMeta(0).DecisionStep)
 }

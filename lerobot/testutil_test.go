@@ -164,3 +164,15 @@ func meanAbsDiff(a, b []float32) float64 {
 	}
 	return s / float64(len(a))
 }
+
+// lerobotRow is one parquet row of a v2.x data file (one frame), read back with parquet-go's
+// generic reader.
+type lerobotRow struct {
+	State        []float32 `parquet:"observation.state,list"`
+	Action       []float32 `parquet:"action,list"`
+	Timestamp    float32   `parquet:"timestamp"`
+	FrameIndex   int64     `parquet:"frame_index"`
+	EpisodeIndex int64     `parquet:"episode_index"`
+	Index        int64     `parquet:"index"`
+	TaskIndex    int64     `parquet:"task_index"`
+}

@@ -73,7 +73,7 @@ func writeV3(t *testing.T, dir string, eps []StoredEpisode, cfg WriterConfig) {
 	var wg sync.WaitGroup
 	errs := make([]error, len(eps))
 	for i := len(eps) - 1; i >= 0; i-- {
-		wg.Go(func() { errs[i] = w.WriteEpisode(eps[i]) })
+		wg.Go(func() { errs[i] = w.WriteStored(eps[i]) })
 	}
 	wg.Wait()
 	for _, err := range errs {
@@ -148,7 +148,7 @@ func TestV3RoundTrip(t *testing.T) {
 	require.Equal(t, []string{"state_0", "state_1", "state_2", "state_3"}, f.StateNames)
 	require.Equal(t, 10.0, f.FPS)
 	for i, want := range eps {
-		info := ds.EpisodeInfo(i)
+		info := ds.EpisodeMeta(i)
 		require.Equal(t, len(want.Action), info.Length)
 		require.Equal(t, []string{want.Task}, info.Tasks)
 		require.Equal(t, *want.Success, *info.Success)
@@ -179,15 +179,15 @@ func TestV3RoundTrip(t *testing.T) {
 	_, err = ds.Vectors(4)
 	require.ErrorContains(t, err, "episode 4 out of range [0, 4)")
 
-	// The old API on the new layout.
-	require.Equal(t, LeRobotEpisodeMeta{EpisodeIndex: 1, Tasks: []string{eps[1].Task}, Length: 6, Family: "fam", Seed: 101}, ds.EpisodeMeta(1))
-	old := ds.Stats()
-	require.Len(t, old.State.Mean, 4)
+	// The episode metadata and the Episode view on the new layout.
+	meta := ds.EpisodeMeta(1)
+	require.Equal(t, EpisodeMeta{Index: 1, EpisodeIndex: 1, Tasks: []string{eps[1].Task}, Length: 6, Family: "fam", Seed: 101,
+		Success: meta.Success}, meta)
 	_, err = ds.Episode(0)
 	require.ErrorContains(t, err, "Episode needs all cameras square")
 
 	// Statistics: per episode in the episodes file, aggregated in stats.json, for every feature.
-	stats, err := ds.FeatureStats()
+	stats, err := ds.Stats()
 	require.NoError(t, err)
 	for _, k := range []string{"observation.state", "action", "observation.images.top", "observation.images.wrist", "timestamp",
 		"frame_index", "episode_index", "index", "task_index"} {
@@ -253,9 +253,9 @@ func TestV21RoundTrip(t *testing.T) {
 		}
 	}
 	// episodes_stats.jsonl aggregated = stats.json of the v3.0 layout.
-	sa, err := a.FeatureStats()
+	sa, err := a.Stats()
 	require.NoError(t, err)
-	sb, err := b.FeatureStats()
+	sb, err := b.Stats()
 	require.NoError(t, err)
 	for _, k := range []string{"observation.state", "action", "observation.images.top"} {
 		require.InDeltaSlice(t, sb[k].Mean, sa[k].Mean, 1e-12, k)

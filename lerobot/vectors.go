@@ -290,3 +290,11 @@ func (d *Dataset) Episode(i int) (Episode, error) {
 	}
 	return ep, nil
 }
+
+func cloneRows(rows [][]float32) [][]float32 {
+	out := make([][]float32, len(rows))
+	for i, r := range rows {
+		out[i] = slices.Clone(r)
+	}
+	return out
+}

@@ -68,7 +68,7 @@ type Report struct {
 // EpisodeKind is an episode's kind: the kind its metadata records (reward data: expert,
 // failed:MODE, adversarial:REWRITE; the per-kind means group them by sim.KindGroup), else "expert" when it succeeded and "failed"
 // when it did not; "" without either.
-func EpisodeKind(info lerobot.EpisodeInfo) string {
+func EpisodeKind(info lerobot.EpisodeMeta) string {
 	switch {
 	case info.Kind != "":
 		return info.Kind
@@ -108,7 +108,7 @@ func ScoreDataset(m Model, ds *lerobot.Dataset, opts Options) (*Report, error) {
 	}
 	rep := &Report{Prefixes: opts.prefixes()}
 	for i := range opts.episodes(ds) {
-		info := ds.EpisodeInfo(i)
+		info := ds.EpisodeMeta(i)
 		steps := make([]int, info.Length)
 		for t := range steps {
 			steps[t] = t
@@ -143,7 +143,7 @@ func (o Options) episodes(ds *lerobot.Dataset) int {
 	return ds.NumEpisodes()
 }
 
-func instruction(info lerobot.EpisodeInfo) string {
+func instruction(info lerobot.EpisodeMeta) string {
 	if len(info.Tasks) > 0 {
 		return info.Tasks[0]
 	}
@@ -158,7 +158,7 @@ func instruction(info lerobot.EpisodeInfo) string {
 func ScoreOracle(ds *lerobot.Dataset, opts Options) (*Report, error) {
 	rep := &Report{Prefixes: opts.prefixes()}
 	for i := range opts.episodes(ds) {
-		info := ds.EpisodeInfo(i)
+		info := ds.EpisodeMeta(i)
 		if info.Success == nil {
 			return nil, fmt.Errorf("lerobot dataset %s: episode %d has no success label for the oracle progress", ds.Dir(), info.EpisodeIndex)
 		}
@@ -240,7 +240,7 @@ func WriteProgress(ds *lerobot.Dataset, r *Report) (string, error) {
 	}
 	global := 0
 	for i := range ds.NumEpisodes() {
-		info := ds.EpisodeInfo(i)
+		info := ds.EpisodeMeta(i)
 		if e, ok := byIndex[info.EpisodeIndex]; ok {
 			for t, p := range e.PerFrame(info.Length) {
 				rows = append(rows, ProgressRow{Index: int64(global + t), EpisodeIndex: int64(info.EpisodeIndex), FrameIndex: int64(t), Progress: float32(p)})

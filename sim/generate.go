@@ -8,7 +8,7 @@ import (
 	"github.com/reelml/reel/lerobot"
 )
 
-// EpisodeWriter takes recorded episodes (lerobot.Writer, lerobot.WriterV20). Write
+// EpisodeWriter takes recorded episodes (lerobot.Writer). Write
 // must be safe for concurrent use and accept episodes in any order.
 type EpisodeWriter interface {
 	Write(ep lerobot.Episode) error

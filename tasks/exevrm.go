@@ -180,7 +180,7 @@ func (t *ExeVRM) readDataset(dir string) ([]rewardEpisode, error) {
 	s := t.r.Model.ImageSize
 	out := make([]rewardEpisode, ds.NumEpisodes())
 	for i := range out {
-		info := ds.EpisodeInfo(i)
+		info := ds.EpisodeMeta(i)
 		if info.Success == nil {
 			return nil, fmt.Errorf("lerobot dataset %s: episode %d has no success label (episode metadata column success, as 'reel data gen-reward' writes)", dir, info.EpisodeIndex)
 		}

@@ -31,7 +31,7 @@ func (s *simSource) close()                    {}
 
 // stats computes per-dimension statistics of states and actions over the first statsEpisodes
 // training episodes (a fixed set: the statistics depend only on the recipe).
-func (s *simSource) stats() (state, action lerobot.FeatureStats, err error) {
+func (s *simSource) stats() (state, action lerobot.Stats, err error) {
 	var states, actions [][]float32
 	for i := range int64(statsEpisodes) {
 		ep, err := sim.RecordEpisode(s.cfg, sim.TrainSeed(uint64(s.r.Train.Seed), i), int(i))
@@ -160,7 +160,7 @@ func progressWeights(ds *lerobot.Dataset, h int) ([][]float64, error) {
 	}
 	progress := make([][]float64, ds.NumEpisodes())
 	for i := range progress {
-		info := ds.EpisodeInfo(i)
+		info := ds.EpisodeMeta(i)
 		p, ok := byIndex[info.EpisodeIndex]
 		if !ok || len(p) != info.Length {
 			return nil, fmt.Errorf("%s: episode %d has %d progress values for %d frames (rescore the dataset)", path, info.EpisodeIndex, len(p), info.Length)
@@ -181,8 +181,8 @@ func (s *datasetSource) close() {
 
 // stats are the dataset's own statistics (meta/stats.json, or episodes_stats.jsonl aggregated),
 // computed from the data where they are missing.
-func (s *datasetSource) stats() (state, action lerobot.FeatureStats, err error) {
-	all, err := s.ds.FeatureStats()
+func (s *datasetSource) stats() (state, action lerobot.Stats, err error) {
+	all, err := s.ds.Stats()
 	if err != nil {
 		return state, action, fmt.Errorf("data.dir: statistics: %v", err)
 	}

@@ -35,7 +35,7 @@ func TestDataGenReward(t *testing.T) {
 	require.NoError(t, err)
 	require.Equal(t, 6, ds.NumEpisodes())
 	for i := range 6 {
-		info := ds.EpisodeInfo(i)
+		info := ds.EpisodeMeta(i)
 		require.Equal(t, sim.RewardKindOf(i), sim.KindGroup(info.Kind), "episode %d", i)
 		require.NotNil(t, info.DecisionStep)
 		require.NotNil(t, info.Success)
@@ -43,7 +43,7 @@ func TestDataGenReward(t *testing.T) {
 		require.Less(t, *info.DecisionStep, info.Length)
 		if strings.HasPrefix(info.Kind, sim.KindAdversarial) {
 			require.False(t, *info.Success)
-			require.Equal(t, ds.EpisodeInfo(i-2).Length, info.Length)
+			require.Equal(t, ds.EpisodeMeta(i-2).Length, info.Length)
 		}
 	}
 	msg := requireUserError(t, reel(t, dir, "data", "gen-reward", "--episodes", "0", "--out", "x"), 2)
