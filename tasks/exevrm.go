@@ -20,6 +20,7 @@ import (
 	"github.com/reelml/reel/policy"
 	"github.com/reelml/reel/recipes"
 	"github.com/reelml/reel/sim"
+	"github.com/reelml/reel/text"
 	"github.com/reelml/reel/train"
 )
 
@@ -42,7 +43,7 @@ import (
 type ExeVRM struct {
 	r     *recipes.Recipe
 	cfg   models.VideoVLMConfig
-	vocab *data.Vocab
+	vocab *text.Vocab
 	sim   sim.Config
 	micro int
 	yes   int // token ids of the answers
@@ -70,8 +71,8 @@ func ExeVRMQuestion(instr string) string { return instr + " is the task complete
 
 // exeVRMVocab is the word vocabulary: the simulator's instruction words, the question and the
 // two answers.
-func exeVRMVocab() *data.Vocab {
-	return data.NewVocab(append(sim.Words(), "is", "task", "complete", "?", "true", "false"))
+func exeVRMVocab() *text.Vocab {
+	return text.NewVocab(append(sim.Words(), "is", "task", "complete", "?", "true", "false"))
 }
 
 // NewExeVRM builds the exevrm task of a recipe. The training episodes are recorded on first use.
@@ -104,7 +105,7 @@ func NewExeVRM(r *recipes.Recipe) (*ExeVRM, error) {
 		}
 	}
 	// The longest instruction must fit with the question and the answer.
-	if n := len(data.Tokenize(ExeVRMQuestion("put the yellow triangle in the purple bowl"))) + 4; n > m.MaxTextLen {
+	if n := len(text.Tokenize(ExeVRMQuestion("put the yellow triangle in the purple bowl"))) + 4; n > m.MaxTextLen {
 		return nil, fmt.Errorf("model.max_text_len: %d is too short for the longest question and answer (%d tokens)", m.MaxTextLen, n)
 	}
 	return t, nil

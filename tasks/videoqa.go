@@ -16,8 +16,9 @@ import (
 	"github.com/reelml/reel/data"
 	"github.com/reelml/reel/losses"
 	"github.com/reelml/reel/models"
+	"github.com/reelml/reel/pruning"
 	"github.com/reelml/reel/recipes"
-	"github.com/reelml/reel/tokenizers"
+	"github.com/reelml/reel/text"
 	"github.com/reelml/reel/train"
 )
 
@@ -25,12 +26,12 @@ import (
 // questions about synthetic, mostly static clips. Inputs: video [B, T, S, S, 3] f32, tokens,
 // targets [B, L] i32, mask [B, L] f32 and random ranks [B, T·G] f32 (drawn, from the seed so runs
 // stay reproducible, for pruning.method random only; zeros otherwise); with pruning.method exevrm, the
-// five packing inputs of tokenizers.PackedBatch follow (the ExeVRM keep decisions, made on the
+// five packing inputs of pruning.PackedBatch follow (the ExeVRM keep decisions, made on the
 // raw pixels of each group token's patch, packed into rows).
 type VideoQA struct {
 	r      *recipes.Recipe
 	cfg    models.VideoVLMConfig
-	vocab  *data.Vocab
+	vocab  *text.Vocab
 	encode data.QAEncoder
 	// model.pretrained: a Hugging Face LLaVA whose SigLIP tower scores and prunes (models.VideoLlava)
 	// instead of models.VideoVLM.
@@ -122,7 +123,7 @@ func (t *VideoQA) InitVariables(backend compute.Backend, store *model.Store) (in
 func (t *VideoQA) Model() models.VideoVLMConfig { return t.cfg }
 
 // Selector returns the recipe's token selector (a fresh one per graph).
-func (t *VideoQA) Selector() *tokenizers.Selector {
+func (t *VideoQA) Selector() *pruning.Selector {
 	sel := videoSelector(t.r)
 	if t.pre != nil {
 		v := t.pre.cfg.VisionTower()
@@ -132,9 +133,9 @@ func (t *VideoQA) Selector() *tokenizers.Selector {
 }
 
 // videoSelector is a videovlm recipe's token selector (a fresh one per graph).
-func videoSelector(r *recipes.Recipe) *tokenizers.Selector {
+func videoSelector(r *recipes.Recipe) *pruning.Selector {
 	p := r.Pruning
-	return &tokenizers.Selector{Mode: p.Method, Group: r.Model.Group, Grid: r.Model.ImageSize / r.Model.PatchSize,
+	return &pruning.Selector{Mode: p.Method, Group: r.Model.Group, Grid: r.Model.ImageSize / r.Model.PatchSize,
 		Frames: r.Model.Frames, Keep: p.Keep}
 }
 
@@ -162,7 +163,7 @@ func (t *VideoQA) tensors(ex []data.VideoQAExample, rankSeed uint64) ([]*tensors
 // videoVLMInputs lays out a videovlm batch (see VideoQA): videos (each Frames×S×S×3), their
 // question/answer pairs encoded with encode, random ranks (one per group token of sel) and, with
 // pruning.method exevrm, the packing of the ExeVRM keep decisions.
-func videoVLMInputs(r *recipes.Recipe, sel *tokenizers.Selector, encode data.QAEncoder, videos [][]float32, qa [][2]string, rankSeed uint64) ([]*tensors.Tensor, error) {
+func videoVLMInputs(r *recipes.Recipe, sel *pruning.Selector, encode data.QAEncoder, videos [][]float32, qa [][2]string, rankSeed uint64) ([]*tensors.Tensor, error) {
 	m := r.Model
 	b, f, s, L := len(videos), m.Frames, m.ImageSize, m.MaxTextLen
 	pix := f * s * s * 3
@@ -191,7 +192,7 @@ func videoVLMInputs(r *recipes.Recipe, sel *tokenizers.Selector, encode data.QAE
 		tensors.FromFlatDataAndDimensions(tgt, b, L), tensors.FromFlatDataAndDimensions(msk, b, L),
 		tensors.FromFlatDataAndDimensions(rank, b, n)}
 	if r.Pruning.Method == "exevrm" {
-		pb, err := tokenizers.PackKept(exeVRMKeep(m, videos))
+		pb, err := pruning.PackKept(exeVRMKeep(m, videos))
 		if err != nil {
 			return nil, err
 		}
@@ -206,8 +207,8 @@ func exeVRMKeep(m recipes.ModelConfig, videos [][]float32) [][]bool {
 	side := m.PatchSize * m.Group
 	keep := make([][]bool, len(videos))
 	for i, v := range videos {
-		k := slices.Concat(tokenizers.ExeVRMKeep(tokenizers.RawPatches(v, m.Frames, m.ImageSize, side),
-			m.ImageSize/side, tokenizers.DefaultExeVRM())...)
+		k := slices.Concat(pruning.SpatiotemporalKeep(pruning.RawPatches(v, m.Frames, m.ImageSize, side),
+			m.ImageSize/side, pruning.DefaultSpatiotemporal())...)
 		if !slices.Contains(k, true) {
 			k[0] = true
 		}
@@ -230,7 +231,7 @@ func videoVLMForward(scope *model.Scope, r *recipes.Recipe, cfg models.VideoVLMC
 	sel := videoSelector(r)
 	sel.RandomRank = in[4]
 	if sel.Mode == "exevrm" {
-		sel.Packed = &tokenizers.PackedNodes{Gather: in[5], SlotValid: in[6], Mask: in[7], UnpackIdx: in[8], Valid: in[9]}
+		sel.Packed = &pruning.PackedNodes{Gather: in[5], SlotValid: in[6], Mask: in[7], UnpackIdx: in[8], Valid: in[9]}
 	}
 	return models.VideoVLM(scope, cfg, sel.TokenSelector(), in[0], in[1])
 }

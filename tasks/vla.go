@@ -18,6 +18,7 @@ import (
 	"github.com/reelml/reel/recipes"
 	"github.com/reelml/reel/reward"
 	"github.com/reelml/reel/sim"
+	"github.com/reelml/reel/text"
 	"github.com/reelml/reel/train"
 )
 
@@ -168,7 +169,7 @@ func newVLABase(r *recipes.Recipe) (*VLA, error) {
 		}
 		tokenizer, reserved = pi0Tokenizer(r), 0 // Gemma's id 0 is <pad>
 	}
-	if t.text, err = newTextCodecReserving(tokenizer, data.NewVocab(sim.Words()), reserved); err != nil {
+	if t.text, err = newTextCodecReserving(tokenizer, text.NewVocab(sim.Words()), reserved); err != nil {
 		return nil, err
 	}
 	if t.simCfg, err = SimConfig(r); err != nil {

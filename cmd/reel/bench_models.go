@@ -15,10 +15,11 @@ import (
 	"github.com/reelml/reel/backends"
 	"github.com/reelml/reel/internal/errline"
 	"github.com/reelml/reel/models"
+	"github.com/reelml/reel/pruning"
 	"github.com/reelml/reel/recipes"
 	"github.com/reelml/reel/tasks"
-	"github.com/reelml/reel/tokenizers"
 	"github.com/reelml/reel/train"
+	"github.com/reelml/reel/videotok"
 )
 
 // `reel bench vit` and `reel bench video` time one AdamW training step of the same model in reel
@@ -181,13 +182,13 @@ func benchVideo(args []string) error {
 	badSize := &exitError{2, fmt.Errorf("bench video: --size %q (want tiny or b)", *size)}
 	switch *arch {
 	case "vivit":
-		tub, err := tokenizers.TubeletVariant(*size)
+		tub, err := videotok.TubeletVariant(*size)
 		if err != nil {
 			return badSize
 		}
 		tower, _ := models.ViTVariant(*size)
 		ref := struct {
-			tub           tokenizers.TubeletConfig
+			tub           videotok.TubeletConfig
 			layers, heads int
 			batch         int
 		}{tub, tower.Layers, tower.Heads, benchBatch["vivit"][*size]}
@@ -210,13 +211,13 @@ func benchVideo(args []string) error {
 		}
 		jobs = sweepJobs(job, ref.tub.Frames, ref.batch, sweep, *bf.sweepBatch)
 	case "trajvit2":
-		tok, err := tokenizers.TrajTokVariant(*size)
+		tok, err := videotok.TrajTokVariant(*size)
 		if err != nil {
 			return badSize
 		}
 		tower, _ := models.ViTVariant(*size)
 		ref := struct {
-			tok         tokenizers.TrajTokConfig
+			tok         videotok.TrajTokConfig
 			dim, layers int
 			batch       int
 		}{tok, tower.Dim, tower.Layers, benchBatch["trajvit2"][*size]}
@@ -267,7 +268,7 @@ func benchVideo(args []string) error {
 			cfg := ref.cfg
 			cfg.Frames = frames
 			v := cfg.Vision
-			sel := tokenizers.Selector{Mode: mode, Group: ref.group, Grid: v.ImageSize / v.PatchSize, Frames: cfg.Frames, Keep: *keep}
+			sel := pruning.Selector{Mode: mode, Group: ref.group, Grid: v.ImageSize / v.PatchSize, Frames: cfg.Frames, Keep: *keep}
 			task := tasks.NewSTTSClassifier(cfg, sel, batch, 10)
 			return benchJob{name: fmt.Sprintf("stts-%s@%g", *size, *keep), tokens: task.Tokens(), batch: batch, task: task,
 				script: "bench/stts_torch.py", args: []string{strconv.Itoa(cfg.Frames), strconv.Itoa(v.ImageSize),

@@ -108,7 +108,7 @@ func benchServe(args []string) error {
 	fmt.Fprintf(os.Stderr, "reel: bench serve on %s: %s (%d camera(s) %dx%d, horizon %d, execute %d), %d sessions, %s per setting\n",
 		info, spec.Name, len(spec.Cameras), spec.Cameras[0].Width, spec.Cameras[0].Height, spec.Horizon, spec.Execute, *sessions, *duration)
 	reports, err := serve.BenchServe(p, serve.Config{Spec: spec, Name: spec.Name, BatchWindow: *window},
-		serve.LoadConfig{Sessions: *sessions, Duration: *duration, EpisodeSteps: *steps, ImageSize: *imageSize, Seed: 1}, maxBatches)
+		serve.LoadTestConfig{Sessions: *sessions, Duration: *duration, EpisodeSteps: *steps, ImageSize: *imageSize, Seed: 1}, maxBatches)
 	if err != nil {
 		return fmt.Errorf("bench serve: %v", err)
 	}

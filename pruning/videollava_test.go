@@ -1,4 +1,4 @@
-package tokenizers
+package pruning
 
 import (
 	"math/rand/v2"

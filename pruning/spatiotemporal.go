@@ -1,8 +1,9 @@
-package tokenizers
+package pruning
 
-// ExeVRM heuristic token pruning ("Video-Based Reward Modeling for Computer-Use Agents", Song et
-// al., arXiv:2603.10178; limenlp/ExeVRM src/llamafactory/model/model_utils/stp.py and ttp.py): the
-// training-free baseline that STTS is compared against. It decides, before any network runs,
+// Spatiotemporal token pruning, the paper's name for its training-free heuristic ("Video-Based
+// Reward Modeling for Computer-Use Agents", Song et al., arXiv:2603.10178, which trains the ExeVRM
+// reward model with it; limenlp/ExeVRM src/llamafactory/model/model_utils/stp.py (spatial) and
+// ttp.py (temporal)): the training-free baseline that STTS is compared against. It decides, before any network runs,
 // which raw-pixel patches of a video become tokens. Paper rules, verbatim:
 //
 //	Spatial: union-find over neighbouring raw-pixel patches with L2 distance < 3.0; drop
@@ -17,8 +18,8 @@ import (
 	"math"
 )
 
-// ExeVRMConfig holds the thresholds of the ExeVRM pruning rules.
-type ExeVRMConfig struct {
+// SpatiotemporalConfig holds the thresholds of the spatiotemporal pruning rules.
+type SpatiotemporalConfig struct {
 	// SpatialL2 (paper: 3.0) is the L2 distance between neighbouring patches' raw pixel vectors
 	// (pixel values on the 0–255 scale) below which (strictly) the two patches are joined.
 	SpatialL2 float64
@@ -30,13 +31,13 @@ type ExeVRMConfig struct {
 	TemporalCos float64
 }
 
-// DefaultExeVRM returns the paper's thresholds: "L2 distance < 3.0", "components larger than 10
+// DefaultSpatiotemporal returns the paper's thresholds: "L2 distance < 3.0", "components larger than 10
 // patches", "cosine similarity ... > 0.9999".
-func DefaultExeVRM() ExeVRMConfig {
-	return ExeVRMConfig{SpatialL2: 3.0, MaxComponent: 10, TemporalCos: 0.9999}
+func DefaultSpatiotemporal() SpatiotemporalConfig {
+	return SpatiotemporalConfig{SpatialL2: 3.0, MaxComponent: 10, TemporalCos: 0.9999}
 }
 
-// ExeVRMKeep decides which patches of a video to keep. patches is [T][H·W][D] raw pixel vectors
+// SpatiotemporalKeep decides which patches of a video to keep. patches is [T][H·W][D] raw pixel vectors
 // (row-major patch grid of side gridW, values 0–255, e.g. from RawPatches); it returns keep
 // [T][H·W]. Kept tokens keep their original position IDs (KeptPositions lists them); nothing is
 // re-indexed here.
@@ -67,22 +68,22 @@ func DefaultExeVRM() ExeVRMConfig {
 // would let a static background shrink a uniform region below the size limit.
 //
 // It panics if gridW does not divide H·W or frames have different patch counts.
-func ExeVRMKeep(patches [][][]float32, gridW int, cfg ExeVRMConfig) [][]bool {
+func SpatiotemporalKeep(patches [][][]float32, gridW int, cfg SpatiotemporalConfig) [][]bool {
 	keep := make([][]bool, len(patches))
 	if len(patches) == 0 {
 		return keep
 	}
 	hw := len(patches[0])
 	if gridW <= 0 || hw%gridW != 0 {
-		panic(fmt.Sprintf("ExeVRMKeep: grid width %d does not divide %d patches", gridW, hw))
+		panic(fmt.Sprintf("SpatiotemporalKeep: grid width %d does not divide %d patches", gridW, hw))
 	}
 	// ref[i] is the patch at position i in the last frame where i was kept (nil: never kept).
 	ref := make([][]float32, hw)
 	for t, frame := range patches {
 		if len(frame) != hw {
-			panic(fmt.Sprintf("ExeVRMKeep: frame %d has %d patches, frame 0 has %d", t, len(frame), hw))
+			panic(fmt.Sprintf("SpatiotemporalKeep: frame %d has %d patches, frame 0 has %d", t, len(frame), hw))
 		}
-		spatialDrop := exeVRMSpatialDrop(frame, gridW, cfg)
+		spatialDrop := dropUniformRegions(frame, gridW, cfg)
 		keep[t] = make([]bool, hw)
 		for i, patch := range frame {
 			temporalDrop := ref[i] != nil && cosine(ref[i], patch) > cfg.TemporalCos
@@ -95,10 +96,10 @@ func ExeVRMKeep(patches [][][]float32, gridW int, cfg ExeVRMConfig) [][]bool {
 	return keep
 }
 
-// exeVRMSpatialDrop applies the spatial rule to one frame ([H·W][D], row-major grid of width
+// dropUniformRegions applies the spatial rule to one frame ([H·W][D], row-major grid of width
 // gridW): union-find over 4-neighbours at L2 distance < cfg.SpatialL2, then drop[i] is true iff
 // the component of patch i has more than cfg.MaxComponent patches.
-func exeVRMSpatialDrop(frame [][]float32, gridW int, cfg ExeVRMConfig) []bool {
+func dropUniformRegions(frame [][]float32, gridW int, cfg SpatiotemporalConfig) []bool {
 	hw := len(frame)
 	uf := newUnionFind(hw)
 	for i := range hw {
@@ -132,7 +133,7 @@ func KeptPositions(keep [][]bool) []int {
 }
 
 // RawPatches cuts a video [T×S×S×3 float32 in 0..1, frame-major HWC] into [T][(S/p)²][p·p·3]
-// patch vectors on the 0–255 scale (the scale of the ExeVRM thresholds), row-major patch order:
+// patch vectors on the 0–255 scale (the scale of the paper's thresholds), row-major patch order:
 // patch py·(S/p)+px of frame t holds pixel (py·p+dy, px·p+dx), channel c, at element
 // (dy·p+dx)·3+c. It panics if p does not divide s or len(frames) ≠ t·s·s·3.
 func RawPatches(frames []float32, t, s, p int) [][][]float32 {

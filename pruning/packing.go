@@ -1,4 +1,4 @@
-package tokenizers
+package pruning
 
 // Sequence packing for pruned video tokens (STTS, arXiv:2603.18004, packs them the same way). After pruning, each video keeps a
 // different number of tokens; instead of padding every video to the longest, the kept tokens of

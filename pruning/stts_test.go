@@ -1,11 +1,13 @@
-package tokenizers
+package pruning
 
 import (
 	"math"
 	"math/rand/v2"
 	"testing"
 
+	"github.com/gomlx/compute"
 	"github.com/gomlx/compute/dtypes"
+	_ "github.com/gomlx/compute/gobackend"
 	. "github.com/gomlx/gomlx/core/graph"
 	"github.com/gomlx/gomlx/core/tensors"
 	"github.com/gomlx/gomlx/ml/model"
@@ -117,4 +119,12 @@ func TestGroupPoolShape(t *testing.T) {
 	out, err := e.Exec(randTensor(rand.New(rand.NewPCG(3, 3)), 2, 36, 8))
 	require.NoError(t, err)
 	require.Equal(t, []int{2, 4, 8}, out[0].Shape().Dimensions)
+}
+
+func backend(t *testing.T) compute.Backend {
+	t.Helper()
+	b, err := compute.NewWithConfig("go")
+	require.NoError(t, err)
+	t.Cleanup(b.Finalize)
+	return b
 }

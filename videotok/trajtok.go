@@ -1,6 +1,7 @@
-// Package tokenizers turns videos into token sets for the video encoders: TrajTok's learned
-// trajectory tokens (trajtok.go) and ViViT's space-time tubelets (patch.go).
-package tokenizers
+// Package videotok turns videos into token sets for the video encoders: TrajTok's learned
+// trajectory tokens (trajtok.go), ViViT's space-time tubelets (patch.go) and the named sizes of
+// both (variants.go). Dropping tokens once a video is tokenized is package pruning.
+package videotok
 
 // TrajTok, the end-to-end trajectory tokenizer co-trained in TrajViT2 ("TrajTok: Learning
 // Trajectory Tokens enables better Video Understanding", Zheng et al., arXiv:2602.22779).

@@ -1,4 +1,4 @@
-package tokenizers
+package videotok
 
 import (
 	. "github.com/gomlx/gomlx/core/graph"

@@ -1,4 +1,4 @@
-package tokenizers
+package pruning
 
 // STTS: learned spatio-temporal token scoring and pruning inside a video VLM's vision encoder
 // ("Unified Spatio-Temporal Token Scoring for Efficient Video VLMs", Zhang et al.,
@@ -21,7 +21,7 @@ package tokenizers
 //     see them — that is where the compute goes down.
 //
 // Random pruning (the baseline) ranks by random scores instead, with the same k and first-frame
-// rule, and no bias. ExeVRM pruning (the training-free baseline, exevrm.go) decides on raw pixels
+// rule, and no bias. Spatiotemporal token pruning (the training-free baseline, spatiotemporal.go) decides on raw pixels
 // before the network runs, so each video keeps a different number of tokens: those are packed
 // into rows with a block-diagonal mask (packing.go, PackedBatch) for the remaining blocks and
 // unpacked, padded, for the language model.

@@ -15,8 +15,8 @@ import (
 	"github.com/reelml/reel/policy"
 )
 
-// LoadConfig configures a load test of a policy server (BenchServe, RunLoad).
-type LoadConfig struct {
+// LoadTestConfig configures a load test of a policy server (BenchServe, RunLoadTest).
+type LoadTestConfig struct {
 	Sessions     int           // concurrent sessions (default 32)
 	Duration     time.Duration // how long each configuration is loaded (default 60 s)
 	EpisodeSteps int           // observations per episode, between episode_start and episode_end (default 50)
@@ -25,7 +25,7 @@ type LoadConfig struct {
 	Timeout      time.Duration // a reply not received within it counts as dropped (default 30 s)
 }
 
-func (c LoadConfig) withDefaults() LoadConfig {
+func (c LoadTestConfig) withDefaults() LoadTestConfig {
 	if c.Sessions <= 0 {
 		c.Sessions = 32
 	}
@@ -41,8 +41,8 @@ func (c LoadConfig) withDefaults() LoadConfig {
 	return c
 }
 
-// LoadReport is the outcome of one load test.
-type LoadReport struct {
+// LoadTestReport is the outcome of one load test.
+type LoadTestReport struct {
 	MaxBatch   int     `json:"max_batch"`   // the server's max_batch_size during the test
 	Sessions   int     `json:"sessions"`    // concurrent sessions
 	Seconds    float64 `json:"seconds"`     // duration of the test
@@ -61,7 +61,7 @@ type LoadReport struct {
 }
 
 // OK reports whether every observation got its own, correct reply.
-func (r LoadReport) OK() bool {
+func (r LoadTestReport) OK() bool {
 	return r.Replies > 0 && r.Errors == 0 && r.Dropped == 0 && r.WrongSeq == 0 && r.CrossWired == 0
 }
 
@@ -107,7 +107,7 @@ func (t *tagPolicy) Check(obs policy.Observation) (policy.Observation, []string,
 // BenchServe serves p on 127.0.0.1 (a free port) with cfg and loads it with lc once for each
 // max_batch_size in maxBatches, set through /config's setter between runs. The served actions
 // carry two tag values (see tagPolicy) that the load client checks; cfg.Adapt is ignored.
-func BenchServe(p policy.Policy, cfg Config, lc LoadConfig, maxBatches []int) ([]LoadReport, error) {
+func BenchServe(p policy.Policy, cfg Config, lc LoadTestConfig, maxBatches []int) ([]LoadTestReport, error) {
 	if err := cfg.Spec.Validate(); err != nil {
 		return nil, fmt.Errorf("bench serve: %v", err)
 	}
@@ -129,11 +129,11 @@ func BenchServe(p policy.Policy, cfg Config, lc LoadConfig, maxBatches []int) ([
 		cancel()
 		<-done
 	}()
-	var out []LoadReport
+	var out []LoadTestReport
 	for _, mb := range maxBatches {
 		srv.SetBatching(mb, -1)
 		c0, n0 := tp.calls.Load(), tp.count.Load()
-		rep, err := RunLoad(context.Background(), "ws://"+srv.Addr(), spec, lc)
+		rep, err := RunLoadTest(context.Background(), "ws://"+srv.Addr(), spec, lc)
 		if err != nil {
 			return out, err
 		}
@@ -147,19 +147,19 @@ func BenchServe(p policy.Policy, cfg Config, lc LoadConfig, maxBatches []int) ([
 	return out, nil
 }
 
-// RunLoad loads the server at url (serving a policy whose actions carry tagPolicy's two tag
+// RunLoadTest loads the server at url (serving a policy whose actions carry tagPolicy's two tag
 // values; spec is the served spec, tags included) with lc.Sessions concurrent sessions for
 // lc.Duration. Each session plays episodes of lc.EpisodeSteps observations and checks every
 // reply: its type, that it echoes the observation's seq, and that the action's tags name this
 // session and the step whose observation the server's action chunk was computed from (the server
 // queries the policy every Spec.Execute steps of an episode).
-func RunLoad(ctx context.Context, url string, spec policy.Spec, lc LoadConfig) (LoadReport, error) {
+func RunLoadTest(ctx context.Context, url string, spec policy.Spec, lc LoadTestConfig) (LoadTestReport, error) {
 	lc = lc.withDefaults()
 	execute := spec.Execute
 	if execute <= 0 {
 		execute = spec.Horizon
 	}
-	rep := LoadReport{Sessions: lc.Sessions}
+	rep := LoadTestReport{Sessions: lc.Sessions}
 	type sessionStats struct {
 		latencies                                  []time.Duration
 		replies, errors, dropped, wrongSeq, wrongs int

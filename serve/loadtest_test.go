@@ -18,7 +18,7 @@ func TestBenchServe(t *testing.T) {
 	spec.Execute = 2
 	p := &fakePolicy{horizon: 4}
 	reps, err := BenchServe(p, Config{Spec: spec, Name: "fake", BatchWindow: 10 * time.Millisecond},
-		LoadConfig{Sessions: 6, Duration: 700 * time.Millisecond, EpisodeSteps: 7}, []int{6, 1})
+		LoadTestConfig{Sessions: 6, Duration: 700 * time.Millisecond, EpisodeSteps: 7}, []int{6, 1})
 	require.NoError(t, err)
 	require.Len(t, reps, 2)
 	for _, r := range reps {
@@ -48,7 +48,7 @@ func (m *mislabel) Act(obs []policy.Observation) ([][][]float32, error) {
 	return chunks, err
 }
 
-func TestRunLoadCountsCrossWiredReplies(t *testing.T) {
+func TestLoadTestCountsCrossWiredReplies(t *testing.T) {
 	spec := testSpec(testSize, 2, 3, 2, testCameras...)
 	spec.Execute = 2
 	tagged := spec
@@ -56,7 +56,7 @@ func TestRunLoadCountsCrossWiredReplies(t *testing.T) {
 	cfg := testConfig()
 	cfg.Spec, cfg.MaxBatch = tagged, 4
 	s := startServer(t, &mislabel{tagPolicy{p: &fakePolicy{horizon: 2}}}, cfg)
-	rep, err := RunLoad(context.Background(), "ws://"+s.Addr(), tagged, LoadConfig{Sessions: 3, Duration: 300 * time.Millisecond, EpisodeSteps: 4})
+	rep, err := RunLoadTest(context.Background(), "ws://"+s.Addr(), tagged, LoadTestConfig{Sessions: 3, Duration: 300 * time.Millisecond, EpisodeSteps: 4})
 	require.NoError(t, err)
 	assert.False(t, rep.OK())
 	assert.Greater(t, rep.Replies, 0)

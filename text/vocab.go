@@ -1,7 +1,6 @@
-package data
+package text
 
 import (
-	"strconv"
 	"strings"
 )
 
@@ -16,7 +15,8 @@ const (
 
 var specialWords = []string{"<pad>", "<bos>", "<sep>", "<eos>", "<unk>"}
 
-// Vocab is a word-level vocabulary. The first five ids are the special
+// Vocab is a word-level vocabulary (reel's own, for the synthetic scene and video tasks; Words
+// puts it behind the Tokenizer interface). The first five ids are the special
 // tokens PadID, BOSID, SEPID, EOSID and UNKID. It is immutable after
 // construction and safe for concurrent use.
 type Vocab struct {
@@ -73,34 +73,6 @@ func (v *Vocab) Has(word string) bool {
 
 // Words returns a copy of all words in id order, specials included.
 func (v *Vocab) Words() []string { return append([]string(nil), v.words...) }
-
-// MaxCount is the largest number the synthetic generator can answer with.
-const MaxCount = 50
-
-// sceneTemplateWords are all non-attribute words used by the question templates.
-var sceneTemplateWords = []string{
-	"?", "how", "many", "objects", "object", "what", "color", "shape", "is", "the",
-	"or", "there", "a", "an",
-	"yes", "no", "left", "right", "top", "bottom",
-}
-
-// SceneVocab returns the vocabulary of every word the synthetic scene
-// generator can emit in questions and answers, for every possible
-// SceneConfig: template words, all shapes and their plurals, all colours and
-// the number words "0".."50". Its order is fixed, so checkpoints trained on
-// different scene recipes share token ids.
-func SceneVocab() *Vocab {
-	words := append([]string(nil), sceneTemplateWords...)
-	words = append(words, allShapes...)
-	for _, s := range allShapes {
-		words = append(words, plural(s))
-	}
-	words = append(words, allColors...)
-	for i := 0; i <= MaxCount; i++ {
-		words = append(words, strconv.Itoa(i))
-	}
-	return NewVocab(words)
-}
 
 // Tokenize lowercases s, separates "?" into its own token and splits on
 // white space.

@@ -1,4 +1,4 @@
-package tokenizers
+package pruning
 
 import (
 	"math/rand/v2"
@@ -107,7 +107,7 @@ func abs32(x float32) float32 {
 	return x
 }
 
-// TestVideoVLMPackedMatchesAlone: with ExeVRM-style variable keep counts, packing several videos
+// TestVideoVLMPackedMatchesAlone: with spatiotemporal pruning's variable keep counts, packing several videos
 // into shared rows (and padding their decoder prefixes) gives each video the logits it gets when
 // it is the only video in the batch.
 func TestVideoVLMPackedMatchesAlone(t *testing.T) {
