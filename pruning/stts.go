@@ -127,15 +127,15 @@ func Prune(x, rank *Node, k, firstFrame int) (kept, keptMask *Node) {
 }
 
 // Selector implements models.TokenSelector for the pruning modes "none", "random", "stts" and
-// "exevrm".
+// "spatiotemporal".
 type Selector struct {
-	Mode       string       // none | random | stts | exevrm
+	Mode       string       // none | random | stts | spatiotemporal
 	Group      int          // group side (paper: 3)
 	Grid       int          // patch grid side per frame
 	Frames     int          // T
 	Keep       float64      // keep ratio (random, stts)
 	RandomRank *Node        // [B, T·G] random scores (mode random), supplied with the batch
-	Packed     *PackedNodes // mode exevrm: the batch's PackedBatch as graph inputs
+	Packed     *PackedNodes // mode spatiotemporal: the batch's PackedBatch as graph inputs
 
 	scores *Node // STTS scores of the graph being built, from Score to Select
 }
@@ -143,7 +143,7 @@ type Selector struct {
 // GroupTokens is the number of group tokens per frame.
 func (s *Selector) GroupTokens() int { n := s.Grid / s.Group; return n * n }
 
-// Kept is the number of tokens the video-wide blocks after pruning see (mode exevrm: varies per
+// Kept is the number of tokens the video-wide blocks after pruning see (mode spatiotemporal: varies per
 // video; the keep-ratio count is returned).
 func (s *Selector) Kept() int {
 	n := s.Frames * s.GroupTokens()
@@ -183,14 +183,14 @@ func (s selector) Select(x *Node) (rows, mask *Node) {
 	case "random":
 		kept, _ := Prune(x, s.RandomRank, s.Kept(), s.GroupTokens())
 		return kept, nil
-	case "exevrm":
+	case "spatiotemporal":
 		return s.Packed.Pack(x)
 	}
 	return x, nil
 }
 
 func (s selector) Unpack(rows *Node) (tokens, valid *Node) {
-	if s.Mode == "exevrm" {
+	if s.Mode == "spatiotemporal" {
 		return s.Packed.Unpack(rows)
 	}
 	return rows, nil

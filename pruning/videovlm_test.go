@@ -48,7 +48,7 @@ func videoInputs(rng *rand.Rand, b int, cfg models.VideoVLMConfig, static bool) 
 func logitsOf(t *testing.T, be compute.Backend, store *model.Store, cfg models.VideoVLMConfig, sel *Selector, args ...any) []float32 {
 	e, err := model.NewExecCanonical(be, store, func(scope *model.Scope, g *Graph, in []*Node) []*Node {
 		s := *sel
-		if s.Mode == "exevrm" {
+		if s.Mode == "spatiotemporal" {
 			s.Packed = &PackedNodes{Gather: in[2], SlotValid: in[3], Mask: in[4], UnpackIdx: in[5], Valid: in[6]}
 		}
 		logits, _ := models.VideoVLM(scope, cfg, s.TokenSelector(), in[0], in[1])
@@ -119,7 +119,7 @@ func TestVideoVLMPackedMatchesAlone(t *testing.T) {
 		{true, false, true, true, true, true, true, true, false, true, true, true},
 		{false, true, false, false, false, false, false, false, false, false, false, true},
 	}
-	sel := &Selector{Mode: "exevrm", Group: 3, Grid: 6, Frames: 3}
+	sel := &Selector{Mode: "spatiotemporal", Group: 3, Grid: 6, Frames: 3}
 	be := backend(t)
 	store := model.NewStore()
 	require.NoError(t, store.SetRNGStateFromSeed(3))

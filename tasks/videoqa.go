@@ -25,7 +25,7 @@ import (
 // VideoQA trains a video VLM (per-frame ViT → token pruning → projector → causal decoder) to answer
 // questions about synthetic, mostly static clips. Inputs: video [B, T, S, S, 3] f32, tokens,
 // targets [B, L] i32, mask [B, L] f32 and random ranks [B, T·G] f32 (drawn, from the seed so runs
-// stay reproducible, for pruning.method random only; zeros otherwise); with pruning.method exevrm, the
+// stay reproducible, for pruning.method random only; zeros otherwise); with pruning.method spatiotemporal, the
 // five packing inputs of pruning.PackedBatch follow (the ExeVRM keep decisions, made on the
 // raw pixels of each group token's patch, packed into rows).
 type VideoQA struct {
@@ -81,8 +81,8 @@ func (t *VideoQA) setupPretrained() error {
 	switch {
 	case m.Motion:
 		return fmt.Errorf("model.motion: not with model.pretrained (the pretrained tower has no motion projection); set it false")
-	case p.Method == "exevrm":
-		return fmt.Errorf("pruning.method: exevrm is not supported with model.pretrained (none, random or stts)")
+	case p.Method == "spatiotemporal":
+		return fmt.Errorf("pruning.method: spatiotemporal is not supported with model.pretrained (none, random or stts)")
 	}
 	pre, err := loadPretrainedVLM(m, t.vocab)
 	if err != nil {
@@ -162,7 +162,7 @@ func (t *VideoQA) tensors(ex []data.VideoQAExample, rankSeed uint64) ([]*tensors
 
 // videoVLMInputs lays out a videovlm batch (see VideoQA): videos (each Frames×S×S×3), their
 // question/answer pairs encoded with encode, random ranks (one per group token of sel) and, with
-// pruning.method exevrm, the packing of the ExeVRM keep decisions.
+// pruning.method spatiotemporal, the packing of its keep decisions.
 func videoVLMInputs(r *recipes.Recipe, sel *pruning.Selector, encode data.QAEncoder, videos [][]float32, qa [][2]string, rankSeed uint64) ([]*tensors.Tensor, error) {
 	m := r.Model
 	b, f, s, L := len(videos), m.Frames, m.ImageSize, m.MaxTextLen
@@ -191,7 +191,7 @@ func videoVLMInputs(r *recipes.Recipe, sel *pruning.Selector, encode data.QAEnco
 	out := []*tensors.Tensor{tensors.FromFlatDataAndDimensions(video, b, f, s, s, 3), tensors.FromFlatDataAndDimensions(tok, b, L),
 		tensors.FromFlatDataAndDimensions(tgt, b, L), tensors.FromFlatDataAndDimensions(msk, b, L),
 		tensors.FromFlatDataAndDimensions(rank, b, n)}
-	if r.Pruning.Method == "exevrm" {
+	if r.Pruning.Method == "spatiotemporal" {
 		pb, err := pruning.PackKept(exeVRMKeep(m, videos))
 		if err != nil {
 			return nil, err
@@ -230,7 +230,7 @@ func (t *VideoQA) forward(scope *model.Scope, in []*Node) (logits, aux *Node) {
 func videoVLMForward(scope *model.Scope, r *recipes.Recipe, cfg models.VideoVLMConfig, in []*Node) (logits, aux *Node) {
 	sel := videoSelector(r)
 	sel.RandomRank = in[4]
-	if sel.Mode == "exevrm" {
+	if sel.Mode == "spatiotemporal" {
 		sel.Packed = &pruning.PackedNodes{Gather: in[5], SlotValid: in[6], Mask: in[7], UnpackIdx: in[8], Valid: in[9]}
 	}
 	return models.VideoVLM(scope, cfg, sel.TokenSelector(), in[0], in[1])
@@ -313,11 +313,11 @@ func (t *VideoQA) KeptTokens(batch []*tensors.Tensor) float64 {
 	return float64(total) / float64(len(kept))
 }
 
-// keptPerVideo counts the tokens each video of a batch keeps: from the batch's packing (exevrm),
+// keptPerVideo counts the tokens each video of a batch keeps: from the batch's packing (spatiotemporal),
 // otherwise fixed by the recipe.
 func (t *VideoQA) keptPerVideo(batch []*tensors.Tensor) []int {
 	kept := make([]int, batch[0].Shape().Dimensions[0])
-	if t.r.Pruning.Method != "exevrm" {
+	if t.r.Pruning.Method != "spatiotemporal" {
 		for i := range kept {
 			kept[i] = t.Selector().Kept()
 		}
