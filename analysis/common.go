@@ -18,6 +18,7 @@ import (
 	"github.com/reelml/reel/models"
 	"github.com/reelml/reel/recipes"
 	"github.com/reelml/reel/tasks"
+	"github.com/reelml/reel/text"
 	"github.com/reelml/reel/train"
 )
 
@@ -27,7 +28,7 @@ type Subject struct {
 	Step    int64
 	Recipe  *recipes.Recipe
 	Cfg     models.VLMConfig
-	Vocab   *data.Vocab
+	Vocab   *text.Vocab
 	Gen     *data.SceneGenerator
 	Weights map[string]*tensors.Tensor // variable path → value
 

@@ -15,8 +15,8 @@ import (
 	"github.com/reelml/reel/data"
 	"github.com/reelml/reel/recipes"
 	"github.com/reelml/reel/tasks"
-	"github.com/reelml/reel/tokenizers"
 	"github.com/reelml/reel/train"
+	"github.com/reelml/reel/videotok"
 )
 
 // Trajectory is one active TrajTok token of a video.
@@ -68,7 +68,7 @@ func Tokenize(backend compute.Backend, ckptPath, videoPath, outDir string, warn 
 		return nil, err
 	}
 	e, err := train.NewInference(backend, store, r.Train, func(scope *model.Scope, in []*Node) []*Node {
-		o := tokenizers.TrajTok(scope.In("trajtok"), cfg, train.Bind[tasks.VideoCLIPBatch](in).Video)
+		o := videotok.TrajTok(scope.In("trajtok"), cfg, train.Bind[tasks.VideoCLIPBatch](in).Video)
 		return []*Node{o.Logits}
 	})
 	if err != nil {

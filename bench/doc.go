@@ -1,6 +1,6 @@
 // Package bench holds reel's benchmarks: training-step time against the PyTorch reference scripts
 // beside this package (vit_torch.py, video_torch.py, trajvit_torch.py, stts_torch.py,
-// hf_torch.py: `reel bench vit|video|hf`), STTS and ExeVRM token pruning in a video VLM (`reel
+// hf_torch.py: `reel bench vit|video|hf`), STTS and spatiotemporal (raw-pixel) token pruning in a video VLM (`reel
 // bench stts`), the recurrent-depth policy per depth (`reel bench rdvla`), fine-tuning memory
 // (`reel bench finetune`) and the policy server under load (`reel bench serve`). Each benchmark
 // is a Config, a Run returning rows (JSON-tagged) and a WriteTable that prints them as the CLI

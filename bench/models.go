@@ -15,9 +15,10 @@ import (
 	"github.com/reelml/reel/internal/errline"
 	"github.com/reelml/reel/internal/intlist"
 	"github.com/reelml/reel/models"
+	"github.com/reelml/reel/pruning"
 	"github.com/reelml/reel/recipes"
-	"github.com/reelml/reel/tokenizers"
 	"github.com/reelml/reel/train"
+	"github.com/reelml/reel/videotok"
 )
 
 // `reel bench vit` and `reel bench video` time one AdamW training step of the same model in reel
@@ -133,7 +134,7 @@ func VideoJobs(arch, size string, keep float64, batch int, frames string, sweepB
 	}
 	switch arch {
 	case "vivit":
-		tub, err := tokenizers.TubeletVariant(size)
+		tub, err := videotok.TubeletVariant(size)
 		if err != nil {
 			return nil, badSize
 		}
@@ -154,7 +155,7 @@ func VideoJobs(arch, size string, keep float64, batch int, frames string, sweepB
 		}
 		return sweepJobs(job, tub.Frames, batch, swept, sweepBatch), nil
 	case "trajvit2":
-		tok, err := tokenizers.TrajTokVariant(size)
+		tok, err := videotok.TrajTokVariant(size)
 		if err != nil {
 			return nil, badSize
 		}
@@ -195,7 +196,7 @@ func VideoJobs(arch, size string, keep float64, batch int, frames string, sweepB
 			cfg := cfg
 			cfg.Frames = frames
 			v := cfg.Vision
-			sel := tokenizers.Selector{Mode: mode, Group: group, Grid: v.ImageSize / v.PatchSize, Frames: cfg.Frames, Keep: keep}
+			sel := pruning.Selector{Mode: mode, Group: group, Grid: v.ImageSize / v.PatchSize, Frames: cfg.Frames, Keep: keep}
 			task := NewSTTSClassifier(cfg, sel, batch, 10)
 			return Job{Name: fmt.Sprintf("stts-%s@%g", size, keep), Tokens: task.Tokens(), Batch: batch, Task: task,
 				Script: "bench/stts_torch.py", Args: []string{strconv.Itoa(cfg.Frames), strconv.Itoa(v.ImageSize),

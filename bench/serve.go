@@ -32,7 +32,7 @@ type ServeConfig struct {
 
 // RunServe runs the load test; its reports are returned even when some reply was dropped,
 // wrong or an error (ServeFailure says which).
-func RunServe(c ServeConfig) ([]serve.LoadReport, error) {
+func RunServe(c ServeConfig) ([]serve.LoadTestReport, error) {
 	if c.Sessions < 1 || c.EpisodeSteps < 1 || c.Duration <= 0 || c.ImageSize < 0 {
 		return nil, usage.Errorf("bench serve: --sessions, --episode-steps and --duration must be positive, --image-size ≥ 0")
 	}
@@ -76,7 +76,7 @@ func RunServe(c ServeConfig) ([]serve.LoadReport, error) {
 	c.Log.printf("bench serve on %s: %s (%d camera(s) %dx%d, horizon %d, execute %d), %d sessions, %s per setting",
 		info, spec.Name, len(spec.Cameras), spec.Cameras[0].Width, spec.Cameras[0].Height, spec.Horizon, spec.Execute, c.Sessions, c.Duration)
 	reports, err := serve.BenchServe(p, serve.Config{Spec: spec, Name: spec.Name, BatchWindow: c.BatchWindow},
-		serve.LoadConfig{Sessions: c.Sessions, Duration: c.Duration, EpisodeSteps: c.EpisodeSteps, ImageSize: c.ImageSize, Seed: 1}, c.MaxBatches)
+		serve.LoadTestConfig{Sessions: c.Sessions, Duration: c.Duration, EpisodeSteps: c.EpisodeSteps, ImageSize: c.ImageSize, Seed: 1}, c.MaxBatches)
 	if err != nil {
 		return nil, fmt.Errorf("bench serve: %w", err)
 	}
@@ -85,7 +85,7 @@ func RunServe(c ServeConfig) ([]serve.LoadReport, error) {
 
 // ServeFailure is the first report with a dropped, wrong or error reply, as an error (nil: all
 // replies right).
-func ServeFailure(reports []serve.LoadReport) error {
+func ServeFailure(reports []serve.LoadTestReport) error {
 	for _, r := range reports {
 		if !r.OK() {
 			return fmt.Errorf("bench serve: max_batch %d: %d replies, %d errors, %d dropped, %d with a wrong seq, %d cross-wired",
@@ -96,7 +96,7 @@ func ServeFailure(reports []serve.LoadReport) error {
 }
 
 // WriteServeTable prints the reports as `reel bench serve` does.
-func WriteServeTable(w io.Writer, reports []serve.LoadReport) {
+func WriteServeTable(w io.Writer, reports []serve.LoadTestReport) {
 	fmt.Fprintf(w, "%-9s %8s %10s %8s %8s %8s %8s %10s %7s %7s %7s %7s\n", "max_batch", "replies", "replies/s", "p50 ms", "p90 ms", "p99 ms",
 		"max ms", "mean batch", "errors", "dropped", "bad seq", "crossed")
 	for _, r := range reports {

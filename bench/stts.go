@@ -23,13 +23,13 @@ type STTSRow struct {
 	STTSS         float64 `json:"stts_s"`         // seconds per training step (best round)
 	Spread        string  `json:"spread"`         // worst rounds: unpruned / stts / exevrm
 	Speedup       float64 `json:"speedup"`        // unpruned / stts
-	ExeVRMKept    float64 `json:"exevrm_kept"`    // mean tokens per clip kept by ExeVRM (packed)
-	ExeVRMS       float64 `json:"exevrm_s"`       // seconds per training step
-	ExeVRMSpeedup float64 `json:"exevrm_speedup"` // unpruned / exevrm
+	SpatiotemporalKept    float64 `json:"spatiotemporal_kept"`    // mean tokens per clip kept by the spatiotemporal rules (packed)
+	SpatiotemporalS       float64 `json:"spatiotemporal_s"`       // seconds per training step
+	SpatiotemporalSpeedup float64 `json:"spatiotemporal_speedup"` // unpruned / spatiotemporal
 }
 
 // STTSConfig is `reel bench stts`: the training step of a videoqa recipe's video VLM unpruned,
-// STTS-pruned and ExeVRM-pruned (packed), per frame count.
+// STTS-pruned and spatiotemporal-pruned (packed), per frame count.
 type STTSConfig struct {
 	Recipe     string
 	Sets       []string // recipe overrides
@@ -54,7 +54,7 @@ func RunSTTS(c STTSConfig) ([]STTSRow, error) {
 	}
 	c.Log.printf("bench stts on %s, recipe %s, batch %d, %d timed steps each", info, c.Recipe, c.Batch, c.Steps)
 	var rows []STTSRow
-	methods := []string{"none", "stts", "exevrm"}
+	methods := []string{"none", "stts", "spatiotemporal"}
 	for _, f := range c.Frames {
 		row := STTSRow{Frames: f}
 		timers := make([]*train.StepTimer, len(methods))
@@ -104,18 +104,18 @@ func RunSTTS(c STTSConfig) ([]STTSRow, error) {
 				row.UnprunedS, row.Tokens = sec, sel.Kept()
 			case "stts":
 				row.STTSS, row.KeptTokens = sec, sel.Kept()
-			case "exevrm":
+			case "spatiotemporal":
 				batch, err := vqa[m].MicroBatch(0) // the batch the timer runs
 				if err != nil {
 					return nil, err
 				}
-				row.ExeVRMS, row.ExeVRMKept = sec, vqa[m].KeptTokens(batch)
+				row.SpatiotemporalS, row.SpatiotemporalKept = sec, vqa[m].KeptTokens(batch)
 			}
 		}
 		row.Spread = fmt.Sprintf("%.3f / %.3f / %.3f", worst[0], worst[1], worst[2])
-		row.Speedup, row.ExeVRMSpeedup = row.UnprunedS/row.STTSS, row.UnprunedS/row.ExeVRMS
+		row.Speedup, row.SpatiotemporalSpeedup = row.UnprunedS/row.STTSS, row.UnprunedS/row.SpatiotemporalS
 		c.Log.printf("%d frames (scoring after block %d): unpruned %.3fs, stts %.3fs (%.2f×), exevrm %.3fs (%.2f×) per step (best of %d; worst %s)",
-			f, row.ScoreAfter, row.UnprunedS, row.STTSS, row.Speedup, row.ExeVRMS, row.ExeVRMSpeedup, c.Rounds, row.Spread)
+			f, row.ScoreAfter, row.UnprunedS, row.STTSS, row.Speedup, row.SpatiotemporalS, row.SpatiotemporalSpeedup, c.Rounds, row.Spread)
 		rows = append(rows, row)
 	}
 	return rows, nil
@@ -127,6 +127,6 @@ func WriteSTTSTable(w io.Writer, rows []STTSRow) {
 		"exevrm kept", "exevrm s", "speedup", "worst rounds (unpruned / stts / exevrm)")
 	for _, r := range rows {
 		fmt.Fprintf(w, "%-7d %-14s %-11.3f %-9.3f %-8s %-13.1f %-10.3f %-8s %s\n", r.Frames, fmt.Sprintf("%d→%d", r.Tokens, r.KeptTokens),
-			r.UnprunedS, r.STTSS, fmt.Sprintf("%.2f×", r.Speedup), r.ExeVRMKept, r.ExeVRMS, fmt.Sprintf("%.2f×", r.ExeVRMSpeedup), r.Spread)
+			r.UnprunedS, r.STTSS, fmt.Sprintf("%.2f×", r.Speedup), r.SpatiotemporalKept, r.SpatiotemporalS, fmt.Sprintf("%.2f×", r.SpatiotemporalSpeedup), r.Spread)
 	}
 }

@@ -5,8 +5,9 @@ import (
 	"github.com/gomlx/gomlx/ml/model"
 
 	"github.com/reelml/reel/models"
-	"github.com/reelml/reel/tokenizers"
+	"github.com/reelml/reel/pruning"
 	"github.com/reelml/reel/train"
+	"github.com/reelml/reel/videotok"
 )
 
 // VideoClassifier is the video reference model of `reel bench video`: the ViViT baseline's
@@ -15,14 +16,14 @@ import (
 // cross-entropy on fixed random clips and labels. The PyTorch twin is bench/video_torch.py.
 type VideoClassifier struct {
 	fixedBatch
-	Tub            tokenizers.TubeletConfig
+	Tub            videotok.TubeletConfig
 	Enc            models.VideoCLIPConfig // video tower only; EmbedDim = classes
 	Batch, Classes int
 }
 
 // NewVideoClassifier builds the benchmark task with one fixed random batch of clips
 // [B, Frames, S, S, 3]; the encoder has dim Tub.Dim, `layers` blocks of `heads` heads.
-func NewVideoClassifier(tub tokenizers.TubeletConfig, layers, heads, batch, classes int) *VideoClassifier {
+func NewVideoClassifier(tub videotok.TubeletConfig, layers, heads, batch, classes int) *VideoClassifier {
 	enc := models.VideoCLIPConfig{VideoDim: tub.Dim, VideoLayers: layers, VideoHeads: heads, MLPRatio: 4, EmbedDim: classes}
 	return &VideoClassifier{Tub: tub, Enc: enc, Batch: batch, Classes: classes,
 		fixedBatch: randomBatch(3, classes, batch, tub.Frames, tub.ImageSize, tub.ImageSize, 3)}
@@ -31,7 +32,7 @@ func NewVideoClassifier(tub tokenizers.TubeletConfig, layers, heads, batch, clas
 // Loss implements train.Task.
 func (t *VideoClassifier) Loss(scope *model.Scope, in []*Node) *Node {
 	b := train.Bind[ClassifierBatch](in)
-	tokens := tokenizers.Tubelets(scope.In("tubelets"), t.Tub, b.Inputs)
+	tokens := videotok.Tubelets(scope.In("tubelets"), t.Tub, b.Inputs)
 	logits := models.VideoEncoder(scope.In("video"), t.Enc, tokens, nil) // [B, classes]
 	return b.loss(logits)
 }
@@ -54,12 +55,12 @@ func (t *VideoClassifier) Params() int {
 type STTSClassifier struct {
 	fixedBatch
 	Cfg     models.VideoVLMConfig
-	Sel     tokenizers.Selector // Mode none or stts
+	Sel     pruning.Selector // Mode none or stts
 	Classes int
 }
 
 // NewSTTSClassifier builds the benchmark task with one fixed random batch of clips.
-func NewSTTSClassifier(cfg models.VideoVLMConfig, sel tokenizers.Selector, batch, classes int) *STTSClassifier {
+func NewSTTSClassifier(cfg models.VideoVLMConfig, sel pruning.Selector, batch, classes int) *STTSClassifier {
 	s := cfg.Vision.ImageSize
 	return &STTSClassifier{Cfg: cfg, Sel: sel, Classes: classes, fixedBatch: randomBatch(5, classes, batch, cfg.Frames, s, s, 3)}
 }
@@ -89,13 +90,13 @@ func (t *STTSClassifier) Tokens() int { return t.Cfg.Frames * t.Sel.GroupTokens(
 // bench/trajvit_torch.py.
 type TrajViTClassifier struct {
 	fixedBatch
-	Tok tokenizers.TrajTokConfig
+	Tok videotok.TrajTokConfig
 	Enc models.VideoCLIPConfig // video tower only; EmbedDim = classes
 }
 
 // NewTrajViTClassifier builds the benchmark task with one fixed random batch of clips; the
 // encoder has `layers` blocks of width dim, and tokenizer and encoder use `heads` heads.
-func NewTrajViTClassifier(tok tokenizers.TrajTokConfig, dim, layers, batch, classes int) *TrajViTClassifier {
+func NewTrajViTClassifier(tok videotok.TrajTokConfig, dim, layers, batch, classes int) *TrajViTClassifier {
 	s := tok.ImageSize
 	enc := models.VideoCLIPConfig{VideoDim: dim, VideoLayers: layers, VideoHeads: tok.Heads, MLPRatio: 4, EmbedDim: classes}
 	return &TrajViTClassifier{Tok: tok, Enc: enc, fixedBatch: randomBatch(7, classes, batch, tok.Frames, s, s, 3)}
@@ -104,7 +105,7 @@ func NewTrajViTClassifier(tok tokenizers.TrajTokConfig, dim, layers, batch, clas
 // Loss implements train.Task.
 func (t *TrajViTClassifier) Loss(scope *model.Scope, in []*Node) *Node {
 	b := train.Bind[ClassifierBatch](in)
-	out := tokenizers.TrajTok(scope.In("trajtok"), t.Tok, b.Inputs)
+	out := videotok.TrajTok(scope.In("trajtok"), t.Tok, b.Inputs)
 	logits := models.VideoEncoder(scope.In("video"), t.Enc, out.Tokens, out.Active)
 	return b.loss(logits)
 }

@@ -14,6 +14,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/reelml/reel/text"
 	"github.com/stretchr/testify/require"
 )
 
@@ -29,15 +30,15 @@ func newGen(t testing.TB, mod func(*SceneConfig)) *SceneGenerator {
 }
 
 func TestVocab(t *testing.T) {
-	v := NewVocab([]string{"a", "b", "a", "<pad>", "c"})
+	v := text.NewVocab([]string{"a", "b", "a", "<pad>", "c"})
 	require.Equal(t, 8, v.Size())
 	require.Equal(t, []string{"<pad>", "<bos>", "<sep>", "<eos>", "<unk>", "a", "b", "c"}, v.Words())
 	require.Equal(t, 5, v.ID("a"))
-	require.Equal(t, UNKID, v.ID("zzz"))
+	require.Equal(t, text.UNKID, v.ID("zzz"))
 	require.Equal(t, "c", v.Word(7))
 	require.True(t, v.Has("b"))
 	require.False(t, v.Has("d"))
-	require.Equal(t, []string{"how", "many", "red", "circles", "?"}, Tokenize("How many  RED circles?"))
+	require.Equal(t, []string{"how", "many", "red", "circles", "?"}, text.Tokenize("How many  RED circles?"))
 
 	s1, s2 := SceneVocab(), SceneVocab()
 	require.Equal(t, s1.Words(), s2.Words())
@@ -102,7 +103,7 @@ func TestCountsAndNoOverlap(t *testing.T) {
 		require.LessOrEqual(t, n, 7)
 		seen[n] = true
 		// Recompute the answer from the question and the scene.
-		toks := Tokenize(ex.Question)
+		toks := text.Tokenize(ex.Question)
 		require.Equal(t, []string{"how", "many"}, toks[:2])
 		require.Equal(t, "?", toks[len(toks)-1])
 		color, shape := "", ""
@@ -193,7 +194,7 @@ func TestGeneralQuestions(t *testing.T) {
 		default:
 			t.Fatalf("bad presence answer %q", ex.Answer)
 		}
-		toks := Tokenize(ex.Question)
+		toks := text.Tokenize(ex.Question)
 		want := "no"
 		if ex.Scene.Count(toks[3], toks[4]) > 0 {
 			want = "yes"
@@ -207,7 +208,7 @@ func TestGeneralQuestions(t *testing.T) {
 		ex := g.Example(rng, "general")
 		kinds[ex.Kind]++
 		s := ex.Scene
-		toks := Tokenize(ex.Question)
+		toks := text.Tokenize(ex.Question)
 		switch ex.Kind {
 		case "color":
 			require.Equal(t, 1, s.Count("", toks[4]))
@@ -260,7 +261,7 @@ func TestAllWordsInVocab(t *testing.T) {
 	for i := 0; i < 2000; i++ {
 		ex := g.Example(rng, "")
 		kinds[ex.Kind] = true
-		for _, w := range append(Tokenize(ex.Question), Tokenize(ex.Answer)...) {
+		for _, w := range append(text.Tokenize(ex.Question), text.Tokenize(ex.Answer)...) {
 			require.True(t, v.Has(w), "word %q of %q -> %q not in SceneVocab", w, ex.Question, ex.Answer)
 		}
 	}
@@ -272,25 +273,25 @@ func TestAllWordsInVocab(t *testing.T) {
 }
 
 func TestEncodeQA(t *testing.T) {
-	v := NewVocab([]string{"how", "many", "?", "3"})
+	v := text.NewVocab([]string{"how", "many", "?", "3"})
 	// ids: how=5 many=6 ?=7 3=8
 	x, y, m, err := EncodeQA(v, "how many ?", "3", 9)
 	require.NoError(t, err)
-	require.Equal(t, []int32{BOSID, 5, 6, 7, SEPID, 8, EOSID, PadID, PadID}, x)
-	require.Equal(t, []int32{5, 6, 7, SEPID, 8, EOSID, PadID, PadID, PadID}, y)
+	require.Equal(t, []int32{text.BOSID, 5, 6, 7, text.SEPID, 8, text.EOSID, text.PadID, text.PadID}, x)
+	require.Equal(t, []int32{5, 6, 7, text.SEPID, 8, text.EOSID, text.PadID, text.PadID, text.PadID}, y)
 	require.Equal(t, []float32{0, 0, 0, 0, 1, 1, 0, 0, 0}, m)
 
 	// Exact fit.
 	x, y, m, err = EncodeQA(v, "how many ?", "3", 7)
 	require.NoError(t, err)
-	require.Equal(t, int32(EOSID), x[6])
-	require.Equal(t, []int32{5, 6, 7, SEPID, 8, EOSID, PadID}, y)
+	require.Equal(t, int32(text.EOSID), x[6])
+	require.Equal(t, []int32{5, 6, 7, text.SEPID, 8, text.EOSID, text.PadID}, y)
 	require.Equal(t, []float32{0, 0, 0, 0, 1, 1, 0}, m)
 
 	// Unknown word.
 	x, _, _, err = EncodeQA(v, "how much", "3", 8)
 	require.NoError(t, err)
-	require.Equal(t, int32(UNKID), x[2])
+	require.Equal(t, int32(text.UNKID), x[2])
 
 	_, _, _, err = EncodeQA(v, "how many ?", "3", 6)
 	require.Error(t, err)

@@ -1,15 +1,20 @@
 package data
 
-import "fmt"
+import (
+	"fmt"
+	"strconv"
+
+	"github.com/reelml/reel/text"
+)
 
 // EncodeQA lays out x = [BOS q... SEP a... EOS PAD...] of length maxLen, the
 // targets y[i] = x[i+1] (PAD at the end), and mask[i] = 1 exactly where y[i]
 // is an answer token or the EOS that follows the answer. Question and answer
 // are split with Tokenize; unknown words map to UNKID. It returns a one-line
 // error if the sequence does not fit in maxLen.
-func EncodeQA(v *Vocab, question, answer string, maxLen int) (x, y []int32, mask []float32, err error) {
-	q := Tokenize(question)
-	a := Tokenize(answer)
+func EncodeQA(v *text.Vocab, question, answer string, maxLen int) (x, y []int32, mask []float32, err error) {
+	q := text.Tokenize(question)
+	a := text.Tokenize(answer)
 	n := len(q) + len(a) + 3
 	if n > maxLen {
 		return nil, nil, nil, fmt.Errorf("data.EncodeQA: question+answer need %d tokens (with BOS/SEP/EOS), more than maxLen=%d: %q -> %q", n, maxLen, question, answer)
@@ -18,23 +23,23 @@ func EncodeQA(v *Vocab, question, answer string, maxLen int) (x, y []int32, mask
 	y = make([]int32, maxLen)
 	mask = make([]float32, maxLen)
 	p := 0
-	x[p] = BOSID
+	x[p] = text.BOSID
 	p++
 	for _, w := range q {
 		x[p] = int32(v.ID(w))
 		p++
 	}
 	sep := p
-	x[p] = SEPID
+	x[p] = text.SEPID
 	p++
 	for _, w := range a {
 		x[p] = int32(v.ID(w))
 		p++
 	}
-	x[p] = EOSID
+	x[p] = text.EOSID
 	eos := p
 	copy(y, x[1:])
-	y[maxLen-1] = PadID
+	y[maxLen-1] = text.PadID
 	// y[i] is an answer token or the EOS for i in [sep, eos-1].
 	for i := sep; i < eos; i++ {
 		mask[i] = 1
@@ -59,13 +64,13 @@ type VQABatch struct {
 type QAEncoder func(question, answer string, maxLen int) (x, y []int32, mask []float32, err error)
 
 // VocabQA is the QAEncoder of a word vocabulary: EncodeQA with v.
-func VocabQA(v *Vocab) QAEncoder {
+func VocabQA(v *text.Vocab) QAEncoder {
 	return func(q, a string, n int) ([]int32, []int32, []float32, error) { return EncodeQA(v, q, a, n) }
 }
 
 // MakeVQABatch encodes examples into one batch. Every image must be
 // imageSize×imageSize×3, and every question/answer must fit in maxLen.
-func MakeVQABatch(v *Vocab, examples []Example, imageSize, maxLen int) (*VQABatch, error) {
+func MakeVQABatch(v *text.Vocab, examples []Example, imageSize, maxLen int) (*VQABatch, error) {
 	return MakeVQABatchWith(VocabQA(v), examples, imageSize, maxLen)
 }
 
@@ -115,4 +120,32 @@ func AnswerPos(mask []float32) int {
 		}
 	}
 	return -1
+}
+
+// MaxCount is the largest number the synthetic generator can answer with.
+const MaxCount = 50
+
+// sceneTemplateWords are all non-attribute words used by the question templates.
+var sceneTemplateWords = []string{
+	"?", "how", "many", "objects", "object", "what", "color", "shape", "is", "the",
+	"or", "there", "a", "an",
+	"yes", "no", "left", "right", "top", "bottom",
+}
+
+// SceneVocab returns the vocabulary of every word the synthetic scene
+// generator can emit in questions and answers, for every possible
+// SceneConfig: template words, all shapes and their plurals, all colours and
+// the number words "0".."50". Its order is fixed, so checkpoints trained on
+// different scene recipes share token ids.
+func SceneVocab() *text.Vocab {
+	words := append([]string(nil), sceneTemplateWords...)
+	words = append(words, allShapes...)
+	for _, s := range allShapes {
+		words = append(words, plural(s))
+	}
+	words = append(words, allColors...)
+	for i := 0; i <= MaxCount; i++ {
+		words = append(words, strconv.Itoa(i))
+	}
+	return text.NewVocab(words)
 }

@@ -6,6 +6,8 @@ import (
 	"math/rand/v2"
 	"slices"
 	"strconv"
+
+	"github.com/reelml/reel/internal/rng"
 )
 
 var allShapes = []string{"circle", "square", "triangle", "diamond", "cross"}
@@ -202,9 +204,7 @@ func (g *SceneGenerator) Config() SceneConfig {
 }
 
 // NewRand returns a PCG-backed *rand.Rand seeded from seed.
-func NewRand(seed uint64) *rand.Rand {
-	return rand.New(rand.NewPCG(seed, seed^0x9e3779b97f4a7c15))
-}
+func NewRand(seed uint64) *rand.Rand { return rng.New(seed) }
 
 const (
 	placeTries    = 200 // position tries per object
@@ -301,14 +301,6 @@ func (g *SceneGenerator) sampleBackground(rng *rand.Rand) Scene {
 	return s
 }
 
-// splitmix64 hashing for deterministic per-pixel noise.
-func mix64(x uint64) uint64 {
-	x += 0x9e3779b97f4a7c15
-	x = (x ^ (x >> 30)) * 0xbf58476d1ce4e5b9
-	x = (x ^ (x >> 27)) * 0x94d049bb133111eb
-	return x ^ (x >> 31)
-}
-
 func clamp01(v float32) float32 { return min(1, max(0, v)) }
 
 // Render draws the scene as ImageSize×ImageSize×3 (HWC) values in [0,1]. It
@@ -334,7 +326,7 @@ func (g *SceneGenerator) Render(s Scene) []float32 {
 		}
 	case "noise":
 		for i := 0; i < n*n; i++ {
-			u := float32(mix64(s.NoiseSeed^uint64(i)*0x2545f4914f6cdd1d)>>40) / (1 << 24)
+			u := float32(rng.Mix64(s.NoiseSeed^uint64(i)*0x2545f4914f6cdd1d)>>40) / (1 << 24)
 			d := (2*u - 1) * s.NoiseAmp
 			p := img[i*3:]
 			for c := 0; c < 3; c++ {

@@ -6,6 +6,8 @@ import (
 	"math/rand/v2"
 	"slices"
 	"strings"
+
+	"github.com/reelml/reel/text"
 )
 
 // MaxVideoObjects is the largest number of objects a VideoConfig may ask for.
@@ -419,11 +421,11 @@ var videoCaptionWords = []string{
 
 // VideoVocab returns the vocabulary of every word a video caption can contain: the caption
 // words, all shapes and all colours, after the special tokens. Its order is fixed.
-func VideoVocab() *Vocab {
+func VideoVocab() *text.Vocab {
 	words := slices.Clone(videoCaptionWords)
 	words = append(words, allShapes...)
 	words = append(words, allColors...)
-	return NewVocab(words)
+	return text.NewVocab(words)
 }
 
 // Caption describes a video of the given number of frames rendered from s: one clause per

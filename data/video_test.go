@@ -6,6 +6,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/reelml/reel/text"
 	"github.com/stretchr/testify/require"
 )
 
@@ -165,7 +166,7 @@ func TestVideoCaptions(t *testing.T) {
 	for seed := uint64(0); seed < 300; seed++ {
 		v := g.Sample(NewRand(seed))
 		captions[v.Caption] = true
-		for _, w := range Tokenize(v.Caption) {
+		for _, w := range text.Tokenize(v.Caption) {
 			require.True(t, vocab.Has(w), "caption %q: word %q not in VideoVocab", v.Caption, w)
 		}
 		require.Equal(t, strings.ToLower(v.Caption), v.Caption)

@@ -3,107 +3,25 @@ package data
 import (
 	"bufio"
 	"bytes"
-	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io/fs"
 	"math"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"runtime"
 	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
-	"time"
+
+	"github.com/reelml/reel/internal/rng"
+	"github.com/reelml/reel/mediaio"
 )
 
-// Real video goes through the ffmpeg program (no cgo): decoding pipes raw rgb24 frames out of
-// it, encoding pipes them in.
-
-// ffmpegTimeout bounds every ffmpeg run, so that a damaged file or a stuck pipe never hangs.
-var ffmpegTimeout = 60 * time.Second
-
-// FFmpeg returns the path of the ffmpeg program, or an error saying how to install it.
-func FFmpeg() (string, error) {
-	p, err := exec.LookPath("ffmpeg")
-	if err != nil {
-		return "", errors.New("ffmpeg not found on PATH: install it (Debian: apt-get install ffmpeg)")
-	}
-	return p, nil
-}
-
-// runFFmpeg runs ffmpeg with args, stdin and stdout, within ffmpegTimeout. Its error is one
-// line: the first line of ffmpeg's stderr (without the "[demuxer @ 0x...] " prefix and
-// without a leading "file:NAME: " naming the input), or how it failed.
-func runFFmpeg(args []string, stdin *bytes.Reader, stdout *bytes.Buffer, input string) error {
-	bin, err := FFmpeg()
-	if err != nil {
-		return err
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), ffmpegTimeout)
-	defer cancel()
-	cmd := exec.CommandContext(ctx, bin, args...)
-	if stdin != nil {
-		cmd.Stdin = stdin
-	}
-	if stdout != nil {
-		cmd.Stdout = stdout
-	}
-	stderr := &cappedBuffer{max: 64 << 10}
-	cmd.Stderr = stderr
-	cmd.WaitDelay = 5 * time.Second
-	err = cmd.Run()
-	if ctx.Err() == context.DeadlineExceeded {
-		return fmt.Errorf("ffmpeg timed out after %v", ffmpegTimeout)
-	}
-	if err == nil {
-		return nil
-	}
-	if msg := ffmpegMessage(stderr.String(), input); msg != "" {
-		return errors.New("ffmpeg: " + msg)
-	}
-	return fmt.Errorf("ffmpeg: %v", err)
-}
-
-// ffmpegMessage returns the first non-empty line of ffmpeg's stderr, cleaned up (see runFFmpeg).
-func ffmpegMessage(stderr, input string) string {
-	for line := range strings.Lines(stderr) {
-		line = strings.TrimSpace(line)
-		if strings.HasPrefix(line, "[") {
-			if i := strings.Index(line, "] "); i > 0 && strings.Contains(line[:i], " @ 0x") {
-				line = strings.TrimSpace(line[i+2:])
-			}
-		}
-		if input != "" {
-			line = strings.TrimPrefix(line, input+": ")
-		}
-		if strings.HasPrefix(line, "Svt[info]") || strings.HasPrefix(line, "Svt[warn]") {
-			continue // SVT-AV1 prints its banner whatever ffmpeg's log level
-		}
-		if line != "" {
-			return line
-		}
-	}
-	return ""
-}
-
-// cappedBuffer keeps the first max bytes written to it and discards the rest.
-type cappedBuffer struct {
-	bytes.Buffer
-	max int
-}
-
-func (b *cappedBuffer) Write(p []byte) (int, error) {
-	if room := b.max - b.Len(); room > 0 {
-		b.Buffer.Write(p[:min(len(p), room)])
-	}
-	return len(p), nil
-}
-
-func formatFPS(fps float64) string { return strconv.FormatFloat(fps, 'g', -1, 64) }
+// Real video goes through the ffmpeg program (package mediaio): decoding pipes raw rgb24 frames
+// out of it, encoding pipes them in.
 
 func checkFPS(fn string, fps float64) error {
 	if !(fps > 0) || math.IsInf(fps, 0) {
@@ -142,7 +60,7 @@ func DecodeVideo(path string, fps float64, size, frames int) (Video, error) {
 	case st.Size() == 0:
 		return fail(errors.New("empty file"))
 	}
-	if _, err := FFmpeg(); err != nil {
+	if _, err := mediaio.FFmpeg(); err != nil {
 		return Video{}, err
 	}
 	frameBytes := size * size * 3
@@ -151,10 +69,10 @@ func DecodeVideo(path string, fps float64, size, frames int) (Video, error) {
 	input := "file:" + path // never a protocol or an option, whatever the name
 	args := []string{
 		"-nostdin", "-v", "error", "-i", input, "-map", "0:v:0",
-		"-vf", fmt.Sprintf("fps=%s,scale=%d:%d", formatFPS(fps), size, size),
+		"-vf", fmt.Sprintf("fps=%s,scale=%d:%d", mediaio.FormatFPS(fps), size, size),
 		"-frames:v", strconv.Itoa(frames), "-f", "rawvideo", "-pix_fmt", "rgb24", "-",
 	}
-	if err := runFFmpeg(args, nil, &out, input); err != nil {
+	if err := mediaio.Run(args, nil, &out, input); err != nil {
 		return fail(err)
 	}
 	raw := out.Bytes()
@@ -173,29 +91,13 @@ func DecodeVideo(path string, fps float64, size, frames int) (Video, error) {
 	return v, nil
 }
 
-var (
-	x264Once    sync.Once
-	haveLibx264 bool
-)
-
-// hasLibx264 reports whether ffmpeg lists the libx264 encoder (checked once).
-func hasLibx264() bool {
-	x264Once.Do(func() {
-		var out bytes.Buffer
-		if runFFmpeg([]string{"-hide_banner", "-nostdin", "-encoders"}, nil, &out, "") == nil {
-			haveLibx264 = strings.Contains(out.String(), " libx264 ")
-		}
-	})
-	return haveLibx264
-}
-
 // EncodeVideo writes v as an mp4 file at path, fps frames per second: H.264 (libx264, crf 15)
 // in yuv420p, or yuv444p for odd sizes, which 4:2:0 cannot hold; MPEG-4 part 2 (mpeg4 -q:v 2)
 // if ffmpeg has no libx264. Frame values are clamped to [0,1] and rounded to 8 bits. The file
 // is written next to path under a temporary name and renamed, so path is never left half
 // written. Like every ffmpeg run here, encoding is limited to 60 s.
 func EncodeVideo(path string, v Video, fps float64) error {
-	return encodeVideo(path, v, fps, hasLibx264())
+	return encodeVideo(path, v, fps, mediaio.HasEncoder("libx264"))
 }
 
 // encodeVideo is EncodeVideo with libx264 (x264 true) or mpeg4.
@@ -207,7 +109,7 @@ func encodeVideo(path string, v Video, fps float64, x264 bool) error {
 		return fmt.Errorf("data.EncodeVideo %s: video has %d values, want T×Size×Size×3 with positive T = %d, Size = %d",
 			path, len(v.Frames), v.T, v.Size)
 	}
-	if _, err := FFmpeg(); err != nil {
+	if _, err := mediaio.FFmpeg(); err != nil {
 		return err
 	}
 	raw := make([]byte, len(v.Frames))
@@ -235,11 +137,11 @@ func encodeVideo(path string, v Video, fps float64, x264 bool) error {
 	size := fmt.Sprintf("%dx%d", v.Size, v.Size)
 	args := []string{
 		"-y", "-v", "error",
-		"-f", "rawvideo", "-pix_fmt", "rgb24", "-s", size, "-r", formatFPS(fps), "-i", "pipe:0",
+		"-f", "rawvideo", "-pix_fmt", "rgb24", "-s", size, "-r", mediaio.FormatFPS(fps), "-i", "pipe:0",
 	}
 	args = append(args, codec...)
 	args = append(args, "-an", "-f", "mp4", "file:"+tmpName)
-	if err := runFFmpeg(args, bytes.NewReader(raw), nil, ""); err != nil {
+	if err := mediaio.Run(args, bytes.NewReader(raw), nil, ""); err != nil {
 		return fmt.Errorf("video %s: %v", path, err)
 	}
 	if err := os.Rename(tmpName, path); err != nil {
@@ -317,7 +219,7 @@ func LoadVideoDataset(captionsJSONL string, fps float64, size, frames int, skipB
 	if len(entries) == 0 {
 		return nil, 0, fmt.Errorf("%s: no videos", captionsJSONL)
 	}
-	if _, err := FFmpeg(); err != nil {
+	if _, err := mediaio.FFmpeg(); err != nil {
 		return nil, 0, err
 	}
 
@@ -368,7 +270,7 @@ func LoadVideoDataset(captionsJSONL string, fps float64, size, frames int, skipB
 // g.Sample(NewRand(VideoSeed(seed, i))). Datasets with different seeds share no video seeds
 // (short of a 64-bit hash collision).
 func VideoSeed(seed uint64, i int) uint64 {
-	return mix64(mix64(seed) ^ uint64(i))
+	return rng.Mix64(rng.Mix64(seed) ^ uint64(i))
 }
 
 // WriteSyntheticDataset writes n videos sampled by g as DIR/videos/%06d.mp4 (i = 0..n-1,
@@ -383,7 +285,7 @@ func WriteSyntheticDataset(dir string, g *VideoGenerator, n int, seed uint64, fp
 	if err := checkFPS("WriteSyntheticDataset", fps); err != nil {
 		return err
 	}
-	if _, err := FFmpeg(); err != nil {
+	if _, err := mediaio.FFmpeg(); err != nil {
 		return err
 	}
 	if err := os.MkdirAll(filepath.Join(dir, "videos"), 0o755); err != nil {

@@ -9,13 +9,14 @@ import (
 	"testing"
 	"time"
 
+	"github.com/reelml/reel/mediaio"
 	"github.com/stretchr/testify/require"
 )
 
 // requireFFmpeg skips the test when the ffmpeg program is missing (CI installs it).
 func requireFFmpeg(t *testing.T) {
 	t.Helper()
-	if _, err := FFmpeg(); err != nil {
+	if _, err := mediaio.FFmpeg(); err != nil {
 		t.Skip(err)
 	}
 }
@@ -137,17 +138,11 @@ func TestFFmpegTimeout(t *testing.T) {
 	requireFFmpeg(t)
 	path := filepath.Join(t.TempDir(), "v.mp4")
 	require.NoError(t, EncodeVideo(path, newVideoGen(t, nil).Sample(NewRand(7)), 8))
-	defer func(d time.Duration) { ffmpegTimeout = d }(ffmpegTimeout)
-	ffmpegTimeout = time.Millisecond
+	defer func(d time.Duration) { mediaio.Timeout = d }(mediaio.Timeout)
+	mediaio.Timeout = time.Millisecond
 	_, err := DecodeVideo(path, 8, 32, 8)
 	require.ErrorContains(t, err, "timed out")
 	require.ErrorContains(t, err, path)
-}
-
-func TestFFmpegMessage(t *testing.T) {
-	require.Equal(t, "moov atom not found", ffmpegMessage("\n[mov,mp4,m4a,3gp,3g2,mj2 @ 0x5564691ed8c0] moov atom not found\nfile:a.mp4: Invalid data\n", "file:a.mp4"))
-	require.Equal(t, "Invalid data found when processing input", ffmpegMessage("file:a.mp4: Invalid data found when processing input\n", "file:a.mp4"))
-	require.Equal(t, "", ffmpegMessage(" \n", ""))
 }
 
 func TestVideoDataset(t *testing.T) {

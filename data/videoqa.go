@@ -7,6 +7,8 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+
+	"github.com/reelml/reel/text"
 )
 
 // VideoQAConfig configures a VideoQAGenerator of synthetic video question answering examples.
@@ -138,7 +140,7 @@ func (g *VideoQAGenerator) Config() VideoQAConfig {
 // VideoQAVocab returns the vocabulary of every word of VideoQAGenerator questions and answers,
 // after the special tokens: the question words, the directions, all shapes, all colours and
 // "0".."8". Its order is fixed.
-func VideoQAVocab() *Vocab {
+func VideoQAVocab() *text.Vocab {
 	words := []string{
 		"?", "how", "many", "objects", "are", "there", "at", "the", "end",
 		"which", "shape", "moved", "way", "did", "move", "what", "colour", "turn", "appeared",
@@ -149,7 +151,7 @@ func VideoQAVocab() *Vocab {
 	for i := 0; i <= MaxVideoObjects; i++ {
 		words = append(words, strconv.Itoa(i))
 	}
-	return NewVocab(words)
+	return text.NewVocab(words)
 }
 
 // Example draws a video and a question of the given kind about it; kind "" picks one uniformly

@@ -7,6 +7,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/reelml/reel/text"
 	"github.com/stretchr/testify/require"
 )
 
@@ -83,7 +84,7 @@ func centroid(v Video, t int, k uint8) (float64, float64) {
 
 // questionWord returns the i-th word of q (negative i counts from the end).
 func questionWord(q string, i int) string {
-	w := Tokenize(q)
+	w := text.Tokenize(q)
 	if i < 0 {
 		i += len(w)
 	}
@@ -262,8 +263,8 @@ func TestVideoQAAnswersExact(t *testing.T) {
 				for seed := uint64(0); seed < 60; seed++ {
 					ex := g.Example(NewRand(seed), kind)
 					require.Equal(t, kind, ex.Kind)
-					require.Len(t, Tokenize(ex.Answer), 1, "single-word answer")
-					for _, w := range Tokenize(ex.Question + " " + ex.Answer) {
+					require.Len(t, text.Tokenize(ex.Answer), 1, "single-word answer")
+					for _, w := range text.Tokenize(ex.Question + " " + ex.Answer) {
 						require.True(t, vocab.Has(w), "%q -> %q: word %q not in VideoQAVocab", ex.Question, ex.Answer, w)
 					}
 					_, _, _, err := EncodeQA(vocab, ex.Question, ex.Answer, 16)
@@ -433,7 +434,7 @@ func TestVideoObjectMoveWindowAndColorChange(t *testing.T) {
 	require.Equal(t, "a red circle stays still then leaves", g.Render(VideoScene{Objects: []VideoObject{c}}).Caption)
 	c.ChangeAt = 4
 	require.Equal(t, "a red circle stays still then turns orange then leaves", g.Render(VideoScene{Objects: []VideoObject{c}}).Caption)
-	for _, w := range Tokenize(g.Render(VideoScene{Objects: []VideoObject{c}}).Caption) {
+	for _, w := range text.Tokenize(g.Render(VideoScene{Objects: []VideoObject{c}}).Caption) {
 		require.True(t, VideoVocab().Has(w), w)
 	}
 }

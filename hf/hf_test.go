@@ -280,13 +280,13 @@ func TestPromptIDs(t *testing.T) {
 	require.NoError(t, err)
 	ids, err := m.PromptIDs(tok, "how many", 1)
 	require.NoError(t, err)
-	require.Equal(t, append(img(255, 16), data.BOSID, how, many), ids) // "\n" is no word of reel's vocabulary
+	require.Equal(t, append(img(255, 16), text.BOSID, how, many), ids) // "\n" is no word of reel's vocabulary
 
 	m, err = Inspect(backend, filepath.Join("testdata", "llava-clip-llama"))
 	require.NoError(t, err)
 	ids, err = m.PromptIDs(tok, "how <image> many", 1)
 	require.NoError(t, err)
-	require.Equal(t, append(append([]int{data.BOSID, how}, img(255, 16)...), many), ids)
+	require.Equal(t, append(append([]int{text.BOSID, how}, img(255, 16)...), many), ids)
 	_, err = m.PromptIDs(tok, "how <image> many <image>", 1)
 	require.ErrorContains(t, err, "2 <image> placeholders for 1 image(s)")
 }

@@ -14,7 +14,7 @@ import (
 // Token Scoring for Efficient Video VLMs", Zhang et al., arXiv:2603.18004; allenai/STTS
 // olmo/nn/temporal_image_vit.py). Each frame goes through the tower's embeddings and its first
 // ScoreAfter encoder layers alone (the pretrained per-frame computation). Then a side branch with
-// new parameters (scope stts/) pools Group×Group patch groups (tokenizers.GroupPool) and scores each
+// new parameters (scope stts/) pools Group×Group patch groups (pruning.GroupPool) and scores each
 // group against the same group of the previous frame; layer ScoreAfter, still per frame, adds the
 // log-score of each key's group to its attention logits. The video's groups are then ranked
 // globally and the top ones kept (frame 0 always), whole groups of patches. As in the paper's code,
@@ -67,7 +67,7 @@ func (c VideoLlavaConfig) Validate() error {
 
 // VideoLlava returns next-token logits [B, L, V] for text ids [B, L] (int32) that follow the video
 // pixels [B, T, C, H, W] (normalised as the tower's processor does), and sel's auxiliary loss (nil
-// if none). sel groups, scores and selects as tokenizers.Selector does; its Select must keep a
+// if none). sel groups, scores and selects as pruning.Selector does; its Select must keep a
 // fixed number of tokens per video (no packed rows).
 func VideoLlava(scope *model.Scope, cfg VideoLlavaConfig, sel TokenSelector, pixels, ids *Node) (logits, aux *Node) {
 	scope = WithInit(scope)

@@ -29,7 +29,7 @@ type VideoVLMConfig struct {
 	VocabSize  int
 }
 
-// TokenSelector is the token-reduction stage of a video VLM (tokenizers.Selector implements
+// TokenSelector is the token-reduction stage of a video VLM (pruning.Selector implements
 // STTS, random pruning and no pruning).
 type TokenSelector interface {
 	// Group pools per-frame patch tokens [B·T, P, D] into group tokens [B·T, G, D].

@@ -372,3 +372,16 @@ func TestSettingIgnoredByArch(t *testing.T) {
 	require.Equal(t, Defaults().Policy.TimeSamples, r.Policy.TimeSamples)
 	require.Equal(t, Defaults().Pruning, r.Pruning)
 }
+
+// TestPruningMethodAlias: "exevrm", the former name of the spatiotemporal pruning method, still
+// loads (recipes and checkpoints written before the rename) and means spatiotemporal.
+func TestPruningMethodAlias(t *testing.T) {
+	for _, m := range []string{"exevrm", "spatiotemporal"} {
+		r, err := Load("stts-videoqa-tiny", []string{"pruning.method=" + m})
+		require.NoError(t, err, m)
+		require.Equal(t, "spatiotemporal", r.Pruning.Method, m)
+	}
+	r, err := Load("exevrm-tiny", nil)
+	require.NoError(t, err)
+	require.Equal(t, "spatiotemporal", r.Pruning.Method)
+}

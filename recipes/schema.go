@@ -50,8 +50,8 @@ type PolicyConfig struct {
 
 // PruningConfig selects how a videovlm drops video tokens inside its vision encoder.
 type PruningConfig struct {
-	Method    string  `yaml:"method" enum:"none|random|stts|exevrm" doc:"none = keep every token; random = keep a random subset (first frame kept); stts = learned spatio-temporal token scoring; exevrm = training-free raw-pixel heuristic (large uniform regions and tokens unchanged since their last kept frame are dropped; a different count per video, packed)"`
-	Keep      float64 `yaml:"keep" range:"0.01,1" doc:"fraction of the video's group tokens kept (random, stts; exevrm decides by itself)"`
+	Method    string  `yaml:"method" enum:"none|random|stts|spatiotemporal|exevrm" doc:"none = keep every token; random = keep a random subset (first frame kept); stts = learned spatio-temporal token scoring; spatiotemporal = the training-free raw-pixel spatiotemporal token pruning of the ExeVRM paper (large uniform regions and tokens unchanged since their last kept frame are dropped; a different count per video, packed); exevrm = the former name of spatiotemporal, still accepted"`
+	Keep      float64 `yaml:"keep" range:"0.01,1" doc:"fraction of the video's group tokens kept (random, stts; spatiotemporal decides by itself)"`
 	AuxWeight float64 `yaml:"aux_weight" range:"0,100" doc:"stts: weight of the auxiliary MSE(score, 1 - cos(x_t-1, x_t)) loss"`
 }
 

@@ -24,6 +24,9 @@ func Validate(r *Recipe) error {
 // named or with --set, rather than through a base recipe or the defaults): such a setting must be
 // one the recipe's task and model.arch use.
 func validate(r *Recipe, pos map[string]string, explicit func(path string) bool) error {
+	if r.Pruning.Method == "exevrm" { // the former name of spatiotemporal (recipes, checkpoints)
+		r.Pruning.Method = "spatiotemporal"
+	}
 	var errs []string
 	add := func(p, msg string) {
 		errs = append(errs, fmt.Sprintf("%s%s: %s", prefix(pos[p]), p, msg))

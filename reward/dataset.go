@@ -8,7 +8,7 @@ import (
 
 	"github.com/parquet-go/parquet-go"
 
-	"github.com/reelml/reel/data"
+	"github.com/reelml/reel/lerobot"
 	"github.com/reelml/reel/sim"
 )
 
@@ -68,7 +68,7 @@ type Report struct {
 // EpisodeKind is an episode's kind: the kind its metadata records (reward data: expert,
 // failed:MODE, adversarial:REWRITE; the per-kind means group them by sim.KindGroup), else "expert" when it succeeded and "failed"
 // when it did not; "" without either.
-func EpisodeKind(info data.EpisodeInfo) string {
+func EpisodeKind(info lerobot.EpisodeMeta) string {
 	switch {
 	case info.Kind != "":
 		return info.Kind
@@ -82,7 +82,7 @@ func EpisodeKind(info data.EpisodeInfo) string {
 
 // ScoreDataset computes every episode's progress curve with m, the mean VOC overall and per
 // kind, and success detection when the dataset has success labels.
-func ScoreDataset(m Model, ds *data.LeRobotDataset, opts Options) (*Report, error) {
+func ScoreDataset(m Model, ds *lerobot.Dataset, opts Options) (*Report, error) {
 	cams := ds.Cameras()
 	if len(cams) == 0 {
 		return nil, fmt.Errorf("lerobot dataset %s: no camera to show the reward model", ds.Dir())
@@ -108,7 +108,7 @@ func ScoreDataset(m Model, ds *data.LeRobotDataset, opts Options) (*Report, erro
 	}
 	rep := &Report{Prefixes: opts.prefixes()}
 	for i := range opts.episodes(ds) {
-		info := ds.EpisodeInfo(i)
+		info := ds.EpisodeMeta(i)
 		steps := make([]int, info.Length)
 		for t := range steps {
 			steps[t] = t
@@ -136,14 +136,14 @@ func (o Options) prefixes() int {
 	return o.Prefixes
 }
 
-func (o Options) episodes(ds *data.LeRobotDataset) int {
+func (o Options) episodes(ds *lerobot.Dataset) int {
 	if o.Episodes > 0 {
 		return min(ds.NumEpisodes(), o.Episodes)
 	}
 	return ds.NumEpisodes()
 }
 
-func instruction(info data.EpisodeInfo) string {
+func instruction(info lerobot.EpisodeMeta) string {
 	if len(info.Tasks) > 0 {
 		return info.Tasks[0]
 	}
@@ -155,10 +155,10 @@ func instruction(info data.EpisodeInfo) string {
 // frame to 1 at its decision_step (its last frame when the dataset records none) and stays
 // there; an unsuccessful one (failed, or an adversarial instruction) stays at 0. Its log_p is
 // that progress itself. It needs success labels.
-func ScoreOracle(ds *data.LeRobotDataset, opts Options) (*Report, error) {
+func ScoreOracle(ds *lerobot.Dataset, opts Options) (*Report, error) {
 	rep := &Report{Prefixes: opts.prefixes()}
 	for i := range opts.episodes(ds) {
-		info := ds.EpisodeInfo(i)
+		info := ds.EpisodeMeta(i)
 		if info.Success == nil {
 			return nil, fmt.Errorf("lerobot dataset %s: episode %d has no success label for the oracle progress", ds.Dir(), info.EpisodeIndex)
 		}
@@ -232,7 +232,7 @@ func (r *Report) summarise() {
 
 // WriteProgress writes every scored episode's per-frame progress (Curve.PerFrame) to
 // ds's ProgressFile and returns its path. Episodes not in r are left out.
-func WriteProgress(ds *data.LeRobotDataset, r *Report) (string, error) {
+func WriteProgress(ds *lerobot.Dataset, r *Report) (string, error) {
 	var rows []ProgressRow
 	byIndex := map[int]*Episode{}
 	for i := range r.Episodes {
@@ -240,7 +240,7 @@ func WriteProgress(ds *data.LeRobotDataset, r *Report) (string, error) {
 	}
 	global := 0
 	for i := range ds.NumEpisodes() {
-		info := ds.EpisodeInfo(i)
+		info := ds.EpisodeMeta(i)
 		if e, ok := byIndex[info.EpisodeIndex]; ok {
 			for t, p := range e.PerFrame(info.Length) {
 				rows = append(rows, ProgressRow{Index: int64(global + t), EpisodeIndex: int64(info.EpisodeIndex), FrameIndex: int64(t), Progress: float32(p)})

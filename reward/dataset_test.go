@@ -6,9 +6,8 @@ import (
 	"testing"
 
 	"github.com/parquet-go/parquet-go"
+	"github.com/reelml/reel/lerobot"
 	"github.com/stretchr/testify/require"
-
-	"github.com/reelml/reel/data"
 )
 
 // brightnessModel scores a clip by the log of its last frame's mean brightness: a scene that
@@ -35,11 +34,11 @@ func (brightnessModel) Close() {}
 func writeBrightnessDataset(t *testing.T, n, T int) string {
 	t.Helper()
 	dir := filepath.Join(t.TempDir(), "ds")
-	w, err := data.CreateLeRobotWriter(dir, data.LeRobotWriterConfig{FPS: 10})
+	w, err := lerobot.Create(dir, lerobot.WriterConfig{FPS: 10})
 	require.NoError(t, err)
 	const size = 16
 	for e := range n {
-		ep := data.Episode{Index: e, Task: "pick the red cube", Family: "pick", Size: size, Cameras: []string{"scene"}, Success: e%2 == 0,
+		ep := lerobot.Episode{Index: e, Task: "pick the red cube", Family: "pick", Size: size, Cameras: []string{"scene"}, Success: e%2 == 0,
 			Kind: "expert", DecisionStep: 6}
 		if !ep.Success {
 			ep.Kind, ep.DecisionStep = "failed:noise", 2
@@ -65,7 +64,7 @@ func writeBrightnessDataset(t *testing.T, n, T int) string {
 
 func TestScoreDataset(t *testing.T) {
 	dir := writeBrightnessDataset(t, 6, 10)
-	ds, err := data.OpenLeRobot(dir)
+	ds, err := lerobot.Open(dir)
 	require.NoError(t, err)
 	rep, err := ScoreDataset(brightnessModel{}, ds, Options{Prefixes: 4})
 	require.NoError(t, err)
@@ -115,7 +114,7 @@ func TestScoreDataset(t *testing.T) {
 }
 
 func TestScoreOracle(t *testing.T) {
-	ds, err := data.OpenLeRobot(writeBrightnessDataset(t, 4, 10))
+	ds, err := lerobot.Open(writeBrightnessDataset(t, 4, 10))
 	require.NoError(t, err)
 	rep, err := ScoreOracle(ds, Options{Prefixes: 4})
 	require.NoError(t, err)

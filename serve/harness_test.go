@@ -16,9 +16,9 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
-	"github.com/reelml/reel/data"
 	"github.com/reelml/reel/internal/version"
 	"github.com/reelml/reel/policy"
+	"github.com/reelml/reel/text"
 )
 
 // These tests drive the server with testdata/harness_client.py, a benchmark client written from
@@ -97,7 +97,7 @@ func (p *harnessPolicy) Act(obs []policy.Observation) ([][][]float32, error) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	for i, o := range obs {
-		if n := len(data.Tokenize(o.Instruction)); p.maxWords > 0 && n > p.maxWords {
+		if n := len(text.Tokenize(o.Instruction)); p.maxWords > 0 && n > p.maxWords {
 			return nil, fmt.Errorf("observation %d: instruction has %d words, more than model.max_text_len (%d)", i, n, p.maxWords)
 		}
 	}
@@ -121,7 +121,7 @@ func (p *harnessPolicy) Act(obs []policy.Observation) ([][][]float32, error) {
 }
 
 func (p *harnessPolicy) Check(obs policy.Observation) (policy.Observation, []string, error) {
-	if w := data.Tokenize(obs.Instruction); p.maxWords > 0 && len(w) > p.maxWords {
+	if w := text.Tokenize(obs.Instruction); p.maxWords > 0 && len(w) > p.maxWords {
 		obs.Instruction = strings.Join(w[:p.maxWords], " ")
 		return obs, []string{fmt.Sprintf("instruction has %d words, more than model.max_text_len (%d): cut to %q", len(w), p.maxWords, obs.Instruction)}, nil
 	}
@@ -214,7 +214,7 @@ func TestHarnessLiberoShapedShards(t *testing.T) {
 		assert.Equal(t, 8, o.Images["scene"].W)
 		assert.Equal(t, 8, o.Images["scene"].H)
 		assert.Equal(t, []float32{0, 0, 0, 0}, o.State)
-		assert.LessOrEqual(t, len(data.Tokenize(o.Instruction)), 12)
+		assert.LessOrEqual(t, len(text.Tokenize(o.Instruction)), 12)
 	}
 	// 2 shards × 3 episodes × 5 steps, the policy queried every Execute=2 steps of an episode.
 	total := 0

@@ -9,7 +9,7 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/reelml/reel/data"
+	"github.com/reelml/reel/lerobot"
 	"github.com/reelml/reel/policy"
 )
 
@@ -57,7 +57,7 @@ type EvalResult struct {
 	Families map[string]FamilyResult `json:"families"`
 	// Videos holds the first EvalConfig.Videos episodes as played by the policy (scene
 	// camera only).
-	Videos []data.Episode `json:"-"`
+	Videos []lerobot.Episode `json:"-"`
 }
 
 // Wilson returns the 95% Wilson score interval of k successes out of n trials ([0, 1] when
@@ -110,10 +110,10 @@ func Evaluate(cfg Config, ec EvalConfig, p policy.Policy) (EvalResult, error) {
 			return EvalResult{}, err
 		}
 	}
-	videos := make([]data.Episode, ec.Videos)
+	videos := make([]lerobot.Episode, ec.Videos)
 	for i := range videos {
 		w := worlds[i]
-		videos[i] = data.Episode{Index: i, Seed: w.seed, Task: w.instr, Family: w.family, Size: cfg.ImageSize,
+		videos[i] = lerobot.Episode{Index: i, Seed: w.seed, Task: w.instr, Family: w.family, Size: cfg.ImageSize,
 			Cameras: []string{CameraScene}, Frames: make([][]float32, 1)}
 	}
 	fs := cfg.ImageSize * cfg.ImageSize * 3

@@ -7,6 +7,7 @@ import (
 	"slices"
 
 	"github.com/reelml/reel/data"
+	"github.com/reelml/reel/lerobot"
 )
 
 // Expert returns the scripted expert's next action (dx, dy, grip ±1) for the current state,
@@ -161,14 +162,14 @@ func (w *World) expertPush() []float32 {
 // RecordEpisode runs the noisy expert in the world of seed until Done and records, at every
 // step, the images of every camera, the state and the executed action. It is a deterministic
 // function of (cfg, seed).
-func RecordEpisode(cfg Config, seed uint64, index int) (data.Episode, error) {
+func RecordEpisode(cfg Config, seed uint64, index int) (lerobot.Episode, error) {
 	w, err := NewWorld(cfg, seed)
 	if err != nil {
-		return data.Episode{}, fmt.Errorf("sim: record episode %d: %w", index, err)
+		return lerobot.Episode{}, fmt.Errorf("sim: record episode %d: %w", index, err)
 	}
 	rng := data.NewRand(seed ^ 0xe4be47c0ffee)
 	cams := w.Cameras()
-	ep := data.Episode{Index: index, Seed: seed, Task: w.instr, Family: w.family, Size: cfg.ImageSize,
+	ep := lerobot.Episode{Index: index, Seed: seed, Task: w.instr, Family: w.family, Size: cfg.ImageSize,
 		Cameras: cams, Frames: make([][]float32, len(cams))}
 	fs := cfg.ImageSize * cfg.ImageSize * 3
 	for !w.Done() {

@@ -5,13 +5,13 @@ import (
 	"runtime"
 	"sync"
 
-	"github.com/reelml/reel/data"
+	"github.com/reelml/reel/lerobot"
 )
 
-// EpisodeWriter takes recorded episodes (data.LeRobotDatasetWriter, data.LeRobotWriter). Write
+// EpisodeWriter takes recorded episodes (lerobot.Writer). Write
 // must be safe for concurrent use and accept episodes in any order.
 type EpisodeWriter interface {
-	Write(ep data.Episode) error
+	Write(ep lerobot.Episode) error
 }
 
 // GenerateOptions configure Generate.
@@ -24,7 +24,7 @@ type GenerateOptions struct {
 	// merging the N shards in order gives the dataset one Generate of all episodes writes.
 	Shard, Shards int
 	// Progress, if set, is called after each episode is written (from one goroutine at a time).
-	Progress func(ep data.Episode)
+	Progress func(ep lerobot.Episode)
 }
 
 // GenerateResult summarises a Generate run.
@@ -44,14 +44,14 @@ func ShardRange(episodes, i, n int) (lo, hi int) {
 // seed and their global index, never on the number of workers or shards. The first error stops
 // the run (episodes in progress finish) and is returned.
 func Generate(cfg Config, opts GenerateOptions, w EpisodeWriter) (GenerateResult, error) {
-	return generate(cfg, opts, w, func(g, index int) (data.Episode, error) {
+	return generate(cfg, opts, w, func(g, index int) (lerobot.Episode, error) {
 		return RecordEpisode(cfg, TrainSeed(opts.Seed, int64(g)), index)
 	})
 }
 
 // generate runs record(global index, dataset index) for the episodes of opts' shard with a pool
 // of workers and hands each episode to w.
-func generate(cfg Config, opts GenerateOptions, w EpisodeWriter, record func(g, index int) (data.Episode, error)) (GenerateResult, error) {
+func generate(cfg Config, opts GenerateOptions, w EpisodeWriter, record func(g, index int) (lerobot.Episode, error)) (GenerateResult, error) {
 	shards := max(opts.Shards, 1)
 	switch {
 	case opts.Episodes < 1:

@@ -8,13 +8,14 @@ import (
 	"strings"
 
 	"github.com/reelml/reel/data"
+	"github.com/reelml/reel/lerobot"
 )
 
 // Reward-model data: execution videos with ground truth, in the manner of ExeVRM (Video-Based
 // Reward Modeling for Computer-Use Agents, arXiv 2603.10178): successful expert executions,
 // failed ones, and adversarial instruction translations (the same video with the instruction
 // rewritten so that it becomes a negative). Every episode carries its success from the
-// simulator's own check and the step at which its outcome is decided (data.Episode.Kind,
+// simulator's own check and the step at which its outcome is decided (lerobot.Episode.Kind,
 // DecisionStep).
 
 // Episode kinds of reward data: KindExpert, "failed:"+mode and "adversarial:"+rewrite.
@@ -73,11 +74,11 @@ func RewardKindOf(g int) string { return []string{KindExpert, KindFailed, KindAd
 //     step 0 (false from the start).
 //
 // It is a deterministic function of (cfg, base, g, eval).
-func RecordRewardEpisode(cfg Config, base uint64, g int, eval bool, index int) (data.Episode, error) {
+func RecordRewardEpisode(cfg Config, base uint64, g int, eval bool, index int) (lerobot.Episode, error) {
 	seed := RewardSeed(base, g, eval)
 	w, err := NewWorld(cfg, seed)
 	if err != nil {
-		return data.Episode{}, fmt.Errorf("sim: record reward episode %d: %w", index, err)
+		return lerobot.Episode{}, fmt.Errorf("sim: record reward episode %d: %w", index, err)
 	}
 	kind := RewardKindOf(g)
 	rng := data.NewRand(seed ^ 0xe4be47c0ffee) // the expert's stream, as RecordEpisode's
@@ -99,7 +100,7 @@ func RecordRewardEpisode(cfg Config, base uint64, g int, eval bool, index int) (
 	driftX, driftY := 0.9*math.Cos(ang), 0.9*math.Sin(ang)
 
 	cams := w.Cameras()
-	ep := data.Episode{Index: index, Seed: seed, Task: w.instr, Family: w.family, Size: cfg.ImageSize,
+	ep := lerobot.Episode{Index: index, Seed: seed, Task: w.instr, Family: w.family, Size: cfg.ImageSize,
 		Cameras: cams, Frames: make([][]float32, len(cams)), DecisionStep: -1}
 	fs := cfg.ImageSize * cfg.ImageSize * 3
 	var states []*World // adversarial: every recorded state, to check the rewrite against
@@ -158,7 +159,7 @@ func RecordRewardEpisode(cfg Config, base uint64, g int, eval bool, index int) (
 	if kind == KindAdversarial {
 		r, ok := w.adversarialRewrite(perturb, states)
 		if !ok {
-			return data.Episode{}, fmt.Errorf("sim: reward episode %d (seed %d): no adversarial rewrite of %q is false", index, seed, w.instr)
+			return lerobot.Episode{}, fmt.Errorf("sim: reward episode %d (seed %d): no adversarial rewrite of %q is false", index, seed, w.instr)
 		}
 		ep.Task, ep.Family, ep.Kind, ep.Success, ep.DecisionStep = r.instruction(), r.family, KindAdversarial+":"+r.how, false, 0
 	}
@@ -365,7 +366,7 @@ type RewardOptions struct {
 // ShardRange(Episodes, Shard, Shards) with a pool of workers and hands each to w, as Generate
 // does; GenerateResult.Solved counts the successful episodes.
 func GenerateReward(cfg Config, opts RewardOptions, w EpisodeWriter) (GenerateResult, error) {
-	return generate(cfg, opts.GenerateOptions, w, func(g, index int) (data.Episode, error) {
+	return generate(cfg, opts.GenerateOptions, w, func(g, index int) (lerobot.Episode, error) {
 		return RecordRewardEpisode(cfg, opts.Seed, g, opts.Eval, index)
 	})
 }

@@ -6,29 +6,28 @@ import (
 	"sync"
 	"testing"
 
+	"github.com/reelml/reel/lerobot"
 	"github.com/stretchr/testify/require"
-
-	"github.com/reelml/reel/data"
 )
 
 type memWriter struct {
 	mu  sync.Mutex
-	eps map[int]data.Episode
+	eps map[int]lerobot.Episode
 }
 
-func (m *memWriter) Write(ep data.Episode) error {
+func (m *memWriter) Write(ep lerobot.Episode) error {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	m.eps[ep.Index] = ep
 	return nil
 }
 
-func genReward(t *testing.T, n int, workers int, eval bool) []data.Episode {
+func genReward(t *testing.T, n int, workers int, eval bool) []lerobot.Episode {
 	t.Helper()
-	m := &memWriter{eps: map[int]data.Episode{}}
+	m := &memWriter{eps: map[int]lerobot.Episode{}}
 	_, err := GenerateReward(DefaultConfig(), RewardOptions{GenerateOptions: GenerateOptions{Episodes: n, Seed: 5, Workers: workers}, Eval: eval}, m)
 	require.NoError(t, err)
-	out := make([]data.Episode, n)
+	out := make([]lerobot.Episode, n)
 	for i := range n {
 		out[i] = m.eps[i]
 	}
@@ -37,7 +36,7 @@ func genReward(t *testing.T, n int, workers int, eval bool) []data.Episode {
 
 // replay re-runs an episode's recorded actions in a fresh world of its seed and returns the
 // world after each number of actions 0..T-1 (the state each frame shows).
-func replay(t *testing.T, ep data.Episode) []*World {
+func replay(t *testing.T, ep lerobot.Episode) []*World {
 	t.Helper()
 	w, err := NewWorld(DefaultConfig(), ep.Seed)
 	require.NoError(t, err)

@@ -8,6 +8,7 @@ import (
 	"testing"
 
 	"github.com/reelml/reel/data"
+	"github.com/reelml/reel/text"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 )
@@ -63,7 +64,7 @@ func TestNewWorldScenes(t *testing.T) {
 		seen[w.Family()]++
 		m := templates[w.Family()].FindStringSubmatch(w.Instruction())
 		require.NotNil(t, m, "%s: %q", w.Family(), w.Instruction())
-		for _, tok := range data.Tokenize(w.Instruction()) {
+		for _, tok := range text.Tokenize(w.Instruction()) {
 			require.Contains(t, words, tok)
 		}
 		matches := 0

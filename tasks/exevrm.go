@@ -14,11 +14,13 @@ import (
 	"github.com/gomlx/gomlx/ml/model"
 
 	"github.com/reelml/reel/data"
+	"github.com/reelml/reel/lerobot"
 	"github.com/reelml/reel/losses"
 	"github.com/reelml/reel/models"
 	"github.com/reelml/reel/policy"
 	"github.com/reelml/reel/recipes"
 	"github.com/reelml/reel/sim"
+	"github.com/reelml/reel/text"
 	"github.com/reelml/reel/train"
 )
 
@@ -41,7 +43,7 @@ import (
 type ExeVRM struct {
 	r     *recipes.Recipe
 	cfg   models.VideoVLMConfig
-	vocab *data.Vocab
+	vocab *text.Vocab
 	sim   sim.Config
 	micro int
 	yes   int // token ids of the answers
@@ -69,8 +71,8 @@ func ExeVRMQuestion(instr string) string { return instr + " is the task complete
 
 // exeVRMVocab is the word vocabulary: the simulator's instruction words, the question and the
 // two answers.
-func exeVRMVocab() *data.Vocab {
-	return data.NewVocab(append(sim.Words(), "is", "task", "complete", "?", "true", "false"))
+func exeVRMVocab() *text.Vocab {
+	return text.NewVocab(append(sim.Words(), "is", "task", "complete", "?", "true", "false"))
 }
 
 // NewExeVRM builds the exevrm task of a recipe. The training episodes are recorded on first use.
@@ -97,13 +99,13 @@ func NewExeVRM(r *recipes.Recipe) (*ExeVRM, error) {
 	}
 	for _, dir := range dirs {
 		if dir != "" { // refused before training starts; the episodes are read on first use
-			if _, err := data.OpenLeRobot(dir); err != nil {
+			if _, err := lerobot.Open(dir); err != nil {
 				return nil, err
 			}
 		}
 	}
 	// The longest instruction must fit with the question and the answer.
-	if n := len(data.Tokenize(ExeVRMQuestion("put the yellow triangle in the purple bowl"))) + 4; n > m.MaxTextLen {
+	if n := len(text.Tokenize(ExeVRMQuestion("put the yellow triangle in the purple bowl"))) + 4; n > m.MaxTextLen {
 		return nil, fmt.Errorf("model.max_text_len: %d is too short for the longest question and answer (%d tokens)", m.MaxTextLen, n)
 	}
 	return t, nil
@@ -134,7 +136,7 @@ func (t *ExeVRM) record(n int, eval bool) ([]rewardEpisode, error) {
 type rewardCollector struct{ eps []rewardEpisode }
 
 // Write stores ep under its index (indices are distinct: no lock needed for distinct slots).
-func (c *rewardCollector) Write(ep data.Episode) error {
+func (c *rewardCollector) Write(ep lerobot.Episode) error {
 	pix := make([]uint8, len(ep.Frames[0]))
 	for i, x := range ep.Frames[0] {
 		pix[i] = toByte(x)
@@ -168,7 +170,7 @@ func (t *ExeVRM) trainPool() ([]rewardEpisode, error) {
 // model's image size (data.resize), the first task, and the decision step when recorded (else
 // the last frame).
 func (t *ExeVRM) readDataset(dir string) ([]rewardEpisode, error) {
-	ds, err := data.OpenLeRobot(dir)
+	ds, err := lerobot.Open(dir)
 	if err != nil {
 		return nil, err
 	}
@@ -179,7 +181,7 @@ func (t *ExeVRM) readDataset(dir string) ([]rewardEpisode, error) {
 	s := t.r.Model.ImageSize
 	out := make([]rewardEpisode, ds.NumEpisodes())
 	for i := range out {
-		info := ds.EpisodeInfo(i)
+		info := ds.EpisodeMeta(i)
 		if info.Success == nil {
 			return nil, fmt.Errorf("lerobot dataset %s: episode %d has no success label (episode metadata column success, as 'reel data gen-reward' writes)", dir, info.EpisodeIndex)
 		}

@@ -30,7 +30,7 @@ type pretrainedVLM struct {
 // config.json, or the inline JSON for random weights), and a directory's tokenizer and
 // preprocessor_config.json. vocab is the task's own vocabulary, which random weights use: the text
 // vocab_size must exceed it.
-func loadPretrainedVLM(m recipes.ModelConfig, vocab *data.Vocab) (*pretrainedVLM, error) {
+func loadPretrainedVLM(m recipes.ModelConfig, vocab *text.Vocab) (*pretrainedVLM, error) {
 	p := &pretrainedVLM{dir: m.Pretrained, mean: [3]float64{0.5, 0.5, 0.5}, std: [3]float64{0.5, 0.5, 0.5}}
 	var err error
 	if p.cfg, err = pretrainedConfig(m); err != nil {

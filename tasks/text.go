@@ -6,7 +6,6 @@ import (
 	"path/filepath"
 	"strings"
 
-	"github.com/reelml/reel/data"
 	"github.com/reelml/reel/text"
 )
 
@@ -20,13 +19,13 @@ type textCodec struct {
 	files map[string][]byte // the tokenizer's files, copied into checkpoints
 }
 
-func newTextCodec(path string, words *data.Vocab) (*textCodec, error) {
+func newTextCodec(path string, words *text.Vocab) (*textCodec, error) {
 	return newTextCodecReserving(path, words, 1)
 }
 
 // newTextCodecReserving is newTextCodec whose tokenizer ids are shifted past `reserved` ids
 // (0 = padding, then the task's own markers, e.g. BOS and EOS).
-func newTextCodecReserving(path string, words *data.Vocab, reserved int) (*textCodec, error) {
+func newTextCodecReserving(path string, words *text.Vocab, reserved int) (*textCodec, error) {
 	if path == "" {
 		return &textCodec{tok: text.Words{V: words}}, nil
 	}

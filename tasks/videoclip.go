@@ -16,8 +16,9 @@ import (
 	"github.com/reelml/reel/losses"
 	"github.com/reelml/reel/models"
 	"github.com/reelml/reel/recipes"
-	"github.com/reelml/reel/tokenizers"
+	"github.com/reelml/reel/text"
 	"github.com/reelml/reel/train"
+	"github.com/reelml/reel/videotok"
 )
 
 // VideoCLIP trains a video-text contrastive model (TrajViT2 or the ViViT baseline) on captioned
@@ -28,10 +29,10 @@ import (
 type VideoCLIP struct {
 	r     *recipes.Recipe
 	arch  string
-	traj  tokenizers.TrajTokConfig
-	tub   tokenizers.TubeletConfig
+	traj  videotok.TrajTokConfig
+	tub   videotok.TubeletConfig
 	clip  models.VideoCLIPConfig
-	vocab *data.Vocab
+	vocab *text.Vocab
 	text  *textCodec // captions: the word vocabulary or model.tokenizer
 	gen   *data.VideoGenerator
 	train []data.Video // folder source
@@ -52,7 +53,7 @@ func NewVideoCLIP(r *recipes.Recipe) (train.Task, error) {
 		return nil, err
 	}
 	t.traj = TrajTokConfig(m)
-	t.tub = tokenizers.TubeletConfig{Frames: m.Frames, ImageSize: m.ImageSize, Tubelet: m.Tubelet, Patch: m.PatchSize, Dim: m.VisionDim}
+	t.tub = videotok.TubeletConfig{Frames: m.Frames, ImageSize: m.ImageSize, Tubelet: m.Tubelet, Patch: m.PatchSize, Dim: m.VisionDim}
 	t.clip = models.VideoCLIPConfig{VideoDim: m.VisionDim, VideoLayers: m.VisionLayers, VideoHeads: m.VisionHeads,
 		TextDim: m.TextDim, TextLayers: m.TextLayers, TextHeads: m.TextHeads, MLPRatio: m.MLPRatio,
 		MaxTextLen: m.MaxTextLen, VocabSize: t.text.size(), EmbedDim: m.EmbedDim}
@@ -91,8 +92,8 @@ func NewVideoCLIP(r *recipes.Recipe) (train.Task, error) {
 
 // TrajTokConfig is the TrajTok tokenizer a trajvit2 recipe's model section describes (the
 // Perceiver uses the video encoder's head count).
-func TrajTokConfig(m recipes.ModelConfig) tokenizers.TrajTokConfig {
-	return tokenizers.TrajTokConfig{Frames: m.Frames, ImageSize: m.ImageSize, Stride: m.FeatStride, FeatDim: m.FeatDim,
+func TrajTokConfig(m recipes.ModelConfig) videotok.TrajTokConfig {
+	return videotok.TrajTokConfig{Frames: m.Frames, ImageSize: m.ImageSize, Stride: m.FeatStride, FeatDim: m.FeatDim,
 		Latents: m.Latents, GroupDim: m.GroupDim, Heads: m.VisionHeads, Layers: m.PerceiverLayers}
 }
 
@@ -205,18 +206,18 @@ const captionBOS, captionEOS = 1, 2
 
 // EncodeText lays out a caption as [BOS words… EOS PAD…] of length maxLen (truncated to fit,
 // unknown words → UNK).
-func EncodeText(v *data.Vocab, caption string, maxLen int) []int32 {
+func EncodeText(v *text.Vocab, caption string, maxLen int) []int32 {
 	out := make([]int32, maxLen)
-	out[0] = data.BOSID
+	out[0] = text.BOSID
 	p := 1
-	for _, w := range data.Tokenize(caption) {
+	for _, w := range text.Tokenize(caption) {
 		if p >= maxLen-1 {
 			break
 		}
 		out[p] = int32(v.ID(w))
 		p++
 	}
-	out[p] = data.EOSID
+	out[p] = text.EOSID
 	return out
 }
 
@@ -233,13 +234,13 @@ type VideoCLIPBatch struct {
 }
 
 // towers builds the video and text embeddings (and TrajTok's output for trajvit2).
-func (t *VideoCLIP) towers(scope *model.Scope, video, text *Node) (v, tx *Node, tok *tokenizers.TrajTokOutput) {
+func (t *VideoCLIP) towers(scope *model.Scope, video, text *Node) (v, tx *Node, tok *videotok.TrajTokOutput) {
 	if t.arch == "trajvit2" {
-		o := tokenizers.TrajTok(scope.In("trajtok"), t.traj, video)
+		o := videotok.TrajTok(scope.In("trajtok"), t.traj, video)
 		tok = &o
 		v = models.VideoEncoder(scope.In("video"), t.clip, o.Tokens, o.Active)
 	} else {
-		v = models.VideoEncoder(scope.In("video"), t.clip, tokenizers.Tubelets(scope.In("tubelets"), t.tub, video), nil)
+		v = models.VideoEncoder(scope.In("video"), t.clip, videotok.Tubelets(scope.In("tubelets"), t.tub, video), nil)
 	}
 	return v, models.TextEncoder(scope.In("text"), t.clip, text), tok
 }
@@ -435,7 +436,7 @@ type trajCLIP struct{ *VideoCLIP }
 
 // PrepareGraph implements train.BatchPreparer: TrajTok's soft masks [B, K, N] for the batch.
 func (t *trajCLIP) PrepareGraph(scope *model.Scope, in []*Node) []*Node {
-	o := tokenizers.TrajTok(scope.In("trajtok"), t.traj, train.Bind[VideoCLIPBatch](in).Video)
+	o := videotok.TrajTok(scope.In("trajtok"), t.traj, train.Bind[VideoCLIPBatch](in).Video)
 	return []*Node{o.Masks}
 }
 

@@ -95,9 +95,9 @@ func TestSpearman(t *testing.T) {
 func TestEncodeText(t *testing.T) {
 	v := data.VideoVocab()
 	got := EncodeText(v, "a red circle rises", 8)
-	require.Equal(t, []int32{data.BOSID, int32(v.ID("a")), int32(v.ID("red")), int32(v.ID("circle")), int32(v.ID("rises")), data.EOSID, 0, 0}, got)
+	require.Equal(t, []int32{text.BOSID, int32(v.ID("a")), int32(v.ID("red")), int32(v.ID("circle")), int32(v.ID("rises")), text.EOSID, 0, 0}, got)
 	got = EncodeText(v, "a red circle rises while a blue square falls", 5)
-	require.Equal(t, []int32{data.BOSID, int32(v.ID("a")), int32(v.ID("red")), int32(v.ID("circle")), data.EOSID}, got, "truncated, EOS kept")
+	require.Equal(t, []int32{text.BOSID, int32(v.ID("a")), int32(v.ID("red")), int32(v.ID("circle")), text.EOSID}, got, "truncated, EOS kept")
 }
 
 // With model.tokenizer the captions are [BOS tokens… EOS PAD…] of the tokenizer's ids shifted

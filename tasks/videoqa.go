@@ -16,21 +16,22 @@ import (
 	"github.com/reelml/reel/data"
 	"github.com/reelml/reel/losses"
 	"github.com/reelml/reel/models"
+	"github.com/reelml/reel/pruning"
 	"github.com/reelml/reel/recipes"
-	"github.com/reelml/reel/tokenizers"
+	"github.com/reelml/reel/text"
 	"github.com/reelml/reel/train"
 )
 
 // VideoQA trains a video VLM (per-frame ViT → token pruning → projector → causal decoder) to answer
 // questions about synthetic, mostly static clips. Inputs: video [B, T, S, S, 3] f32, tokens,
 // targets [B, L] i32, mask [B, L] f32 and random ranks [B, T·G] f32 (drawn, from the seed so runs
-// stay reproducible, for pruning.method random only; zeros otherwise); with pruning.method exevrm, the
-// five packing inputs of tokenizers.PackedBatch follow (the ExeVRM keep decisions, made on the
+// stay reproducible, for pruning.method random only; zeros otherwise); with pruning.method spatiotemporal, the
+// five packing inputs of pruning.PackedBatch follow (the ExeVRM keep decisions, made on the
 // raw pixels of each group token's patch, packed into rows).
 type VideoQA struct {
 	r      *recipes.Recipe
 	cfg    models.VideoVLMConfig
-	vocab  *data.Vocab
+	vocab  *text.Vocab
 	encode data.QAEncoder
 	// model.pretrained: a Hugging Face LLaVA whose SigLIP tower scores and prunes (models.VideoLlava)
 	// instead of models.VideoVLM.
@@ -80,8 +81,8 @@ func (t *VideoQA) setupPretrained() error {
 	switch {
 	case m.Motion:
 		return fmt.Errorf("model.motion: not with model.pretrained (the pretrained tower has no motion projection); set it false")
-	case p.Method == "exevrm":
-		return fmt.Errorf("pruning.method: exevrm is not supported with model.pretrained (none, random or stts)")
+	case p.Method == "spatiotemporal":
+		return fmt.Errorf("pruning.method: spatiotemporal is not supported with model.pretrained (none, random or stts)")
 	}
 	pre, err := loadPretrainedVLM(m, t.vocab)
 	if err != nil {
@@ -122,7 +123,7 @@ func (t *VideoQA) InitVariables(backend compute.Backend, store *model.Store) (in
 func (t *VideoQA) Model() models.VideoVLMConfig { return t.cfg }
 
 // Selector returns the recipe's token selector (a fresh one per graph).
-func (t *VideoQA) Selector() *tokenizers.Selector {
+func (t *VideoQA) Selector() *pruning.Selector {
 	sel := videoSelector(t.r)
 	if t.pre != nil {
 		v := t.pre.cfg.VisionTower()
@@ -132,9 +133,9 @@ func (t *VideoQA) Selector() *tokenizers.Selector {
 }
 
 // videoSelector is a videovlm recipe's token selector (a fresh one per graph).
-func videoSelector(r *recipes.Recipe) *tokenizers.Selector {
+func videoSelector(r *recipes.Recipe) *pruning.Selector {
 	p := r.Pruning
-	return &tokenizers.Selector{Mode: p.Method, Group: r.Model.Group, Grid: r.Model.ImageSize / r.Model.PatchSize,
+	return &pruning.Selector{Mode: p.Method, Group: r.Model.Group, Grid: r.Model.ImageSize / r.Model.PatchSize,
 		Frames: r.Model.Frames, Keep: p.Keep}
 }
 
@@ -161,8 +162,8 @@ func (t *VideoQA) tensors(ex []data.VideoQAExample, rankSeed uint64) ([]*tensors
 
 // videoVLMInputs lays out a videovlm batch (see VideoQA): videos (each Frames×S×S×3), their
 // question/answer pairs encoded with encode, random ranks (one per group token of sel) and, with
-// pruning.method exevrm, the packing of the ExeVRM keep decisions.
-func videoVLMInputs(r *recipes.Recipe, sel *tokenizers.Selector, encode data.QAEncoder, videos [][]float32, qa [][2]string, rankSeed uint64) ([]*tensors.Tensor, error) {
+// pruning.method spatiotemporal, the packing of its keep decisions.
+func videoVLMInputs(r *recipes.Recipe, sel *pruning.Selector, encode data.QAEncoder, videos [][]float32, qa [][2]string, rankSeed uint64) ([]*tensors.Tensor, error) {
 	m := r.Model
 	b, f, s, L := len(videos), m.Frames, m.ImageSize, m.MaxTextLen
 	pix := f * s * s * 3
@@ -190,8 +191,8 @@ func videoVLMInputs(r *recipes.Recipe, sel *tokenizers.Selector, encode data.QAE
 	out := []*tensors.Tensor{tensors.FromFlatDataAndDimensions(video, b, f, s, s, 3), tensors.FromFlatDataAndDimensions(tok, b, L),
 		tensors.FromFlatDataAndDimensions(tgt, b, L), tensors.FromFlatDataAndDimensions(msk, b, L),
 		tensors.FromFlatDataAndDimensions(rank, b, n)}
-	if r.Pruning.Method == "exevrm" {
-		pb, err := tokenizers.PackKept(exeVRMKeep(m, videos))
+	if r.Pruning.Method == "spatiotemporal" {
+		pb, err := pruning.PackKept(exeVRMKeep(m, videos))
 		if err != nil {
 			return nil, err
 		}
@@ -206,8 +207,8 @@ func exeVRMKeep(m recipes.ModelConfig, videos [][]float32) [][]bool {
 	side := m.PatchSize * m.Group
 	keep := make([][]bool, len(videos))
 	for i, v := range videos {
-		k := slices.Concat(tokenizers.ExeVRMKeep(tokenizers.RawPatches(v, m.Frames, m.ImageSize, side),
-			m.ImageSize/side, tokenizers.DefaultExeVRM())...)
+		k := slices.Concat(pruning.SpatiotemporalKeep(pruning.RawPatches(v, m.Frames, m.ImageSize, side),
+			m.ImageSize/side, pruning.DefaultSpatiotemporal())...)
 		if !slices.Contains(k, true) {
 			k[0] = true
 		}
@@ -225,16 +226,16 @@ type VideoQABatch struct {
 	Targets    *Node // [B, L] int32: the next tokens
 	Mask       *Node // [B, L] float32: 1 where a target is an answer token the loss reads
 	RandomRank *Node // [B, F·groups] float32: the ranks of random pruning (zeros otherwise)
-	// The packing of the ExeVRM keep decisions (tokenizers.PackedBatch.Tensors, in order).
+	// The packing of the ExeVRM keep decisions (pruning.PackedBatch.Tensors, in order).
 	Gather, SlotValid, PackMask, UnpackIdx, PackValid *Node
 }
 
 // packed returns the batch's packing as graph nodes, nil when it carries none.
-func (b VideoQABatch) packed() *tokenizers.PackedNodes {
+func (b VideoQABatch) packed() *pruning.PackedNodes {
 	if b.Gather == nil {
 		return nil
 	}
-	return &tokenizers.PackedNodes{Gather: b.Gather, SlotValid: b.SlotValid, Mask: b.PackMask, UnpackIdx: b.UnpackIdx, Valid: b.PackValid}
+	return &pruning.PackedNodes{Gather: b.Gather, SlotValid: b.SlotValid, Mask: b.PackMask, UnpackIdx: b.UnpackIdx, Valid: b.PackValid}
 }
 
 func (t *VideoQA) forward(scope *model.Scope, b VideoQABatch) (logits, aux *Node) {
@@ -250,7 +251,7 @@ func (t *VideoQA) forward(scope *model.Scope, b VideoQABatch) (logits, aux *Node
 func videoVLMForward(scope *model.Scope, r *recipes.Recipe, cfg models.VideoVLMConfig, b VideoQABatch) (logits, aux *Node) {
 	sel := videoSelector(r)
 	sel.RandomRank = b.RandomRank
-	if sel.Mode == "exevrm" {
+	if sel.Mode == "spatiotemporal" {
 		sel.Packed = b.packed()
 	}
 	return models.VideoVLM(scope, cfg, sel.TokenSelector(), b.Video, b.Tokens)
@@ -335,11 +336,11 @@ func (t *VideoQA) KeptTokens(batch []*tensors.Tensor) float64 {
 	return float64(total) / float64(len(kept))
 }
 
-// keptPerVideo counts the tokens each video of a batch keeps: from the batch's packing (exevrm),
+// keptPerVideo counts the tokens each video of a batch keeps: from the batch's packing (spatiotemporal),
 // otherwise fixed by the recipe.
 func (t *VideoQA) keptPerVideo(batch []*tensors.Tensor) []int {
 	kept := make([]int, batch[0].Shape().Dimensions[0])
-	if t.r.Pruning.Method != "exevrm" {
+	if t.r.Pruning.Method != "spatiotemporal" {
 		for i := range kept {
 			kept[i] = t.Selector().Kept()
 		}

@@ -12,6 +12,7 @@ import (
 
 	"github.com/reelml/reel/data"
 	"github.com/reelml/reel/recipes"
+	"github.com/reelml/reel/text"
 	"github.com/reelml/reel/train"
 )
 
@@ -49,7 +50,7 @@ func TestVideoQAPretrainedDirectory(t *testing.T) {
 	require.NoError(t, err)
 	x, _, _, err := task.encode("which shape moved ?", "circle", r.Model.MaxTextLen)
 	require.NoError(t, err)
-	require.Equal(t, int32(data.BOSID), x[0])
+	require.Equal(t, int32(text.BOSID), x[0])
 	require.Equal(t, int32(vocab.ID("which")), x[1])
 
 	backend, err := compute.NewWithConfig("go")

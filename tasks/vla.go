@@ -11,6 +11,7 @@ import (
 	"github.com/gomlx/gomlx/ml/model"
 
 	"github.com/reelml/reel/data"
+	"github.com/reelml/reel/lerobot"
 	"github.com/reelml/reel/models"
 	"github.com/reelml/reel/policy"
 	"github.com/reelml/reel/recipes"
@@ -44,7 +45,7 @@ type vlaSource interface {
 	// features describes the robot: cameras (native sizes), state and action dimensions.
 	features() policy.Features
 	// stats are the per-dimension statistics of states and actions the normalisation uses.
-	stats() (state, action data.FeatureStats, err error)
+	stats() (state, action lerobot.Stats, err error)
 	// batch draws training micro-batch i, n examples (rng is the micro-batch's stream).
 	batch(rng *rand.Rand, i int64, n int) ([]vlaExample, error)
 	// evalExamples draws n held-out examples.
@@ -99,8 +100,8 @@ func NewVLA(r *recipes.Recipe) (*VLA, error) {
 // statistics: mean_std maps the mean to 0 and one std to 1; min_max and quantiles map [min, max]
 // or [q01, q99] to [−1, 1] (LeRobot's MIN_MAX, openpi's quantile normalisation). Scales are
 // floored at minStd.
-func normalization(spec policy.Spec, state, action data.FeatureStats) (models.Normalization, error) {
-	affine := func(what string, st data.FeatureStats, dim int) (off, scale []float32, err error) {
+func normalization(spec policy.Spec, state, action lerobot.Stats) (models.Normalization, error) {
+	affine := func(what string, st lerobot.Stats, dim int) (off, scale []float32, err error) {
 		if dim == 0 {
 			return nil, nil, nil
 		}

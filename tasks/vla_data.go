@@ -5,7 +5,7 @@ import (
 	"math/rand/v2"
 	"path/filepath"
 
-	"github.com/reelml/reel/data"
+	"github.com/reelml/reel/lerobot"
 	"github.com/reelml/reel/policy"
 	"github.com/reelml/reel/recipes"
 	"github.com/reelml/reel/reward"
@@ -31,7 +31,7 @@ func (s *simSource) close()                    {}
 
 // stats computes per-dimension statistics of states and actions over the first statsEpisodes
 // training episodes (a fixed set: the statistics depend only on the recipe).
-func (s *simSource) stats() (state, action data.FeatureStats, err error) {
+func (s *simSource) stats() (state, action lerobot.Stats, err error) {
 	var states, actions [][]float32
 	for i := range int64(statsEpisodes) {
 		ep, err := sim.RecordEpisode(s.cfg, sim.TrainSeed(uint64(s.r.Train.Seed), i), int(i))
@@ -44,7 +44,7 @@ func (s *simSource) stats() (state, action data.FeatureStats, err error) {
 	if len(states) == 0 {
 		return state, action, fmt.Errorf("data: the simulator produced no episode for the statistics")
 	}
-	return data.VectorStats(states), data.VectorStats(actions), nil
+	return lerobot.VectorStats(states), lerobot.VectorStats(actions), nil
 }
 
 func (s *simSource) batch(rng *rand.Rand, i int64, n int) ([]vlaExample, error) {
@@ -74,7 +74,7 @@ func (s *simSource) evalExamples(rng *rand.Rand, n int) ([]vlaExample, error) {
 // episodeExample is the observation at step of a simulated episode and the next h actions: the
 // expert's noise-free intent (DART labels) where the episode has it, else the executed actions;
 // past the end the robot stays (ChunkAt).
-func episodeExample(ep *data.Episode, step, h int) vlaExample {
+func episodeExample(ep *lerobot.Episode, step, h int) vlaExample {
 	s := ep.Size
 	px := s * s * 3
 	obs := policy.Observation{Images: map[string]policy.Image{}, State: ep.State[step], Instruction: ep.Task}
@@ -100,11 +100,11 @@ func episodeExample(ep *data.Episode, step, h int) vlaExample {
 // when there are two or more) are held out for the offline action error.
 type datasetSource struct {
 	r      *recipes.Recipe
-	ds     *data.LeRobotDataset
+	ds     *lerobot.Dataset
 	feat   policy.Features
 	train  []int // episodes drawn for training
 	held   []int // held-out episodes
-	loader *data.Loader
+	loader *lerobot.Loader
 	// weights are the RA-BC weight of every frame of every episode (by position), when
 	// train.sample_weights is progress.
 	weights [][]float64
@@ -115,7 +115,7 @@ const evalFraction = 0.1
 
 func openDatasetSource(r *recipes.Recipe) (*datasetSource, error) {
 	dir := r.Data.Dir
-	ds, err := data.OpenLeRobot(dir)
+	ds, err := lerobot.Open(dir)
 	if err != nil {
 		return nil, fmt.Errorf("data.dir: %v", err)
 	}
@@ -152,7 +152,7 @@ func openDatasetSource(r *recipes.Recipe) (*datasetSource, error) {
 // progressWeights reads the dataset's per-frame progress (reward.ProgressFile, written by `reel
 // reward progress --write`) and turns it into RA-BC weights over an action chunk of h frames
 // (reward.DefaultRABC: LeRobot's defaults), per episode position.
-func progressWeights(ds *data.LeRobotDataset, h int) ([][]float64, error) {
+func progressWeights(ds *lerobot.Dataset, h int) ([][]float64, error) {
 	path := filepath.Join(ds.Dir(), reward.ProgressFile)
 	byIndex, err := reward.ReadProgress(path)
 	if err != nil {
@@ -160,7 +160,7 @@ func progressWeights(ds *data.LeRobotDataset, h int) ([][]float64, error) {
 	}
 	progress := make([][]float64, ds.NumEpisodes())
 	for i := range progress {
-		info := ds.EpisodeInfo(i)
+		info := ds.EpisodeMeta(i)
 		p, ok := byIndex[info.EpisodeIndex]
 		if !ok || len(p) != info.Length {
 			return nil, fmt.Errorf("%s: episode %d has %d progress values for %d frames (rescore the dataset)", path, info.EpisodeIndex, len(p), info.Length)
@@ -181,8 +181,8 @@ func (s *datasetSource) close() {
 
 // stats are the dataset's own statistics (meta/stats.json, or episodes_stats.jsonl aggregated),
 // computed from the data where they are missing.
-func (s *datasetSource) stats() (state, action data.FeatureStats, err error) {
-	all, err := s.ds.FeatureStats()
+func (s *datasetSource) stats() (state, action lerobot.Stats, err error) {
+	all, err := s.ds.Stats()
 	if err != nil {
 		return state, action, fmt.Errorf("data.dir: statistics: %v", err)
 	}
@@ -203,12 +203,12 @@ func (s *datasetSource) start(n int) error {
 	if s.loader != nil {
 		return nil
 	}
-	sm, err := s.ds.NewSampler(data.SamplerConfig{Seed: uint64(s.r.Train.Seed), BatchSize: n, Episodes: s.train})
+	sm, err := s.ds.NewSampler(lerobot.SamplerConfig{Seed: uint64(s.r.Train.Seed), BatchSize: n, Episodes: s.train})
 	if err != nil {
 		return fmt.Errorf("data.dir: %v", err)
 	}
 	size := s.r.Model.ImageSize
-	s.loader, err = s.ds.NewLoader(sm, data.LoaderConfig{Cameras: s.feat.CameraNames(), Width: size, Height: size, Mode: s.r.Data.Resize})
+	s.loader, err = s.ds.NewLoader(sm, lerobot.LoaderConfig{Cameras: s.feat.CameraNames(), Width: size, Height: size, Mode: s.r.Data.Resize})
 	if err != nil {
 		return fmt.Errorf("data.dir: %v", err)
 	}
@@ -235,7 +235,7 @@ func (s *datasetSource) batch(_ *rand.Rand, i int64, n int) ([]vlaExample, error
 
 // example is the observation at step of an episode and its next H actions; past the episode's
 // end the last action repeats (the frames LeRobot's delta_timestamps clamp to).
-func (s *datasetSource) example(v *data.EpisodeVectors, step int, images []policy.Image) vlaExample {
+func (s *datasetSource) example(v *lerobot.EpisodeVectors, step int, images []policy.Image) vlaExample {
 	obs := policy.Observation{Images: map[string]policy.Image{}, Instruction: v.Task[step]}
 	if v.State != nil {
 		obs.State = v.State[step]

@@ -5,11 +5,11 @@ import (
 	"slices"
 	"strings"
 
-	"github.com/reelml/reel/data"
 	"github.com/reelml/reel/models"
 	"github.com/reelml/reel/policy"
 	"github.com/reelml/reel/recipes"
 	"github.com/reelml/reel/sim"
+	"github.com/reelml/reel/text"
 )
 
 // A policy family of the vla task is one model.arch: a models.Policy type (the graph) and, here,
@@ -61,5 +61,5 @@ func openFamily(r *recipes.Recipe, ckpt string) (vlaFamily, error) {
 // instructionText is the instruction codec of a policy: the tokenizer at path, its ids shifted
 // past reserved ids, or reel's word vocabulary of the simulator's instructions (path "").
 func instructionText(path string, reserved int) (*textCodec, error) {
-	return newTextCodecReserving(path, data.NewVocab(sim.Words()), reserved)
+	return newTextCodecReserving(path, text.NewVocab(sim.Words()), reserved)
 }

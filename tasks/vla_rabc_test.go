@@ -8,7 +8,7 @@ import (
 	"github.com/parquet-go/parquet-go"
 	"github.com/stretchr/testify/require"
 
-	"github.com/reelml/reel/data"
+	"github.com/reelml/reel/lerobot"
 	"github.com/reelml/reel/recipes"
 	"github.com/reelml/reel/reward"
 	"github.com/reelml/reel/sim"
@@ -25,7 +25,7 @@ func TestVLAProgressWeights(t *testing.T) {
 	cfg, err := SimConfig(r)
 	require.NoError(t, err)
 	dir := filepath.Join(t.TempDir(), "ds")
-	w, err := data.CreateLeRobotWriter(dir, data.LeRobotWriterConfig{FPS: 10})
+	w, err := lerobot.Create(dir, lerobot.WriterConfig{FPS: 10})
 	require.NoError(t, err)
 	var lengths []int
 	for i := range 2 {

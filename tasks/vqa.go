@@ -20,6 +20,7 @@ import (
 	"github.com/reelml/reel/losses"
 	"github.com/reelml/reel/models"
 	"github.com/reelml/reel/recipes"
+	"github.com/reelml/reel/text"
 	"github.com/reelml/reel/train"
 )
 
@@ -28,7 +29,7 @@ import (
 type VQA struct {
 	r        *recipes.Recipe
 	cfg      models.VLMConfig
-	vocab    *data.Vocab
+	vocab    *text.Vocab
 	gen      *data.SceneGenerator // synthetic source
 	folder   []data.Example       // folder source
 	micro    int
@@ -424,7 +425,7 @@ func (t *VQA) Pretrained() *hf.Config { return t.hfc }
 func (t *VQA) Model() models.VLMConfig { return t.cfg }
 
 // Vocab returns the task's vocabulary.
-func (t *VQA) Vocab() *data.Vocab { return t.vocab }
+func (t *VQA) Vocab() *text.Vocab { return t.vocab }
 
 // Generator returns the synthetic scene generator of the recipe, or nil for folder data.
 func (t *VQA) Generator() *data.SceneGenerator { return t.gen }

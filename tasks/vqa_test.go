@@ -17,6 +17,7 @@ import (
 
 	"github.com/reelml/reel/data"
 	"github.com/reelml/reel/recipes"
+	"github.com/reelml/reel/text"
 	"github.com/reelml/reel/train"
 )
 
@@ -191,7 +192,7 @@ func TestPretrainedDirectory(t *testing.T) {
 	require.NoError(t, err)
 	x, _, mask, err := vqa.encode("how many red circles ?", "3", r.Model.MaxTextLen)
 	require.NoError(t, err)
-	require.Equal(t, int32(data.BOSID), x[0])
+	require.Equal(t, int32(text.BOSID), x[0])
 	require.Equal(t, int32(data.SceneVocab().ID("how")), x[1])
 	require.Equal(t, float32(1), mask[5], "the last prompt token predicts the answer")
 	require.Equal(t, "3", vqa.word(data.SceneVocab().ID("3")))

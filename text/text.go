@@ -2,7 +2,7 @@
 // tokenizer.json (BPE with byte-level or Metaspace pre-tokenization and Split regexes, WordPiece,
 // Unigram, WordLevel; added and special tokens; normalizers, post-processors and decoders),
 // SentencePiece .model files, GPT-2 style vocab.json + merges.txt, and reel's own word vocabulary
-// (data.Vocab) behind the same Tokenizer interface.
+// (Vocab) behind the same Tokenizer interface.
 //
 // Nothing is downloaded: Load reads a file or a local model directory.
 package text

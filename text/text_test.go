@@ -7,8 +7,6 @@ import (
 	"testing"
 
 	"github.com/stretchr/testify/require"
-
-	"github.com/reelml/reel/data"
 )
 
 func writeFile(t *testing.T, dir, name, content string) string {
@@ -139,13 +137,13 @@ func TestPossessiveToAtomic(t *testing.T) {
 }
 
 func TestWords(t *testing.T) {
-	v := data.SceneVocab()
+	v := NewVocab([]string{"how", "many", "red", "circles", "?", "blue"})
 	w := Words{v}
 	ids := w.Encode("How many red circles?")
 	require.Equal(t, []int{v.ID("how"), v.ID("many"), v.ID("red"), v.ID("circles"), v.ID("?")}, ids)
-	require.Equal(t, data.UNKID, w.Encode("zebra")[0])
-	require.Equal(t, append(append([]int{data.BOSID}, ids...), data.EOSID), w.EncodeSpecial("How many red circles?"))
+	require.Equal(t, UNKID, w.Encode("zebra")[0])
+	require.Equal(t, append(append([]int{BOSID}, ids...), EOSID), w.EncodeSpecial("How many red circles?"))
 	require.Equal(t, "how many red circles ?", w.Decode(w.EncodeSpecial("How many red circles?")))
 	require.Equal(t, v.Size(), w.VocabSize())
-	require.Equal(t, SpecialTokens{BOS: data.BOSID, EOS: data.EOSID, Pad: data.PadID, Unk: data.UNKID}, w.Special())
+	require.Equal(t, SpecialTokens{BOS: BOSID, EOS: EOSID, Pad: PadID, Unk: UNKID}, w.Special())
 }

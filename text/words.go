@@ -2,19 +2,17 @@ package text
 
 import (
 	"strings"
-
-	"github.com/reelml/reel/data"
 )
 
-// Words is reel's word vocabulary (data.Vocab with data.Tokenize's lowercasing and splitting)
+// Words is reel's word vocabulary (Vocab with Tokenize's lowercasing and splitting)
 // behind the Tokenizer interface.
-type Words struct{ V *data.Vocab }
+type Words struct{ V *Vocab }
 
 var _ Tokenizer = Words{}
 
-// Encode maps each word of data.Tokenize(text) to its id, unknown words to data.UNKID.
+// Encode maps each word of Tokenize(text) to its id, unknown words to UNKID.
 func (w Words) Encode(text string) []int {
-	words := data.Tokenize(text)
+	words := Tokenize(text)
 	ids := make([]int, len(words))
 	for i, x := range words {
 		ids[i] = w.V.ID(x)
@@ -22,16 +20,16 @@ func (w Words) Encode(text string) []int {
 	return ids
 }
 
-// EncodeSpecial puts data.BOSID and data.EOSID around Encode's ids, as reel's scene tasks do.
+// EncodeSpecial puts BOSID and EOSID around Encode's ids, as reel's scene tasks do.
 func (w Words) EncodeSpecial(text string) []int {
-	return append(append([]int{data.BOSID}, w.Encode(text)...), data.EOSID)
+	return append(append([]int{BOSID}, w.Encode(text)...), EOSID)
 }
 
 // Decode joins the words of the ids with spaces, leaving out padding, BOS and EOS.
 func (w Words) Decode(ids []int) string {
 	var words []string
 	for _, id := range ids {
-		if id == data.PadID || id == data.BOSID || id == data.EOSID {
+		if id == PadID || id == BOSID || id == EOSID {
 			continue
 		}
 		words = append(words, w.V.Word(id))
@@ -44,5 +42,5 @@ func (w Words) VocabSize() int { return w.V.Size() }
 
 // Special returns data's fixed special ids.
 func (w Words) Special() SpecialTokens {
-	return SpecialTokens{BOS: data.BOSID, EOS: data.EOSID, Pad: data.PadID, Unk: data.UNKID}
+	return SpecialTokens{BOS: BOSID, EOS: EOSID, Pad: PadID, Unk: UNKID}
 }

@@ -131,7 +131,7 @@ func benchSTTS(args []string) error {
 	fs.StringVar(&c.Backend, "backend", "", `compute backend (default: $GOMLX_BACKEND, else auto)`)
 	asJSON := fs.Bool("json", false, "print JSON instead of a table")
 	fs.StringArrayVar(&c.Sets, "set", nil, "override a field of the recipe, e.g. --set model.vision_layers=8 (repeatable)")
-	fs.Usage = usageFunc(fs, "Usage: reel bench stts [flags]\n\nTraining-step time of the same video VLM unpruned, STTS-pruned and ExeVRM-pruned (packed), per\nframe count, measured in one run; prints the speedups (unpruned / pruned).")
+	fs.Usage = usageFunc(fs, "Usage: reel bench stts [flags]\n\nTraining-step time of the same video VLM unpruned, STTS-pruned and spatiotemporal-pruned (packed: the raw-pixel rules of ExeVRM), per\nframe count, measured in one run; prints the speedups (unpruned / pruned).")
 	if err := parse(fs, args); err != nil {
 		return err
 	}
@@ -206,7 +206,7 @@ func benchServe(args []string) error {
 		}
 	}
 	reports, err := bench.RunServe(c)
-	if err := benchResult(reports, err, *asJSON, func(r []serve.LoadReport) { bench.WriteServeTable(os.Stdout, r) }); err != nil {
+	if err := benchResult(reports, err, *asJSON, func(r []serve.LoadTestReport) { bench.WriteServeTable(os.Stdout, r) }); err != nil {
 		return err
 	}
 	return bench.ServeFailure(reports)

@@ -7,7 +7,8 @@ import (
 	"path/filepath"
 	"time"
 
-	"github.com/reelml/reel/data"
+	"github.com/reelml/reel/bench"
+	"github.com/reelml/reel/lerobot"
 )
 
 const benchDataUsage = `Usage: reel bench data [--dir DIR] [flags]
@@ -38,7 +39,7 @@ func benchData(args []string) error {
 	step := fs.Duration("step", 100*time.Millisecond, "busy computation after each micro-batch (a training step)")
 	window := fs.Int("window", 8, "episodes a micro-batch draws from")
 	workers := fs.Int("workers", 2, "background decoders")
-	cacheMB := fs.Int64("cache-mb", data.DefaultFrameCacheBytes>>20, "decoded-frame cache bound (MiB)")
+	cacheMB := fs.Int64("cache-mb", lerobot.DefaultFrameCacheBytes>>20, "decoded-frame cache bound (MiB)")
 	asJSON := fs.Bool("json", false, "print JSON instead of a summary")
 	fs.Usage = func() {
 		fmt.Fprint(os.Stderr, benchDataUsage+"\nFlags:\n")
@@ -67,10 +68,10 @@ func benchData(args []string) error {
 		defer os.RemoveAll(tmp)
 		*dir = filepath.Join(tmp, "ds")
 	}
-	cfg := data.LoaderBenchConfig{Dir: *dir, Episodes: *episodes, Frames: *frames, FPS: *fps, Cameras: *cameras, Width: *width,
+	cfg := bench.LeRobotLoaderConfig{Dir: *dir, Episodes: *episodes, Frames: *frames, FPS: *fps, Cameras: *cameras, Width: *width,
 		Height: *height, Batch: *batch, Size: *size, Batches: *batches, Mode: *mode, StepTime: *step, Window: *window,
 		Workers: *workers, CacheBytes: *cacheMB << 20, Seed: 1}
-	res, err := data.RunLoaderBench(cfg, func(format string, a ...any) { fmt.Fprintf(os.Stderr, "reel: bench data: "+format+"\n", a...) })
+	res, err := bench.RunLeRobotLoader(cfg, func(format string, a ...any) { fmt.Fprintf(os.Stderr, "reel: bench data: "+format+"\n", a...) })
 	if err != nil {
 		return fmt.Errorf("bench data: %v", err)
 	}

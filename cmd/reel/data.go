@@ -16,6 +16,7 @@ import (
 	"golang.org/x/term"
 
 	"github.com/reelml/reel/data"
+	"github.com/reelml/reel/lerobot"
 	"github.com/reelml/reel/policy"
 	"github.com/reelml/reel/recipes"
 	"github.com/reelml/reel/sim"
@@ -167,9 +168,9 @@ func genSimData(name, usage, defaultRecipe string, args []string) error {
 	workers := fs.Int("workers", 0, "generator goroutines (0 = number of CPUs)")
 	seed := fs.Uint64("seed", 1, "base seed of the episodes")
 	fps := fs.Int("fps", 10, "frames per second recorded in the dataset and its videos")
-	format := fs.String("format", data.LeRobotV30, "dataset layout: v3.0 or v2.1")
+	format := fs.String("format", lerobot.V30, "dataset layout: v3.0 or v2.1")
 	shard := fs.String("shard", "", "write only shard I of N (\"I/N\", I from 0)")
-	codec := fs.String("codec", data.CodecAuto, "video codec: auto (AV1 when possible), av1 or h264")
+	codec := fs.String("codec", lerobot.CodecAuto, "video codec: auto (AV1 when possible), av1 or h264")
 	overwrite := fs.Bool("overwrite", false, "replace an existing dataset in DIR")
 	fs.Usage = func() {
 		fmt.Fprint(os.Stderr, usage+"\nFlags:\n")
@@ -196,7 +197,7 @@ func genSimData(name, usage, defaultRecipe string, args []string) error {
 		return usageErr("--fps must be a positive integer, got %d", *fps)
 	case *workers < 0:
 		return usageErr("--workers must be ≥ 0, got %d", *workers)
-	case *format != data.LeRobotV30 && *format != data.LeRobotV21:
+	case *format != lerobot.V30 && *format != lerobot.V21:
 		return usageErr("--format %q: want v3.0 or v2.1", *format)
 	case shardN > *n:
 		return usageErr("--shard %s: more shards than the %d episodes", *shard, *n)
@@ -209,7 +210,7 @@ func genSimData(name, usage, defaultRecipe string, args []string) error {
 	if err != nil {
 		return err
 	}
-	w, err := data.CreateLeRobotWriter(*out, data.LeRobotWriterConfig{Format: *format, FPS: *fps, Overwrite: *overwrite, Codec: *codec,
+	w, err := lerobot.Create(*out, lerobot.WriterConfig{Format: *format, FPS: *fps, Overwrite: *overwrite, Codec: *codec,
 		StateNames: sim.StateNames(), ActionNames: sim.ActionNames()})
 	if err != nil {
 		return fmt.Errorf("data %s: %v", name, err)
@@ -223,7 +224,7 @@ func genSimData(name, usage, defaultRecipe string, args []string) error {
 	bar := progressbar.NewOptions(hi-lo, progressbar.OptionSetDescription("episodes"), progressbar.OptionSetWriter(barOut),
 		progressbar.OptionShowCount(), progressbar.OptionSetItsString("ep"), progressbar.OptionShowIts(), progressbar.OptionClearOnFinish())
 	opts := sim.GenerateOptions{Episodes: *n, Seed: *seed, Workers: *workers, Shard: shardI, Shards: shardN,
-		Progress: func(data.Episode) { _ = bar.Add(1) }}
+		Progress: func(lerobot.Episode) { _ = bar.Add(1) }}
 	var res sim.GenerateResult
 	if reward {
 		res, err = sim.GenerateReward(cfg, sim.RewardOptions{GenerateOptions: opts, Eval: eval}, w)
@@ -274,10 +275,10 @@ func cmdDataMerge(args []string) error {
 		return &exitError{2, errors.New("data merge: --out DIR is required")}
 	}
 	start := time.Now()
-	if err := data.MergeLeRobot(*out, fs.Args(), data.LeRobotMergeConfig{Overwrite: *overwrite}); err != nil {
+	if err := lerobot.Merge(*out, fs.Args(), lerobot.MergeConfig{Overwrite: *overwrite}); err != nil {
 		return err
 	}
-	ds, err := data.OpenLeRobot(*out)
+	ds, err := lerobot.Open(*out)
 	if err != nil {
 		return err
 	}
@@ -304,7 +305,7 @@ func cmdDataStats(args []string) error {
 	if fs.NArg() != 1 {
 		return &exitError{2, fmt.Errorf("data stats: expected one dataset directory, got %d arguments", fs.NArg())}
 	}
-	ds, err := data.OpenLeRobot(fs.Arg(0))
+	ds, err := lerobot.Open(fs.Arg(0))
 	if err != nil {
 		return err
 	}

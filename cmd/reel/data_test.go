@@ -10,6 +10,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/reelml/reel/data"
+	"github.com/reelml/reel/lerobot"
 )
 
 const auditSample = `{"caption": "Two dogs play in the park."}
@@ -108,9 +109,9 @@ func TestDataGenSimShardsMerge(t *testing.T) {
 		require.NoError(t, err)
 		require.Equal(t, string(a), string(b), rel)
 	}
-	one, err := data.OpenLeRobot(filepath.Join(dir, "one"))
+	one, err := lerobot.Open(filepath.Join(dir, "one"))
 	require.NoError(t, err)
-	merged, err := data.OpenLeRobot(filepath.Join(dir, "merged"))
+	merged, err := lerobot.Open(filepath.Join(dir, "merged"))
 	require.NoError(t, err)
 	for i := range 3 {
 		a, err := one.Episode(i)
@@ -129,7 +130,7 @@ func TestDataGenSimShardsMerge(t *testing.T) {
 	require.Contains(t, r.stdout, "observation.images.scene (camera, 3 values")
 	r = reel(t, dir, "data", "stats", "merged", "--json")
 	requireOK(t, r)
-	var rep data.StatsReport
+	var rep lerobot.StatsReport
 	require.NoError(t, json.Unmarshal([]byte(r.stdout), &rep))
 	require.Equal(t, "action", rep.Features[1].Key)
 	require.Equal(t, rep.Features[1].Stats.Q99, rep.Features[1].Normalization["quantiles"]["q99"])

@@ -12,7 +12,8 @@ import (
 	"github.com/reelml/reel/evaluate"
 
 	"github.com/reelml/reel/backends"
-	"github.com/reelml/reel/data"
+	"github.com/reelml/reel/lerobot"
+	"github.com/reelml/reel/mediaio"
 	"github.com/reelml/reel/policy"
 	"github.com/reelml/reel/reward"
 	"github.com/reelml/reel/sim"
@@ -25,18 +26,18 @@ func TestDataGenReward(t *testing.T) {
 	if testing.Short() {
 		t.Skip("generates a dataset")
 	}
-	if _, err := data.FFmpeg(); err != nil {
+	if _, err := mediaio.FFmpeg(); err != nil {
 		t.Skip(err)
 	}
 	dir := t.TempDir()
 	r := reel(t, dir, "data", "gen-reward", "--episodes", "6", "--out", "rw", "--seed", "4", "--set", "data.max_steps=20")
 	requireOK(t, r)
 	require.Contains(t, r.stdout, "wrote 6 reward episodes")
-	ds, err := data.OpenLeRobot(filepath.Join(dir, "rw"))
+	ds, err := lerobot.Open(filepath.Join(dir, "rw"))
 	require.NoError(t, err)
 	require.Equal(t, 6, ds.NumEpisodes())
 	for i := range 6 {
-		info := ds.EpisodeInfo(i)
+		info := ds.EpisodeMeta(i)
 		require.Equal(t, sim.RewardKindOf(i), sim.KindGroup(info.Kind), "episode %d", i)
 		require.NotNil(t, info.DecisionStep)
 		require.NotNil(t, info.Success)
@@ -44,7 +45,7 @@ func TestDataGenReward(t *testing.T) {
 		require.Less(t, *info.DecisionStep, info.Length)
 		if strings.HasPrefix(info.Kind, sim.KindAdversarial) {
 			require.False(t, *info.Success)
-			require.Equal(t, ds.EpisodeInfo(i-2).Length, info.Length)
+			require.Equal(t, ds.EpisodeMeta(i-2).Length, info.Length)
 		}
 	}
 	msg := requireUserError(t, reel(t, dir, "data", "gen-reward", "--episodes", "0", "--out", "x"), 2)

@@ -36,7 +36,7 @@ func TestSTTSVideoQAHF(t *testing.T) {
 	require.Less(t, ev.Metrics["videoqa/loss"], ev.Baseline.Metrics["videoqa/loss"])
 
 	for _, c := range []struct{ set, want string }{
-		{"pruning.method=exevrm", "pruning.method: exevrm is not supported with model.pretrained"},
+		{"pruning.method=exevrm", "pruning.method: spatiotemporal is not supported with model.pretrained"},
 		{"model.motion=true", "model.motion: not with model.pretrained"},
 		{"model.score_after=4", "model.score_after: 4 must be in [0, 4)"},
 		{"model.image_size=48", "model.image_size: 48 must equal the vision tower's image_size 36"},

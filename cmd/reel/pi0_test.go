@@ -23,7 +23,7 @@ func TestPi0TinyLoRAOnRealRobot(t *testing.T) {
 		t.Skip("decodes video and trains")
 	}
 	dir := t.TempDir()
-	ds, err := filepath.Abs("../../data/testdata/lerobot/g1_v21")
+	ds, err := filepath.Abs("../../lerobot/testdata/g1_v21")
 	require.NoError(t, err)
 	r := reel(t, dir, "train", "pi0-tiny", "--out", "g1", "--set", "data.source=lerobot", "--set", "data.dir="+ds,
 		"--set", "train.lora.rank=4", "--set", "train.steps=40", "--set", "train.batch_size=8", "--set", "train.lr=3e-3",
@@ -125,7 +125,7 @@ func TestPi0PretrainedPaliGemmaAndExpertRoundTrip(t *testing.T) {
 	dir := t.TempDir()
 	pg, err := filepath.Abs("../../hf/testdata/paligemma")
 	require.NoError(t, err)
-	ds, err := filepath.Abs("../../data/testdata/lerobot/g1_v21")
+	ds, err := filepath.Abs("../../lerobot/testdata/g1_v21")
 	require.NoError(t, err)
 	args := func(out, pretrained string) []string {
 		return []string{"train", "pi0", "--out", out, "--set", "model.pretrained=" + pretrained, "--set", "model.image_size=16",

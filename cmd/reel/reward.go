@@ -6,8 +6,8 @@ import (
 	"os"
 
 	"github.com/reelml/reel/backends"
-	"github.com/reelml/reel/data"
 	"github.com/reelml/reel/internal/atomicfile"
+	"github.com/reelml/reel/lerobot"
 	"github.com/reelml/reel/reward"
 	"github.com/reelml/reel/tasks"
 )
@@ -62,7 +62,7 @@ func cmdRewardProgress(args []string) error {
 	case *size < 0:
 		return &exitError{2, fmt.Errorf("reward progress: --size: %d must be 0 (native) or positive", *size)}
 	}
-	ds, err := data.OpenLeRobot(*dir)
+	ds, err := lerobot.Open(*dir)
 	if err != nil {
 		return err
 	}
@@ -101,7 +101,7 @@ func cmdRewardProgress(args []string) error {
 	return err
 }
 
-func scoreWithModel(backend, path string, ds *data.LeRobotDataset, opts reward.Options) (*reward.Report, error) {
+func scoreWithModel(backend, path string, ds *lerobot.Dataset, opts reward.Options) (*reward.Report, error) {
 	b, _, err := backends.Select(backend)
 	if err != nil {
 		return nil, err

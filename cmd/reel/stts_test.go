@@ -31,17 +31,17 @@ func TestSTTSVideoQA(t *testing.T) {
 		Frames, Tokens int
 		KeptTokens     int     `json:"kept_tokens"`
 		Speedup        float64 `json:"speedup"`
-		ExeVRMKept     float64 `json:"exevrm_kept"`
-		ExeVRMSpeedup  float64 `json:"exevrm_speedup"`
+		SpatiotemporalKept     float64 `json:"spatiotemporal_kept"`
+		SpatiotemporalSpeedup  float64 `json:"spatiotemporal_speedup"`
 	}
 	require.NoError(t, json.Unmarshal([]byte(r.stdout), &rows))
 	require.Len(t, rows, 2)
 	require.Equal(t, 4*9, rows[0].Tokens) // 9×9 patches → 3×3 groups per frame
 	require.Equal(t, 18, rows[0].KeptTokens)
 	require.Greater(t, rows[1].Speedup, 0.0)
-	require.Greater(t, rows[1].ExeVRMSpeedup, 0.0)
-	require.Greater(t, rows[0].ExeVRMKept, 9.0, "more than the first frame")
-	require.Less(t, rows[0].ExeVRMKept, 36.0, "static tokens are dropped")
+	require.Greater(t, rows[1].SpatiotemporalSpeedup, 0.0)
+	require.Greater(t, rows[0].SpatiotemporalKept, 9.0, "more than the first frame")
+	require.Less(t, rows[0].SpatiotemporalKept, 36.0, "static tokens are dropped")
 
 	requireUserError(t, reel(t, dir, "bench", "stts", "--frames", "1"), 2)
 	requireUserError(t, reel(t, dir, "bench", "nope"), 2)

@@ -10,10 +10,11 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/reelml/reel/data"
+	"github.com/reelml/reel/mediaio"
 )
 
 func TestDataGenVideo(t *testing.T) {
-	if _, err := data.FFmpeg(); err != nil {
+	if _, err := mediaio.FFmpeg(); err != nil {
 		t.Skip(err)
 	}
 	dir := t.TempDir()

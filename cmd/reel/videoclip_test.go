@@ -6,9 +6,8 @@ import (
 	"path/filepath"
 	"testing"
 
+	"github.com/reelml/reel/mediaio"
 	"github.com/stretchr/testify/require"
-
-	"github.com/reelml/reel/data"
 )
 
 // TestVideoCLIP trains trajvit2-tiny and the ViViT baseline for a few steps (synthetic and folder
@@ -17,7 +16,7 @@ func TestVideoCLIP(t *testing.T) {
 	if testing.Short() {
 		t.Skip("trains tiny video models")
 	}
-	if _, err := data.FFmpeg(); err != nil {
+	if _, err := mediaio.FFmpeg(); err != nil {
 		t.Skip(err)
 	}
 	dir := t.TempDir()

@@ -20,6 +20,7 @@ import (
 
 	"github.com/reelml/reel/checkpoints"
 	"github.com/reelml/reel/data"
+	"github.com/reelml/reel/lerobot"
 	"github.com/reelml/reel/policy"
 )
 
@@ -282,7 +283,7 @@ func TestGenSimTrainFromDataset(t *testing.T) {
 	r := reel(t, dir, "data", "gen-sim", "--episodes", "6", "--out", "ds", "--workers", "2")
 	requireOK(t, r)
 	require.Contains(t, r.stdout, "wrote 6 episodes")
-	ds, err := data.OpenLeRobot(filepath.Join(dir, "ds"))
+	ds, err := lerobot.Open(filepath.Join(dir, "ds"))
 	require.NoError(t, err)
 	require.Equal(t, 6, ds.NumEpisodes())
 	ep, err := ds.Episode(5)
@@ -352,7 +353,7 @@ func TestTrainOnRealRobotDataset(t *testing.T) {
 		t.Skip("decodes video")
 	}
 	dir := t.TempDir()
-	ds, err := filepath.Abs("../../data/testdata/lerobot/g1_v21")
+	ds, err := filepath.Abs("../../lerobot/testdata/g1_v21")
 	require.NoError(t, err)
 	r := reel(t, dir, "train", "molmobot-tiny", "--out", "g1", "--set", "data.source=lerobot", "--set", "data.dir="+ds,
 		"--set", "train.steps=20", "--set", "train.batch_size=8", "--set", "eval.examples=8", "--set", "eval.batch_size=8",

@@ -1,0 +1,541 @@
+package lerobot
+
+import (
+	"bufio"
+	"bytes"
+	"container/list"
+	"context"
+	"fmt"
+	"image"
+	_ "image/jpeg" // image features stored as JPEG
+	_ "image/png"  // image features stored as PNG
+	"io"
+	"math"
+	"os"
+	"os/exec"
+	"regexp"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/reelml/reel/mediaio"
+	"github.com/reelml/reel/policy"
+)
+
+// Frames returns the frames of camera at the given steps of episode i, each fitted to w×h
+// pixels with a resize mode (policy.ResizePad, ResizeCrop, ResizeStretch; "" is pad) as
+// policy.Resize fits them.
+//
+// The first request for an (episode, camera, size, mode) decodes the episode's whole stream
+// once — a video by one ffmpeg run over its time range in the (possibly shared) mp4 file, frames
+// located by the parquet timestamps within ToleranceS, each resized as it streams out so
+// that no native-size episode is ever held — and keeps the result as 8-bit pixels in the
+// dataset's byte-bounded LRU cache; later requests read the cache. Concurrent requests for the
+// same episode wait for one decode.
+func (d *Dataset) Frames(i int, camera string, steps []int, w, h int, mode string) ([]policy.Image, error) {
+	e, err := d.decoded(i, camera, w, h, mode)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]policy.Image, len(steps))
+	for k, t := range steps {
+		if t < 0 || t >= e.t {
+			return nil, fmt.Errorf("lerobot dataset %s: episode %d has %d frames, step %d is out of range", d.dir, i, e.t, t)
+		}
+		out[k] = e.image(t)
+	}
+	return out, nil
+}
+
+// Prefetch decodes episode i's frames of camera at w×h into the cache (see Frames), unless they
+// are there already.
+func (d *Dataset) Prefetch(i int, camera string, w, h int, mode string) error {
+	_, err := d.decoded(i, camera, w, h, mode)
+	return err
+}
+
+// SetFrameCacheBytes changes the bound of the decoded-frame cache.
+func (d *Dataset) SetFrameCacheBytes(n int64) { d.cache.setMax(n) }
+
+// FrameCacheStats reports the cache's use: bytes held, decodes done, requests served from it.
+func (d *Dataset) FrameCacheStats() (bytes int64, decodes, hits int64) {
+	return d.cache.stats()
+}
+
+// decoded returns the cache entry of (episode, camera, size, mode), decoding it if needed.
+func (d *Dataset) decoded(i int, camera string, w, h int, mode string) (*frameEntry, error) {
+	if err := d.checkEpisodeIndex(i); err != nil {
+		return nil, err
+	}
+	c := d.camIndex(camera)
+	if c < 0 {
+		return nil, fmt.Errorf("lerobot dataset %s: no camera %q (cameras: %q)", d.dir, camera, d.Cameras())
+	}
+	if w < 1 || h < 1 || w > 8192 || h > 8192 {
+		return nil, fmt.Errorf("lerobot dataset %s: frame size %d×%d out of range", d.dir, w, h)
+	}
+	mode, err := policy.ParseResizeMode(mode)
+	if err != nil {
+		return nil, err
+	}
+	key := frameKey{ep: i, cam: c, w: w, h: h, mode: mode}
+	return d.cache.get(key, func() ([]uint8, int, error) { return d.decodeEpisode(i, c, w, h, mode) })
+}
+
+// decodeEpisode decodes all frames of episode i's camera c, resized to w×h.
+func (d *Dataset) decodeEpisode(i, c, w, h int, mode string) ([]uint8, int, error) {
+	v, err := d.Vectors(i)
+	if err != nil {
+		return nil, 0, err
+	}
+	cam := d.cams[c]
+	n := v.Len()
+	out := make([]uint8, n*w*h*3)
+	rs := newFrameResizer(w, h, mode)
+	store := func(t int, rgb []uint8, fw, fh int) error {
+		if fw != cam.w || fh != cam.h {
+			return fmt.Errorf("frames are %d×%d, but features.%s.shape says %d×%d", fw, fh, cam.key, cam.w, cam.h)
+		}
+		rs.resize(out[t*w*h*3:(t+1)*w*h*3], rgb, fw, fh)
+		return nil
+	}
+	if !cam.video {
+		return out, n, d.readImageFrames(i, cam, n, store)
+	}
+	ref := d.episodes[i].videos[c]
+	stamps := make([]float64, n)
+	for t, ts := range v.Timestamp {
+		stamps[t] = ref.from + ts
+	}
+	path := d.path(ref.file)
+	err = decodeVideoAt(path, stamps, d.info.FPS, func(t int, rgb []uint8, fw, fh int) error {
+		if err := store(t, rgb, fw, fh); err != nil {
+			return fmt.Errorf("video %s: %v", path, err)
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, 0, fmt.Errorf("%v (episode %d, camera %q)", err, d.episodes[i].index, cam.name)
+	}
+	return out, n, nil
+}
+
+// readImageFrames decodes the PNG/JPEG images of camera cam stored in episode i's parquet rows.
+func (d *Dataset) readImageFrames(i int, cam lrCamera, n int, store func(t int, rgb []uint8, w, h int) error) error {
+	e := d.episodes[i]
+	path := d.path(e.dataFile)
+	p, err := openParquet(path)
+	if err != nil {
+		return err
+	}
+	defer p.Close()
+	col, err := p.column(cam.key)
+	if err != nil {
+		return err
+	}
+	if col.numeric() {
+		return fmt.Errorf("%s: column %q is %v, want images {bytes, path}", path, cam.key, col.kind)
+	}
+	rows := make([]int, 0, n)
+	if d.v3 || p.has("episode_index") {
+		ec, err := p.column("episode_index")
+		if err != nil {
+			return err
+		}
+		for r := range p.NumRows() {
+			if v := ec.rowFloats(r); len(v) == 1 && int(v[0]) == e.index {
+				rows = append(rows, r)
+			}
+		}
+	} else {
+		for r := range p.NumRows() {
+			rows = append(rows, r)
+		}
+	}
+	if len(rows) != n {
+		return fmt.Errorf("%s: %d rows of episode %d, want %d", path, len(rows), e.index, n)
+	}
+	for t, r := range rows {
+		b := col.rowBytes(r)
+		if len(b) != 1 || len(b[0]) == 0 {
+			return fmt.Errorf("%s: row %d: column %q has no image bytes", path, r, cam.key)
+		}
+		im, _, err := image.Decode(bytes.NewReader(b[0]))
+		if err != nil {
+			return fmt.Errorf("%s: row %d: column %q: %v", path, r, cam.key, err)
+		}
+		rgb, w, h := imageToRGB(im)
+		if err := store(t, rgb, w, h); err != nil {
+			return fmt.Errorf("%s: row %d: %v", path, r, err)
+		}
+	}
+	return nil
+}
+
+// imageToRGB converts a decoded image to rgb24.
+func imageToRGB(im image.Image) ([]uint8, int, int) {
+	b := im.Bounds()
+	w, h := b.Dx(), b.Dy()
+	out := make([]uint8, w*h*3)
+	switch m := im.(type) {
+	case *image.RGBA:
+		for y := range h {
+			row := m.Pix[y*m.Stride:]
+			for x := range w {
+				copy(out[(y*w+x)*3:(y*w+x)*3+3], row[x*4:x*4+3])
+			}
+		}
+	case *image.NRGBA:
+		for y := range h {
+			row := m.Pix[y*m.Stride:]
+			for x := range w {
+				copy(out[(y*w+x)*3:(y*w+x)*3+3], row[x*4:x*4+3])
+			}
+		}
+	default:
+		for y := range h {
+			for x := range w {
+				r, g, bl, _ := im.At(b.Min.X+x, b.Min.Y+y).RGBA()
+				o := (y*w + x) * 3
+				out[o], out[o+1], out[o+2] = uint8(r>>8), uint8(g>>8), uint8(bl>>8)
+			}
+		}
+	}
+	return out, w, h
+}
+
+// frameResizer fits rgb24 frames to w×h with policy.Resize, reusing its float buffer.
+type frameResizer struct {
+	w, h int
+	mode string
+	src  policy.Image
+}
+
+func newFrameResizer(w, h int, mode string) *frameResizer {
+	return &frameResizer{w: w, h: h, mode: mode}
+}
+
+// resize writes the w×h, 8-bit version of the fw×fh rgb24 frame src into dst.
+func (r *frameResizer) resize(dst, src []uint8, fw, fh int) {
+	if fw == r.w && fh == r.h {
+		copy(dst, src)
+		return
+	}
+	if r.src.W != fw || r.src.H != fh {
+		r.src = policy.NewImage(fw, fh)
+	}
+	pix := r.src.Pix[:len(src)]
+	for j, b := range src {
+		pix[j] = byteToUnit[b]
+	}
+	out, _ := policy.Resize(r.src, r.w, r.h, r.mode) // sizes and mode checked by the caller
+	for j, x := range out.Pix {
+		dst[j] = uint8(float64(min(max(x, 0), 1))*255 + 0.5)
+	}
+}
+
+// byteToUnit[b] is b/255 as float32.
+var byteToUnit = func() (t [256]float32) {
+	for b := range t {
+		t[b] = float32(b) / 255
+	}
+	return t
+}()
+
+// ---------------------------------------------------------------------------------------------
+// Video decoding
+
+var (
+	showinfoFrame = regexp.MustCompile(`\bn:\s*\d+\s+pts:\s*(-?\d+)\b.*?\bs:(\d+)x(\d+)\b`)
+	showinfoBase  = regexp.MustCompile(`config in time_base:\s*(\d+)/(\d+)`)
+)
+
+// decodeVideoAt decodes the frames of the first video stream of path whose timestamps are
+// within ToleranceS of stamps (seconds in the file's timeline, increasing), calling
+// sink(k, rgb, w, h) for stamp k with the frame as rgb24 (valid during the call only). It runs
+// ffmpeg once over [stamps[0], stamps[last]] (seeking to the keyframe before, decoding
+// forward, every frame passed through with its own timestamp) and stops it when every stamp is
+// served. A stamp without a frame within the tolerance, a missing, corrupt or short file is an
+// error naming the file.
+func decodeVideoAt(path string, stamps []float64, fps float64, sink func(k int, rgb []uint8, w, h int) error) error {
+	fail := func(format string, args ...any) error {
+		return fmt.Errorf("video %s: %s", path, fmt.Sprintf(format, args...))
+	}
+	if len(stamps) == 0 {
+		return nil
+	}
+	st, err := os.Stat(path)
+	switch {
+	case err != nil:
+		return fail("%v", unwrapPathError(err))
+	case st.IsDir():
+		return fail("is a directory")
+	case st.Size() == 0:
+		return fail("empty file")
+	}
+	bin, err := mediaio.FFmpeg()
+	if err != nil {
+		return err
+	}
+	half := 0.5 / fps
+	start, end := stamps[0]-half, stamps[len(stamps)-1]+half
+	input := "file:" + path
+	args := []string{"-nostdin", "-hide_banner", "-nostats", "-loglevel", "level+info"}
+	if start > 0 {
+		args = append(args, "-ss", strconv.FormatFloat(start, 'f', 6, 64))
+	}
+	args = append(args, "-to", strconv.FormatFloat(end, 'f', 6, 64), "-copyts", "-i", input,
+		"-map", "0:v:0", "-vf", "showinfo=checksum=0", "-fps_mode", "passthrough",
+		"-f", "rawvideo", "-pix_fmt", "rgb24", "pipe:1")
+	timeout := mediaio.Timeout + time.Duration(len(stamps))*100*time.Millisecond
+	ctx, cancel := context.WithTimeout(context.Background(), timeout)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, bin, args...)
+	cmd.WaitDelay = 5 * time.Second
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		return fail("%v", err)
+	}
+	stderr, err := cmd.StderrPipe()
+	if err != nil {
+		return fail("%v", err)
+	}
+	if err := cmd.Start(); err != nil {
+		return fail("ffmpeg: %v", err)
+	}
+	type info struct {
+		pts  int64
+		w, h int
+	}
+	infos := make(chan info, 4096)
+	var errLine atomic.Value // first [error]/[fatal] line
+	var num, den atomic.Int64
+	go func() {
+		defer close(infos)
+		sc := bufio.NewScanner(stderr)
+		sc.Buffer(make([]byte, 64<<10), 1<<20)
+		for sc.Scan() {
+			line := sc.Text()
+			if strings.Contains(line, "Parsed_showinfo") {
+				if m := showinfoBase.FindStringSubmatch(line); m != nil && num.Load() == 0 {
+					n, _ := strconv.ParseInt(m[1], 10, 64)
+					dd, _ := strconv.ParseInt(m[2], 10, 64)
+					num.Store(n)
+					den.Store(dd)
+					continue
+				}
+				if m := showinfoFrame.FindStringSubmatch(line); m != nil {
+					pts, _ := strconv.ParseInt(m[1], 10, 64)
+					w, _ := strconv.Atoi(m[2])
+					h, _ := strconv.Atoi(m[3])
+					infos <- info{pts, w, h}
+				}
+				continue
+			}
+			if (strings.Contains(line, "[error]") || strings.Contains(line, "[fatal]")) && errLine.Load() == nil {
+				errLine.Store(cleanFFmpegLine(line, input))
+			}
+		}
+	}()
+	next, served := 0, 0 // next stamp not yet served or passed
+	var lastTS = math.Inf(-1)
+	var frame []uint8
+	var sinkErr error
+	for inf := range infos {
+		if num.Load() == 0 || den.Load() == 0 || inf.w < 1 || inf.h < 1 {
+			sinkErr = fail("ffmpeg reported no time base or frame size")
+			break
+		}
+		need := inf.w * inf.h * 3
+		if cap(frame) < need {
+			frame = make([]uint8, need)
+		}
+		frame = frame[:need]
+		if _, err := io.ReadFull(stdout, frame); err != nil {
+			break // the process ended early; its error is reported below
+		}
+		ts := float64(inf.pts) * float64(num.Load()) / float64(den.Load())
+		if next < len(stamps) && stamps[next] < ts-ToleranceS {
+			sinkErr = fail("no frame within %g s of %.6f s (frames decoded at %.6f and %.6f s)", ToleranceS, stamps[next], lastTS, ts)
+			break
+		}
+		for next < len(stamps) && math.Abs(stamps[next]-ts) <= ToleranceS {
+			if err := sink(next, frame, inf.w, inf.h); err != nil {
+				sinkErr = err
+				break
+			}
+			next++
+			served++
+		}
+		lastTS = ts
+		if sinkErr != nil || next == len(stamps) {
+			break
+		}
+	}
+	if next == len(stamps) || sinkErr != nil {
+		cancel() // every stamp served, or a failure: stop decoding
+	}
+	go io.Copy(io.Discard, stdout) //nolint:errcheck // unblock the process until it exits
+	for range infos {              // drain until ffmpeg closes its stderr
+	}
+	werr := cmd.Wait()
+	switch {
+	case sinkErr != nil:
+		return sinkErr
+	case next == len(stamps):
+		return nil
+	case ctx.Err() == context.DeadlineExceeded:
+		return fail("ffmpeg timed out after %v", timeout)
+	}
+	if msg, _ := errLine.Load().(string); msg != "" {
+		return fail("ffmpeg: %s", msg)
+	}
+	if werr != nil {
+		return fail("ffmpeg: %v", werr)
+	}
+	if served == 0 && math.IsInf(lastTS, -1) {
+		return fail("no video frames decoded in [%.6f, %.6f] s", stamps[0], stamps[len(stamps)-1])
+	}
+	return fail("no frame within %g s of %.6f s: the video ends at %.6f s (too short for its episode)", ToleranceS, stamps[next], lastTS)
+}
+
+// cleanFFmpegLine drops "[demuxer @ 0x...] [error] " prefixes and the "file:NAME: " of an
+// ffmpeg log line.
+func cleanFFmpegLine(line, input string) string {
+	for {
+		line = strings.TrimSpace(line)
+		if !strings.HasPrefix(line, "[") {
+			break
+		}
+		i := strings.Index(line, "] ")
+		if i < 0 {
+			break
+		}
+		line = line[i+2:]
+	}
+	line = strings.TrimPrefix(line, input+": ")
+	return line
+}
+
+// ---------------------------------------------------------------------------------------------
+// Frame cache
+
+type frameKey struct {
+	ep, cam, w, h int
+	mode          string
+}
+
+// frameEntry is one decoded episode of one camera at one size: t frames of w×h rgb24.
+type frameEntry struct {
+	key   frameKey
+	t     int
+	pix   []uint8
+	err   error
+	ready chan struct{}
+	elem  *list.Element // in the LRU list once ready
+}
+
+// image returns frame s as a policy.Image.
+func (e *frameEntry) image(s int) policy.Image {
+	px := e.key.w * e.key.h * 3
+	im := policy.NewImage(e.key.w, e.key.h)
+	for j, b := range e.pix[s*px : (s+1)*px] {
+		im.Pix[j] = byteToUnit[b]
+	}
+	return im
+}
+
+// frameCache is a byte-bounded LRU cache of decoded episodes with one decode per key at a time.
+type frameCache struct {
+	mu      sync.Mutex
+	max     int64
+	used    int64
+	lru     *list.List // front: most recently used; values *frameEntry
+	entries map[frameKey]*frameEntry
+	decodes int64
+	hits    int64
+}
+
+func newFrameCache(max int64) *frameCache {
+	return &frameCache{max: max, lru: list.New(), entries: map[frameKey]*frameEntry{}}
+}
+
+func (c *frameCache) setMax(n int64) {
+	c.mu.Lock()
+	c.max = n
+	c.evictLocked()
+	c.mu.Unlock()
+}
+
+// has reports whether key is cached or being decoded.
+func (c *frameCache) has(key frameKey) bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	_, ok := c.entries[key]
+	return ok
+}
+
+func (c *frameCache) stats() (int64, int64, int64) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.used, c.decodes, c.hits
+}
+
+// get returns the entry of key, calling load (once, whoever asks first) when it is missing. A
+// failed load is not cached.
+func (c *frameCache) get(key frameKey, load func() ([]uint8, int, error)) (*frameEntry, error) {
+	c.mu.Lock()
+	if e, ok := c.entries[key]; ok {
+		if e.elem != nil {
+			c.lru.MoveToFront(e.elem)
+		}
+		c.hits++
+		c.mu.Unlock()
+		<-e.ready
+		if e.err != nil {
+			return nil, e.err
+		}
+		return e, nil
+	}
+	e := &frameEntry{key: key, ready: make(chan struct{})}
+	c.entries[key] = e
+	c.decodes++
+	c.mu.Unlock()
+
+	pix, t, err := func() (pix []uint8, t int, err error) {
+		defer func() {
+			if r := recover(); r != nil {
+				err = fmt.Errorf("decoding episode %d: panic: %v", key.ep, r)
+			}
+		}()
+		return load()
+	}()
+	c.mu.Lock()
+	e.pix, e.t, e.err = pix, t, err
+	if err != nil {
+		delete(c.entries, key)
+	} else {
+		e.elem = c.lru.PushFront(e)
+		c.used += int64(len(pix))
+		c.evictLocked()
+	}
+	c.mu.Unlock()
+	close(e.ready)
+	if err != nil {
+		return nil, err
+	}
+	return e, nil
+}
+
+// evictLocked drops least recently used entries until the cache fits (never the newest one).
+func (c *frameCache) evictLocked() {
+	for c.used > c.max && c.lru.Len() > 1 {
+		back := c.lru.Back()
+		e := back.Value.(*frameEntry)
+		c.lru.Remove(back)
+		delete(c.entries, e.key)
+		c.used -= int64(len(e.pix))
+	}
+}
