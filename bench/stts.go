@@ -15,14 +15,14 @@ import (
 
 // STTSRow is one frame count of `reel bench stts`.
 type STTSRow struct {
-	Frames        int     `json:"frames"`
-	Tokens        int     `json:"tokens"`         // group tokens per clip
-	KeptTokens    int     `json:"kept_tokens"`    // after STTS pruning
-	ScoreAfter    int     `json:"score_after"`    // per-frame blocks before scoring
-	UnprunedS     float64 `json:"unpruned_s"`     // seconds per training step (best round)
-	STTSS         float64 `json:"stts_s"`         // seconds per training step (best round)
-	Spread        string  `json:"spread"`         // worst rounds: unpruned / stts / exevrm
-	Speedup       float64 `json:"speedup"`        // unpruned / stts
+	Frames                int     `json:"frames"`
+	Tokens                int     `json:"tokens"`                 // group tokens per clip
+	KeptTokens            int     `json:"kept_tokens"`            // after STTS pruning
+	ScoreAfter            int     `json:"score_after"`            // per-frame blocks before scoring
+	UnprunedS             float64 `json:"unpruned_s"`             // seconds per training step (best round)
+	STTSS                 float64 `json:"stts_s"`                 // seconds per training step (best round)
+	Spread                string  `json:"spread"`                 // worst rounds: unpruned / stts / spatiotemporal
+	Speedup               float64 `json:"speedup"`                // unpruned / stts
 	SpatiotemporalKept    float64 `json:"spatiotemporal_kept"`    // mean tokens per clip kept by the spatiotemporal rules (packed)
 	SpatiotemporalS       float64 `json:"spatiotemporal_s"`       // seconds per training step
 	SpatiotemporalSpeedup float64 `json:"spatiotemporal_speedup"` // unpruned / spatiotemporal
@@ -114,7 +114,7 @@ func RunSTTS(c STTSConfig) ([]STTSRow, error) {
 		}
 		row.Spread = fmt.Sprintf("%.3f / %.3f / %.3f", worst[0], worst[1], worst[2])
 		row.Speedup, row.SpatiotemporalSpeedup = row.UnprunedS/row.STTSS, row.UnprunedS/row.SpatiotemporalS
-		c.Log.printf("%d frames (scoring after block %d): unpruned %.3fs, stts %.3fs (%.2f×), exevrm %.3fs (%.2f×) per step (best of %d; worst %s)",
+		c.Log.printf("%d frames (scoring after block %d): unpruned %.3fs, stts %.3fs (%.2f×), spatiotemporal %.3fs (%.2f×) per step (best of %d; worst %s)",
 			f, row.ScoreAfter, row.UnprunedS, row.STTSS, row.Speedup, row.SpatiotemporalS, row.SpatiotemporalSpeedup, c.Rounds, row.Spread)
 		rows = append(rows, row)
 	}
@@ -124,7 +124,7 @@ func RunSTTS(c STTSConfig) ([]STTSRow, error) {
 // WriteSTTSTable prints the rows as `reel bench stts` does.
 func WriteSTTSTable(w io.Writer, rows []STTSRow) {
 	fmt.Fprintf(w, "%-7s %-14s %-11s %-9s %-8s %-13s %-10s %-8s %s\n", "frames", "tokens→kept", "unpruned s", "stts s", "speedup",
-		"exevrm kept", "exevrm s", "speedup", "worst rounds (unpruned / stts / exevrm)")
+		"spatiotemporal kept", "spatiotemporal s", "speedup", "worst rounds (unpruned / stts / spatiotemporal)")
 	for _, r := range rows {
 		fmt.Fprintf(w, "%-7d %-14s %-11.3f %-9.3f %-8s %-13.1f %-10.3f %-8s %s\n", r.Frames, fmt.Sprintf("%d→%d", r.Tokens, r.KeptTokens),
 			r.UnprunedS, r.STTSS, fmt.Sprintf("%.2f×", r.Speedup), r.SpatiotemporalKept, r.SpatiotemporalS, fmt.Sprintf("%.2f×", r.SpatiotemporalSpeedup), r.Spread)

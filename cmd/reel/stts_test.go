@@ -28,11 +28,11 @@ func TestSTTSVideoQA(t *testing.T) {
 	r := reel(t, dir, "bench", "stts", "--frames", "4,6", "--steps", "1", "--batch", "2", "--json")
 	requireOK(t, r)
 	var rows []struct {
-		Frames, Tokens int
-		KeptTokens     int     `json:"kept_tokens"`
-		Speedup        float64 `json:"speedup"`
-		SpatiotemporalKept     float64 `json:"spatiotemporal_kept"`
-		SpatiotemporalSpeedup  float64 `json:"spatiotemporal_speedup"`
+		Frames, Tokens        int
+		KeptTokens            int     `json:"kept_tokens"`
+		Speedup               float64 `json:"speedup"`
+		SpatiotemporalKept    float64 `json:"spatiotemporal_kept"`
+		SpatiotemporalSpeedup float64 `json:"spatiotemporal_speedup"`
 	}
 	require.NoError(t, json.Unmarshal([]byte(r.stdout), &rows))
 	require.Len(t, rows, 2)
