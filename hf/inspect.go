@@ -41,6 +41,7 @@ type Tower struct {
 func towerOf(name string) (tower, prefix string) {
 	for _, t := range [][2]string{
 		{"vision tower", "model.vision_tower."}, {"projector", "model.multi_modal_projector."},
+		{"vision tower", "model.visual."},
 		{"language model", "model.language_model."}, {"vision tower", "vision_model."}, {"text tower", "text_model."},
 		{"output head", "lm_head."}, {"projections", "visual_projection."}, {"projections", "text_projection."},
 		{"language model", "model."},

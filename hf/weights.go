@@ -80,8 +80,15 @@ func readWeights(dir string, data bool) (*Weights, error) {
 			raw[name], rawFile[name] = s, f
 		}
 	}
+	rename := layout4To5
+	names := map[string]bool{}
+	for n := range raw {
+		names[n] = true
+	}
 	if isLayout4(raw) {
 		w.Layout = Layout4
+	} else if isQwenLayout4(names) {
+		w.Layout, rename = Layout4, qwenLayout4To5
 	}
 	if data {
 		w.Tensors = map[string]*tensors.Tensor{}
@@ -89,7 +96,7 @@ func readWeights(dir string, data bool) (*Weights, error) {
 	for name, s := range raw {
 		canon := name
 		if w.Layout == Layout4 {
-			canon = layout4To5(name)
+			canon = rename(name)
 		}
 		switch s.DType {
 		case dtypes.Float32, dtypes.BFloat16, dtypes.Float16:

@@ -1,0 +1,499 @@
+#!/usr/bin/env python3
+"""Tiny random Qwen2-VL and Qwen2.5-VL checkpoints and the outputs reel must reproduce.
+
+An independent PyTorch (1.13, CPU, float32, eager attention) implementation of
+Qwen2VLForConditionalGeneration and Qwen2_5_VLForConditionalGeneration written from
+huggingface/transformers src/transformers/models/qwen2_vl/modeling_qwen2_vl.py and
+src/transformers/models/qwen2_5_vl/modeling_qwen2_5_vl.py (vision tower, patch merger, M-RoPE,
+get_rope_index), and of the image processor's patchify step
+(src/transformers/models/qwen2_vl/image_processing_qwen2_vl.py). It shares no code with reel.
+
+    /usr/bin/python3 hf/testdata/gen_qwenvl.py
+
+writes hf/testdata/qwen2vl-tiny and hf/testdata/qwen2.5vl-tiny: config.json, model.safetensors
+(transformers' names), generation_config.json, preprocessor_config.json and the .npy / JSON
+outputs described in hf/testdata/README.md.
+"""
+import json
+import math
+import os
+import struct
+import sys
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+torch.manual_seed(0)
+OUT = sys.argv[1] if len(sys.argv) > 1 else os.path.dirname(os.path.abspath(__file__))
+NEG = torch.finfo(torch.float32).min
+
+
+def write_safetensors(path, tensors):
+    """huggingface/safetensors' format: 8-byte little-endian header length, JSON header, data."""
+    header, blobs, off = {"__metadata__": {"format": "pt"}}, [], 0
+    for name in sorted(tensors):
+        b = tensors[name].contiguous().numpy().astype("<f4").tobytes()
+        header[name] = {"dtype": "F32", "shape": list(tensors[name].shape), "data_offsets": [off, off + len(b)]}
+        blobs.append(b)
+        off += len(b)
+    h = json.dumps(header, separators=(",", ":")).encode()
+    h += b" " * ((8 - len(h) % 8) % 8)
+    with open(path, "wb") as f:
+        f.write(struct.pack("<Q", len(h)))
+        f.write(h)
+        for b in blobs:
+            f.write(b)
+
+
+def save_npy(path, a):
+    np.save(path, np.ascontiguousarray(a, dtype=np.float32))
+
+
+# ----------------------------------------------------------------------------- layers
+def linear(sd, name, x, bias=True):
+    y = x @ sd[name + ".weight"].t()
+    if bias:
+        y = y + sd[name + ".bias"]
+    return y
+
+
+def layer_norm(sd, name, x, eps):
+    return F.layer_norm(x, (x.shape[-1],), sd[name + ".weight"], sd[name + ".bias"], eps)
+
+
+def rms_norm(sd, name, x, eps):
+    var = x.pow(2).mean(-1, keepdim=True)
+    return sd[name + ".weight"] * (x * torch.rsqrt(var + eps))
+
+
+def act(name, x):
+    if name == "quick_gelu":
+        return x * torch.sigmoid(1.702 * x)
+    if name == "silu":
+        return F.silu(x)
+    if name == "gelu":
+        return F.gelu(x)
+    raise ValueError(name)
+
+
+def rotate_half(x):
+    h = x.shape[-1] // 2
+    return torch.cat((-x[..., h:], x[..., :h]), dim=-1)
+
+
+# ----------------------------------------------------------------------------- vision tower
+def rot_pos_emb(vc, grid_thw):
+    """VisionTransformerPretrainedModel.rot_pos_emb: (h, w) of every patch, merge windows grouped."""
+    m = vc["spatial_merge_size"]
+    pos_ids = []
+    for t, h, w in grid_thw:
+        hpos = torch.arange(h).unsqueeze(1).expand(-1, w).reshape(h // m, m, w // m, m).permute(0, 2, 1, 3).flatten()
+        wpos = torch.arange(w).unsqueeze(0).expand(h, -1).reshape(h // m, m, w // m, m).permute(0, 2, 1, 3).flatten()
+        pos_ids.append(torch.stack([hpos, wpos], dim=-1).repeat(t, 1))
+    pos_ids = torch.cat(pos_ids, dim=0)
+    max_grid = max(max(h, w) for _, h, w in grid_thw)
+    dim = head_dim_v(vc) // 2
+    inv_freq = 1.0 / (10000.0 ** (torch.arange(0, dim, 2, dtype=torch.float) / dim))
+    full = torch.outer(torch.arange(max_grid, dtype=torch.float), inv_freq)
+    return full[pos_ids].flatten(1)
+
+
+def head_dim_v(vc):
+    return vc.get("embed_dim", vc["hidden_size"]) // vc["num_heads"]
+
+
+def get_window_index(vc, grid_thw):
+    """Qwen2_5_VisionTransformerPretrainedModel.get_window_index."""
+    m = vc["spatial_merge_size"]
+    unit = m * m
+    window_index, cu = [], [0]
+    wid = 0
+    vmws = vc["window_size"] // m // vc["patch_size"]
+    for gt, gh, gw in grid_thw:
+        lh, lw = gh // m, gw // m
+        index = torch.arange(gt * lh * lw).reshape(gt, lh, lw)
+        pad_h, pad_w = vmws - lh % vmws, vmws - lw % vmws
+        nh, nw = (lh + pad_h) // vmws, (lw + pad_w) // vmws
+        ip = F.pad(index, (0, pad_w, 0, pad_h), "constant", -100)
+        ip = ip.reshape(gt, nh, vmws, nw, vmws).permute(0, 1, 3, 2, 4).reshape(gt, nh * nw, vmws, vmws)
+        seqlens = (ip != -100).sum([2, 3]).reshape(-1)
+        ip = ip.reshape(-1)
+        window_index.append(ip[ip != -100] + wid)
+        cu.extend((seqlens.cumsum(0) * unit + cu[-1]).tolist())
+        wid += gt * lh * lw
+    return torch.cat(window_index), cu
+
+
+def vision_attention(sd, p, x, cu_seqlens, cos, sin, heads):
+    n, d = x.shape
+    q, k, v = linear(sd, p + ".qkv", x).reshape(n, 3, heads, -1).permute(1, 0, 2, 3).unbind(0)
+    c, s = cos.unsqueeze(-2), sin.unsqueeze(-2)
+    q = q * c + rotate_half(q) * s
+    k = k * c + rotate_half(k) * s
+    hd = d // heads
+    outs = []
+    for a, b in zip(cu_seqlens[:-1], cu_seqlens[1:]):
+        qq, kk, vv = (t[a:b].transpose(0, 1) for t in (q, k, v))  # [H, L, hd]
+        w = torch.softmax(qq @ kk.transpose(1, 2) * hd ** -0.5, dim=-1)
+        outs.append((w @ vv).transpose(0, 1))
+    o = torch.cat(outs, 0).reshape(n, d)
+    return linear(sd, p + ".proj", o)
+
+
+def vision_tower(arch, vc, sd, pixels, grid_thw):
+    """Qwen2VisionTransformerPretrainedModel / Qwen2_5_VisionTransformerPretrainedModel.forward."""
+    p = "model.visual."
+    C, T, P = vc["in_channels"], vc["temporal_patch_size"], vc["patch_size"]
+    w = sd[p + "patch_embed.proj.weight"]
+    # Conv3d with kernel = stride = (T, P, P) over [N, C, T, P, P] is a matmul over the flattened patch.
+    x = F.conv3d(pixels.view(-1, C, T, P, P), w, stride=(T, P, P)).view(-1, w.shape[0])
+    rot = rot_pos_emb(vc, grid_thw)
+    n = x.shape[0]
+    unit = vc["spatial_merge_size"] ** 2
+    cu = [0]
+    for t, h, ww in grid_thw:
+        for _ in range(t):
+            cu.append(cu[-1] + h * ww)
+    if arch == "qwen2_5_vl":
+        window_index, cu_win = get_window_index(vc, grid_thw)
+        cu_win = torch.unique_consecutive(torch.tensor(cu_win)).tolist()
+        x = x.reshape(n // unit, unit, -1)[window_index].reshape(n, -1)
+        rot = rot.reshape(n // unit, unit, -1)[window_index].reshape(n, -1)
+    emb = torch.cat((rot, rot), -1)
+    cos, sin = emb.cos(), emb.sin()
+    for i in range(vc["depth"]):
+        b = p + "blocks.%d." % i
+        if arch == "qwen2_vl":
+            h = layer_norm(sd, b + "norm1", x, 1e-6)
+            x = x + vision_attention(sd, b + "attn", h, cu, cos, sin, vc["num_heads"])
+            h = layer_norm(sd, b + "norm2", x, 1e-6)
+            x = x + linear(sd, b + "mlp.fc2", act(vc["hidden_act"], linear(sd, b + "mlp.fc1", h)))
+        else:
+            segs = cu if i in vc["fullatt_block_indexes"] else cu_win
+            h = rms_norm(sd, b + "norm1", x, 1e-6)
+            x = x + vision_attention(sd, b + "attn", h, segs, cos, sin, vc["num_heads"])
+            h = rms_norm(sd, b + "norm2", x, 1e-6)
+            g = act(vc["hidden_act"], linear(sd, b + "mlp.gate_proj", h))
+            x = x + linear(sd, b + "mlp.down_proj", g * linear(sd, b + "mlp.up_proj", h))
+    if arch == "qwen2_vl":
+        h = layer_norm(sd, p + "merger.ln_q", x, 1e-6)
+    else:
+        h = rms_norm(sd, p + "merger.ln_q", x, 1e-6)
+    h = h.view(-1, h.shape[-1] * unit)
+    out = linear(sd, p + "merger.mlp.2", F.gelu(linear(sd, p + "merger.mlp.0", h)))
+    if arch == "qwen2_5_vl":
+        out = out[torch.argsort(window_index)]
+    return out
+
+
+# ----------------------------------------------------------------------------- decoder
+def get_rope_index(arch, cfg, ids, image_grid, video_grid, second_per_grid_ts):
+    """Qwen2VLModel.get_rope_index / Qwen2_5_VLModel.get_rope_index for one unpadded sequence."""
+    m = cfg["vision_config"]["spatial_merge_size"]
+    img, vid, vs = cfg["image_token_id"], cfg["video_token_id"], cfg["vision_start_token_id"]
+    if not image_grid and not video_grid:
+        pos = torch.arange(len(ids)).view(1, -1).expand(3, -1)
+        return pos, 0
+    tokens = list(ids)
+    ids_t = torch.tensor(ids)
+    starts = torch.argwhere(ids_t == vs).squeeze(1)
+    vt = ids_t[starts + 1]
+    n_img, n_vid = int((vt == img).sum()), int((vt == vid).sum())
+    lst, st, ii, vi = [], 0, 0, 0
+    ri, rv = n_img, n_vid
+    for _ in range(n_img + n_vid):
+        ed_i = tokens.index(img, st) if img in tokens and ri > 0 else len(tokens) + 1
+        ed_v = tokens.index(vid, st) if vid in tokens and rv > 0 else len(tokens) + 1
+        if ed_i < ed_v:
+            t, h, w = image_grid[ii]
+            sec = 0
+            ii, ri, ed = ii + 1, ri - 1, ed_i
+        else:
+            t, h, w = video_grid[vi]
+            sec = second_per_grid_ts[vi] if second_per_grid_ts is not None else 1.0
+            vi, rv, ed = vi + 1, rv - 1, ed_v
+        lt, lh, lw = t, h // m, w // m
+        text_len = ed - st
+        st_idx = int(lst[-1].max()) + 1 if lst else 0
+        lst.append(torch.arange(text_len).view(1, -1).expand(3, -1) + st_idx)
+        if arch == "qwen2_vl":
+            t_index = torch.arange(lt).view(-1, 1).expand(-1, lh * lw).flatten()
+        else:
+            r = torch.arange(lt).view(-1, 1).expand(-1, lh * lw)
+            sec_t = torch.as_tensor(sec, dtype=r.dtype)  # as transformers: an int64 tensor
+            t_index = (r * sec_t * cfg["vision_config"]["tokens_per_second"]).long().flatten()
+        h_index = torch.arange(lh).view(1, -1, 1).expand(lt, -1, lw).flatten()
+        w_index = torch.arange(lw).view(1, 1, -1).expand(lt, lh, -1).flatten()
+        lst.append(torch.stack([t_index, h_index, w_index]) + text_len + st_idx)
+        st = ed + lt * lh * lw
+    if st < len(tokens):
+        st_idx = int(lst[-1].max()) + 1 if lst else 0
+        lst.append(torch.arange(len(tokens) - st).view(1, -1).expand(3, -1) + st_idx)
+    pos = torch.cat(lst, dim=1).reshape(3, -1)
+    return pos, int(pos.max()) + 1 - len(tokens)
+
+
+def mrope_cos_sin(tc, pos):
+    """Qwen2VLRotaryEmbedding.forward then apply_multimodal_rotary_pos_emb's section selection."""
+    hd = tc["hidden_size"] // tc["num_attention_heads"]
+    inv = 1.0 / (tc["rope_theta"] ** (torch.arange(0, hd, 2, dtype=torch.int64).float() / hd))
+    freqs = (inv[None, None, :, None].expand(3, 1, -1, 1) @ pos[:, None, None, :].float()).transpose(2, 3)  # [3, 1, T, hd/2]
+    emb = torch.cat((freqs, freqs), -1)
+    cos, sin = emb.cos(), emb.sin()
+    sec = tc["rope_scaling"]["mrope_section"] * 2
+    cos = torch.cat([c[i % 3] for i, c in enumerate(cos.split(sec, dim=-1))], dim=-1)  # [1, T, hd]
+    sin = torch.cat([c[i % 3] for i, c in enumerate(sin.split(sec, dim=-1))], dim=-1)
+    return cos[0], sin[0]
+
+
+def decoder(tc, sd, x, cos, sin):
+    """Qwen2VLTextModel (Qwen2's decoder) over embeddings x [T, D]; returns logits [T, V]."""
+    p = "model.language_model."
+    T = x.shape[0]
+    H, KV = tc["num_attention_heads"], tc["num_key_value_heads"]
+    hd = tc["hidden_size"] // H
+    eps = tc["rms_norm_eps"]
+    mask = torch.full((T, T), NEG).triu(1)
+    for i in range(tc["num_hidden_layers"]):
+        b = p + "layers.%d." % i
+        h = rms_norm(sd, b + "input_layernorm", x, eps)
+        q = linear(sd, b + "self_attn.q_proj", h).view(T, H, hd).transpose(0, 1)
+        k = linear(sd, b + "self_attn.k_proj", h).view(T, KV, hd).transpose(0, 1)
+        v = linear(sd, b + "self_attn.v_proj", h).view(T, KV, hd).transpose(0, 1)
+        q = q * cos + rotate_half(q) * sin
+        k = k * cos + rotate_half(k) * sin
+        k = k.repeat_interleave(H // KV, dim=0)
+        v = v.repeat_interleave(H // KV, dim=0)
+        w = torch.softmax(q @ k.transpose(1, 2) * hd ** -0.5 + mask, dim=-1)
+        o = (w @ v).transpose(0, 1).reshape(T, H * hd)
+        x = x + linear(sd, b + "self_attn.o_proj", o, bias=False)
+        h = rms_norm(sd, b + "post_attention_layernorm", x, eps)
+        g = F.silu(linear(sd, b + "mlp.gate_proj", h, False)) * linear(sd, b + "mlp.up_proj", h, False)
+        x = x + linear(sd, b + "mlp.down_proj", g, False)
+    x = rms_norm(sd, p + "norm", x, eps)
+    return x @ sd["lm_head.weight"].t()
+
+
+def forward(arch, cfg, sd, ids, pixels=None, image_grid=None, videos=None, video_grid=None, sec=None):
+    tc = cfg["text_config"]
+    x = sd["model.language_model.embed_tokens.weight"][torch.tensor(ids)]
+    for px, grid, tok in ((pixels, image_grid, cfg["image_token_id"]), (videos, video_grid, cfg["video_token_id"])):
+        if px is None:
+            continue
+        feats = vision_tower(arch, cfg["vision_config"], sd, px, grid)
+        m = torch.tensor(ids) == tok
+        assert int(m.sum()) == feats.shape[0]
+        x = x.clone()
+        x[m] = feats
+    pos, _ = get_rope_index(arch, cfg, ids, image_grid, video_grid, sec)
+    cos, sin = mrope_cos_sin(tc, pos)
+    return decoder(tc, sd, x, cos, sin), pos
+
+
+def greedy(arch, cfg, sd, prompt, n, eos, **vis):
+    ids = list(prompt)
+    out = []
+    for _ in range(n):
+        logits, _ = forward(arch, cfg, sd, ids, **vis)
+        nxt = int(torch.argmax(logits[-1]))
+        out.append(nxt)
+        ids.append(nxt)
+        if nxt in eos:
+            break
+    return out
+
+
+# ----------------------------------------------------------------------------- image processor
+def patchify(frames, vc):
+    """Qwen2VLImageProcessor._preprocess after resize/rescale/normalise: frames [F, C, H, W] →
+    ([grid_t·grid_h·grid_w, C·T·P·P], (grid_t, grid_h, grid_w))."""
+    T, P, m = vc["temporal_patch_size"], vc["patch_size"], vc["spatial_merge_size"]
+    if frames.shape[0] % T != 0:
+        frames = np.concatenate([frames, np.repeat(frames[-1:], T - frames.shape[0] % T, axis=0)], 0)
+    C, H, W = frames.shape[1:]
+    gt, gh, gw = frames.shape[0] // T, H // P, W // P
+    p = frames.reshape(gt, T, C, gh // m, m, P, gw // m, m, P)
+    p = p.transpose(0, 3, 6, 4, 7, 2, 1, 5, 8)
+    return p.reshape(gt * gh * gw, C * T * P * P), (gt, gh, gw)
+
+
+# ----------------------------------------------------------------------------- configs
+def make(arch):
+    vision_start, vision_end, image, video = 120, 121, 122, 123
+    text = {"vocab_size": 128, "hidden_size": 32, "intermediate_size": 32, "num_hidden_layers": 2,
+            "num_attention_heads": 4, "num_key_value_heads": 2, "rms_norm_eps": 1e-6, "rope_theta": 10000.0,
+            "hidden_act": "silu", "max_position_embeddings": 512, "tie_word_embeddings": False,
+            "rope_scaling": {"type": "mrope", "mrope_section": [2, 1, 1]}}
+    if arch == "qwen2_vl":
+        vision = {"depth": 2, "embed_dim": 16, "hidden_size": 32, "hidden_act": "quick_gelu", "mlp_ratio": 2,
+                  "num_heads": 2, "in_channels": 3, "patch_size": 4, "spatial_merge_size": 2,
+                  "temporal_patch_size": 2}
+    else:
+        vision = {"depth": 4, "hidden_size": 16, "out_hidden_size": 32, "intermediate_size": 24, "hidden_act": "silu",
+                  "num_heads": 2, "in_channels": 3, "patch_size": 4, "spatial_merge_size": 2,
+                  "temporal_patch_size": 2, "window_size": 16, "fullatt_block_indexes": [1, 3],
+                  "tokens_per_second": 2}
+    cfg = {"model_type": arch, "image_token_id": image, "video_token_id": video,
+           "vision_start_token_id": vision_start, "vision_end_token_id": vision_end, "bos_token_id": 1,
+           "eos_token_id": 2, "text_config": text, "vision_config": vision}
+    sd = {}
+
+    def w(name, *shape, std=0.2):
+        sd[name] = torch.randn(*shape) * std
+
+    D, V = text["hidden_size"], text["vocab_size"]
+    H = text["num_attention_heads"]
+    hd = D // H
+    kv = text["num_key_value_heads"] * hd
+    p = "model.language_model."
+    w(p + "embed_tokens.weight", V, D, std=1.0)
+    for i in range(text["num_hidden_layers"]):
+        b = p + "layers.%d." % i
+        for n, o in (("q", D), ("k", kv), ("v", kv)):
+            w(b + "self_attn.%s_proj.weight" % n, o, D)
+            w(b + "self_attn.%s_proj.bias" % n, o)
+        w(b + "self_attn.o_proj.weight", D, D)
+        w(b + "mlp.gate_proj.weight", text["intermediate_size"], D)
+        w(b + "mlp.up_proj.weight", text["intermediate_size"], D)
+        w(b + "mlp.down_proj.weight", D, text["intermediate_size"])
+        sd[b + "input_layernorm.weight"] = 1 + 0.1 * torch.randn(D)
+        sd[b + "post_attention_layernorm.weight"] = 1 + 0.1 * torch.randn(D)
+    sd[p + "norm.weight"] = 1 + 0.1 * torch.randn(D)
+    w("lm_head.weight", V, D)
+    vp = "model.visual."
+    E = vision.get("embed_dim", vision["hidden_size"])
+    out = vision["hidden_size"] if arch == "qwen2_vl" else vision["out_hidden_size"]
+    C, T, P = vision["in_channels"], vision["temporal_patch_size"], vision["patch_size"]
+    w(vp + "patch_embed.proj.weight", E, C, T, P, P, std=0.1)
+    inter = E * vision["mlp_ratio"] if arch == "qwen2_vl" else vision["intermediate_size"]
+    for i in range(vision["depth"]):
+        b = vp + "blocks.%d." % i
+        sd[b + "norm1.weight"] = 1 + 0.1 * torch.randn(E)
+        sd[b + "norm2.weight"] = 1 + 0.1 * torch.randn(E)
+        if arch == "qwen2_vl":
+            w(b + "norm1.bias", E, std=0.1)
+            w(b + "norm2.bias", E, std=0.1)
+        w(b + "attn.qkv.weight", 3 * E, E)
+        w(b + "attn.qkv.bias", 3 * E)
+        w(b + "attn.proj.weight", E, E)
+        w(b + "attn.proj.bias", E)
+        if arch == "qwen2_vl":
+            w(b + "mlp.fc1.weight", inter, E)
+            w(b + "mlp.fc1.bias", inter)
+            w(b + "mlp.fc2.weight", E, inter)
+            w(b + "mlp.fc2.bias", E)
+        else:
+            for n, shape in (("gate_proj", (inter, E)), ("up_proj", (inter, E)), ("down_proj", (E, inter))):
+                w(b + "mlp.%s.weight" % n, *shape)
+                w(b + "mlp.%s.bias" % n, shape[0])
+    sd[vp + "merger.ln_q.weight"] = 1 + 0.1 * torch.randn(E)
+    if arch == "qwen2_vl":
+        w(vp + "merger.ln_q.bias", E, std=0.1)
+    w(vp + "merger.mlp.0.weight", 4 * E, 4 * E)
+    w(vp + "merger.mlp.0.bias", 4 * E)
+    w(vp + "merger.mlp.2.weight", out, 4 * E)
+    w(vp + "merger.mlp.2.bias", out)
+    return cfg, sd
+
+
+def flat_config(arch, cfg):
+    """The transformers 4.x config.json: text fields at the top, vision_config nested."""
+    out = {"architectures": [ARCH[arch]], "model_type": arch, "torch_dtype": "float32"}
+    out.update(cfg["text_config"])
+    for k in ("image_token_id", "video_token_id", "vision_start_token_id", "vision_end_token_id", "bos_token_id",
+              "eos_token_id"):
+        out[k] = cfg[k]
+    out["vision_config"] = cfg["vision_config"]
+    return out
+
+
+def nested_config(arch, cfg):
+    """The transformers 5.x config.json: text_config and vision_config."""
+    out = {"architectures": [ARCH[arch]], "model_type": arch, "dtype": "float32"}
+    for k in ("image_token_id", "video_token_id", "vision_start_token_id", "vision_end_token_id"):
+        out[k] = cfg[k]
+    tc = dict(cfg["text_config"], model_type=arch + "_text", bos_token_id=1, eos_token_id=2)
+    tc["rope_parameters"] = {"rope_type": "default", "rope_theta": tc.pop("rope_theta"),
+                             "mrope_section": tc.pop("rope_scaling")["mrope_section"]}
+    out["text_config"] = tc
+    out["vision_config"] = dict(cfg["vision_config"], model_type=arch)
+    return out
+
+
+ARCH = {"qwen2_vl": "Qwen2VLForConditionalGeneration", "qwen2_5_vl": "Qwen2_5_VLForConditionalGeneration"}
+MEAN, STD = [0.48145466, 0.4578275, 0.40821073], [0.26862954, 0.26130258, 0.27577711]
+
+
+def main():
+    for arch, name, layout in (("qwen2_vl", "qwen2vl-tiny", 4), ("qwen2_5_vl", "qwen2.5vl-tiny", 5)):
+        cfg, sd = make(arch)
+        vc = cfg["vision_config"]
+        d = os.path.join(OUT, name)
+        os.makedirs(d, exist_ok=True)
+        if layout == 4:  # transformers 4.x names: model.* (decoder), visual.*, lm_head
+            names = {k: ("visual." + k[len("model.visual."):] if k.startswith("model.visual.") else
+                         "model." + k[len("model.language_model."):] if k.startswith("model.language_model.") else k)
+                     for k in sd}
+            config = flat_config(arch, cfg)
+        else:
+            names = {k: k for k in sd}
+            config = nested_config(arch, cfg)
+        write_safetensors(os.path.join(d, "model.safetensors"), {names[k]: v for k, v in sd.items()})
+        with open(os.path.join(d, "config.json"), "w") as f:
+            json.dump(config, f, indent=2)
+        with open(os.path.join(d, "generation_config.json"), "w") as f:
+            json.dump({"bos_token_id": 1, "eos_token_id": 2}, f)
+        with open(os.path.join(d, "preprocessor_config.json"), "w") as f:
+            json.dump({"image_processor_type": "Qwen2VLImageProcessor", "do_resize": True, "resample": 3,
+                       "do_rescale": True, "rescale_factor": 1 / 255, "do_normalize": True, "image_mean": MEAN,
+                       "image_std": STD, "min_pixels": 64, "max_pixels": 1024, "patch_size": 4,
+                       "temporal_patch_size": 2, "merge_size": 2, "do_convert_rgb": True}, f, indent=2)
+        g = torch.Generator().manual_seed(1)
+        # An image of 16×24 pixels (grid 1×4×6: 24 patches, 6 merged tokens) and a 4-frame video of
+        # 16×16 (grid 2×4×4: 32 patches, 8 tokens), both already processed to [0, 1] then normalised.
+        frames_img = torch.rand(1, 3, 16, 24, generator=g).numpy()
+        frames_vid = torch.rand(4, 3, 16, 16, generator=g).numpy()
+        pix, ig = patchify(frames_img, vc)
+        vid, vg = patchify(frames_vid, vc)
+        pix, vid = torch.from_numpy(pix.astype(np.float32)), torch.from_numpy(vid.astype(np.float32))
+        save_npy(os.path.join(d, "frames_image.npy"), frames_img)
+        save_npy(os.path.join(d, "frames_video.npy"), frames_vid)
+        save_npy(os.path.join(d, "pixel_values.npy"), pix.numpy())
+        save_npy(os.path.join(d, "pixel_values_videos.npy"), vid.numpy())
+        sec = [2.0]
+        tower_img = vision_tower(arch, vc, sd, pix, [ig])
+        tower_vid = vision_tower(arch, vc, sd, vid, [vg])
+        save_npy(os.path.join(d, "image_embeds.npy"), tower_img.numpy())
+        save_npy(os.path.join(d, "video_embeds.npy"), tower_vid.numpy())
+        VS, VE, IMG, VID = 120, 121, 122, 123
+        text = [1, 17, 33, 5, 90]
+        image_seq = [1, 17, VS] + [IMG] * 6 + [VE, 40, 41, 7]
+        video_seq = [1, 9, VS] + [VID] * 8 + [VE, 60, 61]
+        both = [1, VS] + [IMG] * 6 + [VE, 44, VS] + [VID] * 8 + [VE, 3, 70]
+        cases = {
+            "text": dict(ids=text),
+            "image": dict(ids=image_seq, pixels=pix, image_grid=[ig]),
+            "video": dict(ids=video_seq, videos=vid, video_grid=[vg], sec=sec),
+            "image_video": dict(ids=both, pixels=pix, image_grid=[ig], videos=vid, video_grid=[vg], sec=sec),
+        }
+        expected = {"image_grid_thw": [list(ig)], "video_grid_thw": [list(vg)], "second_per_grid_ts": sec,
+                    "cases": {}}
+        for cname, c in cases.items():
+            ids = c.pop("ids")
+            logits, pos = forward(arch, cfg, sd, ids, **c)
+            save_npy(os.path.join(d, "logits_%s.npy" % cname), logits.numpy())
+            expected["cases"][cname] = {"tokens": ids, "position_ids": pos.tolist()}
+        with torch.no_grad():
+            gen = greedy(arch, cfg, sd, image_seq, 6, [2], pixels=pix, image_grid=[ig])
+        expected["generate"] = {"prompt": image_seq, "generated": gen}
+        gen = greedy(arch, cfg, sd, video_seq, 6, [2], videos=vid, video_grid=[vg], sec=sec)
+        expected["generate_video"] = {"prompt": video_seq, "generated": gen}
+        with open(os.path.join(d, "expected.json"), "w") as f:
+            json.dump(expected, f)
+        print(name, {k: os.path.getsize(os.path.join(d, k)) for k in sorted(os.listdir(d))})
+
+
+if __name__ == "__main__":
+    with torch.no_grad():
+        main()
