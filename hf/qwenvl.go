@@ -2,9 +2,13 @@ package hf
 
 import (
 	"fmt"
+	"slices"
 	"strings"
 
 	"github.com/gomlx/compute"
+	"github.com/gomlx/compute/dtypes"
+	"github.com/gomlx/compute/shapes"
+	"github.com/gomlx/gomlx/core/graph"
 	"github.com/gomlx/gomlx/core/tensors"
 	"github.com/gomlx/gomlx/ml/model"
 
@@ -197,4 +201,111 @@ func (m *Model) QwenVisionEmbeds(backend compute.Backend, patches *tensors.Tenso
 		return nil, err
 	}
 	return floats2(res[0]), nil
+}
+
+// GenerateQwenVL continues in.Tokens[0] (with its image and video placeholders, in.Pixels,
+// in.VideoPixels and their grids) greedily, as Generate does: one prefill pass at get_rope_index's
+// positions, then one token at a time against a static KV cache, the new token at position
+// index + rope delta on all three M-RoPE axes (Qwen2VLModel.forward with cache_position).
+func (m *Model) GenerateQwenVL(backend compute.Backend, in RunInputs, opts GenerateOptions) (out []int, err error) {
+	cfg := m.Config
+	q := cfg.QwenVL
+	if q == nil {
+		return nil, fmt.Errorf("generate: %s is not a Qwen-VL model", cfg.Arch)
+	}
+	text := q.Text
+	if opts.MaxNewTokens < 1 {
+		return nil, fmt.Errorf("generate: --max-new-tokens %d must be ≥ 1", opts.MaxNewTokens)
+	}
+	if len(in.Tokens) != 1 {
+		return nil, fmt.Errorf("generate: one prompt, got %d", len(in.Tokens))
+	}
+	if err := m.CheckInputs(in); err != nil {
+		return nil, err
+	}
+	eos := opts.EOS
+	if eos == nil {
+		eos = text.EOS
+	}
+	prompt := in.Tokens[0]
+	n := len(prompt)
+	total := n + opts.MaxNewTokens
+	if text.MaxPositions > 0 && total > text.MaxPositions {
+		return nil, fmt.Errorf("generate: %d prompt + %d new tokens exceed max_position_embeddings %d", n, opts.MaxNewTokens, text.MaxPositions)
+	}
+	defer func() {
+		if r := recover(); r != nil {
+			err = fmt.Errorf("hf: %s generation: %v", cfg.Arch, r)
+		}
+	}()
+	pos, deltas := m.QwenPositions(in)
+	delta := deltas[0]
+	hasImg, hasVid := in.Pixels != nil, in.VideoPixels != nil
+	layers := text.Layers
+	// Inputs: ids [1, T], start (int32 scalar), positions [3, 1, T], the caches, then the prefill's
+	// images and videos.
+	exec, err := model.NewExecCanonical(backend, m.Store, func(scope *model.Scope, g *model.Graph, nodes []*model.Node) []*model.Node {
+		ids, start, positions := nodes[0], nodes[1], nodes[2]
+		cache := &models.KVCache{Start: start, K: slices.Clone(nodes[3 : 3+layers]), V: slices.Clone(nodes[3+layers : 3+2*layers])}
+		vin := models.QwenVLInputs{IDs: ids}
+		if rest := nodes[3+2*layers:]; len(rest) > 0 {
+			if hasImg {
+				vin.Images, vin.ImageGrids, rest = rest[0], in.ImageGrids, rest[1:]
+			}
+			if hasVid {
+				vin.Videos, vin.VideoGrids = rest[0], in.VideoGrids
+			}
+		}
+		scope = models.WithInit(scope)
+		dec := scope.At("model").In("language_model")
+		x := models.QwenVLEmbeds(scope, *q, vin)
+		cos, sin := models.MRopeCosSin(text.Rope, q.MRopeSection, positions)
+		h := models.DecoderRotary(dec, text, x, cos, sin, nil, cache)
+		t := ids.Shape().Dimensions[1]
+		h = graph.Slice(h, graph.AxisRange(), graph.AxisRange(t-1, t), graph.AxisRange())
+		logits := graph.Reshape(models.LMHead(scope.In("lm_head"), dec, text, h), 1, text.VocabSize)
+		return append(append([]*model.Node{logits}, cache.K...), cache.V...)
+	}, -1, -1, false, true, true)
+	if err != nil {
+		return nil, err
+	}
+	defer exec.Finalize()
+	kvShape := shapes.Make(dtypes.Float32, 1, total, text.KVHeads, text.HeadDim)
+	caches := make([]any, 2*layers)
+	for i := range caches {
+		caches[i] = tensors.FromShape(kvShape)
+	}
+	step := func(ids []int, start int, positions []int32, vision ...*tensors.Tensor) (int, error) {
+		args := append([]any{IntTensor([][]int{ids}), tensors.FromScalar(int32(start)),
+			tensors.FromFlatDataAndDimensions(positions, 3, 1, len(ids))}, caches...)
+		for _, v := range vision {
+			args = append(args, v)
+		}
+		res, err := exec.Exec(args...)
+		if err != nil {
+			return 0, err
+		}
+		for i := range caches {
+			caches[i] = res[1+i]
+		}
+		return argmax(tensors.MustCopyFlatData[float32](res[0])), nil
+	}
+	var vision []*tensors.Tensor
+	if hasImg {
+		vision = append(vision, in.Pixels)
+	}
+	if hasVid {
+		vision = append(vision, in.VideoPixels)
+	}
+	next, err := step(prompt, 0, pos, vision...)
+	for err == nil {
+		out = append(out, next)
+		if slices.Contains(eos, next) || len(out) == opts.MaxNewTokens {
+			break
+		}
+		at := n + len(out) - 1
+		p := int32(at + delta)
+		next, err = step([]int{next}, at, []int32{p, p, p})
+	}
+	return out, err
 }

@@ -121,3 +121,27 @@ func TestQwenVLLogits(t *testing.T) {
 		})
 	}
 }
+
+// TestQwenVLGenerate: greedy decoding with the KV cache (the new tokens at index + rope delta)
+// equals the twin's, which recomputes get_rope_index and the whole sequence at every step.
+func TestQwenVLGenerate(t *testing.T) {
+	backend := testBackend(t)
+	for _, name := range qwenFixtures {
+		t.Run(name, func(t *testing.T) {
+			dir := filepath.Join("testdata", name)
+			m, err := Load(backend, dir)
+			require.NoError(t, err)
+			e := readQwenExpected(t, dir)
+			in := RunInputs{Tokens: [][]int{e.Generate.Prompt}, Pixels: readNPY(t, filepath.Join(dir, "pixel_values.npy")),
+				ImageGrids: grids(e.ImageGrid)}
+			got, err := m.GenerateQwenVL(backend, in, GenerateOptions{MaxNewTokens: 6})
+			require.NoError(t, err)
+			require.Equal(t, e.Generate.Generated, got, "image prompt")
+			in = RunInputs{Tokens: [][]int{e.GenerateVideo.Prompt}, VideoPixels: readNPY(t, filepath.Join(dir, "pixel_values_videos.npy")),
+				VideoGrids: grids(e.VideoGrid), SecondsPerGrid: e.SecondsPerGrid}
+			got, err = m.GenerateQwenVL(backend, in, GenerateOptions{MaxNewTokens: 6})
+			require.NoError(t, err)
+			require.Equal(t, e.GenerateVideo.Generated, got, "video prompt")
+		})
+	}
+}
