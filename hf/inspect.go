@@ -75,6 +75,13 @@ func (m *Model) Summarize() Summary {
 	if cfg.Kind == KindVLM {
 		s.ImageToken, s.ImageTokens = cfg.ImageToken(), cfg.ImageTokens()
 	}
+	if q := cfg.QwenVL; q != nil {
+		if p, err := ReadQwenProcessor(m.Dir, q.Vision, false); err == nil {
+			s.Image = p.Describe()
+		} else {
+			s.Image = err.Error()
+		}
+	}
 	if v := cfg.VisionTower(); v != nil {
 		if p, err := ReadPreprocessor(m.Dir, v.ImageSize); err == nil {
 			s.Image = p.Describe()

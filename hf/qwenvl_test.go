@@ -3,6 +3,7 @@ package hf
 import (
 	"encoding/json"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"testing"
 
@@ -10,6 +11,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/reelml/reel/models"
+	"github.com/reelml/reel/text"
 )
 
 // qwenExpected is a Qwen-VL fixture's expected.json (testdata/gen_qwenvl.py).
@@ -144,4 +146,135 @@ func TestQwenVLGenerate(t *testing.T) {
 			require.Equal(t, e.GenerateVideo.Generated, got, "video prompt")
 		})
 	}
+}
+
+// TestQwenVLProcessor: smart_resize, PIL resizing, rescale/normalise and patchify reproduce the
+// twin's Qwen2VLImageProcessor steps (gen_qwenvl.py: Pillow and NumPy) on a PNG and on video
+// frames, and patchify alone the patches of the model fixtures.
+func TestQwenVLProcessor(t *testing.T) {
+	dir := filepath.Join("testdata", "qwen2vl-tiny")
+	data, err := os.ReadFile(filepath.Join(dir, "expected.json"))
+	require.NoError(t, err)
+	var e struct {
+		Processor struct {
+			ImageGrid   [3]int   `json:"image_grid_thw"`
+			VideoGrid   [3]int   `json:"video_grid_thw"`
+			SmartResize [][7]int `json:"smart_resize"`
+		} `json:"processor"`
+	}
+	require.NoError(t, json.Unmarshal(data, &e))
+	for _, c := range e.Processor.SmartResize {
+		h, w, err := SmartResize(c[0], c[1], c[2], c[3], c[4])
+		require.NoError(t, err)
+		require.Equal(t, [2]int{c[5], c[6]}, [2]int{h, w}, "smart_resize(%d, %d, %d, %d, %d)", c[0], c[1], c[2], c[3], c[4])
+	}
+	_, _, err = SmartResize(5, 40, 28, 3136, 1003520)
+	require.Error(t, err)
+
+	m, err := Inspect(testBackend(t), dir)
+	require.NoError(t, err)
+	p, err := ReadQwenProcessor(dir, m.Config.QwenVL.Vision, false)
+	require.NoError(t, err)
+	require.Equal(t, 1024, p.MaxPixels)
+	rgb, w, h, err := LoadImage(filepath.Join(dir, "image.png"))
+	require.NoError(t, err)
+	px, g, err := p.Patches([][]uint8{rgb}, w, h)
+	require.NoError(t, err)
+	require.Equal(t, e.Processor.ImageGrid, [3]int{g.T, g.H, g.W})
+	r := maxRelErr(t, floats2(px), npy2(t, filepath.Join(dir, "pixel_values_png.npy")))
+	t.Logf("image pixel_values: max relative error %.2g", r)
+	require.Less(t, r, 1e-6)
+
+	vf := readNPY(t, filepath.Join(dir, "video_frames_u8.npy")) // [F, H, W, 3] uint8 values as f32
+	d := vf.Shape().Dimensions
+	flat := tensors.MustCopyFlatData[float32](vf)
+	var frames [][]uint8
+	for f := range d[0] {
+		fr := make([]uint8, d[1]*d[2]*3)
+		for i := range fr {
+			fr[i] = uint8(flat[f*len(fr)+i])
+		}
+		frames = append(frames, fr)
+	}
+	px, g, err = p.Patches(frames, d[2], d[1])
+	require.NoError(t, err)
+	require.Equal(t, e.Processor.VideoGrid, [3]int{g.T, g.H, g.W})
+	r = maxRelErr(t, floats2(px), npy2(t, filepath.Join(dir, "pixel_values_video_frames.npy")))
+	t.Logf("video pixel_values: max relative error %.2g", r)
+	require.Less(t, r, 1e-6)
+
+	for _, c := range [][2]string{{"frames_image.npy", "pixel_values.npy"}, {"frames_video.npy", "pixel_values_videos.npy"}} {
+		fr := readNPY(t, filepath.Join(dir, c[0])) // [F, C, H, W]
+		fd := fr.Shape().Dimensions
+		all := tensors.MustCopyFlatData[float32](fr)
+		var chw [][]float32
+		n := fd[1] * fd[2] * fd[3]
+		for f := range fd[0] {
+			chw = append(chw, all[f*n:(f+1)*n])
+		}
+		px, _ := QwenPatchify(chw, fd[1], fd[2], fd[3], 2, 4, 2)
+		require.Equal(t, npy2(t, filepath.Join(dir, c[1])), floats2(px), c[0])
+	}
+}
+
+// byteTok is a tokenizer stub: one id per byte.
+type byteTok struct{}
+
+func (byteTok) Encode(s string) []int {
+	var out []int
+	for _, b := range []byte(s) {
+		out = append(out, int(b))
+	}
+	return out
+}
+func (t byteTok) EncodeSpecial(s string) []int { return t.Encode(s) }
+func (byteTok) Decode([]int) string            { return "" }
+func (byteTok) VocabSize() int                 { return 256 }
+func (byteTok) Special() text.SpecialTokens {
+	return text.SpecialTokens{BOS: -1, EOS: -1, Pad: -1, Unk: -1}
+}
+
+// TestQwenVLPrompt: the prompt layout of Qwen2VLProcessor: each vision block expanded to one pad
+// per merged token of its grid, a block put first when the prompt marks none, and the runs of
+// placeholders agreeing with CheckInputs.
+func TestQwenVLPrompt(t *testing.T) {
+	m, err := Inspect(testBackend(t), filepath.Join("testdata", "qwen2vl-tiny"))
+	require.NoError(t, err)
+	img, vid := []models.Grid{{T: 1, H: 4, W: 6}}, []models.Grid{{T: 2, H: 4, W: 4}}
+	ids, err := m.QwenPromptIDs(byteTok{}, "ab"+QwenVideoBlock+"c", img, vid)
+	require.NoError(t, err)
+	want := []int{120, 122, 122, 122, 122, 122, 122, 121, 'a', 'b', 120}
+	for range 8 {
+		want = append(want, 123)
+	}
+	want = append(want, 121, 'c')
+	require.Equal(t, want, ids)
+	_, err = m.QwenPromptIDs(byteTok{}, QwenImageBlock+QwenImageBlock, img, nil)
+	require.ErrorContains(t, err, "2 image(s)")
+}
+
+// TestQwenVLVideoFile: a video file decoded with ffmpeg becomes pixel_values_videos with its grid
+// (3 frames at the processor's 2 fps: the last repeated to 2 temporal patches; 32×32 frames within
+// max_pixels 1024) and second_per_grid_ts = temporal_patch_size / fps, and runs through the model.
+func TestQwenVLVideoFile(t *testing.T) {
+	ff, err := exec.LookPath("ffmpeg")
+	if err != nil {
+		t.Skip("no ffmpeg")
+	}
+	path := filepath.Join(t.TempDir(), "v.mp4")
+	out, err := exec.Command(ff, "-v", "error", "-f", "lavfi", "-i", "testsrc=size=64x48:rate=4", "-t", "1", "-pix_fmt", "yuv420p", path).CombinedOutput()
+	require.NoError(t, err, string(out))
+	backend := testBackend(t)
+	m, err := Load(backend, filepath.Join("testdata", "qwen2.5vl-tiny"))
+	require.NoError(t, err)
+	px, g, sec, err := m.QwenVideo(path, 3)
+	require.NoError(t, err)
+	require.Equal(t, models.Grid{T: 2, H: 8, W: 8}, g)
+	require.Equal(t, 1.0, sec)
+	require.Equal(t, []int{128, 96}, px.Shape().Dimensions)
+	ids, err := m.QwenPromptIDs(byteTok{}, "hi", nil, []models.Grid{g})
+	require.NoError(t, err)
+	res, err := m.Run(backend, RunInputs{Tokens: [][]int{ids}, VideoPixels: px, VideoGrids: []models.Grid{g}, SecondsPerGrid: []float64{sec}})
+	require.NoError(t, err)
+	require.Len(t, res.Logits[0], len(ids))
 }

@@ -318,6 +318,60 @@ def patchify(frames, vc):
     return p.reshape(gt * gh * gw, C * T * P * P), (gt, gh, gw)
 
 
+def smart_resize(height, width, factor, min_pixels, max_pixels):
+    """image_processing_qwen2_vl.py's smart_resize."""
+    if height < 10 or width < 10:
+        raise ValueError("too small")
+    if max(height, width) / min(height, width) > 200:
+        raise ValueError("aspect")
+    h_bar = round(height / factor) * factor
+    w_bar = round(width / factor) * factor
+    if h_bar * w_bar > max_pixels:
+        beta = math.sqrt((height * width) / max_pixels)
+        h_bar = max(factor, math.floor(height / beta / factor) * factor)
+        w_bar = max(factor, math.floor(width / beta / factor) * factor)
+    elif h_bar * w_bar < min_pixels:
+        beta = math.sqrt(min_pixels / (height * width))
+        h_bar = math.ceil(height * beta / factor) * factor
+        w_bar = math.ceil(width * beta / factor) * factor
+    return h_bar, w_bar
+
+
+def process(frames_u8, pp):
+    """Qwen2VLImageProcessor._preprocess on uint8 HWC frames: smart_resize, PIL resize (the
+    resample filter), rescale in float64 cast to float32, normalise in float32, patchify."""
+    from PIL import Image
+    h, w = frames_u8[0].shape[:2]
+    rh, rw = smart_resize(h, w, pp["patch_size"] * pp["merge_size"], pp["min_pixels"], pp["max_pixels"])
+    out = []
+    for f in frames_u8:
+        im = np.array(Image.fromarray(f).resize((rw, rh), resample=pp["resample"]))
+        x = (im.astype(np.float64) * pp["rescale_factor"]).astype(np.float32)
+        x = (x - np.array(pp["image_mean"], dtype=np.float32)) / np.array(pp["image_std"], dtype=np.float32)
+        out.append(x.transpose(2, 0, 1))
+    vc = {"temporal_patch_size": pp["temporal_patch_size"], "patch_size": pp["patch_size"], "spatial_merge_size": pp["merge_size"]}
+    return patchify(np.stack(out), vc)
+
+
+def processor_fixtures(d, pp):
+    """An RGB PNG (45×37, resized to 32×24 by the max_pixels branch) and a 3-frame 20×13 video
+    (resized up to 16×8… by smart_resize, last frame repeated), through process()."""
+    from PIL import Image
+    rng = np.random.default_rng(0)
+    img = rng.integers(0, 256, size=(37, 45, 3), dtype=np.uint8)
+    Image.fromarray(img).save(os.path.join(d, "image.png"))
+    px, grid = process([img], pp)
+    save_npy(os.path.join(d, "pixel_values_png.npy"), px)
+    vid = rng.integers(0, 256, size=(3, 13, 20, 3), dtype=np.uint8)
+    save_npy(os.path.join(d, "video_frames_u8.npy"), vid.astype(np.float32))
+    vpx, vgrid = process(list(vid), pp)
+    save_npy(os.path.join(d, "pixel_values_video_frames.npy"), vpx)
+    cases = [(h, w, f, lo, hi, *smart_resize(h, w, f, lo, hi)) for h, w, f, lo, hi in (
+        (37, 45, 8, 64, 1024), (13, 20, 8, 64, 1024), (10, 2000, 28, 3136, 1003520), (1080, 1920, 28, 3136, 1003520),
+        (480, 640, 28, 100352, 602112), (20, 12, 28, 3136, 12845056), (333, 333, 28, 3136, 1003520), (42, 70, 28, 3136, 1003520))]
+    return {"image_grid_thw": list(grid), "video_grid_thw": list(vgrid), "smart_resize": cases}
+
+
 # ----------------------------------------------------------------------------- configs
 def make(arch):
     vision_start, vision_end, image, video = 120, 121, 122, 123
@@ -479,6 +533,9 @@ def main():
         }
         expected = {"image_grid_thw": [list(ig)], "video_grid_thw": [list(vg)], "second_per_grid_ts": sec,
                     "cases": {}}
+        if layout == 4:
+            pp = json.load(open(os.path.join(d, "preprocessor_config.json")))
+            expected["processor"] = processor_fixtures(d, pp)
         for cname, c in cases.items():
             ids = c.pop("ids")
             logits, pos = forward(arch, cfg, sd, ids, **c)
