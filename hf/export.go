@@ -345,10 +345,14 @@ func ExportPEFT(backend compute.Backend, s ExportSource, out string) (*Exported,
 	}
 	res := &Exported{Step: in.step}
 	layout4 := in.src != nil && in.src.Layout == Layout4
+	to4 := Layout5To4
+	if in.src != nil && in.src.Config.QwenVL != nil {
+		to4 = qwenLayout5To4
+	}
 	moduleName := func(layerPath string) (string, string) {
 		name, tr := HFName("/"+layerPath+"/weights", 2)
 		if layout4 {
-			name = Layout5To4(name)
+			name = to4(name)
 		}
 		return strings.TrimSuffix(name, ".weight"), tr
 	}

@@ -91,6 +91,17 @@ func qwenLayout4To5(n string) string {
 	return n
 }
 
+// qwenLayout5To4 is the inverse of qwenLayout4To5 (exporting in a 4.x checkpoint's names).
+func qwenLayout5To4(n string) string {
+	switch {
+	case strings.HasPrefix(n, "model.visual."):
+		return strings.TrimPrefix(n, "model.")
+	case strings.HasPrefix(n, "model.language_model."):
+		return "model." + strings.TrimPrefix(n, "model.language_model.")
+	}
+	return n
+}
+
 // qwenCheckInputs validates a Qwen-VL forward pass's inputs: the patch rows of each kind against
 // their grids, and the placeholders against the merged tokens.
 func (m *Model) qwenCheckInputs(in RunInputs) error {

@@ -278,3 +278,12 @@ func TestQwenVLVideoFile(t *testing.T) {
 	require.NoError(t, err)
 	require.Len(t, res.Logits[0], len(ids))
 }
+
+// TestQwenLayoutNames: the 4.x ↔ 5.x renaming of Qwen-VL tensors round-trips.
+func TestQwenLayoutNames(t *testing.T) {
+	for n4, n5 := range map[string]string{"visual.blocks.0.attn.qkv.weight": "model.visual.blocks.0.attn.qkv.weight",
+		"model.layers.1.mlp.up_proj.weight": "model.language_model.layers.1.mlp.up_proj.weight", "lm_head.weight": "lm_head.weight"} {
+		require.Equal(t, n5, qwenLayout4To5(n4))
+		require.Equal(t, n4, qwenLayout5To4(n5))
+	}
+}
