@@ -40,9 +40,10 @@ var Architectures = map[string]string{
 	"CLIPVisionModel":                   KindVision,
 	"PaliGemmaForConditionalGeneration": KindVLM,
 	"LlavaForConditionalGeneration":     KindVLM,
-	// Qwen2-VL and Qwen2.5-VL (qwenvl.go)
+	// Qwen2-VL, Qwen2.5-VL and Qwen3-VL (qwenvl.go)
 	"Qwen2VLForConditionalGeneration":    KindVLM,
 	"Qwen2_5_VLForConditionalGeneration": KindVLM,
+	"Qwen3VLForConditionalGeneration":    KindVLM,
 }
 
 // byModelType names the architecture of a config.json without "architectures".
@@ -52,6 +53,7 @@ var byModelType = map[string]string{
 	"siglip_vision_model": "SiglipVisionModel", "clip_vision_model": "CLIPVisionModel",
 	"paligemma": "PaliGemmaForConditionalGeneration", "llava": "LlavaForConditionalGeneration",
 	"qwen2_vl": "Qwen2VLForConditionalGeneration", "qwen2_5_vl": "Qwen2_5_VLForConditionalGeneration",
+	"qwen3_vl": "Qwen3VLForConditionalGeneration",
 }
 
 // Config is a parsed config.json: the architecture and the models configuration it builds.
@@ -385,7 +387,7 @@ func ParseConfig(m map[string]any) (*Config, error) {
 			}
 		}
 		c.Llava = l
-	case "Qwen2VLForConditionalGeneration", "Qwen2_5_VLForConditionalGeneration":
+	case "Qwen2VLForConditionalGeneration", "Qwen2_5_VLForConditionalGeneration", "Qwen3VLForConditionalGeneration":
 		c.QwenVL = parseQwenVL(o, c.Arch)
 	default:
 		d := parseDecoder(o, c.ModelType)

@@ -30,6 +30,14 @@ func parseQwenVL(o obj, arch string) *models.QwenVLConfig {
 		to = o.sub("text_config")
 	}
 	c := &models.QwenVLConfig{Text: parseDecoder(to, "qwen2")}
+	if to.path != "" && o.has("tie_word_embeddings") { // nested configs keep it at the top level
+		c.Text.TieEmbeddings = o.bool("tie_word_embeddings", false)
+	}
+	if arch == "Qwen3VLForConditionalGeneration" { // Qwen3's attention: q/k RMSNorm, attention_bias
+		c.Text.QKNorm = true
+		c.Text.AttnBias = to.bool("attention_bias", false)
+		c.Text.OBias = c.Text.AttnBias
+	}
 	tok := func(key string, def int) int { return o.int(key, to.int(key, def)) }
 	c.ImageToken, c.VideoToken = tok("image_token_id", 151655), tok("video_token_id", 151656)
 	c.VisionStart, c.VisionEnd = tok("vision_start_token_id", 151652), tok("vision_end_token_id", 151653)
@@ -38,7 +46,11 @@ func parseQwenVL(o obj, arch string) *models.QwenVLConfig {
 	if to.has("rope_parameters") {
 		rope = to.sub("rope_parameters")
 	}
-	c.MRopeSection = rope.ints("mrope_section", nil)
+	var defSection []int
+	if arch == "Qwen3VLForConditionalGeneration" {
+		defSection = []int{24, 20, 20}
+	}
+	c.MRopeSection = rope.ints("mrope_section", defSection)
 	if c.MRopeSection == nil {
 		rope.fail("mrope_section", "a list of 3 integers (multimodal rotary sections)", nil)
 	}
@@ -49,13 +61,24 @@ func parseQwenVL(o obj, arch string) *models.QwenVLConfig {
 	v := models.QwenVisionConfig{Channels: vo.int("in_channels", vo.int("in_chans", 3)),
 		PatchSize: vo.int("patch_size", 14), TemporalPatch: vo.int("temporal_patch_size", 2),
 		MergeSize: vo.int("spatial_merge_size", 2), Depth: vo.int("depth", 32), Heads: vo.int("num_heads", 16)}
-	if arch == "Qwen2VLForConditionalGeneration" {
+	switch arch {
+	case "Qwen3VLForConditionalGeneration":
+		v.Arch = models.Qwen3VL
+		v.PatchSize = vo.int("patch_size", 16)
+		v.Depth = vo.int("depth", 27)
+		v.Hidden = vo.int("hidden_size", 1152)
+		v.OutHidden = vo.int("out_hidden_size", 3584)
+		v.Intermediate = vo.int("intermediate_size", 4304)
+		v.Act = vo.str("hidden_act", "gelu_pytorch_tanh")
+		v.NumPositionEmbeddings = vo.int("num_position_embeddings", 2304)
+		v.DeepstackIndexes = vo.ints("deepstack_visual_indexes", []int{8, 16, 24})
+	case "Qwen2VLForConditionalGeneration":
 		v.Arch = models.Qwen2VL
 		v.Hidden = vo.int("embed_dim", 1280)
 		v.OutHidden = vo.int("hidden_size", 3584)
 		v.Intermediate = int(float64(v.Hidden) * vo.float("mlp_ratio", 4))
 		v.Act = vo.str("hidden_act", "quick_gelu")
-	} else {
+	default:
 		v.Arch = models.Qwen25VL
 		v.Hidden = vo.int("hidden_size", 3584)
 		v.OutHidden = vo.int("out_hidden_size", 3584)
@@ -182,18 +205,19 @@ func (m *Model) QwenPositions(in RunInputs) (flat []int32, deltas []int) {
 }
 
 // QwenVisionEmbeds runs the vision tower alone (Qwen2VLModel.get_image_features): patches
-// [N, C·T·P·P] of the grids → merged features [N/merge², hidden].
-func (m *Model) QwenVisionEmbeds(backend compute.Backend, patches *tensors.Tensor, grids []models.Grid) (out [][]float32, err error) {
+// [N, C·T·P·P] of the grids → merged features [N/merge², hidden] (and Qwen3-VL's DeepStack
+// features, one such matrix per deepstack layer).
+func (m *Model) QwenVisionEmbeds(backend compute.Backend, patches *tensors.Tensor, grids []models.Grid) (out [][]float32, deep [][][]float32, err error) {
 	q := m.Config.QwenVL
 	if q == nil {
-		return nil, fmt.Errorf("%s has no Qwen-VL vision tower", m.Config.Arch)
+		return nil, nil, fmt.Errorf("%s has no Qwen-VL vision tower", m.Config.Arch)
 	}
 	n := 0
 	for _, g := range grids {
 		n += g.Patches()
 	}
 	if d := patches.Shape().Dimensions; len(d) != 2 || d[0] != n || d[1] != q.Vision.PatchDim() {
-		return nil, fmt.Errorf("patches: want [%d, %d] for grids %v, got %v", n, q.Vision.PatchDim(), grids, d)
+		return nil, nil, fmt.Errorf("patches: want [%d, %d] for grids %v, got %v", n, q.Vision.PatchDim(), grids, d)
 	}
 	defer func() {
 		if r := recover(); r != nil {
@@ -201,17 +225,25 @@ func (m *Model) QwenVisionEmbeds(backend compute.Backend, patches *tensors.Tenso
 		}
 	}()
 	exec, err := model.NewExecCanonical(backend, m.Store, func(scope *model.Scope, g *model.Graph, in []*model.Node) []*model.Node {
-		return []*model.Node{models.QwenVisionTower(models.WithInit(scope).At("model").In("visual"), q.Vision, in[0], grids)}
+		vis := models.WithInit(scope).At("model").In("visual")
+		if q.Vision.Arch == models.Qwen3VL {
+			f, d := models.Qwen3VisionTower(vis, q.Vision, in[0], grids)
+			return append([]*model.Node{f}, d...)
+		}
+		return []*model.Node{models.QwenVisionTower(vis, q.Vision, in[0], grids)}
 	}, -1, -1, false, true, true)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	defer exec.Finalize()
 	res, err := exec.Exec(patches)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
-	return floats2(res[0]), nil
+	for _, r := range res[1:] {
+		deep = append(deep, floats2(r))
+	}
+	return floats2(res[0]), deep, nil
 }
 
 // GenerateQwenVL continues in.Tokens[0] (with its image and video placeholders, in.Pixels,
@@ -269,9 +301,9 @@ func (m *Model) GenerateQwenVL(backend compute.Backend, in RunInputs, opts Gener
 		}
 		scope = models.WithInit(scope)
 		dec := scope.At("model").In("language_model")
-		x := models.QwenVLEmbeds(scope, *q, vin)
-		cos, sin := models.MRopeCosSin(text.Rope, q.MRopeSection, positions)
-		h := models.DecoderRotary(dec, text, x, cos, sin, nil, cache)
+		x, deep := models.QwenVLEmbeds(scope, *q, vin)
+		cos, sin := models.MRopeCosSin(text.Rope, q.MRopeBands(), positions)
+		h := models.DecoderRotary(dec, text, x, cos, sin, nil, cache, models.DeepstackAfter(deep))
 		t := ids.Shape().Dimensions[1]
 		h = graph.Slice(h, graph.AxisRange(), graph.AxisRange(t-1, t), graph.AxisRange())
 		logits := graph.Reshape(models.LMHead(scope.In("lm_head"), dec, text, h), 1, text.VocabSize)

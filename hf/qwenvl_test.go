@@ -5,6 +5,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strings"
 	"testing"
 
 	"github.com/gomlx/gomlx/core/tensors"
@@ -62,7 +63,7 @@ func readNPY(t *testing.T, path string) *tensors.Tensor {
 	return x
 }
 
-var qwenFixtures = []string{"qwen2vl-tiny", "qwen2.5vl-tiny"}
+var qwenFixtures = []string{"qwen2vl-tiny", "qwen2.5vl-tiny", "qwen3vl-tiny"}
 
 // TestQwenVLTower: the vision tower alone (patch embedding, 2-D rotary positions, per-frame and
 // window attention, merger) matches the PyTorch twin of transformers' modeling files on an image
@@ -79,11 +80,20 @@ func TestQwenVLTower(t *testing.T) {
 				px, want string
 				grid     [][3]int
 			}{{"pixel_values.npy", "image_embeds.npy", e.ImageGrid}, {"pixel_values_videos.npy", "video_embeds.npy", e.VideoGrid}} {
-				got, err := m.QwenVisionEmbeds(backend, readNPY(t, filepath.Join(dir, c.px)), grids(c.grid))
+				got, deep, err := m.QwenVisionEmbeds(backend, readNPY(t, filepath.Join(dir, c.px)), grids(c.grid))
 				require.NoError(t, err)
 				r := maxRelErr(t, got, npy2(t, filepath.Join(dir, c.want)))
 				t.Logf("%s %s: max relative error %.2g", name, c.want, r)
 				require.Less(t, r, 1e-4)
+				if ds := strings.Replace(c.want, "_embeds", "_deepstack", 1); len(deep) > 0 || fileExists(filepath.Join(dir, ds)) {
+					var all [][]float32
+					for _, d := range deep {
+						all = append(all, d...)
+					}
+					r := maxRelErr(t, all, npy2(t, filepath.Join(dir, ds)))
+					t.Logf("%s %s: max relative error %.2g", name, ds, r)
+					require.Less(t, r, 1e-4)
+				}
 			}
 		})
 	}

@@ -93,21 +93,23 @@ func Decoder(scope *model.Scope, cfg DecoderConfig, x, positions, prefix *Node, 
 	if cfg.LocalRope.Theta > 0 {
 		cosL, sinL = RopeCosSin(cfg.LocalRope, positions)
 	}
-	return decoderLayers(scope, cfg, x, cosG, sinG, cosL, sinL, prefix, cache)
+	return decoderLayers(scope, cfg, x, cosG, sinG, cosL, sinL, prefix, cache, nil)
 }
 
 // DecoderRotary is Decoder with the rotary cos and sin [B, T, head_dim] given (every layer's):
 // for position schemes other than one index per token, such as Qwen2-VL's M-RoPE (MRopeCosSin).
-func DecoderRotary(scope *model.Scope, cfg DecoderConfig, x, cos, sin, prefix *Node, cache *KVCache) *Node {
+// after (or nil) maps each layer's output (layer i) before the next layer reads it: Qwen3-VL's
+// DeepStack adds vision features there.
+func DecoderRotary(scope *model.Scope, cfg DecoderConfig, x, cos, sin, prefix *Node, cache *KVCache, after func(i int, h *Node) *Node) *Node {
 	if cfg.ScaleInputs {
 		x = MulScalar(x, float64(float32(math.Sqrt(float64(cfg.Hidden)))))
 	}
-	return decoderLayers(scope, cfg, x, cos, sin, cos, sin, prefix, cache)
+	return decoderLayers(scope, cfg, x, cos, sin, cos, sin, prefix, cache, after)
 }
 
 // decoderLayers runs the layers and the final norm with the global and sliding layers' rotary
 // tables.
-func decoderLayers(scope *model.Scope, cfg DecoderConfig, x, cosG, sinG, cosL, sinL, prefix *Node, cache *KVCache) *Node {
+func decoderLayers(scope *model.Scope, cfg DecoderConfig, x, cosG, sinG, cosL, sinL, prefix *Node, cache *KVCache, after func(int, *Node) *Node) *Node {
 	g := x.Graph()
 	b, t := x.Shape().Dimensions[0], x.Shape().Dimensions[1]
 	tk := t
@@ -131,6 +133,9 @@ func decoderLayers(scope *model.Scope, cfg DecoderConfig, x, cosG, sinG, cosL, s
 			x = Remat(x, layer)
 		} else {
 			x = layer(x)
+		}
+		if after != nil {
+			x = after(i, x)
 		}
 	}
 	return RMSNorm(scope.In("norm"), x, cfg.Eps, cfg.OffsetNorm)

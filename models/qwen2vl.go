@@ -2,6 +2,7 @@ package models
 
 import (
 	"fmt"
+	"math"
 	"slices"
 
 	"github.com/gomlx/compute/dtypes"
@@ -46,7 +47,7 @@ const (
 
 // QwenVisionConfig is a Qwen2-VL or Qwen2.5-VL vision_config.
 type QwenVisionConfig struct {
-	Arch                               string // Qwen2VL or Qwen25VL
+	Arch                               string // Qwen2VL, Qwen25VL or Qwen3VL
 	Depth, Hidden, Intermediate, Heads int    // Hidden: embed_dim (Qwen2-VL), hidden_size (Qwen2.5-VL)
 	OutHidden                          int    // the merger's output width (the decoder's hidden size)
 	Act                                string // hidden_act of the blocks' MLP
@@ -55,6 +56,8 @@ type QwenVisionConfig struct {
 	WindowSize                         int     // Qwen2.5-VL: window attention side, in pixels
 	FullAttBlocks                      []int   // Qwen2.5-VL: fullatt_block_indexes
 	TokensPerSecond                    float64 // Qwen2.5-VL: temporal positions per second of video
+	NumPositionEmbeddings              int     // Qwen3-VL: rows of the learned (square) position table
+	DeepstackIndexes                   []int   // Qwen3-VL: deepstack_visual_indexes
 }
 
 // PatchDim is the length of one flattened patch, C·T·P·P.
@@ -80,6 +83,17 @@ func (c QwenVisionConfig) Validate() error {
 	for _, i := range c.FullAttBlocks {
 		if i < 0 || i >= c.Depth {
 			return fmt.Errorf("fullatt_block_indexes: %d is not a block (depth %d)", i, c.Depth)
+		}
+	}
+	for _, i := range c.DeepstackIndexes {
+		if i < 0 || i >= c.Depth {
+			return fmt.Errorf("deepstack_visual_indexes: %d is not a block (depth %d)", i, c.Depth)
+		}
+	}
+	if c.Arch == Qwen3VL {
+		side := int(math.Round(math.Sqrt(float64(c.NumPositionEmbeddings))))
+		if side < 1 || side*side != c.NumPositionEmbeddings {
+			return fmt.Errorf("num_position_embeddings %d must be a positive square", c.NumPositionEmbeddings)
 		}
 	}
 	return nil
@@ -112,7 +126,7 @@ func (c QwenVLConfig) Validate() error {
 	for _, s := range c.MRopeSection {
 		sum += s
 	}
-	if len(c.MRopeSection) != 3 || 2*sum != c.Text.HeadDim {
+	if len(c.MRopeSection) != 3 || 2*sum != c.Text.HeadDim || slices.Min(c.MRopeSection) < 0 {
 		return fmt.Errorf("text config: mrope_section %v must be 3 numbers summing to head_dim/2 = %d", c.MRopeSection, c.Text.HeadDim/2)
 	}
 	if c.Vision.OutHidden != c.Text.Hidden {
@@ -334,10 +348,12 @@ type QwenVLInputs struct {
 // QwenVLEmbeds is the decoder's input: the token embeddings with the image and then the video
 // features scattered in at their placeholders (scope: the root). The images' and videos' patches
 // go through the tower in one pass: every attention segment lies within one frame of one grid,
-// so this equals transformers' separate get_image_features and get_video_features.
-func QwenVLEmbeds(scope *model.Scope, cfg QwenVLConfig, in QwenVLInputs) *Node {
+// so this equals transformers' separate get_image_features and get_video_features. For Qwen3-VL
+// it also returns the DeepStack terms, one [B, T, D] per deepstack layer: the features at the
+// vision positions, zero elsewhere (nil without images or videos).
+func QwenVLEmbeds(scope *model.Scope, cfg QwenVLConfig, in QwenVLInputs) (x *Node, deepstack []*Node) {
 	m := scope.At("model")
-	x := DecoderEmbed(m.In("language_model"), cfg.Text, in.IDs, dtypes.Float32)
+	x = DecoderEmbed(m.In("language_model"), cfg.Text, in.IDs, dtypes.Float32)
 	var patches []*Node
 	var grids []Grid
 	if in.Images != nil {
@@ -347,45 +363,92 @@ func QwenVLEmbeds(scope *model.Scope, cfg QwenVLConfig, in QwenVLInputs) *Node {
 		patches, grids = append(patches, in.Videos), append(grids, in.VideoGrids...)
 	}
 	if len(patches) == 0 {
-		return x
+		return x, nil
 	}
-	f := QwenVisionTower(m.In("visual"), cfg.Vision, Concatenate(patches, 0), grids)
+	var f *Node
+	var deep []*Node
+	if cfg.Vision.Arch == Qwen3VL {
+		f, deep = Qwen3VisionTower(m.In("visual"), cfg.Vision, Concatenate(patches, 0), grids)
+	} else {
+		f = QwenVisionTower(m.In("visual"), cfg.Vision, Concatenate(patches, 0), grids)
+	}
 	ni := 0
 	for _, g := range in.ImageGrids {
 		ni += g.Tokens(cfg.Vision.MergeSize)
 	}
 	nf := f.Shape().Dimensions[0]
-	if in.Images != nil {
-		x = ScatterImageFeatures(x, in.IDs, InsertAxes(Slice(f, AxisRange(0, ni)), 0), cfg.ImageToken)
+	// scatter puts the image rows of f at the image placeholders and the video rows at the video
+	// placeholders of base.
+	scatter := func(base, f *Node) *Node {
+		if in.Images != nil {
+			base = ScatterImageFeatures(base, in.IDs, InsertAxes(Slice(f, AxisRange(0, ni)), 0), cfg.ImageToken)
+		}
+		if in.Videos != nil {
+			base = ScatterImageFeatures(base, in.IDs, InsertAxes(Slice(f, AxisRange(ni, nf)), 0), cfg.VideoToken)
+		}
+		return base
 	}
-	if in.Videos != nil {
-		x = ScatterImageFeatures(x, in.IDs, InsertAxes(Slice(f, AxisRange(ni, nf)), 0), cfg.VideoToken)
+	x = scatter(x, f)
+	for _, d := range deep { // _deepstack_process adds these at the vision positions
+		deepstack = append(deepstack, scatter(ZerosLike(x), d))
 	}
-	return x
+	return x, deepstack
 }
 
 // QwenVL is the forward pass: logits [B, T, V].
 func QwenVL(scope *model.Scope, cfg QwenVLConfig, in QwenVLInputs) *Node {
 	scope = WithInit(scope)
 	dec := scope.At("model").In("language_model")
-	x := QwenVLEmbeds(scope, cfg, in)
-	cos, sin := MRopeCosSin(cfg.Text.Rope, cfg.MRopeSection, in.Positions)
-	h := DecoderRotary(dec, cfg.Text, x, cos, sin, nil, nil)
+	x, deep := QwenVLEmbeds(scope, cfg, in)
+	cos, sin := MRopeCosSin(cfg.Text.Rope, cfg.MRopeBands(), in.Positions)
+	h := DecoderRotary(dec, cfg.Text, x, cos, sin, nil, nil, DeepstackAfter(deep))
 	return LMHead(scope.In("lm_head"), dec, cfg.Text, h)
 }
 
-// MRopeCosSin is Qwen2VLRotaryEmbedding with apply_multimodal_rotary_pos_emb's band selection:
-// positions [3, B, T] (int32; temporal, height, width) → cos, sin [B, T, head_dim], rotary
-// frequency j rotating by the position of the band section[0], section[1], section[2] it falls in.
-func MRopeCosSin(r Rope, section []int, positions *Node) (cos, sin *Node) {
+// DeepstackAfter is the decoder hook adding the i-th DeepStack term after layer i (nil: none).
+func DeepstackAfter(deep []*Node) func(int, *Node) *Node {
+	if len(deep) == 0 {
+		return nil
+	}
+	return func(i int, h *Node) *Node {
+		if i < len(deep) {
+			h = Add(h, deep[i])
+		}
+		return h
+	}
+}
+
+// MRopeBands assigns each of the head_dim/2 rotary frequencies to the temporal (0), height (1) or
+// width (2) position: Qwen2-VL's and Qwen2.5-VL's consecutive mrope_section bands, Qwen3-VL's
+// interleaved ones (InterleavedMRopeBands).
+func (c QwenVLConfig) MRopeBands() []int {
+	half := c.Text.HeadDim / 2
+	if c.Vision.Arch == Qwen3VL {
+		return InterleavedMRopeBands(c.MRopeSection, half)
+	}
+	out := make([]int, 0, half)
+	for band, s := range c.MRopeSection {
+		for range s {
+			out = append(out, band)
+		}
+	}
+	return out
+}
+
+// MRopeCosSin is Qwen2VLRotaryEmbedding with apply_multimodal_rotary_pos_emb's band selection
+// (Qwen3-VL: apply_interleaved_mrope): positions [3, B, T] (int32; temporal, height, width) →
+// cos, sin [B, T, head_dim], rotary frequency j rotating by the position bands[j] names.
+func MRopeCosSin(r Rope, bands []int, positions *Node) (cos, sin *Node) {
 	g := positions.Graph()
 	inv := r.InvFreq()
 	var freqs *Node
-	start := 0
-	for c, s := range section {
+	for c := range 3 {
 		band := make([]float32, len(inv))
-		copy(band[start:start+s], inv[start:start+s])
-		start += s
+		for j, b := range bands {
+			if b == c {
+				band[j] = inv[j]
+			}
+		}
 		p := Squeeze(Slice(positions, AxisRange(c, c+1)), 0) // [B, T]
 		f := Mul(InsertAxes(ConvertDType(p, dtypes.Float32), -1), ExpandLeftToRank(Const(g, band), 3))
 		if freqs == nil {
@@ -410,6 +473,15 @@ func QwenRopeIndex(cfg QwenVLConfig, ids []int, images, videos []Grid, secondsPe
 	n := len(ids)
 	for c := range pos {
 		pos[c] = make([]int, 0, n)
+	}
+	if cfg.Vision.Arch == Qwen3VL { // a timestamp precedes each frame: one grid per frame
+		var split []Grid
+		for _, v := range videos {
+			for range v.T {
+				split = append(split, Grid{T: 1, H: v.H, W: v.W})
+			}
+		}
+		videos = split
 	}
 	if len(images) == 0 && len(videos) == 0 {
 		for c := range pos {

@@ -74,6 +74,8 @@ def act(name, x):
         return F.silu(x)
     if name == "gelu":
         return F.gelu(x)
+    if name == "gelu_pytorch_tanh":
+        return F.gelu(x, approximate="tanh")
     raise ValueError(name)
 
 
@@ -141,13 +143,52 @@ def vision_attention(sd, p, x, cu_seqlens, cos, sin, heads):
     return linear(sd, p + ".proj", o)
 
 
-def vision_tower(arch, vc, sd, pixels, grid_thw):
-    """Qwen2VisionTransformerPretrainedModel / Qwen2_5_VisionTransformerPretrainedModel.forward."""
+def linspace32(start, end, steps):
+    return torch.linspace(start, end, steps, dtype=torch.float32)
+
+
+def pos_embed_interpolate(vc, sd, grid_thw):
+    """Qwen3VLVisionModel.fast_pos_embed_interpolate: the learned square table bilinearly
+    resampled to each grid, in the processor's (merge-grouped) order, repeated per frame."""
+    side = int(vc["num_position_embeddings"] ** 0.5)
+    table = sd["model.visual.pos_embed.weight"]
+    m = vc["spatial_merge_size"]
+    out = []
+    for t, h, w in grid_thw:
+        hi, wi = linspace32(0, side - 1, h), linspace32(0, side - 1, w)
+        hf, wf = hi.int(), wi.int()
+        hc, wc = (hi.int() + 1).clip(max=side - 1), (wi.int() + 1).clip(max=side - 1)
+        dh, dw = hi - hf, wi - wf
+        idx = [(hf[None].T * side + wf[None]).flatten(), (hf[None].T * side + wc[None]).flatten(),
+               (hc[None].T * side + wf[None]).flatten(), (hc[None].T * side + wc[None]).flatten()]
+        wts = [((1 - dh)[None].T * (1 - dw)[None]).flatten(), ((1 - dh)[None].T * dw[None]).flatten(),
+               (dh[None].T * (1 - dw)[None]).flatten(), (dh[None].T * dw[None]).flatten()]
+        pe = [table[idx[i].long()] * wts[i][:, None] for i in range(4)]
+        pe = pe[0] + pe[1] + pe[2] + pe[3]
+        pe = pe.repeat(t, 1).view(t, h // m, m, w // m, m, -1).permute(0, 1, 3, 2, 4, 5).flatten(0, 4)
+        out.append(pe)
+    return torch.cat(out)
+
+
+def qwen3_merger(sd, p, x, unit, post):
+    """Qwen3VLVisionPatchMerger (post: use_postshuffle_norm, the deepstack mergers')."""
+    d = x.shape[-1] * unit
+    x = layer_norm(sd, p + "norm", x.view(-1, d), 1e-6) if post else layer_norm(sd, p + "norm", x, 1e-6).view(-1, d)
+    return linear(sd, p + "linear_fc2", F.gelu(linear(sd, p + "linear_fc1", x)))
+
+
+def vision_tower(arch, vc, sd, pixels, grid_thw, deepstack=None):
+    """Qwen2VisionTransformerPretrainedModel / Qwen2_5_VisionTransformerPretrainedModel /
+    Qwen3VLVisionModel.forward (Qwen3-VL's deepstack features appended to `deepstack`)."""
     p = "model.visual."
+    if deepstack is None:
+        deepstack = []
     C, T, P = vc["in_channels"], vc["temporal_patch_size"], vc["patch_size"]
     w = sd[p + "patch_embed.proj.weight"]
     # Conv3d with kernel = stride = (T, P, P) over [N, C, T, P, P] is a matmul over the flattened patch.
-    x = F.conv3d(pixels.view(-1, C, T, P, P), w, stride=(T, P, P)).view(-1, w.shape[0])
+    x = F.conv3d(pixels.view(-1, C, T, P, P), w, sd.get(p + "patch_embed.proj.bias"), stride=(T, P, P)).view(-1, w.shape[0])
+    if arch == "qwen3_vl":
+        x = x + pos_embed_interpolate(vc, sd, grid_thw)
     rot = rot_pos_emb(vc, grid_thw)
     n = x.shape[0]
     unit = vc["spatial_merge_size"] ** 2
@@ -164,7 +205,15 @@ def vision_tower(arch, vc, sd, pixels, grid_thw):
     cos, sin = emb.cos(), emb.sin()
     for i in range(vc["depth"]):
         b = p + "blocks.%d." % i
-        if arch == "qwen2_vl":
+        if arch == "qwen3_vl":
+            h = layer_norm(sd, b + "norm1", x, 1e-6)
+            x = x + vision_attention(sd, b + "attn", h, cu, cos, sin, vc["num_heads"])
+            h = layer_norm(sd, b + "norm2", x, 1e-6)
+            x = x + linear(sd, b + "mlp.linear_fc2", act(vc["hidden_act"], linear(sd, b + "mlp.linear_fc1", h)))
+            if i in vc["deepstack_visual_indexes"]:
+                k = vc["deepstack_visual_indexes"].index(i)
+                deepstack.append(qwen3_merger(sd, p + "deepstack_merger_list.%d." % k, x, unit, True))
+        elif arch == "qwen2_vl":
             h = layer_norm(sd, b + "norm1", x, 1e-6)
             x = x + vision_attention(sd, b + "attn", h, cu, cos, sin, vc["num_heads"])
             h = layer_norm(sd, b + "norm2", x, 1e-6)
@@ -176,6 +225,8 @@ def vision_tower(arch, vc, sd, pixels, grid_thw):
             h = rms_norm(sd, b + "norm2", x, 1e-6)
             g = act(vc["hidden_act"], linear(sd, b + "mlp.gate_proj", h))
             x = x + linear(sd, b + "mlp.down_proj", g * linear(sd, b + "mlp.up_proj", h))
+    if arch == "qwen3_vl":
+        return qwen3_merger(sd, p + "merger.", x, unit, False)
     if arch == "qwen2_vl":
         h = layer_norm(sd, p + "merger.ln_q", x, 1e-6)
     else:
@@ -195,6 +246,8 @@ def get_rope_index(arch, cfg, ids, image_grid, video_grid, second_per_grid_ts):
     if not image_grid and not video_grid:
         pos = torch.arange(len(ids)).view(1, -1).expand(3, -1)
         return pos, 0
+    if arch == "qwen3_vl" and video_grid:  # timestamps separate the frames: one grid per frame
+        video_grid = [(1, h, w) for t, h, w in video_grid for _ in range(t)]
     tokens = list(ids)
     ids_t = torch.tensor(ids)
     starts = torch.argwhere(ids_t == vs).squeeze(1)
@@ -217,7 +270,7 @@ def get_rope_index(arch, cfg, ids, image_grid, video_grid, second_per_grid_ts):
         text_len = ed - st
         st_idx = int(lst[-1].max()) + 1 if lst else 0
         lst.append(torch.arange(text_len).view(1, -1).expand(3, -1) + st_idx)
-        if arch == "qwen2_vl":
+        if arch in ("qwen2_vl", "qwen3_vl"):
             t_index = torch.arange(lt).view(-1, 1).expand(-1, lh * lw).flatten()
         else:
             r = torch.arange(lt).view(-1, 1).expand(-1, lh * lw)
@@ -236,9 +289,17 @@ def get_rope_index(arch, cfg, ids, image_grid, video_grid, second_per_grid_ts):
 
 def mrope_cos_sin(tc, pos):
     """Qwen2VLRotaryEmbedding.forward then apply_multimodal_rotary_pos_emb's section selection."""
-    hd = tc["hidden_size"] // tc["num_attention_heads"]
+    hd = tc.get("head_dim", tc["hidden_size"] // tc["num_attention_heads"])
     inv = 1.0 / (tc["rope_theta"] ** (torch.arange(0, hd, 2, dtype=torch.int64).float() / hd))
     freqs = (inv[None, None, :, None].expand(3, 1, -1, 1) @ pos[:, None, None, :].float()).transpose(2, 3)  # [3, 1, T, hd/2]
+    if tc["rope_scaling"].get("mrope_interleaved"):  # Qwen3VLTextRotaryEmbedding.apply_interleaved_mrope
+        sec = tc["rope_scaling"]["mrope_section"]
+        ft = freqs[0].clone()
+        for dim, offset in ((1, 1), (2, 2)):
+            idx = slice(offset, sec[dim] * 3, 3)
+            ft[..., idx] = freqs[dim, ..., idx]
+        emb = torch.cat((ft, ft), -1)
+        return emb.cos()[0], emb.sin()[0]
     emb = torch.cat((freqs, freqs), -1)
     cos, sin = emb.cos(), emb.sin()
     sec = tc["rope_scaling"]["mrope_section"] * 2
@@ -247,20 +308,27 @@ def mrope_cos_sin(tc, pos):
     return cos[0], sin[0]
 
 
-def decoder(tc, sd, x, cos, sin):
-    """Qwen2VLTextModel (Qwen2's decoder) over embeddings x [T, D]; returns logits [T, V]."""
+def decoder(tc, sd, x, cos, sin, visual=None, deepstack=()):
+    """Qwen2VLTextModel (Qwen2's decoder) / Qwen3VLTextModel (Qwen3's, with DeepStack: after
+    layer i the i-th deepstack features are added at the visual positions) over x [T, D]; returns
+    logits [T, V]."""
     p = "model.language_model."
     T = x.shape[0]
     H, KV = tc["num_attention_heads"], tc["num_key_value_heads"]
-    hd = tc["hidden_size"] // H
+    hd = tc.get("head_dim", tc["hidden_size"] // H)
+    qwen3 = "head_dim" in tc
     eps = tc["rms_norm_eps"]
     mask = torch.full((T, T), NEG).triu(1)
     for i in range(tc["num_hidden_layers"]):
         b = p + "layers.%d." % i
         h = rms_norm(sd, b + "input_layernorm", x, eps)
-        q = linear(sd, b + "self_attn.q_proj", h).view(T, H, hd).transpose(0, 1)
-        k = linear(sd, b + "self_attn.k_proj", h).view(T, KV, hd).transpose(0, 1)
-        v = linear(sd, b + "self_attn.v_proj", h).view(T, KV, hd).transpose(0, 1)
+        q = linear(sd, b + "self_attn.q_proj", h, not qwen3).view(T, H, hd)
+        k = linear(sd, b + "self_attn.k_proj", h, not qwen3).view(T, KV, hd)
+        v = linear(sd, b + "self_attn.v_proj", h, not qwen3).view(T, KV, hd).transpose(0, 1)
+        if qwen3:
+            q = rms_norm(sd, b + "self_attn.q_norm", q, eps)
+            k = rms_norm(sd, b + "self_attn.k_norm", k, eps)
+        q, k = q.transpose(0, 1), k.transpose(0, 1)
         q = q * cos + rotate_half(q) * sin
         k = k * cos + rotate_half(k) * sin
         k = k.repeat_interleave(H // KV, dim=0)
@@ -271,6 +339,9 @@ def decoder(tc, sd, x, cos, sin):
         h = rms_norm(sd, b + "post_attention_layernorm", x, eps)
         g = F.silu(linear(sd, b + "mlp.gate_proj", h, False)) * linear(sd, b + "mlp.up_proj", h, False)
         x = x + linear(sd, b + "mlp.down_proj", g, False)
+        if i < len(deepstack):
+            x = x.clone()
+            x[visual] = x[visual] + deepstack[i]
     x = rms_norm(sd, p + "norm", x, eps)
     return x @ sd["lm_head.weight"].t()
 
@@ -278,17 +349,30 @@ def decoder(tc, sd, x, cos, sin):
 def forward(arch, cfg, sd, ids, pixels=None, image_grid=None, videos=None, video_grid=None, sec=None):
     tc = cfg["text_config"]
     x = sd["model.language_model.embed_tokens.weight"][torch.tensor(ids)]
+    ds = {}
     for px, grid, tok in ((pixels, image_grid, cfg["image_token_id"]), (videos, video_grid, cfg["video_token_id"])):
         if px is None:
             continue
-        feats = vision_tower(arch, cfg["vision_config"], sd, px, grid)
+        ds[tok] = []
+        feats = vision_tower(arch, cfg["vision_config"], sd, px, grid, ds[tok])
         m = torch.tensor(ids) == tok
         assert int(m.sum()) == feats.shape[0]
         x = x.clone()
         x[m] = feats
+    # Qwen3VLModel.forward: the deepstack features of images and videos joined in sequence order.
+    t = torch.tensor(ids)
+    visual = (t == cfg["image_token_id"]) | (t == cfg["video_token_id"])
+    deep = []
+    for layer in range(len(cfg["vision_config"].get("deepstack_visual_indexes", []))):
+        if not ds:
+            break
+        joint = torch.zeros(int(visual.sum()), x.shape[1])
+        for tok, feats in ds.items():
+            joint[(t == tok)[visual]] = feats[layer]
+        deep.append(joint)
     pos, _ = get_rope_index(arch, cfg, ids, image_grid, video_grid, sec)
     cos, sin = mrope_cos_sin(tc, pos)
-    return decoder(tc, sd, x, cos, sin), pos
+    return decoder(tc, sd, x, cos, sin, visual, deep), pos
 
 
 def greedy(arch, cfg, sd, prompt, n, eos, **vis):
@@ -379,7 +463,14 @@ def make(arch):
             "num_attention_heads": 4, "num_key_value_heads": 2, "rms_norm_eps": 1e-6, "rope_theta": 10000.0,
             "hidden_act": "silu", "max_position_embeddings": 512, "tie_word_embeddings": False,
             "rope_scaling": {"type": "mrope", "mrope_section": [2, 1, 1]}}
-    if arch == "qwen2_vl":
+    if arch == "qwen3_vl":
+        text.update(head_dim=12, rope_scaling={"rope_type": "default", "mrope_section": [2, 2, 2], "mrope_interleaved": True},
+                    attention_bias=False)
+        vision = {"depth": 3, "hidden_size": 16, "out_hidden_size": 32, "intermediate_size": 24,
+                  "hidden_act": "gelu_pytorch_tanh", "num_heads": 2, "in_channels": 3, "patch_size": 4,
+                  "spatial_merge_size": 2, "temporal_patch_size": 2, "num_position_embeddings": 16,
+                  "deepstack_visual_indexes": [1]}
+    elif arch == "qwen2_vl":
         vision = {"depth": 2, "embed_dim": 16, "hidden_size": 32, "hidden_act": "quick_gelu", "mlp_ratio": 2,
                   "num_heads": 2, "in_channels": 3, "patch_size": 4, "spatial_merge_size": 2,
                   "temporal_patch_size": 2}
@@ -398,16 +489,21 @@ def make(arch):
 
     D, V = text["hidden_size"], text["vocab_size"]
     H = text["num_attention_heads"]
-    hd = D // H
+    hd = text.get("head_dim", D // H)
     kv = text["num_key_value_heads"] * hd
+    qwen3 = arch == "qwen3_vl"
     p = "model.language_model."
     w(p + "embed_tokens.weight", V, D, std=1.0)
     for i in range(text["num_hidden_layers"]):
         b = p + "layers.%d." % i
-        for n, o in (("q", D), ("k", kv), ("v", kv)):
+        for n, o in (("q", H * hd), ("k", kv), ("v", kv)):
             w(b + "self_attn.%s_proj.weight" % n, o, D)
-            w(b + "self_attn.%s_proj.bias" % n, o)
-        w(b + "self_attn.o_proj.weight", D, D)
+            if not qwen3:
+                w(b + "self_attn.%s_proj.bias" % n, o)
+        if qwen3:
+            sd[b + "self_attn.q_norm.weight"] = 1 + 0.1 * torch.randn(hd)
+            sd[b + "self_attn.k_norm.weight"] = 1 + 0.1 * torch.randn(hd)
+        w(b + "self_attn.o_proj.weight", D, H * hd)
         w(b + "mlp.gate_proj.weight", text["intermediate_size"], D)
         w(b + "mlp.up_proj.weight", text["intermediate_size"], D)
         w(b + "mlp.down_proj.weight", D, text["intermediate_size"])
@@ -421,6 +517,30 @@ def make(arch):
     C, T, P = vision["in_channels"], vision["temporal_patch_size"], vision["patch_size"]
     w(vp + "patch_embed.proj.weight", E, C, T, P, P, std=0.1)
     inter = E * vision["mlp_ratio"] if arch == "qwen2_vl" else vision["intermediate_size"]
+    if qwen3:
+        w(vp + "patch_embed.proj.bias", E)
+        w(vp + "pos_embed.weight", vision["num_position_embeddings"], E, std=0.5)
+        for i in range(vision["depth"]):
+            b = vp + "blocks.%d." % i
+            for n in ("norm1", "norm2"):
+                sd[b + n + ".weight"] = 1 + 0.1 * torch.randn(E)
+                w(b + n + ".bias", E, std=0.1)
+            w(b + "attn.qkv.weight", 3 * E, E)
+            w(b + "attn.qkv.bias", 3 * E)
+            w(b + "attn.proj.weight", E, E)
+            w(b + "attn.proj.bias", E)
+            w(b + "mlp.linear_fc1.weight", inter, E)
+            w(b + "mlp.linear_fc1.bias", inter)
+            w(b + "mlp.linear_fc2.weight", E, inter)
+            w(b + "mlp.linear_fc2.bias", E)
+        for pre, nd in [("merger.", E)] + [("deepstack_merger_list.%d." % k, 4 * E) for k in range(len(vision["deepstack_visual_indexes"]))]:
+            sd[vp + pre + "norm.weight"] = 1 + 0.1 * torch.randn(nd)
+            w(vp + pre + "norm.bias", nd, std=0.1)
+            w(vp + pre + "linear_fc1.weight", 4 * E, 4 * E)
+            w(vp + pre + "linear_fc1.bias", 4 * E)
+            w(vp + pre + "linear_fc2.weight", out, 4 * E)
+            w(vp + pre + "linear_fc2.bias", out)
+        return cfg, sd
     for i in range(vision["depth"]):
         b = vp + "blocks.%d." % i
         sd[b + "norm1.weight"] = 1 + 0.1 * torch.randn(E)
@@ -475,12 +595,14 @@ def nested_config(arch, cfg):
     return out
 
 
-ARCH = {"qwen2_vl": "Qwen2VLForConditionalGeneration", "qwen2_5_vl": "Qwen2_5_VLForConditionalGeneration"}
+ARCH = {"qwen2_vl": "Qwen2VLForConditionalGeneration", "qwen2_5_vl": "Qwen2_5_VLForConditionalGeneration",
+        "qwen3_vl": "Qwen3VLForConditionalGeneration"}
 MEAN, STD = [0.48145466, 0.4578275, 0.40821073], [0.26862954, 0.26130258, 0.27577711]
 
 
 def main():
-    for arch, name, layout in (("qwen2_vl", "qwen2vl-tiny", 4), ("qwen2_5_vl", "qwen2.5vl-tiny", 5)):
+    for arch, name, layout in (("qwen2_vl", "qwen2vl-tiny", 4), ("qwen2_5_vl", "qwen2.5vl-tiny", 5),
+                               ("qwen3_vl", "qwen3vl-tiny", 5)):
         cfg, sd = make(arch)
         vc = cfg["vision_config"]
         d = os.path.join(OUT, name)
@@ -490,6 +612,13 @@ def main():
                          "model." + k[len("model.language_model."):] if k.startswith("model.language_model.") else k)
                      for k in sd}
             config = flat_config(arch, cfg)
+        elif arch == "qwen3_vl":  # transformers 4.57's Qwen3-VL config: text_config with rope_scaling
+            names = {k: k for k in sd}
+            config = {"architectures": [ARCH[arch]], "model_type": arch, "dtype": "float32", "tie_word_embeddings": False}
+            for k in ("image_token_id", "video_token_id", "vision_start_token_id", "vision_end_token_id"):
+                config[k] = cfg[k]
+            config["text_config"] = dict(cfg["text_config"], model_type="qwen3_vl_text", bos_token_id=1, eos_token_id=2)
+            config["vision_config"] = dict(cfg["vision_config"], model_type="qwen3_vl")
         else:
             names = {k: k for k in sd}
             config = nested_config(arch, cfg)
@@ -516,8 +645,12 @@ def main():
         save_npy(os.path.join(d, "pixel_values.npy"), pix.numpy())
         save_npy(os.path.join(d, "pixel_values_videos.npy"), vid.numpy())
         sec = [2.0]
-        tower_img = vision_tower(arch, vc, sd, pix, [ig])
-        tower_vid = vision_tower(arch, vc, sd, vid, [vg])
+        ds_img, ds_vid = [], []
+        tower_img = vision_tower(arch, vc, sd, pix, [ig], ds_img)
+        tower_vid = vision_tower(arch, vc, sd, vid, [vg], ds_vid)
+        if ds_img:  # Qwen3-VL: the deepstack features, layer after layer: [layers·n, D]
+            save_npy(os.path.join(d, "image_deepstack.npy"), torch.cat(ds_img).numpy())
+            save_npy(os.path.join(d, "video_deepstack.npy"), torch.cat(ds_vid).numpy())
         save_npy(os.path.join(d, "image_embeds.npy"), tower_img.numpy())
         save_npy(os.path.join(d, "video_embeds.npy"), tower_vid.numpy())
         VS, VE, IMG, VID = 120, 121, 122, 123
