@@ -6,6 +6,7 @@ import (
 	"math"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 
 	"github.com/gomlx/gomlx/core/tensors"
@@ -55,6 +56,9 @@ func ReadQwenProcessor(dir string, v models.QwenVisionConfig, video bool) (*Qwen
 	p := &QwenProcessor{Preprocessor: Preprocessor{DoResize: true, Resample: 3, DoRescale: true, RescaleFactor: 1.0 / 255,
 		DoNormalize: true, ImageMean: []float64{0.48145466, 0.4578275, 0.40821073}, ImageStd: []float64{0.26862954, 0.26130258, 0.27577711}},
 		MinPixels: 56 * 56, MaxPixels: 28 * 28 * 1280, PatchSize: v.PatchSize, TemporalPatch: v.TemporalPatch, MergeSize: v.MergeSize, FPS: 2}
+	if v.Arch == models.Qwen3VL { // Qwen3-VL's processor configs normalise to [−1, 1]
+		p.ImageMean, p.ImageStd = []float64{0.5, 0.5, 0.5}, []float64{0.5, 0.5, 0.5}
+	}
 	path := filepath.Join(dir, "preprocessor_config.json")
 	if video {
 		p.MinPixels, p.MaxPixels = 128*28*28, 768*28*28
@@ -278,8 +282,10 @@ const (
 // QwenPromptIDs tokenises a prompt as Qwen2VLProcessor lays it out: each QwenImageBlock /
 // QwenVideoBlock in the prompt (one is put first for each image or video the prompt does not
 // mark) becomes vision_start, one image_pad (video_pad) per merged token of its grid, vision_end;
-// the text between is encoded without special tokens.
-func (m *Model) QwenPromptIDs(tok text.Tokenizer, prompt string, images, videos []models.Grid) ([]int, error) {
+// the text between is encoded without special tokens. Qwen3-VL (Qwen3VLProcessor) writes a video
+// as one block per temporal patch, each after its timestamp "<t.t seconds>" (the mean time of
+// the patch's frames; secondsPerGrid: one per video, nil = 1 s).
+func (m *Model) QwenPromptIDs(tok text.Tokenizer, prompt string, images, videos []models.Grid, secondsPerGrid []float64) ([]int, error) {
 	q := m.Config.QwenVL
 	ni, nv := strings.Count(prompt, QwenImageBlock), strings.Count(prompt, QwenVideoBlock)
 	if ni == 0 && len(images) > 0 {
@@ -309,19 +315,35 @@ func (m *Model) QwenPromptIDs(tok text.Tokenizer, prompt string, images, videos 
 		if cut > 0 {
 			ids = append(ids, tok.Encode(prompt[:cut])...)
 		}
-		ids = append(ids, q.VisionStart)
-		if block == QwenImageBlock {
-			for range images[ii].Tokens(q.Vision.MergeSize) {
-				ids = append(ids, q.ImageToken)
+		pads := func(tok, n int) {
+			ids = append(ids, q.VisionStart)
+			for range n {
+				ids = append(ids, tok)
 			}
+			ids = append(ids, q.VisionEnd)
+		}
+		switch {
+		case block == QwenImageBlock:
+			pads(q.ImageToken, images[ii].Tokens(q.Vision.MergeSize))
 			ii++
-		} else {
-			for range videos[vi].Tokens(q.Vision.MergeSize) {
-				ids = append(ids, q.VideoToken)
+		case q.Vision.Arch == models.Qwen3VL:
+			v := videos[vi]
+			sec := 1.0
+			if secondsPerGrid != nil {
+				sec = secondsPerGrid[vi]
+			}
+			// _calculate_timestamps: the mean of the first and last frame times of each patch.
+			frame := sec / float64(q.Vision.TemporalPatch)
+			for t := range v.T {
+				ts := (float64(t)*sec + float64(t)*sec + float64(q.Vision.TemporalPatch-1)*frame) / 2
+				ids = append(ids, tok.Encode("<"+strconv.FormatFloat(ts, 'f', 1, 64)+" seconds>")...)
+				pads(q.VideoToken, v.H/q.Vision.MergeSize*(v.W/q.Vision.MergeSize))
 			}
 			vi++
+		default:
+			pads(q.VideoToken, videos[vi].Tokens(q.Vision.MergeSize))
+			vi++
 		}
-		ids = append(ids, q.VisionEnd)
 		prompt = prompt[cut+len(block):]
 	}
 	return ids, nil

@@ -111,13 +111,16 @@ func TestQwenVLLogits(t *testing.T) {
 			e := readQwenExpected(t, dir)
 			pix := readNPY(t, filepath.Join(dir, "pixel_values.npy"))
 			vid := readNPY(t, filepath.Join(dir, "pixel_values_videos.npy"))
-			for _, cname := range []string{"text", "image", "video", "image_video"} {
-				c := e.Cases[cname]
+			for _, cname := range []string{"text", "image", "video", "image_video", "video_frames"} {
+				c, ok := e.Cases[cname]
+				if !ok {
+					continue
+				}
 				in := RunInputs{Tokens: [][]int{c.Tokens}}
 				if cname == "image" || cname == "image_video" {
 					in.Pixels, in.ImageGrids = pix, grids(e.ImageGrid)
 				}
-				if cname == "video" || cname == "image_video" {
+				if strings.HasPrefix(cname, "video") || cname == "image_video" {
 					in.VideoPixels, in.VideoGrids, in.SecondsPerGrid = vid, grids(e.VideoGrid), e.SecondsPerGrid
 				}
 				pos, _ := models.QwenRopeIndex(*m.Config.QwenVL, c.Tokens, in.ImageGrids, in.VideoGrids, in.SecondsPerGrid)
@@ -251,7 +254,7 @@ func TestQwenVLPrompt(t *testing.T) {
 	m, err := Inspect(testBackend(t), filepath.Join("testdata", "qwen2vl-tiny"))
 	require.NoError(t, err)
 	img, vid := []models.Grid{{T: 1, H: 4, W: 6}}, []models.Grid{{T: 2, H: 4, W: 4}}
-	ids, err := m.QwenPromptIDs(byteTok{}, "ab"+QwenVideoBlock+"c", img, vid)
+	ids, err := m.QwenPromptIDs(byteTok{}, "ab"+QwenVideoBlock+"c", img, vid, nil)
 	require.NoError(t, err)
 	want := []int{120, 122, 122, 122, 122, 122, 122, 121, 'a', 'b', 120}
 	for range 8 {
@@ -259,8 +262,20 @@ func TestQwenVLPrompt(t *testing.T) {
 	}
 	want = append(want, 121, 'c')
 	require.Equal(t, want, ids)
-	_, err = m.QwenPromptIDs(byteTok{}, QwenImageBlock+QwenImageBlock, img, nil)
+	_, err = m.QwenPromptIDs(byteTok{}, QwenImageBlock+QwenImageBlock, img, nil, nil)
 	require.ErrorContains(t, err, "2 image(s)")
+
+	// Qwen3VLProcessor: a timestamped block per temporal patch; with 2 s per grid (1 fps, 2-frame
+	// patches: frames at 0, 1, 2, 3 s) the patches' times are 0.5 and 2.5 s.
+	m3, err := Inspect(testBackend(t), filepath.Join("testdata", "qwen3vl-tiny"))
+	require.NoError(t, err)
+	ids, err = m3.QwenPromptIDs(byteTok{}, "x", nil, vid, []float64{2})
+	require.NoError(t, err)
+	want = byteTok{}.Encode("<0.5 seconds>")
+	want = append(want, 120, 123, 123, 123, 123, 121)
+	want = append(want, byteTok{}.Encode("<2.5 seconds>")...)
+	want = append(want, 120, 123, 123, 123, 123, 121, 'x')
+	require.Equal(t, want, ids)
 }
 
 // TestQwenVLVideoFile: a video file decoded with ffmpeg becomes pixel_values_videos with its grid
@@ -282,7 +297,7 @@ func TestQwenVLVideoFile(t *testing.T) {
 	require.Equal(t, models.Grid{T: 2, H: 8, W: 8}, g)
 	require.Equal(t, 1.0, sec)
 	require.Equal(t, []int{128, 96}, px.Shape().Dimensions)
-	ids, err := m.QwenPromptIDs(byteTok{}, "hi", nil, []models.Grid{g})
+	ids, err := m.QwenPromptIDs(byteTok{}, "hi", nil, []models.Grid{g}, nil)
 	require.NoError(t, err)
 	res, err := m.Run(backend, RunInputs{Tokens: [][]int{ids}, VideoPixels: px, VideoGrids: []models.Grid{g}, SecondsPerGrid: []float64{sec}})
 	require.NoError(t, err)

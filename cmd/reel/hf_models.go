@@ -286,7 +286,7 @@ func hfGenerate(args []string) error {
 		}
 		var ids []int
 		if m.Config.QwenVL != nil {
-			ids, err = m.QwenPromptIDs(tok, *prompt, in.ImageGrids, in.VideoGrids)
+			ids, err = m.QwenPromptIDs(tok, *prompt, in.ImageGrids, in.VideoGrids, in.SecondsPerGrid)
 		} else {
 			ids, err = m.PromptIDs(tok, *prompt, images)
 		}

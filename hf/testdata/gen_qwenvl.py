@@ -264,7 +264,7 @@ def get_rope_index(arch, cfg, ids, image_grid, video_grid, second_per_grid_ts):
             ii, ri, ed = ii + 1, ri - 1, ed_i
         else:
             t, h, w = video_grid[vi]
-            sec = second_per_grid_ts[vi] if second_per_grid_ts is not None else 1.0
+            sec = second_per_grid_ts[vi] if second_per_grid_ts is not None and arch == "qwen2_5_vl" else 1.0
             vi, rv, ed = vi + 1, rv - 1, ed_v
         lt, lh, lw = t, h // m, w // m
         text_len = ed - st
@@ -664,6 +664,9 @@ def main():
             "video": dict(ids=video_seq, videos=vid, video_grid=[vg], sec=sec),
             "image_video": dict(ids=both, pixels=pix, image_grid=[ig], videos=vid, video_grid=[vg], sec=sec),
         }
+        if arch == "qwen3_vl":  # Qwen3VLProcessor's layout: "<t seconds>" then a block per frame
+            frames = [1, 9, 50, 51, VS] + [VID] * 4 + [VE, 52, 53, VS] + [VID] * 4 + [VE, 60]
+            cases["video_frames"] = dict(ids=frames, videos=vid, video_grid=[vg], sec=sec)
         expected = {"image_grid_thw": [list(ig)], "video_grid_thw": [list(vg)], "second_per_grid_ts": sec,
                     "cases": {}}
         if layout == 4:
