@@ -672,6 +672,13 @@ def main():
         if layout == 4:
             pp = json.load(open(os.path.join(d, "preprocessor_config.json")))
             expected["processor"] = processor_fixtures(d, pp)
+            # image.png end to end (processor + model), for `reel hf run --image`
+            png = torch.from_numpy(np.load(os.path.join(d, "pixel_values_png.npy")))
+            pg = tuple(expected["processor"]["image_grid_thw"])
+            ids = [1, 17, VS] + [IMG] * (pg[0] * pg[1] * pg[2] // 4) + [VE, 40, 7]
+            logits, _ = forward(arch, cfg, sd, ids, pixels=png, image_grid=[pg])
+            save_npy(os.path.join(d, "logits_image_png.npy"), logits.numpy())
+            expected["image_png"] = {"tokens": ids}
         for cname, c in cases.items():
             ids = c.pop("ids")
             logits, pos = forward(arch, cfg, sd, ids, **c)
