@@ -157,13 +157,10 @@ func QwenVisionTower(scope *model.Scope, cfg QwenVisionConfig, patches *Node, gr
 	x := DotGeneral(patches, []int{1}, nil, Reshape(w, cfg.Hidden, cfg.PatchDim()), []int{1}, nil) // [N, D]
 
 	freqs := qwenVisionRotary(cfg, grids) // [N][hd/2]
-	frames := segmentsOf(frameLengths(grids), n)
-	var window []int // Qwen2.5-VL: merged-group order of the window layout
-	var windows []int32
+	var window []int                      // Qwen2.5-VL: merged-group order of the window layout
+	var windowLens []int
 	if cfg.Arch == Qwen25VL {
-		var lens []int
-		window, lens = qwenWindowIndex(cfg, grids)
-		windows = segmentsOf(lens, n)
+		window, windowLens = qwenWindowIndex(cfg, grids)
 		x = permuteGroups(x, window, unit)
 		perm := make([][]float32, n)
 		for i, gi := range window {
@@ -178,19 +175,20 @@ func QwenVisionTower(scope *model.Scope, cfg QwenVisionConfig, patches *Node, gr
 	}
 	emb := Reshape(Const(g, flat), 1, n, hd)
 	cos, sin := Cos(emb), Sin(emb)
-	full := SegmentMask(g, frames)
-	var win *Node
+	full := newVisionSegments(g, frameLengths(grids), n)
+	var win *visionSegments
 	x = InsertAxes(x, 0) // [1, N, D]
 	blocks := scope.In("blocks")
 	for i := range cfg.Depth {
-		mask := full
+		seg := full
 		if cfg.Arch == Qwen25VL && !slices.Contains(cfg.FullAttBlocks, i) {
 			if win == nil {
-				win = SegmentMask(g, windows)
+				w := newVisionSegments(g, windowLens, n)
+				win = &w
 			}
-			mask = win
+			seg = *win
 		}
-		x = Remat(x, func(x *Node) *Node { return qwenVisionBlock(blocks.In("%d", i), cfg, x, cos, sin, mask) })
+		x = Remat(x, func(x *Node) *Node { return qwenVisionBlock(blocks.In("%d", i), cfg, x, cos, sin, seg) })
 	}
 	out := qwenPatchMerger(scope.In("merger"), cfg, Reshape(x, n, cfg.Hidden))
 	if window != nil { // back to the processor's order: hidden_states[argsort(window_index)]
@@ -205,14 +203,14 @@ func QwenVisionTower(scope *model.Scope, cfg QwenVisionConfig, patches *Node, gr
 
 // qwenVisionBlock is Qwen2VLVisionBlock (LayerNorm, QuickGELU MLP fc1 → fc2) or
 // Qwen2_5_VLVisionBlock (RMSNorm, SwiGLU MLP gate/up/down with biases), on x [1, N, D].
-func qwenVisionBlock(scope *model.Scope, cfg QwenVisionConfig, x, cos, sin, mask *Node) *Node {
+func qwenVisionBlock(scope *model.Scope, cfg QwenVisionConfig, x, cos, sin *Node, seg visionSegments) *Node {
 	norm := func(name string, h *Node) *Node {
 		if cfg.Arch == Qwen25VL {
 			return RMSNorm(scope.In("%s", name), h, 1e-6, false)
 		}
 		return LayerNormHF(scope.In("%s", name), h, 1e-6)
 	}
-	x = Add(x, qwenVisionAttention(scope.In("attn"), cfg, norm("norm1", x), cos, sin, mask))
+	x = Add(x, qwenVisionAttention(scope.In("attn"), cfg, norm("norm1", x), cos, sin, seg))
 	h := norm("norm2", x)
 	mlp := scope.In("mlp")
 	if cfg.Arch == Qwen25VL {
@@ -224,9 +222,32 @@ func qwenVisionBlock(scope *model.Scope, cfg QwenVisionConfig, x, cos, sin, mask
 	return Add(x, h)
 }
 
+// visionSegments is how the tower's attention is cut into independent segments (cu_seqlens):
+// segments of one length Len run as a batch of Len-token sequences (one image, or the frames of
+// one video: no N×N mask), others through the block-diagonal Mask [1, N, N].
+type visionSegments struct {
+	Len  int
+	Mask *Node
+}
+
+// newVisionSegments cuts n tokens into segments of the given lengths (empty ones skipped).
+func newVisionSegments(g *Graph, lengths []int, n int) visionSegments {
+	l := 0
+	for _, x := range lengths {
+		switch {
+		case x == 0:
+		case l == 0:
+			l = x
+		case x != l:
+			return visionSegments{Mask: SegmentMask(g, segmentsOf(lengths, n))}
+		}
+	}
+	return visionSegments{Len: l}
+}
+
 // qwenVisionAttention is VisionAttention: the fused qkv projection (q, k, v its column blocks),
-// 2-D rotary positions on q and k, attention within each segment (mask), proj.
-func qwenVisionAttention(scope *model.Scope, cfg QwenVisionConfig, x, cos, sin, mask *Node) *Node {
+// 2-D rotary positions on q and k, attention within each segment, proj.
+func qwenVisionAttention(scope *model.Scope, cfg QwenVisionConfig, x, cos, sin *Node, seg visionSegments) *Node {
 	d := x.Shape().Dimensions
 	b, n, dim := d[0], d[1], d[2]
 	hd := dim / cfg.Heads
@@ -235,7 +256,13 @@ func qwenVisionAttention(scope *model.Scope, cfg QwenVisionConfig, x, cos, sin, 
 	k := Reshape(qkv[1], b, n, cfg.Heads, hd)
 	v := Reshape(qkv[2], b, n, cfg.Heads, hd)
 	q, k = ApplyRope(q, cos, sin), ApplyRope(k, cos, sin)
-	o := AttentionCore(q, k, v, mask)
+	var o *Node
+	if seg.Mask != nil {
+		o = AttentionCore(q, k, v, seg.Mask)
+	} else { // equal segments: a batch of n/Len sequences
+		s := b * n / seg.Len
+		o = AttentionCore(Reshape(q, s, seg.Len, cfg.Heads, hd), Reshape(k, s, seg.Len, cfg.Heads, hd), Reshape(v, s, seg.Len, cfg.Heads, hd), nil)
+	}
 	return Linear(scope.In("proj"), Reshape(o, b, n, dim), dim, true)
 }
 

@@ -64,12 +64,12 @@ func Qwen3VisionTower(scope *model.Scope, cfg QwenVisionConfig, patches *Node, g
 	}
 	emb := Reshape(Const(g, flat), 1, n, hd)
 	cos, sin := Cos(emb), Sin(emb)
-	mask := SegmentMask(g, segmentsOf(frameLengths(grids), n))
+	seg := newVisionSegments(g, frameLengths(grids), n)
 	x = InsertAxes(x, 0)
 	blocks, deepScope := scope.In("blocks"), scope.In("deepstack_merger_list")
 	var deep []*Node
 	for i := range cfg.Depth {
-		x = Remat(x, func(x *Node) *Node { return qwen3VisionBlock(blocks.In("%d", i), cfg, x, cos, sin, mask) })
+		x = Remat(x, func(x *Node) *Node { return qwen3VisionBlock(blocks.In("%d", i), cfg, x, cos, sin, seg) })
 		if k := slices.Index(cfg.DeepstackIndexes, i); k >= 0 {
 			deep = append(deep, qwen3Merger(deepScope.In("%d", k), cfg, Reshape(x, n, cfg.Hidden), true))
 		}
@@ -139,8 +139,8 @@ func linspace32(end float32, steps int) []float32 {
 }
 
 // qwen3VisionBlock is Qwen3VLVisionBlock on x [1, N, D].
-func qwen3VisionBlock(scope *model.Scope, cfg QwenVisionConfig, x, cos, sin, mask *Node) *Node {
-	x = Add(x, qwenVisionAttention(scope.In("attn"), cfg, LayerNormHF(scope.In("norm1"), x, 1e-6), cos, sin, mask))
+func qwen3VisionBlock(scope *model.Scope, cfg QwenVisionConfig, x, cos, sin *Node, seg visionSegments) *Node {
+	x = Add(x, qwenVisionAttention(scope.In("attn"), cfg, LayerNormHF(scope.In("norm1"), x, 1e-6), cos, sin, seg))
 	h := LayerNormHF(scope.In("norm2"), x, 1e-6)
 	mlp := scope.In("mlp")
 	h = Linear(mlp.In("linear_fc2"), ActivationHF(cfg.Act, Linear(mlp.In("linear_fc1"), h, cfg.Intermediate, true)), cfg.Hidden, true)
