@@ -15,14 +15,20 @@ import (
 
 // TestHFQwenVLCLI: `reel hf run DIR --image FILE` on the Qwen2-VL fixture (processor and model)
 // gives the logits the PyTorch twin computed from the same PNG (hf/testdata/gen_qwenvl.py) within
-// 1e-4 relative; `hf generate --video` and `hf inspect` work on the Qwen-VL fixtures; bad input is
-// one line.
+// 1e-4 relative; `hf generate --prompt TEXT --image FILE` lays the prompt out as the processor
+// does and continues it as the twin does; `hf generate --video` and `hf inspect` work on the
+// Qwen-VL fixtures; bad input is one line.
 func TestHFQwenVLCLI(t *testing.T) {
 	dir := hfFixture(t, "qwen2vl-tiny")
 	var e struct {
 		ImagePNG struct {
 			Tokens []int `json:"tokens"`
 		} `json:"image_png"`
+		GeneratePNG struct {
+			PromptText string `json:"prompt_text"`
+			Prompt     []int  `json:"prompt"`
+			Generated  []int  `json:"generated"`
+		} `json:"generate_png"`
 	}
 	data, err := os.ReadFile(filepath.Join(dir, "expected.json"))
 	require.NoError(t, err)
@@ -44,6 +50,19 @@ func TestHFQwenVLCLI(t *testing.T) {
 	}
 	t.Logf("hf run --image: max relative error %.2g", diff/scale)
 	require.Less(t, diff/scale, 1e-4)
+
+	// --prompt: the processor's layout (the vision block first, one pad per merged token) with the
+	// fixture's tokenizer.json, and the twin's greedy continuation.
+	r = reel(t, t.TempDir(), "hf", "generate", dir, "--prompt", e.GeneratePNG.PromptText, "--image", filepath.Join(dir, "image.png"),
+		"--max-new-tokens", "5")
+	requireOK(t, r)
+	var pg struct {
+		PromptIDs []int `json:"prompt_ids"`
+		Generated []int
+	}
+	require.NoError(t, json.Unmarshal([]byte(r.stdout), &pg))
+	require.Equal(t, e.GeneratePNG.Prompt, pg.PromptIDs)
+	require.Equal(t, e.GeneratePNG.Generated, pg.Generated)
 
 	r = reel(t, t.TempDir(), "hf", "inspect", dir)
 	requireOK(t, r)

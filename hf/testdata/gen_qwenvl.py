@@ -679,6 +679,20 @@ def main():
             logits, _ = forward(arch, cfg, sd, ids, pixels=png, image_grid=[pg])
             save_npy(os.path.join(d, "logits_image_png.npy"), logits.numpy())
             expected["image_png"] = {"tokens": ids}
+            # A WordLevel tokenizer.json (whitespace words) for `reel hf generate --prompt`: the
+            # processor puts the vision block first, then the prompt's words.
+            words = {"[UNK]": 0, "<|endoftext|>": 2, "describe": 30, "this": 31, "image": 32}
+            added = [{"id": i, "content": c, "single_word": False, "lstrip": False, "rstrip": False,
+                      "normalized": False, "special": True} for i, c in
+                     ((2, "<|endoftext|>"), (VS, "<|vision_start|>"), (VE, "<|vision_end|>"), (IMG, "<|image_pad|>"),
+                      (VID, "<|video_pad|>"))]
+            with open(os.path.join(d, "tokenizer.json"), "w") as f:
+                json.dump({"version": "1.0", "truncation": None, "padding": None, "added_tokens": added,
+                           "normalizer": None, "pre_tokenizer": {"type": "Whitespace"}, "post_processor": None,
+                           "decoder": None, "model": {"type": "WordLevel", "vocab": words, "unk_token": "[UNK]"}}, f)
+            prompt = [VS] + [IMG] * (pg[0] * pg[1] * pg[2] // 4) + [VE, 30, 31, 32]
+            expected["generate_png"] = {"prompt_text": "describe this image", "prompt": prompt,
+                                        "generated": greedy(arch, cfg, sd, prompt, 5, [2], pixels=png, image_grid=[pg])}
         for cname, c in cases.items():
             ids = c.pop("ids")
             logits, pos = forward(arch, cfg, sd, ids, **c)
