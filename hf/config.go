@@ -41,6 +41,10 @@ var Architectures = map[string]string{
 	"CLIPVisionModel":                   KindVision,
 	"PaliGemmaForConditionalGeneration": KindVLM,
 	"LlavaForConditionalGeneration":     KindVLM,
+	// Qwen2-VL, Qwen2.5-VL and Qwen3-VL (qwenvl.go)
+	"Qwen2VLForConditionalGeneration":    KindVLM,
+	"Qwen2_5_VLForConditionalGeneration": KindVLM,
+	"Qwen3VLForConditionalGeneration":    KindVLM,
 }
 
 // byModelType names the architecture of a config.json without "architectures".
@@ -49,6 +53,8 @@ var byModelType = map[string]string{
 	"gemma2": "Gemma2ForCausalLM", "gemma3_text": "Gemma3ForCausalLM", "siglip": "SiglipModel", "clip": "CLIPModel",
 	"siglip_vision_model": "SiglipVisionModel", "clip_vision_model": "CLIPVisionModel",
 	"paligemma": "PaliGemmaForConditionalGeneration", "llava": "LlavaForConditionalGeneration",
+	"qwen2_vl": "Qwen2VLForConditionalGeneration", "qwen2_5_vl": "Qwen2_5_VLForConditionalGeneration",
+	"qwen3_vl": "Qwen3VLForConditionalGeneration",
 }
 
 // Config is a parsed config.json: the architecture and the models configuration it builds.
@@ -63,6 +69,7 @@ type Config struct {
 	Llava       *models.LlavaConfig       // LlavaForConditionalGeneration
 	Contrastive *models.ContrastiveConfig // KindContrastive
 	Vision      *models.VisionConfig      // KindVision
+	QwenVL      *models.QwenVLConfig      // Qwen2VLForConditionalGeneration, Qwen2_5_VLForConditionalGeneration
 }
 
 // Text is the decoder of a causal LM or VLM (nil otherwise).
@@ -74,6 +81,8 @@ func (c *Config) Text() *models.DecoderConfig {
 		return &c.PaliGemma.Text
 	case c.Llava != nil:
 		return &c.Llava.Text
+	case c.QwenVL != nil:
+		return &c.QwenVL.Text
 	}
 	return nil
 }
@@ -98,6 +107,8 @@ func (c *Config) ImageToken() int {
 		return c.PaliGemma.ImageToken
 	case c.Llava != nil:
 		return c.Llava.ImageToken
+	case c.QwenVL != nil:
+		return c.QwenVL.ImageToken
 	}
 	return -1
 }
@@ -377,6 +388,8 @@ func ParseConfig(m map[string]any) (*Config, error) {
 			}
 		}
 		c.Llava = l
+	case "Qwen2VLForConditionalGeneration", "Qwen2_5_VLForConditionalGeneration", "Qwen3VLForConditionalGeneration":
+		c.QwenVL = parseQwenVL(o, c.Arch)
 	default:
 		d := parseDecoder(o, c.ModelType)
 		c.Decoder = &d
@@ -395,6 +408,11 @@ func ParseConfig(m map[string]any) (*Config, error) {
 		}
 		if v.PatchSize <= 0 || v.ImageSize%v.PatchSize != 0 {
 			return nil, fmt.Errorf("vision config: image_size %d is not a multiple of patch_size %d", v.ImageSize, v.PatchSize)
+		}
+	}
+	if c.QwenVL != nil {
+		if err := c.QwenVL.Validate(); err != nil {
+			return nil, err
 		}
 	}
 	if c.Contrastive != nil {

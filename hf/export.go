@@ -346,14 +346,18 @@ func ExportPEFT(backend compute.Backend, s ExportSource, out string) (*Exported,
 	}
 	res := &Exported{Step: in.step}
 	layout := ""
+	to4 := Layout5To4
 	if in.src != nil {
 		layout = in.src.Layout
+		if in.src.Config.QwenVL != nil {
+			to4 = qwenLayout5To4
+		}
 	}
 	moduleName := func(layerPath string) (string, string) {
 		name, tr := HFName("/"+layerPath+"/weights", 2)
 		switch layout {
 		case Layout4:
-			name = Layout5To4(name)
+			name = to4(name)
 		case Layout5Flat:
 			name = Layout5ToFlat(name)
 		}

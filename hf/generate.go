@@ -31,6 +31,12 @@ func (m *Model) Generate(backend compute.Backend, prompt []int, pixels *tensors.
 	if text == nil {
 		return nil, fmt.Errorf("generate: %s is not a generative model", cfg.Arch)
 	}
+	if cfg.QwenVL != nil {
+		if pixels != nil {
+			return nil, fmt.Errorf("generate: a Qwen-VL image needs its grid (GenerateInputs)")
+		}
+		return m.GenerateQwenVL(backend, RunInputs{Tokens: [][]int{prompt}}, opts)
+	}
 	if opts.MaxNewTokens < 1 {
 		return nil, fmt.Errorf("generate: --max-new-tokens %d must be ≥ 1", opts.MaxNewTokens)
 	}
@@ -98,6 +104,18 @@ func (m *Model) Generate(backend compute.Backend, prompt []int, pixels *tensors.
 		next, err = step([]int{next}, n+len(out)-1, nil)
 	}
 	return out, err
+}
+
+// GenerateInputs is Generate for in.Tokens[0] with in's images (and, for Qwen-VL, their grids
+// and videos; GenerateQwenVL).
+func (m *Model) GenerateInputs(backend compute.Backend, in RunInputs, opts GenerateOptions) ([]int, error) {
+	if m.Config.QwenVL != nil {
+		return m.GenerateQwenVL(backend, in, opts)
+	}
+	if len(in.Tokens) != 1 {
+		return nil, fmt.Errorf("generate: one prompt, got %d", len(in.Tokens))
+	}
+	return m.Generate(backend, in.Tokens[0], in.Pixels, opts)
 }
 
 // stepGraph runs the decoder over ids [1, T] written at cache.Start (with the image scattered in

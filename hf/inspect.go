@@ -41,6 +41,7 @@ type Tower struct {
 func towerOf(name string) (tower, prefix string) {
 	for _, t := range [][2]string{
 		{"vision tower", "model.vision_tower."}, {"projector", "model.multi_modal_projector."},
+		{"vision tower", "model.visual."},
 		{"language model", "model.language_model."}, {"vision tower", "vision_model."}, {"text tower", "text_model."},
 		{"output head", "lm_head."}, {"projections", "visual_projection."}, {"projections", "text_projection."},
 		{"language model", "model."},
@@ -73,6 +74,13 @@ func (m *Model) Summarize() Summary {
 	}
 	if cfg.Kind == KindVLM {
 		s.ImageToken, s.ImageTokens = cfg.ImageToken(), cfg.ImageTokens()
+	}
+	if q := cfg.QwenVL; q != nil {
+		if p, err := ReadQwenProcessor(m.Dir, q.Vision, false); err == nil {
+			s.Image = p.Describe()
+		} else {
+			s.Image = err.Error()
+		}
 	}
 	if v := cfg.VisionTower(); v != nil {
 		if p, err := ReadPreprocessor(m.Dir, v.ImageSize); err == nil {

@@ -292,6 +292,11 @@ type Inputs struct {
 	IDs        *graph.Node // [B, T] int32 token ids (VLMs: with image placeholders)
 	Pixels     *graph.Node // [Bi, C, H, W] f32 pixel_values
 	TokenTypes *graph.Node // [B, T] int32 (PaliGemma)
+
+	// Qwen2-VL / Qwen2.5-VL: Pixels are pixel_values [N, C·T·P·P]
+	VideoPixels            *graph.Node   // pixel_values_videos [N, C·T·P·P]
+	Positions              *graph.Node   // [3, B, T] int32 M-RoPE positions
+	ImageGrids, VideoGrids []models.Grid // image_grid_thw, video_grid_thw (static)
 }
 
 // Outputs are a forward pass's results under transformers' names.
@@ -305,6 +310,14 @@ type Outputs struct {
 // exampleInputs are one-example parameters for shape discovery.
 func exampleInputs(g *graph.Graph, cfg *Config) Inputs {
 	var in Inputs
+	if q := cfg.QwenVL; q != nil { // one image of 2×2 patches: one merged token
+		m := q.Vision.MergeSize
+		in.ImageGrids = []models.Grid{{T: 1, H: m, W: m}}
+		in.Pixels = graph.Parameter(g, "pixels", shapes.Make(dtypes.Float32, m*m, q.Vision.PatchDim()))
+		in.IDs = graph.Parameter(g, "ids", shapes.Make(dtypes.Int32, 1, 2))
+		in.Positions = graph.Parameter(g, "positions", shapes.Make(dtypes.Int32, 3, 1, 2))
+		return in
+	}
 	if v := cfg.VisionTower(); v != nil {
 		in.Pixels = graph.Parameter(g, "pixels", shapes.Make(dtypes.Float32, 1, v.Channels, v.ImageSize, v.ImageSize))
 	}
@@ -324,6 +337,9 @@ func Forward(scope *model.Scope, cfg *Config, in Inputs) Outputs {
 		return Outputs{Logits: models.PaliGemma(scope, *cfg.PaliGemma, in.IDs, in.Pixels, in.TokenTypes)}
 	case cfg.Llava != nil:
 		return Outputs{Logits: models.Llava(scope, *cfg.Llava, in.IDs, in.Pixels)}
+	case cfg.QwenVL != nil:
+		return Outputs{Logits: models.QwenVL(scope, *cfg.QwenVL, models.QwenVLInputs{IDs: in.IDs, Positions: in.Positions,
+			Images: in.Pixels, ImageGrids: in.ImageGrids, Videos: in.VideoPixels, VideoGrids: in.VideoGrids})}
 	case cfg.Contrastive != nil:
 		o := models.Contrastive(scope, *cfg.Contrastive, in.Pixels, in.IDs)
 		return Outputs{ImageEmbeds: o.ImageEmbeds, TextEmbeds: o.TextEmbeds, LogitsPerImage: o.LogitsPerImage}

@@ -8,13 +8,20 @@ import (
 	"github.com/gomlx/compute/dtypes"
 	"github.com/gomlx/gomlx/core/tensors"
 	"github.com/gomlx/gomlx/ml/model"
+
+	"github.com/reelml/reel/models"
 )
 
 // RunInputs are the inputs of one forward pass.
 type RunInputs struct {
 	Tokens     [][]int         // one sequence per batch row (SigLIP/CLIP: one per text)
 	TokenTypes [][]int         // PaliGemma's token_type_ids, one per sequence (optional)
-	Pixels     *tensors.Tensor // pixel_values [Bi, C, H, W] f32
+	Pixels     *tensors.Tensor // pixel_values [Bi, C, H, W] f32 (Qwen-VL: patches [N, C·T·P·P])
+
+	// Qwen2-VL / Qwen2.5-VL
+	VideoPixels            *tensors.Tensor // pixel_values_videos [N, C·T·P·P] f32
+	ImageGrids, VideoGrids []models.Grid   // image_grid_thw, video_grid_thw
+	SecondsPerGrid         []float64       // second_per_grid_ts, one per video (nil: 1 s)
 }
 
 // RunResult holds a forward pass's outputs under transformers' names.
@@ -80,6 +87,9 @@ func (m *Model) CheckInputs(in RunInputs) error {
 			}
 		}
 	}
+	if cfg.QwenVL != nil {
+		return m.qwenCheckInputs(in)
+	}
 	v := cfg.VisionTower()
 	images := 0
 	if in.Pixels != nil {
@@ -133,6 +143,13 @@ func (m *Model) Run(backend compute.Backend, in RunInputs) (res *RunResult, err 
 		args, kinds = append(args, IntTensor(in.TokenTypes)), append(kinds, "types")
 	}
 	cfg := m.Config
+	if cfg.QwenVL != nil {
+		if in.VideoPixels != nil {
+			args, kinds = append(args, in.VideoPixels), append(kinds, "videos")
+		}
+		pos, _ := m.QwenPositions(in)
+		args, kinds = append(args, tensors.FromFlatDataAndDimensions(pos, 3, len(in.Tokens), len(in.Tokens[0]))), append(kinds, "positions")
+	}
 	exec, err := model.NewExecCanonical(backend, m.Store, func(scope *model.Scope, g *model.Graph, nodes []*model.Node) []*model.Node {
 		var fin Inputs
 		for i, k := range kinds {
@@ -143,8 +160,13 @@ func (m *Model) Run(backend compute.Backend, in RunInputs) (res *RunResult, err 
 				fin.Pixels = nodes[i]
 			case "types":
 				fin.TokenTypes = nodes[i]
+			case "videos":
+				fin.VideoPixels = nodes[i]
+			case "positions":
+				fin.Positions = nodes[i]
 			}
 		}
+		fin.ImageGrids, fin.VideoGrids = in.ImageGrids, in.VideoGrids
 		o := Forward(scope, cfg, fin)
 		var outs []*model.Node
 		for _, n := range []*model.Node{o.Logits, o.ImageEmbeds, o.TextEmbeds, o.LogitsPerImage, o.LastHiddenState, o.PoolerOutput} {

@@ -86,9 +86,16 @@ func readWeights(dir string, data bool) (*Weights, error) {
 			raw[name], rawFile[name] = s, f
 		}
 	}
+	rename := layout4To5
+	names := map[string]bool{}
+	for n := range raw {
+		names[n] = true
+	}
 	switch {
 	case isLayout4(raw):
 		w.Layout = Layout4
+	case isQwenLayout4(names):
+		w.Layout, rename = Layout4, qwenLayout4To5
 	case isFlatVision(raw):
 		w.Layout = Layout5Flat
 	}
@@ -99,7 +106,7 @@ func readWeights(dir string, data bool) (*Weights, error) {
 		canon := name
 		switch w.Layout {
 		case Layout4:
-			canon = layout4To5(name)
+			canon = rename(name)
 		case Layout5Flat:
 			canon = flatTo5(name)
 		}

@@ -88,11 +88,33 @@ func DecoderEmbed(scope *model.Scope, cfg DecoderConfig, ids *Node, dtype dtypes
 // [B, T, D]. prefix [B, Tk] (bool, or nil) marks bidirectional keys (see VisibleMask); with a cache
 // the keys are the cache's slots and the cache's K, V are replaced by the updated ones.
 func Decoder(scope *model.Scope, cfg DecoderConfig, x, positions, prefix *Node, cache *KVCache) *Node {
-	g := x.Graph()
-	b, t := x.Shape().Dimensions[0], x.Shape().Dimensions[1]
 	if cfg.ScaleInputs { // GemmaModel: hidden_states * normalizer (√hidden in the hidden dtype)
 		x = MulScalar(x, float64(float32(math.Sqrt(float64(cfg.Hidden)))))
 	}
+	cosG, sinG := RopeCosSin(cfg.Rope, positions)
+	cosL, sinL := cosG, sinG
+	if cfg.LocalRope.Theta > 0 {
+		cosL, sinL = RopeCosSin(cfg.LocalRope, positions)
+	}
+	return decoderLayers(scope, cfg, x, cosG, sinG, cosL, sinL, prefix, cache, nil)
+}
+
+// DecoderRotary is Decoder with the rotary cos and sin [B, T, head_dim] given (every layer's):
+// for position schemes other than one index per token, such as Qwen2-VL's M-RoPE (MRopeCosSin).
+// after (or nil) maps each layer's output (layer i) before the next layer reads it: Qwen3-VL's
+// DeepStack adds vision features there.
+func DecoderRotary(scope *model.Scope, cfg DecoderConfig, x, cos, sin, prefix *Node, cache *KVCache, after func(i int, h *Node) *Node) *Node {
+	if cfg.ScaleInputs {
+		x = MulScalar(x, float64(float32(math.Sqrt(float64(cfg.Hidden)))))
+	}
+	return decoderLayers(scope, cfg, x, cos, sin, cos, sin, prefix, cache, after)
+}
+
+// decoderLayers runs the layers and the final norm with the global and sliding layers' rotary
+// tables.
+func decoderLayers(scope *model.Scope, cfg DecoderConfig, x, cosG, sinG, cosL, sinL, prefix *Node, cache *KVCache, after func(int, *Node) *Node) *Node {
+	g := x.Graph()
+	b, t := x.Shape().Dimensions[0], x.Shape().Dimensions[1]
 	tk := t
 	var start *Node
 	if cache != nil {
@@ -100,11 +122,6 @@ func Decoder(scope *model.Scope, cfg DecoderConfig, x, positions, prefix *Node, 
 	}
 	full := VisibleMask(g, b, t, tk, start, prefix, 0)
 	var sliding *Node
-	cosG, sinG := RopeCosSin(cfg.Rope, positions)
-	cosL, sinL := cosG, sinG
-	if cfg.LocalRope.Theta > 0 {
-		cosL, sinL = RopeCosSin(cfg.LocalRope, positions)
-	}
 	layers := scope.In("layers")
 	for i := range cfg.Layers {
 		mask, cos, sin := full, cosG, sinG
@@ -119,6 +136,9 @@ func Decoder(scope *model.Scope, cfg DecoderConfig, x, positions, prefix *Node, 
 			x = Remat(x, layer)
 		} else {
 			x = layer(x)
+		}
+		if after != nil {
+			x = after(i, x)
 		}
 	}
 	return RMSNorm(scope.In("norm"), x, cfg.Eps, cfg.OffsetNorm)

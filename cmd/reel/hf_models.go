@@ -44,19 +44,24 @@ func hfInspect(args []string) error {
 type hfInputFlags struct {
 	tokens, types *[]string
 	pixels, image *string
+	video         *string // Qwen-VL
+	videoFrames   *int
 	backend       *string
 }
 
 func addHFInputFlags(fs interface {
 	StringArray(string, []string, string) *[]string
 	String(string, string, string) *string
+	Int(string, int, string) *int
 }) hfInputFlags {
 	return hfInputFlags{
-		tokens:  fs.StringArray("tokens", nil, "comma-separated token ids, image placeholders included (repeatable: one per sequence / text)"),
-		types:   fs.StringArray("token-types", nil, "PaliGemma token_type_ids per --tokens: 0 prefix (bidirectional), 1 suffix (causal)"),
-		pixels:  fs.String("pixels", "", "pixel_values as a float32 .npy [N, C, H, W]"),
-		image:   fs.String("image", "", "a PNG or JPEG, preprocessed as preprocessor_config.json says"),
-		backend: fs.String("backend", "", `compute backend (default: $GOMLX_BACKEND, else auto)`),
+		tokens:      fs.StringArray("tokens", nil, "comma-separated token ids, image placeholders included (repeatable: one per sequence / text)"),
+		types:       fs.StringArray("token-types", nil, "PaliGemma token_type_ids per --tokens: 0 prefix (bidirectional), 1 suffix (causal)"),
+		pixels:      fs.String("pixels", "", "pixel_values as a float32 .npy [N, C, H, W]"),
+		image:       fs.String("image", "", "a PNG or JPEG, preprocessed as preprocessor_config.json says"),
+		video:       fs.String("video", "", "a video file (Qwen-VL), decoded with ffmpeg at the video processor's fps"),
+		videoFrames: fs.Int("video-frames", 16, "frames taken from --video (a shorter video repeats its last frame)"),
+		backend:     fs.String("backend", "", `compute backend (default: $GOMLX_BACKEND, else auto)`),
 	}
 }
 
@@ -80,6 +85,12 @@ func (f hfInputFlags) inputs(cmd string, m *hf.Model) (hf.RunInputs, error) {
 	if *f.pixels != "" && *f.image != "" {
 		return in, &exitError{2, fmt.Errorf("%s: give --pixels or --image, not both", cmd)}
 	}
+	if m.Config.QwenVL != nil {
+		return f.qwenInputs(cmd, m, in)
+	}
+	if *f.video != "" {
+		return in, &exitError{2, fmt.Errorf("%s: --video: %s takes no videos", cmd, m.Config.Arch)}
+	}
 	var err error
 	if *f.pixels != "" {
 		if in.Pixels, err = hf.ReadNPY(*f.pixels); err != nil {
@@ -94,10 +105,32 @@ func (f hfInputFlags) inputs(cmd string, m *hf.Model) (hf.RunInputs, error) {
 	return in, nil
 }
 
+// qwenInputs adds a Qwen-VL model's --image and --video (pixel values with their grids).
+func (f hfInputFlags) qwenInputs(cmd string, m *hf.Model, in hf.RunInputs) (hf.RunInputs, error) {
+	if *f.pixels != "" {
+		return in, &exitError{2, fmt.Errorf("%s: --pixels: %s takes --image or --video (its patches need their grid)", cmd, m.Config.Arch)}
+	}
+	if *f.image != "" {
+		px, g, err := m.QwenImage(*f.image)
+		if err != nil {
+			return in, fmt.Errorf("%s: --image: %v", cmd, err)
+		}
+		in.Pixels, in.ImageGrids = px, append(in.ImageGrids, g)
+	}
+	if *f.video != "" {
+		px, g, sec, err := m.QwenVideo(*f.video, *f.videoFrames)
+		if err != nil {
+			return in, fmt.Errorf("%s: --video: %v", cmd, err)
+		}
+		in.VideoPixels, in.VideoGrids, in.SecondsPerGrid = px, append(in.VideoGrids, g), append(in.SecondsPerGrid, sec)
+	}
+	return in, nil
+}
+
 func hfRun(args []string) error {
 	fs := newFlags("hf run")
 	f := addHFInputFlags(fs)
-	fs.Usage = usageFunc(fs, "Usage: reel hf run DIR --tokens 1,2,3 [--tokens …] [--token-types 0,0,1] [--pixels FILE.npy | --image FILE]\n\nOne forward pass, printed as one JSON object under transformers' output names: logits for causal\nLMs and VLMs; image_embeds, text_embeds and logits_per_image for SigLIP and CLIP (one --tokens per\ntext); last_hidden_state and pooler_output for vision towers.")
+	fs.Usage = usageFunc(fs, "Usage: reel hf run DIR --tokens 1,2,3 [--tokens …] [--token-types 0,0,1] [--pixels FILE.npy | --image FILE] [--video FILE [--video-frames N]]\n\nOne forward pass, printed as one JSON object under transformers' output names: logits for causal\nLMs and VLMs; image_embeds, text_embeds and logits_per_image for SigLIP and CLIP (one --tokens per\ntext); last_hidden_state and pooler_output for vision towers.")
 	if err := parse(fs, args); err != nil {
 		return err
 	}
@@ -132,7 +165,7 @@ func hfGenerate(args []string) error {
 	prompt := fs.String("prompt", "", "the prompt as text (needs the model's tokenizer)")
 	maxNew := fs.Int("max-new-tokens", 20, "most tokens to generate")
 	chat := addChatFlags(fs)
-	fs.Usage = usageFunc(fs, "Usage: reel hf generate DIR --prompt TEXT [--chat [--var NAME=VALUE]...] | --tokens 1,2,3 [--image FILE | --pixels FILE.npy] [--max-new-tokens N]\n\nGreedy decoding with a KV cache (transformers' generate(do_sample=False)); prints JSON with the\nprompt's and the generated token ids (and the text, for --prompt). --prompt is tokenised with the\nmodel's tokenizer as its processor does (PaliGemma: image tokens, BOS, prompt, \"\\n\"; LLaVA: each\n<image> replaced by the image tokens); --tokens must hold the image placeholders itself\n(reel hf inspect tells how many).\n\nWith --chat, --prompt is one user turn formatted by the model's chat template (as\napply_chat_template(add_generation_prompt=True) does; --var sets template variables) and printed\nas \"chat_text\".")
+	fs.Usage = usageFunc(fs, "Usage: reel hf generate DIR --prompt TEXT [--chat [--var NAME=VALUE]...] | --tokens 1,2,3 [--image FILE | --pixels FILE.npy | --video FILE] [--max-new-tokens N]\n\nGreedy decoding with a KV cache (transformers' generate(do_sample=False)); prints JSON with the\nprompt's and the generated token ids (and the text, for --prompt). --prompt is tokenised with the\nmodel's tokenizer as its processor does (PaliGemma: image tokens, BOS, prompt, \"\\n\"; LLaVA: each\n<image> replaced by the image tokens; Qwen-VL: each <|vision_start|><|image_pad|><|vision_end|>, or\none put first, with one <|image_pad|> per merged token, likewise <|video_pad|>); --tokens must hold the image placeholders itself\n(reel hf inspect tells how many).\n\nWith --chat, --prompt is one user turn formatted by the model's chat template (as\napply_chat_template(add_generation_prompt=True) does; --var sets template variables) and printed\nas \"chat_text\".")
 	if err := parse(fs, args); err != nil {
 		return err
 	}
@@ -164,7 +197,16 @@ func hfGenerate(args []string) error {
 		if in.Pixels != nil {
 			images = in.Pixels.Shape().Dimensions[0]
 		}
-		ids, rendered, err := chat.promptIDs(m, tok, *prompt, images)
+		var ids []int
+		var rendered string
+		if m.Config.QwenVL != nil {
+			if *chat.on {
+				return &exitError{2, fmt.Errorf("hf generate: --chat does not lay out Qwen-VL vision placeholders yet: render the turn with reel hf template and pass it as --prompt")}
+			}
+			ids, err = m.QwenPromptIDs(tok, *prompt, in.ImageGrids, in.VideoGrids, in.SecondsPerGrid)
+		} else {
+			ids, rendered, err = chat.promptIDs(m, tok, *prompt, images)
+		}
 		if err != nil {
 			return &exitError{2, fmt.Errorf("hf generate: %v", err)}
 		}
@@ -176,7 +218,7 @@ func hfGenerate(args []string) error {
 	if err := m.CheckInputs(in); err != nil {
 		return &exitError{2, fmt.Errorf("hf generate: %v", err)}
 	}
-	out, err := m.Generate(b, in.Tokens[0], in.Pixels, hf.GenerateOptions{MaxNewTokens: *maxNew})
+	out, err := m.GenerateInputs(b, in, hf.GenerateOptions{MaxNewTokens: *maxNew})
 	if err != nil {
 		return err
 	}
