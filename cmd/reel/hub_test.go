@@ -51,7 +51,7 @@ func TestHubRepoIDs(t *testing.T) {
 	hubCache := filepath.Join(home, "hf", "hub")
 	abs := func(p string) string { a, err := filepath.Abs(p); require.NoError(t, err); return a }
 	gemma, llama := abs("../../hf/testdata/gemma"), abs("../../text/testdata/llama3.json")
-	reachy := abs("../../data/testdata/lerobot/reachy2_v30")
+	reachy := abs("../../lerobot/testdata/reachy2_v30")
 	const sha = "a1b2c3d4e5f60718293a4b5c6d7e8f9012345678"
 	cacheSnapshot(t, filepath.Join(hubCache, "models--acme--gemma-tiny"), "main", sha, gemma)
 	tok := t.TempDir()
