@@ -6,7 +6,6 @@ import (
 	"io"
 	"os"
 
-	"github.com/reelml/reel/hf"
 	"github.com/reelml/reel/text"
 )
 
@@ -84,45 +83,4 @@ func readMessages(path string) ([]byte, error) {
 		return nil, fmt.Errorf("%s: larger than %d MiB", path, maxMessagesFile>>20)
 	}
 	return b, nil
-}
-
-// chatFlags are the flags of commands that can format a prompt with the model's chat template.
-type chatFlags struct {
-	on   *bool
-	vars *[]string
-}
-
-func addChatFlags(fs interface {
-	Bool(name string, value bool, usage string) *bool
-	StringArray(name string, value []string, usage string) *[]string
-}) chatFlags {
-	return chatFlags{
-		on:   fs.Bool("chat", false, "format --prompt with the model's chat template (one user turn, generation prompt)"),
-		vars: fs.StringArray("var", nil, "chat template variable NAME=VALUE, with --chat (repeatable)"),
-	}
-}
-
-// promptIDs lays out prompt as the model's processor does, formatted by its chat template first
-// with --chat; it returns the ids and the rendered chat text ("" without --chat).
-func (c chatFlags) promptIDs(m *hf.Model, tok text.Tokenizer, prompt string, images int) ([]int, string, error) {
-	if !*c.on {
-		if len(*c.vars) > 0 {
-			return nil, "", fmt.Errorf("--var sets chat template variables: it needs --chat")
-		}
-		ids, err := m.PromptIDs(tok, prompt, images)
-		return ids, "", err
-	}
-	vars := map[string]any{}
-	for _, s := range *c.vars {
-		k, v, err := text.ParseVar(s)
-		if err != nil {
-			return nil, "", fmt.Errorf("--var %v", err)
-		}
-		vars[k] = v
-	}
-	tmpl, err := text.LoadChatTemplate(m.Dir, "")
-	if err != nil {
-		return nil, "", fmt.Errorf("--chat: %w", err)
-	}
-	return m.ChatPromptIDs(tok, tmpl, prompt, images, vars)
 }
