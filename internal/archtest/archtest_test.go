@@ -19,7 +19,7 @@ const module = "github.com/reelml/reel"
 // package imports only packages of lower layers, never one of its own layer or above. A new
 // package gets a layer here and a line in docs/architecture.md.
 var layers = [][]string{
-	{"internal/*"}, // leaves: import no reel package but internal ones
+	{"internal/*"}, // leaves: import no reel package outside internal/ (internal ones may import each other)
 	{"hub", "losses", "mediaio", "policy", "backends"},
 	{"models", "text", "recipes", "checkpoints", "lerobot", "augment", "serve"},
 	{"data", "videotok", "pruning"},
@@ -136,6 +136,7 @@ func TestImportLayers(t *testing.T) {
 				t.Errorf("%s imports cmd/reel: nothing imports the CLI", p)
 			case lq < 0:
 				t.Errorf("%s imports %s, which has no layer", p, q)
+			case lp == 0 && lq == 0: // one internal helper using another
 			case lq >= lp:
 				t.Errorf("%s (layer %d) imports %s (layer %d): a package imports only lower layers (docs/architecture.md)", p, lp, q, lq)
 			}
