@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/reelml/reel/internal/rng"
+	"github.com/reelml/reel/internal/usage"
 	"github.com/reelml/reel/lerobot"
 )
 
@@ -52,6 +53,21 @@ type LeRobotLoaderResult struct {
 	StepSeconds                    float64 // mean wall time per micro-batch with prefetching
 	PeakRSS                        int64   // peak resident memory over the loading runs (bytes)
 	PeakRSSNote                    string  // how the peak was measured
+}
+
+// Check reports a setting below 1 as a usage error naming its flag of 'reel bench data', which
+// sets every one (RunLeRobotLoader itself reads 0 as the default).
+func (c LeRobotLoaderConfig) Check() error {
+	for _, v := range []struct {
+		name string
+		n    int
+	}{{"episodes", c.Episodes}, {"frames", c.Frames}, {"cameras", c.Cameras}, {"width", c.Width}, {"height", c.Height},
+		{"fps", c.FPS}, {"batch", c.Batch}, {"size", c.Size}, {"batches", c.Batches}, {"window", c.Window}, {"workers", c.Workers}} {
+		if v.n < 1 {
+			return usage.Errorf("bench data: --%s must be positive, got %d", v.name, v.n)
+		}
+	}
+	return nil
 }
 
 // RunLeRobotLoader measures loading a video dataset for training: it generates a dataset (if

@@ -291,18 +291,12 @@ func benchData(args []string) error {
 	if fs.NArg() != 0 {
 		return &exitError{2, fmt.Errorf("bench data: unexpected argument %q", fs.Arg(0))}
 	}
-	for _, v := range []struct {
-		name string
-		n    int
-	}{{"episodes", *episodes}, {"frames", *frames}, {"cameras", *cameras}, {"width", *width}, {"height", *height},
-		{"fps", *fps}, {"batch", *batch}, {"size", *size}, {"batches", *batches}, {"window", *window}, {"workers", *workers}} {
-		if v.n < 1 {
-			return &exitError{2, fmt.Errorf("bench data: --%s must be positive, got %d", v.name, v.n)}
-		}
-	}
 	cfg := bench.LeRobotLoaderConfig{Dir: *dir, Episodes: *episodes, Frames: *frames, FPS: *fps, Cameras: *cameras, Width: *width,
 		Height: *height, Batch: *batch, Size: *size, Batches: *batches, Mode: *mode, StepTime: *step, Window: *window,
 		Workers: *workers, CacheBytes: *cacheMB << 20, Seed: 1}
+	if err := cfg.Check(); err != nil {
+		return usageError(err)
+	}
 	res, err := bench.RunLeRobotLoader(cfg, func(format string, a ...any) { fmt.Fprintf(os.Stderr, "reel: bench data: "+format+"\n", a...) })
 	if err != nil {
 		return fmt.Errorf("bench data: %v", err)
