@@ -284,7 +284,7 @@ func benchData(args []string) error {
 	workers := fs.Int("workers", 2, "background decoders")
 	cacheMB := fs.Int64("cache-mb", lerobot.DefaultFrameCacheBytes>>20, "decoded-frame cache bound (MiB)")
 	asJSON := fs.Bool("json", false, "print JSON instead of a summary")
-	fs.Usage = func() { fmt.Fprint(os.Stderr, benchDataUsage+"\nFlags:\n"); fs.PrintDefaults() }
+	fs.Usage = usageFunc(fs, benchDataUsage)
 	if err := parse(fs, args); err != nil {
 		return err
 	}

@@ -167,10 +167,7 @@ func genSimData(name, usage, defaultRecipe string, args []string) error {
 	shard := fs.String("shard", "", "write only shard I of N (\"I/N\", I from 0)")
 	codec := fs.String("codec", lerobot.CodecAuto, "video codec: auto (AV1 when possible), av1 or h264")
 	overwrite := fs.Bool("overwrite", false, "replace an existing dataset in DIR")
-	fs.Usage = func() {
-		fmt.Fprint(os.Stderr, usage+"\nFlags:\n")
-		fs.PrintDefaults()
-	}
+	fs.Usage = usageFunc(fs, usage)
 	if err := parse(fs, args); err != nil {
 		return err
 	}

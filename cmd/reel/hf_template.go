@@ -25,10 +25,7 @@ func hfTemplate(args []string) error {
 	agp := fs.Bool("add-generation-prompt", true, "end with the prompt of the assistant's turn")
 	vars := fs.StringArray("var", nil, "extra template variable NAME=VALUE (repeatable)")
 	name := fs.String("template", "", "which of several named templates (default: \"default\")")
-	fs.Usage = func() {
-		fmt.Fprint(os.Stderr, hfTemplateUsage+"\nFlags:\n")
-		fs.PrintDefaults()
-	}
+	fs.Usage = usageFunc(fs, hfTemplateUsage)
 	if err := parse(fs, args); err != nil {
 		return err
 	}

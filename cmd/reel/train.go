@@ -43,10 +43,7 @@ func cmdTrain(args []string) error {
 	overwrite := fs.Bool("overwrite", false, "delete the checkpoints, metrics, plots and TensorBoard events already in --out and start over")
 	stopAfter := fs.Int("stop-after", 0, "stop with a checkpoint after this many steps in total (simulates preemption; continue with --resume)")
 	backend := fs.String("backend", "", `compute backend: "go", "xla:/path/to/pjrt_plugin.so" (default: $GOMLX_BACKEND, else auto)`)
-	fs.Usage = func() {
-		fmt.Fprintln(os.Stderr, "Usage: reel train NAME|FILE [flags]\n\nTrains a recipe (embedded name or YAML file).\n\nFlags:")
-		fs.PrintDefaults()
-	}
+	fs.Usage = usageFunc(fs, "Usage: reel train NAME|FILE [flags]\n\nTrains a recipe (embedded name or YAML file).")
 	if err := parse(fs, args); err != nil {
 		return err
 	}
