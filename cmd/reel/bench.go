@@ -10,7 +10,6 @@ import (
 
 	"github.com/reelml/reel/bench"
 	"github.com/reelml/reel/checkpoints"
-	"github.com/reelml/reel/internal/intlist"
 	"github.com/reelml/reel/lerobot"
 	"github.com/reelml/reel/serve"
 )
@@ -38,15 +37,6 @@ func benchResult[R any](rows R, err error, asJSON bool, table func(R)) error {
 	}
 	table(rows)
 	return nil
-}
-
-// intFlagList parses a comma-separated flag value with the one list parser (usage errors: exit 2).
-func intFlagList(cmd, flag, s string, ok func(int) bool, want string) ([]int, error) {
-	l, err := intlist.Parse(s, ok, want)
-	if err != nil {
-		return nil, &exitError{2, fmt.Errorf("%s: %s: %w", cmd, flag, err)}
-	}
-	return l, nil
 }
 
 // modelFlags are the flags `reel bench vit` and `reel bench video` share.

@@ -9,7 +9,6 @@ import (
 	"path/filepath"
 	"syscall"
 
-	"github.com/spf13/pflag"
 	"golang.org/x/term"
 
 	"github.com/reelml/reel/backends"
@@ -17,23 +16,6 @@ import (
 	"github.com/reelml/reel/tasks"
 	"github.com/reelml/reel/train"
 )
-
-func newFlags(name string) *pflag.FlagSet {
-	fs := pflag.NewFlagSet(name, pflag.ContinueOnError)
-	fs.SortFlags = false
-	return fs
-}
-
-// parse parses flags, mapping flag errors to exit status 2.
-func parse(fs *pflag.FlagSet, args []string) error {
-	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, pflag.ErrHelp) {
-			return &exitError{0, errors.New("help requested")}
-		}
-		return &exitError{2, fmt.Errorf("%s: %v", fs.Name(), err)}
-	}
-	return nil
-}
 
 func cmdTrain(args []string) error {
 	fs := newFlags("train")
