@@ -3,7 +3,6 @@ package main
 import (
 	"encoding/json"
 	"fmt"
-	"io"
 	"os"
 
 	"github.com/reelml/reel/text"
@@ -47,7 +46,7 @@ func hfTemplate(args []string) error {
 	if err != nil {
 		return err
 	}
-	msgs, err := readMessages(*messages)
+	msgs, err := text.ReadMessages(*messages)
 	if err != nil {
 		return fmt.Errorf("hf template: --messages: %w", err)
 	}
@@ -61,23 +60,4 @@ func hfTemplate(args []string) error {
 	enc := json.NewEncoder(os.Stdout)
 	enc.SetEscapeHTML(false)
 	return enc.Encode(map[string]string{"text": out})
-}
-
-// maxMessagesFile bounds a --messages file.
-const maxMessagesFile = 64 << 20
-
-func readMessages(path string) ([]byte, error) {
-	f, err := os.Open(path)
-	if err != nil {
-		return nil, err
-	}
-	defer f.Close()
-	b, err := io.ReadAll(io.LimitReader(f, maxMessagesFile+1))
-	if err != nil {
-		return nil, fmt.Errorf("%s: %w", path, err)
-	}
-	if len(b) > maxMessagesFile {
-		return nil, fmt.Errorf("%s: larger than %d MiB", path, maxMessagesFile>>20)
-	}
-	return b, nil
 }
