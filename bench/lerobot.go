@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"cmp"
 	"fmt"
+	"io"
 	"math"
 	"os"
 	"path/filepath"
@@ -14,12 +15,13 @@ import (
 	"time"
 
 	"github.com/reelml/reel/internal/rng"
+	"github.com/reelml/reel/internal/usage"
 	"github.com/reelml/reel/lerobot"
 )
 
 // LeRobotLoaderConfig configures RunLeRobotLoader.
 type LeRobotLoaderConfig struct {
-	Dir string // dataset directory: used if it holds a dataset, else generated there
+	Dir string // dataset directory: used if it holds a dataset, else generated there ("": a temporary one, removed afterwards)
 	// The generated dataset: Episodes episodes of Frames frames at FPS, Cameras cameras of
 	// Width×Height (defaults 100, 50, 10, 1, 640×480), written as v3.0 AV1.
 	Episodes, Frames, FPS, Cameras, Width, Height int
@@ -53,6 +55,21 @@ type LeRobotLoaderResult struct {
 	PeakRSSNote                    string  // how the peak was measured
 }
 
+// Check reports a setting below 1 as a usage error naming its flag of 'reel bench data', which
+// sets every one (RunLeRobotLoader itself reads 0 as the default).
+func (c LeRobotLoaderConfig) Check() error {
+	for _, v := range []struct {
+		name string
+		n    int
+	}{{"episodes", c.Episodes}, {"frames", c.Frames}, {"cameras", c.Cameras}, {"width", c.Width}, {"height", c.Height},
+		{"fps", c.FPS}, {"batch", c.Batch}, {"size", c.Size}, {"batches", c.Batches}, {"window", c.Window}, {"workers", c.Workers}} {
+		if v.n < 1 {
+			return usage.Errorf("bench data: --%s must be positive, got %d", v.name, v.n)
+		}
+	}
+	return nil
+}
+
 // RunLeRobotLoader measures loading a video dataset for training: it generates a dataset (if
 // cfg.Dir has none), then loads micro-batches with a Sampler and Loader and reports
 // throughput, the share of time a training loop would wait for data with and without
@@ -66,6 +83,14 @@ func RunLeRobotLoader(cfg LeRobotLoaderConfig, logf func(format string, args ...
 	cfg.CacheBytes = cmp.Or(cfg.CacheBytes, lerobot.DefaultFrameCacheBytes)
 	if logf == nil {
 		logf = func(string, ...any) {}
+	}
+	if cfg.Dir == "" {
+		tmp, err := os.MkdirTemp("", "reel-bench-data-")
+		if err != nil {
+			return LeRobotLoaderResult{}, err
+		}
+		defer os.RemoveAll(tmp)
+		cfg.Dir = filepath.Join(tmp, "ds")
 	}
 	res := LeRobotLoaderResult{Config: cfg}
 	if _, err := os.Stat(filepath.Join(cfg.Dir, "meta", "info.json")); err != nil {
@@ -266,4 +291,20 @@ func lerobotBenchEpisode(cfg LeRobotLoaderConfig, i int) lerobot.StoredEpisode {
 		ep.Cameras = append(ep.Cameras, lerobot.CameraFrames{Name: fmt.Sprintf("cam%d", c), Width: W, Height: H, Pix: pix})
 	}
 	return ep
+}
+
+// WriteText prints the result as 'reel bench data' does: the dataset, the loading settings,
+// the throughput, the waiting shares and the peak memory.
+func (r LeRobotLoaderResult) WriteText(w io.Writer) {
+	c := r.Config
+	fmt.Fprintf(w, "dataset: %d episodes × %d frames, %d camera(s) %d×%d, %.1f MB on disk", c.Episodes, c.Frames, c.Cameras, c.Width, c.Height, float64(r.DatasetBytes)/1e6)
+	if r.Generated {
+		fmt.Fprintf(w, " (generated in %.1fs)", r.GenerateSeconds)
+	}
+	fmt.Fprintf(w, "\nloading %d micro-batches of %d at %d×%d (%s), window %d episodes, %d decoders, cache %d MiB\n",
+		c.Batches, c.Batch, c.Size, c.Size, c.Mode, c.Window, c.Workers, c.CacheBytes>>20)
+	fmt.Fprintf(w, "throughput: %.0f examples/s, %.0f frames decoded+resized/s (%d frames decoded)\n", r.ExamplesPerS, r.DecodedPerS, r.Decoded)
+	fmt.Fprintf(w, "with a %v step per batch: waiting for data %.1f%% of the time with prefetching (%.3fs per batch), %.1f%% without\n",
+		c.StepTime, 100*r.WaitShare, r.StepSeconds, 100*r.WaitShareNoPrefetch)
+	fmt.Fprintf(w, "peak RSS: %.0f MiB (%s)\n", float64(r.PeakRSS)/(1<<20), r.PeakRSSNote)
 }

@@ -2,7 +2,10 @@ package lerobot
 
 import (
 	"fmt"
+	"io"
 	"path/filepath"
+	"strconv"
+	"text/tabwriter"
 
 	"github.com/reelml/reel/policy"
 )
@@ -131,4 +134,36 @@ func (d *Dataset) StatsReport(images bool) (StatsReport, error) {
 		add(c.key, "camera", []string{"r", "g", "b"}, s, source)
 	}
 	return rep, nil
+}
+
+// WriteText prints the report as 'reel data stats' does: the dataset, what each normalisation
+// mode uses, then one table per feature (a row per dimension).
+func (r StatsReport) WriteText(out io.Writer) error {
+	fmt.Fprintf(out, "%s: LeRobot %s, %d episodes, %d frames\n", r.Dir, r.Version, r.Episodes, r.Frames)
+	fmt.Fprintf(out, "normalisation: %s uses MEAN and STD, %s uses MIN and MAX, %s uses Q01 and Q99\n",
+		policy.NormMeanStd, policy.NormMinMax, policy.NormQuantiles)
+	for _, f := range r.Features {
+		fmt.Fprintf(out, "\n%s (%s, %d values, count %d; %s)\n", f.Key, f.Kind, f.Stats.Dim(), f.Stats.Count, f.Source)
+		tw := tabwriter.NewWriter(out, 0, 4, 2, ' ', tabwriter.AlignRight)
+		fmt.Fprintln(tw, "DIM\tNAME\tMEAN\tSTD\tMIN\tMAX\tQ01\tQ10\tQ50\tQ90\tQ99\t")
+		for j := range f.Stats.Dim() {
+			name := "-"
+			if j < len(f.Names) {
+				name = f.Names[j]
+			}
+			cell := func(v []float64) string {
+				if j >= len(v) {
+					return "-"
+				}
+				return strconv.FormatFloat(v[j], 'g', 5, 64)
+			}
+			s := f.Stats
+			fmt.Fprintf(tw, "%d\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t\n", j, name, cell(s.Mean), cell(s.Std), cell(s.Min), cell(s.Max),
+				cell(s.Q01), cell(s.Q10), cell(s.Q50), cell(s.Q90), cell(s.Q99))
+		}
+		if err := tw.Flush(); err != nil {
+			return err
+		}
+	}
+	return nil
 }

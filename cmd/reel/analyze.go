@@ -44,10 +44,7 @@ func cmdAnalyze(args []string) error {
 	default:
 		return &exitError{2, fmt.Errorf("analyze: unknown tool %q (want patching or heads)", tool)}
 	}
-	fs.Usage = func() {
-		fmt.Fprint(os.Stderr, analyzeUsage+"\nFlags:\n")
-		fs.PrintDefaults()
-	}
+	fs.Usage = usageFunc(fs, analyzeUsage)
 	if err := parse(fs, args[1:]); err != nil {
 		return err
 	}

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"encoding/json"
 	"fmt"
 	"os"
 	"time"
@@ -9,7 +10,7 @@ import (
 
 	"github.com/reelml/reel/bench"
 	"github.com/reelml/reel/checkpoints"
-	"github.com/reelml/reel/internal/intlist"
+	"github.com/reelml/reel/lerobot"
 	"github.com/reelml/reel/serve"
 )
 
@@ -36,15 +37,6 @@ func benchResult[R any](rows R, err error, asJSON bool, table func(R)) error {
 	}
 	table(rows)
 	return nil
-}
-
-// intFlagList parses a comma-separated flag value with the one list parser (usage errors: exit 2).
-func intFlagList(cmd, flag, s string, ok func(int) bool, want string) ([]int, error) {
-	l, err := intlist.Parse(s, ok, want)
-	if err != nil {
-		return nil, &exitError{2, fmt.Errorf("%s: %s: %w", cmd, flag, err)}
-	}
-	return l, nil
 }
 
 // modelFlags are the flags `reel bench vit` and `reel bench video` share.
@@ -250,4 +242,63 @@ func benchFinetune(args []string) error {
 	}
 	rows, err := bench.RunFinetune(c)
 	return benchResult(rows, err, *asJSON, func(r []bench.FinetuneRow) { bench.WriteFinetuneTable(os.Stdout, r) })
+}
+
+const benchDataUsage = `Usage: reel bench data [--dir DIR] [flags]
+
+Measures loading a LeRobot video dataset for training. Generates (in --dir, or a temporary
+directory) a v3.0 dataset of --episodes episodes of --frames frames from --cameras cameras of
+--width×--height, AV1-encoded as LeRobot encodes; a --dir that already holds a dataset is used
+as it is. Then loads --batches micro-batches of --batch examples fitted to --size×--size with
+the windowed sampler and the prefetching loader: back to back (examples/s, decoded frames/s),
+and with a --step of busy computation after each batch standing in for a training step, with
+and without prefetching (the share of time spent waiting for data). Prints the peak resident
+memory of the loading.
+`
+
+func benchData(args []string) error {
+	fs := newFlags("bench data")
+	dir := fs.String("dir", "", "dataset directory (default: a temporary one, removed afterwards)")
+	episodes := fs.Int("episodes", 100, "episodes of the generated dataset")
+	frames := fs.Int("frames", 50, "frames per episode")
+	cameras := fs.Int("cameras", 1, "cameras")
+	width := fs.Int("width", 640, "camera width")
+	height := fs.Int("height", 480, "camera height")
+	fps := fs.Int("fps", 10, "frames per second")
+	batch := fs.Int("batch", 32, "examples per micro-batch")
+	size := fs.Int("size", 224, "side of the policy's square input images")
+	mode := fs.String("resize", "pad", "resize mode: pad, crop or stretch")
+	batches := fs.Int("batches", 200, "micro-batches per run")
+	step := fs.Duration("step", 100*time.Millisecond, "busy computation after each micro-batch (a training step)")
+	window := fs.Int("window", 8, "episodes a micro-batch draws from")
+	workers := fs.Int("workers", 2, "background decoders")
+	cacheMB := fs.Int64("cache-mb", lerobot.DefaultFrameCacheBytes>>20, "decoded-frame cache bound (MiB)")
+	asJSON := fs.Bool("json", false, "print JSON instead of a summary")
+	fs.Usage = usageFunc(fs, benchDataUsage)
+	if err := parse(fs, args); err != nil {
+		return err
+	}
+	if fs.NArg() != 0 {
+		return &exitError{2, fmt.Errorf("bench data: unexpected argument %q", fs.Arg(0))}
+	}
+	cfg := bench.LeRobotLoaderConfig{Dir: *dir, Episodes: *episodes, Frames: *frames, FPS: *fps, Cameras: *cameras, Width: *width,
+		Height: *height, Batch: *batch, Size: *size, Batches: *batches, Mode: *mode, StepTime: *step, Window: *window,
+		Workers: *workers, CacheBytes: *cacheMB << 20, Seed: 1}
+	if err := cfg.Check(); err != nil {
+		return usageError(err)
+	}
+	res, err := bench.RunLeRobotLoader(cfg, func(format string, a ...any) { fmt.Fprintf(os.Stderr, "reel: bench data: "+format+"\n", a...) })
+	if err != nil {
+		return fmt.Errorf("bench data: %v", err)
+	}
+	if *asJSON {
+		b, err := json.Marshal(res)
+		if err != nil {
+			return err
+		}
+		fmt.Printf("%s\n", b)
+		return nil
+	}
+	res.WriteText(os.Stdout)
+	return nil
 }

@@ -4,20 +4,15 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"math"
 	"os"
 	"path/filepath"
-	"strconv"
-	"text/tabwriter"
 	"time"
 
-	"github.com/schollz/progressbar/v3"
 	"golang.org/x/term"
 
 	"github.com/reelml/reel/data"
 	"github.com/reelml/reel/lerobot"
-	"github.com/reelml/reel/policy"
 	"github.com/reelml/reel/recipes"
 	"github.com/reelml/reel/sim"
 	"github.com/reelml/reel/tasks"
@@ -172,10 +167,7 @@ func genSimData(name, usage, defaultRecipe string, args []string) error {
 	shard := fs.String("shard", "", "write only shard I of N (\"I/N\", I from 0)")
 	codec := fs.String("codec", lerobot.CodecAuto, "video codec: auto (AV1 when possible), av1 or h264")
 	overwrite := fs.Bool("overwrite", false, "replace an existing dataset in DIR")
-	fs.Usage = func() {
-		fmt.Fprint(os.Stderr, usage+"\nFlags:\n")
-		fs.PrintDefaults()
-	}
+	fs.Usage = usageFunc(fs, usage)
 	if err := parse(fs, args); err != nil {
 		return err
 	}
@@ -210,32 +202,17 @@ func genSimData(name, usage, defaultRecipe string, args []string) error {
 	if err != nil {
 		return err
 	}
-	w, err := lerobot.Create(*out, lerobot.WriterConfig{Format: *format, FPS: *fps, Overwrite: *overwrite, Codec: *codec,
-		StateNames: sim.StateNames(), ActionNames: sim.ActionNames()})
-	if err != nil {
-		return fmt.Errorf("data %s: %v", name, err)
-	}
 	start := time.Now()
-	barOut := io.Writer(os.Stderr)
-	if !term.IsTerminal(int(os.Stderr.Fd())) {
-		barOut = io.Discard // no bar in logs; the summary line below says what was done
+	opts := sim.DatasetOptions{
+		GenerateOptions: sim.GenerateOptions{Episodes: *n, Seed: *seed, Workers: *workers, Shard: shardI, Shards: shardN},
+		Writer:          lerobot.WriterConfig{Format: *format, FPS: *fps, Overwrite: *overwrite, Codec: *codec},
+		Reward:          reward, Eval: eval,
 	}
-	lo, hi := sim.ShardRange(*n, shardI, shardN)
-	bar := progressbar.NewOptions(hi-lo, progressbar.OptionSetDescription("episodes"), progressbar.OptionSetWriter(barOut),
-		progressbar.OptionShowCount(), progressbar.OptionSetItsString("ep"), progressbar.OptionShowIts(), progressbar.OptionClearOnFinish())
-	opts := sim.GenerateOptions{Episodes: *n, Seed: *seed, Workers: *workers, Shard: shardI, Shards: shardN,
-		Progress: func(lerobot.Episode) { _ = bar.Add(1) }}
-	var res sim.GenerateResult
-	if reward {
-		res, err = sim.GenerateReward(cfg, sim.RewardOptions{GenerateOptions: opts, Eval: eval}, w)
-	} else {
-		res, err = sim.Generate(cfg, opts, w)
+	if term.IsTerminal(int(os.Stderr.Fd())) { // no bar in logs; the summary line below says what was done
+		opts.ProgressBar = os.Stderr
 	}
-	_ = bar.Finish()
+	res, err := sim.WriteDataset(*out, cfg, opts)
 	if err != nil {
-		return fmt.Errorf("data %s: %v", name, err)
-	}
-	if err := w.Close(); err != nil {
 		return fmt.Errorf("data %s: %v", name, err)
 	}
 	if reward {
@@ -244,7 +221,7 @@ func genSimData(name, usage, defaultRecipe string, args []string) error {
 		return nil
 	}
 	part := ""
-	if shardN > 1 {
+	if lo, hi := sim.ShardRange(*n, shardI, shardN); shardN > 1 {
 		part = fmt.Sprintf(" (shard %d/%d: episodes %d..%d of %d)", shardI, shardN, lo, hi-1, *n)
 	}
 	fmt.Printf("wrote %d episodes%s (%d solved by the expert, %d-px cameras) as LeRobot %s to %s in %.1fs\n",
@@ -321,31 +298,5 @@ func cmdDataStats(args []string) error {
 		_, err = fmt.Printf("%s\n", b)
 		return err
 	}
-	fmt.Printf("%s: LeRobot %s, %d episodes, %d frames\n", rep.Dir, rep.Version, rep.Episodes, rep.Frames)
-	fmt.Printf("normalisation: %s uses MEAN and STD, %s uses MIN and MAX, %s uses Q01 and Q99\n",
-		policy.NormMeanStd, policy.NormMinMax, policy.NormQuantiles)
-	for _, f := range rep.Features {
-		fmt.Printf("\n%s (%s, %d values, count %d; %s)\n", f.Key, f.Kind, f.Stats.Dim(), f.Stats.Count, f.Source)
-		w := tabwriter.NewWriter(os.Stdout, 0, 4, 2, ' ', tabwriter.AlignRight)
-		fmt.Fprintln(w, "DIM\tNAME\tMEAN\tSTD\tMIN\tMAX\tQ01\tQ10\tQ50\tQ90\tQ99\t")
-		for j := range f.Stats.Dim() {
-			name := "-"
-			if j < len(f.Names) {
-				name = f.Names[j]
-			}
-			cell := func(v []float64) string {
-				if j >= len(v) {
-					return "-"
-				}
-				return strconv.FormatFloat(v[j], 'g', 5, 64)
-			}
-			s := f.Stats
-			fmt.Fprintf(w, "%d\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t\n", j, name, cell(s.Mean), cell(s.Std), cell(s.Min), cell(s.Max),
-				cell(s.Q01), cell(s.Q10), cell(s.Q50), cell(s.Q90), cell(s.Q99))
-		}
-		if err := w.Flush(); err != nil {
-			return err
-		}
-	}
-	return nil
+	return rep.WriteText(os.Stdout)
 }

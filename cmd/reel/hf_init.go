@@ -24,10 +24,7 @@ func hfInit(args []string) error {
 	out := fs.String("out", "", "the model directory to write")
 	seed := fs.Int64("seed", 0, "seed of the random weights")
 	backend := fs.String("backend", "", `compute backend (default: $GOMLX_BACKEND, else auto)`)
-	fs.Usage = func() {
-		fmt.Fprint(os.Stderr, hfInitUsage+"\nFlags:\n")
-		fs.PrintDefaults()
-	}
+	fs.Usage = usageFunc(fs, hfInitUsage)
 	if err := parse(fs, args); err != nil {
 		return err
 	}

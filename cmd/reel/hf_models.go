@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"os"
 
+	"github.com/spf13/pflag"
+
 	"github.com/reelml/reel/backends"
 	"github.com/reelml/reel/hf"
 	"github.com/reelml/reel/text"
@@ -43,30 +45,24 @@ func hfInspect(args []string) error {
 // hfInputFlags are the input flags `hf run` and `hf generate` share.
 type hfInputFlags struct {
 	tokens, types *[]string
-	pixels, image *string
-	video         *string // Qwen-VL
-	videoFrames   *int
+	files         hf.InputFiles
 	backend       *string
 }
 
-func addHFInputFlags(fs interface {
-	StringArray(string, []string, string) *[]string
-	String(string, string, string) *string
-	Int(string, int, string) *int
-}) hfInputFlags {
-	return hfInputFlags{
-		tokens:      fs.StringArray("tokens", nil, "comma-separated token ids, image placeholders included (repeatable: one per sequence / text)"),
-		types:       fs.StringArray("token-types", nil, "PaliGemma token_type_ids per --tokens: 0 prefix (bidirectional), 1 suffix (causal)"),
-		pixels:      fs.String("pixels", "", "pixel_values as a float32 .npy [N, C, H, W]"),
-		image:       fs.String("image", "", "a PNG or JPEG, preprocessed as preprocessor_config.json says"),
-		video:       fs.String("video", "", "a video file (Qwen-VL), decoded with ffmpeg at the video processor's fps"),
-		videoFrames: fs.Int("video-frames", 16, "frames taken from --video (a shorter video repeats its last frame)"),
-		backend:     fs.String("backend", "", `compute backend (default: $GOMLX_BACKEND, else auto)`),
-	}
+func addHFInputFlags(fs *pflag.FlagSet) *hfInputFlags {
+	f := &hfInputFlags{}
+	f.tokens = fs.StringArray("tokens", nil, "comma-separated token ids, image placeholders included (repeatable: one per sequence / text)")
+	f.types = fs.StringArray("token-types", nil, "PaliGemma token_type_ids per --tokens: 0 prefix (bidirectional), 1 suffix (causal)")
+	fs.StringVar(&f.files.Pixels, "pixels", "", "pixel_values as a float32 .npy [N, C, H, W]")
+	fs.StringVar(&f.files.Image, "image", "", "a PNG or JPEG, preprocessed as preprocessor_config.json says")
+	fs.StringVar(&f.files.Video, "video", "", "a video file (Qwen-VL), decoded with ffmpeg at the video processor's fps")
+	fs.IntVar(&f.files.VideoFrames, "video-frames", 16, "frames taken from --video (a shorter video repeats its last frame)")
+	f.backend = fs.String("backend", "", `compute backend (default: $GOMLX_BACKEND, else auto)`)
+	return f
 }
 
 // inputs parses the flags into a forward pass's inputs.
-func (f hfInputFlags) inputs(cmd string, m *hf.Model) (hf.RunInputs, error) {
+func (f *hfInputFlags) inputs(cmd string, m *hf.Model) (hf.RunInputs, error) {
 	var in hf.RunInputs
 	for _, s := range *f.tokens {
 		ids, err := intFlagList(cmd, "--tokens", s, nil, "an integer")
@@ -82,47 +78,9 @@ func (f hfInputFlags) inputs(cmd string, m *hf.Model) (hf.RunInputs, error) {
 		}
 		in.TokenTypes = append(in.TokenTypes, ids)
 	}
-	if *f.pixels != "" && *f.image != "" {
-		return in, &exitError{2, fmt.Errorf("%s: give --pixels or --image, not both", cmd)}
-	}
-	if m.Config.QwenVL != nil {
-		return f.qwenInputs(cmd, m, in)
-	}
-	if *f.video != "" {
-		return in, &exitError{2, fmt.Errorf("%s: --video: %s takes no videos", cmd, m.Config.Arch)}
-	}
-	var err error
-	if *f.pixels != "" {
-		if in.Pixels, err = hf.ReadNPY(*f.pixels); err != nil {
-			return in, fmt.Errorf("%s: --pixels: %v", cmd, err)
-		}
-	}
-	if *f.image != "" {
-		if in.Pixels, err = m.ImagePixels(*f.image); err != nil {
-			return in, fmt.Errorf("%s: --image: %v", cmd, err)
-		}
-	}
-	return in, nil
-}
-
-// qwenInputs adds a Qwen-VL model's --image and --video (pixel values with their grids).
-func (f hfInputFlags) qwenInputs(cmd string, m *hf.Model, in hf.RunInputs) (hf.RunInputs, error) {
-	if *f.pixels != "" {
-		return in, &exitError{2, fmt.Errorf("%s: --pixels: %s takes --image or --video (its patches need their grid)", cmd, m.Config.Arch)}
-	}
-	if *f.image != "" {
-		px, g, err := m.QwenImage(*f.image)
-		if err != nil {
-			return in, fmt.Errorf("%s: --image: %v", cmd, err)
-		}
-		in.Pixels, in.ImageGrids = px, append(in.ImageGrids, g)
-	}
-	if *f.video != "" {
-		px, g, sec, err := m.QwenVideo(*f.video, *f.videoFrames)
-		if err != nil {
-			return in, fmt.Errorf("%s: --video: %v", cmd, err)
-		}
-		in.VideoPixels, in.VideoGrids, in.SecondsPerGrid = px, append(in.VideoGrids, g), append(in.SecondsPerGrid, sec)
+	in, err := m.ReadInputs(in, f.files)
+	if err != nil {
+		return in, usageError(fmt.Errorf("%s: %w", cmd, err))
 	}
 	return in, nil
 }
@@ -164,7 +122,8 @@ func hfGenerate(args []string) error {
 	f := addHFInputFlags(fs)
 	prompt := fs.String("prompt", "", "the prompt as text (needs the model's tokenizer)")
 	maxNew := fs.Int("max-new-tokens", 20, "most tokens to generate")
-	chat := addChatFlags(fs)
+	chat := fs.Bool("chat", false, "format --prompt with the model's chat template (one user turn, generation prompt)")
+	vars := fs.StringArray("var", nil, "chat template variable NAME=VALUE, with --chat (repeatable)")
 	fs.Usage = usageFunc(fs, "Usage: reel hf generate DIR --prompt TEXT [--chat [--var NAME=VALUE]...] | --tokens 1,2,3 [--image FILE | --pixels FILE.npy | --video FILE] [--max-new-tokens N]\n\nGreedy decoding with a KV cache (transformers' generate(do_sample=False)); prints JSON with the\nprompt's and the generated token ids (and the text, for --prompt). --prompt is tokenised with the\nmodel's tokenizer as its processor does (PaliGemma: image tokens, BOS, prompt, \"\\n\"; LLaVA: each\n<image> replaced by the image tokens; Qwen-VL: each <|vision_start|><|image_pad|><|vision_end|>, or\none put first, with one <|image_pad|> per merged token, likewise <|video_pad|>); --tokens must hold the image placeholders itself\n(reel hf inspect tells how many).\n\nWith --chat, --prompt is one user turn formatted by the model's chat template (as\napply_chat_template(add_generation_prompt=True) does; --var sets template variables) and printed\nas \"chat_text\".")
 	if err := parse(fs, args); err != nil {
 		return err
@@ -193,26 +152,12 @@ func hfGenerate(args []string) error {
 		if tok, err = text.Load(m.Dir); err != nil {
 			return fmt.Errorf("hf generate: --prompt: %v", err)
 		}
-		images := 0
-		if in.Pixels != nil {
-			images = in.Pixels.Shape().Dimensions[0]
-		}
-		var ids []int
-		var rendered string
-		if m.Config.QwenVL != nil {
-			if *chat.on {
-				return &exitError{2, fmt.Errorf("hf generate: --chat does not lay out Qwen-VL vision placeholders yet: render the turn with reel hf template and pass it as --prompt")}
-			}
-			ids, err = m.QwenPromptIDs(tok, *prompt, in.ImageGrids, in.VideoGrids, in.SecondsPerGrid)
-		} else {
-			ids, rendered, err = chat.promptIDs(m, tok, *prompt, images)
-		}
+		ids, rendered, err := m.Prompt(tok, *prompt, in, hf.PromptOptions{Chat: *chat, Vars: *vars})
 		if err != nil {
 			return &exitError{2, fmt.Errorf("hf generate: %v", err)}
 		}
-		in.Tokens = [][]int{ids}
-		chatText = rendered
-	} else if *chat.on {
+		in.Tokens, chatText = [][]int{ids}, rendered
+	} else if *chat {
 		return &exitError{2, fmt.Errorf("hf generate: --chat formats --prompt TEXT; --tokens are used as given")}
 	}
 	if err := m.CheckInputs(in); err != nil {
@@ -226,7 +171,7 @@ func hfGenerate(args []string) error {
 	if tok != nil {
 		res["text"] = tok.Decode(out)
 	}
-	if *chat.on {
+	if *chat {
 		res["chat_text"] = chatText
 	}
 	enc := json.NewEncoder(os.Stdout)

@@ -3,10 +3,8 @@ package main
 import (
 	"encoding/json"
 	"fmt"
-	"io"
 	"os"
 
-	"github.com/reelml/reel/hf"
 	"github.com/reelml/reel/text"
 )
 
@@ -26,10 +24,7 @@ func hfTemplate(args []string) error {
 	agp := fs.Bool("add-generation-prompt", true, "end with the prompt of the assistant's turn")
 	vars := fs.StringArray("var", nil, "extra template variable NAME=VALUE (repeatable)")
 	name := fs.String("template", "", "which of several named templates (default: \"default\")")
-	fs.Usage = func() {
-		fmt.Fprint(os.Stderr, hfTemplateUsage+"\nFlags:\n")
-		fs.PrintDefaults()
-	}
+	fs.Usage = usageFunc(fs, hfTemplateUsage)
 	if err := parse(fs, args); err != nil {
 		return err
 	}
@@ -51,7 +46,7 @@ func hfTemplate(args []string) error {
 	if err != nil {
 		return err
 	}
-	msgs, err := readMessages(*messages)
+	msgs, err := text.ReadMessages(*messages)
 	if err != nil {
 		return fmt.Errorf("hf template: --messages: %w", err)
 	}
@@ -65,64 +60,4 @@ func hfTemplate(args []string) error {
 	enc := json.NewEncoder(os.Stdout)
 	enc.SetEscapeHTML(false)
 	return enc.Encode(map[string]string{"text": out})
-}
-
-// maxMessagesFile bounds a --messages file.
-const maxMessagesFile = 64 << 20
-
-func readMessages(path string) ([]byte, error) {
-	f, err := os.Open(path)
-	if err != nil {
-		return nil, err
-	}
-	defer f.Close()
-	b, err := io.ReadAll(io.LimitReader(f, maxMessagesFile+1))
-	if err != nil {
-		return nil, fmt.Errorf("%s: %w", path, err)
-	}
-	if len(b) > maxMessagesFile {
-		return nil, fmt.Errorf("%s: larger than %d MiB", path, maxMessagesFile>>20)
-	}
-	return b, nil
-}
-
-// chatFlags are the flags of commands that can format a prompt with the model's chat template.
-type chatFlags struct {
-	on   *bool
-	vars *[]string
-}
-
-func addChatFlags(fs interface {
-	Bool(name string, value bool, usage string) *bool
-	StringArray(name string, value []string, usage string) *[]string
-}) chatFlags {
-	return chatFlags{
-		on:   fs.Bool("chat", false, "format --prompt with the model's chat template (one user turn, generation prompt)"),
-		vars: fs.StringArray("var", nil, "chat template variable NAME=VALUE, with --chat (repeatable)"),
-	}
-}
-
-// promptIDs lays out prompt as the model's processor does, formatted by its chat template first
-// with --chat; it returns the ids and the rendered chat text ("" without --chat).
-func (c chatFlags) promptIDs(m *hf.Model, tok text.Tokenizer, prompt string, images int) ([]int, string, error) {
-	if !*c.on {
-		if len(*c.vars) > 0 {
-			return nil, "", fmt.Errorf("--var sets chat template variables: it needs --chat")
-		}
-		ids, err := m.PromptIDs(tok, prompt, images)
-		return ids, "", err
-	}
-	vars := map[string]any{}
-	for _, s := range *c.vars {
-		k, v, err := text.ParseVar(s)
-		if err != nil {
-			return nil, "", fmt.Errorf("--var %v", err)
-		}
-		vars[k] = v
-	}
-	tmpl, err := text.LoadChatTemplate(m.Dir, "")
-	if err != nil {
-		return nil, "", fmt.Errorf("--chat: %w", err)
-	}
-	return m.ChatPromptIDs(tok, tmpl, prompt, images, vars)
 }

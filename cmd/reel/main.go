@@ -138,10 +138,10 @@ func usageError(err error) error {
 func logf(format string, a ...any) { fmt.Fprintf(os.Stderr, "reel: "+format+"\n", a...) }
 func warn(w string)                { fmt.Fprintln(os.Stderr, "reel: warning: "+w) }
 
-// usageFunc prints a command's usage text, then its flags.
+// usageFunc prints a command's usage text (a final newline of its own is dropped), then its flags.
 func usageFunc(fs interface{ PrintDefaults() }, text string) func() {
 	return func() {
-		fmt.Fprint(os.Stderr, text+"\n\nFlags:\n")
+		fmt.Fprint(os.Stderr, strings.TrimSuffix(text, "\n")+"\n\nFlags:\n")
 		fs.PrintDefaults()
 	}
 }

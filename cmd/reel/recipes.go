@@ -4,7 +4,6 @@ import (
 	"errors"
 	"fmt"
 	"os"
-	"text/tabwriter"
 
 	"github.com/reelml/reel/recipes"
 )
@@ -29,11 +28,7 @@ func cmdRecipes(args []string) error {
 	}
 	switch args[0] {
 	case "list":
-		w := tabwriter.NewWriter(os.Stdout, 0, 4, 2, ' ', 0)
-		for _, in := range recipes.List() {
-			fmt.Fprintf(w, "%s\t%s\n", in.Name, in.Description)
-		}
-		return w.Flush()
+		return recipes.WriteList(os.Stdout)
 	case "show":
 		r, err := recipes.Load(fs.Arg(0), *sets)
 		if err != nil {

@@ -9,7 +9,6 @@ import (
 	"path/filepath"
 	"syscall"
 
-	"github.com/spf13/pflag"
 	"golang.org/x/term"
 
 	"github.com/reelml/reel/backends"
@@ -17,23 +16,6 @@ import (
 	"github.com/reelml/reel/tasks"
 	"github.com/reelml/reel/train"
 )
-
-func newFlags(name string) *pflag.FlagSet {
-	fs := pflag.NewFlagSet(name, pflag.ContinueOnError)
-	fs.SortFlags = false
-	return fs
-}
-
-// parse parses flags, mapping flag errors to exit status 2.
-func parse(fs *pflag.FlagSet, args []string) error {
-	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, pflag.ErrHelp) {
-			return &exitError{0, errors.New("help requested")}
-		}
-		return &exitError{2, fmt.Errorf("%s: %v", fs.Name(), err)}
-	}
-	return nil
-}
 
 func cmdTrain(args []string) error {
 	fs := newFlags("train")
@@ -43,10 +25,7 @@ func cmdTrain(args []string) error {
 	overwrite := fs.Bool("overwrite", false, "delete the checkpoints, metrics, plots and TensorBoard events already in --out and start over")
 	stopAfter := fs.Int("stop-after", 0, "stop with a checkpoint after this many steps in total (simulates preemption; continue with --resume)")
 	backend := fs.String("backend", "", `compute backend: "go", "xla:/path/to/pjrt_plugin.so" (default: $GOMLX_BACKEND, else auto)`)
-	fs.Usage = func() {
-		fmt.Fprintln(os.Stderr, "Usage: reel train NAME|FILE [flags]\n\nTrains a recipe (embedded name or YAML file).\n\nFlags:")
-		fs.PrintDefaults()
-	}
+	fs.Usage = usageFunc(fs, "Usage: reel train NAME|FILE [flags]\n\nTrains a recipe (embedded name or YAML file).")
 	if err := parse(fs, args); err != nil {
 		return err
 	}

@@ -1,0 +1,113 @@
+package hf
+
+import (
+	"fmt"
+
+	"github.com/reelml/reel/internal/usage"
+	"github.com/reelml/reel/text"
+)
+
+// InputFiles are the files a forward pass's pixel inputs are read from; 'reel hf run' and
+// 'reel hf generate' take them as --pixels, --image, --video and --video-frames, which the
+// errors of ReadInputs name.
+type InputFiles struct {
+	Pixels      string // pixel_values as a float32 .npy [N, C, H, W]
+	Image       string // a PNG or JPEG, preprocessed as preprocessor_config.json says
+	Video       string // a video file (Qwen-VL), decoded with ffmpeg at the video processor's fps
+	VideoFrames int    // frames taken from Video (a shorter video repeats its last frame)
+}
+
+// ReadInputs adds the pixel inputs of f to in: pixel values from Pixels or Image (ImagePixels);
+// for Qwen-VL the patches with their grids from Image and Video (QwenImage, QwenVideo). Files
+// the model cannot take (both Pixels and Image; a video for a model without a video tower;
+// Qwen-VL pixel values without their grid) are a usage.Error.
+func (m *Model) ReadInputs(in RunInputs, f InputFiles) (RunInputs, error) {
+	if f.Pixels != "" && f.Image != "" {
+		return in, usage.Errorf("give --pixels or --image, not both")
+	}
+	if m.Config.QwenVL != nil {
+		return m.readQwenInputs(in, f)
+	}
+	if f.Video != "" {
+		return in, usage.Errorf("--video: %s takes no videos", m.Config.Arch)
+	}
+	var err error
+	if f.Pixels != "" {
+		if in.Pixels, err = ReadNPY(f.Pixels); err != nil {
+			return in, fmt.Errorf("--pixels: %w", err)
+		}
+	}
+	if f.Image != "" {
+		if in.Pixels, err = m.ImagePixels(f.Image); err != nil {
+			return in, fmt.Errorf("--image: %w", err)
+		}
+	}
+	return in, nil
+}
+
+// readQwenInputs adds a Qwen-VL model's image and video (pixel values with their grids).
+func (m *Model) readQwenInputs(in RunInputs, f InputFiles) (RunInputs, error) {
+	if f.Pixels != "" {
+		return in, usage.Errorf("--pixels: %s takes --image or --video (its patches need their grid)", m.Config.Arch)
+	}
+	if f.Image != "" {
+		px, g, err := m.QwenImage(f.Image)
+		if err != nil {
+			return in, fmt.Errorf("--image: %w", err)
+		}
+		in.Pixels, in.ImageGrids = px, append(in.ImageGrids, g)
+	}
+	if f.Video != "" {
+		px, g, sec, err := m.QwenVideo(f.Video, f.VideoFrames)
+		if err != nil {
+			return in, fmt.Errorf("--video: %w", err)
+		}
+		in.VideoPixels, in.VideoGrids, in.SecondsPerGrid = px, append(in.VideoGrids, g), append(in.SecondsPerGrid, sec)
+	}
+	return in, nil
+}
+
+// PromptOptions configure Prompt.
+type PromptOptions struct {
+	Chat bool     // format the prompt as one user turn with the model's chat template
+	Vars []string // chat template variables NAME=VALUE (typed by text.ParseVar); need Chat
+}
+
+// Prompt lays out a text prompt for the inputs in (their images, videos and grids) as the
+// model's processor does (QwenPromptIDs for Qwen-VL, else PromptIDs), with o.Chat formatted by
+// the model's chat template first (ChatPromptIDs; Qwen-VL's vision placeholders are not laid
+// out in a chat turn yet). It returns the ids and the rendered chat text ("" without Chat).
+// Errors name the flags of 'reel hf generate' (--chat, --var).
+func (m *Model) Prompt(tok text.Tokenizer, prompt string, in RunInputs, o PromptOptions) ([]int, string, error) {
+	if m.Config.QwenVL != nil {
+		if o.Chat {
+			return nil, "", fmt.Errorf("--chat does not lay out Qwen-VL vision placeholders yet: render the turn with reel hf template and pass it as --prompt")
+		}
+		ids, err := m.QwenPromptIDs(tok, prompt, in.ImageGrids, in.VideoGrids, in.SecondsPerGrid)
+		return ids, "", err
+	}
+	images := 0
+	if in.Pixels != nil {
+		images = in.Pixels.Shape().Dimensions[0]
+	}
+	if !o.Chat {
+		if len(o.Vars) > 0 {
+			return nil, "", fmt.Errorf("--var sets chat template variables: it needs --chat")
+		}
+		ids, err := m.PromptIDs(tok, prompt, images)
+		return ids, "", err
+	}
+	vars := map[string]any{}
+	for _, s := range o.Vars {
+		k, v, err := text.ParseVar(s)
+		if err != nil {
+			return nil, "", fmt.Errorf("--var %w", err)
+		}
+		vars[k] = v
+	}
+	tmpl, err := text.LoadChatTemplate(m.Dir, "")
+	if err != nil {
+		return nil, "", fmt.Errorf("--chat: %w", err)
+	}
+	return m.ChatPromptIDs(tok, tmpl, prompt, images, vars)
+}

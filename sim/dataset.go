@@ -1,0 +1,57 @@
+package sim
+
+import (
+	"io"
+
+	"github.com/schollz/progressbar/v3"
+
+	"github.com/reelml/reel/lerobot"
+)
+
+// DatasetOptions configure WriteDataset: which episodes (GenerateOptions, with Reward and Eval
+// choosing GenerateReward's episodes and scenes) and how the LeRobot dataset is written
+// (Writer's Format, FPS, Codec and Overwrite; WriteDataset sets the state and action names).
+type DatasetOptions struct {
+	GenerateOptions
+	Writer lerobot.WriterConfig
+	Reward bool // reward-model episodes (GenerateReward) instead of expert ones (Generate)
+	Eval   bool // with Reward: the held-out scenes
+	// ProgressBar, if set, shows a bar of the shard's episodes (over GenerateOptions.Progress).
+	ProgressBar io.Writer
+}
+
+// WriteDataset generates the episodes of opts in scenes of cfg and writes them as the LeRobot
+// dataset dir ('reel data gen-sim' and 'reel data gen-reward'): the writer is created (it
+// refuses a directory holding something else unless Overwrite), filled as the episodes are
+// recorded, and closed.
+func WriteDataset(dir string, cfg Config, opts DatasetOptions) (GenerateResult, error) {
+	wc := opts.Writer
+	wc.StateNames, wc.ActionNames = StateNames(), ActionNames()
+	w, err := lerobot.Create(dir, wc)
+	if err != nil {
+		return GenerateResult{}, err
+	}
+	if opts.ProgressBar != nil {
+		lo, hi := ShardRange(opts.Episodes, opts.Shard, max(opts.Shards, 1))
+		bar := progressbar.NewOptions(hi-lo, progressbar.OptionSetDescription("episodes"), progressbar.OptionSetWriter(opts.ProgressBar),
+			progressbar.OptionShowCount(), progressbar.OptionSetItsString("ep"), progressbar.OptionShowIts(), progressbar.OptionClearOnFinish())
+		defer bar.Finish()
+		next := opts.Progress
+		opts.Progress = func(ep lerobot.Episode) {
+			_ = bar.Add(1)
+			if next != nil {
+				next(ep)
+			}
+		}
+	}
+	var res GenerateResult
+	if opts.Reward {
+		res, err = GenerateReward(cfg, RewardOptions{GenerateOptions: opts.GenerateOptions, Eval: opts.Eval}, w)
+	} else {
+		res, err = Generate(cfg, opts.GenerateOptions, w)
+	}
+	if err != nil {
+		return res, err
+	}
+	return res, w.Close()
+}
