@@ -33,6 +33,7 @@ import (
 	"github.com/gomlx/gomlx/ml/model/checkpoint"
 	"github.com/reelml/reel/internal/atomicfile"
 	"github.com/reelml/reel/internal/errline"
+	"github.com/reelml/reel/internal/safeio"
 )
 
 const (
@@ -152,7 +153,7 @@ func saveStore(dir string, store *model.Store, exclude []*model.Variable) (err e
 // Verify reads state.json of the checkpoint in dir and checks every file's checksum.
 func Verify(dir string) (State, error) {
 	var st State
-	raw, err := os.ReadFile(filepath.Join(dir, stateFile))
+	raw, err := safeio.ReadFile(filepath.Join(dir, stateFile), safeio.JSONLimit)
 	if err != nil {
 		return st, fmt.Errorf("checkpoint %s: missing or unreadable %s (not a reel checkpoint, or a truncated one)", dir, stateFile)
 	}
@@ -228,7 +229,7 @@ func LoadVariables(dir string) (map[string]*tensors.Tensor, State, error) {
 
 // ReadRecipe returns the resolved recipe YAML saved with the checkpoint in dir.
 func ReadRecipe(dir string) ([]byte, error) {
-	b, err := os.ReadFile(filepath.Join(dir, recipeFile))
+	b, err := safeio.ReadFile(filepath.Join(dir, recipeFile), safeio.RecipeLimit)
 	if err != nil {
 		return nil, fmt.Errorf("checkpoint %s: missing %s", dir, recipeFile)
 	}
@@ -275,7 +276,7 @@ func Newest(ckptRoot string, warn func(string)) (string, State, error) {
 	if err != nil {
 		return "", State{}, fmt.Errorf("checkpoints %s: %v", ckptRoot, err)
 	}
-	if latest, err := os.ReadFile(filepath.Join(ckptRoot, LatestFile)); err == nil {
+	if latest, err := safeio.ReadFile(filepath.Join(ckptRoot, LatestFile), safeio.JSONLimit); err == nil {
 		name := strings.TrimSpace(string(latest))
 		// Put LATEST's target first among candidates (it is normally also the highest step).
 		for i, d := range dirs {

@@ -20,6 +20,7 @@ import (
 
 	"github.com/reelml/reel/internal/atomicfile"
 	"github.com/reelml/reel/internal/errline"
+	"github.com/reelml/reel/internal/safeio"
 )
 
 // reel's former writer of LeRobot v2 datasets (https://github.com/huggingface/lerobot,
@@ -275,7 +276,7 @@ func lerobotMarshalJSONL[T any](items []T) ([]byte, error) {
 // lerobotReadJSONL decodes every non-blank line of path as a T; a line that is not a JSON object
 // of the right types or lacks one of the required fields is an error `PATH:LINE: ...`.
 func lerobotReadJSONL[T any](path string, required ...string) ([]T, error) {
-	f, err := os.Open(path)
+	f, err := safeio.Open(path)
 	if err != nil {
 		return nil, lerobotOpenError(path, err)
 	}

@@ -2,7 +2,6 @@ package data
 
 import (
 	"bufio"
-	"bytes"
 	"container/list"
 	"context"
 	"fmt"
@@ -20,6 +19,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/reelml/reel/internal/safeio"
 	"github.com/reelml/reel/policy"
 )
 
@@ -161,7 +161,7 @@ func (d *LeRobotDataset) readImageFrames(i int, cam lrCamera, n int, store func(
 		if len(b) != 1 || len(b[0]) == 0 {
 			return fmt.Errorf("%s: row %d: column %q has no image bytes", path, r, cam.key)
 		}
-		im, _, err := image.Decode(bytes.NewReader(b[0]))
+		im, err := safeio.DecodeImage(b[0], "")
 		if err != nil {
 			return fmt.Errorf("%s: row %d: column %q: %v", path, r, cam.key, err)
 		}

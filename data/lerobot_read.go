@@ -15,6 +15,7 @@ import (
 	"strings"
 	"sync"
 
+	"github.com/reelml/reel/internal/safeio"
 	"github.com/reelml/reel/policy"
 )
 
@@ -135,7 +136,7 @@ func (d *LeRobotDataset) readInfo() error {
 	fail := func(format string, args ...any) error {
 		return fmt.Errorf("%s: %s", path, fmt.Sprintf(format, args...))
 	}
-	raw, err := os.ReadFile(path)
+	raw, err := safeio.ReadFile(path, safeio.JSONLimit)
 	if errors.Is(err, fs.ErrNotExist) {
 		return fmt.Errorf("lerobot dataset %s: missing %s (not a LeRobot dataset, or one whose writing did not finish)", d.dir, lerobotInfo)
 	}
@@ -695,7 +696,7 @@ func (d *LeRobotDataset) readStats() error {
 		}
 	}
 	path := d.path(lerobotStats)
-	raw, err := os.ReadFile(path)
+	raw, err := safeio.ReadFile(path, safeio.JSONLimit)
 	if errors.Is(err, fs.ErrNotExist) {
 		for _, e := range d.episodes { // v3.0 without stats.json: the episodes' own, if any
 			if e.stats == nil {

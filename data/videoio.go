@@ -18,6 +18,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/reelml/reel/internal/safeio"
 )
 
 // Real video goes through the ffmpeg program (no cgo): decoding pipes raw rgb24 frames out of
@@ -266,7 +268,7 @@ type VideoText struct {
 // order), or, with skipBad, is silently left out and counted in skipped. It is an error if no
 // video is left.
 func LoadVideoDataset(captionsJSONL string, fps float64, size, frames int, skipBad bool) (videos []Video, skipped int, err error) {
-	f, err := os.Open(captionsJSONL)
+	f, err := safeio.Open(captionsJSONL)
 	if err != nil {
 		return nil, 0, err
 	}

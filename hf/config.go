@@ -16,6 +16,7 @@ import (
 	"slices"
 	"strings"
 
+	"github.com/reelml/reel/internal/safeio"
 	"github.com/reelml/reel/models"
 )
 
@@ -243,7 +244,7 @@ func (o obj) sub(key string) obj {
 // Errors name the file and the field.
 func ReadConfig(dir string) (*Config, error) {
 	path := filepath.Join(dir, "config.json")
-	data, err := os.ReadFile(path)
+	data, err := safeio.ReadFile(path, safeio.JSONLimit)
 	if err != nil {
 		var pe *os.PathError
 		if errors.As(err, &pe) {
@@ -270,7 +271,7 @@ func ReadConfig(dir string) (*Config, error) {
 // readGenerationConfig takes bos/eos ids from generation_config.json when it exists.
 func readGenerationConfig(dir string, t *models.DecoderConfig) error {
 	path := filepath.Join(dir, "generation_config.json")
-	data, err := os.ReadFile(path)
+	data, err := safeio.ReadFile(path, safeio.JSONLimit)
 	if err != nil {
 		return nil // optional
 	}

@@ -17,6 +17,7 @@ import (
 	"github.com/gomlx/gomlx/core/tensors"
 
 	"github.com/reelml/reel/checkpoints"
+	"github.com/reelml/reel/internal/safeio"
 )
 
 // Key layouts of a checkpoint's tensor names.
@@ -108,7 +109,7 @@ func readWeights(dir string, data bool) (*Weights, error) {
 // weightFiles lists the checkpoint's safetensors files.
 func weightFiles(dir string) ([]string, error) {
 	index := filepath.Join(dir, "model.safetensors.index.json")
-	if data, err := os.ReadFile(index); err == nil {
+	if data, err := safeio.ReadFile(index, safeio.JSONLimit); err == nil {
 		var idx struct {
 			WeightMap map[string]string `json:"weight_map"`
 		}

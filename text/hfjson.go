@@ -5,11 +5,12 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"os"
 	"strings"
 	"unicode/utf8"
 
 	"golang.org/x/text/unicode/norm"
+
+	"github.com/reelml/reel/internal/safeio"
 )
 
 // fieldError is one bad field of a tokenizer file.
@@ -113,7 +114,7 @@ func typeOf(field string, o obj) (string, error) {
 
 // LoadTokenizerJSON reads a Hugging Face tokenizer.json.
 func LoadTokenizerJSON(path string) (*HF, error) {
-	b, err := os.ReadFile(path)
+	b, err := safeio.ReadFile(path, safeio.TokenizerLimit)
 	if err != nil {
 		return nil, err
 	}

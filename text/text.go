@@ -14,6 +14,8 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+
+	"github.com/reelml/reel/internal/safeio"
 )
 
 // Tokenizer turns text into token ids and back.
@@ -99,7 +101,7 @@ type tokenizerConfig struct {
 
 func readConfig(path string) (*tokenizerConfig, error) {
 	c := &tokenizerConfig{path: path}
-	b, err := os.ReadFile(path)
+	b, err := safeio.ReadFile(path, safeio.JSONLimit)
 	if errors.Is(err, os.ErrNotExist) {
 		return c, nil
 	}
