@@ -401,21 +401,11 @@ func prepareLeRobotDir(dir string, overwrite bool) error {
 	fail := func(format string, args ...any) error {
 		return fmt.Errorf("lerobot dataset %s: %s", dir, fmt.Sprintf(format, args...))
 	}
-	entries, err := os.ReadDir(dir)
+	entries, err := checkLeRobotDirReplaceable(dir, overwrite)
 	switch {
-	case errors.Is(err, fs.ErrNotExist):
 	case err != nil:
-		return fail("%v", unwrapPathError(err))
-	case len(entries) > 0 && !overwrite:
-		return fail("directory is not empty (set overwrite to replace the dataset in it)")
+		return err
 	case len(entries) > 0:
-		for _, e := range entries {
-			switch e.Name() {
-			case "meta", "data", "videos", "README.md", ".gitattributes", lerobotTmpDir:
-			default:
-				return fail("refusing to overwrite: %s is not part of a LeRobot dataset", e.Name())
-			}
-		}
 		if err := os.Remove(filepath.Join(dir, lerobotInfo)); err != nil && !errors.Is(err, fs.ErrNotExist) {
 			return fail("%v", err)
 		}
@@ -429,6 +419,30 @@ func prepareLeRobotDir(dir string, overwrite bool) error {
 		return fail("%v", err)
 	}
 	return nil
+}
+
+// checkLeRobotDirReplaceable is prepareLeRobotDir's check, which deletes nothing: dir is
+// missing or empty, or overwrite is set and dir holds only a dataset's entries (returned).
+func checkLeRobotDirReplaceable(dir string, overwrite bool) ([]os.DirEntry, error) {
+	fail := func(format string, args ...any) ([]os.DirEntry, error) {
+		return nil, fmt.Errorf("lerobot dataset %s: %s", dir, fmt.Sprintf(format, args...))
+	}
+	entries, err := os.ReadDir(dir)
+	switch {
+	case errors.Is(err, fs.ErrNotExist):
+	case err != nil:
+		return fail("%v", unwrapPathError(err))
+	case len(entries) > 0 && !overwrite:
+		return fail("directory is not empty (set overwrite to replace the dataset in it)")
+	}
+	for _, e := range entries {
+		switch e.Name() {
+		case "meta", "data", "videos", "README.md", ".gitattributes", lerobotTmpDir:
+		default:
+			return fail("refusing to overwrite: %s is not part of a LeRobot dataset", e.Name())
+		}
+	}
+	return entries, nil
 }
 
 // checkEpisode validates ep on its own and returns its schema.
