@@ -59,9 +59,9 @@ func cmdHFTokenize(args []string) error {
 	if hasDecode {
 		return enc.Encode(map[string]string{"text": tok.Decode(*decode)})
 	}
-	ids := tok.Encode(*txt)
-	if *special {
-		ids = tok.EncodeSpecial(*txt)
+	ids, err := text.SafeEncode(tok, *txt, *special)
+	if err != nil {
+		return fmt.Errorf("hf tokenize: %s: %w", fs.Arg(0), err)
 	}
 	return enc.Encode(map[string][]int{"ids": ids})
 }
