@@ -230,6 +230,13 @@ func ReadSafetensors(path string) (map[string]*tensors.Tensor, map[string]string
 		return nil, nil, err
 	}
 	defer f.Close()
+	var total int64
+	for _, it := range items {
+		total += it.end - it.begin
+	}
+	if err := safeio.CheckMemory("its tensors", total); err != nil {
+		return fail("%v", err)
+	}
 	out := make(map[string]*tensors.Tensor, len(items))
 	for _, it := range items {
 		t := tensors.FromShape(it.shape)

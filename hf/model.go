@@ -108,6 +108,16 @@ func Inspect(backend compute.Backend, dir string) (*Model, error) {
 // Match maps the checkpoint's tensors (w.Shapes) onto cfg's architecture: one Param per reel
 // variable, or one error naming every missing, unexpected and mis-shaped tensor.
 func Match(backend compute.Backend, cfg *Config, w *Weights) (*Model, error) {
+	// The config must describe tensors of about the size the checkpoint holds before anything
+	// is built from it.
+	var have float64
+	for _, s := range w.Shapes {
+		have += float64(s.Size())
+	}
+	if need := cfg.MinParams(); need > have {
+		return nil, fmt.Errorf("hf: %s: config.json describes a %s of at least %.3g parameters, but the checkpoint's tensors hold %.3g (check vocab_size, hidden_size, num_hidden_layers, patch_size)",
+			w.Dir, cfg.Arch, need, have)
+	}
 	vars, err := Variables(backend, cfg)
 	if err != nil {
 		return nil, err

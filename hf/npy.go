@@ -23,7 +23,7 @@ func ReadNPY(path string) (*tensors.Tensor, error) {
 	}
 	data, err := safeio.ReadFile(path, safeio.ArrayLimit)
 	if err != nil {
-		return fail("%v", err)
+		return fail("%v", safeio.Cause(err))
 	}
 	if len(data) < 10 || !bytes.HasPrefix(data, []byte("\x93NUMPY")) {
 		return fail("not a .npy file (no \\x93NUMPY magic)")

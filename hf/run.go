@@ -56,7 +56,7 @@ func (m *Model) CheckInputs(in RunInputs) error {
 		img := cfg.ImageToken()
 		for i, seq := range in.Tokens {
 			for _, id := range seq {
-				if (id < 0 || id >= vocab) && id != img {
+				if (id < 0 || id >= vocab) && (id != img || img < 0) { // img is -1 without image tokens
 					return fmt.Errorf("--tokens: id %d of sequence %d is outside the vocabulary [0, %d)", id, i+1, vocab)
 				}
 			}

@@ -59,6 +59,21 @@ func readWeights(dir string, data bool) (*Weights, error) {
 	raw := map[string]shapes.Shape{}
 	rawT := map[string]*tensors.Tensor{}
 	rawFile := map[string]string{}
+	if data { // the shards' declared sizes together, from their headers, before reading any
+		var total int64
+		for _, f := range files {
+			sh, _, err := checkpoints.SafetensorsShapes(filepath.Join(dir, f))
+			if err != nil {
+				return nil, fmt.Errorf("hf: %v", err)
+			}
+			for _, s := range sh {
+				total += int64(s.Memory())
+			}
+		}
+		if err := safeio.CheckMemory("the checkpoint's tensors", total); err != nil {
+			return nil, fmt.Errorf("hf: %s: %v", dir, err)
+		}
+	}
 	for _, f := range files {
 		path := filepath.Join(dir, f)
 		var sh map[string]shapes.Shape
