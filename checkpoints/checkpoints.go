@@ -286,18 +286,24 @@ func Newest(ckptRoot string, warn func(string)) (string, State, error) {
 			}
 		}
 	}
+	// The problems of newer checkpoints are warnings only when an older one is then used: when
+	// none is valid, the one error says what is wrong with the newest (one line, one cause).
 	var firstErr error
+	var skipped []error
 	for i := len(dirs) - 1; i >= 0; i-- {
 		st, err := Verify(dirs[i])
 		if err == nil {
+			if warn != nil {
+				for _, e := range skipped {
+					warn(fmt.Sprintf("%v; falling back to %s", e, filepath.Base(dirs[i])))
+				}
+			}
 			return dirs[i], st, nil
 		}
 		if firstErr == nil {
 			firstErr = err
 		}
-		if warn != nil {
-			warn(fmt.Sprintf("%v; falling back to the previous checkpoint", err))
-		}
+		skipped = append(skipped, err)
 	}
 	if firstErr != nil {
 		return "", State{}, fmt.Errorf("no valid checkpoint in %s (newest problem: %v)", ckptRoot, firstErr)

@@ -174,8 +174,8 @@ func (d *LeRobotDataset) readInfo() error {
 		return fail("codebase_version %q not supported (want v3.0, v2.1 or v2.0)", info.CodebaseVersion)
 	}
 	switch {
-	case !(info.FPS > 0) || math.IsInf(info.FPS, 0):
-		return fail("fps %g must be positive", info.FPS)
+	case !(info.FPS > 0) || info.FPS > MaxFPS:
+		return fail("field fps: %g is not a frame rate in (0, %g]", info.FPS, float64(MaxFPS))
 	case info.TotalEpisodes < 1:
 		return fail("total_episodes %d must be positive", info.TotalEpisodes)
 	case info.TotalFrames < 1:

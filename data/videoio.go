@@ -108,11 +108,15 @@ func (b *cappedBuffer) Write(p []byte) (int, error) {
 func formatFPS(fps float64) string { return strconv.FormatFloat(fps, 'g', -1, 64) }
 
 func checkFPS(fn string, fps float64) error {
-	if !(fps > 0) || math.IsInf(fps, 0) {
-		return fmt.Errorf("data.%s: fps %g must be positive", fn, fps)
+	if !(fps > 0) || fps > MaxFPS {
+		return fmt.Errorf("data.%s: fps %g is not a frame rate in (0, %g]", fn, fps, float64(MaxFPS))
 	}
 	return nil
 }
+
+// MaxFPS bounds every frame rate reel reads or writes (a dataset's fps, a recipe's): far above
+// any camera or control rate, far below rates whose frame times (1/fps) lose their meaning.
+const MaxFPS = 1000
 
 // DecodeVideo decodes the first video stream of the file at path with ffmpeg, resampled to fps
 // frames per second and stretched to size×size, into a Video of exactly frames frames: a file
