@@ -7,14 +7,23 @@ package main
 // old run or dataset is compared byte for byte after the failed command).
 
 import (
+	"bytes"
 	"context"
+	"encoding/binary"
+	"encoding/json"
 	"errors"
+	"hash/crc32"
+	"image"
+	"image/png"
 	"io/fs"
+	"math"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -180,4 +189,201 @@ func TestHostileMergeOverwrite(t *testing.T) {
 	// A good merge over it succeeds.
 	requireOK(t, reel(t, dir, "data", "merge", "s0", "s1", "--out", "merged", "--overwrite"))
 	requireIntact(t, before, filepath.Join(dir, "merged"))
+}
+
+// copyFixture copies an hf/testdata model directory into dir/name.
+func copyFixture(t *testing.T, dir, fixture, name string) string {
+	t.Helper()
+	dst := filepath.Join(dir, name)
+	require.NoError(t, os.CopyFS(dst, os.DirFS(filepath.Join("..", "..", "hf", "testdata", fixture))))
+	return dst
+}
+
+// setConfig rewrites one top-level field of dir/config.json (raw JSON value).
+func setConfig(t *testing.T, dir, key, raw string) {
+	t.Helper()
+	p := filepath.Join(dir, "config.json")
+	b, err := os.ReadFile(p)
+	require.NoError(t, err)
+	m := map[string]any{}
+	require.NoError(t, json.Unmarshal(b, &m))
+	var v any
+	require.NoError(t, json.Unmarshal([]byte(raw), &v))
+	m[key] = v
+	b, err = json.Marshal(m)
+	require.NoError(t, err)
+	require.NoError(t, os.WriteFile(p, b, 0o644))
+}
+
+// npy builds a version-1 .npy file: the header as given, then body.
+func npy(header string, body []byte) []byte {
+	h := header
+	for (10+len(h)+1)%64 != 0 {
+		h += " "
+	}
+	h += "\n"
+	out := append([]byte("\x93NUMPY\x01\x00"), byte(len(h)), byte(len(h)>>8))
+	return append(append(out, h...), body...)
+}
+
+// TestHostileHF: damaged, oversized and special model directories and inputs for `reel hf`.
+func TestHostileHF(t *testing.T) {
+	dir := t.TempDir()
+	mk := func(name string, edit func(d string)) string {
+		d := copyFixture(t, dir, "llama", name)
+		if edit != nil {
+			edit(d)
+		}
+		return d
+	}
+	special := func(d, file string, fifo bool) {
+		p := filepath.Join(d, file)
+		require.NoError(t, os.Remove(p))
+		if fifo {
+			require.NoError(t, syscall.Mkfifo(p, 0o644))
+		} else {
+			require.NoError(t, os.Symlink("/dev/zero", p))
+		}
+	}
+	cases := []struct {
+		name string
+		args []string
+		want []string
+	}{
+		{"config.json → /dev/zero", []string{"hf", "inspect", mk("zero", func(d string) { special(d, "config.json", false) })},
+			[]string{"config.json", "character device"}},
+		{"config.json FIFO", []string{"hf", "run", mk("fifo", func(d string) { special(d, "config.json", true) }), "--tokens", "1"},
+			[]string{"config.json", "named pipe"}},
+		{"hidden_size 1e9", []string{"hf", "inspect", mk("h1e9", func(d string) { setConfig(t, d, "hidden_size", "1e9") })},
+			[]string{"config.json", "field hidden_size", "1e+09"}},
+		{"hidden_size 1e300", []string{"hf", "inspect", mk("h1e300", func(d string) { setConfig(t, d, "hidden_size", "1e300") })},
+			[]string{"config.json", "field hidden_size", "1e+300"}},
+		{"num_hidden_layers 1e9", []string{"hf", "inspect", mk("l1e9", func(d string) { setConfig(t, d, "num_hidden_layers", "1e9") })},
+			[]string{"config.json", "field num_hidden_layers"}},
+		{"vocab_size 2^33", []string{"hf", "run", mk("v", func(d string) { setConfig(t, d, "vocab_size", "8589934592") }), "--tokens", "1"},
+			[]string{"config.json", "field vocab_size"}},
+		{"layers inconsistent with the weights", []string{"hf", "inspect", mk("l900", func(d string) { setConfig(t, d, "num_hidden_layers", "900") })},
+			[]string{"config.json describes a LlamaForCausalLM of at least"}},
+		{"weights file is a directory", []string{"hf", "inspect", mk("wdir", func(d string) {
+			require.NoError(t, os.Remove(filepath.Join(d, "model.safetensors")))
+			require.NoError(t, os.Mkdir(filepath.Join(d, "model.safetensors"), 0o755))
+		})}, []string{"model.safetensors", "is a directory"}},
+		{"--tokens -1", []string{"hf", "run", mk("neg", nil), "--tokens", "-1"}, []string{"--tokens", "id -1"}},
+		{"--tokens past the vocabulary", []string{"hf", "run", mk("big", nil), "--tokens", "1,256"}, []string{"--tokens", "id 256"}},
+	}
+	// A self-consistent sparse checkpoint declaring 256 GiB of tensors.
+	sparse := mk("sparse", func(d string) {
+		header := `{"model.embed_tokens.weight":{"dtype":"F32","shape":[16777216,4096],"data_offsets":[0,274877906944]}}`
+		for len(header)%8 != 0 {
+			header += " "
+		}
+		f, err := os.Create(filepath.Join(d, "model.safetensors"))
+		require.NoError(t, err)
+		var n [8]byte
+		binary.LittleEndian.PutUint64(n[:], uint64(len(header)))
+		_, err = f.Write(append(n[:], header...))
+		require.NoError(t, err)
+		require.NoError(t, f.Truncate(int64(8+len(header))+274877906944))
+		require.NoError(t, f.Close())
+	})
+	cases = append(cases, struct {
+		name string
+		args []string
+		want []string
+	}{"sparse 256 GiB checkpoint", []string{"hf", "run", sparse, "--tokens", "1"}, []string{"256.0 GiB", "memory"}})
+
+	// .npy files: a 3 KB file declaring 10^10 floats, NaN pixels.
+	bigNPY := filepath.Join(dir, "big.npy")
+	require.NoError(t, os.WriteFile(bigNPY, npy("{'descr': '<f4', 'fortran_order': False, 'shape': (10000000000,), }", make([]byte, 3000)), 0o644))
+	nanNPY := filepath.Join(dir, "nan.npy")
+	body := make([]byte, 4*3*8*8)
+	binary.LittleEndian.PutUint32(body[40:], math.Float32bits(float32(math.NaN())))
+	require.NoError(t, os.WriteFile(nanNPY, npy("{'descr': '<f4', 'fortran_order': False, 'shape': (1, 3, 8, 8), }", body), 0o644))
+	llava := copyFixture(t, dir, "llava-clip-llama", "llava")
+	bomb := filepath.Join(dir, "bomb.png")
+	require.NoError(t, os.WriteFile(bomb, bombPNG(t, 25000, 25000), 0o644))
+	cases = append(cases, []struct {
+		name string
+		args []string
+		want []string
+	}{
+		{"npy declaring 10^10 floats", []string{"hf", "run", llava, "--tokens", "1", "--pixels", bigNPY}, []string{"big.npy", "declares more values"}},
+		{"npy with NaN", []string{"hf", "run", llava, "--tokens", "1", "--pixels", nanNPY}, []string{"nan.npy", "NaN"}},
+		{"--image bomb", []string{"hf", "run", llava, "--tokens", "1", "--image", bomb}, []string{"bomb.png", "25000×25000", "4096×4096"}},
+	}...)
+
+	// Tokenizers.
+	zeroTok := filepath.Join(dir, "tokenizer.json")
+	require.NoError(t, os.Symlink("/dev/zero", zeroTok))
+	cases = append(cases, struct {
+		name string
+		args []string
+		want []string
+	}{"tokenizer.json → /dev/zero", []string{"hf", "tokenize", zeroTok, "--text", "hi"}, []string{"tokenizer.json", "character device"}})
+
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) { hostileError(t, dir, c.args, c.want...) })
+	}
+}
+
+// TestHostileRegexTimeout: a tokenizer whose Split regex backtracks catastrophically exits with
+// one line naming the pattern instead of printing ids (after one 2-second timeout).
+func TestHostileRegexTimeout(t *testing.T) {
+	if testing.Short() {
+		t.Skip("waits for the regex timeout")
+	}
+	dir := t.TempDir()
+	p := filepath.Join(dir, "tokenizer.json")
+	require.NoError(t, os.WriteFile(p, []byte(`{"model": {"type": "WordLevel", "vocab": {"a": 0, "[UNK]": 1}, "unk_token": "[UNK]"},
+		"pre_tokenizer": {"type": "Split", "pattern": {"Regex": "(a|aa)+$"}, "behavior": "Isolated"}}`), 0o644))
+	hostileError(t, dir, []string{"hf", "tokenize", p, "--text", strings.Repeat("a", 60) + "b " + strings.Repeat("a", 60) + "b"},
+		"tokenizer.json", `"(a|aa)+$"`, "catastrophic")
+}
+
+// TestHostileFiles: special files and damaged runs met by the other commands.
+func TestHostileFiles(t *testing.T) {
+	dir := t.TempDir()
+	must := func(err error) { t.Helper(); require.NoError(t, err) }
+	must(syscall.Mkfifo(filepath.Join(dir, "base.yaml"), 0o644))
+	must(os.WriteFile(filepath.Join(dir, "r.yaml"), []byte("name: x\nbase: base.yaml\n"), 0o644))
+	must(os.Symlink("/dev/zero", filepath.Join(dir, "zero.yaml")))
+	must(os.MkdirAll(filepath.Join(dir, "ds", "meta"), 0o755))
+	must(syscall.Mkfifo(filepath.Join(dir, "ds", "meta", "info.json"), 0o644))
+	must(os.CopyFS(filepath.Join(dir, "fps"), os.DirFS(filepath.Join("..", "..", "data", "testdata", "lerobot", "g1_v21"))))
+	info := filepath.Join(dir, "fps", "meta", "info.json")
+	raw, err := os.ReadFile(info)
+	must(err)
+	must(os.WriteFile(info, regexp.MustCompile(`"fps":\s*[0-9.]+`).ReplaceAll(raw, []byte(`"fps": 1e308`)), 0o644))
+	must(os.WriteFile(filepath.Join(dir, "clip.mp4"), nil, 0o644))
+	ck := filepath.Join(dir, "run", "checkpoints", "step-00000002")
+	must(os.MkdirAll(ck, 0o755))
+	must(os.WriteFile(filepath.Join(ck, "state.json"), []byte("garbage"), 0o644))
+	must(os.WriteFile(filepath.Join(dir, "run", "checkpoints", "LATEST"), []byte("step-00000002\n"), 0o644))
+	for _, c := range []struct {
+		name string
+		args []string
+		want []string
+	}{
+		{"recipe base FIFO", []string{"recipes", "validate", "r.yaml"}, []string{"r.yaml:2", "base.yaml", "named pipe"}},
+		{"recipe → /dev/zero", []string{"train", "zero.yaml"}, []string{"zero.yaml", "character device"}},
+		{"info.json FIFO", []string{"data", "stats", "ds"}, []string{"info.json", "named pipe"}},
+		{"fps 1e308", []string{"data", "stats", "fps"}, []string{"info.json", "fps", "1e+308"}},
+		{"export of a damaged run", []string{"export", "run", "--format", "safetensors", "--out", "x.safetensors"}, []string{"step-00000002", "state.json"}},
+		{"tokenize with a damaged run", []string{"tokenize", "run", "clip.mp4"}, []string{"step-00000002", "state.json"}},
+	} {
+		t.Run(c.name, func(t *testing.T) { hostileError(t, dir, c.args, c.want...) })
+	}
+	_, err = os.Stat(filepath.Join(dir, "x.safetensors"))
+	require.True(t, os.IsNotExist(err), "a failed export writes nothing")
+}
+
+// bombPNG is a valid 1×1 PNG whose header declares w×h (with a correct CRC).
+func bombPNG(t *testing.T, w, h uint32) []byte {
+	var buf bytes.Buffer
+	require.NoError(t, png.Encode(&buf, image.NewNRGBA(image.Rect(0, 0, 1, 1))))
+	b := buf.Bytes()
+	binary.BigEndian.PutUint32(b[16:], w)
+	binary.BigEndian.PutUint32(b[20:], h)
+	binary.BigEndian.PutUint32(b[29:], crc32.ChecksumIEEE(b[12:29]))
+	return b
 }
