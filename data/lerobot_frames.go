@@ -347,6 +347,10 @@ func decodeVideoAt(path string, stamps []float64, fps float64, sink func(k int, 
 			sinkErr = fail("ffmpeg reported no time base or frame size")
 			break
 		}
+		if err := safeio.CheckImageSize(inf.w, inf.h); err != nil { // reel's one image cap
+			sinkErr = fail("frame %v", err)
+			break
+		}
 		need := inf.w * inf.h * 3
 		if cap(frame) < need {
 			frame = make([]uint8, need)
