@@ -260,6 +260,7 @@ func genSimData(name, usage, defaultRecipe string, args []string) error {
 	}
 	_ = bar.Finish()
 	if err != nil {
+		w.Abort() // an existing dataset being replaced stays as it was
 		return fmt.Errorf("data %s: %v", name, err)
 	}
 	if err := w.Close(); err != nil {

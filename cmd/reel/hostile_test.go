@@ -38,6 +38,12 @@ const hostileMemKiB = 4 << 20
 // failed with no crash trace. It returns the result.
 func hostile(t *testing.T, dir string, args ...string) result {
 	t.Helper()
+	return hostileEnv(t, dir, nil, args...)
+}
+
+// hostileEnv is hostile with extra environment variables.
+func hostileEnv(t *testing.T, dir string, extra []string, args ...string) result {
+	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
 	script := "ulimit -v " + strconv.Itoa(hostileMemKiB) + ` && exec "$0" "$@"`
@@ -49,7 +55,7 @@ func hostile(t *testing.T, dir string, args ...string) result {
 			env = append(env, kv)
 		}
 	}
-	cmd.Env = append(env, "GOMLX_BACKEND=go")
+	cmd.Env = append(append(env, "GOMLX_BACKEND=go"), extra...)
 	var stdout, stderr strings.Builder
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr
 	err := cmd.Run()
@@ -189,6 +195,22 @@ func TestHostileMergeOverwrite(t *testing.T) {
 	// A good merge over it succeeds.
 	requireOK(t, reel(t, dir, "data", "merge", "s0", "s1", "--out", "merged", "--overwrite"))
 	requireIntact(t, before, filepath.Join(dir, "merged"))
+
+	// gen-sim --overwrite that fails while writing (no ffmpeg on PATH for the videos) leaves the
+	// dataset there as it was; one that succeeds replaces it and leaves nothing beside it.
+	s0 := snapshot(t, filepath.Join(dir, "s0"))
+	noBin := filepath.Join(dir, "nobin")
+	require.NoError(t, os.Mkdir(noBin, 0o755))
+	hostileEnvError := hostileEnv(t, dir, []string{"PATH=" + noBin},
+		append([]string{"data", "gen-sim", "--episodes", "2", "--out", "s0", "--shard", "0/2", "--overwrite"}, sets...)...)
+	require.Contains(t, requireUserError(t, hostileEnvError, -1), "lerobot dataset s0: ")
+	requireIntact(t, s0, filepath.Join(dir, "s0"))
+	requireOK(t, reel(t, dir, append([]string{"data", "gen-sim", "--episodes", "3", "--out", "s0", "--overwrite"}, sets...)...))
+	entries, err = os.ReadDir(dir)
+	require.NoError(t, err)
+	for _, e := range entries {
+		require.Falsef(t, strings.HasPrefix(e.Name(), "."), "%s left behind", e.Name())
+	}
 }
 
 // copyFixture copies an hf/testdata model directory into dir/name.

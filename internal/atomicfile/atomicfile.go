@@ -68,6 +68,13 @@ func ReplaceDir(dst string, build func(tmp string) error) error {
 		os.RemoveAll(tmp)
 		return err
 	}
+	return SwapDir(tmp, dst)
+}
+
+// SwapDir puts the complete directory tmp (a sibling of dst) in dst's place by renames, then
+// deletes what was at dst; on failure tmp is removed and dst left as it was.
+func SwapDir(tmp, dst string) error {
+	parent, base := filepath.Dir(dst), filepath.Base(dst)
 	if err := os.Chmod(tmp, 0o755); err != nil {
 		os.RemoveAll(tmp)
 		return err
