@@ -290,6 +290,16 @@ func TestHostileHF(t *testing.T) {
 			require.NoError(t, os.Remove(filepath.Join(d, "model.safetensors")))
 			require.NoError(t, os.Mkdir(filepath.Join(d, "model.safetensors"), 0o755))
 		})}, []string{"model.safetensors", "is a directory"}},
+		{"NaN weights", []string{"hf", "run", mk("nanw", func(d string) {
+			p := filepath.Join(d, "model.safetensors")
+			b, err := os.ReadFile(p)
+			require.NoError(t, err)
+			start := 8 + int(binary.LittleEndian.Uint64(b[:8]))
+			for i := start; i+4 <= len(b); i += 4 { // every float32 NaN
+				binary.LittleEndian.PutUint32(b[i:], math.Float32bits(float32(math.NaN())))
+			}
+			require.NoError(t, os.WriteFile(p, b, 0o644))
+		}), "--tokens", "1,2"}, []string{"NaN in logits"}},
 		{"--tokens -1", []string{"hf", "run", mk("neg", nil), "--tokens", "-1"}, []string{"--tokens", "id -1"}},
 		{"--tokens past the vocabulary", []string{"hf", "run", mk("big", nil), "--tokens", "1,256"}, []string{"--tokens", "id 256"}},
 	}
