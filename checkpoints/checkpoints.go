@@ -165,8 +165,10 @@ func Verify(dir string) (State, error) {
 	}
 	for rel, want := range st.Files {
 		got, err := hashFile(filepath.Join(dir, rel))
-		if err != nil {
+		if errors.Is(err, os.ErrNotExist) {
 			return st, fmt.Errorf("checkpoint %s: file %s is missing", dir, rel)
+		} else if err != nil {
+			return st, fmt.Errorf("checkpoint %s: file %s: %v", dir, rel, safeio.Cause(err))
 		}
 		if got != want {
 			return st, fmt.Errorf("checkpoint %s: file %s is corrupt or truncated (checksum mismatch)", dir, rel)
@@ -376,7 +378,7 @@ func hashTree(root string) (map[string]string, error) {
 }
 
 func hashFile(p string) (string, error) {
-	f, err := os.Open(p)
+	f, err := safeio.Open(p) // a damaged checkpoint may hold a FIFO or a link to a device
 	if err != nil {
 		return "", err
 	}

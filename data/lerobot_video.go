@@ -1,10 +1,12 @@
 package data
 
 import (
+	"bufio"
 	"bytes"
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"math"
 	"os"
 	"os/exec"
@@ -12,6 +14,9 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+
+	"github.com/reelml/reel/internal/atomicfile"
+	"github.com/reelml/reel/internal/safeio"
 )
 
 // Video encoding as LeRobot does it (huggingface/lerobot src/lerobot/configs/video.py
@@ -119,11 +124,12 @@ func concatVideos(dst string, srcs []string) error {
 		return err
 	}
 	if len(srcs) == 1 {
-		raw, err := os.ReadFile(srcs[0])
+		in, err := safeio.Open(srcs[0])
 		if err != nil {
 			return err
 		}
-		return os.WriteFile(dst, raw, 0o644)
+		defer in.Close()
+		return atomicfile.Write(dst, func(w *bufio.Writer) error { _, err := io.Copy(w, in); return err })
 	}
 	list := filepath.Join(filepath.Dir(dst), "."+filepath.Base(dst)+".concat.txt")
 	var b strings.Builder

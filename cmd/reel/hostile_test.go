@@ -391,11 +391,16 @@ func TestHostileFiles(t *testing.T) {
 	must(os.MkdirAll(ck, 0o755))
 	must(os.WriteFile(filepath.Join(ck, "state.json"), []byte("garbage"), 0o644))
 	must(os.WriteFile(filepath.Join(dir, "run", "checkpoints", "LATEST"), []byte("step-00000002\n"), 0o644))
+	ck2 := filepath.Join(dir, "run2", "checkpoints", "step-00000001")
+	must(os.MkdirAll(filepath.Join(ck2, "model"), 0o755))
+	must(os.WriteFile(filepath.Join(ck2, "state.json"), []byte(`{"step": 1, "files": {"model/x.bin": "00"}}`), 0o644))
+	must(syscall.Mkfifo(filepath.Join(ck2, "model", "x.bin"), 0o644))
 	for _, c := range []struct {
 		name string
 		args []string
 		want []string
 	}{
+		{"checkpoint file FIFO", []string{"export", "run2", "--format", "safetensors", "--out", "y.safetensors"}, []string{"model/x.bin", "named pipe"}},
 		{"recipe base FIFO", []string{"recipes", "validate", "r.yaml"}, []string{"r.yaml:2", "base.yaml", "named pipe"}},
 		{"recipe → /dev/zero", []string{"train", "zero.yaml"}, []string{"zero.yaml", "character device"}},
 		{"info.json FIFO", []string{"data", "stats", "ds"}, []string{"info.json", "named pipe"}},
