@@ -301,6 +301,7 @@ func TestHostileHF(t *testing.T) {
 			require.NoError(t, os.WriteFile(p, b, 0o644))
 		}), "--tokens", "1,2"}, []string{"NaN in logits"}},
 		{"--tokens -1", []string{"hf", "run", mk("neg", nil), "--tokens", "-1"}, []string{"--tokens", "id -1"}},
+		{"--decode -1", []string{"hf", "tokenize", absPath(t, "../../text/testdata/llama3.json"), "--decode", "1,-1"}, []string{"--decode", "id -1"}},
 		{"--tokens past the vocabulary", []string{"hf", "run", mk("big", nil), "--tokens", "1,256"}, []string{"--tokens", "id 256"}},
 	}
 	// A self-consistent sparse checkpoint declaring 256 GiB of tensors.
@@ -423,4 +424,11 @@ func bombPNG(t *testing.T, w, h uint32) []byte {
 	binary.BigEndian.PutUint32(b[20:], h)
 	binary.BigEndian.PutUint32(b[29:], crc32.ChecksumIEEE(b[12:29]))
 	return b
+}
+
+func absPath(t *testing.T, p string) string {
+	t.Helper()
+	a, err := filepath.Abs(p)
+	require.NoError(t, err)
+	return a
 }
