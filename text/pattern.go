@@ -28,9 +28,13 @@ type pattern interface {
 // which would silently give ids that differ from the reference: it stops the encoding with a
 // *PatternTimeoutError naming the pattern, so the cost of one Encode is bounded by its normal
 // work plus one timeout.
+//
+// The patterns real tokenizers use run on RE2 instead (re2Pattern, linear time), where they can
+// be translated exactly.
 type regexPattern struct {
 	re   *regexp2.Regexp
 	expr string
+	re2  *re2Pattern // nil: regexp2 matches
 }
 
 // regexTimeout bounds one match of a Split / Replace regex. The patterns of real tokenizers
@@ -77,7 +81,11 @@ func compileRegex(expr string) (*regexPattern, error) {
 		return nil, err
 	}
 	re.MatchTimeout = regexTimeout
-	return &regexPattern{re, expr}, nil
+	p := &regexPattern{re: re, expr: expr}
+	if r2, ok := compileRE2(expr); ok {
+		p.re2 = r2
+	}
+	return p, nil
 }
 
 func literalPattern(s string) (*regexPattern, error) {
@@ -85,6 +93,14 @@ func literalPattern(s string) (*regexPattern, error) {
 }
 
 func (p *regexPattern) findMatches(r []rune) []span {
+	if p.re2 != nil {
+		return p.re2.findMatches(r)
+	}
+	return p.findMatches2(r)
+}
+
+// findMatches2 matches with regexp2.
+func (p *regexPattern) findMatches2(r []rune) []span {
 	if len(r) == 0 {
 		return []span{{0, 0, false}}
 	}
