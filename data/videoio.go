@@ -135,7 +135,7 @@ func DecodeVideo(path string, fps float64, size, frames int) (Video, error) {
 		return Video{}, fmt.Errorf("data.DecodeVideo: frames %d out of range [1, 65536]", frames)
 	}
 	fail := func(err error) (Video, error) { return Video{}, fmt.Errorf("video %s: %v", path, err) }
-	st, err := os.Stat(path)
+	st, err := safeio.Stat(path) // a FIFO or a device would block ffmpeg or never end
 	switch {
 	case err != nil:
 		var pe *fs.PathError
