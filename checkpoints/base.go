@@ -21,6 +21,8 @@ import (
 
 	"github.com/gomlx/gomlx/core/tensors"
 	"github.com/gomlx/gomlx/ml/model"
+
+	"github.com/reelml/reel/internal/safeio"
 )
 
 // BaseFile is the base reference of an adapter-only checkpoint.
@@ -136,7 +138,7 @@ func VariablesDigest(vars map[string]*tensors.Tensor) (string, error) {
 
 // ReadBase returns the base reference of the checkpoint in dir, or nil for a full checkpoint.
 func ReadBase(dir string) (*Base, error) {
-	b, err := os.ReadFile(filepath.Join(dir, BaseFile))
+	b, err := safeio.ReadFile(filepath.Join(dir, BaseFile), safeio.JSONLimit)
 	if os.IsNotExist(err) {
 		return nil, nil
 	}

@@ -34,6 +34,7 @@ import (
 	"github.com/reelml/reel/hub"
 	"github.com/reelml/reel/internal/atomicfile"
 	"github.com/reelml/reel/internal/errline"
+	"github.com/reelml/reel/internal/safeio"
 )
 
 const (
@@ -153,7 +154,7 @@ func saveStore(dir string, store *model.Store, exclude []*model.Variable) (err e
 // Verify reads state.json of the checkpoint in dir and checks every file's checksum.
 func Verify(dir string) (State, error) {
 	var st State
-	raw, err := os.ReadFile(filepath.Join(dir, stateFile))
+	raw, err := safeio.ReadFile(filepath.Join(dir, stateFile), safeio.JSONLimit)
 	if err != nil {
 		return st, fmt.Errorf("checkpoint %s: missing or unreadable %s (not a reel checkpoint, or a truncated one)", dir, stateFile)
 	}
@@ -165,8 +166,10 @@ func Verify(dir string) (State, error) {
 	}
 	for rel, want := range st.Files {
 		got, err := hashFile(filepath.Join(dir, rel))
-		if err != nil {
+		if errors.Is(err, os.ErrNotExist) {
 			return st, fmt.Errorf("checkpoint %s: file %s is missing", dir, rel)
+		} else if err != nil {
+			return st, fmt.Errorf("checkpoint %s: file %s: %v", dir, rel, safeio.Cause(err))
 		}
 		if got != want {
 			return st, fmt.Errorf("checkpoint %s: file %s is corrupt or truncated (checksum mismatch)", dir, rel)
@@ -229,7 +232,7 @@ func LoadVariables(dir string) (map[string]*tensors.Tensor, State, error) {
 
 // ReadRecipe returns the resolved recipe YAML saved with the checkpoint in dir.
 func ReadRecipe(dir string) ([]byte, error) {
-	b, err := os.ReadFile(filepath.Join(dir, recipeFile))
+	b, err := safeio.ReadFile(filepath.Join(dir, recipeFile), safeio.RecipeLimit)
 	if err != nil {
 		return nil, fmt.Errorf("checkpoint %s: missing %s", dir, recipeFile)
 	}
@@ -276,7 +279,7 @@ func Newest(ckptRoot string, warn func(string)) (string, State, error) {
 	if err != nil {
 		return "", State{}, fmt.Errorf("checkpoints %s: %v", ckptRoot, err)
 	}
-	if latest, err := os.ReadFile(filepath.Join(ckptRoot, LatestFile)); err == nil {
+	if latest, err := safeio.ReadFile(filepath.Join(ckptRoot, LatestFile), safeio.JSONLimit); err == nil {
 		name := strings.TrimSpace(string(latest))
 		// Put LATEST's target first among candidates (it is normally also the highest step).
 		for i, d := range dirs {
@@ -286,18 +289,24 @@ func Newest(ckptRoot string, warn func(string)) (string, State, error) {
 			}
 		}
 	}
+	// The problems of newer checkpoints are warnings only when an older one is then used: when
+	// none is valid, the one error says what is wrong with the newest (one line, one cause).
 	var firstErr error
+	var skipped []error
 	for i := len(dirs) - 1; i >= 0; i-- {
 		st, err := Verify(dirs[i])
 		if err == nil {
+			if warn != nil {
+				for _, e := range skipped {
+					warn(fmt.Sprintf("%v; falling back to %s", e, filepath.Base(dirs[i])))
+				}
+			}
 			return dirs[i], st, nil
 		}
 		if firstErr == nil {
 			firstErr = err
 		}
-		if warn != nil {
-			warn(fmt.Sprintf("%v; falling back to the previous checkpoint", err))
-		}
+		skipped = append(skipped, err)
 	}
 	if firstErr != nil {
 		return "", State{}, fmt.Errorf("no valid checkpoint in %s (newest problem: %v)", ckptRoot, firstErr)
@@ -376,7 +385,7 @@ func hashTree(root string) (map[string]string, error) {
 }
 
 func hashFile(p string) (string, error) {
-	f, err := os.Open(p)
+	f, err := safeio.Open(p) // a damaged checkpoint may hold a FIFO or a link to a device
 	if err != nil {
 		return "", err
 	}

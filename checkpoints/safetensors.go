@@ -22,6 +22,7 @@ import (
 	"github.com/gomlx/gomlx/core/tensors"
 
 	"github.com/reelml/reel/internal/atomicfile"
+	"github.com/reelml/reel/internal/safeio"
 	"github.com/reelml/reel/policy"
 )
 
@@ -229,6 +230,13 @@ func ReadSafetensors(path string) (map[string]*tensors.Tensor, map[string]string
 		return nil, nil, err
 	}
 	defer f.Close()
+	var total int64
+	for _, it := range items {
+		total += it.end - it.begin
+	}
+	if err := safeio.CheckMemory("its tensors", total); err != nil {
+		return fail("%v", err)
+	}
 	out := make(map[string]*tensors.Tensor, len(items))
 	for _, it := range items {
 		t := tensors.FromShape(it.shape)
@@ -284,7 +292,7 @@ func openSafetensors(path string) (*os.File, []safetensorsItem, map[string]strin
 	fail := func(format string, args ...any) (*os.File, []safetensorsItem, map[string]string, int64, error) {
 		return nil, nil, nil, 0, fmt.Errorf("safetensors %s: %s", path, fmt.Sprintf(format, args...))
 	}
-	f, err := os.Open(path)
+	f, err := safeio.Open(path)
 	if err != nil {
 		var pe *os.PathError
 		if errors.As(err, &pe) {
@@ -457,7 +465,7 @@ func ExportSafetensors(dir, out string, ema bool) (n int, step int64, err error)
 		return 0, 0, err
 	}
 	meta := map[string]string{"format": "reel-safetensors-1", "recipe": string(recipe), "step": strconv.FormatInt(st.Step, 10)}
-	if spec, err := os.ReadFile(filepath.Join(dir, policy.SpecFile)); err == nil {
+	if spec, err := safeio.ReadFile(filepath.Join(dir, policy.SpecFile), safeio.JSONLimit); err == nil {
 		meta["policy"] = string(spec)
 	}
 	weights := Weights(vars)

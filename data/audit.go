@@ -7,10 +7,11 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"os"
 	"sort"
 	"strings"
 	"unicode"
+
+	"github.com/reelml/reel/internal/safeio"
 )
 
 // Audit category names, in the order of AuditReport.Categories.
@@ -237,7 +238,7 @@ var auditTurnFields = []string{"conversations", "messages"}
 // space. Errors are one line naming the file and line, e.g.
 // `caps.jsonl:7: invalid JSON: ...`.
 func AuditJSONL(path string) (AuditReport, error) {
-	f, err := os.Open(path)
+	f, err := safeio.Open(path)
 	if err != nil {
 		return AuditReport{}, err
 	}

@@ -12,6 +12,8 @@ import (
 	"image/png"
 	"os"
 	"path/filepath"
+
+	"github.com/reelml/reel/internal/safeio"
 )
 
 type folderRecord struct {
@@ -39,7 +41,7 @@ func LoadFolder(dir, questionsPath string, imageSize int) ([]Example, error) {
 	if imageSize <= 0 {
 		return nil, fmt.Errorf("data.LoadFolder: image size %d must be positive", imageSize)
 	}
-	f, err := os.Open(questionsPath)
+	f, err := safeio.Open(questionsPath)
 	if err != nil {
 		return nil, err
 	}
@@ -98,17 +100,13 @@ func LoadFolder(dir, questionsPath string, imageSize int) ([]Example, error) {
 }
 
 func loadImage(path string, size int) ([]float32, error) {
-	f, err := os.Open(path)
+	raw, err := safeio.ReadFile(path, safeio.ImageLimit)
 	if err != nil {
 		return nil, err
 	}
-	defer f.Close()
-	m, _, err := image.Decode(bufio.NewReader(f))
+	m, err := safeio.DecodeImage(raw, "")
 	if err != nil {
-		if errors.Is(err, image.ErrFormat) {
-			return nil, errors.New("not a PNG or JPEG image")
-		}
-		return nil, fmt.Errorf("decoding: %v", err)
+		return nil, err
 	}
 	b := m.Bounds()
 	if b.Dx() <= 0 || b.Dy() <= 0 {

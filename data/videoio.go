@@ -17,6 +17,7 @@ import (
 	"sync/atomic"
 
 	"github.com/reelml/reel/internal/rng"
+	"github.com/reelml/reel/internal/safeio"
 	"github.com/reelml/reel/mediaio"
 )
 
@@ -24,11 +25,14 @@ import (
 // out of it, encoding pipes them in.
 
 func checkFPS(fn string, fps float64) error {
-	if !(fps > 0) || math.IsInf(fps, 0) {
-		return fmt.Errorf("data.%s: fps %g must be positive", fn, fps)
+	if !(fps > 0) || fps > MaxFPS {
+		return fmt.Errorf("data.%s: fps %g is not a frame rate in (0, %g]", fn, fps, float64(MaxFPS))
 	}
 	return nil
 }
+
+// MaxFPS bounds every frame rate reel reads or writes (mediaio.MaxFPS).
+const MaxFPS = mediaio.MaxFPS
 
 // DecodeVideo decodes the first video stream of the file at path with ffmpeg, resampled to fps
 // frames per second and stretched to size×size, into a Video of exactly frames frames: a file
@@ -47,7 +51,7 @@ func DecodeVideo(path string, fps float64, size, frames int) (Video, error) {
 		return Video{}, fmt.Errorf("data.DecodeVideo: frames %d out of range [1, 65536]", frames)
 	}
 	fail := func(err error) (Video, error) { return Video{}, fmt.Errorf("video %s: %v", path, err) }
-	st, err := os.Stat(path)
+	st, err := safeio.Stat(path) // a FIFO or a device would block ffmpeg or never end
 	switch {
 	case err != nil:
 		var pe *fs.PathError
@@ -168,7 +172,7 @@ type VideoText struct {
 // order), or, with skipBad, is silently left out and counted in skipped. It is an error if no
 // video is left.
 func LoadVideoDataset(captionsJSONL string, fps float64, size, frames int, skipBad bool) (videos []Video, skipped int, err error) {
-	f, err := os.Open(captionsJSONL)
+	f, err := safeio.Open(captionsJSONL)
 	if err != nil {
 		return nil, 0, err
 	}

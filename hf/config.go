@@ -16,6 +16,7 @@ import (
 	"slices"
 	"strings"
 
+	"github.com/reelml/reel/internal/safeio"
 	"github.com/reelml/reel/models"
 )
 
@@ -158,11 +159,45 @@ func (o obj) int(key string, def int) int {
 		return def
 	}
 	f, ok := v.(float64)
-	if !ok || f != math.Trunc(f) {
+	if !ok || f != math.Trunc(f) || math.Abs(f) > math.MaxInt32 {
 		o.fail(key, "an integer", v)
 		return def
 	}
+	if b, ok := sizeBounds[key]; ok && (f < 1 || f > float64(b)) {
+		o.fail(key, fmt.Sprintf("an integer from 1 to %d", b), v)
+		return def
+	}
 	return int(f)
+}
+
+// sizeBounds are the largest values reel accepts for the config fields that size a model's
+// tensors: several times those of the largest released checkpoints, far below sizes whose
+// variables or graphs could not be built. A config outside them is refused before anything is
+// built from it.
+var sizeBounds = map[string]int{
+	"vocab_size": 1 << 22, "hidden_size": 1 << 16, "intermediate_size": 1 << 18, "num_hidden_layers": 1 << 10,
+	"num_attention_heads": 1 << 10, "num_key_value_heads": 1 << 10, "head_dim": 1 << 12,
+	"max_position_embeddings": 1 << 24, "image_size": 1 << 14, "patch_size": 1 << 10, "num_channels": 16,
+	"projection_dim": 1 << 16, "projection_size": 1 << 16,
+}
+
+// MinParams is a lower bound on the number of parameters the configured architecture has (the
+// token embeddings, one norm per layer, the patch embedding): computed arithmetically, so a
+// config can be checked against the tensors a checkpoint's headers declare before any model is
+// built at the configured size.
+func (c *Config) MinParams() float64 {
+	var n float64
+	if t := c.Text(); t != nil {
+		n += float64(t.VocabSize)*float64(t.Hidden) + float64(t.Layers)*float64(t.Hidden)
+	}
+	if c.Contrastive != nil {
+		t := c.Contrastive.Text
+		n += float64(t.VocabSize)*float64(t.Hidden) + float64(t.Layers)*float64(t.Hidden)
+	}
+	if v := c.VisionTower(); v != nil {
+		n += float64(v.Layers)*float64(v.Hidden) + float64(v.Hidden)*float64(v.Channels)*float64(v.PatchSize)*float64(v.PatchSize)
+	}
+	return n
 }
 
 func (o obj) str(key, def string) string {
@@ -255,7 +290,7 @@ func (o obj) sub(key string) obj {
 // Errors name the file and the field.
 func ReadConfig(dir string) (*Config, error) {
 	path := filepath.Join(dir, "config.json")
-	data, err := os.ReadFile(path)
+	data, err := safeio.ReadFile(path, safeio.JSONLimit)
 	if err != nil {
 		var pe *os.PathError
 		if errors.As(err, &pe) {
@@ -282,7 +317,7 @@ func ReadConfig(dir string) (*Config, error) {
 // readGenerationConfig takes bos/eos ids from generation_config.json when it exists.
 func readGenerationConfig(dir string, t *models.DecoderConfig) error {
 	path := filepath.Join(dir, "generation_config.json")
-	data, err := os.ReadFile(path)
+	data, err := safeio.ReadFile(path, safeio.JSONLimit)
 	if err != nil {
 		return nil // optional
 	}

@@ -21,6 +21,7 @@ import (
 
 	"github.com/reelml/reel/checkpoints"
 	"github.com/reelml/reel/internal/atomicfile"
+	"github.com/reelml/reel/internal/safeio"
 	"github.com/reelml/reel/models"
 )
 
@@ -273,7 +274,7 @@ func copyModelFiles(src, out string) ([]string, error) {
 		default:
 			continue
 		}
-		b, err := os.ReadFile(filepath.Join(src, name))
+		b, err := safeio.ReadFile(filepath.Join(src, name), safeio.TokenizerLimit)
 		if err != nil {
 			return nil, fmt.Errorf("export: model.pretrained: %v", err)
 		}

@@ -3,7 +3,6 @@ package hf
 import (
 	"encoding/json"
 	"fmt"
-	"image"
 	"image/color"
 	_ "image/jpeg" // decoders for LoadImage
 	_ "image/png"
@@ -13,6 +12,8 @@ import (
 	"strings"
 
 	"github.com/gomlx/gomlx/core/tensors"
+
+	"github.com/reelml/reel/internal/safeio"
 )
 
 // Preprocessor is preprocessor_config.json as transformers' SiglipImageProcessor and
@@ -66,7 +67,7 @@ func ReadPreprocessor(dir string, imageSize int) (*Preprocessor, error) {
 func ReadPreprocessorFile(path string, imageSize int) (*Preprocessor, error) {
 	p := &Preprocessor{DoResize: true, Size: sizeSpec{Height: imageSize, Width: imageSize}, Resample: 3,
 		DoRescale: true, RescaleFactor: 1.0 / 255, DoNormalize: true, ImageMean: []float64{0.5, 0.5, 0.5}, ImageStd: []float64{0.5, 0.5, 0.5}}
-	data, err := os.ReadFile(path)
+	data, err := safeio.ReadFile(path, safeio.JSONLimit)
 	if os.IsNotExist(err) {
 		return p, nil
 	}
@@ -92,14 +93,9 @@ func ReadPreprocessorFile(path string, imageSize int) (*Preprocessor, error) {
 // LoadImage decodes a PNG or JPEG file into 8-bit RGB, HWC (PIL's convert("RGB"): alpha dropped,
 // grey replicated).
 func LoadImage(path string) (rgb []uint8, w, h int, err error) {
-	f, err := os.Open(path)
+	img, err := safeio.ReadImage(path)
 	if err != nil {
-		return nil, 0, 0, fmt.Errorf("image %s: %v", path, err)
-	}
-	defer f.Close()
-	img, _, err := image.Decode(f)
-	if err != nil {
-		return nil, 0, 0, fmt.Errorf("image %s: %v (PNG and JPEG are supported)", path, err)
+		return nil, 0, 0, err
 	}
 	b := img.Bounds()
 	w, h = b.Dx(), b.Dy()

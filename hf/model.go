@@ -3,7 +3,9 @@ package hf
 import (
 	"fmt"
 	"maps"
+	"regexp"
 	"slices"
+	"strconv"
 	"strings"
 
 	"github.com/gomlx/compute"
@@ -121,6 +123,16 @@ func Inspect(backend compute.Backend, dir string) (*Model, error) {
 // Match maps the checkpoint's tensors (w.Shapes) onto cfg's architecture: one Param per reel
 // variable, or one error naming every missing, unexpected and mis-shaped tensor.
 func Match(backend compute.Backend, cfg *Config, w *Weights) (*Model, error) {
+	// The config must describe tensors of about the size the checkpoint holds before anything
+	// is built from it.
+	var have float64
+	for _, s := range w.Shapes {
+		have += float64(s.Size())
+	}
+	if need := cfg.MinParams(); need > have {
+		return nil, fmt.Errorf("hf: %s: config.json describes a %s of at least %.3g parameters, but the checkpoint's tensors hold %.3g (check vocab_size, hidden_size, num_hidden_layers, patch_size)",
+			w.Dir, cfg.Arch, need, have)
+	}
 	vars, err := Variables(backend, cfg)
 	if err != nil {
 		return nil, err
@@ -268,9 +280,149 @@ type Variable struct {
 	Shape []int
 }
 
-// Variables builds cfg's forward graph once on a scratch store (no weights, nothing compiled) and
-// returns the variables it creates, in creation order.
-func Variables(backend compute.Backend, cfg *Config) (vars []Variable, err error) {
+// Variables returns the variables of cfg's architecture, in creation order, without building
+// anything at the configured size: the forward graph is built (on a scratch store: no weights,
+// nothing compiled) with at most 2 and 3 layers per tower, the layers are checked to repeat
+// alike between those two builds, and the configured number of layers is filled in by repeating
+// the last one's variables. An architecture whose layers do not repeat alike is built as
+// configured.
+func Variables(backend compute.Backend, cfg *Config) ([]Variable, error) {
+	if maxLayers(cfg) <= 3 {
+		return buildVariables(backend, cfg)
+	}
+	v2, err2 := buildVariables(backend, withLayers(cfg, 2))
+	v3, err3 := buildVariables(backend, withLayers(cfg, 3))
+	if err2 == nil && err3 == nil {
+		if guess, ok := repeatLayers(v2, withLayers(cfg, 3)); ok && slices.EqualFunc(guess, v3, sameVariable) {
+			if out, ok := repeatLayers(v2, cfg); ok {
+				return out, nil
+			}
+		}
+	}
+	return buildVariables(backend, cfg)
+}
+
+func sameVariable(a, b Variable) bool { return a.Path == b.Path && slices.Equal(a.Shape, b.Shape) }
+
+// layerPath splits a variable path at its layer index: "/model/layers/3/mlp/x" → "/model/layers/",
+// 3, "/mlp/x".
+var layerPath = regexp.MustCompile(`^(.*?/layers/)(\d+)(/.*)$`)
+
+// towerLayers is the configured number of layers of the tower a layer prefix belongs to.
+func towerLayers(cfg *Config, prefix string) int {
+	if strings.Contains(prefix, "vision") {
+		if v := cfg.VisionTower(); v != nil {
+			return v.Layers
+		}
+		return -1
+	}
+	if t := cfg.Text(); t != nil {
+		return t.Layers
+	}
+	if cfg.Contrastive != nil {
+		return cfg.Contrastive.Text.Layers
+	}
+	return -1
+}
+
+// repeatLayers extends vars, built with two layers per tower (fewer where the tower has fewer),
+// to the layer counts of cfg by repeating each tower's last built layer after it.
+func repeatLayers(vars []Variable, cfg *Config) ([]Variable, bool) {
+	last := map[string]int{} // prefix → index of the last built layer
+	for _, v := range vars {
+		if m := layerPath.FindStringSubmatch(v.Path); m != nil {
+			i, _ := strconv.Atoi(m[2])
+			last[m[1]] = max(last[m[1]], i)
+		}
+	}
+	var out []Variable
+	for k, v := range vars {
+		out = append(out, v)
+		m := layerPath.FindStringSubmatch(v.Path)
+		if m == nil {
+			continue
+		}
+		i, _ := strconv.Atoi(m[2])
+		if i != last[m[1]] {
+			continue
+		}
+		if k+1 < len(vars) {
+			if n := layerPath.FindStringSubmatch(vars[k+1].Path); n != nil && n[1] == m[1] && n[2] == m[2] {
+				continue // not the layer's last variable yet
+			}
+		}
+		want := towerLayers(cfg, m[1])
+		if want < i+1 {
+			return nil, false
+		}
+		var layer []Variable // the last built layer's variables
+		for _, u := range vars {
+			if n := layerPath.FindStringSubmatch(u.Path); n != nil && n[1] == m[1] && n[2] == m[2] {
+				layer = append(layer, u)
+			}
+		}
+		for j := i + 1; j < want; j++ {
+			for _, u := range layer {
+				n := layerPath.FindStringSubmatch(u.Path)
+				out = append(out, Variable{Path: n[1] + strconv.Itoa(j) + n[3], Shape: slices.Clone(u.Shape)})
+			}
+		}
+	}
+	return out, true
+}
+
+// maxLayers is the largest layer count of cfg's towers.
+func maxLayers(cfg *Config) int {
+	n := 0
+	if t := cfg.Text(); t != nil {
+		n = max(n, t.Layers)
+	}
+	if cfg.Contrastive != nil {
+		n = max(n, cfg.Contrastive.Text.Layers)
+	}
+	if v := cfg.VisionTower(); v != nil {
+		n = max(n, v.Layers)
+	}
+	return n
+}
+
+// withLayers is a copy of cfg with at most k layers per tower.
+func withLayers(cfg *Config, k int) *Config {
+	c := *cfg
+	cut := func(n *int) { *n = min(*n, k) }
+	switch {
+	case c.Decoder != nil:
+		d := *c.Decoder
+		c.Decoder = &d
+	case c.PaliGemma != nil:
+		p := *c.PaliGemma
+		c.PaliGemma = &p
+	case c.Llava != nil:
+		l := *c.Llava
+		c.Llava = &l
+	case c.Contrastive != nil:
+		x := *c.Contrastive
+		c.Contrastive = &x
+		cut(&x.Text.Layers)
+	case c.Vision != nil:
+		v := *c.Vision
+		c.Vision = &v
+	}
+	if t := c.Text(); t != nil {
+		cut(&t.Layers)
+		if len(t.LayerTypes) > t.Layers {
+			t.LayerTypes = t.LayerTypes[:t.Layers]
+		}
+	}
+	if v := c.VisionTower(); v != nil {
+		cut(&v.Layers)
+	}
+	return &c
+}
+
+// buildVariables builds cfg's forward graph once on a scratch store (no weights, nothing
+// compiled) and returns the variables it creates, in creation order.
+func buildVariables(backend compute.Backend, cfg *Config) (vars []Variable, err error) {
 	defer func() {
 		if r := recover(); r != nil {
 			err = fmt.Errorf("hf: building %s: %v", cfg.Arch, r)

@@ -16,7 +16,8 @@ const ImagePlaceholder = "<image>"
 //   - LLaVA (LlavaProcessor): each "<image>" in the prompt replaced by the image tokens, after
 //     BOS (one "<image>" is put first when the prompt has none and an image is given);
 //   - causal LMs: encode(prompt, add_special_tokens=True).
-func (m *Model) PromptIDs(tok text.Tokenizer, prompt string, images int) ([]int, error) {
+func (m *Model) PromptIDs(tok text.Tokenizer, prompt string, images int) (_ []int, err error) {
+	defer text.RecoverTimeout(&err)
 	cfg := m.Config
 	bos := tok.Special().BOS
 	switch {

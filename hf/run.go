@@ -2,6 +2,7 @@ package hf
 
 import (
 	"fmt"
+	"math"
 	"slices"
 
 	"github.com/gomlx/compute"
@@ -63,7 +64,7 @@ func (m *Model) CheckInputs(in RunInputs) error {
 		img := cfg.ImageToken()
 		for i, seq := range in.Tokens {
 			for _, id := range seq {
-				if (id < 0 || id >= vocab) && id != img {
+				if (id < 0 || id >= vocab) && (id != img || img < 0) { // img is -1 without image tokens
 					return fmt.Errorf("--tokens: id %d of sequence %d is outside the vocabulary [0, %d)", id, i+1, vocab)
 				}
 			}
@@ -195,6 +196,22 @@ func (m *Model) Run(backend compute.Backend, in RunInputs) (res *RunResult, err 
 		res.LastHiddenState = floats3(next())
 		if len(out) > 0 {
 			res.PoolerOutput = floats2(next())
+		}
+	}
+	// NaN and Inf have no JSON form: name the output instead of failing to print it.
+	for _, o := range []struct {
+		name string
+		v    [][][]float32
+	}{{"logits", res.Logits}, {"image_embeds", [][][]float32{res.ImageEmbeds}}, {"text_embeds", [][][]float32{res.TextEmbeds}},
+		{"logits_per_image", [][][]float32{res.LogitsPerImage}}, {"last_hidden_state", res.LastHiddenState}, {"pooler_output", [][][]float32{res.PoolerOutput}}} {
+		for _, a := range o.v {
+			for _, b := range a {
+				for _, x := range b {
+					if math.IsNaN(float64(x)) || math.IsInf(float64(x), 0) {
+						return nil, fmt.Errorf("hf: %s: the forward pass gave %v in %s: the checkpoint's weights or the inputs are not finite", m.Dir, x, o.name)
+					}
+				}
+			}
 		}
 	}
 	return res, nil

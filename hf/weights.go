@@ -17,6 +17,7 @@ import (
 	"github.com/gomlx/gomlx/core/tensors"
 
 	"github.com/reelml/reel/checkpoints"
+	"github.com/reelml/reel/internal/safeio"
 )
 
 // Key layouts of a checkpoint's tensor names.
@@ -64,6 +65,21 @@ func readWeights(dir string, data bool) (*Weights, error) {
 	raw := map[string]shapes.Shape{}
 	rawT := map[string]*tensors.Tensor{}
 	rawFile := map[string]string{}
+	if data { // the shards' declared sizes together, from their headers, before reading any
+		var total int64
+		for _, f := range files {
+			sh, _, err := checkpoints.SafetensorsShapes(filepath.Join(dir, f))
+			if err != nil {
+				return nil, fmt.Errorf("hf: %v", err)
+			}
+			for _, s := range sh {
+				total += int64(s.Memory())
+			}
+		}
+		if err := safeio.CheckMemory("the checkpoint's tensors", total); err != nil {
+			return nil, fmt.Errorf("hf: %s: %v", dir, err)
+		}
+	}
 	for _, f := range files {
 		path := filepath.Join(dir, f)
 		var sh map[string]shapes.Shape
@@ -127,7 +143,7 @@ func readWeights(dir string, data bool) (*Weights, error) {
 // weightFiles lists the checkpoint's safetensors files.
 func weightFiles(dir string) ([]string, error) {
 	index := filepath.Join(dir, "model.safetensors.index.json")
-	if data, err := os.ReadFile(index); err == nil {
+	if data, err := safeio.ReadFile(index, safeio.JSONLimit); err == nil {
 		var idx struct {
 			WeightMap map[string]string `json:"weight_map"`
 		}

@@ -39,7 +39,18 @@ type lrSourceRows struct {
 // statistics are aggregated. The per-episode statistics of the index columns are recomputed
 // and the dataset statistics aggregated from every episode's, so merging the shards of a
 // dataset gives the dataset that one writer would have written.
+//
+// The merged dataset is built beside dst and swapped in only once complete: a merge that fails
+// (a damaged source, a full disk) leaves an existing dataset at dst byte for byte as it was.
 func Merge(dst string, srcs []string, cfg MergeConfig) error {
+	if _, err := checkLeRobotDirReplaceable(dst, cfg.Overwrite); err != nil {
+		return err
+	}
+	return atomicfile.ReplaceDir(dst, func(tmp string) error { return mergeInto(tmp, dst, srcs, cfg) })
+}
+
+// mergeInto is Merge writing into the empty directory build; errors name dst.
+func mergeInto(build, dst string, srcs []string, cfg MergeConfig) error {
 	fail := func(format string, args ...any) error {
 		return fmt.Errorf("lerobot merge into %s: %s", dst, fmt.Sprintf(format, args...))
 	}
@@ -74,10 +85,10 @@ func Merge(dst string, srcs []string, cfg MergeConfig) error {
 			return fail("%s: %v (%s differs)", ds.path(lerobotInfo), err, first.dir)
 		}
 	}
-	if err := prepareLeRobotDir(dst, cfg.Overwrite); err != nil {
+	if err := prepareLeRobotDir(build, false); err != nil {
 		return err
 	}
-	b := &lrBuild{dir: dst, fps: int(fps), stateDim: first.stateDim, actionDim: first.actionDim,
+	b := &lrBuild{dir: build, fps: int(fps), stateDim: first.stateDim, actionDim: first.actionDim,
 		cfg: WriterConfig{RobotType: first.info.RobotType, ChunksSize: cmp.Or(cfg.ChunksSize, defaultChunksSize),
 			DataFilesSizeInMB:  cmp.Or(cfg.DataFilesSizeInMB, lerobotDefaultDataFileMB),
 			VideoFilesSizeInMB: cmp.Or(cfg.VideoFilesSizeInMB, lerobotDefaultVideoFileMB)},
@@ -139,7 +150,7 @@ func Merge(dst string, srcs []string, cfg MergeConfig) error {
 		if err != nil {
 			return fail("%v", err)
 		}
-		if err := atomicfile.WriteFile(filepath.Join(dst, filepath.FromSlash(lerobotStats)), raw); err != nil {
+		if err := atomicfile.WriteFile(filepath.Join(build, filepath.FromSlash(lerobotStats)), raw); err != nil {
 			return fail("%v", err)
 		}
 	}

@@ -149,7 +149,7 @@ func TestMalformedV3(t *testing.T) {
 			"", "missing meta/info.json", false},
 		{"info.json not JSON", writeFile(info, []byte("{\"fps\": 10,")), info, "invalid JSON", false},
 		{"fps wrong type", setInfo("fps", "ten"), info, `field "fps": want float64, got JSON string`, false},
-		{"fps zero", setInfo("fps", 0), info, "fps 0 must be positive", false},
+		{"fps zero", setInfo("fps", 0), info, "field fps: 0 is not a frame rate in (0, 1000]", false},
 		{"missing features", setInfo("features", nil), info, `missing field "features"`, false},
 		{"missing total_frames", setInfo("total_frames", nil), info, `missing field "total_frames"`, false},
 		{"v2 data_path", setInfo("data_path", "data/chunk-{episode_chunk:03d}/episode_{episode_index:06d}.parquet"), info,

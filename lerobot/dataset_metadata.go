@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"github.com/reelml/reel/internal/safeio"
 	"io/fs"
 	"os"
 	"path/filepath"
@@ -175,7 +176,7 @@ func lerobotMarshalJSONL[T any](items []T) ([]byte, error) {
 // lerobotReadJSONL decodes every non-blank line of path as a T; a line that is not a JSON object
 // of the right types or lacks one of the required fields is an error `PATH:LINE: ...`.
 func lerobotReadJSONL[T any](path string, required ...string) ([]T, error) {
-	f, err := os.Open(path)
+	f, err := safeio.Open(path)
 	if err != nil {
 		return nil, lerobotOpenError(path, err)
 	}
@@ -239,21 +240,11 @@ func prepareLeRobotDir(dir string, overwrite bool) error {
 	fail := func(format string, args ...any) error {
 		return fmt.Errorf("lerobot dataset %s: %s", dir, fmt.Sprintf(format, args...))
 	}
-	entries, err := os.ReadDir(dir)
+	entries, err := checkLeRobotDirReplaceable(dir, overwrite)
 	switch {
-	case errors.Is(err, fs.ErrNotExist):
 	case err != nil:
-		return fail("%v", unwrapPathError(err))
-	case len(entries) > 0 && !overwrite:
-		return fail("directory is not empty (set overwrite to replace the dataset in it)")
+		return err
 	case len(entries) > 0:
-		for _, e := range entries {
-			switch e.Name() {
-			case "meta", "data", "videos", "README.md", ".gitattributes", lerobotTmpDir:
-			default:
-				return fail("refusing to overwrite: %s is not part of a LeRobot dataset", e.Name())
-			}
-		}
 		if err := os.Remove(filepath.Join(dir, lerobotInfo)); err != nil && !errors.Is(err, fs.ErrNotExist) {
 			return fail("%v", err)
 		}
@@ -267,4 +258,28 @@ func prepareLeRobotDir(dir string, overwrite bool) error {
 		return fail("%v", err)
 	}
 	return nil
+}
+
+// checkLeRobotDirReplaceable is prepareLeRobotDir's check, which deletes nothing: dir is
+// missing or empty, or overwrite is set and dir holds only a dataset's entries (returned).
+func checkLeRobotDirReplaceable(dir string, overwrite bool) ([]os.DirEntry, error) {
+	fail := func(format string, args ...any) ([]os.DirEntry, error) {
+		return nil, fmt.Errorf("lerobot dataset %s: %s", dir, fmt.Sprintf(format, args...))
+	}
+	entries, err := os.ReadDir(dir)
+	switch {
+	case errors.Is(err, fs.ErrNotExist):
+	case err != nil:
+		return fail("%v", unwrapPathError(err))
+	case len(entries) > 0 && !overwrite:
+		return fail("directory is not empty (set overwrite to replace the dataset in it)")
+	}
+	for _, e := range entries {
+		switch e.Name() {
+		case "meta", "data", "videos", "README.md", ".gitattributes", lerobotTmpDir:
+		default:
+			return fail("refusing to overwrite: %s is not part of a LeRobot dataset", e.Name())
+		}
+	}
+	return entries, nil
 }

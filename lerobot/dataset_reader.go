@@ -16,6 +16,8 @@ import (
 	"sync"
 
 	"github.com/reelml/reel/hub"
+	"github.com/reelml/reel/internal/safeio"
+	"github.com/reelml/reel/mediaio"
 	"github.com/reelml/reel/policy"
 )
 
@@ -140,7 +142,7 @@ func (d *Dataset) readInfo() error {
 	fail := func(format string, args ...any) error {
 		return fmt.Errorf("%s: %s", path, fmt.Sprintf(format, args...))
 	}
-	raw, err := os.ReadFile(path)
+	raw, err := safeio.ReadFile(path, safeio.JSONLimit)
 	if errors.Is(err, fs.ErrNotExist) {
 		return fmt.Errorf("lerobot dataset %s: missing %s (not a LeRobot dataset, or one whose writing did not finish)", d.dir, lerobotInfo)
 	}
@@ -178,8 +180,8 @@ func (d *Dataset) readInfo() error {
 		return fail("codebase_version %q not supported (want v3.0, v2.1 or v2.0)", info.CodebaseVersion)
 	}
 	switch {
-	case !(info.FPS > 0) || math.IsInf(info.FPS, 0):
-		return fail("fps %g must be positive", info.FPS)
+	case !(info.FPS > 0) || info.FPS > mediaio.MaxFPS:
+		return fail("field fps: %g is not a frame rate in (0, %g]", info.FPS, float64(mediaio.MaxFPS))
 	case info.TotalEpisodes < 1:
 		return fail("total_episodes %d must be positive", info.TotalEpisodes)
 	case info.TotalFrames < 1:
@@ -700,7 +702,7 @@ func (d *Dataset) readStats() error {
 		}
 	}
 	path := d.path(lerobotStats)
-	raw, err := os.ReadFile(path)
+	raw, err := safeio.ReadFile(path, safeio.JSONLimit)
 	if errors.Is(err, fs.ErrNotExist) {
 		for _, e := range d.episodes { // v3.0 without stats.json: the episodes' own, if any
 			if e.stats == nil {

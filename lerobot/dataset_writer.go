@@ -82,6 +82,7 @@ func (e *StoredEpisode) Len() int { return len(e.Action) }
 // never on their arrival order or the number of writers.
 type Writer struct {
 	dir, tmp string
+	aside    string // with Overwrite over an existing dataset: where it is written, swapped in by Close
 	cfg      WriterConfig
 
 	mu       sync.Mutex
@@ -125,14 +126,25 @@ func Create(dir string, cfg WriterConfig) (*Writer, error) {
 	cfg.ChunksSize = cmp.Or(cfg.ChunksSize, defaultChunksSize)
 	cfg.DataFilesSizeInMB = cmp.Or(cfg.DataFilesSizeInMB, lerobotDefaultDataFileMB)
 	cfg.VideoFilesSizeInMB = cmp.Or(cfg.VideoFilesSizeInMB, lerobotDefaultVideoFileMB)
-	if err := prepareLeRobotDir(dir, cfg.Overwrite); err != nil {
+	// Over an existing dataset the new one is written beside it and swapped in by Close only
+	// when complete: a failed write leaves the old dataset as it was.
+	build, aside := dir, ""
+	if entries, err := checkLeRobotDirReplaceable(dir, cfg.Overwrite); err != nil {
+		return nil, err
+	} else if len(entries) > 0 {
+		if aside, err = os.MkdirTemp(filepath.Dir(dir), "."+filepath.Base(dir)+".new-"); err != nil {
+			return nil, fmt.Errorf("lerobot dataset %s: %v", dir, err)
+		}
+		build = aside
+	}
+	if err := prepareLeRobotDir(build, false); err != nil {
 		return nil, err
 	}
-	tmp := filepath.Join(dir, lerobotTmpDir)
+	tmp := filepath.Join(build, lerobotTmpDir)
 	if err := os.MkdirAll(tmp, 0o755); err != nil {
 		return nil, fmt.Errorf("lerobot dataset %s: %v", dir, err)
 	}
-	return &Writer{dir: dir, tmp: tmp, cfg: cfg, episodes: map[int]*lrPending{}}, nil
+	return &Writer{dir: dir, tmp: tmp, aside: aside, cfg: cfg, episodes: map[int]*lrPending{}}, nil
 }
 
 // Write adds a simulator episode (square float frames, see Episode) under its index.
@@ -335,13 +347,33 @@ func (w *Writer) fail(err error) error {
 	return err
 }
 
+// Abort gives up a writer whose episodes will not all be written, instead of Close: a dataset
+// being written aside of an existing one (Overwrite) is removed, and the existing one stays.
+func (w *Writer) Abort() {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.aside != "" && !w.closed {
+		os.RemoveAll(w.aside)
+	}
+	w.closed = true
+}
+
 // Close lays out and finishes the dataset (see Writer). It must be called once,
 // after every Write has returned; the episodes written must be numbered 0..N-1. After a failed
 // write, Close returns that failure and writes no metadata, leaving a dataset that
 // Open refuses.
-func (w *Writer) Close() error {
+func (w *Writer) Close() (err error) {
 	w.mu.Lock()
 	defer w.mu.Unlock()
+	if w.aside != "" && !w.closed { // the new dataset was written aside: swap it in, or drop it
+		defer func() {
+			if err != nil {
+				os.RemoveAll(w.aside)
+			} else if serr := atomicfile.SwapDir(w.aside, w.dir); serr != nil {
+				err = fmt.Errorf("lerobot dataset %s: %v", w.dir, serr)
+			}
+		}()
+	}
 	fail := func(format string, args ...any) error {
 		return fmt.Errorf("lerobot dataset %s: %s", w.dir, fmt.Sprintf(format, args...))
 	}
@@ -362,7 +394,7 @@ func (w *Writer) Close() error {
 				i, n, slices.Max(slices.Collect(maps.Keys(w.episodes))))
 		}
 	}
-	b := &lrBuild{dir: w.dir, fps: w.cfg.FPS, cfg: w.cfg, stateDim: w.schema.stateDim, actionDim: w.schema.actionDim}
+	b := &lrBuild{dir: cmp.Or(w.aside, w.dir), fps: w.cfg.FPS, cfg: w.cfg, stateDim: w.schema.stateDim, actionDim: w.schema.actionDim}
 	for c, cam := range w.schema.cams {
 		b.cams = append(b.cams, lrBuildCamera{key: ImagePrefix + cam.Name, w: cam.Width, h: cam.Height, codec: w.schema.codecs[c]})
 	}
@@ -373,7 +405,6 @@ func (w *Writer) Close() error {
 			family: p.ep.Family, seed: p.ep.Seed, kind: p.ep.Kind, decision: p.ep.DecisionStep, stats: p.stats}, state: p.ep.State, action: p.ep.Action, task: ti, segments: p.segments}
 		b.add(out)
 	}
-	var err error
 	if w.cfg.Format == V21 {
 		err = b.writeV21()
 	} else {

@@ -2,7 +2,6 @@ package lerobot
 
 import (
 	"bufio"
-	"bytes"
 	"container/list"
 	"context"
 	"fmt"
@@ -20,6 +19,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/reelml/reel/internal/safeio"
 	"github.com/reelml/reel/mediaio"
 	"github.com/reelml/reel/policy"
 )
@@ -162,7 +162,7 @@ func (d *Dataset) readImageFrames(i int, cam lrCamera, n int, store func(t int, 
 		if len(b) != 1 || len(b[0]) == 0 {
 			return fmt.Errorf("%s: row %d: column %q has no image bytes", path, r, cam.key)
 		}
-		im, _, err := image.Decode(bytes.NewReader(b[0]))
+		im, err := safeio.DecodeImage(b[0], "")
 		if err != nil {
 			return fmt.Errorf("%s: row %d: column %q: %v", path, r, cam.key, err)
 		}
@@ -346,6 +346,10 @@ func decodeVideoAt(path string, stamps []float64, fps float64, sink func(k int, 
 	for inf := range infos {
 		if num.Load() == 0 || den.Load() == 0 || inf.w < 1 || inf.h < 1 {
 			sinkErr = fail("ffmpeg reported no time base or frame size")
+			break
+		}
+		if err := safeio.CheckImageSize(inf.w, inf.h); err != nil { // reel's one image cap
+			sinkErr = fail("frame %v", err)
 			break
 		}
 		need := inf.w * inf.h * 3

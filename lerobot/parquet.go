@@ -14,6 +14,7 @@ import (
 	"github.com/parquet-go/parquet-go"
 
 	"github.com/reelml/reel/internal/atomicfile"
+	"github.com/reelml/reel/internal/safeio"
 )
 
 // Parquet access for LeRobot datasets. Files written by pyarrow (LeRobot, Hugging Face datasets)
@@ -31,7 +32,7 @@ type pqFile struct {
 
 // openParquet opens the parquet file at path; any failure is one line naming it.
 func openParquet(path string) (p *pqFile, err error) {
-	f, err := os.Open(path)
+	f, err := safeio.Open(path)
 	if err != nil {
 		return nil, lerobotOpenError(path, err)
 	}

@@ -1,14 +1,18 @@
 package lerobot
 
 import (
+	"bufio"
 	"bytes"
 	"fmt"
+	"io"
 	"math"
 	"os"
 	"path/filepath"
 	"strconv"
 	"strings"
 
+	"github.com/reelml/reel/internal/atomicfile"
+	"github.com/reelml/reel/internal/safeio"
 	"github.com/reelml/reel/mediaio"
 )
 
@@ -101,11 +105,12 @@ func concatVideos(dst string, srcs []string) error {
 		return err
 	}
 	if len(srcs) == 1 {
-		raw, err := os.ReadFile(srcs[0])
+		in, err := safeio.Open(srcs[0])
 		if err != nil {
 			return err
 		}
-		return os.WriteFile(dst, raw, 0o644)
+		defer in.Close()
+		return atomicfile.Write(dst, func(w *bufio.Writer) error { _, err := io.Copy(w, in); return err })
 	}
 	list := filepath.Join(filepath.Dir(dst), "."+filepath.Base(dst)+".concat.txt")
 	var b strings.Builder

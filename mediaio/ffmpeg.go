@@ -145,3 +145,7 @@ func HasEncoder(name string) bool {
 
 // FormatFPS writes a frame rate as ffmpeg's arguments take it (shortest exact decimal).
 func FormatFPS(fps float64) string { return strconv.FormatFloat(fps, 'g', -1, 64) }
+
+// MaxFPS bounds every frame rate reel reads or writes (a dataset's fps, a recipe's): far above
+// any camera or control rate, far below rates whose frame times (1/fps) lose their meaning.
+const MaxFPS = 1000

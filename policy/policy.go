@@ -12,11 +12,11 @@ import (
 	"bufio"
 	"encoding/json"
 	"fmt"
-	"os"
 	"slices"
 	"strings"
 
 	"github.com/reelml/reel/internal/atomicfile"
+	"github.com/reelml/reel/internal/safeio"
 )
 
 // Observation is what a policy sees at one control step.
@@ -167,7 +167,7 @@ func WriteSpec(path string, s Spec) error {
 // ReadSpec reads and validates the spec at path.
 func ReadSpec(path string) (Spec, error) {
 	var s Spec
-	b, err := os.ReadFile(path)
+	b, err := safeio.ReadFile(path, safeio.JSONLimit)
 	if err != nil {
 		return s, err
 	}

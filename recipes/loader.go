@@ -2,6 +2,7 @@ package recipes
 
 import (
 	"github.com/reelml/reel/internal/errline"
+	"github.com/reelml/reel/internal/safeio"
 
 	"bytes"
 	"embed"
@@ -188,7 +189,7 @@ func locateBase(ref string, from source) (source, error) {
 }
 
 func readDisk(p string) (source, error) {
-	data, err := os.ReadFile(p)
+	data, err := safeio.ReadFile(p, safeio.RecipeLimit)
 	if err != nil {
 		return source{}, fmt.Errorf("read recipe: %v", err)
 	}

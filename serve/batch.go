@@ -37,8 +37,9 @@ func (s *Server) query(ctx context.Context, obs policy.Observation) ([][]float32
 }
 
 // dispatch collects requests into batches, at most MaxBatch, waiting at most BatchWindow after a
-// batch's first request, and runs them one batch at a time. Both are read afresh for each batch,
-// so /config changes apply from the next batch on.
+// batch's first request, and runs them one batch at a time. A /config change applies at once,
+// to the batch being collected too: its deadline becomes its first request's time plus the new
+// window.
 func (s *Server) dispatch() {
 	defer close(s.dispatchDone)
 	for {
@@ -49,6 +50,7 @@ func (s *Server) dispatch() {
 		case <-s.ctx.Done():
 			return
 		}
+		start := time.Now()
 		maxBatch, window := s.Batching()
 		timer := time.NewTimer(window)
 	collect:
@@ -56,6 +58,9 @@ func (s *Server) dispatch() {
 			select {
 			case r := <-s.reqs:
 				batch = append(batch, r)
+			case <-s.batching: // /config changed: the waiting batch follows the new values
+				maxBatch, window = s.Batching()
+				timer.Reset(max(0, window-time.Since(start)))
 			case <-timer.C:
 				break collect
 			case <-s.ctx.Done():

@@ -21,6 +21,13 @@ const (
 	configMaxWait  = "max_wait_time"  // seconds ≥ 0
 )
 
+// MaxConfigWait bounds the max_wait_time a client may set through /config. The setting is the
+// server's (as in the harness: one batching window for every connection), so any client's value
+// delays every other client's next observation by up to that much: a second is more than a
+// harness needs (its model servers use milliseconds) and bounds what one client can do to the
+// others. A change applies at once, to the batch already waiting too.
+const MaxConfigWait = time.Second
+
 // maxConfigBody bounds a POST /config body.
 const maxConfigBody = 64 << 10
 
@@ -63,8 +70,8 @@ func (s *Server) config(w http.ResponseWriter, r *http.Request) {
 			applied[key] = n
 		case configMaxWait:
 			f, err := strconv.ParseFloat(v, 64)
-			if err != nil || !(f >= 0) || math.IsInf(f, 0) || f > 3600 {
-				errs = append(errs, fmt.Sprintf("bad value for %s: %q is not a number of seconds in [0, 3600]", key, v))
+			if err != nil || !(f >= 0) || math.IsInf(f, 0) || f > MaxConfigWait.Seconds() {
+				errs = append(errs, fmt.Sprintf("bad value for %s: %q is not a number of seconds in [0, %g]", key, v, MaxConfigWait.Seconds()))
 				continue
 			}
 			s.SetBatching(0, time.Duration(f*float64(time.Second)))

@@ -5,16 +5,16 @@ import (
 	"fmt"
 	"image"
 	"image/color"
-	"image/jpeg"
 	"image/png"
 	"math"
 
+	"github.com/reelml/reel/internal/safeio"
 	"github.com/vmihailenco/msgpack/v5"
 )
 
 // MaxImageSide bounds the width and height of a decoded image, so that a small compressed
-// image declaring huge dimensions cannot exhaust memory.
-const MaxImageSide = 4096
+// image declaring huge dimensions cannot exhaust memory: reel's one image cap (safeio).
+const MaxImageSide = safeio.MaxImageSide
 
 // imageKey marks a map as an encoded image.
 const imageKey = "__image__"
@@ -78,26 +78,15 @@ func (im Image) RGB() (pix []float32, h, w int, err error) {
 
 // decodeCompressed decodes PNG or JPEG bytes, checking the declared dimensions before decoding.
 func decodeCompressed(format string, data []byte, shape []int) ([]float32, int, int, error) {
-	decodeConfig, decode := png.DecodeConfig, png.Decode
-	if format == "jpeg" {
-		decodeConfig, decode = jpeg.DecodeConfig, jpeg.Decode
-	}
-	cfg, err := decodeConfig(bytes.NewReader(data))
+	img, err := safeio.DecodeImage(data, format)
 	if err != nil {
-		return nil, 0, 0, fmt.Errorf("not a %s image: %v", format, err)
+		return nil, 0, 0, err
 	}
-	if cfg.Width <= 0 || cfg.Height <= 0 || cfg.Width > MaxImageSide || cfg.Height > MaxImageSide {
-		return nil, 0, 0, fmt.Errorf("%s image is %d×%d, larger than %d×%d", format, cfg.Height, cfg.Width, MaxImageSide, MaxImageSide)
-	}
-	if len(shape) >= 2 && (shape[0] != cfg.Height || shape[1] != cfg.Width) {
-		return nil, 0, 0, fmt.Errorf("%s image is %d×%d but its shape says %v", format, cfg.Height, cfg.Width, shape)
-	}
-	img, err := decode(bytes.NewReader(data))
-	if err != nil {
-		return nil, 0, 0, fmt.Errorf("not a %s image: %v", format, err)
-	}
-	h, w := cfg.Height, cfg.Width
 	b := img.Bounds()
+	h, w := b.Dy(), b.Dx()
+	if len(shape) >= 2 && (shape[0] != h || shape[1] != w) {
+		return nil, 0, 0, fmt.Errorf("%s image is %d×%d but its shape says %v", format, h, w, shape)
+	}
 	pix := make([]float32, h*w*3)
 	if m, ok := img.(*image.NRGBA); ok || isOpaqueRGBA(img) {
 		var src []uint8

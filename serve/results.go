@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/reelml/reel/internal/atomicfile"
+	"github.com/reelml/reel/internal/safeio"
 )
 
 // Evaluation results in the vla-evaluation-harness's layout (src/vla_eval/results/collector.py
@@ -310,7 +311,7 @@ func WriteAggregate(path string, agg map[string]any) error {
 // ReadResults reads one result file: a JSONL of episode records, or an aggregate JSON (whose
 // episodes are read from its tasks, and whose description becomes meta; nil for a JSONL).
 func ReadResults(path string) (records []EpisodeRecord, meta *ResultMeta, err error) {
-	b, err := os.ReadFile(path)
+	b, err := safeio.ReadFile(path, safeio.MetaLimit)
 	if err != nil {
 		return nil, nil, err
 	}

@@ -100,6 +100,9 @@ type Server struct {
 	// last set them.
 	maxBatch atomic.Int64
 	window   atomic.Int64
+	// batching is signalled (without blocking) by SetBatching, so that the batch being
+	// collected takes a new setting at once.
+	batching chan struct{}
 
 	reqs         chan *request
 	ctx          context.Context // cancelled by Close
@@ -126,6 +129,7 @@ func NewServer(p policy.Policy, cfg Config) *Server {
 		ctx:          ctx,
 		cancel:       cancel,
 		dispatchDone: make(chan struct{}),
+		batching:     make(chan struct{}, 1),
 	}
 	s.checker, _ = p.(policy.Checker)
 	s.adapter, s.adaptErr = NewAdapter(cfg.Spec, cfg.Adapt)
@@ -141,7 +145,7 @@ func NewServer(p policy.Policy, cfg Config) *Server {
 }
 
 // SetBatching changes the most observations per policy call and how long a batch waits to
-// fill, for the batches that start afterwards (what /config sets). Values < 1 (maxBatch) or < 0
+// fill, at once: the batch being collected uses the new values too (what /config sets). Values < 1 (maxBatch) or < 0
 // (window) are ignored.
 func (s *Server) SetBatching(maxBatch int, window time.Duration) {
 	if maxBatch >= 1 {
@@ -149,6 +153,10 @@ func (s *Server) SetBatching(maxBatch int, window time.Duration) {
 	}
 	if window >= 0 {
 		s.window.Store(int64(window))
+	}
+	select {
+	case s.batching <- struct{}{}:
+	default: // a wake-up is already pending
 	}
 }
 

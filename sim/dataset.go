@@ -51,6 +51,7 @@ func WriteDataset(dir string, cfg Config, opts DatasetOptions) (GenerateResult, 
 		res, err = Generate(cfg, opts.GenerateOptions, w)
 	}
 	if err != nil {
+		w.Abort() // an existing dataset being replaced stays as it was
 		return res, err
 	}
 	return res, w.Close()

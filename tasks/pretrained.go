@@ -136,7 +136,8 @@ func tokenizerQA(dir string) (encode data.QAEncoder, word func(id int) string, e
 		return nil, nil, fmt.Errorf("model.pretrained: %s: the tokenizer has no end-of-sequence token", dir)
 	}
 	pad := max(sp.Pad, 0)
-	encode = func(q, a string, maxLen int) ([]int32, []int32, []float32, error) {
+	encode = func(q, a string, maxLen int) (_, _ []int32, _ []float32, err error) {
+		defer text.RecoverTimeout(&err)
 		var prompt []int
 		if sp.BOS >= 0 {
 			prompt = append(prompt, sp.BOS)

@@ -6,6 +6,7 @@ import (
 	"path/filepath"
 	"strings"
 
+	"github.com/reelml/reel/internal/safeio"
 	"github.com/reelml/reel/text"
 )
 
@@ -95,7 +96,7 @@ func tokenizerFiles(path string) (map[string][]byte, error) {
 	}
 	out := map[string][]byte{}
 	for _, n := range append(names, "tokenizer_config.json") {
-		b, err := os.ReadFile(filepath.Join(dir, n))
+		b, err := safeio.ReadFile(filepath.Join(dir, n), safeio.TokenizerLimit)
 		if err != nil {
 			if n == "tokenizer_config.json" {
 				continue // optional

@@ -5,11 +5,12 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"os"
 	"strings"
 	"unicode/utf8"
 
 	"golang.org/x/text/unicode/norm"
+
+	"github.com/reelml/reel/internal/safeio"
 )
 
 // fieldError is one bad field of a tokenizer file.
@@ -113,7 +114,7 @@ func typeOf(field string, o obj) (string, error) {
 
 // LoadTokenizerJSON reads a Hugging Face tokenizer.json.
 func LoadTokenizerJSON(path string) (*HF, error) {
-	b, err := os.ReadFile(path)
+	b, err := safeio.ReadFile(path, safeio.TokenizerLimit)
 	if err != nil {
 		return nil, err
 	}
@@ -634,15 +635,39 @@ func parseMerges(field string, o obj) ([][2]string, error) {
 	if !o.has(key) {
 		return nil, bad(field, "missing")
 	}
-	var pairs [][2]string
-	if err := json.Unmarshal(o[key], &pairs); err == nil {
+	var lists [][]string // not [][2]string: encoding/json would drop a third token silently
+	if err := json.Unmarshal(o[key], &lists); err == nil {
+		pairs := make([][2]string, len(lists))
+		for i, l := range lists {
+			if len(l) != 2 {
+				return nil, bad(fmt.Sprintf("%s[%d]", field, i), `expected ["a", "b"], got %d tokens`, len(l))
+			}
+			pairs[i] = [2]string{l[0], l[1]}
+		}
 		return pairs, nil
 	}
 	var lines []string
-	if err := json.Unmarshal(o[key], &lines); err != nil {
+	if err := json.Unmarshal(o[key], &lines); err == nil {
+		return mergeLines(field, lines)
+	}
+	// Neither form: name the first entry that is neither "a b" nor ["a", "b"].
+	var entries []json.RawMessage
+	if err := json.Unmarshal(o[key], &entries); err != nil {
 		return nil, bad(field, `expected a list of "a b" strings or [a, b] pairs`)
 	}
-	return mergeLines(field, lines)
+	for i, e := range entries {
+		var line string
+		var pair [2]string
+		var raw []json.RawMessage
+		if json.Unmarshal(e, &line) == nil || (json.Unmarshal(e, &raw) == nil && len(raw) == 2 && json.Unmarshal(e, &pair) == nil) {
+			continue
+		}
+		if len(e) > 60 {
+			e = append(e[:60:60], "…"...)
+		}
+		return nil, bad(fmt.Sprintf("%s[%d]", field, i), `expected "a b" or ["a", "b"], got %s`, e)
+	}
+	return nil, bad(field, `expected a list of "a b" strings or [a, b] pairs, not a mix of both`)
 }
 
 // mergeLines splits "a b" merge lines (skipping a "#version" header), as the reference's

@@ -22,15 +22,70 @@ type pattern interface {
 // regexPattern is a Split / Replace regex. Hugging Face tokenizers compiles these with
 // Oniguruma; regexp2 (a port of .NET's backtracking engine) has the same lookarounds, \p{..}
 // classes and (?i:..) groups that the GPT-2, Llama-3, Qwen2, cl100k/o200k and DeepSeek patterns use.
-type regexPattern struct{ re *regexp2.Regexp }
+//
+// A backtracking engine can take exponential time on a hostile pattern (or a benign-looking one
+// on the wrong text). A match that runs past regexTimeout is never taken as "no more matches",
+// which would silently give ids that differ from the reference: it stops the encoding with a
+// *PatternTimeoutError naming the pattern, so the cost of one Encode is bounded by its normal
+// work plus one timeout.
+//
+// The patterns real tokenizers use run on RE2 instead (re2Pattern, linear time), where they can
+// be translated exactly.
+type regexPattern struct {
+	re   *regexp2.Regexp
+	expr string
+	re2  *re2Pattern // nil: regexp2 matches
+}
+
+// regexTimeout bounds one match of a Split / Replace regex. The patterns of real tokenizers
+// match a piece in microseconds.
+var regexTimeout = 2 * time.Second
+
+// PatternTimeoutError reports a tokenizer regex that did not answer within its time bound.
+type PatternTimeoutError struct {
+	Pattern string
+	Runes   int // length of the piece being matched
+	Timeout time.Duration
+}
+
+func (e *PatternTimeoutError) Error() string {
+	return fmt.Sprintf("tokenizer regex %q found no answer within %v on a %d-character piece (catastrophic backtracking): refusing to return ids that could differ from the reference",
+		e.Pattern, e.Timeout, e.Runes)
+}
+
+// SafeEncode encodes s with t (EncodeSpecial when special), returning a *PatternTimeoutError
+// instead of panicking with it.
+func SafeEncode(t Tokenizer, s string, special bool) (ids []int, err error) {
+	defer RecoverTimeout(&err)
+	if special {
+		return t.EncodeSpecial(s), nil
+	}
+	return t.Encode(s), nil
+}
+
+// RecoverTimeout, deferred, turns a tokenizer's *PatternTimeoutError panic into *err (other
+// panics go on).
+func RecoverTimeout(err *error) {
+	if r := recover(); r != nil {
+		te, ok := r.(*PatternTimeoutError)
+		if !ok {
+			panic(r)
+		}
+		*err = te
+	}
+}
 
 func compileRegex(expr string) (*regexPattern, error) {
 	re, err := regexp2.Compile(possessiveToAtomic(expr), regexp2.None)
 	if err != nil {
 		return nil, err
 	}
-	re.MatchTimeout = time.Minute
-	return &regexPattern{re}, nil
+	re.MatchTimeout = regexTimeout
+	p := &regexPattern{re: re, expr: expr}
+	if r2, ok := compileRE2(expr); ok {
+		p.re2 = r2
+	}
+	return p, nil
 }
 
 func literalPattern(s string) (*regexPattern, error) {
@@ -38,6 +93,14 @@ func literalPattern(s string) (*regexPattern, error) {
 }
 
 func (p *regexPattern) findMatches(r []rune) []span {
+	if p.re2 != nil {
+		return p.re2.findMatches(r)
+	}
+	return p.findMatches2(r)
+}
+
+// findMatches2 matches with regexp2.
+func (p *regexPattern) findMatches2(r []rune) []span {
 	if len(r) == 0 {
 		return []span{{0, 0, false}}
 	}
@@ -52,6 +115,9 @@ func (p *regexPattern) findMatches(r []rune) []span {
 		out = append(out, span{s, e, true})
 		prev = e
 		m, err = p.re.FindNextMatch(m)
+	}
+	if err != nil { // the only error of a match is its timeout
+		panic(&PatternTimeoutError{Pattern: p.expr, Runes: len(r), Timeout: p.re.MatchTimeout})
 	}
 	if prev != len(r) {
 		out = append(out, span{prev, len(r), false})

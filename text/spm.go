@@ -5,12 +5,13 @@ import (
 	"container/heap"
 	"fmt"
 	"math"
-	"os"
 	"strings"
 	"unicode/utf8"
 
 	esp "github.com/eliben/go-sentencepiece"
 	"google.golang.org/protobuf/encoding/protowire"
+
+	"github.com/reelml/reel/internal/safeio"
 )
 
 // Piece types of SentencePiece's ModelProto (google/sentencepiece src/sentencepiece_model.proto).
@@ -186,7 +187,7 @@ var _ Tokenizer = (*SentencePiece)(nil)
 
 // LoadSentencePiece reads a SentencePiece .model file.
 func LoadSentencePiece(path string) (*SentencePiece, error) {
-	b, err := os.ReadFile(path)
+	b, err := safeio.ReadFile(path, safeio.TokenizerLimit)
 	if err != nil {
 		return nil, err
 	}

@@ -16,6 +16,7 @@ import (
 	"strings"
 
 	"github.com/reelml/reel/hub"
+	"github.com/reelml/reel/internal/safeio"
 )
 
 // Tokenizer turns text into token ids and back.
@@ -108,7 +109,7 @@ type tokenizerConfig struct {
 
 func readConfig(path string) (*tokenizerConfig, error) {
 	c := &tokenizerConfig{path: path}
-	b, err := os.ReadFile(path)
+	b, err := safeio.ReadFile(path, safeio.JSONLimit)
 	if errors.Is(err, os.ErrNotExist) {
 		return c, nil
 	}

@@ -5,8 +5,9 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
-	"os"
 	"strings"
+
+	"github.com/reelml/reel/internal/safeio"
 )
 
 // LoadVocabMerges reads a GPT-2 style vocab.json (token: id) and merges.txt ("a b" per line
@@ -14,7 +15,7 @@ import (
 // from them: byte-level BPE with the GPT-2 split, no prefix space, byte-level decoding, and
 // <|endoftext|> as a special token (and BOS, EOS and unknown) when the vocabulary has it.
 func LoadVocabMerges(vocabPath, mergesPath string) (*HF, error) {
-	vb, err := os.ReadFile(vocabPath)
+	vb, err := safeio.ReadFile(vocabPath, safeio.TokenizerLimit)
 	if err != nil {
 		return nil, err
 	}
@@ -27,7 +28,7 @@ func LoadVocabMerges(vocabPath, mergesPath string) (*HF, error) {
 			return nil, fmt.Errorf("%s: token %q has negative id %d", vocabPath, tok, id)
 		}
 	}
-	mb, err := os.ReadFile(mergesPath)
+	mb, err := safeio.ReadFile(mergesPath, safeio.TokenizerLimit)
 	if err != nil {
 		return nil, err
 	}

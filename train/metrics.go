@@ -11,6 +11,8 @@ import (
 	"path/filepath"
 	"sort"
 	"strings"
+
+	"github.com/reelml/reel/internal/safeio"
 )
 
 // MetricsFile is the per-run JSON-lines metrics log: one object per training step
@@ -148,7 +150,7 @@ func (m *MetricsLog) Close() error {
 
 // ReadMetrics reads a metrics.jsonl file.
 func ReadMetrics(p string) ([]map[string]any, error) {
-	f, err := os.Open(p)
+	f, err := safeio.Open(p)
 	if err != nil {
 		return nil, err
 	}

@@ -29,6 +29,10 @@ type Options struct {
 	RecipeYAML []byte // fully resolved recipe, saved in the run directory and every checkpoint
 	OutDir     string
 	Resume     bool
+	// Overwrite replaces the outputs of an earlier run in OutDir (RunOutputs). They are moved
+	// aside, not deleted, and put back if the new run fails before saving a checkpoint; they
+	// are deleted only once the new run has succeeded.
+	Overwrite bool
 	// StopAfter, when > 0, stops (with a checkpoint) once this many optimizer steps are done
 	// in total, as a preemption would; a later --resume continues the same run.
 	StopAfter int
@@ -94,11 +98,29 @@ func Run(ctx context.Context, task Task, opts Options) (res Result, err error) {
 	if t.dp, err = newDataParallel(opts.Backend, t.cfg.Devices, task.MicroBatchSize()); err != nil {
 		return res, err
 	}
+	if opts.Resume && opts.Overwrite {
+		return res, errors.New("--resume and --overwrite exclude each other")
+	}
 	if err := os.MkdirAll(opts.OutDir, 0o755); err != nil {
 		return res, fmt.Errorf("--out %s: %v", opts.OutDir, err)
 	}
-	if err := os.WriteFile(filepath.Join(opts.OutDir, "recipe.yaml"), opts.RecipeYAML, 0o644); err != nil {
-		return res, fmt.Errorf("--out %s: %v", opts.OutDir, err)
+	if opts.Overwrite {
+		finish, aerr := overwriteAside(opts.OutDir)
+		if aerr != nil {
+			return res, aerr
+		}
+		defer func() {
+			if r := recover(); r != nil { // settle the old outputs before the recover above reports
+				err = fmt.Errorf("training failed: %s", errline.First(r))
+			}
+			note, ferr := finish(err != nil)
+			if note != "" {
+				t.logf("%s", note)
+			}
+			if err == nil {
+				err = ferr
+			}
+		}()
 	}
 	if t.store, err = NewStore(t.cfg.Seed); err != nil {
 		return res, err
@@ -122,7 +144,11 @@ func Run(ctx context.Context, task Task, opts Options) (res Result, err error) {
 			t.logf("--resume: no checkpoint in %s yet, starting from scratch", t.ckptRoot)
 		}
 	} else if dirs, _ := checkpoints.List(t.ckptRoot); len(dirs) > 0 {
-		return res, fmt.Errorf("--out %s already holds checkpoints: pass --resume to continue that run, or choose another --out", opts.OutDir)
+		return res, fmt.Errorf("--out %s already holds checkpoints: pass --resume to continue that run, --overwrite to replace it, or choose another --out", opts.OutDir)
+	}
+	// Written only now: a refused run leaves the recipe of the run already there untouched.
+	if err := os.WriteFile(filepath.Join(opts.OutDir, "recipe.yaml"), opts.RecipeYAML, 0o644); err != nil {
+		return res, fmt.Errorf("--out %s: %v", opts.OutDir, err)
 	}
 	if t.metrics, err = OpenMetrics(opts.OutDir, step, resumed != ""); err != nil {
 		return res, err

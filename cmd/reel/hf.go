@@ -55,11 +55,16 @@ func cmdHFTokenize(args []string) error {
 	enc := json.NewEncoder(os.Stdout)
 	enc.SetEscapeHTML(false)
 	if hasDecode {
+		for _, id := range *decode { // the reference takes ids as u32 (ids past the vocabulary are skipped, as there)
+			if id < 0 {
+				return &exitError{2, fmt.Errorf("hf tokenize: --decode: id %d is negative", id)}
+			}
+		}
 		return enc.Encode(map[string]string{"text": tok.Decode(*decode)})
 	}
-	ids := tok.Encode(*txt)
-	if *special {
-		ids = tok.EncodeSpecial(*txt)
+	ids, err := text.SafeEncode(tok, *txt, *special)
+	if err != nil {
+		return fmt.Errorf("hf tokenize: %s: %w", fs.Arg(0), err)
 	}
 	return enc.Encode(map[string][]int{"ids": ids})
 }

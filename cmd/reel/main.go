@@ -13,6 +13,7 @@ import (
 
 	"github.com/reelml/reel/internal/errline"
 	usageerr "github.com/reelml/reel/internal/usage"
+	"github.com/reelml/reel/text"
 )
 
 // command is one `reel` command: its name, the usage lines `reel --help` shows (one per
@@ -169,7 +170,11 @@ func run(args []string) int {
 	found := false
 	for _, c := range commands {
 		if c.name == args[0] {
-			err, found = c.run(args[1:]), true
+			found = true
+			func() {
+				defer text.RecoverTimeout(&err) // a tokenizer regex that ran out of time, wherever
+				err = c.run(args[1:])
+			}()
 			break
 		}
 	}

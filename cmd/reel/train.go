@@ -22,7 +22,7 @@ func cmdTrain(args []string) error {
 	out := fs.String("out", "", "run directory (default runs/RECIPE_NAME)")
 	sets := fs.StringArray("set", nil, "override a recipe field, e.g. --set train.lr=3e-4 (repeatable)")
 	resume := fs.Bool("resume", false, "continue the run in --out from its newest valid checkpoint")
-	overwrite := fs.Bool("overwrite", false, "delete the checkpoints, metrics, plots and TensorBoard events already in --out and start over")
+	overwrite := fs.Bool("overwrite", false, "replace the checkpoints, metrics, plots and TensorBoard events already in --out (kept until the new run succeeds)")
 	stopAfter := fs.Int("stop-after", 0, "stop with a checkpoint after this many steps in total (simulates preemption; continue with --resume)")
 	backend := fs.String("backend", "", `compute backend: "go", "xla:/path/to/pjrt_plugin.so" (default: $GOMLX_BACKEND, else auto)`)
 	fs.Usage = usageFunc(fs, "Usage: reel train NAME|FILE [flags]\n\nTrains a recipe (embedded name or YAML file).")
@@ -41,13 +41,6 @@ func cmdTrain(args []string) error {
 	}
 	if *resume && *overwrite {
 		return &exitError{2, errors.New("train: --resume and --overwrite exclude each other")}
-	}
-	if *overwrite {
-		for _, p := range []string{"checkpoints", train.MetricsFile, "plots", train.TensorBoardDir} {
-			if err := os.RemoveAll(filepath.Join(*out, p)); err != nil {
-				return err
-			}
-		}
 	}
 	yml, err := r.YAML()
 	if err != nil {
@@ -69,7 +62,7 @@ func cmdTrain(args []string) error {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	res, err := train.Run(ctx, task, train.Options{
-		Recipe: r, RecipeYAML: yml, OutDir: *out, Resume: *resume, StopAfter: *stopAfter,
+		Recipe: r, RecipeYAML: yml, OutDir: *out, Resume: *resume, Overwrite: *overwrite, StopAfter: *stopAfter,
 		Backend: b, Log: os.Stderr, Progress: term.IsTerminal(int(os.Stdout.Fd())),
 	})
 	switch {

@@ -5,6 +5,7 @@ package atomicfile
 
 import (
 	"bufio"
+	"fmt"
 	"os"
 	"path/filepath"
 )
@@ -47,4 +48,60 @@ func WriteFile(path string, data []byte) error {
 		_, err := w.Write(data)
 		return err
 	})
+}
+
+// ReplaceDir builds a new directory with build, in a hidden sibling of dst (same file system),
+// and only when build succeeds swaps it in for dst by renames: a failed build leaves whatever
+// was at dst exactly as it was (the partial build is removed). build gets the empty directory
+// to fill. Between the two renames of the swap, dst is briefly missing; the old content is kept
+// under a hidden sibling name until the new one is in place.
+func ReplaceDir(dst string, build func(tmp string) error) error {
+	parent, base := filepath.Dir(dst), filepath.Base(dst)
+	if err := os.MkdirAll(parent, 0o755); err != nil {
+		return err
+	}
+	tmp, err := os.MkdirTemp(parent, "."+base+".new-")
+	if err != nil {
+		return err
+	}
+	if err := build(tmp); err != nil {
+		os.RemoveAll(tmp)
+		return err
+	}
+	return SwapDir(tmp, dst)
+}
+
+// SwapDir puts the complete directory tmp (a sibling of dst) in dst's place by renames, then
+// deletes what was at dst; on failure tmp is removed and dst left as it was.
+func SwapDir(tmp, dst string) error {
+	parent, base := filepath.Dir(dst), filepath.Base(dst)
+	if err := os.Chmod(tmp, 0o755); err != nil {
+		os.RemoveAll(tmp)
+		return err
+	}
+	if _, err := os.Lstat(dst); os.IsNotExist(err) {
+		if err := os.Rename(tmp, dst); err != nil {
+			os.RemoveAll(tmp)
+			return err
+		}
+		return nil
+	}
+	old, err := os.MkdirTemp(parent, "."+base+".old-")
+	if err != nil {
+		os.RemoveAll(tmp)
+		return err
+	}
+	os.Remove(old) // only its unique name is wanted
+	if err := os.Rename(dst, old); err != nil {
+		os.RemoveAll(tmp)
+		return err
+	}
+	if err := os.Rename(tmp, dst); err != nil {
+		if rerr := os.Rename(old, dst); rerr != nil {
+			return fmt.Errorf("%v (the old content of %s is in %s, the new in %s)", err, dst, old, tmp)
+		}
+		os.RemoveAll(tmp)
+		return err
+	}
+	return os.RemoveAll(old)
 }

@@ -30,3 +30,40 @@ func TestWriteIsAllOrNothing(t *testing.T) {
 	st, _ := os.Stat(p)
 	require.Equal(t, os.FileMode(0o644), st.Mode().Perm())
 }
+
+func TestReplaceDir(t *testing.T) {
+	parent := t.TempDir()
+	dst := filepath.Join(parent, "ds")
+	if err := os.MkdirAll(filepath.Join(dst, "meta"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(dst, "meta", "info.json"), []byte("old"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	// A failing build leaves dst as it was and nothing beside it.
+	err := ReplaceDir(dst, func(tmp string) error {
+		if err := os.WriteFile(filepath.Join(tmp, "partial"), []byte("x"), 0o644); err != nil {
+			return err
+		}
+		return os.ErrInvalid
+	})
+	if err != os.ErrInvalid {
+		t.Fatalf("got %v", err)
+	}
+	if b, err := os.ReadFile(filepath.Join(dst, "meta", "info.json")); err != nil || string(b) != "old" {
+		t.Fatalf("old content: %q, %v", b, err)
+	}
+	if entries, _ := os.ReadDir(parent); len(entries) != 1 {
+		t.Fatalf("left behind: %v", entries)
+	}
+	// A successful one replaces it.
+	if err := ReplaceDir(dst, func(tmp string) error { return os.WriteFile(filepath.Join(tmp, "new"), []byte("n"), 0o644) }); err != nil {
+		t.Fatal(err)
+	}
+	if entries, _ := os.ReadDir(dst); len(entries) != 1 || entries[0].Name() != "new" {
+		t.Fatalf("after the swap: %v", entries)
+	}
+	if entries, _ := os.ReadDir(parent); len(entries) != 1 {
+		t.Fatalf("left behind: %v", entries)
+	}
+}
