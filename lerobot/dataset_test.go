@@ -457,7 +457,7 @@ func TestWriterRefusals(t *testing.T) {
 	requireErrorNaming(t, err, dir, "notes.txt is not part of a LeRobot dataset")
 	require.FileExists(t, filepath.Join(dir, "notes.txt"))
 
-	// overwrite replaces an existing dataset; until Close it does not look complete.
+	// overwrite writes the new dataset aside: until a successful Close the old one stays whole.
 	ds := filepath.Join(t.TempDir(), "ds")
 	writeTestDataset(t, ds, eps)
 	_, err = Create(ds, WriterConfig{Format: V21, FPS: testLRFPS})
@@ -465,9 +465,9 @@ func TestWriterRefusals(t *testing.T) {
 	w, err := Create(ds, WriterConfig{Format: V21, FPS: testLRFPS, Overwrite: true})
 	require.NoError(t, err)
 	require.NoError(t, w.Write(eps[0]))
-	_, err = Open(ds)
-	requireErrorNaming(t, err, ds, "missing meta/info.json")
-	require.NoFileExists(t, filepath.Join(ds, "data/chunk-000/episode_000002.parquet"))
+	old, err := Open(ds)
+	require.NoError(t, err)
+	require.Equal(t, len(eps), old.NumEpisodes())
 
 	// Bad episodes are refused and leave the writer usable.
 	bad := eps[1]
@@ -485,7 +485,9 @@ func TestWriterRefusals(t *testing.T) {
 	// A gap in the indices is caught by Close, which then writes no info.json.
 	require.NoError(t, w.Write(eps[2]))
 	require.ErrorContains(t, w.Close(), "episode 1 was never written")
-	require.NoFileExists(t, filepath.Join(ds, "meta/info.json"))
+	old, err = Open(ds) // the failed replacement left the old dataset as it was
+	require.NoError(t, err)
+	require.Equal(t, len(eps), old.NumEpisodes())
 	require.ErrorContains(t, w.Write(eps[1]), "writer is closed")
 }
 
