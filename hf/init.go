@@ -78,7 +78,7 @@ func Init(backend compute.Backend, configPath, out string, seed int64) (*InitRes
 		return nil, fmt.Errorf("hf init: %s: %v", configPath, err)
 	}
 	res := &InitResult{Dir: out, Arch: cfg.Arch, Layout: Layout5, DType: name}
-	if cfg.Kind == KindVLM {
+	if cfg.Kind == KindVLM && cfg.Idefics3 == nil { // Idefics3/SmolVLM: one layout in 4.x and 5.x
 		res.Layout = Layout5Flat
 	}
 	named := map[string]*tensors.Tensor{}

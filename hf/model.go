@@ -324,6 +324,8 @@ func Forward(scope *model.Scope, cfg *Config, in Inputs) Outputs {
 		return Outputs{Logits: models.PaliGemma(scope, *cfg.PaliGemma, in.IDs, in.Pixels, in.TokenTypes)}
 	case cfg.Llava != nil:
 		return Outputs{Logits: models.Llava(scope, *cfg.Llava, in.IDs, in.Pixels)}
+	case cfg.Idefics3 != nil:
+		return Outputs{Logits: models.Idefics3(scope, *cfg.Idefics3, in.IDs, in.Pixels)}
 	case cfg.Contrastive != nil:
 		o := models.Contrastive(scope, *cfg.Contrastive, in.Pixels, in.IDs)
 		return Outputs{ImageEmbeds: o.ImageEmbeds, TextEmbeds: o.TextEmbeds, LogitsPerImage: o.LogitsPerImage}

@@ -1,0 +1,119 @@
+package hf
+
+import (
+	"encoding/json"
+	"os"
+	"path/filepath"
+	"testing"
+
+	"github.com/gomlx/gomlx/core/tensors"
+	"github.com/gomlx/gomlx/ml/model"
+	"github.com/stretchr/testify/require"
+
+	"github.com/reelml/reel/models"
+)
+
+// idefics3Expected is the expected.json gen_idefics3.py writes (the logits are .npy files beside it).
+type idefics3Expected struct {
+	Prompt        []int `json:"prompt"`
+	TextTokens    []int `json:"text_tokens"`
+	Tiles         []int `json:"tiles"`
+	ImageSeqLen   int   `json:"image_seq_len"`
+	Generated     []int `json:"generated"`
+	GeneratedText []int `json:"generated_text"`
+}
+
+func readNPYRows(t *testing.T, path string) [][]float32 {
+	t.Helper()
+	x, err := ReadNPY(path)
+	require.NoError(t, err)
+	d := x.Shape().Dimensions
+	last := d[len(d)-1]
+	flat := tensors.MustCopyFlatData[float32](x)
+	var out [][]float32
+	for i := 0; i < len(flat); i += last {
+		out = append(out, flat[i:i+last])
+	}
+	return out
+}
+
+// TestIdefics3Fixtures: Idefics3ForConditionalGeneration (one image, untied head, F32) and
+// SmolVLMForConditionalGeneration (2×2 splits + global image, tied head through text_config, BF16)
+// match the independent PyTorch twin (testdata/gen_idefics3.py) within 1e-4 relative: the vision
+// tower alone, tower + connector, the whole model with the image and text only; greedy decoding
+// with the KV cache equals the twin's full-recomputation greedy tokens, with and without the image.
+func TestIdefics3Fixtures(t *testing.T) {
+	backend := testBackend(t)
+	for _, name := range []string{"idefics3", "smolvlm"} {
+		t.Run(name, func(t *testing.T) {
+			dir := filepath.Join("testdata", name)
+			m, err := Load(backend, dir)
+			require.NoError(t, err)
+			require.NotNil(t, m.Config.Idefics3)
+			require.Equal(t, Layout5, m.Layout)
+			var e idefics3Expected
+			b, err := os.ReadFile(filepath.Join(dir, "expected.json"))
+			require.NoError(t, err)
+			require.NoError(t, json.Unmarshal(b, &e))
+			require.Equal(t, e.ImageSeqLen, m.Config.ImageTokens())
+			px, err := ReadNPY(filepath.Join(dir, "pixels.npy"))
+			require.NoError(t, err)
+
+			res, err := m.Run(backend, RunInputs{Tokens: [][]int{e.Prompt}, Pixels: px})
+			require.NoError(t, err)
+			r := maxRelErr(t, flatten3(res.Logits), readNPYRows(t, filepath.Join(dir, "logits.npy")))
+			t.Logf("%s logits with image: max relative error %.2g", name, r)
+			require.Less(t, r, 1e-4)
+			res, err = m.Run(backend, RunInputs{Tokens: [][]int{e.TextTokens}})
+			require.NoError(t, err)
+			r = maxRelErr(t, flatten3(res.Logits), readNPYRows(t, filepath.Join(dir, "text_logits.npy")))
+			t.Logf("%s text-only logits: max relative error %.2g", name, r)
+			require.Less(t, r, 1e-4)
+
+			cfg := *m.Config.Idefics3
+			parts := map[string]func(*model.Scope, *model.Node) *model.Node{
+				"image_features.npy": func(s *model.Scope, p *model.Node) *model.Node { return models.Idefics3ImageFeatures(s, cfg, p) },
+				"vision.npy":         func(s *model.Scope, p *model.Node) *model.Node { return models.Idefics3VisionFeatures(s, cfg, p) },
+			}
+			for file, f := range parts {
+				path := filepath.Join(dir, file)
+				if _, err := os.Stat(path); err != nil {
+					continue
+				}
+				out, err := model.CallOnce(backend, m.Store, f, px)
+				require.NoError(t, err)
+				got := flatten3(floats3(out))
+				r := maxRelErr(t, got, readNPYRows(t, path))
+				t.Logf("%s %s: max relative error %.2g", name, file, r)
+				require.Less(t, r, 1e-4, file)
+			}
+
+			got, err := m.Generate(backend, e.Prompt, px, GenerateOptions{MaxNewTokens: len(e.Generated)})
+			require.NoError(t, err)
+			require.Equal(t, e.Generated, got, "greedy with the image")
+			got, err = m.Generate(backend, e.TextTokens, nil, GenerateOptions{MaxNewTokens: len(e.GeneratedText)})
+			require.NoError(t, err)
+			require.Equal(t, e.GeneratedText, got, "greedy text only")
+		})
+	}
+}
+
+// TestIdefics3Config: Idefics3Config's defaults (configuration_idefics3.py) and the checks.
+func TestIdefics3Config(t *testing.T) {
+	// SmolVLM2-256M's shape: 512-pixel tiles of 16-pixel patches, scale_factor 4 → 64 tokens.
+	c, err := ParseConfig(map[string]any{"architectures": []any{"SmolVLMForConditionalGeneration"}, "scale_factor": 4.0,
+		"vision_config": map[string]any{"image_size": 512.0, "patch_size": 16.0}, "text_config": map[string]any{"model_type": "llama"}})
+	require.NoError(t, err)
+	i := c.Idefics3
+	require.Equal(t, 128257, i.ImageToken)
+	require.Equal(t, 1152, i.Vision.Hidden)
+	require.Equal(t, 16, i.Vision.Heads)
+	require.Equal(t, 64, i.ImageTokens())
+	require.False(t, i.Text.TieEmbeddings)
+	// configuration_idefics3.py's own defaults (224-pixel images, 32-pixel patches: 7×7) cannot be
+	// pixel-shuffled by its default scale_factor 2; one line says so.
+	_, err = ParseConfig(map[string]any{"model_type": "idefics3"})
+	require.ErrorContains(t, err, "scale_factor 2 must be a positive divisor of the 7 patches per side")
+	require.Equal(t, 5, i.TextLayers(5).Layers)
+	require.Equal(t, i.Text.Layers, i.TextLayers(0).Layers)
+}
