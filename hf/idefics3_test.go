@@ -117,3 +117,36 @@ func TestIdefics3Config(t *testing.T) {
 	require.Equal(t, 5, i.TextLayers(5).Layers)
 	require.Equal(t, i.Text.Layers, i.TextLayers(0).Layers)
 }
+
+// TestIdefics3Init: hf init writes, from each fixture's config.json, the twin checkpoint's tensor
+// names, shapes and dtypes (no tied lm_head for smolvlm), which reel loads and runs.
+func TestIdefics3Init(t *testing.T) {
+	backend := testBackend(t)
+	for _, name := range []string{"idefics3", "smolvlm"} {
+		t.Run(name, func(t *testing.T) {
+			out := filepath.Join(t.TempDir(), name)
+			res, err := Init(backend, filepath.Join("testdata", name, "config.json"), out, 3)
+			require.NoError(t, err)
+			require.Equal(t, Layout5, res.Layout)
+			got, err := ReadWeightShapes(out)
+			require.NoError(t, err)
+			want, err := ReadWeightShapes(filepath.Join("testdata", name))
+			require.NoError(t, err)
+			require.Equal(t, len(want.Shapes), len(got.Shapes))
+			for n, s := range want.Shapes {
+				require.Contains(t, got.Shapes, n)
+				require.True(t, s.Equal(got.Shapes[n]), "%s: %s vs %s", n, got.Shapes[n], s)
+			}
+			m, err := Load(backend, out)
+			require.NoError(t, err)
+			px, err := ReadNPY(filepath.Join("testdata", name, "pixels.npy"))
+			require.NoError(t, err)
+			var e idefics3Expected
+			b, err := os.ReadFile(filepath.Join("testdata", name, "expected.json"))
+			require.NoError(t, err)
+			require.NoError(t, json.Unmarshal(b, &e))
+			_, err = m.Run(backend, RunInputs{Tokens: [][]int{e.Prompt}, Pixels: px})
+			require.NoError(t, err)
+		})
+	}
+}
