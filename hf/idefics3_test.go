@@ -11,6 +11,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/reelml/reel/models"
+	"github.com/reelml/reel/text"
 )
 
 // idefics3Expected is the expected.json gen_idefics3.py writes (the logits are .npy files beside it).
@@ -148,5 +149,68 @@ func TestIdefics3Init(t *testing.T) {
 			_, err = m.Run(backend, RunInputs{Tokens: [][]int{e.Prompt}, Pixels: px})
 			require.NoError(t, err)
 		})
+	}
+}
+
+// TestIdefics3Processor: SmolVLMImageProcessor's pixel_values and split grid, as the PIL steps of
+// image_processing_smolvlm.py compute them (testdata/gen_idefics3.py): a 45×30 image upscaled
+// (Lanczos) to longest edge 48 and split 2×3 + global; a 20×28 one resized unsplit (bicubic).
+func TestIdefics3Processor(t *testing.T) {
+	for name, want := range map[string]ImageGrid{"smolvlm_split": {2, 3}, "smolvlm_single": {}} {
+		t.Run(name, func(t *testing.T) {
+			dir := filepath.Join("testdata", "image")
+			p, err := ReadIdefics3ProcessorFile(filepath.Join(dir, name+"_preprocessor_config.json"), 16)
+			require.NoError(t, err)
+			rgb, w, h, err := LoadImage(filepath.Join(dir, name+".png"))
+			require.NoError(t, err)
+			px, g := p.Process(rgb, w, h)
+			require.Equal(t, want, g)
+			ref, err := ReadNPY(filepath.Join(dir, name+".npy"))
+			require.NoError(t, err)
+			require.Equal(t, ref.Shape().Dimensions, px.Shape().Dimensions)
+			a, b := tensors.MustCopyFlatData[float32](px), tensors.MustCopyFlatData[float32](ref)
+			for i := range a {
+				require.InDelta(t, b[i], a[i], 1e-6, "element %d", i)
+			}
+		})
+	}
+	_, err := ReadIdefics3ProcessorFile(filepath.Join("testdata", "image", "smolvlm_split_preprocessor_config.json"), 32)
+	require.ErrorContains(t, err, "max_image_size: longest_edge 16 must equal the vision tower's image_size 32")
+}
+
+// TestIdefics3PromptIDs: a prompt with one image split 2×2 is laid out as SmolVLMProcessor does
+// (the twin's prompt ids, which the fixture's logits were computed on; the fixture's word-level
+// tokenizer.json holds the processor's added tokens); an unsplit image as _prompt_single_image; a
+// placeholder count that does not match the images is an error.
+func TestIdefics3PromptIDs(t *testing.T) {
+	dir := filepath.Join("testdata", "smolvlm")
+	tok, err := text.Load(dir)
+	require.NoError(t, err)
+	m, err := Load(testBackend(t), dir)
+	require.NoError(t, err)
+	var e idefics3Expected
+	b, err := os.ReadFile(filepath.Join("testdata", "smolvlm", "expected.json"))
+	require.NoError(t, err)
+	require.NoError(t, json.Unmarshal(b, &e))
+	ids, err := m.PromptIDsGrids(tok, "a b c<image>d e f", []ImageGrid{{Rows: e.Tiles[0], Cols: e.Tiles[1]}})
+	require.NoError(t, err)
+	require.Equal(t, e.Prompt, ids)
+	ids, err = m.PromptIDs(tok, "d", 1)
+	require.NoError(t, err)
+	require.Equal(t, []int{1, 126, 125, 127, 127, 127, 127, 126, 40}, ids, "<image> put first, one global tile")
+	_, err = m.PromptIDsGrids(tok, "<image>a<image>", []ImageGrid{{}})
+	require.ErrorContains(t, err, "2 <image> placeholders for 1 image(s)")
+
+	// The fixture's pixels are its image.png through its preprocessor_config.json (the twin's
+	// SmolVLM processor): ImageInput gives them and the 2×2 grid.
+	px, g, err := m.ImageInput(filepath.Join(dir, "image.png"))
+	require.NoError(t, err)
+	require.Equal(t, ImageGrid{Rows: 2, Cols: 2}, g)
+	ref, err := ReadNPY(filepath.Join(dir, "pixels.npy"))
+	require.NoError(t, err)
+	require.Equal(t, ref.Shape().Dimensions, px.Shape().Dimensions)
+	a, want := tensors.MustCopyFlatData[float32](px), tensors.MustCopyFlatData[float32](ref)
+	for i := range a {
+		require.InDelta(t, want[i], a[i], 1e-6)
 	}
 }

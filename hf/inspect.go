@@ -43,6 +43,7 @@ func towerOf(name string) (tower, prefix string) {
 		{"vision tower", "model.vision_tower."}, {"projector", "model.multi_modal_projector."},
 		{"language model", "model.language_model."}, {"vision tower", "vision_model."}, {"text tower", "text_model."},
 		{"output head", "lm_head."}, {"projections", "visual_projection."}, {"projections", "text_projection."},
+		{"vision tower", "model.vision_model."}, {"connector", "model.connector."}, {"language model", "model.text_model."}, // Idefics3
 		{"language model", "model."},
 	} {
 		if strings.HasPrefix(name, t[1]) {
@@ -74,7 +75,13 @@ func (m *Model) Summarize() Summary {
 	if cfg.Kind == KindVLM {
 		s.ImageToken, s.ImageTokens = cfg.ImageToken(), cfg.ImageTokens()
 	}
-	if v := cfg.VisionTower(); v != nil {
+	if v := cfg.VisionTower(); v != nil && cfg.Idefics3 != nil {
+		if p, err := ReadIdefics3Processor(m.Dir, v.ImageSize); err == nil {
+			s.Image = p.Describe()
+		} else {
+			s.Image = err.Error()
+		}
+	} else if v != nil {
 		if p, err := ReadPreprocessor(m.Dir, v.ImageSize); err == nil {
 			s.Image = p.Describe()
 		} else {

@@ -15,6 +15,7 @@ type RunInputs struct {
 	Tokens     [][]int         // one sequence per batch row (SigLIP/CLIP: one per text)
 	TokenTypes [][]int         // PaliGemma's token_type_ids, one per sequence (optional)
 	Pixels     *tensors.Tensor // pixel_values [Bi, C, H, W] f32
+	Grids      []ImageGrid     // Idefics3 / SmolVLM: each image's split (ImageInput); nil: each row one image
 }
 
 // RunResult holds a forward pass's outputs under transformers' names.
@@ -103,7 +104,10 @@ func (m *Model) CheckInputs(in RunInputs) error {
 				}
 			}
 		}
-		if want := images * cfg.ImageTokens(); placeholders != want {
+		if want := images * cfg.ImageTokens(); placeholders != want && cfg.Idefics3 != nil {
+			return fmt.Errorf("--tokens: %d image placeholders (id %d) for %d image tiles (splits and global images) of %d tokens each (want %d)",
+				placeholders, cfg.ImageToken(), images, cfg.ImageTokens(), want)
+		} else if placeholders != want {
 			return fmt.Errorf("--tokens: %d image placeholders (id %d) for %d image(s) of %d tokens each (want %d)",
 				placeholders, cfg.ImageToken(), images, cfg.ImageTokens(), want)
 		}

@@ -7,8 +7,6 @@ import (
 	"strconv"
 	"strings"
 
-	"github.com/gomlx/gomlx/core/tensors"
-
 	"github.com/reelml/reel/backends"
 	"github.com/reelml/reel/hf"
 	"github.com/reelml/reel/text"
@@ -142,27 +140,13 @@ func (f hfInputFlags) inputs(cmd string, m *hf.Model) (hf.RunInputs, error) {
 		}
 	}
 	if *f.image != "" {
-		if in.Pixels, err = imagePixels(m, *f.image); err != nil {
+		var g hf.ImageGrid
+		if in.Pixels, g, err = m.ImageInput(*f.image); err != nil {
 			return in, fmt.Errorf("%s: --image: %v", cmd, err)
 		}
+		in.Grids = []hf.ImageGrid{g}
 	}
 	return in, nil
-}
-
-func imagePixels(m *hf.Model, path string) (*tensors.Tensor, error) {
-	v := m.Config.VisionTower()
-	if v == nil {
-		return nil, fmt.Errorf("%s is a text-only model", m.Config.Arch)
-	}
-	p, err := hf.ReadPreprocessor(m.Dir, v.ImageSize)
-	if err != nil {
-		return nil, err
-	}
-	rgb, w, h, err := hf.LoadImage(path)
-	if err != nil {
-		return nil, err
-	}
-	return p.PixelValues(rgb, w, h), nil
 }
 
 func idList(cmd, flag, s string) ([]int, error) {
@@ -249,11 +233,11 @@ func hfGenerate(args []string) error {
 		if tok, err = text.Load(m.Dir); err != nil {
 			return fmt.Errorf("hf generate: --prompt: %v", err)
 		}
-		images := 0
-		if in.Pixels != nil {
-			images = in.Pixels.Shape().Dimensions[0]
+		grids := in.Grids
+		if grids == nil && in.Pixels != nil { // --pixels: each row one image
+			grids = make([]hf.ImageGrid, in.Pixels.Shape().Dimensions[0])
 		}
-		ids, rendered, err := chat.promptIDs(m, tok, *prompt, images)
+		ids, rendered, err := chat.promptIDs(m, tok, *prompt, grids)
 		if err != nil {
 			return &exitError{2, fmt.Errorf("hf generate: %v", err)}
 		}

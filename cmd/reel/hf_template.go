@@ -104,12 +104,12 @@ func addChatFlags(fs interface {
 
 // promptIDs lays out prompt as the model's processor does, formatted by its chat template first
 // with --chat; it returns the ids and the rendered chat text ("" without --chat).
-func (c chatFlags) promptIDs(m *hf.Model, tok text.Tokenizer, prompt string, images int) ([]int, string, error) {
+func (c chatFlags) promptIDs(m *hf.Model, tok text.Tokenizer, prompt string, grids []hf.ImageGrid) ([]int, string, error) {
 	if !*c.on {
 		if len(*c.vars) > 0 {
 			return nil, "", fmt.Errorf("--var sets chat template variables: it needs --chat")
 		}
-		ids, err := m.PromptIDs(tok, prompt, images)
+		ids, err := m.PromptIDsGrids(tok, prompt, grids)
 		return ids, "", err
 	}
 	vars := map[string]any{}
@@ -124,5 +124,5 @@ func (c chatFlags) promptIDs(m *hf.Model, tok text.Tokenizer, prompt string, ima
 	if err != nil {
 		return nil, "", fmt.Errorf("--chat: %w", err)
 	}
-	return m.ChatPromptIDs(tok, tmpl, prompt, images, vars)
+	return m.ChatPromptIDsGrids(tok, tmpl, prompt, grids, vars)
 }

@@ -16,7 +16,9 @@ image_seq_len <image> per split, "\\n" after each row of splits, then
 Logits are stored as float32 .npy (expected.json holds the ids and the greedy continuations), to
 keep the fixtures small.
 
-Usage: python3 hf/testdata/gen_idefics3.py [OUT_DIR]
+The image fixtures (image/smolvlm_*) run SmolVLMImageProcessor's steps with Debian's python3-pil.
+
+Usage: python3 hf/testdata/gen_idefics3.py [OUT_DIR [images]]   (images: only the image fixtures)
 """
 import json
 import os
@@ -35,6 +37,29 @@ G.OUT = OUT
 IMG, FAKE, GLOBAL = 127, 126, 125
 ROWCOL = {(1, 1): 121, (1, 2): 122, (2, 1): 123, (2, 2): 124}
 NL, BOS, EOS = 10, 1, 2
+
+
+# SmolVLM2's preprocessor_config.json at the fixture's scale (a 16-pixel tile, longest edge 32).
+SMOLVLM_PP = {"do_convert_rgb": True, "do_image_splitting": True, "do_normalize": True, "do_pad": True, "do_rescale": True,
+              "do_resize": True, "image_mean": [0.5, 0.5, 0.5], "image_std": [0.5, 0.5, 0.5],
+              "image_processor_type": "SmolVLMImageProcessor", "max_image_size": {"longest_edge": 16},
+              "processor_class": "SmolVLMProcessor", "resample": 1, "rescale_factor": 1 / 255,
+              "size": {"longest_edge": 32}}
+
+# A word-level tokenizer.json with the fixture's ids: the processor's added tokens, "\n", and the
+# BOS its post-processor adds (an added token takes its vocabulary id).
+_SPECIAL = {"<s>": BOS, "</s>": EOS, "\n": NL, "<image>": IMG, "<fake_token_around_image>": FAKE, "<global-img>": GLOBAL}
+_SPECIAL.update({"<row_%d_col_%d>" % rc: i for rc, i in ROWCOL.items()})
+TOKENIZER = {
+    "added_tokens": [{"id": i, "content": t, "special": t != "\n"} for t, i in _SPECIAL.items()],
+    "pre_tokenizer": {"type": "WhitespaceSplit"},
+    "post_processor": {"type": "TemplateProcessing",
+                       "single": [{"SpecialToken": {"id": "<s>", "type_id": 0}}, {"Sequence": {"id": "A", "type_id": 0}}],
+                       "pair": [{"Sequence": {"id": "A", "type_id": 0}}],
+                       "special_tokens": {"<s>": {"id": "<s>", "ids": [BOS], "tokens": ["<s>"]}}},
+    "model": {"type": "WordLevel", "unk_token": "[UNK]",
+              "vocab": dict({"[UNK]": 0, "a": 30, "b": 31, "c": 32, "d": 40, "e": 41, "f": 42}, **_SPECIAL)},
+}
 
 
 def vision_embeddings(sd, p, vc, pixels, patch_attention_mask):
@@ -133,9 +158,16 @@ def make(name, arch, tc, vc, scale, tiles, dtype, new_tokens=5):
         image += [NL]
     image += [FAKE, GLOBAL] + [IMG] * seq_len + [FAKE]
     n_tiles = rows * cols + 1
-    prompt = [BOS, 30, 31, 32] + image + [40, 41, 42]
+    prompt = [BOS, 30, 31, 32] + image + [40, 41, 42]  # "a b c<image>d e f"
     text = [BOS, 30, 31, 32, 33, 34, 35, 36, 37]
     pixels = torch.rand(n_tiles, 3, vc["image_size"], vc["image_size"]) * 2 - 1
+    if name == "smolvlm":  # the pixels of a PNG through SmolVLM's processor (an end-to-end CLI check)
+        from PIL import Image
+        rng = np.random.default_rng(2)
+        img = Image.fromarray(rng.integers(0, 256, size=(30, 45, 3), dtype=np.uint8), "RGB")
+        px, r, c = process(img, SMOLVLM_PP)
+        assert (r, c) == tiles, (r, c)
+        pixels = torch.from_numpy(px)
     merger = inputs_merger_smolvlm if arch.startswith("SmolVLM") else inputs_merger_idefics3
     dec = "model.text_model."
 
@@ -162,6 +194,12 @@ def make(name, arch, tc, vc, scale, tiles, dtype, new_tokens=5):
                       "image_seq_len": seq_len, "generated": gen, "generated_text": gen_text},
                gen_config={"bos_token_id": BOS, "eos_token_id": EOS})
     np.save(os.path.join(d, "pixels.npy"), pixels.numpy().astype(np.float32))
+    if name == "smolvlm":
+        img.save(os.path.join(d, "image.png"))
+        with open(os.path.join(d, "preprocessor_config.json"), "w") as f:
+            json.dump(SMOLVLM_PP, f, indent=2)
+        with open(os.path.join(d, "tokenizer.json"), "w") as f:
+            json.dump(TOKENIZER, f, indent=1)
     np.save(os.path.join(d, "logits.npy"), logits.numpy().astype(np.float32))
     np.save(os.path.join(d, "text_logits.npy"), text_logits.numpy().astype(np.float32))
     if name == "idefics3":  # the tower alone (smolvlm checks it through image_features)
@@ -169,7 +207,87 @@ def make(name, arch, tc, vc, scale, tiles, dtype, new_tokens=5):
     np.save(os.path.join(d, "image_features.npy"), feats.numpy().astype(np.float32))
 
 
+def process(img, pp):
+    """SmolVLMImageProcessor.preprocess (image_processing_smolvlm.py, the slow PIL path) for one
+    RGB image: resize the longest edge, resize_for_vision_encoder + split_image (or the square
+    resize), rescale (float64 → float32) and normalise (float32)."""
+    import math
+    from PIL import Image
+    x = np.array(img)
+    h, w = x.shape[:2]
+    r = pp["resample"]
+
+    def resize(a, hh, ww):
+        return np.array(Image.fromarray(a).resize((ww, hh), resample=r))
+
+    L = pp["size"]["longest_edge"]
+    aspect = w / h
+    if w >= h:
+        nw, nh = L, int(L / aspect)
+        nh += nh % 2
+    else:
+        nh, nw = L, int(L * aspect)
+        nw += nw % 2
+    x = resize(x, nh, nw)
+    h, w = x.shape[:2]
+    M = pp["max_image_size"]["longest_edge"]
+    rows = cols = 0
+    frames = []
+    if pp["do_image_splitting"]:
+        aspect = w / h
+        if w >= h:
+            w = math.ceil(w / M) * M
+            h = math.ceil(int(w / aspect) / M) * M
+        else:
+            h = math.ceil(h / M) * M
+            w = math.ceil(int(h * aspect) / M) * M
+        x = resize(x, h, w)
+        if h > M or w > M:
+            rows, cols = math.ceil(h / M), math.ceil(w / M)
+            oh, ow = math.ceil(h / rows), math.ceil(w / cols)
+            for i in range(rows):
+                for j in range(cols):
+                    frames.append(x[i * oh:min(i * oh + oh, h), j * ow:min(j * ow + ow, w)])
+            x = resize(x, M, M)
+    else:
+        x = resize(x, M, M)
+    frames.append(x)
+    out = []
+    for f in frames:
+        f = (f.astype(np.float64) * pp["rescale_factor"]).astype(np.float32)
+        f = (f - np.array(pp["image_mean"], dtype=np.float32)) / np.array(pp["image_std"], dtype=np.float32)
+        out.append(f.transpose(2, 0, 1))
+    return np.stack(out).astype(np.float32), rows, cols
+
+
+def make_images():
+    """Two RGB PNGs through SmolVLM's processor: 45×30 split into 2×3 tiles of 16 plus the global
+    image (Lanczos, upscaled to longest edge 48); 20×28 unsplit (bicubic, longest edge 24)."""
+    from PIL import Image
+    d = os.path.join(OUT, "image")
+    rng = np.random.default_rng(1)
+    cases = {
+        "smolvlm_split": ((30, 45, 3), {"do_resize": True, "size": {"longest_edge": 48}, "resample": 1,
+                                        "do_image_splitting": True, "max_image_size": {"longest_edge": 16}}),
+        "smolvlm_single": ((28, 20, 3), {"do_resize": True, "size": {"longest_edge": 24}, "resample": 3,
+                                         "do_image_splitting": False, "max_image_size": {"longest_edge": 16}}),
+    }
+    for name, (shape, pp) in cases.items():
+        pp = dict(pp, do_convert_rgb=True, do_rescale=True, rescale_factor=1 / 255, do_normalize=True,
+                  image_mean=[0.5, 0.5, 0.5], image_std=[0.5, 0.5, 0.5], do_pad=True,
+                  image_processor_type="SmolVLMImageProcessor", processor_class="SmolVLMProcessor")
+        img = Image.fromarray(rng.integers(0, 256, size=shape, dtype=np.uint8), "RGB")
+        img.save(os.path.join(d, name + ".png"))
+        px, rows, cols = process(img, pp)
+        np.save(os.path.join(d, name + ".npy"), px)
+        with open(os.path.join(d, name + "_preprocessor_config.json"), "w") as f:
+            json.dump(dict(pp, _rows=rows, _cols=cols), f, indent=2)
+
+
 def main():
+    if sys.argv[2:] == ["images"]:
+        make_images()
+        return
     vc = {"hidden_size": 16, "intermediate_size": 32, "num_hidden_layers": 2, "num_attention_heads": 2,
           "image_size": 16, "patch_size": 4, "num_channels": 3, "hidden_act": "gelu_pytorch_tanh",
           "layer_norm_eps": 1e-6}
@@ -184,6 +302,7 @@ def main():
     # tile), the image split 2×2 plus the global image (5 tiles), BF16 weights.
     make("smolvlm", "SmolVLMForConditionalGeneration", dict(tc, tie_word_embeddings=True),
          dict(vc, patch_size=2), 4, (2, 2), "BF16")
+    make_images()
 
 
 if __name__ == "__main__":
