@@ -265,6 +265,9 @@ func (m *Model) ImageInput(path string) (*tensors.Tensor, ImageGrid, error) {
 	if err != nil {
 		return nil, ImageGrid{}, err
 	}
+	if w < 1 || h < 1 {
+		return nil, ImageGrid{}, fmt.Errorf("image %s: %d×%d pixels, expected at least 1×1", path, w, h)
+	}
 	if m.Config.Idefics3 != nil {
 		p, err := ReadIdefics3Processor(m.Dir, v.ImageSize)
 		if err != nil {

@@ -214,3 +214,42 @@ func TestIdefics3PromptIDs(t *testing.T) {
 		require.InDelta(t, want[i], a[i], 1e-6)
 	}
 }
+
+// TestIdefics3Backbone: the pieces SmolVLA reuses, through package models' API: the embeddings with
+// the connector's image tokens merged in, then the text model cut to its first layer (final norm
+// kept), equal the twin's hidden states within 1e-4 relative.
+func TestIdefics3Backbone(t *testing.T) {
+	backend := testBackend(t)
+	dir := filepath.Join("testdata", "smolvlm")
+	m, err := Load(backend, dir)
+	require.NoError(t, err)
+	var e idefics3Expected
+	b, err := os.ReadFile(filepath.Join(dir, "expected.json"))
+	require.NoError(t, err)
+	require.NoError(t, json.Unmarshal(b, &e))
+	px, err := ReadNPY(filepath.Join(dir, "pixels.npy"))
+	require.NoError(t, err)
+	cfg := *m.Config.Idefics3
+	out, err := model.CallOnce(backend, m.Store, func(s *model.Scope, ids, pixels *model.Node) *model.Node {
+		x := models.Idefics3Embeds(s, cfg, ids, pixels)
+		pos := models.Positions(ids.Graph(), 1, ids.Shape().Dimensions[1], 0)
+		return models.Decoder(models.Idefics3TextScope(s), cfg.TextLayers(1), x, pos, nil, nil)
+	}, IntTensor([][]int{e.Prompt}), px)
+	require.NoError(t, err)
+	r := maxRelErr(t, flatten3(floats3(out)), readNPYRows(t, filepath.Join(dir, "hidden_1layer.npy")))
+	t.Logf("first-layer hidden states: max relative error %.2g", r)
+	require.Less(t, r, 1e-4)
+}
+
+// TestIdefics3BadInputs: placeholders that do not match the tiles, and grids that do not match the
+// pixel rows, are one error line each.
+func TestIdefics3BadInputs(t *testing.T) {
+	m, err := Load(testBackend(t), filepath.Join("testdata", "smolvlm"))
+	require.NoError(t, err)
+	px, err := ReadNPY(filepath.Join("testdata", "smolvlm", "pixels.npy"))
+	require.NoError(t, err)
+	err = m.CheckInputs(RunInputs{Tokens: [][]int{{1, 127}}, Pixels: px})
+	require.ErrorContains(t, err, "1 image placeholders (id 127) for 5 image tiles (splits and global images) of 4 tokens each (want 20)")
+	err = m.CheckInputs(RunInputs{Tokens: [][]int{{1, 127}}, Pixels: px, Grids: []ImageGrid{{Rows: 1, Cols: 2}}})
+	require.ErrorContains(t, err, "5 rows for 1 image(s) of 3 tiles in all")
+}

@@ -95,6 +95,18 @@ func (m *Model) CheckInputs(in RunInputs) error {
 	} else if cfg.Kind == KindContrastive || cfg.Kind == KindVision {
 		return fmt.Errorf("--pixels: %s needs pixel_values (a float32 .npy [1, %d, %d, %d])", cfg.Arch, v.Channels, v.ImageSize, v.ImageSize)
 	}
+	if len(in.Grids) > 0 {
+		tiles := 0
+		for _, g := range in.Grids {
+			tiles += g.Tiles()
+		}
+		if cfg.Idefics3 == nil && tiles != len(in.Grids) {
+			return fmt.Errorf("--image: only Idefics3 / SmolVLM split images into tiles, not %s", cfg.Arch)
+		}
+		if tiles != images {
+			return fmt.Errorf("--pixels: %d rows for %d image(s) of %d tiles in all", images, len(in.Grids), tiles)
+		}
+	}
 	if cfg.Kind == KindVLM {
 		placeholders := 0
 		for _, seq := range in.Tokens {

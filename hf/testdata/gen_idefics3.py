@@ -185,6 +185,11 @@ def make(name, arch, tc, vc, scale, tiles, dtype, new_tokens=5):
         text_logits = forward(torch.tensor([text]), None)
         gen = G.greedy(lambda x: forward(x, pixels), torch.tensor([prompt]), new_tokens, [EOS])
         gen_text = G.greedy(lambda x: forward(x, None), torch.tensor([text]), new_tokens, [EOS])
+        # SmolVLA's backbone: the text model cut to its first layer (LeRobot's smolvlm_with_expert.py
+        # keeps num_vlm_layers), final norm kept, over the prompt with the image merged in.
+        ids = torch.tensor([prompt])
+        x = merger(ids, G.decoder_embed(tc, dec, sd, ids), feats)
+        cut = G.decoder_forward(dict(tc, num_hidden_layers=1), dec, sd, x, torch.arange(ids.shape[1])[None])
     vconf = dict(vc, model_type="smolvlm_vision" if arch.startswith("SmolVLM") else "idefics3_vision")
     config = {"architectures": [arch], "model_type": "smolvlm" if arch.startswith("SmolVLM") else "idefics3",
               "image_token_id": IMG, "scale_factor": scale, "vision_config": vconf, "text_config": tc,
@@ -202,6 +207,8 @@ def make(name, arch, tc, vc, scale, tiles, dtype, new_tokens=5):
             json.dump(TOKENIZER, f, indent=1)
     np.save(os.path.join(d, "logits.npy"), logits.numpy().astype(np.float32))
     np.save(os.path.join(d, "text_logits.npy"), text_logits.numpy().astype(np.float32))
+    if name == "smolvlm":
+        np.save(os.path.join(d, "hidden_1layer.npy"), cut.numpy().astype(np.float32))
     if name == "idefics3":  # the tower alone (smolvlm checks it through image_features)
         np.save(os.path.join(d, "vision.npy"), vis.numpy().astype(np.float32))
     np.save(os.path.join(d, "image_features.npy"), feats.numpy().astype(np.float32))
