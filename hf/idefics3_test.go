@@ -253,3 +253,79 @@ func TestIdefics3BadInputs(t *testing.T) {
 	err = m.CheckInputs(RunInputs{Tokens: [][]int{{1, 127}}, Pixels: px, Grids: []ImageGrid{{Rows: 1, Cols: 2}}})
 	require.ErrorContains(t, err, "5 rows for 1 image(s) of 3 tiles in all")
 }
+
+// smolvlm2Config is HuggingFaceTB/SmolVLM2-500M-Video-Instruct's config.json (as published on its
+// model card; the Hub is not reachable here).
+const smolvlm2Config = `{"architectures": ["SmolVLMForConditionalGeneration"], "image_token_id": 49190, "model_type": "smolvlm",
+ "pad_token_id": 128002, "scale_factor": 4,
+ "text_config": {"architectures": ["VLlama3ForCausalLM"], "head_dim": 64, "hidden_size": 960, "intermediate_size": 2560,
+  "is_llama_config": true, "max_position_embeddings": 8192, "model_type": "llama", "neftune_noise_alpha": 0.0,
+  "num_attention_heads": 15, "num_hidden_layers": 32, "num_key_value_heads": 5, "pad_token_id": 2, "pixel_shuffle_factor": 4,
+  "qk_layer_norms": false, "rms_norm_eps": 1e-05, "rope_interleaved": false, "rope_theta": 100000, "torch_dtype": "bfloat16",
+  "use_resampler": false, "vocab_size": 49280},
+ "tie_word_embeddings": false, "torch_dtype": "float32", "transformers_version": "4.47.1", "use_cache": false,
+ "vision_config": {"hidden_size": 768, "image_size": 512, "max_image_size": {"longest_edge": 512}, "model_type": "smolvlm_vision",
+  "num_attention_heads": 12, "patch_size": 16, "size": {"longest_edge": 2048}, "tie_word_embeddings": false, "use_base_siglip": false},
+ "vocab_size": 49280}`
+
+// TestSmolVLM2Config: SmolVLM2-500M's config.json parses to its architecture (64 image tokens per
+// 512-pixel tile, as its processor_config.json's image_seq_len says; GQA 15/5 heads of 64; the
+// SmolVLMVisionConfig defaults for the tower's depth and width) and the model it builds has the
+// checkpoint's 507.5M parameters (counted here from the shapes transformers' modules have).
+func TestSmolVLM2Config(t *testing.T) {
+	var m map[string]any
+	require.NoError(t, json.Unmarshal([]byte(smolvlm2Config), &m))
+	c, err := ParseConfig(m)
+	require.NoError(t, err)
+	i := c.Idefics3
+	require.Equal(t, 64, i.ImageTokens())
+	require.Equal(t, 49190, i.ImageToken)
+	require.Equal(t, 12, i.Vision.Layers)
+	require.Equal(t, 3072, i.Vision.Intermediate)
+	require.Equal(t, 5, i.Text.KVHeads)
+	require.False(t, i.Text.TieEmbeddings)
+	vars, err := Variables(testBackend(t), c)
+	require.NoError(t, err)
+	n := 0
+	for _, v := range vars {
+		size := 1
+		for _, d := range v.Shape {
+			size *= d
+		}
+		n += size
+	}
+	// text: embeddings and head 2·49280·960; per layer q,o 960², k,v 960·320, MLP 3·960·2560, two norms.
+	text := 2*49280*960 + 32*(2*960*960+2*960*320+3*960*2560+2*960) + 960
+	// vision: patch conv + bias, 1024 positions, per layer 4 projections with biases, MLP, two
+	// LayerNorms; post_layernorm. Connector: 768·16 → 960.
+	vision := 768*3*16*16 + 768 + 1024*768 + 12*(4*(768*768+768)+768*3072+3072+3072*768+768+4*768) + 2*768
+	require.Equal(t, text+vision+768*16*960, n)
+	t.Logf("SmolVLM2-500M: %d parameters", n)
+}
+
+// TestIdefics3ChatPrompt: with --chat, the "<image>" SmolVLM's template writes for an image entry
+// is expanded to the image's tiles as the processor does, the rendered text tokenised without
+// special tokens.
+func TestIdefics3ChatPrompt(t *testing.T) {
+	dir := filepath.Join("testdata", "smolvlm")
+	m, err := Load(testBackend(t), dir)
+	require.NoError(t, err)
+	tok, err := text.Load(dir)
+	require.NoError(t, err)
+	var e idefics3Expected
+	b, err := os.ReadFile(filepath.Join(dir, "expected.json"))
+	require.NoError(t, err)
+	require.NoError(t, json.Unmarshal(b, &e))
+	cfg := filepath.Join(t.TempDir(), "tokenizer_config.json")
+	tmpl := `{% for m in messages %}{% for c in m['content'] %}{% if c['type'] == 'image' %}<image>{% else %}{{ c['text'] }}{% endif %}{% endfor %}{% endfor %}{% if add_generation_prompt %} d{% endif %}`
+	data, err := json.Marshal(map[string]any{"chat_template": tmpl})
+	require.NoError(t, err)
+	require.NoError(t, os.WriteFile(cfg, data, 0o644))
+	ct, err := text.LoadChatTemplate(cfg, "")
+	require.NoError(t, err)
+	ids, rendered, err := m.ChatPromptIDsGrids(tok, ct, "a b c", []ImageGrid{{Rows: 2, Cols: 2}}, nil)
+	require.NoError(t, err)
+	require.Equal(t, "<image>a b c d", rendered)
+	image := e.Prompt[4 : len(e.Prompt)-3] // the twin's expansion of the image
+	require.Equal(t, append(append([]int{}, image...), 30, 31, 32, 40), ids)
+}
