@@ -14,7 +14,7 @@ import (
 // refused with the list of what reel implements.
 func TestSiglip2FixRes(t *testing.T) {
 	c, err := ParseConfig(map[string]any{"architectures": []any{"SiglipModel"}, "model_type": "siglip", "initializer_factor": 1.0,
-		"text_config": map[string]any{"model_type": "siglip_text_model", "torch_dtype": "float32", "vocab_size": 256000.0},
+		"text_config":   map[string]any{"model_type": "siglip_text_model", "torch_dtype": "float32", "vocab_size": 256000.0},
 		"vision_config": map[string]any{"model_type": "siglip_vision_model", "torch_dtype": "float32"}, "torch_dtype": "float32"})
 	require.NoError(t, err)
 	cc := c.Contrastive
