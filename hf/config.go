@@ -46,6 +46,8 @@ var Architectures = map[string]string{
 	"Qwen2VLForConditionalGeneration":    KindVLM,
 	"Qwen2_5_VLForConditionalGeneration": KindVLM,
 	"Qwen3VLForConditionalGeneration":    KindVLM,
+	"Idefics3ForConditionalGeneration":   KindVLM,
+	"SmolVLMForConditionalGeneration":    KindVLM,
 }
 
 // byModelType names the architecture of a config.json without "architectures".
@@ -56,6 +58,7 @@ var byModelType = map[string]string{
 	"paligemma": "PaliGemmaForConditionalGeneration", "llava": "LlavaForConditionalGeneration",
 	"qwen2_vl": "Qwen2VLForConditionalGeneration", "qwen2_5_vl": "Qwen2_5_VLForConditionalGeneration",
 	"qwen3_vl": "Qwen3VLForConditionalGeneration",
+	"idefics3": "Idefics3ForConditionalGeneration", "smolvlm": "SmolVLMForConditionalGeneration",
 }
 
 // Config is a parsed config.json: the architecture and the models configuration it builds.
@@ -68,6 +71,7 @@ type Config struct {
 	Decoder     *models.DecoderConfig     // KindCausalLM
 	PaliGemma   *models.PaliGemmaConfig   // PaliGemmaForConditionalGeneration
 	Llava       *models.LlavaConfig       // LlavaForConditionalGeneration
+	Idefics3    *models.Idefics3Config    // Idefics3ForConditionalGeneration, SmolVLMForConditionalGeneration
 	Contrastive *models.ContrastiveConfig // KindContrastive
 	Vision      *models.VisionConfig      // KindVision
 	QwenVL      *models.QwenVLConfig      // Qwen2VLForConditionalGeneration, Qwen2_5_VLForConditionalGeneration
@@ -84,6 +88,8 @@ func (c *Config) Text() *models.DecoderConfig {
 		return &c.Llava.Text
 	case c.QwenVL != nil:
 		return &c.QwenVL.Text
+	case c.Idefics3 != nil:
+		return &c.Idefics3.Text
 	}
 	return nil
 }
@@ -97,6 +103,8 @@ func (c *Config) VisionTower() *models.VisionConfig {
 		return &c.Llava.Vision
 	case c.Contrastive != nil:
 		return &c.Contrastive.Vision
+	case c.Idefics3 != nil:
+		return &c.Idefics3.Vision
 	}
 	return c.Vision
 }
@@ -110,6 +118,8 @@ func (c *Config) ImageToken() int {
 		return c.Llava.ImageToken
 	case c.QwenVL != nil:
 		return c.QwenVL.ImageToken
+	case c.Idefics3 != nil:
+		return c.Idefics3.ImageToken
 	}
 	return -1
 }
@@ -121,6 +131,8 @@ func (c *Config) ImageTokens() int {
 		return c.PaliGemma.Vision.NumPatches()
 	case c.Llava != nil:
 		return c.Llava.ImageTokens()
+	case c.Idefics3 != nil:
+		return c.Idefics3.ImageTokens()
 	}
 	return 0
 }
@@ -425,6 +437,11 @@ func ParseConfig(m map[string]any) (*Config, error) {
 		c.Llava = l
 	case "Qwen2VLForConditionalGeneration", "Qwen2_5_VLForConditionalGeneration", "Qwen3VLForConditionalGeneration":
 		c.QwenVL = parseQwenVL(o, c.Arch)
+	case "Idefics3ForConditionalGeneration", "SmolVLMForConditionalGeneration":
+		c.Idefics3 = parseIdefics3(o)
+		if perr == nil {
+			perr = c.Idefics3.Validate()
+		}
 	default:
 		d := parseDecoder(o, c.ModelType)
 		c.Decoder = &d
@@ -661,6 +678,33 @@ func parseTextEncoder(o obj, arch string) models.TextConfig {
 			Eps: o.float("layer_norm_eps", 1e-6), Act: o.str("hidden_act", "gelu_pytorch_tanh")}
 		c.VocabSize, c.MaxPositions = o.int("vocab_size", 32000), o.int("max_position_embeddings", 64)
 		c.ProjectionSize = o.int("projection_size", c.Hidden)
+	}
+	return c
+}
+
+// parseIdefics3 reads Idefics3Config / SmolVLMConfig (configuration_idefics3.py,
+// configuration_smolvlm.py): nested vision_config (Idefics3VisionConfig / SmolVLMVisionConfig:
+// SigLIP's fields, defaults hidden 1152, patch 32) and text_config (a Llama), scale_factor,
+// image_token_id. The head is tied when text_config (else the top level) says
+// tie_word_embeddings.
+func parseIdefics3(o obj) *models.Idefics3Config {
+	c := &models.Idefics3Config{ImageToken: o.int("image_token_id", o.int("image_token_index", 128257)),
+		ScaleFactor: o.int("scale_factor", 2)}
+	vo := o.sub("vision_config")
+	c.Vision = parseVision(vo, "siglip", false)
+	if !vo.has("hidden_size") {
+		c.Vision.Hidden = 1152
+	}
+	if !vo.has("patch_size") {
+		c.Vision.PatchSize = 32
+	}
+	if !vo.has("num_attention_heads") {
+		c.Vision.Heads = 16
+	}
+	to := o.sub("text_config")
+	c.Text = parseDecoder(to, to.str("model_type", "llama"))
+	if !to.has("tie_word_embeddings") {
+		c.Text.TieEmbeddings = o.bool("tie_word_embeddings", false)
 	}
 	return c
 }

@@ -135,6 +135,9 @@ func (m *Model) stepGraph(scope *model.Scope, ids, pixels, prefix *Node, cache *
 	case cfg.Llava != nil:
 		dec = scope.At("model").In("language_model")
 		x = models.LlavaEmbeds(scope, *cfg.Llava, ids, pixels)
+	case cfg.Idefics3 != nil:
+		dec = models.Idefics3TextScope(scope)
+		x = models.Idefics3Embeds(scope, *cfg.Idefics3, ids, pixels)
 	default:
 		dec = scope.In("model")
 		x = models.DecoderEmbed(dec, text, ids, dtypes.Float32)

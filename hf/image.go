@@ -23,7 +23,7 @@ import (
 type Preprocessor struct {
 	DoResize      bool      `json:"do_resize"`
 	Size          sizeSpec  `json:"size"`
-	Resample      int       `json:"resample"` // PIL filter: 2 bilinear, 3 bicubic
+	Resample      int       `json:"resample"` // PIL filter: 1 Lanczos, 2 bilinear, 3 bicubic
 	DoCenterCrop  bool      `json:"do_center_crop"`
 	CropSize      sizeSpec  `json:"crop_size"`
 	DoRescale     bool      `json:"do_rescale"`
@@ -78,8 +78,8 @@ func ReadPreprocessorFile(path string, imageSize int) (*Preprocessor, error) {
 		return nil, fmt.Errorf("hf: %s: %v", path, err)
 	}
 	switch {
-	case p.Resample != 2 && p.Resample != 3:
-		return nil, fmt.Errorf("hf: %s: field resample: %d is not supported (2 bilinear, 3 bicubic)", path, p.Resample)
+	case p.Resample < 1 || p.Resample > 3:
+		return nil, fmt.Errorf("hf: %s: field resample: %d is not supported (1 Lanczos, 2 bilinear, 3 bicubic)", path, p.Resample)
 	case p.DoNormalize && (len(p.ImageMean) != 3 || len(p.ImageStd) != 3):
 		return nil, fmt.Errorf("hf: %s: fields image_mean and image_std: expected 3 values each", path)
 	case p.DoResize && p.Size.ShortestEdge <= 0 && (p.Size.Height <= 0 || p.Size.Width <= 0):
@@ -158,14 +158,19 @@ func (p *Preprocessor) PixelValues(rgb []uint8, w, h int) *tensors.Tensor {
 	return tensors.FromFlatDataAndDimensions(pix, 1, 3, h, w)
 }
 
+var pilFilterNames = map[int]string{1: "Lanczos", 2: "bilinear", 3: "bicubic"}
+
 // ResizePIL resizes 8-bit RGB (HWC) from w×h to tw×th exactly as Pillow's Image.resize with
-// BILINEAR (2) or BICUBIC (3) does (python-pillow/Pillow src/libImaging/Resample.c): separable
+// LANCZOS (1), BILINEAR (2) or BICUBIC (3) does (python-pillow/Pillow src/libImaging/Resample.c): separable
 // convolution, horizontal pass first, support widened by the downscaling factor (antialiasing),
 // coefficients in 22-bit fixed point, each pass rounded and clipped to 8 bits.
 func ResizePIL(rgb []uint8, w, h, tw, th, resample int) []uint8 {
 	filter, support := bilinearFilter, 1.0
-	if resample == 3 {
+	switch resample {
+	case 3:
 		filter, support = bicubicFilter, 2.0
+	case 1: // LANCZOS (Idefics3 / SmolVLM)
+		filter, support = lanczosFilter, 3.0
 	}
 	if tw != w {
 		bounds, kk, ksize := pilCoeffs(w, tw, filter, support)
@@ -226,6 +231,22 @@ func bilinearFilter(x float64) float64 {
 	return 0
 }
 
+// lanczosFilter is Pillow's lanczos_filter: sinc(x)·sinc(x/3) on [−3, 3).
+func lanczosFilter(x float64) float64 {
+	if x < -3 || x >= 3 {
+		return 0
+	}
+	return pilSinc(x) * pilSinc(x/3)
+}
+
+func pilSinc(x float64) float64 {
+	if x == 0 {
+		return 1
+	}
+	x *= math.Pi
+	return math.Sin(x) / x
+}
+
 func bicubicFilter(x float64) float64 {
 	const a = -0.5
 	x = math.Abs(x)
@@ -277,7 +298,7 @@ func pilCoeffs(in, out int, filter func(float64) float64, support float64) (boun
 func (p *Preprocessor) Describe() string {
 	var parts []string
 	if p.DoResize {
-		filter := map[int]string{2: "bilinear", 3: "bicubic"}[p.Resample]
+		filter := pilFilterNames[p.Resample]
 		if p.Size.ShortestEdge > 0 {
 			parts = append(parts, fmt.Sprintf("resize shortest edge to %d (%s)", p.Size.ShortestEdge, filter))
 		} else {

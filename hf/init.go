@@ -78,7 +78,7 @@ func Init(backend compute.Backend, configPath, out string, seed int64) (*InitRes
 		return nil, fmt.Errorf("hf init: %s: %v", configPath, err)
 	}
 	res := &InitResult{Dir: out, Arch: cfg.Arch, Layout: Layout5, DType: name}
-	if cfg.Kind == KindVLM {
+	if cfg.Kind == KindVLM && cfg.Idefics3 == nil { // Idefics3/SmolVLM: one layout in 4.x and 5.x
 		res.Layout = Layout5Flat
 	}
 	named := map[string]*tensors.Tensor{}
@@ -161,7 +161,7 @@ func initStore(backend compute.Backend, cfg *Config, m map[string]any, seed int6
 	g := graph.NewGraph(backend, "hf_init")
 	in := exampleInputs(g, cfg)
 	Forward(store.RootScope(), cfg, in)
-	if v := cfg.VisionTower(); cfg.Kind == KindVLM && v.Arch == "siglip" && visionUseHead(m) {
+	if v := cfg.VisionTower(); cfg.Kind == KindVLM && cfg.Idefics3 == nil && v.Arch == "siglip" && visionUseHead(m) { // Idefics3VisionTransformer has no head
 		// The VLM never runs its tower's pooling head, but transformers builds (and saves) it.
 		vh := *v
 		vh.UseHead = true

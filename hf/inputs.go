@@ -17,7 +17,7 @@ type InputFiles struct {
 	VideoFrames int    // frames taken from Video (a shorter video repeats its last frame)
 }
 
-// ReadInputs adds the pixel inputs of f to in: pixel values from Pixels or Image (ImagePixels);
+// ReadInputs adds the pixel inputs of f to in: pixel values from Pixels or Image (ImageInput, with the image's split grid);
 // for Qwen-VL the patches with their grids from Image and Video (QwenImage, QwenVideo). Files
 // the model cannot take (both Pixels and Image; a video for a model without a video tower;
 // Qwen-VL pixel values without their grid) are a usage.Error.
@@ -38,9 +38,11 @@ func (m *Model) ReadInputs(in RunInputs, f InputFiles) (RunInputs, error) {
 		}
 	}
 	if f.Image != "" {
-		if in.Pixels, err = m.ImagePixels(f.Image); err != nil {
+		var g ImageGrid
+		if in.Pixels, g, err = m.ImageInput(f.Image); err != nil {
 			return in, fmt.Errorf("--image: %w", err)
 		}
+		in.Grids = []ImageGrid{g}
 	}
 	return in, nil
 }
@@ -74,8 +76,8 @@ type PromptOptions struct {
 }
 
 // Prompt lays out a text prompt for the inputs in (their images, videos and grids) as the
-// model's processor does (QwenPromptIDs for Qwen-VL, else PromptIDs), with o.Chat formatted by
-// the model's chat template first (ChatPromptIDs; Qwen-VL's vision placeholders are not laid
+// model's processor does (QwenPromptIDs for Qwen-VL, else PromptIDsGrids), with o.Chat formatted by
+// the model's chat template first (ChatPromptIDsGrids; Qwen-VL's vision placeholders are not laid
 // out in a chat turn yet). It returns the ids and the rendered chat text ("" without Chat).
 // Errors name the flags of 'reel hf generate' (--chat, --var).
 func (m *Model) Prompt(tok text.Tokenizer, prompt string, in RunInputs, o PromptOptions) ([]int, string, error) {
@@ -86,15 +88,15 @@ func (m *Model) Prompt(tok text.Tokenizer, prompt string, in RunInputs, o Prompt
 		ids, err := m.QwenPromptIDs(tok, prompt, in.ImageGrids, in.VideoGrids, in.SecondsPerGrid)
 		return ids, "", err
 	}
-	images := 0
-	if in.Pixels != nil {
-		images = in.Pixels.Shape().Dimensions[0]
+	grids := in.Grids
+	if grids == nil && in.Pixels != nil { // --pixels: each row one image
+		grids = make([]ImageGrid, in.Pixels.Shape().Dimensions[0])
 	}
 	if !o.Chat {
 		if len(o.Vars) > 0 {
 			return nil, "", fmt.Errorf("--var sets chat template variables: it needs --chat")
 		}
-		ids, err := m.PromptIDs(tok, prompt, images)
+		ids, err := m.PromptIDsGrids(tok, prompt, grids)
 		return ids, "", err
 	}
 	vars := map[string]any{}
@@ -109,5 +111,5 @@ func (m *Model) Prompt(tok text.Tokenizer, prompt string, in RunInputs, o Prompt
 	if err != nil {
 		return nil, "", fmt.Errorf("--chat: %w", err)
 	}
-	return m.ChatPromptIDs(tok, tmpl, prompt, images, vars)
+	return m.ChatPromptIDsGrids(tok, tmpl, prompt, grids, vars)
 }

@@ -44,6 +44,7 @@ func towerOf(name string) (tower, prefix string) {
 		{"vision tower", "model.visual."},
 		{"language model", "model.language_model."}, {"vision tower", "vision_model."}, {"text tower", "text_model."},
 		{"output head", "lm_head."}, {"projections", "visual_projection."}, {"projections", "text_projection."},
+		{"vision tower", "model.vision_model."}, {"connector", "model.connector."}, {"language model", "model.text_model."}, // Idefics3
 		{"language model", "model."},
 	} {
 		if strings.HasPrefix(name, t[1]) {
@@ -75,19 +76,20 @@ func (m *Model) Summarize() Summary {
 	if cfg.Kind == KindVLM {
 		s.ImageToken, s.ImageTokens = cfg.ImageToken(), cfg.ImageTokens()
 	}
-	if q := cfg.QwenVL; q != nil {
-		if p, err := ReadQwenProcessor(m.Dir, q.Vision, false); err == nil {
-			s.Image = p.Describe()
-		} else {
+	describe := func(p interface{ Describe() string }, err error) {
+		if err != nil {
 			s.Image = err.Error()
+		} else {
+			s.Image = p.Describe()
 		}
 	}
-	if v := cfg.VisionTower(); v != nil {
-		if p, err := ReadPreprocessor(m.Dir, v.ImageSize); err == nil {
-			s.Image = p.Describe()
-		} else {
-			s.Image = err.Error()
-		}
+	switch v := cfg.VisionTower(); {
+	case cfg.QwenVL != nil:
+		describe(ReadQwenProcessor(m.Dir, cfg.QwenVL.Vision, false))
+	case v != nil && cfg.Idefics3 != nil:
+		describe(ReadIdefics3Processor(m.Dir, v.ImageSize))
+	case v != nil:
+		describe(ReadPreprocessor(m.Dir, v.ImageSize))
 	}
 	return s
 }

@@ -407,6 +407,12 @@ func withLayers(cfg *Config, k int) *Config {
 	case c.Vision != nil:
 		v := *c.Vision
 		c.Vision = &v
+	case c.QwenVL != nil:
+		q := *c.QwenVL
+		c.QwenVL = &q
+	case c.Idefics3 != nil:
+		x := *c.Idefics3
+		c.Idefics3 = &x
 	}
 	if t := c.Text(); t != nil {
 		cut(&t.Layers)
@@ -492,6 +498,8 @@ func Forward(scope *model.Scope, cfg *Config, in Inputs) Outputs {
 	case cfg.QwenVL != nil:
 		return Outputs{Logits: models.QwenVL(scope, *cfg.QwenVL, models.QwenVLInputs{IDs: in.IDs, Positions: in.Positions,
 			Images: in.Pixels, ImageGrids: in.ImageGrids, Videos: in.VideoPixels, VideoGrids: in.VideoGrids})}
+	case cfg.Idefics3 != nil:
+		return Outputs{Logits: models.Idefics3(scope, *cfg.Idefics3, in.IDs, in.Pixels)}
 	case cfg.Contrastive != nil:
 		o := models.Contrastive(scope, *cfg.Contrastive, in.Pixels, in.IDs)
 		return Outputs{ImageEmbeds: o.ImageEmbeds, TextEmbeds: o.TextEmbeds, LogitsPerImage: o.LogitsPerImage}

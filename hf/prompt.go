@@ -15,6 +15,7 @@ const ImagePlaceholder = "<image>"
 //   - PaliGemma (PaliGemmaProcessor): the image tokens of every image, BOS, the prompt, "\n";
 //   - LLaVA (LlavaProcessor): each "<image>" in the prompt replaced by the image tokens, after
 //     BOS (one "<image>" is put first when the prompt has none and an image is given);
+//   - Idefics3 / SmolVLM: see Idefics3PromptIDs, each image unsplit;
 //   - causal LMs: encode(prompt, add_special_tokens=True).
 func (m *Model) PromptIDs(tok text.Tokenizer, prompt string, images int) (_ []int, err error) {
 	defer text.RecoverTimeout(&err)
@@ -27,6 +28,8 @@ func (m *Model) PromptIDs(tok text.Tokenizer, prompt string, images int) (_ []in
 			ids = append(ids, bos)
 		}
 		return append(ids, tok.Encode(prompt+"\n")...), nil
+	case cfg.Idefics3 != nil: // each image one unsplit tile (PromptIDsGrids for split images)
+		return m.Idefics3PromptIDs(tok, prompt, make([]ImageGrid, images))
 	case cfg.Llava != nil:
 		if images > 0 && !strings.Contains(prompt, ImagePlaceholder) {
 			prompt = ImagePlaceholder + "\n" + prompt
@@ -98,6 +101,8 @@ func (m *Model) ChatPromptIDs(tok text.Tokenizer, tmpl *text.ChatTemplate, promp
 		return nil, "", fmt.Errorf("chat template %s: %w", tmpl.Origin, err)
 	}
 	switch {
+	case m.Config.Idefics3 != nil:
+		return m.ChatPromptIDsGrids(tok, tmpl, prompt, make([]ImageGrid, images), vars)
 	case m.Config.PaliGemma != nil:
 		return append(m.imageTokens(images), tok.Encode(rendered)...), rendered, nil
 	case m.Config.Llava != nil:

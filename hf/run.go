@@ -23,6 +23,7 @@ type RunInputs struct {
 	VideoPixels            *tensors.Tensor // pixel_values_videos [N, C·T·P·P] f32
 	ImageGrids, VideoGrids []models.Grid   // image_grid_thw, video_grid_thw
 	SecondsPerGrid         []float64       // second_per_grid_ts, one per video (nil: 1 s)
+	Grids                  []ImageGrid     // Idefics3 / SmolVLM: each image's split (ImageInput); nil: each row one image
 }
 
 // RunResult holds a forward pass's outputs under transformers' names.
@@ -105,6 +106,18 @@ func (m *Model) CheckInputs(in RunInputs) error {
 	} else if cfg.Kind == KindContrastive || cfg.Kind == KindVision {
 		return fmt.Errorf("--pixels: %s needs pixel_values (a float32 .npy [1, %d, %d, %d])", cfg.Arch, v.Channels, v.ImageSize, v.ImageSize)
 	}
+	if len(in.Grids) > 0 {
+		tiles := 0
+		for _, g := range in.Grids {
+			tiles += g.Tiles()
+		}
+		if cfg.Idefics3 == nil && tiles != len(in.Grids) {
+			return fmt.Errorf("--image: only Idefics3 / SmolVLM split images into tiles, not %s", cfg.Arch)
+		}
+		if tiles != images {
+			return fmt.Errorf("--pixels: %d rows for %d image(s) of %d tiles in all", images, len(in.Grids), tiles)
+		}
+	}
 	if cfg.Kind == KindVLM {
 		placeholders := 0
 		for _, seq := range in.Tokens {
@@ -114,7 +127,10 @@ func (m *Model) CheckInputs(in RunInputs) error {
 				}
 			}
 		}
-		if want := images * cfg.ImageTokens(); placeholders != want {
+		if want := images * cfg.ImageTokens(); placeholders != want && cfg.Idefics3 != nil {
+			return fmt.Errorf("--tokens: %d image placeholders (id %d) for %d image tiles (splits and global images) of %d tokens each (want %d)",
+				placeholders, cfg.ImageToken(), images, cfg.ImageTokens(), want)
+		} else if placeholders != want {
 			return fmt.Errorf("--tokens: %d image placeholders (id %d) for %d image(s) of %d tokens each (want %d)",
 				placeholders, cfg.ImageToken(), images, cfg.ImageTokens(), want)
 		}
