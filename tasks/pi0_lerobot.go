@@ -184,10 +184,30 @@ func openLeRobotPi0(dir string) (*leRobotPi0, error) {
 		c := leRobotCanonical(n)
 		l.shapes[c], l.source[c] = s, n
 	}
+	if n := l.tiedEmbeddings(); n != "" { // embed_tokens saved as the tied lm_head only
+		l.shapes[leRobotEmbed], l.source[leRobotEmbed] = l.shapes[n], l.source[n]
+	}
 	if err := l.size(); err != nil {
 		return nil, fmt.Errorf("%s/%s: %v", dir, leRobotModel, err)
 	}
 	return l, nil
+}
+
+// leRobotEmbed is the PaliGemma's token embedding, tied to its lm_head.
+const leRobotEmbed = leRobotPG + "model.language_model.embed_tokens.weight"
+
+// tiedEmbeddings is the name of the PaliGemma's lm_head when the file holds it but not
+// embed_tokens (safetensors' save_model keeps one name of tied tensors; PI0Policy's
+// _fix_pytorch_state_dict_keys restores embed_tokens from lm_head), else "".
+func (l *leRobotPi0) tiedEmbeddings() string {
+	head := leRobotPG + "lm_head.weight"
+	if _, ok := l.shapes[leRobotEmbed]; ok {
+		return ""
+	}
+	if _, ok := l.shapes[head]; ok {
+		return head
+	}
+	return ""
 }
 
 // check refuses the PI0Config settings reel's pi0 does not implement, naming the key.
@@ -520,6 +540,9 @@ func (l *leRobotPi0) loadWeights(store *model.Store) (int, error) {
 	w := map[string]*tensors.Tensor{}
 	for n, t := range raw {
 		w[leRobotCanonical(n)] = t
+	}
+	if _, ok := w[leRobotEmbed]; !ok && w[leRobotPG+"lm_head.weight"] != nil {
+		w[leRobotEmbed] = w[leRobotPG+"lm_head.weight"]
 	}
 	used := map[string]bool{}
 	var problems []string
