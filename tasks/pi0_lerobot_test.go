@@ -55,6 +55,19 @@ func TestLeRobotPi0DirectoryIsRecognised(t *testing.T) {
 	require.Equal(t, 5, spec.Horizon)
 	require.Equal(t, 3, spec.Execute)
 	require.Equal(t, policy.NormMeanStd, spec.Normalization)
+
+	// Its statistics, as LeRobot's normalizer computes them: (x − mean)/(std + eps).
+	n, err := l.normalization(spec)
+	require.NoError(t, err)
+	st, _, err := l.stats()
+	require.NoError(t, err)
+	require.Equal(t, st["observation.state.mean"], n.StateOffset)
+	require.InDelta(t, st["action.std"][2]+1e-8, n.ActionScale[2], 1e-7)
+	// Kept for a robot of other dimensions: one error naming the file and the way out.
+	spec.StateDim = 26
+	_, err = l.normalization(spec)
+	require.ErrorContains(t, err, "policy_preprocessor_step_6_normalizer_processor.safetensors")
+	require.ErrorContains(t, err, "policy.norm_stats: dataset")
 }
 
 // Parity with LeRobot's pi0: reel's training loss (the same noise and flow times) and its sampled
