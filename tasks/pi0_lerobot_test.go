@@ -193,3 +193,44 @@ func TestLeRobotPi0OpenPolicyAsIs(t *testing.T) {
 		require.False(t, math.IsNaN(float64(v)) || math.IsInf(float64(v), 0))
 	}
 }
+
+// Settings reel's pi0 does not implement, and a state file outside the directory, are refused
+// with one line naming the file and the key.
+func TestLeRobotPi0RefusesWhatItCannotRun(t *testing.T) {
+	copyDir := func(t *testing.T) string {
+		dir := t.TempDir()
+		ents, err := os.ReadDir(leRobotTiny)
+		require.NoError(t, err)
+		for _, e := range ents {
+			b, err := os.ReadFile(filepath.Join(leRobotTiny, e.Name()))
+			require.NoError(t, err)
+			require.NoError(t, os.WriteFile(filepath.Join(dir, e.Name()), b, 0o644))
+		}
+		return dir
+	}
+	edit := func(t *testing.T, dir, file, from, to string) {
+		b, err := os.ReadFile(filepath.Join(dir, file))
+		require.NoError(t, err)
+		require.Contains(t, string(b), from)
+		require.NoError(t, os.WriteFile(filepath.Join(dir, file), []byte(strings.Replace(string(b), from, to, 1)), 0o644))
+	}
+	for _, c := range []struct{ file, from, to, want string }{
+		{"config.json", `"max_state_dim": 32`, `"max_state_dim": 64`, "config.json: max_state_dim"},
+		{"config.json", `"empty_cameras": 0`, `"empty_cameras": 1`, "config.json: empty_cameras"},
+		{"config.json", `"time_sampling_beta_alpha": 1.5`, `"time_sampling_beta_alpha": 2`, "config.json: time_sampling_"},
+		{"config.json", `"image_resolution": [
+        32,
+        32
+    ]`, `"image_resolution": [64, 64]`, "do not tile config.json's image_resolution"},
+	} {
+		dir := copyDir(t)
+		edit(t, dir, c.file, c.from, c.to)
+		_, err := OpenPolicy(goBackend(t), dir, nil, 1)
+		require.ErrorContains(t, err, c.want)
+		require.NotContains(t, err.Error(), "\n")
+	}
+	dir := copyDir(t)
+	edit(t, dir, "policy_preprocessor.json", `"policy_preprocessor_step_6_normalizer_processor.safetensors"`, `"../x.safetensors"`)
+	_, err := OpenPolicy(goBackend(t), dir, nil, 1)
+	require.ErrorContains(t, err, "state_file")
+}
