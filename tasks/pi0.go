@@ -37,6 +37,9 @@ func openPi0(r *recipes.Recipe, ckpt string) (vlaFamily, error) {
 	var lr *leRobotPi0
 	var pg *models.PaliGemmaConfig
 	var err error
+	if r.Train.Remat {
+		return nil, fmt.Errorf("train.remat: not implemented for model.arch pi0 (its joint layers are not checkpointed)")
+	}
 	if isLeRobotPi0(r.Model.Pretrained) {
 		if lr, err = openLeRobotPi0(r.Model.Pretrained); err != nil {
 			return nil, fmt.Errorf("model.pretrained: %w", err)
@@ -65,9 +68,6 @@ func (f *pi0Family) text() *textCodec { return f.codec }
 // recipe's image size.
 func pi0PaliGemma(r *recipes.Recipe) (*models.PaliGemmaConfig, error) {
 	m := r.Model
-	if r.Train.Remat {
-		return nil, fmt.Errorf("train.remat: not implemented for model.arch pi0 (its joint layers are not checkpointed)")
-	}
 	if m.Pretrained == "" {
 		return nil, fmt.Errorf("model.pretrained: required for model.arch pi0 (a PaliGemma directory, or 'random' with model.hf_config)")
 	}
@@ -108,10 +108,13 @@ func (f *pi0Family) network(spec policy.Spec, norm models.Normalization, _ bool)
 	if f.lr != nil { // the expert is the directory's
 		expertDim, expertMLP = f.lr.expertDim, f.lr.expertMLP
 		if p.NormStats == "checkpoint" {
-			if spec.Normalization != must(f.lr.normMode()) {
-				return nil, fmt.Errorf("policy.norm_stats: checkpoint keeps %s's %s statistics; set data.normalization: %s", f.lr.dir, must(f.lr.normMode()), must(f.lr.normMode()))
+			mode, err := f.lr.normMode()
+			if err != nil {
+				return nil, fmt.Errorf("policy.norm_stats: checkpoint: %w", err)
 			}
-			var err error
+			if spec.Normalization != mode {
+				return nil, fmt.Errorf("policy.norm_stats: checkpoint keeps %s's %s statistics; set data.normalization: %s", f.lr.dir, mode, mode)
+			}
 			if norm, err = f.lr.normalization(spec); err != nil {
 				return nil, fmt.Errorf("policy.norm_stats: checkpoint: %w", err)
 			}

@@ -650,15 +650,6 @@ func leRobotToReel(t *tensors.Tensor, tr string, want []int) (*tensors.Tensor, e
 	return tensors.FromFlatDataAndDimensions(out, want...), nil
 }
 
-// must is v, or "" when err is set (for values checked before).
-func must[T any](v T, err error) T {
-	if err != nil {
-		var zero T
-		return zero
-	}
-	return v
-}
-
 // openLeRobotPi0Policy opens a LeRobot pi0 directory as a trained policy, as it is: the pi0
 // recipe sized by its config.json (image_resolution, tokenizer_max_length, chunk_size,
 // n_action_steps, num_inference_steps, its normalisation mode and statistics) with sets over it,
