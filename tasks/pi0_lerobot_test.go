@@ -8,6 +8,7 @@ import (
 	"testing"
 
 	"github.com/gomlx/compute/dtypes"
+	"github.com/gomlx/compute/dtypes/bfloat16"
 	"github.com/gomlx/compute/shapes"
 	. "github.com/gomlx/gomlx/core/graph"
 	"github.com/gomlx/gomlx/core/tensors"
@@ -233,4 +234,40 @@ func TestLeRobotPi0RefusesWhatItCannotRun(t *testing.T) {
 	edit(t, dir, "policy_preprocessor.json", `"policy_preprocessor_step_6_normalizer_processor.safetensors"`, `"../x.safetensors"`)
 	_, err := OpenPolicy(goBackend(t), dir, nil, 1)
 	require.ErrorContains(t, err, "state_file")
+}
+
+// A directory saved in bfloat16 (LeRobot's "dtype": "bfloat16") loads, widened to float32.
+func TestLeRobotPi0LoadsBFloat16(t *testing.T) {
+	dir := t.TempDir()
+	ents, err := os.ReadDir(leRobotTiny)
+	require.NoError(t, err)
+	for _, e := range ents {
+		b, err := os.ReadFile(filepath.Join(leRobotTiny, e.Name()))
+		require.NoError(t, err)
+		require.NoError(t, os.WriteFile(filepath.Join(dir, e.Name()), b, 0o644))
+	}
+	w, _, err := checkpoints.ReadSafetensors(filepath.Join(leRobotTiny, "model.safetensors"))
+	require.NoError(t, err)
+	bf := map[string]*tensors.Tensor{}
+	for k, v := range w {
+		f := tensors.MustCopyFlatData[float32](v)
+		b := make([]bfloat16.BFloat16, len(f))
+		for i, x := range f {
+			b[i] = bfloat16.FromFloat32(x)
+		}
+		bf[k] = tensors.FromFlatDataAndDimensions(b, v.Shape().Dimensions...)
+	}
+	require.NoError(t, checkpoints.WriteSafetensors(filepath.Join(dir, "model.safetensors"), bf, nil))
+	_, net, _ := openLeRobotTinyNet(t)
+	l, err := openLeRobotPi0(dir)
+	require.NoError(t, err)
+	store := buildTinyStore(t, net)
+	_, err = l.loadWeights(store)
+	require.NoError(t, err)
+	v, err := store.GetVariable("/state_proj/biases").Value()
+	require.NoError(t, err)
+	want := tensors.MustCopyFlatData[float32](w["model.state_proj.bias"])
+	for i, x := range tensors.MustCopyFlatData[float32](v) {
+		require.InDelta(t, want[i], x, 1e-2*math.Abs(float64(want[i]))+1e-6)
+	}
 }
