@@ -333,6 +333,9 @@ func Resolve(path string, warn func(string)) (string, error) {
 	if _, err := os.Stat(filepath.Join(path, stateFile)); err == nil {
 		return path, nil
 	}
+	if isModelDir(path) { // another framework's model directory (a LeRobot policy): opened as it is
+		return path, nil
+	}
 	root := path
 	if _, err := os.Stat(filepath.Join(path, "checkpoints")); err == nil {
 		root = filepath.Join(path, "checkpoints")
@@ -452,4 +455,16 @@ func CheckNoNewVariables(dir string, store *model.Store, loaded map[string]bool)
 	}
 	return fmt.Errorf("checkpoint %s has no %s%s: the recipe describes a different model from the one trained (check the model: section and --set overrides)",
 		dir, strings.Join(missing, ", "), more)
+}
+
+// isModelDir reports whether dir is a model directory of another framework (a config.json beside
+// model.safetensors) rather than a run: it is its own checkpoint.
+func isModelDir(dir string) bool {
+	for _, f := range []string{"config.json", "model.safetensors"} {
+		if st, err := os.Stat(filepath.Join(dir, f)); err != nil || st.IsDir() {
+			return false
+		}
+	}
+	_, err := os.Stat(filepath.Join(dir, "checkpoints"))
+	return err != nil
 }

@@ -103,6 +103,7 @@ func Defaults() Recipe {
 			TimeSamples:   4,
 			ExpertDim:     64,
 			ExpertHeads:   4,
+			NormStats:     "dataset",
 			ExpertMLP:     4096,
 			PointWeight:   10,
 			MeanDepth:     8,

@@ -39,6 +39,7 @@ type PolicyConfig struct {
 	ExpertDim   int     `yaml:"expert_dim" range:"8,4096" doc:"action expert width (pi0: the Gemma expert's hidden size; openpi's gemma_300m: 1024)"`
 	ExpertHeads int     `yaml:"expert_heads" for:"arch=policy|rdvla" range:"1,64" doc:"action expert heads; must divide expert_dim"`
 	ExpertMLP   int     `yaml:"expert_mlp" for:"arch=pi0" range:"8,65536" doc:"pi0: the Gemma action expert's MLP width (openpi's gemma_300m: 4096); its depth, heads and head_dim are the PaliGemma decoder's (joint attention)"`
+	NormStats   string  `yaml:"norm_stats" for:"arch=pi0" enum:"dataset|checkpoint" doc:"pi0 from a LeRobot policy directory (model.pretrained): dataset = normalise with the new dataset's statistics (LeRobot's fine-tuning); checkpoint = keep the directory's own (openpi keeps the base's; needs the same state/action dimensions and data.normalization its mode)"`
 	PointWeight float64 `yaml:"point_weight" range:"0,100" doc:"weight of the pointing loss: the backbone points (spatial soft-argmax) at the simulator's focus point (the object or bowl the task is about); synthetic data only"`
 	// Recurrent-depth head (model.arch rdvla).
 	MeanDepth     float64 `yaml:"mean_depth" for:"arch=rdvla" range:"1,64" doc:"rdvla: mean training depth r̄: r = Poisson(exp(τ)) + 1, τ ~ N(ln r̄ − 0.125, 0.5), clamped to [1, 64]"`

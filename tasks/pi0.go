@@ -18,20 +18,37 @@ import (
 // expert is sized by policy.expert_dim and policy.expert_mlp; the robot's state and actions stay
 // unpadded in the spec (policy.json) and are padded to models.Pi0PadDim inside the graph.
 
-func init() { registerVLAFamily("pi0", openPi0) }
+func init() {
+	registerVLAFamily("pi0", openPi0)
+	registerPolicyDir(policyDir{is: isLeRobotPi0, open: openLeRobotPi0Policy})
+}
 
 type pi0Family struct {
 	r     *recipes.Recipe
 	pg    *models.PaliGemmaConfig
 	codec *textCodec
+	lr    *leRobotPi0 // model.pretrained is a LeRobot pi0 policy directory (pi0_lerobot.go)
 }
 
 // openPi0 reads the PaliGemma configuration and loads the instruction tokenizer: the checkpoint's
 // when reopening one that has it, else pi0Tokenizer's. Gemma's id 0 is <pad>, so the ids are not
 // shifted.
 func openPi0(r *recipes.Recipe, ckpt string) (vlaFamily, error) {
-	pg, err := pi0PaliGemma(r)
-	if err != nil {
+	var lr *leRobotPi0
+	var pg *models.PaliGemmaConfig
+	var err error
+	if r.Train.Remat {
+		return nil, fmt.Errorf("train.remat: not implemented for model.arch pi0 (its joint layers are not checkpointed)")
+	}
+	if isLeRobotPi0(r.Model.Pretrained) {
+		if lr, err = openLeRobotPi0(r.Model.Pretrained); err != nil {
+			return nil, fmt.Errorf("model.pretrained: %w", err)
+		}
+		pg = lr.pg
+		if s := pg.Vision.ImageSize; s != r.Model.ImageSize {
+			return nil, fmt.Errorf("model.image_size: %d must equal the LeRobot policy's image_resolution %d", r.Model.ImageSize, s)
+		}
+	} else if pg, err = pi0PaliGemma(r); err != nil {
 		return nil, err
 	}
 	tokenizer := pi0Tokenizer(r)
@@ -42,7 +59,7 @@ func openPi0(r *recipes.Recipe, ckpt string) (vlaFamily, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &pi0Family{r: r, pg: pg, codec: codec}, nil
+	return &pi0Family{r: r, pg: pg, codec: codec, lr: lr}, nil
 }
 
 func (f *pi0Family) text() *textCodec { return f.codec }
@@ -51,9 +68,6 @@ func (f *pi0Family) text() *textCodec { return f.codec }
 // recipe's image size.
 func pi0PaliGemma(r *recipes.Recipe) (*models.PaliGemmaConfig, error) {
 	m := r.Model
-	if r.Train.Remat {
-		return nil, fmt.Errorf("train.remat: not implemented for model.arch pi0 (its joint layers are not checkpointed)")
-	}
 	if m.Pretrained == "" {
 		return nil, fmt.Errorf("model.pretrained: required for model.arch pi0 (a PaliGemma directory, or 'random' with model.hf_config)")
 	}
@@ -90,7 +104,23 @@ func (f *pi0Family) network(spec policy.Spec, norm models.Normalization, _ bool)
 	if n := f.codec.size(); n > pg.Text.VocabSize {
 		return nil, fmt.Errorf("model.pretrained: the instruction vocabulary has %d ids, more than the decoder's vocab_size %d", n, pg.Text.VocabSize)
 	}
-	c := models.Pi0Config{PaliGemma: pg, Expert: models.Pi0Expert(pg.Text, p.ExpertDim, p.ExpertMLP), Cameras: len(spec.Cameras),
+	expertDim, expertMLP := p.ExpertDim, p.ExpertMLP
+	if f.lr != nil { // the expert is the directory's
+		expertDim, expertMLP = f.lr.expertDim, f.lr.expertMLP
+		if p.NormStats == "checkpoint" {
+			mode, err := f.lr.normMode()
+			if err != nil {
+				return nil, fmt.Errorf("policy.norm_stats: checkpoint: %w", err)
+			}
+			if spec.Normalization != mode {
+				return nil, fmt.Errorf("policy.norm_stats: checkpoint keeps %s's %s statistics; set data.normalization: %s", f.lr.dir, mode, mode)
+			}
+			if norm, err = f.lr.normalization(spec); err != nil {
+				return nil, fmt.Errorf("policy.norm_stats: checkpoint: %w", err)
+			}
+		}
+	}
+	c := models.Pi0Config{PaliGemma: pg, Expert: models.Pi0Expert(pg.Text, expertDim, expertMLP), Cameras: len(spec.Cameras),
 		StateDim: spec.StateDim, ActionDim: spec.ActionDim, Horizon: p.Horizon, EulerSteps: p.EulerSteps}
 	if spec.StateDim > models.Pi0PadDim || spec.ActionDim > models.Pi0PadDim {
 		return nil, fmt.Errorf("data: the robot has %d state and %d action dimensions; pi0 pads them to %d, so at most %d each",
@@ -107,6 +137,13 @@ func (f *pi0Family) InitVariables(backend compute.Backend, store *model.Store) (
 	dir := f.r.Model.Pretrained
 	if dir == "" || dir == "random" {
 		return 0, "", nil
+	}
+	if f.lr != nil {
+		n, err := f.lr.loadWeights(store)
+		if err != nil {
+			return 0, "", fmt.Errorf("model.pretrained: %w", err)
+		}
+		return n, dir + " (LeRobot pi0)", nil
 	}
 	w, err := hf.ReadWeights(dir)
 	if err != nil {

@@ -2,6 +2,8 @@ package tasks
 
 import (
 	"fmt"
+
+	"github.com/gomlx/compute"
 	"slices"
 	"strings"
 
@@ -57,6 +59,20 @@ func openFamily(r *recipes.Recipe, ckpt string) (vlaFamily, error) {
 	}
 	return open(r, ckpt)
 }
+
+// policyDir is a policy directory in another framework's layout that a family opens as it is
+// (pi0's LeRobot directories): is recognises one, open opens it as a trained policy with the
+// recipe settings sets over the family's defaults.
+type policyDir struct {
+	is   func(dir string) bool
+	open func(backend compute.Backend, dir string, sets []string, seed uint64) (Policy, error)
+}
+
+// policyDirs are the registered layouts, consulted by OpenPolicy before reel's checkpoints.
+var policyDirs []policyDir
+
+// registerPolicyDir registers a layout (from a family's init function).
+func registerPolicyDir(d policyDir) { policyDirs = append(policyDirs, d) }
 
 // instructionText is the instruction codec of a policy: the tokenizer at path, its ids shifted
 // past reserved ids, or reel's word vocabulary of the simulator's instructions (path "").

@@ -84,6 +84,11 @@ type iterNote struct {
 // the normalisation statistics come from the checkpoint, and the family opens its tokenizer from
 // the checkpoint. seed fixes the noise of successive calls.
 func OpenPolicy(backend compute.Backend, dir string, sets []string, seed uint64) (Policy, error) {
+	for _, d := range policyDirs {
+		if d.is(dir) {
+			return d.open(backend, dir, sets, seed)
+		}
+	}
 	if _, err := checkpoints.Verify(dir); err != nil {
 		return nil, err
 	}
@@ -117,13 +122,21 @@ func (t *VLA) LoadPolicy(backend compute.Backend, dir string, seed uint64) (Poli
 		return nil, err
 	}
 	loaded := checkpoints.Paths(store)
+	return t.buildPolicy(backend, store, st.Step, seed, dir, func() error { return checkpoints.CheckNoNewVariables(dir, store, loaded) })
+}
+
+// buildPolicy builds the policy's graphs over store once, on a blank observation (creating the
+// variables store lacks), then calls fill: the check that a checkpoint had them all, or the
+// loading of weights in another framework's layout into them.
+func (t *VLA) buildPolicy(backend compute.Backend, store *model.Store, step int64, seed uint64, dir string, fill func() error) (Policy, error) {
+	var err error
 	prec := t.r.Train
 	var p interface {
 		Policy
 		reset(seed uint64)
 	}
 	if net, ok := t.net.(models.Recurrent); ok {
-		rp := &recurrentPolicy{trained: trained{task: t, step: st.Step}, net: net}
+		rp := &recurrentPolicy{trained: trained{task: t, step: step}, net: net}
 		obs := models.Layout(t.spec.StateDim > 0, false, false, nil) // the observation inputs
 		if rp.pre, err = train.NewInference(backend, store, prec, func(scope *model.Scope, in []*Node) []*Node {
 			e, ctx, mask := net.RecurrentPrelude(scope, obs.Bind(in))
@@ -143,7 +156,7 @@ func (t *VLA) LoadPolicy(backend compute.Backend, dir string, seed uint64) (Poli
 		rp.graphs = append(rp.graphs, rp.core)
 		p = rp
 	} else {
-		cp := &chunkPolicy{trained: trained{task: t, step: st.Step}}
+		cp := &chunkPolicy{trained: trained{task: t, step: step}}
 		layout := t.layout(false, false)
 		if cp.exec, err = train.NewInference(backend, store, prec, func(scope *model.Scope, in []*Node) []*Node {
 			return []*Node{t.net.Sample(scope, layout.Bind(in))}
@@ -160,7 +173,7 @@ func (t *VLA) LoadPolicy(backend compute.Backend, dir string, seed uint64) (Poli
 		p.Close()
 		return nil, fmt.Errorf("%s: %w (does the recipe still match the checkpoint's model?)", dir, err)
 	}
-	if err := checkpoints.CheckNoNewVariables(dir, store, loaded); err != nil {
+	if err := fill(); err != nil {
 		p.Close()
 		return nil, err
 	}

@@ -9,11 +9,12 @@ import (
 	"github.com/reelml/reel/backends"
 	"github.com/reelml/reel/checkpoints"
 	"github.com/reelml/reel/hf"
+	"github.com/reelml/reel/tasks"
 	"github.com/reelml/reel/train"
 )
 
 const exportUsage = `Usage: reel export RUN_DIR|CHECKPOINT_DIR --format safetensors [--out FILE]
-       reel export RUN_DIR|CHECKPOINT_DIR --format hf|peft [--out DIR]
+       reel export RUN_DIR|CHECKPOINT_DIR --format hf|peft|lerobot [--out DIR]
 
 Writes the model's weights (optimizer state left out) to one safetensors file, tensor names
 being the variable paths ("policy/vision/patch_embed/weights"). A policy's normalisation is
@@ -26,11 +27,13 @@ writes a transformers model directory (config.json, model.safetensors under the 
 checkpoint's tensor names, shapes and dtypes with the LoRA adapters merged, W + (alpha/r)·B·A,
 and the tokenizer and preprocessor files copied); --format peft writes the LoRA adapters as a
 PEFT adapter (adapter_config.json, adapter_model.safetensors). Variables without a transformers
-name are written as "reel." + their path with "/" → ".".`
+name are written as "reel." + their path with "/" → ".". A pi0 run exports with --format lerobot
+as a LeRobot pi0 policy directory (config.json, model.safetensors under LeRobot's names, the
+processor pipelines with the run's normalisation statistics; docs/lerobot-policies.md).`
 
 func cmdExport(args []string) error {
 	fs := newFlags("export")
-	format := fs.String("format", "safetensors", "output format: safetensors, hf (a Hugging Face model directory, LoRA merged) or peft (a PEFT LoRA adapter directory)")
+	format := fs.String("format", "safetensors", "output format: safetensors, hf (a Hugging Face model directory, LoRA merged), peft (a PEFT LoRA adapter directory) or lerobot (a pi0 run as a LeRobot policy directory)")
 	out := fs.String("out", "", "output file (default: CHECKPOINT_DIR/model.safetensors; for hf and peft a directory, default CHECKPOINT_DIR/hf or CHECKPOINT_DIR/peft)")
 	backend := fs.String("backend", "", "backend that builds the architecture's graph for hf and peft (default: automatic)")
 	ema := fs.Bool("ema", false, "export the moving average of the weights (runs trained with train.ema)")
@@ -41,12 +44,23 @@ func cmdExport(args []string) error {
 	if fs.NArg() != 1 {
 		return &exitError{2, fmt.Errorf("export: expected one run or checkpoint directory, got %d arguments", fs.NArg())}
 	}
-	if *format != "safetensors" && *format != "hf" && *format != "peft" {
-		return &exitError{2, fmt.Errorf("export: --format %q is not supported (want safetensors, hf or peft)", *format)}
+	if *format != "safetensors" && *format != "hf" && *format != "peft" && *format != "lerobot" {
+		return &exitError{2, fmt.Errorf("export: --format %q is not supported (want safetensors, hf, peft or lerobot)", *format)}
 	}
 	dir, err := checkpoints.Resolve(fs.Arg(0), warn)
 	if err != nil {
 		return err
+	}
+	if *format == "lerobot" {
+		if *out == "" {
+			*out = filepath.Join(dir, "lerobot")
+		}
+		res, err := tasks.ExportLeRobot(dir, *out, *ema)
+		if err != nil {
+			return err
+		}
+		fmt.Printf("wrote %d tensors of %s (step %d, %d LoRA adapters merged) as a LeRobot pi0 policy directory to %s\n", res.Tensors, dir, res.Step, res.Merged, *out)
+		return nil
 	}
 	if *format != "safetensors" {
 		return exportHF(dir, *format, *out, *ema, *backend)

@@ -139,7 +139,7 @@ func TestExportHFCLI(t *testing.T) {
 	msg := requireUserError(t, reel(t, dir, "export", "plain", "--format", "peft"), 1)
 	require.Contains(t, msg, "no train.lora")
 	msg = requireUserError(t, reel(t, dir, "export", "run", "--format", "onnx"), 2)
-	require.Contains(t, msg, "want safetensors, hf or peft")
+	require.Contains(t, msg, "want safetensors, hf, peft or lerobot")
 	require.NoError(t, os.WriteFile(filepath.Join(dir, "afile"), nil, 0o644))
 	msg = requireUserError(t, reel(t, dir, "export", "run", "--format", "hf", "--out", "afile"), 1)
 	require.Contains(t, msg, "expected a directory")
