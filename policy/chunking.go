@@ -297,7 +297,9 @@ type Guide struct {
 }
 
 // Guides reports whether g guides any action.
-func (g Guide) Guides() bool { return slices.ContainsFunc(g.Weights, func(w float32) bool { return w != 0 }) }
+func (g Guide) Guides() bool {
+	return slices.ContainsFunc(g.Weights, func(w float32) bool { return w != 0 })
+}
 
 // Inpainter is a Policy that can sample chunks continuing committed actions: a flow policy whose
 // sampling is guided toward them (real-time chunking). Implementations: a trained flow-matching
