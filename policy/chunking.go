@@ -346,6 +346,9 @@ func (e *Ensembled) StartEpisodes(n int) error {
 	if err := e.c.Check(); err != nil {
 		return err
 	}
+	if e.execute > 0 && e.c.Delay > e.execute {
+		return fmt.Errorf("inference delay %d: want at most the %d actions executed of each chunk", e.c.Delay, e.execute)
+	}
 	if e.c.Mode == ChunkRTC {
 		if ip, ok := e.p.(Inpainter); !ok || !ip.Inpaints() {
 			return fmt.Errorf("chunking rtc: the policy is not a flow-matching policy (it cannot be guided); use newest, average or ema")
