@@ -202,10 +202,10 @@ type EvalConfig struct {
 	RTCHorizon     int     `yaml:"rtc_horizon" for:"task=vla" range:"0,256" doc:"vla, eval.chunking rtc: actions left of the last chunk the next one is guided toward (LeRobot's execution_horizon); 0 = all of them"`
 	MaxGuidance    float64 `yaml:"max_guidance" for:"task=vla" range:"0.001,1000" doc:"vla, eval.chunking rtc: clip beta of the guidance weight (the paper's evaluation uses 5)"`
 	RTCSchedule    string  `yaml:"rtc_schedule" for:"task=vla" enum:"exp|linear|ones|zeros" doc:"vla, eval.chunking rtc: weights over the overlap after the d frozen actions: exp (the paper's), linear, ones, zeros (hard masking)"`
-	Depths    []int    `yaml:"depths" for:"arch=rdvla" doc:"rdvla: fixed depths 'reel eval' sweeps (besides adaptive stopping)"`
-	Seed      int64    `yaml:"seed" doc:"seed of the (fixed) eval sets"`
-	Dir       string   `yaml:"dir" for:"task=exevrm" doc:"exevrm: a held-out LeRobot reward dataset (episode metadata success, optionally decision_step and kind) to evaluate on instead of eval.episodes held-out simulated episodes"`
-	OODMax    int      `yaml:"ood_max_objects" for:"task=vqa" range:"1,50" doc:"most objects in the counting_ood set"`
+	Depths         []int   `yaml:"depths" for:"arch=rdvla" doc:"rdvla: fixed depths 'reel eval' sweeps (besides adaptive stopping)"`
+	Seed           int64   `yaml:"seed" doc:"seed of the (fixed) eval sets"`
+	Dir            string  `yaml:"dir" for:"task=exevrm" doc:"exevrm: a held-out LeRobot reward dataset (episode metadata success, optionally decision_step and kind) to evaluate on instead of eval.episodes held-out simulated episodes"`
+	OODMax         int     `yaml:"ood_max_objects" for:"task=vqa" range:"1,50" doc:"most objects in the counting_ood set"`
 }
 
 // CheckpointConfig describes checkpointing.
