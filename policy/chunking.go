@@ -182,17 +182,20 @@ type ChunkBuffer struct {
 	execute int // actions served from a chunk before the next query (0: the whole chunk)
 	queue   [][]float32
 	served  int // actions served since the last chunk was pushed
-	// boundary is the index, counted from the last push, of the first action served from the
-	// new chunk (after the Delay actions kept); last is the action served before.
-	boundary int
+	// from[i] numbers the chunk queue[i] came from (kept actions keep their chunk's number,
+	// blended ones take the new chunk's); a boundary is where the number served changes.
+	from     []int
+	pushes   int
+	lastFrom int
 	last     []float32
 	jumps    Jumps
 	horizon  int // length of the chunks pushed
 }
 
-// Jumps tallies the action jumps at chunk boundaries: at the first action served from each new
-// chunk (after the first of an episode), the mean absolute difference, over the action's
-// values, from the action served just before.
+// Jumps tallies the action jumps at chunk boundaries: wherever the action served comes from
+// another chunk than the action served just before it (within an episode), the mean absolute
+// difference of the two over the action's values. With an inference delay as long as execute,
+// a chunk's first actions served are those kept at the next query.
 type Jumps struct {
 	Sum float64 // sum of the jumps
 	N   int     // boundaries
@@ -255,6 +258,7 @@ func (b *ChunkBuffer) Push(chunk [][]float32) {
 	overlap := min(len(old), len(chunk))
 	q := make([][]float32, 0, keep+max(len(old), len(chunk)))
 	q = append(q, b.queue[:keep]...)
+	from := append(make([]int, 0, cap(q)), b.from[:keep]...)
 	for i := range overlap {
 		if len(old[i]) != len(chunk[i]) { // a policy's action size never changes; be safe
 			q = append(q, chunk[i])
@@ -263,21 +267,26 @@ func (b *ChunkBuffer) Push(chunk [][]float32) {
 		q = append(q, b.c.blend(old[i], chunk[i]))
 	}
 	q = append(q, chunk[overlap:]...)
+	b.pushes++
+	for len(from) < len(q) {
+		from = append(from, b.pushes)
+	}
 	if len(old) > len(chunk) {
 		q = append(q, old[len(chunk):]...)
+		from = append(from, b.from[keep+len(chunk):]...)
 	}
-	b.queue, b.served, b.boundary = q, 0, keep
+	b.queue, b.from, b.served = q, from, 0
 }
 
 // Pop returns the next action; the buffer must not be Due.
 func (b *ChunkBuffer) Pop() []float32 {
-	a := b.queue[0]
-	b.queue = slices.Delete(b.queue, 0, 1)
-	if b.served == b.boundary && b.last != nil {
+	a, from := b.queue[0], b.from[0]
+	b.queue, b.from = slices.Delete(b.queue, 0, 1), slices.Delete(b.from, 0, 1)
+	if from != b.lastFrom && b.last != nil {
 		b.jumps.Record(b.last, a)
 	}
 	b.served++
-	b.last = a
+	b.last, b.lastFrom = a, from
 	return a
 }
 
@@ -285,7 +294,7 @@ func (b *ChunkBuffer) Pop() []float32 {
 func (b *ChunkBuffer) Jumps() Jumps { return b.jumps }
 
 // Reset forgets the buffered actions (a new episode); the jumps stay counted.
-func (b *ChunkBuffer) Reset() { b.queue, b.served, b.boundary, b.last = nil, 0, 0, nil }
+func (b *ChunkBuffer) Reset() { b.queue, b.from, b.served, b.last = nil, nil, 0, nil }
 
 // Guide is what one observation's new chunk continues (real-time chunking).
 type Guide struct {
