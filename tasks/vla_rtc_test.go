@@ -64,3 +64,50 @@ func TestClosedLoopRTC(t *testing.T) {
 	c := tinyVLA(t, "eval.chunking=rtc", "eval.inference_delay=2", "eval.max_guidance=3", "eval.rtc_schedule=linear", "eval.rtc_horizon=4").Chunking()
 	require.Equal(t, policy.Chunking{Mode: policy.ChunkRTC, EMAWeight: 0.5, Delay: 2, RTCHorizon: 4, MaxGuidance: 3, Schedule: policy.ScheduleLinear}, c)
 }
+
+// The cost of real-time chunking's guidance (a vector-Jacobian product through the action expert
+// at every Euler step) against plain sampling, for molmobot-tiny at the closed-loop batch of 64:
+// go test ./tasks -run '^$' -bench PolicyInpainting -benchtime 5x
+func BenchmarkPolicyInpainting(b *testing.B) {
+	run := trainTinyPolicy(b, "molmobot-tiny", "model.vision_layers=2", "model.text_layers=2")
+	p, err := OpenPolicy(goBackend(b), run, nil, 3)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer p.Close()
+	spec := p.Spec()
+	w, err := sim.NewWorld(sim.DefaultConfig(), sim.EvalSeed(0, 0))
+	if err != nil {
+		b.Fatal(err)
+	}
+	obs, guides := make([]policy.Observation, 64), make([]policy.Guide, 64)
+	o := w.Observe()
+	prev := make([][]float32, spec.Horizon-spec.Execute)
+	for k := range prev {
+		prev[k] = make([]float32, spec.ActionDim)
+	}
+	for i := range obs {
+		obs[i] = o
+		guides[i] = policy.Guide{Prev: prev, Weights: policy.PrefixWeights(2, len(prev), spec.Horizon, policy.ScheduleExp)}
+	}
+	ip := p.(policy.Inpainter)
+	for _, c := range []struct {
+		name string
+		act  func() error
+	}{
+		{"plain", func() error { _, err := p.Act(obs); return err }},
+		{"rtc", func() error { _, err := ip.ActInpainting(obs, guides, policy.DefaultMaxGuidance); return err }},
+	} {
+		b.Run(c.name, func(b *testing.B) {
+			if err := c.act(); err != nil { // compiles the graph for this batch
+				b.Fatal(err)
+			}
+			b.ResetTimer()
+			for range b.N {
+				if err := c.act(); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
+}
