@@ -10,14 +10,21 @@ import (
 	"github.com/reelml/reel/sim"
 )
 
-// A trained flow policy inpaints through OpenPolicy: with nothing to continue (weights 0) its
-// guided chunk is its plain chunk bit for bit (same seed), and with the first two actions frozen
-// (the paper's hard mask, β = 10 = 1/Δτ) the chunk starts on the committed actions.
+// A trained flow policy (MolmoBot's flow head, pi0) inpaints through OpenPolicy: with nothing to
+// continue (weights 0) its guided chunk is its plain chunk bit for bit (same seed), and with the
+// first two actions frozen (the paper's hard mask, β = 10 = 1/Δτ) the chunk starts on the
+// committed actions.
 func TestPolicyInpainting(t *testing.T) {
 	if testing.Short() {
-		t.Skip("trains a tiny policy")
+		t.Skip("trains tiny policies")
 	}
-	run := trainTinyPolicy(t, "molmobot-tiny")
+	for _, recipe := range []string{"molmobot-tiny", "pi0-tiny"} {
+		t.Run(recipe, func(t *testing.T) { testPolicyInpainting(t, recipe) })
+	}
+}
+
+func testPolicyInpainting(t *testing.T, recipe string) {
+	run := trainTinyPolicy(t, recipe)
 	open := func() Policy {
 		p, err := OpenPolicy(goBackend(t), run, nil, 3)
 		require.NoError(t, err)
