@@ -36,6 +36,7 @@ type PolicyTask interface {
 	Depths() []int                    // fixed depths a recurrent-depth policy is swept over (eval.depths)
 	// ClosedLoop is the policy and settings a local closed-loop evaluation runs with (eval.chunking).
 	ClosedLoop(p policy.Policy, spec policy.Spec) (policy.Policy, sim.EvalConfig)
+	Chunking() policy.Chunking // eval.chunking and its settings
 }
 
 // ClosedLoop is the closed-loop part of a policy's evaluation: the checkpoint (or a remote
@@ -50,6 +51,11 @@ type ClosedLoop struct {
 	Remote    string                      `json:"remote,omitempty"`
 	Videos    []string                    `json:"videos,omitempty"`
 	Seconds   float64                     `json:"seconds"`
+	// A local policy: the mean action jump at chunk boundaries and the policy's wall time per
+	// control step (sim.EvalResult), under eval.chunking.
+	BoundaryJump     float64 `json:"boundary_jump,omitempty"`
+	Boundaries       int     `json:"boundaries,omitempty"`
+	LatencyMSPerStep float64 `json:"latency_ms_per_step,omitempty"`
 	// Remote: episodes that failed (timeouts, errors; counted as failures above), whether some
 	// never ran, this evaluation's shard, and its result files (per-episode JSONL, aggregate
 	// JSON in the vla-eval harness's layout).
@@ -141,6 +147,9 @@ func rollOut(res *Result, task PolicyTask, dir string, spec policy.Spec, p polic
 	ev := &ClosedLoop{Success: sr.Success, Low: sr.Low, High: sr.High, Episodes: sr.N, MeanSteps: sr.MeanSteps,
 		Families: sr.Families, Seconds: time.Since(start).Seconds()}
 	addSuccess(res, sr.Success, sr.Families)
+	ev.BoundaryJump, ev.Boundaries, ev.LatencyMSPerStep = sr.BoundaryJump, sr.Boundaries, sr.LatencyMSPerStep
+	res.Metrics["closed_loop/boundary_jump"] = sr.BoundaryJump
+	res.Metrics["closed_loop/latency_ms_per_step"] = sr.LatencyMSPerStep
 	runDir := checkpoints.RunDir(dir)
 	for i, v := range sr.Videos {
 		outcome := "fail"
@@ -161,6 +170,9 @@ func rollOut(res *Result, task PolicyTask, dir string, spec policy.Spec, p polic
 	res.ClosedLoop = ev
 	o.log("closed loop: success %.3f [%.3f, %.3f] over %d held-out episodes (%s) in %.1fs",
 		sr.Success, sr.Low, sr.High, sr.N, familyLine(sr.Families), ev.Seconds)
+	c := task.Chunking()
+	o.log("chunking %s, inference delay %d: mean action jump at chunk boundaries %.4f (%d boundaries), policy %.1f ms per control step",
+		c.Mode, c.Delay, sr.BoundaryJump, sr.Boundaries, sr.LatencyMSPerStep)
 	return nil
 }
 

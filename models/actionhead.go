@@ -92,17 +92,23 @@ func (h FlowMatchingHead) SampleLosses(scope *model.Scope, c ActionContext, acti
 // Sample implements ActionHead: EulerSteps Euler steps of the learned field from the noise end of
 // the convention, over one backbone pass.
 func (h FlowMatchingHead) Sample(scope *model.Scope, c ActionContext, noise map[string]*Node) *Node {
+	return h.SampleGuided(scope, c, noise, nil)
+}
+
+// SampleGuided implements GuidedHead: Sample with every Euler step guided toward g (real-time
+// chunking, losses.Guidance over [B, 1, H, A]); g nil is Sample.
+func (h FlowMatchingHead) SampleGuided(scope *model.Scope, c ActionContext, noise map[string]*Node, g *losses.Guidance) *Node {
 	x0 := InsertAxes(noise["noise"], 1) // [B, 1, H, A]
 	b := x0.Shape().Dimensions[0]
 	calls := 0
-	x := h.Convention.EulerSample(x0, h.EulerSteps, func(x, t *Node) *Node {
+	x := h.Convention.GuidedEulerSample(x0, h.EulerSteps, func(x, t *Node) *Node {
 		expert := scope.In
 		if calls > 0 {
 			expert = scope.Shared // the same weights at every Euler step
 		}
 		calls++
 		return ActionExpert(expert("expert"), h.Net, c.Hidden, c.Valid, c.Cond, x, BroadcastToDims(Reshape(t, 1, 1), b, 1))
-	})
+	}, g)
 	return Squeeze(x, 1)
 }
 

@@ -400,6 +400,12 @@ func (p Pi0Policy) sample(scope *model.Scope, n normalizer, b PolicyBatch) *Node
 // the cache is tested against). state is normalised [B, StateDim] or nil. Returns the normalised
 // chunk [B, H, ActionDim].
 func Pi0Sample(scope *model.Scope, cfg Pi0Config, images, tokens, state, noise *Node, cached bool) *Node {
+	return Pi0SampleGuided(scope, cfg, images, tokens, state, noise, cached, nil)
+}
+
+// Pi0SampleGuided is Pi0Sample with every Euler step guided toward g (real-time chunking,
+// losses.Guidance over the padded chunk [B, H, Pi0PadDim]); g nil is Pi0Sample.
+func Pi0SampleGuided(scope *model.Scope, cfg Pi0Config, images, tokens, state, noise *Node, cached bool, g *losses.Guidance) *Node {
 	b := images.Shape().Dimensions[0]
 	st := pi0Pad(images, state, b)
 	var kv *Pi0KV
@@ -407,13 +413,13 @@ func Pi0Sample(scope *model.Scope, cfg Pi0Config, images, tokens, state, noise *
 	if cached {
 		_, kv, valid, count = Pi0PrefixHidden(scope, cfg, images, tokens)
 	}
-	x := losses.FlowPi0.EulerSample(noise, cfg.EulerSteps, func(x, t *Node) *Node {
+	x := losses.FlowPi0.GuidedEulerSample(noise, cfg.EulerSteps, func(x, t *Node) *Node {
 		tb := BroadcastToDims(Reshape(t, 1), b)
 		if cached {
 			return Pi0VelocityCached(scope, cfg, kv, valid, count, st, x, tb)
 		}
 		return Pi0Velocity(scope, cfg, images, tokens, st, x, tb)
-	})
+	}, g)
 	return Slice(x, AxisRange(), AxisRange(), AxisRange(0, cfg.ActionDim))
 }
 

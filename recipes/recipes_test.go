@@ -267,6 +267,11 @@ func TestSetOverrides(t *testing.T) {
 	_, err = Load("counting-pretrain-tiny", []string{"train.steps"})
 	require.ErrorContains(t, err, "expected key=value")
 
+	_, err = Load("molmobot-tiny", []string{"eval.inference_delay=5"}) // execute 4
+	require.ErrorContains(t, err, "eval.inference_delay: 5 must be at most policy.execute (4)")
+	_, err = Load("molmobot-tiny", []string{"eval.chunking=rtc", "eval.inference_delay=4", "eval.rtc_schedule=zeros"})
+	require.NoError(t, err)
+
 	_, err = Load("counting-pretrain-tiny", []string{"train.lr.x=1"})
 	require.ErrorContains(t, err, "train.lr is not a section")
 

@@ -195,12 +195,18 @@ type EvalConfig struct {
 	Sets      []string `yaml:"sets" enum:"counting|general|counting_ood|retrieval|videoqa|actions|reward" doc:"eval sets: vqa: counting (in-distribution), general QA, counting_ood (distribution shifts); videoclip: retrieval (held-out video-text pairs); videoqa: held-out video questions; vla: actions (held-out expert chunks, offline); exevrm: reward (held-out execution videos)"`
 	Episodes  int      `yaml:"episodes" for:"task=vla|exevrm" range:"1," doc:"vla: closed-loop episodes 'reel eval' rolls out in held-out scenes; exevrm: held-out reward episodes (synthetic) evaluated"`
 	Videos    int      `yaml:"videos" for:"task=vla" range:"0," doc:"vla: rollout videos 'reel eval' writes (first N episodes)"`
-	Chunking  string   `yaml:"chunking" for:"task=vla" enum:"newest|average|ema" doc:"vla: how closed-loop evaluation executes the policy's chunks: newest = policy.execute actions of each (execute-k); average, ema = the policy re-queried every policy.execute actions and the actions left blended with the next chunk's (the vla-eval harness's action_ensemble, as 'reel serve --chunking')"`
+	Chunking  string   `yaml:"chunking" for:"task=vla" enum:"newest|average|ema|rtc" doc:"vla: how closed-loop evaluation executes the policy's chunks: newest = policy.execute actions of each (execute-k); average, ema = the policy re-queried every policy.execute actions and the actions left blended with the next chunk's (the vla-eval harness's action_ensemble, as 'reel serve --chunking'); rtc = real-time chunking, the next chunk of a flow policy guided to continue the actions left (Black et al. 2025)"`
 	EMAWeight float64  `yaml:"ema_weight" for:"task=vla" range:"0.001,1" doc:"vla, eval.chunking ema: weight of the new chunk's action (the harness's ema_alpha)"`
-	Depths    []int    `yaml:"depths" for:"arch=rdvla" doc:"rdvla: fixed depths 'reel eval' sweeps (besides adaptive stopping)"`
-	Seed      int64    `yaml:"seed" doc:"seed of the (fixed) eval sets"`
-	Dir       string   `yaml:"dir" for:"task=exevrm" doc:"exevrm: a held-out LeRobot reward dataset (episode metadata success, optionally decision_step and kind) to evaluate on instead of eval.episodes held-out simulated episodes"`
-	OODMax    int      `yaml:"ood_max_objects" for:"task=vqa" range:"1,50" doc:"most objects in the counting_ood set"`
+	// InferenceDelay and the RTC settings below are policy.Chunking's Delay, RTCHorizon,
+	// MaxGuidance and Schedule.
+	InferenceDelay int     `yaml:"inference_delay" for:"task=vla" range:"0,256" doc:"vla: simulated inference delay d in control steps: the robot executes d more actions of what is buffered while the next chunk is computed (at most policy.execute); with chunking newest this is naive asynchronous execution"`
+	RTCHorizon     int     `yaml:"rtc_horizon" for:"task=vla" range:"0,256" doc:"vla, eval.chunking rtc: actions left of the last chunk the next one is guided toward (LeRobot's execution_horizon); 0 = all of them"`
+	MaxGuidance    float64 `yaml:"max_guidance" for:"task=vla" range:"0.001,1000" doc:"vla, eval.chunking rtc: clip beta of the guidance weight (the paper's evaluation uses 5)"`
+	RTCSchedule    string  `yaml:"rtc_schedule" for:"task=vla" enum:"exp|linear|ones|zeros" doc:"vla, eval.chunking rtc: weights over the overlap after the d frozen actions: exp (the paper's), linear, ones, zeros (hard masking)"`
+	Depths         []int   `yaml:"depths" for:"arch=rdvla" doc:"rdvla: fixed depths 'reel eval' sweeps (besides adaptive stopping)"`
+	Seed           int64   `yaml:"seed" doc:"seed of the (fixed) eval sets"`
+	Dir            string  `yaml:"dir" for:"task=exevrm" doc:"exevrm: a held-out LeRobot reward dataset (episode metadata success, optionally decision_step and kind) to evaluate on instead of eval.episodes held-out simulated episodes"`
+	OODMax         int     `yaml:"ood_max_objects" for:"task=vqa" range:"1,50" doc:"most objects in the counting_ood set"`
 }
 
 // CheckpointConfig describes checkpointing.

@@ -187,6 +187,9 @@ func checkCross(r *Recipe, add func(p, msg string)) {
 		if pc.Execute > pc.Horizon {
 			add("policy.execute", fmt.Sprintf("%d is more than policy.horizon (%d)", pc.Execute, pc.Horizon))
 		}
+		if dl := r.Eval.InferenceDelay; dl > 0 && (dl > pc.Execute || dl >= pc.Horizon) {
+			add("eval.inference_delay", fmt.Sprintf("%d must be at most policy.execute (%d) and less than policy.horizon (%d): the actions executed while the next chunk is computed come from the last one", dl, pc.Execute, pc.Horizon))
+		}
 		if uses(r, "policy.expert_heads") && pc.ExpertDim%pc.ExpertHeads != 0 {
 			add("policy.expert_heads", fmt.Sprintf("%d does not divide policy.expert_dim (%d)", pc.ExpertHeads, pc.ExpertDim))
 		}

@@ -11,8 +11,9 @@ import (
 
 // request is one observation waiting for the policy.
 type request struct {
-	obs  policy.Observation
-	done chan result // buffered: the dispatcher never blocks on a departed connection
+	obs   policy.Observation
+	guide policy.Guide // under chunking rtc: what the connection's next chunk continues
+	done  chan result  // buffered: the dispatcher never blocks on a departed connection
 }
 
 type result struct {
@@ -20,9 +21,10 @@ type result struct {
 	err   error
 }
 
-// query sends obs through the batcher and waits for its action chunk.
-func (s *Server) query(ctx context.Context, obs policy.Observation) ([][]float32, error) {
-	req := &request{obs: obs, done: make(chan result, 1)}
+// query sends obs (with its connection's guide under rtc) through the batcher and waits for its
+// action chunk.
+func (s *Server) query(ctx context.Context, obs policy.Observation, guide policy.Guide) ([][]float32, error) {
+	req := &request{obs: obs, guide: guide, done: make(chan result, 1)}
 	select {
 	case s.reqs <- req:
 	case <-ctx.Done():
@@ -75,10 +77,11 @@ func (s *Server) dispatch() {
 // runBatch calls the policy once for the batch and hands each request its chunk, or the error.
 func (s *Server) runBatch(batch []*request) {
 	obs := make([]policy.Observation, len(batch))
+	guides := make([]policy.Guide, len(batch))
 	for i, r := range batch {
-		obs[i] = r.obs
+		obs[i], guides[i] = r.obs, r.guide
 	}
-	chunks, err := s.act(obs)
+	chunks, err := s.act(obs, guides)
 	if err == nil && len(chunks) != len(batch) {
 		err = fmt.Errorf("policy returned %d action chunks for %d observations", len(chunks), len(batch))
 	}
@@ -96,14 +99,14 @@ func (s *Server) runBatch(batch []*request) {
 }
 
 // act calls the policy, turning a panic into an error.
-func (s *Server) act(obs []policy.Observation) (chunks [][][]float32, err error) {
+func (s *Server) act(obs []policy.Observation, guides []policy.Guide) (chunks [][][]float32, err error) {
 	defer func() {
 		if r := recover(); r != nil {
 			s.cfg.Logf("serve: policy panicked: %v\n%s", r, debug.Stack())
 			err = fmt.Errorf("policy panicked: %v", r)
 		}
 	}()
-	chunks, err = s.policy.Act(obs)
+	chunks, err = s.actGuided(obs, guides)
 	if err != nil {
 		return nil, fmt.Errorf("policy: %w", err)
 	}
@@ -111,7 +114,7 @@ func (s *Server) act(obs []policy.Observation) (chunks [][][]float32, err error)
 }
 
 // checkChunk validates one chunk and cuts it to the Execute actions a connection will use, or,
-// when chunks are ensembled (Config.Chunking average, ema), keeps it whole for the overlap.
+// when chunks overlap (Config.Chunking average, ema, rtc, or an inference delay), keeps it whole.
 func (s *Server) checkChunk(chunk [][]float32) ([][]float32, error) {
 	if len(chunk) == 0 {
 		return nil, fmt.Errorf("policy returned an empty action chunk")
@@ -124,7 +127,7 @@ func (s *Server) checkChunk(chunk [][]float32) ([][]float32, error) {
 			return nil, fmt.Errorf("policy returned action %d with %d values, expected %d", k, len(a), s.cfg.Spec.ActionDim)
 		}
 	}
-	if e := s.cfg.Spec.Execute; e > 0 && len(chunk) > e && s.cfg.Chunking.Mode == ChunkNewest {
+	if e := s.cfg.Spec.Execute; e > 0 && len(chunk) > e && s.cfg.Chunking.Mode == ChunkNewest && s.cfg.Chunking.Delay == 0 {
 		chunk = chunk[:e]
 	}
 	return chunk, nil

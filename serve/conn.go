@@ -199,7 +199,11 @@ func (s *Server) observe(ctx context.Context, sess *session, msg Message) (Messa
 		}
 	}
 	if sess.buffer.Due() {
-		chunk, err := s.query(ctx, obs)
+		var guide policy.Guide
+		if s.cfg.Chunking.Mode == ChunkRTC {
+			guide = sess.buffer.Guide()
+		}
+		chunk, err := s.query(ctx, obs, guide)
 		if err != nil {
 			return ErrorMessage(msg.Seq, err), true
 		}

@@ -36,7 +36,9 @@ type Config struct {
 	// A zero spec accepts any observation.
 	Spec policy.Spec
 	// Chunking is how each connection ensembles overlapping chunks (policy.Chunking; default
-	// newest: execute-k). Listen fails when it is not valid (Chunking.Check).
+	// newest: execute-k), with its inference delay and, under rtc (real-time chunking), its
+	// guidance settings. Listen fails when it is not valid (Chunking.CheckChunks for the spec's
+	// chunks) or, under rtc, when the policy cannot be guided (policy.Inpainter).
 	Chunking policy.Chunking
 	// Adapt fits a benchmark's observations and actions to the policy (camera mapping, resize
 	// mode, state selection, action dimension); see AdaptOptions. Listen fails when they do not
@@ -135,7 +137,7 @@ func NewServer(p policy.Policy, cfg Config) *Server {
 	s.adapter, s.adaptErr = NewAdapter(cfg.Spec, cfg.Adapt)
 	if s.adaptErr != nil {
 		s.adapter, _ = NewAdapter(policy.Spec{}, AdaptOptions{})
-	} else if err := cfg.Chunking.Check(); err != nil {
+	} else if err := s.checkChunking(); err != nil {
 		s.adaptErr = err
 		s.cfg.Chunking = policy.Chunking{}.WithDefaults()
 	}

@@ -55,6 +55,16 @@ type FamilyResult struct {
 type EvalResult struct {
 	FamilyResult
 	Families map[string]FamilyResult `json:"families"`
+	// BoundaryJump is the mean absolute action jump at chunk boundaries (policy.Jumps: the first
+	// action executed from each new chunk against the action executed just before, averaged over
+	// the action's values), over Boundaries boundaries. A policy that buffers chunks itself
+	// (policy.JumpMeter, e.g. policy.Ensembled) counts them; otherwise each chunk Evaluate
+	// executes is one.
+	BoundaryJump float64 `json:"boundary_jump"`
+	Boundaries   int     `json:"boundaries"`
+	// LatencyMSPerStep is the wall time spent in the policy per control step of the lockstep
+	// rollout (all Act calls over the rounds' steps: a round executes up to Execute actions).
+	LatencyMSPerStep float64 `json:"latency_ms_per_step"`
 	// Videos holds the first EvalConfig.Videos episodes as played by the policy (scene
 	// camera only).
 	Videos []lerobot.Episode `json:"-"`
@@ -124,6 +134,10 @@ func Evaluate(cfg Config, ec EvalConfig, p policy.Policy) (EvalResult, error) {
 		}
 	}
 	var err error
+	var jumps policy.Jumps
+	last := make([][]float32, len(worlds)) // the action each world executed last
+	var policyTime time.Duration
+	lockstep := 0 // control steps of the lockstep rounds
 	for {
 		var active []int
 		for i, w := range worlds {
@@ -137,11 +151,13 @@ func Evaluate(cfg Config, ec EvalConfig, p policy.Policy) (EvalResult, error) {
 		obs := make([]policy.Observation, len(active))
 		parallel(len(active), workers, func(k int) { obs[k] = worlds[active[k]].Observe() })
 		var chunks [][][]float32
+		start := time.Now()
 		if ep != nil {
 			chunks, err = ep.ActEpisodes(active, obs)
 		} else {
 			chunks, err = p.Act(obs)
 		}
+		policyTime += time.Since(start)
 		if err != nil {
 			return EvalResult{}, fmt.Errorf("sim: evaluate: policy: %w", err)
 		}
@@ -158,12 +174,19 @@ func Evaluate(cfg Config, ec EvalConfig, p policy.Policy) (EvalResult, error) {
 				}
 			}
 		}
+		steps := make([]int, len(active))
+		jump := make([]policy.Jumps, len(active))
 		parallel(len(active), workers, func(k int) {
 			i, w := active[k], worlds[active[k]]
-			for _, a := range chunks[k][:min(len(chunks[k]), ec.Execute)] {
+			for t, a := range chunks[k][:min(len(chunks[k]), ec.Execute)] {
 				if w.Done() {
 					break
 				}
+				if t == 0 {
+					jump[k].Record(last[i], a)
+				}
+				last[i] = a
+				steps[k]++
 				if i < len(videos) {
 					v := &videos[i]
 					n := len(v.Frames[0])
@@ -174,12 +197,21 @@ func Evaluate(cfg Config, ec EvalConfig, p policy.Policy) (EvalResult, error) {
 				w.Step(a)
 			}
 		})
+		for k := range active {
+			jumps.Add(jump[k])
+		}
+		lockstep += slices.Max(steps)
 	}
 	for i := range videos {
 		videos[i].Success = worlds[i].Success()
 	}
 	res := summarize(worlds)
 	res.Videos = videos
+	if jm, ok := p.(policy.JumpMeter); ok {
+		jumps = jm.Jumps()
+	}
+	res.BoundaryJump, res.Boundaries = jumps.Mean(), jumps.N
+	res.LatencyMSPerStep = policyTime.Seconds() * 1000 / float64(max(1, lockstep))
 	return res, nil
 }
 

@@ -55,7 +55,8 @@ type trained struct {
 // chunkPolicy samples a chunk in one graph call (flow matching, chunk regression, pi0).
 type chunkPolicy struct {
 	trained
-	exec *train.Inference
+	exec   *train.Inference
+	guided *train.Inference // real-time chunking's guided sampler (vla_rtc.go); nil unless the network inpaints
 }
 
 // recurrentPolicy iterates a models.Recurrent network's core on the host.
@@ -164,6 +165,10 @@ func (t *VLA) buildPolicy(backend compute.Backend, store *model.Store, step int6
 			return nil, err
 		}
 		cp.graphs = append(cp.graphs, cp.exec)
+		if cp.guided, err = t.guidedSampler(backend, store, layout); err != nil {
+			cp.Close()
+			return nil, err
+		}
 		p = cp
 	}
 	// Build the graphs once on a blank observation: a recipe that describes another model than

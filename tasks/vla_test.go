@@ -20,7 +20,7 @@ import (
 	"github.com/reelml/reel/train"
 )
 
-func goBackend(t *testing.T) compute.Backend {
+func goBackend(t testing.TB) compute.Backend {
 	t.Helper()
 	b, _, err := backends.Select("go")
 	require.NoError(t, err)
@@ -28,7 +28,7 @@ func goBackend(t *testing.T) compute.Backend {
 }
 
 // trainTinyPolicy trains recipe name with overrides for one step and returns its checkpoint.
-func trainTinyPolicy(t *testing.T, name string, sets ...string) string {
+func trainTinyPolicy(t testing.TB, name string, sets ...string) string {
 	t.Helper()
 	r, err := recipes.Load(name, append([]string{"train.steps=1", "train.batch_size=2", "eval.examples=2",
 		"eval.batch_size=2", "train.eval_every=0", "model.vision_layers=1", "model.text_layers=1"}, sets...))

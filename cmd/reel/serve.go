@@ -51,8 +51,12 @@ func cmdServe(args []string) error {
 	stateDims := fs.String("state-dims", "", `state values the policy reads: indices into the benchmark's state, zero-padded to the policy's (e.g. 0,1,2,6), or "none" for zeros (default: exactly the policy's state; absent → zeros)`)
 	actionDim := fs.Int("action-dim", 0, "values of each returned action: the policy's zero-padded or truncated (default: the policy's)")
 	quiet := fs.Bool("quiet", false, "do not log connections")
-	chunking := fs.String("chunking", serve.ChunkNewest, "how each connection turns overlapping chunks into actions: newest (execute-k), average or ema of the actions left and the next chunk's")
+	chunking := fs.String("chunking", serve.ChunkNewest, "how each connection turns overlapping chunks into actions: newest (execute-k), average or ema of the actions left and the next chunk's, rtc (real-time chunking: a flow policy's next chunk guided to continue the actions left)")
 	emaWeight := fs.Float64("ema-weight", serve.DefaultEMAWeight, "--chunking ema: weight of the new chunk's action, in (0, 1]")
+	delay := fs.Int("inference-delay", 0, "actions each connection executes from its buffer while its next chunk is computed (at most the policy's execute); with newest: naive asynchronous execution")
+	rtcHorizon := fs.Int("rtc-horizon", 0, "--chunking rtc: actions left of the last chunk the next one is guided toward (LeRobot's execution_horizon; 0: all)")
+	maxGuidance := fs.Float64("max-guidance", policy.DefaultMaxGuidance, "--chunking rtc: clip beta of the guidance weight")
+	schedule := fs.String("rtc-schedule", policy.DefaultSchedule, "--chunking rtc: weights over the overlap after the frozen actions: exp, linear, ones or zeros")
 	fs.Usage = usageFunc(fs, serveUsage)
 	if err := parse(fs, args); err != nil {
 		return err
@@ -60,12 +64,18 @@ func cmdServe(args []string) error {
 	if fs.NArg() != 1 {
 		return &exitError{2, fmt.Errorf("serve: expected one run or checkpoint directory, got %d arguments", fs.NArg())}
 	}
-	ens := policy.Chunking{Mode: *chunking, EMAWeight: *emaWeight}
+	ens := policy.Chunking{Mode: *chunking, EMAWeight: *emaWeight, Delay: *delay, RTCHorizon: *rtcHorizon,
+		MaxGuidance: *maxGuidance, Schedule: *schedule}
 	if err := ens.Check(); err != nil {
 		return &exitError{2, fmt.Errorf("serve: --chunking: %v", err)}
 	}
 	if fs.Changed("ema-weight") && *chunking != serve.ChunkEMA {
 		return &exitError{2, fmt.Errorf("serve: --ema-weight applies to --chunking ema, not %s", *chunking)}
+	}
+	for _, f := range []string{"rtc-horizon", "max-guidance", "rtc-schedule"} {
+		if fs.Changed(f) && *chunking != serve.ChunkRTC {
+			return &exitError{2, fmt.Errorf("serve: --%s applies to --chunking rtc, not %s", f, *chunking)}
+		}
 	}
 	adapt := serve.AdaptOptions{Resize: *resize, ActionDim: *actionDim}
 	var err error
