@@ -382,7 +382,7 @@ func TestHostileFiles(t *testing.T) {
 	must(os.Symlink("/dev/zero", filepath.Join(dir, "zero.yaml")))
 	must(os.MkdirAll(filepath.Join(dir, "ds", "meta"), 0o755))
 	must(syscall.Mkfifo(filepath.Join(dir, "ds", "meta", "info.json"), 0o644))
-	must(os.CopyFS(filepath.Join(dir, "fps"), os.DirFS(filepath.Join("..", "..", "data", "testdata", "lerobot", "g1_v21"))))
+	must(os.CopyFS(filepath.Join(dir, "fps"), os.DirFS(filepath.Join("..", "..", "lerobot", "testdata", "g1_v21"))))
 	info := filepath.Join(dir, "fps", "meta", "info.json")
 	raw, err := os.ReadFile(info)
 	must(err)

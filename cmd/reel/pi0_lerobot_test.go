@@ -26,7 +26,7 @@ func TestPi0LeRobotDirectoryFineTunesServesExports(t *testing.T) {
 	dir := t.TempDir()
 	tiny, err := filepath.Abs("../../tasks/testdata/lerobot_pi0/tiny")
 	require.NoError(t, err)
-	ds, err := filepath.Abs("../../data/testdata/lerobot/g1_v21")
+	ds, err := filepath.Abs("../../lerobot/testdata/g1_v21")
 	require.NoError(t, err)
 
 	// Served as it is: its spec is the directory's features.
