@@ -57,10 +57,7 @@ func loadPretrainedVLM(m recipes.ModelConfig, vocab *text.Vocab) (*pretrainedVLM
 	if c.Kind != hf.KindVLM {
 		return nil, fmt.Errorf("model.pretrained: %s is not a VLM (PaliGemma, LLaVA or Qwen-VL)", c.Arch)
 	}
-	if c.QwenVL != nil {
-		if err := p.setupQwen(m, vocab); err != nil {
-			return nil, err
-		}
+	if c.QwenVL != nil { // the caller lays out the prompt (setupQwen)
 		return p, nil
 	}
 	if v := c.VisionTower(); v.ImageSize != m.ImageSize || v.Channels != 3 {

@@ -3,6 +3,7 @@ package tasks
 import (
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 
 	"github.com/gomlx/gomlx/core/graph"
@@ -34,17 +35,28 @@ import (
 // qwenPrompt is the fixed part of a Qwen-VL VQA prompt.
 type qwenPrompt struct {
 	cfg    models.QwenVLConfig
-	grid   models.Grid // one image's image_grid_thw
-	prefix []int       // the tokens before the question, the image block included
+	grid   models.Grid // one image's image_grid_thw, or one video's video_grid_thw
+	video  bool
+	prefix []int // the tokens before the question, the image or video block included
+	// head and after are prefix's tokens before the block's pads (vision_start last) and after
+	// them (vision_end first).
+	head, after []int
+}
+
+// qwenSecondsPerGrid is a video's second_per_grid_ts: temporal_patch_size / fps with the Qwen-VL
+// video processor's default 2 fps (the synthetic clips carry no frame rate).
+func (q *qwenPrompt) secondsPerGrid() []float64 {
+	return []float64{float64(q.cfg.Vision.TemporalPatch) / 2}
 }
 
 // qwenChatQuestion marks the question in the chat template's rendering (a private-use character
 // no template writes).
 const qwenChatQuestion = "\uE000"
 
-// setupQwen checks a Qwen-VL model against the recipe and lays out its prompt; a directory's
-// processor sets the normalisation, its chat template (if any) the prompt.
-func (p *pretrainedVLM) setupQwen(m recipes.ModelConfig, vocab *text.Vocab) error {
+// setupQwen checks a Qwen-VL model against the recipe and lays out its prompt for one image
+// (frames 0) or one video of that many frames; a directory's processor sets the normalisation,
+// its chat template (if any) the prompt.
+func (p *pretrainedVLM) setupQwen(m recipes.ModelConfig, vocab *text.Vocab, frames int) error {
 	q := *p.cfg.QwenVL
 	v := q.Vision
 	unit := v.PatchSize * v.MergeSize
@@ -52,13 +64,24 @@ func (p *pretrainedVLM) setupQwen(m recipes.ModelConfig, vocab *text.Vocab) erro
 		return fmt.Errorf("model.image_size: %d must be a multiple of patch_size × spatial_merge_size = %d (RGB)", m.ImageSize, unit)
 	}
 	g := m.ImageSize / v.PatchSize
-	p.qwen = &qwenPrompt{cfg: q, grid: models.Grid{T: 1, H: g, W: g}}
-	block := make([]int, 0, p.qwen.grid.Tokens(v.MergeSize)+2)
-	block = append(block, q.VisionStart)
-	for range p.qwen.grid.Tokens(v.MergeSize) {
-		block = append(block, q.ImageToken)
+	p.qwen = &qwenPrompt{cfg: q, grid: models.Grid{T: 1, H: g, W: g}, video: frames > 0}
+	pad, blockText := q.ImageToken, hf.QwenImageBlock
+	if frames > 0 {
+		if frames%v.TemporalPatch != 0 {
+			return fmt.Errorf("model.frames: %d must be a multiple of temporal_patch_size %d", frames, v.TemporalPatch)
+		}
+		p.qwen.grid.T = frames / v.TemporalPatch
+		pad, blockText = q.VideoToken, hf.QwenVideoBlock
 	}
-	block = append(block, q.VisionEnd)
+	var pads []int
+	for range p.qwen.grid.Tokens(v.MergeSize) {
+		pads = append(pads, pad)
+	}
+	setPrefix := func(head, tail []int) {
+		p.qwen.head = append(slices.Clone(head), q.VisionStart)
+		p.qwen.after = append([]int{q.VisionEnd}, tail...)
+		p.qwen.prefix = slices.Concat(p.qwen.head, pads, p.qwen.after)
+	}
 	if p.random() {
 		for _, id := range []int{q.VisionStart, q.VisionEnd, q.ImageToken, q.VideoToken} {
 			if id < vocab.Size() || id >= q.Text.VocabSize {
@@ -66,10 +89,10 @@ func (p *pretrainedVLM) setupQwen(m recipes.ModelConfig, vocab *text.Vocab) erro
 					q.VisionStart, q.VisionEnd, q.ImageToken, q.VideoToken, vocab.Size(), q.Text.VocabSize, vocab.Size())
 			}
 		}
-		p.qwen.prefix = block
+		setPrefix(nil, nil)
 		return nil
 	}
-	pp, err := hf.ReadQwenProcessor(p.dir, v, false)
+	pp, err := hf.ReadQwenProcessor(p.dir, v, frames > 0)
 	if err != nil {
 		return fmt.Errorf("model.pretrained: %v", err)
 	}
@@ -87,27 +110,30 @@ func (p *pretrainedVLM) setupQwen(m recipes.ModelConfig, vocab *text.Vocab) erro
 	}
 	tmpl, err := text.LoadChatTemplate(p.dir, "")
 	if errors.Is(err, text.ErrNoChatTemplate) {
-		p.qwen.prefix = block // the processor's layout without a template: the image block first
+		setPrefix(nil, nil) // the processor's layout without a template: the block first
 		return nil
 	}
 	if err != nil {
 		return fmt.Errorf("model.pretrained: %v", err)
 	}
-	msgs := fmt.Sprintf(`[{"role": "user", "content": [{"type": "image"}, {"type": "text", "text": %q}]}]`, qwenChatQuestion)
+	kind := "image"
+	if frames > 0 {
+		if v.Arch == models.Qwen3VL {
+			return fmt.Errorf("model.pretrained: video QA with Qwen3-VL (timestamped frames) is not supported; Qwen2-VL or Qwen2.5-VL")
+		}
+		kind = "video"
+	}
+	msgs := fmt.Sprintf(`[{"role": "user", "content": [{"type": %q}, {"type": "text", "text": %q}]}]`, kind, qwenChatQuestion)
 	rendered, err := tmpl.RenderJSON([]byte(msgs), true, nil)
 	if err != nil {
 		return fmt.Errorf("model.pretrained: chat template %s: %v", tmpl.Origin, err)
 	}
 	before, after, ok := strings.Cut(rendered, qwenChatQuestion)
-	if !ok || strings.Contains(after, qwenChatQuestion) || strings.Count(before, hf.QwenImageBlock) != 1 {
-		return fmt.Errorf("model.pretrained: chat template %s: one user turn (image, question) renders %q: want the image block %s once before the question", tmpl.Origin, rendered, hf.QwenImageBlock)
+	if !ok || strings.Contains(after, qwenChatQuestion) || strings.Count(before, blockText) != 1 {
+		return fmt.Errorf("model.pretrained: chat template %s: one user turn (%s, question) renders %q: want the block %s once before the question", tmpl.Origin, kind, rendered, blockText)
 	}
-	head, tail, _ := strings.Cut(before, hf.QwenImageBlock)
-	prefix := append(tok.Encode(head), block...)
-	if tail != "" {
-		prefix = append(prefix, tok.Encode(tail)...)
-	}
-	p.qwen.prefix = prefix
+	head, tail, _ := strings.Cut(before, blockText)
+	setPrefix(tok.Encode(head), tok.Encode(tail))
 	p.encode = chatQA(tok, tok.Encode(after))
 	return nil
 }
@@ -151,6 +177,10 @@ func (q *qwenPrompt) positions(l int) [3][]int {
 	for i := len(q.prefix); i < len(ids); i++ {
 		ids[i] = -1 // text: neither a vision nor a placeholder token
 	}
+	if q.video {
+		pos, _ := models.QwenRopeIndex(q.cfg, ids, nil, []models.Grid{q.grid}, q.secondsPerGrid())
+		return pos
+	}
 	pos, _ := models.QwenRopeIndex(q.cfg, ids, []models.Grid{q.grid}, nil, nil)
 	return pos
 }
@@ -188,13 +218,22 @@ func (q *qwenPrompt) inputs(px, tokens *graph.Node) hf.Inputs {
 func QwenPatchRows(px *graph.Node, v models.QwenVisionConfig) *graph.Node {
 	d := px.Shape().Dimensions
 	b, c, h, w := d[0], d[1], d[2], d[3]
-	p, m, t := v.PatchSize, v.MergeSize, v.TemporalPatch
-	x := graph.BroadcastToDims(graph.InsertAxes(px, 2), b, c, t, h, w)
-	// [B, C, T, H/P/m, m, P, W/P/m, m, P] → [B, bh, bw, ih, iw, C, T, py, px]
-	x = graph.Reshape(x, b, c, t, h/p/m, m, p, w/p/m, m, p)
-	x = graph.TransposeAllAxes(x, 0, 3, 6, 4, 7, 1, 2, 5, 8)
-	return graph.Reshape(x, b*(h/p)*(w/p), c*t*p*p)
+	x := graph.BroadcastToDims(graph.InsertAxes(px, 1), b, v.TemporalPatch, c, h, w)
+	return graph.Reshape(QwenVideoPatchRows(x, v), b*(h/v.PatchSize)*(w/v.PatchSize), v.PatchDim())
 }
 
-// qwenImageTokens is the number of merged image tokens of one image.
+// QwenVideoPatchRows is hf.QwenPatchify for a batch of videos: pixels [B, F, C, H, W]
+// (normalised; F a multiple of temporal_patch_size) → pixel_values_videos per video
+// [B, (F/T)·(H/P)·(W/P), C·T·P·P].
+func QwenVideoPatchRows(px *graph.Node, v models.QwenVisionConfig) *graph.Node {
+	d := px.Shape().Dimensions
+	b, f, c, h, w := d[0], d[1], d[2], d[3], d[4]
+	p, m, t := v.PatchSize, v.MergeSize, v.TemporalPatch
+	// [B, F/T, T, C, H/P/m, m, P, W/P/m, m, P] → [B, F/T, bh, bw, ih, iw, C, T, py, px]
+	x := graph.Reshape(px, b, f/t, t, c, h/p/m, m, p, w/p/m, m, p)
+	x = graph.TransposeAllAxes(x, 0, 1, 4, 7, 5, 8, 3, 2, 6, 9)
+	return graph.Reshape(x, b, (f/t)*(h/p)*(w/p), c*t*p*p)
+}
+
+// imageTokens is the number of merged tokens of the image or video.
 func (q *qwenPrompt) imageTokens() int { return q.grid.Tokens(q.cfg.Vision.MergeSize) }

@@ -376,7 +376,14 @@ func (t *VQA) setupPretrained() error {
 	}
 	c := t.hfc
 	text := c.Text()
-	if q := p.qwen; q != nil {
+	if c.QwenVL != nil {
+		if err := p.setupQwen(m, t.vocab, 0); err != nil {
+			return err
+		}
+		if p.encode != nil { // the chat template's layout
+			t.encode = p.encode
+		}
+		q := p.qwen
 		if n := len(q.prefix) + m.MaxTextLen; text.MaxPositions > 0 && n > text.MaxPositions {
 			return fmt.Errorf("model.max_text_len: %d prompt-prefix (%d image) + %d text tokens exceed max_position_embeddings %d",
 				len(q.prefix), q.imageTokens(), m.MaxTextLen, text.MaxPositions)

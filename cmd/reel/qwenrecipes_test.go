@@ -99,3 +99,22 @@ func TestRewardProgressQwenVL(t *testing.T) {
 	}
 	require.NotNil(t, rep.Episodes[0].VOC)
 }
+
+// TestQwenSTTSRecipeTiny: stts-videoqa-qwen2.5vl-tiny (STTS inside a random-weight Qwen2.5-VL's
+// tower) trains from the CLI, keeps half of the merge groups, and `reel eval RUN` compares it with
+// its untouched initialisation: training lowers the answer loss.
+func TestQwenSTTSRecipeTiny(t *testing.T) {
+	if testing.Short() {
+		t.Skip("trains a tiny model")
+	}
+	dir := t.TempDir()
+	quick := []string{"--set", "train.eval_every=0", "--set", "checkpoint.every=0", "--set", "eval.examples=20",
+		"--set", "eval.batch_size=20", "--set", "train.batch_size=8", "--set", "train.warmup_steps=0"}
+	requireOK(t, reel(t, dir, append([]string{"train", "stts-videoqa-qwen2.5vl-tiny", "--out", "run", "--set", "train.steps=20"}, quick...)...))
+	r := reel(t, dir, "eval", "run")
+	requireOK(t, r)
+	var ev hfEval
+	require.NoError(t, json.Unmarshal([]byte(r.stdout), &ev))
+	require.Equal(t, 0.5, ev.Metrics["videoqa/kept"])
+	require.Less(t, ev.Metrics["videoqa/loss"], ev.Baseline.Metrics["videoqa/loss"])
+}
