@@ -228,6 +228,9 @@ func qwenVisionBlock(scope *model.Scope, cfg QwenVisionConfig, x, cos, sin *Node
 type visionSegments struct {
 	Len  int
 	Mask *Node
+	// KeyBias [B, N] is added to the attention logits of each key (STTS's log-score, with Mask
+	// only; nil: none).
+	KeyBias *Node
 }
 
 // newVisionSegments cuts n tokens into segments of the given lengths (empty ones skipped).
@@ -258,7 +261,7 @@ func qwenVisionAttention(scope *model.Scope, cfg QwenVisionConfig, x, cos, sin *
 	q, k = ApplyRope(q, cos, sin), ApplyRope(k, cos, sin)
 	var o *Node
 	if seg.Mask != nil {
-		o = AttentionCore(q, k, v, seg.Mask)
+		o = AttentionCoreBias(q, k, v, seg.Mask, seg.KeyBias)
 	} else { // equal segments: a batch of n/Len sequences
 		s := b * n / seg.Len
 		o = AttentionCore(Reshape(q, s, seg.Len, cfg.Heads, hd), Reshape(k, s, seg.Len, cfg.Heads, hd), Reshape(v, s, seg.Len, cfg.Heads, hd), nil)

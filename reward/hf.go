@@ -46,14 +46,27 @@ type HF struct {
 	exec *model.Exec
 }
 
-// OpenHF loads a pretrained VLM directory as a reward model.
+// OpenPretrained loads a pretrained VLM directory as TOPReward: a Qwen-VL (OpenHFQwen), otherwise a
+// PaliGemma or LLaVA (OpenHF).
+func OpenPretrained(backend compute.Backend, dir string) (Model, error) {
+	cfg, err := hf.ReadConfig(dir)
+	if err != nil {
+		return nil, err
+	}
+	if cfg.QwenVL != nil {
+		return OpenHFQwen(backend, dir)
+	}
+	return OpenHF(backend, dir)
+}
+
+// OpenHF loads a pretrained PaliGemma or LLaVA directory as a reward model.
 func OpenHF(backend compute.Backend, dir string) (*HF, error) {
 	m, err := hf.Load(backend, dir)
 	if err != nil {
 		return nil, err
 	}
 	if m.Config.PaliGemma == nil && m.Config.Llava == nil {
-		return nil, fmt.Errorf("%s: %s is not a video-capable VLM (PaliGemma or LLaVA)", dir, m.Config.Arch)
+		return nil, fmt.Errorf("%s: %s is not a video-capable VLM (PaliGemma, LLaVA or Qwen-VL)", dir, m.Config.Arch)
 	}
 	tok, err := text.Load(dir)
 	if err != nil {

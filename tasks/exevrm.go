@@ -81,6 +81,9 @@ func NewExeVRM(r *recipes.Recipe) (*ExeVRM, error) {
 	if d.Source != "synthetic" && d.Source != "lerobot" {
 		return nil, fmt.Errorf("data.source: task exevrm trains on synthetic reward episodes or a LeRobot dataset with success labels (got %s)", d.Source)
 	}
+	if m.Pretrained != "" {
+		return nil, fmt.Errorf("model.pretrained: task exevrm trains reel's own video VLM; a pretrained VLM (e.g. Qwen3-VL) as the reward model is not supported yet (unset model.pretrained)")
+	}
 	t := &ExeVRM{r: r, vocab: exeVRMVocab(), micro: r.Train.BatchSize / r.Train.GradAccum}
 	t.yes, t.no = t.vocab.ID("true"), t.vocab.ID("false")
 	t.cfg = models.VideoVLMConfig{

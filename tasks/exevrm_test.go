@@ -139,3 +139,12 @@ func TestExeVRMPositiveShare(t *testing.T) {
 	require.InDelta(t, 0.5, count(0.5), 0.07)
 	require.Equal(t, 1.0, count(1))
 }
+
+// TestExeVRMRefusesPretrained: model.pretrained is not silently ignored by task exevrm (which
+// trains reel's own video VLM): one error naming the field.
+func TestExeVRMRefusesPretrained(t *testing.T) {
+	r, err := recipes.Load("exevrm-tiny", []string{"model.pretrained=../hf/testdata/qwen3vl-tiny"})
+	require.NoError(t, err)
+	_, err = NewExeVRM(r)
+	require.ErrorContains(t, err, "model.pretrained: task exevrm trains reel's own video VLM")
+}

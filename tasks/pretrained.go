@@ -24,6 +24,8 @@ type pretrainedVLM struct {
 	// encode and word are the directory's tokenizer (nil for random weights: reel's vocabulary).
 	encode data.QAEncoder
 	word   func(id int) string
+	// qwen is a Qwen-VL model's prompt layout (nil for the other architectures).
+	qwen *qwenPrompt
 }
 
 // loadPretrainedVLM reads model.pretrained / model.hf_config: the config (a directory's
@@ -53,7 +55,10 @@ func loadPretrainedVLM(m recipes.ModelConfig, vocab *text.Vocab) (*pretrainedVLM
 	}
 	c := p.cfg
 	if c.Kind != hf.KindVLM {
-		return nil, fmt.Errorf("model.pretrained: %s is not a VLM (PaliGemma or LLaVA)", c.Arch)
+		return nil, fmt.Errorf("model.pretrained: %s is not a VLM (PaliGemma, LLaVA or Qwen-VL)", c.Arch)
+	}
+	if c.QwenVL != nil { // the caller lays out the prompt (setupQwen)
+		return p, nil
 	}
 	if v := c.VisionTower(); v.ImageSize != m.ImageSize || v.Channels != 3 {
 		return nil, fmt.Errorf("model.image_size: %d must equal the vision tower's image_size %d (RGB)", m.ImageSize, v.ImageSize)

@@ -15,8 +15,8 @@ import (
 // OpenRewardModel opens path as a reward model (reward.Model) by what it holds:
 //   - a reel run of task exevrm or reward (recipe.yaml): its success log-probability
 //     (OpenExeVRMReward);
-//   - a pretrained Hugging Face VLM directory (config.json: PaliGemma or LLaVA with its tokenizer):
-//     TOPReward's log p("True") (reward.OpenHF).
+//   - a pretrained Hugging Face VLM directory (config.json: PaliGemma, LLaVA or Qwen-VL with its
+//     tokenizer): TOPReward's log p("True") (reward.OpenPretrained).
 //
 // A videoqa run is refused: its word vocabulary (data.VideoQAVocab) has no "true"/"false" and no
 // words for an instruction, so it cannot be asked whether a task is complete.
@@ -41,7 +41,7 @@ func OpenRewardModel(backend compute.Backend, path string) (reward.Model, error)
 		return nil, fmt.Errorf("%s: a %s run is not a reward model (want an exevrm run or a pretrained VLM directory)", path, r.Task)
 	}
 	if _, err := os.Stat(filepath.Join(path, "config.json")); err == nil {
-		return reward.OpenHF(backend, path)
+		return reward.OpenPretrained(backend, path)
 	}
 	if _, err := os.Stat(path); err != nil {
 		return nil, fmt.Errorf("reward model %s: %v", path, err)

@@ -88,6 +88,9 @@ func (t *VideoQA) setupPretrained() error {
 	if err != nil {
 		return err
 	}
+	if pre.cfg.QwenVL != nil {
+		return t.setupQwen(pre)
+	}
 	if pre.cfg.Llava == nil {
 		return fmt.Errorf("model.pretrained: video QA with STTS needs a LLaVA (SigLIP tower + Llama/Qwen2 decoder), got %s", pre.cfg.Arch)
 	}
@@ -125,7 +128,11 @@ func (t *VideoQA) Model() models.VideoVLMConfig { return t.cfg }
 // Selector returns the recipe's token selector (a fresh one per graph).
 func (t *VideoQA) Selector() *pruning.Selector {
 	sel := videoSelector(t.r)
-	if t.pre != nil {
+	switch {
+	case t.pre != nil && t.pre.qwen != nil: // merge groups of each temporal patch's grid
+		q := t.pre.qwen
+		sel.Grid, sel.Group, sel.Frames = q.grid.H, q.cfg.Vision.MergeSize, q.grid.T
+	case t.pre != nil:
 		v := t.pre.cfg.VisionTower()
 		sel.Grid = v.ImageSize / v.PatchSize
 	}
@@ -180,7 +187,7 @@ func videoVLMInputs(r *recipes.Recipe, sel *pruning.Selector, encode data.QAEnco
 		copy(tgt[i*L:], y)
 		copy(msk[i*L:], mm)
 	}
-	n := f * sel.GroupTokens()
+	n := sel.Frames * sel.GroupTokens()
 	rank := make([]float32, b*n) // read by random pruning only; zeros otherwise
 	if r.Pruning.Method == "random" {
 		rng := rand.New(rand.NewPCG(rankSeed, 7))
@@ -242,6 +249,9 @@ func (t *VideoQA) forward(scope *model.Scope, b VideoQABatch) (logits, aux *Node
 	if t.pre != nil { // model.pretrained: pruning none, random or stts (setupPretrained)
 		sel := t.Selector()
 		sel.RandomRank = b.RandomRank
+		if t.pre.qwen != nil {
+			return t.qwenForward(scope, sel, b)
+		}
 		return models.VideoLlava(scope, t.vllm, sel.TokenSelector(), t.pre.normalize(b.Video), b.Tokens)
 	}
 	return videoVLMForward(scope, t.r, t.cfg, b)
@@ -314,7 +324,7 @@ func (t *VideoQA) buildEvalSet(name string) (train.EvalData, error) {
 			}
 		}
 	}
-	e.kept = float64(kept) / float64(len(ex)) / float64(t.r.Model.Frames*t.Selector().GroupTokens())
+	e.kept = float64(kept) / float64(len(ex)) / float64(t.Selector().Frames*t.Selector().GroupTokens())
 	return e, nil
 }
 

@@ -376,6 +376,20 @@ func (t *VQA) setupPretrained() error {
 	}
 	c := t.hfc
 	text := c.Text()
+	if c.QwenVL != nil {
+		if err := p.setupQwen(m, t.vocab, 0); err != nil {
+			return err
+		}
+		if p.encode != nil { // the chat template's layout
+			t.encode = p.encode
+		}
+		q := p.qwen
+		if n := len(q.prefix) + m.MaxTextLen; text.MaxPositions > 0 && n > text.MaxPositions {
+			return fmt.Errorf("model.max_text_len: %d prompt-prefix (%d image) + %d text tokens exceed max_position_embeddings %d",
+				len(q.prefix), q.imageTokens(), m.MaxTextLen, text.MaxPositions)
+		}
+		return nil
+	}
 	if img := c.ImageToken(); p.random() && (img < t.vocab.Size() || img >= text.VocabSize) {
 		return fmt.Errorf("model.hf_config: image_token_index %d must lie in [%d, vocab_size %d), beyond reel's %d-word vocabulary",
 			img, t.vocab.Size(), text.VocabSize, t.vocab.Size())
@@ -388,7 +402,7 @@ func (t *VQA) setupPretrained() error {
 
 // logits are the next-token logits [B, L, V] of tokens [B, L] given images [B, H, W, 3] in
 // [0, 1] and the answer mask [B, L]: reel's VLM, or the pretrained one with the image
-// placeholders before the text (for PaliGemma the image and the prompt up to the first answer
+// placeholders before the text (Qwen-VL: its prompt prefix, see qwenPrompt; for PaliGemma the image and the prompt up to the first answer
 // target are the bidirectional prefix, the answer the causal suffix).
 func (t *VQA) logits(scope *model.Scope, images, tokens, mask *graph.Node) *graph.Node {
 	if t.hfc == nil {
@@ -396,8 +410,13 @@ func (t *VQA) logits(scope *model.Scope, images, tokens, mask *graph.Node) *grap
 	}
 	g := images.Graph()
 	b, l := tokens.Shape().Dimensions[0], tokens.Shape().Dimensions[1]
+	px := t.pre.normalize(images)  // pixel_values [B, 3, H, W]
+	if q := t.pre.qwen; q != nil { // Qwen-VL: the prompt's prefix (image block) before the text
+		out := hf.Forward(scope, t.hfc, q.inputs(px, tokens)).Logits
+		n := len(q.prefix)
+		return graph.Slice(out, graph.AxisRange(), graph.AxisRange(n, n+l), graph.AxisRange())
+	}
 	n := t.hfc.ImageTokens()
-	px := t.pre.normalize(images) // pixel_values [B, 3, H, W]
 	img := graph.BroadcastToDims(graph.Scalar(g, dtypes.Int32, t.hfc.ImageToken()), b, n)
 	in := hf.Inputs{IDs: graph.Concatenate([]*graph.Node{img, tokens}, 1), Pixels: px}
 	if t.hfc.PaliGemma != nil {
