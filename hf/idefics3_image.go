@@ -3,6 +3,7 @@ package hf
 import (
 	"encoding/json"
 	"fmt"
+	"github.com/reelml/reel/internal/safeio"
 	"math"
 	"os"
 	"path/filepath"
@@ -61,7 +62,7 @@ func ReadIdefics3ProcessorFile(path string, tile int) (*Idefics3Processor, error
 	p := &Idefics3Processor{DoResize: true, Size: edgeSpec{4 * tile}, Resample: 1, DoImageSplitting: true,
 		MaxImageSize: edgeSpec{tile}, DoRescale: true, RescaleFactor: 1.0 / 255, DoNormalize: true,
 		ImageMean: []float64{0.5, 0.5, 0.5}, ImageStd: []float64{0.5, 0.5, 0.5}}
-	data, err := os.ReadFile(path)
+	data, err := safeio.ReadFile(path, safeio.JSONLimit)
 	if os.IsNotExist(err) {
 		return p, nil
 	}

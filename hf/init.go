@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"github.com/reelml/reel/internal/safeio"
 	"os"
 	"path/filepath"
 	"slices"
@@ -48,7 +49,7 @@ var initFiles = []string{"config.json", "generation_config.json", "model.safeten
 // out must not exist, be empty, or hold only the files Init writes (a previous Init's output);
 // the directory is built aside and renamed into place, so an error leaves out as it was.
 func Init(backend compute.Backend, configPath, out string, seed int64) (*InitResult, error) {
-	raw, err := os.ReadFile(configPath)
+	raw, err := safeio.ReadFile(configPath, safeio.JSONLimit)
 	if err != nil {
 		return nil, fmt.Errorf("hf init: %w", err)
 	}

@@ -3,6 +3,7 @@ package hf
 import (
 	"encoding/json"
 	"fmt"
+	"github.com/reelml/reel/internal/safeio"
 	"math"
 	"os"
 	"path/filepath"
@@ -66,7 +67,7 @@ func ReadQwenProcessor(dir string, v models.QwenVisionConfig, video bool) (*Qwen
 			path = vp
 		}
 	}
-	data, err := os.ReadFile(path)
+	data, err := safeio.ReadFile(path, safeio.JSONLimit)
 	if os.IsNotExist(err) {
 		return p, nil
 	}

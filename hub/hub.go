@@ -23,6 +23,7 @@ package hub
 
 import (
 	"fmt"
+	"github.com/reelml/reel/internal/safeio"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -220,7 +221,7 @@ func (p Places) Dataset(ref string) (string, error) {
 // there is none, the place looked.
 func snapshot(repo, rev string) (dir, looked string) {
 	refFile := filepath.Join(repo, "refs", filepath.FromSlash(rev))
-	if b, err := os.ReadFile(refFile); err == nil {
+	if b, err := safeio.ReadFile(refFile, 4<<10); err == nil {
 		sha := strings.TrimSpace(string(b))
 		d := filepath.Join(repo, "snapshots", sha)
 		if sha != "" && !strings.ContainsAny(sha, `/\`) && isDir(d) {

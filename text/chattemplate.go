@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"github.com/reelml/reel/internal/safeio"
 	"io"
 	"maps"
 	"os"
@@ -138,19 +139,7 @@ func LoadChatTemplate(path, name string) (*ChatTemplate, error) {
 }
 
 func readSmall(path string) ([]byte, error) {
-	f, err := os.Open(path)
-	if err != nil {
-		return nil, err
-	}
-	defer f.Close()
-	b, err := io.ReadAll(io.LimitReader(f, maxTemplateFile+1))
-	if err != nil {
-		return nil, err
-	}
-	if len(b) > maxTemplateFile {
-		return nil, fmt.Errorf("%s: larger than %d MiB", path, maxTemplateFile>>20)
-	}
-	return b, nil
+	return safeio.ReadFile(path, maxTemplateFile)
 }
 
 // templateField reads "chat_template": a string, or a list of {"name", "template"} objects.
