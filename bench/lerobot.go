@@ -15,6 +15,7 @@ import (
 
 	"github.com/reelml/reel/internal/rng"
 	"github.com/reelml/reel/lerobot"
+	"github.com/reelml/reel/mediaio"
 )
 
 // LeRobotLoaderConfig configures RunLeRobotLoader.
@@ -43,8 +44,20 @@ type LeRobotLoaderResult struct {
 	// Throughput: batches loaded back to back (no training step), prefetching on.
 	Examples     int     // examples loaded
 	ExamplesPerS float64 // examples per second
-	Decoded      int64   // frames decoded (and resized)
+	Decoded      int64   // frames decoded (and resized), as read out of ffmpeg
 	DecodedPerS  float64 // frames decoded per second
+	DecodeRuns   int64   // ffmpeg runs of the throughput run
+	DecodedBytes int64   // bytes read out of ffmpeg in the throughput run
+	// ffmpeg's own decoding of the same files on the same cores (mediaio.DecodeRate: every
+	// frame of every camera's files, ffmpeg's default threads), in frames per second of wall
+	// time: plain (to yuv420p, the decoder alone) and with the filter chain that fits the
+	// frames to Size×Size as the loader does (FFmpegFit; measured before and after the
+	// throughput run, the mean), and the loader's decoded frames per second as a share of each.
+	FFmpegFrames                int64
+	FFmpegPerS, FFmpegFitPerS   float64
+	FFmpegCPUPerS               float64 // frames per second of ffmpeg's CPU time, plain
+	FFmpegFit                   string
+	ShareOfFFmpeg, ShareOfFFFit float64
 	// Training-like runs (a StepTime step after each batch): the share of wall time spent
 	// waiting in Loader.Batch, with and without background prefetching.
 	WaitShare, WaitShareNoPrefetch float64
@@ -93,36 +106,91 @@ func RunLeRobotLoader(cfg LeRobotLoaderConfig, logf func(format string, args ...
 		s, err := ds.NewSampler(lerobot.SamplerConfig{Seed: cfg.Seed, BatchSize: cfg.Batch, Window: cfg.Window})
 		return ds, s, err
 	}
-	run := func(prefetch bool, step time.Duration) (waited, total time.Duration, decodes int64, err error) {
+	run := func(prefetch bool, step time.Duration) (waited, total time.Duration, st lerobot.DecodeStats, err error) {
 		ds, s, err := open()
 		if err != nil {
-			return 0, 0, 0, err
+			return 0, 0, st, err
 		}
 		l, err := ds.NewLoader(s, lerobot.LoaderConfig{Width: cfg.Size, Height: cfg.Size, Mode: cfg.Mode, NoPrefetch: !prefetch, Workers: cfg.Workers})
 		if err != nil {
-			return 0, 0, 0, err
+			return 0, 0, st, err
 		}
 		defer l.Close()
 		start := time.Now()
 		for i := range int64(cfg.Batches) {
 			if _, err := l.Batch(i); err != nil {
-				return 0, 0, 0, err
+				return 0, 0, st, err
 			}
 			loaderSpin(step)
 		}
 		total = time.Since(start)
-		_, decodes, _ = ds.FrameCacheStats()
-		return l.Waited(), total, decodes, nil
+		return l.Waited(), total, ds.DecodeStats(), nil
+	}
+	ffmpegFit := func() error {
+		ds, err := lerobot.Open(cfg.Dir)
+		if err != nil {
+			return err
+		}
+		var wall time.Duration
+		for _, cam := range ds.Cameras() {
+			sw, sh := ds.CameraSize(cam)
+			res.FFmpegFit = lerobot.FFmpegFit(sw, sh, cfg.Size, cfg.Size, cfg.Mode)
+			for _, f := range ds.VideoFiles(cam) {
+				w, _, err := mediaio.DecodeRate(f, res.FFmpegFit)
+				if err != nil {
+					return err
+				}
+				wall += w
+			}
+		}
+		res.FFmpegFrames = int64(ds.NumFrames() * len(ds.Cameras()))
+		rate := float64(res.FFmpegFrames) / wall.Seconds()
+		if res.FFmpegFitPerS == 0 {
+			res.FFmpegFitPerS = rate
+		} else {
+			res.FFmpegFitPerS = (res.FFmpegFitPerS + rate) / 2
+		}
+		return nil
+	}
+	logf("ffmpeg's own decoding of the same files, plain and fitted to %d×%d", cfg.Size, cfg.Size)
+	{
+		ds, err := lerobot.Open(cfg.Dir)
+		if err != nil {
+			return res, err
+		}
+		var wall, cpu time.Duration
+		for _, cam := range ds.Cameras() {
+			for _, f := range ds.VideoFiles(cam) {
+				w, c, err := mediaio.DecodeRate(f, "")
+				if err != nil {
+					return res, err
+				}
+				wall, cpu = wall+w, cpu+c
+			}
+		}
+		n := float64(ds.NumFrames() * len(ds.Cameras()))
+		res.FFmpegPerS = n / wall.Seconds()
+		if cpu > 0 {
+			res.FFmpegCPUPerS = n / cpu.Seconds()
+		}
+	}
+	if err := ffmpegFit(); err != nil {
+		return res, err
 	}
 	logf("throughput: %d batches of %d back to back", cfg.Batches, cfg.Batch)
-	_, total, decodes, err := run(true, 0)
+	_, total, st, err := run(true, 0)
 	if err != nil {
+		return res, err
+	}
+	if err := ffmpegFit(); err != nil {
 		return res, err
 	}
 	res.Examples = cfg.Batches * cfg.Batch
 	res.ExamplesPerS = float64(res.Examples) / total.Seconds()
-	res.Decoded = decodes * int64(cfg.Frames)
+	res.Decoded, res.DecodeRuns, res.DecodedBytes = st.Frames, st.Runs, st.Bytes
 	res.DecodedPerS = float64(res.Decoded) / total.Seconds()
+	res.ShareOfFFmpeg = res.DecodedPerS / res.FFmpegPerS
+	res.ShareOfFFFit = res.DecodedPerS / res.FFmpegFitPerS
 	logf("training-like: a %v step after each batch, with prefetching", cfg.StepTime)
 	waited, total, _, err := run(true, cfg.StepTime)
 	if err != nil {

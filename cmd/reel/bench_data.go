@@ -19,8 +19,10 @@ directory) a v3.0 dataset of --episodes episodes of --frames frames from --camer
 as it is. Then loads --batches micro-batches of --batch examples fitted to --size×--size with
 the windowed sampler and the prefetching loader: back to back (examples/s, decoded frames/s),
 and with a --step of busy computation after each batch standing in for a training step, with
-and without prefetching (the share of time spent waiting for data). Prints the peak resident
-memory of the loading.
+and without prefetching (the share of time spent waiting for data). Also measures ffmpeg's own
+decoding of the same files on the same cores (plain, and fitted to --size as the loader fits
+them) and prints the loader's rate as a share of it, and the peak resident memory of the
+loading.
 `
 
 func benchData(args []string) error {
@@ -90,7 +92,11 @@ func benchData(args []string) error {
 	}
 	fmt.Printf("\nloading %d micro-batches of %d at %d×%d (%s), window %d episodes, %d decoders, cache %d MiB\n",
 		c.Batches, c.Batch, c.Size, c.Size, c.Mode, c.Window, c.Workers, c.CacheBytes>>20)
-	fmt.Printf("throughput: %.0f examples/s, %.0f frames decoded+resized/s (%d frames decoded)\n", res.ExamplesPerS, res.DecodedPerS, res.Decoded)
+	fmt.Printf("throughput: %.0f examples/s, %.0f frames decoded+resized/s (%d frames decoded in %d ffmpeg runs, %.1f MB read out of ffmpeg)\n",
+		res.ExamplesPerS, res.DecodedPerS, res.Decoded, res.DecodeRuns, float64(res.DecodedBytes)/1e6)
+	fmt.Printf("ffmpeg alone on the same files: %.0f frames/s decoding (%.0f per CPU-second), %.0f frames/s fitted to %d×%d (%s)\n",
+		res.FFmpegPerS, res.FFmpegCPUPerS, res.FFmpegFitPerS, c.Size, c.Size, res.FFmpegFit)
+	fmt.Printf("loader as a share of ffmpeg: %.0f%% of its fitted rate, %.0f%% of its plain decoding rate\n", 100*res.ShareOfFFFit, 100*res.ShareOfFFmpeg)
 	fmt.Printf("with a %v step per batch: waiting for data %.1f%% of the time with prefetching (%.3fs per batch), %.1f%% without\n",
 		c.StepTime, 100*res.WaitShare, res.StepSeconds, 100*res.WaitShareNoPrefetch)
 	fmt.Printf("peak RSS: %.0f MiB (%s)\n", float64(res.PeakRSS)/(1<<20), res.PeakRSSNote)
