@@ -145,14 +145,15 @@ type LoaderConfig struct {
 	Cameras       []string // cameras to load (nil: all)
 	Width, Height int      // frame size every camera is fitted to
 	Mode          string   // policy resize mode ("" is pad)
-	// Ahead is how many micro-batches ahead the loader decodes episodes for (default 4
-	// windows' worth: 4 × BatchesPerWindow); 0 or negative with NoPrefetch set disables
-	// prefetching.
+	// Ahead is how many micro-batches ahead the loader decodes episodes for (default: 6
+	// windows' worth, 6 × BatchesPerWindow, or fewer, at least one, so that the episodes of a
+	// window and of those ahead fill at most half the frame cache); prefetching is off with
+	// NoPrefetch.
 	Ahead      int
 	NoPrefetch bool
 	// Workers is the number of background decoders (default 2).
 	Workers int
-	// Group is the most episodes of one camera one ffmpeg run decodes (default 8). Starting
+	// Group is the most episodes of one camera one ffmpeg run decodes (default 12). Starting
 	// ffmpeg costs about what decoding a short episode at a policy's image size does, so the
 	// episodes that upcoming windows add are queued in groups of this many, a smaller group
 	// only when its first episode is needed within two windows.
@@ -245,10 +246,24 @@ func (d *Dataset) NewLoader(s *Sampler, cfg LoaderConfig) (*Loader, error) {
 	}
 	cfg.Mode = mode
 	if cfg.Ahead <= 0 {
-		cfg.Ahead = 4 * s.cfg.BatchesPerWindow
+		// Up to 6 windows ahead, as far as the window and the prefetched episodes fit in half
+		// the frame cache: episodes evicted before their batch would be decoded twice.
+		total := 0
+		for _, e := range s.eps {
+			total += s.lengths[e]
+		}
+		perEpisode := int64(total) * int64(cfg.Width*cfg.Height*3*len(cams)) / int64(len(s.eps))
+		d.cache.mu.Lock()
+		room := d.cache.max / 2
+		d.cache.mu.Unlock()
+		windows := int64(1)
+		for windows < 6 && int64(s.cfg.Window+int(windows+1)*s.cfg.Stride)*perEpisode <= room {
+			windows++
+		}
+		cfg.Ahead = int(windows) * s.cfg.BatchesPerWindow
 	}
 	cfg.Workers = cmp.Or(cfg.Workers, 2)
-	cfg.Group = max(cmp.Or(cfg.Group, 8), 1)
+	cfg.Group = max(cmp.Or(cfg.Group, 12), 1)
 	l := &Loader{ds: d, s: s, cfg: cfg, cams: slices.Clone(cams), scheduled: map[frameKey]bool{}, pending: map[int][]pendingEpisode{},
 		upTo: -1, jobs: make(chan decodeJob, 1<<12), quit: make(chan struct{})}
 	if !cfg.NoPrefetch {

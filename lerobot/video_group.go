@@ -77,7 +77,9 @@ func decodeVideoGroup(segs []videoSegment, fps float64, fit videoFit) []segmentR
 		if start > 0 {
 			args = append(args, "-ss", strconv.FormatFloat(start, 'f', 6, 64))
 		}
-		args = append(args, "-to", strconv.FormatFloat(end, 'f', 6, 64), "-i", "file:"+s.path)
+		// One decoding thread per input: the loader runs several groups at once, and
+		// ffmpeg's frame threads would only add their overhead (about a sixth more CPU).
+		args = append(args, "-threads", "1", "-to", strconv.FormatFloat(end, 'f', 6, 64), "-i", "file:"+s.path)
 		chain := fmt.Sprintf("[%d:v:0]showinfo@e%d=checksum=0", k, k)
 		if fit.filter != "" {
 			chain += "," + fit.filter
