@@ -45,7 +45,7 @@ type LeRobotLoaderResult struct {
 	Examples     int     // examples loaded
 	ExamplesPerS float64 // examples per second
 	Decoded      int64   // frames decoded (and resized), as read out of ffmpeg
-	DecodedPerS  float64 // frames decoded per second
+	DecodedPerS  float64 // frames decoded per second while the loader was decoding (see RunLeRobotLoader)
 	DecodeRuns   int64   // ffmpeg runs of the throughput run
 	DecodedBytes int64   // bytes read out of ffmpeg in the throughput run
 	// ffmpeg's own decoding of the same files on the same cores (mediaio.DecodeRate: every
@@ -106,25 +106,32 @@ func RunLeRobotLoader(cfg LeRobotLoaderConfig, logf func(format string, args ...
 		s, err := ds.NewSampler(lerobot.SamplerConfig{Seed: cfg.Seed, BatchSize: cfg.Batch, Window: cfg.Window})
 		return ds, s, err
 	}
-	run := func(prefetch bool, step time.Duration) (waited, total time.Duration, st lerobot.DecodeStats, err error) {
+	// run loads the batches; decoding is how long the loader kept decoding (until the end of
+	// the last batch after which more frames had left ffmpeg: once every episode is cached,
+	// later batches cost no decoding).
+	run := func(prefetch bool, step time.Duration) (waited, total, decoding time.Duration, st lerobot.DecodeStats, err error) {
 		ds, s, err := open()
 		if err != nil {
-			return 0, 0, st, err
+			return 0, 0, 0, st, err
 		}
 		l, err := ds.NewLoader(s, lerobot.LoaderConfig{Width: cfg.Size, Height: cfg.Size, Mode: cfg.Mode, NoPrefetch: !prefetch, Workers: cfg.Workers})
 		if err != nil {
-			return 0, 0, st, err
+			return 0, 0, 0, st, err
 		}
 		defer l.Close()
 		start := time.Now()
+		var frames int64
 		for i := range int64(cfg.Batches) {
 			if _, err := l.Batch(i); err != nil {
-				return 0, 0, st, err
+				return 0, 0, 0, st, err
 			}
 			loaderSpin(step)
+			if f := ds.DecodeStats().Frames; f != frames {
+				frames, decoding = f, time.Since(start)
+			}
 		}
 		total = time.Since(start)
-		return l.Waited(), total, ds.DecodeStats(), nil
+		return l.Waited(), total, decoding, ds.DecodeStats(), nil
 	}
 	ffmpegFit := func() error {
 		ds, err := lerobot.Open(cfg.Dir)
@@ -178,7 +185,7 @@ func RunLeRobotLoader(cfg LeRobotLoaderConfig, logf func(format string, args ...
 		return res, err
 	}
 	logf("throughput: %d batches of %d back to back", cfg.Batches, cfg.Batch)
-	_, total, st, err := run(true, 0)
+	_, total, decoding, st, err := run(true, 0)
 	if err != nil {
 		return res, err
 	}
@@ -188,18 +195,18 @@ func RunLeRobotLoader(cfg LeRobotLoaderConfig, logf func(format string, args ...
 	res.Examples = cfg.Batches * cfg.Batch
 	res.ExamplesPerS = float64(res.Examples) / total.Seconds()
 	res.Decoded, res.DecodeRuns, res.DecodedBytes = st.Frames, st.Runs, st.Bytes
-	res.DecodedPerS = float64(res.Decoded) / total.Seconds()
+	res.DecodedPerS = float64(res.Decoded) / decoding.Seconds()
 	res.ShareOfFFmpeg = res.DecodedPerS / res.FFmpegPerS
 	res.ShareOfFFFit = res.DecodedPerS / res.FFmpegFitPerS
 	logf("training-like: a %v step after each batch, with prefetching", cfg.StepTime)
-	waited, total, _, err := run(true, cfg.StepTime)
+	waited, total, _, _, err := run(true, cfg.StepTime)
 	if err != nil {
 		return res, err
 	}
 	res.WaitShare = waited.Seconds() / total.Seconds()
 	res.StepSeconds = total.Seconds() / float64(cfg.Batches)
 	logf("training-like, without prefetching")
-	waited, total, _, err = run(false, cfg.StepTime)
+	waited, total, _, _, err = run(false, cfg.StepTime)
 	if err != nil {
 		return res, err
 	}

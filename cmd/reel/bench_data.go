@@ -92,7 +92,7 @@ func benchData(args []string) error {
 	}
 	fmt.Printf("\nloading %d micro-batches of %d at %d×%d (%s), window %d episodes, %d decoders, cache %d MiB\n",
 		c.Batches, c.Batch, c.Size, c.Size, c.Mode, c.Window, c.Workers, c.CacheBytes>>20)
-	fmt.Printf("throughput: %.0f examples/s, %.0f frames decoded+resized/s (%d frames decoded in %d ffmpeg runs, %.1f MB read out of ffmpeg)\n",
+	fmt.Printf("throughput: %.0f examples/s; %.0f frames decoded+resized/s while decoding (%d frames decoded in %d ffmpeg runs, %.1f MB read out of ffmpeg)\n",
 		res.ExamplesPerS, res.DecodedPerS, res.Decoded, res.DecodeRuns, float64(res.DecodedBytes)/1e6)
 	fmt.Printf("ffmpeg alone on the same files: %.0f frames/s decoding (%.0f per CPU-second), %.0f frames/s fitted to %d×%d (%s)\n",
 		res.FFmpegPerS, res.FFmpegCPUPerS, res.FFmpegFitPerS, c.Size, c.Size, res.FFmpegFit)
