@@ -58,6 +58,10 @@ type LeRobotLoaderResult struct {
 	FFmpegCPUPerS               float64 // frames per second of ffmpeg's CPU time, plain
 	FFmpegFit                   string
 	ShareOfFFmpeg, ShareOfFFFit float64
+	// The same in CPU time, which other work on shared cores disturbs less than wall time:
+	// frames per CPU-second of the ffmpeg processes (fitted, as above), of the loader (its
+	// ffmpeg runs and this process, in the throughput run), and the loader's share.
+	FFmpegFitPerCPUS, LoaderPerCPUS, ShareOfFFFitCPU float64
 	// Training-like runs (a StepTime step after each batch): the share of wall time spent
 	// waiting in Loader.Batch, with and without background prefetching.
 	WaitShare, WaitShareNoPrefetch float64
@@ -139,6 +143,17 @@ func RunLeRobotLoader(cfg LeRobotLoaderConfig, logf func(format string, args ...
 			return err
 		}
 		var wall time.Duration
+		_, child0 := cpuTimes()
+		defer func() {
+			if _, child1 := cpuTimes(); child1 > child0 {
+				rate := float64(ds.NumFrames()*len(ds.Cameras())) / (child1 - child0).Seconds()
+				if res.FFmpegFitPerCPUS == 0 {
+					res.FFmpegFitPerCPUS = rate
+				} else {
+					res.FFmpegFitPerCPUS = (res.FFmpegFitPerCPUS + rate) / 2
+				}
+			}
+		}()
 		for _, cam := range ds.Cameras() {
 			sw, sh := ds.CameraSize(cam)
 			res.FFmpegFit = lerobot.FFmpegFit(sw, sh, cfg.Size, cfg.Size, cfg.Mode)
@@ -185,9 +200,13 @@ func RunLeRobotLoader(cfg LeRobotLoaderConfig, logf func(format string, args ...
 		return res, err
 	}
 	logf("throughput: %d batches of %d back to back", cfg.Batches, cfg.Batch)
+	self0, child0 := cpuTimes()
 	_, total, decoding, st, err := run(true, 0)
 	if err != nil {
 		return res, err
+	}
+	if self1, child1 := cpuTimes(); self1+child1 > self0+child0 {
+		res.LoaderPerCPUS = float64(st.Frames) / (self1 + child1 - self0 - child0).Seconds()
 	}
 	if err := ffmpegFit(); err != nil {
 		return res, err
@@ -198,6 +217,9 @@ func RunLeRobotLoader(cfg LeRobotLoaderConfig, logf func(format string, args ...
 	res.DecodedPerS = float64(res.Decoded) / decoding.Seconds()
 	res.ShareOfFFmpeg = res.DecodedPerS / res.FFmpegPerS
 	res.ShareOfFFFit = res.DecodedPerS / res.FFmpegFitPerS
+	if res.FFmpegFitPerCPUS > 0 {
+		res.ShareOfFFFitCPU = res.LoaderPerCPUS / res.FFmpegFitPerCPUS
+	}
 	logf("training-like: a %v step after each batch, with prefetching", cfg.StepTime)
 	waited, total, _, _, err := run(true, cfg.StepTime)
 	if err != nil {
