@@ -62,6 +62,7 @@ type LeRobotLoaderResult struct {
 	// frames per CPU-second of the ffmpeg processes (fitted, as above), of the loader (its
 	// ffmpeg runs and this process, in the throughput run), and the loader's share.
 	FFmpegFitPerCPUS, LoaderPerCPUS, ShareOfFFFitCPU float64
+	LoaderSelfCPUShare                               float64 // the share of the loader's CPU time spent in this process, not in ffmpeg
 	// Training-like runs (a StepTime step after each batch): the share of wall time spent
 	// waiting in Loader.Batch, with and without background prefetching.
 	WaitShare, WaitShareNoPrefetch float64
@@ -207,6 +208,7 @@ func RunLeRobotLoader(cfg LeRobotLoaderConfig, logf func(format string, args ...
 	}
 	if self1, child1 := cpuTimes(); self1+child1 > self0+child0 {
 		res.LoaderPerCPUS = float64(st.Frames) / (self1 + child1 - self0 - child0).Seconds()
+		res.LoaderSelfCPUShare = (self1 - self0).Seconds() / (self1 + child1 - self0 - child0).Seconds()
 	}
 	if err := ffmpegFit(); err != nil {
 		return res, err

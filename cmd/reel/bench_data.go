@@ -97,8 +97,8 @@ func benchData(args []string) error {
 	fmt.Printf("ffmpeg alone on the same files: %.0f frames/s decoding (%.0f per CPU-second), %.0f frames/s fitted to %d×%d (%s)\n",
 		res.FFmpegPerS, res.FFmpegCPUPerS, res.FFmpegFitPerS, c.Size, c.Size, res.FFmpegFit)
 	fmt.Printf("loader as a share of ffmpeg: %.0f%% of its fitted rate, %.0f%% of its plain decoding rate\n", 100*res.ShareOfFFFit, 100*res.ShareOfFFmpeg)
-	fmt.Printf("in CPU time: the loader %.0f frames per CPU-second (its ffmpeg runs and itself), ffmpeg fitting %.0f: %.0f%%\n",
-		res.LoaderPerCPUS, res.FFmpegFitPerCPUS, 100*res.ShareOfFFFitCPU)
+	fmt.Printf("in CPU time: the loader %.0f frames per CPU-second (its ffmpeg runs and itself, %.0f%% of it in reel), ffmpeg fitting %.0f: %.0f%%\n",
+		res.LoaderPerCPUS, 100*res.LoaderSelfCPUShare, res.FFmpegFitPerCPUS, 100*res.ShareOfFFFitCPU)
 	fmt.Printf("with a %v step per batch: waiting for data %.1f%% of the time with prefetching (%.3fs per batch), %.1f%% without\n",
 		c.StepTime, 100*res.WaitShare, res.StepSeconds, 100*res.WaitShareNoPrefetch)
 	fmt.Printf("peak RSS: %.0f MiB (%s)\n", float64(res.PeakRSS)/(1<<20), res.PeakRSSNote)
