@@ -31,7 +31,7 @@ type Options struct {
 	// ResizeInGo fits video frames to the requested size with policy.Resize in Go after
 	// ffmpeg has decoded them at their native size, rather than with ffmpeg's scale filter in
 	// the decoding process (see Frames): the previous, slower path, whose pixels differ from
-	// the default's by rounding (a mean absolute difference under one level of 255).
+	// the default's by rounding and chroma interpolation (about one level of 255 on average).
 	ResizeInGo bool
 }
 

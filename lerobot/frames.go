@@ -31,8 +31,8 @@ import (
 //
 // The first request for an (episode, camera, size, mode) decodes the episode's whole stream
 // once — a video by one ffmpeg run over its time range in the (possibly shared) mp4 file, frames
-// located by the parquet timestamps within ToleranceS, each resized as it streams out so
-// that no native-size episode is ever held — and keeps the result as 8-bit pixels in the
+// located by the parquet timestamps within ToleranceS, each fitted to w×h inside ffmpeg
+// (ffmpegFit) so that only fitted frames leave it — and keeps the result as 8-bit pixels in the
 // dataset's byte-bounded LRU cache; later requests read the cache. Concurrent requests for the
 // same episode wait for one decode.
 func (d *Dataset) Frames(i int, camera string, steps []int, w, h int, mode string) ([]policy.Image, error) {
@@ -282,7 +282,7 @@ type videoFit struct {
 // planes and converts the result to RGB with full-resolution chroma interpolation
 // (full_chroma_int) and exact rounding (accurate_rnd), where the Go path converts to RGB at the
 // native size and then scales: the pixels differ by rounding and by where chroma is
-// interpolated, under one level of 255 on average and at most a few tens of levels at sharp
+// interpolated, about one level of 255 on average and at most a few tens of levels at sharp
 // colour edges (TestFitInFFmpegMatchesGo). Converting to rgb24 first and scaling packed RGB
 // (format=rgb24,scale=…) matches the Go path to a fiftieth of a level on average but costs
 // twice the CPU of decoding alone, which is the cost this chain avoids. Pad scales into the
