@@ -17,6 +17,7 @@ import (
 	"github.com/reelml/reel/internal/rng"
 	"github.com/reelml/reel/internal/usage"
 	"github.com/reelml/reel/lerobot"
+	"github.com/reelml/reel/mediaio"
 )
 
 // LeRobotLoaderConfig configures RunLeRobotLoader.
@@ -45,8 +46,25 @@ type LeRobotLoaderResult struct {
 	// Throughput: batches loaded back to back (no training step), prefetching on.
 	Examples     int     // examples loaded
 	ExamplesPerS float64 // examples per second
-	Decoded      int64   // frames decoded (and resized)
-	DecodedPerS  float64 // frames decoded per second
+	Decoded      int64   // frames decoded (and resized), as read out of ffmpeg
+	DecodedPerS  float64 // frames decoded per second while the loader was decoding (see RunLeRobotLoader)
+	DecodeRuns   int64   // ffmpeg runs of the throughput run
+	DecodedBytes int64   // bytes read out of ffmpeg in the throughput run
+	// ffmpeg's own decoding of the same files on the same cores (mediaio.DecodeRate: every
+	// frame of every camera's files, ffmpeg's default threads), in frames per second of wall
+	// time: plain (to yuv420p, the decoder alone) and with the filter chain that fits the
+	// frames to Size×Size as the loader does (FFmpegFit; measured before and after the
+	// throughput run, the mean), and the loader's decoded frames per second as a share of each.
+	FFmpegFrames                int64
+	FFmpegPerS, FFmpegFitPerS   float64
+	FFmpegCPUPerS               float64 // frames per second of ffmpeg's CPU time, plain
+	FFmpegFit                   string
+	ShareOfFFmpeg, ShareOfFFFit float64
+	// The same in CPU time, which other work on shared cores disturbs less than wall time:
+	// frames per CPU-second of the ffmpeg processes (fitted, as above), of the loader (its
+	// ffmpeg runs and this process, in the throughput run), and the loader's share.
+	FFmpegFitPerCPUS, LoaderPerCPUS, ShareOfFFFitCPU float64
+	LoaderSelfCPUShare                               float64 // the share of the loader's CPU time spent in this process, not in ffmpeg
 	// Training-like runs (a StepTime step after each batch): the share of wall time spent
 	// waiting in Loader.Batch, with and without background prefetching.
 	WaitShare, WaitShareNoPrefetch float64
@@ -118,45 +136,126 @@ func RunLeRobotLoader(cfg LeRobotLoaderConfig, logf func(format string, args ...
 		s, err := ds.NewSampler(lerobot.SamplerConfig{Seed: cfg.Seed, BatchSize: cfg.Batch, Window: cfg.Window})
 		return ds, s, err
 	}
-	run := func(prefetch bool, step time.Duration) (waited, total time.Duration, decodes int64, err error) {
+	// run loads the batches; decoding is how long the loader kept decoding (until the end of
+	// the last batch after which more frames had left ffmpeg: once every episode is cached,
+	// later batches cost no decoding).
+	run := func(prefetch bool, step time.Duration) (waited, total, decoding time.Duration, st lerobot.DecodeStats, err error) {
 		ds, s, err := open()
 		if err != nil {
-			return 0, 0, 0, err
+			return 0, 0, 0, st, err
 		}
 		l, err := ds.NewLoader(s, lerobot.LoaderConfig{Width: cfg.Size, Height: cfg.Size, Mode: cfg.Mode, NoPrefetch: !prefetch, Workers: cfg.Workers})
 		if err != nil {
-			return 0, 0, 0, err
+			return 0, 0, 0, st, err
 		}
 		defer l.Close()
 		start := time.Now()
+		var frames int64
 		for i := range int64(cfg.Batches) {
 			if _, err := l.Batch(i); err != nil {
-				return 0, 0, 0, err
+				return 0, 0, 0, st, err
 			}
 			loaderSpin(step)
+			if f := ds.DecodeStats().Frames; f != frames {
+				frames, decoding = f, time.Since(start)
+			}
 		}
 		total = time.Since(start)
-		_, decodes, _ = ds.FrameCacheStats()
-		return l.Waited(), total, decodes, nil
+		return l.Waited(), total, decoding, ds.DecodeStats(), nil
+	}
+	ffmpegFit := func() error {
+		ds, err := lerobot.Open(cfg.Dir)
+		if err != nil {
+			return err
+		}
+		var wall time.Duration
+		_, child0 := cpuTimes()
+		defer func() {
+			if _, child1 := cpuTimes(); child1 > child0 {
+				rate := float64(ds.NumFrames()*len(ds.Cameras())) / (child1 - child0).Seconds()
+				if res.FFmpegFitPerCPUS == 0 {
+					res.FFmpegFitPerCPUS = rate
+				} else {
+					res.FFmpegFitPerCPUS = (res.FFmpegFitPerCPUS + rate) / 2
+				}
+			}
+		}()
+		for _, cam := range ds.Cameras() {
+			sw, sh := ds.CameraSize(cam)
+			res.FFmpegFit = lerobot.FFmpegFit(sw, sh, cfg.Size, cfg.Size, cfg.Mode)
+			for _, f := range ds.VideoFiles(cam) {
+				w, _, err := mediaio.DecodeRate(f, res.FFmpegFit)
+				if err != nil {
+					return err
+				}
+				wall += w
+			}
+		}
+		res.FFmpegFrames = int64(ds.NumFrames() * len(ds.Cameras()))
+		rate := float64(res.FFmpegFrames) / wall.Seconds()
+		if res.FFmpegFitPerS == 0 {
+			res.FFmpegFitPerS = rate
+		} else {
+			res.FFmpegFitPerS = (res.FFmpegFitPerS + rate) / 2
+		}
+		return nil
+	}
+	logf("ffmpeg's own decoding of the same files, plain and fitted to %d×%d", cfg.Size, cfg.Size)
+	{
+		ds, err := lerobot.Open(cfg.Dir)
+		if err != nil {
+			return res, err
+		}
+		var wall, cpu time.Duration
+		for _, cam := range ds.Cameras() {
+			for _, f := range ds.VideoFiles(cam) {
+				w, c, err := mediaio.DecodeRate(f, "")
+				if err != nil {
+					return res, err
+				}
+				wall, cpu = wall+w, cpu+c
+			}
+		}
+		n := float64(ds.NumFrames() * len(ds.Cameras()))
+		res.FFmpegPerS = n / wall.Seconds()
+		if cpu > 0 {
+			res.FFmpegCPUPerS = n / cpu.Seconds()
+		}
+	}
+	if err := ffmpegFit(); err != nil {
+		return res, err
 	}
 	logf("throughput: %d batches of %d back to back", cfg.Batches, cfg.Batch)
-	_, total, decodes, err := run(true, 0)
+	self0, child0 := cpuTimes()
+	_, total, decoding, st, err := run(true, 0)
 	if err != nil {
+		return res, err
+	}
+	if self1, child1 := cpuTimes(); self1+child1 > self0+child0 {
+		res.LoaderPerCPUS = float64(st.Frames) / (self1 + child1 - self0 - child0).Seconds()
+		res.LoaderSelfCPUShare = (self1 - self0).Seconds() / (self1 + child1 - self0 - child0).Seconds()
+	}
+	if err := ffmpegFit(); err != nil {
 		return res, err
 	}
 	res.Examples = cfg.Batches * cfg.Batch
 	res.ExamplesPerS = float64(res.Examples) / total.Seconds()
-	res.Decoded = decodes * int64(cfg.Frames)
-	res.DecodedPerS = float64(res.Decoded) / total.Seconds()
+	res.Decoded, res.DecodeRuns, res.DecodedBytes = st.Frames, st.Runs, st.Bytes
+	res.DecodedPerS = float64(res.Decoded) / decoding.Seconds()
+	res.ShareOfFFmpeg = res.DecodedPerS / res.FFmpegPerS
+	res.ShareOfFFFit = res.DecodedPerS / res.FFmpegFitPerS
+	if res.FFmpegFitPerCPUS > 0 {
+		res.ShareOfFFFitCPU = res.LoaderPerCPUS / res.FFmpegFitPerCPUS
+	}
 	logf("training-like: a %v step after each batch, with prefetching", cfg.StepTime)
-	waited, total, _, err := run(true, cfg.StepTime)
+	waited, total, _, _, err := run(true, cfg.StepTime)
 	if err != nil {
 		return res, err
 	}
 	res.WaitShare = waited.Seconds() / total.Seconds()
 	res.StepSeconds = total.Seconds() / float64(cfg.Batches)
 	logf("training-like, without prefetching")
-	waited, total, _, err = run(false, cfg.StepTime)
+	waited, total, _, _, err = run(false, cfg.StepTime)
 	if err != nil {
 		return res, err
 	}
@@ -303,7 +402,13 @@ func (r LeRobotLoaderResult) WriteText(w io.Writer) {
 	}
 	fmt.Fprintf(w, "\nloading %d micro-batches of %d at %d×%d (%s), window %d episodes, %d decoders, cache %d MiB\n",
 		c.Batches, c.Batch, c.Size, c.Size, c.Mode, c.Window, c.Workers, c.CacheBytes>>20)
-	fmt.Fprintf(w, "throughput: %.0f examples/s, %.0f frames decoded+resized/s (%d frames decoded)\n", r.ExamplesPerS, r.DecodedPerS, r.Decoded)
+	fmt.Fprintf(w, "throughput: %.0f examples/s; %.0f frames decoded+resized/s while decoding (%d frames decoded in %d ffmpeg runs, %.1f MB read out of ffmpeg)\n",
+		r.ExamplesPerS, r.DecodedPerS, r.Decoded, r.DecodeRuns, float64(r.DecodedBytes)/1e6)
+	fmt.Fprintf(w, "ffmpeg alone on the same files: %.0f frames/s decoding (%.0f per CPU-second), %.0f frames/s fitted to %d×%d (%s)\n",
+		r.FFmpegPerS, r.FFmpegCPUPerS, r.FFmpegFitPerS, c.Size, c.Size, r.FFmpegFit)
+	fmt.Fprintf(w, "loader as a share of ffmpeg: %.0f%% of its fitted rate, %.0f%% of its plain decoding rate\n", 100*r.ShareOfFFFit, 100*r.ShareOfFFmpeg)
+	fmt.Fprintf(w, "in CPU time: the loader %.0f frames per CPU-second (its ffmpeg runs and itself, %.0f%% of it in reel), ffmpeg fitting %.0f: %.0f%%\n",
+		r.LoaderPerCPUS, 100*r.LoaderSelfCPUShare, r.FFmpegFitPerCPUS, 100*r.ShareOfFFFitCPU)
 	fmt.Fprintf(w, "with a %v step per batch: waiting for data %.1f%% of the time with prefetching (%.3fs per batch), %.1f%% without\n",
 		c.StepTime, 100*r.WaitShare, r.StepSeconds, 100*r.WaitShareNoPrefetch)
 	fmt.Fprintf(w, "peak RSS: %.0f MiB (%s)\n", float64(r.PeakRSS)/(1<<20), r.PeakRSSNote)

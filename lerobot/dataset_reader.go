@@ -14,6 +14,7 @@ import (
 	"sort"
 	"strings"
 	"sync"
+	"sync/atomic"
 
 	"github.com/reelml/reel/hub"
 	"github.com/reelml/reel/internal/safeio"
@@ -29,6 +30,11 @@ type Options struct {
 	StateKey, ActionKey string
 	// CacheBytes bounds the decoded frames kept in memory (0: DefaultFrameCacheBytes).
 	CacheBytes int64
+	// ResizeInGo fits video frames to the requested size with policy.Resize in Go after
+	// ffmpeg has decoded them at their native size, rather than with ffmpeg's scale filter in
+	// the decoding process (see Frames): the previous, slower path, whose pixels differ from
+	// the default's by rounding and chroma interpolation (about one level of 255 on average).
+	ResizeInGo bool
 }
 
 // DefaultFrameCacheBytes is the default bound of a dataset's decoded-frame cache.
@@ -59,6 +65,9 @@ type Dataset struct {
 	files    map[string]*lrFileVectors // by data file (relative path)
 	computed map[string]Stats          // statistics computed from the data
 	cache    *frameCache
+
+	resizeInGo                              bool
+	decodeRuns, decodedFrames, decodedBytes atomic.Int64 // DecodeStats
 }
 
 // lrCamera is a video or image feature.
@@ -111,7 +120,7 @@ func OpenWith(dir string, opts Options) (*Dataset, error) {
 	}
 	d := &Dataset{dir: dir, stateKey: cmp.Or(opts.StateKey, StateKey),
 		actionKey: cmp.Or(opts.ActionKey, ActionKey), files: map[string]*lrFileVectors{},
-		cache: newFrameCache(cmp.Or(opts.CacheBytes, DefaultFrameCacheBytes))}
+		cache: newFrameCache(cmp.Or(opts.CacheBytes, DefaultFrameCacheBytes)), resizeInGo: opts.ResizeInGo}
 	if err := d.readInfo(); err != nil {
 		return nil, err
 	}

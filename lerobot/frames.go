@@ -13,6 +13,7 @@ import (
 	"os"
 	"os/exec"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -30,8 +31,8 @@ import (
 //
 // The first request for an (episode, camera, size, mode) decodes the episode's whole stream
 // once — a video by one ffmpeg run over its time range in the (possibly shared) mp4 file, frames
-// located by the parquet timestamps within ToleranceS, each resized as it streams out so
-// that no native-size episode is ever held — and keeps the result as 8-bit pixels in the
+// located by the parquet timestamps within ToleranceS, each fitted to w×h inside ffmpeg
+// (ffmpegFit) so that only fitted frames leave it — and keeps the result as 8-bit pixels in the
 // dataset's byte-bounded LRU cache; later requests read the cache. Concurrent requests for the
 // same episode wait for one decode.
 func (d *Dataset) Frames(i int, camera string, steps []int, w, h int, mode string) ([]policy.Image, error) {
@@ -85,41 +86,237 @@ func (d *Dataset) decoded(i int, camera string, w, h int, mode string) (*frameEn
 }
 
 // decodeEpisode decodes all frames of episode i's camera c, resized to w×h.
+//
+// A video is fitted to w×h inside the ffmpeg process that decodes it (ffmpegFit: swscale's
+// bilinear filter, the same triangle filter policy.Resize computes), so only w×h×3 bytes a
+// frame leave ffmpeg and Go does no per-pixel work; with Options.ResizeInGo, or a crop that
+// ffmpeg cannot cut exactly, frames leave ffmpeg at their native size and policy.Resize fits
+// them (the slower path, kept as the reference the tests compare with).
 func (d *Dataset) decodeEpisode(i, c, w, h int, mode string) ([]uint8, int, error) {
-	v, err := d.Vectors(i)
+	p, err := d.prepareEpisode(i, c, w, h, mode)
 	if err != nil {
 		return nil, 0, err
 	}
 	cam := d.cams[c]
-	n := v.Len()
-	out := make([]uint8, n*w*h*3)
-	rs := newFrameResizer(w, h, mode)
-	store := func(t int, rgb []uint8, fw, fh int) error {
-		if fw != cam.w || fh != cam.h {
-			return fmt.Errorf("frames are %d×%d, but features.%s.shape says %d×%d", fw, fh, cam.key, cam.w, cam.h)
-		}
-		rs.resize(out[t*w*h*3:(t+1)*w*h*3], rgb, fw, fh)
-		return nil
-	}
 	if !cam.video {
-		return out, n, d.readImageFrames(i, cam, n, store)
+		return p.out, p.n, d.readImageFrames(i, cam, p.n, p.seg.sink)
 	}
-	ref := d.episodes[i].videos[c]
-	stamps := make([]float64, n)
-	for t, ts := range v.Timestamp {
-		stamps[t] = ref.from + ts
-	}
-	path := d.path(ref.file)
-	err = decodeVideoAt(path, stamps, d.info.FPS, func(t int, rgb []uint8, fw, fh int) error {
-		if err := store(t, rgb, fw, fh); err != nil {
-			return fmt.Errorf("video %s: %v", path, err)
-		}
-		return nil
-	})
+	d.decodeRuns.Add(1)
+	nf, nb, err := decodeVideoAt(p.seg.path, p.seg.stamps, d.info.FPS, p.fit, p.seg.sink)
+	d.decodedFrames.Add(nf)
+	d.decodedBytes.Add(nb)
 	if err != nil {
 		return nil, 0, fmt.Errorf("%v (episode %d, camera %q)", err, d.episodes[i].index, cam.name)
 	}
-	return out, n, nil
+	return p.out, p.n, nil
+}
+
+// episodeDecode is the decoding of one episode's camera into its w×h 8-bit frames out.
+type episodeDecode struct {
+	n   int
+	out []uint8
+	fit videoFit     // how ffmpeg fits the frames (none: Go does, in seg.sink)
+	seg videoSegment // the frames' file, timestamps and the sink storing them in out
+}
+
+// prepareEpisode returns what decoding episode i's camera c at w×h needs.
+func (d *Dataset) prepareEpisode(i, c, w, h int, mode string) (*episodeDecode, error) {
+	v, err := d.Vectors(i)
+	if err != nil {
+		return nil, err
+	}
+	cam := d.cams[c]
+	n := v.Len()
+	p := &episodeDecode{n: n, out: make([]uint8, n*w*h*3)}
+	checkSize := func(fw, fh int) error {
+		if fw != cam.w || fh != cam.h {
+			return fmt.Errorf("frames are %d×%d, but features.%s.shape says %d×%d", fw, fh, cam.key, cam.w, cam.h)
+		}
+		return nil
+	}
+	rs := newFrameResizer(w, h, mode)
+	p.seg.sink = func(t int, rgb []uint8, fw, fh int) error {
+		if err := checkSize(fw, fh); err != nil {
+			return err
+		}
+		rs.resize(p.out[t*w*h*3:(t+1)*w*h*3], rgb, fw, fh)
+		return nil
+	}
+	if !cam.video {
+		return p, nil
+	}
+	ref := d.episodes[i].videos[c]
+	p.seg.stamps = make([]float64, n)
+	for t, ts := range v.Timestamp {
+		p.seg.stamps[t] = ref.from + ts
+	}
+	p.seg.path = d.path(ref.file)
+	if !d.resizeInGo && (cam.w != w || cam.h != h) {
+		if f := ffmpegFit(cam.w, cam.h, w, h, mode); f != "" {
+			p.fit = videoFit{filter: f, w: w, h: h}
+			p.seg.sink = func(t int, rgb []uint8, fw, fh int) error {
+				if err := checkSize(fw, fh); err != nil {
+					return err
+				}
+				copy(p.out[t*w*h*3:(t+1)*w*h*3], rgb)
+				return nil
+			}
+		}
+	}
+	sink := p.seg.sink
+	p.seg.sink = func(t int, rgb []uint8, fw, fh int) error {
+		if err := sink(t, rgb, fw, fh); err != nil {
+			return fmt.Errorf("video %s: %v", p.seg.path, err)
+		}
+		return nil
+	}
+	return p, nil
+}
+
+// decodeEpisodes decodes the frames of camera c at w×h of those episodes eps that are neither
+// cached nor being decoded into the cache: the videos in one ffmpeg run (decodeVideoGroup), an
+// episode that fails there alone again (decodeEpisode, whose error names the problem).
+func (d *Dataset) decodeEpisodes(eps []int, c, w, h int, mode string) {
+	keys := make([]frameKey, len(eps))
+	for k, e := range eps {
+		keys[k] = frameKey{ep: e, cam: c, w: w, h: h, mode: mode}
+	}
+	claimed := d.cache.claim(keys)
+	defer func() { // a panic must not leave a claimed entry unfilled: its waiters would hang
+		if r := recover(); r != nil {
+			for _, e := range claimed {
+				select {
+				case <-e.ready:
+				default:
+					d.cache.fill(e, nil, 0, fmt.Errorf("decoding episode %d: panic: %v", e.key.ep, r))
+				}
+			}
+		}
+	}()
+	var group []*frameEntry
+	var preps []*episodeDecode
+	var segs []videoSegment
+	for _, e := range claimed {
+		p, err := d.prepareEpisode(e.key.ep, c, w, h, mode)
+		if err != nil || !d.cams[c].video || len(claimed) == 1 {
+			pix, t, err := d.decodeEpisode(e.key.ep, c, w, h, mode)
+			d.cache.fill(e, pix, t, err)
+			continue
+		}
+		group, preps, segs = append(group, e), append(preps, p), append(segs, p.seg)
+	}
+	if len(group) == 0 {
+		return
+	}
+	d.decodeRuns.Add(1)
+	res := decodeVideoGroup(segs, d.info.FPS, preps[0].fit)
+	for k, e := range group {
+		d.decodedFrames.Add(res[k].frames)
+		d.decodedBytes.Add(res[k].bytes)
+		if res[k].err != nil {
+			pix, t, err := d.decodeEpisode(e.key.ep, c, w, h, mode)
+			d.cache.fill(e, pix, t, err)
+			continue
+		}
+		d.cache.fill(e, preps[k].out, preps[k].n, nil)
+	}
+}
+
+// DecodeStats counts the video decoding a dataset has done since it was opened.
+type DecodeStats struct {
+	Runs   int64 // ffmpeg runs (one per episode and camera decoded)
+	Frames int64 // frames read out of ffmpeg
+	Bytes  int64 // bytes read out of ffmpeg (frames × their width × height × 3)
+}
+
+// DecodeStats returns the video decoding done so far.
+func (d *Dataset) DecodeStats() DecodeStats {
+	return DecodeStats{Runs: d.decodeRuns.Load(), Frames: d.decodedFrames.Load(), Bytes: d.decodedBytes.Load()}
+}
+
+// FFmpegFit returns the ffmpeg filter chain (for -vf) with which the loader fits a sw×sh video
+// to w×h in the decoding process (mode as policy.Resize takes it), or "" when it fits the frames
+// in Go instead (a crop off whole, even pixels; frames already of size w×h need no filter).
+func FFmpegFit(sw, sh, w, h int, mode string) string {
+	mode, err := policy.ParseResizeMode(mode)
+	if err != nil || (sw == w && sh == h) {
+		return ""
+	}
+	return ffmpegFit(sw, sh, w, h, mode)
+}
+
+// VideoFiles returns the video files of camera (absolute or as given by the dataset directory),
+// each once, in episode order; none for a camera stored as images.
+func (d *Dataset) VideoFiles(camera string) []string {
+	c := d.camIndex(camera)
+	if c < 0 || !d.cams[c].video {
+		return nil
+	}
+	var out []string
+	for _, e := range d.episodes {
+		if p := d.path(e.videos[c].file); !slices.Contains(out, p) {
+			out = append(out, p)
+		}
+	}
+	return out
+}
+
+// CameraSize returns the width and height of camera's frames (0, 0 for no such camera).
+func (d *Dataset) CameraSize(camera string) (w, h int) {
+	if c := d.camIndex(camera); c >= 0 {
+		return d.cams[c].w, d.cams[c].h
+	}
+	return 0, 0
+}
+
+// videoFit is the ffmpeg filter chain that fits frames to w×h ("": frames at their size).
+type videoFit struct {
+	filter string
+	w, h   int
+}
+
+// ffmpegFit returns the ffmpeg filter chain that fits a sw×sh video to w×h as policy.Resize
+// does with mode (ParseResizeMode's names), ending in rgb24. It is swscale's bilinear scaler,
+// whose downscaling filter is the triangle filter widened by the scale factor that
+// policy.Resize (PIL's BILINEAR) uses, on the same pixel centres. It scales the decoded YUV
+// planes and converts the result to RGB with full-resolution chroma interpolation
+// (full_chroma_int) and exact rounding (accurate_rnd), where the Go path converts to RGB at the
+// native size and then scales: the pixels differ by rounding and by where chroma is
+// interpolated, about one level of 255 on average and at most a few tens of levels at sharp
+// colour edges (TestFitInFFmpegMatchesGo). Converting to rgb24 first and scaling packed RGB
+// (format=rgb24,scale=…) matches the Go path to a fiftieth of a level on average but costs
+// twice the CPU of decoding alone, which is the cost this chain avoids. Pad scales into the
+// centred rectangle and pads with black; crop cuts the centred source rectangle first. It
+// returns "" for a crop whose source rectangle is not whole pixels at even offsets
+// (policy.Resize then fits the frames in Go).
+func ffmpegFit(sw, sh, w, h int, mode string) string {
+	const scale = "scale=%d:%d:flags=bilinear+accurate_rnd+full_chroma_int"
+	const post = ",format=rgb24" // before pad, whose offsets would be rounded to the chroma grid
+	switch mode {
+	case policy.ResizeStretch:
+		return fmt.Sprintf(scale, w, h) + post
+	case policy.ResizePad, "":
+		s := math.Min(float64(w)/float64(sw), float64(h)/float64(sh))
+		rw := min(w, max(1, int(math.Round(float64(sw)*s))))
+		rh := min(h, max(1, int(math.Round(float64(sh)*s))))
+		f := fmt.Sprintf(scale, rw, rh) + post
+		if rw != w || rh != h {
+			f += fmt.Sprintf(",pad=%d:%d:%d:%d:color=black", w, h, (w-rw)/2, (h-rh)/2)
+		}
+		return f
+	case policy.ResizeCrop:
+		s := math.Max(float64(w)/float64(sw), float64(h)/float64(sh))
+		cw, ch := float64(w)/s, float64(h)/s
+		x0, y0 := (float64(sw)-cw)/2, (float64(sh)-ch)/2
+		whole := func(v float64) bool { return math.Abs(v-math.Round(v)) < 1e-9 }
+		even := func(v float64) bool { return whole(v) && int(math.Round(v))%2 == 0 }
+		if !whole(cw) || !whole(ch) || !even(x0) || !even(y0) {
+			return "" // a crop off the 4:2:0 chroma grid would shift chroma by half a pixel
+		}
+		return fmt.Sprintf("crop=%d:%d:%d:%d,", int(math.Round(cw)), int(math.Round(ch)), int(math.Round(x0)), int(math.Round(y0))) +
+			fmt.Sprintf(scale, w, h) + post
+	}
+	return ""
 }
 
 // readImageFrames decodes the PNG/JPEG images of camera cam stored in episode i's parquet rows.
@@ -259,25 +456,29 @@ var (
 // forward, every frame passed through with its own timestamp) and stops it when every stamp is
 // served. A stamp without a frame within the tolerance, a missing, corrupt or short file is an
 // error naming the file.
-func decodeVideoAt(path string, stamps []float64, fps float64, sink func(k int, rgb []uint8, w, h int) error) error {
+func decodeVideoAt(path string, stamps []float64, fps float64, fit videoFit, sink func(k int, rgb []uint8, w, h int) error) (frames, nbytes int64, err error) {
 	fail := func(format string, args ...any) error {
 		return fmt.Errorf("video %s: %s", path, fmt.Sprintf(format, args...))
 	}
 	if len(stamps) == 0 {
-		return nil
+		return 0, 0, nil
 	}
 	st, err := os.Stat(path)
 	switch {
 	case err != nil:
-		return fail("%v", unwrapPathError(err))
+		return 0, 0, fail("%v", unwrapPathError(err))
 	case st.IsDir():
-		return fail("is a directory")
+		return 0, 0, fail("is a directory")
 	case st.Size() == 0:
-		return fail("empty file")
+		return 0, 0, fail("empty file")
 	}
 	bin, err := mediaio.FFmpeg()
 	if err != nil {
-		return err
+		return 0, 0, err
+	}
+	vf := "showinfo=checksum=0" // reports each decoded frame's timestamp and native size
+	if fit.filter != "" {
+		vf += "," + fit.filter
 	}
 	half := 0.5 / fps
 	start, end := stamps[0]-half, stamps[len(stamps)-1]+half
@@ -287,7 +488,7 @@ func decodeVideoAt(path string, stamps []float64, fps float64, sink func(k int, 
 		args = append(args, "-ss", strconv.FormatFloat(start, 'f', 6, 64))
 	}
 	args = append(args, "-to", strconv.FormatFloat(end, 'f', 6, 64), "-copyts", "-i", input,
-		"-map", "0:v:0", "-vf", "showinfo=checksum=0", "-fps_mode", "passthrough",
+		"-map", "0:v:0", "-vf", vf, "-fps_mode", "passthrough",
 		"-f", "rawvideo", "-pix_fmt", "rgb24", "pipe:1")
 	timeout := mediaio.Timeout + time.Duration(len(stamps))*100*time.Millisecond
 	ctx, cancel := context.WithTimeout(context.Background(), timeout)
@@ -296,14 +497,14 @@ func decodeVideoAt(path string, stamps []float64, fps float64, sink func(k int, 
 	cmd.WaitDelay = 5 * time.Second
 	stdout, err := cmd.StdoutPipe()
 	if err != nil {
-		return fail("%v", err)
+		return 0, 0, fail("%v", err)
 	}
 	stderr, err := cmd.StderrPipe()
 	if err != nil {
-		return fail("%v", err)
+		return 0, 0, fail("%v", err)
 	}
 	if err := cmd.Start(); err != nil {
-		return fail("ffmpeg: %v", err)
+		return 0, 0, fail("ffmpeg: %v", err)
 	}
 	type info struct {
 		pts  int64
@@ -352,7 +553,11 @@ func decodeVideoAt(path string, stamps []float64, fps float64, sink func(k int, 
 			sinkErr = fail("frame %v", err)
 			break
 		}
-		need := inf.w * inf.h * 3
+		ow, oh := inf.w, inf.h // showinfo sees the native size; the fit filters come after it
+		if fit.filter != "" {
+			ow, oh = fit.w, fit.h
+		}
+		need := ow * oh * 3
 		if cap(frame) < need {
 			frame = make([]uint8, need)
 		}
@@ -360,6 +565,8 @@ func decodeVideoAt(path string, stamps []float64, fps float64, sink func(k int, 
 		if _, err := io.ReadFull(stdout, frame); err != nil {
 			break // the process ended early; its error is reported below
 		}
+		frames++
+		nbytes += int64(need)
 		ts := float64(inf.pts) * float64(num.Load()) / float64(den.Load())
 		if next < len(stamps) && stamps[next] < ts-ToleranceS {
 			sinkErr = fail("no frame within %g s of %.6f s (frames decoded at %.6f and %.6f s)", ToleranceS, stamps[next], lastTS, ts)
@@ -387,22 +594,22 @@ func decodeVideoAt(path string, stamps []float64, fps float64, sink func(k int, 
 	werr := cmd.Wait()
 	switch {
 	case sinkErr != nil:
-		return sinkErr
+		return frames, nbytes, sinkErr
 	case next == len(stamps):
-		return nil
+		return frames, nbytes, nil
 	case ctx.Err() == context.DeadlineExceeded:
-		return fail("ffmpeg timed out after %v", timeout)
+		return frames, nbytes, fail("ffmpeg timed out after %v", timeout)
 	}
 	if msg, _ := errLine.Load().(string); msg != "" {
-		return fail("ffmpeg: %s", msg)
+		return frames, nbytes, fail("ffmpeg: %s", msg)
 	}
 	if werr != nil {
-		return fail("ffmpeg: %v", werr)
+		return frames, nbytes, fail("ffmpeg: %v", werr)
 	}
 	if served == 0 && math.IsInf(lastTS, -1) {
-		return fail("no video frames decoded in [%.6f, %.6f] s", stamps[0], stamps[len(stamps)-1])
+		return frames, nbytes, fail("no video frames decoded in [%.6f, %.6f] s", stamps[0], stamps[len(stamps)-1])
 	}
-	return fail("no frame within %g s of %.6f s: the video ends at %.6f s (too short for its episode)", ToleranceS, stamps[next], lastTS)
+	return frames, nbytes, fail("no frame within %g s of %.6f s: the video ends at %.6f s (too short for its episode)", ToleranceS, stamps[next], lastTS)
 }
 
 // cleanFFmpegLine drops "[demuxer @ 0x...] [error] " prefixes and the "file:NAME: " of an
@@ -490,36 +697,77 @@ func (c *frameCache) stats() (int64, int64, int64) {
 // get returns the entry of key, calling load (once, whoever asks first) when it is missing. A
 // failed load is not cached.
 func (c *frameCache) get(key frameKey, load func() ([]uint8, int, error)) (*frameEntry, error) {
-	c.mu.Lock()
-	if e, ok := c.entries[key]; ok {
-		if e.elem != nil {
-			c.lru.MoveToFront(e.elem)
+	for {
+		claimed := c.claim([]frameKey{key})
+		if len(claimed) == 0 {
+			if e, err, ok := c.wait(key); ok {
+				return e, err
+			}
+			continue // evicted or failed meanwhile: decode it
 		}
-		c.hits++
-		c.mu.Unlock()
-		<-e.ready
-		if e.err != nil {
-			return nil, e.err
+		e := claimed[0]
+		pix, t, err := func() (pix []uint8, t int, err error) {
+			defer func() {
+				if r := recover(); r != nil {
+					err = fmt.Errorf("decoding episode %d: panic: %v", key.ep, r)
+				}
+			}()
+			return load()
+		}()
+		c.fill(e, pix, t, err)
+		if err != nil {
+			return nil, err
 		}
 		return e, nil
 	}
-	e := &frameEntry{key: key, ready: make(chan struct{})}
-	c.entries[key] = e
-	c.decodes++
-	c.mu.Unlock()
+}
 
-	pix, t, err := func() (pix []uint8, t int, err error) {
-		defer func() {
-			if r := recover(); r != nil {
-				err = fmt.Errorf("decoding episode %d: panic: %v", key.ep, r)
-			}
-		}()
-		return load()
-	}()
+// wait returns the entry of key once it is decoded, or its decoding error; ok is false when
+// the key is neither cached nor being decoded.
+func (c *frameCache) wait(key frameKey) (_ *frameEntry, _ error, ok bool) { //nolint:staticcheck // ok last reads best here
+	c.mu.Lock()
+	e, ok := c.entries[key]
+	if !ok {
+		c.mu.Unlock()
+		return nil, nil, false
+	}
+	if e.elem != nil {
+		c.lru.MoveToFront(e.elem)
+	}
+	c.hits++
+	c.mu.Unlock()
+	<-e.ready
+	if e.err != nil {
+		return nil, e.err, true
+	}
+	return e, nil, true
+}
+
+// claim registers the keys that are neither cached nor being decoded as being decoded by the
+// caller, who must fill each entry it returns (in the order of keys).
+func (c *frameCache) claim(keys []frameKey) []*frameEntry {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	var out []*frameEntry
+	for _, key := range keys {
+		if _, ok := c.entries[key]; ok {
+			continue
+		}
+		e := &frameEntry{key: key, ready: make(chan struct{})}
+		c.entries[key] = e
+		c.decodes++
+		out = append(out, e)
+	}
+	return out
+}
+
+// fill completes a claimed entry: the decoded pixels and frame count, or the error (then the
+// entry is dropped, so that a later request decodes again).
+func (c *frameCache) fill(e *frameEntry, pix []uint8, t int, err error) {
 	c.mu.Lock()
 	e.pix, e.t, e.err = pix, t, err
 	if err != nil {
-		delete(c.entries, key)
+		delete(c.entries, e.key)
 	} else {
 		e.elem = c.lru.PushFront(e)
 		c.used += int64(len(pix))
@@ -527,10 +775,6 @@ func (c *frameCache) get(key frameKey, load func() ([]uint8, int, error)) (*fram
 	}
 	c.mu.Unlock()
 	close(e.ready)
-	if err != nil {
-		return nil, err
-	}
-	return e, nil
 }
 
 // evictLocked drops least recently used entries until the cache fits (never the newest one).

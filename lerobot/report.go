@@ -38,7 +38,7 @@ func (d *Dataset) CameraStats(camera string) (Stats, error) {
 			for k, t := range idx {
 				stamps[k] = ref.from + v.Timestamp[t]
 			}
-			if err := decodeVideoAt(d.path(ref.file), stamps, d.info.FPS, add); err != nil {
+			if _, _, err := decodeVideoAt(d.path(ref.file), stamps, d.info.FPS, videoFit{}, add); err != nil {
 				return Stats{}, err
 			}
 		} else {

@@ -145,19 +145,54 @@ type LoaderConfig struct {
 	Cameras       []string // cameras to load (nil: all)
 	Width, Height int      // frame size every camera is fitted to
 	Mode          string   // policy resize mode ("" is pad)
-	// Ahead is how many micro-batches ahead the loader decodes episodes for (default 2 windows'
-	// worth: 2 × BatchesPerWindow); 0 or negative with NoPrefetch set disables prefetching.
+	// Ahead is how many micro-batches ahead the loader decodes episodes for (default: 6
+	// windows' worth, 6 × BatchesPerWindow, or fewer, at least one, so that the episodes of a
+	// window and of those ahead fill at most half the frame cache); prefetching is off with
+	// NoPrefetch.
 	Ahead      int
 	NoPrefetch bool
 	// Workers is the number of background decoders (default 2).
 	Workers int
+	// Group is the most episodes of one camera one ffmpeg run decodes (default 12). Starting
+	// ffmpeg costs about what decoding a short episode at a policy's image size does, so the
+	// episodes that upcoming windows add are queued in groups of this many, a smaller group
+	// only when its first episode is needed within two windows.
+	Group int
 }
 
 // LoadedExample is one loaded example.
 type LoadedExample struct {
 	Sample
-	Images  []policy.Image  // one per camera of LoaderConfig.Cameras, fitted to its size
+	Frames  []Frame         // one per camera of LoaderConfig.Cameras, fitted to its size
 	Vectors *EpisodeVectors // the episode's states, actions, timestamps, tasks (shared: read only)
+}
+
+// Images returns the example's frames as policy images (values in [0, 1]), the conversion a
+// batch builder makes.
+func (ex LoadedExample) Images() []policy.Image {
+	out := make([]policy.Image, len(ex.Frames))
+	for c, f := range ex.Frames {
+		out[c] = f.Image()
+	}
+	return out
+}
+
+// Frame is a decoded frame as 8-bit RGB, H×W×3 bytes row-major. Loaders hand frames over in
+// this form (a quarter of float32's bytes, as LeRobot's uint8 transport does) and a batch
+// builder converts them when it builds the batch. Pix may be shared with the dataset's frame
+// cache: read only.
+type Frame struct {
+	W, H int
+	Pix  []uint8
+}
+
+// Image returns the frame as a policy.Image (each byte b as b/255).
+func (f Frame) Image() policy.Image {
+	im := policy.NewImage(f.W, f.H)
+	for j, b := range f.Pix {
+		im.Pix[j] = byteToUnit[b]
+	}
+	return im
 }
 
 // Loader turns a Sampler's micro-batches into examples, decoding in the background the
@@ -170,12 +205,25 @@ type Loader struct {
 
 	mu        sync.Mutex
 	scheduled map[frameKey]bool
-	upTo      int64 // micro-batches whose windows are scheduled: (-1, upTo]
+	pending   map[int][]pendingEpisode // by camera index: scheduled, not yet queued
+	upTo      int64                    // micro-batches whose windows are scheduled: (-1, upTo]
 	waited    time.Duration
-	jobs      chan frameKey
+	jobs      chan decodeJob
 	quit      chan struct{}
 	wg        sync.WaitGroup
 	closeOnce sync.Once
+}
+
+// pendingEpisode is an episode a micro-batch will need, waiting to be queued in a group.
+type pendingEpisode struct {
+	ep   int
+	need int64 // the first micro-batch whose window holds it
+}
+
+// decodeJob is a group of episodes of one camera for one ffmpeg run.
+type decodeJob struct {
+	cam int
+	eps []int
 }
 
 // NewLoader returns a loader of s's micro-batches from d.
@@ -198,11 +246,26 @@ func (d *Dataset) NewLoader(s *Sampler, cfg LoaderConfig) (*Loader, error) {
 	}
 	cfg.Mode = mode
 	if cfg.Ahead <= 0 {
-		cfg.Ahead = 2 * s.cfg.BatchesPerWindow
+		// Up to 6 windows ahead, as far as the window and the prefetched episodes fit in half
+		// the frame cache: episodes evicted before their batch would be decoded twice.
+		total := 0
+		for _, e := range s.eps {
+			total += s.lengths[e]
+		}
+		perEpisode := int64(total) * int64(cfg.Width*cfg.Height*3*len(cams)) / int64(len(s.eps))
+		d.cache.mu.Lock()
+		room := d.cache.max / 2
+		d.cache.mu.Unlock()
+		windows := int64(1)
+		for windows < 6 && int64(s.cfg.Window+int(windows+1)*s.cfg.Stride)*perEpisode <= room {
+			windows++
+		}
+		cfg.Ahead = int(windows) * s.cfg.BatchesPerWindow
 	}
 	cfg.Workers = cmp.Or(cfg.Workers, 2)
-	l := &Loader{ds: d, s: s, cfg: cfg, cams: slices.Clone(cams), scheduled: map[frameKey]bool{}, upTo: -1,
-		jobs: make(chan frameKey, 1<<16), quit: make(chan struct{})}
+	cfg.Group = max(cmp.Or(cfg.Group, 12), 1)
+	l := &Loader{ds: d, s: s, cfg: cfg, cams: slices.Clone(cams), scheduled: map[frameKey]bool{}, pending: map[int][]pendingEpisode{},
+		upTo: -1, jobs: make(chan decodeJob, 1<<12), quit: make(chan struct{})}
 	if !cfg.NoPrefetch {
 		for range cfg.Workers {
 			l.wg.Add(1)
@@ -218,41 +281,67 @@ func (l *Loader) work() {
 		select {
 		case <-l.quit:
 			return
-		case k := <-l.jobs:
-			_ = l.ds.Prefetch(k.ep, l.ds.cams[k.cam].name, k.w, k.h, k.mode) // errors resurface in Batch
+		case j := <-l.jobs:
+			l.ds.decodeEpisodes(j.eps, j.cam, l.cfg.Width, l.cfg.Height, l.cfg.Mode) // errors resurface in Batch
 			l.mu.Lock()
-			delete(l.scheduled, k)
+			for _, e := range j.eps {
+				delete(l.scheduled, l.key(e, j.cam))
+			}
 			l.mu.Unlock()
 		}
 	}
 }
 
-// schedule queues the episodes of the windows of micro-batches (upTo, last] for decoding.
-func (l *Loader) schedule(last int64) {
+func (l *Loader) key(ep, cam int) frameKey {
+	return frameKey{ep: ep, cam: cam, w: l.cfg.Width, h: l.cfg.Height, mode: l.cfg.Mode}
+}
+
+// schedule notes the episodes of the windows of micro-batches (upTo, i+Ahead] that are not
+// decoded yet and queues them in groups of Group episodes of a camera, a smaller group when
+// its first episode is needed by micro-batch i + 2 × BatchesPerWindow or earlier.
+func (l *Loader) schedule(i int64) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	for i := l.upTo + 1; i <= last; i++ {
-		for _, e := range l.s.Window(i) {
+	last := i + int64(l.cfg.Ahead)
+	for b := l.upTo + 1; b <= last; b++ {
+		for _, e := range l.s.Window(b) {
 			for _, cam := range l.cams {
-				k := frameKey{ep: e, cam: l.ds.camIndex(cam), w: l.cfg.Width, h: l.cfg.Height, mode: l.cfg.Mode}
+				c := l.ds.camIndex(cam)
+				k := l.key(e, c)
 				if l.scheduled[k] || l.ds.cache.has(k) {
 					continue
 				}
 				l.scheduled[k] = true
-				select {
-				case l.jobs <- k:
-				default:
-					delete(l.scheduled, k) // queue full: decoded on demand
-				}
+				l.pending[c] = append(l.pending[c], pendingEpisode{e, b})
 			}
 		}
 	}
 	l.upTo = max(l.upTo, last)
+	soon := i + 2*int64(l.s.cfg.BatchesPerWindow)
+	for c, ps := range l.pending {
+		for len(ps) >= l.cfg.Group || (len(ps) > 0 && ps[0].need <= soon) {
+			n := min(len(ps), l.cfg.Group)
+			j := decodeJob{cam: c}
+			for _, p := range ps[:n] {
+				j.eps = append(j.eps, p.ep)
+			}
+			ps = ps[n:]
+			select {
+			case l.jobs <- j:
+			default: // queue full: decoded on demand
+				for _, e := range j.eps {
+					delete(l.scheduled, l.key(e, c))
+				}
+			}
+		}
+		l.pending[c] = ps
+	}
 }
 
 // Batch returns micro-batch i's examples (Sampler.Batch(i)), after queueing the episodes the
-// next Ahead micro-batches need. It waits for whatever of batch i is still being decoded; the
-// time spent is added to Waited.
+// next Ahead micro-batches need. It waits for whatever of batch i is still being decoded,
+// decoding itself what nobody is decoding (each camera in parallel, its episodes split among
+// Workers ffmpeg runs); the time spent is added to Waited.
 func (l *Loader) Batch(i int64) ([]LoadedExample, error) {
 	start := time.Now()
 	defer func() {
@@ -262,38 +351,35 @@ func (l *Loader) Batch(i int64) ([]LoadedExample, error) {
 	}()
 	samples := l.s.Batch(i)
 	if !l.cfg.NoPrefetch {
-		l.schedule(i + int64(l.cfg.Ahead))
+		l.schedule(i)
 	}
-	// Decode what this batch needs and is not cached, one goroutine per episode and camera.
-	type need struct {
-		ep  int
-		cam string
-	}
-	var needs []need
+	// The episodes of this batch, by camera.
+	eps := map[int][]int{}
 	for _, s := range samples {
-		for _, c := range l.cams {
-			n := need{s.Episode, c}
-			if !slices.Contains(needs, n) {
-				needs = append(needs, n)
+		for _, cam := range l.cams {
+			c := l.ds.camIndex(cam)
+			if !slices.Contains(eps[c], s.Episode) {
+				eps[c] = append(eps[c], s.Episode)
 			}
 		}
 	}
-	errs := make([]error, len(needs))
 	var wg sync.WaitGroup
-	sem := make(chan struct{}, max(l.cfg.Workers, 2))
-	for k, n := range needs {
-		wg.Go(func() {
-			sem <- struct{}{}
-			defer func() { <-sem }()
-			errs[k] = l.ds.Prefetch(n.ep, n.cam, l.cfg.Width, l.cfg.Height, l.cfg.Mode)
-		})
-	}
-	wg.Wait()
-	for _, err := range errs {
-		if err != nil {
-			return nil, err
+	for c, list := range eps {
+		var missing []int
+		for _, e := range list {
+			if !l.ds.cache.has(l.key(e, c)) {
+				missing = append(missing, e)
+			}
+		}
+		size := max(1, min(l.cfg.Group, (len(missing)+l.cfg.Workers-1)/max(l.cfg.Workers, 1)))
+		for len(missing) > 0 {
+			n := min(size, len(missing))
+			group := missing[:n]
+			missing = missing[n:]
+			wg.Go(func() { l.ds.decodeEpisodes(group, c, l.cfg.Width, l.cfg.Height, l.cfg.Mode) })
 		}
 	}
+	wg.Wait()
 	out := make([]LoadedExample, len(samples))
 	for b, s := range samples {
 		v, err := l.ds.Vectors(s.Episode)
@@ -301,12 +387,16 @@ func (l *Loader) Batch(i int64) ([]LoadedExample, error) {
 			return nil, err
 		}
 		ex := LoadedExample{Sample: s, Vectors: v}
-		for _, c := range l.cams {
-			ims, err := l.ds.Frames(s.Episode, c, []int{s.Step}, l.cfg.Width, l.cfg.Height, l.cfg.Mode)
+		for _, cam := range l.cams {
+			e, err := l.ds.decoded(s.Episode, cam, l.cfg.Width, l.cfg.Height, l.cfg.Mode) // waits for a decode in progress
 			if err != nil {
 				return nil, err
 			}
-			ex.Images = append(ex.Images, ims[0])
+			if s.Step < 0 || s.Step >= e.t {
+				return nil, fmt.Errorf("lerobot dataset %s: episode %d has %d frames, step %d is out of range", l.ds.dir, s.Episode, e.t, s.Step)
+			}
+			px := e.key.w * e.key.h * 3
+			ex.Frames = append(ex.Frames, Frame{W: e.key.w, H: e.key.h, Pix: e.pix[s.Step*px : (s.Step+1)*px : (s.Step+1)*px]})
 		}
 		out[b] = ex
 	}

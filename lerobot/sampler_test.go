@@ -119,11 +119,11 @@ func TestLoader(t *testing.T) {
 		require.Len(t, exs, 6)
 		for b, ex := range exs {
 			require.Equal(t, s.Batch(i)[b], ex.Sample)
-			require.Len(t, ex.Images, 2)
+			require.Len(t, ex.Frames, 2)
 			for c, cam := range []string{"top", "wrist"} {
 				want, err := ds.Frames(ex.Episode, cam, []int{ex.Step}, 24, 20, "crop")
 				require.NoError(t, err)
-				require.Equal(t, want[0], ex.Images[c])
+				require.Equal(t, want[0], ex.Frames[c].Image())
 			}
 			v, err := ds.Vectors(ex.Episode)
 			require.NoError(t, err)

@@ -271,7 +271,9 @@ func TestLazyEqualsEager(t *testing.T) {
 	t.Parallel()
 	dir := goodV3(t)
 	eps := v3Episodes(4)
-	ds, err := Open(dir)
+	// The frames fitted in Go (policy.Resize of the native frame, the eager path's resize);
+	// ffmpeg's fitting is compared with them in TestFitInFFmpegMatchesGo.
+	ds, err := OpenWith(dir, Options{ResizeInGo: true})
 	require.NoError(t, err)
 	for c, cam := range []struct {
 		name string
@@ -319,7 +321,13 @@ func toF64(v []float32) []float64 {
 
 func TestResizeModes(t *testing.T) {
 	t.Parallel()
-	ds, err := Open(goodV3(t))
+	for _, inGo := range []bool{true, false} {
+		testResizeModes(t, inGo)
+	}
+}
+
+func testResizeModes(t *testing.T, resizeInGo bool) {
+	ds, err := OpenWith(goodV3(t), Options{ResizeInGo: resizeInGo})
 	require.NoError(t, err)
 	native, err := ds.Frames(0, "top", []int{3}, 80, 64, "")
 	require.NoError(t, err)
@@ -328,7 +336,12 @@ func TestResizeModes(t *testing.T) {
 		require.NoError(t, err)
 		want, err := policy.Resize(native[0], 32, 32, mode)
 		require.NoError(t, err)
-		require.InDeltaSlice(t, toF64(want.Pix), toF64(got[0].Pix), 0.5/255+1e-6, mode)
+		if resizeInGo {
+			require.InDeltaSlice(t, toF64(want.Pix), toF64(got[0].Pix), 0.5/255+1e-6, mode)
+		} else { // fitted by ffmpeg: rounding and chroma interpolation (see ffmpegFit)
+			require.InDeltaSlice(t, toF64(want.Pix), toF64(got[0].Pix), 64.0/255, mode)
+			require.Less(t, meanAbsDiff(want.Pix, got[0].Pix), 2.0/255, mode)
+		}
 		// Pad fits 80×64 into 32×26 rows centred: 3 black rows above and below; the others do
 		// not pad.
 		row := func(y int) float64 {

@@ -143,6 +143,45 @@ func HasEncoder(name string) bool {
 	return strings.Contains(encoders, " "+name+" ")
 }
 
+// DecodeRate measures ffmpeg's own decoding of the first video stream of path as
+// `ffmpeg -benchmark -i PATH [-vf FILTER] -f null -` does (ffmpeg's default threads, every frame
+// decoded, filtered when filter is not "", and discarded) and returns the process's wall time
+// and the CPU time ffmpeg reports (user + system).
+func DecodeRate(path, filter string) (wall, cpu time.Duration, err error) {
+	bin, err := FFmpeg()
+	if err != nil {
+		return 0, 0, err
+	}
+	args := []string{"-nostdin", "-hide_banner", "-nostats", "-benchmark", "-i", "file:" + path, "-map", "0:v:0"}
+	if filter != "" {
+		args = append(args, "-vf", filter)
+	}
+	args = append(args, "-f", "null", "-")
+	ctx, cancel := context.WithTimeout(context.Background(), 10*Timeout)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, bin, args...)
+	stderr := &CappedBuffer{Max: 1 << 20}
+	cmd.Stderr = stderr
+	start := time.Now()
+	err = cmd.Run()
+	wall = time.Since(start)
+	if err != nil {
+		if msg := Message(stderr.String(), "file:"+path); msg != "" {
+			return 0, 0, fmt.Errorf("ffmpeg: %s", msg)
+		}
+		return 0, 0, fmt.Errorf("ffmpeg: %w", err)
+	}
+	for line := range strings.Lines(stderr.String()) {
+		if rest, ok := strings.CutPrefix(strings.TrimSpace(line), "bench: utime="); ok {
+			var u, s, r float64
+			if _, err := fmt.Sscanf(rest, "%fs stime=%fs rtime=%fs", &u, &s, &r); err == nil {
+				cpu = time.Duration((u + s) * float64(time.Second))
+			}
+		}
+	}
+	return wall, cpu, nil
+}
+
 // FormatFPS writes a frame rate as ffmpeg's arguments take it (shortest exact decimal).
 func FormatFPS(fps float64) string { return strconv.FormatFloat(fps, 'g', -1, 64) }
 

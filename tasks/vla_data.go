@@ -225,7 +225,7 @@ func (s *datasetSource) batch(_ *rand.Rand, i int64, n int) ([]vlaExample, error
 	}
 	out := make([]vlaExample, len(loaded))
 	for j, ex := range loaded {
-		out[j] = s.example(ex.Vectors, ex.Step, ex.Images)
+		out[j] = s.example(ex.Vectors, ex.Step, ex.Images())
 		if s.weights != nil {
 			out[j].weight = float32(s.weights[ex.Episode][ex.Step])
 		}

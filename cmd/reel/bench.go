@@ -252,8 +252,10 @@ directory) a v3.0 dataset of --episodes episodes of --frames frames from --camer
 as it is. Then loads --batches micro-batches of --batch examples fitted to --size×--size with
 the windowed sampler and the prefetching loader: back to back (examples/s, decoded frames/s),
 and with a --step of busy computation after each batch standing in for a training step, with
-and without prefetching (the share of time spent waiting for data). Prints the peak resident
-memory of the loading.
+and without prefetching (the share of time spent waiting for data). Also measures ffmpeg's own
+decoding of the same files on the same cores (plain, and fitted to --size as the loader fits
+them) and prints the loader's rate as a share of it, and the peak resident memory of the
+loading.
 `
 
 func benchData(args []string) error {
