@@ -241,3 +241,17 @@ func (p Pi05Policy) ActionErrors(scope *model.Scope, b PolicyBatch) (chunk, firs
 	n := p.Norm.build(scope, b.Images.Graph())
 	return actionErrors(Pi05Sample(scope, p.Config, b.Images, b.Tokens, b.Noise["noise"], nil), n.action(b.Actions))
 }
+
+// Inpaints implements Inpainter: π0.5 samples by flow.
+func (Pi05Policy) Inpaints() bool { return true }
+
+// SampleInpainting implements Inpainter (real-time chunking): Pi05Sample guided on the padded
+// chunk.
+func (p Pi05Policy) SampleInpainting(scope *model.Scope, b PolicyBatch, in Inpainting) *Node {
+	n := p.Norm.build(scope, b.Images.Graph())
+	d := in.Prev.Shape().Dimensions
+	g := in.guidance(n, []int{d[0], d[1], Pi0PadDim})
+	return n.actionRaw(Pi05Sample(scope, p.Config, b.Images, b.Tokens, b.Noise["noise"], g))
+}
+
+var _ Inpainter = Pi05Policy{}

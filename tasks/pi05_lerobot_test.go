@@ -4,6 +4,7 @@ import (
 	"math"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 
@@ -173,5 +174,34 @@ func TestLeRobotPi05OpenPolicyAsIs(t *testing.T) {
 	require.Len(t, acts[0][0], 6)
 	for _, v := range acts[0][0] {
 		require.False(t, math.IsNaN(float64(v)) || math.IsInf(float64(v), 0))
+	}
+}
+
+// policy.knowledge_insulation trains the expert only: after two steps the VLM's weights are
+// exactly the initial ones (a run of the same seed at lr 0), the expert's and the time MLP's are
+// not; without it the VLM's move too.
+func TestPi05KnowledgeInsulationFreezesVLMInTraining(t *testing.T) {
+	if testing.Short() {
+		t.Skip("trains tiny policies")
+	}
+	load := func(sets ...string) map[string]*tensors.Tensor {
+		ckpt := trainTinyPolicy(t, "pi05-tiny", append([]string{"train.steps=2", "train.warmup_steps=0", "train.lr=1e-2"}, sets...)...)
+		v, _, err := checkpoints.LoadVariables(ckpt)
+		require.NoError(t, err)
+		return v
+	}
+	init, ki, plain := load("train.lr=0"), load("policy.knowledge_insulation=true"), load()
+	same := func(a, b map[string]*tensors.Tensor, name string) bool {
+		require.Contains(t, a, name)
+		return slices.Equal(tensors.MustCopyFlatData[float32](a[name]), tensors.MustCopyFlatData[float32](b[name]))
+	}
+	for _, n := range []string{"/model/language_model/layers/0/mlp/up_proj/weights", "/model/language_model/embed_tokens/weight",
+		"/model/vision_tower/vision_model/encoder/layers/0/mlp/fc1/weights", "/model/multi_modal_projector/linear/weights"} {
+		require.True(t, same(init, ki, n), "knowledge insulation leaves %s as it was", n)
+		require.False(t, same(init, plain, n), "without it %s trains", n)
+	}
+	for _, n := range []string{"/gemma_expert/model/layers/0/self_attn/q_proj/weights", "/time_mlp_in/weights",
+		"/gemma_expert/model/norm/dense/weights"} {
+		require.False(t, same(init, ki, n), "%s trains", n)
 	}
 }
