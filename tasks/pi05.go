@@ -1,7 +1,10 @@
 package tasks
 
 import (
+	"encoding/json"
 	"fmt"
+	"os"
+	"path/filepath"
 	"strconv"
 	"strings"
 
@@ -33,10 +36,33 @@ func init() {
 func isLeRobotPi05(dir string) bool { return isLeRobotDir(dir, "pi05") }
 
 // openLeRobotPi05 opens a LeRobot pi05 directory: PI05Config's defaults are PI0Config's but for
-// tokenizer_max_length 200 and QUANTILES normalisation of the state and actions.
+// tokenizer_max_length 200 and QUANTILES normalisation of the state and actions. PI05Config's MEM
+// observation memory (use_visual_memory, use_proprioceptive_memory) changes the network and the
+// prompt, and is refused naming the key.
 func openLeRobotPi05(dir string) (*leRobotPi0, error) {
-	return openLeRobotDir(dir, leRobotPi0Config{Type: "pi05", TokenizerMaxLength: 200,
+	l, err := openLeRobotDir(dir, leRobotPi0Config{Type: "pi05", TokenizerMaxLength: 200,
 		NormalizationMapping: map[string]string{"VISUAL": "IDENTITY", "STATE": "QUANTILES", "ACTION": "QUANTILES"}})
+	if err != nil {
+		return nil, err
+	}
+	b, err := os.ReadFile(filepath.Join(dir, "config.json"))
+	if err != nil {
+		return nil, err
+	}
+	var mem struct {
+		Visual  bool `json:"use_visual_memory"`
+		Proprio bool `json:"use_proprioceptive_memory"`
+	}
+	if err := json.Unmarshal(b, &mem); err != nil {
+		return nil, fmt.Errorf("%s/config.json: %v", dir, err)
+	}
+	switch {
+	case mem.Visual:
+		return nil, fmt.Errorf("%s/config.json: use_visual_memory: true (MEM observation memory) is not implemented by reel's pi05", dir)
+	case mem.Proprio:
+		return nil, fmt.Errorf("%s/config.json: use_proprioceptive_memory: true (MEM state history) is not implemented by reel's pi05", dir)
+	}
+	return l, nil
 }
 
 // openLeRobotPi05Policy opens a LeRobot pi05 directory as a trained policy, as it is.

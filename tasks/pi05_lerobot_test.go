@@ -205,3 +205,23 @@ func TestPi05KnowledgeInsulationFreezesVLMInTraining(t *testing.T) {
 		require.False(t, same(init, ki, n), "%s trains", n)
 	}
 }
+
+// A pi05 directory with MEM observation memory (a different network and prompt) is refused with
+// one line naming the file and the key.
+func TestLeRobotPi05RefusesMemory(t *testing.T) {
+	for _, key := range []string{"use_visual_memory", "use_proprioceptive_memory"} {
+		dir := t.TempDir()
+		for _, f := range []string{"config.json", "model.safetensors"} {
+			b, err := os.ReadFile(filepath.Join(leRobotPi05Tiny, f))
+			require.NoError(t, err)
+			if f == "config.json" {
+				b = []byte(strings.Replace(string(b), `"`+key+`": false`, `"`+key+`": true`, 1))
+			}
+			require.NoError(t, os.WriteFile(filepath.Join(dir, f), b, 0o644))
+		}
+		_, err := openLeRobotPi05(dir)
+		require.Error(t, err)
+		require.Equal(t, dir+"/config.json: "+key+": true", strings.SplitN(err.Error(), " (", 2)[0])
+		require.NotContains(t, err.Error(), "\n")
+	}
+}
