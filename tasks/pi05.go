@@ -158,6 +158,9 @@ func (f *pi05Family) network(spec policy.Spec, norm models.Normalization, _ bool
 			}
 		}
 	}
+	if spec.StateDim == 0 { // PI05's state step raises "State is required for PI05"
+		return nil, fmt.Errorf("data: pi05 writes the robot's state into its prompt, and the data has no observation.state")
+	}
 	if spec.StateDim > models.Pi0PadDim || spec.ActionDim > models.Pi0PadDim {
 		return nil, fmt.Errorf("data: the robot has %d state and %d action dimensions; pi05 pads them to %d, so at most %d each",
 			spec.StateDim, spec.ActionDim, models.Pi0PadDim, models.Pi0PadDim)
