@@ -225,3 +225,13 @@ func TestLeRobotPi05RefusesMemory(t *testing.T) {
 		require.NotContains(t, err.Error(), "\n")
 	}
 }
+
+// Data without a state is refused in one line: pi0.5's prompt carries the state.
+func TestPi05RefusesStatelessData(t *testing.T) {
+	r, err := recipes.Load("pi05-tiny", nil)
+	require.NoError(t, err)
+	spec := policy.Spec{Name: "x", Features: policy.Features{Cameras: []policy.Camera{{Name: "cam", Width: 32, Height: 32}}, ActionDim: 3},
+		Horizon: 10, Execute: 5, Normalization: policy.NormQuantiles, Resize: policy.ResizePad, MaxTextLen: 64}
+	_, err = newVLAFromSpec(r, spec, "")
+	require.EqualError(t, err, "data: pi05 writes the robot's state into its prompt, and the data has no observation.state")
+}
