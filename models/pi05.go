@@ -67,10 +67,15 @@ func (c Pi05Config) Validate() error {
 }
 
 // Pi05DiscretizeState maps each normalised state value to its bin in [0, 255]:
-// np.digitize(x, np.linspace(−1, 1, 257)[:−1]) − 1, values below −1 going to −1 as numpy's do.
+// np.digitize(x, np.linspace(−1, 1, 257)[:−1]) − 1, values below −1 going to −1 and NaN to 255
+// as numpy's do.
 func Pi05DiscretizeState(state []float32) []int {
 	out := make([]int, len(state))
 	for i, v := range state {
+		if v != v { // NaN sorts after every edge
+			out[i] = Pi05StateBins - 1
+			continue
+		}
 		// the bins' left edges e_k = −1 + 2k/256, k = 0…255, in float64 as numpy computes them;
 		// digitize counts the edges ≤ x.
 		n := 0

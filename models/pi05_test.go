@@ -1,6 +1,7 @@
 package models
 
 import (
+	"math"
 	"math/rand/v2"
 	"testing"
 
@@ -11,10 +12,13 @@ import (
 )
 
 // The state bins are numpy's: np.digitize(x, np.linspace(-1, 1, 257)[:-1]) - 1 on these float32
-// values gives [-1 0 1 127 128 166 254 255 255 129 128] (numpy 1.24).
+// values gives [-1 0 1 127 128 166 254 255 255 129 128] (numpy 1.24), and on NaN, +Inf, -Inf
+// [255 255 -1].
 func TestPi05DiscretizeStateIsNumpyDigitize(t *testing.T) {
 	x := []float32{-1.5, -1, -0.99, -0.0001, 0, 0.3, 0.99, 1, 1.5, 0.0078125, 0.0078124}
 	require.Equal(t, []int{-1, 0, 1, 127, 128, 166, 254, 255, 255, 129, 128}, Pi05DiscretizeState(x))
+	inf := float32(math.Inf(1))
+	require.Equal(t, []int{255, 255, -1}, Pi05DiscretizeState([]float32{float32(math.NaN()), inf, -inf}))
 	require.Equal(t, "Task: pick the cube up, State: 0 128 255;\nAction: ", Pi05Prompt("  pick_the cube\nup ", []float32{-1, 0, 1}))
 }
 
