@@ -110,8 +110,11 @@ func openPi05(r *recipes.Recipe, ckpt string) (vlaFamily, error) {
 	var codec *textCodec
 	if tokenizer == "" {
 		codec = &textCodec{tok: pi05Words{text.Words{V: text.NewVocab(pi05Vocabulary())}}}
-	} else if codec, err = instructionText(tokenizer, 0); err != nil {
-		return nil, err
+	} else {
+		if codec, err = instructionText(tokenizer, 0); err != nil {
+			return nil, err
+		}
+		codec.tok = pi05Special{codec.tok}
 	}
 	return &pi05Family{r: r, pg: pg, codec: codec, lr: lr}, nil
 }
@@ -213,6 +216,15 @@ func pi05Vocabulary() []string {
 	}
 	return w
 }
+
+// pi05Special is a model tokenizer whose Encode adds the model's special tokens: LeRobot's
+// TokenizerProcessorStep calls the PaliGemma tokenizer with transformers' default
+// add_special_tokens=True, so the prompt starts with <bos> (src/lerobot/processor/
+// tokenizer_processor.py _tokenize_text).
+type pi05Special struct{ text.Tokenizer }
+
+// Encode implements text.Tokenizer.
+func (t pi05Special) Encode(s string) []int { return t.Tokenizer.EncodeSpecial(s) }
 
 // pi05Words is reel's word tokenizer with the prompt's punctuation (":", ",", ";") split into
 // words of their own, so that "Task: pick up the cube, State: 3 250;" reads every word.

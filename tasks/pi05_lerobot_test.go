@@ -235,3 +235,18 @@ func TestPi05RefusesStatelessData(t *testing.T) {
 	_, err = newVLAFromSpec(r, spec, "")
 	require.EqualError(t, err, "data: pi05 writes the robot's state into its prompt, and the data has no observation.state")
 }
+
+// With a model tokenizer the prompt is encoded with its special tokens, as LeRobot's
+// TokenizerProcessorStep does (the PaliGemma tokenizer's <bos> first): for the Gemma tokenizer
+// fixture the ids are huggingface/tokenizers' ids_special (text/testdata/gemma.golden.json).
+func TestPi05PromptEncodedWithSpecialTokens(t *testing.T) {
+	dir := t.TempDir()
+	b, err := os.ReadFile("../text/testdata/gemma.json")
+	require.NoError(t, err)
+	require.NoError(t, os.WriteFile(filepath.Join(dir, "tokenizer.json"), b, 0o644))
+	r, err := recipes.Load("pi05-tiny", []string{"model.tokenizer=" + dir})
+	require.NoError(t, err)
+	f, err := openPi05(r, "")
+	require.NoError(t, err)
+	require.Equal(t, []int{1, 330, 3076, 369, 2595, 2383}, f.text().encode("Hello world"))
+}
