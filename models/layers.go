@@ -159,6 +159,10 @@ func matmulWeights(x, w *Node, parts int) []*Node {
 		var xt *Node
 		dws := make([]*Node, parts)
 		for i, dy := range dys {
+			if dy == nil { // y_i's gradient was stopped (StopGradient downstream): W_i gets none
+				dws[i] = Zeros(w.Graph(), shapes.Make(w.DType(), in, o))
+				continue
+			}
 			if in <= o { // dW_i = (xᵀ) · dy_i
 				if xt == nil {
 					xt = Transpose(x2, 0, 1)

@@ -94,7 +94,11 @@ type leRobotPi0Config struct {
 
 // isLeRobotPi0 reports whether dir is a LeRobot pi0 policy directory: a config.json of "type"
 // "pi0" beside a model.safetensors holding LeRobot's module names.
-func isLeRobotPi0(dir string) bool {
+func isLeRobotPi0(dir string) bool { return isLeRobotDir(dir, "pi0") }
+
+// isLeRobotDir reports whether dir is a LeRobot policy directory of config.json "type" typ (pi0
+// or pi05, which share the PaliGemma-with-expert layout).
+func isLeRobotDir(dir, typ string) bool {
 	if dir == "" || dir == "random" {
 		return false
 	}
@@ -105,7 +109,7 @@ func isLeRobotPi0(dir string) bool {
 	var c struct {
 		Type string `json:"type"`
 	}
-	if json.Unmarshal(b, &c) != nil || c.Type != "pi0" {
+	if json.Unmarshal(b, &c) != nil || c.Type != typ {
 		return false
 	}
 	names, _, err := checkpoints.SafetensorsShapes(filepath.Join(dir, leRobotModel))
@@ -159,20 +163,27 @@ func leRobotCanonical(n string) string {
 
 // openLeRobotPi0 reads dir's config.json and model.safetensors header and sizes the networks.
 func openLeRobotPi0(dir string) (*leRobotPi0, error) {
+	// LeRobot's defaults (PI0Config) for keys a config.json omits.
+	return openLeRobotDir(dir, leRobotPi0Config{Type: "pi0", TokenizerMaxLength: 48,
+		NormalizationMapping: map[string]string{"VISUAL": "IDENTITY", "STATE": "MEAN_STD", "ACTION": "MEAN_STD"}})
+}
+
+// openLeRobotDir opens a directory of def.Type (pi0 or pi05), whose configuration's defaults
+// are PI0Config's shared ones and def's type, tokenizer_max_length and normalization_mapping.
+func openLeRobotDir(dir string, def leRobotPi0Config) (*leRobotPi0, error) {
 	l := &leRobotPi0{dir: dir}
 	b, err := os.ReadFile(filepath.Join(dir, "config.json"))
 	if err != nil {
 		return nil, err
 	}
-	// LeRobot's defaults (PI0Config) for keys a config.json omits.
 	l.cfg = leRobotPi0Config{ChunkSize: 50, NActionSteps: 50, MaxStateDim: 32, MaxActionDim: 32, NumInferenceSteps: 10,
-		ImageResolution: []int{224, 224}, TokenizerMaxLength: 48, Dtype: "float32", MinPeriod: 4e-3, MaxPeriod: 4,
+		ImageResolution: []int{224, 224}, TokenizerMaxLength: def.TokenizerMaxLength, Dtype: "float32", MinPeriod: 4e-3, MaxPeriod: 4,
 		BetaAlpha: 1.5, BetaBeta: 1, TimeScale: 0.999, TimeOffset: 0.001,
-		NormalizationMapping: map[string]string{"VISUAL": "IDENTITY", "STATE": "MEAN_STD", "ACTION": "MEAN_STD"}}
+		NormalizationMapping: def.NormalizationMapping}
 	if err := json.Unmarshal(b, &l.cfg); err != nil {
 		return nil, fmt.Errorf("%s/config.json: %v", dir, err)
 	}
-	if err := l.cfg.check(); err != nil {
+	if err := l.cfg.check(def.Type); err != nil {
 		return nil, fmt.Errorf("%s/config.json: %v", dir, err)
 	}
 	raw, _, err := checkpoints.SafetensorsShapes(filepath.Join(dir, leRobotModel))
@@ -210,11 +221,12 @@ func (l *leRobotPi0) tiedEmbeddings() string {
 	return ""
 }
 
-// check refuses the PI0Config settings reel's pi0 does not implement, naming the key.
-func (c leRobotPi0Config) check() error {
+// check refuses the PI0Config (PI05Config) settings reel's pi0 (pi05) does not implement,
+// naming the key; typ is the config type wanted.
+func (c leRobotPi0Config) check(typ string) error {
 	switch {
-	case c.Type != "pi0":
-		return fmt.Errorf("type: %q, want \"pi0\"", c.Type)
+	case c.Type != typ:
+		return fmt.Errorf("type: %q, want %q", c.Type, typ)
 	case c.MaxStateDim != models.Pi0PadDim || c.MaxActionDim != models.Pi0PadDim:
 		return fmt.Errorf("max_state_dim/max_action_dim: %d/%d, reel's pi0 pads to %d", c.MaxStateDim, c.MaxActionDim, models.Pi0PadDim)
 	case c.MinPeriod != 4e-3 || c.MaxPeriod != 4:
@@ -514,7 +526,7 @@ func leRobotPi0Name(path string, rank int) (string, string) {
 		return leRobotPG + name, tr
 	case strings.HasPrefix(path, "/gemma_expert/"):
 		return "model.paligemma_with_expert." + name, tr
-	case strings.HasPrefix(path, "/state_proj/"), strings.HasPrefix(path, "/action_"):
+	case strings.HasPrefix(path, "/state_proj/"), strings.HasPrefix(path, "/action_"), strings.HasPrefix(path, "/time_mlp_"):
 		return "model." + name, tr
 	}
 	return "", ""
@@ -571,12 +583,12 @@ func (l *leRobotPi0) loadWeights(store *model.Store) (int, error) {
 	}
 	for _, name := range slices.Sorted(maps.Keys(w)) {
 		if !used[name] && !leRobotUnused(name) {
-			problems = append(problems, fmt.Sprintf("unexpected: %s (shape %v): no variable of this pi0 takes it", l.source[name], w[name].Shape().Dimensions))
+			problems = append(problems, fmt.Sprintf("unexpected: %s (shape %v): no variable of this %s takes it", l.source[name], w[name].Shape().Dimensions, l.cfg.Type))
 		}
 	}
 	if len(problems) > 0 {
 		sort.Strings(problems)
-		return 0, fmt.Errorf("%s/%s does not fit this pi0:\n  %s", l.dir, leRobotModel, strings.Join(problems, "\n  "))
+		return 0, fmt.Errorf("%s/%s does not fit this %s:\n  %s", l.dir, leRobotModel, l.cfg.Type, strings.Join(problems, "\n  "))
 	}
 	return n, nil
 }
@@ -659,6 +671,13 @@ func openLeRobotPi0Policy(backend compute.Backend, dir string, sets []string, se
 	if err != nil {
 		return nil, err
 	}
+	return openLeRobotPolicy(backend, l, sets, seed)
+}
+
+// openLeRobotPolicy opens an opened LeRobot directory l as a trained policy of the recipe named
+// by its type (pi0, pi05).
+func openLeRobotPolicy(backend compute.Backend, l *leRobotPi0, sets []string, seed uint64) (Policy, error) {
+	dir := l.dir
 	mode, err := l.normMode()
 	if err != nil {
 		return nil, err
@@ -668,7 +687,7 @@ func openLeRobotPi0Policy(backend compute.Backend, dir string, sets []string, se
 		"model.max_text_len=" + strconv.Itoa(c.TokenizerMaxLength), "policy.horizon=" + strconv.Itoa(c.ChunkSize),
 		"policy.execute=" + strconv.Itoa(c.NActionSteps), "policy.euler_steps=" + strconv.Itoa(c.NumInferenceSteps),
 		"policy.norm_stats=checkpoint", "data.normalization=" + mode, "train.precision=f32"}
-	r, err := recipes.Load("pi0", append(base, sets...))
+	r, err := recipes.Load(c.Type, append(base, sets...))
 	if err != nil {
 		return nil, err
 	}

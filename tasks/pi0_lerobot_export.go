@@ -26,7 +26,8 @@ type LeRobotExport struct {
 	Merged  int // LoRA adapters merged into their weights
 }
 
-// ExportLeRobot writes the pi0 checkpoint dir as a LeRobot pi0 policy directory out (the layout
+// ExportLeRobot writes the pi0 (pi05) checkpoint dir as a LeRobot pi0 (pi05) policy directory out
+// (config.json "type" the run's model.arch; the layout
 // pi0_lerobot.go reads, as PI0Policy.save_pretrained and the processor pipelines write it):
 // config.json from the recipe and the spec; model.safetensors in float32 under LeRobot's names
 // (LoRA merged; the PaliGemma's lm_head written as its tied embeddings and the expert's unused
@@ -39,8 +40,8 @@ func ExportLeRobot(dir, out string, ema bool) (*LeRobotExport, error) {
 	if err != nil {
 		return nil, err
 	}
-	if r.Model.Arch != "pi0" {
-		return nil, fmt.Errorf("export --format lerobot: %s is a model.arch %s run; LeRobot's layout is written for pi0", dir, r.Model.Arch)
+	if _, ok := leRobotPreSteps[r.Model.Arch]; !ok {
+		return nil, fmt.Errorf("export --format lerobot: %s is a model.arch %s run; LeRobot's layout is written for pi0 and pi05", dir, r.Model.Arch)
 	}
 	spec, err := policy.ReadSpec(filepath.Join(dir, policy.SpecFile))
 	if err != nil {
@@ -80,12 +81,12 @@ func ExportLeRobot(dir, out string, ema bool) (*LeRobotExport, error) {
 		case strings.HasSuffix(path, "/language_model/embed_tokens/weight"):
 			embed = v
 			vocab, decoderDim = t.Shape().Dimensions[0], t.Shape().Dimensions[1]
-		case path == "/state_proj/weights":
+		case path == "/action_in_proj/weights":
 			expertDim = t.Shape().Dimensions[1]
 		}
 	}
 	if embed == nil || expertDim == 0 {
-		return nil, fmt.Errorf("export: %s has no PaliGemma embeddings or state_proj: not a pi0 checkpoint", dir)
+		return nil, fmt.Errorf("export: %s has no PaliGemma embeddings or action_in_proj: not a %s checkpoint", dir, r.Model.Arch)
 	}
 	named[leRobotPG+"lm_head.weight"] = tensors.FromFlatDataAndDimensions(tensors.MustCopyFlatData[float32](embed), embed.Shape().Dimensions...)
 	named[leRobotExpert+"lm_head.weight"] = tensors.FromFlatDataAndDimensions(make([]float32, vocab*expertDim), vocab, expertDim)
@@ -198,6 +199,16 @@ func intSqrt(n int) int {
 	return r
 }
 
+// leRobotPreSteps are the preprocessor's steps by config type, in make_pi0_pre_post_processors'
+// (processor_pi0.py) and make_pi05_pre_post_processors' (processor_pi05.py) order: pi05
+// normalises before it writes the state into the prompt, then tokenizes.
+var leRobotPreSteps = map[string][]string{
+	"pi0": {"rename_observations_processor", "to_batch_processor", "pi0_new_line_processor", "tokenizer_processor",
+		"device_processor", "relative_actions_processor", "normalizer_processor"},
+	"pi05": {"rename_observations_processor", "to_batch_processor", "relative_actions_processor", "normalizer_processor",
+		"pi05_prepare_state_tokenizer_processor_step", "tokenizer_processor", "device_processor"},
+}
+
 // leRobotPi0Files are the JSON files and the normalisation state files of the LeRobot directory.
 func leRobotPi0Files(r *recipes.Recipe, spec policy.Spec, norm models.Normalization, decoderDim, expertDim int) (map[string][]byte, error) {
 	modes := map[string]string{policy.NormMeanStd: "MEAN_STD", policy.NormMinMax: "MIN_MAX", policy.NormQuantiles: "QUANTILES"}
@@ -222,7 +233,7 @@ func leRobotPi0Files(r *recipes.Recipe, spec policy.Spec, norm models.Normalizat
 	}
 	s := r.Model.ImageSize
 	cfg := map[string]any{
-		"type": "pi0", "n_obs_steps": 1, "input_features": inputs, "output_features": outputs, "device": "cpu",
+		"type": r.Model.Arch, "n_obs_steps": 1, "input_features": inputs, "output_features": outputs, "device": "cpu",
 		"use_amp": false, "push_to_hub": false, "repo_id": nil, "private": nil, "tags": nil, "license": nil,
 		"pretrained_path": nil, "paligemma_variant": variant(decoderDim), "action_expert_variant": variant(expertDim),
 		"dtype": "float32", "chunk_size": spec.Horizon, "n_action_steps": spec.Execute, "max_state_dim": models.Pi0PadDim,
@@ -236,19 +247,37 @@ func leRobotPi0Files(r *recipes.Recipe, spec policy.Spec, norm models.Normalizat
 		"optimizer_weight_decay": 0.01, "optimizer_grad_clip_norm": 1.0, "scheduler_warmup_steps": 1000,
 		"scheduler_decay_steps": 30000, "scheduler_decay_lr": 2.5e-06, "tokenizer_max_length": spec.MaxTextLen,
 	}
+	if r.Model.Arch == "pi05" { // PI05Config's own keys
+		cfg["use_visual_memory"], cfg["use_proprioceptive_memory"] = false, false
+		cfg["memory_frames"], cfg["memory_stride"], cfg["memory_temporal_attention_every"] = 6, 30, 4
+		cfg["rtc_training_max_delay"] = 0
+	}
 	feats := maps.Clone(inputs)
 	maps.Copy(feats, outputs)
-	const preState, postState = "policy_preprocessor_step_6_normalizer_processor.safetensors", "policy_postprocessor_step_0_unnormalizer_processor.safetensors"
-	pre := leRobotPipeline{Name: "policy_preprocessor", Steps: []leRobotPipeStep{
-		{RegistryName: "rename_observations_processor", Config: map[string]any{"rename_map": map[string]any{}}},
-		{RegistryName: "to_batch_processor", Config: map[string]any{}},
-		{RegistryName: "pi0_new_line_processor", Config: map[string]any{}},
-		{RegistryName: "tokenizer_processor", Config: map[string]any{"max_length": spec.MaxTextLen, "task_key": "task",
-			"padding_side": "right", "padding": "max_length", "truncation": true, "tokenizer_name": "google/paligemma-3b-pt-224"}},
-		{RegistryName: "device_processor", Config: map[string]any{"device": "cpu", "float_dtype": nil}},
-		{RegistryName: "relative_actions_processor", Config: map[string]any{"enabled": false, "exclude_joints": []string{"gripper"}, "action_names": nil}},
-		{RegistryName: "normalizer_processor", Config: map[string]any{"eps": leRobotEps, "features": feats, "norm_map": normMap}, StateFile: preState},
-	}}
+	const postState = "policy_postprocessor_step_0_unnormalizer_processor.safetensors"
+	pre := leRobotPipeline{Name: "policy_preprocessor"}
+	var preState string
+	for i, name := range leRobotPreSteps[r.Model.Arch] {
+		s := leRobotPipeStep{RegistryName: name, Config: map[string]any{}}
+		switch name {
+		case "rename_observations_processor":
+			s.Config["rename_map"] = map[string]any{}
+		case "tokenizer_processor":
+			s.Config = map[string]any{"max_length": spec.MaxTextLen, "task_key": "task", "padding_side": "right",
+				"padding": "max_length", "truncation": true, "tokenizer_name": "google/paligemma-3b-pt-224"}
+		case "device_processor":
+			s.Config = map[string]any{"device": "cpu", "float_dtype": nil}
+		case "relative_actions_processor":
+			s.Config = map[string]any{"enabled": false, "exclude_joints": []string{"gripper"}, "action_names": nil}
+		case "pi05_prepare_state_tokenizer_processor_step":
+			s.Config = map[string]any{"max_state_dim": models.Pi0PadDim, "include_state_in_prompt": true}
+		case "normalizer_processor":
+			s.Config = map[string]any{"eps": leRobotEps, "features": feats, "norm_map": normMap}
+			preState = fmt.Sprintf("policy_preprocessor_step_%d_normalizer_processor.safetensors", i)
+			s.StateFile = preState
+		}
+		pre.Steps = append(pre.Steps, s)
+	}
 	post := leRobotPipeline{Name: "policy_postprocessor", Steps: []leRobotPipeStep{
 		{RegistryName: "unnormalizer_processor", Config: map[string]any{"eps": leRobotEps, "features": outputs, "norm_map": normMap}, StateFile: postState},
 		{RegistryName: "absolute_actions_processor", Config: map[string]any{"enabled": false}},

@@ -391,7 +391,7 @@ func (t *VLA) ObservationTensors(obs []policy.Observation) ([]*tensors.Tensor, e
 			return nil, fmt.Errorf("observation %d: expected %d state values, got %d", i, sd, len(o.State))
 		}
 		copy(st[i*sd:], o.State)
-		ids := t.text.encode(o.Instruction)
+		ids := t.text.encode(t.prompt(o))
 		for j, id := range ids[:min(len(ids), L)] { // the first model.max_text_len tokens
 			tok[i*L+j] = int32(id)
 		}
@@ -401,6 +401,14 @@ func (t *VLA) ObservationTensors(obs []policy.Observation) ([]*tensors.Tensor, e
 		out = append(out, tensors.FromFlatDataAndDimensions(st, b, sd))
 	}
 	return out, nil
+}
+
+// prompt is the text the policy reads for o: the family's prompt (prompter) or the instruction.
+func (t *VLA) prompt(o policy.Observation) string {
+	if p, ok := t.family.(prompter); ok {
+		return p.prompt(o.Instruction, o.State)
+	}
+	return o.Instruction
 }
 
 // Loss implements train.Task: the action head's loss in normalised action units, plus the

@@ -30,6 +30,18 @@ type vlaFamily interface {
 	network(spec policy.Spec, norm models.Normalization, focus bool) (models.Policy, error)
 }
 
+// prompter is the optional interface of a family whose network reads a prompt built from the
+// instruction and the raw state (pi0.5's discretised state, pi05.go) instead of the instruction.
+type prompter interface {
+	prompt(instruction string, state []float32) string
+}
+
+// normalized is the optional interface of a family whose host-side inputs depend on the
+// normalisation statistics: a trained policy tells it the ones its checkpoint holds.
+type normalized interface {
+	setNormalization(models.Normalization)
+}
+
 // openVLAFamily opens a family for recipe r. ckpt is the checkpoint directory a trained policy is
 // reopened from ("" when training): the tokenizer files it holds are the ones the policy was
 // trained with, and take the place of the recipe's.

@@ -6,7 +6,9 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/reelml/reel/models"
+	"github.com/reelml/reel/policy"
 	"github.com/reelml/reel/recipes"
+	"github.com/reelml/reel/text"
 )
 
 // Each vla model.arch opens its own family's network type, and only RD-VLA's is recurrent (the
@@ -18,7 +20,7 @@ func TestVLAFamiliesByArch(t *testing.T) {
 		want      models.Policy
 		recurrent bool
 	}{{"molmobot-tiny", models.MolmoBotPolicy{}, false}, {"molmobot-mse-tiny", models.MolmoBotPolicy{}, false},
-		{"rdvla-tiny", models.RDVLAPolicy{}, true}, {"pi0-tiny", models.Pi0Policy{}, false}} {
+		{"rdvla-tiny", models.RDVLAPolicy{}, true}, {"pi0-tiny", models.Pi0Policy{}, false}, {"pi05-tiny", models.Pi05Policy{}, false}} {
 		r, err := recipes.Load(c.recipe, nil)
 		require.NoError(t, err)
 		task, err := NewVLA(r)
@@ -30,7 +32,27 @@ func TestVLAFamiliesByArch(t *testing.T) {
 	}
 	r, err := recipes.Load("molmobot-tiny", nil)
 	require.NoError(t, err)
-	r.Model.Arch = "pi05"
+	r.Model.Arch = "openvla"
 	_, err = NewVLA(r)
-	require.EqualError(t, err, `model.arch: "pi05" is not a policy family (want pi0, policy, rdvla)`)
+	require.EqualError(t, err, `model.arch: "openvla" is not a policy family (want pi0, pi05, policy, rdvla)`)
+}
+
+// pi05's prompt carries the state: the task encodes "Task: …, State: …;\nAction: " with the state
+// normalised by the policy's statistics and discretised into 256 bins, read by pi05-tiny's word
+// vocabulary word by word (no unknown ids).
+func TestPi05PromptCarriesNormalisedState(t *testing.T) {
+	r, err := recipes.Load("pi05-tiny", nil)
+	require.NoError(t, err)
+	task, err := NewVLA(r)
+	require.NoError(t, err)
+	defer task.Close()
+	f := task.family.(*pi05Family)
+	f.setNormalization(models.Normalization{StateOffset: []float32{1, 0}, StateScale: []float32{2, 0.5}})
+	obs := policy.Observation{Instruction: "pick up the red circle", State: []float32{3, -0.25}}
+	// (3−1)/2 = 1 → bin 255; −0.25/0.5 = −0.5 → bin 64.
+	require.Equal(t, "Task: pick up the red circle, State: 255 64;\nAction: ", task.prompt(obs))
+	ids := task.text.encode(task.prompt(obs))
+	require.Len(t, ids, 15)
+	require.NotContains(t, ids, text.UNKID)
+	require.Equal(t, task.text.encode("255"), ids[10:11])
 }

@@ -182,6 +182,14 @@ func (t *VLA) buildPolicy(backend compute.Backend, store *model.Store, step int6
 		p.Close()
 		return nil, err
 	}
+	if n, ok := t.family.(normalized); ok { // the statistics the checkpoint acts with
+		norm, err := storeNormalization(store)
+		if err != nil {
+			p.Close()
+			return nil, err
+		}
+		n.setNormalization(norm)
+	}
 	p.reset(seed) // the check's draw does not count
 	return p, nil
 }
@@ -275,7 +283,7 @@ func (p *trained) Check(obs policy.Observation) (policy.Observation, []string, e
 		return obs, nil, fmt.Errorf("expected %d state values, got %d", spec.StateDim, len(obs.State))
 	}
 	var warnings []string
-	if n, L := len(p.task.text.encode(obs.Instruction)), p.task.r.Model.MaxTextLen; n > L {
+	if n, L := len(p.task.text.encode(p.task.prompt(obs))), p.task.r.Model.MaxTextLen; n > L {
 		warnings = append(warnings, fmt.Sprintf("instruction has %d tokens, more than model.max_text_len (%d): the policy reads the first %d", n, L, L))
 	}
 	return obs, warnings, nil

@@ -18,7 +18,7 @@ func TestPolicyInpainting(t *testing.T) {
 	if testing.Short() {
 		t.Skip("trains tiny policies")
 	}
-	for _, recipe := range []string{"molmobot-tiny", "pi0-tiny"} {
+	for _, recipe := range []string{"molmobot-tiny", "pi0-tiny", "pi05-tiny"} {
 		t.Run(recipe, func(t *testing.T) { testPolicyInpainting(t, recipe) })
 	}
 }
