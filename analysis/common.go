@@ -91,7 +91,7 @@ func (s *Subject) exec(fn func(scope *model.Scope, in []*Node) []*Node) (*train.
 func run(e *train.Inference, in ...*tensors.Tensor) ([]*tensors.Tensor, error) {
 	out, err := e.Call(in...)
 	if err != nil {
-		return nil, fmt.Errorf("analysis: %v", err)
+		return nil, fmt.Errorf("analysis: %w", err)
 	}
 	return out, nil
 }

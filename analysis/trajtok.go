@@ -77,7 +77,7 @@ func Tokenize(backend compute.Backend, ckptPath, videoPath, outDir string, warn 
 	defer e.Finalize()
 	out, err := run(e, tensors.FromFlatDataAndDimensions(v.Frames, 1, m.Frames, m.ImageSize, m.ImageSize, 3))
 	if err != nil {
-		return nil, fmt.Errorf("%s: %v (does the recipe still match the checkpoint's model?)", dir, err)
+		return nil, fmt.Errorf("%s: %w (does the recipe still match the checkpoint's model?)", dir, err)
 	}
 	logits := flat32(out[0]) // [1, K, N]
 	k, n, gs := cfg.Latents, cfg.Pixels(), cfg.Grid()

@@ -130,7 +130,7 @@ func VariablesDigest(vars map[string]*tensors.Tensor) (string, error) {
 			continue
 		}
 		if err := t.ConstBytes(func(b []byte) { h.Write(b) }); err != nil {
-			return "", fmt.Errorf("variable %s: %v", p, err)
+			return "", fmt.Errorf("variable %s: %w", p, err)
 		}
 	}
 	return hex.EncodeToString(h.Sum(nil)), nil
@@ -143,11 +143,11 @@ func ReadBase(dir string) (*Base, error) {
 		return nil, nil
 	}
 	if err != nil {
-		return nil, fmt.Errorf("checkpoint %s: %v", dir, err)
+		return nil, fmt.Errorf("checkpoint %s: %w", dir, err)
 	}
 	var base Base
 	if err := json.Unmarshal(b, &base); err != nil {
-		return nil, fmt.Errorf("checkpoint %s: corrupt %s: %v", dir, BaseFile, err)
+		return nil, fmt.Errorf("checkpoint %s: corrupt %s: %w", dir, BaseFile, err)
 	}
 	return &base, nil
 }
@@ -159,7 +159,7 @@ func loadBase(dir string, base *Base, store *model.Store) error {
 	}
 	vals, err := baseBuilder(dir, *base)
 	if err != nil {
-		return fmt.Errorf("checkpoint %s holds only the trained variables; rebuilding its base: %v", dir, err)
+		return fmt.Errorf("checkpoint %s holds only the trained variables; rebuilding its base: %w", dir, err)
 	}
 	want := map[string]*tensors.Tensor{}
 	for _, p := range base.Variables {
@@ -171,7 +171,7 @@ func loadBase(dir string, base *Base, store *model.Store) error {
 	}
 	digest, err := VariablesDigest(want)
 	if err != nil {
-		return fmt.Errorf("checkpoint %s: %v", dir, err)
+		return fmt.Errorf("checkpoint %s: %w", dir, err)
 	}
 	if digest != base.Digest {
 		return fmt.Errorf("checkpoint %s: the rebuilt base (%s) differs from the one trained (digest %s, expected %s): its source, the recipe or reel's initialisation changed",
@@ -180,10 +180,10 @@ func loadBase(dir string, base *Base, store *model.Store) error {
 	for _, p := range base.Variables {
 		if v := store.GetVariable(p); v != nil {
 			if err := v.SetValue(want[p]); err != nil {
-				return fmt.Errorf("checkpoint %s: base variable %s: %v", dir, p, err)
+				return fmt.Errorf("checkpoint %s: base variable %s: %w", dir, p, err)
 			}
 		} else if _, err := store.CreateVariable(p, want[p]); err != nil {
-			return fmt.Errorf("checkpoint %s: base variable %s: %v", dir, p, err)
+			return fmt.Errorf("checkpoint %s: base variable %s: %w", dir, p, err)
 		}
 	}
 	return nil

@@ -159,7 +159,7 @@ func Verify(dir string) (State, error) {
 		return st, fmt.Errorf("checkpoint %s: missing or unreadable %s (not a reel checkpoint, or a truncated one)", dir, stateFile)
 	}
 	if err := json.Unmarshal(raw, &st); err != nil {
-		return st, fmt.Errorf("checkpoint %s: corrupt %s: %v", dir, stateFile, err)
+		return st, fmt.Errorf("checkpoint %s: corrupt %s: %w", dir, stateFile, err)
 	}
 	if len(st.Files) == 0 {
 		return st, fmt.Errorf("checkpoint %s: %s lists no files", dir, stateFile)
@@ -169,7 +169,7 @@ func Verify(dir string) (State, error) {
 		if errors.Is(err, os.ErrNotExist) {
 			return st, fmt.Errorf("checkpoint %s: file %s is missing", dir, rel)
 		} else if err != nil {
-			return st, fmt.Errorf("checkpoint %s: file %s: %v", dir, rel, safeio.Cause(err))
+			return st, fmt.Errorf("checkpoint %s: file %s: %w", dir, rel, safeio.Cause(err))
 		}
 		if got != want {
 			return st, fmt.Errorf("checkpoint %s: file %s is corrupt or truncated (checksum mismatch)", dir, rel)
@@ -223,7 +223,7 @@ func LoadVariables(dir string) (map[string]*tensors.Tensor, State, error) {
 	for v := range store.IterVariables() {
 		t, err := v.Value()
 		if err != nil {
-			return nil, st, fmt.Errorf("checkpoint %s: variable %s: %v", dir, v.Path(), err)
+			return nil, st, fmt.Errorf("checkpoint %s: variable %s: %w", dir, v.Path(), err)
 		}
 		vars[v.Path()] = t
 	}
@@ -277,7 +277,7 @@ func List(ckptRoot string) ([]string, error) {
 func Newest(ckptRoot string, warn func(string)) (string, State, error) {
 	dirs, err := List(ckptRoot)
 	if err != nil {
-		return "", State{}, fmt.Errorf("checkpoints %s: %v", ckptRoot, err)
+		return "", State{}, fmt.Errorf("checkpoints %s: %w", ckptRoot, err)
 	}
 	if latest, err := safeio.ReadFile(filepath.Join(ckptRoot, LatestFile), safeio.JSONLimit); err == nil {
 		name := strings.TrimSpace(string(latest))
@@ -309,7 +309,7 @@ func Newest(ckptRoot string, warn func(string)) (string, State, error) {
 		skipped = append(skipped, err)
 	}
 	if firstErr != nil {
-		return "", State{}, fmt.Errorf("no valid checkpoint in %s (newest problem: %v)", ckptRoot, firstErr)
+		return "", State{}, fmt.Errorf("no valid checkpoint in %s (newest problem: %w)", ckptRoot, firstErr)
 	}
 	return "", State{}, nil
 }

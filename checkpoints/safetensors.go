@@ -133,7 +133,7 @@ func WriteSafetensors(path string, named map[string]*tensors.Tensor, metadata ma
 		bw.Write(header)
 		for _, name := range names {
 			if err := writeTensorData(bw, named[name]); err != nil {
-				return fmt.Errorf("tensor %q: %v", name, err)
+				return fmt.Errorf("tensor %q: %w", name, err)
 			}
 		}
 		return nil
@@ -457,7 +457,7 @@ func ExportSafetensors(dir, out string, ema bool) (n int, step int64, err error)
 	}
 	if ema {
 		if vars, err = ApplyEMA(vars); err != nil {
-			return 0, 0, fmt.Errorf("%s: %v", dir, err)
+			return 0, 0, fmt.Errorf("%s: %w", dir, err)
 		}
 	}
 	recipe, err := ReadRecipe(dir)
@@ -470,7 +470,7 @@ func ExportSafetensors(dir, out string, ema bool) (n int, step int64, err error)
 	}
 	weights := Weights(vars)
 	if err := WriteSafetensors(out, weights, meta); err != nil {
-		return 0, 0, fmt.Errorf("export: %v", err)
+		return 0, 0, fmt.Errorf("export: %w", err)
 	}
 	return len(weights), st.Step, nil
 }

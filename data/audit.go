@@ -256,7 +256,7 @@ func AuditJSONL(path string) (AuditReport, error) {
 		if b = bytes.TrimSpace(b); len(b) > 0 {
 			text, perr := auditLine(b)
 			if perr != nil {
-				return AuditReport{}, fmt.Errorf("%s:%d: %v", path, line, perr)
+				return AuditReport{}, fmt.Errorf("%s:%d: %w", path, line, perr)
 			}
 			a.add(text)
 		}
@@ -275,13 +275,13 @@ func auditLine(b []byte) (string, error) {
 	if b[0] != '{' {
 		var v any
 		if err := json.Unmarshal(b, &v); err != nil {
-			return "", fmt.Errorf("invalid JSON: %v", err)
+			return "", fmt.Errorf("invalid JSON: %w", err)
 		}
 		return "", fmt.Errorf("invalid JSON: want an object, got %s", jsonKind(v))
 	}
 	var obj map[string]json.RawMessage
 	if err := json.Unmarshal(b, &obj); err != nil {
-		return "", fmt.Errorf("invalid JSON: %v", err)
+		return "", fmt.Errorf("invalid JSON: %w", err)
 	}
 	var parts []string
 	found := false
@@ -294,7 +294,7 @@ func auditLine(b []byte) (string, error) {
 		dec := json.NewDecoder(bytes.NewReader(raw))
 		dec.UseNumber()
 		if err := dec.Decode(&v); err != nil {
-			return "", fmt.Errorf("invalid JSON: field %q: %v", k, err)
+			return "", fmt.Errorf("invalid JSON: field %q: %w", k, err)
 		}
 		switch v := v.(type) {
 		case nil:

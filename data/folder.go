@@ -59,7 +59,7 @@ func LoadFolder(dir, questionsPath string, imageSize int) ([]Example, error) {
 		}
 		var rec folderRecord
 		if err := json.Unmarshal(text, &rec); err != nil {
-			return nil, fmt.Errorf("%s:%d: invalid JSON: %v", questionsPath, line, err)
+			return nil, fmt.Errorf("%s:%d: invalid JSON: %w", questionsPath, line, err)
 		}
 		for _, fld := range []struct {
 			name string
@@ -84,14 +84,14 @@ func LoadFolder(dir, questionsPath string, imageSize int) ([]Example, error) {
 			}
 			img, err = loadImage(p, imageSize)
 			if err != nil {
-				return nil, fmt.Errorf("%s:%d: image %q: %v", questionsPath, line, *rec.Image, err)
+				return nil, fmt.Errorf("%s:%d: image %q: %w", questionsPath, line, *rec.Image, err)
 			}
 			cache[*rec.Image] = img
 		}
 		out = append(out, Example{Image: img, Size: imageSize, Question: *rec.Question, Answer: *rec.Answer, Kind: kind})
 	}
 	if err := sc.Err(); err != nil {
-		return nil, fmt.Errorf("%s:%d: %v", questionsPath, line+1, err)
+		return nil, fmt.Errorf("%s:%d: %w", questionsPath, line+1, err)
 	}
 	if len(out) == 0 {
 		return nil, fmt.Errorf("%s: no examples", questionsPath)

@@ -65,14 +65,14 @@ func (g *SceneGenerator) shifted(shift string, oodMax int) (*shiftGen, error) {
 	}
 	sg, err := NewSceneGenerator(c)
 	if err != nil {
-		return nil, fmt.Errorf("%s: %v", shift, err)
+		return nil, fmt.Errorf("%s: %w", shift, err)
 	}
 	out := &shiftGen{gen: sg, lo: lo, hi: hi, colorOK: colorOK, shapeOK: shapeOK}
 	if shift == "new_sizes" {
 		small := g.Config()
 		small.MinSize, small.MaxSize = max(0.02, small.MinSize*0.4), max(0.02, small.MinSize*0.65)
 		if out.small, err = NewSceneGenerator(small); err != nil {
-			return nil, fmt.Errorf("%s: %v", shift, err)
+			return nil, fmt.Errorf("%s: %w", shift, err)
 		}
 	}
 	return out, nil

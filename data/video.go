@@ -179,7 +179,7 @@ func NewVideoGenerator(cfg VideoConfig) (*VideoGenerator, error) {
 		MinSize: cfg.MinSize, MaxSize: cfg.MaxSize, Background: cfg.Background,
 	})
 	if err != nil {
-		return nil, fmt.Errorf("video config: %v", err)
+		return nil, fmt.Errorf("video config: %w", err)
 	}
 	return &VideoGenerator{cfg: cfg, scenes: scenes}, nil
 }

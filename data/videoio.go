@@ -50,7 +50,7 @@ func DecodeVideo(path string, fps float64, size, frames int) (Video, error) {
 	if frames < 1 || frames > 1<<16 {
 		return Video{}, fmt.Errorf("data.DecodeVideo: frames %d out of range [1, 65536]", frames)
 	}
-	fail := func(err error) (Video, error) { return Video{}, fmt.Errorf("video %s: %v", path, err) }
+	fail := func(err error) (Video, error) { return Video{}, fmt.Errorf("video %s: %w", path, err) }
 	st, err := safeio.Stat(path) // a FIFO or a device would block ffmpeg or never end
 	switch {
 	case err != nil:
@@ -122,13 +122,13 @@ func encodeVideo(path string, v Video, fps float64, x264 bool) error {
 	}
 	tmp, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".tmp-*")
 	if err != nil {
-		return fmt.Errorf("video %s: %v", path, err)
+		return fmt.Errorf("video %s: %w", path, err)
 	}
 	tmpName := tmp.Name()
 	tmp.Close()
 	defer os.Remove(tmpName) // after a successful rename, a no-op
 	if err := os.Chmod(tmpName, 0o644); err != nil {
-		return fmt.Errorf("video %s: %v", path, err)
+		return fmt.Errorf("video %s: %w", path, err)
 	}
 	codec := []string{"-c:v", "mpeg4", "-q:v", "2", "-pix_fmt", "yuv420p"}
 	if x264 {
@@ -146,10 +146,10 @@ func encodeVideo(path string, v Video, fps float64, x264 bool) error {
 	args = append(args, codec...)
 	args = append(args, "-an", "-f", "mp4", "file:"+tmpName)
 	if err := mediaio.Run(args, bytes.NewReader(raw), nil, ""); err != nil {
-		return fmt.Errorf("video %s: %v", path, err)
+		return fmt.Errorf("video %s: %w", path, err)
 	}
 	if err := os.Rename(tmpName, path); err != nil {
-		return fmt.Errorf("video %s: %v", path, err)
+		return fmt.Errorf("video %s: %w", path, err)
 	}
 	return nil
 }
@@ -198,7 +198,7 @@ func LoadVideoDataset(captionsJSONL string, fps float64, size, frames int, skipB
 			Caption *string `json:"caption"`
 		}
 		if err := json.Unmarshal(text, &rec); err != nil {
-			return nil, 0, fmt.Errorf("%s:%d: invalid JSON: %v", captionsJSONL, line, err)
+			return nil, 0, fmt.Errorf("%s:%d: invalid JSON: %w", captionsJSONL, line, err)
 		}
 		for _, fld := range []struct {
 			name string
@@ -218,7 +218,7 @@ func LoadVideoDataset(captionsJSONL string, fps float64, size, frames int, skipB
 		entries = append(entries, entry{line, VideoText{*rec.Video, *rec.Caption}, p})
 	}
 	if err := sc.Err(); err != nil {
-		return nil, 0, fmt.Errorf("%s:%d: %v", captionsJSONL, line+1, err)
+		return nil, 0, fmt.Errorf("%s:%d: %w", captionsJSONL, line+1, err)
 	}
 	if len(entries) == 0 {
 		return nil, 0, fmt.Errorf("%s: no videos", captionsJSONL)
@@ -257,7 +257,7 @@ func LoadVideoDataset(captionsJSONL string, fps float64, size, frames int, skipB
 	for i, e := range entries {
 		switch {
 		case errs[i] != nil && !skipBad:
-			return nil, 0, fmt.Errorf("%s:%d: %v", captionsJSONL, e.line, errs[i])
+			return nil, 0, fmt.Errorf("%s:%d: %w", captionsJSONL, e.line, errs[i])
 		case errs[i] != nil:
 			skipped++
 		case decoded[i].Frames != nil:

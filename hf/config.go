@@ -308,15 +308,15 @@ func ReadConfig(dir string) (*Config, error) {
 		if errors.As(err, &pe) {
 			err = pe.Err
 		}
-		return nil, fmt.Errorf("hf: %s: %v (a model directory holds config.json and model.safetensors)", path, err)
+		return nil, fmt.Errorf("hf: %s: %w (a model directory holds config.json and model.safetensors)", path, err)
 	}
 	var m map[string]any
 	if err := json.Unmarshal(data, &m); err != nil {
-		return nil, fmt.Errorf("hf: %s: invalid JSON: %v", path, err)
+		return nil, fmt.Errorf("hf: %s: invalid JSON: %w", path, err)
 	}
 	c, err := ParseConfig(m)
 	if err != nil {
-		return nil, fmt.Errorf("hf: %s: %v", path, err)
+		return nil, fmt.Errorf("hf: %s: %w", path, err)
 	}
 	if t := c.Text(); t != nil {
 		if err := readGenerationConfig(dir, t); err != nil {
@@ -335,7 +335,7 @@ func readGenerationConfig(dir string, t *models.DecoderConfig) error {
 	}
 	var m map[string]any
 	if err := json.Unmarshal(data, &m); err != nil {
-		return fmt.Errorf("hf: %s: invalid JSON: %v", path, err)
+		return fmt.Errorf("hf: %s: invalid JSON: %w", path, err)
 	}
 	var perr error
 	o := obj{m: m, err: &perr}
@@ -346,7 +346,7 @@ func readGenerationConfig(dir string, t *models.DecoderConfig) error {
 		t.BOS = bos
 	}
 	if perr != nil {
-		return fmt.Errorf("hf: %s: %v", path, perr)
+		return fmt.Errorf("hf: %s: %w", path, perr)
 	}
 	return nil
 }
@@ -451,12 +451,12 @@ func ParseConfig(m map[string]any) (*Config, error) {
 	}
 	if t := c.Text(); t != nil {
 		if err := t.Validate(); err != nil {
-			return nil, fmt.Errorf("text config: %v", err)
+			return nil, fmt.Errorf("text config: %w", err)
 		}
 	}
 	if v := c.VisionTower(); v != nil {
 		if err := v.Validate(); err != nil {
-			return nil, fmt.Errorf("vision config: %v", err)
+			return nil, fmt.Errorf("vision config: %w", err)
 		}
 		if v.PatchSize <= 0 || v.ImageSize%v.PatchSize != 0 {
 			return nil, fmt.Errorf("vision config: image_size %d is not a multiple of patch_size %d", v.ImageSize, v.PatchSize)
@@ -469,7 +469,7 @@ func ParseConfig(m map[string]any) (*Config, error) {
 	}
 	if c.Contrastive != nil {
 		if err := c.Contrastive.Text.Validate(); err != nil {
-			return nil, fmt.Errorf("text config: %v", err)
+			return nil, fmt.Errorf("text config: %w", err)
 		}
 	}
 	return c, nil

@@ -73,14 +73,14 @@ func readExportInput(backend compute.Backend, s ExportSource) (*exportInput, err
 	if s.Pretrained == "random" {
 		var raw map[string]any
 		if err := json.Unmarshal([]byte(s.ConfigJSON), &raw); err != nil {
-			return nil, fmt.Errorf("export: %s: model.hf_config: invalid JSON: %v", s.Checkpoint, err)
+			return nil, fmt.Errorf("export: %s: model.hf_config: invalid JSON: %w", s.Checkpoint, err)
 		}
 		if in.cfg, err = ParseConfig(raw); err != nil {
-			return nil, fmt.Errorf("export: %s: model.hf_config: %v", s.Checkpoint, err)
+			return nil, fmt.Errorf("export: %s: model.hf_config: %w", s.Checkpoint, err)
 		}
 	} else {
 		if in.src, err = Inspect(backend, s.Pretrained); err != nil {
-			return nil, fmt.Errorf("export: model.pretrained: %v", err)
+			return nil, fmt.Errorf("export: model.pretrained: %w", err)
 		}
 		in.cfg = in.src.Config
 	}
@@ -94,7 +94,7 @@ func readExportInput(backend compute.Backend, s ExportSource) (*exportInput, err
 	in.step = st.Step
 	if s.EMA {
 		if all, err = checkpoints.ApplyEMA(all); err != nil {
-			return nil, fmt.Errorf("%s: %v", s.Checkpoint, err)
+			return nil, fmt.Errorf("%s: %w", s.Checkpoint, err)
 		}
 	}
 	in.weights = checkpoints.Weights(all)
@@ -143,7 +143,7 @@ func ExportModel(backend compute.Backend, s ExportSource, out string) (*Exported
 	res := &Exported{Step: in.step}
 	weights, merged, err := models.MergeLoRA(in.weights, s.LoRA)
 	if err != nil {
-		return nil, fmt.Errorf("export: %s: %v", s.Checkpoint, err)
+		return nil, fmt.Errorf("export: %s: %w", s.Checkpoint, err)
 	}
 	res.Merged = len(merged)
 	params := in.sourceParams()
@@ -159,7 +159,7 @@ func ExportModel(backend compute.Backend, s ExportSource, out string) (*Exported
 		}
 		t, err := toHF(weights[strings.TrimPrefix(v.Path, "/")], p, in.cfg)
 		if err != nil {
-			return nil, fmt.Errorf("export: %s: %s: %v", s.Checkpoint, v.Path, err)
+			return nil, fmt.Errorf("export: %s: %s: %w", s.Checkpoint, v.Path, err)
 		}
 		named[p.Source] = t
 		if p.Name == "model.language_model.embed_tokens.weight" || p.Name == "model.embed_tokens.weight" {
@@ -175,7 +175,7 @@ func ExportModel(backend compute.Backend, s ExportSource, out string) (*Exported
 	if in.src != nil && len(in.src.Ignored) > 0 {
 		srcW, err := ReadWeights(s.Pretrained)
 		if err != nil {
-			return nil, fmt.Errorf("export: model.pretrained: %v", err)
+			return nil, fmt.Errorf("export: model.pretrained: %w", err)
 		}
 		for canon, source := range srcW.Source {
 			if !slices.Contains(in.src.Ignored, source) {
@@ -189,14 +189,14 @@ func ExportModel(backend compute.Backend, s ExportSource, out string) (*Exported
 		}
 	}
 	if err := os.MkdirAll(out, 0o755); err != nil {
-		return nil, fmt.Errorf("export: --out %s: %v", out, err)
+		return nil, fmt.Errorf("export: --out %s: %w", out, err)
 	}
 	if err := checkpoints.WriteSafetensors(filepath.Join(out, "model.safetensors"), named, map[string]string{"format": "pt"}); err != nil {
-		return nil, fmt.Errorf("export: %v", err)
+		return nil, fmt.Errorf("export: %w", err)
 	}
 	res.Tensors = len(named)
 	if err := os.Remove(filepath.Join(out, "model.safetensors.index.json")); err != nil && !os.IsNotExist(err) {
-		return nil, fmt.Errorf("export: %v", err)
+		return nil, fmt.Errorf("export: %w", err)
 	}
 	if in.src == nil {
 		return res, writeJSONFile(filepath.Join(out, "config.json"), []byte(s.ConfigJSON))
@@ -260,7 +260,7 @@ func toHF(t *tensors.Tensor, p Param, cfg *Config) (*tensors.Tensor, error) {
 func copyModelFiles(src, out string) ([]string, error) {
 	entries, err := os.ReadDir(src)
 	if err != nil {
-		return nil, fmt.Errorf("export: model.pretrained: %v", err)
+		return nil, fmt.Errorf("export: model.pretrained: %w", err)
 	}
 	var copied []string
 	for _, e := range entries {
@@ -276,10 +276,10 @@ func copyModelFiles(src, out string) ([]string, error) {
 		}
 		b, err := safeio.ReadFile(filepath.Join(src, name), safeio.TokenizerLimit)
 		if err != nil {
-			return nil, fmt.Errorf("export: model.pretrained: %v", err)
+			return nil, fmt.Errorf("export: model.pretrained: %w", err)
 		}
 		if err := atomicfile.WriteFile(filepath.Join(out, name), b); err != nil {
-			return nil, fmt.Errorf("export: %v", err)
+			return nil, fmt.Errorf("export: %w", err)
 		}
 		copied = append(copied, name)
 	}
@@ -290,7 +290,7 @@ func copyModelFiles(src, out string) ([]string, error) {
 func writeJSONFile(p string, raw []byte) error {
 	var v any
 	if err := json.Unmarshal(raw, &v); err != nil {
-		return fmt.Errorf("export: %s: %v", p, err)
+		return fmt.Errorf("export: %s: %w", p, err)
 	}
 	b, err := json.MarshalIndent(v, "", "  ")
 	if err != nil {
@@ -383,11 +383,11 @@ func ExportPEFT(backend compute.Backend, s ExportSource, out string) (*Exported,
 		}
 		at, err := toHF(a, Param{Transform: TransformTranspose, DType: "F32"}, in.cfg)
 		if err != nil {
-			return nil, fmt.Errorf("export: %s: %s: %v", s.Checkpoint, p, err)
+			return nil, fmt.Errorf("export: %s: %s: %w", s.Checkpoint, p, err)
 		}
 		bt, err := toHF(b, Param{Transform: TransformTranspose, DType: "F32"}, in.cfg)
 		if err != nil {
-			return nil, fmt.Errorf("export: %s: %s: %v", s.Checkpoint, bp, err)
+			return nil, fmt.Errorf("export: %s: %s: %w", s.Checkpoint, bp, err)
 		}
 		named[PEFTKey(module, "lora_A")], named[PEFTKey(module, "lora_B")] = at, bt
 		adapted[module] = true
@@ -425,10 +425,10 @@ func ExportPEFT(backend compute.Backend, s ExportSource, out string) (*Exported,
 		R: s.LoRA.Rank, LoRAAlpha: alpha, LoRADropout: s.LoRA.Dropout, TargetModules: targetModules(adapted, linears),
 		Bias: "none", InitLoRAWeights: true, RankPattern: map[string]int{}, AlphaPattern: map[string]int{}}
 	if err := os.MkdirAll(out, 0o755); err != nil {
-		return nil, fmt.Errorf("export: --out %s: %v", out, err)
+		return nil, fmt.Errorf("export: --out %s: %w", out, err)
 	}
 	if err := checkpoints.WriteSafetensors(filepath.Join(out, "adapter_model.safetensors"), named, map[string]string{"format": "pt"}); err != nil {
-		return nil, fmt.Errorf("export: %v", err)
+		return nil, fmt.Errorf("export: %w", err)
 	}
 	res.Tensors = len(named)
 	b, err := json.MarshalIndent(cfg, "", "  ")

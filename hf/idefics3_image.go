@@ -67,10 +67,10 @@ func ReadIdefics3ProcessorFile(path string, tile int) (*Idefics3Processor, error
 		return p, nil
 	}
 	if err != nil {
-		return nil, fmt.Errorf("hf: %s: %v", path, err)
+		return nil, fmt.Errorf("hf: %s: %w", path, err)
 	}
 	if err := json.Unmarshal(data, p); err != nil {
-		return nil, fmt.Errorf("hf: %s: %v", path, err)
+		return nil, fmt.Errorf("hf: %s: %w", path, err)
 	}
 	switch {
 	case p.Resample < 1 || p.Resample > 3:

@@ -72,10 +72,10 @@ func ReadPreprocessorFile(path string, imageSize int) (*Preprocessor, error) {
 		return p, nil
 	}
 	if err != nil {
-		return nil, fmt.Errorf("hf: %s: %v", path, err)
+		return nil, fmt.Errorf("hf: %s: %w", path, err)
 	}
 	if err := json.Unmarshal(data, p); err != nil {
-		return nil, fmt.Errorf("hf: %s: %v", path, err)
+		return nil, fmt.Errorf("hf: %s: %w", path, err)
 	}
 	switch {
 	case p.Resample < 1 || p.Resample > 3:

@@ -55,11 +55,11 @@ func Init(backend compute.Backend, configPath, out string, seed int64) (*InitRes
 	}
 	var m map[string]any
 	if err := json.Unmarshal(raw, &m); err != nil {
-		return nil, fmt.Errorf("hf init: %s: invalid JSON: %v", configPath, err)
+		return nil, fmt.Errorf("hf init: %s: invalid JSON: %w", configPath, err)
 	}
 	cfg, err := ParseConfig(m)
 	if err != nil {
-		return nil, fmt.Errorf("hf init: %s: %v", configPath, err)
+		return nil, fmt.Errorf("hf init: %s: %w", configPath, err)
 	}
 	name := "F32"
 	switch cfg.DType {
@@ -76,7 +76,7 @@ func Init(backend compute.Backend, configPath, out string, seed int64) (*InitRes
 	}
 	store, err := initStore(backend, cfg, m, seed)
 	if err != nil {
-		return nil, fmt.Errorf("hf init: %s: %v", configPath, err)
+		return nil, fmt.Errorf("hf init: %s: %w", configPath, err)
 	}
 	res := &InitResult{Dir: out, Arch: cfg.Arch, Layout: Layout5, DType: name}
 	if cfg.Kind == KindVLM && cfg.Idefics3 == nil { // Idefics3/SmolVLM: one layout in 4.x and 5.x
@@ -93,12 +93,12 @@ func Init(backend compute.Backend, configPath, out string, seed int64) (*InitRes
 		}
 		val, err := v.Value()
 		if err != nil {
-			return nil, fmt.Errorf("hf init: %s: %v", v.Path(), err)
+			return nil, fmt.Errorf("hf init: %s: %w", v.Path(), err)
 		}
 		p := Param{Var: v.Path(), Name: hfName, Transform: tr, DType: name}
 		t, err := toHF(val, p, cfg)
 		if err != nil {
-			return nil, fmt.Errorf("hf init: %s: %v", v.Path(), err)
+			return nil, fmt.Errorf("hf init: %s: %w", v.Path(), err)
 		}
 		if res.Layout == Layout5Flat {
 			hfName = Layout5ToFlat(hfName)
@@ -110,15 +110,15 @@ func Init(backend compute.Backend, configPath, out string, seed int64) (*InitRes
 
 	parent := filepath.Dir(filepath.Clean(out))
 	if err := os.MkdirAll(parent, 0o755); err != nil {
-		return nil, fmt.Errorf("hf init: --out %s: %v", out, err)
+		return nil, fmt.Errorf("hf init: --out %s: %w", out, err)
 	}
 	tmp, err := os.MkdirTemp(parent, "."+filepath.Base(out)+".init-")
 	if err != nil {
-		return nil, fmt.Errorf("hf init: --out %s: %v", out, err)
+		return nil, fmt.Errorf("hf init: --out %s: %w", out, err)
 	}
 	defer os.RemoveAll(tmp)
 	if err := checkpoints.WriteSafetensors(filepath.Join(tmp, "model.safetensors"), named, map[string]string{"format": "pt"}); err != nil {
-		return nil, fmt.Errorf("hf init: %v", err)
+		return nil, fmt.Errorf("hf init: %w", err)
 	}
 	if _, ok := m["architectures"]; !ok {
 		m["architectures"] = []string{cfg.Arch}
@@ -192,7 +192,7 @@ func oneOrList(ids []int) any {
 func writeInitJSON(path string, v any) error {
 	b, err := json.MarshalIndent(v, "", "  ")
 	if err != nil {
-		return fmt.Errorf("hf init: %s: %v", path, err)
+		return fmt.Errorf("hf init: %s: %w", path, err)
 	}
 	return atomicfile.WriteFile(path, append(b, '\n'))
 }
@@ -204,14 +204,14 @@ func checkInitOut(out string) error {
 		return nil
 	}
 	if err != nil {
-		return fmt.Errorf("hf init: --out %s: %v", out, err)
+		return fmt.Errorf("hf init: --out %s: %w", out, err)
 	}
 	if !st.IsDir() {
 		return fmt.Errorf("hf init: --out %s exists and is not a directory", out)
 	}
 	entries, err := os.ReadDir(out)
 	if err != nil {
-		return fmt.Errorf("hf init: --out %s: %v", out, err)
+		return fmt.Errorf("hf init: --out %s: %w", out, err)
 	}
 	for _, e := range entries {
 		if !e.Type().IsRegular() || !slices.Contains(initFiles, e.Name()) {
@@ -228,14 +228,14 @@ func swapInto(tmp, out string) error {
 	if _, err := os.Stat(out); err == nil {
 		old = tmp + ".old"
 		if err := os.Rename(out, old); err != nil {
-			return fmt.Errorf("hf init: --out %s: %v", out, err)
+			return fmt.Errorf("hf init: --out %s: %w", out, err)
 		}
 	}
 	if err := os.Rename(tmp, out); err != nil {
 		if old != "" {
 			os.Rename(old, out)
 		}
-		return fmt.Errorf("hf init: --out %s: %v", out, err)
+		return fmt.Errorf("hf init: --out %s: %w", out, err)
 	}
 	if old != "" {
 		os.RemoveAll(old)

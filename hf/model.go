@@ -92,10 +92,10 @@ func FromWeights(backend compute.Backend, cfg *Config, w *Weights) (*Model, erro
 	for _, p := range m.Params {
 		val, err := convert(w.Tensors[p.Name], p)
 		if err != nil {
-			return nil, fmt.Errorf("hf: %s: tensor %s: %v", w.Dir, p.Source, err)
+			return nil, fmt.Errorf("hf: %s: tensor %s: %w", w.Dir, p.Source, err)
 		}
 		if _, err := m.Store.CreateVariable(p.Var, val); err != nil {
-			return nil, fmt.Errorf("hf: %s: tensor %s: %v", w.Dir, p.Source, err)
+			return nil, fmt.Errorf("hf: %s: tensor %s: %w", w.Dir, p.Source, err)
 		}
 	}
 	return m, nil
@@ -520,13 +520,13 @@ func (m *Model) CopyInto(store *model.Store) (int, error) {
 		}
 		val, err := m.Store.GetVariable(p.Var).Value()
 		if err != nil {
-			return 0, fmt.Errorf("hf: %s: %s: %v", m.Dir, p.Source, err)
+			return 0, fmt.Errorf("hf: %s: %s: %w", m.Dir, p.Source, err)
 		}
 		if !val.Shape().Equal(dst.Shape()) {
 			return 0, fmt.Errorf("hf: %s: %s has shape %s, the model's %s has %s", m.Dir, p.Source, val.Shape(), p.Var, dst.Shape())
 		}
 		if err := dst.SetValue(val); err != nil {
-			return 0, fmt.Errorf("hf: %s: %s: %v", m.Dir, p.Source, err)
+			return 0, fmt.Errorf("hf: %s: %s: %w", m.Dir, p.Source, err)
 		}
 	}
 	return len(m.Params), nil

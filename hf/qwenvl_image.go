@@ -72,11 +72,11 @@ func ReadQwenProcessor(dir string, v models.QwenVisionConfig, video bool) (*Qwen
 		return p, nil
 	}
 	if err != nil {
-		return nil, fmt.Errorf("hf: %s: %v", path, err)
+		return nil, fmt.Errorf("hf: %s: %w", path, err)
 	}
 	var q qwenProcessorJSON
 	if err := json.Unmarshal(data, &q); err != nil {
-		return nil, fmt.Errorf("hf: %s: %v", path, err)
+		return nil, fmt.Errorf("hf: %s: %w", path, err)
 	}
 	var raw map[string]json.RawMessage
 	_ = json.Unmarshal(data, &raw)
@@ -85,7 +85,7 @@ func ReadQwenProcessor(dir string, v models.QwenVisionConfig, video bool) (*Qwen
 			one := map[string]json.RawMessage{k: v}
 			b, _ := json.Marshal(one)
 			if err := json.Unmarshal(b, &p.Preprocessor); err != nil {
-				return nil, fmt.Errorf("hf: %s: field %s: %v", path, k, err)
+				return nil, fmt.Errorf("hf: %s: field %s: %w", path, k, err)
 			}
 		}
 	}

@@ -27,7 +27,7 @@ func TakeReelTensors(w *Weights) (map[string]*tensors.Tensor, error) {
 		if t := w.Tensors[name]; t != nil {
 			v, err := toFloat32(t)
 			if err != nil {
-				return nil, fmt.Errorf("%s: tensor %s: %v", w.Dir, name, err)
+				return nil, fmt.Errorf("%s: tensor %s: %w", w.Dir, name, err)
 			}
 			out[path] = tensors.FromFlatDataAndDimensions(v, t.Shape().Dimensions...)
 		}

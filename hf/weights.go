@@ -70,14 +70,14 @@ func readWeights(dir string, data bool) (*Weights, error) {
 		for _, f := range files {
 			sh, _, err := checkpoints.SafetensorsShapes(filepath.Join(dir, f))
 			if err != nil {
-				return nil, fmt.Errorf("hf: %v", err)
+				return nil, fmt.Errorf("hf: %w", err)
 			}
 			for _, s := range sh {
 				total += int64(s.Memory())
 			}
 		}
 		if err := safeio.CheckMemory("the checkpoint's tensors", total); err != nil {
-			return nil, fmt.Errorf("hf: %s: %v", dir, err)
+			return nil, fmt.Errorf("hf: %s: %w", dir, err)
 		}
 	}
 	for _, f := range files {
@@ -86,14 +86,14 @@ func readWeights(dir string, data bool) (*Weights, error) {
 		if data {
 			ts, _, err := checkpoints.ReadSafetensors(path)
 			if err != nil {
-				return nil, fmt.Errorf("hf: %v", err)
+				return nil, fmt.Errorf("hf: %w", err)
 			}
 			sh = map[string]shapes.Shape{}
 			for name, t := range ts {
 				sh[name], rawT[name] = t.Shape(), t
 			}
 		} else if sh, _, err = checkpoints.SafetensorsShapes(path); err != nil {
-			return nil, fmt.Errorf("hf: %v", err)
+			return nil, fmt.Errorf("hf: %w", err)
 		}
 		for name, s := range sh {
 			if prev, dup := rawFile[name]; dup {
@@ -148,7 +148,7 @@ func weightFiles(dir string) ([]string, error) {
 			WeightMap map[string]string `json:"weight_map"`
 		}
 		if err := json.Unmarshal(data, &idx); err != nil {
-			return nil, fmt.Errorf("hf: %s: invalid JSON: %v", index, err)
+			return nil, fmt.Errorf("hf: %s: invalid JSON: %w", index, err)
 		}
 		if len(idx.WeightMap) == 0 {
 			return nil, fmt.Errorf("hf: %s: field weight_map: expected an object of tensor name → file, got none", index)

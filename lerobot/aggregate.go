@@ -302,7 +302,7 @@ func (b *lrBuild) copyDataRows(path string, file []int) error {
 		return fmt.Errorf("%s: %s", path, firstLineOf(err.Error()))
 	}
 	if err := atomicfile.WriteFile(path, out.Bytes()); err != nil {
-		return fmt.Errorf("%s: %v", path, err)
+		return fmt.Errorf("%s: %w", path, err)
 	}
 	return nil
 }

@@ -209,7 +209,7 @@ func (s *Stats) UnmarshalJSON(raw []byte) error {
 		}
 		vals, shape, err := flattenJSONNumbers(v)
 		if err != nil {
-			return fmt.Errorf("%s: %v", k, err)
+			return fmt.Errorf("%s: %w", k, err)
 		}
 		*t = vals
 		if k == "mean" {
@@ -576,7 +576,7 @@ func aggregateStatsMaps(maps []map[string]Stats) (map[string]Stats, error) {
 		}
 		agg, err := AggregateStats(list)
 		if err != nil {
-			return nil, fmt.Errorf("%s: %v", k, err)
+			return nil, fmt.Errorf("%s: %w", k, err)
 		}
 		out[k] = agg
 	}
@@ -595,7 +595,7 @@ func marshalStatsJSON(stats map[string]Stats, order []string) ([]byte, error) {
 		}
 		raw, err := json.Marshal(s)
 		if err != nil {
-			return nil, fmt.Errorf("stats of %s: %v", k, err)
+			return nil, fmt.Errorf("stats of %s: %w", k, err)
 		}
 		if n > 0 {
 			b.WriteString(",\n")

@@ -83,7 +83,7 @@ func (fs Features) MarshalJSON() ([]byte, error) {
 		k, _ := json.Marshal(f.Key)
 		v, err := json.Marshal(f)
 		if err != nil {
-			return nil, fmt.Errorf("feature %q: %v", f.Key, err)
+			return nil, fmt.Errorf("feature %q: %w", f.Key, err)
 		}
 		b.Write(k)
 		b.WriteByte(':')
@@ -108,7 +108,7 @@ func (fs *Features) UnmarshalJSON(data []byte) error {
 		key := tok.(string) // object keys are always strings
 		var f Feature
 		if err := dec.Decode(&f); err != nil {
-			return fmt.Errorf("feature %q: %v", key, err)
+			return fmt.Errorf("feature %q: %w", key, err)
 		}
 		f.Key = key
 		*fs = append(*fs, f)
@@ -192,10 +192,10 @@ func lerobotReadJSONL[T any](path string, required ...string) ([]T, error) {
 		var keys map[string]json.RawMessage
 		var v T
 		if err := json.Unmarshal(text, &keys); err != nil {
-			return nil, fmt.Errorf("%s:%d: invalid JSON: %v", path, line, err)
+			return nil, fmt.Errorf("%s:%d: invalid JSON: %w", path, line, err)
 		}
 		if err := json.Unmarshal(text, &v); err != nil {
-			return nil, fmt.Errorf("%s:%d: %v", path, line, err)
+			return nil, fmt.Errorf("%s:%d: %w", path, line, err)
 		}
 		for _, k := range required {
 			if _, ok := keys[k]; !ok {
@@ -205,7 +205,7 @@ func lerobotReadJSONL[T any](path string, required ...string) ([]T, error) {
 		out = append(out, v)
 	}
 	if err := sc.Err(); err != nil {
-		return nil, fmt.Errorf("%s: %v", path, err)
+		return nil, fmt.Errorf("%s: %w", path, err)
 	}
 	return out, nil
 }
@@ -226,7 +226,7 @@ func lerobotOpenError(path string, err error) error {
 	if errors.Is(err, fs.ErrNotExist) {
 		return fmt.Errorf("%s: missing file", path)
 	}
-	return fmt.Errorf("%s: %v", path, err)
+	return fmt.Errorf("%s: %w", path, err)
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -309,7 +309,7 @@ func (d *Dataset) readV2Episodes() error {
 		chunk := e.EpisodeIndex / d.info.ChunksSize
 		vals := map[string]int{"episode_chunk": chunk, "episode_index": e.EpisodeIndex}
 		if ep.dataFile, err = formatTemplate(d.info.DataPath, vals, ""); err != nil {
-			return fmt.Errorf("%s: data_path: %v", d.path(lerobotInfo), err)
+			return fmt.Errorf("%s: data_path: %w", d.path(lerobotInfo), err)
 		}
 		for _, c := range d.cams {
 			if !c.video {
@@ -318,7 +318,7 @@ func (d *Dataset) readV2Episodes() error {
 			}
 			file, err := formatTemplate(d.info.VideoPath, vals, c.key)
 			if err != nil {
-				return fmt.Errorf("%s: video_path: %v", d.path(lerobotInfo), err)
+				return fmt.Errorf("%s: video_path: %w", d.path(lerobotInfo), err)
 			}
 			ep.videos = append(ep.videos, lrVideoRef{file: file, from: 0, to: float64(e.Length) / d.info.FPS})
 		}
@@ -504,7 +504,7 @@ func (d *Dataset) readV3EpisodeFile(path string) error {
 		}
 		vals := map[string]int{"chunk_index": ep.chunk[0], "file_index": ep.chunk[1]}
 		if ep.dataFile, err = formatTemplate(d.info.DataPath, vals, ""); err != nil {
-			return fmt.Errorf("%s: data_path: %v", d.path(lerobotInfo), err)
+			return fmt.Errorf("%s: data_path: %w", d.path(lerobotInfo), err)
 		}
 		for i, c := range d.cams {
 			if !c.video {
@@ -518,7 +518,7 @@ func (d *Dataset) readV3EpisodeFile(path string) error {
 				return fail("row %d (episode %d): videos/%s time range [%g, %g) is empty or negative", r, ep.index, c.key, ref.from, ref.to)
 			}
 			if ref.file, err = formatTemplate(d.info.VideoPath, map[string]int{"chunk_index": ref.chunk[0], "file_index": ref.chunk[1]}, c.key); err != nil {
-				return fmt.Errorf("%s: video_path: %v", d.path(lerobotInfo), err)
+				return fmt.Errorf("%s: video_path: %w", d.path(lerobotInfo), err)
 			}
 			ep.videos = append(ep.videos, ref)
 		}
@@ -704,7 +704,7 @@ func (d *Dataset) readStats() error {
 				}
 			}
 			if d.stats, err = aggregateStatsMaps(all); err != nil {
-				return fmt.Errorf("%s: %v", path, err)
+				return fmt.Errorf("%s: %w", path, err)
 			}
 			d.statsFile = path
 			return nil
@@ -723,7 +723,7 @@ func (d *Dataset) readStats() error {
 			all = append(all, e.stats)
 		}
 		if d.stats, err = aggregateStatsMaps(all); err != nil {
-			return fmt.Errorf("%s: %v", d.path(lerobotV3EpisodesDir), err)
+			return fmt.Errorf("%s: %w", d.path(lerobotV3EpisodesDir), err)
 		}
 		d.statsFile = d.path(lerobotV3EpisodesDir)
 		return d.checkStats(d.statsFile, d.stats, "")
@@ -732,7 +732,7 @@ func (d *Dataset) readStats() error {
 		return lerobotOpenError(path, err)
 	}
 	if err := json.Unmarshal(raw, &d.stats); err != nil {
-		return fmt.Errorf("%s: %v", path, err)
+		return fmt.Errorf("%s: %w", path, err)
 	}
 	for k, s := range d.stats {
 		if s.Count == 0 { // reel's v2.0 stats.json has no count: they cover every frame
@@ -761,7 +761,7 @@ func (d *Dataset) checkStats(path string, stats map[string]Stats, where string) 
 			continue
 		}
 		if err := stats[key].check(dim); err != nil {
-			return fmt.Errorf("%s: %s%s.%v (features.%s.shape in %s)", path, where, key, err, key, lerobotInfo)
+			return fmt.Errorf("%s: %s%s.%w (features.%s.shape in %s)", path, where, key, err, key, lerobotInfo)
 		}
 	}
 	return nil

@@ -133,7 +133,7 @@ func Create(dir string, cfg WriterConfig) (*Writer, error) {
 		return nil, err
 	} else if len(entries) > 0 {
 		if aside, err = os.MkdirTemp(filepath.Dir(dir), "."+filepath.Base(dir)+".new-"); err != nil {
-			return nil, fmt.Errorf("lerobot dataset %s: %v", dir, err)
+			return nil, fmt.Errorf("lerobot dataset %s: %w", dir, err)
 		}
 		build = aside
 	}
@@ -142,7 +142,7 @@ func Create(dir string, cfg WriterConfig) (*Writer, error) {
 	}
 	tmp := filepath.Join(build, lerobotTmpDir)
 	if err := os.MkdirAll(tmp, 0o755); err != nil {
-		return nil, fmt.Errorf("lerobot dataset %s: %v", dir, err)
+		return nil, fmt.Errorf("lerobot dataset %s: %w", dir, err)
 	}
 	return &Writer{dir: dir, tmp: tmp, aside: aside, cfg: cfg, episodes: map[int]*lrPending{}}, nil
 }
@@ -252,7 +252,7 @@ func (s *lrWriteSchema) compatible(ep *StoredEpisode) error {
 // this and every later call, and Close, fail. WriteStored does not keep ep's slices.
 func (w *Writer) WriteStored(ep StoredEpisode) error {
 	if err := checkStoredEpisode(&ep); err != nil {
-		return fmt.Errorf("lerobot dataset %s: %v", w.dir, err)
+		return fmt.Errorf("lerobot dataset %s: %w", w.dir, err)
 	}
 	w.mu.Lock()
 	var err error
@@ -265,7 +265,7 @@ func (w *Writer) WriteStored(ep StoredEpisode) error {
 		err = fmt.Errorf("episode %d written twice", ep.Index)
 	case w.schema != nil:
 		if e := w.schema.compatible(&ep); e != nil {
-			err = fmt.Errorf("episode %d: %v", ep.Index, e)
+			err = fmt.Errorf("episode %d: %w", ep.Index, e)
 		}
 	}
 	if err == nil && w.schema == nil {
@@ -276,7 +276,7 @@ func (w *Writer) WriteStored(ep StoredEpisode) error {
 		for _, cam := range ep.Cameras {
 			c, cerr := chooseCodec(w.cfg.Codec, cam.Width, cam.Height)
 			if cerr != nil {
-				err = fmt.Errorf("camera %q: %v", cam.Name, cerr)
+				err = fmt.Errorf("camera %q: %w", cam.Name, cerr)
 				break
 			}
 			s.cams = append(s.cams, CameraFrames{Name: cam.Name, Width: cam.Width, Height: cam.Height})
@@ -299,7 +299,7 @@ func (w *Writer) WriteStored(ep StoredEpisode) error {
 	schema := w.schema
 	w.mu.Unlock()
 	if err != nil {
-		return fmt.Errorf("lerobot dataset %s: %v", w.dir, err)
+		return fmt.Errorf("lerobot dataset %s: %w", w.dir, err)
 	}
 
 	p := &lrPending{ep: ep, stats: map[string]Stats{}}
@@ -338,7 +338,7 @@ func (w *Writer) WriteStored(ep StoredEpisode) error {
 
 // fail records err as the writer's first failure and returns it, naming the dataset.
 func (w *Writer) fail(err error) error {
-	err = fmt.Errorf("lerobot dataset %s: %v", w.dir, err)
+	err = fmt.Errorf("lerobot dataset %s: %w", w.dir, err)
 	w.mu.Lock()
 	if w.err == nil {
 		w.err = err
@@ -370,7 +370,7 @@ func (w *Writer) Close() (err error) {
 			if err != nil {
 				os.RemoveAll(w.aside)
 			} else if serr := atomicfile.SwapDir(w.aside, w.dir); serr != nil {
-				err = fmt.Errorf("lerobot dataset %s: %v", w.dir, serr)
+				err = fmt.Errorf("lerobot dataset %s: %w", w.dir, serr)
 			}
 		}()
 	}
@@ -639,7 +639,7 @@ func (b *lrBuild) writeV3Videos(c int) error {
 		if !ok {
 			st, err := os.Stat(src)
 			if err != nil {
-				return fmt.Errorf("video %s: %v", src, unwrapPathError(err))
+				return fmt.Errorf("video %s: %w", src, unwrapPathError(err))
 			}
 			n := int64(e.ep.length)
 			if e.segments == nil {

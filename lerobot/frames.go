@@ -106,7 +106,7 @@ func (d *Dataset) decodeEpisode(i, c, w, h int, mode string) ([]uint8, int, erro
 	d.decodedFrames.Add(nf)
 	d.decodedBytes.Add(nb)
 	if err != nil {
-		return nil, 0, fmt.Errorf("%v (episode %d, camera %q)", err, d.episodes[i].index, cam.name)
+		return nil, 0, fmt.Errorf("%w (episode %d, camera %q)", err, d.episodes[i].index, cam.name)
 	}
 	return p.out, p.n, nil
 }
@@ -166,7 +166,7 @@ func (d *Dataset) prepareEpisode(i, c, w, h int, mode string) (*episodeDecode, e
 	sink := p.seg.sink
 	p.seg.sink = func(t int, rgb []uint8, fw, fh int) error {
 		if err := sink(t, rgb, fw, fh); err != nil {
-			return fmt.Errorf("video %s: %v", p.seg.path, err)
+			return fmt.Errorf("video %s: %w", p.seg.path, err)
 		}
 		return nil
 	}
@@ -361,11 +361,11 @@ func (d *Dataset) readImageFrames(i int, cam lrCamera, n int, store func(t int, 
 		}
 		im, err := safeio.DecodeImage(b[0], "")
 		if err != nil {
-			return fmt.Errorf("%s: row %d: column %q: %v", path, r, cam.key, err)
+			return fmt.Errorf("%s: row %d: column %q: %w", path, r, cam.key, err)
 		}
 		rgb, w, h := imageToRGB(im)
 		if err := store(t, rgb, w, h); err != nil {
-			return fmt.Errorf("%s: row %d: %v", path, r, err)
+			return fmt.Errorf("%s: row %d: %w", path, r, err)
 		}
 	}
 	return nil

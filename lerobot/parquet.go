@@ -39,7 +39,7 @@ func openParquet(path string) (p *pqFile, err error) {
 	st, err := f.Stat()
 	if err != nil {
 		f.Close()
-		return nil, fmt.Errorf("%s: %v", path, unwrapPathError(err))
+		return nil, fmt.Errorf("%s: %w", path, unwrapPathError(err))
 	}
 	defer func() { // parquet-go panics on some malformed files
 		if r := recover(); r != nil {
@@ -308,7 +308,7 @@ func (t *pqTable) write(path string, groups pqRowGroups, kv ...string) error {
 		return fmt.Errorf("%s: %s", path, firstLineOf(err.Error()))
 	}
 	if err := atomicfile.WriteFile(path, raw); err != nil {
-		return fmt.Errorf("%s: %v", path, err)
+		return fmt.Errorf("%s: %w", path, err)
 	}
 	return nil
 }

@@ -242,7 +242,7 @@ func (d *Dataset) NewLoader(s *Sampler, cfg LoaderConfig) (*Loader, error) {
 	}
 	mode, err := policy.ParseResizeMode(cfg.Mode)
 	if err != nil {
-		return nil, fmt.Errorf("loader: %v", err)
+		return nil, fmt.Errorf("loader: %w", err)
 	}
 	cfg.Mode = mode
 	if cfg.Ahead <= 0 {

@@ -119,7 +119,7 @@ func decodeVideoGroup(segs []videoSegment, fps float64, fit videoFit) []segmentR
 		return failAll(err)
 	}
 	if err := cmd.Start(); err != nil {
-		return failAll(fmt.Errorf("ffmpeg: %v", err))
+		return failAll(fmt.Errorf("ffmpeg: %w", err))
 	}
 	type info struct {
 		pts  int64

@@ -93,7 +93,7 @@ func encodeSegment(path string, pix []uint8, w, h, fps int, c lrCodec) error {
 	args = append(args, c.args...)
 	args = append(args, "-an", "-f", "mp4", "file:"+path)
 	if err := mediaio.Run(args, bytes.NewReader(pix), nil, ""); err != nil {
-		return fmt.Errorf("video %s: %v", path, err)
+		return fmt.Errorf("video %s: %w", path, err)
 	}
 	return nil
 }
@@ -130,7 +130,7 @@ func concatVideos(dst string, srcs []string) error {
 	args := []string{"-y", "-nostdin", "-hide_banner", "-v", "error", "-f", "concat", "-safe", "0", "-i", "file:" + list,
 		"-map", "0:v:0", "-c", "copy", "-f", "mp4", "file:" + tmp}
 	if err := mediaio.Run(args, nil, nil, ""); err != nil {
-		return fmt.Errorf("video %s: joining %d files: %v", dst, len(srcs), err)
+		return fmt.Errorf("video %s: joining %d files: %w", dst, len(srcs), err)
 	}
 	return os.Rename(tmp, dst)
 }
@@ -145,7 +145,7 @@ func videoFrames(path string) (int, error) {
 	out, err := mediaio.RunTool(probe, "-v", "error", "-select_streams", "v:0", "-count_packets",
 		"-show_entries", "stream=nb_read_packets", "-of", "csv=p=0", "file:"+path)
 	if err != nil {
-		return 0, fmt.Errorf("video %s: ffprobe: %v", path, err)
+		return 0, fmt.Errorf("video %s: ffprobe: %w", path, err)
 	}
 	n, err := strconv.Atoi(strings.TrimSpace(strings.Split(strings.TrimSpace(out), "\n")[0]))
 	if err != nil {

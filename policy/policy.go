@@ -130,7 +130,7 @@ func (s Spec) Validate() error {
 		return fmt.Errorf("policy spec: %d action names for %d action values", len(s.ActionNames), s.ActionDim)
 	}
 	if _, err := ParseResizeMode(s.Resize); err != nil {
-		return fmt.Errorf("policy spec: %v", err)
+		return fmt.Errorf("policy spec: %w", err)
 	}
 	switch s.Normalization {
 	case NormMeanStd, NormMinMax, NormQuantiles:
@@ -172,10 +172,10 @@ func ReadSpec(path string) (Spec, error) {
 		return s, err
 	}
 	if err := json.Unmarshal(b, &s); err != nil {
-		return s, fmt.Errorf("%s: %v", path, err)
+		return s, fmt.Errorf("%s: %w", path, err)
 	}
 	if err := s.Validate(); err != nil {
-		return s, fmt.Errorf("%s: %v", path, err)
+		return s, fmt.Errorf("%s: %w", path, err)
 	}
 	return s, nil
 }

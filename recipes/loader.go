@@ -118,7 +118,7 @@ func Load(nameOrPath string, overrides []string) (*Recipe, error) {
 func (r *Recipe) YAML() ([]byte, error) {
 	var n yaml.Node
 	if err := n.Encode(r); err != nil {
-		return nil, fmt.Errorf("encode recipe: %v", err)
+		return nil, fmt.Errorf("encode recipe: %w", err)
 	}
 	var flow func(*yaml.Node)
 	flow = func(n *yaml.Node) {
@@ -134,10 +134,10 @@ func (r *Recipe) YAML() ([]byte, error) {
 	enc := yaml.NewEncoder(&buf)
 	enc.SetIndent(2)
 	if err := enc.Encode(&n); err != nil {
-		return nil, fmt.Errorf("encode recipe: %v", err)
+		return nil, fmt.Errorf("encode recipe: %w", err)
 	}
 	if err := enc.Close(); err != nil {
-		return nil, fmt.Errorf("encode recipe: %v", err)
+		return nil, fmt.Errorf("encode recipe: %w", err)
 	}
 	return buf.Bytes(), nil
 }
@@ -191,7 +191,7 @@ func locateBase(ref string, from source) (source, error) {
 func readDisk(p string) (source, error) {
 	data, err := safeio.ReadFile(p, safeio.RecipeLimit)
 	if err != nil {
-		return source{}, fmt.Errorf("read recipe: %v", err)
+		return source{}, fmt.Errorf("read recipe: %w", err)
 	}
 	id, err := filepath.Abs(p)
 	if err != nil {
@@ -363,7 +363,7 @@ func (l *loader) resolve(src source, chain []source) (*yaml.Node, error) {
 	}
 	baseSrc, err := locateBase(strings.TrimSpace(bv.Value), src)
 	if err != nil {
-		return nil, fmt.Errorf("%sbase: %v", prefix(l.where(bv)), err)
+		return nil, fmt.Errorf("%sbase: %w", prefix(l.where(bv)), err)
 	}
 	inner := append(chain[:len(chain):len(chain)], src)
 	for _, c := range inner {

@@ -120,7 +120,7 @@ func ScoreDataset(m Model, ds *lerobot.Dataset, opts Options) (*Report, error) {
 		instr := instruction(info)
 		c, err := Progress(m, instr, frames, rep.Prefixes)
 		if err != nil {
-			return nil, fmt.Errorf("episode %d: %v", info.EpisodeIndex, err)
+			return nil, fmt.Errorf("episode %d: %w", info.EpisodeIndex, err)
 		}
 		rep.Episodes = append(rep.Episodes, Episode{Index: info.EpisodeIndex, Instruction: instr, Kind: EpisodeKind(info),
 			Success: info.Success, Frames: info.Length, Curve: c})
@@ -250,7 +250,7 @@ func WriteProgress(ds *lerobot.Dataset, r *Report) (string, error) {
 	}
 	path := filepath.Join(ds.Dir(), ProgressFile)
 	if err := parquet.WriteFile(path, rows); err != nil {
-		return "", fmt.Errorf("writing %s: %v", path, err)
+		return "", fmt.Errorf("writing %s: %w", path, err)
 	}
 	return path, nil
 }
@@ -260,7 +260,7 @@ func WriteProgress(ds *lerobot.Dataset, r *Report) (string, error) {
 func ReadProgress(path string) (map[int][]float64, error) {
 	rows, err := parquet.ReadFile[ProgressRow](path)
 	if err != nil {
-		return nil, fmt.Errorf("%s: %v", path, err)
+		return nil, fmt.Errorf("%s: %w", path, err)
 	}
 	out := map[int][]float64{}
 	for _, r := range rows {

@@ -70,7 +70,7 @@ func OpenHF(backend compute.Backend, dir string) (*HF, error) {
 	}
 	tok, err := text.Load(dir)
 	if err != nil {
-		return nil, fmt.Errorf("%s: the prompt needs the model's tokenizer: %v", dir, err)
+		return nil, fmt.Errorf("%s: the prompt needs the model's tokenizer: %w", dir, err)
 	}
 	pre, err := hf.ReadPreprocessor(dir, m.Config.VisionTower().ImageSize)
 	if err != nil {
@@ -183,7 +183,7 @@ func (h *HF) LogPTrue(clips []Clip) ([]float64, error) {
 			in.TokenTypes = [][]int{types}
 		}
 		if err := h.m.CheckInputs(in); err != nil {
-			return nil, fmt.Errorf("reward: clip %d: %v", i, err)
+			return nil, fmt.Errorf("reward: clip %d: %w", i, err)
 		}
 		args := []any{hf.IntTensor([][]int{ids}), pixels}
 		if h.m.Config.PaliGemma != nil {

@@ -66,7 +66,7 @@ func OpenHFQwen(backend compute.Backend, dir string) (*HFQwen, error) {
 	}
 	tok, err := text.Load(dir)
 	if err != nil {
-		return nil, fmt.Errorf("%s: the prompt needs the model's tokenizer: %v", dir, err)
+		return nil, fmt.Errorf("%s: the prompt needs the model's tokenizer: %w", dir, err)
 	}
 	proc, err := hf.ReadQwenProcessor(dir, m.Config.QwenVL.Vision, true)
 	if err != nil {
@@ -74,12 +74,12 @@ func OpenHFQwen(backend compute.Backend, dir string) (*HFQwen, error) {
 	}
 	tmpl, err := text.LoadChatTemplate(dir, "")
 	if err != nil {
-		return nil, fmt.Errorf("%s: TOPReward's prompt needs the model's chat template: %v", dir, err)
+		return nil, fmt.Errorf("%s: TOPReward's prompt needs the model's chat template: %w", dir, err)
 	}
 	msgs := fmt.Sprintf(`[{"role": "user", "content": [{"type": "video"}, {"type": "text", "text": %q}]}]`, QwenPromptPrefix)
 	rendered, err := tmpl.RenderJSON([]byte(msgs), false, nil)
 	if err != nil {
-		return nil, fmt.Errorf("%s: chat template %s: %v", dir, tmpl.Origin, err)
+		return nil, fmt.Errorf("%s: chat template %s: %w", dir, tmpl.Origin, err)
 	}
 	eos := tmpl.Special["eos_token"]
 	v := strings.Index(rendered, hf.QwenVideoBlock)
@@ -137,7 +137,7 @@ func (h *HFQwen) Inputs(c Clip) (hf.RunInputs, error) {
 	}
 	px, grid, err := h.proc.Patches(frames, w, hh)
 	if err != nil {
-		return hf.RunInputs{}, fmt.Errorf("reward: %v", err)
+		return hf.RunInputs{}, fmt.Errorf("reward: %w", err)
 	}
 	sec := []float64{float64(h.proc.TemporalPatch) / QwenFPS}
 	ids, err := h.m.QwenPromptIDs(h.tok, h.Prompt(strings.TrimSpace(c.Instruction)), nil, []models.Grid{grid}, sec)
@@ -159,7 +159,7 @@ func (h *HFQwen) LogPTrue(clips []Clip) ([]float64, error) {
 			return nil, fmt.Errorf("reward: clip %d: %w", i, err)
 		}
 		if err := h.m.CheckInputs(in); err != nil {
-			return nil, fmt.Errorf("reward: clip %d: %v", i, err)
+			return nil, fmt.Errorf("reward: clip %d: %w", i, err)
 		}
 		ids := in.Tokens[0]
 		if mp := h.m.Config.QwenVL.Text.MaxPositions; mp > 0 && len(ids) > mp {

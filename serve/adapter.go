@@ -87,7 +87,7 @@ func NewAdapter(spec policy.Spec, opt AdaptOptions) (*Adapter, error) {
 	}
 	resize, err := policy.ParseResizeMode(resize)
 	if err != nil {
-		return nil, fmt.Errorf("adapt: %v", err)
+		return nil, fmt.Errorf("adapt: %w", err)
 	}
 	a := &Adapter{spec: spec, opt: opt, resize: resize, feeds: map[string]string{}}
 	for _, c := range spec.Cameras {

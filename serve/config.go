@@ -104,7 +104,7 @@ func mergeConfigBody(values url.Values, contentType string, body []byte) error {
 	if mt == "application/json" || (mt == "" && body[0] == '{') {
 		var m map[string]any
 		if err := json.Unmarshal(body, &m); err != nil {
-			return fmt.Errorf("request body is not a JSON object: %v", err)
+			return fmt.Errorf("request body is not a JSON object: %w", err)
 		}
 		for k, v := range m {
 			switch x := v.(type) {
@@ -120,7 +120,7 @@ func mergeConfigBody(values url.Values, contentType string, body []byte) error {
 	}
 	form, err := url.ParseQuery(string(body))
 	if err != nil {
-		return fmt.Errorf("request body is not a form: %v", err)
+		return fmt.Errorf("request body is not a form: %w", err)
 	}
 	for k, vs := range form {
 		for _, v := range vs {

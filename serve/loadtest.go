@@ -109,7 +109,7 @@ func (t *tagPolicy) Check(obs policy.Observation) (policy.Observation, []string,
 // carry two tag values (see tagPolicy) that the load client checks; cfg.Adapt is ignored.
 func BenchServe(p policy.Policy, cfg Config, lc LoadTestConfig, maxBatches []int) ([]LoadTestReport, error) {
 	if err := cfg.Spec.Validate(); err != nil {
-		return nil, fmt.Errorf("bench serve: %v", err)
+		return nil, fmt.Errorf("bench serve: %w", err)
 	}
 	tp := &tagPolicy{p: p}
 	cfg.Addr = "127.0.0.1:0"

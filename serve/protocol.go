@@ -127,7 +127,7 @@ func Decode(data []byte) (Message, error) {
 	dec := msgpack.NewDecoder(bytes.NewReader(data))
 	v, err := dec.DecodeInterface()
 	if err != nil {
-		return Message{}, fmt.Errorf("message is not valid msgpack: %v", err)
+		return Message{}, fmt.Errorf("message is not valid msgpack: %w", err)
 	}
 	raw, ok := v.(map[string]any)
 	if !ok {

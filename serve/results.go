@@ -88,7 +88,7 @@ func (r *EpisodeRecord) UnmarshalJSON(b []byte) error {
 		for k, raw := range m {
 			var v any
 			if err := json.Unmarshal(raw, &v); err != nil {
-				return fmt.Errorf("field %q: %v", k, err)
+				return fmt.Errorf("field %q: %w", k, err)
 			}
 			r.Extra[k] = v
 		}
@@ -329,12 +329,12 @@ func ReadResults(path string) (records []EpisodeRecord, meta *ResultMeta, err er
 		}
 		var r EpisodeRecord
 		if err := json.Unmarshal(sc.Bytes(), &r); err != nil {
-			return nil, nil, fmt.Errorf("%s:%d: not an episode record: %v", path, line, err)
+			return nil, nil, fmt.Errorf("%s:%d: not an episode record: %w", path, line, err)
 		}
 		records = append(records, r)
 	}
 	if err := sc.Err(); err != nil {
-		return nil, nil, fmt.Errorf("%s: %v", path, err)
+		return nil, nil, fmt.Errorf("%s: %w", path, err)
 	}
 	return records, nil, nil
 }
@@ -355,7 +355,7 @@ func readAggregate(path string, b []byte) ([]EpisodeRecord, *ResultMeta, error) 
 		} `json:"tasks"`
 	}
 	if err := json.Unmarshal(b, &agg); err != nil {
-		return nil, nil, fmt.Errorf("%s: not an aggregate result (JSON object with benchmark and tasks): %v", path, err)
+		return nil, nil, fmt.Errorf("%s: not an aggregate result (JSON object with benchmark and tasks): %w", path, err)
 	}
 	if agg.Tasks == nil {
 		return nil, nil, fmt.Errorf("%s: not an aggregate result: no \"tasks\" list", path)

@@ -64,7 +64,7 @@ func generate(cfg Config, opts GenerateOptions, w EpisodeWriter, record func(g, 
 		return GenerateResult{}, fmt.Errorf("sim: generate: workers %d must not be negative", opts.Workers)
 	}
 	if err := cfg.Validate(); err != nil {
-		return GenerateResult{}, fmt.Errorf("sim: generate: %v", err)
+		return GenerateResult{}, fmt.Errorf("sim: generate: %w", err)
 	}
 	lo, hi := ShardRange(opts.Episodes, opts.Shard, shards)
 	workers := opts.Workers

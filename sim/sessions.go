@@ -133,7 +133,7 @@ func EvaluateSessions(cfg Config, ec EvalConfig, episodes []int, newSession func
 	wg.Wait()
 	res := SessionsResult{Episodes: out}
 	for k := next; k < len(episodes); k++ { // never taken: every worker stopped
-		out[k] = failedEpisode(cfg, ec, episodes[k], "server_unreachable", fmt.Errorf("not run: no session could be opened (%v)", lastErr))
+		out[k] = failedEpisode(cfg, ec, episodes[k], "server_unreachable", fmt.Errorf("not run: no session could be opened (%w)", lastErr))
 		res.Partial = true
 	}
 	for _, o := range out {

@@ -131,7 +131,7 @@ func (t *ExeVRM) record(n int, eval bool) ([]rewardEpisode, error) {
 	_, err := sim.GenerateReward(t.sim, sim.RewardOptions{GenerateOptions: sim.GenerateOptions{Episodes: n, Seed: uint64(seed),
 		Workers: t.r.Data.Workers}, Eval: eval}, w)
 	if err != nil {
-		return nil, fmt.Errorf("data: %v", err)
+		return nil, fmt.Errorf("data: %w", err)
 	}
 	return w.eps, nil
 }
@@ -373,7 +373,7 @@ func (t *ExeVRM) buildEvalSet() (train.EvalData, error) {
 		return videoVLMInputs(t.r, videoSelector(t.r), data.VocabQA(t.vocab), videos, qa, seedFor(t.r.Eval.Seed, "eval-rank", int64(start)))
 	})
 	if err != nil {
-		return nil, fmt.Errorf("eval set reward: %v", err)
+		return nil, fmt.Errorf("eval set reward: %w", err)
 	}
 	e.base = frameDiffBaseline(eps, k, m.ImageSize, t.base)
 	return e, nil
@@ -578,7 +578,7 @@ func (t *ExeVRM) ClipInputs(instructions []string, frames [][]policy.Image) ([]*
 		for _, f := range keyframes(len(fr)-1, m.Frames) {
 			im, err := policy.Resize(fr[f], s, s, policy.ResizePad)
 			if err != nil {
-				return nil, fmt.Errorf("clip %d frame %d: %v", i, f, err)
+				return nil, fmt.Errorf("clip %d frame %d: %w", i, f, err)
 			}
 			v = append(v, im.Pix...)
 		}

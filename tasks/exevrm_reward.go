@@ -51,7 +51,7 @@ func OpenExeVRMReward(backend compute.Backend, dir string) (reward.Model, error)
 	r.Data.Source, r.Eval.Dir = "synthetic", "" // scoring needs no training or evaluation data
 	t, err := NewExeVRM(r)
 	if err != nil {
-		return nil, fmt.Errorf("%s: %v", ck, err)
+		return nil, fmt.Errorf("%s: %w", ck, err)
 	}
 	store, err := train.NewStore(0)
 	if err != nil {
@@ -74,7 +74,7 @@ func OpenExeVRMReward(backend compute.Backend, dir string) (reward.Model, error)
 	s := r.Model.ImageSize
 	if _, err := m.LogPTrue([]reward.Clip{{Instruction: "pick up the red square", Frames: []policy.Image{policy.NewImage(s, s)}}}); err != nil {
 		m.Close()
-		return nil, fmt.Errorf("%s: %v (does the recipe still match the checkpoint's model?)", ck, err)
+		return nil, fmt.Errorf("%s: %w (does the recipe still match the checkpoint's model?)", ck, err)
 	}
 	if err := checkpoints.CheckNoNewVariables(ck, store, loaded); err != nil {
 		m.Close()
@@ -94,7 +94,7 @@ func (m *ExeVRMReward) Scores(clips []reward.Clip) ([]float64, error) {
 		}
 		in, err := m.task.ClipInputs(instr, frames)
 		if err != nil {
-			return nil, fmt.Errorf("reward clips %d..: %v", start, err)
+			return nil, fmt.Errorf("reward clips %d..: %w", start, err)
 		}
 		res, err := m.exec.Call(in...)
 		if err != nil {

@@ -147,19 +147,19 @@ func (f *pi0Family) InitVariables(backend compute.Backend, store *model.Store) (
 	}
 	w, err := hf.ReadWeights(dir)
 	if err != nil {
-		return 0, "", fmt.Errorf("model.pretrained: %v", err)
+		return 0, "", fmt.Errorf("model.pretrained: %w", err)
 	}
 	own, err := hf.TakeReelTensors(w)
 	if err != nil {
-		return 0, "", fmt.Errorf("model.pretrained: %v", err)
+		return 0, "", fmt.Errorf("model.pretrained: %w", err)
 	}
 	cfg, err := hf.ReadConfig(dir)
 	if err != nil {
-		return 0, "", fmt.Errorf("model.pretrained: %v", err)
+		return 0, "", fmt.Errorf("model.pretrained: %w", err)
 	}
 	m, err := hf.FromWeights(backend, cfg, w)
 	if err != nil {
-		return 0, "", fmt.Errorf("model.pretrained: %v", err)
+		return 0, "", fmt.Errorf("model.pretrained: %w", err)
 	}
 	n := 0
 	for _, p := range m.Params {
@@ -169,10 +169,10 @@ func (f *pi0Family) InitVariables(backend compute.Backend, store *model.Store) (
 		}
 		val, err := m.Store.GetVariable(p.Var).Value()
 		if err != nil {
-			return 0, "", fmt.Errorf("model.pretrained: %s: %v", p.Source, err)
+			return 0, "", fmt.Errorf("model.pretrained: %s: %w", p.Source, err)
 		}
 		if err := dst.SetValue(val); err != nil {
-			return 0, "", fmt.Errorf("model.pretrained: %s: %v", p.Source, err)
+			return 0, "", fmt.Errorf("model.pretrained: %s: %w", p.Source, err)
 		}
 		n++
 	}
@@ -189,7 +189,7 @@ func (f *pi0Family) InitVariables(backend compute.Backend, store *model.Store) (
 			return 0, "", fmt.Errorf("model.pretrained: %s: reel tensor for %s has shape %s, the model's %s", dir, path, val.Shape(), dst.Shape())
 		}
 		if err := dst.SetValue(val); err != nil {
-			return 0, "", fmt.Errorf("model.pretrained: %s: %v", path, err)
+			return 0, "", fmt.Errorf("model.pretrained: %s: %w", path, err)
 		}
 		n++
 	}

@@ -54,7 +54,7 @@ func openLeRobotPi05(dir string) (*leRobotPi0, error) {
 		Proprio bool `json:"use_proprioceptive_memory"`
 	}
 	if err := json.Unmarshal(b, &mem); err != nil {
-		return nil, fmt.Errorf("%s/config.json: %v", dir, err)
+		return nil, fmt.Errorf("%s/config.json: %w", dir, err)
 	}
 	switch {
 	case mem.Visual:

@@ -181,10 +181,10 @@ func openLeRobotDir(dir string, def leRobotPi0Config) (*leRobotPi0, error) {
 		BetaAlpha: 1.5, BetaBeta: 1, TimeScale: 0.999, TimeOffset: 0.001,
 		NormalizationMapping: def.NormalizationMapping}
 	if err := json.Unmarshal(b, &l.cfg); err != nil {
-		return nil, fmt.Errorf("%s/config.json: %v", dir, err)
+		return nil, fmt.Errorf("%s/config.json: %w", dir, err)
 	}
 	if err := l.cfg.check(def.Type); err != nil {
-		return nil, fmt.Errorf("%s/config.json: %v", dir, err)
+		return nil, fmt.Errorf("%s/config.json: %w", dir, err)
 	}
 	raw, _, err := checkpoints.SafetensorsShapes(filepath.Join(dir, leRobotModel))
 	if err != nil {
@@ -199,7 +199,7 @@ func openLeRobotDir(dir string, def leRobotPi0Config) (*leRobotPi0, error) {
 		l.shapes[leRobotEmbed], l.source[leRobotEmbed] = l.shapes[n], l.source[n]
 	}
 	if err := l.size(); err != nil {
-		return nil, fmt.Errorf("%s/%s: %v", dir, leRobotModel, err)
+		return nil, fmt.Errorf("%s/%s: %w", dir, leRobotModel, err)
 	}
 	return l, nil
 }
@@ -322,7 +322,7 @@ func (l *leRobotPi0) size() error {
 	}
 	var decoded map[string]any // as json.Unmarshal gives ParseConfig a config.json
 	if b, err := json.Marshal(cfg); err != nil || json.Unmarshal(b, &decoded) != nil {
-		return fmt.Errorf("encoding the PaliGemma configuration: %v", err)
+		return fmt.Errorf("encoding the PaliGemma configuration: %w", err)
 	}
 	c, err := hf.ParseConfig(decoded)
 	if err != nil {
@@ -364,7 +364,7 @@ func (l *leRobotPi0) spec(name string, maxTextLen int) (policy.Spec, error) {
 	}
 	s.ActionDim = a.Shape[0]
 	if err := s.Validate(); err != nil {
-		return s, fmt.Errorf("%s/config.json: %v", l.dir, err)
+		return s, fmt.Errorf("%s/config.json: %w", l.dir, err)
 	}
 	return s, nil
 }
@@ -454,7 +454,7 @@ func (l *leRobotPi0) stats() (map[string][]float32, string, error) {
 	}
 	var p leRobotPipeline
 	if err := json.Unmarshal(b, &p); err != nil {
-		return nil, path, fmt.Errorf("%s: %v", path, err)
+		return nil, path, fmt.Errorf("%s: %w", path, err)
 	}
 	for _, s := range p.Steps {
 		if s.RegistryName != "normalizer_processor" {
@@ -471,7 +471,7 @@ func (l *leRobotPi0) stats() (map[string][]float32, string, error) {
 		out := map[string][]float32{}
 		for k, t := range ts {
 			if out[k], err = leRobotFloat32(t); err != nil {
-				return nil, file, fmt.Errorf("%s: %s: %v", file, k, err)
+				return nil, file, fmt.Errorf("%s: %s: %w", file, k, err)
 			}
 		}
 		return out, file, nil

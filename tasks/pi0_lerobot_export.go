@@ -58,7 +58,7 @@ func ExportLeRobot(dir, out string, ema bool) (*LeRobotExport, error) {
 	}
 	weights, merged, err := models.MergeLoRA(checkpoints.Weights(all), train.GraphOptions(r.Train).LoRA)
 	if err != nil {
-		return nil, fmt.Errorf("export: %s: %v", dir, err)
+		return nil, fmt.Errorf("export: %s: %w", dir, err)
 	}
 	res := &LeRobotExport{Step: st.Step, Merged: len(merged)}
 
@@ -74,7 +74,7 @@ func ExportLeRobot(dir, out string, ema bool) (*LeRobotExport, error) {
 		}
 		v, err := reelToLeRobot(t, tr)
 		if err != nil {
-			return nil, fmt.Errorf("export: %s: %v", path, err)
+			return nil, fmt.Errorf("export: %s: %w", path, err)
 		}
 		named[ln] = v
 		switch {

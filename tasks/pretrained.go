@@ -45,7 +45,7 @@ func loadPretrainedVLM(m recipes.ModelConfig, vocab *text.Vocab) (*pretrainedVLM
 		if v := p.cfg.VisionTower(); v != nil {
 			pp, err := hf.ReadPreprocessor(m.Pretrained, v.ImageSize)
 			if err != nil {
-				return nil, fmt.Errorf("model.pretrained: %v", err)
+				return nil, fmt.Errorf("model.pretrained: %w", err)
 			}
 			if pp.DoNormalize {
 				copy(p.mean[:], pp.ImageMean)
@@ -78,11 +78,11 @@ func pretrainedConfig(m recipes.ModelConfig) (*hf.Config, error) {
 		}
 		var raw map[string]any
 		if err := json.Unmarshal([]byte(m.HFConfig), &raw); err != nil {
-			return nil, fmt.Errorf("model.hf_config: invalid JSON: %v", err)
+			return nil, fmt.Errorf("model.hf_config: invalid JSON: %w", err)
 		}
 		c, err := hf.ParseConfig(raw)
 		if err != nil {
-			return nil, fmt.Errorf("model.hf_config: %v", err)
+			return nil, fmt.Errorf("model.hf_config: %w", err)
 		}
 		return c, nil
 	}
@@ -91,7 +91,7 @@ func pretrainedConfig(m recipes.ModelConfig) (*hf.Config, error) {
 	}
 	c, err := hf.ReadConfig(m.Pretrained)
 	if err != nil {
-		return nil, fmt.Errorf("model.pretrained: %v", err)
+		return nil, fmt.Errorf("model.pretrained: %w", err)
 	}
 	return c, nil
 }
@@ -122,7 +122,7 @@ func (p *pretrainedVLM) initVariables(backend compute.Backend, store *model.Stor
 	}
 	m, err := hf.Load(backend, p.dir)
 	if err != nil {
-		return 0, "", fmt.Errorf("model.pretrained: %v", err)
+		return 0, "", fmt.Errorf("model.pretrained: %w", err)
 	}
 	n, err := m.CopyInto(store)
 	return n, p.dir, err
@@ -134,7 +134,7 @@ func (p *pretrainedVLM) initVariables(backend compute.Backend, store *model.Stor
 func tokenizerQA(dir string) (encode data.QAEncoder, word func(id int) string, err error) {
 	tok, err := text.Load(dir)
 	if err != nil {
-		return nil, nil, fmt.Errorf("model.pretrained: %v", err)
+		return nil, nil, fmt.Errorf("model.pretrained: %w", err)
 	}
 	sp := tok.Special()
 	if sp.EOS < 0 {

@@ -94,7 +94,7 @@ func (p *pretrainedVLM) setupQwen(m recipes.ModelConfig, vocab *text.Vocab, fram
 	}
 	pp, err := hf.ReadQwenProcessor(p.dir, v, frames > 0)
 	if err != nil {
-		return fmt.Errorf("model.pretrained: %v", err)
+		return fmt.Errorf("model.pretrained: %w", err)
 	}
 	if pp.DoNormalize {
 		copy(p.mean[:], pp.ImageMean)
@@ -106,7 +106,7 @@ func (p *pretrainedVLM) setupQwen(m recipes.ModelConfig, vocab *text.Vocab, fram
 	}
 	tok, err := text.Load(p.dir)
 	if err != nil {
-		return fmt.Errorf("model.pretrained: %v", err)
+		return fmt.Errorf("model.pretrained: %w", err)
 	}
 	tmpl, err := text.LoadChatTemplate(p.dir, "")
 	if errors.Is(err, text.ErrNoChatTemplate) {
@@ -114,7 +114,7 @@ func (p *pretrainedVLM) setupQwen(m recipes.ModelConfig, vocab *text.Vocab, fram
 		return nil
 	}
 	if err != nil {
-		return fmt.Errorf("model.pretrained: %v", err)
+		return fmt.Errorf("model.pretrained: %w", err)
 	}
 	kind := "image"
 	if frames > 0 {
@@ -126,7 +126,7 @@ func (p *pretrainedVLM) setupQwen(m recipes.ModelConfig, vocab *text.Vocab, fram
 	msgs := fmt.Sprintf(`[{"role": "user", "content": [{"type": %q}, {"type": "text", "text": %q}]}]`, kind, qwenChatQuestion)
 	rendered, err := tmpl.RenderJSON([]byte(msgs), true, nil)
 	if err != nil {
-		return fmt.Errorf("model.pretrained: chat template %s: %v", tmpl.Origin, err)
+		return fmt.Errorf("model.pretrained: chat template %s: %w", tmpl.Origin, err)
 	}
 	before, after, ok := strings.Cut(rendered, qwenChatQuestion)
 	if !ok || strings.Contains(after, qwenChatQuestion) || strings.Count(before, blockText) != 1 {

@@ -44,7 +44,7 @@ func OpenRewardModel(backend compute.Backend, path string) (reward.Model, error)
 		return reward.OpenPretrained(backend, path)
 	}
 	if _, err := os.Stat(path); err != nil {
-		return nil, fmt.Errorf("reward model %s: %v", path, err)
+		return nil, fmt.Errorf("reward model %s: %w", path, err)
 	}
 	return nil, fmt.Errorf("reward model %s: expected a reel run (recipe.yaml) or a Hugging Face VLM directory (config.json)", path)
 }

@@ -32,11 +32,11 @@ func newTextCodecReserving(path string, words *text.Vocab, reserved int) (*textC
 	}
 	tok, err := text.Load(path)
 	if err != nil {
-		return nil, fmt.Errorf("model.tokenizer: %v", err)
+		return nil, fmt.Errorf("model.tokenizer: %w", err)
 	}
 	files, err := tokenizerFiles(path)
 	if err != nil {
-		return nil, fmt.Errorf("model.tokenizer: %v", err)
+		return nil, fmt.Errorf("model.tokenizer: %w", err)
 	}
 	return &textCodec{tok: tok, shift: reserved, files: files}, nil
 }

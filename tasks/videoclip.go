@@ -66,13 +66,13 @@ func NewVideoCLIP(r *recipes.Recipe) (train.Task, error) {
 			MaxObjects: d.MaxObjects, Shapes: d.Shapes, Colors: d.Colors, MinSize: d.MinSize, MaxSize: d.MaxSize,
 			Background: d.Background, MaxSpeed: d.MaxSpeed, AppearLeave: d.AppearLeave})
 		if err != nil {
-			return nil, fmt.Errorf("data: %v", err)
+			return nil, fmt.Errorf("data: %w", err)
 		}
 		t.gen = gen
 	case "folder":
 		videos, skipped, err := data.LoadVideoDataset(d.Captions, d.FPS, m.ImageSize, m.Frames, d.SkipBad)
 		if err != nil {
-			return nil, fmt.Errorf("data.captions: %v", err)
+			return nil, fmt.Errorf("data.captions: %w", err)
 		}
 		if skipped > 0 {
 			fmt.Printf("reel: data: skipped %d videos that failed to decode (data.skip_bad)\n", skipped)
@@ -306,7 +306,7 @@ func (t *VideoCLIP) buildEvalSet() (train.EvalData, error) {
 	var err error
 	e.batches, err = evalBatches(vs, bs, func(chunk []data.Video, _ int) ([]*tensors.Tensor, error) { return t.tensors(chunk, false) })
 	if err != nil {
-		return nil, fmt.Errorf("eval set retrieval: %v", err)
+		return nil, fmt.Errorf("eval set retrieval: %w", err)
 	}
 	for _, v := range vs {
 		e.objects = append(e.objects, float64(v.NumObjects()))

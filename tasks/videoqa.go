@@ -63,7 +63,7 @@ func NewVideoQA(r *recipes.Recipe) (*VideoQA, error) {
 		MotionFrames: d.MotionFrames, Kinds: d.QAKinds,
 	})
 	if err != nil {
-		return nil, fmt.Errorf("data: %v", err)
+		return nil, fmt.Errorf("data: %w", err)
 	}
 	t.gen = gen
 	if m.Pretrained != "" {
@@ -103,7 +103,7 @@ func (t *VideoQA) setupPretrained() error {
 		if strings.HasPrefix(err.Error(), "model.") { // a recipe field
 			return err
 		}
-		return fmt.Errorf("model.pretrained: %v", err) // a field of the checkpoint's config
+		return fmt.Errorf("model.pretrained: %w", err) // a field of the checkpoint's config
 	}
 	text := pre.cfg.Text()
 	if n := t.Selector().Kept()*m.Group*m.Group + m.MaxTextLen; text.MaxPositions > 0 && n > text.MaxPositions {
@@ -311,7 +311,7 @@ func (t *VideoQA) buildEvalSet(name string) (train.EvalData, error) {
 		return t.tensors(chunk, seedFor(t.r.Eval.Seed, "eval-rank", int64(start)))
 	})
 	if err != nil {
-		return nil, fmt.Errorf("eval set %s: %v", name, err)
+		return nil, fmt.Errorf("eval set %s: %w", name, err)
 	}
 	for _, x := range ex {
 		e.kinds = append(e.kinds, x.Kind)

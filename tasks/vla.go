@@ -88,7 +88,7 @@ func NewVLA(r *recipes.Recipe) (*VLA, error) {
 	spec := t.buildSpec(t.src.features())
 	norm, err := normalization(spec, st, act)
 	if err != nil {
-		return nil, fmt.Errorf("data.normalization: %v", err)
+		return nil, fmt.Errorf("data.normalization: %w", err)
 	}
 	if err := t.finish(spec, norm); err != nil {
 		return nil, err
@@ -107,7 +107,7 @@ func normalization(spec policy.Spec, state, action lerobot.Stats) (models.Normal
 		}
 		a, b, err := st.Norm(spec.Normalization)
 		if err != nil {
-			return nil, nil, fmt.Errorf("%s: %v", what, err)
+			return nil, nil, fmt.Errorf("%s: %w", what, err)
 		}
 		if len(a) != dim || len(b) != dim {
 			return nil, nil, fmt.Errorf("%s: statistics have %d values for %d dimensions", what, len(a), dim)
@@ -229,7 +229,7 @@ func SimConfig(r *recipes.Recipe) (sim.Config, error) {
 	c.Variation, c.MaxSteps, c.ExpertNoise = d.Variation, d.MaxSteps, d.ExpertNoise
 	c.Shapes, c.Colors = d.Shapes, d.Colors
 	if err := c.Validate(); err != nil {
-		return c, fmt.Errorf("data: %v", err)
+		return c, fmt.Errorf("data: %w", err)
 	}
 	return c, nil
 }
@@ -383,7 +383,7 @@ func (t *VLA) ObservationTensors(obs []policy.Observation) ([]*tensors.Tensor, e
 			}
 			fit, err := policy.Resize(im, s, s, t.spec.Resize)
 			if err != nil {
-				return nil, fmt.Errorf("observation %d: camera %q: %v", i, cam.Name, err)
+				return nil, fmt.Errorf("observation %d: camera %q: %w", i, cam.Name, err)
 			}
 			copy(img[(i*c+j)*px:], fit.Pix)
 		}
@@ -442,7 +442,7 @@ func (t *VLA) buildEvalSet(name string) (train.EvalData, error) {
 	rng := data.NewRand(seedFor(t.r.Eval.Seed, "vla/eval/"+name, 0))
 	ex, err := t.src.evalExamples(rng, t.r.Eval.Examples)
 	if err != nil {
-		return nil, fmt.Errorf("eval set %s: %v", name, err)
+		return nil, fmt.Errorf("eval set %s: %w", name, err)
 	}
 	n := len(ex)
 	bs := min(t.r.Eval.BatchSize, n)
@@ -451,7 +451,7 @@ func (t *VLA) buildEvalSet(name string) (train.EvalData, error) {
 		return t.batch(chunk, rng, true, false)
 	})
 	if err != nil {
-		return nil, fmt.Errorf("eval set %s: %v", name, err)
+		return nil, fmt.Errorf("eval set %s: %w", name, err)
 	}
 	return e, nil
 }

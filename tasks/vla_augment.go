@@ -38,7 +38,7 @@ func (t *VLA) augmentExamples(ex []vlaExample, i int64) error {
 			}
 			fit, err := policy.Resize(im, s, s, t.spec.Resize)
 			if err != nil {
-				return fmt.Errorf("training example %d: camera %q: %v", k, cam.Name, err)
+				return fmt.Errorf("training example %d: camera %q: %w", k, cam.Name, err)
 			}
 			images[cam.Name] = c.Image(rng, cam.Name, fit)
 		}

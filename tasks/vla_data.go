@@ -117,7 +117,7 @@ func openDatasetSource(r *recipes.Recipe) (*datasetSource, error) {
 	dir := r.Data.Dir
 	ds, err := lerobot.Open(dir)
 	if err != nil {
-		return nil, fmt.Errorf("data.dir: %v", err)
+		return nil, fmt.Errorf("data.dir: %w", err)
 	}
 	n := ds.NumEpisodes()
 	if n == 0 {
@@ -143,7 +143,7 @@ func openDatasetSource(r *recipes.Recipe) (*datasetSource, error) {
 	}
 	if r.Train.SampleWeights == "progress" {
 		if s.weights, err = progressWeights(ds, r.Policy.Horizon); err != nil {
-			return nil, fmt.Errorf("train.sample_weights: %v", err)
+			return nil, fmt.Errorf("train.sample_weights: %w", err)
 		}
 	}
 	return s, nil
@@ -156,7 +156,7 @@ func progressWeights(ds *lerobot.Dataset, h int) ([][]float64, error) {
 	path := filepath.Join(ds.Dir(), reward.ProgressFile)
 	byIndex, err := reward.ReadProgress(path)
 	if err != nil {
-		return nil, fmt.Errorf("%v (write it with: reel reward progress MODEL --data %s --write)", err, ds.Dir())
+		return nil, fmt.Errorf("%w (write it with: reel reward progress MODEL --data %s --write)", err, ds.Dir())
 	}
 	progress := make([][]float64, ds.NumEpisodes())
 	for i := range progress {
@@ -184,7 +184,7 @@ func (s *datasetSource) close() {
 func (s *datasetSource) stats() (state, action lerobot.Stats, err error) {
 	all, err := s.ds.Stats()
 	if err != nil {
-		return state, action, fmt.Errorf("data.dir: statistics: %v", err)
+		return state, action, fmt.Errorf("data.dir: statistics: %w", err)
 	}
 	action, ok := all[s.ds.ActionKey()]
 	if !ok {
@@ -205,12 +205,12 @@ func (s *datasetSource) start(n int) error {
 	}
 	sm, err := s.ds.NewSampler(lerobot.SamplerConfig{Seed: uint64(s.r.Train.Seed), BatchSize: n, Episodes: s.train})
 	if err != nil {
-		return fmt.Errorf("data.dir: %v", err)
+		return fmt.Errorf("data.dir: %w", err)
 	}
 	size := s.r.Model.ImageSize
 	s.loader, err = s.ds.NewLoader(sm, lerobot.LoaderConfig{Cameras: s.feat.CameraNames(), Width: size, Height: size, Mode: s.r.Data.Resize})
 	if err != nil {
-		return fmt.Errorf("data.dir: %v", err)
+		return fmt.Errorf("data.dir: %w", err)
 	}
 	return nil
 }
@@ -221,7 +221,7 @@ func (s *datasetSource) batch(_ *rand.Rand, i int64, n int) ([]vlaExample, error
 	}
 	loaded, err := s.loader.Batch(i)
 	if err != nil {
-		return nil, fmt.Errorf("data.dir: %v", err)
+		return nil, fmt.Errorf("data.dir: %w", err)
 	}
 	out := make([]vlaExample, len(loaded))
 	for j, ex := range loaded {
@@ -262,14 +262,14 @@ func (s *datasetSource) evalExamples(rng *rand.Rand, n int) ([]vlaExample, error
 		ep := pool[i%len(pool)]
 		v, err := s.ds.Vectors(ep)
 		if err != nil {
-			return nil, fmt.Errorf("data.dir: %v", err)
+			return nil, fmt.Errorf("data.dir: %w", err)
 		}
 		step := rng.IntN(v.Len())
 		var images []policy.Image
 		for _, cam := range s.feat.CameraNames() {
 			ims, err := s.ds.Frames(ep, cam, []int{step}, size, size, s.r.Data.Resize)
 			if err != nil {
-				return nil, fmt.Errorf("data.dir: %v", err)
+				return nil, fmt.Errorf("data.dir: %w", err)
 			}
 			images = append(images, ims[0])
 		}

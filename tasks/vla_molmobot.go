@@ -62,7 +62,7 @@ func (f *molmoBotFamily) network(spec policy.Spec, norm models.Normalization, fo
 	} else {
 		conv, err := losses.ParseFlowConvention(p.Flow)
 		if err != nil {
-			return nil, fmt.Errorf("policy.flow: %v", err)
+			return nil, fmt.Errorf("policy.flow: %w", err)
 		}
 		head = models.FlowMatchingHead{Net: net, Convention: conv, TimeSamples: p.TimeSamples, EulerSteps: p.EulerSteps}
 	}

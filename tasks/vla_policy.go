@@ -276,7 +276,7 @@ func (p *trained) Check(obs policy.Observation) (policy.Observation, []string, e
 			return obs, nil, fmt.Errorf("no image from camera %q (the policy reads %v)", cam.Name, spec.CameraNames())
 		}
 		if err := im.Check(); err != nil {
-			return obs, nil, fmt.Errorf("camera %q: %v", cam.Name, err)
+			return obs, nil, fmt.Errorf("camera %q: %w", cam.Name, err)
 		}
 	}
 	if len(obs.State) != spec.StateDim {

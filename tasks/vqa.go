@@ -67,13 +67,13 @@ func NewVQA(r *recipes.Recipe) (*VQA, error) {
 			MaxObjects: d.MaxObjects, Shapes: d.Shapes, Colors: d.Colors, MinSize: d.MinSize, MaxSize: d.MaxSize,
 			Overlap: d.Overlap, Background: d.Background, CountingFraction: d.CountingFraction})
 		if err != nil {
-			return nil, fmt.Errorf("data: %v", err)
+			return nil, fmt.Errorf("data: %w", err)
 		}
 		t.gen = gen
 	case "folder":
 		ex, err := data.LoadFolder(d.Dir, d.Questions, m.ImageSize)
 		if err != nil {
-			return nil, fmt.Errorf("data: %v", err)
+			return nil, fmt.Errorf("data: %w", err)
 		}
 		t.folder = ex
 	}
@@ -180,7 +180,7 @@ func (t *VQA) buildEvalSet(name string) (train.EvalData, error) {
 				// Shifts in turn, so each gets n/len(shifts) examples.
 				e, err := t.gen.OODCountingExample(rng, shifts[i%len(shifts)], t.r.Eval.OODMax)
 				if err != nil {
-					return nil, fmt.Errorf("eval.sets: counting_ood: %v", err)
+					return nil, fmt.Errorf("eval.sets: counting_ood: %w", err)
 				}
 				ex = append(ex, e)
 			case "general":
@@ -228,7 +228,7 @@ func (t *VQA) newEval(name string, ex []data.Example) (*vqaEval, error) {
 		return batchTensors(b), nil
 	})
 	if err != nil {
-		return nil, fmt.Errorf("eval set %s: %v", name, err)
+		return nil, fmt.Errorf("eval set %s: %w", name, err)
 	}
 	return s, nil
 }

@@ -76,7 +76,7 @@ func LoadChatTemplate(path, name string) (*ChatTemplate, error) {
 	var cfg map[string]json.RawMessage
 	if b, err := readSmall(cfgPath); err == nil {
 		if err := json.Unmarshal(b, &cfg); err != nil {
-			return nil, fmt.Errorf("%s: not a JSON object: %v", cfgPath, err)
+			return nil, fmt.Errorf("%s: not a JSON object: %w", cfgPath, err)
 		}
 	} else if !errors.Is(err, os.ErrNotExist) || !st.IsDir() {
 		return nil, fmt.Errorf("chat template: %w", err)
@@ -107,7 +107,7 @@ func LoadChatTemplate(path, name string) (*ChatTemplate, error) {
 			if b, err := readSmall(p); err == nil {
 				var m map[string]json.RawMessage
 				if err := json.Unmarshal(b, &m); err != nil {
-					return nil, fmt.Errorf("%s: not a JSON object: %v", p, err)
+					return nil, fmt.Errorf("%s: not a JSON object: %w", p, err)
 				}
 				if src, err = templateField(m, name, p); err != nil {
 					return nil, err

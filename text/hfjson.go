@@ -130,9 +130,9 @@ func parseTokenizerJSON(b []byte) (*HF, error) {
 	if err := json.Unmarshal(b, &root); err != nil {
 		var se *json.SyntaxError
 		if errors.As(err, &se) {
-			return nil, fmt.Errorf("not valid JSON at byte %d: %v", se.Offset, err)
+			return nil, fmt.Errorf("not valid JSON at byte %d: %w", se.Offset, err)
 		}
-		return nil, fmt.Errorf("expected a tokenizer.json object: %v", err)
+		return nil, fmt.Errorf("expected a tokenizer.json object: %w", err)
 	}
 	if !root.has("model") {
 		return nil, bad("model", "missing")

@@ -267,5 +267,5 @@ func possessiveToAtomic(expr string) string {
 }
 
 func regexError(field, expr string, err error) error {
-	return fmt.Errorf("%s: regex %q: %v", field, expr, err)
+	return fmt.Errorf("%s: regex %q: %w", field, expr, err)
 }

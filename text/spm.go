@@ -62,7 +62,7 @@ func parseSPModel(b []byte) (*spModel, error) {
 				return nil
 			})
 			if err != nil {
-				return fmt.Errorf("pieces[%d]: %v", len(m.pieces), err)
+				return fmt.Errorf("pieces[%d]: %w", len(m.pieces), err)
 			}
 			if piece == "" {
 				return fmt.Errorf("pieces[%d]: empty piece", len(m.pieces))
@@ -131,7 +131,7 @@ func eachField(b []byte, f func(num protowire.Number, typ protowire.Type, v []by
 	for len(b) > 0 {
 		num, typ, n := protowire.ConsumeTag(b)
 		if n < 0 {
-			return fmt.Errorf("not a protobuf message: %v", protowire.ParseError(n))
+			return fmt.Errorf("not a protobuf message: %w", protowire.ParseError(n))
 		}
 		b = b[n:]
 		var v []byte
@@ -151,7 +151,7 @@ func eachField(b []byte, f func(num protowire.Number, typ protowire.Type, v []by
 			n = protowire.ConsumeFieldValue(num, typ, b)
 		}
 		if n < 0 {
-			return fmt.Errorf("not a protobuf message: %v", protowire.ParseError(n))
+			return fmt.Errorf("not a protobuf message: %w", protowire.ParseError(n))
 		}
 		b = b[n:]
 		if err := f(num, typ, v, x); err != nil {
@@ -261,7 +261,7 @@ func newSentencePiece(b []byte) (*SentencePiece, error) {
 		}
 	}
 	if s.chars, err = parseCharsMap(m.charsMap); err != nil {
-		return nil, fmt.Errorf("normalizer_spec.%v", err)
+		return nil, fmt.Errorf("normalizer_spec.%w", err)
 	}
 	id := func(i int) int {
 		if i >= 0 && i < len(m.pieces) {

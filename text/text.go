@@ -118,7 +118,7 @@ func readConfig(path string) (*tokenizerConfig, error) {
 	}
 	var o obj
 	if err := json.Unmarshal(b, &o); err != nil {
-		return nil, fmt.Errorf("%s: not a JSON object: %v", path, err)
+		return nil, fmt.Errorf("%s: not a JSON object: %w", path, err)
 	}
 	tok := func(k string) (*string, bool, error) {
 		raw, ok := o[k]

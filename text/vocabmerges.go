@@ -21,7 +21,7 @@ func LoadVocabMerges(vocabPath, mergesPath string) (*HF, error) {
 	}
 	var v map[string]int
 	if err := json.Unmarshal(vb, &v); err != nil {
-		return nil, fmt.Errorf("%s: expected a JSON object of token: id: %v", vocabPath, err)
+		return nil, fmt.Errorf("%s: expected a JSON object of token: id: %w", vocabPath, err)
 	}
 	for tok, id := range v {
 		if id < 0 {

@@ -41,7 +41,7 @@ func EvaluateCheckpoint(backend compute.Backend, task Task, dir string, c recipe
 	defer e.Finalize()
 	rep, err = EvaluateReport(e, task)
 	if err != nil {
-		return rep, st, fmt.Errorf("evaluating %s: %v (does the recipe still match the checkpoint's model?)", dir, err)
+		return rep, st, fmt.Errorf("evaluating %s: %w (does the recipe still match the checkpoint's model?)", dir, err)
 	}
 	return rep, st, checkpoints.CheckNoNewVariables(dir, store, loaded)
 }
@@ -55,12 +55,12 @@ func UseEMA(store *model.Store, dir string) error {
 	}
 	avg, err := checkpoints.ApplyEMA(vars)
 	if err != nil {
-		return fmt.Errorf("%s: %v", dir, err)
+		return fmt.Errorf("%s: %w", dir, err)
 	}
 	for v := range store.IterVariables() {
 		if t, ok := avg[v.Path()]; ok && !strings.HasPrefix(v.Path(), checkpoints.EMAScope) {
 			if err := v.SetValue(t); err != nil {
-				return fmt.Errorf("%s: EMA of %s: %v", dir, v.Path(), err)
+				return fmt.Errorf("%s: EMA of %s: %w", dir, v.Path(), err)
 			}
 		}
 	}

@@ -67,7 +67,7 @@ func OpenMetrics(runDir string, step int64, resume bool) (*MetricsLog, error) {
 	tb, err := OpenEventWriter(filepath.Join(runDir, TensorBoardDir), resumeStep)
 	if err != nil {
 		f.Close()
-		return nil, fmt.Errorf("tensorboard: %v", err)
+		return nil, fmt.Errorf("tensorboard: %w", err)
 	}
 	return &MetricsLog{f: f, w: bufio.NewWriter(f), tb: tb}, nil
 }
@@ -115,7 +115,7 @@ func (m *MetricsLog) Images(step int64, dir string) error {
 		}
 		cfg, err := png.DecodeConfig(bytes.NewReader(b))
 		if err != nil {
-			return fmt.Errorf("%s: %v", p, err)
+			return fmt.Errorf("%s: %w", p, err)
 		}
 		if err := m.tb.Image(step, "plots/"+strings.TrimSuffix(filepath.Base(p), ".png"), b, cfg.Width, cfg.Height); err != nil {
 			return err
@@ -166,7 +166,7 @@ func ReadMetrics(p string) ([]map[string]any, error) {
 		}
 		var r map[string]any
 		if err := json.Unmarshal(sc.Bytes(), &r); err != nil {
-			return nil, fmt.Errorf("%s:%d: %v", p, line, err)
+			return nil, fmt.Errorf("%s:%d: %w", p, line, err)
 		}
 		rows = append(rows, r)
 	}

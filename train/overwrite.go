@@ -27,7 +27,7 @@ func overwriteAside(dir string) (finish func(failed bool) (note string, err erro
 		if _, err := os.Lstat(filepath.Join(dir, name)); err == nil {
 			present = append(present, name)
 		} else if !errors.Is(err, os.ErrNotExist) {
-			return nil, fmt.Errorf("--out %s: %v", dir, err)
+			return nil, fmt.Errorf("--out %s: %w", dir, err)
 		}
 	}
 	if len(present) == 0 {
@@ -35,7 +35,7 @@ func overwriteAside(dir string) (finish func(failed bool) (note string, err erro
 	}
 	aside, err := os.MkdirTemp(dir, ".overwritten-")
 	if err != nil {
-		return nil, fmt.Errorf("--out %s: %v", dir, err)
+		return nil, fmt.Errorf("--out %s: %w", dir, err)
 	}
 	moved := []string{}
 	restore := func() error {
@@ -54,9 +54,9 @@ func overwriteAside(dir string) (finish func(failed bool) (note string, err erro
 	for _, name := range present {
 		if err := os.Rename(filepath.Join(dir, name), filepath.Join(aside, name)); err != nil {
 			if rerr := restore(); rerr != nil {
-				return nil, fmt.Errorf("--out %s: %v (the earlier outputs are in %s)", dir, err, aside)
+				return nil, fmt.Errorf("--out %s: %w (the earlier outputs are in %s)", dir, err, aside)
 			}
-			return nil, fmt.Errorf("--out %s: %v", dir, err)
+			return nil, fmt.Errorf("--out %s: %w", dir, err)
 		}
 		moved = append(moved, name)
 	}
@@ -68,7 +68,7 @@ func overwriteAside(dir string) (finish func(failed bool) (note string, err erro
 			return fmt.Sprintf("the run saved checkpoints; the outputs it replaces are kept in %s", aside), nil
 		}
 		if err := restore(); err != nil {
-			return "", fmt.Errorf("--out %s: restoring the earlier outputs: %v (they are in %s)", dir, err, aside)
+			return "", fmt.Errorf("--out %s: restoring the earlier outputs: %w (they are in %s)", dir, err, aside)
 		}
 		return "", nil
 	}, nil

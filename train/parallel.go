@@ -58,11 +58,11 @@ func newDataParallel(b compute.Backend, devices, micro int) (*dataParallel, erro
 	}
 	mesh, err := distributed.NewDeviceMesh([]int{n}, []string{meshAxis})
 	if err != nil {
-		return nil, fmt.Errorf("train.devices: %v", err)
+		return nil, fmt.Errorf("train.devices: %w", err)
 	}
 	sharded, err := distributed.NewShardingSpec(mesh, distributed.AxisSpec{meshAxis})
 	if err != nil {
-		return nil, fmt.Errorf("train.devices: %v", err)
+		return nil, fmt.Errorf("train.devices: %w", err)
 	}
 	return &dataParallel{devices: n, micro: micro, mesh: mesh, replicated: distributed.NewReplicatedShardingSpec(mesh),
 		sharded: sharded, configured: map[*model.Exec][]*distributed.ShardingSpec{}}, nil
@@ -105,7 +105,7 @@ func (dp *dataParallel) call(e *model.Exec, inputs []*tensors.Tensor) (out []*te
 			d, err = dtensor.ShardTensor(specs[i], x) // host copies, one per device
 		}
 		if err != nil {
-			return nil, flopCount{}, fmt.Errorf("sharding input %d %s over %d devices: %v", i, x.Shape(), dp.devices, err)
+			return nil, flopCount{}, fmt.Errorf("sharding input %d %s over %d devices: %w", i, x.Shape(), dp.devices, err)
 		}
 		if dp.devices > 1 {
 			defer func() { _ = d.FinalizeAll() }()

@@ -134,7 +134,7 @@ func save(p *plot.Plot, path string) error {
 		err = atomicfile.Write(path, func(w *bufio.Writer) error { _, err := wt.WriteTo(w); return err })
 	}
 	if err != nil {
-		return fmt.Errorf("plot %s: %v", path, err)
+		return fmt.Errorf("plot %s: %w", path, err)
 	}
 	return nil
 }
@@ -210,7 +210,7 @@ func PlotGroups(path, title, xLabel string, metrics []string, series []GroupSeri
 // directory.
 func WritePNG(path string, img image.Image) error {
 	if err := atomicfile.Write(path, func(w *bufio.Writer) error { return png.Encode(w, img) }); err != nil {
-		return fmt.Errorf("plot %s: %v", path, err)
+		return fmt.Errorf("plot %s: %w", path, err)
 	}
 	return nil
 }

@@ -102,7 +102,7 @@ func Run(ctx context.Context, task Task, opts Options) (res Result, err error) {
 		return res, errors.New("--resume and --overwrite exclude each other")
 	}
 	if err := os.MkdirAll(opts.OutDir, 0o755); err != nil {
-		return res, fmt.Errorf("--out %s: %v", opts.OutDir, err)
+		return res, fmt.Errorf("--out %s: %w", opts.OutDir, err)
 	}
 	if opts.Overwrite {
 		finish, aerr := overwriteAside(opts.OutDir)
@@ -132,11 +132,11 @@ func Run(ctx context.Context, task Task, opts Options) (res Result, err error) {
 	if opts.Resume {
 		dir, st, err := checkpoints.Newest(t.ckptRoot, func(w string) { t.logf("warning: %s", w) })
 		if err != nil {
-			return res, fmt.Errorf("--resume: %v", err)
+			return res, fmt.Errorf("--resume: %w", err)
 		}
 		if dir != "" {
 			if _, err := checkpoints.Load(dir, t.store); err != nil {
-				return res, fmt.Errorf("--resume: %v", err)
+				return res, fmt.Errorf("--resume: %w", err)
 			}
 			step, resumed = st.Step, dir
 			t.logf("resuming from %s (step %d)", dir, step)
@@ -148,7 +148,7 @@ func Run(ctx context.Context, task Task, opts Options) (res Result, err error) {
 	}
 	// Written only now: a refused run leaves the recipe of the run already there untouched.
 	if err := os.WriteFile(filepath.Join(opts.OutDir, "recipe.yaml"), opts.RecipeYAML, 0o644); err != nil {
-		return res, fmt.Errorf("--out %s: %v", opts.OutDir, err)
+		return res, fmt.Errorf("--out %s: %w", opts.OutDir, err)
 	}
 	if t.metrics, err = OpenMetrics(opts.OutDir, step, resumed != ""); err != nil {
 		return res, err
@@ -211,10 +211,10 @@ func InitBase(backend compute.Backend, task Task, c recipes.TrainConfig) (vals m
 	for v := range store.IterVariables() {
 		val, err := v.Value()
 		if err != nil {
-			return nil, fmt.Errorf("variable %s: %v", v.Path(), err)
+			return nil, fmt.Errorf("variable %s: %w", v.Path(), err)
 		}
 		if vals[v.Path()], err = val.LocalClone(); err != nil { // detached from this backend instance
-			return nil, fmt.Errorf("variable %s: %v", v.Path(), err)
+			return nil, fmt.Errorf("variable %s: %w", v.Path(), err)
 		}
 	}
 	return vals, nil
@@ -376,11 +376,11 @@ func freshStore(backend compute.Backend, task Task, c recipes.TrainConfig) (stor
 func initFrom(store *model.Store, path string, logf func(string, ...any)) error {
 	dir, err := checkpoints.Resolve(path, func(w string) { logf("warning: %s", w) })
 	if err != nil {
-		return fmt.Errorf("train.init_from: %v", err)
+		return fmt.Errorf("train.init_from: %w", err)
 	}
 	vars, _, err := checkpoints.LoadVariables(dir)
 	if err != nil {
-		return fmt.Errorf("train.init_from: %v", err)
+		return fmt.Errorf("train.init_from: %w", err)
 	}
 	loaded := 0
 	weights := checkpoints.Weights(vars)
@@ -399,7 +399,7 @@ func initFrom(store *model.Store, path string, logf func(string, ...any)) error 
 				dir, v.Path(), val.Shape(), v.Shape())
 		}
 		if err := v.SetValue(val); err != nil {
-			return fmt.Errorf("train.init_from %s: variable %s: %v", dir, v.Path(), err)
+			return fmt.Errorf("train.init_from %s: variable %s: %w", dir, v.Path(), err)
 		}
 		loaded++
 	}
@@ -448,7 +448,7 @@ func (t *Trainer) loop(ctx context.Context, step int64) (Result, error) {
 		for micro := int64(0); micro < accum; micro++ {
 			batch, err := stream.Next()
 			if err != nil {
-				return res, fmt.Errorf("data: %v", err)
+				return res, fmt.Errorf("data: %w", err)
 			}
 			var f flopCount
 			if batch, f, err = prepareFLOPs(t.prepExec, t.task, batch); err != nil {
@@ -571,36 +571,36 @@ func (t *Trainer) adapterBase() (*checkpoints.Base, error) {
 	for _, p := range names {
 		val, err := t.store.GetVariable(p).Value()
 		if err != nil {
-			return nil, fmt.Errorf("checkpoint: variable %s: %v", p, err)
+			return nil, fmt.Errorf("checkpoint: variable %s: %w", p, err)
 		}
 		frozen[p] = val
 	}
 	b := &checkpoints.Base{Seed: t.cfg.Seed, Variables: names}
 	var err error
 	if b.Digest, err = checkpoints.VariablesDigest(frozen); err != nil {
-		return nil, fmt.Errorf("checkpoint: %v", err)
+		return nil, fmt.Errorf("checkpoint: %w", err)
 	}
 	if p := t.opts.Recipe.Model.Pretrained; p == "random" {
 		b.Pretrained = p
 	} else if p != "" {
 		if b.Pretrained, err = filepath.Abs(p); err != nil {
-			return nil, fmt.Errorf("model.pretrained %s: %v", p, err)
+			return nil, fmt.Errorf("model.pretrained %s: %w", p, err)
 		}
 		if b.PretrainedFiles, err = checkpoints.SumWeightFiles(p); err != nil {
-			return nil, fmt.Errorf("model.pretrained %s: %v", p, err)
+			return nil, fmt.Errorf("model.pretrained %s: %w", p, err)
 		}
 	}
 	if p := t.cfg.InitFrom; p != "" {
 		dir, err := checkpoints.Resolve(p, nil)
 		if err != nil {
-			return nil, fmt.Errorf("train.init_from: %v", err)
+			return nil, fmt.Errorf("train.init_from: %w", err)
 		}
 		if b.InitFrom, err = filepath.Abs(dir); err != nil {
-			return nil, fmt.Errorf("train.init_from %s: %v", dir, err)
+			return nil, fmt.Errorf("train.init_from %s: %w", dir, err)
 		}
 		sum, err := checkpoints.SumFile(filepath.Join(dir, "state.json"))
 		if err != nil {
-			return nil, fmt.Errorf("train.init_from %s: %v", dir, err)
+			return nil, fmt.Errorf("train.init_from %s: %w", dir, err)
 		}
 		b.InitFromState = &sum
 	}

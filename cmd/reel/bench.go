@@ -291,7 +291,7 @@ func benchData(args []string) error {
 	}
 	res, err := bench.RunLeRobotLoader(cfg, func(format string, a ...any) { fmt.Fprintf(os.Stderr, "reel: bench data: "+format+"\n", a...) })
 	if err != nil {
-		return fmt.Errorf("bench data: %v", err)
+		return fmt.Errorf("bench data: %w", err)
 	}
 	if *asJSON {
 		b, err := json.Marshal(res)

@@ -104,7 +104,7 @@ func cmdDataGenVideo(args []string) error {
 	}
 	start := time.Now()
 	if err := data.WriteSyntheticDataset(*out, g, *n, *seed, *fps); err != nil {
-		return fmt.Errorf("data gen-video: %v", err)
+		return fmt.Errorf("data gen-video: %w", err)
 	}
 	fmt.Printf("wrote %d videos (%d frames of %dx%d at %g fps) to %s and their captions to %s in %.1fs\n",
 		*n, *frames, *size, *size, *fps, filepath.Join(*out, "videos"), filepath.Join(*out, "captions.jsonl"),
@@ -213,7 +213,7 @@ func genSimData(name, usage, defaultRecipe string, args []string) error {
 	}
 	res, err := sim.WriteDataset(*out, cfg, opts)
 	if err != nil {
-		return fmt.Errorf("data %s: %v", name, err)
+		return fmt.Errorf("data %s: %w", name, err)
 	}
 	if reward {
 		fmt.Printf("wrote %d reward episodes (%d successful) as LeRobot %s to %s in %.1fs\n",

@@ -24,7 +24,7 @@ func parse(fs *pflag.FlagSet, args []string) error {
 		if errors.Is(err, pflag.ErrHelp) {
 			return &exitError{0, errors.New("help requested")}
 		}
-		return &exitError{2, fmt.Errorf("%s: %v", fs.Name(), err)}
+		return &exitError{2, fmt.Errorf("%s: %w", fs.Name(), err)}
 	}
 	return nil
 }

@@ -108,7 +108,7 @@ func hfRun(args []string) error {
 		return err
 	}
 	if err := m.CheckInputs(in); err != nil {
-		return &exitError{2, fmt.Errorf("hf run: %v", err)}
+		return &exitError{2, fmt.Errorf("hf run: %w", err)}
 	}
 	res, err := m.Run(b, in)
 	if err != nil {
@@ -150,18 +150,18 @@ func hfGenerate(args []string) error {
 	chatText := ""
 	if *prompt != "" {
 		if tok, err = text.Load(m.Dir); err != nil {
-			return fmt.Errorf("hf generate: --prompt: %v", err)
+			return fmt.Errorf("hf generate: --prompt: %w", err)
 		}
 		ids, rendered, err := m.Prompt(tok, *prompt, in, hf.PromptOptions{Chat: *chat, Vars: *vars})
 		if err != nil {
-			return &exitError{2, fmt.Errorf("hf generate: %v", err)}
+			return &exitError{2, fmt.Errorf("hf generate: %w", err)}
 		}
 		in.Tokens, chatText = [][]int{ids}, rendered
 	} else if *chat {
 		return &exitError{2, fmt.Errorf("hf generate: --chat formats --prompt TEXT; --tokens are used as given")}
 	}
 	if err := m.CheckInputs(in); err != nil {
-		return &exitError{2, fmt.Errorf("hf generate: %v", err)}
+		return &exitError{2, fmt.Errorf("hf generate: %w", err)}
 	}
 	out, err := m.GenerateInputs(b, in, hf.GenerateOptions{MaxNewTokens: *maxNew})
 	if err != nil {

@@ -38,7 +38,7 @@ func hfTemplate(args []string) error {
 	for _, s := range *vars {
 		k, v, err := text.ParseVar(s)
 		if err != nil {
-			return &exitError{2, fmt.Errorf("hf template: --var %v", err)}
+			return &exitError{2, fmt.Errorf("hf template: --var %w", err)}
 		}
 		extra[k] = v
 	}

@@ -50,7 +50,7 @@ func cmdRecipes(args []string) error {
 			return fmt.Errorf("recipes cp: %s already exists (pass --force to overwrite)", dst)
 		}
 		if err := os.WriteFile(dst, src, 0o644); err != nil {
-			return fmt.Errorf("recipes cp: %v", err)
+			return fmt.Errorf("recipes cp: %w", err)
 		}
 		fmt.Fprintf(os.Stderr, "reel: wrote %s; edit it, then: reel train %s\n", dst, dst)
 		return nil

@@ -94,7 +94,7 @@ func cmdRewardProgress(args []string) error {
 	js = append(js, '\n')
 	if *out != "" {
 		if err := atomicfile.WriteFile(*out, js); err != nil {
-			return fmt.Errorf("reward progress: --out: %v", err)
+			return fmt.Errorf("reward progress: --out: %w", err)
 		}
 	}
 	_, err = os.Stdout.Write(js)

@@ -67,7 +67,7 @@ func cmdServe(args []string) error {
 	ens := policy.Chunking{Mode: *chunking, EMAWeight: *emaWeight, Delay: *delay, RTCHorizon: *rtcHorizon,
 		MaxGuidance: *maxGuidance, Schedule: *schedule}
 	if err := ens.Check(); err != nil {
-		return &exitError{2, fmt.Errorf("serve: --chunking: %v", err)}
+		return &exitError{2, fmt.Errorf("serve: --chunking: %w", err)}
 	}
 	if fs.Changed("ema-weight") && *chunking != serve.ChunkEMA {
 		return &exitError{2, fmt.Errorf("serve: --ema-weight applies to --chunking ema, not %s", *chunking)}
@@ -80,11 +80,11 @@ func cmdServe(args []string) error {
 	adapt := serve.AdaptOptions{Resize: *resize, ActionDim: *actionDim}
 	var err error
 	if adapt.Cameras, err = serve.ParseCameraMap(*cameras); err != nil {
-		return &exitError{2, fmt.Errorf("serve: --camera: %v", err)}
+		return &exitError{2, fmt.Errorf("serve: --camera: %w", err)}
 	}
 	if *stateDims != "" {
 		if adapt.StateDims, adapt.NoState, err = serve.ParseStateDims(*stateDims); err != nil {
-			return &exitError{2, fmt.Errorf("serve: --state-dims: %v", err)}
+			return &exitError{2, fmt.Errorf("serve: --state-dims: %w", err)}
 		}
 	}
 	dir, err := checkpoints.Resolve(fs.Arg(0), warn)
@@ -93,7 +93,7 @@ func cmdServe(args []string) error {
 	}
 	if spec, err := policy.ReadSpec(filepath.Join(dir, policy.SpecFile)); err == nil {
 		if _, err := serve.NewAdapter(spec, adapt); err != nil {
-			return &exitError{2, fmt.Errorf("serve: %v", err)}
+			return &exitError{2, fmt.Errorf("serve: %w", err)}
 		}
 	}
 	b, info, err := backends.Select(*backend)
@@ -113,7 +113,7 @@ func cmdServe(args []string) error {
 	srv := serve.NewServer(p, cfg)
 	defer srv.Close()
 	if err := srv.Listen(); err != nil {
-		return fmt.Errorf("serve: %v", err)
+		return fmt.Errorf("serve: %w", err)
 	}
 	ad := srv.Adapter()
 	fmt.Fprintf(os.Stderr, "reel: serving %s (step %d) on ws://%s (health: http://%s/health, config: http://%s/config) with %s; reads cameras %s, returns %d-D actions\n",

@@ -20,7 +20,7 @@ func cmdTokenize(args []string) error {
 		return &exitError{2, fmt.Errorf("tokenize: expected a checkpoint and a video file, got %d arguments", fs.NArg())}
 	}
 	if _, err := os.Stat(fs.Arg(1)); err != nil {
-		return fmt.Errorf("tokenize: video %s: %v", fs.Arg(1), err)
+		return fmt.Errorf("tokenize: video %s: %w", fs.Arg(1), err)
 	}
 	b, _, err := backends.Select(*backend)
 	if err != nil {

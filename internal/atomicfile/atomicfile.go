@@ -98,7 +98,7 @@ func SwapDir(tmp, dst string) error {
 	}
 	if err := os.Rename(tmp, dst); err != nil {
 		if rerr := os.Rename(old, dst); rerr != nil {
-			return fmt.Errorf("%v (the old content of %s is in %s, the new in %s)", err, dst, old, tmp)
+			return fmt.Errorf("%w (the old content of %s is in %s, the new in %s)", err, dst, old, tmp)
 		}
 		os.RemoveAll(tmp)
 		return err

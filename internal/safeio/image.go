@@ -38,14 +38,14 @@ func DecodeImage(data []byte, format string) (image.Image, error) {
 	}
 	cfg, _, err := decodeConfig(bytes.NewReader(data))
 	if err != nil {
-		return nil, fmt.Errorf("not a %s image: %v", what, err)
+		return nil, fmt.Errorf("not a %s image: %w", what, err)
 	}
 	if err := CheckImageSize(cfg.Width, cfg.Height); err != nil {
 		return nil, err
 	}
 	img, err := decode(bytes.NewReader(data))
 	if err != nil {
-		return nil, fmt.Errorf("not a %s image: %v", what, err)
+		return nil, fmt.Errorf("not a %s image: %w", what, err)
 	}
 	return img, nil
 }
