@@ -20,7 +20,7 @@ import (
 
 func init() {
 	registerVLAFamily("pi0", openPi0)
-	registerPolicyDir(policyDir{is: isLeRobotPi0, open: openLeRobotPi0Policy})
+	registerPolicyDir(policyDir{is: isLeRobotPi0, open: openLeRobotPi0Policy, recipe: leRobotPi0Recipe})
 }
 
 type pi0Family struct {

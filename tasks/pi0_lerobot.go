@@ -650,18 +650,18 @@ func leRobotToReel(t *tensors.Tensor, tr string, want []int) (*tensors.Tensor, e
 	return tensors.FromFlatDataAndDimensions(out, want...), nil
 }
 
-// openLeRobotPi0Policy opens a LeRobot pi0 directory as a trained policy, as it is: the pi0
-// recipe sized by its config.json (image_resolution, tokenizer_max_length, chunk_size,
-// n_action_steps, num_inference_steps, its normalisation mode and statistics) with sets over it,
-// the spec from its features, the weights from its model.safetensors.
-func openLeRobotPi0Policy(backend compute.Backend, dir string, sets []string, seed uint64) (Policy, error) {
+// leRobotPi0Recipe is the pi0 recipe of a LeRobot pi0 directory as it is: model.pretrained the
+// directory, sized by its config.json (image_resolution, tokenizer_max_length, chunk_size,
+// n_action_steps, num_inference_steps), its normalisation mode and statistics kept, with sets
+// over it; and the spec of its features.
+func leRobotPi0Recipe(dir string, sets []string) (*recipes.Recipe, policy.Spec, error) {
 	l, err := openLeRobotPi0(dir)
 	if err != nil {
-		return nil, err
+		return nil, policy.Spec{}, err
 	}
 	mode, err := l.normMode()
 	if err != nil {
-		return nil, err
+		return nil, policy.Spec{}, err
 	}
 	c := l.cfg
 	base := []string{"model.pretrained=" + dir, "model.hf_config=", "model.image_size=" + strconv.Itoa(c.ImageResolution[0]),
@@ -670,9 +670,23 @@ func openLeRobotPi0Policy(backend compute.Backend, dir string, sets []string, se
 		"policy.norm_stats=checkpoint", "data.normalization=" + mode, "train.precision=f32"}
 	r, err := recipes.Load("pi0", append(base, sets...))
 	if err != nil {
-		return nil, err
+		return nil, policy.Spec{}, err
 	}
 	spec, err := l.spec("lerobot:"+filepath.Base(filepath.Clean(dir)), r.Model.MaxTextLen)
+	if err != nil {
+		return nil, policy.Spec{}, err
+	}
+	return r, spec, nil
+}
+
+// openLeRobotPi0Policy opens a LeRobot pi0 directory as a trained policy, as it is
+// (leRobotPi0Recipe): the spec from its features, the weights from its model.safetensors.
+func openLeRobotPi0Policy(backend compute.Backend, dir string, sets []string, seed uint64) (Policy, error) {
+	r, spec, err := leRobotPi0Recipe(dir, sets)
+	if err != nil {
+		return nil, err
+	}
+	l, err := openLeRobotPi0(dir)
 	if err != nil {
 		return nil, err
 	}
