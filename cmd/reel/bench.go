@@ -235,10 +235,17 @@ func benchFinetune(args []string) error {
 	fs.IntVar(&c.LoRARank, "lora-rank", 8, "LoRA rank (train.lora.rank) of the lora configurations")
 	fs.StringVar(&c.Freeze, "freeze", "model.vision_tower.*", "train.freeze glob of the frozen-backbone configurations")
 	fs.StringVar(&c.Backend, "backend", "", `compute backend (default: $GOMLX_BACKEND, else auto)`)
+	fs.StringVar(&c.Model, "model", "paligemma", "model: paligemma (the PaliGemma-shaped benchmark model in --recipe), pi0 (openpi's pi0 at its real size, 3.3B: PaliGemma-3B + the Gemma-300M expert; prints its model state in closed form first), pi0-small (pi0 at the benchmark model's size)")
+	fs.StringSliceVar(&c.Modes, "modes", nil, "configurations to run, of full, lora, frozen (default all)")
+	fs.StringVar(&c.Remat, "remat", "both", "train.remat of each configuration: both, on or off")
+	fs.StringVar(&c.Precision, "precision", "", "train.precision (f32 or bf16; default the recipe's)")
 	asJSON := fs.Bool("json", false, "print JSON instead of a table")
 	fs.Usage = usageFunc(fs, "Usage: reel bench finetune [flags]\n\nPeak memory and training-step time of a PaliGemma-shaped random model fine-tuned in full, with\nLoRA adapters and with a frozen vision tower, each with and without activation checkpointing\n(train.remat), in alternating rounds. Memory is the Go heap (the CPU backend's buffers: weights,\noptimizer state, activations) above the idle heap, sampled with the collector at GOGC=10.")
 	if err := parse(fs, args); err != nil {
 		return err
+	}
+	if st, err := bench.Pi0StateOf(bench.FinetuneShapes[c.Model]); err == nil {
+		bench.WritePi0State(os.Stderr, st)
 	}
 	rows, err := bench.RunFinetune(c)
 	return benchResult(rows, err, *asJSON, func(r []bench.FinetuneRow) { bench.WriteFinetuneTable(os.Stdout, r) })
