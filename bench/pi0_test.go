@@ -1,6 +1,8 @@
 package bench
 
 import (
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 
@@ -44,4 +46,34 @@ func TestPi0ParamsMatchesTheBuiltModel(t *testing.T) {
 	require.InDelta(t, 412.4e6, float64(real.Params["vision"]), 0.1e6)
 	require.InDelta(t, 311.5e6, float64(real.Params["expert"]), 0.1e6)
 	require.InDelta(t, 16*float64(real.Total)/(1<<30), real.FullF32GiB, 1e-9)
+}
+
+// The chunk latency alternates reel and the PyTorch twin round by round (a stand-in python that
+// reads one line per chunk here), noting the load average beside each round; the reel chunk is
+// pi0-small's sampling graph.
+func TestPi0LatencyAlternatesWithTwin(t *testing.T) {
+	dir := t.TempDir()
+	fake := filepath.Join(dir, "python")
+	log := filepath.Join(dir, "args")
+	require.NoError(t, os.WriteFile(fake, []byte(`#!/bin/sh
+echo "$@" > `+log+`
+echo '{"ready": true, "params": 42}'
+while read line; do echo '{"chunk_s": 0.5}'; done
+`), 0o755))
+	rows, err := RunPi0Latency(Pi0LatencyConfig{Shape: FinetuneShapes["pi0-small"], Layers: 2, Cameras: 2, Rounds: 2, Backend: "go",
+		Python: fake, Twin: "twin.py", Script: "pi0_torch.py"})
+	require.NoError(t, err)
+	require.Len(t, rows, 2)
+	require.Equal(t, "reel", rows[0].Impl)
+	require.Equal(t, 2, rows[0].Layers)
+	require.Equal(t, 2, rows[0].VisionLayers, "the vision tower cut in the same proportion (4 of 4)")
+	require.Len(t, rows[0].Rounds, 2)
+	require.Greater(t, rows[0].ChunkS, 0.0)
+	require.Equal(t, "pytorch", rows[1].Impl)
+	require.Equal(t, int64(42), rows[1].Params)
+	require.Equal(t, []float64{0.5, 0.5}, rows[1].Rounds)
+	require.Len(t, rows[1].Load, 2)
+	args, err := os.ReadFile(log)
+	require.NoError(t, err)
+	require.Equal(t, "pi0_torch.py twin.py 2 2 2 48 50 10\n", string(args))
 }
