@@ -1,6 +1,7 @@
 package bench
 
 import (
+	"cmp"
 	"fmt"
 	"github.com/reelml/reel/internal/usage"
 	"io"
@@ -44,7 +45,13 @@ type FinetuneRow struct {
 type FinetuneConfig struct {
 	Recipe    string
 	KeepModel bool // keep the recipe's model.hf_config instead of FinetuneModel
-	Steps     int  // timed steps per configuration and round
+	// Model is a FinetuneShapes name: "" or paligemma (FinetuneModel in Recipe), pi0 (real size),
+	// pi0-small; a pi0 shape trains its own recipe (pi0-tiny) and ignores Recipe and KeepModel.
+	Model     string
+	Modes     []string // of full, lora, frozen; empty: all three
+	Remat     string   // both (default), on, off
+	Precision string   // train.precision override ("": the recipe's)
+	Steps     int      // timed steps per configuration and round
 	Rounds    int
 	Batch     int
 	LoRARank  int
@@ -66,9 +73,28 @@ func RunFinetune(c FinetuneConfig) ([]FinetuneRow, error) {
 		mode  string
 		remat bool
 	}
+	shape, err := finetuneShape(cmp.Or(c.Model, "paligemma"))
+	if err != nil {
+		return nil, usage.Errorf("%v", err)
+	}
+	recipe := c.Recipe
+	if shape.Recipe != "" {
+		recipe = shape.Recipe
+	}
+	modes := c.Modes
+	if len(modes) == 0 {
+		modes = []string{"full", "lora", "frozen"}
+	}
+	remats := map[string][]bool{"": {false, true}, "both": {false, true}, "on": {true}, "off": {false}}[c.Remat]
+	if remats == nil {
+		return nil, usage.Errorf("bench finetune: --remat %q: want both, on or off", c.Remat)
+	}
 	var configs []config
-	for _, m := range []string{"full", "lora", "frozen"} {
-		for _, remat := range []bool{false, true} {
+	for _, m := range modes {
+		if m != "full" && m != "lora" && m != "frozen" {
+			return nil, usage.Errorf("bench finetune: --modes: %q is not one of full, lora, frozen", m)
+		}
+		for _, remat := range remats {
 			configs = append(configs, config{m, remat})
 		}
 	}
@@ -82,22 +108,25 @@ func RunFinetune(c FinetuneConfig) ([]FinetuneRow, error) {
 		case "frozen":
 			sets = append(sets, "train.freeze=["+c.Freeze+"]")
 		}
-		r, err := recipes.Load(c.Recipe, sets)
+		if c.Precision != "" {
+			sets = append(sets, "train.precision="+c.Precision)
+		}
+		r, err := recipes.Load(recipe, append(sets, shape.Sets...))
 		if err != nil {
 			return nil, err
 		}
 		if r.Model.Pretrained != "random" {
-			return nil, fmt.Errorf("bench finetune: --recipe %s: needs model.pretrained: random (the benchmark builds its model with random weights)", c.Recipe)
+			return nil, fmt.Errorf("bench finetune: --recipe %s: needs model.pretrained: random (the benchmark builds its model with random weights)", recipe)
 		}
-		if !c.KeepModel {
-			r.Model.HFConfig, r.Model.ImageSize = FinetuneModel, 64
+		if !c.KeepModel || shape.Recipe != "" {
+			r.Model.HFConfig, r.Model.ImageSize = shape.HFConfig, shape.ImageSize
 		}
 		return r, nil
 	}
 	if _, err := load(configs[0]); err != nil { // bad flags or recipe: one line, before any output
 		return nil, err
 	}
-	c.Log.printf("bench finetune on %s, recipe %s, batch %d, %d rounds of %d timed steps", info, c.Recipe, c.Batch, c.Rounds, c.Steps)
+	c.Log.printf("bench finetune on %s, model %s, recipe %s, batch %d, %d rounds of %d timed steps", info, cmp.Or(c.Model, "paligemma"), recipe, c.Batch, c.Rounds, c.Steps)
 	times := make([][]float64, len(configs))
 	peaks := make([][]float64, len(configs))
 	states := make([][]float64, len(configs))

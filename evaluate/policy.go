@@ -115,24 +115,30 @@ func evalPolicy(b compute.Backend, task PolicyTask, dir string, o Options) (Resu
 		return res, err
 	}
 	defer p.Close()
-	if err := rollOut(&res, task, dir, spec, p, o); err != nil {
-		return res, err
+	return res, closedLoop(&res, task, dir, spec, p, o)
+}
+
+// closedLoop rolls policy p out (rollOut), sweeps a recurrent-depth policy's fixed depths and,
+// where the simulator has two-solution scenes, probes them; each adds to res.
+func closedLoop(res *Result, task PolicyTask, dir string, spec policy.Spec, p policy.Policy, o Options) error {
+	if err := rollOut(res, task, dir, spec, p, o); err != nil {
+		return err
 	}
 	if dp, ok := p.(sim.DepthPolicy); ok {
-		if err := depthSweep(&res, task, dp, o); err != nil {
-			return res, err
+		if err := depthSweep(res, task, dp, o); err != nil {
+			return err
 		}
 	}
 	if slices.Contains(task.Sim().Families, "pick_any") || len(task.Sim().Families) == 0 {
 		hit, both, err := sim.Modes(task.Sim(), task.EvalConfig(), p, ModeScenes, ModeSamples)
 		if err != nil {
-			return res, err
+			return err
 		}
 		res.Metrics["pick_any/mode_hit"], res.Metrics["pick_any/both_modes"] = hit, both
 		o.log("two-solution scenes: %.2f of first moves head for a valid twin; %.2f of scenes see both twins chosen (%d scenes × %d samples)",
 			hit, both, ModeScenes, ModeSamples)
 	}
-	return res, nil
+	return nil
 }
 
 // rollOut rolls policy p out closed-loop, adds its success rates to res and writes the rollout

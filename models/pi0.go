@@ -203,7 +203,18 @@ func pi0Joint(streams []*pi0Stream, mask *Node, past *Pi0KV) ([]*Node, *Pi0KV) {
 		s.cos, s.sin = RopeCosSin(s.cfg.Rope, s.pos)
 	}
 	kv := &Pi0KV{}
+	// train.remat: each joint layer is one checkpointed block with one input and one output per
+	// stream (Remat's Checkpoint / StopCheckpoint on every stream): the backward pass keeps the
+	// streams' residuals between layers and recomputes the norms, projections, attention and MLPs
+	// of the layer. Only training graphs set it; the keys and values a prefix cache keeps are
+	// read by inference graphs, which never checkpoint.
+	remat := rematOn(streams[0].x.Graph())
 	for i := range layers {
+		if remat {
+			for _, s := range streams {
+				s.x = s.x.Checkpoint()
+			}
+		}
 		var qs, ks, vs []*Node
 		if past != nil {
 			ks, vs = append(ks, past.K[i]), append(vs, past.V[i])
@@ -235,6 +246,9 @@ func pi0Joint(streams []*pi0Stream, mask *Node, past *Pi0KV) ([]*Node, *Pi0KV) {
 			x := Add(s.x, Linear(ly.At("self_attn").At("o_proj"), o, c.Hidden, c.OBias))
 			h := RMSNorm(ly.At("post_attention_layernorm"), x, c.Eps, c.OffsetNorm)
 			s.x = Add(x, decoderMLP(ly.At("mlp"), c, h))
+			if remat {
+				s.x = s.x.StopCheckpoint()
+			}
 		}
 	}
 	outs := make([]*Node, len(streams))

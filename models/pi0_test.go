@@ -219,3 +219,80 @@ func TestPi0SampleWeights(t *testing.T) {
 	require.InDelta(t, one, w10, 1e-5*float64(one))
 	require.Greater(t, math.Abs(float64(one-plain)), 1e-4*float64(plain), "the two examples' losses differ")
 }
+
+// With train.remat (GraphOptions.Remat) each joint layer is recomputed in the backward pass: the
+// loss and the gradient of every variable are those of the plain graph (within 1e-6 of each
+// gradient's largest element), and the graph holds the recomputation (more nodes: the cloned
+// forward of every layer, so the equality is not that of one graph built twice).
+func TestPi0RematSameLossAndGradients(t *testing.T) {
+	backend := goBackend(t)
+	p, _, b := tinyPi0Policy(t)
+	img, tok, st, act, noise := tinyPi0Batch(rand.New(rand.NewPCG(11, 12)), p, b)
+	layout := Layout(true, true, false, noise)
+	run := func(remat bool) (loss float64, grads map[string][]float64, nodes int) {
+		store := model.NewStore()
+		require.NoError(t, store.SetRNGStateFromSeed(7))
+		var names []string
+		e, err := model.NewExecCanonical(backend, store, func(scope *model.Scope, g *Graph, in []*Node) []*Node {
+			Configure(g, GraphOptions{Remat: remat})
+			loss := p.Loss(scope, layout.Bind(in))
+			var vars []*Node
+			for v := range store.IterVariables() {
+				if v.Trainable && v.DType() == dtypes.Float32 && v.InUseByGraph(g) {
+					names = append(names, v.Path())
+				}
+			}
+			slices.Sort(names)
+			for _, n := range names {
+				vars = append(vars, store.GetVariable(n).NodeValue(g))
+			}
+			out := append([]*Node{loss}, Gradient(loss, vars...)...)
+			nodes = len(g.Nodes())
+			return out
+		}, -1, -1, false, true, true)
+		require.NoError(t, err)
+		defer e.Finalize()
+		out, err := e.Exec(img, tok, st, act, noise[0].Value, noise[1].Value)
+		require.NoError(t, err)
+		grads = map[string][]float64{}
+		for i, n := range names {
+			grads[n] = f64(out[i+1])
+		}
+		return f64(out[0])[0], grads, nodes
+	}
+	l0, g0, n0 := run(false)
+	l1, g1, n1 := run(true)
+	require.Greater(t, n1, n0, "the remat graph recomputes the layers")
+	require.InDelta(t, l0, l1, 1e-6*math.Abs(l0))
+	require.Len(t, g1, len(g0))
+	require.Greater(t, len(g0), 40)
+	for n, a := range g0 {
+		bs := g1[n]
+		require.Len(t, bs, len(a), n)
+		top := 0.0
+		for _, x := range a {
+			top = math.Max(top, math.Abs(x))
+		}
+		for i := range a {
+			require.InDelta(t, a[i], bs[i], 1e-6*top+1e-30, "%s[%d]", n, i)
+		}
+	}
+	require.Greater(t, maxAbs(g0["/gemma_expert/model/layers/0/self_attn/q_proj/weights"]), 0.0)
+	require.Greater(t, maxAbs(g0["/model/language_model/layers/0/mlp/up_proj/weights"]), 0.0)
+}
+
+func f64(x *tensors.Tensor) []float64 {
+	var out []float64
+	for _, v := range tensors.MustCopyFlatData[float32](x) {
+		out = append(out, float64(v))
+	}
+	return out
+}
+
+func maxAbs(x []float64) float64 {
+	m := 0.0
+	for _, v := range x {
+		m = math.Max(m, math.Abs(v))
+	}
+	return m
+}

@@ -20,7 +20,7 @@ import (
 
 func init() {
 	registerVLAFamily("pi0", openPi0)
-	registerPolicyDir(policyDir{is: isLeRobotPi0, open: openLeRobotPi0Policy})
+	registerPolicyDir(policyDir{is: isLeRobotPi0, open: openLeRobotPi0Policy, recipe: leRobotPi0Recipe})
 }
 
 type pi0Family struct {
@@ -37,9 +37,6 @@ func openPi0(r *recipes.Recipe, ckpt string) (vlaFamily, error) {
 	var lr *leRobotPi0
 	var pg *models.PaliGemmaConfig
 	var err error
-	if r.Train.Remat {
-		return nil, fmt.Errorf("train.remat: not implemented for model.arch pi0 (its joint layers are not checkpointed)")
-	}
 	if isLeRobotPi0(r.Model.Pretrained) {
 		if lr, err = openLeRobotPi0(r.Model.Pretrained); err != nil {
 			return nil, fmt.Errorf("model.pretrained: %w", err)

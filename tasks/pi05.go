@@ -3,7 +3,6 @@ package tasks
 import (
 	"encoding/json"
 	"fmt"
-	"os"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -12,6 +11,7 @@ import (
 	"github.com/gomlx/gomlx/core/tensors"
 	"github.com/gomlx/gomlx/ml/model"
 
+	"github.com/reelml/reel/internal/safeio"
 	"github.com/reelml/reel/models"
 	"github.com/reelml/reel/policy"
 	"github.com/reelml/reel/recipes"
@@ -29,7 +29,7 @@ import (
 
 func init() {
 	registerVLAFamily("pi05", openPi05)
-	registerPolicyDir(policyDir{is: isLeRobotPi05, open: openLeRobotPi05Policy})
+	registerPolicyDir(policyDir{is: isLeRobotPi05, open: openLeRobotPi05Policy, recipe: leRobotPi05Recipe})
 }
 
 // isLeRobotPi05 reports whether dir is a LeRobot pi05 policy directory.
@@ -45,7 +45,7 @@ func openLeRobotPi05(dir string) (*leRobotPi0, error) {
 	if err != nil {
 		return nil, err
 	}
-	b, err := os.ReadFile(filepath.Join(dir, "config.json"))
+	b, err := safeio.ReadFile(filepath.Join(dir, "config.json"), safeio.JSONLimit)
 	if err != nil {
 		return nil, err
 	}
@@ -63,6 +63,15 @@ func openLeRobotPi05(dir string) (*leRobotPi0, error) {
 		return nil, fmt.Errorf("%s/config.json: use_proprioceptive_memory: true (MEM state history) is not implemented by reel's pi05", dir)
 	}
 	return l, nil
+}
+
+// leRobotPi05Recipe is leRobotRecipe of a LeRobot pi05 directory.
+func leRobotPi05Recipe(dir string, sets []string) (*recipes.Recipe, policy.Spec, error) {
+	l, err := openLeRobotPi05(dir)
+	if err != nil {
+		return nil, policy.Spec{}, err
+	}
+	return leRobotRecipe(l, sets)
 }
 
 // openLeRobotPi05Policy opens a LeRobot pi05 directory as a trained policy, as it is.

@@ -28,7 +28,6 @@ import (
 	"fmt"
 	"maps"
 	"math"
-	"os"
 	"path/filepath"
 	"slices"
 	"sort"
@@ -45,6 +44,7 @@ import (
 
 	"github.com/reelml/reel/checkpoints"
 	"github.com/reelml/reel/hf"
+	"github.com/reelml/reel/internal/safeio"
 	"github.com/reelml/reel/models"
 	"github.com/reelml/reel/policy"
 	"github.com/reelml/reel/recipes"
@@ -102,7 +102,7 @@ func isLeRobotDir(dir, typ string) bool {
 	if dir == "" || dir == "random" {
 		return false
 	}
-	b, err := os.ReadFile(filepath.Join(dir, "config.json"))
+	b, err := safeio.ReadFile(filepath.Join(dir, "config.json"), safeio.JSONLimit)
 	if err != nil {
 		return false
 	}
@@ -172,7 +172,7 @@ func openLeRobotPi0(dir string) (*leRobotPi0, error) {
 // are PI0Config's shared ones and def's type, tokenizer_max_length and normalization_mapping.
 func openLeRobotDir(dir string, def leRobotPi0Config) (*leRobotPi0, error) {
 	l := &leRobotPi0{dir: dir}
-	b, err := os.ReadFile(filepath.Join(dir, "config.json"))
+	b, err := safeio.ReadFile(filepath.Join(dir, "config.json"), safeio.JSONLimit)
 	if err != nil {
 		return nil, err
 	}
@@ -448,7 +448,7 @@ type leRobotPipeStep struct {
 // stats reads the statistics of the preprocessor's normalizer_processor step.
 func (l *leRobotPi0) stats() (map[string][]float32, string, error) {
 	path := filepath.Join(l.dir, leRobotPre)
-	b, err := os.ReadFile(path)
+	b, err := safeio.ReadFile(path, safeio.JSONLimit)
 	if err != nil {
 		return nil, path, fmt.Errorf("%s: %w (a LeRobot policy directory keeps its normalisation statistics there)", l.dir, err)
 	}
@@ -662,10 +662,42 @@ func leRobotToReel(t *tensors.Tensor, tr string, want []int) (*tensors.Tensor, e
 	return tensors.FromFlatDataAndDimensions(out, want...), nil
 }
 
-// openLeRobotPi0Policy opens a LeRobot pi0 directory as a trained policy, as it is: the pi0
-// recipe sized by its config.json (image_resolution, tokenizer_max_length, chunk_size,
-// n_action_steps, num_inference_steps, its normalisation mode and statistics) with sets over it,
-// the spec from its features, the weights from its model.safetensors.
+// leRobotPi0Recipe is leRobotRecipe of a LeRobot pi0 directory.
+func leRobotPi0Recipe(dir string, sets []string) (*recipes.Recipe, policy.Spec, error) {
+	l, err := openLeRobotPi0(dir)
+	if err != nil {
+		return nil, policy.Spec{}, err
+	}
+	return leRobotRecipe(l, sets)
+}
+
+// leRobotRecipe is the recipe of an opened LeRobot directory l as it is, named by its type (pi0,
+// pi05): model.pretrained the directory, sized by its config.json (image_resolution,
+// tokenizer_max_length, chunk_size, n_action_steps, num_inference_steps), its normalisation mode
+// and statistics kept, with sets over it; and the spec of its features.
+func leRobotRecipe(l *leRobotPi0, sets []string) (*recipes.Recipe, policy.Spec, error) {
+	dir := l.dir
+	mode, err := l.normMode()
+	if err != nil {
+		return nil, policy.Spec{}, err
+	}
+	c := l.cfg
+	base := []string{"model.pretrained=" + dir, "model.hf_config=", "model.image_size=" + strconv.Itoa(c.ImageResolution[0]),
+		"model.max_text_len=" + strconv.Itoa(c.TokenizerMaxLength), "policy.horizon=" + strconv.Itoa(c.ChunkSize),
+		"policy.execute=" + strconv.Itoa(c.NActionSteps), "policy.euler_steps=" + strconv.Itoa(c.NumInferenceSteps),
+		"policy.norm_stats=checkpoint", "data.normalization=" + mode, "train.precision=f32"}
+	r, err := recipes.Load(c.Type, append(base, sets...))
+	if err != nil {
+		return nil, policy.Spec{}, err
+	}
+	spec, err := l.spec("lerobot:"+filepath.Base(filepath.Clean(dir)), r.Model.MaxTextLen)
+	if err != nil {
+		return nil, policy.Spec{}, err
+	}
+	return r, spec, nil
+}
+
+// openLeRobotPi0Policy opens a LeRobot pi0 directory as a trained policy, as it is.
 func openLeRobotPi0Policy(backend compute.Backend, dir string, sets []string, seed uint64) (Policy, error) {
 	l, err := openLeRobotPi0(dir)
 	if err != nil {
@@ -675,23 +707,10 @@ func openLeRobotPi0Policy(backend compute.Backend, dir string, sets []string, se
 }
 
 // openLeRobotPolicy opens an opened LeRobot directory l as a trained policy of the recipe named
-// by its type (pi0, pi05).
+// by its type (leRobotRecipe): the spec from its features, the weights from its model.safetensors.
 func openLeRobotPolicy(backend compute.Backend, l *leRobotPi0, sets []string, seed uint64) (Policy, error) {
 	dir := l.dir
-	mode, err := l.normMode()
-	if err != nil {
-		return nil, err
-	}
-	c := l.cfg
-	base := []string{"model.pretrained=" + dir, "model.hf_config=", "model.image_size=" + strconv.Itoa(c.ImageResolution[0]),
-		"model.max_text_len=" + strconv.Itoa(c.TokenizerMaxLength), "policy.horizon=" + strconv.Itoa(c.ChunkSize),
-		"policy.execute=" + strconv.Itoa(c.NActionSteps), "policy.euler_steps=" + strconv.Itoa(c.NumInferenceSteps),
-		"policy.norm_stats=checkpoint", "data.normalization=" + mode, "train.precision=f32"}
-	r, err := recipes.Load(c.Type, append(base, sets...))
-	if err != nil {
-		return nil, err
-	}
-	spec, err := l.spec("lerobot:"+filepath.Base(filepath.Clean(dir)), r.Model.MaxTextLen)
+	r, spec, err := leRobotRecipe(l, sets)
 	if err != nil {
 		return nil, err
 	}

@@ -78,6 +78,26 @@ func openFamily(r *recipes.Recipe, ckpt string) (vlaFamily, error) {
 type policyDir struct {
 	is   func(dir string) bool
 	open func(backend compute.Backend, dir string, sets []string, seed uint64) (Policy, error)
+	// recipe is the recipe that evaluates the directory as it is (ForeignPolicy); nil: the
+	// layout is served but not evaluated.
+	recipe func(dir string, sets []string) (*recipes.Recipe, policy.Spec, error)
+}
+
+// ForeignPolicy reports whether dir is a policy directory another framework wrote (a LeRobot
+// pi0 policy) and returns the recipe that starts from it as it is (model.pretrained: dir, sized
+// by its configuration, its normalisation statistics kept), with sets over it, and the spec of its
+// features. ok is false for anything else (a reel checkpoint).
+func ForeignPolicy(dir string, sets []string) (r *recipes.Recipe, spec policy.Spec, ok bool, err error) {
+	for _, d := range policyDirs {
+		if d.is(dir) {
+			if d.recipe == nil {
+				return nil, spec, true, fmt.Errorf("%s: this policy directory can be served but not evaluated", dir)
+			}
+			r, spec, err = d.recipe(dir, sets)
+			return r, spec, true, err
+		}
+	}
+	return nil, spec, false, nil
 }
 
 // policyDirs are the registered layouts, consulted by OpenPolicy before reel's checkpoints.

@@ -235,10 +235,29 @@ func benchFinetune(args []string) error {
 	fs.IntVar(&c.LoRARank, "lora-rank", 8, "LoRA rank (train.lora.rank) of the lora configurations")
 	fs.StringVar(&c.Freeze, "freeze", "model.vision_tower.*", "train.freeze glob of the frozen-backbone configurations")
 	fs.StringVar(&c.Backend, "backend", "", `compute backend (default: $GOMLX_BACKEND, else auto)`)
+	fs.StringVar(&c.Model, "model", "paligemma", "model: paligemma (the PaliGemma-shaped benchmark model in --recipe), pi0 (openpi's pi0 at its real size, 3.3B: PaliGemma-3B + the Gemma-300M expert; prints its model state in closed form first), pi0-small (pi0 at the benchmark model's size)")
+	fs.StringSliceVar(&c.Modes, "modes", nil, "configurations to run, of full, lora, frozen (default all)")
+	fs.StringVar(&c.Remat, "remat", "both", "train.remat of each configuration: both, on or off")
+	fs.StringVar(&c.Precision, "precision", "", "train.precision (f32 or bf16; default the recipe's)")
+	latency := fs.Bool("latency", false, "pi0 shapes: instead of training steps, time one action chunk (batch 1, prefix cached over the Euler steps) on the backend")
+	lc := bench.Pi0LatencyConfig{Log: logf}
+	fs.IntVar(&lc.Layers, "layers", 0, "--latency: joint layers (0: the model's; fewer keeps the real widths and cuts the vision tower in proportion)")
+	fs.IntVar(&lc.Cameras, "cameras", 1, "--latency: cameras")
+	fs.StringVar(&lc.Python, "torch", "", `--latency: also time the PyTorch twin with this python ("auto": one with torch), alternating rounds`)
+	fs.StringVar(&lc.Twin, "twin", "tasks/testdata/lerobot_pi0/gen_pi0_twin.py", "--latency --torch: the PyTorch twin of LeRobot's pi0")
+	fs.StringVar(&lc.Script, "torch-script", "bench/pi0_torch.py", "--latency --torch: the timing script")
 	asJSON := fs.Bool("json", false, "print JSON instead of a table")
 	fs.Usage = usageFunc(fs, "Usage: reel bench finetune [flags]\n\nPeak memory and training-step time of a PaliGemma-shaped random model fine-tuned in full, with\nLoRA adapters and with a frozen vision tower, each with and without activation checkpointing\n(train.remat), in alternating rounds. Memory is the Go heap (the CPU backend's buffers: weights,\noptimizer state, activations) above the idle heap, sampled with the collector at GOGC=10.")
 	if err := parse(fs, args); err != nil {
 		return err
+	}
+	if st, err := bench.Pi0StateOf(bench.FinetuneShapes[c.Model]); err == nil {
+		bench.WritePi0State(os.Stderr, st)
+	}
+	if *latency {
+		lc.Shape, lc.Rounds, lc.Backend = bench.FinetuneShapes[c.Model], c.Rounds, c.Backend
+		rows, err := bench.RunPi0Latency(lc)
+		return benchResult(rows, err, *asJSON, func(r []bench.Pi0LatencyRow) { bench.WritePi0Latency(os.Stdout, r) })
 	}
 	rows, err := bench.RunFinetune(c)
 	return benchResult(rows, err, *asJSON, func(r []bench.FinetuneRow) { bench.WriteFinetuneTable(os.Stdout, r) })

@@ -9,9 +9,10 @@ import (
 	"github.com/reelml/reel/checkpoints"
 	"github.com/reelml/reel/evaluate"
 	"github.com/reelml/reel/serve"
+	"github.com/reelml/reel/tasks"
 )
 
-const evalUsage = `Usage: reel eval RUN_DIR|CHECKPOINT_DIR [flags]
+const evalUsage = `Usage: reel eval RUN_DIR|CHECKPOINT_DIR|LEROBOT_POLICY_DIR [flags]
 
 Prints one JSON object of metrics and writes eval.json beside the checkpoint. A policy (task vla)
 is also rolled out closed-loop in held-out simulated scenes (eval.episodes), reporting success
@@ -22,7 +23,11 @@ evaluated instead, episode by episode as the vla-eval harness runs benchmarks (a
 shards if asked (--shard-id/--num-shards), writing RUN/results/reel-sim[_shardIofN].jsonl and
 _aggregate.json in the harness's result layout; 'reel eval merge' joins shards. For a fine-tuned run
 it also evaluates the init_from checkpoint on the same sets and reports the delta, and draws
-RUN/plots/numerosity.png (accuracy and MAE per true count, before and after).`
+RUN/plots/numerosity.png (accuracy and MAE per true count, before and after). A LeRobot policy
+directory (pi0: config.json, model.safetensors, processor pipelines) is evaluated as it is, on the
+dataset given by --set data.source=lerobot --set data.dir=DIR (its own normalisation statistics
+kept; --set policy.norm_stats=dataset when the dataset's dimensions differ from its features), and
+closed-loop when its features fit the simulator; nothing is written into it.`
 
 func cmdEval(args []string) error {
 	if len(args) > 0 && args[0] == "merge" {
@@ -73,6 +78,24 @@ func cmdEval(args []string) error {
 			return &exitError{2, fmt.Errorf("eval: --all and --remote exclude each other")}
 		}
 		o.Remote = &ro
+	}
+	if r, spec, ok, err := tasks.ForeignPolicy(path, o.Sets); ok { // a LeRobot policy directory, as it is
+		if err != nil {
+			return err
+		}
+		if *all || o.Remote != nil {
+			return &exitError{2, fmt.Errorf("eval: --all and --remote are for reel runs; %s is a policy directory of another framework", path)}
+		}
+		b, info, err := backends.Select(*backend)
+		if err != nil {
+			return err
+		}
+		logf("evaluating on %s", info)
+		res, err := evaluate.Foreign(b, path, r, spec, o)
+		if err != nil {
+			return usageError(err)
+		}
+		return printJSON(res)
 	}
 	var dirs []string
 	if *all {
