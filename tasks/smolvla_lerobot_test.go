@@ -1,0 +1,157 @@
+package tasks
+
+import (
+	"math"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	. "github.com/gomlx/gomlx/core/graph"
+	"github.com/gomlx/gomlx/core/tensors"
+	"github.com/gomlx/gomlx/ml/model"
+	"github.com/stretchr/testify/require"
+
+	"github.com/reelml/reel/checkpoints"
+	"github.com/reelml/reel/models"
+	"github.com/reelml/reel/policy"
+)
+
+const smolVLATiny = "testdata/lerobot_smolvla/tiny"
+
+// smolVLATinyNet is the smolvla network of the tiny LeRobot directory with its statistics.
+func smolVLATinyNet(t *testing.T, dir string) (*leRobotSmolVLA, models.SmolVLAPolicy, policy.Spec) {
+	l, err := openLeRobotSmolVLA(dir)
+	require.NoError(t, err)
+	spec, err := l.common.spec("lerobot:tiny", 6)
+	require.NoError(t, err)
+	norm, err := l.common.normalization(spec)
+	require.NoError(t, err)
+	p := models.SmolVLAPolicy{Config: l.config(len(spec.Cameras), spec.StateDim, spec.ActionDim, spec.Horizon, l.cfg.NumSteps), Norm: norm}
+	require.NoError(t, p.Validate())
+	return l, p, spec
+}
+
+// smolVLAStore creates net's variables (a sampling graph built once on zeros).
+func smolVLAStore(t *testing.T, net models.Policy) *model.Store {
+	store := model.NewStore()
+	require.NoError(t, store.SetRNGStateFromSeed(1))
+	e, err := model.NewExecCanonical(goBackend(t), store, func(scope *model.Scope, g *Graph, in []*Node) []*Node {
+		return []*Node{net.Loss(scope, models.PolicyBatch{Images: in[0], Tokens: in[1], State: in[2], Actions: in[3],
+			Noise: map[string]*Node{"noise": in[4], "time": in[5]}})}
+	}, -1, -1, false, true, true)
+	require.NoError(t, err)
+	defer e.Finalize()
+	_, err = e.Exec(tensors.FromShape(shapesF32(1, 1, 16, 16, 3)), tensors.FromFlatDataAndDimensions(make([]int32, 6), 1, 6),
+		tensors.FromShape(shapesF32(1, 6)), tensors.FromShape(shapesF32(1, 5, 6)), tensors.FromShape(shapesF32(1, 5, 32)),
+		tensors.FromShape(shapesF32(1)))
+	require.NoError(t, err)
+	return store
+}
+
+// The tiny LeRobot-layout smolvla (written by gen_smolvla_twin.py) opens with the sizes of its
+// tensors: the cut SmolVLM2 (3 text layers, heads of 64, GQA 2/1, pixel-shuffle scale 2), the
+// expert 12 wide, and the spec of its features.
+func TestLeRobotSmolVLADirectoryIsRecognised(t *testing.T) {
+	require.True(t, isLeRobotSmolVLA(smolVLATiny))
+	require.False(t, isLeRobotSmolVLA(leRobotTiny), "a LeRobot pi0 is not a smolvla")
+	require.False(t, isLeRobotPi0(smolVLATiny), "a LeRobot smolvla is not a pi0")
+	l, p, spec := smolVLATinyNet(t, smolVLATiny)
+	c := p.Config
+	require.Equal(t, 3, c.VLM.Text.Layers)
+	require.Equal(t, 2, c.VLM.Text.Heads)
+	require.Equal(t, 1, c.VLM.Text.KVHeads)
+	require.Equal(t, 64, c.VLM.Text.HeadDim)
+	require.Equal(t, 2, c.VLM.ScaleFactor)
+	require.Equal(t, 16, c.VLM.Vision.ImageSize)
+	require.Equal(t, 12, c.Expert.Hidden)
+	require.Equal(t, 16, c.Expert.Intermediate)
+	require.True(t, c.CrossAttn)
+	require.Equal(t, 2, c.SelfAttnEvery)
+	require.Equal(t, 10, l.cfg.NumSteps)
+	require.Equal(t, []policy.Camera{{Name: "cam", Width: 16, Height: 16}}, spec.Cameras)
+	require.Equal(t, 6, spec.StateDim)
+	require.Equal(t, 6, spec.ActionDim)
+	require.Equal(t, 5, spec.Horizon)
+	require.Equal(t, 3, spec.Execute)
+	// SmolVLM2-500M's expert: get_intermediate_size(960·0.75) = 2048.
+	require.Equal(t, 2048, models.SmolVLAIntermediate(720))
+}
+
+// Parity with LeRobot's SmolVLA: reel's training loss (the same noise and flow times) and its
+// sampled actions (the same starting noise, 10 Euler steps, unnormalised by the postprocessor's
+// statistics) on the tiny LeRobot directory equal the PyTorch twin's within 1e-4
+// (testdata/lerobot_smolvla/parity.safetensors, README.md there).
+func TestLeRobotSmolVLAParityWithPyTorchTwin(t *testing.T) {
+	l, net, _ := smolVLATinyNet(t, smolVLATiny)
+	want, _, err := checkpoints.ReadSafetensors("testdata/lerobot_smolvla/parity.safetensors")
+	require.NoError(t, err)
+	img := want["images"]
+	d := img.Shape().Dimensions
+	images := tensors.FromFlatDataAndDimensions(tensors.MustCopyFlatData[float32](img), d[0], 1, d[1], d[2], d[3])
+	tf := tensors.MustCopyFlatData[float32](want["tokens"])
+	ti := make([]int32, len(tf))
+	for i, v := range tf {
+		ti[i] = int32(v)
+	}
+	tokens := tensors.FromFlatDataAndDimensions(ti, want["tokens"].Shape().Dimensions...)
+	store := smolVLAStore(t, net)
+	n, err := l.loadWeights(store)
+	require.NoError(t, err)
+	require.Greater(t, n, 50)
+	backend := goBackend(t)
+	lossExec, err := model.NewExecCanonical(backend, store, func(scope *model.Scope, g *Graph, in []*Node) []*Node {
+		return []*Node{net.Loss(scope, models.PolicyBatch{Images: in[0], Tokens: in[1], State: in[2], Actions: in[3],
+			Noise: map[string]*Node{"noise": in[4], "time": in[5]}})}
+	}, -1, -1, false, true, true)
+	require.NoError(t, err)
+	defer lossExec.Finalize()
+	sampleExec, err := model.NewExecCanonical(backend, store, func(scope *model.Scope, g *Graph, in []*Node) []*Node {
+		return []*Node{net.Sample(scope, models.PolicyBatch{Images: in[0], Tokens: in[1], State: in[2], Noise: map[string]*Node{"noise": in[3]}})}
+	}, -1, -1, false, true, true)
+	require.NoError(t, err)
+	defer sampleExec.Finalize()
+	a, err := lossExec.Exec(images, tokens, want["state"], want["actions"], want["noise"], want["time"])
+	require.NoError(t, err)
+	b, err := sampleExec.Exec(images, tokens, want["state"], want["sample_noise"])
+	require.NoError(t, err)
+	loss := tensors.MustCopyFlatData[float32](a[0])[0]
+	wantLoss := tensors.MustCopyFlatData[float32](want["loss"])[0]
+	t.Logf("loss reel %.7f twin %.7f", loss, wantLoss)
+	require.InDelta(t, wantLoss, loss, 1e-4)
+	got, exp := tensors.MustCopyFlatData[float32](b[0]), tensors.MustCopyFlatData[float32](want["sampled_actions"])
+	require.Equal(t, want["sampled_actions"].Shape().Dimensions, b[0].Shape().Dimensions)
+	var worst float64
+	for i := range exp {
+		worst = math.Max(worst, math.Abs(float64(got[i]-exp[i])))
+	}
+	t.Logf("sampled actions: max |reel − twin| = %.2g over %d values", worst, len(exp))
+	require.Less(t, worst, 1e-4)
+}
+
+// A directory whose tensors do not fit names each problem on its own line.
+func TestLeRobotSmolVLANamesMissingUnexpectedMisshaped(t *testing.T) {
+	dir := t.TempDir()
+	for _, f := range []string{"config.json", "policy_preprocessor.json", "policy_preprocessor_step_5_normalizer_processor.safetensors"} {
+		b, err := os.ReadFile(filepath.Join(smolVLATiny, f))
+		require.NoError(t, err)
+		require.NoError(t, os.WriteFile(filepath.Join(dir, f), b, 0o644))
+	}
+	w, _, err := checkpoints.ReadSafetensors(filepath.Join(smolVLATiny, "model.safetensors"))
+	require.NoError(t, err)
+	delete(w, "model.state_proj.bias")
+	w["model.vlm_with_expert.extra.weight"] = tensors.FromFlatDataAndDimensions([]float32{1}, 1)
+	w["model.vlm_with_expert.lm_expert.layers.1.self_attn.k_proj.weight"] = tensors.FromFlatDataAndDimensions(make([]float32, 64*12), 64, 12)
+	require.NoError(t, checkpoints.WriteSafetensors(filepath.Join(dir, "model.safetensors"), w, nil))
+	_, net, _ := smolVLATinyNet(t, smolVLATiny)
+	l, err := openLeRobotSmolVLA(dir)
+	require.NoError(t, err)
+	_, err = l.loadWeights(smolVLAStore(t, net))
+	require.Error(t, err)
+	lines := strings.Split(err.Error(), "\n")
+	require.Len(t, lines, 4, err.Error())
+	require.Contains(t, err.Error(), "missing: model.state_proj.bias")
+	require.Contains(t, err.Error(), "unexpected: model.vlm_with_expert.extra.weight")
+	// A cross-attention layer's k_proj reads the VLM's keys (64 wide), not the expert's stream.
+	require.Contains(t, err.Error(), "mis-shaped: model.vlm_with_expert.lm_expert.layers.1.self_attn.k_proj.weight")
+}
