@@ -34,12 +34,12 @@ type PolicyConfig struct {
 	Flow        string  `yaml:"flow" for:"arch=policy" enum:"molmobot|pi0" doc:"flow-matching time convention: molmobot = t=0 noise, x_t=(1-t)e+t*a, target a-e, t=0.999*Beta(1,1.5); pi0 = t=1 noise, target e-a, t=0.999*Beta(1.5,1)+0.001"`
 	Horizon     int     `yaml:"horizon" range:"1,256" doc:"actions per predicted chunk"`
 	Execute     int     `yaml:"execute" range:"1,256" doc:"actions of each chunk executed before the policy is queried again; at most horizon"`
-	EulerSteps  int     `yaml:"euler_steps" for:"arch=policy|pi0" range:"1,1000" doc:"flow: Euler integration steps at inference"`
+	EulerSteps  int     `yaml:"euler_steps" for:"arch=policy|pi0|smolvla" range:"1,1000" doc:"flow: Euler integration steps at inference"`
 	TimeSamples int     `yaml:"time_samples" for:"arch=policy" range:"1,64" doc:"flow: flow times sampled per example and backbone pass in training"`
 	ExpertDim   int     `yaml:"expert_dim" range:"8,4096" doc:"action expert width (pi0: the Gemma expert's hidden size; openpi's gemma_300m: 1024)"`
 	ExpertHeads int     `yaml:"expert_heads" for:"arch=policy|rdvla" range:"1,64" doc:"action expert heads; must divide expert_dim"`
-	ExpertMLP   int     `yaml:"expert_mlp" for:"arch=pi0" range:"8,65536" doc:"pi0: the Gemma action expert's MLP width (openpi's gemma_300m: 4096); its depth, heads and head_dim are the PaliGemma decoder's (joint attention)"`
-	NormStats   string  `yaml:"norm_stats" for:"arch=pi0" enum:"dataset|checkpoint" doc:"pi0 from a LeRobot policy directory (model.pretrained): dataset = normalise with the new dataset's statistics (LeRobot's fine-tuning); checkpoint = keep the directory's own (openpi keeps the base's; needs the same state/action dimensions and data.normalization its mode)"`
+	ExpertMLP   int     `yaml:"expert_mlp" for:"arch=pi0|smolvla" range:"8,65536" doc:"pi0: the Gemma action expert's MLP width (openpi's gemma_300m: 4096); its depth, heads and head_dim are the PaliGemma decoder's (joint attention)"`
+	NormStats   string  `yaml:"norm_stats" for:"arch=pi0|smolvla" enum:"dataset|checkpoint" doc:"pi0 from a LeRobot policy directory (model.pretrained): dataset = normalise with the new dataset's statistics (LeRobot's fine-tuning); checkpoint = keep the directory's own (openpi keeps the base's; needs the same state/action dimensions and data.normalization its mode)"`
 	PointWeight float64 `yaml:"point_weight" range:"0,100" doc:"weight of the pointing loss: the backbone points (spatial soft-argmax) at the simulator's focus point (the object or bowl the task is about); synthetic data only"`
 	// Recurrent-depth head (model.arch rdvla).
 	MeanDepth     float64 `yaml:"mean_depth" for:"arch=rdvla" range:"1,64" doc:"rdvla: mean training depth r̄: r = Poisson(exp(τ)) + 1, τ ~ N(ln r̄ − 0.125, 0.5), clamped to [1, 64]"`
@@ -58,7 +58,7 @@ type PruningConfig struct {
 
 // ModelConfig describes the architecture.
 type ModelConfig struct {
-	Arch         string  `yaml:"arch" required:"true" enum:"vlm|trajvit2|vivit|videovlm|policy|rdvla|pi0" doc:"architecture: policy = ViT + instruction backbone with an action expert (task vla); rdvla = the same backbone with a recurrent-depth action head (task vla); pi0 = openpi's pi0: a PaliGemma (model.pretrained) prefix and a Gemma action expert over state and action tokens, joint attention per layer (task vla); vlm = ViT -> projector -> causal text decoder; videovlm = per-frame ViT -> token pruning -> projector -> causal text decoder; trajvit2 = TrajTok trajectory tokens -> video ViT + text encoder; vivit = tubelet tokens -> video ViT + text encoder"`
+	Arch         string  `yaml:"arch" required:"true" enum:"vlm|trajvit2|vivit|videovlm|policy|rdvla|pi0|smolvla" doc:"architecture: smolvla = LeRobot's SmolVLA: a SmolVLM2 cut to its first layers and an action expert interleaving cross- and self-attention (task vla, model.pretrained a LeRobot smolvla directory or random); policy = ViT + instruction backbone with an action expert (task vla); rdvla = the same backbone with a recurrent-depth action head (task vla); pi0 = openpi's pi0: a PaliGemma (model.pretrained) prefix and a Gemma action expert over state and action tokens, joint attention per layer (task vla); vlm = ViT -> projector -> causal text decoder; videovlm = per-frame ViT -> token pruning -> projector -> causal text decoder; trajvit2 = TrajTok trajectory tokens -> video ViT + text encoder; vivit = tubelet tokens -> video ViT + text encoder"`
 	ImageSize    int     `yaml:"image_size" range:"8,1024" doc:"square input image side, pixels"`
 	PatchSize    int     `yaml:"patch_size" range:"2,64" doc:"ViT patch side, pixels; must divide image_size"`
 	VisionDim    int     `yaml:"vision_dim" range:"8,4096" doc:"ViT embedding width"`

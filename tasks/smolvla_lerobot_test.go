@@ -1,6 +1,7 @@
 package tasks
 
 import (
+	"encoding/json"
 	"math"
 	"os"
 	"path/filepath"
@@ -154,4 +155,53 @@ func TestLeRobotSmolVLANamesMissingUnexpectedMisshaped(t *testing.T) {
 	require.Contains(t, err.Error(), "unexpected: model.vlm_with_expert.extra.weight")
 	// A cross-attention layer's k_proj reads the VLM's keys (64 wide), not the expert's stream.
 	require.Contains(t, err.Error(), "mis-shaped: model.vlm_with_expert.lm_expert.layers.1.self_attn.k_proj.weight")
+}
+
+// OpenPolicy opens the LeRobot smolvla directory as it is: its spec is the directory's, and its
+// action chunks are finite and in the spec's shape.
+func TestLeRobotSmolVLAOpenPolicyAsIs(t *testing.T) {
+	p, err := OpenPolicy(goBackend(t), smolVLATiny, nil, 1)
+	require.NoError(t, err)
+	defer p.Close()
+	spec := p.Spec()
+	require.Equal(t, "lerobot:tiny", spec.Name)
+	require.Equal(t, 5, spec.Horizon)
+	obs := policy.Observation{Images: map[string]policy.Image{"cam": policy.NewImage(16, 16)}, State: make([]float32, 6), Instruction: "pick the red square"}
+	acts, err := p.Act([]policy.Observation{obs})
+	require.NoError(t, err)
+	require.Len(t, acts, 1)
+	require.Len(t, acts[0], 5)
+	require.Len(t, acts[0][0], 6)
+	for _, v := range acts[0][0] {
+		require.False(t, math.IsNaN(float64(v)) || math.IsInf(float64(v), 0))
+	}
+}
+
+// Settings reel's smolvla does not implement are refused with one line naming the key.
+func TestLeRobotSmolVLARefusesWhatItCannotRun(t *testing.T) {
+	for key, val := range map[string]any{"add_image_special_tokens": true, "num_expert_layers": 1, "empty_cameras": 1,
+		"max_state_dim": 64, "attention_mode": "other", "num_vlm_layers": 16} {
+		dir := t.TempDir()
+		for _, f := range []string{"model.safetensors", "policy_preprocessor.json", "policy_preprocessor_step_5_normalizer_processor.safetensors"} {
+			b, err := os.ReadFile(filepath.Join(smolVLATiny, f))
+			require.NoError(t, err)
+			require.NoError(t, os.WriteFile(filepath.Join(dir, f), b, 0o644))
+		}
+		var cfg map[string]any
+		b, err := os.ReadFile(filepath.Join(smolVLATiny, "config.json"))
+		require.NoError(t, err)
+		require.NoError(t, json.Unmarshal(b, &cfg))
+		cfg[key] = val
+		b, err = json.Marshal(cfg)
+		require.NoError(t, err)
+		require.NoError(t, os.WriteFile(filepath.Join(dir, "config.json"), b, 0o644))
+		_, err = openLeRobotSmolVLA(dir)
+		require.Error(t, err, key)
+		require.NotContains(t, err.Error(), "\n", key)
+		if key == "num_vlm_layers" || key == "num_expert_layers" { // against the tensors: "the expert has 3 layers, …"
+			require.Contains(t, err.Error(), "layers", key)
+			continue
+		}
+		require.Contains(t, err.Error(), key)
+	}
 }
