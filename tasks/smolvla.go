@@ -25,6 +25,7 @@ import (
 func init() {
 	registerVLAFamily("smolvla", openSmolVLA)
 	registerPolicyDir(policyDir{is: isLeRobotSmolVLA, open: openLeRobotSmolVLAPolicy})
+	leRobotLayouts["smolvla"] = leRobotLayout{name: smolVLAName, files: leRobotSmolVLAComplete}
 }
 
 type smolVLAFamily struct {

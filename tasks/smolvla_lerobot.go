@@ -33,11 +33,14 @@ import (
 	"strings"
 
 	"github.com/gomlx/compute/shapes"
+	"github.com/gomlx/gomlx/core/tensors"
 	"github.com/gomlx/gomlx/ml/model"
 
 	"github.com/reelml/reel/checkpoints"
 	"github.com/reelml/reel/hf"
 	"github.com/reelml/reel/models"
+	"github.com/reelml/reel/policy"
+	"github.com/reelml/reel/recipes"
 )
 
 // LeRobot's smolvla names and SmolVLM2's conventions.
@@ -340,4 +343,72 @@ func (l *leRobotSmolVLA) loadWeights(store *model.Store) (int, error) {
 		return 0, fmt.Errorf("%s/%s does not fit this smolvla:\n  %s", l.dir, leRobotModel, strings.Join(problems, "\n  "))
 	}
 	return n, nil
+}
+
+// leRobotSmolVLAComplete adds the VLM's lm_head (SmolVLA never runs it and reel keeps none: written
+// as the token embeddings, so that LeRobot's strict load_state_dict finds every key) and writes
+// SmolVLAConfig and make_smolvla_pre_post_processors' pipelines. The cut depth, the expert's width
+// and the attention pattern are read from the tensors (a cross-attention layer's k_proj reads the
+// VLM's keys, not the expert's stream).
+func leRobotSmolVLAComplete(dir string, r *recipes.Recipe, spec policy.Spec, norm models.Normalization, named map[string]*tensors.Tensor) (map[string][]byte, error) {
+	embed, in := named[smolVLAVLM+"model.text_model.embed_tokens.weight"], named["model.action_in_proj.weight"]
+	if embed == nil || in == nil {
+		return nil, fmt.Errorf("export: %s has no SmolVLM2 embeddings or action_in_proj: not a smolvla checkpoint", dir)
+	}
+	named[smolVLAVLM+"lm_head.weight"] = tensors.FromFlatDataAndDimensions(tensors.MustCopyFlatData[float32](embed), embed.Shape().Dimensions...)
+	d, e := embed.Shape().Dimensions[1], in.Shape().Dimensions[0]
+	layers, every, cross := 0, -1, false
+	for ; ; layers++ {
+		k := named[fmt.Sprintf("%slayers.%d.self_attn.k_proj.weight", smolVLAExpert, layers)]
+		if k == nil {
+			break
+		}
+		if k.Shape().Dimensions[1] != e {
+			cross = true
+		} else if layers > 0 && every < 0 {
+			every = layers
+		}
+	}
+	mode := "self_attn"
+	if cross {
+		mode = "cross_attn"
+	}
+	inputs, outputs, normMap, err := leRobotFeatures(r, spec)
+	if err != nil {
+		return nil, err
+	}
+	s := r.Model.ImageSize
+	cfg := map[string]any{
+		"type": "smolvla", "n_obs_steps": 1, "input_features": inputs, "output_features": outputs, "device": "cpu",
+		"use_amp": false, "push_to_hub": false, "repo_id": nil, "private": nil, "tags": nil, "license": nil, "pretrained_path": nil,
+		"chunk_size": spec.Horizon, "n_action_steps": spec.Execute, "normalization_mapping": normMap,
+		"max_state_dim": models.SmolVLAPadDim, "max_action_dim": models.SmolVLAPadDim, "resize_imgs_with_padding": []int{s, s},
+		"empty_cameras": 0, "adapt_to_pi_aloha": false, "use_delta_joint_actions_aloha": false,
+		"tokenizer_max_length": spec.MaxTextLen, "num_steps": r.Policy.EulerSteps, "use_cache": true,
+		"freeze_vision_encoder": true, "train_expert_only": true, "train_state_proj": true,
+		"optimizer_lr": 1e-4, "optimizer_betas": []float64{0.9, 0.95}, "optimizer_eps": 1e-08, "optimizer_weight_decay": 1e-10,
+		"optimizer_grad_clip_norm": 10, "scheduler_warmup_steps": 1000, "scheduler_decay_steps": 30000, "scheduler_decay_lr": 2.5e-06,
+		"vlm_model_name": "HuggingFaceTB/SmolVLM2-500M-Video-Instruct", "load_vlm_weights": true,
+		"add_image_special_tokens": false, "attention_mode": mode, "prefix_length": -1, "pad_language_to": "max_length",
+		"num_expert_layers": -1, "num_vlm_layers": layers, "self_attn_every_n_layers": every,
+		"expert_width_multiplier": float64(e) / float64(d), "min_period": 0.004, "max_period": 4.0, "rtc_config": nil,
+		"compile_model": false, "compile_mode": "max-autotune",
+	}
+	feats := maps.Clone(inputs)
+	maps.Copy(feats, outputs)
+	const preState, postState = "policy_preprocessor_step_5_normalizer_processor.safetensors", "policy_postprocessor_step_0_unnormalizer_processor.safetensors"
+	pre := leRobotPipeline{Name: "policy_preprocessor", Steps: []leRobotPipeStep{
+		{RegistryName: "rename_observations_processor", Config: map[string]any{"rename_map": map[string]any{}}},
+		{RegistryName: "to_batch_processor", Config: map[string]any{}},
+		{RegistryName: "smolvla_new_line_processor", Config: map[string]any{}},
+		{RegistryName: "tokenizer_processor", Config: map[string]any{"max_length": spec.MaxTextLen, "task_key": "task",
+			"padding_side": "right", "padding": "max_length", "truncation": true, "tokenizer_name": "HuggingFaceTB/SmolVLM2-500M-Video-Instruct"}},
+		{RegistryName: "device_processor", Config: map[string]any{"device": "cpu", "float_dtype": nil}},
+		{RegistryName: "normalizer_processor", Config: map[string]any{"eps": leRobotEps, "features": feats, "norm_map": normMap}, StateFile: preState},
+	}}
+	post := leRobotPipeline{Name: "policy_postprocessor", Steps: []leRobotPipeStep{
+		{RegistryName: "unnormalizer_processor", Config: map[string]any{"eps": leRobotEps, "features": outputs, "norm_map": normMap}, StateFile: postState},
+		{RegistryName: "device_processor", Config: map[string]any{"device": "cpu", "float_dtype": nil}},
+	}}
+	return leRobotDirFiles(spec, norm, cfg, pre, post, preState, postState)
 }
