@@ -2,13 +2,17 @@ package main
 
 import (
 	"context"
+	"maps"
 	"os"
 	"path/filepath"
+	"slices"
 	"testing"
 	"time"
 
+	"github.com/gomlx/gomlx/core/tensors"
 	"github.com/stretchr/testify/require"
 
+	"github.com/reelml/reel/checkpoints"
 	"github.com/reelml/reel/policy"
 	"github.com/reelml/reel/serve"
 )
@@ -81,5 +85,26 @@ func TestSmolVLAFineTunesServesExports(t *testing.T) {
 	again := lastEval(t, filepath.Join(dir, "again"))
 	for _, k := range []string{"actions/chunk_mse", "actions/first_mse"} {
 		require.InDelta(t, run[k], again[k], 1e-4*run[k], k)
+	}
+
+	// The twin's directory fine-tuned at lr 0 exports as it was: every tensor of its
+	// model.safetensors (written from LeRobot's module tree by gen_smolvla_twin.py) under the same
+	// name, shape and value, and nothing else.
+	r = reel(t, dir, args("twin", "--set", "model.pretrained="+tiny, "--set", "model.hf_config=", "--set", "model.image_size=16",
+		"--set", "train.steps=1", "--set", "train.lr=0", "--set", "train.warmup_steps=0")...)
+	requireOK(t, r)
+	require.Contains(t, r.stderr, "(LeRobot smolvla)")
+	requireOK(t, reel(t, dir, "export", "twin", "--format", "lerobot", "--out", "twin-lerobot"))
+	want, _, err := checkpoints.ReadSafetensors(filepath.Join(tiny, "model.safetensors"))
+	require.NoError(t, err)
+	got, _, err := checkpoints.ReadSafetensors(filepath.Join(dir, "twin-lerobot", "model.safetensors"))
+	require.NoError(t, err)
+	require.ElementsMatch(t, slices.Collect(maps.Keys(want)), slices.Collect(maps.Keys(got)))
+	for name, w := range want {
+		if name == "model.vlm_with_expert.vlm.lm_head.weight" { // never run; written as the embeddings
+			continue
+		}
+		require.Equal(t, w.Shape().Dimensions, got[name].Shape().Dimensions, name)
+		require.InDeltaSlice(t, tensors.MustCopyFlatData[float32](w), tensors.MustCopyFlatData[float32](got[name]), 1e-6, name)
 	}
 }
