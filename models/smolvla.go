@@ -380,3 +380,20 @@ func (p SmolVLAPolicy) sample(scope *model.Scope, n normalizer, b PolicyBatch) *
 	}
 	return SmolVLASample(scope, p.Config, b.Images, b.Tokens, st, b.Noise["noise"])
 }
+
+var _ Inpainter = SmolVLAPolicy{}
+
+// Inpaints implements Inpainter: SmolVLA is a flow (real-time chunking, rtc.go).
+func (SmolVLAPolicy) Inpaints() bool { return true }
+
+// SampleInpainting implements Inpainter: SmolVLASampleGuided on the padded chunk.
+func (p SmolVLAPolicy) SampleInpainting(scope *model.Scope, b PolicyBatch, in Inpainting) *Node {
+	n := p.Norm.build(scope, b.Images.Graph())
+	var st *Node
+	if b.State != nil {
+		st = n.state(b.State)
+	}
+	d := in.Prev.Shape().Dimensions
+	g := in.guidance(n, []int{d[0], d[1], SmolVLAPadDim})
+	return n.actionRaw(SmolVLASampleGuided(scope, p.Config, b.Images, b.Tokens, st, b.Noise["noise"], g))
+}
