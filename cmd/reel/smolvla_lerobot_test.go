@@ -4,6 +4,7 @@ import (
 	"context"
 	"maps"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"slices"
 	"testing"
@@ -20,7 +21,8 @@ import (
 // SmolVLA from the CLI: the tiny LeRobot-layout smolvla directory (tasks/testdata/lerobot_smolvla,
 // written by a PyTorch twin of LeRobot's modeling_smolvla.py) is served as it is; smolvla-tiny
 // (random weights, the VLM frozen) fine-tunes on the real G1 dataset fixture, exports with
-// --format lerobot, and the export serves (the G1 spec) and loads again as model.pretrained: at
+// --format lerobot (checked by an independent standard-library reader written from LeRobot's
+// code, check_smolvla_export.py), and the export serves (the G1 spec) and loads again as model.pretrained: at
 // lr 0 with the export's own statistics its evaluation is the run's.
 func TestSmolVLAFineTunesServesExports(t *testing.T) {
 	if testing.Short() {
@@ -68,6 +70,13 @@ func TestSmolVLAFineTunesServesExports(t *testing.T) {
 	r = reel(t, dir, "export", "g1", "--format", "lerobot", "--out", "g1-lerobot")
 	requireOK(t, r)
 	exported := filepath.Join(dir, "g1-lerobot")
+	if py, err := exec.LookPath("python3"); err == nil {
+		out, err := exec.Command(py, "../../tasks/testdata/lerobot_smolvla/check_smolvla_export.py", exported).CombinedOutput()
+		require.NoError(t, err, "%s", out)
+		require.Equal(t, "ok\n", string(out))
+	} else {
+		t.Log("no python3: the independent reader did not run")
+	}
 	_, err = os.Stat(exported + ".partial")
 	require.True(t, os.IsNotExist(err), "built aside and swapped in")
 
