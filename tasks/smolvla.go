@@ -62,9 +62,7 @@ func openSmolVLA(r *recipes.Recipe, ckpt string) (vlaFamily, error) {
 		if v := c.Idefics3.Vision; v.ImageSize != m.ImageSize || v.Channels != 3 {
 			return nil, fmt.Errorf("model.image_size: %d must equal the vision tower's image_size %d (RGB)", m.ImageSize, v.ImageSize)
 		}
-		vlm := *c.Idefics3
-		vlm.Text.Rope.Theta = 10000 // smolvlm_with_expert.py's apply_rope (the model ignores rope_theta)
-		f.vlm = &vlm
+		f.vlm = c.Idefics3 // its rope_theta is not read: SmolVLA's RoPE wavelength is fixed (models/smolvla.go)
 	default:
 		return nil, fmt.Errorf("model.pretrained: %q: smolvla needs a LeRobot smolvla policy directory (config.json \"type\": \"smolvla\") or 'random' with a SmolVLM model.hf_config", m.Pretrained)
 	}
