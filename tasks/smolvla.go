@@ -153,7 +153,7 @@ func openLeRobotSmolVLAPolicy(backend compute.Backend, dir string, sets []string
 	if err != nil {
 		return nil, err
 	}
-	spec, err := l.common.spec("lerobot:"+filepath.Base(filepath.Clean(dir)), r.Model.MaxTextLen)
+	spec, err := l.spec("lerobot:"+filepath.Base(filepath.Clean(dir)), r.Model.MaxTextLen)
 	if err != nil {
 		return nil, err
 	}

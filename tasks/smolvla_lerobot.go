@@ -270,6 +270,14 @@ func (l *leRobotSmolVLA) size() error {
 	return nil
 }
 
+// spec is the policy spec of the directory's features (as pi0's), its images fitted as SmolVLA's
+// prepare_images does (resize_with_pad: left/top padding, policy.ResizePadTopLeft).
+func (l *leRobotSmolVLA) spec(name string, maxTextLen int) (policy.Spec, error) {
+	s, err := l.common.spec(name, maxTextLen)
+	s.Resize = policy.ResizePadTopLeft
+	return s, err
+}
+
 // config is the network of the directory for spec.
 func (l *leRobotSmolVLA) config(cameras, stateDim, actionDim, horizon, steps int) models.SmolVLAConfig {
 	return models.SmolVLAConfig{VLM: *l.vlm, Expert: l.expert, SelfAttnEvery: l.cfg.SelfAttnEveryNLayers,

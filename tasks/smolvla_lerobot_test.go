@@ -24,7 +24,7 @@ const smolVLATiny = "testdata/lerobot_smolvla/tiny"
 func smolVLATinyNet(t *testing.T, dir string) (*leRobotSmolVLA, models.SmolVLAPolicy, policy.Spec) {
 	l, err := openLeRobotSmolVLA(dir)
 	require.NoError(t, err)
-	spec, err := l.common.spec("lerobot:tiny", 6)
+	spec, err := l.spec("lerobot:tiny", 6)
 	require.NoError(t, err)
 	norm, err := l.common.normalization(spec)
 	require.NoError(t, err)
@@ -75,6 +75,7 @@ func TestLeRobotSmolVLADirectoryIsRecognised(t *testing.T) {
 	require.Equal(t, 6, spec.ActionDim)
 	require.Equal(t, 5, spec.Horizon)
 	require.Equal(t, 3, spec.Execute)
+	require.Equal(t, policy.ResizePadTopLeft, spec.Resize, "SmolVLA's resize_with_pad")
 	// SmolVLM2-500M's expert: get_intermediate_size(960·0.75) = 2048.
 	require.Equal(t, 2048, models.SmolVLAIntermediate(720))
 }
