@@ -1,10 +1,14 @@
 package tasks
 
 import (
+	"encoding/binary"
 	"encoding/json"
+	"fmt"
+	"maps"
 	"math"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 
@@ -262,4 +266,91 @@ func TestLeRobotSmolVLAInpainting(t *testing.T) {
 		}
 	}
 	require.Less(t, after, 0.1*before, "the committed prefix: distance %g guided, %g plain", after, before)
+}
+
+// smolvla_base's layout at its real sizes (SmolVLM2-500M-Video-Instruct cut to 16 layers, the
+// expert 0.75 wide, LeRobot's defaults in config.json) opens with SmolVLM2's sizes: the tensors'
+// header alone is read (the file is sparse: no weights are written).
+func TestLeRobotSmolVLABaseSizes(t *testing.T) {
+	dir := t.TempDir()
+	sh := map[string][]int{}
+	vt, tm, ex := smolVLAVLM+"model.vision_model.", smolVLAVLM+"model.text_model.", smolVLAExpert
+	sh[vt+"embeddings.patch_embedding.weight"] = []int{768, 3, 16, 16}
+	sh[vt+"embeddings.patch_embedding.bias"] = []int{768}
+	sh[vt+"embeddings.position_embedding.weight"] = []int{1024, 768}
+	for i := range 12 {
+		p := fmt.Sprintf("%sencoder.layers.%d.", vt, i)
+		for _, n := range []string{"q_proj", "k_proj", "v_proj", "out_proj"} {
+			sh[p+"self_attn."+n+".weight"], sh[p+"self_attn."+n+".bias"] = []int{768, 768}, []int{768}
+		}
+		for _, n := range []string{"layer_norm1", "layer_norm2"} {
+			sh[p+n+".weight"], sh[p+n+".bias"] = []int{768}, []int{768}
+		}
+		sh[p+"mlp.fc1.weight"], sh[p+"mlp.fc1.bias"], sh[p+"mlp.fc2.weight"], sh[p+"mlp.fc2.bias"] = []int{3072, 768}, []int{3072}, []int{768, 3072}, []int{768}
+	}
+	sh[vt+"post_layernorm.weight"], sh[vt+"post_layernorm.bias"] = []int{768}, []int{768}
+	sh[smolVLAVLM+"model.connector.modality_projection.proj.weight"] = []int{960, 12288}
+	sh[tm+"embed_tokens.weight"], sh[tm+"norm.weight"], sh[smolVLAVLM+"lm_head.weight"] = []int{49280, 960}, []int{960}, []int{49280, 960}
+	layer := func(p string, w, mlp, kin int) {
+		sh[p+"input_layernorm.weight"], sh[p+"post_attention_layernorm.weight"] = []int{w}, []int{w}
+		sh[p+"self_attn.q_proj.weight"], sh[p+"self_attn.o_proj.weight"] = []int{960, w}, []int{w, 960}
+		sh[p+"self_attn.k_proj.weight"], sh[p+"self_attn.v_proj.weight"] = []int{320, kin}, []int{320, kin}
+		sh[p+"mlp.gate_proj.weight"], sh[p+"mlp.up_proj.weight"], sh[p+"mlp.down_proj.weight"] = []int{mlp, w}, []int{mlp, w}, []int{w, mlp}
+	}
+	for i := range 16 {
+		layer(fmt.Sprintf("%slayers.%d.", tm, i), 960, 2560, 960)
+		kin := 720
+		if i%2 != 0 {
+			kin = 320 // cross-attention: the VLM's keys and values
+		}
+		layer(fmt.Sprintf("%slayers.%d.", ex, i), 720, models.SmolVLAIntermediate(720), kin)
+	}
+	sh[ex+"norm.weight"] = []int{720}
+	for n, d := range map[string][2]int{"state_proj": {960, 32}, "action_in_proj": {720, 32}, "action_out_proj": {32, 720},
+		"action_time_mlp_in": {720, 1440}, "action_time_mlp_out": {720, 720}} {
+		sh["model."+n+".weight"], sh["model."+n+".bias"] = []int{d[0], d[1]}, []int{d[0]}
+	}
+	header := map[string]any{}
+	var off int64
+	for _, n := range slices.Sorted(maps.Keys(sh)) {
+		size := int64(4)
+		for _, d := range sh[n] {
+			size *= int64(d)
+		}
+		header[n] = map[string]any{"dtype": "F32", "shape": sh[n], "data_offsets": []int64{off, off + size}}
+		off += size
+	}
+	hb, err := json.Marshal(header)
+	require.NoError(t, err)
+	for len(hb)%8 != 0 {
+		hb = append(hb, ' ')
+	}
+	f, err := os.Create(filepath.Join(dir, "model.safetensors"))
+	require.NoError(t, err)
+	require.NoError(t, binary.Write(f, binary.LittleEndian, uint64(len(hb))))
+	_, err = f.Write(hb)
+	require.NoError(t, err)
+	require.NoError(t, f.Truncate(8+int64(len(hb))+off)) // sparse
+	require.NoError(t, f.Close())
+	cfg := `{"type": "smolvla", "input_features": {"observation.images.camera1": {"type": "VISUAL", "shape": [3, 256, 256]},
+		"observation.state": {"type": "STATE", "shape": [6]}}, "output_features": {"action": {"type": "ACTION", "shape": [6]}}}`
+	require.NoError(t, os.WriteFile(filepath.Join(dir, "config.json"), []byte(cfg), 0o644))
+	require.True(t, isLeRobotSmolVLA(dir))
+	l, err := openLeRobotSmolVLA(dir)
+	require.NoError(t, err)
+	c := l.config(1, 6, 6, l.cfg.ChunkSize, l.cfg.NumSteps)
+	require.NoError(t, c.Validate())
+	require.Equal(t, 512, c.VLM.Vision.ImageSize)
+	require.Equal(t, 12, c.VLM.Vision.Heads)
+	require.Equal(t, 4, c.VLM.ScaleFactor)
+	require.Equal(t, 64, c.VLM.ImageTokens())
+	require.Equal(t, 16, c.VLM.Text.Layers)
+	require.Equal(t, 15, c.VLM.Text.Heads)
+	require.Equal(t, 5, c.VLM.Text.KVHeads)
+	require.Equal(t, 720, c.Expert.Hidden)
+	require.Equal(t, 2048, c.Expert.Intermediate)
+	require.True(t, c.CrossAttn)
+	require.Equal(t, 2, c.SelfAttnEvery)
+	require.Equal(t, 50, c.Horizon)
+	require.Equal(t, 10, c.EulerSteps)
 }
