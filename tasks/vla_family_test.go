@@ -18,7 +18,8 @@ func TestVLAFamiliesByArch(t *testing.T) {
 		want      models.Policy
 		recurrent bool
 	}{{"molmobot-tiny", models.MolmoBotPolicy{}, false}, {"molmobot-mse-tiny", models.MolmoBotPolicy{}, false},
-		{"rdvla-tiny", models.RDVLAPolicy{}, true}, {"pi0-tiny", models.Pi0Policy{}, false}} {
+		{"rdvla-tiny", models.RDVLAPolicy{}, true}, {"pi0-tiny", models.Pi0Policy{}, false},
+		{"smolvla-tiny", models.SmolVLAPolicy{}, false}} {
 		r, err := recipes.Load(c.recipe, nil)
 		require.NoError(t, err)
 		task, err := NewVLA(r)
@@ -30,7 +31,7 @@ func TestVLAFamiliesByArch(t *testing.T) {
 	}
 	r, err := recipes.Load("molmobot-tiny", nil)
 	require.NoError(t, err)
-	r.Model.Arch = "pi05"
+	r.Model.Arch = "nosuch"
 	_, err = NewVLA(r)
-	require.EqualError(t, err, `model.arch: "pi05" is not a policy family (want pi0, policy, rdvla)`)
+	require.ErrorContains(t, err, `model.arch: "nosuch" is not a policy family (want pi0, policy, rdvla, `)
 }
