@@ -74,6 +74,9 @@ func openSmolVLA(r *recipes.Recipe, ckpt string) (vlaFamily, error) {
 	if err != nil {
 		return nil, err
 	}
+	// SmolVLA's preprocessor ends the task with "\n" before its tokenizer (smolvla_new_line_processor);
+	// reel's word vocabulary has no newline and is left as it is.
+	codec.newline = tokenizer != ""
 	f.codec = codec
 	return f, nil
 }

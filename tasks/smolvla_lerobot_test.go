@@ -20,6 +20,7 @@ import (
 	"github.com/reelml/reel/checkpoints"
 	"github.com/reelml/reel/models"
 	"github.com/reelml/reel/policy"
+	"github.com/reelml/reel/recipes"
 )
 
 const smolVLATiny = "testdata/lerobot_smolvla/tiny"
@@ -353,4 +354,19 @@ func TestLeRobotSmolVLABaseSizes(t *testing.T) {
 	require.Equal(t, 2, c.SelfAttnEvery)
 	require.Equal(t, 50, c.Horizon)
 	require.Equal(t, 10, c.EulerSteps)
+}
+
+// With a tokenizer, instructions end with "\n" before encoding, as SmolVLA's preprocessor's
+// smolvla_new_line_processor makes them (once: a text already ending with it is kept).
+func TestSmolVLAInstructionsEndWithNewline(t *testing.T) {
+	r, err := recipes.Load("smolvla-tiny", []string{"model.tokenizer=../hf/testdata/smolvlm"})
+	require.NoError(t, err)
+	f, err := openSmolVLA(r, "")
+	require.NoError(t, err)
+	got := f.text().encode("pick the cube")
+	plain, err := instructionText("../hf/testdata/smolvlm", 0)
+	require.NoError(t, err)
+	require.Equal(t, plain.encode("pick the cube\n"), got)
+	require.NotEqual(t, plain.encode("pick the cube"), got)
+	require.Equal(t, got, f.text().encode("pick the cube\n"))
 }
