@@ -32,6 +32,11 @@ const (
 	ResizeCrop = "crop"
 	// ResizeStretch scales each axis independently to the target size.
 	ResizeStretch = "stretch"
+	// ResizePadTopLeft is LeRobot's SmolVLA preprocessing (huggingface/lerobot
+	// src/lerobot/policies/common/vla_utils.py resize_with_pad): scaled to fit keeping the aspect
+	// ratio (sizes truncated), resampled as torch's F.interpolate(bilinear, align_corners=False)
+	// without antialiasing, padded with black on the left and top.
+	ResizePadTopLeft = "pad_topleft"
 )
 
 // ParseResizeMode checks a resize mode name ("" means ResizePad).
@@ -39,10 +44,10 @@ func ParseResizeMode(mode string) (string, error) {
 	switch mode {
 	case "":
 		return ResizePad, nil
-	case ResizePad, ResizeCrop, ResizeStretch:
+	case ResizePad, ResizeCrop, ResizeStretch, ResizePadTopLeft:
 		return mode, nil
 	}
-	return "", fmt.Errorf("resize mode %q is not one of pad, crop, stretch", mode)
+	return "", fmt.Errorf("resize mode %q is not one of pad, crop, stretch, pad_topleft", mode)
 }
 
 // Resize fits im to w×h with the given mode (see ParseResizeMode). Resampling is bilinear with
@@ -74,6 +79,10 @@ func Resize(im Image, w, h int, mode string) (Image, error) {
 		rw := min(w, max(1, int(math.Round(sw*s))))
 		rh := min(h, max(1, int(math.Round(sh*s))))
 		resample(im, 0, 0, sw, sh, out, (w-rw)/2, (h-rh)/2, rw, rh)
+	case ResizePadTopLeft:
+		ratio := math.Max(sw/float64(w), sh/float64(h))
+		rw, rh := max(1, int(sw/ratio)), max(1, int(sh/ratio))
+		resampleTaps(im, torchBilinear(im.W, rw), torchBilinear(im.H, rh), out, w-rw, h-rh)
 	case ResizeCrop:
 		s := math.Max(float64(w)/sw, float64(h)/sh)
 		cw, ch := float64(w)/s, float64(h)/s // the source region that is kept
@@ -85,8 +94,29 @@ func Resize(im Image, w, h int, mode string) (Image, error) {
 // resample draws the source rectangle [x0, x0+sw) × [y0, y0+sh) of src (pixel units, possibly
 // fractional) into the ow×oh rectangle of dst at (ox, oy), separably: rows first, then columns.
 func resample(src Image, x0, y0, sw, sh float64, dst Image, ox, oy, ow, oh int) {
-	wx := filterWeights(src.W, x0, sw, ow)
-	wy := filterWeights(src.H, y0, sh, oh)
+	resampleTaps(src, filterWeights(src.W, x0, sw, ow), filterWeights(src.H, y0, sh, oh), dst, ox, oy)
+}
+
+// torchBilinear are the taps of torch's F.interpolate(mode="bilinear", align_corners=False,
+// antialias=False) from size to n samples: source (o + 0.5)·size/n − 0.5 clamped at 0, its two
+// neighbours linearly weighted (upsample_bilinear2d's area_pixel_compute_source_index).
+func torchBilinear(size, n int) [][]tap {
+	scale := float32(size) / float32(n)
+	out := make([][]tap, n)
+	for o := range out {
+		src := max(scale*(float32(o)+0.5)-0.5, 0)
+		i0 := int(src)
+		l := src - float32(i0)
+		i1 := min(i0+1, size-1)
+		out[o] = []tap{{i0, 1 - l}, {i1, l}}
+	}
+	return out
+}
+
+// resampleTaps draws src through the column taps wx and row taps wy into dst at (ox, oy),
+// separably: rows first, then columns.
+func resampleTaps(src Image, wx, wy [][]tap, dst Image, ox, oy int) {
+	ow := len(wx)
 	// Horizontal pass over the source rows the vertical pass needs: src.H × ow × 3.
 	tmp := make([]float32, src.H*ow*3)
 	for y := range src.H {

@@ -35,7 +35,7 @@ func TestEmbeddedRecipesLoad(t *testing.T) {
 		names = append(names, in.Name)
 		require.NotEmpty(t, in.Description, in.Name)
 	}
-	require.Equal(t, []string{"counting-finetune", "counting-finetune-hf", "counting-finetune-hf-tiny", "counting-finetune-qwen2.5vl", "counting-finetune-qwen2.5vl-tiny", "counting-finetune-tiny", "counting-pretrain", "counting-pretrain-tiny", "exevrm", "exevrm-tiny", "molmobot", "molmobot-mse-tiny", "molmobot-tiny", "pi0", "pi0-tiny", "pi05", "pi05-tiny", "rdvla", "rdvla-tiny", "stts-videoqa", "stts-videoqa-hf", "stts-videoqa-hf-tiny", "stts-videoqa-qwen2.5vl", "stts-videoqa-qwen2.5vl-tiny", "stts-videoqa-tiny", "trajvit2", "trajvit2-tiny", "vivit-baseline", "vivit-baseline-tiny"}, names)
+	require.Equal(t, []string{"counting-finetune", "counting-finetune-hf", "counting-finetune-hf-tiny", "counting-finetune-qwen2.5vl", "counting-finetune-qwen2.5vl-tiny", "counting-finetune-tiny", "counting-pretrain", "counting-pretrain-tiny", "exevrm", "exevrm-tiny", "molmobot", "molmobot-mse-tiny", "molmobot-tiny", "pi0", "pi0-tiny", "pi05", "pi05-tiny", "rdvla", "rdvla-tiny", "smolvla", "smolvla-tiny", "stts-videoqa", "stts-videoqa-hf", "stts-videoqa-hf-tiny", "stts-videoqa-qwen2.5vl", "stts-videoqa-qwen2.5vl-tiny", "stts-videoqa-tiny", "trajvit2", "trajvit2-tiny", "vivit-baseline", "vivit-baseline-tiny"}, names)
 	for _, name := range names {
 		r, err := Load(name, nil)
 		require.NoError(t, err, name)
@@ -220,7 +220,7 @@ func TestRangeEnumCross(t *testing.T) {
 	r.Train.LR = 0.1
 	r.Model.Arch = "vit"
 	r.Data.MaxSize = 0.6
-	require.EqualError(t, Validate(&r), `model.arch: "vit" is not one of vlm, trajvit2, vivit, videovlm, policy, rdvla, pi0, pi05 (did you mean "vlm"?); data.max_size: 0.6 is out of range [0.02, 0.5]`)
+	require.EqualError(t, Validate(&r), `model.arch: "vit" is not one of vlm, trajvit2, vivit, videovlm, policy, rdvla, pi0, pi05, smolvla (did you mean "vlm"?); data.max_size: 0.6 is out of range [0.02, 0.5]`)
 
 	// Task / architecture / eval-set agreement.
 	r = Defaults()
@@ -360,7 +360,7 @@ func TestSettingIgnoredByArch(t *testing.T) {
 	dir := t.TempDir()
 	p := writeFile(t, dir, "rd.yaml", "name: rd\nbase: rdvla-tiny\npolicy:\n  euler_steps: 5\n")
 	_, err := Load(p, nil)
-	require.ErrorContains(t, err, p+":4: policy.euler_steps: is not used by model.arch rdvla (it applies to arch policy, pi0, pi05)")
+	require.ErrorContains(t, err, p+":4: policy.euler_steps: is not used by model.arch rdvla (it applies to arch policy, pi0, pi05, smolvla)")
 	_, err = Load("rdvla-tiny", []string{"policy.head=mse"})
 	require.ErrorContains(t, err, "--set policy.head=mse: policy.head: is not used by model.arch rdvla")
 	_, err = Load("counting-pretrain-tiny", []string{"pruning.method=stts"})

@@ -54,7 +54,7 @@ func TestAdapterCameras(t *testing.T) {
 	}{
 		{AdaptOptions{Cameras: map[string]string{"agentview": "top"}}, `camera agentview=top: the policy has no camera "top" (it reads scene)`},
 		{AdaptOptions{Cameras: map[string]string{"a": "scene", "b": "scene"}}, `cameras "a" and "b" are both mapped to the policy's camera "scene"`},
-		{AdaptOptions{Resize: "squash"}, `resize mode "squash" is not one of pad, crop, stretch`},
+		{AdaptOptions{Resize: "squash"}, `resize mode "squash" is not one of pad, crop, stretch, pad_topleft`},
 		{AdaptOptions{StateDims: []int{0, 1, 2, 3, 4}}, "5 state dims picked ([0 1 2 3 4]), the policy reads 4 state values"},
 		{AdaptOptions{ActionDim: -1}, "action dim must be ≥ 0"},
 		{AdaptOptions{StateDims: []int{0}, NoState: true}, "picked and none at once"},

@@ -21,13 +21,13 @@ import (
 
 // LeRobotExport reports what ExportLeRobot wrote.
 type LeRobotExport struct {
+	Type    string // config.json's "type" (the run's model.arch)
 	Step    int64
 	Tensors int // in model.safetensors
 	Merged  int // LoRA adapters merged into their weights
 }
 
-// ExportLeRobot writes the pi0 (pi05) checkpoint dir as a LeRobot pi0 (pi05) policy directory out
-// (config.json "type" the run's model.arch; the layout
+// ExportLeRobot writes a pi0, pi05 or smolvla checkpoint dir as a LeRobot policy directory of its type out (the layout
 // pi0_lerobot.go reads, as PI0Policy.save_pretrained and the processor pipelines write it):
 // config.json from the recipe and the spec; model.safetensors in float32 under LeRobot's names
 // (LoRA merged; the PaliGemma's lm_head written as its tied embeddings and the expert's unused
@@ -40,8 +40,10 @@ func ExportLeRobot(dir, out string, ema bool) (*LeRobotExport, error) {
 	if err != nil {
 		return nil, err
 	}
-	if _, ok := leRobotPreSteps[r.Model.Arch]; !ok {
-		return nil, fmt.Errorf("export --format lerobot: %s is a model.arch %s run; LeRobot's layout is written for pi0 and pi05", dir, r.Model.Arch)
+	layout, ok := leRobotLayouts[r.Model.Arch]
+	if !ok {
+		return nil, fmt.Errorf("export --format lerobot: %s is a model.arch %s run; LeRobot's layout is written for %s", dir, r.Model.Arch,
+			strings.Join(slices.Sorted(maps.Keys(leRobotLayouts)), ", "))
 	}
 	spec, err := policy.ReadSpec(filepath.Join(dir, policy.SpecFile))
 	if err != nil {
@@ -60,15 +62,13 @@ func ExportLeRobot(dir, out string, ema bool) (*LeRobotExport, error) {
 	if err != nil {
 		return nil, fmt.Errorf("export: %s: %w", dir, err)
 	}
-	res := &LeRobotExport{Step: st.Step, Merged: len(merged)}
+	res := &LeRobotExport{Type: r.Model.Arch, Step: st.Step, Merged: len(merged)}
 
 	named := map[string]*tensors.Tensor{}
-	var embed *tensors.Tensor
-	var expertDim, decoderDim, vocab int
 	for _, name := range slices.Sorted(maps.Keys(weights)) {
 		path := "/" + name
 		t := weights[name]
-		ln, tr := leRobotPi0Name(path, t.Shape().Rank())
+		ln, tr := layout.name(path, t.Shape().Rank())
 		if ln == "" {
 			continue
 		}
@@ -77,20 +77,7 @@ func ExportLeRobot(dir, out string, ema bool) (*LeRobotExport, error) {
 			return nil, fmt.Errorf("export: %s: %w", path, err)
 		}
 		named[ln] = v
-		switch {
-		case strings.HasSuffix(path, "/language_model/embed_tokens/weight"):
-			embed = v
-			vocab, decoderDim = t.Shape().Dimensions[0], t.Shape().Dimensions[1]
-		case path == "/action_in_proj/weights":
-			expertDim = t.Shape().Dimensions[1]
-		}
 	}
-	if embed == nil || expertDim == 0 {
-		return nil, fmt.Errorf("export: %s has no PaliGemma embeddings or action_in_proj: not a %s checkpoint", dir, r.Model.Arch)
-	}
-	named[leRobotPG+"lm_head.weight"] = tensors.FromFlatDataAndDimensions(tensors.MustCopyFlatData[float32](embed), embed.Shape().Dimensions...)
-	named[leRobotExpert+"lm_head.weight"] = tensors.FromFlatDataAndDimensions(make([]float32, vocab*expertDim), vocab, expertDim)
-	res.Tensors = len(named)
 
 	norm := models.Normalization{}
 	get := func(p string) []float32 {
@@ -103,10 +90,11 @@ func ExportLeRobot(dir, out string, ema bool) (*LeRobotExport, error) {
 	if len(norm.ActionOffset) != spec.ActionDim || len(norm.StateOffset) != spec.StateDim {
 		return nil, fmt.Errorf("export: %s: the normalisation variables do not match policy.json's dimensions", dir)
 	}
-	files, err := leRobotPi0Files(r, spec, norm, decoderDim, expertDim)
+	files, err := layout.files(dir, r, spec, norm, named)
 	if err != nil {
 		return nil, err
 	}
+	res.Tensors = len(named)
 	if hasTokenizer(dir) {
 		tok, err := tokenizerFiles(dir)
 		if err != nil {
@@ -150,6 +138,33 @@ func ExportLeRobot(dir, out string, ema bool) (*LeRobotExport, error) {
 	}
 	os.RemoveAll(old)
 	return res, nil
+}
+
+// leRobotLayout is how a family's run is written as a LeRobot policy directory: name maps a reel
+// variable path to its LeRobot tensor name and transform ("" : not written); files completes
+// named (the family's extra tensors) and returns config.json, the pipelines and their state files.
+type leRobotLayout struct {
+	name  func(path string, rank int) (string, string)
+	files func(dir string, r *recipes.Recipe, spec policy.Spec, norm models.Normalization, named map[string]*tensors.Tensor) (map[string][]byte, error)
+}
+
+// leRobotLayouts are the families ExportLeRobot writes, by model.arch (registered by each family's file).
+var leRobotLayouts = map[string]leRobotLayout{
+	"pi0":  {name: leRobotPi0Name, files: leRobotPi0Complete},
+	"pi05": {name: leRobotPi0Name, files: leRobotPi0Complete},
+}
+
+// leRobotPi0Complete adds pi0's (pi05's) tied and unused lm_heads (the PaliGemma's as its
+// embeddings, the expert's as zeros) and writes its files.
+func leRobotPi0Complete(dir string, r *recipes.Recipe, spec policy.Spec, norm models.Normalization, named map[string]*tensors.Tensor) (map[string][]byte, error) {
+	embed, sp := named[leRobotEmbed], named["model.action_in_proj.weight"] // [expert, max_action_dim]
+	if embed == nil || sp == nil {
+		return nil, fmt.Errorf("export: %s has no PaliGemma embeddings or action_in_proj: not a %s checkpoint", dir, r.Model.Arch)
+	}
+	vocab, decoderDim, expertDim := embed.Shape().Dimensions[0], embed.Shape().Dimensions[1], sp.Shape().Dimensions[0]
+	named[leRobotPG+"lm_head.weight"] = tensors.FromFlatDataAndDimensions(tensors.MustCopyFlatData[float32](embed), embed.Shape().Dimensions...)
+	named[leRobotExpert+"lm_head.weight"] = tensors.FromFlatDataAndDimensions(make([]float32, vocab*expertDim), vocab, expertDim)
+	return leRobotPi0Files(r, spec, norm, decoderDim, expertDim)
 }
 
 // reelToLeRobot is a reel variable's value in LeRobot's layout (the inverse of leRobotToReel).
@@ -211,20 +226,10 @@ var leRobotPreSteps = map[string][]string{
 
 // leRobotPi0Files are the JSON files and the normalisation state files of the LeRobot directory.
 func leRobotPi0Files(r *recipes.Recipe, spec policy.Spec, norm models.Normalization, decoderDim, expertDim int) (map[string][]byte, error) {
-	modes := map[string]string{policy.NormMeanStd: "MEAN_STD", policy.NormMinMax: "MIN_MAX", policy.NormQuantiles: "QUANTILES"}
-	mode := modes[spec.Normalization]
-	if mode == "" {
-		return nil, fmt.Errorf("export: policy.json normalization %q has no LeRobot mode", spec.Normalization)
+	inputs, outputs, normMap, err := leRobotFeatures(r, spec)
+	if err != nil {
+		return nil, err
 	}
-	inputs := map[string]leRobotFeature{}
-	for _, c := range spec.Cameras {
-		inputs["observation.images."+c.Name] = leRobotFeature{Type: "VISUAL", Shape: []int{3, r.Model.ImageSize, r.Model.ImageSize}}
-	}
-	if spec.StateDim > 0 {
-		inputs["observation.state"] = leRobotFeature{Type: "STATE", Shape: []int{spec.StateDim}}
-	}
-	outputs := map[string]leRobotFeature{"action": {Type: "ACTION", Shape: []int{spec.ActionDim}}}
-	normMap := map[string]string{"VISUAL": "IDENTITY", "STATE": mode, "ACTION": mode}
 	variant := func(d int) string { // LeRobot sizes by variant; reel reads the sizes from the tensors
 		if d == 1024 {
 			return "gemma_300m"
@@ -283,6 +288,30 @@ func leRobotPi0Files(r *recipes.Recipe, spec policy.Spec, norm models.Normalizat
 		{RegistryName: "absolute_actions_processor", Config: map[string]any{"enabled": false}},
 		{RegistryName: "device_processor", Config: map[string]any{"device": "cpu", "float_dtype": nil}},
 	}}
+	return leRobotDirFiles(spec, norm, cfg, pre, post, preState, postState)
+}
+
+// leRobotFeatures are a run's input and output features (PolicyFeature) and normalisation mapping.
+func leRobotFeatures(r *recipes.Recipe, spec policy.Spec) (inputs, outputs map[string]leRobotFeature, normMap map[string]string, err error) {
+	modes := map[string]string{policy.NormMeanStd: "MEAN_STD", policy.NormMinMax: "MIN_MAX", policy.NormQuantiles: "QUANTILES"}
+	mode := modes[spec.Normalization]
+	if mode == "" {
+		return nil, nil, nil, fmt.Errorf("export: policy.json normalization %q has no LeRobot mode", spec.Normalization)
+	}
+	inputs = map[string]leRobotFeature{}
+	for _, c := range spec.Cameras {
+		inputs["observation.images."+c.Name] = leRobotFeature{Type: "VISUAL", Shape: []int{3, r.Model.ImageSize, r.Model.ImageSize}}
+	}
+	if spec.StateDim > 0 {
+		inputs["observation.state"] = leRobotFeature{Type: "STATE", Shape: []int{spec.StateDim}}
+	}
+	outputs = map[string]leRobotFeature{"action": {Type: "ACTION", Shape: []int{spec.ActionDim}}}
+	return inputs, outputs, map[string]string{"VISUAL": "IDENTITY", "STATE": mode, "ACTION": mode}, nil
+}
+
+// leRobotDirFiles are config.json, the two pipelines and their statistics (norm in the mode of
+// spec) in the state files the pipelines name.
+func leRobotDirFiles(spec policy.Spec, norm models.Normalization, cfg any, pre, post leRobotPipeline, preState, postState string) (map[string][]byte, error) {
 	// reel's affine map back to the mode's statistics (the inverse of leRobotPi0.normalization).
 	names := leRobotStatNames[spec.Normalization]
 	stats := func(key string, off, scale []float32, into map[string]*tensors.Tensor) {

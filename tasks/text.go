@@ -18,6 +18,8 @@ type textCodec struct {
 	tok   text.Tokenizer
 	shift int
 	files map[string][]byte // the tokenizer's files, copied into checkpoints
+	// newline ends every text with "\n" before encoding (LeRobot's NewLineTaskProcessorStep).
+	newline bool
 }
 
 func newTextCodec(path string, words *text.Vocab) (*textCodec, error) {
@@ -46,6 +48,9 @@ func (c *textCodec) size() int { return c.tok.VocabSize() + c.shift }
 
 // encode returns the ids of s (no special tokens).
 func (c *textCodec) encode(s string) []int {
+	if c.newline && !strings.HasSuffix(s, "\n") {
+		s += "\n"
+	}
 	ids := c.tok.Encode(s)
 	if c.shift != 0 {
 		for i := range ids {

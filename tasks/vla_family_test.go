@@ -20,7 +20,8 @@ func TestVLAFamiliesByArch(t *testing.T) {
 		want      models.Policy
 		recurrent bool
 	}{{"molmobot-tiny", models.MolmoBotPolicy{}, false}, {"molmobot-mse-tiny", models.MolmoBotPolicy{}, false},
-		{"rdvla-tiny", models.RDVLAPolicy{}, true}, {"pi0-tiny", models.Pi0Policy{}, false}, {"pi05-tiny", models.Pi05Policy{}, false}} {
+		{"rdvla-tiny", models.RDVLAPolicy{}, true}, {"pi0-tiny", models.Pi0Policy{}, false}, {"pi05-tiny", models.Pi05Policy{}, false},
+		{"smolvla-tiny", models.SmolVLAPolicy{}, false}} {
 		r, err := recipes.Load(c.recipe, nil)
 		require.NoError(t, err)
 		task, err := NewVLA(r)
@@ -32,9 +33,9 @@ func TestVLAFamiliesByArch(t *testing.T) {
 	}
 	r, err := recipes.Load("molmobot-tiny", nil)
 	require.NoError(t, err)
-	r.Model.Arch = "openvla"
+	r.Model.Arch = "nosuch"
 	_, err = NewVLA(r)
-	require.EqualError(t, err, `model.arch: "openvla" is not a policy family (want pi0, pi05, policy, rdvla)`)
+	require.ErrorContains(t, err, `model.arch: "nosuch" is not a policy family (want pi0, policy, rdvla, `)
 }
 
 // pi05's prompt carries the state: the task encodes "Task: …, State: …;\nAction: " with the state

@@ -27,13 +27,13 @@ writes a transformers model directory (config.json, model.safetensors under the 
 checkpoint's tensor names, shapes and dtypes with the LoRA adapters merged, W + (alpha/r)·B·A,
 and the tokenizer and preprocessor files copied); --format peft writes the LoRA adapters as a
 PEFT adapter (adapter_config.json, adapter_model.safetensors). Variables without a transformers
-name are written as "reel." + their path with "/" → ".". A pi0 (pi05) run exports with --format lerobot
-as a LeRobot pi0 (pi05) policy directory (config.json, model.safetensors under LeRobot's names, the
+name are written as "reel." + their path with "/" → ".". A pi0, pi05 or smolvla run exports with
+--format lerobot as a LeRobot policy directory of its type (config.json, model.safetensors under LeRobot's names, the
 processor pipelines with the run's normalisation statistics; docs/lerobot-policies.md).`
 
 func cmdExport(args []string) error {
 	fs := newFlags("export")
-	format := fs.String("format", "safetensors", "output format: safetensors, hf (a Hugging Face model directory, LoRA merged), peft (a PEFT LoRA adapter directory) or lerobot (a pi0 or pi05 run as a LeRobot policy directory)")
+	format := fs.String("format", "safetensors", "output format: safetensors, hf (a Hugging Face model directory, LoRA merged), peft (a PEFT LoRA adapter directory) or lerobot (a pi0, pi05 or smolvla run as a LeRobot policy directory)")
 	out := fs.String("out", "", "output file (default: CHECKPOINT_DIR/model.safetensors; for hf and peft a directory, default CHECKPOINT_DIR/hf or CHECKPOINT_DIR/peft)")
 	backend := fs.String("backend", "", "backend that builds the architecture's graph for hf and peft (default: automatic)")
 	ema := fs.Bool("ema", false, "export the moving average of the weights (runs trained with train.ema)")
@@ -59,7 +59,7 @@ func cmdExport(args []string) error {
 		if err != nil {
 			return err
 		}
-		fmt.Printf("wrote %d tensors of %s (step %d, %d LoRA adapters merged) as a LeRobot policy directory to %s\n", res.Tensors, dir, res.Step, res.Merged, *out)
+		fmt.Printf("wrote %d tensors of %s (step %d, %d LoRA adapters merged) as a LeRobot %s policy directory to %s\n", res.Tensors, dir, res.Step, res.Merged, res.Type, *out)
 		return nil
 	}
 	if *format != "safetensors" {
