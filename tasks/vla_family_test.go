@@ -35,7 +35,7 @@ func TestVLAFamiliesByArch(t *testing.T) {
 	require.NoError(t, err)
 	r.Model.Arch = "nosuch"
 	_, err = NewVLA(r)
-	require.ErrorContains(t, err, `model.arch: "nosuch" is not a policy family (want pi0, policy, rdvla, `)
+	require.EqualError(t, err, `model.arch: "nosuch" is not a policy family (want pi0, pi05, policy, rdvla, smolvla)`)
 }
 
 // pi05's prompt carries the state: the task encodes "Task: …, State: …;\nAction: " with the state
