@@ -30,12 +30,13 @@ type HFRow struct {
 }
 
 // HFConfig is `reel bench hf`: the training step (forward, backward, AdamW) of random-weight
-// Hugging Face architectures at the shapes of SmolLM2-135M and the SigLIP-B/16 vision tower, in
-// reel and in PyTorch (hf_torch.py), alternating runs.
+// Hugging Face architectures at the shapes of SmolLM2-135M, the SigLIP-B/16 vision tower and
+// Qwen2.5-VL-3B with fewer layers (QwenVLBenchConfig), in reel and in PyTorch (hf_torch.py),
+// alternating runs.
 type HFConfig struct {
-	Model     string // llama, siglip or all
+	Model     string // llama, siglip, qwenvl or all
 	Batch     int
-	Seq       int // llama: tokens per sequence
+	Seq       int // llama: tokens per sequence; qwenvl: text tokens after the image
 	Runs      int // alternating reel / PyTorch runs
 	Steps     int // timed steps per run
 	Precision string
@@ -66,8 +67,17 @@ func RunHF(c HFConfig) ([]HFRow, error) {
 			Script: "bench/hf_torch.py", Args: []string{"siglip", strconv.Itoa(m.ImageSize), strconv.Itoa(m.PatchSize),
 				strconv.Itoa(m.Hidden), strconv.Itoa(m.Intermediate), strconv.Itoa(m.Layers), strconv.Itoa(m.Heads), "10", strconv.Itoa(c.Batch)}})
 	}
+	if c.Model == "qwenvl" || c.Model == "all" {
+		m, image := QwenVLBenchConfig(), 168 // 12×12 patches: 6×6 merged tokens in windows of 4×4, 4×2, 2×4, 2×2
+		v, tc := m.Vision, m.Text
+		jobs = append(jobs, Job{Name: "qwen2.5vl-3b-2+2", Tokens: image*image/(v.PatchSize*v.PatchSize*v.MergeSize*v.MergeSize) + 2 + c.Seq, Batch: c.Batch,
+			Task: NewQwenVLBench(m, c.Batch, image, c.Seq, 1), Script: "bench/hf_torch.py", Args: []string{"qwen2_5_vl",
+				strconv.Itoa(v.Depth), strconv.Itoa(v.Hidden), strconv.Itoa(v.Intermediate), strconv.Itoa(v.Heads), strconv.Itoa(v.WindowSize),
+				strconv.Itoa(tc.VocabSize), strconv.Itoa(tc.Hidden), strconv.Itoa(tc.Intermediate), strconv.Itoa(tc.Layers), strconv.Itoa(tc.Heads),
+				strconv.Itoa(tc.KVHeads), strconv.Itoa(tc.HeadDim), strconv.Itoa(image), strconv.Itoa(c.Batch), strconv.Itoa(c.Seq)}})
+	}
 	if len(jobs) == 0 {
-		return nil, usage.Errorf("bench hf: --model %q (want llama, siglip or all)", c.Model)
+		return nil, usage.Errorf("bench hf: --model %q (want llama, siglip, qwenvl or all)", c.Model)
 	}
 	b, info, err := backends.Select(c.Backend)
 	if err != nil {

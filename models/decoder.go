@@ -96,7 +96,7 @@ func Decoder(scope *model.Scope, cfg DecoderConfig, x, positions, prefix *Node, 
 	if cfg.LocalRope.Theta > 0 {
 		cosL, sinL = RopeCosSin(cfg.LocalRope, positions)
 	}
-	return decoderLayers(scope, cfg, x, cosG, sinG, cosL, sinL, prefix, cache, nil)
+	return decoderLayers(scope, cfg, x, cosG, sinG, cosL, sinL, prefix, nil, cache, nil)
 }
 
 // DecoderRotary is Decoder with the rotary cos and sin [B, T, head_dim] given (every layer's):
@@ -107,12 +107,36 @@ func DecoderRotary(scope *model.Scope, cfg DecoderConfig, x, cos, sin, prefix *N
 	if cfg.ScaleInputs {
 		x = MulScalar(x, float64(float32(math.Sqrt(float64(cfg.Hidden)))))
 	}
-	return decoderLayers(scope, cfg, x, cos, sin, cos, sin, prefix, cache, after)
+	return decoderLayers(scope, cfg, x, cos, sin, cos, sin, prefix, nil, cache, after)
+}
+
+// DecoderRotaryKeys is DecoderRotary (causal, no cache) with keys [B, T] (bool, or nil: all
+// true): a token marked false is hidden as a key from every other token in every layer (it
+// still attends to itself, so that its row stays finite; no other output depends on it). The
+// other tokens' outputs are those of the sequence without the hidden ones at unchanged
+// positions — how a batch of pruned sequences of different lengths runs in one graph.
+func DecoderRotaryKeys(scope *model.Scope, cfg DecoderConfig, x, cos, sin, keys *Node, after func(i int, h *Node) *Node) *Node {
+	if cfg.ScaleInputs {
+		x = MulScalar(x, float64(float32(math.Sqrt(float64(cfg.Hidden)))))
+	}
+	return decoderLayers(scope, cfg, x, cos, sin, cos, sin, nil, keys, nil, after)
+}
+
+// hideKeys restricts the visibility mask vis [B, T, T] to the keys marked true in keys [B, T]
+// and each token itself.
+func hideKeys(vis, keys *Node) *Node {
+	if keys == nil {
+		return vis
+	}
+	d := vis.Shape().Dimensions
+	g := vis.Graph()
+	self := Equal(Iota(g, shapesInt32(d[1], d[2]), 0), Iota(g, shapesInt32(d[1], d[2]), 1))
+	return LogicalAnd(vis, LogicalOr(BroadcastToDims(InsertAxes(keys, 1), d...), BroadcastToDims(InsertAxes(self, 0), d...)))
 }
 
 // decoderLayers runs the layers and the final norm with the global and sliding layers' rotary
 // tables.
-func decoderLayers(scope *model.Scope, cfg DecoderConfig, x, cosG, sinG, cosL, sinL, prefix *Node, cache *KVCache, after func(int, *Node) *Node) *Node {
+func decoderLayers(scope *model.Scope, cfg DecoderConfig, x, cosG, sinG, cosL, sinL, prefix, keys *Node, cache *KVCache, after func(int, *Node) *Node) *Node {
 	g := x.Graph()
 	b, t := x.Shape().Dimensions[0], x.Shape().Dimensions[1]
 	tk := t
@@ -120,14 +144,14 @@ func decoderLayers(scope *model.Scope, cfg DecoderConfig, x, cosG, sinG, cosL, s
 	if cache != nil {
 		tk, start = cache.K[0].Shape().Dimensions[1], cache.Start
 	}
-	full := VisibleMask(g, b, t, tk, start, prefix, 0)
+	full := hideKeys(VisibleMask(g, b, t, tk, start, prefix, 0), keys)
 	var sliding *Node
 	layers := scope.In("layers")
 	for i := range cfg.Layers {
 		mask, cos, sin := full, cosG, sinG
 		if cfg.LayerSliding(i) {
 			if sliding == nil {
-				sliding = VisibleMask(g, b, t, tk, start, prefix, cfg.SlidingWindow)
+				sliding = hideKeys(VisibleMask(g, b, t, tk, start, prefix, cfg.SlidingWindow), keys)
 			}
 			mask, cos, sin = sliding, cosL, sinL
 		}

@@ -53,6 +53,7 @@ type ExeVRM struct {
 	pool  []rewardEpisode // training episodes
 	base  frameDiffRule   // the frame-difference baseline, tuned on pool
 	err   error
+	qwen  *exeVRMQwen // model.pretrained: a Qwen3-VL reward model (nil: reel's video VLM)
 }
 
 // rewardEpisode is one labelled execution video at the model's image size.
@@ -81,10 +82,13 @@ func NewExeVRM(r *recipes.Recipe) (*ExeVRM, error) {
 	if d.Source != "synthetic" && d.Source != "lerobot" {
 		return nil, fmt.Errorf("data.source: task exevrm trains on synthetic reward episodes or a LeRobot dataset with success labels (got %s)", d.Source)
 	}
-	if m.Pretrained != "" {
-		return nil, fmt.Errorf("model.pretrained: task exevrm trains reel's own video VLM; a pretrained VLM (e.g. Qwen3-VL) as the reward model is not supported yet (unset model.pretrained)")
-	}
 	t := &ExeVRM{r: r, vocab: exeVRMVocab(), micro: r.Train.BatchSize / r.Train.GradAccum}
+	if m.Pretrained != "" { // a Qwen3-VL as the reward model (exevrm_qwen.go)
+		var err error
+		if t.qwen, err = newExeVRMQwen(r, t.vocab); err != nil {
+			return nil, err
+		}
+	}
 	t.yes, t.no = t.vocab.ID("true"), t.vocab.ID("false")
 	t.cfg = models.VideoVLMConfig{
 		Vision: models.ViTConfig{ImageSize: m.ImageSize, PatchSize: m.PatchSize, Dim: m.VisionDim, Layers: m.VisionLayers,
@@ -290,14 +294,13 @@ func (t *ExeVRM) MicroBatch(i int64) ([]*tensors.Tensor, error) {
 			break
 		}
 	}
-	return videoVLMInputs(t.r, videoSelector(t.r), data.VocabQA(t.vocab), videos, qa, seedFor(t.r.Train.Seed, "random-rank", i))
+	return t.inputs(videos, qa, seedFor(t.r.Train.Seed, "random-rank", i))
 }
 
 // Loss implements train.Task: the answer's cross-entropy (+ aux_weight · STTS auxiliary loss).
 func (t *ExeVRM) Loss(scope *model.Scope, in []*Node) *Node {
-	b := train.Bind[VideoQABatch](in)
-	logits, aux := videoVLMForward(scope, t.r, t.cfg, b)
-	loss := losses.MaskedCrossEntropy(logits, b.Targets, b.Mask)
+	logits, targets, mask, aux := t.forward(scope, in)
+	loss := losses.MaskedCrossEntropy(logits, targets, mask)
 	if aux != nil {
 		loss = Add(loss, MulScalar(aux, t.r.Pruning.AuxWeight))
 	}
@@ -307,9 +310,8 @@ func (t *ExeVRM) Loss(scope *model.Scope, in []*Node) *Node {
 // Score is the reward model's evidence for success of each clip [B]: logit("true") −
 // logit("false") at the answer position (the first position b.Mask marks), so that log σ(score)
 // is the log-probability of success with the answer restricted to true/false.
-func (t *ExeVRM) Score(scope *model.Scope, b VideoQABatch) *Node {
-	logits, _ := videoVLMForward(scope, t.r, t.cfg, b)
-	mask := b.Mask // [B, L]
+func (t *ExeVRM) Score(scope *model.Scope, in []*Node) *Node {
+	logits, _, mask, _ := t.forward(scope, in) // mask [B, L]
 	l := mask.Shape().Dimensions[1]
 	prev := Concatenate([]*Node{ZerosLike(Slice(mask, AxisRange(), AxisRange(0, 1))), Slice(mask, AxisRange(), AxisRange(0, l-1))}, 1)
 	first := Mul(mask, OneMinus(prev)) // one-hot of the answer position
@@ -319,7 +321,27 @@ func (t *ExeVRM) Score(scope *model.Scope, b VideoQABatch) *Node {
 
 // EvalGraph implements train.Task: the success score of each clip.
 func (t *ExeVRM) EvalGraph(scope *model.Scope, in []*Node) []*Node {
-	return []*Node{t.Score(scope, train.Bind[VideoQABatch](in))}
+	return []*Node{t.Score(scope, in)}
+}
+
+// forward runs the reward model on a batch of t.inputs: the logits [B, L, V], the targets and
+// the answer mask [B, L], and STTS's auxiliary loss (nil without).
+func (t *ExeVRM) forward(scope *model.Scope, in []*Node) (logits, targets, mask, aux *Node) {
+	if t.qwen != nil {
+		b := train.Bind[exeVRMQwenBatch](in)
+		return t.qwen.forward(scope, b), b.Targets, b.Mask, nil
+	}
+	b := train.Bind[VideoQABatch](in)
+	logits, aux = videoVLMForward(scope, t.r, t.cfg, b)
+	return logits, b.Targets, b.Mask, aux
+}
+
+// inputs lays out clips and their question/answer pairs as the graph's inputs.
+func (t *ExeVRM) inputs(videos [][]float32, qa [][2]string, rankSeed uint64) ([]*tensors.Tensor, error) {
+	if t.qwen != nil {
+		return t.qwen.inputs(videos, qa)
+	}
+	return videoVLMInputs(t.r, videoSelector(t.r), data.VocabQA(t.vocab), videos, qa, rankSeed)
 }
 
 // EvalSets implements train.Task.
@@ -370,7 +392,7 @@ func (t *ExeVRM) buildEvalSet() (train.EvalData, error) {
 			videos[n] = ep.clip(keyframes(ep.T-1, k)[it.j], k, m.ImageSize)
 			qa[n] = [2]string{ExeVRMQuestion(ep.task), "true"}
 		}
-		return videoVLMInputs(t.r, videoSelector(t.r), data.VocabQA(t.vocab), videos, qa, seedFor(t.r.Eval.Seed, "eval-rank", int64(start)))
+		return t.inputs(videos, qa, seedFor(t.r.Eval.Seed, "eval-rank", int64(start)))
 	})
 	if err != nil {
 		return nil, fmt.Errorf("eval set reward: %w", err)
@@ -584,5 +606,5 @@ func (t *ExeVRM) ClipInputs(instructions []string, frames [][]policy.Image) ([]*
 		}
 		videos[i], qa[i] = v, [2]string{ExeVRMQuestion(instructions[i]), "true"}
 	}
-	return videoVLMInputs(t.r, videoSelector(t.r), data.VocabQA(t.vocab), videos, qa, 0)
+	return t.inputs(videos, qa, 0)
 }

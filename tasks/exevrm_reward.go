@@ -63,7 +63,7 @@ func OpenExeVRMReward(backend compute.Backend, dir string) (reward.Model, error)
 	}
 	loaded := checkpoints.Paths(store)
 	exec, err := train.NewInference(backend, store, r.Train, func(scope *model.Scope, in []*Node) []*Node {
-		return []*Node{t.Score(scope, train.Bind[VideoQABatch](in))}
+		return []*Node{t.Score(scope, in)}
 	})
 	if err != nil {
 		return nil, err

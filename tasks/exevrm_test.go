@@ -2,6 +2,7 @@ package tasks
 
 import (
 	"math"
+	"strings"
 	"testing"
 
 	"github.com/gomlx/gomlx/core/tensors"
@@ -140,11 +141,66 @@ func TestExeVRMPositiveShare(t *testing.T) {
 	require.Equal(t, 1.0, count(1))
 }
 
-// TestExeVRMRefusesPretrained: model.pretrained is not silently ignored by task exevrm (which
-// trains reel's own video VLM): one error naming the field.
-func TestExeVRMRefusesPretrained(t *testing.T) {
-	r, err := recipes.Load("exevrm-tiny", []string{"model.pretrained=../hf/testdata/qwen3vl-tiny"})
+// TestExeVRMQwen3VLSetup: model.pretrained must be a Qwen3-VL with spatiotemporal or no pruning
+// (one error naming the field); the spatiotemporal rules keep a different number of merged
+// tokens per clip (a flat clip keeps what its first frame has beside the uniform background, a
+// clip changing everywhere keeps more), none keeps all; the prompt is one vision block per
+// temporal patch.
+func TestExeVRMQwen3VLSetup(t *testing.T) {
+	r, err := recipes.Load("exevrm-qwen3vl-tiny", []string{"pruning.method=stts"})
 	require.NoError(t, err)
 	_, err = NewExeVRM(r)
-	require.ErrorContains(t, err, "model.pretrained: task exevrm trains reel's own video VLM")
+	require.ErrorContains(t, err, "pruning.method: \"stts\" with a Qwen3-VL reward model")
+	r, err = recipes.Load("exevrm-qwen3vl-tiny", nil)
+	require.NoError(t, err)
+	q25, err := recipes.Load("stts-videoqa-qwen2.5vl-tiny", nil)
+	require.NoError(t, err)
+	r.Model.HFConfig = strings.ReplaceAll(q25.Model.HFConfig, "123, \"vision_end_token_id\": 124, \"image_token_id\": 125, \"video_token_id\": 126", "124, \"vision_end_token_id\": 125, \"image_token_id\": 126, \"video_token_id\": 127")
+	_, err = NewExeVRM(r)
+	require.ErrorContains(t, err, "model.pretrained: task exevrm runs a Qwen3-VL reward model")
+
+	for _, method := range []string{"spatiotemporal", "none"} {
+		r, err = recipes.Load("exevrm-qwen3vl-tiny", []string{"pruning.method=" + method})
+		require.NoError(t, err)
+		task, err := NewExeVRM(r)
+		require.NoError(t, err)
+		q := task.qwen
+		require.NotNil(t, q)
+		s, f := r.Model.ImageSize, r.Model.Frames
+		require.Equal(t, 3*(1+16+1), len(q.prompt.prefix)) // 3 temporal patches of 4×4 tokens
+		flat := make([]float32, f*s*s*3)
+		for i := range flat {
+			flat[i] = 0.5
+		}
+		for y := range 8 { // an 8×8 square (one merged token) in the first frame's corner
+			for x := range 8 {
+				for c := range 3 {
+					flat[(y*s+x)*3+c] = 0.9
+				}
+			}
+		}
+		noisy := make([]float32, len(flat))
+		for i := range noisy {
+			noisy[i] = float32((i*7919)%251) / 251
+		}
+		keep := q.keep([][]float32{flat, noisy})
+		count := func(k []bool) (n int) {
+			for _, x := range k {
+				if x {
+					n++
+				}
+			}
+			return n
+		}
+		require.Len(t, keep[0], 48)
+		if method == "none" {
+			require.Equal(t, []int{48, 48}, []int{count(keep[0]), count(keep[1])})
+			continue
+		}
+		// The flat clip: the grey background is one component of 15 tokens (> 10: dropped), the
+		// corner token kept in frame 0 and then unchanged (cosine 1): 1 token.
+		require.Equal(t, 1, count(keep[0]))
+		require.True(t, keep[0][0])
+		require.Equal(t, 48, count(keep[1]))
+	}
 }

@@ -207,16 +207,16 @@ func benchServe(args []string) error {
 func benchHF(args []string) error {
 	fs := newFlags("bench hf")
 	c := bench.HFConfig{Log: logf}
-	fs.StringVar(&c.Model, "model", "all", "llama (SmolLM2-135M-shaped), siglip (SigLIP-B/16 vision tower) or all")
+	fs.StringVar(&c.Model, "model", "all", "llama (SmolLM2-135M-shaped), siglip (SigLIP-B/16 vision tower), qwenvl (Qwen2.5-VL-3B's shapes, 2 tower blocks + 2 decoder layers) or all")
 	fs.IntVar(&c.Batch, "batch", 1, "batch size")
-	fs.IntVar(&c.Seq, "seq", 128, "llama: tokens per sequence")
+	fs.IntVar(&c.Seq, "seq", 128, "llama: tokens per sequence; qwenvl: text tokens after the image")
 	fs.IntVar(&c.Runs, "runs", 3, "alternating reel / PyTorch runs; the best of each is compared")
 	fs.IntVar(&c.Steps, "steps", 3, "timed steps per run (after 2 warm-up steps)")
 	fs.StringVar(&c.Precision, "precision", "f32", "f32 or bf16 (reel: train.precision; PyTorch: autocast)")
 	fs.StringVar(&c.Python, "python", "auto", "Python with torch for the reference (auto: /usr/bin/python3, then python3; \"\" to skip)")
 	fs.StringVar(&c.Backend, "backend", "", `compute backend (default: $GOMLX_BACKEND, else auto)`)
 	asJSON := fs.Bool("json", false, "print JSON instead of a table")
-	fs.Usage = usageFunc(fs, "Usage: reel bench hf [flags]\n\nTraining-step time (forward, backward, AdamW) of random-weight Hugging Face architectures at the\nshapes of SmolLM2-135M (LlamaForCausalLM) and the SigLIP-B/16 vision tower, in reel and in PyTorch\n(bench/hf_torch.py), alternating runs; prints the best step time of each, the runs' spread, the\nratio reel / PyTorch and MFU.")
+	fs.Usage = usageFunc(fs, "Usage: reel bench hf [flags]\n\nTraining-step time (forward, backward, AdamW) of random-weight Hugging Face architectures at the\nshapes of SmolLM2-135M (LlamaForCausalLM), the SigLIP-B/16 vision tower and Qwen2.5-VL-3B (vision\ntower + decoder, 2 + 2 layers), in reel and in PyTorch (bench/hf_torch.py), alternating runs; prints the best step time of each, the runs' spread, the\nratio reel / PyTorch and MFU.")
 	if err := parse(fs, args); err != nil {
 		return err
 	}

@@ -121,3 +121,36 @@ func TestExeVRMTrainEval(t *testing.T) {
 	msg = requireUserError(t, reel(t, dir, "train", "exevrm-tiny", "--set", "model.max_text_len=8"), 1)
 	require.Contains(t, msg, "model.max_text_len")
 }
+
+// TestExeVRMQwen3VLTrainEval trains exevrm-qwen3vl-tiny (a random Qwen3-VL with the paper's
+// spatiotemporal pruning, pruned tokens hidden in its tower and decoder) a few steps from the CLI
+// and evaluates it: accuracy, precision and recall beside the frame-difference baseline, as task
+// exevrm reports them; the run opens as a reward model.
+func TestExeVRMQwen3VLTrainEval(t *testing.T) {
+	if testing.Short() {
+		t.Skip("trains a tiny reward model")
+	}
+	dir := t.TempDir()
+	r := reel(t, dir, "train", "exevrm-qwen3vl-tiny", "--out", "run", "--set", "train.steps=3", "--set", "train.batch_size=4",
+		"--set", "data.episodes=9", "--set", "eval.episodes=6", "--set", "eval.batch_size=16", "--set", "model.frames=4")
+	requireOK(t, r)
+	require.Contains(t, r.stderr, "reward/accuracy=")
+	r = reel(t, dir, "eval", "run")
+	requireOK(t, r)
+	var res evaluate.Result
+	require.NoError(t, json.Unmarshal([]byte(r.stdout), &res))
+	for _, k := range []string{"accuracy", "precision", "recall", "f1", "attribution_error"} {
+		require.Contains(t, res.Metrics, "reward/"+k)
+		require.Contains(t, res.Metrics, "reward/baseline_"+k)
+	}
+	require.Regexp(t, `(?m)^ +accuracy +[0-9.]+ +[0-9.]+$`, r.stderr)
+
+	b, _, err := backends.Select("")
+	require.NoError(t, err)
+	m, err := tasks.OpenExeVRMReward(b, filepath.Join(dir, "run"))
+	require.NoError(t, err)
+	defer m.Close()
+	lp, err := m.LogPTrue([]reward.Clip{{Instruction: "pick up the red square", Frames: []policy.Image{policy.NewImage(32, 32), policy.NewImage(32, 32)}}})
+	require.NoError(t, err)
+	require.Less(t, lp[0], 0.0)
+}
