@@ -107,7 +107,8 @@ func RunPi0Latency(c Pi0LatencyConfig) ([]Pi0LatencyRow, error) {
 		return nil, err
 	}
 	e, err := model.NewExecCanonical(b, store, func(scope *model.Scope, g *Graph, in []*Node) []*Node {
-		return []*Node{models.Pi0Sample(scope, cfg, in[0], in[1], in[2], in[3], true)}
+		b := train.Bind[pi0SampleInputs](in)
+		return []*Node{models.Pi0Sample(scope, cfg, b.Images, b.Tokens, b.State, b.Noise, true)}
 	}, -1, -1, false, true, true)
 	if err != nil {
 		return nil, err
@@ -243,4 +244,9 @@ func WritePi0Latency(w io.Writer, rows []Pi0LatencyRow) {
 		fmt.Fprintf(w, "%-8s %-8s %-10s %-20s %s\n", r.Impl, fmt.Sprintf("%d+%dv", r.Layers, r.VisionLayers), fmt.Sprintf("%.2fB", float64(r.Params)/1e9),
 			fmt.Sprintf("%.2f (±%.0f%%)", r.ChunkS, 100*r.Spread), strings.Join(loads, " "))
 	}
+}
+
+// pi0SampleInputs are the inputs of one pi0 chunk (models.Pi0Sample), in order.
+type pi0SampleInputs struct {
+	Images, Tokens, State, Noise *Node
 }

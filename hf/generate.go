@@ -174,11 +174,12 @@ type stepBatch struct {
 
 // bindStep binds a generation step's positional inputs: ids, start, prefix, the layers K caches,
 // the layers V caches, then optionally the pixels.
-func bindStep(in []*Node, layers int) stepBatch {
-	b := stepBatch{IDs: in[0], Prefix: in[2],
-		Cache: &models.KVCache{Start: in[1], K: slices.Clone(in[3 : 3+layers]), V: slices.Clone(in[3+layers : 3+2*layers])}}
-	if len(in) > 3+2*layers {
-		b.Pixels = in[3+2*layers]
+func bindStep(nodes []*Node, layers int) stepBatch {
+	ids, start, prefix, caches := nodes[0], nodes[1], nodes[2], nodes[3:]
+	b := stepBatch{IDs: ids, Prefix: prefix,
+		Cache: &models.KVCache{Start: start, K: slices.Clone(caches[:layers]), V: slices.Clone(caches[layers : 2*layers])}}
+	if rest := caches[2*layers:]; len(rest) > 0 {
+		b.Pixels = rest[0]
 	}
 	return b
 }

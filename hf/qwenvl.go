@@ -226,11 +226,12 @@ func (m *Model) QwenVisionEmbeds(backend compute.Backend, patches *tensors.Tenso
 	}()
 	exec, err := model.NewExecCanonical(backend, m.Store, func(scope *model.Scope, g *model.Graph, in []*model.Node) []*model.Node {
 		vis := models.WithInit(scope).At("model").In("visual")
+		patches := in[len(in)-1] // the one input: pixel patches [N, C·T·P·P]
 		if q.Vision.Arch == models.Qwen3VL {
-			f, d := models.Qwen3VisionTower(vis, q.Vision, in[0], grids)
+			f, d := models.Qwen3VisionTower(vis, q.Vision, patches, grids)
 			return append([]*model.Node{f}, d...)
 		}
-		return []*model.Node{models.QwenVisionTower(vis, q.Vision, in[0], grids)}
+		return []*model.Node{models.QwenVisionTower(vis, q.Vision, patches, grids)}
 	}, -1, -1, false, true, true)
 	if err != nil {
 		return nil, nil, err
