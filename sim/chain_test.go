@@ -111,6 +111,9 @@ func TestChainWorlds(t *testing.T) {
 		if got := resolveChain(t, w); got != w.target {
 			t.Fatalf("seed %d: %q resolves to object %d, the task's target is %d", i, w.Instruction(), got, w.target)
 		}
+		if f := FamilyOf(w.Instruction()); f != FamilyChain {
+			t.Fatalf("seed %d: FamilyOf(%q) = %q", i, w.Instruction(), f)
+		}
 		h := ChainHops(w.Instruction())
 		if h < 1 || h > ChainMaxHops {
 			t.Fatalf("seed %d: %q has %d hops", i, w.Instruction(), h)
@@ -149,6 +152,9 @@ func TestChainWordsKnown(t *testing.T) {
 		w, err := NewWorld(cfg, TrainSeed(5, int64(i)))
 		if err != nil {
 			t.Fatal(err)
+		}
+		if f := FamilyOf(w.Instruction()); f != w.Family() {
+			t.Fatalf("FamilyOf(%q) = %q, the world's family is %q", w.Instruction(), f, w.Family())
 		}
 		for _, word := range strings.Fields(w.Instruction()) {
 			if !slices.Contains(Words(), word) {
