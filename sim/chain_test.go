@@ -1,6 +1,7 @@
 package sim
 
 import (
+	"fmt"
 	"math"
 	"slices"
 	"sort"
@@ -161,5 +162,34 @@ func TestChainWordsKnown(t *testing.T) {
 				t.Fatalf("%q: word %q not in Words()", w.Instruction(), word)
 			}
 		}
+	}
+}
+
+// Evaluation results split chain worlds by hop count, and the split adds up to the family.
+func TestChainSummaryByHops(t *testing.T) {
+	cfg := DefaultConfig()
+	cfg.Families = []string{"pick", FamilyChain}
+	var worlds []*World
+	want := map[string]int{}
+	for i := range 60 {
+		w, err := NewWorld(cfg, EvalSeed(1, int64(i)))
+		if err != nil {
+			t.Fatal(err)
+		}
+		worlds = append(worlds, w)
+		if w.Family() == FamilyChain {
+			want[fmt.Sprintf("chain_%dhop", ChainHops(w.Instruction()))]++
+		}
+	}
+	res := summarize(worlds)
+	sum := 0
+	for k, n := range want {
+		if res.Families[k].N != n {
+			t.Errorf("%s: n = %d, want %d", k, res.Families[k].N, n)
+		}
+		sum += n
+	}
+	if res.Families[FamilyChain].N != sum || res.N != len(worlds) {
+		t.Errorf("chain n = %d (hops sum %d), all n = %d of %d", res.Families[FamilyChain].N, sum, res.N, len(worlds))
 	}
 }
