@@ -197,6 +197,13 @@ func familyLine(f map[string]sim.FamilyResult) string {
 	return keyedLine(f, func(k string, r sim.FamilyResult) string { return fmt.Sprintf("%s %.2f (n=%d)", k, r.Success, r.N) })
 }
 
+// familyIntervals is each family's success with its 95% Wilson interval.
+func familyIntervals(f map[string]sim.FamilyResult) string {
+	return keyedLine(f, func(k string, r sim.FamilyResult) string {
+		return fmt.Sprintf("%s %.2f [%.2f, %.2f] n=%d", k, r.Success, r.Low, r.High, r.N)
+	})
+}
+
 // depthSweep evaluates a recurrent-depth policy at every eval.depths fixed depth, records the
 // iterations its adaptive run (just done) used, and plots success against iterations.
 func depthSweep(res *Result, task PolicyTask, p sim.DepthPolicy, o Options) error {
@@ -211,7 +218,7 @@ func depthSweep(res *Result, task PolicyTask, p sim.DepthPolicy, o Options) erro
 		ev.Depths = append(ev.Depths, DepthResult{Depth: r.Depth, Success: r.Success, Low: r.Low, High: r.High, Families: r.Families, LatencyMS: r.LatencyMS})
 		res.Metrics[fmt.Sprintf("closed_loop/success_depth_%d", r.Depth)] = r.Success
 		fixed = append(fixed, plotter.XY{X: float64(r.Depth), Y: r.Success})
-		o.log("depth %2d: success %.3f [%.3f, %.3f], %.1f ms per batched call", r.Depth, r.Success, r.Low, r.High, r.LatencyMS)
+		o.log("depth %2d: success %.3f [%.3f, %.3f] (%s), %.1f ms per batched call", r.Depth, r.Success, r.Low, r.High, familyIntervals(r.Families), r.LatencyMS)
 	}
 	iters := keyedLine(ev.AdaptiveIterations, func(k string, v float64) string {
 		if k == "all" {

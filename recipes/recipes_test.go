@@ -35,7 +35,7 @@ func TestEmbeddedRecipesLoad(t *testing.T) {
 		names = append(names, in.Name)
 		require.NotEmpty(t, in.Description, in.Name)
 	}
-	require.Equal(t, []string{"counting-finetune", "counting-finetune-hf", "counting-finetune-hf-tiny", "counting-finetune-qwen2.5vl", "counting-finetune-qwen2.5vl-tiny", "counting-finetune-tiny", "counting-pretrain", "counting-pretrain-tiny", "exevrm", "exevrm-qwen3vl", "exevrm-qwen3vl-tiny", "exevrm-tiny", "molmobot", "molmobot-mse-tiny", "molmobot-tiny", "pi0", "pi0-tiny", "pi05", "pi05-tiny", "rdvla", "rdvla-tiny", "smolvla", "smolvla-tiny", "stts-videoqa", "stts-videoqa-hf", "stts-videoqa-hf-tiny", "stts-videoqa-qwen2.5vl", "stts-videoqa-qwen2.5vl-tiny", "stts-videoqa-tiny", "trajvit2", "trajvit2-tiny", "vivit-baseline", "vivit-baseline-tiny"}, names)
+	require.Equal(t, []string{"counting-finetune", "counting-finetune-hf", "counting-finetune-hf-tiny", "counting-finetune-lora-tiny", "counting-finetune-mix-tiny", "counting-finetune-only-tiny", "counting-finetune-qwen2.5vl", "counting-finetune-qwen2.5vl-tiny", "counting-finetune-tiny", "counting-pretrain", "counting-pretrain-long-tiny", "counting-pretrain-tiny", "exevrm", "exevrm-qwen3vl", "exevrm-qwen3vl-tiny", "exevrm-tiny", "molmobot", "molmobot-chain-tiny", "molmobot-mse-tiny", "molmobot-tiny", "pi0", "pi0-tiny", "pi05", "pi05-tiny", "rdvla", "rdvla-chain-tiny", "rdvla-tiny", "smolvla", "smolvla-tiny", "stts-videoqa", "stts-videoqa-hf", "stts-videoqa-hf-tiny", "stts-videoqa-qwen2.5vl", "stts-videoqa-qwen2.5vl-tiny", "stts-videoqa-tiny", "trajvit2", "trajvit2-tiny", "vivit-baseline", "vivit-baseline-tiny"}, names)
 	for _, name := range names {
 		r, err := Load(name, nil)
 		require.NoError(t, err, name)

@@ -118,7 +118,7 @@ type DataConfig struct {
 	MotionFrames     int      `yaml:"motion_frames" for:"task=videoqa" range:"1,1024" doc:"videoqa: frames during which the moving object moves; the rest of the clip is static"`
 	QAKinds          []string `yaml:"qa_kinds" for:"task=videoqa" enum:"count|moved|direction|color_change|appeared" doc:"videoqa: question kinds"`
 	// Simulated robot world (task vla).
-	Families      []string `yaml:"families" for:"task=vla|exevrm" enum:"pick|place|push|pick_any" doc:"vla: task families (pick_any has two equally valid targets)"`
+	Families      []string `yaml:"families" for:"task=vla|exevrm" enum:"pick|place|push|pick_any|chain" doc:"vla: task families (pick_any has two equally valid targets; chain, opt-in, names its target through 1-3 spatial hops)"`
 	Variation     float64  `yaml:"variation" for:"task=vla" range:"0,1" doc:"vla: procedural variation of backgrounds, lighting and camera pose (0 = none)"`
 	Wrist         bool     `yaml:"wrist" for:"task=vla" doc:"vla: also render a wrist camera"`
 	Bowls         int      `yaml:"bowls" for:"task=vla|exevrm" range:"1,2" doc:"vla: bowls (receptacles) per scene"`

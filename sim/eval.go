@@ -215,18 +215,25 @@ func Evaluate(cfg Config, ec EvalConfig, p policy.Policy) (EvalResult, error) {
 	return res, nil
 }
 
-// summarize computes the overall and per-family results of finished worlds.
+// summarize computes the overall and per-family results of finished worlds (chain worlds also per
+// hop count, as chain_<k>hop).
 func summarize(worlds []*World) EvalResult {
 	type tally struct{ n, ok, steps int }
 	fam := map[string]*tally{}
 	var all tally
 	for _, w := range worlds {
-		t := fam[w.family]
-		if t == nil {
-			t = &tally{}
-			fam[w.family] = t
+		keys := []string{w.family}
+		if w.family == FamilyChain { // chain worlds are also tallied by hop count (chain_1hop, …)
+			keys = append(keys, fmt.Sprintf("%s_%dhop", FamilyChain, ChainHops(w.instr)))
 		}
-		for _, t := range []*tally{t, &all} {
+		ts := []*tally{&all}
+		for _, k := range keys {
+			if fam[k] == nil {
+				fam[k] = &tally{}
+			}
+			ts = append(ts, fam[k])
+		}
+		for _, t := range ts {
 			t.n++
 			t.steps += w.steps
 			if w.Success() {

@@ -45,6 +45,8 @@ func Fits(cfg Config, spec policy.Spec) error {
 // FamilyOf returns the task family of an instruction made by NewWorld ("" if it is none of them).
 func FamilyOf(instruction string) string {
 	switch {
+	case strings.HasPrefix(instruction, "pick up the ") && ChainHops(instruction) > 0:
+		return FamilyChain
 	case strings.HasPrefix(instruction, "pick up the "):
 		return "pick"
 	case strings.HasPrefix(instruction, "pick up a "):

@@ -100,7 +100,7 @@ func (c Config) Validate() error {
 	case !(c.ExpertNoise >= 0 && c.ExpertNoise <= 1):
 		return fmt.Errorf("sim config: ExpertNoise must be in [0, 1], got %g", c.ExpertNoise)
 	}
-	if err := checkList("Families", c.Families, families); err != nil {
+	if err := checkList("Families", c.Families, KnownFamilies()); err != nil {
 		return err
 	}
 	if err := checkList("Shapes", c.Shapes, data.AllShapes()); err != nil {
@@ -250,6 +250,9 @@ func (w *World) sample(rng *rand.Rand) bool {
 			return false
 		}
 	}
+	if w.family == FamilyChain {
+		return w.sampleChain(rng) // chain.go
+	}
 	n := cfg.MinObjects + rng.IntN(cfg.MaxObjects-cfg.MinObjects+1)
 	shape, color := shapes[rng.IntN(len(shapes))], colors[rng.IntN(len(colors))]
 	r := uniform(rng, minRadius, maxRadius)
@@ -347,7 +350,7 @@ func (w *World) solvable() bool {
 // Instruction is the task in words, e.g. "put the red square in the blue bowl".
 func (w *World) Instruction() string { return w.instr }
 
-// Family is the task family: pick, place, push or pick_any.
+// Family is the task family: pick, place, push, pick_any or the opt-in chain.
 func (w *World) Family() string { return w.family }
 
 // Seed is the seed the world was sampled from.
@@ -372,7 +375,7 @@ func b2f(b bool) float32 {
 func (w *World) Success() bool {
 	t := w.objs[w.target]
 	switch w.family {
-	case "pick":
+	case "pick", FamilyChain:
 		return w.held == w.target
 	case "pick_any":
 		return w.held >= 0 && (w.held == w.target || w.held == w.twin)

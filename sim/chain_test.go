@@ -1,0 +1,195 @@
+package sim
+
+import (
+	"fmt"
+	"math"
+	"slices"
+	"sort"
+	"strings"
+	"testing"
+)
+
+// resolveChain reads a chain instruction the way a person would, independently of the sampler:
+// find the only object of the named colour and shape, then apply the hops innermost first, each
+// hop ranking all objects along its axis (sort) and stepping one rank.
+func resolveChain(t *testing.T, w *World) int {
+	t.Helper()
+	words := strings.Fields(w.Instruction())
+	if len(words) < 7 || strings.Join(words[:3], " ") != "pick up the" {
+		t.Fatalf("instruction %q: want 'pick up the DIR to the ... COLOR SHAPE'", w.Instruction())
+	}
+	color, shape := words[len(words)-2], words[len(words)-1]
+	anchor := -1
+	for i, o := range w.objs {
+		if o.Color == color && o.Shape == shape {
+			if anchor >= 0 {
+				t.Fatalf("instruction %q: two %s %ss in the scene", w.Instruction(), color, shape)
+			}
+			anchor = i
+		}
+	}
+	if anchor < 0 {
+		t.Fatalf("instruction %q: no %s %s in the scene", w.Instruction(), color, shape)
+	}
+	var dirs []string
+	for k := 3; k < len(words)-2; k += 3 {
+		if words[k+1] != "to" || words[k+2] != "the" {
+			t.Fatalf("instruction %q: malformed hop at word %d", w.Instruction(), k)
+		}
+		dirs = append(dirs, words[k])
+	}
+	cur := anchor
+	for k := len(dirs) - 1; k >= 0; k-- {
+		idx := make([]int, len(w.objs))
+		for i := range idx {
+			idx[i] = i
+		}
+		key := func(i int) float64 {
+			if dirs[k] == "left" || dirs[k] == "right" {
+				return w.objs[i].X
+			}
+			return w.objs[i].Y
+		}
+		sort.Slice(idx, func(a, b int) bool { return key(idx[a]) < key(idx[b]) })
+		rank := slices.Index(idx, cur)
+		if dirs[k] == "left" || dirs[k] == "top" {
+			rank--
+		} else {
+			rank++
+		}
+		if rank < 0 || rank >= len(idx) {
+			t.Fatalf("instruction %q: hop %q walks off the scene", w.Instruction(), dirs[k])
+		}
+		cur = idx[rank]
+	}
+	return cur
+}
+
+func TestChainFamilyIsOptIn(t *testing.T) {
+	if slices.Contains(AllFamilies(), FamilyChain) {
+		t.Fatalf("AllFamilies %v must not contain the opt-in %q", AllFamilies(), FamilyChain)
+	}
+	if !slices.Contains(KnownFamilies(), FamilyChain) {
+		t.Fatalf("KnownFamilies %v lacks %q", KnownFamilies(), FamilyChain)
+	}
+	// A default configuration never draws a chain world.
+	for i := range 200 {
+		w, err := NewWorld(DefaultConfig(), TrainSeed(7, int64(i)))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if w.Family() == FamilyChain {
+			t.Fatalf("seed %d: default config drew a chain world", i)
+		}
+	}
+}
+
+// The instruction determines the target uniquely, orders are visible, hop counts cover 1…3 and
+// the scripted expert solves the worlds.
+func TestChainWorlds(t *testing.T) {
+	cfg := DefaultConfig()
+	cfg.Families = []string{FamilyChain}
+	cfg.MinObjects, cfg.MaxObjects = 2, 4
+	cfg.Shapes, cfg.Colors = []string{"circle", "square", "triangle"}, []string{"red", "green", "blue", "yellow"}
+	hops := map[int]int{}
+	solved, n := 0, 150
+	for i := range n {
+		seed := TrainSeed(3, int64(i))
+		w, err := NewWorld(cfg, seed)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if w.Family() != FamilyChain || len(w.objs) < ChainMinObjects {
+			t.Fatalf("seed %d: family %q with %d objects", i, w.Family(), len(w.objs))
+		}
+		for a := range w.objs {
+			for b := range a {
+				if dx, dy := math.Abs(w.objs[a].X-w.objs[b].X), math.Abs(w.objs[a].Y-w.objs[b].Y); dx < ChainGap || dy < ChainGap {
+					t.Fatalf("seed %d: objects %d and %d only %.3f, %.3f apart", i, a, b, dx, dy)
+				}
+			}
+		}
+		if got := resolveChain(t, w); got != w.target {
+			t.Fatalf("seed %d: %q resolves to object %d, the task's target is %d", i, w.Instruction(), got, w.target)
+		}
+		if f := FamilyOf(w.Instruction()); f != FamilyChain {
+			t.Fatalf("seed %d: FamilyOf(%q) = %q", i, w.Instruction(), f)
+		}
+		h := ChainHops(w.Instruction())
+		if h < 1 || h > ChainMaxHops {
+			t.Fatalf("seed %d: %q has %d hops", i, w.Instruction(), h)
+		}
+		hops[h]++
+		ep, err := RecordEpisode(cfg, seed, i) // the noisy expert, as in the training data
+		if err != nil {
+			t.Fatal(err)
+		}
+		if ep.Success {
+			solved++
+		}
+	}
+	for h := 1; h <= ChainMaxHops; h++ {
+		if hops[h] < n/6 {
+			t.Errorf("hop count %d drawn %d times of %d: %v", h, hops[h], n, hops)
+		}
+	}
+	if solved < n*9/10 {
+		t.Errorf("noisy expert solved %d of %d chain worlds, want ≥ 90%%", solved, n)
+	}
+	// Deterministic in the seed.
+	a, _ := NewWorld(cfg, 99)
+	b, _ := NewWorld(cfg, 99)
+	if a.Instruction() != b.Instruction() || a.target != b.target || !slices.Equal(a.objs, b.objs) {
+		t.Fatal("same seed, different chain world")
+	}
+}
+
+// Mixing chain with pick keeps every instruction within the simulator's words.
+func TestChainWordsKnown(t *testing.T) {
+	cfg := DefaultConfig()
+	cfg.Families = []string{"pick", FamilyChain}
+	cfg.MinObjects, cfg.MaxObjects = 2, 4
+	for i := range 50 {
+		w, err := NewWorld(cfg, TrainSeed(5, int64(i)))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if f := FamilyOf(w.Instruction()); f != w.Family() {
+			t.Fatalf("FamilyOf(%q) = %q, the world's family is %q", w.Instruction(), f, w.Family())
+		}
+		for _, word := range strings.Fields(w.Instruction()) {
+			if !slices.Contains(Words(), word) {
+				t.Fatalf("%q: word %q not in Words()", w.Instruction(), word)
+			}
+		}
+	}
+}
+
+// Evaluation results split chain worlds by hop count, and the split adds up to the family.
+func TestChainSummaryByHops(t *testing.T) {
+	cfg := DefaultConfig()
+	cfg.Families = []string{"pick", FamilyChain}
+	var worlds []*World
+	want := map[string]int{}
+	for i := range 60 {
+		w, err := NewWorld(cfg, EvalSeed(1, int64(i)))
+		if err != nil {
+			t.Fatal(err)
+		}
+		worlds = append(worlds, w)
+		if w.Family() == FamilyChain {
+			want[fmt.Sprintf("chain_%dhop", ChainHops(w.Instruction()))]++
+		}
+	}
+	res := summarize(worlds)
+	sum := 0
+	for k, n := range want {
+		if res.Families[k].N != n {
+			t.Errorf("%s: n = %d, want %d", k, res.Families[k].N, n)
+		}
+		sum += n
+	}
+	if res.Families[FamilyChain].N != sum || res.N != len(worlds) {
+		t.Errorf("chain n = %d (hops sum %d), all n = %d of %d", res.Families[FamilyChain].N, sum, res.N, len(worlds))
+	}
+}
