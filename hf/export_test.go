@@ -84,7 +84,7 @@ func fineTuned(t *testing.T, src string, adapters []string) (string, map[string]
 }
 
 func f32(t *testing.T, x *tensors.Tensor) []float32 {
-	v, err := toFloat32(x)
+	v, err := Float32Values(x)
 	require.NoError(t, err)
 	return v
 }

@@ -225,7 +225,7 @@ func hfShape(s []int, tr string, cfg *Config) []int {
 
 // convert turns a stored tensor into the f32 value of its reel variable.
 func convert(t *tensors.Tensor, p Param) (*tensors.Tensor, error) {
-	v, err := toFloat32(t)
+	v, err := Float32Values(t)
 	if err != nil {
 		return nil, err
 	}

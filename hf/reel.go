@@ -25,7 +25,7 @@ func TakeReelTensors(w *Weights) (map[string]*tensors.Tensor, error) {
 		}
 		path := "/" + strings.ReplaceAll(strings.TrimPrefix(name, ReelPrefix), ".", "/")
 		if t := w.Tensors[name]; t != nil {
-			v, err := toFloat32(t)
+			v, err := Float32Values(t)
 			if err != nil {
 				return nil, fmt.Errorf("%s: tensor %s: %w", w.Dir, name, err)
 			}

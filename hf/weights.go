@@ -273,11 +273,18 @@ func dtypeName(d dtypes.DType) string {
 	return d.String()
 }
 
-// toFloat32 returns t's values as float32.
-func toFloat32(t *tensors.Tensor) ([]float32, error) {
+// Float32Values returns t's values (float32, float64, bfloat16 or float16) as float32.
+func Float32Values(t *tensors.Tensor) ([]float32, error) {
 	switch t.DType() {
 	case dtypes.Float32:
 		return tensors.CopyFlatData[float32](t)
+	case dtypes.Float64:
+		v, err := tensors.CopyFlatData[float64](t)
+		out := make([]float32, len(v))
+		for i, x := range v {
+			out[i] = float32(x)
+		}
+		return out, err
 	case dtypes.BFloat16:
 		var out []float32
 		err := tensors.ConstFlatData(t, func(v []bfloat16.BFloat16) {

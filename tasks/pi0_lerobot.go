@@ -35,9 +35,6 @@ import (
 	"strings"
 
 	"github.com/gomlx/compute"
-	"github.com/gomlx/compute/dtypes"
-	"github.com/gomlx/compute/dtypes/bfloat16"
-	"github.com/gomlx/compute/dtypes/float16"
 	"github.com/gomlx/compute/shapes"
 	"github.com/gomlx/gomlx/core/tensors"
 	"github.com/gomlx/gomlx/ml/model"
@@ -470,47 +467,13 @@ func (l *leRobotPi0) stats() (map[string][]float32, string, error) {
 		}
 		out := map[string][]float32{}
 		for k, t := range ts {
-			if out[k], err = leRobotFloat32(t); err != nil {
+			if out[k], err = hf.Float32Values(t); err != nil {
 				return nil, file, fmt.Errorf("%s: %s: %w", file, k, err)
 			}
 		}
 		return out, file, nil
 	}
 	return nil, path, fmt.Errorf("%s: no normalizer_processor step", path)
-}
-
-// leRobotFloat32 is a stored tensor's values as float32.
-func leRobotFloat32(t *tensors.Tensor) ([]float32, error) {
-	switch t.DType() {
-	case dtypes.Float32:
-		return tensors.CopyFlatData[float32](t)
-	case dtypes.Float64:
-		v, err := tensors.CopyFlatData[float64](t)
-		out := make([]float32, len(v))
-		for i, x := range v {
-			out[i] = float32(x)
-		}
-		return out, err
-	case dtypes.BFloat16:
-		var out []float32
-		err := tensors.ConstFlatData(t, func(v []bfloat16.BFloat16) {
-			out = make([]float32, len(v))
-			for i, x := range v {
-				out[i] = x.Float32()
-			}
-		})
-		return out, err
-	case dtypes.Float16:
-		var out []float32
-		err := tensors.ConstFlatData(t, func(v []float16.Float16) {
-			out = make([]float32, len(v))
-			for i, x := range v {
-				out[i] = x.Float32()
-			}
-		})
-		return out, err
-	}
-	return nil, fmt.Errorf("dtype %s, want a float", t.DType())
 }
 
 // leRobotPi0Name is the LeRobot tensor name of a pi0 variable path and the transform between them
@@ -556,24 +519,35 @@ func (l *leRobotPi0) loadWeights(store *model.Store) (int, error) {
 	if _, ok := w[leRobotEmbed]; !ok && w[leRobotPG+"lm_head.weight"] != nil {
 		w[leRobotEmbed] = w[leRobotPG+"lm_head.weight"]
 	}
+	source := func(name string) string { return l.source[name] }
+	return setLeRobotVariables(store, w, leRobotPi0Name, leRobotUnused, source, l.dir, l.cfg.Type)
+}
+
+// setLeRobotVariables sets every variable of store that name maps to a LeRobot tensor of w from
+// it (leRobotToReel). Every tensor is accounted for: a variable without its tensor, a tensor no
+// variable takes (unless unused says reel never runs it) and a shape that does not match are each
+// one line of the error, which names dir's model.safetensors and the policy type; source gives a
+// tensor's name as stored.
+func setLeRobotVariables(store *model.Store, w map[string]*tensors.Tensor, name func(path string, rank int) (string, string),
+	unused func(string) bool, source func(string) string, dir, typ string) (int, error) {
 	used := map[string]bool{}
 	var problems []string
 	n := 0
 	for v := range store.IterVariables() {
 		path, s := v.Path(), v.Shape()
-		name, tr := leRobotPi0Name(path, s.Rank())
-		if name == "" {
+		ln, tr := name(path, s.Rank())
+		if ln == "" {
 			continue
 		}
-		t, ok := w[name]
+		t, ok := w[ln]
 		if !ok {
-			problems = append(problems, fmt.Sprintf("missing: %s (reel variable %s, shape %v)", name, path, s.Dimensions))
+			problems = append(problems, fmt.Sprintf("missing: %s (reel variable %s, shape %v)", ln, path, s.Dimensions))
 			continue
 		}
-		used[name] = true
+		used[ln] = true
 		val, err := leRobotToReel(t, tr, s.Dimensions)
 		if err != nil {
-			problems = append(problems, fmt.Sprintf("mis-shaped: %s: %v", name, err))
+			problems = append(problems, fmt.Sprintf("mis-shaped: %s: %v", ln, err))
 			continue
 		}
 		if err := v.SetValue(val); err != nil {
@@ -581,14 +555,14 @@ func (l *leRobotPi0) loadWeights(store *model.Store) (int, error) {
 		}
 		n++
 	}
-	for _, name := range slices.Sorted(maps.Keys(w)) {
-		if !used[name] && !leRobotUnused(name) {
-			problems = append(problems, fmt.Sprintf("unexpected: %s (shape %v): no variable of this %s takes it", l.source[name], w[name].Shape().Dimensions, l.cfg.Type))
+	for _, ln := range slices.Sorted(maps.Keys(w)) {
+		if !used[ln] && !unused(ln) {
+			problems = append(problems, fmt.Sprintf("unexpected: %s (shape %v): no variable of this %s takes it", source(ln), w[ln].Shape().Dimensions, typ))
 		}
 	}
 	if len(problems) > 0 {
 		sort.Strings(problems)
-		return 0, fmt.Errorf("%s/%s does not fit this %s:\n  %s", l.dir, leRobotModel, l.cfg.Type, strings.Join(problems, "\n  "))
+		return 0, fmt.Errorf("%s/%s does not fit this %s:\n  %s", dir, leRobotModel, typ, strings.Join(problems, "\n  "))
 	}
 	return n, nil
 }
@@ -632,7 +606,7 @@ func leRobotToReel(t *tensors.Tensor, tr string, want []int) (*tensors.Tensor, e
 	if !slices.Equal(got, want) {
 		return nil, fmt.Errorf("stored %v, the variable needs %v", hs, want)
 	}
-	v, err := leRobotFloat32(t)
+	v, err := hf.Float32Values(t)
 	if err != nil {
 		return nil, err
 	}

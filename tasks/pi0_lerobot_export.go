@@ -169,7 +169,7 @@ func leRobotPi0Complete(dir string, r *recipes.Recipe, spec policy.Spec, norm mo
 
 // reelToLeRobot is a reel variable's value in LeRobot's layout (the inverse of leRobotToReel).
 func reelToLeRobot(t *tensors.Tensor, tr string) (*tensors.Tensor, error) {
-	v, err := leRobotFloat32(t)
+	v, err := hf.Float32Values(t)
 	if err != nil {
 		return nil, err
 	}

@@ -27,7 +27,6 @@ import (
 	"math"
 	"path/filepath"
 	"slices"
-	"sort"
 	"strconv"
 	"strings"
 
@@ -316,41 +315,7 @@ func (l *leRobotSmolVLA) loadWeights(store *model.Store) (int, error) {
 	if err != nil {
 		return 0, err
 	}
-	used := map[string]bool{}
-	var problems []string
-	n := 0
-	for v := range store.IterVariables() {
-		path, s := v.Path(), v.Shape()
-		name, tr := smolVLAName(path, s.Rank())
-		if name == "" {
-			continue
-		}
-		t, ok := w[name]
-		if !ok {
-			problems = append(problems, fmt.Sprintf("missing: %s (reel variable %s, shape %v)", name, path, s.Dimensions))
-			continue
-		}
-		used[name] = true
-		val, err := leRobotToReel(t, tr, s.Dimensions)
-		if err != nil {
-			problems = append(problems, fmt.Sprintf("mis-shaped: %s: %v", name, err))
-			continue
-		}
-		if err := v.SetValue(val); err != nil {
-			return 0, fmt.Errorf("%s: %w", path, err)
-		}
-		n++
-	}
-	for _, name := range slices.Sorted(maps.Keys(w)) {
-		if !used[name] && !smolVLAUnused(name) {
-			problems = append(problems, fmt.Sprintf("unexpected: %s (shape %v): no variable of this smolvla takes it", name, w[name].Shape().Dimensions))
-		}
-	}
-	if len(problems) > 0 {
-		sort.Strings(problems)
-		return 0, fmt.Errorf("%s/%s does not fit this smolvla:\n  %s", l.dir, leRobotModel, strings.Join(problems, "\n  "))
-	}
-	return n, nil
+	return setLeRobotVariables(store, w, smolVLAName, smolVLAUnused, func(n string) string { return n }, l.dir, "smolvla")
 }
 
 // leRobotSmolVLAComplete adds the VLM's lm_head (SmolVLA never runs it and reel keeps none: written
