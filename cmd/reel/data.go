@@ -46,11 +46,8 @@ func cmdDataAudit(args []string) error {
 	fs := newFlags("data audit")
 	asJSON := fs.Bool("json", false, "print one JSON object instead of a table")
 	fs.Usage = usageFunc(fs, dataAuditUsage)
-	if err := parse(fs, args); err != nil {
+	if err := parseArgs(fs, args, 1, "expected one JSONL file"); err != nil {
 		return err
-	}
-	if fs.NArg() != 1 {
-		return &exitError{2, fmt.Errorf("data audit: expected one JSONL file, got %d arguments", fs.NArg())}
 	}
 	path := fs.Arg(0)
 	r, err := data.AuditJSONL(path)
@@ -276,11 +273,8 @@ func cmdDataStats(args []string) error {
 	asJSON := fs.Bool("json", false, "print one JSON object instead of tables")
 	images := fs.Bool("images", false, "compute camera statistics the dataset lacks")
 	fs.Usage = usageFunc(fs, dataStatsUsage)
-	if err := parse(fs, args); err != nil {
+	if err := parseArgs(fs, args, 1, "expected one dataset directory"); err != nil {
 		return err
-	}
-	if fs.NArg() != 1 {
-		return &exitError{2, fmt.Errorf("data stats: expected one dataset directory, got %d arguments", fs.NArg())}
 	}
 	ds, err := lerobot.Open(fs.Arg(0))
 	if err != nil {

@@ -48,11 +48,8 @@ func cmdEval(args []string) error {
 	numShards := fs.Int("num-shards", 0, "--remote: number of shards; episode i belongs to shard i mod N (merge with 'reel eval merge')")
 	fs.StringVar(&ro.ResultsDir, "results", "", "--remote: directory of the per-episode JSONL and aggregate JSON (default RUN/results)")
 	fs.Usage = usageFunc(fs, evalUsage)
-	if err := parse(fs, args); err != nil {
+	if err := parseArgs(fs, args, 1, "expected one run or checkpoint directory"); err != nil {
 		return err
-	}
-	if fs.NArg() != 1 {
-		return &exitError{2, fmt.Errorf("eval: expected one run or checkpoint directory, got %d arguments", fs.NArg())}
 	}
 	path := fs.Arg(0)
 	for _, f := range []string{"max-connections", "act-timeout", "shard-id", "num-shards", "results"} {

@@ -38,11 +38,8 @@ func cmdExport(args []string) error {
 	backend := fs.String("backend", "", "backend that builds the architecture's graph for hf and peft (default: automatic)")
 	ema := fs.Bool("ema", false, "export the moving average of the weights (runs trained with train.ema)")
 	fs.Usage = usageFunc(fs, exportUsage)
-	if err := parse(fs, args); err != nil {
+	if err := parseArgs(fs, args, 1, "expected one run or checkpoint directory"); err != nil {
 		return err
-	}
-	if fs.NArg() != 1 {
-		return &exitError{2, fmt.Errorf("export: expected one run or checkpoint directory, got %d arguments", fs.NArg())}
 	}
 	if *format != "safetensors" && *format != "hf" && *format != "peft" && *format != "lerobot" {
 		return &exitError{2, fmt.Errorf("export: --format %q is not supported (want safetensors, hf, peft or lerobot)", *format)}

@@ -20,11 +20,8 @@ func hfInspect(args []string) error {
 	mapping := fs.Bool("mapping", false, "list every tensor: checkpoint name → reel variable, shapes, dtype, transform")
 	backend := fs.String("backend", "", `compute backend (default: $GOMLX_BACKEND, else auto)`)
 	fs.Usage = usageFunc(fs, "Usage: reel hf inspect DIR [--json] [--mapping]\n\nReads config.json and the safetensors headers (no weights) and checks every tensor against the\narchitecture.")
-	if err := parse(fs, args); err != nil {
+	if err := parseArgs(fs, args, 1, "expected a model directory"); err != nil {
 		return err
-	}
-	if fs.NArg() != 1 {
-		return &exitError{2, fmt.Errorf("hf inspect: expected a model directory, got %d arguments", fs.NArg())}
 	}
 	b, _, err := backends.Select(*backend)
 	if err != nil {
@@ -89,11 +86,8 @@ func hfRun(args []string) error {
 	fs := newFlags("hf run")
 	f := addHFInputFlags(fs)
 	fs.Usage = usageFunc(fs, "Usage: reel hf run DIR --tokens 1,2,3 [--tokens …] [--token-types 0,0,1] [--pixels FILE.npy | --image FILE] [--video FILE [--video-frames N]]\n\nOne forward pass, printed as one JSON object under transformers' output names: logits for causal\nLMs and VLMs; image_embeds, text_embeds and logits_per_image for SigLIP and CLIP (one --tokens per\ntext); last_hidden_state and pooler_output for vision towers.")
-	if err := parse(fs, args); err != nil {
+	if err := parseArgs(fs, args, 1, "expected a model directory"); err != nil {
 		return err
-	}
-	if fs.NArg() != 1 {
-		return &exitError{2, fmt.Errorf("hf run: expected a model directory, got %d arguments", fs.NArg())}
 	}
 	b, _, err := backends.Select(*f.backend)
 	if err != nil {
@@ -125,11 +119,8 @@ func hfGenerate(args []string) error {
 	chat := fs.Bool("chat", false, "format --prompt with the model's chat template (one user turn, generation prompt)")
 	vars := fs.StringArray("var", nil, "chat template variable NAME=VALUE, with --chat (repeatable)")
 	fs.Usage = usageFunc(fs, "Usage: reel hf generate DIR --prompt TEXT [--chat [--var NAME=VALUE]...] | --tokens 1,2,3 [--image FILE | --pixels FILE.npy | --video FILE] [--max-new-tokens N]\n\nGreedy decoding with a KV cache (transformers' generate(do_sample=False)); prints JSON with the\nprompt's and the generated token ids (and the text, for --prompt). --prompt is tokenised with the\nmodel's tokenizer as its processor does (PaliGemma: image tokens, BOS, prompt, \"\\n\"; LLaVA: each\n<image> replaced by the image tokens; Qwen-VL: each <|vision_start|><|image_pad|><|vision_end|>, or\none put first, with one <|image_pad|> per merged token, likewise <|video_pad|>); --tokens must hold the image placeholders itself\n(reel hf inspect tells how many).\n\nWith --chat, --prompt is one user turn formatted by the model's chat template (as\napply_chat_template(add_generation_prompt=True) does; --var sets template variables) and printed\nas \"chat_text\".")
-	if err := parse(fs, args); err != nil {
+	if err := parseArgs(fs, args, 1, "expected a model directory"); err != nil {
 		return err
-	}
-	if fs.NArg() != 1 {
-		return &exitError{2, fmt.Errorf("hf generate: expected a model directory, got %d arguments", fs.NArg())}
 	}
 	if (*prompt != "") == (len(*f.tokens) > 0) || len(*f.tokens) > 1 || len(*f.types) > 0 {
 		return &exitError{2, fmt.Errorf("hf generate: expected one prompt: --prompt TEXT or one --tokens list (and no --token-types: the prompt is PaliGemma's prefix)")}

@@ -58,11 +58,8 @@ func cmdServe(args []string) error {
 	maxGuidance := fs.Float64("max-guidance", policy.DefaultMaxGuidance, "--chunking rtc: clip beta of the guidance weight")
 	schedule := fs.String("rtc-schedule", policy.DefaultSchedule, "--chunking rtc: weights over the overlap after the frozen actions: exp, linear, ones or zeros")
 	fs.Usage = usageFunc(fs, serveUsage)
-	if err := parse(fs, args); err != nil {
+	if err := parseArgs(fs, args, 1, "expected one run or checkpoint directory"); err != nil {
 		return err
-	}
-	if fs.NArg() != 1 {
-		return &exitError{2, fmt.Errorf("serve: expected one run or checkpoint directory, got %d arguments", fs.NArg())}
 	}
 	ens := policy.Chunking{Mode: *chunking, EMAWeight: *emaWeight, Delay: *delay, RTCHorizon: *rtcHorizon,
 		MaxGuidance: *maxGuidance, Schedule: *schedule}
