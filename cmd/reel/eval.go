@@ -3,10 +3,8 @@ package main
 import (
 	"fmt"
 	"os"
-	"path/filepath"
 
 	"github.com/reelml/reel/backends"
-	"github.com/reelml/reel/checkpoints"
 	"github.com/reelml/reel/evaluate"
 	"github.com/reelml/reel/serve"
 	"github.com/reelml/reel/tasks"
@@ -94,21 +92,11 @@ func cmdEval(args []string) error {
 		}
 		return printJSON(res)
 	}
-	var dirs []string
-	if *all {
-		root := filepath.Join(path, "checkpoints")
-		list, err := checkpoints.List(root)
-		if err != nil || len(list) == 0 {
-			return fmt.Errorf("eval --all: %s has no checkpoints (expected %s/step-*)", path, root)
-		}
-		dirs, o.Series = list, true
-	} else {
-		dir, err := checkpoints.Resolve(path, warn)
-		if err != nil {
-			return err
-		}
-		dirs = []string{dir}
+	dirs, err := evaluate.Checkpoints(path, *all, warn)
+	if err != nil {
+		return err
 	}
+	o.Series = *all
 	b, info, err := backends.Select(*backend)
 	if err != nil {
 		return err
