@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"os"
 
-	"github.com/reelml/reel/backends"
 	"github.com/reelml/reel/internal/atomicfile"
 	"github.com/reelml/reel/lerobot"
 	"github.com/reelml/reel/reward"
@@ -75,7 +74,7 @@ func cmdRewardProgress(args []string) error {
 	if *oracle {
 		rep, err = reward.ScoreOracle(ds, opts)
 	} else {
-		rep, err = scoreWithModel(*backend, fs.Arg(0), ds, opts)
+		rep, err = tasks.ScoreProgress(*backend, fs.Arg(0), ds, opts)
 	}
 	if err != nil {
 		return err
@@ -99,17 +98,4 @@ func cmdRewardProgress(args []string) error {
 	}
 	_, err = os.Stdout.Write(js)
 	return err
-}
-
-func scoreWithModel(backend, path string, ds *lerobot.Dataset, opts reward.Options) (*reward.Report, error) {
-	b, _, err := backends.Select(backend)
-	if err != nil {
-		return nil, err
-	}
-	m, err := tasks.OpenRewardModel(b, path)
-	if err != nil {
-		return nil, err
-	}
-	defer m.Close()
-	return reward.ScoreDataset(m, ds, opts)
 }
