@@ -1,7 +1,6 @@
 package main
 
 import (
-	"encoding/json"
 	"fmt"
 	"os"
 	"time"
@@ -313,12 +312,7 @@ func benchData(args []string) error {
 		return fmt.Errorf("bench data: %w", err)
 	}
 	if *asJSON {
-		b, err := json.Marshal(res)
-		if err != nil {
-			return err
-		}
-		fmt.Printf("%s\n", b)
-		return nil
+		return printJSONLine(res)
 	}
 	res.WriteText(os.Stdout)
 	return nil

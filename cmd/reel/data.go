@@ -1,7 +1,6 @@
 package main
 
 import (
-	"encoding/json"
 	"errors"
 	"fmt"
 	"math"
@@ -55,15 +54,10 @@ func cmdDataAudit(args []string) error {
 		return err
 	}
 	if *asJSON {
-		b, err := json.Marshal(struct {
+		return printJSONLine(struct {
 			File string `json:"file"`
 			data.AuditReport
 		}{path, r})
-		if err != nil {
-			return err
-		}
-		_, err = fmt.Printf("%s\n", b)
-		return err
 	}
 	return r.WriteTable(os.Stdout, path)
 }
@@ -285,12 +279,7 @@ func cmdDataStats(args []string) error {
 		return err
 	}
 	if *asJSON {
-		b, err := json.Marshal(rep)
-		if err != nil {
-			return err
-		}
-		_, err = fmt.Printf("%s\n", b)
-		return err
+		return printJSONLine(rep)
 	}
 	return rep.WriteText(os.Stdout)
 }
