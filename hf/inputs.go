@@ -99,13 +99,9 @@ func (m *Model) Prompt(tok text.Tokenizer, prompt string, in RunInputs, o Prompt
 		ids, err := m.PromptIDsGrids(tok, prompt, grids)
 		return ids, "", err
 	}
-	vars := map[string]any{}
-	for _, s := range o.Vars {
-		k, v, err := text.ParseVar(s)
-		if err != nil {
-			return nil, "", fmt.Errorf("--var %w", err)
-		}
-		vars[k] = v
+	vars, err := text.ParseVars(o.Vars)
+	if err != nil {
+		return nil, "", fmt.Errorf("--var %w", err)
 	}
 	tmpl, err := text.LoadChatTemplate(m.Dir, "")
 	if err != nil {

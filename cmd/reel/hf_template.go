@@ -31,13 +31,9 @@ func hfTemplate(args []string) error {
 	if *messages == "" {
 		return &exitError{2, fmt.Errorf("hf template: --messages FILE.json is required")}
 	}
-	extra := map[string]any{}
-	for _, s := range *vars {
-		k, v, err := text.ParseVar(s)
-		if err != nil {
-			return &exitError{2, fmt.Errorf("hf template: --var %w", err)}
-		}
-		extra[k] = v
+	extra, err := text.ParseVars(*vars)
+	if err != nil {
+		return &exitError{2, fmt.Errorf("hf template: --var %w", err)}
 	}
 	tmpl, err := text.LoadChatTemplate(fs.Arg(0), *name)
 	if err != nil {
