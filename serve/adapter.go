@@ -3,6 +3,7 @@ package serve
 import (
 	"fmt"
 	"maps"
+	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
@@ -77,6 +78,17 @@ type Adapter struct {
 	resize string
 	// feeds maps each policy camera to the benchmark camera that feeds it.
 	feeds map[string]string
+}
+
+// CheckAdapter checks opt against the spec of the policy in checkpoint dir (its policy.Spec
+// file), before the policy is loaded; a dir without a readable spec passes.
+func CheckAdapter(dir string, opt AdaptOptions) error {
+	spec, err := policy.ReadSpec(filepath.Join(dir, policy.SpecFile))
+	if err != nil {
+		return nil
+	}
+	_, err = NewAdapter(spec, opt)
+	return err
 }
 
 // NewAdapter checks opt against spec. A zero spec (no cameras) accepts any observation as it is.

@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"os"
 	"os/signal"
-	"path/filepath"
 	"strings"
 	"syscall"
 	"time"
@@ -88,10 +87,8 @@ func cmdServe(args []string) error {
 	if err != nil {
 		return err
 	}
-	if spec, err := policy.ReadSpec(filepath.Join(dir, policy.SpecFile)); err == nil {
-		if _, err := serve.NewAdapter(spec, adapt); err != nil {
-			return &exitError{2, fmt.Errorf("serve: %w", err)}
-		}
+	if err := serve.CheckAdapter(dir, adapt); err != nil {
+		return &exitError{2, fmt.Errorf("serve: %w", err)}
 	}
 	b, info, err := backends.Select(*backend)
 	if err != nil {
