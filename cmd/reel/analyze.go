@@ -3,7 +3,6 @@ package main
 import (
 	"fmt"
 	"os"
-	"path/filepath"
 
 	"github.com/reelml/reel/analysis"
 	"github.com/reelml/reel/backends"
@@ -67,10 +66,7 @@ func cmdAnalyze(args []string) error {
 	if err != nil {
 		return err
 	}
-	dir := *out
-	if dir == "" {
-		dir = filepath.Join(checkpoints.RunDir(subj.Dir), "analysis")
-	}
+	dir := subj.OutDir(*out)
 	var result interface{ Summary() string }
 	switch tool {
 	case "patching":
