@@ -74,34 +74,31 @@ func cmdEval(args []string) error {
 		}
 		o.Remote = &ro
 	}
-	if r, spec, ok, err := tasks.ForeignPolicy(path, o.Sets); ok { // a LeRobot policy directory, as it is
-		if err != nil {
+	r, spec, foreign, err := tasks.ForeignPolicy(path, o.Sets) // a LeRobot policy directory, as it is
+	var dirs []string
+	switch {
+	case foreign && err != nil:
+		return err
+	case foreign && (*all || o.Remote != nil):
+		return &exitError{2, fmt.Errorf("eval: --all and --remote are for reel runs; %s is a policy directory of another framework", path)}
+	case !foreign:
+		if dirs, err = evaluate.Checkpoints(path, *all, warn); err != nil {
 			return err
 		}
-		if *all || o.Remote != nil {
-			return &exitError{2, fmt.Errorf("eval: --all and --remote are for reel runs; %s is a policy directory of another framework", path)}
-		}
-		b, info, err := backends.Select(*backend)
-		if err != nil {
-			return err
-		}
-		logf("evaluating on %s", info)
+		o.Series = *all
+	}
+	b, info, err := backends.Select(*backend)
+	if err != nil {
+		return err
+	}
+	logf("evaluating on %s", info)
+	if foreign {
 		res, err := evaluate.Foreign(b, path, r, spec, o)
 		if err != nil {
 			return usageError(err)
 		}
 		return printJSON(res)
 	}
-	dirs, err := evaluate.Checkpoints(path, *all, warn)
-	if err != nil {
-		return err
-	}
-	o.Series = *all
-	b, info, err := backends.Select(*backend)
-	if err != nil {
-		return err
-	}
-	logf("evaluating on %s", info)
 	results, err := evaluate.Run(b, dirs, o)
 	if err != nil {
 		return usageError(err)
