@@ -3,6 +3,8 @@ package hf
 import (
 	"fmt"
 
+	"github.com/gomlx/compute"
+
 	"github.com/reelml/reel/internal/usage"
 	"github.com/reelml/reel/text"
 )
@@ -73,6 +75,46 @@ func (m *Model) readQwenInputs(in RunInputs, f InputFiles) (RunInputs, error) {
 type PromptOptions struct {
 	Chat bool     // format the prompt as one user turn with the model's chat template
 	Vars []string // chat template variables NAME=VALUE (typed by text.ParseVar); need Chat
+}
+
+// Generation is what GeneratePrompt generates, as 'reel hf generate' prints it: the prompt's
+// token ids, the generated ids, their text (given a tokenizer) and the rendered chat turn
+// (PromptOptions.Chat).
+type Generation struct {
+	ChatText  *string `json:"chat_text,omitempty"`
+	Generated []int   `json:"generated"`
+	PromptIDs []int   `json:"prompt_ids"`
+	Text      *string `json:"text,omitempty"`
+}
+
+// GeneratePrompt decodes greedily (GenerateInputs) from prompt laid out with tok (Prompt), or
+// with tok nil from in.Tokens[0] as given, after checking the inputs (CheckInputs). Errors of the
+// prompt or the inputs are a usage.Error.
+func (m *Model) GeneratePrompt(backend compute.Backend, tok text.Tokenizer, prompt string, in RunInputs, po PromptOptions, opts GenerateOptions) (*Generation, error) {
+	g := &Generation{}
+	if tok != nil {
+		ids, rendered, err := m.Prompt(tok, prompt, in, po)
+		if err != nil {
+			return nil, &usage.Error{Err: err}
+		}
+		in.Tokens = [][]int{ids}
+		if po.Chat {
+			g.ChatText = &rendered
+		}
+	}
+	if err := m.CheckInputs(in); err != nil {
+		return nil, &usage.Error{Err: err}
+	}
+	out, err := m.GenerateInputs(backend, in, opts)
+	if err != nil {
+		return nil, err
+	}
+	g.Generated, g.PromptIDs = out, in.Tokens[0]
+	if tok != nil {
+		t := tok.Decode(out)
+		g.Text = &t
+	}
+	return g, nil
 }
 
 // Prompt lays out a text prompt for the inputs in (their images, videos and grids) as the

@@ -9,6 +9,7 @@ import (
 
 	"github.com/reelml/reel/backends"
 	"github.com/reelml/reel/hf"
+	usageerr "github.com/reelml/reel/internal/usage"
 	"github.com/reelml/reel/text"
 )
 
@@ -138,32 +139,18 @@ func hfGenerate(args []string) error {
 		return err
 	}
 	var tok text.Tokenizer
-	chatText := ""
 	if *prompt != "" {
 		if tok, err = text.Load(m.Dir); err != nil {
 			return fmt.Errorf("hf generate: --prompt: %w", err)
 		}
-		ids, rendered, err := m.Prompt(tok, *prompt, in, hf.PromptOptions{Chat: *chat, Vars: *vars})
-		if err != nil {
-			return &exitError{2, fmt.Errorf("hf generate: %w", err)}
-		}
-		in.Tokens, chatText = [][]int{ids}, rendered
 	} else if *chat {
 		return &exitError{2, fmt.Errorf("hf generate: --chat formats --prompt TEXT; --tokens are used as given")}
 	}
-	if err := m.CheckInputs(in); err != nil {
+	res, err := m.GeneratePrompt(b, tok, *prompt, in, hf.PromptOptions{Chat: *chat, Vars: *vars}, hf.GenerateOptions{MaxNewTokens: *maxNew})
+	if usageerr.Is(err) {
 		return &exitError{2, fmt.Errorf("hf generate: %w", err)}
-	}
-	out, err := m.GenerateInputs(b, in, hf.GenerateOptions{MaxNewTokens: *maxNew})
-	if err != nil {
+	} else if err != nil {
 		return err
-	}
-	res := map[string]any{"prompt_ids": in.Tokens[0], "generated": out}
-	if tok != nil {
-		res["text"] = tok.Decode(out)
-	}
-	if *chat {
-		res["chat_text"] = chatText
 	}
 	enc := json.NewEncoder(os.Stdout)
 	enc.SetEscapeHTML(false)
