@@ -5,9 +5,31 @@ import (
 
 	"github.com/gomlx/compute"
 
+	"github.com/reelml/reel/internal/intlist"
 	"github.com/reelml/reel/internal/usage"
 	"github.com/reelml/reel/text"
 )
+
+// ParseTokens reads comma-separated token id lists, one per sequence, and their PaliGemma
+// token type lists ('reel hf run --tokens … --token-types …') into RunInputs; a list that does
+// not parse is a usage.Error naming its flag.
+func ParseTokens(tokens, types []string) (RunInputs, error) {
+	var in RunInputs
+	for _, l := range []struct {
+		flag string
+		from []string
+		to   *[][]int
+	}{{"--tokens", tokens, &in.Tokens}, {"--token-types", types, &in.TokenTypes}} {
+		for _, s := range l.from {
+			ids, err := intlist.Parse(s, nil, "an integer")
+			if err != nil {
+				return in, usage.Errorf("%s: %w", l.flag, err)
+			}
+			*l.to = append(*l.to, ids)
+		}
+	}
+	return in, nil
+}
 
 // InputFiles are the files a forward pass's pixel inputs are read from; 'reel hf run' and
 // 'reel hf generate' take them as --pixels, --image, --video and --video-frames, which the

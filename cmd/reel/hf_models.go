@@ -61,22 +61,10 @@ func addHFInputFlags(fs *pflag.FlagSet) *hfInputFlags {
 
 // inputs parses the flags into a forward pass's inputs.
 func (f *hfInputFlags) inputs(cmd string, m *hf.Model) (hf.RunInputs, error) {
-	var in hf.RunInputs
-	for _, s := range *f.tokens {
-		ids, err := intFlagList(cmd, "--tokens", s, nil, "an integer")
-		if err != nil {
-			return in, err
-		}
-		in.Tokens = append(in.Tokens, ids)
+	in, err := hf.ParseTokens(*f.tokens, *f.types)
+	if err == nil {
+		in, err = m.ReadInputs(in, f.files)
 	}
-	for _, s := range *f.types {
-		ids, err := intFlagList(cmd, "--token-types", s, nil, "an integer")
-		if err != nil {
-			return in, err
-		}
-		in.TokenTypes = append(in.TokenTypes, ids)
-	}
-	in, err := m.ReadInputs(in, f.files)
 	if err != nil {
 		return in, usageError(fmt.Errorf("%s: %w", cmd, err))
 	}
