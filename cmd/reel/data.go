@@ -87,15 +87,9 @@ func cmdDataGenVideo(args []string) error {
 	case !(*fps > 0) || math.IsInf(*fps, 0):
 		return usageErr("--fps must be positive, got %g", *fps)
 	}
-	cfg := data.DefaultVideoConfig()
-	cfg.Frames, cfg.Size = *frames, *size
-	g, err := data.NewVideoGenerator(cfg)
-	if err != nil {
-		return usageErr("%v", err)
-	}
 	start := time.Now()
-	if err := data.WriteSyntheticDataset(*out, g, *n, *seed, *fps); err != nil {
-		return fmt.Errorf("data gen-video: %w", err)
+	if err := data.WriteSyntheticVideos(*out, *frames, *size, *n, *seed, *fps); err != nil {
+		return usageError(fmt.Errorf("data gen-video: %w", err))
 	}
 	fmt.Printf("wrote %d videos (%d frames of %dx%d at %g fps) to %s and their captions to %s in %.1fs\n",
 		*n, *frames, *size, *size, *fps, filepath.Join(*out, "videos"), filepath.Join(*out, "captions.jsonl"),
