@@ -241,6 +241,26 @@ type Remote struct {
 	ResultsDir string           // "": RUN/results
 }
 
+// Check validates the settings of a remote evaluation as 'reel eval --remote' takes them
+// (usage errors naming its flags) and sets Shard when numSet: shard id of num shards, idSet and
+// numSet saying whether each was given.
+func (r *Remote) Check(id, num int, idSet, numSet bool) error {
+	switch {
+	case r.MaxConns < 1:
+		return usage.Errorf("eval: --max-connections must be ≥ 1, got %d", r.MaxConns)
+	case r.ActTimeout <= 0:
+		return usage.Errorf("eval: --act-timeout must be positive, got %s", r.ActTimeout)
+	case idSet && !numSet:
+		return usage.Errorf("eval: --shard-id needs --num-shards")
+	case numSet:
+		if num < 1 || id < 0 || id >= num {
+			return usage.Errorf("eval: --shard-id must be in [0, --num-shards) and --num-shards ≥ 1, got %d and %d", id, num)
+		}
+		r.Shard = &serve.ShardInfo{ID: id, Total: num}
+	}
+	return nil
+}
+
 // evalRemote evaluates the policy served at ro.URL closed-loop, episode by episode as the
 // vla-eval harness's runners do (episode_start with the task, one observation per action,
 // episode_end with the result), with at most ro.MaxConns connections, and writes the episodes

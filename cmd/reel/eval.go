@@ -55,18 +55,8 @@ func cmdEval(args []string) error {
 			return &exitError{2, fmt.Errorf("eval: --%s is for --remote evaluations", f)}
 		}
 	}
-	switch {
-	case ro.MaxConns < 1:
-		return &exitError{2, fmt.Errorf("eval: --max-connections must be ≥ 1, got %d", ro.MaxConns)}
-	case ro.ActTimeout <= 0:
-		return &exitError{2, fmt.Errorf("eval: --act-timeout must be positive, got %s", ro.ActTimeout)}
-	case fs.Changed("shard-id") && !fs.Changed("num-shards"):
-		return &exitError{2, fmt.Errorf("eval: --shard-id needs --num-shards")}
-	case fs.Changed("num-shards"):
-		if *numShards < 1 || *shardID < 0 || *shardID >= *numShards {
-			return &exitError{2, fmt.Errorf("eval: --shard-id must be in [0, --num-shards) and --num-shards ≥ 1, got %d and %d", *shardID, *numShards)}
-		}
-		ro.Shard = &serve.ShardInfo{ID: *shardID, Total: *numShards}
+	if err := ro.Check(*shardID, *numShards, fs.Changed("shard-id"), fs.Changed("num-shards")); err != nil {
+		return usageError(err)
 	}
 	if ro.URL != "" {
 		if *all {
