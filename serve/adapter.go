@@ -38,6 +38,23 @@ type AdaptOptions struct {
 	ActionDim int
 }
 
+// ParseAdaptOptions reads AdaptOptions as 'reel serve' takes them: cameras as ParseCameraMap,
+// stateDims as ParseStateDims ("" keeps the spec's state); errors name the flag (--camera,
+// --state-dims).
+func ParseAdaptOptions(cameras []string, resize, stateDims string, actionDim int) (AdaptOptions, error) {
+	o := AdaptOptions{Resize: resize, ActionDim: actionDim}
+	var err error
+	if o.Cameras, err = ParseCameraMap(cameras); err != nil {
+		return o, fmt.Errorf("--camera: %w", err)
+	}
+	if stateDims != "" {
+		if o.StateDims, o.NoState, err = ParseStateDims(stateDims); err != nil {
+			return o, fmt.Errorf("--state-dims: %w", err)
+		}
+	}
+	return o, nil
+}
+
 // ParseCameraMap parses camera mappings of the form BENCHMARK=POLICY ("agentview=scene").
 func ParseCameraMap(pairs []string) (map[string]string, error) {
 	out := map[string]string{}

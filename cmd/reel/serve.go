@@ -73,15 +73,9 @@ func cmdServe(args []string) error {
 			return &exitError{2, fmt.Errorf("serve: --%s applies to --chunking rtc, not %s", f, *chunking)}
 		}
 	}
-	adapt := serve.AdaptOptions{Resize: *resize, ActionDim: *actionDim}
-	var err error
-	if adapt.Cameras, err = serve.ParseCameraMap(*cameras); err != nil {
-		return &exitError{2, fmt.Errorf("serve: --camera: %w", err)}
-	}
-	if *stateDims != "" {
-		if adapt.StateDims, adapt.NoState, err = serve.ParseStateDims(*stateDims); err != nil {
-			return &exitError{2, fmt.Errorf("serve: --state-dims: %w", err)}
-		}
+	adapt, err := serve.ParseAdaptOptions(*cameras, *resize, *stateDims, *actionDim)
+	if err != nil {
+		return &exitError{2, fmt.Errorf("serve: %w", err)}
 	}
 	dir, err := checkpoints.Resolve(fs.Arg(0), warn)
 	if err != nil {
