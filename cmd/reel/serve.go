@@ -62,16 +62,8 @@ func cmdServe(args []string) error {
 	}
 	ens := policy.Chunking{Mode: *chunking, EMAWeight: *emaWeight, Delay: *delay, RTCHorizon: *rtcHorizon,
 		MaxGuidance: *maxGuidance, Schedule: *schedule}
-	if err := ens.Check(); err != nil {
-		return &exitError{2, fmt.Errorf("serve: --chunking: %w", err)}
-	}
-	if fs.Changed("ema-weight") && *chunking != serve.ChunkEMA {
-		return &exitError{2, fmt.Errorf("serve: --ema-weight applies to --chunking ema, not %s", *chunking)}
-	}
-	for _, f := range []string{"rtc-horizon", "max-guidance", "rtc-schedule"} {
-		if fs.Changed(f) && *chunking != serve.ChunkRTC {
-			return &exitError{2, fmt.Errorf("serve: --%s applies to --chunking rtc, not %s", f, *chunking)}
-		}
+	if err := serve.CheckChunkingFlags(ens, fs.Changed); err != nil {
+		return &exitError{2, fmt.Errorf("serve: %w", err)}
 	}
 	adapt, err := serve.ParseAdaptOptions(*cameras, *resize, *stateDims, *actionDim)
 	if err != nil {
