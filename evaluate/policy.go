@@ -241,10 +241,16 @@ type Remote struct {
 	ResultsDir string           // "": RUN/results
 }
 
-// Check validates the settings of a remote evaluation as 'reel eval --remote' takes them
-// (usage errors naming its flags) and sets Shard when numSet: shard id of num shards, idSet and
-// numSet saying whether each was given.
-func (r *Remote) Check(id, num int, idSet, numSet bool) error {
+// Check validates the settings of a remote evaluation as 'reel eval' takes them (usage errors
+// naming its flags; changed(flag) says which were given, which without a URL is an error) and
+// sets Shard when --num-shards is given: shard id of num shards.
+func (r *Remote) Check(id, num int, changed func(flag string) bool) error {
+	for _, f := range []string{"max-connections", "act-timeout", "shard-id", "num-shards", "results"} {
+		if changed(f) && r.URL == "" {
+			return usage.Errorf("eval: --%s is for --remote evaluations", f)
+		}
+	}
+	idSet, numSet := changed("shard-id"), changed("num-shards")
 	switch {
 	case r.MaxConns < 1:
 		return usage.Errorf("eval: --max-connections must be ≥ 1, got %d", r.MaxConns)

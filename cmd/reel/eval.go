@@ -50,12 +50,7 @@ func cmdEval(args []string) error {
 		return err
 	}
 	path := fs.Arg(0)
-	for _, f := range []string{"max-connections", "act-timeout", "shard-id", "num-shards", "results"} {
-		if fs.Changed(f) && ro.URL == "" {
-			return &exitError{2, fmt.Errorf("eval: --%s is for --remote evaluations", f)}
-		}
-	}
-	if err := ro.Check(*shardID, *numShards, fs.Changed("shard-id"), fs.Changed("num-shards")); err != nil {
+	if err := ro.Check(*shardID, *numShards, fs.Changed); err != nil {
 		return usageError(err)
 	}
 	if ro.URL != "" {
