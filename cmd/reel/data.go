@@ -163,21 +163,16 @@ func genSimData(name, usage, defaultRecipe string, args []string) error {
 	if !ok {
 		return usageErr("--shard %q: want I/N with 0 ≤ I < N", *shard)
 	}
-	switch {
-	case fs.NArg() != 0:
+	opts := sim.DatasetOptions{
+		GenerateOptions: sim.GenerateOptions{Episodes: *n, Seed: *seed, Workers: *workers, Shard: shardI, Shards: shardN},
+		Writer:          lerobot.WriterConfig{Format: *format, FPS: *fps, Overwrite: *overwrite, Codec: *codec},
+		Reward:          reward, Eval: eval,
+	}
+	if fs.NArg() != 0 {
 		return usageErr("unexpected argument %q", fs.Arg(0))
-	case *n < 1:
-		return usageErr("--episodes must be a positive number, got %d", *n)
-	case *out == "":
-		return usageErr("--out DIR is required")
-	case *fps < 1:
-		return usageErr("--fps must be a positive integer, got %d", *fps)
-	case *workers < 0:
-		return usageErr("--workers must be ≥ 0, got %d", *workers)
-	case *format != lerobot.V30 && *format != lerobot.V21:
-		return usageErr("--format %q: want v3.0 or v2.1", *format)
-	case shardN > *n:
-		return usageErr("--shard %s: more shards than the %d episodes", *shard, *n)
+	}
+	if err := opts.CheckFlags(*out, *shard); err != nil {
+		return usageErr("%w", err)
 	}
 	r, err := recipes.Load(*recipe, *sets)
 	if err != nil {
@@ -188,11 +183,6 @@ func genSimData(name, usage, defaultRecipe string, args []string) error {
 		return err
 	}
 	start := time.Now()
-	opts := sim.DatasetOptions{
-		GenerateOptions: sim.GenerateOptions{Episodes: *n, Seed: *seed, Workers: *workers, Shard: shardI, Shards: shardN},
-		Writer:          lerobot.WriterConfig{Format: *format, FPS: *fps, Overwrite: *overwrite, Codec: *codec},
-		Reward:          reward, Eval: eval,
-	}
 	if term.IsTerminal(int(os.Stderr.Fd())) { // no bar in logs; the summary line below says what was done
 		opts.ProgressBar = os.Stderr
 	}
