@@ -54,22 +54,15 @@ func cmdRewardProgress(args []string) error {
 		return &exitError{2, fmt.Errorf("reward progress: expected one MODEL (a run or a VLM directory) or --oracle, got %d arguments", fs.NArg())}
 	case *dir == "":
 		return &exitError{2, fmt.Errorf("reward progress: --data: a LeRobot dataset directory is required")}
-	case *prefixes < 0:
-		return &exitError{2, fmt.Errorf("reward progress: --prefixes: %d must be 0 (every prefix) or positive", *prefixes)}
-	case *episodes < 0:
-		return &exitError{2, fmt.Errorf("reward progress: --episodes: %d must be 0 (all) or positive", *episodes)}
-	case *size < 0:
-		return &exitError{2, fmt.Errorf("reward progress: --size: %d must be 0 (native) or positive", *size)}
+	}
+	opts, err := reward.FlagOptions(*prefixes, *episodes, *camera, *size)
+	if err != nil {
+		return &exitError{2, fmt.Errorf("reward progress: %w", err)}
 	}
 	ds, err := lerobot.Open(*dir)
 	if err != nil {
 		return err
 	}
-	p := *prefixes
-	if p == 0 {
-		p = -1 // every prefix
-	}
-	opts := reward.Options{Prefixes: p, Episodes: *episodes, Camera: *camera, Size: *size}
 	var rep *reward.Report
 	if *oracle {
 		rep, err = reward.ScoreOracle(ds, opts)
