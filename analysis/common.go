@@ -36,6 +36,14 @@ type Subject struct {
 	store   *model.Store
 }
 
+// OutDir is where the tools write their results: out, or by default RUN/analysis.
+func (s *Subject) OutDir(out string) string {
+	if out != "" {
+		return out
+	}
+	return filepath.Join(checkpoints.RunDir(s.Dir), "analysis")
+}
+
 // Open loads the newest good checkpoint of a run (or a checkpoint directory) for analysis. The
 // tools generate their own controlled scenes: the recipe's synthetic data configuration, or the
 // default scenes (at the model's image size) for a VLM trained on a folder dataset.

@@ -18,6 +18,7 @@ import (
 
 	"github.com/reelml/reel/internal/rng"
 	"github.com/reelml/reel/internal/safeio"
+	"github.com/reelml/reel/internal/usage"
 	"github.com/reelml/reel/mediaio"
 )
 
@@ -275,6 +276,19 @@ func LoadVideoDataset(captionsJSONL string, fps float64, size, frames int, skipB
 // (short of a 64-bit hash collision).
 func VideoSeed(seed uint64, i int) uint64 {
 	return rng.Mix64(rng.Mix64(seed) ^ uint64(i))
+}
+
+// WriteSyntheticVideos is WriteSyntheticDataset of n videos of the default video config
+// (DefaultVideoConfig) at frames frames of size×size; a size or frame count NewVideoGenerator
+// refuses is a usage.Error.
+func WriteSyntheticVideos(dir string, frames, size, n int, seed uint64, fps float64) error {
+	cfg := DefaultVideoConfig()
+	cfg.Frames, cfg.Size = frames, size
+	g, err := NewVideoGenerator(cfg)
+	if err != nil {
+		return &usage.Error{Err: err}
+	}
+	return WriteSyntheticDataset(dir, g, n, seed, fps)
 }
 
 // WriteSyntheticDataset writes n videos sampled by g as DIR/videos/%06d.mp4 (i = 0..n-1,

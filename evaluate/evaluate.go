@@ -269,6 +269,24 @@ func Splits(sets []string, before, after map[string]float64) []SplitDelta {
 	return out
 }
 
+// Checkpoints are the checkpoint directories `reel eval PATH` evaluates: with all, every kept
+// checkpoint of run path (an error when it has none); else the one path resolves to.
+func Checkpoints(path string, all bool, warn func(string)) ([]string, error) {
+	if !all {
+		dir, err := checkpoints.Resolve(path, warn)
+		if err != nil {
+			return nil, err
+		}
+		return []string{dir}, nil
+	}
+	root := filepath.Join(path, "checkpoints")
+	list, err := checkpoints.List(root)
+	if err != nil || len(list) == 0 {
+		return nil, fmt.Errorf("eval --all: %s has no checkpoints (expected %s/step-*)", path, root)
+	}
+	return list, nil
+}
+
 // PlotSeries writes RUN/plots/eval-<metric>.png for every metric against step.
 func PlotSeries(run string, results []Result) error {
 	series := map[string]plotter.XYs{}

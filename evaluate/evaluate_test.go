@@ -4,10 +4,13 @@ import (
 	"encoding/json"
 	"os"
 	"path/filepath"
+	"slices"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/require"
 
+	"github.com/reelml/reel/internal/usage"
 	"github.com/reelml/reel/recipes"
 	"github.com/reelml/reel/serve"
 )
@@ -69,4 +72,33 @@ func TestMerge(t *testing.T) {
 	require.Regexp(t, `^\{"benchmark":"reel-sim","episodes":4,"failed":1,"mean_success":0\.25,"out":".*all\.json"\}$`, string(b))
 	_, err = os.Stat(out)
 	require.NoError(t, err)
+}
+
+func TestRemoteCheck(t *testing.T) {
+	given := func(flags ...string) func(string) bool {
+		return func(f string) bool { return slices.Contains(flags, f) }
+	}
+	ok := Remote{URL: "ws://x", MaxConns: 1, ActTimeout: time.Second}
+	r := ok
+	require.NoError(t, r.Check(1, 3, given("shard-id", "num-shards")))
+	require.Equal(t, &serve.ShardInfo{ID: 1, Total: 3}, r.Shard)
+	r = ok
+	require.NoError(t, r.Check(0, 0, given()))
+	require.Nil(t, r.Shard)
+	for _, c := range []struct {
+		r       Remote
+		id, num int
+		given   []string
+		want    string
+	}{
+		{Remote{MaxConns: 1, ActTimeout: time.Second}, 0, 0, []string{"results"}, "--results is for --remote"},
+		{Remote{URL: "ws://x", ActTimeout: time.Second}, 0, 0, nil, "--max-connections must be ≥ 1"},
+		{Remote{URL: "ws://x", MaxConns: 1}, 0, 0, nil, "--act-timeout must be positive"},
+		{ok, 1, 0, []string{"shard-id"}, "--shard-id needs --num-shards"},
+		{ok, 3, 3, []string{"shard-id", "num-shards"}, "--shard-id must be in [0, --num-shards)"},
+	} {
+		err := c.r.Check(c.id, c.num, given(c.given...))
+		require.ErrorContains(t, err, c.want)
+		require.True(t, usage.Is(err), "a usage error: %v", err)
+	}
 }

@@ -248,6 +248,32 @@ type Remote struct {
 	ResultsDir string           // "": RUN/results
 }
 
+// Check validates the settings of a remote evaluation as 'reel eval' takes them (usage errors
+// naming its flags; changed(flag) says which were given, which without a URL is an error) and
+// sets Shard when --num-shards is given: shard id of num shards.
+func (r *Remote) Check(id, num int, changed func(flag string) bool) error {
+	for _, f := range []string{"max-connections", "act-timeout", "shard-id", "num-shards", "results"} {
+		if changed(f) && r.URL == "" {
+			return usage.Errorf("eval: --%s is for --remote evaluations", f)
+		}
+	}
+	idSet, numSet := changed("shard-id"), changed("num-shards")
+	switch {
+	case r.MaxConns < 1:
+		return usage.Errorf("eval: --max-connections must be ≥ 1, got %d", r.MaxConns)
+	case r.ActTimeout <= 0:
+		return usage.Errorf("eval: --act-timeout must be positive, got %s", r.ActTimeout)
+	case idSet && !numSet:
+		return usage.Errorf("eval: --shard-id needs --num-shards")
+	case numSet:
+		if num < 1 || id < 0 || id >= num {
+			return usage.Errorf("eval: --shard-id must be in [0, --num-shards) and --num-shards ≥ 1, got %d and %d", id, num)
+		}
+		r.Shard = &serve.ShardInfo{ID: id, Total: num}
+	}
+	return nil
+}
+
 // evalRemote evaluates the policy served at ro.URL closed-loop, episode by episode as the
 // vla-eval harness's runners do (episode_start with the task, one observation per action,
 // episode_end with the result), with at most ro.MaxConns connections, and writes the episodes

@@ -46,6 +46,32 @@ type Exported struct {
 	NotInAdapter []string
 }
 
+// Warning says what an export leaves out of reproducing the run, "" when nothing: a PEFT
+// adapter's trained variables outside the adapters (NotInAdapter).
+func (e *Exported) Warning() string {
+	if len(e.NotInAdapter) == 0 {
+		return ""
+	}
+	return fmt.Sprintf("%d trained variables outside the adapters (%s) are not in a PEFT adapter: applied to the base, it does not reproduce the run (freeze them with train.freeze, or export --format hf)",
+		len(e.NotInAdapter), firstNames(e.NotInAdapter, 3))
+}
+
+// Note names the variables written under reel.* names (ReelOnly), "" when none.
+func (e *Exported) Note() string {
+	if len(e.ReelOnly) == 0 {
+		return ""
+	}
+	return fmt.Sprintf("%d variables have no transformers name and are written as reel.* (%s)", len(e.ReelOnly), firstNames(e.ReelOnly, 3))
+}
+
+// firstNames is "a, b, c and N more".
+func firstNames(names []string, n int) string {
+	if len(names) <= n {
+		return strings.Join(names, ", ")
+	}
+	return fmt.Sprintf("%s and %d more", strings.Join(names[:n], ", "), len(names)-n)
+}
+
 // ReelName is the tensor name of a reel variable that has no transformers name: "reel." and its
 // scope path with "/" → "." ("/action_expert/time_mlp/weights" → reel.action_expert.time_mlp.weights).
 func ReelName(path string) string {

@@ -3,9 +3,33 @@ package hf
 import (
 	"fmt"
 
+	"github.com/gomlx/compute"
+
+	"github.com/reelml/reel/internal/intlist"
 	"github.com/reelml/reel/internal/usage"
 	"github.com/reelml/reel/text"
 )
+
+// ParseTokens reads comma-separated token id lists, one per sequence, and their PaliGemma
+// token type lists ('reel hf run --tokens … --token-types …') into RunInputs; a list that does
+// not parse is a usage.Error naming its flag.
+func ParseTokens(tokens, types []string) (RunInputs, error) {
+	var in RunInputs
+	for _, l := range []struct {
+		flag string
+		from []string
+		to   *[][]int
+	}{{"--tokens", tokens, &in.Tokens}, {"--token-types", types, &in.TokenTypes}} {
+		for _, s := range l.from {
+			ids, err := intlist.Parse(s, nil, "an integer")
+			if err != nil {
+				return in, usage.Errorf("%s: %w", l.flag, err)
+			}
+			*l.to = append(*l.to, ids)
+		}
+	}
+	return in, nil
+}
 
 // InputFiles are the files a forward pass's pixel inputs are read from; 'reel hf run' and
 // 'reel hf generate' take them as --pixels, --image, --video and --video-frames, which the
@@ -75,6 +99,46 @@ type PromptOptions struct {
 	Vars []string // chat template variables NAME=VALUE (typed by text.ParseVar); need Chat
 }
 
+// Generation is what GeneratePrompt generates, as 'reel hf generate' prints it: the prompt's
+// token ids, the generated ids, their text (given a tokenizer) and the rendered chat turn
+// (PromptOptions.Chat).
+type Generation struct {
+	ChatText  *string `json:"chat_text,omitempty"`
+	Generated []int   `json:"generated"`
+	PromptIDs []int   `json:"prompt_ids"`
+	Text      *string `json:"text,omitempty"`
+}
+
+// GeneratePrompt decodes greedily (GenerateInputs) from prompt laid out with tok (Prompt), or
+// with tok nil from in.Tokens[0] as given, after checking the inputs (CheckInputs). Errors of the
+// prompt or the inputs are a usage.Error.
+func (m *Model) GeneratePrompt(backend compute.Backend, tok text.Tokenizer, prompt string, in RunInputs, po PromptOptions, opts GenerateOptions) (*Generation, error) {
+	g := &Generation{}
+	if tok != nil {
+		ids, rendered, err := m.Prompt(tok, prompt, in, po)
+		if err != nil {
+			return nil, &usage.Error{Err: err}
+		}
+		in.Tokens = [][]int{ids}
+		if po.Chat {
+			g.ChatText = &rendered
+		}
+	}
+	if err := m.CheckInputs(in); err != nil {
+		return nil, &usage.Error{Err: err}
+	}
+	out, err := m.GenerateInputs(backend, in, opts)
+	if err != nil {
+		return nil, err
+	}
+	g.Generated, g.PromptIDs = out, in.Tokens[0]
+	if tok != nil {
+		t := tok.Decode(out)
+		g.Text = &t
+	}
+	return g, nil
+}
+
 // Prompt lays out a text prompt for the inputs in (their images, videos and grids) as the
 // model's processor does (QwenPromptIDs for Qwen-VL, else PromptIDsGrids), with o.Chat formatted by
 // the model's chat template first (ChatPromptIDsGrids; Qwen-VL's vision placeholders are not laid
@@ -99,13 +163,9 @@ func (m *Model) Prompt(tok text.Tokenizer, prompt string, in RunInputs, o Prompt
 		ids, err := m.PromptIDsGrids(tok, prompt, grids)
 		return ids, "", err
 	}
-	vars := map[string]any{}
-	for _, s := range o.Vars {
-		k, v, err := text.ParseVar(s)
-		if err != nil {
-			return nil, "", fmt.Errorf("--var %w", err)
-		}
-		vars[k] = v
+	vars, err := text.ParseVars(o.Vars)
+	if err != nil {
+		return nil, "", fmt.Errorf("--var %w", err)
 	}
 	tmpl, err := text.LoadChatTemplate(m.Dir, "")
 	if err != nil {

@@ -33,6 +33,23 @@ type Options struct {
 	Size     int    // frames fitted to Size×Size (0: the camera's native size)
 }
 
+// FlagOptions are Options as 'reel reward progress' takes them (errors name its flags):
+// prefixes 0 means every prefix there, and no count may be negative.
+func FlagOptions(prefixes, episodes int, camera string, size int) (Options, error) {
+	switch {
+	case prefixes < 0:
+		return Options{}, fmt.Errorf("--prefixes: %d must be 0 (every prefix) or positive", prefixes)
+	case episodes < 0:
+		return Options{}, fmt.Errorf("--episodes: %d must be 0 (all) or positive", episodes)
+	case size < 0:
+		return Options{}, fmt.Errorf("--size: %d must be 0 (native) or positive", size)
+	}
+	if prefixes == 0 {
+		prefixes = -1 // every prefix
+	}
+	return Options{Prefixes: prefixes, Episodes: episodes, Camera: camera, Size: size}, nil
+}
+
 // Episode is one scored episode.
 type Episode struct {
 	Index       int    `json:"episode"`

@@ -129,3 +129,16 @@ func TestScoreOracle(t *testing.T) {
 	require.Zero(t, rep.VOCByKind["failed"])
 	require.Equal(t, 1.0, rep.Detection.Accuracy)
 }
+
+func TestFlagOptions(t *testing.T) {
+	o, err := FlagOptions(0, 3, "cam", 0)
+	require.NoError(t, err)
+	require.Equal(t, Options{Prefixes: -1, Episodes: 3, Camera: "cam"}, o) // 0: every prefix
+	o, err = FlagOptions(15, 0, "", 64)
+	require.NoError(t, err)
+	require.Equal(t, Options{Prefixes: 15, Size: 64}, o)
+	for _, c := range [][3]int{{-1, 0, 0}, {0, -1, 0}, {0, 0, -1}} {
+		_, err := FlagOptions(c[0], c[1], "", c[2])
+		require.Error(t, err, c)
+	}
+}

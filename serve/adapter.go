@@ -3,6 +3,7 @@ package serve
 import (
 	"fmt"
 	"maps"
+	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
@@ -35,6 +36,23 @@ type AdaptOptions struct {
 	// raw units, after unnormalisation) are zero-padded or truncated to it, as openpi pads pi0's
 	// actions to the robot's. 0 keeps Spec.ActionDim.
 	ActionDim int
+}
+
+// ParseAdaptOptions reads AdaptOptions as 'reel serve' takes them: cameras as ParseCameraMap,
+// stateDims as ParseStateDims ("" keeps the spec's state); errors name the flag (--camera,
+// --state-dims).
+func ParseAdaptOptions(cameras []string, resize, stateDims string, actionDim int) (AdaptOptions, error) {
+	o := AdaptOptions{Resize: resize, ActionDim: actionDim}
+	var err error
+	if o.Cameras, err = ParseCameraMap(cameras); err != nil {
+		return o, fmt.Errorf("--camera: %w", err)
+	}
+	if stateDims != "" {
+		if o.StateDims, o.NoState, err = ParseStateDims(stateDims); err != nil {
+			return o, fmt.Errorf("--state-dims: %w", err)
+		}
+	}
+	return o, nil
 }
 
 // ParseCameraMap parses camera mappings of the form BENCHMARK=POLICY ("agentview=scene").
@@ -77,6 +95,17 @@ type Adapter struct {
 	resize string
 	// feeds maps each policy camera to the benchmark camera that feeds it.
 	feeds map[string]string
+}
+
+// CheckAdapter checks opt against the spec of the policy in checkpoint dir (its policy.Spec
+// file), before the policy is loaded; a dir without a readable spec passes.
+func CheckAdapter(dir string, opt AdaptOptions) error {
+	spec, err := policy.ReadSpec(filepath.Join(dir, policy.SpecFile))
+	if err != nil {
+		return nil
+	}
+	_, err = NewAdapter(spec, opt)
+	return err
 }
 
 // NewAdapter checks opt against spec. A zero spec (no cameras) accepts any observation as it is.

@@ -16,6 +16,24 @@ const (
 	DefaultEMAWeight = policy.DefaultEMAWeight
 )
 
+// CheckChunkingFlags checks chunking c as 'reel serve' takes it: c itself (Check; --chunking) and
+// that the flags of one mode, changed(flag) saying which were given, come with that mode
+// (--ema-weight with ema; --rtc-horizon, --max-guidance and --rtc-schedule with rtc).
+func CheckChunkingFlags(c policy.Chunking, changed func(flag string) bool) error {
+	if err := c.Check(); err != nil {
+		return fmt.Errorf("--chunking: %w", err)
+	}
+	if changed("ema-weight") && c.Mode != ChunkEMA {
+		return fmt.Errorf("--ema-weight applies to --chunking ema, not %s", c.Mode)
+	}
+	for _, f := range []string{"rtc-horizon", "max-guidance", "rtc-schedule"} {
+		if changed(f) && c.Mode != ChunkRTC {
+			return fmt.Errorf("--%s applies to --chunking rtc, not %s", f, c.Mode)
+		}
+	}
+	return nil
+}
+
 // checkChunking vets Config.Chunking against the spec's chunks and, under rtc, the policy.
 func (s *Server) checkChunking() error {
 	c, spec := s.cfg.Chunking, s.cfg.Spec

@@ -1,6 +1,7 @@
 package sim
 
 import (
+	"fmt"
 	"io"
 
 	"github.com/schollz/progressbar/v3"
@@ -18,6 +19,27 @@ type DatasetOptions struct {
 	Eval   bool // with Reward: the held-out scenes
 	// ProgressBar, if set, shows a bar of the shard's episodes (over GenerateOptions.Progress).
 	ProgressBar io.Writer
+}
+
+// CheckFlags checks opts as 'reel data gen-sim' and 'gen-reward' take them (errors name their
+// flags): out is the output directory, shard the --shard text opts.Shard/Shards were parsed from
+// (ParseShard).
+func (o DatasetOptions) CheckFlags(out, shard string) error {
+	switch {
+	case o.Episodes < 1:
+		return fmt.Errorf("--episodes must be a positive number, got %d", o.Episodes)
+	case out == "":
+		return fmt.Errorf("--out DIR is required")
+	case o.Writer.FPS < 1:
+		return fmt.Errorf("--fps must be a positive integer, got %d", o.Writer.FPS)
+	case o.Workers < 0:
+		return fmt.Errorf("--workers must be ≥ 0, got %d", o.Workers)
+	case o.Writer.Format != lerobot.V30 && o.Writer.Format != lerobot.V21:
+		return fmt.Errorf("--format %q: want v3.0 or v2.1", o.Writer.Format)
+	case o.Shards > o.Episodes:
+		return fmt.Errorf("--shard %s: more shards than the %d episodes", shard, o.Episodes)
+	}
+	return nil
 }
 
 // WriteDataset generates the episodes of opts in scenes of cfg and writes them as the LeRobot

@@ -5,6 +5,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"slices"
+	"strings"
 	"testing"
 
 	"github.com/reelml/reel/lerobot"
@@ -49,4 +50,25 @@ func TestWriteDataset(t *testing.T) {
 	if again, _ := os.ReadFile(filepath.Join(dir, "meta", "info.json")); string(again) != string(info) {
 		t.Fatal("the refused write changed the existing dataset")
 	}
+}
+
+func TestDatasetOptionsCheckFlags(t *testing.T) {
+	o := DatasetOptions{GenerateOptions: GenerateOptions{Episodes: 4, Shards: 2}, Writer: lerobot.WriterConfig{Format: lerobot.V21, FPS: 10}}
+	if err := o.CheckFlags("out", "1/2"); err != nil {
+		t.Fatal(err)
+	}
+	bad := func(mod func(*DatasetOptions), out, want string) {
+		t.Helper()
+		c := o
+		mod(&c)
+		if err := c.CheckFlags(out, "5/6"); err == nil || !strings.Contains(err.Error(), want) {
+			t.Fatalf("CheckFlags = %v, want %q", err, want)
+		}
+	}
+	bad(func(*DatasetOptions) {}, "", "--out DIR is required")
+	bad(func(c *DatasetOptions) { c.Episodes = 0 }, "out", "--episodes must be a positive number")
+	bad(func(c *DatasetOptions) { c.Writer.FPS = 0 }, "out", "--fps")
+	bad(func(c *DatasetOptions) { c.Workers = -1 }, "out", "--workers")
+	bad(func(c *DatasetOptions) { c.Writer.Format = "v9" }, "out", `--format "v9"`)
+	bad(func(c *DatasetOptions) { c.Shards = 6 }, "out", "--shard 5/6: more shards than the 4 episodes")
 }

@@ -7,10 +7,27 @@ import (
 
 	"github.com/gomlx/compute"
 
+	"github.com/reelml/reel/backends"
 	"github.com/reelml/reel/hub"
+	"github.com/reelml/reel/lerobot"
 	"github.com/reelml/reel/recipes"
 	"github.com/reelml/reel/reward"
 )
+
+// ScoreProgress scores the progress of ds's episodes (reward.ScoreDataset) with the reward
+// model at path (OpenRewardModel) on the backend named backend (backends.Select).
+func ScoreProgress(backend, path string, ds *lerobot.Dataset, opts reward.Options) (*reward.Report, error) {
+	b, _, err := backends.Select(backend)
+	if err != nil {
+		return nil, err
+	}
+	m, err := OpenRewardModel(b, path)
+	if err != nil {
+		return nil, err
+	}
+	defer m.Close()
+	return reward.ScoreDataset(m, ds, opts)
+}
 
 // OpenRewardModel opens path as a reward model (reward.Model) by what it holds:
 //   - a reel run of task exevrm or reward (recipe.yaml): its success log-probability

@@ -313,6 +313,20 @@ func jsonValue(dec *json.Decoder, depth int) (jinja.Value, error) {
 	return jinja.FromGoValue(tok), nil
 }
 
+// ParseVars reads NAME=VALUE template variables (ParseVar) into one map, a later NAME
+// replacing an earlier; the error is the first variable's that does not parse.
+func ParseVars(vars []string) (map[string]any, error) {
+	m := map[string]any{}
+	for _, s := range vars {
+		k, v, err := ParseVar(s)
+		if err != nil {
+			return nil, err
+		}
+		m[k] = v
+	}
+	return m, nil
+}
+
 // ParseVar reads a NAME=VALUE template variable, VALUE typed as a YAML scalar: true/false,
 // integers, floats and null become those values, a quoted scalar its string, anything else
 // (lists, mappings, invalid YAML) the text as written.

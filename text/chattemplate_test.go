@@ -154,3 +154,13 @@ func TestAdditionalChatTemplates(t *testing.T) {
 		t.Errorf("missing named template: %v", err)
 	}
 }
+
+func TestParseVars(t *testing.T) {
+	m, err := ParseVars([]string{"a=1", "b=true", "a=x"})
+	if err != nil || len(m) != 2 || m["a"] != "x" || m["b"] != true {
+		t.Fatalf("ParseVars = %v, %v; want a later a to win, b typed", m, err)
+	}
+	if _, err := ParseVars([]string{"a=1", "=2", "bad"}); err == nil || !strings.Contains(err.Error(), `"=2"`) {
+		t.Fatalf("ParseVars error = %v, want the first bad variable named", err)
+	}
+}

@@ -3,6 +3,7 @@ package train
 import (
 	"path/filepath"
 
+	"github.com/reelml/reel/backends"
 	"github.com/reelml/reel/hf"
 	"github.com/reelml/reel/recipes"
 )
@@ -17,4 +18,22 @@ func HFExportSource(dir string, ema bool) (hf.ExportSource, error) {
 	}
 	return hf.ExportSource{Checkpoint: dir, Pretrained: r.Model.Pretrained, ConfigJSON: r.Model.HFConfig,
 		LoRA: GraphOptions(r.Train).LoRA, EMA: ema}, nil
+}
+
+// ExportHF writes checkpoint dir of a Hugging Face fine-tune to the directory out as a
+// transformers model directory (hf.ExportModel, LoRA merged) or, with peft, as a PEFT adapter
+// (hf.ExportPEFT), building the architecture's graph on backend (backends.Select's name).
+func ExportHF(dir, out string, peft, ema bool, backend string) (*hf.Exported, error) {
+	src, err := HFExportSource(dir, ema)
+	if err != nil {
+		return nil, err
+	}
+	b, _, err := backends.Select(backend)
+	if err != nil {
+		return nil, err
+	}
+	if peft {
+		return hf.ExportPEFT(b, src, out)
+	}
+	return hf.ExportModel(b, src, out)
 }

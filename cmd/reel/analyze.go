@@ -3,7 +3,6 @@ package main
 import (
 	"fmt"
 	"os"
-	"path/filepath"
 
 	"github.com/reelml/reel/analysis"
 	"github.com/reelml/reel/backends"
@@ -45,11 +44,8 @@ func cmdAnalyze(args []string) error {
 		return &exitError{2, fmt.Errorf("analyze: unknown tool %q (want patching or heads)", tool)}
 	}
 	fs.Usage = usageFunc(fs, analyzeUsage)
-	if err := parse(fs, args[1:]); err != nil {
+	if err := parseArgs(fs, args[1:], 1, "expected one run or checkpoint directory"); err != nil {
 		return err
-	}
-	if fs.NArg() != 1 {
-		return &exitError{2, fmt.Errorf("analyze %s: expected one run or checkpoint directory, got %d arguments", tool, fs.NArg())}
 	}
 	if pairs != nil && *pairs < 1 {
 		return &exitError{2, fmt.Errorf("analyze patching: --pairs must be ≥ 1, got %d", *pairs)}
@@ -70,10 +66,7 @@ func cmdAnalyze(args []string) error {
 	if err != nil {
 		return err
 	}
-	dir := *out
-	if dir == "" {
-		dir = filepath.Join(checkpoints.RunDir(subj.Dir), "analysis")
-	}
+	dir := subj.OutDir(*out)
 	var result interface{ Summary() string }
 	switch tool {
 	case "patching":

@@ -1,7 +1,6 @@
 package main
 
 import (
-	"encoding/json"
 	"fmt"
 	"os"
 	"time"
@@ -279,20 +278,21 @@ loading.
 
 func benchData(args []string) error {
 	fs := newFlags("bench data")
-	dir := fs.String("dir", "", "dataset directory (default: a temporary one, removed afterwards)")
-	episodes := fs.Int("episodes", 100, "episodes of the generated dataset")
-	frames := fs.Int("frames", 50, "frames per episode")
-	cameras := fs.Int("cameras", 1, "cameras")
-	width := fs.Int("width", 640, "camera width")
-	height := fs.Int("height", 480, "camera height")
-	fps := fs.Int("fps", 10, "frames per second")
-	batch := fs.Int("batch", 32, "examples per micro-batch")
-	size := fs.Int("size", 224, "side of the policy's square input images")
-	mode := fs.String("resize", "pad", "resize mode: pad, crop or stretch")
-	batches := fs.Int("batches", 200, "micro-batches per run")
-	step := fs.Duration("step", 100*time.Millisecond, "busy computation after each micro-batch (a training step)")
-	window := fs.Int("window", 8, "episodes a micro-batch draws from")
-	workers := fs.Int("workers", 2, "background decoders")
+	cfg := bench.LeRobotLoaderConfig{Seed: 1}
+	fs.StringVar(&cfg.Dir, "dir", "", "dataset directory (default: a temporary one, removed afterwards)")
+	fs.IntVar(&cfg.Episodes, "episodes", 100, "episodes of the generated dataset")
+	fs.IntVar(&cfg.Frames, "frames", 50, "frames per episode")
+	fs.IntVar(&cfg.Cameras, "cameras", 1, "cameras")
+	fs.IntVar(&cfg.Width, "width", 640, "camera width")
+	fs.IntVar(&cfg.Height, "height", 480, "camera height")
+	fs.IntVar(&cfg.FPS, "fps", 10, "frames per second")
+	fs.IntVar(&cfg.Batch, "batch", 32, "examples per micro-batch")
+	fs.IntVar(&cfg.Size, "size", 224, "side of the policy's square input images")
+	fs.StringVar(&cfg.Mode, "resize", "pad", "resize mode: pad, crop or stretch")
+	fs.IntVar(&cfg.Batches, "batches", 200, "micro-batches per run")
+	fs.DurationVar(&cfg.StepTime, "step", 100*time.Millisecond, "busy computation after each micro-batch (a training step)")
+	fs.IntVar(&cfg.Window, "window", 8, "episodes a micro-batch draws from")
+	fs.IntVar(&cfg.Workers, "workers", 2, "background decoders")
 	cacheMB := fs.Int64("cache-mb", lerobot.DefaultFrameCacheBytes>>20, "decoded-frame cache bound (MiB)")
 	asJSON := fs.Bool("json", false, "print JSON instead of a summary")
 	fs.Usage = usageFunc(fs, benchDataUsage)
@@ -302,9 +302,7 @@ func benchData(args []string) error {
 	if fs.NArg() != 0 {
 		return &exitError{2, fmt.Errorf("bench data: unexpected argument %q", fs.Arg(0))}
 	}
-	cfg := bench.LeRobotLoaderConfig{Dir: *dir, Episodes: *episodes, Frames: *frames, FPS: *fps, Cameras: *cameras, Width: *width,
-		Height: *height, Batch: *batch, Size: *size, Batches: *batches, Mode: *mode, StepTime: *step, Window: *window,
-		Workers: *workers, CacheBytes: *cacheMB << 20, Seed: 1}
+	cfg.CacheBytes = *cacheMB << 20
 	if err := cfg.Check(); err != nil {
 		return usageError(err)
 	}
@@ -313,12 +311,7 @@ func benchData(args []string) error {
 		return fmt.Errorf("bench data: %w", err)
 	}
 	if *asJSON {
-		b, err := json.Marshal(res)
-		if err != nil {
-			return err
-		}
-		fmt.Printf("%s\n", b)
-		return nil
+		return printJSONLine(res)
 	}
 	res.WriteText(os.Stdout)
 	return nil

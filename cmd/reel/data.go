@@ -1,7 +1,6 @@
 package main
 
 import (
-	"encoding/json"
 	"errors"
 	"fmt"
 	"math"
@@ -46,11 +45,8 @@ func cmdDataAudit(args []string) error {
 	fs := newFlags("data audit")
 	asJSON := fs.Bool("json", false, "print one JSON object instead of a table")
 	fs.Usage = usageFunc(fs, dataAuditUsage)
-	if err := parse(fs, args); err != nil {
+	if err := parseArgs(fs, args, 1, "expected one JSONL file"); err != nil {
 		return err
-	}
-	if fs.NArg() != 1 {
-		return &exitError{2, fmt.Errorf("data audit: expected one JSONL file, got %d arguments", fs.NArg())}
 	}
 	path := fs.Arg(0)
 	r, err := data.AuditJSONL(path)
@@ -58,15 +54,10 @@ func cmdDataAudit(args []string) error {
 		return err
 	}
 	if *asJSON {
-		b, err := json.Marshal(struct {
+		return printJSONLine(struct {
 			File string `json:"file"`
 			data.AuditReport
 		}{path, r})
-		if err != nil {
-			return err
-		}
-		_, err = fmt.Printf("%s\n", b)
-		return err
 	}
 	return r.WriteTable(os.Stdout, path)
 }
@@ -96,15 +87,9 @@ func cmdDataGenVideo(args []string) error {
 	case !(*fps > 0) || math.IsInf(*fps, 0):
 		return usageErr("--fps must be positive, got %g", *fps)
 	}
-	cfg := data.DefaultVideoConfig()
-	cfg.Frames, cfg.Size = *frames, *size
-	g, err := data.NewVideoGenerator(cfg)
-	if err != nil {
-		return usageErr("%v", err)
-	}
 	start := time.Now()
-	if err := data.WriteSyntheticDataset(*out, g, *n, *seed, *fps); err != nil {
-		return fmt.Errorf("data gen-video: %w", err)
+	if err := data.WriteSyntheticVideos(*out, *frames, *size, *n, *seed, *fps); err != nil {
+		return usageError(fmt.Errorf("data gen-video: %w", err))
 	}
 	fmt.Printf("wrote %d videos (%d frames of %dx%d at %g fps) to %s and their captions to %s in %.1fs\n",
 		*n, *frames, *size, *size, *fps, filepath.Join(*out, "videos"), filepath.Join(*out, "captions.jsonl"),
@@ -178,21 +163,16 @@ func genSimData(name, usage, defaultRecipe string, args []string) error {
 	if !ok {
 		return usageErr("--shard %q: want I/N with 0 ≤ I < N", *shard)
 	}
-	switch {
-	case fs.NArg() != 0:
+	opts := sim.DatasetOptions{
+		GenerateOptions: sim.GenerateOptions{Episodes: *n, Seed: *seed, Workers: *workers, Shard: shardI, Shards: shardN},
+		Writer:          lerobot.WriterConfig{Format: *format, FPS: *fps, Overwrite: *overwrite, Codec: *codec},
+		Reward:          reward, Eval: eval,
+	}
+	if fs.NArg() != 0 {
 		return usageErr("unexpected argument %q", fs.Arg(0))
-	case *n < 1:
-		return usageErr("--episodes must be a positive number, got %d", *n)
-	case *out == "":
-		return usageErr("--out DIR is required")
-	case *fps < 1:
-		return usageErr("--fps must be a positive integer, got %d", *fps)
-	case *workers < 0:
-		return usageErr("--workers must be ≥ 0, got %d", *workers)
-	case *format != lerobot.V30 && *format != lerobot.V21:
-		return usageErr("--format %q: want v3.0 or v2.1", *format)
-	case shardN > *n:
-		return usageErr("--shard %s: more shards than the %d episodes", *shard, *n)
+	}
+	if err := opts.CheckFlags(*out, *shard); err != nil {
+		return usageErr("%w", err)
 	}
 	r, err := recipes.Load(*recipe, *sets)
 	if err != nil {
@@ -203,11 +183,6 @@ func genSimData(name, usage, defaultRecipe string, args []string) error {
 		return err
 	}
 	start := time.Now()
-	opts := sim.DatasetOptions{
-		GenerateOptions: sim.GenerateOptions{Episodes: *n, Seed: *seed, Workers: *workers, Shard: shardI, Shards: shardN},
-		Writer:          lerobot.WriterConfig{Format: *format, FPS: *fps, Overwrite: *overwrite, Codec: *codec},
-		Reward:          reward, Eval: eval,
-	}
 	if term.IsTerminal(int(os.Stderr.Fd())) { // no bar in logs; the summary line below says what was done
 		opts.ProgressBar = os.Stderr
 	}
@@ -276,11 +251,8 @@ func cmdDataStats(args []string) error {
 	asJSON := fs.Bool("json", false, "print one JSON object instead of tables")
 	images := fs.Bool("images", false, "compute camera statistics the dataset lacks")
 	fs.Usage = usageFunc(fs, dataStatsUsage)
-	if err := parse(fs, args); err != nil {
+	if err := parseArgs(fs, args, 1, "expected one dataset directory"); err != nil {
 		return err
-	}
-	if fs.NArg() != 1 {
-		return &exitError{2, fmt.Errorf("data stats: expected one dataset directory, got %d arguments", fs.NArg())}
 	}
 	ds, err := lerobot.Open(fs.Arg(0))
 	if err != nil {
@@ -291,12 +263,7 @@ func cmdDataStats(args []string) error {
 		return err
 	}
 	if *asJSON {
-		b, err := json.Marshal(rep)
-		if err != nil {
-			return err
-		}
-		_, err = fmt.Printf("%s\n", b)
-		return err
+		return printJSONLine(rep)
 	}
 	return rep.WriteText(os.Stdout)
 }

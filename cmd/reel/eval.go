@@ -3,10 +3,8 @@ package main
 import (
 	"fmt"
 	"os"
-	"path/filepath"
 
 	"github.com/reelml/reel/backends"
-	"github.com/reelml/reel/checkpoints"
 	"github.com/reelml/reel/evaluate"
 	"github.com/reelml/reel/serve"
 	"github.com/reelml/reel/tasks"
@@ -48,30 +46,12 @@ func cmdEval(args []string) error {
 	numShards := fs.Int("num-shards", 0, "--remote: number of shards; episode i belongs to shard i mod N (merge with 'reel eval merge')")
 	fs.StringVar(&ro.ResultsDir, "results", "", "--remote: directory of the per-episode JSONL and aggregate JSON (default RUN/results)")
 	fs.Usage = usageFunc(fs, evalUsage)
-	if err := parse(fs, args); err != nil {
+	if err := parseArgs(fs, args, 1, "expected one run or checkpoint directory"); err != nil {
 		return err
 	}
-	if fs.NArg() != 1 {
-		return &exitError{2, fmt.Errorf("eval: expected one run or checkpoint directory, got %d arguments", fs.NArg())}
-	}
 	path := fs.Arg(0)
-	for _, f := range []string{"max-connections", "act-timeout", "shard-id", "num-shards", "results"} {
-		if fs.Changed(f) && ro.URL == "" {
-			return &exitError{2, fmt.Errorf("eval: --%s is for --remote evaluations", f)}
-		}
-	}
-	switch {
-	case ro.MaxConns < 1:
-		return &exitError{2, fmt.Errorf("eval: --max-connections must be ≥ 1, got %d", ro.MaxConns)}
-	case ro.ActTimeout <= 0:
-		return &exitError{2, fmt.Errorf("eval: --act-timeout must be positive, got %s", ro.ActTimeout)}
-	case fs.Changed("shard-id") && !fs.Changed("num-shards"):
-		return &exitError{2, fmt.Errorf("eval: --shard-id needs --num-shards")}
-	case fs.Changed("num-shards"):
-		if *numShards < 1 || *shardID < 0 || *shardID >= *numShards {
-			return &exitError{2, fmt.Errorf("eval: --shard-id must be in [0, --num-shards) and --num-shards ≥ 1, got %d and %d", *shardID, *numShards)}
-		}
-		ro.Shard = &serve.ShardInfo{ID: *shardID, Total: *numShards}
+	if err := ro.Check(*shardID, *numShards, fs.Changed); err != nil {
+		return usageError(err)
 	}
 	if ro.URL != "" {
 		if *all {
@@ -79,44 +59,31 @@ func cmdEval(args []string) error {
 		}
 		o.Remote = &ro
 	}
-	if r, spec, ok, err := tasks.ForeignPolicy(path, o.Sets); ok { // a LeRobot policy directory, as it is
-		if err != nil {
-			return err
-		}
-		if *all || o.Remote != nil {
-			return &exitError{2, fmt.Errorf("eval: --all and --remote are for reel runs; %s is a policy directory of another framework", path)}
-		}
-		b, info, err := backends.Select(*backend)
-		if err != nil {
-			return err
-		}
-		logf("evaluating on %s", info)
-		res, err := evaluate.Foreign(b, path, r, spec, o)
-		if err != nil {
-			return usageError(err)
-		}
-		return printJSON(res)
-	}
+	r, spec, foreign, err := tasks.ForeignPolicy(path, o.Sets) // a LeRobot policy directory, as it is
 	var dirs []string
-	if *all {
-		root := filepath.Join(path, "checkpoints")
-		list, err := checkpoints.List(root)
-		if err != nil || len(list) == 0 {
-			return fmt.Errorf("eval --all: %s has no checkpoints (expected %s/step-*)", path, root)
-		}
-		dirs, o.Series = list, true
-	} else {
-		dir, err := checkpoints.Resolve(path, warn)
-		if err != nil {
+	switch {
+	case foreign && err != nil:
+		return err
+	case foreign && (*all || o.Remote != nil):
+		return &exitError{2, fmt.Errorf("eval: --all and --remote are for reel runs; %s is a policy directory of another framework", path)}
+	case !foreign:
+		if dirs, err = evaluate.Checkpoints(path, *all, warn); err != nil {
 			return err
 		}
-		dirs = []string{dir}
+		o.Series = *all
 	}
 	b, info, err := backends.Select(*backend)
 	if err != nil {
 		return err
 	}
 	logf("evaluating on %s", info)
+	if foreign {
+		res, err := evaluate.Foreign(b, path, r, spec, o)
+		if err != nil {
+			return usageError(err)
+		}
+		return printJSON(res)
+	}
 	results, err := evaluate.Run(b, dirs, o)
 	if err != nil {
 		return usageError(err)

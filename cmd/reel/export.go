@@ -4,11 +4,8 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
-	"strings"
 
-	"github.com/reelml/reel/backends"
 	"github.com/reelml/reel/checkpoints"
-	"github.com/reelml/reel/hf"
 	"github.com/reelml/reel/tasks"
 	"github.com/reelml/reel/train"
 )
@@ -38,11 +35,8 @@ func cmdExport(args []string) error {
 	backend := fs.String("backend", "", "backend that builds the architecture's graph for hf and peft (default: automatic)")
 	ema := fs.Bool("ema", false, "export the moving average of the weights (runs trained with train.ema)")
 	fs.Usage = usageFunc(fs, exportUsage)
-	if err := parse(fs, args); err != nil {
+	if err := parseArgs(fs, args, 1, "expected one run or checkpoint directory"); err != nil {
 		return err
-	}
-	if fs.NArg() != 1 {
-		return &exitError{2, fmt.Errorf("export: expected one run or checkpoint directory, got %d arguments", fs.NArg())}
 	}
 	if *format != "safetensors" && *format != "hf" && *format != "peft" && *format != "lerobot" {
 		return &exitError{2, fmt.Errorf("export: --format %q is not supported (want safetensors, hf, peft or lerobot)", *format)}
@@ -79,47 +73,26 @@ func cmdExport(args []string) error {
 // exportHF writes the checkpoint dir of a Hugging Face fine-tune as a transformers model
 // directory (format "hf") or a PEFT adapter ("peft").
 func exportHF(dir, format, out string, ema bool, backend string) error {
-	src, err := train.HFExportSource(dir, ema)
-	if err != nil {
-		return err
-	}
 	if out == "" {
 		out = filepath.Join(dir, format)
 	}
 	if st, err := os.Stat(out); err == nil && !st.IsDir() {
 		return fmt.Errorf("export: --out %s: expected a directory for --format %s, got a file", out, format)
 	}
-	b, _, err := backends.Select(backend)
+	res, err := train.ExportHF(dir, out, format == "peft", ema, backend)
 	if err != nil {
 		return err
 	}
+	if w := res.Warning(); w != "" {
+		warn(w)
+	}
 	if format == "peft" {
-		res, err := hf.ExportPEFT(b, src, out)
-		if err != nil {
-			return err
-		}
-		if n := len(res.NotInAdapter); n > 0 {
-			fmt.Fprintf(os.Stderr, "reel: warning: %d trained variables outside the adapters (%s) are not in a PEFT adapter: applied to the base, it does not reproduce the run (freeze them with train.freeze, or export --format hf)\n",
-				n, firstNames(res.NotInAdapter, 3))
-		}
 		fmt.Printf("wrote the %d LoRA adapters of %s (step %d) as a PEFT adapter to %s\n", res.Merged, dir, res.Step, out)
 		return nil
 	}
-	res, err := hf.ExportModel(b, src, out)
-	if err != nil {
-		return err
-	}
-	if len(res.ReelOnly) > 0 {
-		fmt.Fprintf(os.Stderr, "reel: %d variables have no transformers name and are written as reel.* (%s)\n", len(res.ReelOnly), firstNames(res.ReelOnly, 3))
+	if n := res.Note(); n != "" {
+		logf("%s", n)
 	}
 	fmt.Printf("wrote %d tensors of %s (step %d, %d LoRA adapters merged) as a Hugging Face model to %s\n", res.Tensors, dir, res.Step, res.Merged, out)
 	return nil
-}
-
-// firstNames is "a, b, c and N more".
-func firstNames(names []string, n int) string {
-	if len(names) <= n {
-		return strings.Join(names, ", ")
-	}
-	return fmt.Sprintf("%s and %d more", strings.Join(names[:n], ", "), len(names)-n)
 }

@@ -29,6 +29,18 @@ func parse(fs *pflag.FlagSet, args []string) error {
 	return nil
 }
 
+// parseArgs parses flags like parse and wants n arguments, else a usage error
+// "NAME: expected WHAT, got K arguments".
+func parseArgs(fs *pflag.FlagSet, args []string, n int, what string) error {
+	if err := parse(fs, args); err != nil {
+		return err
+	}
+	if fs.NArg() != n {
+		return &exitError{2, fmt.Errorf("%s: %s, got %d arguments", fs.Name(), what, fs.NArg())}
+	}
+	return nil
+}
+
 // intFlagList parses a comma-separated flag value with the one list parser (usage errors: exit 2).
 func intFlagList(cmd, flag, s string, ok func(int) bool, want string) ([]int, error) {
 	l, err := intlist.Parse(s, ok, want)

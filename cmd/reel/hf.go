@@ -38,11 +38,8 @@ func cmdHFTokenize(args []string) error {
 	special := fs.Bool("special", false, "add the special tokens (add_special_tokens=True)")
 	decode := fs.IntSlice("decode", nil, "ids to decode, comma separated, instead of encoding")
 	fs.Usage = usageFunc(fs, hfTokenizeUsage)
-	if err := parse(fs, args); err != nil {
+	if err := parseArgs(fs, args, 1, "expected one tokenizer path"); err != nil {
 		return err
-	}
-	if fs.NArg() != 1 {
-		return &exitError{2, fmt.Errorf("hf tokenize: expected one tokenizer path, got %d arguments", fs.NArg())}
 	}
 	hasText, hasDecode := fs.Changed("text"), fs.Changed("decode")
 	if hasText == hasDecode {

@@ -25,11 +25,8 @@ func hfInit(args []string) error {
 	seed := fs.Int64("seed", 0, "seed of the random weights")
 	backend := fs.String("backend", "", `compute backend (default: $GOMLX_BACKEND, else auto)`)
 	fs.Usage = usageFunc(fs, hfInitUsage)
-	if err := parse(fs, args); err != nil {
+	if err := parseArgs(fs, args, 1, "expected one config.json"); err != nil {
 		return err
-	}
-	if fs.NArg() != 1 {
-		return &exitError{2, fmt.Errorf("hf init: expected one config.json, got %d arguments", fs.NArg())}
 	}
 	if *out == "" {
 		return &exitError{2, fmt.Errorf("hf init: --out DIR is required")}

@@ -9,6 +9,7 @@ import (
 
 	"github.com/reelml/reel/backends"
 	"github.com/reelml/reel/hf"
+	usageerr "github.com/reelml/reel/internal/usage"
 	"github.com/reelml/reel/text"
 )
 
@@ -20,11 +21,8 @@ func hfInspect(args []string) error {
 	mapping := fs.Bool("mapping", false, "list every tensor: checkpoint name → reel variable, shapes, dtype, transform")
 	backend := fs.String("backend", "", `compute backend (default: $GOMLX_BACKEND, else auto)`)
 	fs.Usage = usageFunc(fs, "Usage: reel hf inspect DIR [--json] [--mapping]\n\nReads config.json and the safetensors headers (no weights) and checks every tensor against the\narchitecture.")
-	if err := parse(fs, args); err != nil {
+	if err := parseArgs(fs, args, 1, "expected a model directory"); err != nil {
 		return err
-	}
-	if fs.NArg() != 1 {
-		return &exitError{2, fmt.Errorf("hf inspect: expected a model directory, got %d arguments", fs.NArg())}
 	}
 	b, _, err := backends.Select(*backend)
 	if err != nil {
@@ -63,22 +61,10 @@ func addHFInputFlags(fs *pflag.FlagSet) *hfInputFlags {
 
 // inputs parses the flags into a forward pass's inputs.
 func (f *hfInputFlags) inputs(cmd string, m *hf.Model) (hf.RunInputs, error) {
-	var in hf.RunInputs
-	for _, s := range *f.tokens {
-		ids, err := intFlagList(cmd, "--tokens", s, nil, "an integer")
-		if err != nil {
-			return in, err
-		}
-		in.Tokens = append(in.Tokens, ids)
+	in, err := hf.ParseTokens(*f.tokens, *f.types)
+	if err == nil {
+		in, err = m.ReadInputs(in, f.files)
 	}
-	for _, s := range *f.types {
-		ids, err := intFlagList(cmd, "--token-types", s, nil, "an integer")
-		if err != nil {
-			return in, err
-		}
-		in.TokenTypes = append(in.TokenTypes, ids)
-	}
-	in, err := m.ReadInputs(in, f.files)
 	if err != nil {
 		return in, usageError(fmt.Errorf("%s: %w", cmd, err))
 	}
@@ -89,11 +75,8 @@ func hfRun(args []string) error {
 	fs := newFlags("hf run")
 	f := addHFInputFlags(fs)
 	fs.Usage = usageFunc(fs, "Usage: reel hf run DIR --tokens 1,2,3 [--tokens …] [--token-types 0,0,1] [--pixels FILE.npy | --image FILE] [--video FILE [--video-frames N]]\n\nOne forward pass, printed as one JSON object under transformers' output names: logits for causal\nLMs and VLMs; image_embeds, text_embeds and logits_per_image for SigLIP and CLIP (one --tokens per\ntext); last_hidden_state and pooler_output for vision towers.")
-	if err := parse(fs, args); err != nil {
+	if err := parseArgs(fs, args, 1, "expected a model directory"); err != nil {
 		return err
-	}
-	if fs.NArg() != 1 {
-		return &exitError{2, fmt.Errorf("hf run: expected a model directory, got %d arguments", fs.NArg())}
 	}
 	b, _, err := backends.Select(*f.backend)
 	if err != nil {
@@ -125,11 +108,8 @@ func hfGenerate(args []string) error {
 	chat := fs.Bool("chat", false, "format --prompt with the model's chat template (one user turn, generation prompt)")
 	vars := fs.StringArray("var", nil, "chat template variable NAME=VALUE, with --chat (repeatable)")
 	fs.Usage = usageFunc(fs, "Usage: reel hf generate DIR --prompt TEXT [--chat [--var NAME=VALUE]...] | --tokens 1,2,3 [--image FILE | --pixels FILE.npy | --video FILE] [--max-new-tokens N]\n\nGreedy decoding with a KV cache (transformers' generate(do_sample=False)); prints JSON with the\nprompt's and the generated token ids (and the text, for --prompt). --prompt is tokenised with the\nmodel's tokenizer as its processor does (PaliGemma: image tokens, BOS, prompt, \"\\n\"; LLaVA: each\n<image> replaced by the image tokens; Qwen-VL: each <|vision_start|><|image_pad|><|vision_end|>, or\none put first, with one <|image_pad|> per merged token, likewise <|video_pad|>); --tokens must hold the image placeholders itself\n(reel hf inspect tells how many).\n\nWith --chat, --prompt is one user turn formatted by the model's chat template (as\napply_chat_template(add_generation_prompt=True) does; --var sets template variables) and printed\nas \"chat_text\".")
-	if err := parse(fs, args); err != nil {
+	if err := parseArgs(fs, args, 1, "expected a model directory"); err != nil {
 		return err
-	}
-	if fs.NArg() != 1 {
-		return &exitError{2, fmt.Errorf("hf generate: expected a model directory, got %d arguments", fs.NArg())}
 	}
 	if (*prompt != "") == (len(*f.tokens) > 0) || len(*f.tokens) > 1 || len(*f.types) > 0 {
 		return &exitError{2, fmt.Errorf("hf generate: expected one prompt: --prompt TEXT or one --tokens list (and no --token-types: the prompt is PaliGemma's prefix)")}
@@ -147,32 +127,18 @@ func hfGenerate(args []string) error {
 		return err
 	}
 	var tok text.Tokenizer
-	chatText := ""
 	if *prompt != "" {
 		if tok, err = text.Load(m.Dir); err != nil {
 			return fmt.Errorf("hf generate: --prompt: %w", err)
 		}
-		ids, rendered, err := m.Prompt(tok, *prompt, in, hf.PromptOptions{Chat: *chat, Vars: *vars})
-		if err != nil {
-			return &exitError{2, fmt.Errorf("hf generate: %w", err)}
-		}
-		in.Tokens, chatText = [][]int{ids}, rendered
 	} else if *chat {
 		return &exitError{2, fmt.Errorf("hf generate: --chat formats --prompt TEXT; --tokens are used as given")}
 	}
-	if err := m.CheckInputs(in); err != nil {
+	res, err := m.GeneratePrompt(b, tok, *prompt, in, hf.PromptOptions{Chat: *chat, Vars: *vars}, hf.GenerateOptions{MaxNewTokens: *maxNew})
+	if usageerr.Is(err) {
 		return &exitError{2, fmt.Errorf("hf generate: %w", err)}
-	}
-	out, err := m.GenerateInputs(b, in, hf.GenerateOptions{MaxNewTokens: *maxNew})
-	if err != nil {
+	} else if err != nil {
 		return err
-	}
-	res := map[string]any{"prompt_ids": in.Tokens[0], "generated": out}
-	if tok != nil {
-		res["text"] = tok.Decode(out)
-	}
-	if *chat {
-		res["chat_text"] = chatText
 	}
 	enc := json.NewEncoder(os.Stdout)
 	enc.SetEscapeHTML(false)

@@ -25,22 +25,15 @@ func hfTemplate(args []string) error {
 	vars := fs.StringArray("var", nil, "extra template variable NAME=VALUE (repeatable)")
 	name := fs.String("template", "", "which of several named templates (default: \"default\")")
 	fs.Usage = usageFunc(fs, hfTemplateUsage)
-	if err := parse(fs, args); err != nil {
+	if err := parseArgs(fs, args, 1, "expected one model directory or tokenizer_config.json"); err != nil {
 		return err
-	}
-	if fs.NArg() != 1 {
-		return &exitError{2, fmt.Errorf("hf template: expected one model directory or tokenizer_config.json, got %d arguments", fs.NArg())}
 	}
 	if *messages == "" {
 		return &exitError{2, fmt.Errorf("hf template: --messages FILE.json is required")}
 	}
-	extra := map[string]any{}
-	for _, s := range *vars {
-		k, v, err := text.ParseVar(s)
-		if err != nil {
-			return &exitError{2, fmt.Errorf("hf template: --var %w", err)}
-		}
-		extra[k] = v
+	extra, err := text.ParseVars(*vars)
+	if err != nil {
+		return &exitError{2, fmt.Errorf("hf template: --var %w", err)}
 	}
 	tmpl, err := text.LoadChatTemplate(fs.Arg(0), *name)
 	if err != nil {

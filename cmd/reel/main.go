@@ -154,6 +154,16 @@ func printJSON(v any) error {
 	return enc.Encode(v)
 }
 
+// printJSONLine prints v as one line of JSON on stdout.
+func printJSONLine(v any) error {
+	b, err := json.Marshal(v)
+	if err != nil {
+		return err
+	}
+	_, err = fmt.Printf("%s\n", b)
+	return err
+}
+
 func main() {
 	os.Exit(run(os.Args[1:]))
 }

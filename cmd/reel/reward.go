@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"os"
 
-	"github.com/reelml/reel/backends"
 	"github.com/reelml/reel/internal/atomicfile"
 	"github.com/reelml/reel/lerobot"
 	"github.com/reelml/reel/reward"
@@ -55,27 +54,20 @@ func cmdRewardProgress(args []string) error {
 		return &exitError{2, fmt.Errorf("reward progress: expected one MODEL (a run or a VLM directory) or --oracle, got %d arguments", fs.NArg())}
 	case *dir == "":
 		return &exitError{2, fmt.Errorf("reward progress: --data: a LeRobot dataset directory is required")}
-	case *prefixes < 0:
-		return &exitError{2, fmt.Errorf("reward progress: --prefixes: %d must be 0 (every prefix) or positive", *prefixes)}
-	case *episodes < 0:
-		return &exitError{2, fmt.Errorf("reward progress: --episodes: %d must be 0 (all) or positive", *episodes)}
-	case *size < 0:
-		return &exitError{2, fmt.Errorf("reward progress: --size: %d must be 0 (native) or positive", *size)}
+	}
+	opts, err := reward.FlagOptions(*prefixes, *episodes, *camera, *size)
+	if err != nil {
+		return &exitError{2, fmt.Errorf("reward progress: %w", err)}
 	}
 	ds, err := lerobot.Open(*dir)
 	if err != nil {
 		return err
 	}
-	p := *prefixes
-	if p == 0 {
-		p = -1 // every prefix
-	}
-	opts := reward.Options{Prefixes: p, Episodes: *episodes, Camera: *camera, Size: *size}
 	var rep *reward.Report
 	if *oracle {
 		rep, err = reward.ScoreOracle(ds, opts)
 	} else {
-		rep, err = scoreWithModel(*backend, fs.Arg(0), ds, opts)
+		rep, err = tasks.ScoreProgress(*backend, fs.Arg(0), ds, opts)
 	}
 	if err != nil {
 		return err
@@ -99,17 +91,4 @@ func cmdRewardProgress(args []string) error {
 	}
 	_, err = os.Stdout.Write(js)
 	return err
-}
-
-func scoreWithModel(backend, path string, ds *lerobot.Dataset, opts reward.Options) (*reward.Report, error) {
-	b, _, err := backends.Select(backend)
-	if err != nil {
-		return nil, err
-	}
-	m, err := tasks.OpenRewardModel(b, path)
-	if err != nil {
-		return nil, err
-	}
-	defer m.Close()
-	return reward.ScoreDataset(m, ds, opts)
 }

@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"os"
 	"os/signal"
-	"path/filepath"
 	"strings"
 	"syscall"
 	"time"
@@ -58,43 +57,24 @@ func cmdServe(args []string) error {
 	maxGuidance := fs.Float64("max-guidance", policy.DefaultMaxGuidance, "--chunking rtc: clip beta of the guidance weight")
 	schedule := fs.String("rtc-schedule", policy.DefaultSchedule, "--chunking rtc: weights over the overlap after the frozen actions: exp, linear, ones or zeros")
 	fs.Usage = usageFunc(fs, serveUsage)
-	if err := parse(fs, args); err != nil {
+	if err := parseArgs(fs, args, 1, "expected one run or checkpoint directory"); err != nil {
 		return err
-	}
-	if fs.NArg() != 1 {
-		return &exitError{2, fmt.Errorf("serve: expected one run or checkpoint directory, got %d arguments", fs.NArg())}
 	}
 	ens := policy.Chunking{Mode: *chunking, EMAWeight: *emaWeight, Delay: *delay, RTCHorizon: *rtcHorizon,
 		MaxGuidance: *maxGuidance, Schedule: *schedule}
-	if err := ens.Check(); err != nil {
-		return &exitError{2, fmt.Errorf("serve: --chunking: %w", err)}
+	if err := serve.CheckChunkingFlags(ens, fs.Changed); err != nil {
+		return &exitError{2, fmt.Errorf("serve: %w", err)}
 	}
-	if fs.Changed("ema-weight") && *chunking != serve.ChunkEMA {
-		return &exitError{2, fmt.Errorf("serve: --ema-weight applies to --chunking ema, not %s", *chunking)}
-	}
-	for _, f := range []string{"rtc-horizon", "max-guidance", "rtc-schedule"} {
-		if fs.Changed(f) && *chunking != serve.ChunkRTC {
-			return &exitError{2, fmt.Errorf("serve: --%s applies to --chunking rtc, not %s", f, *chunking)}
-		}
-	}
-	adapt := serve.AdaptOptions{Resize: *resize, ActionDim: *actionDim}
-	var err error
-	if adapt.Cameras, err = serve.ParseCameraMap(*cameras); err != nil {
-		return &exitError{2, fmt.Errorf("serve: --camera: %w", err)}
-	}
-	if *stateDims != "" {
-		if adapt.StateDims, adapt.NoState, err = serve.ParseStateDims(*stateDims); err != nil {
-			return &exitError{2, fmt.Errorf("serve: --state-dims: %w", err)}
-		}
+	adapt, err := serve.ParseAdaptOptions(*cameras, *resize, *stateDims, *actionDim)
+	if err != nil {
+		return &exitError{2, fmt.Errorf("serve: %w", err)}
 	}
 	dir, err := checkpoints.Resolve(fs.Arg(0), warn)
 	if err != nil {
 		return err
 	}
-	if spec, err := policy.ReadSpec(filepath.Join(dir, policy.SpecFile)); err == nil {
-		if _, err := serve.NewAdapter(spec, adapt); err != nil {
-			return &exitError{2, fmt.Errorf("serve: %w", err)}
-		}
+	if err := serve.CheckAdapter(dir, adapt); err != nil {
+		return &exitError{2, fmt.Errorf("serve: %w", err)}
 	}
 	b, info, err := backends.Select(*backend)
 	if err != nil {

@@ -13,11 +13,8 @@ func cmdTokenize(args []string) error {
 	out := fs.String("out", ".", "directory for the PNG strip")
 	backend := fs.String("backend", "", `compute backend (default: $GOMLX_BACKEND, else auto)`)
 	fs.Usage = usageFunc(fs, "Usage: reel tokenize RUN_DIR|CHECKPOINT_DIR VIDEO_FILE [--out DIR]\n\nRuns a trajvit2 checkpoint's TrajTok tokenizer on a video (decoded with ffmpeg at the recipe's\nfps and size). Prints JSON (frames, active tokens, each token's pixel share and frames) and writes\nDIR/VIDEO.tokens.png: the frames above their trajectory masks, one colour per token.")
-	if err := parse(fs, args); err != nil {
+	if err := parseArgs(fs, args, 2, "expected a checkpoint and a video file"); err != nil {
 		return err
-	}
-	if fs.NArg() != 2 {
-		return &exitError{2, fmt.Errorf("tokenize: expected a checkpoint and a video file, got %d arguments", fs.NArg())}
 	}
 	if _, err := os.Stat(fs.Arg(1)); err != nil {
 		return fmt.Errorf("tokenize: video %s: %w", fs.Arg(1), err)
