@@ -19,6 +19,33 @@ func (r *HeadsResult) Summary() string {
 		r.Accuracy, len(r.TopK.Heads), r.TopK.Heads, r.TopK.Accuracy, len(r.TopK.Heads), r.RandomMean, len(r.Random))
 }
 
+// CheckFlags checks c as 'reel analyze patching' takes it (errors name its flags).
+func (c PatchingConfig) CheckFlags() error {
+	if c.Pairs < 1 {
+		return fmt.Errorf("--pairs must be ≥ 1, got %d", c.Pairs)
+	}
+	return nil
+}
+
+// CheckFlags checks c as 'reel analyze heads' takes it (errors name its flags).
+func (c HeadsConfig) CheckFlags() error {
+	if c.Examples < 1 || c.RandomDraws < 1 || c.TopK < 0 {
+		return fmt.Errorf("--examples and --random-draws must be ≥ 1 and --top-k ≥ 0")
+	}
+	return nil
+}
+
+// Run runs the tool a config is for: Patching for a *PatchingConfig, Heads for a *HeadsConfig.
+func (s *Subject) Run(config any) (interface{ Summary() string }, error) {
+	switch c := config.(type) {
+	case *PatchingConfig:
+		return s.Patching(*c)
+	case *HeadsConfig:
+		return s.Heads(*c)
+	}
+	return nil, fmt.Errorf("analysis: no tool for %T", config)
+}
+
 // Save writes a tool's result as DIR/NAME.json and its plot as DIR/NAME.png (NAME patching or
 // heads). A plot that cannot be drawn is plotErr; the JSON is written all the same.
 func Save(dir string, result any) (plotErr, err error) {

@@ -31,15 +31,21 @@ func cmdAnalyze(args []string) error {
 	fs := newFlags("analyze " + tool)
 	backend := fs.String("backend", "", `compute backend (default: $GOMLX_BACKEND, else auto)`)
 	out := fs.String("out", "", "output directory (default RUN/analysis)")
-	seed := fs.Uint64("seed", 7, "scene seed (disjoint from training streams)")
-	var pairs, examples, topK, draws *int
+	seedFlag := func(p *uint64) { fs.Uint64Var(p, "seed", 7, "scene seed (disjoint from training streams)") }
+	var config interface{ CheckFlags() error } // *analysis.PatchingConfig or *analysis.HeadsConfig
 	switch tool {
 	case "patching":
-		pairs = fs.Int("pairs", 128, "clean/corrupted image pairs")
+		c := &analysis.PatchingConfig{}
+		seedFlag(&c.Seed)
+		fs.IntVar(&c.Pairs, "pairs", 128, "clean/corrupted image pairs")
+		config = c
 	case "heads":
-		examples = fs.Int("examples", 512, "in-distribution counting questions")
-		topK = fs.Int("top-k", 0, "heads ablated (0 = a quarter of the heads)")
-		draws = fs.Int("random-draws", 10, "random k-head ablations to average")
+		c := &analysis.HeadsConfig{}
+		seedFlag(&c.Seed)
+		fs.IntVar(&c.Examples, "examples", 512, "in-distribution counting questions")
+		fs.IntVar(&c.TopK, "top-k", 0, "heads ablated (0 = a quarter of the heads)")
+		fs.IntVar(&c.RandomDraws, "random-draws", 10, "random k-head ablations to average")
+		config = c
 	default:
 		return &exitError{2, fmt.Errorf("analyze: unknown tool %q (want patching or heads)", tool)}
 	}
@@ -47,11 +53,8 @@ func cmdAnalyze(args []string) error {
 	if err := parseArgs(fs, args[1:], 1, "expected one run or checkpoint directory"); err != nil {
 		return err
 	}
-	if pairs != nil && *pairs < 1 {
-		return &exitError{2, fmt.Errorf("analyze patching: --pairs must be ≥ 1, got %d", *pairs)}
-	}
-	if examples != nil && (*examples < 1 || *draws < 1 || *topK < 0) {
-		return &exitError{2, fmt.Errorf("analyze heads: --examples and --random-draws must be ≥ 1 and --top-k ≥ 0")}
+	if err := config.CheckFlags(); err != nil {
+		return &exitError{2, fmt.Errorf("analyze %s: %w", tool, err)}
 	}
 	ckpt, err := checkpoints.Resolve(fs.Arg(0), warn)
 	if err != nil {
@@ -67,13 +70,7 @@ func cmdAnalyze(args []string) error {
 		return err
 	}
 	dir := subj.OutDir(*out)
-	var result interface{ Summary() string }
-	switch tool {
-	case "patching":
-		result, err = subj.Patching(analysis.PatchingConfig{Pairs: *pairs, Seed: *seed})
-	case "heads":
-		result, err = subj.Heads(analysis.HeadsConfig{Examples: *examples, Seed: *seed, TopK: *topK, RandomDraws: *draws})
-	}
+	result, err := subj.Run(config)
 	if err != nil {
 		return err
 	}
