@@ -34,12 +34,12 @@ func commandTable() []command {
 	return []command{
 		{"train", []string{"train NAME|FILE [--out DIR] [--set key=value]... [--resume] [--overwrite] [--stop-after N] [--backend B]"}, cmdTrain},
 		{"eval", []string{
-			"eval RUN_DIR|CHECKPOINT_DIR [--set key=value]... [--all] [--baseline DIR|none] [--backend B]",
+			"eval RUN_DIR|CHECKPOINT_DIR|LEROBOT_POLICY_DIR [--set key=value]... [--all] [--baseline DIR|none] [--backend B]",
 			"eval RUN_DIR --remote ws://HOST:PORT [--max-connections N] [--act-timeout D] [--shard-id I --num-shards N] [--results DIR]",
 			"eval merge SHARD_RESULTS... --out FILE",
 		}, cmdEval},
-		{"serve", []string{"serve RUN_DIR|CHECKPOINT_DIR [--addr 127.0.0.1:8000] [--max-batch N] [--batch-window D] [--camera BENCH=POLICY]... [--resize M] [--state-dims I,J|none] [--action-dim N] [--chunking newest|average|ema [--ema-weight W]]"}, cmdServe},
-		{"export", []string{"export RUN_DIR|CHECKPOINT_DIR --format safetensors [--out FILE]", "export RUN_DIR|CHECKPOINT_DIR --format hf|peft [--out DIR] [--ema]"}, cmdExport},
+		{"serve", []string{"serve RUN_DIR|CHECKPOINT_DIR|LEROBOT_POLICY_DIR [--addr 127.0.0.1:8000] [--max-batch N] [--batch-window D] [--camera BENCH=POLICY]... [--resize M] [--state-dims I,J|none] [--action-dim N] [--chunking newest|average|ema|rtc [--ema-weight W] [--inference-delay D] [--rtc-horizon N] [--max-guidance B] [--rtc-schedule S]]"}, cmdServe},
+		{"export", []string{"export RUN_DIR|CHECKPOINT_DIR --format safetensors [--out FILE]", "export RUN_DIR|CHECKPOINT_DIR --format hf|peft|lerobot [--out DIR] [--ema]"}, cmdExport},
 		{"recipes", []string{
 			"recipes list",
 			"recipes show NAME|FILE [--set key=value]...",
@@ -59,8 +59,8 @@ func commandTable() []command {
 		{"hf", []string{
 			"hf tokenize PATH --text TEXT [--special] | --decode 1,2,3",
 			"hf inspect DIR [--mapping] [--json]",
-			"hf run DIR --tokens 1,2,3 [--tokens …] [--token-types 0,0,1] [--pixels FILE.npy | --image FILE]",
-			"hf generate DIR --tokens 1,2,3 | --prompt TEXT [--chat [--var NAME=VALUE]...] [--image FILE | --pixels FILE.npy] [--max-new-tokens N]",
+			"hf run DIR --tokens 1,2,3 [--tokens …] [--token-types 0,0,1] [--pixels FILE.npy | --image FILE] [--video FILE [--video-frames N]]",
+			"hf generate DIR --tokens 1,2,3 | --prompt TEXT [--chat [--var NAME=VALUE]...] [--image FILE | --pixels FILE.npy | --video FILE] [--max-new-tokens N]",
 			"hf template PATH --messages FILE.json [--add-generation-prompt=false] [--var NAME=VALUE]...",
 			"hf init CONFIG.json --out DIR [--seed S]",
 		}, cmdHF},
@@ -72,8 +72,8 @@ func commandTable() []command {
 			"bench rdvla [--depths 4,32,64] [--steps N] [--batch B]",
 			"bench data [--episodes N] [--width W] [--height H] [--size S] [flags]",
 			"bench serve [RUN_DIR] [--sessions 32] [--duration 60s] [--max-batch 16,1] [--episode-steps N]",
-			"bench hf [--model llama|siglip|all] [--batch B] [--seq T] [--runs N] [--precision f32|bf16]",
-			"bench finetune [--batch B] [--steps N] [--rounds R] [--lora-rank R] [--freeze GLOB] [--json]",
+			"bench hf [--model llama|siglip|qwenvl|all] [--batch B] [--seq T] [--runs N] [--precision f32|bf16]",
+			"bench finetune [--model paligemma|pi0|pi0-small] [--modes full,lora,frozen] [--latency] [--batch B] [--steps N] [--rounds R] [--lora-rank R] [--freeze GLOB] [--json]",
 		}, cmdBench},
 		{"doctor", []string{"doctor"}, cmdDoctor},
 	}
