@@ -688,6 +688,14 @@ func openLeRobotPolicy(backend compute.Backend, l *leRobotPi0, sets []string, se
 	if err != nil {
 		return nil, err
 	}
+	return openPolicyDir(backend, r, spec, dir, seed, l.loadWeights)
+}
+
+// openPolicyDir opens a policy directory another framework wrote (dir) as a trained policy of
+// recipe r and spec: a first build creates the variables, load sets them from the directory's
+// weights, and the policy's graphs are built again (the Go backend embeds an inference graph's
+// variable values as constants, so weights set after a build would be ignored).
+func openPolicyDir(backend compute.Backend, r *recipes.Recipe, spec policy.Spec, dir string, seed uint64, load func(*model.Store) (int, error)) (Policy, error) {
 	t, err := newVLAFromSpec(r, spec, "")
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", dir, err)
@@ -696,14 +704,12 @@ func openLeRobotPolicy(backend compute.Backend, l *leRobotPi0, sets []string, se
 	if err != nil {
 		return nil, err
 	}
-	// A first build creates the variables; the weights go in before the policy's graphs are
-	// built again (the Go backend embeds an inference graph's variable values as constants).
 	p, err := t.buildPolicy(backend, store, 0, seed, dir, func() error { return nil })
 	if err != nil {
 		return nil, err
 	}
 	p.Close()
-	if _, err := l.loadWeights(store); err != nil {
+	if _, err := load(store); err != nil {
 		return nil, err
 	}
 	loaded := checkpoints.Paths(store)

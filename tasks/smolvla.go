@@ -8,11 +8,9 @@ import (
 	"github.com/gomlx/compute"
 	"github.com/gomlx/gomlx/ml/model"
 
-	"github.com/reelml/reel/checkpoints"
 	"github.com/reelml/reel/models"
 	"github.com/reelml/reel/policy"
 	"github.com/reelml/reel/recipes"
-	"github.com/reelml/reel/train"
 )
 
 // The SmolVLA family (model.arch smolvla, models.SmolVLAPolicy): the VLA task with LeRobot's
@@ -24,7 +22,7 @@ import (
 
 func init() {
 	registerVLAFamily("smolvla", openSmolVLA)
-	registerPolicyDir(policyDir{is: isLeRobotSmolVLA, open: openLeRobotSmolVLAPolicy})
+	registerPolicyDir(policyDir{is: isLeRobotSmolVLA, open: openLeRobotSmolVLAPolicy, recipe: leRobotSmolVLARecipe})
 	leRobotLayouts["smolvla"] = leRobotLayout{name: smolVLAName, files: leRobotSmolVLAComplete}
 }
 
@@ -135,17 +133,21 @@ func (f *smolVLAFamily) InitVariables(_ compute.Backend, store *model.Store) (in
 	return n, f.lr.dir + " (LeRobot smolvla)", nil
 }
 
-// openLeRobotSmolVLAPolicy opens a LeRobot smolvla directory as a trained policy, as it is: the
-// smolvla recipe sized by its config.json with sets over it, the spec from its features, the
-// weights and statistics its own.
-func openLeRobotSmolVLAPolicy(backend compute.Backend, dir string, sets []string, seed uint64) (Policy, error) {
+// leRobotSmolVLARecipe is the smolvla recipe of a LeRobot smolvla directory as it is, sized by its
+// config.json with sets over it, its normalisation statistics kept; and the spec of its features.
+func leRobotSmolVLARecipe(dir string, sets []string) (*recipes.Recipe, policy.Spec, error) {
 	l, err := openLeRobotSmolVLA(dir)
 	if err != nil {
-		return nil, err
+		return nil, policy.Spec{}, err
 	}
+	return l.recipe(sets)
+}
+
+func (l *leRobotSmolVLA) recipe(sets []string) (*recipes.Recipe, policy.Spec, error) {
+	dir := l.dir
 	mode, err := l.common.normMode()
 	if err != nil {
-		return nil, err
+		return nil, policy.Spec{}, err
 	}
 	c := l.cfg
 	base := []string{"model.pretrained=" + dir, "model.hf_config=", "model.image_size=" + strconv.Itoa(c.Resize[0]),
@@ -154,30 +156,26 @@ func openLeRobotSmolVLAPolicy(backend compute.Backend, dir string, sets []string
 		"policy.norm_stats=checkpoint", "data.normalization=" + mode, "train.precision=f32"}
 	r, err := recipes.Load("smolvla", append(base, sets...))
 	if err != nil {
-		return nil, err
+		return nil, policy.Spec{}, err
 	}
 	spec, err := l.spec("lerobot:"+filepath.Base(filepath.Clean(dir)), r.Model.MaxTextLen)
 	if err != nil {
-		return nil, err
+		return nil, policy.Spec{}, err
 	}
-	t, err := newVLAFromSpec(r, spec, "")
-	if err != nil {
-		return nil, fmt.Errorf("%s: %w", dir, err)
-	}
-	store, err := train.NewStore(0)
-	if err != nil {
-		return nil, err
-	}
-	// A first build creates the variables; the weights go in before the graphs are built again
-	// (the Go backend embeds an inference graph's variable values as constants).
-	p, err := t.buildPolicy(backend, store, 0, seed, dir, func() error { return nil })
+	return r, spec, nil
+}
+
+// openLeRobotSmolVLAPolicy opens a LeRobot smolvla directory as a trained policy, as it is: the
+// smolvla recipe sized by its config.json with sets over it, the spec from its features, the
+// weights and statistics its own.
+func openLeRobotSmolVLAPolicy(backend compute.Backend, dir string, sets []string, seed uint64) (Policy, error) {
+	l, err := openLeRobotSmolVLA(dir)
 	if err != nil {
 		return nil, err
 	}
-	p.Close()
-	if _, err := l.loadWeights(store); err != nil {
+	r, spec, err := l.recipe(sets)
+	if err != nil {
 		return nil, err
 	}
-	loaded := checkpoints.Paths(store)
-	return t.buildPolicy(backend, store, 0, seed, dir, func() error { return checkpoints.CheckNoNewVariables(dir, store, loaded) })
+	return openPolicyDir(backend, r, spec, dir, seed, l.loadWeights)
 }
