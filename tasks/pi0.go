@@ -33,19 +33,28 @@ type pi0Family struct {
 // openPi0 reads the PaliGemma configuration and loads the instruction tokenizer: the checkpoint's
 // when reopening one that has it, else pi0Tokenizer's. Gemma's id 0 is <pad>, so the ids are not
 // shifted.
+// pi0Base is the PaliGemma of a pi0-style recipe: a LeRobot policy directory's (is/open; the
+// recipe's image size must be the directory's), else the one pi0PaliGemma reads or sizes.
+func pi0Base(r *recipes.Recipe, is func(string) bool, open func(string) (*leRobotPi0, error)) (*leRobotPi0, *models.PaliGemmaConfig, error) {
+	if !is(r.Model.Pretrained) {
+		pg, err := pi0PaliGemma(r)
+		return nil, pg, err
+	}
+	lr, err := open(r.Model.Pretrained)
+	if err != nil {
+		return nil, nil, fmt.Errorf("model.pretrained: %w", err)
+	}
+	if s := lr.pg.Vision.ImageSize; s != r.Model.ImageSize {
+		return nil, nil, fmt.Errorf("model.image_size: %d must equal the LeRobot policy's image_resolution %d", r.Model.ImageSize, s)
+	}
+	return lr, lr.pg, nil
+}
+
 func openPi0(r *recipes.Recipe, ckpt string) (vlaFamily, error) {
 	var lr *leRobotPi0
 	var pg *models.PaliGemmaConfig
 	var err error
-	if isLeRobotPi0(r.Model.Pretrained) {
-		if lr, err = openLeRobotPi0(r.Model.Pretrained); err != nil {
-			return nil, fmt.Errorf("model.pretrained: %w", err)
-		}
-		pg = lr.pg
-		if s := pg.Vision.ImageSize; s != r.Model.ImageSize {
-			return nil, fmt.Errorf("model.image_size: %d must equal the LeRobot policy's image_resolution %d", r.Model.ImageSize, s)
-		}
-	} else if pg, err = pi0PaliGemma(r); err != nil {
+	if lr, pg, err = pi0Base(r, isLeRobotPi0, openLeRobotPi0); err != nil {
 		return nil, err
 	}
 	tokenizer := pi0Tokenizer(r)

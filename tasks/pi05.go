@@ -101,15 +101,7 @@ func openPi05(r *recipes.Recipe, ckpt string) (vlaFamily, error) {
 	if r.Train.Remat {
 		return nil, fmt.Errorf("train.remat: not implemented for model.arch pi05")
 	}
-	if isLeRobotPi05(r.Model.Pretrained) {
-		if lr, err = openLeRobotPi05(r.Model.Pretrained); err != nil {
-			return nil, fmt.Errorf("model.pretrained: %w", err)
-		}
-		pg = lr.pg
-		if s := pg.Vision.ImageSize; s != r.Model.ImageSize {
-			return nil, fmt.Errorf("model.image_size: %d must equal the LeRobot policy's image_resolution %d", r.Model.ImageSize, s)
-		}
-	} else if pg, err = pi0PaliGemma(r); err != nil {
+	if lr, pg, err = pi0Base(r, isLeRobotPi05, openLeRobotPi05); err != nil {
 		return nil, err
 	}
 	tokenizer := pi0Tokenizer(r)
