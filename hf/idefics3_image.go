@@ -1,11 +1,8 @@
 package hf
 
 import (
-	"encoding/json"
 	"fmt"
-	"github.com/reelml/reel/internal/safeio"
 	"math"
-	"os"
 	"path/filepath"
 	"strings"
 
@@ -62,15 +59,12 @@ func ReadIdefics3ProcessorFile(path string, tile int) (*Idefics3Processor, error
 	p := &Idefics3Processor{DoResize: true, Size: edgeSpec{4 * tile}, Resample: 1, DoImageSplitting: true,
 		MaxImageSize: edgeSpec{tile}, DoRescale: true, RescaleFactor: 1.0 / 255, DoNormalize: true,
 		ImageMean: []float64{0.5, 0.5, 0.5}, ImageStd: []float64{0.5, 0.5, 0.5}}
-	data, err := safeio.ReadFile(path, safeio.JSONLimit)
-	if os.IsNotExist(err) {
-		return p, nil
-	}
+	found, err := readProcessorJSON(path, p)
 	if err != nil {
-		return nil, fmt.Errorf("hf: %s: %w", path, err)
+		return nil, err
 	}
-	if err := json.Unmarshal(data, p); err != nil {
-		return nil, fmt.Errorf("hf: %s: %w", path, err)
+	if !found {
+		return p, nil
 	}
 	switch {
 	case p.Resample < 1 || p.Resample > 3:

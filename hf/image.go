@@ -67,15 +67,12 @@ func ReadPreprocessor(dir string, imageSize int) (*Preprocessor, error) {
 func ReadPreprocessorFile(path string, imageSize int) (*Preprocessor, error) {
 	p := &Preprocessor{DoResize: true, Size: sizeSpec{Height: imageSize, Width: imageSize}, Resample: 3,
 		DoRescale: true, RescaleFactor: 1.0 / 255, DoNormalize: true, ImageMean: []float64{0.5, 0.5, 0.5}, ImageStd: []float64{0.5, 0.5, 0.5}}
-	data, err := safeio.ReadFile(path, safeio.JSONLimit)
-	if os.IsNotExist(err) {
-		return p, nil
-	}
+	found, err := readProcessorJSON(path, p)
 	if err != nil {
-		return nil, fmt.Errorf("hf: %s: %w", path, err)
+		return nil, err
 	}
-	if err := json.Unmarshal(data, p); err != nil {
-		return nil, fmt.Errorf("hf: %s: %w", path, err)
+	if !found {
+		return p, nil
 	}
 	switch {
 	case p.Resample < 1 || p.Resample > 3:
@@ -315,4 +312,20 @@ func (p *Preprocessor) Describe() string {
 		parts = append(parts, fmt.Sprintf("normalise mean %v std %v", p.ImageMean, p.ImageStd))
 	}
 	return strings.Join(parts, ", ")
+}
+
+// readProcessorJSON decodes a processor config file (preprocessor_config.json and its kin) into
+// into; found is false, with no error, when the file does not exist (the defaults apply).
+func readProcessorJSON(path string, into any) (found bool, err error) {
+	data, err := safeio.ReadFile(path, safeio.JSONLimit)
+	if os.IsNotExist(err) {
+		return false, nil
+	}
+	if err != nil {
+		return false, fmt.Errorf("hf: %s: %w", path, err)
+	}
+	if err := json.Unmarshal(data, into); err != nil {
+		return false, fmt.Errorf("hf: %s: %w", path, err)
+	}
+	return true, nil
 }
