@@ -36,6 +36,10 @@ type videoSegment struct {
 	path   string
 	stamps []float64
 	sink   func(k int, rgb []uint8, w, h int) error
+	// dst, when set, returns where stamp k's frame is stored at the fitted size: the frame is
+	// read out of ffmpeg straight into it (sink then sees rgb aliasing dst(k)), saving a copy of
+	// every frame.
+	dst func(k int) []uint8
 }
 
 // segmentResult is what decoding one segment of a group gave.
@@ -168,9 +172,6 @@ func decodeVideoGroup(segs []videoSegment, fps float64, fit videoFit) []segmentR
 			frame = make([]uint8, need)
 		}
 		frame = frame[:need]
-		if _, err := io.ReadFull(stdout, frame); err != nil {
-			break // the process ended early: the segments not served fail below
-		}
 		ts := float64(inf.pts) * float64(num.Load()) / float64(den.Load())
 		for k < len(segs) && ts >= offset[k+1]-ToleranceS/2 { // past segment k's end
 			if next < len(segs[k].stamps) && res[k].err == nil {
@@ -182,18 +183,28 @@ func decodeVideoGroup(segs []videoSegment, fps float64, fit videoFit) []segmentR
 			break
 		}
 		r, s := &res[k], segs[k]
+		t := ts - offset[k] + in[k] // the frame's time in its file
+		serve := r.err == nil && next < len(s.stamps)
+		if serve && s.stamps[next] < t-ToleranceS {
+			r.err = fmt.Errorf("video %s: no frame within %g s of %.6f s", s.path, ToleranceS, s.stamps[next])
+			serve = false
+		}
+		buf := frame
+		if serve && s.dst != nil && math.Abs(s.stamps[next]-t) <= ToleranceS {
+			if d := s.dst(next); len(d) == need {
+				buf = d
+			}
+		}
+		if _, err := io.ReadFull(stdout, buf); err != nil {
+			break // the process ended early: the segments not served fail below
+		}
 		r.frames++
 		r.bytes += int64(need)
-		if r.err != nil || next == len(s.stamps) {
-			continue
-		}
-		t := ts - offset[k] + in[k] // the frame's time in its file
-		if s.stamps[next] < t-ToleranceS {
-			r.err = fmt.Errorf("video %s: no frame within %g s of %.6f s", s.path, ToleranceS, s.stamps[next])
+		if !serve {
 			continue
 		}
 		for next < len(s.stamps) && math.Abs(s.stamps[next]-t) <= ToleranceS {
-			if err := s.sink(next, frame, inf.w, inf.h); err != nil {
+			if err := s.sink(next, buf, inf.w, inf.h); err != nil {
 				r.err = err
 				break
 			}
