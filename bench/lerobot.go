@@ -33,6 +33,7 @@ type LeRobotLoaderConfig struct {
 	Mode                 string
 	StepTime             time.Duration
 	Window, Workers      int   // sampler window and background decoders (defaults 8, 2)
+	Group                int   // most episodes of a camera per ffmpeg run (default lerobot's, 12)
 	CacheBytes           int64 // frame cache bound (default lerobot.DefaultFrameCacheBytes)
 	Seed                 uint64
 }
@@ -80,7 +81,7 @@ func (c LeRobotLoaderConfig) Check() error {
 		name string
 		n    int
 	}{{"episodes", c.Episodes}, {"frames", c.Frames}, {"cameras", c.Cameras}, {"width", c.Width}, {"height", c.Height},
-		{"fps", c.FPS}, {"batch", c.Batch}, {"size", c.Size}, {"batches", c.Batches}, {"window", c.Window}, {"workers", c.Workers}} {
+		{"fps", c.FPS}, {"batch", c.Batch}, {"size", c.Size}, {"batches", c.Batches}, {"window", c.Window}, {"workers", c.Workers}, {"group", c.Group}} {
 		if v.n < 1 {
 			return usage.Errorf("bench data: --%s must be positive, got %d", v.name, v.n)
 		}
@@ -97,7 +98,7 @@ func RunLeRobotLoader(cfg LeRobotLoaderConfig, logf func(format string, args ...
 	cfg.Cameras, cfg.Width, cfg.Height = cmp.Or(cfg.Cameras, 1), cmp.Or(cfg.Width, 640), cmp.Or(cfg.Height, 480)
 	cfg.Batch, cfg.Size, cfg.Batches = cmp.Or(cfg.Batch, 32), cmp.Or(cfg.Size, 224), cmp.Or(cfg.Batches, 200)
 	cfg.StepTime = cmp.Or(cfg.StepTime, 100*time.Millisecond)
-	cfg.Window, cfg.Workers = cmp.Or(cfg.Window, 8), cmp.Or(cfg.Workers, 2)
+	cfg.Window, cfg.Workers, cfg.Group = cmp.Or(cfg.Window, 8), cmp.Or(cfg.Workers, 2), cmp.Or(cfg.Group, 12)
 	cfg.CacheBytes = cmp.Or(cfg.CacheBytes, lerobot.DefaultFrameCacheBytes)
 	if logf == nil {
 		logf = func(string, ...any) {}
@@ -144,7 +145,7 @@ func RunLeRobotLoader(cfg LeRobotLoaderConfig, logf func(format string, args ...
 		if err != nil {
 			return 0, 0, 0, st, err
 		}
-		l, err := ds.NewLoader(s, lerobot.LoaderConfig{Width: cfg.Size, Height: cfg.Size, Mode: cfg.Mode, NoPrefetch: !prefetch, Workers: cfg.Workers})
+		l, err := ds.NewLoader(s, lerobot.LoaderConfig{Width: cfg.Size, Height: cfg.Size, Mode: cfg.Mode, NoPrefetch: !prefetch, Workers: cfg.Workers, Group: cfg.Group})
 		if err != nil {
 			return 0, 0, 0, st, err
 		}
@@ -400,8 +401,8 @@ func (r LeRobotLoaderResult) WriteText(w io.Writer) {
 	if r.Generated {
 		fmt.Fprintf(w, " (generated in %.1fs)", r.GenerateSeconds)
 	}
-	fmt.Fprintf(w, "\nloading %d micro-batches of %d at %d×%d (%s), window %d episodes, %d decoders, cache %d MiB\n",
-		c.Batches, c.Batch, c.Size, c.Size, c.Mode, c.Window, c.Workers, c.CacheBytes>>20)
+	fmt.Fprintf(w, "\nloading %d micro-batches of %d at %d×%d (%s), window %d episodes, %d decoders, up to %d episodes per ffmpeg run, cache %d MiB\n",
+		c.Batches, c.Batch, c.Size, c.Size, c.Mode, c.Window, c.Workers, c.Group, c.CacheBytes>>20)
 	fmt.Fprintf(w, "throughput: %.0f examples/s; %.0f frames decoded+resized/s while decoding (%d frames decoded in %d ffmpeg runs, %.1f MB read out of ffmpeg)\n",
 		r.ExamplesPerS, r.DecodedPerS, r.Decoded, r.DecodeRuns, float64(r.DecodedBytes)/1e6)
 	fmt.Fprintf(w, "ffmpeg alone on the same files: %.0f frames/s decoding (%.0f per CPU-second), %.0f frames/s fitted to %d×%d (%s)\n",

@@ -293,6 +293,7 @@ func benchData(args []string) error {
 	fs.DurationVar(&cfg.StepTime, "step", 100*time.Millisecond, "busy computation after each micro-batch (a training step)")
 	fs.IntVar(&cfg.Window, "window", 8, "episodes a micro-batch draws from")
 	fs.IntVar(&cfg.Workers, "workers", 2, "background decoders")
+	fs.IntVar(&cfg.Group, "group", 12, "most episodes of a camera one ffmpeg run decodes")
 	cacheMB := fs.Int64("cache-mb", lerobot.DefaultFrameCacheBytes>>20, "decoded-frame cache bound (MiB)")
 	asJSON := fs.Bool("json", false, "print JSON instead of a summary")
 	fs.Usage = usageFunc(fs, benchDataUsage)
