@@ -1,6 +1,7 @@
 package lerobot
 
 import (
+	"bytes"
 	"math"
 	"os"
 	"path/filepath"
@@ -220,4 +221,35 @@ func TestLoaderGroupFailure(t *testing.T) {
 	require.ErrorContains(t, err, missing)
 	_, decodes, _ := ds.FrameCacheStats()
 	require.EqualValues(t, 4, decodes, "3 in the group, the failed one once more when asked again")
+}
+
+// TestGroupDecodeMatchesSingle: episodes decoded together in one ffmpeg run (the fitted frames
+// read straight into the cache's episode buffers) hold exactly the bytes of the same episodes
+// decoded one ffmpeg run each (read into a scratch frame and copied), for every fit ffmpeg does
+// and for the Go fit; one run serves the whole group.
+func TestGroupDecodeMatchesSingle(t *testing.T) {
+	t.Parallel()
+	dir := loaderDataset(t)
+	eps := []int{0, 5, 11}
+	for _, c := range []struct {
+		w, h int
+		mode string
+	}{{40, 40, "pad"}, {40, 40, "crop"}, {32, 24, "stretch"}, {36, 30, "crop"}} {
+		single, err := Open(dir)
+		require.NoError(t, err)
+		group, err := Open(dir)
+		require.NoError(t, err)
+		cam := group.camIndex("top")
+		group.decodeEpisodes(eps, cam, c.w, c.h, c.mode)
+		require.EqualValues(t, 1, group.DecodeStats().Runs, "%d×%d %s: one ffmpeg run for the group", c.w, c.h, c.mode)
+		for _, ep := range eps {
+			want, err := single.decoded(ep, "top", c.w, c.h, c.mode)
+			require.NoError(t, err)
+			got, err := group.decoded(ep, "top", c.w, c.h, c.mode)
+			require.NoError(t, err)
+			require.Equal(t, want.t, got.t)
+			require.True(t, bytes.Equal(want.pix, got.pix), "%d×%d %s: episode %d differs", c.w, c.h, c.mode, ep)
+		}
+		require.EqualValues(t, 1, group.DecodeStats().Runs, "the group's episodes come from the cache")
+	}
 }
