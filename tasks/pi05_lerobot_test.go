@@ -72,47 +72,11 @@ func TestLeRobotPi05ParityWithPyTorchTwin(t *testing.T) {
 		got := vt.prompt(policy.Observation{Instruction: meta["task_"+string(rune('0'+i))], State: st[i*6 : (i+1)*6]})
 		require.Equal(t, meta["prompt_"+string(rune('0'+i))], got)
 	}
-	img := want["images"]
-	d := img.Shape().Dimensions
-	images := tensors.FromFlatDataAndDimensions(tensors.MustCopyFlatData[float32](img), d[0], 1, d[1], d[2], d[3])
-	tf := tensors.MustCopyFlatData[float32](want["tokens"])
-	ti := make([]int32, len(tf))
-	for i, v := range tf {
-		ti[i] = int32(v)
-	}
-	tokens := tensors.FromFlatDataAndDimensions(ti, want["tokens"].Shape().Dimensions...)
 	store := buildPi05Store(t, net)
 	n, err := l.loadWeights(store)
 	require.NoError(t, err)
 	require.Greater(t, n, 40)
-	backend := goBackend(t)
-	lossExec, err := model.NewExecCanonical(backend, store, func(scope *model.Scope, g *Graph, in []*Node) []*Node {
-		return []*Node{net.Loss(scope, models.PolicyBatch{Images: in[0], Tokens: in[1], Actions: in[2],
-			Noise: map[string]*Node{"noise": in[3], "time": in[4]}})}
-	}, -1, -1, false, true, true)
-	require.NoError(t, err)
-	defer lossExec.Finalize()
-	sampleExec, err := model.NewExecCanonical(backend, store, func(scope *model.Scope, g *Graph, in []*Node) []*Node {
-		return []*Node{net.Sample(scope, models.PolicyBatch{Images: in[0], Tokens: in[1], Noise: map[string]*Node{"noise": in[2]}})}
-	}, -1, -1, false, true, true)
-	require.NoError(t, err)
-	defer sampleExec.Finalize()
-	a, err := lossExec.Exec(images, tokens, want["actions"], want["noise"], want["time"])
-	require.NoError(t, err)
-	b, err := sampleExec.Exec(images, tokens, want["sample_noise"])
-	require.NoError(t, err)
-	loss := tensors.MustCopyFlatData[float32](a[0])[0]
-	wantLoss := tensors.MustCopyFlatData[float32](want["loss"])[0]
-	t.Logf("loss reel %.7f twin %.7f", loss, wantLoss)
-	require.InDelta(t, wantLoss, loss, 1e-4)
-	got, exp := tensors.MustCopyFlatData[float32](b[0]), tensors.MustCopyFlatData[float32](want["sampled_actions"])
-	require.Equal(t, want["sampled_actions"].Shape().Dimensions, b[0].Shape().Dimensions)
-	var worst float64
-	for i := range exp {
-		worst = math.Max(worst, math.Abs(float64(got[i]-exp[i])))
-	}
-	t.Logf("sampled actions: max |reel − twin| = %.2g over %d values", worst, len(exp))
-	require.Less(t, worst, 1e-4)
+	requireFlowParity(t, net, store, want, false)
 }
 
 // buildPi05Store creates a pi05 network's variables (a sampling graph run once on zeros).
