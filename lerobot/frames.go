@@ -160,7 +160,7 @@ func (d *Dataset) prepareEpisode(i, c, w, h int, mode string) (*episodeDecode, e
 				if err := checkSize(fw, fh); err != nil {
 					return err
 				}
-				if dst := p.out[t*w*h*3 : (t+1)*w*h*3]; &dst[0] != &rgb[0] { // read straight into dst otherwise
+				if dst := p.seg.dst(t); &dst[0] != &rgb[0] { // read straight into dst otherwise
 					copy(dst, rgb)
 				}
 				return nil
