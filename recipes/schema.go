@@ -129,6 +129,7 @@ type DataConfig struct {
 	Episodes      int      `yaml:"episodes" for:"task=exevrm" range:"3,1000000" doc:"exevrm, synthetic: training episodes recorded from the simulator (a third each expert, failed and adversarial; see 'reel data gen-reward')"`
 	PrefixShare   float64  `yaml:"prefix_share" for:"task=exevrm" range:"0,1" doc:"exevrm: share of training clips cut at a random prefix of the episode (positive only once the decision step is in it)"`
 	PositiveShare float64  `yaml:"positive_share" for:"task=exevrm" range:"0,1" doc:"exevrm: share of each training batch drawn as positive clips (0 = as the pool falls: about a third positives; 0.5 balances the classes so that the answer prior alone gains nothing)"`
+	SuccessTail   int      `yaml:"success_tail" for:"task=vla|exevrm" range:"0,1000" doc:"exevrm and gen-reward, synthetic: frames recorded after a solved episode's decision step, the gripper heading back to where it started with its grip unchanged (the task stays solved), so the decisive step is not the last frame; 0 ends a solved episode at its decision step"`
 	// Image augmentation for policy training (task vla).
 	Augment  AugmentConfig `yaml:"augment" for:"task=vla"`
 	Prefetch int           `yaml:"prefetch" range:"0,256" doc:"batches generated ahead of compute"`

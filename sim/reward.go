@@ -65,7 +65,8 @@ func RewardKindOf(g int) string { return []string{KindExpert, KindFailed, KindAd
 // it labels the episode:
 //
 //   - expert: the noisy expert; success from World.Success, decision step the first frame
-//     showing success (the last frame), or the last frame when the expert failed.
+//     showing success (the last frame unless Config.SuccessTail records more after it), or
+//     the last frame when the expert failed.
 //   - failed:MODE: the expert perturbed from step k on (k uniform in the first two thirds of
 //     the noise-free expert's solution); success from World.Success (a perturbed expert can
 //     still succeed), decision step the success frame, or k.
@@ -117,6 +118,7 @@ func RecordRewardEpisode(cfg Config, base uint64, g int, eval bool, index int) (
 		}
 	}
 	stopped := -1
+	x0, y0 := w.gx, w.gy // where the gripper started: a success tail heads back there
 	for !w.Done() && (stopped < 0 || w.steps < stopped+earlyStopTail) {
 		t := w.steps
 		var a []float32
@@ -142,11 +144,24 @@ func RecordRewardEpisode(cfg Config, base uint64, g int, eval bool, index int) (
 		frame(a)
 		w.Step(a)
 	}
+	decision := ep.Len() // the frame recorded next: the first that shows success, if any
+	if w.Success() {
+		for range cfg.SuccessTail {
+			dx, dy, _, _ := w.toward(x0, y0)
+			a := act(dx, dy, w.closed)
+			c := w.clone()
+			if c.advance(a); !c.Success() {
+				break // the tail never undoes the task
+			}
+			frame(a)
+			w.advance(a)
+		}
+	}
 	frame(act(0, 0, w.closed))
 	ep.Success = w.Success()
 	switch {
 	case ep.Success:
-		ep.DecisionStep = ep.Len() - 1 // the first (and last) frame that shows success
+		ep.DecisionStep = decision // the first frame that shows success (the last one without a tail)
 	case kind == KindFailed:
 		ep.DecisionStep = min(k, ep.Len()-1)
 	default:

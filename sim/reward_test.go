@@ -2,6 +2,7 @@ package sim
 
 import (
 	"math"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -24,8 +25,13 @@ func (m *memWriter) Write(ep lerobot.Episode) error {
 
 func genReward(t *testing.T, n int, workers int, eval bool) []lerobot.Episode {
 	t.Helper()
+	return genRewardCfg(t, DefaultConfig(), n, workers, eval)
+}
+
+func genRewardCfg(t *testing.T, cfg Config, n int, workers int, eval bool) []lerobot.Episode {
+	t.Helper()
 	m := &memWriter{eps: map[int]lerobot.Episode{}}
-	_, err := GenerateReward(DefaultConfig(), RewardOptions{GenerateOptions: GenerateOptions{Episodes: n, Seed: 5, Workers: workers}, Eval: eval}, m)
+	_, err := GenerateReward(cfg, RewardOptions{GenerateOptions: GenerateOptions{Episodes: n, Seed: 5, Workers: workers}, Eval: eval}, m)
 	require.NoError(t, err)
 	out := make([]lerobot.Episode, n)
 	for i := range n {
@@ -35,7 +41,8 @@ func genReward(t *testing.T, n int, workers int, eval bool) []lerobot.Episode {
 }
 
 // replay re-runs an episode's recorded actions in a fresh world of its seed and returns the
-// world after each number of actions 0..T-1 (the state each frame shows).
+// world after each number of actions 0..T-1 (the state each frame shows). It steps on after
+// success, as a success tail does.
 func replay(t *testing.T, ep lerobot.Episode) []*World {
 	t.Helper()
 	w, err := NewWorld(DefaultConfig(), ep.Seed)
@@ -43,7 +50,7 @@ func replay(t *testing.T, ep lerobot.Episode) []*World {
 	var out []*World
 	for _, a := range ep.Action {
 		out = append(out, w.clone())
-		w.Step(a)
+		w.advance(a)
 	}
 	return out
 }
@@ -88,7 +95,50 @@ func holds(w *World, instr string) bool {
 // frame accomplishes (read independently from its words).
 func TestRewardEpisodesGroundTruth(t *testing.T) {
 	t.Parallel()
-	eps := genReward(t, 150, 2, false)
+	checkRewardGroundTruth(t, genReward(t, 150, 2, false), 0)
+}
+
+// TestRewardEpisodesSuccessTail: with Config.SuccessTail, a solved episode goes on after its
+// decision step with the task solved in every further frame, the gripper moving (the tail is
+// not a still picture), and everything up to the decision step exactly as without a tail.
+func TestRewardEpisodesSuccessTail(t *testing.T) {
+	t.Parallel()
+	const tail = 8
+	cfg := DefaultConfig()
+	cfg.SuccessTail = tail
+	eps := genRewardCfg(t, cfg, 150, 2, false)
+	checkRewardGroundTruth(t, eps, tail)
+	plain := genReward(t, 150, 2, false)
+	fs := 32 * 32 * 3
+	tailed, moved := 0, 0
+	for g, ep := range eps {
+		p := plain[g]
+		require.Equal(t, p.Success, ep.Success, "episode %d", g)
+		require.Equal(t, p.Task, ep.Task, "episode %d", g)
+		require.Equal(t, p.DecisionStep, ep.DecisionStep, "episode %d", g)
+		require.Equal(t, p.Frames[0][:(p.DecisionStep+1)*fs], ep.Frames[0][:(p.DecisionStep+1)*fs], "episode %d: frames up to the decision", g)
+		if !ep.Success { // adversarial episodes replay their expert episode, tail included (checked above)
+			if KindGroup(ep.Kind) != KindAdversarial {
+				require.Equal(t, p.Frames, ep.Frames, "episode %d: an unsolved episode has no tail", g)
+			}
+			continue
+		}
+		require.LessOrEqual(t, ep.Len()-1-ep.DecisionStep, tail)
+		if ep.Len()-1 > ep.DecisionStep {
+			tailed++
+			dec := ep.Frames[0][ep.DecisionStep*fs : (ep.DecisionStep+1)*fs]
+			if !slices.Equal(dec, ep.Frames[0][(ep.Len()-1)*fs:]) {
+				moved++
+			}
+		}
+	}
+	require.Greater(t, tailed, 40, "most solved episodes get a tail")
+	require.Equal(t, tailed, moved, "every tail moves the gripper")
+}
+
+// checkRewardGroundTruth checks generated reward episodes against a replay of their actions
+// (see TestRewardEpisodesGroundTruth); tail is the Config.SuccessTail they were recorded with.
+func checkRewardGroundTruth(t *testing.T, eps []lerobot.Episode, tail int) {
 	groups := map[string]int{}
 	modes := map[string]bool{}
 	expertOK := 0
@@ -114,11 +164,18 @@ func TestRewardEpisodesGroundTruth(t *testing.T) {
 		require.Equal(t, holds(states[T-1], ep.Task), ep.Success,
 			"episode %d: success label vs the replayed last frame", g)
 		require.Equal(t, states[T-1].Success(), ep.Success)
+		solvedFrom := T - 1
+		if ep.Success {
+			solvedFrom = ep.DecisionStep
+			require.GreaterOrEqual(t, ep.DecisionStep, T-1-tail)
+		}
 		for s := range T - 1 {
-			require.False(t, states[s].Success(), "episode %d succeeds at frame %d before its last", g, s)
+			require.Equal(t, s >= solvedFrom, states[s].Success(), "episode %d (decision step %d): solved at frame %d", g, ep.DecisionStep, s)
+			if s >= solvedFrom {
+				require.True(t, holds(states[s], ep.Task), "episode %d frame %d", g, s)
+			}
 		}
 		if ep.Success {
-			require.Equal(t, T-1, ep.DecisionStep)
 			if ep.Kind == KindExpert {
 				expertOK++
 			}

@@ -74,6 +74,12 @@ type Config struct {
 	Variation   float64
 	MaxSteps    int     // episode length limit
 	ExpertNoise float64 // standard deviation of the Gaussian noise on the expert's dx, dy
+	// SuccessTail is for reward episodes only (RecordRewardEpisode): frames recorded after a
+	// solved episode's decision step, the gripper heading back to where it started with its
+	// grip unchanged, so that the decisive step is no longer the last one. The task stays
+	// solved in every tail frame (the tail ends early where a step would undo it). 0 ends a
+	// solved episode at its decision step.
+	SuccessTail int
 }
 
 // DefaultConfig returns the small configuration: 32-px scene camera, 2–4 objects, one bowl,
@@ -99,6 +105,8 @@ func (c Config) Validate() error {
 		return fmt.Errorf("sim config: MaxSteps must be in [1, 100000], got %d", c.MaxSteps)
 	case !(c.ExpertNoise >= 0 && c.ExpertNoise <= 1):
 		return fmt.Errorf("sim config: ExpertNoise must be in [0, 1], got %g", c.ExpertNoise)
+	case c.SuccessTail < 0 || c.SuccessTail > 1000:
+		return fmt.Errorf("sim config: SuccessTail must be in [0, 1000], got %d", c.SuccessTail)
 	}
 	if err := checkList("Families", c.Families, KnownFamilies()); err != nil {
 		return err
@@ -405,6 +413,11 @@ func (w *World) Step(action []float32) {
 	if w.Done() {
 		return
 	}
+	w.advance(action)
+}
+
+// advance is Step without the Done check: reward episodes record frames after success.
+func (w *World) advance(action []float32) {
 	var a [ActionDim]float64
 	for i := range min(len(action), ActionDim) {
 		a[i] = clamp(float64(action[i]), -1, 1)

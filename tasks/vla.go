@@ -228,6 +228,7 @@ func SimConfig(r *recipes.Recipe) (sim.Config, error) {
 	c.Bowls, c.Families, c.Wrist = d.Bowls, d.Families, d.Wrist
 	c.Variation, c.MaxSteps, c.ExpertNoise = d.Variation, d.MaxSteps, d.ExpertNoise
 	c.Shapes, c.Colors = d.Shapes, d.Colors
+	c.SuccessTail = d.SuccessTail
 	if err := c.Validate(); err != nil {
 		return c, fmt.Errorf("data: %w", err)
 	}
