@@ -149,12 +149,12 @@ func RecordRewardEpisode(cfg Config, base uint64, g int, eval bool, index int) (
 		for range cfg.SuccessTail {
 			dx, dy, _, _ := w.toward(x0, y0)
 			a := act(dx, dy, w.closed)
-			c := w.clone()
-			if c.advance(a); !c.Success() {
+			next := w.clone()
+			if next.advance(a); !next.Success() {
 				break // the tail never undoes the task
 			}
-			frame(a)
-			w.advance(a)
+			frame(a) // the state before a, as every frame
+			w = next
 		}
 	}
 	frame(act(0, 0, w.closed))

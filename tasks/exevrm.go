@@ -565,24 +565,31 @@ func tuneFrameDiff(eps []rewardEpisode, k, s int) frameDiffRule {
 	return rule
 }
 
-// frameDiffBaseline evaluates the frame-difference rule on eps; its attribution is the
-// keyframe that differs most from the one before it.
+// frameDiffBaseline evaluates the frame-difference rule on eps; its attribution is
+// largestChange.
 func frameDiffBaseline(eps []rewardEpisode, k, s int, rule frameDiffRule) map[string]float64 {
 	pred := make([]bool, len(eps))
 	attr := make([]int, len(eps))
-	fs := s * s * 3
 	for i := range eps {
 		c := eps[i].clip(eps[i].T-1, k, s)
 		pred[i] = frameDiff(c, k-1, rule.From, s) > rule.Threshold
-		steps := make([]float64, k)
-		for j := 1; j < k; j++ {
-			for p := range fs {
-				steps[j] += math.Abs(float64(c[j*fs+p] - c[(j-1)*fs+p]))
-			}
-		}
-		attr[i] = keyframes(eps[i].T-1, k)[slices.Index(steps, slices.Max(steps))]
+		attr[i] = keyframes(eps[i].T-1, k)[largestChange(c, k, s)]
 	}
 	return rewardMetrics(eps, pred, attr)
+}
+
+// largestChange is the keyframe of clip (k keyframes of side s) that differs most from the one
+// before it, by summed absolute pixel difference: the frame-difference baseline's temporal
+// attribution (the first such keyframe on ties; 0 when nothing changes).
+func largestChange(clip []float32, k, s int) int {
+	fs := s * s * 3
+	steps := make([]float64, k)
+	for j := 1; j < k; j++ {
+		for p := range fs {
+			steps[j] += math.Abs(float64(clip[j*fs+p] - clip[(j-1)*fs+p]))
+		}
+	}
+	return slices.Index(steps, slices.Max(steps))
 }
 
 // ClipInputs lays out clips (an instruction and the frames of a prefix of its video, oldest

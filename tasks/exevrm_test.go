@@ -206,7 +206,7 @@ func TestExeVRMQwen3VLSetup(t *testing.T) {
 	}
 }
 
-// The frame-difference judge's attribution on episodes that go on after success
+// The frame-difference judge's attribution (largestChange) on episodes that go on after success
 // (data.success_tail 10), on exevrm-tiny's 600 held-out episodes: the figures docs/reward-models.md
 // gives for why it still beats the model there. Its attribution error is the one `reel eval`
 // reports (0.114), the nearest keyframe is 0.049 of an episode from the decision step on average
@@ -225,7 +225,6 @@ func TestFrameDiffAttributionOnTails(t *testing.T) {
 		eps, err := task.record(r.Eval.Episodes, true)
 		require.NoError(t, err)
 		k, s := r.Model.Frames, r.Model.ImageSize
-		fs := s * s * 3
 		var n, floor, before, at, after float64
 		for _, ep := range eps {
 			if !ep.success {
@@ -238,18 +237,7 @@ func TestFrameDiffAttributionOnTails(t *testing.T) {
 				near = min(near, math.Abs(float64(f-ep.decision))/float64(ep.T))
 			}
 			floor += near
-			clip := ep.clip(ep.T-1, k, s)
-			best, bj := -1.0, 0
-			for j := 1; j < k; j++ {
-				d := 0.0
-				for p := range fs {
-					d += math.Abs(float64(clip[j*fs+p] - clip[(j-1)*fs+p]))
-				}
-				if d > best {
-					best, bj = d, j
-				}
-			}
-			switch a := kf[bj]; {
+			switch a := kf[largestChange(ep.clip(ep.T-1, k, s), k, s)]; {
 			case a < ep.decision:
 				before++
 			case a == ep.decision:
